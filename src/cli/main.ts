@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+import type { Command } from './command.js';
+import { UsageError } from './command.js';
+
+/** Each command lives in its own file and is loaded only when asked for. */
+const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
+};
+
+function help(): string {
+  const width = Math.max(...Object.keys(commands).map((n) => n.length), 4);
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return ['usage: ape <command> [options]', '', 'commands:', ...lines, '', 'ape <command> --help shows its options.'].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(help());
+    return name === undefined ? 1 : 0;
+  }
+  const entry = commands[name];
+  if (!entry) {
+    console.error(`ape: unknown command '${name}'\n\n${help()}`);
+    return 2;
+  }
+  const command = await entry.load();
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(command.usage);
+    return 0;
+  }
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`ape ${name}: ${err.message}\n\n${command.usage}`);
+      return 2;
+    }
+    console.error(`ape ${name}: ${err instanceof Error ? err.message : String(err)}`);
+    if (process.env.APE_DEBUG) console.error(err);
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (err) => { console.error(err); process.exitCode = 1; },
+);

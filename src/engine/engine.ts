@@ -1,0 +1,32 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-wasm';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { installWasmPatches } from './patches/index.js';
+
+export { tf };
+
+export type BackendName = 'wasm' | 'cpu';
+
+export interface EngineOptions {
+  /** 'wasm' for real work; 'cpu' only as a correctness reference in tests. */
+  backend?: BackendName;
+  /** Browser only: the URL folder that serves the tfjs-backend-wasm .wasm files. */
+  wasmPaths?: string;
+}
+
+/**
+ * Selects the TF.js backend and, for wasm, installs the project's kernel patches.
+ * Idempotent: the patches are registered once per process, switching backends is cheap.
+ */
+export async function initEngine(options: EngineOptions = {}): Promise<typeof tf> {
+  const backend = options.backend ?? 'wasm';
+  if (options.wasmPaths !== undefined) setWasmPaths(options.wasmPaths);
+  if (backend === 'wasm') installWasmPatches();
+  if (tf.getBackend() !== backend) {
+    const ok = await tf.setBackend(backend);
+    if (!ok) throw new Error(`engine: could not initialise the TF.js '${backend}' backend`);
+  }
+  await tf.ready();
+  return tf;
+}
