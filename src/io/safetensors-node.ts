@@ -1,0 +1,92 @@
+/**
+ * safetensors files on disk. Reading goes through a file handle: the header first, then only the
+ * tensors asked for, so a multi-gigabyte checkpoint is never held as one buffer. Writing is
+ * atomic (temporary file, then rename).
+ */
+import { open, rename, unlink } from 'node:fs/promises';
+import {
+  decodeTensor,
+  encodeSafetensorsParts,
+  parseSafetensorsHeader,
+  MAX_HEADER_BYTES,
+  SafetensorsError,
+  type SafetensorsEntry,
+  type SafetensorsFile,
+  type SafetensorsHeader,
+  type SafetensorsInput,
+} from './safetensors.js';
+
+export interface ReadSafetensorsFileOptions {
+  /** Which tensors to load (default all). */
+  filter?: (name: string) => boolean;
+}
+
+async function readExactly(handle: import('node:fs/promises').FileHandle, length: number, position: number): Promise<Uint8Array> {
+  const out = new Uint8Array(length);
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await handle.read(out, done, length - done, position + done);
+    if (bytesRead === 0) throw new Error(`unexpected end of file at byte ${position + done}`);
+    done += bytesRead;
+  }
+  return out;
+}
+
+export async function readSafetensorsHeaderFile(path: string): Promise<SafetensorsHeader> {
+  const handle = await open(path, 'r');
+  try {
+    return await headerOf(handle, path);
+  } finally {
+    await handle.close();
+  }
+}
+
+async function headerOf(handle: import('node:fs/promises').FileHandle, path: string): Promise<SafetensorsHeader> {
+  const { size } = await handle.stat();
+  if (size < 8) throw new SafetensorsError(path, `file is ${size} bytes; a safetensors file starts with an 8-byte header length`);
+  const prefix = await readExactly(handle, 8, 0);
+  const view = new DataView(prefix.buffer);
+  const n = view.getUint32(4, true) === 0 ? view.getUint32(0, true) : Infinity;
+  // Read at most what the header may be; parseSafetensorsHeader reports the exact problem.
+  const head = n <= MAX_HEADER_BYTES && 8 + n <= size ? await readExactly(handle, 8 + n, 0) : prefix;
+  return parseSafetensorsHeader(head, size, path);
+}
+
+export async function readSafetensorsFile(path: string, options: ReadSafetensorsFileOptions = {}): Promise<SafetensorsFile> {
+  const handle = await open(path, 'r');
+  try {
+    const header = await headerOf(handle, path);
+    const tensors = new Map<string, SafetensorsEntry>();
+    for (const t of header.tensors) {
+      if (options.filter && !options.filter(t.name)) continue;
+      const bytes = await readExactly(handle, t.end - t.begin, header.dataStart + t.begin);
+      tensors.set(t.name, { dtype: t.dtype, shape: t.shape, data: decodeTensor(t, bytes) });
+    }
+    return { tensors, metadata: header.metadata };
+  } finally {
+    await handle.close();
+  }
+}
+
+export async function writeSafetensorsFile(
+  path: string,
+  tensors: Record<string, SafetensorsInput> | Map<string, SafetensorsInput>,
+  metadata?: Record<string, string>,
+): Promise<void> {
+  const { header, parts } = encodeSafetensorsParts(tensors, metadata);
+  const temp = `${path}.${process.pid}.${Date.now()}.tmp`;
+  const handle = await open(temp, 'w');
+  try {
+    for (const part of [header, ...parts]) {
+      let done = 0;
+      while (done < part.length) done += (await handle.write(part, done, part.length - done)).bytesWritten;
+    }
+    await handle.sync();
+    await handle.close();
+    await rename(temp, path);
+  } catch (error) {
+    await handle.close().catch(() => undefined);
+    await unlink(temp).catch(() => undefined);
+    throw error;
+  }
+}
