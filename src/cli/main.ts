@@ -4,6 +4,7 @@ import { UsageError } from './command.js';
 
 /** Each command lives in its own file and is loaded only when asked for. */
 const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  eval: { summary: 'evaluate results against ground truth (COCO AP, ...)', load: async () => (await import('./eval.js')).command },
 };
 
 function help(): string {

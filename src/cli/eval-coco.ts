@@ -1,0 +1,53 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { evaluateCoco } from '../evaluation/coco/evaluate.js';
+import { parseCocoGroundTruth, parseCocoResults } from '../evaluation/coco/parse.js';
+import type { Command } from './command.js';
+import { UsageError } from './command.js';
+
+const usage = 'usage: ape eval coco --gt GT.json --results RES.json --type bbox|segm [--json OUT.json]';
+
+async function readText(path: string, role: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read ${role} file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+export const command: Command = {
+  name: 'eval coco',
+  summary: 'COCO box or mask AP',
+  usage,
+  async run(argv: string[]): Promise<number> {
+    let values;
+    try {
+      ({ values } = parseArgs({
+        args: argv,
+        options: {
+          gt: { type: 'string' },
+          results: { type: 'string' },
+          type: { type: 'string' },
+          json: { type: 'string' },
+        },
+        strict: true,
+        allowPositionals: false,
+      }));
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    if (!values.gt) throw new UsageError('--gt is required');
+    if (!values.results) throw new UsageError('--results is required');
+    const type = values.type;
+    if (type !== 'bbox' && type !== 'segm') throw new UsageError(`--type must be bbox or segm, got ${type === undefined ? 'nothing' : `'${type}'`}`);
+
+    const gt = parseCocoGroundTruth(await readText(values.gt, 'ground-truth'), values.gt);
+    const results = parseCocoResults(await readText(values.results, 'results'), gt, values.results);
+    const evaluation = evaluateCoco(gt, results, type);
+    console.log(evaluation.summary);
+    if (values.json) {
+      await writeFile(values.json, `${JSON.stringify({ type, stats: evaluation.stats })}\n`);
+    }
+    return 0;
+  },
+};
