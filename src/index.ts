@@ -1,6 +1,7 @@
 /** The library's public surface. */
 export { initEngine, tf } from './engine/engine.js';
 export type { BackendName, EngineOptions } from './engine/engine.js';
+export { msDeformAttn } from './engine/ms-deform-attn.js';
 export * from './structures/boxes.js';
 export * from './structures/box-iou.js';
 export * from './structures/box-tensors.js';
