@@ -153,7 +153,6 @@ export function checkpointPickle(model: Record<string, TensorSpec>, optimizer?: 
     emitTensor(p, optimizer);
     p.setitem().setitem().setitem();
     p.str('lr').float(2e-4).setitem();
-    p.setitem();
   }
   p.str('iteration').int(7);
   return p.setitems().stop().bytes();

@@ -147,7 +147,10 @@ export class TorchCheckpoint {
       const { dtype, data } = await readTensorData(this.archive, `${this.prefix}data/${ref.storage.key}`, ref, options);
       return { dtype, sourceDtype: ref.dtype, shape: [...ref.shape], data };
     } catch (err) {
-      if (err instanceof Error && !err.message.startsWith(this.path)) err.message = `${this.path}: tensor '${key}': ${err.message}`;
+      if (err instanceof Error) {
+        const rest = err.message.startsWith(`${this.path}: `) ? err.message.slice(this.path.length + 2) : err.message;
+        err.message = `${this.path}: tensor '${key}': ${rest}`;
+      }
       throw err;
     }
   }
