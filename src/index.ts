@@ -18,3 +18,5 @@ export { evaluateCoco } from './evaluation/coco/evaluate.js';
 export type { CocoEvaluateOptions, CocoEvaluation, CocoCategoryAp } from './evaluation/coco/evaluate.js';
 export { COCO_STAT_NAMES } from './evaluation/coco/summarize.js';
 export type { CocoEvalParams } from './evaluation/coco/params.js';
+export { TorchCheckpoint, listTorchCheckpoint, readTorchCheckpoint } from './io/torch/checkpoint.js';
+export type { TorchTensor, TorchTensorInfo, TorchCheckpointOptions, ReadTorchCheckpointOptions, TorchDType, TensorData as TorchTensorData } from './io/torch/checkpoint.js';
