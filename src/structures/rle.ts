@@ -90,8 +90,8 @@ export function rleArea(rle: Rle): number {
 }
 
 /**
- * Tight xywh box of the foreground, reproducing maskApi.c's rleToBbox (integer pixel box; a
- * region that spans several columns within one run widens to the full height, as the reference does).
+ * Tight xywh box of the foreground in whole pixels, computed from the run ends alone as
+ * maskApi.c's rleToBbox does (a run that wraps into the next column covers its full height).
  */
 export function rleToBbox(rle: Rle): [number, number, number, number] {
   const [h, w] = rle.size;

@@ -1,6 +1,5 @@
-import { rleFromBbox, rleFromPolygon } from './polygon.js';
+import { rleFromPolygon } from './polygon.js';
 import { assertRleValid, type CompressedRle, type Rle } from './rle.js';
-import { rleMerge } from './rle-merge.js';
 import { decompressRle } from './rle-string.js';
 
 /** A mask as COCO annotation and result files hold it. */
@@ -12,13 +11,8 @@ export type Segmentation = number[][] | Rle | CompressedRle;
  * h x w here, where the reference would silently score them -1).
  */
 export function toRle(segmentation: Segmentation, h: number, w: number): Rle {
-  if (Array.isArray(segmentation)) {
-    // pycocotools reads a list whose first entry has exactly 4 numbers as xywh boxes, not polygons.
-    if (segmentation.length > 0 && segmentation[0].length === 4) {
-      return rleMerge(segmentation.map((p) => (p.length === 4 ? rleFromBbox(p, h, w) : rleFromPolygon([p], h, w))));
-    }
-    return rleFromPolygon(segmentation, h, w);
-  }
+  // (pycocotools raises on a list whose first ring has exactly 4 numbers; here it is a degenerate polygon like any other.)
+  if (Array.isArray(segmentation)) return rleFromPolygon(segmentation, h, w);
   const rle =
     typeof segmentation.counts === 'string'
       ? decompressRle(segmentation as CompressedRle)
