@@ -3,11 +3,10 @@
  * or Float32Array probabilities where a function says so. Pure functions, no tensors: these run
  * in post-processing and evaluation on single masks.
  */
+import type { Box } from './boxes.js';
 
 export type BinaryMask = Uint8Array;
 export type ProbabilityMask = Float32Array;
-/** [x1, y1, x2, y2], pixels; x2/y2 are exclusive edges (a one-pixel mask at (3, 4) is [3, 4, 4, 5]). */
-export type BoxXYXY = [number, number, number, number];
 
 export type ResizeMode = 'nearest' | 'bilinear';
 
@@ -192,10 +191,11 @@ export function maskArea(mask: ArrayLike<number>): number {
 }
 
 /**
- * Tight box around the foreground, [x1, y1, x2 + 1, y2 + 1] as detectron2's
- * BitMasks.get_bounding_boxes; an empty mask gives [0, 0, 0, 0].
+ * Tight xyxy box around the foreground with exclusive right/bottom edges, as detectron2's
+ * BitMasks.get_bounding_boxes (a one-pixel mask at (3, 4) gives [3, 4, 4, 5]); an empty mask
+ * gives [0, 0, 0, 0].
  */
-export function maskToBox(mask: ArrayLike<number>, h: number, w: number): BoxXYXY {
+export function maskToBox(mask: ArrayLike<number>, h: number, w: number): Box {
   checkSize(mask, h, w, 'maskToBox');
   let x1 = w;
   let y1 = h;
