@@ -63,20 +63,30 @@ function paeth(a: number, b: number, c: number): number {
 function unfilter(data: Uint8Array, offset: number, rows: number, rowBytes: number, bpp: number, source: string): void {
   let prev = -1;
   for (let y = 0; y < rows; y++) {
-    const start = offset + y * (rowBytes + 1);
-    const filter = data[start];
-    const row = start + 1;
-    if (filter > 4) throw new ImageError('corrupt', source, `PNG row ${y} has invalid filter type ${filter}`);
-    for (let i = 0; i < rowBytes; i++) {
-      const a = i >= bpp ? data[row + i - bpp] : 0;
-      const b = prev >= 0 ? data[prev + i] : 0;
-      const c = prev >= 0 && i >= bpp ? data[prev + i - bpp] : 0;
-      let add = 0;
-      if (filter === 1) add = a;
-      else if (filter === 2) add = b;
-      else if (filter === 3) add = (a + b) >> 1;
-      else if (filter === 4) add = paeth(a, b, c);
-      data[row + i] = (data[row + i] + add) & 0xff;
+    const row = offset + y * (rowBytes + 1) + 1;
+    const filter = data[row - 1];
+    // One loop per filter type: this runs once per byte of every label map read.
+    if (filter === 0) {
+      // None
+    } else if (filter === 1) {
+      for (let i = bpp; i < rowBytes; i++) data[row + i] = (data[row + i] + data[row + i - bpp]) & 0xff;
+    } else if (filter === 2) {
+      if (prev >= 0) for (let i = 0; i < rowBytes; i++) data[row + i] = (data[row + i] + data[prev + i]) & 0xff;
+    } else if (filter === 3) {
+      for (let i = 0; i < rowBytes; i++) {
+        const a = i >= bpp ? data[row + i - bpp] : 0;
+        const b = prev >= 0 ? data[prev + i] : 0;
+        data[row + i] = (data[row + i] + ((a + b) >> 1)) & 0xff;
+      }
+    } else if (filter === 4) {
+      for (let i = 0; i < rowBytes; i++) {
+        const a = i >= bpp ? data[row + i - bpp] : 0;
+        const b = prev >= 0 ? data[prev + i] : 0;
+        const c = prev >= 0 && i >= bpp ? data[prev + i - bpp] : 0;
+        data[row + i] = (data[row + i] + paeth(a, b, c)) & 0xff;
+      }
+    } else {
+      throw new ImageError('corrupt', source, `PNG row ${y} has invalid filter type ${filter}`);
     }
     prev = row;
   }
@@ -199,6 +209,10 @@ export async function decodeSingleChannelPng(
     for (let y = 0; y < p.h; y++) {
       const row = offset + y * (rowBytes + 1) + 1;
       const outRow = (p.y0 + y * p.dy) * width;
+      if (depth === 8 && p.dx === 1) {
+        out.set(raw.subarray(row, row + p.w), outRow + p.x0);
+        continue;
+      }
       for (let x = 0; x < p.w; x++) {
         let v: number;
         if (depth === 8) v = raw[row + x];

@@ -133,29 +133,45 @@ export function pasteMaskSoft(
     const g = fround(fround(fround(fround(pixel + 0.5) - start) / extent) * 2) - 1;
     return fround(fround(fround(g) + 1) * half) - 0.5;
   };
-  const xs = new Float64Array(xEnd - xStart);
-  for (let x = xStart; x < xEnd; x++) xs[x - xStart] = fround(sourceCoord(x, x0, bw, halfW));
+  // Column taps are the same on every row: west index, its weight (1 - tx) and the east weight tx,
+  // with weights of taps that fall outside the mask zeroed (grid_sample's zero padding).
+  const cols = xEnd - xStart;
+  const west = new Int32Array(cols);
+  const wWest = new Float32Array(cols);
+  const wEast = new Float32Array(cols);
+  for (let x = xStart; x < xEnd; x++) {
+    const ix = fround(sourceCoord(x, x0, bw, halfW));
+    const xW = Math.floor(ix);
+    const tx = fround(ix - xW);
+    west[x - xStart] = xW;
+    wWest[x - xStart] = xW >= 0 && xW < maskW ? fround(1 - tx) : 0;
+    wEast[x - xStart] = xW + 1 >= 0 && xW + 1 < maskW ? tx : 0;
+  }
   for (let y = yStart; y < yEnd; y++) {
     const iy = fround(sourceCoord(y, y0, bh, halfH));
     const yN = Math.floor(iy);
     const ty = fround(iy - yN);
-    const rowN = yN >= 0 && yN < maskH ? yN * maskW : -1;
-    const rowS = yN + 1 >= 0 && yN + 1 < maskH ? (yN + 1) * maskW : -1;
-    for (let x = xStart; x < xEnd; x++) {
-      const ix = xs[x - xStart];
-      const xW = Math.floor(ix);
-      const tx = fround(ix - xW);
-      const westIn = xW >= 0 && xW < maskW;
-      const eastIn = xW + 1 >= 0 && xW + 1 < maskW;
-      const nw = rowN >= 0 && westIn ? boxMask[rowN + xW] : 0;
-      const ne = rowN >= 0 && eastIn ? boxMask[rowN + xW + 1] : 0;
-      const sw = rowS >= 0 && westIn ? boxMask[rowS + xW] : 0;
-      const se = rowS >= 0 && eastIn ? boxMask[rowS + xW + 1] : 0;
-      const wNW = fround(fround(1 - tx) * fround(1 - ty));
-      const wNE = fround(tx * fround(1 - ty));
-      const wSW = fround(fround(1 - tx) * ty);
-      const wSE = fround(tx * ty);
-      out[y * imageW + x] = fround(fround(fround(fround(nw * wNW) + fround(ne * wNE)) + fround(sw * wSW)) + fround(se * wSE));
+    const northIn = yN >= 0 && yN < maskH;
+    const southIn = yN + 1 >= 0 && yN + 1 < maskH;
+    if (!northIn && !southIn) continue;
+    const wNorth = fround(1 - ty);
+    const rowN = yN * maskW;
+    const rowS = (yN + 1) * maskW;
+    const outRow = y * imageW;
+    for (let c = 0; c < cols; c++) {
+      const xW = west[c];
+      const ww = wWest[c];
+      const we = wEast[c];
+      const nw = northIn && ww !== 0 ? boxMask[rowN + xW] : 0;
+      const ne = northIn && we !== 0 ? boxMask[rowN + xW + 1] : 0;
+      const sw = southIn && ww !== 0 ? boxMask[rowS + xW] : 0;
+      const se = southIn && we !== 0 ? boxMask[rowS + xW + 1] : 0;
+      // Same products and left-to-right sum as PyTorch's CPU grid sampler, in float32.
+      const vNW = fround(nw * fround(ww * wNorth));
+      const vNE = fround(ne * fround(we * wNorth));
+      const vSW = fround(sw * fround(ww * ty));
+      const vSE = fround(se * fround(we * ty));
+      out[outRow + xStart + c] = fround(fround(fround(vNW + vNE) + vSW) + vSE);
     }
   }
   return out;
