@@ -366,7 +366,8 @@ export function encodeTensor(name: string, input: SafetensorsInput): Uint8Array 
   // in practice, as the format is).
   const native = NATIVE_ARRAY[dtype];
   if (native && data instanceof native && dtype !== 'BOOL') {
-    return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const typed = data as TensorData;
+    return new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
   }
   const n = data.length;
   const size = DTYPE_SIZE[dtype];

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { decodeImage, encodePng, readGrayPng } from '../../src/io/image-browser.js';
 import { decodeImage as decodeWithSharp, encodePng as encodeWithSharp } from '../../src/io/image-node.js';
-import { ImageError } from '../../src/io/image-types.js';
+import { ImageError, blobBytes } from '../../src/io/image-types.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -30,7 +30,7 @@ test('encodePng (CompressionStream) is pixel-exact and readable by libvips', asy
   const grayPng = await encodePng(gray);
   assert.equal(grayPng[25], 0, 'greyscale colour type');
   assert.deepEqual((await readGrayPng(grayPng)).data, gray.data);
-  assert.deepEqual((await readGrayPng(new Blob([grayPng]))).data, gray.data);
+  assert.deepEqual((await readGrayPng(new Blob([blobBytes(grayPng)]))).data, gray.data);
   assert.deepEqual((await readGrayPng(grayPng.slice().buffer)).data, gray.data);
 
   const rgb = { width: 6, height: 4, data: Uint8Array.from({ length: 72 }, (_, i) => (i * 53 + 7) % 256) };
@@ -49,7 +49,7 @@ test('readGrayPng reads what sharp writes, and refuses RGB', async () => {
 test('decodeImage checks bytes before decoding: same errors as on Node', async () => {
   const reasons: string[] = [];
   const bomb = await encodeWithSharp({ width: 10, height: 10, data: new Uint8Array(100) });
-  for (const input of [new Uint8Array(0), new TextEncoder().encode('GIF87a....'), bomb.subarray(0, 40), new Blob([bomb])]) {
+  for (const input of [new Uint8Array(0), new TextEncoder().encode('GIF87a....'), bomb.subarray(0, 40), new Blob([blobBytes(bomb)])]) {
     try {
       await decodeImage(input, { maxPixels: 50 });
     } catch (error) {
@@ -58,5 +58,5 @@ test('decodeImage checks bytes before decoding: same errors as on Node', async (
     }
   }
   assert.deepEqual(reasons, ['empty', 'unsupported', 'truncated', 'too-large']);
-  await assert.rejects(decodeImage(new Blob([bomb]), { maxBytes: 10 }), /input is \d+ bytes, more than the limit of 10/);
+  await assert.rejects(decodeImage(new Blob([blobBytes(bomb)]), { maxBytes: 10 }), /input is \d+ bytes, more than the limit of 10/);
 });
