@@ -162,7 +162,7 @@ test('EVA-02 attention: q/v bias, no k bias, RoPE, scaled softmax, sub-LN, proj 
   const x = seq(n * dim, (i) => Math.cos(i * 0.37));
   const out = attn.forward(tf.tensor3d(x, [1, n, dim]), rope).dataSync();
 
-  const W = (v: tf.Variable) => v.dataSync();
+  const W = (v: tf.Variable) => v.dataSync() as Float32Array;
   const lin = (inp: number[], w: Float32Array, bias: ArrayLike<number> | null, o: number) =>
     Array.from({ length: o }, (_, j) => inp.reduce((s, v, i) => s + v * w[i * o + j]!, bias ? bias[j]! : 0));
   const { cos, sin } = visionRopeTables(2, 2, { headDim: dim / heads, ptSeqLen: 16, interpolate: true });

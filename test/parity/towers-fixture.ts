@@ -1,0 +1,72 @@
+// Shared loading for the backbone / pyramid / text / tokenizer parity tests against
+// ../shared/fixtures/ape-reference (APE's own PyTorch outputs with random weights).
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { tf } from '../../src/engine/engine.js';
+import { readTorchCheckpoint } from '../../src/io/torch/checkpoint.js';
+import { readSafetensors, toFloat32 } from '../../src/io/safetensors.js';
+import type { SourceTensor } from '../../src/io/released-mapping.js';
+import { swigluHidden, type Eva02VitConfig } from '../../src/modeling/backbone/eva02-vit.js';
+import type { SimpleFeaturePyramidConfig } from '../../src/modeling/backbone/simple-feature-pyramid.js';
+import type { ClipTextConfig } from '../../src/text/clip-text-transformer.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+export const fixtureDir = `${root}../shared/fixtures/ape-reference/`;
+export const vocabPath = `${root}../shared/vocab/clip_bpe_simple_vocab_16e6.txt.gz`;
+
+interface ManifestModule {
+  name: string;
+  tolerance_max_abs: number;
+}
+const manifest = JSON.parse(readFileSync(`${fixtureDir}manifest.json`, 'utf8')) as { modules: ManifestModule[] };
+
+export function tolerance(moduleName: string): number {
+  const m = manifest.modules.find((x) => x.name === moduleName);
+  if (!m) throw new Error(`manifest has no module ${moduleName}`);
+  return m.tolerance_max_abs;
+}
+
+export async function fixtureCheckpoint(prefix: string): Promise<Map<string, SourceTensor>> {
+  return (await readTorchCheckpoint(`${fixtureDir}checkpoint.pth`, { select: (k) => k.startsWith(prefix), upcastHalf: true })) as Map<string, SourceTensor>;
+}
+
+export function fixtureCases() {
+  // Copied into a plain Uint8Array so that every view made from it owns its bytes.
+  const file = readSafetensors(new Uint8Array(readFileSync(`${fixtureDir}cases.safetensors`)), 'cases.safetensors');
+  return {
+    metadata: file.metadata,
+    tensor(name: string): tf.Tensor {
+      const e = file.tensors.get(name);
+      if (!e) throw new Error(`cases.safetensors has no ${name}`);
+      return tf.tensor(toFloat32(e), e.shape, 'float32');
+    },
+    values(name: string): number[] {
+      const e = file.tensors.get(name);
+      if (!e) throw new Error(`cases.safetensors has no ${name}`);
+      return Array.from(toFloat32(e));
+    },
+  };
+}
+
+export function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
+  if (a.shape.join() !== b.shape.join()) throw new Error(`shape [${a.shape}] vs reference [${b.shape}]`);
+  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
+}
+
+/** The fixture ViT: APE-D's options at small size (fixture README, manifest constructor_args). */
+export function fixtureVitConfig(): Eva02VitConfig {
+  return {
+    imgSize: 64, patchSize: 16, inChans: 3, embedDim: 64, depth: 4, numHeads: 4, mlpHidden: swigluHidden(64), qkvBias: true,
+    windowSize: 2, windowBlockIndexes: [0, 2], attnSubLn: true, mlpSubLn: true, rope: true, ptHwSeqLen: 16, intpFreq: true,
+    useAbsPos: true, pretrainImgSize: 48, pretrainUseClsToken: true, layerNormEps: 1e-6, dropPathRate: 0.4,
+  };
+}
+
+export function fixturePyramidConfig(): SimpleFeaturePyramidConfig {
+  return { inChannels: 64, inStride: 16, outChannels: 32, scaleFactors: [4, 2, 1, 0.5], topBlock: true, layerNormEps: 1e-6 };
+}
+
+/** EVA02-CLIP-oracle-tiny's text tower. */
+export function fixtureTextConfig(): ClipTextConfig {
+  return { vocabSize: 49408, contextLength: 77, width: 32, heads: 4, layers: 2, mlpRatio: 4, embedDim: 48, layerNormEps: 1e-5 };
+}
