@@ -120,3 +120,51 @@ export function loadReleasedWeights(module: Module, source: Map<string, SourceTe
   }
   return report;
 }
+
+// ---------------------------------------------------------------- whole-checkpoint key mapping
+
+/** Every key of a released APE state dict starts with this; parameter names are the rest. */
+export const RELEASED_KEY_PREFIX = 'model_vision.';
+
+/**
+ * The layout of a released key named in full (model-level names): 4-D tensors are convolutions,
+ * 2-D `.weight` / `_weight` tensors are linear layers except the embedding tables
+ * (nn.Embedding weights are looked up by row, never multiplied); the rest is kept as is
+ * (`pos_embed`, `level_embeds`, `text_projection`, which is already [in, out], norms, biases).
+ */
+export function releasedLayoutOfKey(key: string, rank: number): ReleasedLayout {
+  if (rank === 4) return 'conv';
+  if (rank === 2 && /(\.|_)weight$/.test(key) && !/(^|\.)(token_embedding|query_embedding|tgt_embed|label_enc)\.weight$/.test(key)) return 'linear';
+  return 'asIs';
+}
+
+/** One model parameter made from a released key; `part` takes one of `of` equal slices along axis 0 of a packed tensor. */
+export interface ReleasedTarget {
+  name: string;
+  layout: ReleasedLayout;
+  part?: { index: number; of: number };
+}
+
+/**
+ * The model parameters a released checkpoint key becomes (none for keys outside `model_vision.`).
+ * Packed tensors are split: EVA-02 ViT-Ti's fused `attn.qkv.weight` (rows q, k, v; it has no
+ * sub-LN, so APE keeps q/k/v fused) into `q_proj`/`k_proj`/`v_proj`, and xformers' packed SwiGLU
+ * `mlp.w12` (rows w1, w2) into `w1`/`w2`.
+ */
+export function releasedTargets(key: string, rank: number): ReleasedTarget[] {
+  if (!key.startsWith(RELEASED_KEY_PREFIX)) return [];
+  const name = key.slice(RELEASED_KEY_PREFIX.length);
+  const qkv = /^(backbone\.net\.blocks\.\d+\.attn)\.qkv\.weight$/.exec(name);
+  if (qkv && rank === 2) {
+    return ['q_proj', 'k_proj', 'v_proj'].map((p, index) => ({ name: `${qkv[1]}.${p}.weight`, layout: 'linear' as const, part: { index, of: 3 } }));
+  }
+  const w12 = /^(backbone\.net\.blocks\.\d+\.mlp)\.w12\.(weight|bias)$/.exec(name);
+  if (w12) {
+    return ['w1', 'w2'].map((p, index) => ({
+      name: `${w12[1]}.${p}.${w12[2]}`,
+      layout: w12[2] === 'weight' ? ('linear' as const) : ('asIs' as const),
+      part: { index, of: 2 },
+    }));
+  }
+  return [{ name, layout: releasedLayoutOfKey(key, rank) }];
+}

@@ -1,0 +1,109 @@
+/**
+ * Writing a safetensors file one tensor at a time, for models too large to hold twice: the
+ * header is made from names, dtypes and shapes alone, then each tensor's bytes are asked for,
+ * written and let go. The layout is the one `writeSafetensors` (src/io/safetensors.ts) produces:
+ * data ordered by descending dtype alignment, then name; header padded with spaces to 8 bytes.
+ * Written to a temporary file and renamed, so a failed run leaves no half file behind.
+ */
+import { open, rename, unlink } from 'node:fs/promises';
+import { dtypeSize, type SafetensorsDtype } from './safetensors.js';
+
+export interface StreamedTensorSpec {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: readonly number[];
+}
+
+// The reference Dtype enum order (increasing alignment); the file is sorted on it, descending.
+const DTYPE_ORDER: readonly SafetensorsDtype[] = ['BOOL', 'U8', 'I8', 'I16', 'U16', 'F16', 'BF16', 'I32', 'U32', 'F32', 'F64', 'I64', 'U64'];
+
+function compareUtf8(a: string, b: string): number {
+  const enc = new TextEncoder();
+  const x = enc.encode(a);
+  const y = enc.encode(b);
+  for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
+  return x.length - y.length;
+}
+
+/** Tensors in file order, each with its byte range in the data section, and the header bytes. */
+export function planSafetensors(
+  specs: readonly StreamedTensorSpec[],
+  metadata?: Record<string, string>,
+): { header: Uint8Array; order: { spec: StreamedTensorSpec; begin: number; end: number }[] } {
+  const names = new Set<string>();
+  for (const s of specs) {
+    if (s.name === '__metadata__' || s.name.length === 0) throw new Error(`safetensors: invalid tensor name ${JSON.stringify(s.name)}`);
+    if (names.has(s.name)) throw new Error(`safetensors: tensor '${s.name}' given twice`);
+    names.add(s.name);
+    if (!DTYPE_ORDER.includes(s.dtype)) throw new Error(`safetensors: tensor '${s.name}': unknown dtype ${JSON.stringify(s.dtype)}`);
+    s.shape.forEach((d, i) => {
+      if (!Number.isSafeInteger(d) || d < 0) throw new Error(`safetensors: tensor '${s.name}': shape[${i}] must be a non-negative integer, got ${d}`);
+    });
+  }
+  const sorted = [...specs].sort((a, b) => DTYPE_ORDER.indexOf(b.dtype) - DTYPE_ORDER.indexOf(a.dtype) || compareUtf8(a.name, b.name));
+  const header: Record<string, unknown> = {};
+  if (metadata !== undefined) {
+    const m: Record<string, string> = {};
+    for (const key of Object.keys(metadata).sort(compareUtf8)) {
+      if (typeof metadata[key] !== 'string') throw new Error(`safetensors: metadata '${key}' must be a string`);
+      m[key] = metadata[key]!;
+    }
+    header.__metadata__ = m;
+  }
+  const order: { spec: StreamedTensorSpec; begin: number; end: number }[] = [];
+  let offset = 0;
+  for (const spec of sorted) {
+    const bytes = spec.shape.reduce((a, d) => a * d, dtypeSize(spec.dtype));
+    header[spec.name] = { dtype: spec.dtype, shape: [...spec.shape], data_offsets: [offset, offset + bytes] };
+    order.push({ spec, begin: offset, end: offset + bytes });
+    offset += bytes;
+  }
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const padded = Math.ceil(json.length / 8) * 8;
+  const head = new Uint8Array(8 + padded).fill(0x20, 8 + json.length);
+  new DataView(head.buffer).setUint32(0, padded, true);
+  head.set(json, 8);
+  return { header: head, order };
+}
+
+/**
+ * Writes `path`; `produce` is called once per tensor, in file order, and must return exactly
+ * the tensor's little-endian bytes in its dtype. Returns the file size.
+ */
+export async function writeSafetensorsStreaming(
+  path: string,
+  specs: readonly StreamedTensorSpec[],
+  produce: (spec: StreamedTensorSpec) => Promise<Uint8Array>,
+  metadata?: Record<string, string>,
+): Promise<number> {
+  const { header, order } = planSafetensors(specs, metadata);
+  const temp = `${path}.${process.pid}.${Date.now()}.tmp`;
+  const handle = await open(temp, 'w');
+  try {
+    let position = 0;
+    const write = async (bytes: Uint8Array) => {
+      let done = 0;
+      while (done < bytes.byteLength) {
+        const { bytesWritten } = await handle.write(bytes, done, bytes.byteLength - done, position + done);
+        done += bytesWritten;
+      }
+      position += bytes.byteLength;
+    };
+    await write(header);
+    for (const { spec, begin, end } of order) {
+      const bytes = await produce(spec);
+      if (bytes.byteLength !== end - begin) {
+        throw new Error(`safetensors: tensor '${spec.name}' ([${spec.shape.join(', ')}] ${spec.dtype}) needs ${end - begin} bytes, got ${bytes.byteLength}`);
+      }
+      await write(bytes);
+    }
+    await handle.sync();
+    await handle.close();
+    await rename(temp, path);
+    return position;
+  } catch (error) {
+    await handle.close().catch(() => undefined);
+    await unlink(temp).catch(() => undefined);
+    throw error;
+  }
+}
