@@ -33,6 +33,7 @@ export * from './structures/bitmap.js';
 export * from './structures/components.js';
 export * from './evaluation/semantic.js';
 export * from './evaluation/referring.js';
+export * from './data/synth/api.js';
 export { Eva02Vit, Eva02Block, Eva02Attention, PatchEmbed, EVA02_VIT_PRESETS, apeDVitConfig, apeTiVitConfig, tinyVitConfig, swigluHidden, validateVitConfig } from './modeling/backbone/eva02-vit.js';
 export type { Eva02VitConfig, VitForwardOptions } from './modeling/backbone/eva02-vit.js';
 export { SimpleFeaturePyramid, apePyramidConfig } from './modeling/backbone/simple-feature-pyramid.js';
