@@ -92,22 +92,3 @@ export function cropMask(mask: Uint8Array, maskWidth: number, x: number, y: numb
   for (let r = 0; r < height; r++) out.set(mask.subarray((y + r) * maskWidth + x, (y + r) * maskWidth + x + width), r * width);
   return out;
 }
-
-/** Tight [x0, y0, x1, y1] of a binary mask (pixel edges), or null when it is empty. */
-export function maskBox(mask: Uint8Array, width: number, height: number): [number, number, number, number] | null {
-  let x0 = width;
-  let y0 = height;
-  let x1 = -1;
-  let y1 = -1;
-  for (let y = 0; y < height; y++) {
-    const row = y * width;
-    for (let x = 0; x < width; x++) {
-      if (!mask[row + x]) continue;
-      if (x < x0) x0 = x;
-      if (x > x1) x1 = x;
-      if (y < y0) y0 = y;
-      y1 = y;
-    }
-  }
-  return x1 < 0 ? null : [x0, y0, x1 + 1, y1 + 1];
-}

@@ -23,7 +23,7 @@ export function readCocoInstances(file: string, options: CocoReadOptions = {}): 
 }
 
 export function parseCocoInstances(json: unknown, file: string, options: CocoReadOptions = {}): DatasetRecords {
-  const f = new Fields(file);
+  const f: Fields = new Fields(file);
   const kind = options.kind ?? 'detection';
   const root = f.object(json, 'top level');
   const imageRoot = options.imageRoot ?? dirname(resolve(file));

@@ -32,7 +32,7 @@ export function readSegments(path: string, options: SegmentsReadOptions = {}): D
 }
 
 function parseSa1bImage(json: unknown, file: string, imageRoot: string): ImageRecord {
-  const f = new Fields(file);
+  const f: Fields = new Fields(file);
   const root = f.object(json, 'top level');
   const im = f.object(root.image, "'image'");
   const width = f.positiveInteger(im, 'width', "'image'");

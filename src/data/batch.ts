@@ -1,0 +1,121 @@
+import type { Sample } from './sample.js';
+import type { LossSwitches } from './sampler/loss-switches.js';
+
+/** ImageNet mean and std on 0-255 pixel values (APE / detectron2). */
+export const PIXEL_MEAN = [123.675, 116.28, 103.53] as const;
+export const PIXEL_STD = [58.395, 57.12, 57.375] as const;
+
+/** One image's targets, in the batch's prompt numbering. */
+export interface ImageTargets {
+  /** Batch prompt index per object; -1 for class-agnostic objects. */
+  labels: Int32Array;
+  /**
+   * [G, 4] cxcywh, normalised by the image's own (unpadded) width and height, as detectron2/detrex
+   * targets are and as the model's boxes are (its valid ratios map them onto the padded canvas).
+   */
+  boxes: Float32Array;
+  /** Binary masks at canvas size (size x size), or null when the sample has none. */
+  masks: Uint8Array[] | null;
+  /** Per-prompt class-loss weight for this image ([P], 0 = not trained), or null for all 1. */
+  promptWeights: Float32Array | null;
+  /** Prompts at which only this image's positives are trained. */
+  positiveOnlyPrompts: number[];
+  /** The unpadded image size inside the canvas. */
+  width: number;
+  height: number;
+}
+
+/** A batch ready for the model and the criterion. */
+export interface TrainingBatch {
+  /** [B, size, size, 3], normalised, zero outside each image (bottom/right padding). */
+  images: Float32Array;
+  batchSize: number;
+  size: number;
+  prompts: string[];
+  /** Which prompts are sentences (fused with the image) rather than vocabulary names. */
+  promptKind: 'vocabulary' | 'sentence';
+  targets: ImageTargets[];
+  switches: LossSwitches;
+  dataset: string;
+}
+
+/**
+ * Pads samples onto a square canvas and builds per-image targets. Vocabulary samples of one
+ * dataset share their prompts; sentence samples contribute their own, merged by text, and each
+ * image trains only its own sentences (another image's phrase may well be true of it too).
+ */
+export function collateBatch(samples: Sample[], size: number, switches: LossSwitches, dataset: string): TrainingBatch {
+  if (samples.length === 0) throw new Error('collateBatch: no samples');
+  const kind = samples[0]!.promptKind;
+  const images = new Float32Array(samples.length * size * size * 3);
+  let prompts: string[];
+  const promptMaps: number[][] = [];
+  if (kind === 'vocabulary') {
+    prompts = samples[0]!.prompts;
+    for (const s of samples) {
+      if (s.promptKind !== 'vocabulary' || s.prompts.length !== prompts.length) throw new Error('collateBatch: samples of one batch must share their vocabulary');
+      promptMaps.push(s.prompts.map((_, i) => i));
+    }
+  } else {
+    const index = new Map<string, number>();
+    prompts = [];
+    for (const s of samples) {
+      promptMaps.push(
+        s.prompts.map((p) => {
+          let i = index.get(p);
+          if (i === undefined) {
+            i = prompts.length;
+            index.set(p, i);
+            prompts.push(p);
+          }
+          return i;
+        }),
+      );
+    }
+  }
+  const targets = samples.map((s, b): ImageTargets => {
+    const { width, height, data } = s.image;
+    if (width > size || height > size) throw new Error(`collateBatch: a ${width}x${height} sample does not fit the ${size} canvas`);
+    const base = b * size * size * 3;
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        const src = (y * width + x) * 3;
+        const dst = base + (y * size + x) * 3;
+        for (let c = 0; c < 3; c++) images[dst + c] = (data[src + c]! - PIXEL_MEAN[c]!) / PIXEL_STD[c]!;
+      }
+    }
+    const map = promptMaps[b]!;
+    const g = s.instances.length;
+    const boxes = new Float32Array(g * 4);
+    const labels = new Int32Array(g);
+    s.instances.forEach((inst, i) => {
+      const [x0, y0, x1, y1] = inst.box;
+      boxes.set([(x0 + x1) / 2 / width, (y0 + y1) / 2 / height, (x1 - x0) / width, (y1 - y0) / height], i * 4);
+      labels[i] = inst.label < 0 ? -1 : map[inst.label]!;
+    });
+    let promptWeights: Float32Array | null = null;
+    if (kind === 'sentence' && samples.length > 1) {
+      promptWeights = new Float32Array(prompts.length);
+      for (const p of map) promptWeights[p] = 1;
+    } else if (s.promptWeights) {
+      promptWeights = s.promptWeights;
+    }
+    return {
+      labels,
+      boxes,
+      masks: s.hasMasks ? s.instances.map((inst) => padMask(inst.mask!, width, height, size)) : null,
+      promptWeights,
+      positiveOnlyPrompts: (s.positiveOnlyPrompts ?? []).map((p) => map[p]!),
+      width,
+      height,
+    };
+  });
+  return { images, batchSize: samples.length, size, prompts, promptKind: kind, targets, switches, dataset };
+}
+
+function padMask(mask: Uint8Array, width: number, height: number, size: number): Uint8Array {
+  if (width === size && height === size) return mask;
+  const out = new Uint8Array(size * size);
+  for (let y = 0; y < height; y++) out.set(mask.subarray(y * width, (y + 1) * width), y * size);
+  return out;
+}
