@@ -3,6 +3,9 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { installWasmPatches } from './patches/index.js';
+import { installCpuPatches } from './patches/cpu.js';
+import { registerCoreGradientFixes } from './core-gradient-fixes.js';
+import { defineGradientTensorMethods } from './tensor-methods.js';
 
 export { tf };
 
@@ -23,6 +26,10 @@ export async function initEngine(options: EngineOptions = {}): Promise<typeof tf
   const backend = options.backend ?? 'wasm';
   if (options.wasmPaths !== undefined) setWasmPaths(options.wasmPaths);
   if (backend === 'wasm') installWasmPatches();
+  else installCpuPatches();
+  // Applied on every call: loading tfjs-core's gradient set (training) after it would undo it.
+  registerCoreGradientFixes();
+  defineGradientTensorMethods();
   if (tf.getBackend() !== backend) {
     const ok = await tf.setBackend(backend);
     if (!ok) throw new Error(`engine: could not initialise the TF.js '${backend}' backend`);

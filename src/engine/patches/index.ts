@@ -8,7 +8,10 @@ import { patchConv2DBackpropFilter } from './conv2d-backprop-filter.js';
 import { patchConv2DBackpropInput } from './conv2d-backprop-input.js';
 import { patchDepthwiseBackpropFilter } from './depthwise-conv2d-backprop-filter.js';
 import { patchDepthwiseBackpropInput } from './depthwise-conv2d-backprop-input.js';
+import { patchGatherV2 } from './gather-v2.js';
 import { patchMaxPoolGrad } from './max-pool-grad.js';
+import { patchResizeBilinearGrad } from './resize-bilinear-grad.js';
+import { patchResizeNearestGrad } from './resize-nearest-neighbor-grad.js';
 import { patchUnsortedSegmentSum } from './unsorted-segment-sum.js';
 
 let installed = false;
@@ -23,4 +26,7 @@ export function installWasmPatches(): void {
   patchMaxPoolGrad();
   patchDepthwiseBackpropInput();
   patchDepthwiseBackpropFilter();
+  patchGatherV2();
+  patchResizeBilinearGrad();
+  patchResizeNearestGrad();
 }
