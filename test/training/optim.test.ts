@@ -17,7 +17,7 @@ before(async () => {
 test('AdamW matches torch.optim.AdamW by hand for two steps', () => {
   const w = tf.variable(tf.tensor2d([[1, -2]]));
   const b = tf.variable(tf.tensor1d([0.5]));
-  const opt = new AdamW(new Map([['w', w], ['b', b]]), { weightDecay: 0.1, eps: 1e-8 });
+  const opt = new AdamW(new Map<string, tf.Variable>([['w', w], ['b', b]]), { weightDecay: 0.1, eps: 1e-8 });
   const lr = 0.01;
   let p = [1, -2];
   let m = [0, 0];
@@ -38,7 +38,7 @@ test('AdamW matches torch.optim.AdamW by hand for two steps', () => {
   const state = opt.getState();
   const w2 = tf.variable(tf.tensor2d([[0, 0]]));
   const b2 = tf.variable(tf.tensor1d([0]));
-  const opt2 = new AdamW(new Map([['w', w2], ['b', b2]]), { weightDecay: 0.1 });
+  const opt2 = new AdamW(new Map<string, tf.Variable>([['w', w2], ['b', b2]]), { weightDecay: 0.1 });
   opt2.setState(state, opt.getParamSteps());
   assert.deepEqual(Array.from(opt2.getState().moments.get('w')!.m), Array.from(state.moments.get('w')!.m));
 });
