@@ -63,15 +63,17 @@ export function apeDVitConfig(): Eva02VitConfig {
 }
 
 /**
- * APE-Ti's backbone: EVA-02 ViT-Ti/16 (configs/common/backbone/vitt_eva02.py, class vit_eva02.ViT:
- * no inner attention LN, SwiGLU with sub-LN, RoPE with intp_freq, 224-pixel pre-training grid).
+ * APE-Ti's backbone: EVA-02 ViT-Ti/16 (configs/common/backbone/vitt_eva02.py, class vit_eva02.ViT
+ * with subln=False, swiglu=True: fused qkv and xformers' packed SwiGLU `w12` in the released
+ * checkpoint (the converter splits them into q/k/v_proj and w1/w2), no inner attention LN, no
+ * ffn_ln; RoPE with intp_freq, 224-pixel pre-training grid).
  */
 export function apeTiVitConfig(): Eva02VitConfig {
   return {
     imgSize: 1024, patchSize: 16, inChans: 3, embedDim: 192, depth: 12, numHeads: 3,
     mlpHidden: swigluHidden(192), qkvBias: true, windowSize: 14,
     windowBlockIndexes: allBlocksExcept(12, [2, 5, 8, 11]),
-    attnSubLn: false, mlpSubLn: true, rope: true, ptHwSeqLen: 16, intpFreq: true,
+    attnSubLn: false, mlpSubLn: false, rope: true, ptHwSeqLen: 16, intpFreq: true,
     useAbsPos: true, pretrainImgSize: 224, pretrainUseClsToken: true, layerNormEps: 1e-6, dropPathRate: 0.8,
   };
 }
