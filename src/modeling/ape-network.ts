@@ -1,0 +1,355 @@
+import { tf } from '../engine/engine.js';
+import { Rng } from '../util/random.js';
+import { Module, init } from './module.js';
+import { Linear } from './layers/linear.js';
+import { Mlp } from './layers/mlp.js';
+import { ConvNormAct } from './layers/conv-norm.js';
+import { ApeBackbone } from './backbone/ape-backbone.js';
+import { DeformableTransformer, type EncoderProposals } from './deformable/transformer.js';
+import { VisionLanguageAlign } from './heads/vision-language-align.js';
+import { MaskHeadModules } from './heads/mask-features.js';
+import { levelGeometry } from './feature-geometry.js';
+import { pyramidLevels, validateConfig, type ApeConfig } from './config.js';
+import { ClipTextEncoder } from '../text/clip-text-transformer.js';
+import type { TextTokenizer } from '../text/tokenizer.js';
+import { PromptEmbeddingCache, poolPromptTokens } from '../text/prompt-embeddings.js';
+import { promptEntries, type PromptEntry } from '../text/prompts.js';
+
+/** A batch of images as the network takes them. */
+export interface ModelBatch {
+  /** [B, H, W, 3] RGB values 0..255 (float32), each image at the top-left, any padding after it. */
+  images: tf.Tensor4D;
+  /** Valid [height, width] of each image inside the padded input. */
+  sizes: [number, number][];
+}
+
+/** The prompts of one forward pass, shared by every image of the batch. */
+export interface PromptInput {
+  vocabulary?: string[];
+  sentences?: string[];
+  /**
+   * Extra sentence embeddings [N, D] appended after `sentences` (e.g. a bank of earlier sentence
+   * embeddings used as negatives); they are fused like sentences.
+   */
+  extraSentenceEmbeddings?: tf.Tensor2D | null;
+}
+
+/**
+ * 'sentence' (APE): vocabulary prompts stay out of the fusion (one zero token stands in for them),
+ * each sentence enters as one vector. 'word' (GLIP / Grounding DINO style baseline): every token
+ * of every prompt goes through the fusion, and prompts are pooled from their fused tokens.
+ */
+export type FusionMode = 'sentence' | 'word';
+
+export interface ForwardOptions {
+  training?: boolean;
+  /** Needed when training with dropout / drop path. */
+  rng?: Rng;
+  fusion?: FusionMode;
+  /** Which decoder layers get heads: all (training) or the last only (inference, the default when not training). */
+  layers?: 'all' | 'last';
+  /** Which of those layers get mask logits (default: the last only). */
+  masks?: 'all' | 'last';
+}
+
+/** The outputs of one decoder layer. */
+export interface LayerOutput {
+  /** Decoder layer index. */
+  index: number;
+  /** [B, Q, P] region-prompt logits (sigmoid gives the score). */
+  logits: tf.Tensor3D;
+  /** [B, Q, 4] boxes (cx, cy, w, h) in [0, 1] of each image's valid region. */
+  boxes: tf.Tensor3D;
+  /** [B, Q, h, w] mask logits over the padded input at `maskStride`, or null for layers without masks. */
+  masks: tf.Tensor4D | null;
+}
+
+/** Everything a loss or a post-processor needs from one forward pass. */
+export interface ApeRawOutput {
+  /** Per decoder layer (all, or the last only), in order. */
+  layers: LayerOutput[];
+  /** Two-stage proposals of the encoder (class-agnostic objectness + boxes per token) and the picks. */
+  encoder: EncoderProposals;
+  /** Per decoder layer, the reference boxes it started from (host, [B, Q, 4] cxcywh). */
+  references: Float32Array[];
+  /** The prompts in column order (extra sentence embeddings appear as kind 'sentence' with text ''). */
+  prompts: PromptEntry[];
+  inputSize: [number, number];
+  sizes: [number, number][];
+  maskStride: number;
+  /** Token grid of each encoder level. */
+  spatialShapes: [number, number][];
+  levelStart: number[];
+  dispose(): void;
+}
+
+/** Holder that gives the text tower its released prefix (`model_language.net.*`). */
+class LanguageModel extends Module {
+  readonly net: ClipTextEncoder;
+  constructor(encoder: ClipTextEncoder) {
+    super();
+    this.net = this.child('net', encoder);
+  }
+}
+
+/** The ChannelMapper neck: a 1x1 conv + GroupNorm per level (`neck.convs.N.conv/norm`). */
+class ChannelMapper extends Module {
+  readonly convs: ConvNormAct[];
+  constructor(inChannels: number, outChannels: number, levels: number, groups: number, rng: Rng) {
+    super();
+    this.convs = this.childList('convs', Array.from({ length: levels }, () => new ConvNormAct(inChannels, outChannels, 1, rng, { bias: true, groups, weightInit: init.xavierUniform() })));
+  }
+}
+
+/**
+ * The APE network (APE-D's DeformableDETRSegmVL with its text tower): image + prompts -> per-layer
+ * logits, boxes and masks. Parameter names are the released ones with `model_vision.` stripped.
+ */
+export class ApeNetwork extends Module {
+  readonly backbone: ApeBackbone;
+  readonly neck: ChannelMapper | null;
+  readonly transformer: DeformableTransformer;
+  readonly classEmbed: VisionLanguageAlign[];
+  readonly proposalClass: Linear;
+  readonly bboxEmbed: Mlp[];
+  readonly maskHead: MaskHeadModules;
+  readonly namePromptFusionFeature: tf.Variable;
+  readonly language: LanguageModel;
+  readonly levelNames: string[];
+  readonly levelStrides: number[];
+  readonly promptCache: PromptEmbeddingCache;
+  private cacheFingerprint = '';
+
+  constructor(readonly config: ApeConfig, readonly tokenizer: TextTokenizer, seed = 0) {
+    super();
+    validateConfig(config);
+    if (tokenizer.vocabSize !== config.text.encoder.vocabSize) {
+      throw new Error(`ApeNetwork: tokenizer has ${tokenizer.vocabSize} ids but text.encoder.vocabSize is ${config.text.encoder.vocabSize}`);
+    }
+    if (tokenizer.contextLength !== config.text.encoder.contextLength) {
+      throw new Error(`ApeNetwork: tokenizer context ${tokenizer.contextLength} differs from text.encoder.contextLength ${config.text.encoder.contextLength}`);
+    }
+    const rng = new Rng(seed);
+    const t = config.transformer;
+    const e = t.embedDim;
+    const textDim = config.text.encoder.embedDim;
+    const levels = pyramidLevels(config);
+    this.levelNames = levels.names;
+    this.levelStrides = levels.strides;
+
+    this.backbone = this.child('backbone', new ApeBackbone(config.backbone.vit, config.backbone.pyramid, rng));
+    const pyramidChannels = config.backbone.pyramid.outChannels;
+    this.neck = config.neck ? this.child('neck', new ChannelMapper(pyramidChannels, e, t.numLevels, config.neck.groups, rng)) : null;
+    const fusion = config.fusion ? { ...config.fusion, vDim: e, lDim: textDim } : null;
+    this.transformer = this.child('transformer', new DeformableTransformer(t, fusion, rng));
+
+    const classHeads: Module[] = Array.from({ length: t.decoderLayers }, () => new VisionLanguageAlign(e, textDim, rng));
+    this.proposalClass = new Linear(e, 1, rng, { biasInit: init.constant(-Math.log(99)) });
+    classHeads.push(this.proposalClass);
+    this.classEmbed = this.childList('class_embed', classHeads).slice(0, t.decoderLayers) as VisionLanguageAlign[];
+    this.bboxEmbed = this.childList('bbox_embed', Array.from({ length: t.decoderLayers + 1 }, () => new Mlp(e, e, 4, 3, rng, { zeroLast: true })));
+
+    this.maskHead = new MaskHeadModules(pyramidChannels, e, config.maskHead.groups, rng);
+    this.child('lateral_conv', this.maskHead.lateralConv);
+    this.child('output_conv', this.maskHead.outputConv);
+    this.child('mask_conv', this.maskHead.maskConv);
+    this.child('mask_embed', this.maskHead.maskEmbed);
+    this.namePromptFusionFeature = this.param('name_prompt_fusion_feature', [1, 1, textDim], init.zeros(), rng, false);
+
+    this.language = this.child('model_language', new LanguageModel(new ClipTextEncoder(config.text.encoder, rng)));
+    if (!config.text.trainable) for (const v of this.language.namedParameters().values()) (v as { trainable: boolean }).trainable = false;
+    this.promptCache = new PromptEmbeddingCache(this.language.net, tokenizer, config.text.pooling, config.text.batchSize);
+  }
+
+  get maskStride(): number {
+    return this.levelStrides[this.levelNames.indexOf(this.config.maskHead.feature)]!;
+  }
+
+  /**
+   * One vector per prompt text. With `withGradient` (training a trainable text tower) the tower
+   * runs inside the caller's gradient tape; otherwise results come from the embedding cache.
+   */
+  encodePrompts(texts: readonly string[], withGradient = false): tf.Tensor2D {
+    if (texts.length === 0) return tf.zeros([0, this.config.text.encoder.embedDim]);
+    if (!withGradient) {
+      this.refreshPromptCache();
+      return this.promptCache.sentences(texts);
+    }
+    const size = this.config.text.batchSize;
+    const parts: tf.Tensor2D[] = [];
+    for (let start = 0; start < texts.length; start += size) {
+      const out = this.language.net.forward(this.tokenizer.tokenize(texts.slice(start, start + size)), { pooling: this.config.text.pooling });
+      out.attentionMask.dispose();
+      parts.push(out.embeddings);
+    }
+    if (parts.length === 1) return parts[0]!;
+    const joined = tf.concat(parts, 0);
+    tf.dispose(parts);
+    return joined;
+  }
+
+  /** Drops cached prompt embeddings when the text tower's weights changed since they were made. */
+  private refreshPromptCache(): void {
+    if (!this.config.text.trainable) return;
+    const fingerprint = tf.tidy(() => {
+      const sums = [...this.language.namedParameters().values()].map((v) => tf.sum(tf.mul(v, tf.reshape(tf.range(1, v.size + 1), v.shape))));
+      return Array.from(tf.stack(sums).dataSync()).join(',');
+    });
+    if (fingerprint !== this.cacheFingerprint) {
+      this.promptCache.clear();
+      this.cacheFingerprint = fingerprint;
+    }
+  }
+
+  /** Normalises, zeroes the padding: [B, H, W, 3] 0..255 -> network input. */
+  private normalize(batch: ModelBatch): tf.Tensor4D {
+    const [b, h, w, c] = batch.images.shape;
+    if (c !== 3) throw new Error(`ApeNetwork.forward: images must have 3 channels, got ${c}`);
+    if (batch.sizes.length !== b) throw new Error(`ApeNetwork.forward: ${b} images but ${batch.sizes.length} sizes`);
+    const keep = new Float32Array(b * h * w);
+    batch.sizes.forEach(([vh, vw], i) => {
+      if (!(vh > 0 && vw > 0 && vh <= h && vw <= w)) throw new Error(`ApeNetwork.forward: size ${vh}x${vw} of image ${i} does not fit the ${h}x${w} input`);
+      for (let y = 0; y < vh; y++) keep.fill(1, (i * h + y) * w, (i * h + y) * w + vw);
+    });
+    const { pixelMean, pixelStd } = this.config.input;
+    return tf.tidy(() => tf.mul(tf.div(tf.sub(batch.images, pixelMean), pixelStd), tf.tensor4d(keep, [b, h, w, 1])) as tf.Tensor4D);
+  }
+
+  forward(batch: ModelBatch, prompts: PromptInput, options: ForwardOptions = {}): ApeRawOutput {
+    const training = options.training ?? false;
+    const mode = options.fusion ?? 'sentence';
+    const [b, hIn, wIn] = batch.images.shape;
+    const coarsest = this.levelStrides[this.levelStrides.length - 1]!;
+    if (hIn % coarsest !== 0 || wIn % coarsest !== 0) throw new Error(`ApeNetwork.forward: input ${hIn}x${wIn} is not a multiple of the coarsest stride ${coarsest}`);
+    const entries = promptEntries(prompts);
+    const extra = prompts.extraSentenceEmbeddings ?? null;
+    const textDim = this.config.text.encoder.embedDim;
+    if (extra && (extra.rank !== 2 || extra.shape[1] !== textDim)) throw new Error(`ApeNetwork.forward: extraSentenceEmbeddings must be [N, ${textDim}], got [${extra.shape.join(', ')}]`);
+    if (extra && mode === 'word') throw new Error('ApeNetwork.forward: extraSentenceEmbeddings need sentence fusion');
+    const extraCount = extra ? extra.shape[0] : 0;
+    for (let i = 0; i < extraCount; i++) entries.push({ text: '', kind: 'sentence', index: entries.length });
+    if (entries.length === 0) throw new Error('ApeNetwork.forward: no prompts (give at least one vocabulary entry or sentence)');
+    const vocabulary = prompts.vocabulary ?? [];
+    const sentences = prompts.sentences ?? [];
+    const withGradient = training && this.config.text.trainable;
+
+    const images = this.normalize(batch);
+    const features = this.backbone.forward(images, { training, rng: options.rng });
+    images.dispose();
+    const levelFeats = this.levelNames.map((name, i) => {
+      const f = features[name]!;
+      return this.neck ? this.neck.convs[i]!.forward(f) : f;
+    });
+    const shapes = levelFeats.map((f) => [f.shape[1], f.shape[2]] as [number, number]);
+    const geometry = levelGeometry(shapes, batch.sizes, [hIn, wIn]);
+
+    // Prompt embeddings and the text side of the fusion.
+    let vocabEmb: tf.Tensor2D | null = null;
+    let sentenceEmb: tf.Tensor2D | null = null;
+    let wordPool: { offsets: Int32Array; lengths: Int32Array } | null = null;
+    let encoderText: { tokens: tf.Tensor3D; keep: boolean } | null = null;
+    if (mode === 'word') {
+      const all = [...vocabulary, ...sentences];
+      const tokens = this.promptTokens(all, withGradient);
+      wordPool = { offsets: tokens.offsets, lengths: tokens.lengths };
+      encoderText = { tokens: tf.tidy(() => tf.tile(tf.expandDims(tokens.tokens, 0), [b, 1, 1]) as tf.Tensor3D), keep: true };
+      tokens.tokens.dispose();
+    } else {
+      vocabEmb = vocabulary.length > 0 ? this.encodePrompts(vocabulary, withGradient) : null;
+      const own = sentences.length > 0 ? this.encodePrompts(sentences, withGradient) : null;
+      sentenceEmb = own && extra ? (tf.concat([own, extra], 0) as tf.Tensor2D) : own ?? (extra ? tf.clone(extra) : null);
+      if (own && extra) own.dispose();
+      if (this.config.fusion) {
+        encoderText = sentenceEmb
+          ? { tokens: tf.tidy(() => tf.tile(tf.expandDims(sentenceEmb!, 0), [b, 1, 1]) as tf.Tensor3D), keep: true }
+          : { tokens: tf.tidy(() => tf.tile(this.namePromptFusionFeature, [b, 1, 1]) as tf.Tensor3D), keep: false };
+      }
+    }
+
+    const out = this.transformer.forward(levelFeats, geometry, encoderText, { bboxEmbed: this.bboxEmbed, proposalClass: this.proposalClass }, { training, rng: options.rng });
+    encoderText?.tokens.dispose();
+
+    // Prompt vectors the classifier compares queries with: [P, D] shared, or [B, P, D] per image.
+    const promptVectors = tf.tidy(() => {
+      if (mode === 'word') return poolPromptTokens(out.text!, wordPool!.offsets, wordPool!.lengths, this.config.text.pooling);
+      if (!sentenceEmb) return tf.clone(vocabEmb!);
+      const fused = this.config.fusion ? out.text! : (tf.tile(tf.expandDims(sentenceEmb, 0), [b, 1, 1]) as tf.Tensor3D);
+      if (!vocabEmb) return tf.clone(fused);
+      return tf.concat([tf.tile(tf.expandDims(vocabEmb, 0), [b, 1, 1]), fused], 1) as tf.Tensor3D;
+    });
+    for (const t of [vocabEmb, sentenceEmb, out.text]) t?.dispose();
+
+    // Pixel embedding from the mask level of the backbone and the encoder memory.
+    const level = this.config.maskHead.encodeLevel;
+    const pixels = tf.tidy(() => {
+      const [h, w] = shapes[level]!;
+      const start = geometry.levelStart[level]!;
+      const memLevel = tf.reshape(tf.slice(out.memory, [0, start, 0], [b, h * w, this.config.transformer.embedDim]), [b, h, w, this.config.transformer.embedDim]) as tf.Tensor4D;
+      return this.maskHead.pixelEmbedding(features[this.config.maskHead.feature]!, memLevel);
+    });
+    for (const f of Object.values(features)) f.dispose();
+    if (this.neck) tf.dispose(levelFeats);
+    out.memory.dispose();
+
+    const numLayers = out.hidden.length;
+    const layerMode = options.layers ?? (training ? 'all' : 'last');
+    const maskMode = options.masks ?? 'last';
+    const layers: LayerOutput[] = [];
+    out.hidden.forEach((h, i) => {
+      const last = i === numLayers - 1;
+      if (layerMode === 'all' || last) {
+        layers.push({
+          index: i,
+          logits: this.classEmbed[i]!.forward(h, promptVectors),
+          boxes: out.boxes[i]!,
+          masks: maskMode === 'all' || last ? this.maskHead.maskLogits(h, pixels) : null,
+        });
+      } else {
+        out.boxes[i]!.dispose();
+      }
+      h.dispose();
+    });
+    pixels.dispose();
+    promptVectors.dispose();
+
+    const encoder = out.encoder;
+    return {
+      layers,
+      encoder,
+      references: out.references,
+      prompts: entries,
+      inputSize: [hIn, wIn],
+      sizes: batch.sizes.map(([h, w]) => [h, w]),
+      maskStride: this.maskStride,
+      spatialShapes: shapes,
+      levelStart: geometry.levelStart,
+      dispose() {
+        for (const l of layers) tf.dispose([l.logits, l.boxes, ...(l.masks ? [l.masks] : [])]);
+        tf.dispose([encoder.logits, encoder.boxes]);
+      },
+    };
+  }
+
+  /** Token rows of every prompt (cached, or through the tower with gradient). */
+  private promptTokens(texts: string[], withGradient: boolean) {
+    if (!withGradient) {
+      this.refreshPromptCache();
+      return this.promptCache.tokens(texts);
+    }
+    const out = this.language.net.forward(this.tokenizer.tokenize(texts), { pooling: this.config.text.pooling, returnHidden: true });
+    const hidden = out.lastHiddenState!;
+    const length = hidden.shape[1];
+    const lengths = Int32Array.from(out.endTokenIdx, (e) => e + 1);
+    const offsets = new Int32Array(texts.length);
+    const rows: number[] = [];
+    let total = 0;
+    lengths.forEach((n, i) => {
+      offsets[i] = total;
+      total += n;
+      for (let j = 0; j < n; j++) rows.push(i * length + j);
+    });
+    const tokens = tf.tidy(() => tf.gather(tf.reshape(hidden, [-1, hidden.shape[2]]), tf.tensor1d(rows, 'int32')) as tf.Tensor2D);
+    tf.dispose([out.embeddings, hidden, out.attentionMask]);
+    return { tokens, offsets, lengths };
+  }
+}

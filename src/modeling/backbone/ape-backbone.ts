@@ -1,0 +1,36 @@
+import { tf } from '../../engine/engine.js';
+import type { Rng } from '../../util/random.js';
+import { Module } from '../module.js';
+import { Eva02Vit, type Eva02VitConfig } from './eva02-vit.js';
+import { SimpleFeaturePyramid, type SimpleFeaturePyramidConfig } from './simple-feature-pyramid.js';
+
+/**
+ * APE's backbone module: the ViT under `net` and the pyramid stages beside it (`simfp_2` ...),
+ * as in the released state dict (`backbone.net.*`, `backbone.simfp_*`).
+ */
+export class ApeBackbone extends Module {
+  readonly net: Eva02Vit;
+  readonly pyramid: SimpleFeaturePyramid;
+
+  constructor(vit: Eva02VitConfig, pyramid: SimpleFeaturePyramidConfig, rng: Rng) {
+    super();
+    if (pyramid.inChannels !== vit.embedDim) throw new Error(`ApeBackbone: pyramid inChannels ${pyramid.inChannels} differ from the ViT width ${vit.embedDim}`);
+    if (pyramid.inStride !== vit.patchSize) throw new Error(`ApeBackbone: pyramid inStride ${pyramid.inStride} differs from the ViT patch size ${vit.patchSize}`);
+    this.net = this.child('net', new Eva02Vit(vit, rng));
+    this.pyramid = new SimpleFeaturePyramid(pyramid, rng);
+    // The pyramid's stages are registered here, so their names sit beside `net`.
+    for (const { stride, stage } of this.pyramid.stages) this.child(`simfp_${Math.log2(stride)}`, stage);
+  }
+
+  get featureNames(): string[] {
+    return this.pyramid.featureNames;
+  }
+
+  /** images [B, H, W, 3] (normalised) -> pyramid levels by name, each [B, h, w, C]. */
+  forward(images: tf.Tensor4D, options: { training?: boolean; rng?: Rng } = {}): Record<string, tf.Tensor4D> {
+    const last = this.net.forward(images, options);
+    const out = this.pyramid.forward(last);
+    last.dispose();
+    return out;
+  }
+}

@@ -1,0 +1,167 @@
+import { tf } from '../../engine/engine.js';
+import { msDeformAttn } from '../../engine/ms-deform-attn.js';
+import type { Rng } from '../../util/random.js';
+import { Module, init, type Initializer } from '../module.js';
+import { Linear } from '../layers/linear.js';
+
+export type SpatialShapes = readonly (readonly [number, number])[];
+
+/**
+ * Where the sampling points of each query start and how offsets scale, as two tensors that
+ * broadcast against offsets viewed [B*Lq, heads, levels, points*2]:
+ *   location = base + offset * scale.
+ */
+export interface SamplingFrame {
+  /** [B*Lq, 1, levels, points*2] reference (x, y) repeated per point. */
+  base: tf.Tensor4D;
+  /** [1 or B*Lq, 1, levels, points*2] */
+  scale: tf.Tensor4D;
+}
+
+/**
+ * Encoder-style frame from 2-d reference points [B, Lq, levels, 2] (host array): offsets are in
+ * pixels of each level, so scale = (1/W_l, 1/H_l).
+ */
+export function pointSamplingFrame(reference: Float32Array, batch: number, numQueries: number, shapes: SpatialShapes, numPoints: number): SamplingFrame {
+  const levels = shapes.length;
+  if (reference.length !== batch * numQueries * levels * 2) {
+    throw new Error(`pointSamplingFrame: reference has ${reference.length} values, expected ${batch}x${numQueries}x${levels}x2`);
+  }
+  const width = levels * numPoints * 2;
+  const base = new Float32Array(batch * numQueries * width);
+  for (let r = 0; r < batch * numQueries; r++) {
+    for (let l = 0; l < levels; l++) {
+      const x = reference[(r * levels + l) * 2]!;
+      const y = reference[(r * levels + l) * 2 + 1]!;
+      for (let p = 0; p < numPoints; p++) {
+        base[r * width + (l * numPoints + p) * 2] = x;
+        base[r * width + (l * numPoints + p) * 2 + 1] = y;
+      }
+    }
+  }
+  const scale = new Float32Array(width);
+  shapes.forEach(([h, w], l) => {
+    for (let p = 0; p < numPoints; p++) {
+      scale[(l * numPoints + p) * 2] = 1 / w;
+      scale[(l * numPoints + p) * 2 + 1] = 1 / h;
+    }
+  });
+  return {
+    base: tf.tensor4d(base, [batch * numQueries, 1, levels, numPoints * 2]),
+    scale: tf.tensor4d(scale, [1, 1, levels, numPoints * 2]),
+  };
+}
+
+/**
+ * Decoder-style frame from reference boxes [B, Lq, levels, 4] (cx, cy, w, h; host array):
+ * location = centre + offset / points * size * 0.5.
+ */
+export function boxSamplingFrame(reference: Float32Array, batch: number, numQueries: number, levels: number, numPoints: number): SamplingFrame {
+  if (reference.length !== batch * numQueries * levels * 4) {
+    throw new Error(`boxSamplingFrame: reference has ${reference.length} values, expected ${batch}x${numQueries}x${levels}x4`);
+  }
+  const width = levels * numPoints * 2;
+  const base = new Float32Array(batch * numQueries * width);
+  const scale = new Float32Array(batch * numQueries * width);
+  for (let r = 0; r < batch * numQueries; r++) {
+    for (let l = 0; l < levels; l++) {
+      const o = (r * levels + l) * 4;
+      const [cx, cy, w, h] = [reference[o]!, reference[o + 1]!, reference[o + 2]!, reference[o + 3]!];
+      for (let p = 0; p < numPoints; p++) {
+        const i = r * width + (l * numPoints + p) * 2;
+        base[i] = cx;
+        base[i + 1] = cy;
+        scale[i] = (w / numPoints) * 0.5;
+        scale[i + 1] = (h / numPoints) * 0.5;
+      }
+    }
+  }
+  const shape: [number, number, number, number] = [batch * numQueries, 1, levels, numPoints * 2];
+  return { base: tf.tensor4d(base, shape), scale: tf.tensor4d(scale, shape) };
+}
+
+export interface MsdaInput {
+  /** [B, Lq, E], without position. */
+  query: tf.Tensor3D;
+  queryPos?: tf.Tensor3D | null;
+  /** [B, S, E]; the query itself when absent (encoder self-attention). */
+  value?: tf.Tensor3D | null;
+  /** [B, S, 1]: 1 for real pixels, 0 for padding (APE's key_padding_mask inverted). */
+  valueKeep?: tf.Tensor3D | null;
+  frame: SamplingFrame;
+  spatialShapes: SpatialShapes;
+}
+
+/** Deformable DETR's MultiScaleDeformableAttention (APE's version, batch first), identity included. */
+export class MultiScaleDeformableAttention extends Module {
+  readonly samplingOffsets: Linear;
+  readonly attentionWeights: Linear;
+  readonly valueProj: Linear;
+  readonly outputProj: Linear;
+  readonly headDim: number;
+
+  constructor(
+    readonly embedDim: number,
+    readonly numHeads: number,
+    readonly numLevels: number,
+    readonly numPoints: number,
+    rng: Rng,
+  ) {
+    super();
+    if (embedDim % numHeads !== 0) throw new Error(`MultiScaleDeformableAttention: ${embedDim} is not divisible by ${numHeads} heads`);
+    this.headDim = embedDim / numHeads;
+    const offsets = numHeads * numLevels * numPoints * 2;
+    this.samplingOffsets = this.child('sampling_offsets', new Linear(embedDim, offsets, rng, { weightInit: init.zeros(), biasInit: polarGridInit(numHeads, numLevels, numPoints) }));
+    this.attentionWeights = this.child('attention_weights', new Linear(embedDim, numHeads * numLevels * numPoints, rng, { weightInit: init.zeros(), biasInit: init.zeros() }));
+    this.valueProj = this.child('value_proj', new Linear(embedDim, embedDim, rng, { weightInit: init.xavierUniform(), biasInit: init.zeros() }));
+    this.outputProj = this.child('output_proj', new Linear(embedDim, embedDim, rng, { weightInit: init.xavierUniform(), biasInit: init.zeros() }));
+  }
+
+  forward(input: MsdaInput): tf.Tensor3D {
+    return tf.tidy(() => {
+      const { query, spatialShapes } = input;
+      const [b, lq, e] = query.shape;
+      const { numHeads: h, numLevels: l, numPoints: p } = this;
+      if (spatialShapes.length !== l) throw new Error(`MultiScaleDeformableAttention: ${spatialShapes.length} levels given, built for ${l}`);
+      const valueIn = input.value ?? query;
+      const s = valueIn.shape[1];
+      const total = spatialShapes.reduce((acc, [hh, ww]) => acc + hh * ww, 0);
+      if (total !== s) throw new Error(`MultiScaleDeformableAttention: value has ${s} tokens, spatial shapes give ${total}`);
+      let value: tf.Tensor = this.valueProj.forward(valueIn);
+      if (input.valueKeep) value = tf.mul(value, input.valueKeep);
+      const q = input.queryPos ? tf.add(query, input.queryPos) : query;
+      const flatQ = tf.reshape(q, [b * lq, e]);
+      const offsets = tf.reshape(this.samplingOffsets.forward(flatQ), [b * lq, h, l, p * 2]);
+      const locations = tf.add(input.frame.base, tf.mul(offsets, input.frame.scale));
+      const weights = tf.softmax(tf.reshape(this.attentionWeights.forward(flatQ), [b * lq, h, l * p]));
+      const sampled = msDeformAttn(
+        tf.reshape(value, [b, s, h, this.headDim]) as tf.Tensor4D,
+        spatialShapes.map(([hh, ww]) => [hh, ww] as [number, number]),
+        tf.reshape(locations, [b, lq, h, l, p * 2]),
+        tf.reshape(weights, [b, lq, h, l, p]) as tf.Tensor5D,
+      );
+      return tf.add(query, this.outputProj.forward(sampled)) as tf.Tensor3D;
+    });
+  }
+}
+
+/** Deformable DETR's offset-bias init: head k points along angle 2πk/H, point i at distance i+1. */
+function polarGridInit(heads: number, levels: number, points: number): Initializer {
+  return () => {
+    const values = new Float32Array(heads * levels * points * 2);
+    for (let k = 0; k < heads; k++) {
+      const theta = (k * 2 * Math.PI) / heads;
+      const c = Math.cos(theta);
+      const s = Math.sin(theta);
+      const m = Math.max(Math.abs(c), Math.abs(s));
+      for (let l = 0; l < levels; l++) {
+        for (let i = 0; i < points; i++) {
+          const o = ((k * levels + l) * points + i) * 2;
+          values[o] = (c / m) * (i + 1);
+          values[o + 1] = (s / m) * (i + 1);
+        }
+      }
+    }
+    return tf.tensor1d(values);
+  };
+}

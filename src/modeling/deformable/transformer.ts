@@ -1,0 +1,173 @@
+import { tf } from '../../engine/engine.js';
+import type { Rng } from '../../util/random.js';
+import { Module, init } from '../module.js';
+import { LayerNorm } from '../layers/layer-norm.js';
+import { Linear } from '../layers/linear.js';
+import type { Mlp } from '../layers/mlp.js';
+import type { BiAttentionConfig } from '../fusion/bi-attention.js';
+import { detach, tidyKeep } from '../ops.js';
+import { encoderReferencePoints, flattenedPositionEmbeddings, proposalAnchors, tokenKeepMask, type LevelGeometry, type ProposalAnchors } from '../feature-geometry.js';
+import { proposalPositionEmbedding, sinePositionEmbedding } from '../position-encoding.js';
+import { selectProposals, type ProposalSelectionConfig } from '../proposals.js';
+import { DeformableEncoder, type DeformableLayerConfig, type EncoderText } from './encoder.js';
+import { DeformableDecoder, type DecoderOutput } from './decoder.js';
+import { pointSamplingFrame } from './ms-deform-attn-module.js';
+
+export interface DeformableTransformerConfig extends DeformableLayerConfig {
+  encoderLayers: number;
+  decoderLayers: number;
+  proposals: ProposalSelectionConfig;
+  /** Extra encoder proposal heads whose best score wins per token (APE-D: 1). */
+  proposalAmbiguous: number;
+}
+
+/** The heads the transformer borrows from the model (class_embed.N / bbox_embed.N in the reference). */
+export interface TransformerHeads {
+  /** Box MLP per decoder layer, then one for the encoder proposals. */
+  bboxEmbed: Mlp[];
+  /** Objectness of the encoder proposals (class_embed[numDecoderLayers]). */
+  proposalClass: Linear;
+}
+
+export interface EncoderProposals {
+  /** [B, S, 1] objectness logits of every token's proposal. */
+  logits: tf.Tensor3D;
+  /** [B, S, 4] proposal boxes, cxcywh in [0, 1] (1 where the anchor is unusable). */
+  boxes: tf.Tensor3D;
+  /** Anchors (cxcywh in [0, 1]), their validity and levels, on the host. */
+  anchors: ProposalAnchors;
+  /** Per image, the token indices chosen as decoder queries. */
+  selected: Int32Array[];
+}
+
+export interface TransformerOutput extends DecoderOutput {
+  /** [B, S, E] encoder output. */
+  memory: tf.Tensor3D;
+  /** Fused text tokens when they were kept, else null. */
+  text: tf.Tensor3D | null;
+  encoder: EncoderProposals;
+}
+
+/** APE's DeformableDetrTransformerVL, two-stage (DETA variant with pixel-feature query init). */
+export class DeformableTransformer extends Module {
+  readonly levelEmbeds: tf.Variable;
+  readonly encoder: DeformableEncoder;
+  readonly decoder: DeformableDecoder;
+  readonly encOutput: Linear;
+  readonly encOutputNorm: LayerNorm;
+  readonly posTrans: Linear;
+  readonly posTransNorm: LayerNorm;
+  readonly pixTrans: Linear;
+  readonly pixTransNorm: LayerNorm;
+
+  constructor(readonly config: DeformableTransformerConfig, fusion: BiAttentionConfig | null, rng: Rng) {
+    super();
+    const e = config.embedDim;
+    const xavier = { weightInit: init.xavierUniform() };
+    this.levelEmbeds = this.param('level_embeds', [config.numLevels, e], init.normal(1), rng);
+    this.encoder = this.child('encoder', new DeformableEncoder(config.encoderLayers, config, fusion, rng));
+    this.decoder = this.child('decoder', new DeformableDecoder(config.decoderLayers, config, config.proposalAmbiguous, rng));
+    this.encOutput = this.child('enc_output', new Linear(e, e, rng, xavier));
+    this.encOutputNorm = this.child('enc_output_norm', new LayerNorm(e, rng));
+    this.posTrans = this.child('pos_trans', new Linear(2 * e, 2 * e, rng, xavier));
+    this.posTransNorm = this.child('pos_trans_norm', new LayerNorm(2 * e, rng));
+    this.pixTrans = this.child('pix_trans', new Linear(e, e, rng, xavier));
+    this.pixTransNorm = this.child('pix_trans_norm', new LayerNorm(e, rng));
+  }
+
+  /** feats: per level [B, h, w, E] (NHWC, after the neck). */
+  forward(
+    feats: tf.Tensor4D[],
+    geometry: LevelGeometry,
+    text: EncoderText | null,
+    heads: TransformerHeads,
+    options: { training?: boolean; rng?: Rng } = {},
+  ): TransformerOutput {
+    const e = this.config.embedDim;
+    const b = geometry.batch;
+    const s = geometry.total;
+    const shapes = geometry.shapes;
+    const levels = shapes.length;
+    if (levels !== this.config.numLevels) throw new Error(`DeformableTransformer: ${levels} feature levels, built for ${this.config.numLevels}`);
+
+    const keepHost = tokenKeepMask(geometry);
+    const allKept = keepHost.every((v) => v === 1);
+    const keep = allKept ? null : tf.tensor3d(keepHost, [b, s, 1]);
+    const frame = pointSamplingFrame(encoderReferencePoints(geometry), b, s, shapes, this.config.numPoints);
+
+    const { memory, text: fusedText, source } = tidyKeep(() => {
+      const source = tf.concat(feats.map((f) => tf.reshape(f, [b, f.shape[1] * f.shape[2], e])), 1) as tf.Tensor3D;
+      const levelOneHot = new Float32Array(s * levels);
+      shapes.forEach(([h, w], l) => {
+        for (let i = 0; i < h * w; i++) levelOneHot[(geometry.levelStart[l]! + i) * levels + l] = 1;
+      });
+      const sine = flattenedPositionEmbeddings(geometry, e / 2, (h, w, vh, vw) => sinePositionEmbedding(h, w, vh, vw, { numPosFeats: e / 2 }));
+      const levelPos = tf.matMul(tf.tensor2d(levelOneHot, [s, levels]), this.levelEmbeds); // [S, E]
+      const pos = tf.add(tf.tensor3d(sine, [b, s, e]), levelPos) as tf.Tensor3D;
+      const out = this.encoder.forward(source, pos, frame, shapes, keep, text, options);
+      return { ...out, source };
+    });
+    source.dispose();
+    frame.base.dispose();
+    frame.scale.dispose();
+
+    const anchors = proposalAnchors(geometry);
+    const validTensor = tf.tensor3d(Float32Array.from(anchors.valid), [b, s, 1]);
+    const unactTensor = tf.tensor3d(anchors.unact, [b, s, 4]);
+    const { outputMemory, logits, coordsUnact } = tf.tidy(() => {
+      const outputMemory = this.encOutputNorm.forward(this.encOutput.forward(tf.mul(memory, validTensor))) as tf.Tensor3D;
+      let logits = heads.proposalClass.forward(outputMemory) as tf.Tensor3D;
+      let delta = heads.bboxEmbed[this.config.decoderLayers]!.forward(outputMemory);
+      this.decoder.classEmbedAmbiguous.forEach((extraClass, k) => {
+        // The best-scoring head wins per token (argmax, first one on ties).
+        const extra = extraClass.forward(outputMemory);
+        const wins = tf.cast(tf.greater(detach(extra), detach(logits)), 'float32');
+        const loses = tf.sub(1, wins);
+        logits = tf.add(tf.mul(extra, wins), tf.mul(logits, loses)) as tf.Tensor3D;
+        delta = tf.add(tf.mul(this.decoder.bboxEmbedAmbiguous[k]!.forward(outputMemory), wins), tf.mul(delta, loses));
+      });
+      return { outputMemory, logits, coordsUnact: tf.add(delta, unactTensor) as tf.Tensor3D };
+    });
+    validTensor.dispose();
+    unactTensor.dispose();
+
+    const logitsHost = logits.dataSync();
+    const coordsHost = coordsUnact.dataSync();
+    const selected: Int32Array[] = [];
+    const q = this.config.proposals.numQueries;
+    const topCoords = new Float32Array(b * q * 4);
+    const flatIndex = new Int32Array(b * q);
+    for (let i = 0; i < b; i++) {
+      const picks = selectProposals(logitsHost.subarray(i * s, (i + 1) * s), coordsHost.subarray(i * s * 4, (i + 1) * s * 4), anchors.levelIds, levels, this.config.proposals);
+      selected.push(picks);
+      picks.forEach((t, j) => {
+        topCoords.set(coordsHost.subarray((i * s + t) * 4, (i * s + t) * 4 + 4), (i * q + j) * 4);
+        flatIndex[i * q + j] = i * s + t;
+      });
+    }
+    const initialReference = topCoords.map((v) => 1 / (1 + Math.exp(-v)));
+
+    const { query, queryPos } = tf.tidy(() => {
+      const posEmbed = tf.tensor3d(proposalPositionEmbedding(topCoords, e / 2), [b, q, 2 * e]);
+      const trans = this.posTransNorm.forward(this.posTrans.forward(posEmbed));
+      const [queryPos, queryBase] = tf.split(trans, 2, 2) as [tf.Tensor3D, tf.Tensor3D];
+      const picked = detach(tf.gather(tf.reshape(outputMemory, [b * s, e]), tf.tensor1d(flatIndex, 'int32')));
+      const query = tf.add(queryBase, this.pixTransNorm.forward(this.pixTrans.forward(tf.reshape(picked, [b, q, e])))) as tf.Tensor3D;
+      return { query, queryPos };
+    });
+    outputMemory.dispose();
+
+    const decoded = this.decoder.forward(query, queryPos, memory, keep, initialReference, geometry.validRatios, shapes, heads.bboxEmbed);
+    query.dispose();
+    queryPos.dispose();
+    keep?.dispose();
+    const boxes = tf.tidy(() => tf.sigmoid(coordsUnact)) as tf.Tensor3D;
+    coordsUnact.dispose();
+    return {
+      ...decoded,
+      memory,
+      text: fusedText,
+      encoder: { logits, boxes, anchors, selected },
+    };
+  }
+}

@@ -1,0 +1,59 @@
+import { tf } from '../../engine/engine.js';
+import type { Rng } from '../../util/random.js';
+import { Module, init } from '../module.js';
+import { Linear } from '../layers/linear.js';
+
+const CLAMP = 50000;
+
+/**
+ * APE's region-prompt classifier (VisionLanguageAlign): with e the L2-normalised prompt embedding,
+ *   logit[b, q, p] = (x[b, q] . (W (e/2) + b_proj)) / exp(log_scale) + e . bias_lang + bias0,
+ * clamped to [-50000, 50000]. Each prompt column depends on that prompt alone.
+ */
+export class VisionLanguageAlign extends Module {
+  readonly projection: Linear;
+  readonly logScale: tf.Variable;
+  readonly biasLang: tf.Variable;
+  readonly bias0: tf.Variable;
+
+  constructor(readonly embedDim: number, readonly embedDimLanguage: number, rng: Rng, options: { priorProb?: number; logScale?: number } = {}) {
+    super();
+    const prior = options.priorProb ?? 0.01;
+    this.projection = this.child('dot_product_projection_text', new Linear(embedDimLanguage, embedDim, rng));
+    this.logScale = this.param('log_scale', [1], init.constant(options.logScale ?? 0), rng);
+    this.biasLang = this.param('bias_lang', [embedDimLanguage], init.zeros(), rng);
+    this.bias0 = this.param('bias0', [1], init.constant(-Math.log((1 - prior) / prior)), rng);
+  }
+
+  /**
+   * queries [B, Q, D]; prompts [P, Dl] shared by the batch or [B, P, Dl] per image -> logits [B, Q, P].
+   */
+  forward(queries: tf.Tensor3D, prompts: tf.Tensor2D | tf.Tensor3D): tf.Tensor3D {
+    return tf.tidy(() => {
+      const [b, q, d] = queries.shape;
+      const e = l2Normalize(prompts);
+      const projected = this.projection.forward(tf.mul(e, 0.5)); // [.., P, D]
+      const promptBias = tf.add(tf.sum(tf.mul(e, this.biasLang), -1), this.bias0); // [.., P]
+      const invScale = tf.exp(tf.neg(this.logScale));
+      let logits: tf.Tensor;
+      if (projected.rank === 2) {
+        const p = projected.shape[0]!;
+        const dots = tf.matMul(tf.reshape(queries, [b * q, d]), tf.transpose(projected)); // [B*Q, P]
+        logits = tf.reshape(tf.add(tf.mul(dots, invScale), promptBias), [b, q, p]);
+      } else {
+        const p = projected.shape[1]!;
+        const dots = tf.matMul(queries, tf.transpose(projected, [0, 2, 1])); // [B, Q, P]
+        logits = tf.add(tf.mul(dots, invScale), tf.reshape(promptBias, [b, 1, p]));
+      }
+      return tf.clipByValue(logits, -CLAMP, CLAMP) as tf.Tensor3D;
+    });
+  }
+}
+
+/**
+ * F.normalize(x, dim=-1): x / max(||x||, 1e-12), so an all-zero row stays zero. The max is taken
+ * on the squared norm (same value) so that a zero row has a zero gradient, not NaN.
+ */
+export function l2Normalize<T extends tf.Tensor>(x: T): T {
+  return tf.tidy(() => tf.div(x, tf.sqrt(tf.maximum(tf.sum(tf.square(x), -1, true), 1e-24))) as T);
+}

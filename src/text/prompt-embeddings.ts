@@ -1,0 +1,134 @@
+import { tf } from '../engine/engine.js';
+import type { ClipTextEncoder, TextPooling } from './clip-text-transformer.js';
+import type { TextTokenizer } from './tokenizer.js';
+
+/** Token-level features of a list of prompts, every prompt's tokens (start to end) back to back. */
+export interface PromptTokens {
+  /** [T, D] token features of all prompts. */
+  tokens: tf.Tensor2D;
+  /** Per prompt: its first row in `tokens` and its number of rows (end token last). */
+  offsets: Int32Array;
+  lengths: Int32Array;
+}
+
+export interface PromptCacheStats {
+  hits: number;
+  misses: number;
+  entries: number;
+}
+
+/**
+ * Encodes prompts one vector each (or one row per token) through the text tower, caching the
+ * results by text: a vocabulary of thousands costs one encoding per model. Each prompt is
+ * encoded on its own (its own padded row, a causal tower), so its vector does not depend on
+ * which other prompts come with it.
+ */
+export class PromptEmbeddingCache {
+  private readonly sentenceCache = new Map<string, Float32Array>();
+  private readonly tokenCache = new Map<string, Float32Array>();
+  private hits = 0;
+  private misses = 0;
+
+  constructor(
+    private readonly encoder: ClipTextEncoder,
+    private readonly tokenizer: TextTokenizer,
+    readonly pooling: TextPooling,
+    private readonly batchSize = 256,
+    /** Entries kept per kind before the oldest are dropped. */
+    private readonly maxEntries = 100_000,
+  ) {}
+
+  get dim(): number {
+    return this.encoder.embedDim;
+  }
+
+  stats(): PromptCacheStats {
+    return { hits: this.hits, misses: this.misses, entries: this.sentenceCache.size + this.tokenCache.size };
+  }
+
+  clear(): void {
+    this.sentenceCache.clear();
+    this.tokenCache.clear();
+  }
+
+  /** [N, D] one embedding per text, from the cache where possible. */
+  sentences(texts: readonly string[]): tf.Tensor2D {
+    const d = this.dim;
+    const missing = unique(texts.filter((t) => !this.sentenceCache.has(t)));
+    this.hits += texts.length - missing.length;
+    this.misses += missing.length;
+    for (let start = 0; start < missing.length; start += this.batchSize) {
+      const chunk = missing.slice(start, start + this.batchSize);
+      const out = this.encoder.forward(this.tokenizer.tokenize(chunk), { pooling: this.pooling });
+      const values = out.embeddings.dataSync() as Float32Array;
+      out.embeddings.dispose();
+      out.attentionMask.dispose();
+      chunk.forEach((t, i) => this.remember(this.sentenceCache, t, values.slice(i * d, (i + 1) * d)));
+    }
+    const flat = new Float32Array(texts.length * d);
+    texts.forEach((t, i) => flat.set(this.sentenceCache.get(t)!, i * d));
+    return tf.tensor2d(flat, [texts.length, d]);
+  }
+
+  /** Token features (start through end token) of every text, concatenated; cached per text. */
+  tokens(texts: readonly string[]): PromptTokens {
+    const d = this.dim;
+    const missing = unique(texts.filter((t) => !this.tokenCache.has(t)));
+    this.hits += texts.length - missing.length;
+    this.misses += missing.length;
+    for (let start = 0; start < missing.length; start += this.batchSize) {
+      const chunk = missing.slice(start, start + this.batchSize);
+      const out = this.encoder.forward(this.tokenizer.tokenize(chunk), { pooling: this.pooling, returnHidden: true });
+      const hidden = out.lastHiddenState!;
+      const length = hidden.shape[1];
+      const values = hidden.dataSync() as Float32Array;
+      tf.dispose([out.embeddings, hidden, out.attentionMask]);
+      chunk.forEach((t, i) => {
+        const n = out.endTokenIdx[i]! + 1;
+        this.remember(this.tokenCache, t, values.slice(i * length * d, (i * length + n) * d));
+      });
+    }
+    const lengths = Int32Array.from(texts, (t) => this.tokenCache.get(t)!.length / d);
+    const offsets = new Int32Array(texts.length);
+    let total = 0;
+    lengths.forEach((n, i) => {
+      offsets[i] = total;
+      total += n;
+    });
+    const flat = new Float32Array(total * d);
+    texts.forEach((t, i) => flat.set(this.tokenCache.get(t)!, offsets[i]! * d));
+    return { tokens: tf.tensor2d(flat, [total, d]), offsets, lengths };
+  }
+
+  private remember(cache: Map<string, Float32Array>, key: string, value: Float32Array): void {
+    if (cache.size >= this.maxEntries) cache.delete(cache.keys().next().value as string);
+    cache.set(key, value);
+  }
+}
+
+function unique(texts: string[]): string[] {
+  return [...new Set(texts)];
+}
+
+/**
+ * Pools token rows into one vector per prompt: 'eot' takes each prompt's last row (its end
+ * token), 'mean' averages its rows (start and end tokens included; + 1e-6 in the divisor as
+ * APE's reduce_language_feature). tokens [B, T, D] -> [B, P, D].
+ */
+export function poolPromptTokens(tokens: tf.Tensor3D, offsets: Int32Array, lengths: Int32Array, pooling: TextPooling): tf.Tensor3D {
+  return tf.tidy(() => {
+    const [b, t, d] = tokens.shape;
+    const p = offsets.length;
+    const weights = new Float32Array(p * t);
+    for (let i = 0; i < p; i++) {
+      const o = offsets[i]!;
+      const n = lengths[i]!;
+      if (pooling === 'eot') weights[i * t + o + n - 1] = 1;
+      else for (let j = 0; j < n; j++) weights[i * t + o + j] = 1 / (n + 1e-6);
+    }
+    const w = tf.tensor2d(weights, [p, t]);
+    if (b === 1) return tf.reshape(tf.matMul(w, tf.reshape(tokens, [t, d])), [1, p, d]) as tf.Tensor3D;
+    const byToken = tf.reshape(tf.transpose(tokens, [1, 0, 2]), [t, b * d]);
+    return tf.transpose(tf.reshape(tf.matMul(w, byToken), [p, b, d]), [1, 0, 2]) as tf.Tensor3D;
+  });
+}

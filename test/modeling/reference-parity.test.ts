@@ -1,0 +1,100 @@
+// The fusion block, the alignment head and the deformable-attention module against APE's own
+// outputs (../shared/fixtures/ape-reference: random weights, APE-D options at small sizes).
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { initEngine, tf } from '../../src/engine/engine.js';
+import { loadReleasedWeights } from '../../src/io/released-mapping.js';
+import { VisionLanguageFusion } from '../../src/modeling/fusion/bi-attention.js';
+import { VisionLanguageAlign } from '../../src/modeling/heads/vision-language-align.js';
+import { MultiScaleDeformableAttention, boxSamplingFrame, pointSamplingFrame } from '../../src/modeling/deformable/ms-deform-attn-module.js';
+import { Rng } from '../../src/util/random.js';
+import { fixtureCases, fixtureCheckpoint, maxAbsDiff, tolerance } from '../parity/towers-fixture.js';
+
+before(async () => {
+  await initEngine({ backend: 'wasm' });
+});
+
+const cases = () => fixtureCases();
+
+function fusionModule() {
+  return new VisionLanguageFusion(
+    { vDim: 32, lDim: 48, embedDim: 64, numHeads: 4, dropout: 0.1, initValues: 1 / 6, stableSoftmax2d: true, clampMinForUnderflow: true, clampMaxForOverflow: true },
+    new Rng(5),
+  );
+}
+
+test('fusion: sentence tokens and visual tokens both match APE (BiAttentionBlock, stable 2-D softmax, gammas)', async () => {
+  const m = fusionModule();
+  loadReleasedWeights(m, await fixtureCheckpoint('model_vision.transformer.encoder.vl_layers.0.'), { prefix: 'model_vision.transformer.encoder.vl_layers.0.' });
+  const c = cases();
+  const tol = tolerance('fusion');
+  const out = m.forward(c.tensor('fusion.v_in') as tf.Tensor3D, c.tensor('fusion.l_in') as tf.Tensor3D);
+  assert.ok(maxAbsDiff(out.v, c.tensor('fusion.v_out')) <= tol, `v_out diff ${maxAbsDiff(out.v, c.tensor('fusion.v_out'))}`);
+  assert.ok(maxAbsDiff(out.l!, c.tensor('fusion.l_out')) <= tol, `l_out diff ${maxAbsDiff(out.l!, c.tensor('fusion.l_out'))}`);
+});
+
+test('fusion: the zero token (vocabulary prompts) matches APE on both sides, and the vision-only shortcut gives the same pixels', async () => {
+  const m = fusionModule();
+  const ckpt = await fixtureCheckpoint('model_vision.');
+  loadReleasedWeights(m, ckpt, { prefix: 'model_vision.transformer.encoder.vl_layers.0.', strict: true });
+  const c = cases();
+  const tol = tolerance('fusion');
+  const zero = ckpt.get('model_vision.name_prompt_fusion_feature')!;
+  assert.deepEqual(zero.shape, [1, 1, 48]);
+  const lIn = c.tensor('fusion_zero.l_in') as tf.Tensor3D;
+  assert.equal(tf.max(tf.abs(lIn)).dataSync()[0], 0);
+  const vIn = c.tensor('fusion_zero.v_in') as tf.Tensor3D;
+  const full = m.forward(vIn, lIn);
+  assert.ok(maxAbsDiff(full.v, c.tensor('fusion_zero.v_out')) <= tol);
+  assert.ok(maxAbsDiff(full.l!, c.tensor('fusion_zero.l_out')) <= tol);
+  const visionOnly = m.forward(vIn, lIn, { needLanguage: false });
+  assert.equal(visionOnly.l, null);
+  assert.ok(maxAbsDiff(visionOnly.v, c.tensor('fusion_zero.v_out')) <= tol);
+});
+
+test('align: logits match APE, including an all-zero prompt row', async () => {
+  const m = new VisionLanguageAlign(32, 48, new Rng(6));
+  loadReleasedWeights(m, await fixtureCheckpoint('model_vision.class_embed.0.'), { prefix: 'model_vision.class_embed.0.' });
+  const c = cases();
+  const queries = c.tensor('align.queries') as tf.Tensor3D;
+  const text = c.tensor('align.text') as tf.Tensor3D;
+  const logits = m.forward(queries, text);
+  assert.ok(maxAbsDiff(logits, c.tensor('align.logits')) <= tolerance('align'));
+  // Shared prompts ([P, D]) take the 2-D path: same numbers as image 0's rows.
+  const shared = m.forward(tf.slice(queries, [0, 0, 0], [1, -1, -1]) as tf.Tensor3D, tf.squeeze(tf.slice(text, [0, 0, 0], [1, -1, -1]), [0]) as tf.Tensor2D);
+  assert.ok(maxAbsDiff(shared, tf.slice(c.tensor('align.logits'), [0, 0, 0], [1, -1, -1])) <= tolerance('align'));
+});
+
+async function msdaModule() {
+  const m = new MultiScaleDeformableAttention(32, 4, 3, 4, new Rng(7));
+  const prefix = 'model_vision.transformer.encoder.layers.0.attentions.0.';
+  loadReleasedWeights(m, await fixtureCheckpoint(prefix), { prefix });
+  return m;
+}
+
+test('msda module, encoder call: 2-d reference points, padding mask, value = query', async () => {
+  const m = await msdaModule();
+  const c = cases();
+  const shapes: [number, number][] = [[8, 8], [4, 4], [2, 2]];
+  const query = c.tensor('msda_enc.query') as tf.Tensor3D;
+  const [b, lq] = query.shape;
+  const frame = pointSamplingFrame(Float32Array.from(c.values('msda_enc.reference_points')), b, lq, shapes, 4);
+  const keep = tf.tensor3d(c.values('msda_enc.key_padding_mask').map((v) => 1 - v), [b, lq, 1]);
+  const out = m.forward({ query, queryPos: c.tensor('msda_enc.query_pos') as tf.Tensor3D, valueKeep: keep, frame, spatialShapes: shapes });
+  const diff = maxAbsDiff(out, c.tensor('msda_enc.output'));
+  assert.ok(diff <= tolerance('msda_module'), `diff ${diff}`);
+});
+
+test('msda module, decoder call: 4-d reference boxes, separate value', async () => {
+  const m = await msdaModule();
+  const c = cases();
+  const shapes: [number, number][] = [[8, 8], [4, 4], [2, 2]];
+  const query = c.tensor('msda_dec.query') as tf.Tensor3D;
+  const value = c.tensor('msda_dec.value') as tf.Tensor3D;
+  const [b, lq] = query.shape;
+  const frame = boxSamplingFrame(Float32Array.from(c.values('msda_dec.reference_points')), b, lq, 3, 4);
+  const keep = tf.tensor3d(c.values('msda_dec.key_padding_mask').map((v) => 1 - v), [b, value.shape[1], 1]);
+  const out = m.forward({ query, queryPos: c.tensor('msda_dec.query_pos') as tf.Tensor3D, value, valueKeep: keep, frame, spatialShapes: shapes });
+  const diff = maxAbsDiff(out, c.tensor('msda_dec.output'));
+  assert.ok(diff <= tolerance('msda_module'), `diff ${diff}`);
+});
