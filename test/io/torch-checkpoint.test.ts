@@ -359,3 +359,24 @@ test('archive variants: another archive name, zip64 records, deflated entries, b
   const bare = await readTorchCheckpoint(file(torchArchive(p.bytes(), data)));
   assert.deepEqual([...bare.keys()], ['enc.w']);
 });
+
+test('large float16 storages are widened chunk by chunk; the checksum still covers the whole record', async () => {
+  const n = 4 * 1024 * 1024 + 3; // one element past the 4M-element chunk
+  const bits = new Uint16Array(n);
+  for (let i = 0; i < n; i++) bits[i] = 0x3c00 + (i % 1024); // 1 + (i % 1024) / 1024
+  const pkl = checkpointPickle({
+    h: { storage: '0', storageType: 'HalfStorage', numel: n, shape: [n] },
+    tail: { storage: '0', storageType: 'HalfStorage', numel: n, offset: n - 2, shape: [2] },
+  });
+  const path = file(torchArchive(pkl, { 0: bytesOf(bits) }));
+  const t = await readTorchCheckpoint(path, { upcastHalf: true });
+  const h = t.get('h')!.data as Float32Array;
+  assert.equal(h.length, n);
+  for (const i of [0, 1, 1023, 1024, 4 * 1024 * 1024 - 1, 4 * 1024 * 1024, n - 1]) assert.equal(h[i], 1 + (i % 1024) / 1024, `element ${i}`);
+  assert.deepEqual([...(t.get('tail')!.data as Float32Array)], [1 + ((n - 2) % 1024) / 1024, 1 + ((n - 1) % 1024) / 1024]);
+  const bad = zipArchive([
+    { name: 'archive/data.pkl', data: pkl },
+    { name: 'archive/data/0', data: bytesOf(bits), crc: 0x01020304 },
+  ]);
+  await assert.rejects(readTorchCheckpoint(file(bad), { upcastHalf: true }), /tensor 'h': entry 'archive\/data\/0' is corrupt/);
+});

@@ -35,6 +35,9 @@ export async function readTensorData(
   const dtype = ref.dtype;
   const es = dtypeByteSize[dtype];
   const n = ref.numel;
+  if (options.upcastHalf && (dtype === 'F16' || dtype === 'BF16') && ref.contiguous && n > 0) {
+    return { dtype: 'F32', data: await readHalfAsFloat32(archive, entryName, ref) };
+  }
   const out = allocate(dtype, n);
   if (n > 0) {
     const { first, end } = ref.extent();
@@ -55,6 +58,21 @@ export async function readTensorData(
     return { dtype: 'F32', data: dtype === 'F16' ? halfArrayToFloat32(raw) : bfloat16ArrayToFloat32(raw) };
   }
   return { dtype, data: out };
+}
+
+/** Elements converted per read when widening half-precision data, so only the float32 result is held whole. */
+const HALF_CHUNK = 4 * 1024 * 1024;
+
+async function readHalfAsFloat32(archive: ZipArchive, entryName: string, ref: TorchTensorRef): Promise<Float32Array> {
+  const n = ref.numel;
+  const out = new Float32Array(n);
+  const chunk = new Uint16Array(Math.min(n, HALF_CHUNK));
+  const convert = ref.dtype === 'F16' ? halfArrayToFloat32 : bfloat16ArrayToFloat32;
+  await archive.readChunks(entryName, ref.storageOffset * 2, n * 2, new Uint8Array(chunk.buffer), (bytes, at) => {
+    const part = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
+    convert(part, out.subarray(at / 2, at / 2 + part.length));
+  });
+  return out;
 }
 
 /**

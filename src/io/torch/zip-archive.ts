@@ -115,6 +115,41 @@ export class ZipArchive {
     into.set(whole.subarray(offset, offset + into.byteLength));
   }
 
+  /**
+   * Reads `length` bytes of an entry from `offset` through `buffer`, chunk by chunk, handing each
+   * chunk (a view of `buffer`, valid until the callback returns) and its position within the range
+   * to `onChunk`. The CRC is checked when the range is the whole entry.
+   */
+  async readChunks(name: string, offset: number, length: number, buffer: Uint8Array, onChunk: (chunk: Uint8Array, at: number) => void): Promise<void> {
+    const e = this.entry(name);
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0 || offset + length > e.size) {
+      throw new ZipFormatError(`${this.path}: range [${offset}, ${offset + length}) is outside entry '${name}' (${e.size} bytes)`);
+    }
+    if (buffer.byteLength === 0 && length > 0) throw new Error('ZipArchive.readChunks: empty buffer');
+    if (e.method !== 0) {
+      const whole = await this.inflate(e, await this.dataOffset(e));
+      this.checkCrc(e, whole);
+      for (let at = 0; at < length; at += buffer.byteLength) {
+        const n = Math.min(buffer.byteLength, length - at);
+        buffer.set(whole.subarray(offset + at, offset + at + n));
+        onChunk(buffer.subarray(0, n), at);
+      }
+      return;
+    }
+    const start = await this.dataOffset(e);
+    const whole = offset === 0 && length === e.size;
+    let crc = 0;
+    for (let at = 0; at < length; at += buffer.byteLength) {
+      const chunk = buffer.subarray(0, Math.min(buffer.byteLength, length - at));
+      await this.readAt(chunk, start + offset + at);
+      if (whole) crc = crc32(chunk, crc);
+      onChunk(chunk, at);
+    }
+    if (whole && e.crc32 !== 0 && length > 0 && crc >>> 0 !== e.crc32) {
+      throw new ZipFormatError(`${this.path}: entry '${e.name}' is corrupt (CRC-32 ${hex(crc >>> 0)}, the directory says ${hex(e.crc32)})`);
+    }
+  }
+
   private async inflate(e: ZipEntry, start: number): Promise<Uint8Array> {
     if (e.method !== 8) {
       throw new ZipFormatError(
