@@ -4,7 +4,8 @@ import type { Rgb } from './palette.js';
 
 /**
  * A straight line between pixel centres (Bresenham); `thickness` > 1 stamps a square brush
- * of that width at every step.
+ * of that width at every step, centred on the line pixel (for even widths, one more pixel
+ * right and down).
  */
 export function drawLine(
   image: RgbImage,

@@ -73,8 +73,8 @@ export function shapeContains(shape: ThingShape, u: number, v: number): boolean 
       return (Math.abs(u) <= 0.32 && Math.abs(v) <= 0.95) || (Math.abs(v) <= 0.32 && Math.abs(u) <= 0.95);
     case 'heart': {
       // (x^2 + y^2 - 1)^3 - x^2 y^3 <= 0, y up, scaled and shifted to sit in the unit circle.
-      const x = u * 1.25;
-      const y = 0.12 - v * 1.25;
+      const x = u * 1.35;
+      const y = 0.12 - v * 1.35;
       const q = x * x + y * y - 1;
       return q * q * q - x * x * y * y * y <= 0;
     }
