@@ -48,3 +48,4 @@ export { ClipTextEncoder, eva02ClipBigETextConfig, tinyTextConfig } from './text
 export type { ClipTextConfig, ClipTextOutput, ClipTextForwardOptions, TextPooling } from './text/clip-text-transformer.js';
 export { loadReleasedWeights, defaultReleasedLayout, convertReleasedTensor } from './io/released-mapping.js';
 export type { ReleasedLayout, SourceTensor, LoadReleasedOptions, LoadReport } from './io/released-mapping.js';
+export * from './viz/api.js';

@@ -9,9 +9,10 @@ import { Progress } from '../util/progress.js';
 import { UsageError, type Command } from './command.js';
 
 const usage = `usage:
-  ape data synth --out DIR --images N --seed S [--size 256] [--min-objects 3] [--max-objects 8]
+  ape data synth --out DIR --images N --seed S [--size 256] [--min-objects 3] [--max-objects 8] [--overwrite]
       writes a synthetic split: images/, semantic/, instances.json, semantic.json,
-      grounding.json, segments.json (same arguments -> same bytes)
+      grounding.json, segments.json (same arguments -> same bytes); DIR must be new or
+      empty unless --overwrite replaces the split in it
   ape data check DIR [--max-issues 20]
       verifies a split; exits 1 and names file, record and field of each problem
   ape data show DIR --out SHEET.png [--images 8] [--columns 2]
@@ -38,6 +39,7 @@ async function synth(argv: string[]): Promise<number> {
       size: { type: 'string' },
       'min-objects': { type: 'string' },
       'max-objects': { type: 'string' },
+      overwrite: { type: 'boolean' },
     },
     allowPositionals: true,
   });
@@ -54,6 +56,7 @@ async function synth(argv: string[]): Promise<number> {
     seed,
     size,
     config: { minObjects, maxObjects },
+    overwrite: values.overwrite ?? false,
     onImage: () => progress?.tick(),
   });
   progress?.finish();

@@ -1,6 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readGrayPng, readImage } from '../../src/io/image-node.js';
@@ -69,6 +69,17 @@ test('determinism: same seed gives identical bytes in every file; another seed d
   for (const f of files) if (!(await readFile(join(root, 'c', f))).equals(await readFile(join(root, 'a', f)))) differing++;
   // Every image, label map and annotation file changes (semantic.json only lists categories and names).
   assert.equal(differing, files.length - 1);
+});
+
+test('a non-empty folder is refused unless overwrite, and overwrite leaves no stale images', async () => {
+  const dir = join(root, 'd');
+  await writeSynthDataset(dir, { images: 3, seed: 1, size: 32 });
+  await assert.rejects(writeSynthDataset(dir, { images: 2, seed: 1, size: 32 }), /d is not empty; choose a new folder or pass overwrite/);
+  await writeSynthDataset(dir, { images: 2, seed: 1, size: 32, overwrite: true });
+  assert.deepEqual((await readdir(join(dir, 'images'))).sort(), ['000000.png', '000001.png']);
+  await writeFile(join(dir, 'notes.txt'), 'mine');
+  await assert.rejects(writeSynthDataset(dir, { images: 2, seed: 1, size: 32, overwrite: true }), /not part of a split \(notes.txt\)/);
+  await assert.rejects(writeSynthDataset(join(root, 'e'), { images: 0, seed: 1 }), /images must be a positive integer, got 0/);
 });
 
 test('the checker accepts a fresh split and counts what is in it', async () => {

@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { encodePng } from '../../io/image-node.js';
 import { Rng } from '../../util/random.js';
@@ -24,6 +24,11 @@ export interface SynthDatasetOptions {
   /** Square image side (default 256); `config.width/height` override it. */
   size?: number;
   config?: Partial<SynthConfig>;
+  /**
+   * Replace a split already in `outDir` (its images/, semantic/ and JSON files are deleted first).
+   * Without it a non-empty `outDir` is refused, so that stale images never mix with new ones.
+   */
+  overwrite?: boolean;
   /** Called after each image is written (for a progress bar). */
   onImage?: (done: number, total: number) => void;
 }
@@ -59,6 +64,7 @@ export async function writeSynthDataset(outDir: string, options: SynthDatasetOpt
   if (!Number.isInteger(options.images) || options.images < 1) throw new Error(`writeSynthDataset: images must be a positive integer, got ${options.images}`);
   if (!Number.isInteger(options.seed)) throw new Error(`writeSynthDataset: seed must be an integer, got ${options.seed}`);
   const config = resolveSynthConfig(options);
+  await prepareOutput(outDir, options.overwrite ?? false);
   await mkdir(join(outDir, DATASET_FILES.images), { recursive: true });
   await mkdir(join(outDir, DATASET_FILES.semantic), { recursive: true });
 
@@ -115,6 +121,22 @@ export async function writeSynthDataset(outDir: string, options: SynthDatasetOpt
     sentences,
     segments: segments.annotations.length,
   };
+}
+
+async function prepareOutput(outDir: string, overwrite: boolean): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await readdir(outDir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw error;
+  }
+  if (entries.length === 0) return;
+  const ours = new Set<string>(Object.values(DATASET_FILES));
+  const foreign = entries.filter((e) => !ours.has(e));
+  if (!overwrite) throw new Error(`writeSynthDataset: ${outDir} is not empty; choose a new folder or pass overwrite`);
+  if (foreign.length > 0) throw new Error(`writeSynthDataset: ${outDir} holds files that are not part of a split (${foreign.slice(0, 3).join(', ')}); not overwriting`);
+  for (const e of entries) await rm(join(outDir, e), { recursive: true, force: true });
 }
 
 /** COCO JSON with one image or annotation per line: compact, yet diff- and grep-friendly. */
