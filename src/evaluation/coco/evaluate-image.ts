@@ -4,9 +4,9 @@ import type { DtInstance, GtInstance } from './prepare.js';
 export interface ImageEvaluation {
   /** Scores of the kept detections, highest first. */
   scores: Float64Array;
-  /** [T, D]: 1 where the detection matched a ground truth at IoU threshold t. */
+  /** [D, T]: 1 where detection d matched a ground truth at IoU threshold t. */
   matched: Uint8Array;
-  /** [T, D]: 1 where the detection is ignored (matched an ignored object, or unmatched outside the area range). */
+  /** [D, T]: 1 where the detection is ignored (matched an ignored object, or unmatched outside the area range). */
   ignored: Uint8Array;
   /** Ground-truth objects that count (not crowd, inside the area range). */
   positives: number;
@@ -18,12 +18,13 @@ export interface ImageEvaluation {
  * preferring counted objects over ignored ones. Follows pycocotools evaluateImg step by step,
  * including its quirk of recording a match to a ground truth with id 0 as no match.
  *
- * dts are sorted by score and cut to the largest maxDets; ious[d][g] is in the same order.
+ * dts are sorted by score and cut to the largest maxDets; ious[d][g] and scores[d] are in the same order.
  */
 export function evaluateImage(
   gts: readonly GtInstance[],
   dts: readonly DtInstance[],
   ious: readonly (readonly number[])[],
+  scores: Float64Array,
   areaRange: readonly [number, number],
   iouThrs: readonly number[],
 ): ImageEvaluation | null {
@@ -61,17 +62,17 @@ export function evaluateImage(
           m = j;
         }
         if (m === -1) continue;
-        ignored[t * D + d] = gtIgnore[m] ? 1 : 0;
-        matched[t * D + d] = gtIds[m] !== 0 ? 1 : 0;
+        ignored[d * T + t] = gtIgnore[m] ? 1 : 0;
+        matched[d * T + t] = gtIds[m] !== 0 ? 1 : 0;
         gtTaken[m] = 1;
       }
     }
   }
   for (let d = 0; d < D; d++) {
     if (!outside(dts[d].area)) continue;
-    for (let t = 0; t < T; t++) if (!matched[t * D + d]) ignored[t * D + d] = 1;
+    for (let t = 0; t < T; t++) if (!matched[d * T + t]) ignored[d * T + t] = 1;
   }
   let positives = 0;
   for (const ig of gtIgnore) if (!ig) positives++;
-  return { scores: Float64Array.from(dts, (d) => d.score), matched, ignored, positives };
+  return { scores, matched, ignored, positives };
 }

@@ -75,14 +75,16 @@ export function evaluateCoco(
   const A = params.areaRanges.length;
   const maxDet = params.maxDets[params.maxDets.length - 1];
   const evals: (ImageEvaluation | null)[] = new Array(K * A * I).fill(null);
-  for (let i = 0; i < I; i++) {
-    for (let k = 0; k < K; k++) {
+  // Category-major like the reference's evalImgs, which keeps each category's results together in memory.
+  for (let k = 0; k < K; k++) {
+    for (let i = 0; i < I; i++) {
       const key = i * K + k;
       const g = gts.get(key) ?? [];
       const d = rankDetections(dts.get(key) ?? [], maxDet);
       if (g.length === 0 && d.length === 0) continue;
       const ious = computeIous(type, g, d);
-      for (let a = 0; a < A; a++) evals[(k * A + a) * I + i] = evaluateImage(g, d, ious, params.areaRanges[a], params.iouThrs);
+      const scores = Float64Array.from(d, (x) => x.score);
+      for (let a = 0; a < A; a++) evals[(k * A + a) * I + i] = evaluateImage(g, d, ious, scores, params.areaRanges[a], params.iouThrs);
     }
   }
 
