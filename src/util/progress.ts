@@ -14,6 +14,7 @@ export class Progress {
   private done = 0;
   private readonly start = Date.now();
   private lastPlain = 0;
+  private plainDone = -1;
   private extra = '';
   private readonly stream: NodeJS.WriteStream;
   private readonly tty: boolean;
@@ -52,8 +53,11 @@ export class Progress {
     }
     const every = (this.options.plainEverySeconds ?? 10) * 1000;
     const now = Date.now();
-    if (final || now - this.lastPlain >= every || this.done === total) {
+    // The last tick already printed the final count, so `finish` adds a line only if something changed.
+    const due = now - this.lastPlain >= every || this.done === total || final;
+    if (due && this.done !== this.plainDone) {
       this.lastPlain = now;
+      this.plainDone = this.done;
       this.stream.write(`${label}: ${stats}\n`);
     }
   }
