@@ -4,6 +4,7 @@ import { UsageError } from './command.js';
 
 /** Each command lives in its own file and is loaded only when asked for. */
 const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  convert: { summary: 'convert a released APE checkpoint (.pth) to safetensors + config', load: async () => (await import('./convert.js')).command },
   data: { summary: 'make, check and preview datasets (the synthetic world)', load: async () => (await import('./data.js')).command },
   eval: { summary: 'evaluate results against ground truth (COCO AP, ...)', load: async () => (await import('./eval.js')).command },
 };

@@ -130,6 +130,39 @@ export function planConversion(ckpt: TorchCheckpoint, options: ConvertCheckpoint
 }
 
 /**
+ * Writes the planned entries of an open checkpoint to `outPath` as float32 safetensors, reading,
+ * re-laying out and writing one tensor at a time. Returns the file size.
+ */
+export async function writeConversion(
+  ckpt: TorchCheckpoint,
+  entries: readonly ConversionEntry[],
+  outPath: string,
+  options: Pick<ConvertCheckpointOptions, 'metadata' | 'onTensor'> = {},
+): Promise<number> {
+  if (entries.length === 0) throw new ConversionError(`${ckpt.path}: no checkpoint key maps to a model parameter`);
+  const byName = new Map(entries.map((e) => [e.name, e]));
+  const specs: StreamedTensorSpec[] = entries.map((e) => ({ name: e.name, dtype: 'F32', shape: e.shape }));
+  let done = 0;
+  return writeSafetensorsStreaming(outPath, specs, async (spec) => {
+    const e = byName.get(spec.name)!;
+    const t = await ckpt.read(e.key, { upcastHalf: true });
+    let values = sourceToFloat32(e.key, t);
+    if (e.part) {
+      const n = values.length / e.part.of;
+      values = values.subarray(e.part.index * n, (e.part.index + 1) * n);
+    }
+    const { data } = convertReleasedTensor(e.layout, e.sourceShape, values);
+    options.onTensor?.(++done, entries.length, e.name);
+    return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  }, options.metadata);
+}
+
+/** The message for parameters a checkpoint does not provide. */
+export function missingMessage(path: string, missing: readonly string[]): string {
+  return `${path}: ${missing.length} parameter(s) of the model are not in the checkpoint: ${missing.slice(0, 12).join(', ')}${missing.length > 12 ? ', ...' : ''}`;
+}
+
+/**
  * Converts `checkpointPath` into the safetensors file `outPath` (float32 tensors under the
  * target names). Checks everything first; with `strict` (default) a missing expected parameter
  * stops the conversion before anything is written.
@@ -138,27 +171,8 @@ export async function convertTorchCheckpoint(checkpointPath: string, outPath: st
   const ckpt = await TorchCheckpoint.open(checkpointPath, options);
   try {
     const { entries, report } = planConversion(ckpt, options);
-    if ((options.strict ?? true) && report.missing.length) {
-      throw new ConversionError(
-        `${checkpointPath}: ${report.missing.length} parameter(s) of the model are not in the checkpoint: ${report.missing.slice(0, 12).join(', ')}${report.missing.length > 12 ? ', ...' : ''}`,
-      );
-    }
-    if (entries.length === 0) throw new ConversionError(`${checkpointPath}: no checkpoint key maps to a model parameter`);
-    const byName = new Map(entries.map((e) => [e.name, e]));
-    const specs: StreamedTensorSpec[] = entries.map((e) => ({ name: e.name, dtype: 'F32', shape: e.shape }));
-    let done = 0;
-    const bytes = await writeSafetensorsStreaming(outPath, specs, async (spec) => {
-      const e = byName.get(spec.name)!;
-      const t = await ckpt.read(e.key, { upcastHalf: true });
-      let values = sourceToFloat32(e.key, t);
-      if (e.part) {
-        const n = values.length / e.part.of;
-        values = values.subarray(e.part.index * n, (e.part.index + 1) * n);
-      }
-      const { data } = convertReleasedTensor(e.layout, e.sourceShape, values);
-      options.onTensor?.(++done, entries.length, e.name);
-      return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    }, options.metadata);
+    if ((options.strict ?? true) && report.missing.length) throw new ConversionError(missingMessage(checkpointPath, report.missing));
+    const bytes = await writeConversion(ckpt, entries, outPath, options);
     return { ...report, bytes };
   } finally {
     await ckpt.close();

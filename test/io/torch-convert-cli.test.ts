@@ -1,0 +1,187 @@
+import { test, before, after, mock } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { tf, initEngine } from '../../src/engine/engine.js';
+import { command, presetParameterShapes } from '../../src/cli/convert.js';
+import { UsageError } from '../../src/cli/command.js';
+import { releasedLayoutOfKey } from '../../src/io/released-mapping.js';
+import { readSafetensorsFile } from '../../src/io/safetensors-node.js';
+import { floatToHalf, halfToFloat } from '../../src/io/safetensors.js';
+import { ApeNetwork } from '../../src/modeling/ape-network.js';
+import { APE_PRESETS, tinyConfig } from '../../src/modeling/config.js';
+import { WordTokenizer } from '../../src/text/word-tokenizer.js';
+import { bytesOf, checkpointPickle, torchArchive, type TensorSpec } from './torch-test-writer.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'ape-convert-cli-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+before(async () => {
+  await initEngine({ backend: 'cpu' });
+});
+
+/** This project's [in, out] / HWIO layouts back to torch's [out, in] / OIHW. */
+function toTorchLayout(key: string, shape: number[], data: Float32Array): { shape: number[]; data: Float32Array } {
+  const layout = releasedLayoutOfKey(key, shape.length);
+  if (layout === 'linear') {
+    const [i, o] = shape as [number, number];
+    const out = new Float32Array(i * o);
+    for (let r = 0; r < i; r++) for (let c = 0; c < o; c++) out[c * i + r] = data[r * o + c]!;
+    return { shape: [o, i], data: out };
+  }
+  if (layout === 'conv') {
+    const [kh, kw, b, a] = shape as [number, number, number, number];
+    const out = new Float32Array(data.length);
+    for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) for (let q = 0; q < b; q++) for (let p = 0; p < a; p++) {
+      out[((p * b + q) * kh + y) * kw + x] = data[((y * kw + x) * b + q) * a + p]!;
+    }
+    return { shape: [a, b, kh, kw], data: out };
+  }
+  return { shape, data };
+}
+
+/**
+ * A torch checkpoint of the tiny model in the released layout: `model_vision.` keys, torch
+ * layouts, the text tower in float16 (as APE-D stores it), class_embed aliased under
+ * transformer.decoder (shared storages), a RoPE and a criterion buffer, and an optimizer.
+ */
+function tinyTorchCheckpoint(params: Map<string, tf.Variable>, drop: string[] = []): { path: string; expected: Map<string, Float32Array> } {
+  const model: Record<string, TensorSpec> = {};
+  const storages: Record<string, Uint8Array> = {};
+  const expected = new Map<string, Float32Array>();
+  let n = 0;
+  for (const [name, v] of params) {
+    if (drop.includes(name)) continue;
+    const key = `model_vision.${name}`;
+    const values = v.dataSync() as Float32Array;
+    const torch = toTorchLayout(key, [...v.shape], values);
+    const storage = String(n++);
+    if (name.startsWith('model_language.')) {
+      const bits = Uint16Array.from(torch.data, (x) => floatToHalf(x));
+      storages[storage] = bytesOf(bits);
+      model[key] = { storage, storageType: 'HalfStorage', numel: bits.length, shape: torch.shape };
+      expected.set(name, Float32Array.from(values, (x) => halfToFloat(floatToHalf(x))));
+    } else {
+      storages[storage] = bytesOf(torch.data);
+      model[key] = { storage, storageType: 'FloatStorage', numel: torch.data.length, shape: torch.shape };
+      expected.set(name, values);
+    }
+    if (name.startsWith('class_embed.') && !name.startsWith('class_embed.6.')) model[`model_vision.transformer.decoder.${name}`] = { ...model[key]! };
+  }
+  storages[String(n)] = bytesOf(Float32Array.from({ length: 64 }, (_, i) => Math.cos(i)));
+  model['model_vision.backbone.net.rope_win.freqs_cos'] = { storage: String(n), storageType: 'FloatStorage', numel: 64, shape: [4, 16] };
+  storages[String(n + 1)] = bytesOf(BigInt64Array.from([9n, 10n, 11n]));
+  model['model_vision.criterion.0.fed_loss_pad_classes'] = { storage: String(n + 1), storageType: 'LongStorage', numel: 3, shape: [3] };
+  storages[String(n + 2)] = bytesOf(new Float32Array(16));
+  const optimizer: TensorSpec = { storage: String(n + 2), storageType: 'FloatStorage', numel: 16, shape: [16] };
+  const path = join(dir, `tiny-${drop.length}.pth`);
+  writeFileSync(path, torchArchive(checkpointPickle(model, optimizer), storages));
+  return { path, expected };
+}
+
+async function runConvert(argv: string[]): Promise<{ code: number; lines: string[] }> {
+  const lines: string[] = [];
+  const log = mock.method(console, 'log', (...args: unknown[]) => void lines.push(args.join(' ')));
+  try {
+    return { code: await command.run(argv), lines };
+  } finally {
+    log.mock.restore();
+  }
+}
+
+test('presets describe themselves without allocating: names and shapes equal a real build of the tiny model; APE-D in full', () => {
+  const before = tf.memory().numTensors;
+  const described = presetParameterShapes(tinyConfig());
+  assert.equal(tf.memory().numTensors, before);
+  const real = new ApeNetwork(tinyConfig(), WordTokenizer.hashing(4096, 16), 3);
+  const params = real.namedParameters();
+  assert.deepEqual([...described.keys()], [...params.keys()]);
+  for (const [name, v] of params) assert.deepEqual(described.get(name), v.shape, name);
+  real.dispose();
+  const apeD = presetParameterShapes(APE_PRESETS['ape-d']());
+  assert.equal(tf.memory().numTensors, before);
+  assert.deepEqual(apeD.get('backbone.net.blocks.23.mlp.w3.weight'), [2730, 1024]);
+  assert.deepEqual(apeD.get('model_language.net.text.token_embedding.weight'), [49408, 1280]);
+  assert.deepEqual(apeD.get('model_language.net.text.transformer.resblocks.31.attn.in_proj_weight'), [1280, 3840]);
+  let count = 0;
+  for (const s of apeD.values()) count += s.reduce((a, b) => a * b, 1);
+  assert.ok(count > 1e9, `APE-D has ${count} parameters`);
+});
+
+test('ape convert: a torch export of the tiny model round-trips exactly (float16 text tower widened), with used/unused/missing printed', async () => {
+  const net = new ApeNetwork(tinyConfig(), WordTokenizer.hashing(4096, 16), 11);
+  const params = net.namedParameters();
+  const { path, expected } = tinyTorchCheckpoint(params);
+  const out = join(dir, 'out');
+  const { code, lines } = await runConvert([path, '--preset', 'tiny', '--out', out]);
+  assert.equal(code, 0);
+  const groups = new Map<string, number>();
+  for (const name of params.keys()) groups.set(name.split('.')[0]!, (groups.get(name.split('.')[0]!) ?? 0) + 1);
+  assert.equal(lines[0], `used ${params.size} checkpoint tensor(s) -> ${params.size} parameter(s): ${[...groups].map(([g, c]) => `${g} ${c}`).join(', ')}`);
+  const unusedAt = lines.findIndex((l) => l.startsWith('unused '));
+  const aliases = [...params.keys()].filter((k) => k.startsWith('class_embed.') && !k.startsWith('class_embed.6.')).length;
+  assert.equal(lines[unusedAt], `unused ${aliases + 2} checkpoint key(s):`);
+  const unused = lines.slice(unusedAt + 1, unusedAt + 1 + aliases + 2).map((l) => l.trim());
+  assert.ok(unused.includes('model_vision.transformer.decoder.class_embed.0.bias0'));
+  assert.ok(unused.includes('model_vision.backbone.net.rope_win.freqs_cos'));
+  assert.ok(unused.includes('model_vision.criterion.0.fed_loss_pad_classes'));
+  assert.ok(lines.includes('missing 0 model parameter(s)'));
+  assert.ok(lines.includes('skipped top-level entries: optimizer, iteration'));
+
+  const file = await readSafetensorsFile(join(out, 'model.safetensors'));
+  assert.equal(file.tensors.size, params.size);
+  assert.equal(file.metadata['ape.preset'], 'tiny');
+  for (const [name, v] of params) {
+    const t = file.tensors.get(name)!;
+    assert.deepEqual(t.shape, v.shape, name);
+    assert.equal(t.dtype, 'F32');
+    assert.deepEqual(t.data, expected.get(name), name);
+  }
+  assert.deepEqual(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')), JSON.parse(JSON.stringify(tinyConfig())));
+  const conversion = JSON.parse(readFileSync(join(out, 'conversion.json'), 'utf8')) as { used: unknown[]; missing: unknown[] };
+  assert.equal(conversion.used.length, params.size);
+  net.dispose();
+});
+
+test('ape convert: missing parameters are listed and stop the conversion unless --allow-missing', async () => {
+  const net = new ApeNetwork(tinyConfig(), WordTokenizer.hashing(4096, 16), 12);
+  const params = net.namedParameters();
+  const drop = ['transformer.level_embeds', 'model_language.net.text.ln_final.bias'];
+  const { path } = tinyTorchCheckpoint(params, drop);
+  net.dispose();
+  const out = join(dir, 'partial');
+  const lines: string[] = [];
+  const log = mock.method(console, 'log', (...args: unknown[]) => void lines.push(args.join(' ')));
+  try {
+    await assert.rejects(command.run([path, '--preset', 'tiny', '--out', out]), /2 parameter\(s\) of the model are not in the checkpoint: transformer\.level_embeds, model_language\.net\.text\.ln_final\.bias \(--allow-missing writes the rest\)/);
+  } finally {
+    log.mock.restore();
+  }
+  assert.ok(lines.includes('missing 2 model parameter(s):'));
+  assert.ok(lines.includes('  transformer.level_embeds'));
+  assert.equal(existsSync(join(out, 'model.safetensors')), false);
+  const { code, lines: again } = await runConvert([path, '--preset', 'tiny', '--out', out, '--allow-missing', '--list-used']);
+  assert.equal(code, 0);
+  assert.ok(again.some((l) => /^ {2}model_vision\.backbone\.net\.patch_embed\.proj\.weight -> backbone\.net\.patch_embed\.proj\.weight \[16, 16, 3, 192\] conv$/.test(l)));
+  assert.ok(again.some((l) => /model_language\.net\.text\.token_embedding\.weight \[4096, 128\] asIs from F16$/.test(l)));
+  assert.equal((await readSafetensorsFile(join(out, 'model.safetensors'))).tensors.size, params.size - 2);
+});
+
+test('ape convert: usage errors and a checkpoint that does not fit the preset', async () => {
+  await assert.rejects(command.run([]), (e: unknown) => e instanceof UsageError && /expected one checkpoint path, got 0/.test(e.message));
+  await assert.rejects(command.run(['x.pth', '--out', dir]), /--preset must be one of tiny, ape-ti, ape-d/);
+  await assert.rejects(command.run(['x.pth', '--preset', 'ape-xl', '--out', dir]), /got 'ape-xl'/);
+  await assert.rejects(command.run(['x.pth', '--preset', 'tiny']), /--out is required/);
+  await assert.rejects(command.run(['x.pth', '--preset', 'tiny', '--out', dir, '--bogus']), UsageError);
+  // The reference fixture is APE-D-shaped but tiny in width: every mismatch is named before anything is written.
+  const fixture = new URL('../../../shared/fixtures/ape-reference/checkpoint.pth', import.meta.url);
+  const lines: string[] = [];
+  const log = mock.method(console, 'log', (...args: unknown[]) => void lines.push(args.join(' ')));
+  try {
+    await assert.rejects(command.run([fixture.pathname, '--preset', 'ape-d', '--out', join(dir, 'never')]),
+      /problem\(s\):\n {2}model_vision\.name_prompt_fusion_feature \[1, 1, 48\] \(asIs → \[1, 1, 48\]\) does not fit parameter 'name_prompt_fusion_feature' \[1, 1, 1024\]/);
+  } finally {
+    log.mock.restore();
+  }
+  assert.equal(existsSync(join(dir, 'never')), false);
+});
