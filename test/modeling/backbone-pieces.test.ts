@@ -196,3 +196,14 @@ test('EVA-02 attention: q/v bias, no k bias, RoPE, scaled softmax, sub-LN, proj 
   });
   assertClose(out, expected, 1e-5, 'attention');
 });
+
+test('chunked attention (bounded score memory) equals the one-shot computation', async () => {
+  const { scaledDotProductAttention } = await import('../../src/modeling/backbone/eva02-vit.js');
+  const q = tf.randomNormal([5, 6, 4], 0, 1, 'float32', 1) as tf.Tensor3D;
+  const k = tf.randomNormal([5, 6, 4], 0, 1, 'float32', 2) as tf.Tensor3D;
+  const v = tf.randomNormal([5, 6, 4], 0, 1, 'float32', 3) as tf.Tensor3D;
+  const whole = scaledDotProductAttention(q, k, v).dataSync();
+  // 2 groups of 6x6 scores per chunk: chunks of 2, 2, 1.
+  const chunked = scaledDotProductAttention(q, k, v, 72).dataSync();
+  assertClose(chunked, whole, 1e-6, 'chunked');
+});

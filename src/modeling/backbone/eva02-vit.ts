@@ -130,6 +130,28 @@ function dropPath(x: tf.Tensor, p: number, rng: Rng | undefined): tf.Tensor {
   return tf.mul(x, tf.tensor(keep, [b, ...x.shape.slice(1).map(() => 1)]));
 }
 
+/**
+ * Largest score tensor computed at once. Global attention at APE-D's size (16 heads, 4096
+ * tokens) would need 268M floats (1 GiB, twice with the softmax) on a wasm heap capped at 4 GiB,
+ * so the (batch x head) groups are processed in chunks, each in its own tidy scope.
+ */
+const MAX_SCORE_ELEMENTS = 1 << 25;
+
+/** softmax(q k^T) v over [G, N, d] groups (q already scaled), chunked along G to bound memory. */
+export function scaledDotProductAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, maxScoreElements = MAX_SCORE_ELEMENTS): tf.Tensor3D {
+  const [g, n, d] = q.shape;
+  const m = k.shape[1];
+  const attend = (qq: tf.Tensor3D, kk: tf.Tensor3D, vv: tf.Tensor3D): tf.Tensor3D => tf.matMul(tf.softmax(tf.matMul(qq, kk, false, true)), vv);
+  const chunk = Math.max(1, Math.floor(maxScoreElements / (n * m)));
+  if (chunk >= g) return attend(q, k, v);
+  const parts: tf.Tensor3D[] = [];
+  for (let start = 0; start < g; start += chunk) {
+    const size = Math.min(chunk, g - start);
+    parts.push(tf.tidy(() => attend(tf.slice(q, [start, 0, 0], [size, n, d]), tf.slice(k, [start, 0, 0], [size, m, d]), tf.slice(v, [start, 0, 0], [size, m, d]))));
+  }
+  return tf.concat(parts, 0);
+}
+
 /** Multi-head self-attention with separate q/k/v projections, q/v biases, 2-D RoPE and optional sub-LN. */
 export class Eva02Attention extends Module {
   readonly qBias: tf.Variable | null;
@@ -177,8 +199,7 @@ export class Eva02Attention extends Module {
       const qh = heads(tf.mul(q, d ** -0.5));
       const kh = heads(k);
       const vh = heads(v);
-      const attn = tf.softmax(tf.matMul(qh, kh, false, true));
-      let out = tf.matMul(attn, vh) as tf.Tensor;
+      let out: tf.Tensor = scaledDotProductAttention(qh, kh, vh);
       out = h === 1 ? tf.reshape(out, [b * n, c]) : tf.reshape(tf.transpose(tf.reshape(out, [b, h, n, d]), [0, 2, 1, 3]), [b * n, c]);
       if (this.innerAttnLn) out = this.innerAttnLn.forward(out);
       return tf.reshape(this.proj.forward(out), [b, n, c]) as tf.Tensor3D;
