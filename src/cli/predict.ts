@@ -1,0 +1,126 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { basename, extname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { initEngine } from '../engine/engine.js';
+import { readImage, writeImage } from '../io/image-node.js';
+import { loadModel } from '../inference/model-files.js';
+import type { Prediction } from '../inference/results.js';
+import { parsePromptString } from '../text/prompts.js';
+import { drawInstances } from '../viz/overlay-prediction.js';
+import { drawSemantic, semanticAreas } from '../viz/semantic-map.js';
+import { predictionToJson } from '../server/prediction-json.js';
+import { UsageError, type Command } from './command.js';
+
+/** The shipped model: models/default of this package (found from this file, not the working folder). */
+export function defaultModelDir(): string {
+  return fileURLToPath(new URL('../../models/default', import.meta.url));
+}
+
+/** Instances drawn and listed unless --threshold says otherwise. */
+export const DEFAULT_DRAW_THRESHOLD = 0.3;
+
+const usage = `usage: ape predict IMAGE... [--vocab "circle,square,grass"] [--sentence "the red star on the left"]...
+                   [--prompt "a,b"] [--model DIR] [--threshold ${DEFAULT_DRAW_THRESHOLD}] [--out predictions]
+  Detects, segments and grounds what the prompts name, one forward pass per image.
+  --vocab LIST      category names, comma-separated (each its own prompt)
+  --sentence TEXT   a sentence / referring expression (repeatable)
+  --prompt TEXT     APE's rule: split on commas; all sentences if any item has a space, else vocabulary
+  --model DIR       model folder (default: the shipped models/default)
+  --threshold T     lowest instance score kept (0-1, default ${DEFAULT_DRAW_THRESHOLD})
+  --out DIR         where the results go (default: predictions)
+  For each image NAME it writes NAME.json (COCO-style instances with RLE masks, semantic segments,
+  grounding), NAME.png (masks, boxes, labels and scores drawn) and NAME.semantic.png (colour map
+  with a legend), and prints a short table.`;
+
+/** Output names per image: the file name without extension, made unique by a suffix. */
+export function outputStems(paths: readonly string[]): string[] {
+  const used = new Map<string, number>();
+  return paths.map((p) => {
+    const stem = basename(p, extname(p)) || 'image';
+    const n = used.get(stem) ?? 0;
+    used.set(stem, n + 1);
+    return n === 0 ? stem : `${stem}-${n + 1}`;
+  });
+}
+
+const fmtBox = (b: readonly number[]) => `[${b.map((v) => Math.round(v)).join(', ')}]`;
+
+/** A few lines per image: instances (best first), grounding, semantic shares. */
+export function summaryTable(name: string, prediction: Prediction, maxRows = 12): string {
+  const lines = [`${name}: ${prediction.width}x${prediction.height}, ${prediction.instances.length} instances`];
+  const rows = [...prediction.instances].sort((a, b) => b.score - a.score).slice(0, maxRows);
+  if (rows.length > 0) {
+    const width = Math.min(32, Math.max(6, ...rows.map((r) => r.prompt.length)));
+    lines.push(`  ${'prompt'.padEnd(width)}  kind        score  box [x1, y1, x2, y2]`);
+    for (const r of rows) lines.push(`  ${r.prompt.slice(0, width).padEnd(width)}  ${r.kind.padEnd(10)}  ${r.score.toFixed(3)}  ${fmtBox(r.box)}`);
+    if (prediction.instances.length > rows.length) lines.push(`  ... ${prediction.instances.length - rows.length} more in the JSON`);
+  }
+  for (const g of prediction.grounding) lines.push(`  grounding "${g.sentence}": ${g.score.toFixed(3)} at ${fmtBox(g.box)}`);
+  if (prediction.semantic) {
+    const areas = semanticAreas(prediction.semantic).slice(0, 6);
+    lines.push(`  semantic: ${areas.map((a) => `${a.prompt} ${(a.fraction * 100).toFixed(1)}%`).join(', ') || 'all background'}`);
+  }
+  return lines.join('\n');
+}
+
+function parseThreshold(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_DRAW_THRESHOLD;
+  const t = Number(value);
+  if (value.trim() === '' || !Number.isFinite(t) || t < 0 || t > 1) throw new UsageError(`--threshold must be a number from 0 to 1, got '${value}'`);
+  return t;
+}
+
+async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: {
+      vocab: { type: 'string', multiple: true },
+      sentence: { type: 'string', multiple: true },
+      prompt: { type: 'string', multiple: true },
+      model: { type: 'string' },
+      threshold: { type: 'string' },
+      out: { type: 'string' },
+    },
+    allowPositionals: true,
+  });
+  if (positionals.length === 0) throw new UsageError('give at least one image');
+  const vocabulary = (values.vocab ?? []).flatMap((v) => v.split(',').map((s) => s.trim()).filter((s) => s.length > 0));
+  const sentences = (values.sentence ?? []).map((s) => s.trim()).filter((s) => s.length > 0);
+  for (const p of values.prompt ?? []) {
+    const parsed = parsePromptString(p);
+    vocabulary.push(...parsed.vocabulary);
+    sentences.push(...parsed.sentences);
+  }
+  if (vocabulary.length + sentences.length === 0) throw new UsageError('give prompts: --vocab, --sentence or --prompt');
+  const threshold = parseThreshold(values.threshold);
+  const outDir = resolve(values.out ?? 'predictions');
+  const modelDir = values.model ?? defaultModelDir();
+
+  await initEngine({ backend: 'wasm' });
+  const model = await loadModel(modelDir);
+  await mkdir(outDir, { recursive: true });
+  const stems = outputStems(positionals);
+  for (const [i, path] of positionals.entries()) {
+    const image = await readImage(path);
+    const t0 = performance.now();
+    const prediction = await model.predict(image, { vocabulary, sentences, threshold });
+    const ms = performance.now() - t0;
+    const stem = stems[i]!;
+    const json = { ...predictionToJson(prediction, { id: i + 1, file: path }), timing: { ...model.lastTimings, totalMs: Math.round(ms) } };
+    await writeFile(join(outDir, `${stem}.json`), JSON.stringify(json) + '\n');
+    await writeImage(join(outDir, `${stem}.png`), drawInstances(image, prediction, { scoreThreshold: threshold }));
+    if (prediction.semantic) await writeImage(join(outDir, `${stem}.semantic.png`), drawSemantic(image, prediction.semantic));
+    console.log(summaryTable(basename(path), prediction));
+    console.log(`  ${(ms / 1000).toFixed(2)} s -> ${join(outDir, stem)}.{json,png${prediction.semantic ? ',semantic.png' : ''}}`);
+  }
+  console.log(`ape predict: pictures and JSON for ${positionals.length} image${positionals.length === 1 ? '' : 's'} are in ${outDir}`);
+  return 0;
+}
+
+export const command: Command = {
+  name: 'predict',
+  summary: 'detect, segment and ground what text prompts name; writes JSON and pictures',
+  usage,
+  run,
+};

@@ -1,0 +1,41 @@
+/** What one server accepts; every bound a request can hit, with the answer it gets. */
+export interface ServerLimits {
+  /** Largest request body in bytes (413). */
+  maxRequestBytes: number;
+  /** Largest decoded image, width * height, checked on the header before decoding (413). */
+  maxImagePixels: number;
+  /** Most prompts (vocabulary + sentences) in one request (422). */
+  maxPrompts: number;
+  /** Longest prompt in characters (422). */
+  maxPromptLength: number;
+  /** Requests that may wait while one runs; more are refused with 503. */
+  queueSize: number;
+  /** Time from arrival to answer; past it the request is dropped (or its run stopped) with 504. */
+  requestTimeoutMs: number;
+  /** Most parts in a multipart body (400). */
+  maxMultipartParts: number;
+}
+
+export const DEFAULT_LIMITS: ServerLimits = {
+  maxRequestBytes: 20 * 1024 * 1024,
+  maxImagePixels: 25_000_000,
+  maxPrompts: 1000,
+  maxPromptLength: 256,
+  queueSize: 8,
+  requestTimeoutMs: 120_000,
+  maxMultipartParts: 64,
+};
+
+/** Fills unset fields with the defaults and checks the given ones are sensible. */
+export function resolveLimits(partial: Partial<ServerLimits> = {}): ServerLimits {
+  const limits = { ...DEFAULT_LIMITS };
+  for (const [key, value] of Object.entries(partial) as [keyof ServerLimits, number | undefined][]) {
+    if (value === undefined) continue;
+    const min = key === 'queueSize' ? 0 : 1;
+    if (!Number.isFinite(value) || !Number.isInteger(value) || value < min) {
+      throw new Error(`server limits: ${key} must be an integer >= ${min}, got ${value}`);
+    }
+    limits[key] = value;
+  }
+  return limits;
+}

@@ -1,0 +1,156 @@
+import { Worker } from 'node:worker_threads';
+import { HttpError } from './http-error.js';
+import type { PredictionJson } from './prediction-json.js';
+import type { EngineMemory, ModelInfo, WorkerPredictJob, WorkerReply } from './worker-protocol.js';
+
+export interface ModelWorkerData {
+  modelDir: string;
+}
+
+/**
+ * The worker's entry: the compiled .js next to this file, or, when the server runs from its
+ * TypeScript sources (tests, `tsx`), the .ts file loaded through tsx's register hook, which a
+ * worker thread does not inherit from the main thread.
+ */
+function spawnModelWorker(workerData: ModelWorkerData): Worker {
+  const fromSource = import.meta.url.endsWith('.ts');
+  if (!fromSource) return new Worker(new URL('./model-worker.js', import.meta.url), { workerData });
+  const api = import.meta.resolve('tsx/esm/api');
+  const entry = new URL('./model-worker.ts', import.meta.url).href;
+  const code = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
+  return new Worker(code, { eval: true, workerData });
+}
+
+export interface PredictOutcome {
+  json: PredictionJson;
+  inferenceMs: number;
+}
+
+interface Pending {
+  resolve: (outcome: PredictOutcome) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Keeps the model in a worker thread, so the HTTP side stays responsive while it computes and a
+ * run past its deadline can be stopped for real: the worker is terminated (its memory goes with
+ * it) and a fresh one loads the model for the requests after it.
+ */
+export class ModelHost {
+  private worker: Worker | null = null;
+  private ready: Promise<ModelInfo> | null = null;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private lastMemory: EngineMemory = { numTensors: 0, numBytes: 0 };
+  private modelInfo: ModelInfo | null = null;
+  private closed = false;
+  restarts = 0;
+
+  constructor(private readonly modelDir: string) {}
+
+  /** Loads the model (once); resolves with what the worker reports about it. */
+  start(): Promise<ModelInfo> {
+    if (this.closed) return Promise.reject(new Error('model host is closed'));
+    if (this.ready) return this.ready;
+    const worker = spawnModelWorker({ modelDir: this.modelDir });
+    this.worker = worker;
+    this.ready = new Promise<ModelInfo>((resolve, reject) => {
+      worker.on('message', (reply: WorkerReply) => {
+        if (reply.type === 'ready') {
+          this.modelInfo = reply.info;
+          this.lastMemory = reply.memory;
+          resolve(reply.info);
+        } else if (reply.type === 'load-failed') {
+          reject(new Error(`could not load the model from ${this.modelDir}: ${reply.message}`));
+        } else {
+          this.lastMemory = reply.memory;
+          const pending = this.pending.get(reply.id);
+          if (!pending) return;
+          this.pending.delete(reply.id);
+          if (reply.type === 'result') pending.resolve({ json: reply.json, inferenceMs: reply.inferenceMs });
+          else pending.reject(new HttpError(500, 'prediction-failed', `the model could not process the request: ${reply.message}`));
+        }
+      });
+      worker.on('error', (error) => {
+        reject(error);
+        this.failAll(new HttpError(500, 'worker-failed', `the model worker failed: ${error.message}`));
+      });
+      worker.on('exit', (code) => {
+        if (this.worker !== worker) return;
+        reject(new Error(`the model worker exited with code ${code} before it was ready`));
+        this.failAll(new HttpError(500, 'worker-exited', `the model worker stopped (exit code ${code})`));
+        this.worker = null;
+        this.ready = null;
+      });
+    });
+    // A failed start is reported to whoever awaits it; keep it from becoming an unhandled rejection.
+    this.ready.catch(() => undefined);
+    return this.ready;
+  }
+
+  get info(): ModelInfo | null {
+    return this.modelInfo;
+  }
+
+  /** TF.js tensor count and bytes in the worker, as of its last reply. */
+  get memory(): EngineMemory {
+    return this.lastMemory;
+  }
+
+  get loaded(): boolean {
+    return this.worker !== null && this.modelInfo !== null;
+  }
+
+  async predict(job: Omit<WorkerPredictJob, 'type' | 'id'>, signal: AbortSignal): Promise<PredictOutcome> {
+    await this.start();
+    if (signal.aborted) throw new HttpError(504, 'timeout', 'the request timed out before it ran');
+    const worker = this.worker!;
+    const id = this.nextId++;
+    return new Promise<PredictOutcome>((resolve, reject) => {
+      const onAbort = () => {
+        if (!this.pending.has(id)) return;
+        this.pending.delete(id);
+        reject(new HttpError(504, 'timeout', 'the request timed out while the model was running'));
+        this.restart();
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.pending.set(id, {
+        resolve: (outcome) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(outcome);
+        },
+        reject: (error) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(error);
+        },
+      });
+      const message: WorkerPredictJob = { type: 'predict', id, ...job };
+      worker.postMessage(message, [message.image.data.buffer as ArrayBuffer]);
+    });
+  }
+
+  /** Stops the worker mid-computation and loads a fresh one. */
+  private restart(): void {
+    const old = this.worker;
+    this.worker = null;
+    this.ready = null;
+    this.modelInfo = null;
+    this.failAll(new HttpError(503, 'model-restarting', 'the model was restarted; try again'));
+    this.restarts++;
+    if (old) void old.terminate();
+    if (!this.closed) this.start().catch(() => undefined);
+  }
+
+  private failAll(error: HttpError): void {
+    for (const pending of this.pending.values()) pending.reject(error);
+    this.pending.clear();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const worker = this.worker;
+    this.worker = null;
+    this.failAll(new HttpError(503, 'shutting-down', 'the server is shutting down'));
+    if (worker) await worker.terminate();
+  }
+}

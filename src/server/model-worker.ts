@@ -1,0 +1,57 @@
+/**
+ * The model's thread: loads the model once, then answers predict jobs one at a time with the
+ * JSON form of the prediction. Started by ModelHost; not meant to be run on its own.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { initEngine, tf } from '../engine/engine.js';
+import { loadModel } from '../inference/model-files.js';
+import type { ApeModel } from '../inference/ape-model.js';
+import { predictionToJson } from './prediction-json.js';
+import type { ModelWorkerData } from './model-host.js';
+import type { EngineMemory, WorkerReply, WorkerRequest } from './worker-protocol.js';
+
+const port = parentPort;
+if (!port) throw new Error('model-worker: must run as a worker thread');
+
+function memory(): EngineMemory {
+  const m = tf.memory();
+  return { numTensors: m.numTensors, numBytes: m.numBytes };
+}
+
+const reply = (message: WorkerReply) => port.postMessage(message);
+
+async function start(): Promise<ApeModel | null> {
+  const { modelDir } = workerData as ModelWorkerData;
+  try {
+    const t0 = performance.now();
+    await initEngine({ backend: 'wasm' });
+    const model = await loadModel(modelDir);
+    reply({
+      type: 'ready',
+      info: { name: model.config.name, config: model.config, backend: tf.getBackend(), loadMs: Math.round(performance.now() - t0) },
+      memory: memory(),
+    });
+    return model;
+  } catch (error) {
+    reply({ type: 'load-failed', message: error instanceof Error ? error.message : String(error) });
+    return null;
+  }
+}
+
+const model = await start();
+if (model) {
+  port.on('message', (job: WorkerRequest) => {
+    const t0 = performance.now();
+    try {
+      const [prediction] = model.predictSync([{ width: job.image.width, height: job.image.height, data: job.image.data }], {
+        vocabulary: job.vocabulary,
+        sentences: job.sentences,
+        ...(job.threshold !== undefined ? { threshold: job.threshold } : {}),
+      });
+      const json = predictionToJson(prediction!);
+      reply({ type: 'result', id: job.id, json, inferenceMs: performance.now() - t0, memory: memory() });
+    } catch (error) {
+      reply({ type: 'error', id: job.id, message: error instanceof Error ? error.message : String(error), memory: memory() });
+    }
+  });
+}

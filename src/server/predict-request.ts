@@ -1,0 +1,139 @@
+import { parsePromptString } from '../text/prompts.js';
+import { HttpError } from './http-error.js';
+import type { ServerLimits } from './limits.js';
+import { multipartBoundary, parseMultipart } from './multipart.js';
+
+/** A predict request once its body is read and checked; the image is still encoded. */
+export interface PredictRequest {
+  image: Uint8Array;
+  /** Where the image came from, for messages ("upload 'cat.png'"). */
+  imageName: string;
+  vocabulary: string[];
+  sentences: string[];
+  threshold?: number;
+}
+
+const unprocessable = (code: string, message: string) => new HttpError(422, code, message);
+
+/** Vocabulary text from a form field: names separated by commas or line breaks. */
+export function splitVocabulary(text: string): string[] {
+  return text
+    .split(/[,\n\r]/)
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}
+
+/** Sentences from a form field: one per line (a sentence may hold commas). */
+export function splitSentences(text: string): string[] {
+  return text
+    .split(/[\n\r]/)
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}
+
+function parseThreshold(value: unknown): number | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  const n = typeof value === 'number' ? value : typeof value === 'string' ? Number(value.trim()) : NaN;
+  if (!Number.isFinite(n) || n < 0 || n > 1) throw unprocessable('bad-threshold', `threshold must be a number from 0 to 1, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** Checks the prompt lists against the limits; the comma-rule prompt string is already merged in. */
+export function checkPrompts(vocabulary: string[], sentences: string[], limits: ServerLimits): void {
+  const total = vocabulary.length + sentences.length;
+  if (total === 0) throw unprocessable('no-prompts', 'give at least one prompt: vocabulary (category names), sentences, or prompt');
+  if (total > limits.maxPrompts) throw unprocessable('too-many-prompts', `${total} prompts, more than the limit of ${limits.maxPrompts}`);
+  const check = (list: string[], field: string) =>
+    list.forEach((text, i) => {
+      if (text.length > limits.maxPromptLength) {
+        throw unprocessable('prompt-too-long', `${field}[${i}] is ${text.length} characters, more than the limit of ${limits.maxPromptLength}`);
+      }
+    });
+  check(vocabulary, 'vocabulary');
+  check(sentences, 'sentences');
+}
+
+function withPromptString(vocabulary: string[], sentences: string[], prompt: string | undefined): void {
+  if (prompt === undefined || prompt.trim() === '') return;
+  const parsed = parsePromptString(prompt);
+  vocabulary.push(...parsed.vocabulary);
+  sentences.push(...parsed.sentences);
+}
+
+const FORM_FIELDS = new Set(['image', 'vocabulary', 'sentences', 'sentence', 'prompt', 'threshold']);
+
+function fromMultipart(body: Buffer, contentType: string, limits: ServerLimits): PredictRequest {
+  const parts = parseMultipart(body, multipartBoundary(contentType), { maxParts: limits.maxMultipartParts });
+  let image: PredictRequest['image'] | undefined;
+  let imageName = 'upload';
+  const vocabulary: string[] = [];
+  const sentences: string[] = [];
+  let prompt: string | undefined;
+  let threshold: number | undefined;
+  for (const part of parts) {
+    if (!FORM_FIELDS.has(part.name)) throw new HttpError(400, 'unknown-field', `unknown form field '${part.name.slice(0, 60)}' (fields: image, vocabulary, sentences, prompt, threshold)`);
+    if (part.name === 'image') {
+      if (image !== undefined) throw new HttpError(400, 'bad-field', 'more than one image field; send one image per request');
+      image = part.data;
+      if (part.filename) imageName = `upload '${part.filename.slice(0, 100)}'`;
+      continue;
+    }
+    const text = part.data.toString('utf8');
+    if (part.name === 'vocabulary') vocabulary.push(...splitVocabulary(text));
+    else if (part.name === 'sentences' || part.name === 'sentence') sentences.push(...splitSentences(text));
+    else if (part.name === 'prompt') prompt = prompt === undefined ? text : `${prompt},${text}`;
+    else threshold = parseThreshold(text);
+  }
+  if (image === undefined || image.length === 0) throw new HttpError(400, 'no-image', "the form has no 'image' file (or it is empty)");
+  withPromptString(vocabulary, sentences, prompt);
+  checkPrompts(vocabulary, sentences, limits);
+  return { image, imageName, vocabulary, sentences, ...(threshold !== undefined ? { threshold } : {}) };
+}
+
+function stringList(value: unknown, field: string): string[] {
+  if (value === undefined || value === null) return [];
+  if (typeof value === 'string') return field === 'vocabulary' ? splitVocabulary(value) : splitSentences(value);
+  if (!Array.isArray(value)) throw new HttpError(400, 'bad-field', `${field} must be a list of strings`);
+  return value.map((item, i) => {
+    if (typeof item !== 'string') throw new HttpError(400, 'bad-field', `${field}[${i}] must be a string, got ${item === null ? 'null' : typeof item}`);
+    const text = item.trim();
+    if (text.length === 0) throw unprocessable('empty-prompt', `${field}[${i}] is empty`);
+    return text;
+  });
+}
+
+const BASE64 = /^[A-Za-z0-9+/\s]*={0,2}\s*$/;
+
+function fromJson(body: Buffer, limits: ServerLimits): PredictRequest {
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString('utf8'));
+  } catch (error) {
+    throw new HttpError(400, 'bad-json', `the body is not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new HttpError(400, 'bad-json', 'the body must be a JSON object');
+  const o = value as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!FORM_FIELDS.has(key)) throw new HttpError(400, 'unknown-field', `unknown field '${key.slice(0, 60)}' (fields: image, vocabulary, sentences, prompt, threshold)`);
+  }
+  if (typeof o.image !== 'string' || o.image.length === 0) throw new HttpError(400, 'no-image', "field 'image' must be the image file as a base64 string (a data: URL is fine)");
+  const encoded = o.image.startsWith('data:') ? o.image.slice(o.image.indexOf(',') + 1) : o.image;
+  if (!BASE64.test(encoded)) throw new HttpError(400, 'bad-image-encoding', "field 'image' is not base64");
+  const image = Buffer.from(encoded, 'base64');
+  if (image.length === 0) throw new HttpError(400, 'no-image', "field 'image' decodes to zero bytes");
+  if (o.prompt !== undefined && typeof o.prompt !== 'string') throw new HttpError(400, 'bad-field', 'prompt must be a string');
+  const vocabulary = stringList(o.vocabulary, 'vocabulary');
+  const sentences = stringList(o.sentences ?? o.sentence, 'sentences');
+  withPromptString(vocabulary, sentences, o.prompt as string | undefined);
+  checkPrompts(vocabulary, sentences, limits);
+  const threshold = parseThreshold(o.threshold);
+  return { image, imageName: 'upload', vocabulary, sentences, ...(threshold !== undefined ? { threshold } : {}) };
+}
+
+/** Reads a predict request body by its Content-Type: multipart/form-data or application/json. */
+export function parsePredictRequest(body: Buffer, contentType: string | undefined, limits: ServerLimits): PredictRequest {
+  const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type === 'multipart/form-data') return fromMultipart(body, contentType!, limits);
+  if (type === 'application/json') return fromJson(body, limits);
+  throw new HttpError(415, 'unsupported-content-type', `Content-Type '${type || '(none)'}' is not accepted; send multipart/form-data or application/json`);
+}

@@ -1,0 +1,51 @@
+import type { IncomingMessage } from 'node:http';
+import { HttpError } from './http-error.js';
+
+/**
+ * The whole request body, refused with 413 as soon as it is known to exceed `maxBytes`: from the
+ * Content-Length header when there is one, else while streaming. Nothing past the limit is kept;
+ * the caller answers with `Connection: close`, so the rest of the upload is never read.
+ */
+export async function readBody(request: IncomingMessage, maxBytes: number): Promise<Buffer> {
+  const tooLarge = (size: string) =>
+    new HttpError(413, 'request-too-large', `request body is ${size}, more than the limit of ${maxBytes} bytes`);
+  const declared = request.headers['content-length'];
+  if (declared !== undefined) {
+    const length = Number(declared);
+    if (!Number.isInteger(length) || length < 0) throw new HttpError(400, 'bad-content-length', `Content-Length '${declared}' is not a byte count`);
+    if (length > maxBytes) throw tooLarge(`${length} bytes`);
+  }
+  // Events rather than for-await: leaving an async iterator early destroys the socket, and then
+  // no answer could be sent.
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const onData = (chunk: Buffer) => {
+      total += chunk.length;
+      if (total <= maxBytes) {
+        chunks.push(chunk);
+        return;
+      }
+      // Nothing more is stored; the caller answers with Connection: close, which ends the upload.
+      cleanup();
+      request.pause();
+      reject(tooLarge(`more than ${maxBytes} bytes`));
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(Buffer.concat(chunks, total));
+    };
+    const onError = (error: Error) => {
+      cleanup();
+      reject(new HttpError(400, 'bad-request-body', `the request body could not be read: ${error.message}`));
+    };
+    const cleanup = () => {
+      request.off('data', onData);
+      request.off('end', onEnd);
+      request.off('error', onError);
+    };
+    request.on('data', onData);
+    request.on('end', onEnd);
+    request.on('error', onError);
+  });
+}

@@ -1,0 +1,33 @@
+import type { PredictionJson } from './prediction-json.js';
+
+/** Messages between the HTTP thread and the model worker. */
+
+export interface WorkerPredictJob {
+  type: 'predict';
+  id: number;
+  image: { width: number; height: number; data: Uint8Array };
+  vocabulary: string[];
+  sentences: string[];
+  threshold?: number;
+}
+
+export interface EngineMemory {
+  numTensors: number;
+  numBytes: number;
+}
+
+export interface ModelInfo {
+  name: string;
+  /** The model's configuration as loaded (plain JSON). */
+  config: unknown;
+  backend: string;
+  loadMs: number;
+}
+
+export type WorkerRequest = WorkerPredictJob;
+
+export type WorkerReply =
+  | { type: 'ready'; info: ModelInfo; memory: EngineMemory }
+  | { type: 'load-failed'; message: string }
+  | { type: 'result'; id: number; json: PredictionJson; inferenceMs: number; memory: EngineMemory }
+  | { type: 'error'; id: number; message: string; memory: EngineMemory };
