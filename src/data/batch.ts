@@ -1,10 +1,6 @@
 import type { Sample } from './sample.js';
 import type { LossSwitches } from './sampler/loss-switches.js';
 
-/** ImageNet mean and std on 0-255 pixel values (APE / detectron2). */
-export const PIXEL_MEAN = [123.675, 116.28, 103.53] as const;
-export const PIXEL_STD = [58.395, 57.12, 57.375] as const;
-
 /** One image's targets, in the batch's prompt numbering. */
 export interface ImageTargets {
   /** Batch prompt index per object; -1 for class-agnostic objects. */
@@ -27,8 +23,10 @@ export interface ImageTargets {
 
 /** A batch ready for the model and the criterion. */
 export interface TrainingBatch {
-  /** [B, size, size, 3], normalised, zero outside each image (bottom/right padding). */
+  /** [B, size, size, 3] RGB 0..255 with each image at the top-left, zero after it (the model normalises). */
   images: Float32Array;
+  /** Valid [height, width] of each image on the canvas. */
+  sizes: [number, number][];
   batchSize: number;
   size: number;
   prompts: string[];
@@ -78,11 +76,8 @@ export function collateBatch(samples: Sample[], size: number, switches: LossSwit
     if (width > size || height > size) throw new Error(`collateBatch: a ${width}x${height} sample does not fit the ${size} canvas`);
     const base = b * size * size * 3;
     for (let y = 0; y < height; y++) {
-      for (let x = 0; x < width; x++) {
-        const src = (y * width + x) * 3;
-        const dst = base + (y * size + x) * 3;
-        for (let c = 0; c < 3; c++) images[dst + c] = (data[src + c]! - PIXEL_MEAN[c]!) / PIXEL_STD[c]!;
-      }
+      const src = y * width * 3;
+      images.set(data.subarray(src, src + width * 3), base + y * size * 3);
     }
     const map = promptMaps[b]!;
     const g = s.instances.length;
@@ -110,7 +105,7 @@ export function collateBatch(samples: Sample[], size: number, switches: LossSwit
       height,
     };
   });
-  return { images, batchSize: samples.length, size, prompts, promptKind: kind, targets, switches, dataset };
+  return { images, sizes: samples.map((s) => [s.image.height, s.image.width] as [number, number]), batchSize: samples.length, size, prompts, promptKind: kind, targets, switches, dataset };
 }
 
 function padMask(mask: Uint8Array, width: number, height: number, size: number): Uint8Array {

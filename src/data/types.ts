@@ -65,4 +65,6 @@ export interface DatasetRecords {
   images: ImageRecord[];
   /** true when any image carries LVIS federated fields. */
   federated: boolean;
+  /** Semantic sets: label values that mean "not labelled" (default [255]). */
+  ignoreLabels?: number[];
 }

@@ -28,16 +28,16 @@ export interface EncoderPredictions {
   logits: tf.Tensor;
   /** [B, N, 4] normalised cxcywh. */
   boxes: tf.Tensor;
-  /** [B, N, 4] the fixed anchors the proposals refine (normalised cxcywh), for DETA's encoder assignment. */
-  anchors?: tf.Tensor;
+  /** Host [B, N, 4]: the fixed anchors the proposals refine (normalised cxcywh; zero size where unusable), for DETA's encoder assignment. */
+  anchors?: Float32Array;
 }
 
 export interface TrainingPredictions {
   /** Every decoder layer, the last one being the model's output. */
   layers: DecoderLayerPredictions[];
   encoder?: EncoderPredictions;
-  /** [B, Q, 4] the decoder's initial reference boxes (detached), for DETA's one-to-many assignment. */
-  references?: tf.Tensor;
+  /** Host [B, Q, 4]: the decoder's initial reference boxes (cxcywh), for DETA's one-to-many assignment. */
+  references?: Float32Array;
 }
 
 export interface LossWeights {
@@ -105,10 +105,10 @@ export function computeLosses(
   let shared: MatchIndices[] | null = null;
   if (config.assignment === 'deta') {
     if (!pred.references) throw new Error("computeLosses: 'deta' assignment needs the decoder's reference boxes");
-    const refs = pred.references.dataSync() as Float32Array;
-    const [b, q] = pred.references.shape as [number, number, number];
+    const refs = pred.references;
+    const q = layers[0]!.boxes.shape[1]!;
+    if (refs.length !== targets.length * q * 4) throw new Error(`computeLosses: ${refs.length / 4} reference boxes for ${targets.length} images of ${q} queries`);
     shared = targets.map((t, i) => iouAssign(refs.subarray(i * q * 4, (i + 1) * q * 4), t.boxes, decoderAssignOptions(q), rng));
-    void b;
   }
 
   layers.forEach((layer, l) => {
@@ -134,7 +134,7 @@ export function computeLosses(
     const logits = tf.reshape(enc.logits, [b, n]);
     let matches: MatchIndices[];
     if (config.assignment === 'deta' && enc.anchors) {
-      const anchors = enc.anchors.dataSync() as Float32Array;
+      const anchors = enc.anchors;
       matches = targets.map((t, i) => iouAssign(anchors.subarray(i * n * 4, (i + 1) * n * 4), t.boxes, encoderAssignOptions(), rng));
     } else {
       const lv = logits.dataSync() as Float32Array;

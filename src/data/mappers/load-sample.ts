@@ -122,7 +122,7 @@ async function semanticInstances(dataset: TrainingDataset, record: ImageRecord, 
     throw new Error(`${file}: label map is ${labels.width}x${labels.height}, the image ${record.width}x${record.height}`);
   }
   const { width: w, height: h } = labels;
-  const ignore = new Set(options.ignoreLabels);
+  const ignore = new Set(dataset.records.ignoreLabels ?? options.ignoreLabels);
   const masks = new Map<number, Uint8Array>();
   for (let i = 0; i < w * h; i++) {
     const v = labels.data[i]!;

@@ -1,7 +1,45 @@
 import { closeSync, openSync, readSync, readdirSync } from 'node:fs';
-import { basename, extname, join, resolve } from 'node:path';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import type { CategoryRecord, DatasetRecords, ImageRecord } from '../types.js';
-import { DatasetFormatError } from './json-file.js';
+import { describe, Fields } from './fields.js';
+import { DatasetFormatError, readJsonFile } from './json-file.js';
+
+export interface SemanticIndexOptions {
+  /** Folder that images' `file_name` is relative to (default: the index file's folder). */
+  imageRoot?: string;
+  maxBytes?: number;
+}
+
+/**
+ * A semantic-segmentation index file (detectron2 style): `categories` (id, name, isthing),
+ * `ignore_label`, and `images` with `file_name` (under imageRoot) and `sem_seg_file_name` (a label
+ * PNG relative to the index file). Sizes come from the label PNG headers.
+ */
+export function readSemanticIndex(file: string, options: SemanticIndexOptions = {}): DatasetRecords {
+  const f: Fields = new Fields(file);
+  const root = f.object(readJsonFile(file, options.maxBytes), 'top level');
+  const base = dirname(resolve(file));
+  const imageRoot = options.imageRoot ?? base;
+  const categories: CategoryRecord[] = f.array(root, 'categories', 'top level').map((raw, i) => {
+    const c = f.object(raw, `categories[${i}]`);
+    const id = f.integer(c, 'id', `categories[${i}]`);
+    if (id < 0 || id > 255) f.fail(`categories[${i}]`, `id ${id} cannot be an 8-bit label value`);
+    return { id, name: f.string(c, 'name', `categories[${i}]`), isThing: c.isthing === undefined ? true : c.isthing === 1 || c.isthing === true };
+  });
+  let ignore = 255;
+  if (root.ignore_label !== undefined) {
+    ignore = Number(root.ignore_label);
+    if (!Number.isInteger(ignore) || ignore < 0 || ignore > 255) f.fail('top level', `'ignore_label' must be an integer 0-255, got ${describe(root.ignore_label)}`);
+  }
+  const images: ImageRecord[] = f.array(root, 'images', 'top level').map((raw, i) => {
+    const im = f.object(raw, `images[${i}]`);
+    const where = `images[${i}]`;
+    const semanticFile = resolve(base, f.string(im, 'sem_seg_file_name', where));
+    const { width, height } = pngSize(semanticFile);
+    return { id: im.id === undefined ? i : f.integer(im, 'id', where), file: resolve(imageRoot, f.string(im, 'file_name', where)), width, height, annotations: [], semanticFile };
+  });
+  return { source: file, kind: 'semantic', categories, images, federated: false, ignoreLabels: [ignore] };
+}
 
 export interface SemanticReadOptions {
   /** Folder of images (png, jpg, jpeg, webp). */

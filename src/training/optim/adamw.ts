@@ -52,12 +52,16 @@ export class AdamW {
     return this.steps;
   }
 
-  /** One update with learning rate `lr`; `grads` by parameter name (missing ones are skipped). */
-  apply(grads: Map<string, tf.Tensor>, lr: number): void {
+  /**
+   * One update with learning rate `lr` (times `lrScale[name]` where given); `grads` by parameter
+   * name (missing ones are skipped).
+   */
+  apply(grads: Map<string, tf.Tensor>, baseLr: number, lrScale?: Map<string, number>): void {
     this.steps++;
     for (const [name, grad] of grads) {
       const param = this.params.get(name);
       if (!param) throw new Error(`AdamW: gradient for unknown parameter '${name}'`);
+      const lr = baseLr * (lrScale?.get(name) ?? 1);
       const t = this.stepsPerParam.get(name)! + 1;
       this.stepsPerParam.set(name, t);
       const m = this.m.get(name)!;

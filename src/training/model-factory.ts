@@ -1,0 +1,50 @@
+import { APE_PRESETS, type ApeConfig, type ApePresetName } from '../modeling/config.js';
+import { ApeNetwork } from '../modeling/ape-network.js';
+import { WordTokenizer, type WordTokenizerJson } from '../text/word-tokenizer.js';
+import type { TrainingDataset } from '../data/dataset.js';
+
+/**
+ * The network a training run starts from: a preset, deep overrides, the training canvas as input
+ * size, and (for word-level text towers) a tokenizer whose vocabulary comes from the training
+ * prompts. The tokenizer is saved in checkpoints so that a resumed run tokenises identically.
+ */
+export function trainingModelConfig(preset: ApePresetName, overrides: Record<string, unknown> | undefined, imageSize: number, textVocabSize: number): ApeConfig {
+  const base = APE_PRESETS[preset]();
+  if (base.text.tokenizer.kind === 'word') base.text.encoder = { ...base.text.encoder, vocabSize: textVocabSize };
+  const merged = deepMerge(base as unknown as Record<string, unknown>, overrides ?? {}, 'model.overrides') as unknown as ApeConfig;
+  merged.input = { ...merged.input, size: imageSize };
+  return merged;
+}
+
+/** Every prompt text the datasets can produce: category names and grounding sentences. */
+export function trainingTexts(datasets: readonly TrainingDataset[]): string[] {
+  const texts: string[] = [];
+  for (const ds of datasets) {
+    texts.push(...ds.prompts);
+    if (ds.kind === 'grounding') for (const im of ds.records.images) for (const a of im.annotations) texts.push(...(a.sentences ?? []));
+  }
+  return texts;
+}
+
+export function buildTokenizer(config: ApeConfig, datasets: readonly TrainingDataset[], saved?: WordTokenizerJson): WordTokenizer {
+  if (config.text.tokenizer.kind !== 'word') {
+    throw new Error(`training from scratch supports word-level text towers only; preset '${config.name}' uses ${config.text.tokenizer.kind}`);
+  }
+  if (saved) return WordTokenizer.fromJSON(saved, 'checkpoint tokenizer');
+  return WordTokenizer.fromTexts(trainingTexts(datasets), config.text.encoder.vocabSize, { contextLength: config.text.encoder.contextLength });
+}
+
+export function buildNetwork(config: ApeConfig, tokenizer: WordTokenizer, seed: number): ApeNetwork {
+  return new ApeNetwork(config, tokenizer, seed);
+}
+
+function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>, where: string): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    if (!(k in base)) throw new Error(`${where}.${k}: no such model setting`);
+    const b = base[k];
+    if (b && typeof b === 'object' && !Array.isArray(b) && v && typeof v === 'object' && !Array.isArray(v)) out[k] = deepMerge(b as Record<string, unknown>, v as Record<string, unknown>, `${where}.${k}`);
+    else out[k] = v;
+  }
+  return out;
+}

@@ -1,0 +1,75 @@
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Progress } from '../util/progress.js';
+import type { TrainConfig } from './config.js';
+import { Trainer, type StepReport } from './trainer.js';
+
+export interface RunOptions {
+  /** Status lines (dataset summary, resume, checkpoints). */
+  log?: (line: string) => void;
+  /** Stop after this many steps in this session (the run's `steps` still bounds the total). */
+  maxSteps?: number;
+  /** Show the progress bar (default true). */
+  progress?: boolean;
+  /** Called after every step (tests, benchmarks). */
+  onStep?: (report: StepReport) => void;
+  /** Periodic evaluation hook; gets the trainer at every `eval.every` steps. */
+  evaluate?: (trainer: Trainer) => Promise<Record<string, unknown>>;
+  /** Set to request a clean stop (checkpoint, then return) at the next step boundary. */
+  signal?: { stop: boolean };
+}
+
+/**
+ * Runs (or resumes) training to `config.steps`: a progress bar with the loss terms, steps/s and
+ * ETA, a JSON line per `log.every` steps in output/log.jsonl, a checkpoint every
+ * `checkpoint.every` steps and at the end (or on a stop request).
+ */
+export async function runTraining(config: TrainConfig, options: RunOptions = {}): Promise<Trainer> {
+  const log = options.log ?? ((line: string) => console.error(line));
+  mkdirSync(config.output, { recursive: true });
+  const trainer = await Trainer.create(config, log);
+  const start = trainer.step;
+  const end = Math.min(config.steps, start + (options.maxSteps ?? Infinity));
+  if (start >= end) {
+    log(`nothing to do: the run is at step ${start} of ${config.steps}`);
+    return trainer;
+  }
+  const progress = options.progress === false ? null : new Progress({ total: end - start, label: 'train', unit: 'step', plainEverySeconds: 30 });
+  const logFile = join(config.output, 'log.jsonl');
+  const averages = new Map<string, number>();
+  let windowStart = performance.now();
+  let windowSteps = 0;
+  let lastSaved = start;
+  while (trainer.step < end && !options.signal?.stop) {
+    const report = await trainer.trainStep();
+    options.onStep?.(report);
+    for (const [k, v] of Object.entries(report.losses)) averages.set(k, 0.9 * (averages.get(k) ?? v) + 0.1 * v);
+    windowSteps++;
+    progress?.tick(1, formatLosses(report.step, averages));
+    if (report.step % config.log.every === 0 || report.step === end) {
+      const seconds = (performance.now() - windowStart) / 1000;
+      appendFileSync(logFile, JSON.stringify({ step: report.step, lr: report.lr, gradNorm: report.gradNorm, stepsPerSecond: windowSteps / seconds, datasets: report.datasets, losses: report.losses, time: new Date().toISOString() }) + '\n');
+      windowStart = performance.now();
+      windowSteps = 0;
+    }
+    if (report.step % config.checkpoint.every === 0) {
+      const path = await trainer.saveCheckpoint();
+      lastSaved = report.step;
+      if (!progress) log(`checkpoint ${path}`);
+    }
+    if (config.eval && options.evaluate && report.step % config.eval.every === 0) {
+      const metrics = await options.evaluate(trainer);
+      appendFileSync(logFile, JSON.stringify({ step: report.step, eval: metrics, time: new Date().toISOString() }) + '\n');
+      log(`eval at step ${report.step}: ${JSON.stringify(metrics)}`);
+    }
+  }
+  if (trainer.step !== lastSaved) await trainer.saveCheckpoint();
+  progress?.finish(formatLosses(trainer.step, averages));
+  log(`${options.signal?.stop ? 'stopped' : 'reached'} step ${trainer.step}; checkpoint in ${Trainer.checkpointDir(config)}`);
+  return trainer;
+}
+
+function formatLosses(step: number, averages: Map<string, number>): string {
+  const shown = ['total', 'class', 'l1', 'giou', 'mask', 'dice', 'enc_class'].filter((k) => averages.has(k));
+  return `step ${step} ` + shown.map((k) => `${k} ${averages.get(k)!.toFixed(3)}`).join(' ');
+}
