@@ -77,6 +77,11 @@ export interface ApeRawOutput {
   inputSize: [number, number];
   sizes: [number, number][];
   maskStride: number;
+  /**
+   * The prompt vectors the classifier compared queries with: [P, D] when shared by the batch
+   * (vocabulary only), else [B, P, D] (fused sentences / word tokens are per image).
+   */
+  promptVectors: tf.Tensor2D | tf.Tensor3D;
   /** Token grid of each encoder level. */
   spatialShapes: [number, number][];
   levelStart: number[];
@@ -270,7 +275,7 @@ export class ApeNetwork extends Module {
     encoderText?.tokens.dispose();
 
     // Prompt vectors the classifier compares queries with: [P, D] shared, or [B, P, D] per image.
-    const promptVectors = tf.tidy(() => {
+    const promptVectors = tf.tidy((): tf.Tensor2D | tf.Tensor3D => {
       if (mode === 'word') return poolPromptTokens(out.text!, wordPool!.offsets, wordPool!.lengths, this.config.text.pooling);
       if (!sentenceEmb) return tf.clone(vocabEmb!);
       const fused = this.config.fusion ? out.text! : (tf.tile(tf.expandDims(sentenceEmb, 0), [b, 1, 1]) as tf.Tensor3D);
@@ -310,7 +315,6 @@ export class ApeNetwork extends Module {
       h.dispose();
     });
     pixels.dispose();
-    promptVectors.dispose();
 
     const encoder = out.encoder;
     return {
@@ -318,6 +322,7 @@ export class ApeNetwork extends Module {
       encoder,
       references: out.references,
       prompts: entries,
+      promptVectors,
       inputSize: [hIn, wIn],
       sizes: batch.sizes.map(([h, w]) => [h, w]),
       maskStride: this.maskStride,
@@ -325,7 +330,7 @@ export class ApeNetwork extends Module {
       levelStart: geometry.levelStart,
       dispose() {
         for (const l of layers) tf.dispose([l.logits, l.boxes, ...(l.masks ? [l.masks] : [])]);
-        tf.dispose([encoder.logits, encoder.boxes]);
+        tf.dispose([encoder.logits, encoder.boxes, promptVectors]);
       },
     };
   }

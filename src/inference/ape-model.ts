@@ -1,0 +1,174 @@
+import { tf } from '../engine/engine.js';
+import type { RgbImage } from '../io/image-types.js';
+import { compressRle, } from '../structures/rle-string.js';
+import { encodeRle } from '../structures/rle.js';
+import { ApeNetwork, type FusionMode } from '../modeling/ape-network.js';
+import { parsePromptString, promptEntries, type PromptSet } from '../text/prompts.js';
+import { prepareImages, type ImagePlacement } from './preprocess.js';
+import { boxesToPixels, pasteInstanceMask, selectInstances, type InstancePick } from './instances.js';
+import { accumulateSemantic, semanticLabels } from './semantic.js';
+import type { GroundingResult, InstanceResult, Prediction, PredictTask, SemanticResult } from './results.js';
+
+export interface PredictOptions {
+  /** Category names (each its own prompt, kept out of the fusion). */
+  vocabulary?: string[];
+  /** Sentences / referring expressions (each its own prompt, fused with the image). */
+  sentences?: string[];
+  /** A plain prompt string, split by APE's comma rule; added to the lists above. */
+  prompt?: string;
+  /** Minimum instance score (default: the config's scoreThreshold). */
+  threshold?: number;
+  /** Instances per image (default: the config's topK). */
+  topK?: number;
+  /** Class-wise NMS IoU (default: the config's nmsThreshold). */
+  nmsThreshold?: number;
+  /**
+   * Which results to compute; default: instances and semantic, plus grounding when there are
+   * sentences.
+   */
+  tasks?: PredictTask[];
+  /** Instance and grounding masks (default true). */
+  masks?: boolean;
+  /** 'sentence' (APE) or 'word' (every token through the fusion; the baseline). */
+  fusion?: FusionMode;
+}
+
+/** Time spent in each stage of the last predict call, in milliseconds. */
+export interface PredictTimings {
+  preprocess: number;
+  network: number;
+  postprocess: number;
+}
+
+/**
+ * The APE model with its tokenizer and prompt cache: `forward` for training (raw per-layer
+ * outputs), `predict` for images -> typed results in original pixels.
+ */
+export class ApeModel extends ApeNetwork {
+  lastTimings: PredictTimings = { preprocess: 0, network: 0, postprocess: 0 };
+
+  predict(image: RgbImage, options?: PredictOptions): Promise<Prediction>;
+  predict(images: RgbImage[], options?: PredictOptions): Promise<Prediction[]>;
+  async predict(input: RgbImage | RgbImage[], options: PredictOptions = {}): Promise<Prediction | Prediction[]> {
+    const list = Array.isArray(input) ? input : [input];
+    const results = this.predictSync(list, options);
+    return Array.isArray(input) ? results : results[0]!;
+  }
+
+  /** The synchronous core of predict (the wasm and cpu backends compute synchronously). */
+  predictSync(images: RgbImage[], options: PredictOptions = {}): Prediction[] {
+    const prompts = resolvePrompts(options);
+    const entries = promptEntries(prompts);
+    if (entries.length === 0) throw new Error('predict: no prompts (give vocabulary, sentences or a prompt string)');
+    const tasks = new Set<PredictTask>(options.tasks ?? ['instances', 'semantic', ...(prompts.sentences.length > 0 ? (['grounding'] as const) : [])]);
+    for (const t of tasks) if (!['instances', 'semantic', 'grounding'].includes(t)) throw new Error(`predict: unknown task '${t}' (instances, semantic, grounding)`);
+    const inf = this.config.inference;
+    const threshold = options.threshold ?? inf.scoreThreshold;
+    const topK = options.topK ?? inf.topK;
+    const nmsThreshold = options.nmsThreshold ?? inf.nmsThreshold;
+    const withMasks = options.masks ?? true;
+
+    let t0 = performance.now();
+    const { batch, placements } = prepareImages(images, this.config.input.size);
+    const tPre = performance.now() - t0;
+    t0 = performance.now();
+    const out = this.forward(batch, prompts, { fusion: options.fusion, layers: 'last', masks: 'last' });
+    batch.images.dispose();
+    const last = out.layers[out.layers.length - 1]!;
+    const [b, q, p] = last.logits.shape;
+    const scores = tf.tidy(() => tf.sigmoid(last.logits)).dataSync() as Float32Array;
+    const boxes = last.boxes.dataSync() as Float32Array;
+    const tNet = performance.now() - t0;
+    t0 = performance.now();
+    const masks = last.masks!;
+    const [, , maskH, maskW] = masks.shape;
+    const stride = out.maskStride;
+
+    const predictions = placements.map((placement, i): Prediction => {
+      const imageScores = scores.subarray(i * q * p, (i + 1) * q * p);
+      const pixelBoxes = boxesToPixels(boxes.subarray(i * q * 4, (i + 1) * q * 4), placement.resizedWidth, placement.resizedHeight);
+      const maskRows = new Map<number, Float32Array>();
+      const maskOf = (query: number): Float32Array => {
+        let m = maskRows.get(query);
+        if (!m) {
+          m = tf.tidy(() => tf.slice(masks, [i, query, 0, 0], [1, 1, maskH, maskW])).dataSync() as Float32Array;
+          maskRows.set(query, m);
+        }
+        return m;
+      };
+      const toResultBox = (query: number) => scaleBox(pixelBoxes, query, placement);
+      const maskFor = (query: number) =>
+        withMasks
+          ? compressRle(
+              encodeRle(
+                pasteInstanceMask(maskOf(query), maskH, maskW, stride, [pixelBoxes[query * 4]!, pixelBoxes[query * 4 + 1]!, pixelBoxes[query * 4 + 2]!, pixelBoxes[query * 4 + 3]!],
+                  placement.width / placement.resizedWidth, placement.height / placement.resizedHeight, placement.width, placement.height),
+                placement.height,
+                placement.width,
+              ),
+            )
+          : null;
+
+      let instances: InstanceResult[] = [];
+      if (tasks.has('instances')) {
+        const picks: InstancePick[] = selectInstances(imageScores, q, p, pixelBoxes, { threshold, nmsThreshold, topK });
+        instances = picks.map((pick) => {
+          const e = entries[pick.prompt]!;
+          return { prompt: e.text, promptIndex: e.index, kind: e.kind, score: pick.score, box: toResultBox(pick.query), mask: maskFor(pick.query), query: pick.query };
+        });
+      }
+
+      const grounding: GroundingResult[] = [];
+      if (tasks.has('grounding')) {
+        for (const e of entries) {
+          if (e.kind !== 'sentence') continue;
+          let best = 0;
+          for (let k = 1; k < q; k++) if (imageScores[k * p + e.index]! > imageScores[best * p + e.index]!) best = k;
+          grounding.push({ sentence: e.text, promptIndex: e.index, score: imageScores[best * p + e.index]!, box: toResultBox(best), mask: maskFor(best), query: best });
+        }
+      }
+
+      let semantic: SemanticResult | null = null;
+      if (tasks.has('semantic')) {
+        const logits2d = tf.tidy(() => tf.reshape(tf.slice(last.logits, [i, 0, 0], [1, q, p]), [q, p]) as tf.Tensor2D);
+        const masks2d = tf.tidy(() => tf.reshape(tf.slice(masks, [i, 0, 0, 0], [1, q, maskH, maskW]), [q, maskH * maskW]) as tf.Tensor2D);
+        const labels = semanticLabels(() => accumulateSemantic(logits2d, masks2d, inf.semanticTemperature), p, {
+          maskH, maskW, stride, resizedW: placement.resizedWidth, resizedH: placement.resizedHeight, width: placement.width, height: placement.height,
+        }, inf.semanticBackground);
+        tf.dispose([logits2d, masks2d]);
+        semantic = { width: placement.width, height: placement.height, labels, prompts: entries.map((e) => e.text) };
+      }
+      return { width: placement.width, height: placement.height, prompts: entries, instances, semantic, grounding };
+    });
+    out.dispose();
+    this.lastTimings = { preprocess: tPre, network: tNet, postprocess: performance.now() - t0 };
+    void b;
+    return predictions;
+  }
+}
+
+function resolvePrompts(options: PredictOptions): PromptSet {
+  const vocabulary = [...(options.vocabulary ?? [])];
+  const sentences = [...(options.sentences ?? [])];
+  if (options.prompt !== undefined) {
+    if (typeof options.prompt !== 'string') throw new Error('predict: prompt must be a string');
+    const parsed = parsePromptString(options.prompt);
+    vocabulary.push(...parsed.vocabulary);
+    sentences.push(...parsed.sentences);
+  }
+  return { vocabulary, sentences };
+}
+
+/** Input-pixel xyxy of a query -> original pixels, clipped to the image. */
+function scaleBox(pixelBoxes: Float32Array, query: number, placement: ImagePlacement): [number, number, number, number] {
+  const sx = placement.width / placement.resizedWidth;
+  const sy = placement.height / placement.resizedHeight;
+  const clip = (v: number, hi: number) => Math.min(Math.max(v, 0), hi);
+  const o = query * 4;
+  return [
+    clip(pixelBoxes[o]! * sx, placement.width),
+    clip(pixelBoxes[o + 1]! * sy, placement.height),
+    clip(pixelBoxes[o + 2]! * sx, placement.width),
+    clip(pixelBoxes[o + 3]! * sy, placement.height),
+  ];
+}

@@ -1,0 +1,155 @@
+import { boxIou } from '../structures/box-iou.js';
+import { pasteMask } from '../structures/bitmap.js';
+
+export interface InstancePick {
+  query: number;
+  prompt: number;
+  score: number;
+}
+
+export interface InstanceSelection {
+  /** Minimum score (exclusive, as APE's `scores > score_thresh`). */
+  threshold: number;
+  /** Class-wise NMS IoU threshold. */
+  nmsThreshold: number;
+  topK: number;
+}
+
+/**
+ * APE's instance inference (detectron2 fast_rcnn_inference with class-agnostic boxes): every
+ * (query, prompt) pair above the threshold is a candidate; class-wise NMS, then the top K.
+ * scores [Q * P] (sigmoid, row per query), boxes [Q * 4] xyxy. Candidates are visited from the
+ * best score down with a heap and kept unless an already kept box of the same prompt overlaps
+ * more than the NMS threshold; stopping at K kept gives exactly batched NMS followed by top-K,
+ * without sorting every pair.
+ */
+export function selectInstances(scores: Float32Array, numQueries: number, numPrompts: number, boxes: Float32Array, options: InstanceSelection): InstancePick[] {
+  if (scores.length !== numQueries * numPrompts) throw new Error(`selectInstances: ${scores.length} scores for ${numQueries}x${numPrompts}`);
+  const candidates: number[] = [];
+  for (let i = 0; i < scores.length; i++) if (scores[i]! > options.threshold && Number.isFinite(scores[i]!)) candidates.push(i);
+  const heap = new MaxHeap(candidates, scores);
+  const kept: InstancePick[] = [];
+  const keptByPrompt = new Map<number, number[]>();
+  const box = (q: number) => [boxes[q * 4]!, boxes[q * 4 + 1]!, boxes[q * 4 + 2]!, boxes[q * 4 + 3]!];
+  while (kept.length < options.topK && heap.size > 0) {
+    const i = heap.pop();
+    const q = Math.floor(i / numPrompts);
+    const p = i % numPrompts;
+    const same = keptByPrompt.get(p) ?? [];
+    const b = box(q);
+    if (same.some((k) => boxIou(box(k), b) > options.nmsThreshold)) continue;
+    same.push(q);
+    keptByPrompt.set(p, same);
+    kept.push({ query: q, prompt: p, score: scores[i]! });
+  }
+  return kept;
+}
+
+/** Binary max-heap of indices ordered by score (ties: lower index first). */
+class MaxHeap {
+  private readonly items: Int32Array;
+  size: number;
+
+  constructor(indices: number[], private readonly scores: Float32Array) {
+    this.items = Int32Array.from(indices);
+    this.size = indices.length;
+    for (let i = (this.size >> 1) - 1; i >= 0; i--) this.down(i);
+  }
+
+  private better(a: number, b: number): boolean {
+    const sa = this.scores[a]!;
+    const sb = this.scores[b]!;
+    return sa > sb || (sa === sb && a < b);
+  }
+
+  pop(): number {
+    const top = this.items[0]!;
+    this.size--;
+    if (this.size > 0) {
+      this.items[0] = this.items[this.size]!;
+      this.down(0);
+    }
+    return top;
+  }
+
+  private down(i: number): void {
+    const items = this.items;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let best = i;
+      if (l < this.size && this.better(items[l]!, items[best]!)) best = l;
+      if (r < this.size && this.better(items[r]!, items[best]!)) best = r;
+      if (best === i) return;
+      [items[i], items[best]] = [items[best]!, items[i]!];
+      i = best;
+    }
+  }
+}
+
+/** cxcywh in [0, 1] of the valid region -> xyxy input pixels, clipped to the valid region. */
+export function boxesToPixels(boxes: Float32Array, validW: number, validH: number): Float32Array {
+  const out = new Float32Array(boxes.length);
+  const clip = (v: number, hi: number) => Math.min(Math.max(v, 0), hi);
+  for (let i = 0; i < boxes.length; i += 4) {
+    const [cx, cy, w, h] = [boxes[i]!, boxes[i + 1]!, boxes[i + 2]!, boxes[i + 3]!];
+    out[i] = clip((cx - w / 2) * validW, validW);
+    out[i + 1] = clip((cy - h / 2) * validH, validH);
+    out[i + 2] = clip((cx + w / 2) * validW, validW);
+    out[i + 3] = clip((cy + h / 2) * validH, validH);
+  }
+  return out;
+}
+
+/** Bilinear (align_corners=False, edges clamped) sample of a row-major h x w map at fractional (u, v). */
+export function sampleBilinear(map: ArrayLike<number>, h: number, w: number, u: number, v: number): number {
+  const x = Math.min(Math.max(u, 0), w - 1);
+  const y = Math.min(Math.max(v, 0), h - 1);
+  const x0 = Math.floor(x);
+  const y0 = Math.floor(y);
+  const x1 = Math.min(x0 + 1, w - 1);
+  const y1 = Math.min(y0 + 1, h - 1);
+  const ax = x - x0;
+  const ay = y - y0;
+  const top = map[y0 * w + x0]! * (1 - ax) + map[y0 * w + x1]! * ax;
+  const bottom = map[y1 * w + x0]! * (1 - ax) + map[y1 * w + x1]! * ax;
+  return top * (1 - ay) + bottom * ay;
+}
+
+/**
+ * A query's mask at the original image size, APE-style: the mask logits (stride `stride` over the
+ * padded input) are read on a resolution x resolution grid over the box (input pixels),
+ * thresholded at probability 0.5, and that box mask is pasted into the original image with the
+ * box scaled to original pixels (detectron2 paste_masks_in_image). Pixels outside the box stay 0.
+ */
+export function pasteInstanceMask(
+  logits: ArrayLike<number>,
+  maskH: number,
+  maskW: number,
+  stride: number,
+  boxInput: readonly [number, number, number, number],
+  scaleX: number,
+  scaleY: number,
+  width: number,
+  height: number,
+  resolution = 128,
+): Uint8Array {
+  const [x1, y1, x2, y2] = boxInput;
+  const local = new Uint8Array(resolution * resolution);
+  const bw = (x2 - x1) / resolution;
+  const bh = (y2 - y1) / resolution;
+  for (let i = 0; i < resolution; i++) {
+    const v = (y1 + (i + 0.5) * bh) / stride - 0.5;
+    for (let j = 0; j < resolution; j++) {
+      const u = (x1 + (j + 0.5) * bw) / stride - 0.5;
+      local[i * resolution + j] = sampleBilinear(logits, maskH, maskW, u, v) > 0 ? 1 : 0;
+    }
+  }
+  const box: [number, number, number, number] = [
+    Math.min(Math.max(x1 * scaleX, 0), width),
+    Math.min(Math.max(y1 * scaleY, 0), height),
+    Math.min(Math.max(x2 * scaleX, 0), width),
+    Math.min(Math.max(y2 * scaleY, 0), height),
+  ];
+  return pasteMask(local, resolution, resolution, box, height, width, 0.5);
+}
