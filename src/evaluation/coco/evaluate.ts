@@ -56,7 +56,9 @@ function computeIous(type: CocoIouType, gts: readonly GtInstance[], dts: readonl
  * COCO detection evaluation, numerically identical to pycocotools COCOeval with iouType 'bbox' or
  * 'segm' and default parameters: per image and category greedy matching at IoU 0.50:0.05:0.95 with
  * crowd regions ignored, pooled into 101-point interpolated precision per area range and detection
- * limit, and summarised into the standard twelve numbers.
+ * limit, and summarised into the standard twelve numbers. Results must refer to images of the
+ * ground truth; results of categories outside the evaluated set are skipped, as in the reference.
+ * Use parseCocoGroundTruth / parseCocoResults first for untrusted files.
  */
 export function evaluateCoco(
   gt: CocoDataset,
