@@ -264,7 +264,8 @@ export function parseSafetensorsHeader(head: Uint8Array, fileLength: number, sou
 /** Decodes one tensor from its bytes (exactly end - begin of them), copying out of the file buffer. */
 export function decodeTensor(info: Pick<SafetensorsTensorInfo, 'dtype'>, bytes: Uint8Array): TensorData {
   // Copy into a fresh, aligned buffer: file offsets need not be aligned, and views would pin the file.
-  const own = bytes.slice();
+  // Uint8Array.prototype.slice copies even for a Node Buffer (whose own slice is a view into a pool).
+  const own = Uint8Array.prototype.slice.call(bytes);
   const buffer = own.buffer;
   switch (info.dtype) {
     case 'BOOL':

@@ -229,3 +229,11 @@ test('Node files: atomic write, header-first partial read, same result as the in
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a Node Buffer (a view into a shared pool) reads like a plain Uint8Array', () => {
+  const plain = readSafetensors(new Uint8Array(readFileSync(casesPath)));
+  const buffer = readSafetensors(readFileSync(casesPath));
+  for (const [name, t] of plain.tensors) {
+    assert.deepEqual(buffer.tensors.get(name)!.data, t.data, name);
+  }
+});
