@@ -21,6 +21,8 @@ export interface ApeServerOptions {
   webDir?: string;
   /** Where tfjs-backend-wasm's .wasm files are; default: found through module resolution. */
   wasmDir?: string;
+  /** Example images offered on the page (PNG/JPEG files); default: examples/ of this package. */
+  examplesDir?: string;
 }
 
 /** The model folder's files the page may fetch to run the model in the browser. */
@@ -30,6 +32,10 @@ const PACKAGE_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 export function defaultWebDir(): string {
   return join(PACKAGE_ROOT, 'dist', 'web');
+}
+
+export function defaultExamplesDir(): string {
+  return join(PACKAGE_ROOT, 'examples');
 }
 
 export function defaultWasmDir(): string {
@@ -61,6 +67,15 @@ function imageErrorToHttp(error: ImageError): HttpError {
   }
 }
 
+/** The file name after `prefix` in a URL path (percent-decoded); 404 when it does not decode. */
+function fileNameIn(path: string, prefix: string): string {
+  try {
+    return decodeURIComponent(path.slice(prefix.length));
+  } catch {
+    throw new HttpError(404, 'not-found', `no file '${path.slice(prefix.length, prefix.length + 100)}' here`);
+  }
+}
+
 /** Own copy of the pixels, so the buffer can be handed to the worker without touching others. */
 function ownBytes(data: Uint8Array): Uint8Array {
   return data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer ? data : data.slice();
@@ -87,6 +102,9 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
   const modelFiles = await listServableFiles(options.modelDir, MODEL_FILE_EXTENSIONS);
   const modelFileNames = new Set(modelFiles.map((f) => f.name));
   const wasmFiles = new Set((await listServableFiles(wasmDir, ['.wasm'])).map((f) => f.name));
+  const examplesDir = options.examplesDir ?? defaultExamplesDir();
+  const examples = await listServableFiles(examplesDir, ['.png', '.jpg', '.jpeg']).catch(() => []);
+  const exampleNames = new Set(examples.map((f) => f.name));
   const queue = new WorkQueue<Omit<WorkerPredictJob, 'type' | 'id'>, PredictOutcome>((job, signal) => host.predict(job, signal), {
     capacity: limits.queueSize,
     timeoutMs: limits.requestTimeoutMs,
@@ -153,11 +171,19 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
     }
     if (path.startsWith('/v1/model/files/')) {
       allow('GET', isGet);
-      return sendFile(response, options.modelDir, decodeURIComponent(path.slice('/v1/model/files/'.length)), modelFileNames, { head: method === 'HEAD' });
+      return sendFile(response, options.modelDir, fileNameIn(path, '/v1/model/files/'), modelFileNames, { head: method === 'HEAD' });
+    }
+    if (path === '/v1/examples') {
+      allow('GET', isGet);
+      return sendJson(response, 200, { examples });
+    }
+    if (path.startsWith('/v1/examples/')) {
+      allow('GET', isGet);
+      return sendFile(response, examplesDir, fileNameIn(path, '/v1/examples/'), exampleNames, { head: method === 'HEAD' });
     }
     if (path.startsWith('/v1/wasm/')) {
       allow('GET', isGet);
-      return sendFile(response, wasmDir, path.slice('/v1/wasm/'.length), wasmFiles, { cache: 'max-age=86400', head: method === 'HEAD' });
+      return sendFile(response, wasmDir, fileNameIn(path, '/v1/wasm/'), wasmFiles, { cache: 'max-age=86400', head: method === 'HEAD' });
     }
     if (path.startsWith('/v1/')) throw new HttpError(404, 'not-found', `no API route ${path}`);
     allow('GET', isGet);
@@ -202,8 +228,9 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
       });
     },
     async close() {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
+      await closed;
       await host.close();
     },
   };

@@ -2,6 +2,7 @@ import { parsePromptString } from '../text/prompts.js';
 import { HttpError } from './http-error.js';
 import type { ServerLimits } from './limits.js';
 import { multipartBoundary, parseMultipart } from './multipart.js';
+import { splitSentences, splitVocabulary } from './prompt-fields.js';
 
 /** A predict request once its body is read and checked; the image is still encoded. */
 export interface PredictRequest {
@@ -14,22 +15,6 @@ export interface PredictRequest {
 }
 
 const unprocessable = (code: string, message: string) => new HttpError(422, code, message);
-
-/** Vocabulary text from a form field: names separated by commas or line breaks. */
-export function splitVocabulary(text: string): string[] {
-  return text
-    .split(/[,\n\r]/)
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
-}
-
-/** Sentences from a form field: one per line (a sentence may hold commas). */
-export function splitSentences(text: string): string[] {
-  return text
-    .split(/[\n\r]/)
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
-}
 
 function parseThreshold(value: unknown): number | undefined {
   if (value === undefined || value === null || value === '') return undefined;
