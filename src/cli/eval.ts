@@ -16,6 +16,13 @@ const evaluations: Record<string, { usage: string; load: () => Promise<Command> 
       --json PATH      also write {"type": T, "stats": [12 numbers]} to PATH`,
     load: async () => (await import('./eval-coco.js')).command,
   },
+  model: {
+    usage: `ape eval model --model DIR --data DIR [--images N] [--json OUT.json]
+    A model folder on a dataset folder (synthetic-world layout): box and mask AP over thing
+    categories, semantic mIoU, referring top-1 box precision at IoU 0.5; prints and writes
+    {"bbox": [12], "segm": [12], "miou": x, "referring_acc": x}`,
+    load: async () => (await import('./eval-model.js')).command,
+  },
 };
 
 const usage = `usage:\n${Object.values(evaluations).map((e) => `  ${e.usage}`).join('\n\n')}`;

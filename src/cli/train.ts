@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { initEngine } from '../engine/engine.js';
 import { loadTrainConfig } from '../training/config.js';
 import { runTraining } from '../training/run.js';
+import { evaluateModel } from '../evaluation/model-eval.js';
 import { UsageError, type Command } from './command.js';
 
 const usage = `usage: ape train --config FILE [--steps N] [--backend wasm|cpu]
@@ -40,7 +41,14 @@ export const command: Command = {
     };
     process.on('SIGINT', onSigint);
     try {
-      await runTraining(config, { maxSteps, signal });
+      await runTraining(config, {
+        maxSteps,
+        signal,
+        evaluate: async (trainer) => {
+          const r = await evaluateModel(trainer.network, config.eval!.data, { maxImages: config.eval!.images });
+          return { boxAP: r.bbox[0], maskAP: r.segm[0], miou: r.miou, referring_acc: r.referring_acc, images: r.images };
+        },
+      });
     } finally {
       process.off('SIGINT', onSigint);
     }

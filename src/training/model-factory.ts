@@ -1,5 +1,5 @@
 import { APE_PRESETS, type ApeConfig, type ApePresetName } from '../modeling/config.js';
-import { ApeNetwork } from '../modeling/ape-network.js';
+import { ApeModel } from '../inference/ape-model.js';
 import { WordTokenizer, type WordTokenizerJson } from '../text/word-tokenizer.js';
 import type { TrainingDataset } from '../data/dataset.js';
 
@@ -34,8 +34,9 @@ export function buildTokenizer(config: ApeConfig, datasets: readonly TrainingDat
   return WordTokenizer.fromTexts(trainingTexts(datasets), config.text.encoder.vocabSize, { contextLength: config.text.encoder.contextLength });
 }
 
-export function buildNetwork(config: ApeConfig, tokenizer: WordTokenizer, seed: number): ApeNetwork {
-  return new ApeNetwork(config, tokenizer, seed);
+/** The model trained: an ApeModel, so that the same object predicts (evaluation) and saves as a model folder. */
+export function buildNetwork(config: ApeConfig, tokenizer: WordTokenizer, seed: number): ApeModel {
+  return new ApeModel(config, tokenizer, seed);
 }
 
 function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>, where: string): Record<string, unknown> {

@@ -54,6 +54,7 @@ export async function runTraining(config: TrainConfig, options: RunOptions = {})
     }
     if (report.step % config.checkpoint.every === 0) {
       const path = await trainer.saveCheckpoint();
+      await trainer.exportModel();
       lastSaved = report.step;
       if (!progress) log(`checkpoint ${path}`);
     }
@@ -63,9 +64,12 @@ export async function runTraining(config: TrainConfig, options: RunOptions = {})
       log(`eval at step ${report.step}: ${JSON.stringify(metrics)}`);
     }
   }
-  if (trainer.step !== lastSaved) await trainer.saveCheckpoint();
+  if (trainer.step !== lastSaved) {
+    await trainer.saveCheckpoint();
+    await trainer.exportModel();
+  }
   progress?.finish(formatLosses(trainer.step, averages));
-  log(`${options.signal?.stop ? 'stopped' : 'reached'} step ${trainer.step}; checkpoint in ${Trainer.checkpointDir(config)}`);
+  log(`${options.signal?.stop ? 'stopped' : 'reached'} step ${trainer.step}; checkpoint in ${Trainer.checkpointDir(config)}, model folder ${Trainer.modelDir(config)}`);
   return trainer;
 }
 

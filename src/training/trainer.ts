@@ -8,7 +8,9 @@ import { DEFAULT_LOAD_OPTIONS, loadSample, type LoadOptions } from '../data/mapp
 import { openDataset } from '../data/open-dataset.js';
 import { defaultLossSwitches, type LossSwitches } from '../data/sampler/loss-switches.js';
 import { MultiDatasetSampler, type SamplerDraw, type SamplerState } from '../data/sampler/multi-dataset-sampler.js';
-import type { ApeNetwork, ApeRawOutput, PromptInput } from '../modeling/ape-network.js';
+import type { ApeRawOutput, PromptInput } from '../modeling/ape-network.js';
+import type { ApeModel } from '../inference/ape-model.js';
+import { saveModel } from '../inference/model-files.js';
 import type { ApeConfig } from '../modeling/config.js';
 import type { WordTokenizer, WordTokenizerJson } from '../text/word-tokenizer.js';
 import { Rng } from '../util/random.js';
@@ -69,7 +71,7 @@ export class Trainer {
   private constructor(
     readonly config: TrainConfig,
     readonly datasets: TrainingDataset[],
-    readonly network: ApeNetwork,
+    readonly network: ApeModel,
     readonly tokenizer: WordTokenizer,
     readonly modelConfig: ApeConfig,
   ) {
@@ -127,6 +129,17 @@ export class Trainer {
 
   static checkpointDir(config: TrainConfig): string {
     return join(config.output, 'checkpoints');
+  }
+
+  /** Where the latest weights are kept as a model folder (config.json, model.safetensors, tokenizer.json). */
+  static modelDir(config: TrainConfig): string {
+    return join(config.output, 'model');
+  }
+
+  /** Writes the current weights as a model folder that `ape predict/eval/serve --model` can load. */
+  async exportModel(dir = Trainer.modelDir(this.config)): Promise<string> {
+    await saveModel(this.network, dir);
+    return dir;
   }
 
   criterionConfig(): CriterionConfig {

@@ -1,0 +1,56 @@
+import { writeFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { initEngine } from '../engine/engine.js';
+import { evaluateModel } from '../evaluation/model-eval.js';
+import { loadModel } from '../inference/model-files.js';
+import { Progress } from '../util/progress.js';
+import type { Command } from './command.js';
+import { UsageError } from './command.js';
+
+const usage = 'usage: ape eval model --model DIR --data DIR [--images N] [--json OUT.json]';
+
+export const command: Command = {
+  name: 'eval model',
+  summary: 'box/mask AP, mIoU and referring accuracy of a model on a dataset folder',
+  usage,
+  async run(argv: string[]): Promise<number> {
+    let values;
+    try {
+      ({ values } = parseArgs({
+        args: argv,
+        options: { model: { type: 'string' }, data: { type: 'string' }, images: { type: 'string' }, json: { type: 'string' }, backend: { type: 'string' } },
+        strict: true,
+        allowPositionals: false,
+      }));
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    if (!values.model) throw new UsageError('--model is required');
+    if (!values.data) throw new UsageError('--data is required');
+    let maxImages: number | undefined;
+    if (values.images !== undefined) {
+      if (!/^\d+$/.test(values.images) || Number(values.images) < 1) throw new UsageError(`--images must be a positive integer, got '${values.images}'`);
+      maxImages = Number(values.images);
+    }
+    const backend = values.backend ?? 'wasm';
+    if (backend !== 'wasm' && backend !== 'cpu') throw new UsageError(`--backend must be wasm or cpu, got '${backend}'`);
+    await initEngine({ backend });
+    const model = await loadModel(values.model);
+    let progress: Progress | undefined;
+    const result = await evaluateModel(model, values.data, {
+      maxImages,
+      onImage: (done, total) => {
+        progress ??= new Progress({ total, label: 'eval', unit: 'img' });
+        progress.tick();
+        if (done === total) progress.finish();
+      },
+    });
+    const json = { bbox: result.bbox, segm: result.segm, miou: result.miou, referring_acc: result.referring_acc };
+    const pct = (x: number) => (x < 0 || Number.isNaN(x) ? 'n/a' : (100 * x).toFixed(1));
+    console.log(`images ${result.images}  box AP ${pct(result.bbox[0]!)}  mask AP ${pct(result.segm[0]!)}  mIoU ${pct(result.miou)}  referring P@0.5 ${pct(result.referring_acc)}`);
+    console.log(JSON.stringify(json));
+    if (values.json) await writeFile(values.json, JSON.stringify(json) + '\n');
+    model.dispose();
+    return 0;
+  },
+};

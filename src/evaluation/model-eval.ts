@@ -1,0 +1,111 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { readGrayPng, readImage } from '../io/image-node.js';
+import type { ApeModel } from '../inference/ape-model.js';
+import { evaluateCoco } from './coco/evaluate.js';
+import { parseCocoGroundTruth, parseCocoResults } from './coco/parse.js';
+import { ReferringEvaluator } from './referring.js';
+import { SemanticEvaluator } from './semantic.js';
+
+export interface ModelEvalOptions {
+  /** Evaluate the first N images only (default all). */
+  maxImages?: number;
+  /** Called after each image with (done, total). */
+  onImage?: (done: number, total: number) => void;
+}
+
+/** The numbers of `ape eval model`: COCO box and mask stats (12 each), semantic mIoU, referring P@0.5. */
+export interface ModelEvalResult {
+  bbox: number[];
+  segm: number[];
+  miou: number;
+  referring_acc: number;
+  images: number;
+}
+
+interface RawCategory {
+  id: number;
+  name: string;
+  isthing?: number | boolean;
+}
+
+/**
+ * Evaluates a model on a dataset folder in the synthetic world's layout (instances.json,
+ * semantic.json with semantic/*.png, grounding.json, images/): box and mask AP over the thing
+ * categories (every category name is prompted, things and stuff), mIoU of the semantic map over
+ * all categories (a pixel the background channel wins counts as wrong), and the share of
+ * sentences whose top box has IoU > 0.5 with its object. Missing files skip their metric (NaN,
+ * or -1 stats for AP).
+ */
+export async function evaluateModel(model: ApeModel, dataDir: string, options: ModelEvalOptions = {}): Promise<ModelEvalResult> {
+  const readJson = (name: string): unknown | null => {
+    try {
+      return JSON.parse(readFileSync(join(dataDir, name), 'utf8'));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw new Error(`${join(dataDir, name)}: ${(err as Error).message}`);
+    }
+  };
+  const instancesJson = readJson('instances.json') as { categories?: RawCategory[] } | null;
+  if (!instancesJson) throw new Error(`${dataDir}: no instances.json (the categories and images to evaluate)`);
+  const gt = parseCocoGroundTruth(instancesJson, join(dataDir, 'instances.json'));
+  const rawCategories = instancesJson.categories ?? [];
+  const thingIds = rawCategories.filter((c) => c.isthing === undefined || c.isthing === 1 || c.isthing === true).map((c) => c.id);
+  const names = gt.categories.map((c) => c.name);
+  const idOfPrompt = gt.categories.map((c) => c.id);
+  const images = gt.images.slice(0, options.maxImages ?? gt.images.length);
+
+  const semanticIndex = readJson('semantic.json') as { ignore_label?: number | string; images?: Array<{ id: number; sem_seg_file_name: string }> } | null;
+  const semanticFiles = new Map((semanticIndex?.images ?? []).map((im) => [im.id, im.sem_seg_file_name]));
+  const maxId = Math.max(...idOfPrompt, 0);
+  // Class index = category id; one extra class (maxId + 1) for pixels the background channel wins.
+  const semantic = new SemanticEvaluator({ numClasses: maxId + 2, ignoreLabel: Number(semanticIndex?.ignore_label ?? 255) });
+
+  const grounding = readJson('grounding.json') as { annotations?: Array<{ image_id: number; bbox: number[]; sentences?: Array<string | { sent?: string; raw?: string }> }> } | null;
+  const sentencesByImage = new Map<number, Array<{ text: string; box: number[] }>>();
+  for (const a of grounding?.annotations ?? []) {
+    for (const s of a.sentences ?? []) {
+      const text = typeof s === 'string' ? s : s.sent ?? s.raw ?? '';
+      if (!text.trim()) continue;
+      const list = sentencesByImage.get(a.image_id) ?? [];
+      list.push({ text: text.trim(), box: [a.bbox[0]!, a.bbox[1]!, a.bbox[0]! + a.bbox[2]!, a.bbox[1]! + a.bbox[3]!] });
+      sentencesByImage.set(a.image_id, list);
+    }
+  }
+  const referring = new ReferringEvaluator();
+
+  const results: unknown[] = [];
+  let done = 0;
+  for (const im of images) {
+    const image = await readImage(join(dataDir, 'images', im.file_name ?? ''));
+    const pred = await model.predict(image, { vocabulary: names, tasks: ['instances', 'semantic'] });
+    for (const inst of pred.instances) {
+      const [x0, y0, x1, y1] = inst.box;
+      results.push({ image_id: im.id, category_id: idOfPrompt[inst.promptIndex], score: inst.score, bbox: [x0, y0, x1 - x0, y1 - y0], segmentation: inst.mask });
+    }
+    const semFile = semanticFiles.get(im.id);
+    if (semFile && pred.semantic) {
+      const gtLabels = await readGrayPng(join(dataDir, semFile));
+      const labels = pred.semantic.labels;
+      const mapped = new Int32Array(labels.length);
+      for (let i = 0; i < labels.length; i++) mapped[i] = labels[i]! < 0 ? maxId + 1 : idOfPrompt[labels[i]!]!;
+      semantic.add(mapped, gtLabels.data, semFile);
+    }
+    const refs = sentencesByImage.get(im.id);
+    if (refs?.length) {
+      const unique = [...new Set(refs.map((r) => r.text))];
+      const g = await model.predict(image, { sentences: unique, tasks: ['grounding'], masks: false });
+      const best = new Map(g.grounding.map((r) => [r.sentence, r.box]));
+      for (const r of refs) referring.add({ predBox: best.get(r.text) ?? null, gtBox: r.box, id: `${im.id}:${r.text}` });
+    }
+    options.onImage?.(++done, images.length);
+  }
+
+  const imageIds = images.map((im) => im.id);
+  const dets = parseCocoResults(results, gt, 'predictions');
+  const bbox = evaluateCoco(gt, dets, 'bbox', { imageIds, categoryIds: thingIds }).stats;
+  const segm = evaluateCoco(gt, dets, 'segm', { imageIds, categoryIds: thingIds }).stats;
+  const sem = semanticFiles.size > 0 ? semantic.metrics().mIoU : NaN;
+  const ref = referring.metrics();
+  return { bbox, segm, miou: sem, referring_acc: ref.count > 0 ? ref.box.precision['0.5']! : NaN, images: images.length };
+}
