@@ -76,7 +76,7 @@ export class ApeModel extends ApeNetwork {
     batch.images.dispose();
     const last = out.layers[out.layers.length - 1]!;
     const [b, q, p] = last.logits.shape;
-    const scores = tf.tidy(() => tf.sigmoid(last.logits)).dataSync() as Float32Array;
+    const scores = readValues(() => tf.sigmoid(last.logits));
     const boxes = last.boxes.dataSync() as Float32Array;
     const tNet = performance.now() - t0;
     t0 = performance.now();
@@ -91,7 +91,7 @@ export class ApeModel extends ApeNetwork {
       const maskOf = (query: number): Float32Array => {
         let m = maskRows.get(query);
         if (!m) {
-          m = tf.tidy(() => tf.slice(masks, [i, query, 0, 0], [1, 1, maskH, maskW])).dataSync() as Float32Array;
+          m = readValues(() => tf.slice(masks, [i, query, 0, 0], [1, 1, maskH, maskW]));
           maskRows.set(query, m);
         }
         return m;
@@ -145,6 +145,14 @@ export class ApeModel extends ApeNetwork {
     void b;
     return predictions;
   }
+}
+
+/** Host copy of a tensor computed for reading only (the tensor is disposed). */
+function readValues(fn: () => tf.Tensor): Float32Array {
+  const t = tf.tidy(fn);
+  const values = t.dataSync() as Float32Array;
+  t.dispose();
+  return values;
 }
 
 function resolvePrompts(options: PredictOptions): PromptSet {

@@ -25,8 +25,10 @@ export interface InstanceSelection {
  */
 export function selectInstances(scores: Float32Array, numQueries: number, numPrompts: number, boxes: Float32Array, options: InstanceSelection): InstancePick[] {
   if (scores.length !== numQueries * numPrompts) throw new Error(`selectInstances: ${scores.length} scores for ${numQueries}x${numPrompts}`);
+  // Compared in float32, as a float32 score tensor against a Python float in the reference.
+  const threshold = Math.fround(options.threshold);
   const candidates: number[] = [];
-  for (let i = 0; i < scores.length; i++) if (scores[i]! > options.threshold && Number.isFinite(scores[i]!)) candidates.push(i);
+  for (let i = 0; i < scores.length; i++) if (scores[i]! > threshold && Number.isFinite(scores[i]!)) candidates.push(i);
   const heap = new MaxHeap(candidates, scores);
   const kept: InstancePick[] = [];
   const keptByPrompt = new Map<number, number[]>();
