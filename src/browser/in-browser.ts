@@ -5,6 +5,7 @@
 import { initEngine, tf } from '../engine/engine.js';
 import type { ApeModel } from '../inference/ape-model.js';
 import type { RgbImage } from '../io/image-types.js';
+import type { Prediction } from '../inference/results.js';
 import { predictionToJson, type PredictionJson } from '../server/prediction-json.js';
 import { fetchModel, type DownloadProgress } from './load-model-browser.js';
 
@@ -47,11 +48,16 @@ export class InBrowserModel {
 
   predict(image: RgbImage, request: InBrowserRequest): PredictionJson {
     const t0 = performance.now();
-    const [prediction] = this.model.predictSync([image], {
-      vocabulary: request.vocabulary,
-      sentences: request.sentences,
-      ...(request.threshold !== undefined ? { threshold: request.threshold } : {}),
+    // Synchronous, so a tidy scope frees whatever tensors the forward pass leaves behind.
+    let predictions: Prediction[] = [];
+    tf.tidy(() => {
+      predictions = this.model.predictSync([image], {
+        vocabulary: request.vocabulary,
+        sentences: request.sentences,
+        ...(request.threshold !== undefined ? { threshold: request.threshold } : {}),
+      });
     });
+    const prediction = predictions[0];
     const inferenceMs = performance.now() - t0;
     return { ...predictionToJson(prediction!), timing: { inferenceMs: Math.round(inferenceMs * 10) / 10 } };
   }

@@ -6,6 +6,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { initEngine, tf } from '../engine/engine.js';
 import { loadModel } from '../inference/model-files.js';
 import type { ApeModel } from '../inference/ape-model.js';
+import type { Prediction } from '../inference/results.js';
 import { predictionToJson } from './prediction-json.js';
 import type { ModelWorkerData } from './model-host.js';
 import type { EngineMemory, WorkerReply, WorkerRequest } from './worker-protocol.js';
@@ -43,11 +44,17 @@ if (model) {
   port.on('message', (job: WorkerRequest) => {
     const t0 = performance.now();
     try {
-      const [prediction] = model.predictSync([{ width: job.image.width, height: job.image.height, data: job.image.data }], {
-        vocabulary: job.vocabulary,
-        sentences: job.sentences,
-        ...(job.threshold !== undefined ? { threshold: job.threshold } : {}),
+      // predictSync is synchronous, so a tidy scope around it frees any tensor it leaves behind:
+      // a long-running server must not grow by even one tensor per request.
+      let predictions: Prediction[] = [];
+      tf.tidy(() => {
+        predictions = model.predictSync([{ width: job.image.width, height: job.image.height, data: job.image.data }], {
+          vocabulary: job.vocabulary,
+          sentences: job.sentences,
+          ...(job.threshold !== undefined ? { threshold: job.threshold } : {}),
+        });
       });
+      const prediction = predictions[0];
       const json = predictionToJson(prediction!);
       reply({ type: 'result', id: job.id, json, inferenceMs: performance.now() - t0, memory: memory() });
     } catch (error) {

@@ -303,7 +303,7 @@ function wire(): void {
     $('score-value').textContent = scoreThreshold().toFixed(2);
     render();
   });
-  for (const radio of document.querySelectorAll<HTMLInputElement>('input[name="mode"]')) {
+  for (const radio of Array.from(document.querySelectorAll<HTMLInputElement>('input[name="mode"]'))) {
     radio.addEventListener('change', () => {
       if (!radio.checked) return;
       state.mode = radio.value as Mode;
