@@ -186,7 +186,7 @@ test('msDeformAttn reproduces APE reference outputs (msda_core and the module co
       for (let i = 0; i < flat.length; i += 2) shapes.push([flat[i]!, flat[i + 1]!]);
       const [v, l, w, o] = ['value', 'sampling_locations', 'attention_weights', 'output'].map((n) => get(prefix + n));
       const y = tf.tidy(() =>
-        msDeformAttn(tf.tensor(v!.data, v!.shape) as tf.Tensor4D, shapes, tf.tensor(l!.data, l!.shape), tf.tensor(w!.data, w!.shape)),
+        msDeformAttn(tf.tensor4d(v!.data, v!.shape as [number, number, number, number]), shapes, tf.tensor(l!.data, l!.shape), tf.tensor(w!.data, w!.shape)),
       );
       assert.deepEqual(y.shape, o!.shape, `${backend} ${prefix} shape`);
       const got = await y.data();

@@ -1,7 +1,7 @@
 /**
  * BatchMatMul for wasm. The stock kernel reaches XNNPACK's fast GEMM only for one batch without
  * transposes; everything else (every matMul in a backward pass, batched attention) runs a naive
- * loop at 1-2 GFLOPS. Here a transposed operand is transposed explicitly (the C++ Transpose kernel)
+ * loop at 1-2 GFLOPS. Here a transposed operand is transposed explicitly (a blocked copy)
  * and each batch is one fast GEMM on heap views, so all shapes run at the 2-D speed.
  * Batch dims broadcast like numpy (each output batch reads its own a and b batch), which the stock
  * kernel gets wrong when both sides have different batch dims.
@@ -15,12 +15,12 @@ import {
   offsetOf,
   patchWasmKernel,
   releaseView,
-  transposeWasm,
   type KernelArgs,
   type KernelImpl,
   type WasmBackend,
   type WasmModule,
 } from './wasm-internals.js';
+import { transposeBatched } from './transpose.js';
 
 type Gemm = (
   aId: number, aShape: Uint8Array, aRank: number,
@@ -65,6 +65,14 @@ export function broadcastBatchIndex(dims: number[], outDims: number[]): Int32Arr
     }
   }
   return index;
+}
+
+/** A new tensor [batch, cols, rows] holding `t` viewed as [batch, rows, cols], transposed. */
+function transposed(backend: WasmBackend, t: tf.TensorInfo, batch: number, rows: number, cols: number): tf.TensorInfo {
+  const out = backend.makeOutput([batch, cols, rows], 'float32');
+  const heap = new Float32Array(backend.wasm.HEAPU8.buffer);
+  transposeBatched(heap, offsetOf(backend, t) / 4, offsetOf(backend, out) / 4, batch, rows, cols);
+  return out;
 }
 
 /**
@@ -153,8 +161,8 @@ export function batchMatMulWasm(stock: KernelImpl | null): KernelImpl {
     }
 
     // Row-major [batch, m, k] and [batch, k, n] operands.
-    const aRows = transposeA ? transposeWasm(backend, { dataId: a.dataId, shape: [batchA, k, m], dtype: 'float32' }, [0, 2, 1]) : null;
-    const bRows = transposeB ? transposeWasm(backend, { dataId: b.dataId, shape: [batchB, n, k], dtype: 'float32' }, [0, 2, 1]) : null;
+    const aRows = transposeA ? transposed(backend, a, batchA, k, m) : null;
+    const bRows = transposeB ? transposed(backend, b, batchB, n, k) : null;
     try {
       const out = backend.makeOutput(outShape, 'float32');
       const aOff = offsetOf(backend, aRows ?? a);

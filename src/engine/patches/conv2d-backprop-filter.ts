@@ -5,6 +5,7 @@
 import { tf } from '../engine.js';
 import { convInfoOf, type ConvAttrs } from './conv-info.js';
 import { im2col } from './im2col.js';
+import { transposeBatched } from './transpose.js';
 import { asWasm, disposeInfo, offsetOf, patchWasmKernel, runWasmKernel, type KernelArgs, type KernelImpl } from './wasm-internals.js';
 
 export function conv2DBackpropFilterWasm(): KernelImpl {
@@ -28,12 +29,22 @@ export function conv2DBackpropFilterWasm(): KernelImpl {
       }
       const colInfo = { dataId: (col ?? x).dataId, shape: [pixels, rows], dtype: 'float32' as const };
       const dy2d = { dataId: dy.dataId, shape: [pixels, info.outChannels], dtype: 'float32' as const };
-      const dw = runWasmKernel('BatchMatMul', {
-        inputs: { a: colInfo, b: dy2d },
-        backend,
-        attrs: { transposeA: true, transposeB: false },
-      });
-      return { dataId: dw.dataId, shape: [...attrs.filterShape], dtype: 'float32' };
+      const cout = info.outChannels;
+      if (cout >= rows) {
+        const dw = runWasmKernel('BatchMatMul', { inputs: { a: colInfo, b: dy2d }, backend, attrs: { transposeA: true, transposeB: false } });
+        return { dataId: dw.dataId, shape: [...attrs.filterShape], dtype: 'float32' };
+      }
+      // Usually cout < fh*fw*cin: transposing dy (pixels x cout) is cheaper than transposing the
+      // column matrix, so compute dW^T = dy^T col, then transpose that small result.
+      const dwT = runWasmKernel('BatchMatMul', { inputs: { a: dy2d, b: colInfo }, backend, attrs: { transposeA: true, transposeB: false } });
+      try {
+        const dw = backend.makeOutput([...attrs.filterShape], 'float32');
+        const heap = new Float32Array(backend.wasm.HEAPU8.buffer);
+        transposeBatched(heap, offsetOf(backend, dwT) / 4, offsetOf(backend, dw) / 4, 1, cout, rows);
+        return dw;
+      } finally {
+        disposeInfo(backend, dwT);
+      }
     } finally {
       if (col) disposeInfo(backend, col);
     }

@@ -96,10 +96,6 @@ export function runWasmKernel(name: string, args: KernelArgs): TensorInfo {
   return config.kernelFunc(args as Parameters<tf.KernelFunc>[0]) as TensorInfo;
 }
 
-export function transposeWasm(backend: WasmBackend, x: TensorInfo, perm: number[]): TensorInfo {
-  return runWasmKernel('Transpose', { inputs: { x }, backend, attrs: { perm } });
-}
-
 /**
  * Replaces the wasm kernel `name` with `kernelFunc`, handing it the stock implementation (or
  * null when wasm has none). The stock setupFunc still runs, since stock kernels that the patch
