@@ -1,0 +1,224 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { encodePng } from '../../src/io/image-node.js';
+import { decodeRle } from '../../src/structures/rle.js';
+import { decompressRle } from '../../src/structures/rle-string.js';
+import { createRgbImage } from '../../src/viz/image.js';
+import type { PredictionJson } from '../../src/server/prediction-json.js';
+import { makeTestModelDir } from './test-model.js';
+import { startServer, type RunningServer } from './server-process.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+let model: { dir: string; remove: () => Promise<void> };
+let server: RunningServer;
+let scene: Buffer;
+
+interface Answer {
+  status: number;
+  body: any;
+  headers: Headers;
+}
+
+async function call(path: string, init: RequestInit = {}): Promise<Answer> {
+  const response = await fetch(new URL(path, server.url), init);
+  const text = await response.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // not JSON: keep the text
+  }
+  return { status: response.status, body, headers: response.headers };
+}
+
+function form(fields: Record<string, string | string[]>, image?: { bytes: Uint8Array; name: string }): FormData {
+  const f = new FormData();
+  if (image) f.append('image', new Blob([image.bytes]), image.name);
+  for (const [k, v] of Object.entries(fields)) for (const item of Array.isArray(v) ? v : [v]) f.append(k, item);
+  return f;
+}
+
+const predictForm = (fields: Record<string, string | string[]>, bytes: Uint8Array = scene, name = 'scene-2.png') =>
+  call('/v1/predict', { method: 'POST', body: form(fields, { bytes, name }) });
+
+const predictJson = (body: unknown) =>
+  call('/v1/predict', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+function assertError(answer: Answer, status: number, code: string, message?: RegExp): void {
+  assert.equal(answer.status, status, JSON.stringify(answer.body));
+  assert.equal(answer.body.error.status, status);
+  assert.equal(answer.body.error.code, code);
+  if (message) assert.match(answer.body.error.message, message);
+}
+
+before(async () => {
+  model = await makeTestModelDir();
+  scene = await readFile(join(root, 'examples', 'scene-2.png'));
+  server = await startServer(['--model', model.dir, '--max-request-mb', '1', '--max-pixels', '200000', '--max-prompts', '5', '--max-prompt-length', '60']);
+});
+
+after(async () => {
+  await server?.stop();
+  await model?.remove();
+});
+
+describe('ape serve API', () => {
+  test('health and model', async () => {
+    const health = await call('/v1/health');
+    assert.equal(health.status, 200);
+    assert.equal(health.body.status, 'ok');
+    assert.equal(health.body.model, 'test-tiny');
+    assert.equal(health.body.backend, 'wasm');
+    assert.deepEqual(health.body.queue, { running: 0, waiting: 0, capacity: 8 });
+    const info = await call('/v1/model');
+    assert.equal(info.status, 200);
+    assert.equal(info.body.name, 'test-tiny');
+    assert.equal(info.body.config.input.size, 128);
+    assert.deepEqual(info.body.files.map((f: { name: string }) => f.name), ['config.json', 'model.safetensors', 'tokenizer.json']);
+    assert.equal(info.body.limits.maxPrompts, 5);
+  });
+
+  test('model files and wasm binaries for the in-browser mode; nothing outside them', async () => {
+    const config = await fetch(new URL('/v1/model/files/config.json', server.url));
+    assert.equal(config.status, 200);
+    assert.equal(await config.text(), await readFile(join(model.dir, 'config.json'), 'utf8'));
+    const weights = await fetch(new URL('/v1/model/files/model.safetensors', server.url), { method: 'HEAD' });
+    assert.equal(Number(weights.headers.get('content-length')), (await readFile(join(model.dir, 'model.safetensors'))).length);
+    const wasm = await fetch(new URL('/v1/wasm/tfjs-backend-wasm-simd.wasm', server.url));
+    assert.equal(wasm.status, 200);
+    assert.equal(wasm.headers.get('content-type'), 'application/wasm');
+    assert.deepEqual([...new Uint8Array(await wasm.arrayBuffer()).subarray(0, 4)], [0, 0x61, 0x73, 0x6d]);
+    for (const path of ['/v1/model/files/..%2Fconfig.json', '/v1/model/files/%2e%2e', '/v1/model/files/%zz', '/v1/wasm/..%2F..%2Fpackage.json', '/v1/examples/..%2Fpackage.json']) {
+      assertError(await call(path), 404, 'not-found');
+    }
+    const examples = await call('/v1/examples');
+    assert.ok(examples.body.examples.some((e: { name: string }) => e.name === 'scene-2.png'));
+  });
+
+  test('predict, multipart: instances with RLE masks, semantic segments, grounding, timing', async () => {
+    const answer = await predictForm({ vocabulary: 'circle, square,star', sentences: 'the red cross to the right of the red star', threshold: '0' });
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    const p = answer.body as PredictionJson;
+    assert.deepEqual(p.image, { width: 256, height: 256, id: 0 });
+    assert.deepEqual(p.prompts.map((x) => [x.index, x.text, x.kind]), [
+      [0, 'circle', 'vocabulary'],
+      [1, 'square', 'vocabulary'],
+      [2, 'star', 'vocabulary'],
+      [3, 'the red cross to the right of the red star', 'sentence'],
+    ]);
+    assert.ok(p.instances.length > 0);
+    for (const inst of p.instances) {
+      assert.equal(inst.prompt, p.prompts[inst.category_id]!.text);
+      assert.ok(inst.score >= 0 && inst.score <= 1);
+      assert.equal(inst.bbox.length, 4);
+      assert.deepEqual(inst.segmentation!.size, [256, 256]);
+      assert.equal(decodeRle(decompressRle(inst.segmentation!)).length, 256 * 256);
+    }
+    const sorted = [...p.instances].sort((a, b) => b.score - a.score);
+    assert.deepEqual(p.instances.map((i) => i.score), sorted.map((i) => i.score), 'best first');
+    assert.equal(p.grounding.length, 1);
+    assert.equal(p.grounding[0]!.sentence, 'the red cross to the right of the red star');
+    assert.ok(p.semantic);
+    const covered = p.semantic.segments.reduce((n, s) => n + s.area, 0);
+    assert.ok(covered <= 256 * 256 && p.semantic.segments.every((s) => s.area > 0));
+    for (const key of ['readAndDecodeMs', 'queueMs', 'inferenceMs', 'totalMs']) assert.equal(typeof p.timing![key], 'number');
+  });
+
+  test('predict, JSON with a base64 image and the comma rule gives the same answer', async () => {
+    const viaForm = await predictForm({ prompt: 'circle,square', threshold: '0.001' });
+    const viaJson = await predictJson({ image: scene.toString('base64'), prompt: 'circle,square', threshold: 0.001 });
+    assert.equal(viaJson.status, 200, JSON.stringify(viaJson.body));
+    assert.deepEqual(viaJson.body.instances, viaForm.body.instances);
+    assert.deepEqual(viaJson.body.semantic, viaForm.body.semantic);
+    assert.ok(viaJson.body.instances.every((i: { score: number }) => i.score >= 0.001));
+  });
+
+  test('limits and bad input: the right status and a message that names the problem', async () => {
+    assertError(await predictJson({ image: 'A'.repeat(1_200_000), vocabulary: ['a'] }), 413, 'request-too-large', /more than the limit of 1048576 bytes/);
+    const big = await encodePng(createRgbImage(600, 400, [10, 20, 30]));
+    assertError(await predictForm({ vocabulary: 'a' }, big, 'big.png'), 413, 'image-too-large', /240000/);
+    assertError(await predictForm({ vocabulary: 'a,b,c,d,e,f' }), 422, 'too-many-prompts', /6 prompts, more than the limit of 5/);
+    assertError(await predictForm({ sentences: 'x'.repeat(61) }), 422, 'prompt-too-long', /61 characters, more than the limit of 60/);
+    assertError(await predictForm({ vocabulary: ' , ' }), 422, 'no-prompts');
+    assertError(await predictForm({ vocabulary: 'a', threshold: 'high' }), 422, 'bad-threshold');
+    assertError(await predictForm({ vocabulary: 'a' }, scene.subarray(0, 4000), 'cut.png'), 400, 'bad-image-truncated', /cut\.png/);
+    assertError(await predictForm({ vocabulary: 'a' }, new TextEncoder().encode('{"not": "an image"}'), 'x.json'), 415, 'unsupported-image', /JSON/);
+    assertError(await predictJson({ vocabulary: ['a'] }), 400, 'no-image');
+    assertError(await call('/v1/predict', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hi' }), 415, 'unsupported-content-type');
+    assertError(await call('/v1/predict', { method: 'POST', headers: { 'content-type': 'multipart/form-data; boundary=zz' }, body: 'nothing' }), 400, 'bad-multipart');
+    assertError(await call('/v1/predict'), 405, 'method-not-allowed');
+    assertError(await call('/v1/nothing'), 404, 'not-found');
+    // After all of that the server answers normally.
+    assert.equal((await predictForm({ vocabulary: 'circle' })).status, 200);
+  });
+
+  test('concurrent requests are queued and each gets its own answer', async () => {
+    const sets = [['circle'], ['square', 'star'], ['sky', 'grass', 'water']];
+    const alone = [];
+    for (const vocabulary of sets) alone.push((await predictJson({ image: scene.toString('base64'), vocabulary, threshold: 0 })).body);
+    const together = await Promise.all(sets.map((vocabulary) => predictJson({ image: scene.toString('base64'), vocabulary, threshold: 0 })));
+    together.forEach((answer, i) => {
+      assert.equal(answer.status, 200);
+      assert.deepEqual(answer.body.prompts.map((p: { text: string }) => p.text), sets[i]);
+      assert.deepEqual(answer.body.instances, alone[i].instances);
+    });
+  });
+
+  test('engine memory stays flat across requests', async () => {
+    const counts: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const vocabulary = i % 2 === 0 ? ['circle', 'square'] : ['a new word', `prompt number ${i}`];
+      assert.equal((await predictJson({ image: scene.toString('base64'), vocabulary, threshold: 0 })).status, 200);
+      counts.push((await call('/v1/health')).body.engine.numTensors);
+    }
+    assert.ok(counts[0]! > 0);
+    assert.deepEqual(counts, Array(6).fill(counts[0]), `tensor counts ${counts.join(', ')}`);
+  });
+});
+
+describe('ape serve under pressure', () => {
+  test('a full queue answers 503 and the server carries on', async () => {
+    const busy = await startServer(['--model', model.dir, '--queue', '0']);
+    try {
+      const body = JSON.stringify({ image: scene.toString('base64'), vocabulary: ['circle'], threshold: 0 });
+      const send = () => fetch(new URL('/v1/predict', busy.url), { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      const answers = await Promise.all([send(), send(), send(), send()]);
+      const statuses = answers.map((a) => a.status);
+      assert.ok(statuses.includes(200), `statuses ${statuses}`);
+      assert.ok(statuses.includes(503), `statuses ${statuses}`);
+      assert.ok(statuses.every((s) => s === 200 || s === 503), `statuses ${statuses}`);
+      const refused = await answers[statuses.indexOf(503)]!.json();
+      assert.equal(refused.error.code, 'queue-full');
+      assert.equal((await send()).status, 200);
+    } finally {
+      await busy.stop();
+    }
+  });
+
+  test('a request past its time gets 504; the model is stopped and loaded afresh', async () => {
+    const slow = await startServer(['--model', model.dir, '--timeout-ms', '1']);
+    try {
+      const answer = await fetch(new URL('/v1/predict', slow.url), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ image: scene.toString('base64'), vocabulary: ['circle'] }),
+      });
+      assert.equal(answer.status, 504);
+      assert.equal((await answer.json()).error.code, 'timeout');
+      let health = await (await fetch(new URL('/v1/health', slow.url))).json();
+      assert.equal(health.restarts, 1);
+      for (let i = 0; i < 100 && health.status !== 'ok'; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        health = await (await fetch(new URL('/v1/health', slow.url))).json();
+      }
+      assert.equal(health.status, 'ok');
+      assert.deepEqual(health.queue, { running: 0, waiting: 0, capacity: 8 });
+    } finally {
+      await slow.stop();
+    }
+  });
+});
