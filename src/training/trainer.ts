@@ -20,7 +20,7 @@ import { computeLosses, type CriterionConfig, type TrainingPredictions } from '.
 import { buildNetwork, buildTokenizer, trainingModelConfig } from './model-factory.js';
 import { NegativeBank } from './negative-bank.js';
 import { AdamW } from './optim/adamw.js';
-import { accumulateGradients, clipByGlobalNorm, disposeGradients, scaleGradients } from './optim/gradients.js';
+import { accumulateGradients, clipFactor } from './optim/gradients.js';
 import { learningRateAt } from './optim/schedule.js';
 
 /** What one optimizer step did. */
@@ -38,8 +38,11 @@ export interface StepReport {
 
 /** The gradients of one micro-batch (summed into the step's) and its loss values. */
 export interface MicroBatchResult {
-  grads: Map<string, tf.Tensor>;
+  /** Gradients by parameter name, read back to the host. */
+  grads: Map<string, Float32Array>;
   losses: Record<string, number>;
+  /** Milliseconds in the network's forward, the criterion, and the backward pass. */
+  phaseMs: { forward: number; losses: number; backward: number };
 }
 
 /** The JSON part of a checkpoint. */
@@ -171,25 +174,34 @@ export class Trainer {
       batch.promptKind === 'sentence' ? { sentences: batch.prompts, extraSentenceEmbeddings: extra } : { vocabulary: batch.prompts.length ? batch.prompts : ['object'] };
     const losses: Record<string, number> = {};
     const criterion = this.criterionConfig();
+    const t0 = performance.now();
+    let t1 = t0;
+    let t2 = t0;
     const { value, grads } = tf.variableGrads(() => {
       const out = this.network.forward({ images, sizes: batch.sizes }, prompts, { training: true, rng, layers: 'all', masks: criterion.maskLayers });
+      t1 = performance.now();
       const result = computeLosses(trainingPredictions(out), batch.targets, batch.switches, criterion, rng);
       for (const [name, t] of result.terms) losses[name] = t.dataSync()[0]!;
+      t2 = performance.now();
       return result.total;
     }, [...this.params.values()]);
     losses.total = value.dataSync()[0]!;
+    const phaseMs = { forward: t1 - t0, losses: t2 - t1, backward: performance.now() - t2 };
     value.dispose();
     images.dispose();
     extra?.dispose();
-    const named = new Map<string, tf.Tensor>();
-    for (const [id, g] of Object.entries(grads)) named.set(this.nameOf.get(id)!, g);
-    return { grads: named, losses };
+    const named = new Map<string, Float32Array>();
+    for (const [id, g] of Object.entries(grads)) {
+      named.set(this.nameOf.get(id)!, g.dataSync() as Float32Array);
+      g.dispose();
+    }
+    return { grads: named, losses, phaseMs };
   }
 
   /** One optimizer step over `accumulate` micro-batches. */
   async trainStep(): Promise<StepReport> {
     const stepRng = new Rng(mixSeed(this.config.seed, this.step));
-    const sum = new Map<string, tf.Tensor>();
+    const sum = new Map<string, Float32Array>();
     const losses: Record<string, number> = {};
     const datasets: string[] = [];
     let dataMs = 0;
@@ -208,11 +220,10 @@ export class Trainer {
       computeMs += performance.now() - t1;
     }
     const t2 = performance.now();
-    if (this.config.accumulate > 1) scaleGradients(sum, 1 / this.config.accumulate);
-    const gradNorm = clipByGlobalNorm(sum, this.config.optimizer.clipNorm);
+    if (this.config.accumulate > 1) for (const g of sum.values()) for (let i = 0; i < g.length; i++) g[i]! /= this.config.accumulate;
+    const { norm: gradNorm, factor } = clipFactor(sum, this.config.optimizer.clipNorm);
     const lr = learningRateAt({ baseLr: this.config.optimizer.lr, totalSteps: this.config.steps, ...this.config.schedule }, this.step);
-    this.optimizer.apply(sum, lr, this.lrScale);
-    disposeGradients(sum);
+    this.optimizer.apply(sum, lr, this.lrScale, factor);
     if (this.config.negativeBank.size > 0) for (const texts of sentenceBatches) this.remember(texts);
     this.step++;
     computeMs += performance.now() - t2;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { initEngine, tf } from '../../src/engine/engine.js';
 import { AdamW } from '../../src/training/optim/adamw.js';
 import { learningRateAt } from '../../src/training/optim/schedule.js';
-import { clipByGlobalNorm } from '../../src/training/optim/gradients.js';
+import { clipFactor, accumulateGradients } from '../../src/training/optim/gradients.js';
 import { NegativeBank } from '../../src/training/negative-bank.js';
 import { saveCheckpoint, loadLatestCheckpoint, listCheckpoints, checkpointName } from '../../src/training/checkpoint.js';
 
@@ -25,7 +25,7 @@ test('AdamW matches torch.optim.AdamW by hand for two steps', () => {
   const grads = [[0.5, -1], [0.2, 0.3]];
   for (let t = 1; t <= 2; t++) {
     const g = grads[t - 1]!;
-    opt.apply(new Map([['w', tf.tensor2d([g])]]), lr);
+    opt.apply(new Map([['w', Float32Array.from(g)]]), lr);
     p = p.map((x) => x * (1 - lr * 0.1));
     m = m.map((x, i) => 0.9 * x + 0.1 * g[i]!);
     v = v.map((x, i) => 0.999 * x + 0.001 * g[i]! ** 2);
@@ -57,13 +57,24 @@ test('learning-rate schedule: linear warmup then step and cosine decay', () => {
   assert.ok(Math.abs(learningRateAt(cos, 100)) < 1e-12);
 });
 
-test('global-norm clipping scales every gradient by max/norm', () => {
-  const grads = new Map<string, tf.Tensor>([['a', tf.tensor1d([3])], ['b', tf.tensor1d([4])]]);
-  const norm = clipByGlobalNorm(grads, 1);
+test('global-norm clipping factor max/norm; accumulation sums by name', () => {
+  const grads = new Map([['a', Float32Array.from([3])], ['b', Float32Array.from([4])]]);
+  const { norm, factor } = clipFactor(grads, 1);
   assert.equal(norm, 5);
-  assert.ok(Math.abs(grads.get('a')!.dataSync()[0]! - 0.6) < 1e-5);
-  assert.ok(Math.abs(grads.get('b')!.dataSync()[0]! - 0.8) < 1e-5);
-  assert.throws(() => clipByGlobalNorm(new Map([['x', tf.tensor1d([NaN])]]), 1), /gradient norm is NaN/);
+  assert.ok(Math.abs(factor - 0.2) < 1e-6);
+  assert.equal(clipFactor(grads, 10).factor, 1);
+  assert.equal(clipFactor(grads, 0).factor, 1);
+  assert.throws(() => clipFactor(new Map([['x', Float32Array.from([NaN])]]), 1), /gradient norm is NaN/);
+  accumulateGradients(grads, new Map([['a', Float32Array.from([1])], ['c', Float32Array.from([2])]]));
+  assert.deepEqual([...grads].map(([k, v]) => [k, v[0]]), [['a', 4], ['b', 4], ['c', 2]]);
+});
+
+test('AdamW applies the gradient scale before the moments (clipping is exact)', () => {
+  const w1 = tf.variable(tf.tensor1d([1, 2]));
+  const w2 = tf.variable(tf.tensor1d([1, 2]));
+  new AdamW(new Map([['w', w1]])).apply(new Map([['w', Float32Array.from([0.5, 1])]]), 0.1, undefined, 0.5);
+  new AdamW(new Map([['w', w2]])).apply(new Map([['w', Float32Array.from([0.25, 0.5])]]), 0.1);
+  assert.deepEqual(Array.from(w1.dataSync()), Array.from(w2.dataSync()));
 });
 
 test('negative bank: FIFO, newest first, excludes current texts, state round trip', () => {

@@ -17,8 +17,10 @@ export interface AdamWState {
 
 /**
  * AdamW with decoupled weight decay, as torch.optim.AdamW: p <- p (1 - lr wd) - lr/bc1 * m /
- * (sqrt(v)/sqrt(bc2) + eps). Its state is named like the parameters so checkpoints can hold it.
- * Parameters that receive no gradient in a step are left alone (tf.variableGrads omits them).
+ * (sqrt(v)/sqrt(bc2) + eps). The update runs on host arrays: one pass over each parameter in
+ * plain JavaScript costs less than the dozen small kernel launches per tensor it replaces, and the
+ * moments are directly the checkpointed state. Parameters that receive no gradient in a step are
+ * left alone (tf.variableGrads omits them).
  */
 export class AdamW {
   private readonly beta1: number;
@@ -26,8 +28,7 @@ export class AdamW {
   private readonly eps: number;
   private readonly weightDecay: number;
   private readonly decays = new Map<string, boolean>();
-  private readonly m = new Map<string, tf.Variable>();
-  private readonly v = new Map<string, tf.Variable>();
+  private readonly moments = new Map<string, { m: Float32Array; v: Float32Array }>();
   private readonly stepsPerParam = new Map<string, number>();
   private steps = 0;
 
@@ -42,8 +43,7 @@ export class AdamW {
     const noDecay = options.noDecay ?? ((_: string, v: tf.Variable) => v.rank < 2);
     for (const [name, variable] of params) {
       this.decays.set(name, !noDecay(name, variable));
-      this.m.set(name, tf.variable(tf.zerosLike(variable), false));
-      this.v.set(name, tf.variable(tf.zerosLike(variable), false));
+      this.moments.set(name, { m: new Float32Array(variable.size), v: new Float32Array(variable.size) });
       this.stepsPerParam.set(name, 0);
     }
   }
@@ -53,39 +53,41 @@ export class AdamW {
   }
 
   /**
-   * One update with learning rate `lr` (times `lrScale[name]` where given); `grads` by parameter
-   * name (missing ones are skipped).
+   * One update with learning rate `baseLr` (times `lrScale[name]` where given) from gradients by
+   * parameter name, each multiplied by `gradScale` first (gradient clipping, averaging).
    */
-  apply(grads: Map<string, tf.Tensor>, baseLr: number, lrScale?: Map<string, number>): void {
+  apply(grads: Map<string, Float32Array>, baseLr: number, lrScale?: Map<string, number>, gradScale = 1): void {
     this.steps++;
-    for (const [name, grad] of grads) {
+    const b1 = this.beta1;
+    const b2 = this.beta2;
+    for (const [name, g] of grads) {
       const param = this.params.get(name);
       if (!param) throw new Error(`AdamW: gradient for unknown parameter '${name}'`);
+      if (g.length !== param.size) throw new Error(`AdamW: gradient for '${name}' has ${g.length} values, the parameter ${param.size}`);
       const lr = baseLr * (lrScale?.get(name) ?? 1);
       const t = this.stepsPerParam.get(name)! + 1;
       this.stepsPerParam.set(name, t);
-      const m = this.m.get(name)!;
-      const v = this.v.get(name)!;
-      tf.tidy(() => {
-        const mNew = tf.add(tf.mul(m, tf.scalar(this.beta1)), tf.mul(grad, tf.scalar(1 - this.beta1)));
-        const vNew = tf.add(tf.mul(v, tf.scalar(this.beta2)), tf.mul(tf.square(grad), tf.scalar(1 - this.beta2)));
-        const bc1 = 1 - this.beta1 ** t;
-        const bc2 = 1 - this.beta2 ** t;
-        const denom = tf.add(tf.div(tf.sqrt(vNew), tf.scalar(Math.sqrt(bc2))), tf.scalar(this.eps));
-        let next = tf.sub(param, tf.mul(tf.div(mNew, denom), tf.scalar(lr / bc1)));
-        if (this.decays.get(name) && this.weightDecay > 0) next = tf.sub(next, tf.mul(param, tf.scalar(lr * this.weightDecay)));
-        m.assign(mNew);
-        v.assign(vNew);
-        param.assign(next);
-      });
+      const { m, v } = this.moments.get(name)!;
+      const p = param.dataSync() as Float32Array;
+      const next = new Float32Array(p.length);
+      const stepSize = lr / (1 - b1 ** t);
+      const invSqrtBc2 = 1 / Math.sqrt(1 - b2 ** t);
+      const decay = this.decays.get(name) && this.weightDecay > 0 ? 1 - lr * this.weightDecay : 1;
+      for (let i = 0; i < p.length; i++) {
+        const gi = g[i]! * gradScale;
+        const mi = b1 * m[i]! + (1 - b1) * gi;
+        const vi = b2 * v[i]! + (1 - b2) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        next[i] = p[i]! * decay - (stepSize * mi) / (Math.sqrt(vi) * invSqrtBc2 + this.eps);
+      }
+      tf.tidy(() => param.assign(tf.tensor(next, param.shape)));
     }
   }
 
   getState(): AdamWState {
     const moments = new Map<string, { m: Float32Array; v: Float32Array }>();
-    for (const name of this.params.keys()) {
-      moments.set(name, { m: this.m.get(name)!.dataSync() as Float32Array, v: this.v.get(name)!.dataSync() as Float32Array });
-    }
+    for (const [name, s] of this.moments) moments.set(name, { m: s.m.slice(), v: s.v.slice() });
     return { step: this.steps, moments };
   }
 
@@ -102,13 +104,12 @@ export class AdamW {
       if (s.m.length !== variable.size || s.v.length !== variable.size) {
         throw new Error(`AdamW: saved moments for '${name}' have ${s.m.length} values, the parameter has ${variable.size}`);
       }
-      this.m.get(name)!.assign(tf.tensor(s.m, variable.shape));
-      this.v.get(name)!.assign(tf.tensor(s.v, variable.shape));
+      this.moments.set(name, { m: s.m.slice(), v: s.v.slice() });
       this.stepsPerParam.set(name, paramSteps?.[name] ?? state.step);
     }
   }
 
   dispose(): void {
-    for (const t of [...this.m.values(), ...this.v.values()]) t.dispose();
+    this.moments.clear();
   }
 }
