@@ -68,3 +68,16 @@ export type { WordTokenizerJson } from './text/word-tokenizer.js';
 export { parsePromptString, promptEntries } from './text/prompts.js';
 export type { PromptSet, PromptEntry, PromptKind } from './text/prompts.js';
 export { PromptEmbeddingCache } from './text/prompt-embeddings.js';
+// Prediction overlays: the library's drawInstances takes a Prediction (it shadows the generic
+// overlay primitive from viz/api, which stays available as drawOverlays).
+export { drawInstances, promptColor, maskPixels } from './viz/overlay-prediction.js';
+export type { DrawInstancesOptions } from './viz/overlay-prediction.js';
+export { drawInstances as drawOverlays } from './viz/overlay.js';
+export { drawSemantic, semanticColorMap, semanticAreas } from './viz/semantic-map.js';
+export type { DrawSemanticOptions, SemanticArea } from './viz/semantic-map.js';
+export { toCocoResults, predictionToJson, predictionFromJson, semanticToJson } from './server/prediction-json.js';
+export type { PredictionJson, CocoInstanceJson, SemanticJson, SemanticSegmentJson, GroundingJson } from './server/prediction-json.js';
+export { createApeServer } from './server/app.js';
+export type { ApeServerOptions, ApeServer } from './server/app.js';
+export { DEFAULT_LIMITS } from './server/limits.js';
+export type { ServerLimits } from './server/limits.js';

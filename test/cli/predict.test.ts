@@ -1,0 +1,92 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readImage } from '../../src/io/image-node.js';
+import { decodeRle } from '../../src/structures/rle.js';
+import { decompressRle } from '../../src/structures/rle-string.js';
+import { outputStems } from '../../src/cli/predict.js';
+import { makeTestModelDir } from '../server/test-model.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+let model: { dir: string; remove: () => Promise<void> };
+let out: string;
+
+function ape(args: string[]) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: root, encoding: 'utf8' });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+before(async () => {
+  model = await makeTestModelDir(5);
+  out = await mkdtemp(join(tmpdir(), 'ape-predict-'));
+});
+
+after(async () => {
+  await model?.remove();
+  if (out) await rm(out, { recursive: true, force: true });
+});
+
+test('ape predict writes NAME.json (COCO results), NAME.png and NAME.semantic.png and prints a table', async () => {
+  const images = ['examples/scene-1.png', 'examples/scene-2.png'];
+  const r = ape(['predict', ...images, '--vocab', 'circle,star', '--vocab', 'sky', '--sentence', 'the red star', '--model', model.dir, '--threshold', '0', '--out', out]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual((await readdir(out)).sort(), ['scene-1.json', 'scene-1.png', 'scene-1.semantic.png', 'scene-2.json', 'scene-2.png', 'scene-2.semantic.png']);
+  assert.match(r.stdout, /scene-2\.png: 256x256, \d+ instances/);
+  assert.match(r.stdout, /prompt\s+kind\s+score\s+box/);
+  assert.match(r.stdout, /grounding "the red star": 0\.\d+ at \[/);
+  assert.match(r.stdout, new RegExp(`pictures and JSON for 2 images are in ${out}`));
+
+  const json = JSON.parse(await readFile(join(out, 'scene-2.json'), 'utf8'));
+  assert.deepEqual(json.image, { width: 256, height: 256, id: 2, file: 'examples/scene-2.png' });
+  assert.deepEqual(json.prompts.map((p: { text: string; kind: string }) => `${p.kind}:${p.text}`), ['vocabulary:circle', 'vocabulary:star', 'vocabulary:sky', 'sentence:the red star']);
+  assert.ok(json.instances.length > 0);
+  for (const inst of json.instances) {
+    assert.deepEqual(Object.keys(inst).sort(), ['bbox', 'category_id', 'image_id', 'kind', 'prompt', 'query', 'score', 'segmentation']);
+    assert.equal(inst.image_id, 2);
+    assert.equal(inst.prompt, json.prompts[inst.category_id].text);
+    assert.equal(decodeRle(decompressRle(inst.segmentation)).length, 256 * 256);
+  }
+  assert.equal(json.grounding.length, 1);
+  assert.ok(json.semantic.segments.length > 0);
+
+  const input = await readImage(join(root, 'examples/scene-2.png'));
+  const drawn = await readImage(join(out, 'scene-2.png'));
+  assert.equal(drawn.width, 256);
+  let changed = 0;
+  for (let i = 0; i < input.data.length; i++) if (input.data[i] !== drawn.data[i]) changed++;
+  assert.ok(changed > 1000, `only ${changed} channel values differ from the input`);
+  const semantic = await readImage(join(out, 'scene-2.semantic.png'));
+  assert.equal(semantic.height, 256);
+  assert.ok(semantic.width > 256, 'a legend panel beside the map');
+});
+
+test('ape predict: usage errors and a missing model are reported plainly', () => {
+  const noPrompt = ape(['predict', 'examples/scene-1.png', '--model', model.dir]);
+  assert.equal(noPrompt.code, 2);
+  assert.match(noPrompt.stderr, /give prompts: --vocab, --sentence or --prompt/);
+  const badThreshold = ape(['predict', 'examples/scene-1.png', '--vocab', 'a', '--threshold', '2', '--model', model.dir]);
+  assert.equal(badThreshold.code, 2);
+  assert.match(badThreshold.stderr, /--threshold must be a number from 0 to 1, got '2'/);
+  const noModel = ape(['predict', 'examples/scene-1.png', '--vocab', 'a', '--model', join(out, 'nothing-here'), '--out', out]);
+  assert.equal(noModel.code, 1);
+  assert.match(noModel.stderr, /nothing-here/);
+});
+
+test('output names stay unique', () => {
+  assert.deepEqual(outputStems(['a/x.png', 'b/x.jpg', 'y.webp', 'c/x.png']), ['x', 'x-2', 'y', 'x-3']);
+});
+
+test('examples/library.mjs runs against the built package', { skip: !existsSync(join(root, 'dist', 'index.js')) && 'dist/ is not built (npm run build)' }, async () => {
+  const dir = join(out, 'library');
+  const r = spawnSync(process.execPath, ['examples/library.mjs', 'examples/scene-2.png', model.dir, dir], { cwd: root, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual((await readdir(dir)).sort(), ['library-instances.png', 'library-results.json', 'library-semantic.png']);
+  const results = JSON.parse(await readFile(join(dir, 'library-results.json'), 'utf8'));
+  assert.ok(Array.isArray(results));
+  assert.match(r.stdout, /"the red cross to the right of the red star" -> \[/);
+});
