@@ -82,6 +82,11 @@ export interface TrainConfig {
   };
   checkpoint: { every: number; keep: number };
   log: { every: number };
+  /**
+   * Synthetic-world folders to generate before training when they do not exist yet (so that one
+   * command starts a run from nothing): `ape data synth --out OUT --images N --seed S --size Z`.
+   */
+  prepare: { synth: Array<{ out: string; images: number; seed: number; size: number }> };
   /** Periodic evaluation on a synthetic-world folder (null = off). */
   eval: { every: number; data: string; images?: number } | null;
   datasets: DatasetConfig[];
@@ -112,6 +117,7 @@ export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'datasets' | 'output'> = {
   data: { splitStuff: true, minComponentFraction: 0.0005, groundingNmsIou: 0.6, maxPrompts: 128, maxSegments: 100, federatedSampleCats: 50 },
   checkpoint: { every: 500, keep: 3 },
   log: { every: 10 },
+  prepare: { synth: [] },
   eval: null,
 };
 
@@ -185,6 +191,17 @@ export function parseTrainConfig(json: unknown, file: string): TrainConfig {
   const path = (p: string | undefined) => (p === undefined ? undefined : resolve(root, p));
   c.root = root;
   c.output = path(raw.output as string)!;
+  if (!Array.isArray(c.prepare.synth)) fail('prepare.synth', 'must be a list');
+  c.prepare = {
+    synth: c.prepare.synth.map((entry, i) => {
+      const where = `prepare.synth[${i}]`;
+      if (typeof entry !== 'object' || entry === null || typeof entry.out !== 'string') return fail(`${where}.out`, 'must name the folder to generate');
+      const images = positiveInt(`${where}.images`, entry.images);
+      if (!Number.isInteger(entry.seed)) fail(`${where}.seed`, `must be an integer, got ${JSON.stringify(entry.seed)}`);
+      const size = entry.size === undefined ? 256 : positiveInt(`${where}.size`, entry.size);
+      return { out: path(entry.out)!, images, seed: entry.seed, size };
+    }),
+  };
   if (c.eval) {
     positiveInt('eval.every', c.eval.every);
     if (typeof c.eval.data !== 'string') fail('eval.data', 'must be a folder');

@@ -1,4 +1,5 @@
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { writeSynthDataset } from '../data/synth/write-dataset.js';
 import { join } from 'node:path';
 import { Progress } from '../util/progress.js';
 import type { TrainConfig } from './config.js';
@@ -27,6 +28,7 @@ export interface RunOptions {
 export async function runTraining(config: TrainConfig, options: RunOptions = {}): Promise<Trainer> {
   const log = options.log ?? ((line: string) => console.error(line));
   mkdirSync(config.output, { recursive: true });
+  await prepareData(config, log);
   const trainer = await Trainer.create(config, log);
   const start = trainer.step;
   const end = Math.min(config.steps, start + (options.maxSteps ?? Infinity));
@@ -71,6 +73,23 @@ export async function runTraining(config: TrainConfig, options: RunOptions = {})
   progress?.finish(formatLosses(trainer.step, averages));
   log(`${options.signal?.stop ? 'stopped' : 'reached'} step ${trainer.step}; checkpoint in ${Trainer.checkpointDir(config)}, model folder ${Trainer.modelDir(config)}`);
   return trainer;
+}
+
+/**
+ * Generates the config's missing synthetic-world folders. Each is written under a temporary name
+ * and renamed when complete, so an interrupted generation is redone rather than half used.
+ */
+export async function prepareData(config: TrainConfig, log: (line: string) => void): Promise<void> {
+  for (const s of config.prepare.synth) {
+    if (existsSync(s.out)) continue;
+    const temp = `${s.out}.partial`;
+    rmSync(temp, { recursive: true, force: true });
+    log(`generating ${s.images} synthetic images (seed ${s.seed}) into ${s.out}`);
+    const progress = new Progress({ total: s.images, label: 'synth', unit: 'img', plainEverySeconds: 30 });
+    await writeSynthDataset(temp, { images: s.images, seed: s.seed, size: s.size, onImage: () => progress.tick() });
+    progress.finish();
+    renameSync(temp, s.out);
+  }
 }
 
 function formatLosses(step: number, averages: Map<string, number>): string {
