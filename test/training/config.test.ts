@@ -1,0 +1,46 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadTrainConfig, parseTrainConfig } from '../../src/training/config.js';
+
+const repo = fileURLToPath(new URL('../..', import.meta.url));
+const minimal = () => ({ output: 'run', datasets: [{ name: 'a', type: 'detection', annotations: 'x.json' }] });
+
+test('defaults fill a minimal config; paths resolve against root relative to the file', () => {
+  const c = parseTrainConfig({ ...minimal(), root: 'sub' }, '/cfg/train.json');
+  assert.equal(c.output, '/cfg/sub/run');
+  assert.equal(c.datasets[0]!.annotations, '/cfg/sub/x.json');
+  assert.equal(c.datasets[0]!.weight, 1);
+  assert.equal(c.optimizer.lr, 2e-4);
+  assert.deepEqual(c.loss.weights, { cls: 1, l1: 5, giou: 2, mask: 5, dice: 5 });
+  const partial = parseTrainConfig({ ...minimal(), loss: { weights: { mask: 2 } } }, '/c.json');
+  assert.deepEqual(partial.loss.weights, { cls: 1, l1: 5, giou: 2, mask: 2, dice: 5 });
+});
+
+test('config errors name the file and the field', () => {
+  const bad: Array<[Record<string, unknown>, RegExp]> = [
+    [{ ...minimal(), stpes: 10 }, /c\.json: 'stpes' is not a known setting/],
+    [{ ...minimal(), steps: 0 }, /'steps' must be a positive integer, got 0/],
+    [{ ...minimal(), optimizer: { lr: 'fast' } }, /'optimizer\.lr' must be a number, got "fast"/],
+    [{ ...minimal(), imageSize: 100 }, /'imageSize' must be a multiple of 32/],
+    [{ ...minimal(), loss: { assignment: 'greedy' } }, /'loss\.assignment' must be hungarian or deta/],
+    [{ output: 'run', datasets: [] }, /'datasets' must list at least one dataset/],
+    [{ output: 'run', datasets: [{ name: 'a', type: 'photos', annotations: 'x' }] }, /'datasets\[0\]\.type' must be one of detection, semantic, grounding, class-agnostic/],
+    [{ output: 'run', datasets: [{ name: 'a', type: 'semantic' }] }, /'datasets\[0\]' semantic sets need/],
+    [{ output: 'run', datasets: [{ name: 'a', type: 'detection', annotations: 'x', losses: { mask: true } }] }, /'datasets\[0\]\.losses\.mask' is not a loss switch/],
+    [{ ...minimal(), workers: 3 }, /'workers' must be 1 or 2/],
+  ];
+  for (const [json, message] of bad) assert.throws(() => parseTrainConfig(json, '/c.json'), message);
+});
+
+test('every shipped config under configs/ parses', () => {
+  const dir = join(repo, 'configs');
+  const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
+  assert.ok(files.includes('default-synth.json'));
+  for (const f of files) {
+    const c = loadTrainConfig(join(dir, f));
+    assert.ok(c.datasets.length > 0, f);
+  }
+});
