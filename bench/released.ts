@@ -1,5 +1,6 @@
 /**
- * `npm run bench -- released [--vision-depth N] [--text-layers N] [--skip-forward] [--keep]`:
+ * `npm run bench -- released [--vision-depth N] [--text-layers N] [--skip-forward]
+ * [--forward-size N] [--forward-runs N] [--keep]`:
  * released-weights handling.
  * 1. Conversion memory: writes a synthetic `torch.save` checkpoint in the released APE-D layout
  *    (EVA-02 ViT-L-width blocks in float32, an EVA02-CLIP-E-width text tower in float16 with its
@@ -7,8 +8,8 @@
  *    and scheduler that must be skipped) of a few hundred MB in the temp folder, then converts it
  *    to safetensors in a child process and reports the child's peak RSS, against a child that
  *    only loads the same code (baseline) and one that reads every tensor at once (naive).
- * 2. Forward time of `ape-ti` at 1024x1024 with random weights of the real shapes (when the
- *    model code provides it; see docs/released-weights.md).
+ * 2. Forward time of `ape-ti` at 1024x1024 (`--forward-size`) on wasm with random weights of the
+ *    real shapes, prompts given as embeddings (see forwardTimes); `--skip-forward` leaves it out.
  */
 import { spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
@@ -299,12 +300,51 @@ async function childMain(mode: string, args: string[]): Promise<void> {
   } else if (mode === 'naive') {
     const all = await readTorchCheckpoint(args[0]!, { upcastHalf: true });
     out.tensors = all.size;
+  } else if (mode === 'forward') {
+    Object.assign(out, await forwardTimes(Number(args[0]), Number(args[1])));
   } else if (mode !== 'baseline') {
     throw new Error(`unknown child mode ${mode}`);
   }
   out.seconds = (performance.now() - t0) / 1000;
   out.maxRssBytes = process.resourceUsage().maxRSS * 1024;
   console.log(JSON.stringify(out));
+}
+
+/**
+ * ape-ti's forward at size x size with random weights of the real shapes, prompts given as
+ * embeddings (one sentence of the text width). The forward never runs the text tower then (in use
+ * prompts are encoded once and cached), so it is built at one layer of the same output width:
+ * EVA02-CLIP-E's 3 GB of weights would otherwise share the wasm heap's 4 GB with the activations.
+ */
+async function forwardTimes(size: number, runs: number): Promise<Record<string, unknown>> {
+  const { initEngine, tf } = await import('../src/engine/engine.js');
+  const { ApeNetwork } = await import('../src/modeling/ape-network.js');
+  const { APE_PRESETS } = await import('../src/modeling/config.js');
+  await initEngine({ backend: 'wasm' });
+  const config = APE_PRESETS['ape-ti']();
+  const textDim = config.text.encoder.embedDim;
+  config.text.encoder = { ...config.text.encoder, vocabSize: 1024, width: 64, heads: 1, layers: 1 };
+  const enc = config.text.encoder;
+  const sizes = {
+    vocabSize: enc.vocabSize, contextLength: enc.contextLength, sot: enc.vocabSize - 2, eot: enc.vocabSize - 1,
+    tokenize(): number[][] {
+      throw new Error('the forward benchmark passes prompt embeddings');
+    },
+  };
+  const t0 = performance.now();
+  const net = new ApeNetwork(config, sizes, 0);
+  const buildSeconds = (performance.now() - t0) / 1000;
+  const images = tf.randomUniform([1, size, size, 3], 0, 255, 'float32', 1) as import('@tensorflow/tfjs-core').Tensor4D;
+  const prompt = tf.randomNormal([1, textDim], 0, 1, 'float32', 2) as import('@tensorflow/tfjs-core').Tensor2D;
+  const seconds: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t = performance.now();
+    const out = net.forward({ images, sizes: [[size, size]] }, { extraSentenceEmbeddings: prompt });
+    await out.layers[out.layers.length - 1]!.logits.data();
+    seconds.push((performance.now() - t) / 1000);
+    tf.dispose(out as unknown as import('@tensorflow/tfjs-core').TensorContainer);
+  }
+  return { buildSeconds, forwardSeconds: seconds, visionParams: net.parameterCount() - net.language.parameterCount() };
 }
 
 // ---------------------------------------------------------------- the benchmark
@@ -342,6 +382,25 @@ export async function run(argv: string[]): Promise<{ results: Record<string, unk
       read_all_peak_rss_mb: mb(naive.maxRssBytes),
       read_all_seconds: Number(naive.seconds.toFixed(2)),
     });
+    if (!argv.includes('--skip-forward')) {
+      const size = opt('--forward-size', 1024);
+      const runs = opt('--forward-runs', 2);
+      try {
+        const f = child('forward', String(size), String(runs));
+        const times = f.forwardSeconds as number[];
+        console.log(`ape-ti forward ${size}x${size} (wasm): ${times.map((t) => `${t.toFixed(2)} s`).join(', ')} (first run includes warm-up); peak RSS ${mb(f.maxRssBytes)} MB`);
+        Object.assign(results, {
+          [`ape_ti_forward_${size}_seconds`]: times.map((t) => Number(t.toFixed(2))),
+          [`ape_ti_forward_${size}_peak_rss_mb`]: mb(f.maxRssBytes),
+          ape_ti_vision_params: f.visionParams,
+        });
+      } catch (err) {
+        const lines = (err as Error).message.split('\n');
+        const message = lines.find((l) => /^\w*Error: /.test(l)) ?? lines[0]!;
+        console.log(`ape-ti forward ${size}x${size} (wasm) failed: ${message}`);
+        results[`ape_ti_forward_${size}_error`] = message;
+      }
+    }
   } finally {
     if (!argv.includes('--keep')) rmSync(dir, { recursive: true, force: true });
     else console.log(`kept ${dir}`);
