@@ -37,7 +37,7 @@ async function call(path: string, init: RequestInit = {}): Promise<Answer> {
 
 function form(fields: Record<string, string | string[]>, image?: { bytes: Uint8Array; name: string }): FormData {
   const f = new FormData();
-  if (image) f.append('image', new Blob([image.bytes]), image.name);
+  if (image) f.append('image', new Blob([new Uint8Array(image.bytes)]), image.name);
   for (const [k, v] of Object.entries(fields)) for (const item of Array.isArray(v) ? v : [v]) f.append(k, item);
   return f;
 }
@@ -158,7 +158,7 @@ describe('ape serve API', () => {
 
   test('concurrent requests are queued and each gets its own answer', async () => {
     const sets = [['circle'], ['square', 'star'], ['sky', 'grass', 'water']];
-    const alone = [];
+    const alone: PredictionJson[] = [];
     for (const vocabulary of sets) alone.push((await predictJson({ image: scene.toString('base64'), vocabulary, threshold: 0 })).body);
     const together = await Promise.all(sets.map((vocabulary) => predictJson({ image: scene.toString('base64'), vocabulary, threshold: 0 })));
     together.forEach((answer, i) => {
