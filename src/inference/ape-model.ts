@@ -1,12 +1,11 @@
 import { tf } from '../engine/engine.js';
 import type { RgbImage } from '../io/image-types.js';
-import { compressRle, } from '../structures/rle-string.js';
-import { encodeRle } from '../structures/rle.js';
+import { compressRle } from '../structures/rle-string.js';
 import { ApeNetwork, type FusionMode } from '../modeling/ape-network.js';
 import { parsePromptString, promptEntries, type PromptSet } from '../text/prompts.js';
 import { prepareImages, type ImagePlacement } from './preprocess.js';
-import { boxesToPixels, pasteInstanceMask, selectInstances, type InstancePick } from './instances.js';
-import { accumulateSemantic, semanticLabels } from './semantic.js';
+import { boxesToPixels, pasteInstanceMaskRle, selectInstances, type InstancePick } from './instances.js';
+import { semanticAccumulator, semanticLabels } from './semantic.js';
 import type { GroundingResult, InstanceResult, Prediction, PredictTask, SemanticResult } from './results.js';
 
 export interface PredictOptions {
@@ -100,12 +99,8 @@ export class ApeModel extends ApeNetwork {
       const maskFor = (query: number) =>
         withMasks
           ? compressRle(
-              encodeRle(
-                pasteInstanceMask(maskOf(query), maskH, maskW, stride, [pixelBoxes[query * 4]!, pixelBoxes[query * 4 + 1]!, pixelBoxes[query * 4 + 2]!, pixelBoxes[query * 4 + 3]!],
-                  placement.width / placement.resizedWidth, placement.height / placement.resizedHeight, placement.width, placement.height),
-                placement.height,
-                placement.width,
-              ),
+              pasteInstanceMaskRle(maskOf(query), maskH, maskW, stride, [pixelBoxes[query * 4]!, pixelBoxes[query * 4 + 1]!, pixelBoxes[query * 4 + 2]!, pixelBoxes[query * 4 + 3]!],
+                placement.width / placement.resizedWidth, placement.height / placement.resizedHeight, placement.width, placement.height),
             )
           : null;
 
@@ -132,9 +127,11 @@ export class ApeModel extends ApeNetwork {
       if (tasks.has('semantic')) {
         const logits2d = tf.tidy(() => tf.reshape(tf.slice(last.logits, [i, 0, 0], [1, q, p]), [q, p]) as tf.Tensor2D);
         const masks2d = tf.tidy(() => tf.reshape(tf.slice(masks, [i, 0, 0, 0], [1, q, maskH, maskW]), [q, maskH * maskW]) as tf.Tensor2D);
-        const labels = semanticLabels(() => accumulateSemantic(logits2d, masks2d, inf.semanticTemperature), p, {
+        const accumulator = semanticAccumulator(logits2d, masks2d, inf.semanticTemperature);
+        const labels = semanticLabels(accumulator.source, p, {
           maskH, maskW, stride, resizedW: placement.resizedWidth, resizedH: placement.resizedHeight, width: placement.width, height: placement.height,
         }, inf.semanticBackground);
+        accumulator.dispose();
         tf.dispose([logits2d, masks2d]);
         semantic = { width: placement.width, height: placement.height, labels, prompts: entries.map((e) => e.text) };
       }

@@ -155,3 +155,71 @@ export function pasteInstanceMask(
   ];
   return pasteMask(local, resolution, resolution, box, height, width, 0.5);
 }
+
+/**
+ * pasteInstanceMask, encoded straight to RLE (column-major runs, pycocotools layout): the paste
+ * is done on the box's window only (it never reaches further than one pixel around the box),
+ * so the cost follows the box area rather than the image area.
+ */
+export function pasteInstanceMaskRle(
+  logits: ArrayLike<number>,
+  maskH: number,
+  maskW: number,
+  stride: number,
+  boxInput: readonly [number, number, number, number],
+  scaleX: number,
+  scaleY: number,
+  width: number,
+  height: number,
+  resolution = 128,
+): { size: [number, number]; counts: number[] } {
+  const [x1, y1, x2, y2] = boxInput;
+  const box = [
+    Math.min(Math.max(x1 * scaleX, 0), width),
+    Math.min(Math.max(y1 * scaleY, 0), height),
+    Math.min(Math.max(x2 * scaleX, 0), width),
+    Math.min(Math.max(y2 * scaleY, 0), height),
+  ];
+  // The window pasteMask writes to: the box widened by one pixel, inside the image.
+  const wx0 = Math.max(Math.floor(box[0]!) - 1, 0);
+  const wy0 = Math.max(Math.floor(box[1]!) - 1, 0);
+  const wx1 = Math.min(Math.ceil(box[2]!) + 1, width);
+  const wy1 = Math.min(Math.ceil(box[3]!) + 1, height);
+  const ww = Math.max(wx1 - wx0, 0);
+  const wh = Math.max(wy1 - wy0, 0);
+  let window: Uint8Array = new Uint8Array(0);
+  if (ww > 0 && wh > 0) {
+    const local = new Uint8Array(resolution * resolution);
+    const bw = (x2 - x1) / resolution;
+    const bh = (y2 - y1) / resolution;
+    for (let i = 0; i < resolution; i++) {
+      const v = (y1 + (i + 0.5) * bh) / stride - 0.5;
+      for (let j = 0; j < resolution; j++) local[i * resolution + j] = sampleBilinear(logits, maskH, maskW, (x1 + (j + 0.5) * bw) / stride - 0.5, v) > 0 ? 1 : 0;
+    }
+    window = pasteMask(local, resolution, resolution, [box[0]! - wx0, box[1]! - wy0, box[2]! - wx0, box[3]! - wy0], wh, ww, 0.5);
+  }
+  // Runs down each column of the full image; columns and rows outside the window are zeros.
+  const counts: number[] = [];
+  let value = 0;
+  let run = 0;
+  const emit = (v: number, n: number) => {
+    if (n === 0) return;
+    if (v !== value) {
+      counts.push(run);
+      run = 0;
+      value = v;
+    }
+    run += n;
+  };
+  for (let x = 0; x < width; x++) {
+    if (x < wx0 || x >= wx1) {
+      emit(0, height);
+      continue;
+    }
+    emit(0, wy0);
+    for (let y = 0; y < wh; y++) emit(window[y * ww + (x - wx0)]! ? 1 : 0, 1);
+    emit(0, height - wy1);
+  }
+  counts.push(run);
+  return { size: [height, width], counts };
+}

@@ -1,7 +1,7 @@
 import { tf } from '../engine/engine.js';
 
-/** Largest number of accumulated values (prompts x mask pixels) held at once. */
-const CHUNK_VALUES = 1 << 24;
+/** Largest number of accumulated values (mask pixels x prompts) computed at once. */
+const CHUNK_VALUES = 1 << 23;
 
 export interface SemanticGeometry {
   /** Mask grid over the padded input. */
@@ -16,112 +16,134 @@ export interface SemanticGeometry {
 }
 
 /**
- * Semantic accumulation (APE's "thing-stuff equalizing" at inference): prompt weights
- * S = softmax(sigmoid(logits) / T) over prompts, masks M = sigmoid(mask logits), the per-prompt
- * map M_hat[c] = sum_q S[q, c] M[q] ([P, h*w], host arrays in prompt chunks).
- * logits [Q, P], maskLogits [Q, h*w].
+ * Semantic accumulation (APE's thing-stuff equalizing at inference): prompt weights
+ * S = softmax(sigmoid(logits) / T) over prompts, masks M = sigmoid(mask logits), and per prompt
+ * M_hat[c] = sum_q S[q, c] M[q]. Returned transposed, one row per mask pixel: [h*w, count] for
+ * prompts start .. start + count - 1. logits [Q, P], maskLogits [Q, h*w].
  */
-export function* accumulateSemantic(logits: tf.Tensor2D, maskLogits: tf.Tensor2D, temperature: number): Generator<{ start: number; count: number; values: Float32Array }> {
-  const [q, p] = logits.shape;
-  const pixels = maskLogits.shape[1];
-  const chunk = Math.max(1, Math.floor(CHUNK_VALUES / pixels));
-  const weightsT = tf.tidy(() => tf.transpose(tf.softmax(tf.div(tf.sigmoid(logits), temperature))) as tf.Tensor2D); // [P, Q]
-  const masks = tf.sigmoid(maskLogits) as tf.Tensor2D;
-  try {
-    for (let start = 0; start < p; start += chunk) {
-      const count = Math.min(chunk, p - start);
-      const part = tf.tidy(() => tf.matMul(tf.slice(weightsT, [start, 0], [count, q]), masks));
-      const values = part.dataSync() as Float32Array;
-      part.dispose();
-      yield { start, count, values };
-    }
-  } finally {
-    tf.dispose([weightsT, masks]);
-  }
+export function semanticAccumulator(logits: tf.Tensor2D, maskLogits: tf.Tensor2D, temperature: number): { source: (start: number, count: number) => tf.Tensor2D; dispose(): void } {
+  const weights = tf.tidy(() => tf.softmax(tf.div(tf.sigmoid(logits), temperature)) as tf.Tensor2D); // [Q, P]
+  const masksT = tf.tidy(() => tf.transpose(tf.sigmoid(maskLogits)) as tf.Tensor2D); // [h*w, Q]
+  const p = weights.shape[1];
+  return {
+    source: (start, count) =>
+      tf.tidy(() => tf.matMul(masksT, start === 0 && count === p ? weights : tf.slice(weights, [0, start], [-1, count])) as tf.Tensor2D),
+    dispose: () => tf.dispose([weights, masksT]),
+  };
 }
 
 /**
- * Label map at the original size from accumulated per-prompt maps: each pixel takes the prompt
- * with the largest bilinearly interpolated value, or -1 when the constant background channel is
- * larger (ties go to the prompt, as argmax takes the first maximum and the background is last).
- * Exact without interpolating every prompt everywhere: a prompt can only win inside a grid cell
- * if its largest corner value reaches the best smallest-corner value of the cell.
- * `chunks` must yield the same data when iterated twice (it is called twice when the maps are large).
+ * Label map at the original size from the per-prompt maps: each pixel takes the prompt with the
+ * largest bilinearly interpolated value, or -1 where the constant background channel is larger
+ * (ties go to the prompt with the lowest index, then to prompts over the background, as an argmax
+ * over [prompts..., background] does). Exact without interpolating every prompt everywhere: inside
+ * a grid cell a prompt can only win if its largest corner value reaches the cell's best smallest
+ * corner value, so only those candidates are interpolated per pixel.
+ * `source(start, count)` gives the maps [h*w, count] (see semanticAccumulator).
  */
 export function semanticLabels(
-  chunks: () => Iterable<{ start: number; count: number; values: Float32Array }>,
+  source: (start: number, count: number) => tf.Tensor2D,
   numPrompts: number,
   geometry: SemanticGeometry,
   background: number,
+  chunkValues = CHUNK_VALUES,
 ): Int32Array {
   const { maskH: h, maskW: w } = geometry;
   const cells = h * w;
-  // Corner pixel indices of cell (i, j): (i, j), (i, j1), (i1, j), (i1, j1), clamped at the edges.
-  const corner = (cell: number, k: number) => {
+  const chunk = Math.max(1, Math.floor(chunkValues / cells));
+  // Corner pixels of cell (i, j): (i, j), (i, j+1), (i+1, j), (i+1, j+1), clamped at the edges.
+  const corners = new Int32Array(cells * 4);
+  for (let cell = 0; cell < cells; cell++) {
     const i = Math.floor(cell / w);
     const j = cell % w;
-    const i1 = k >= 2 ? Math.min(i + 1, h - 1) : i;
-    const j1 = k % 2 === 1 ? Math.min(j + 1, w - 1) : j;
-    return i1 * w + j1;
+    const i1 = Math.min(i + 1, h - 1);
+    const j1 = Math.min(j + 1, w - 1);
+    corners.set([i * w + j, i * w + j1, i1 * w + j, i1 * w + j1], cell * 4);
+  }
+  const chunks: { start: number; count: number }[] = [];
+  for (let start = 0; start < numPrompts; start += chunk) chunks.push({ start, count: Math.min(chunk, numPrompts - start) });
+  const read = (start: number, count: number): Float32Array => {
+    const maps = source(start, count);
+    const values = maps.dataSync() as Float32Array;
+    maps.dispose();
+    return values;
   };
-  const corners = new Int32Array(cells * 4);
-  for (let c = 0; c < cells; c++) for (let k = 0; k < 4; k++) corners[c * 4 + k] = corner(c, k);
 
-  const stored: { start: number; count: number; values: Float32Array }[] = [];
-  const keepAll = numPrompts * cells <= CHUNK_VALUES;
+  // Pass 1: the best smallest-corner value per cell (the background channel included).
   const lower = new Float32Array(cells).fill(background);
-  for (const part of chunks()) {
-    if (keepAll) stored.push(part);
-    for (let c = 0; c < part.count; c++) {
-      const base = c * cells;
-      for (let cell = 0; cell < cells; cell++) {
-        const o = cell * 4;
-        const v = part.values;
-        const m = Math.min(v[base + corners[o]!]!, v[base + corners[o + 1]!]!, v[base + corners[o + 2]!]!, v[base + corners[o + 3]!]!);
-        if (m > lower[cell]!) lower[cell] = m;
+  const single = chunks.length === 1 ? read(0, numPrompts) : null;
+  for (const { start, count } of chunks) {
+    const v = single ?? read(start, count);
+    for (let cell = 0; cell < cells; cell++) {
+      const a = corners[cell * 4]! * count;
+      const b = corners[cell * 4 + 1]! * count;
+      const c = corners[cell * 4 + 2]! * count;
+      const d = corners[cell * 4 + 3]! * count;
+      let best = lower[cell]!;
+      for (let k = 0; k < count; k++) {
+        let m = v[a + k]!;
+        const vb = v[b + k]!;
+        const vc = v[c + k]!;
+        const vd = v[d + k]!;
+        if (vb < m) m = vb;
+        if (vc < m) m = vc;
+        if (vd < m) m = vd;
+        if (m > best) best = m;
       }
-    }
-  }
-  // Candidates per cell: prompt id and its four corner values.
-  const candidates: number[][] = Array.from({ length: cells }, () => []);
-  for (const part of keepAll ? stored : chunks()) {
-    for (let c = 0; c < part.count; c++) {
-      const base = c * cells;
-      const v = part.values;
-      for (let cell = 0; cell < cells; cell++) {
-        const o = cell * 4;
-        const a = v[base + corners[o]!]!;
-        const b = v[base + corners[o + 1]!]!;
-        const d = v[base + corners[o + 2]!]!;
-        const e = v[base + corners[o + 3]!]!;
-        if (Math.max(a, b, d, e) >= lower[cell]!) candidates[cell]!.push(part.start + c, a, b, d, e);
-      }
+      lower[cell] = best;
     }
   }
 
-  const { width, height } = geometry;
+  // Pass 2: per cell, the prompts whose largest corner reaches that value, with their corners.
+  const candidates: number[][] = Array.from({ length: cells }, () => []);
+  for (const { start, count } of chunks) {
+    const v = single ?? read(start, count);
+    for (let cell = 0; cell < cells; cell++) {
+      const a = corners[cell * 4]! * count;
+      const b = corners[cell * 4 + 1]! * count;
+      const c = corners[cell * 4 + 2]! * count;
+      const d = corners[cell * 4 + 3]! * count;
+      const bound = lower[cell]!;
+      const list = candidates[cell]!;
+      for (let k = 0; k < count; k++) {
+        const va = v[a + k]!;
+        const vb = v[b + k]!;
+        const vc = v[c + k]!;
+        const vd = v[d + k]!;
+        if (va >= bound || vb >= bound || vc >= bound || vd >= bound) list.push(start + k, va, vb, vc, vd);
+      }
+    }
+  }
+  return labelPixels(candidates, geometry, background);
+}
+
+/** Interpolates each cell's candidates at every original pixel (original -> input -> mask grid). */
+function labelPixels(candidates: number[][], geometry: SemanticGeometry, background: number): Int32Array {
+  const { maskH: h, maskW: w, width, height, stride } = geometry;
   const labels = new Int32Array(width * height);
   const sx = geometry.resizedW / width;
   const sy = geometry.resizedH / height;
-  const stride = geometry.stride;
   const clampTo = (x: number, hi: number) => Math.min(Math.max(x, 0), hi);
+  const j0s = new Int32Array(width);
+  const axs = new Float64Array(width);
+  for (let x = 0; x < width; x++) {
+    const vx = clampTo(((x + 0.5) * sx) / stride - 0.5, w - 1);
+    j0s[x] = Math.floor(vx);
+    axs[x] = vx - j0s[x]!;
+  }
   for (let y = 0; y < height; y++) {
-    // original pixel -> input pixel (resize to the original size) -> mask grid (upsampling).
     const vy = clampTo(((y + 0.5) * sy) / stride - 0.5, h - 1);
     const i0 = Math.floor(vy);
     const ay = vy - i0;
     for (let x = 0; x < width; x++) {
-      const vx = clampTo(((x + 0.5) * sx) / stride - 0.5, w - 1);
-      const j0 = Math.floor(vx);
-      const ax = vx - j0;
-      const list = candidates[i0 * w + j0]!;
+      const ax = axs[x]!;
+      const list = candidates[i0 * w + j0s[x]!]!;
       let best = -1;
       let bestValue = -Infinity;
+      // Candidates come in prompt order, so a strict > keeps the lowest index on ties.
       for (let k = 0; k < list.length; k += 5) {
-        const top = list[k + 1]! * (1 - ax) + list[k + 2]! * ax;
-        const bottom = list[k + 3]! * (1 - ax) + list[k + 4]! * ax;
-        const value = top * (1 - ay) + bottom * ay;
-        if (value > bestValue || (value === bestValue && list[k]! < best)) {
+        const value = (list[k + 1]! * (1 - ax) + list[k + 2]! * ax) * (1 - ay) + (list[k + 3]! * (1 - ax) + list[k + 4]! * ax) * ay;
+        if (value > bestValue) {
           bestValue = value;
           best = list[k]!;
         }

@@ -196,8 +196,9 @@ export class ApeNetwork extends Module {
   /** Drops cached prompt embeddings when the text tower's weights changed since they were made. */
   private refreshPromptCache(): void {
     if (!this.config.text.trainable) return;
+    // Sum and sum of squares of every text parameter: any optimizer step changes them.
     const fingerprint = tf.tidy(() => {
-      const sums = [...this.language.namedParameters().values()].map((v) => tf.sum(tf.mul(v, tf.reshape(tf.range(1, v.size + 1), v.shape))));
+      const sums = [...this.language.namedParameters().values()].flatMap((v) => [tf.sum(v), tf.sum(tf.square(v))]);
       return Array.from(tf.stack(sums).dataSync()).join(',');
     });
     if (fingerprint !== this.cacheFingerprint) {
@@ -217,7 +218,11 @@ export class ApeNetwork extends Module {
       for (let y = 0; y < vh; y++) keep.fill(1, (i * h + y) * w, (i * h + y) * w + vw);
     });
     const { pixelMean, pixelStd } = this.config.input;
-    return tf.tidy(() => tf.mul(tf.div(tf.sub(batch.images, pixelMean), pixelStd), tf.tensor4d(keep, [b, h, w, 1])) as tf.Tensor4D);
+    const full = batch.sizes.every(([vh, vw]) => vh === h && vw === w);
+    return tf.tidy(() => {
+      const normed = tf.div(tf.sub(batch.images, pixelMean), pixelStd) as tf.Tensor4D;
+      return full ? normed : (tf.mul(normed, tf.tensor4d(keep, [b, h, w, 1])) as tf.Tensor4D);
+    });
   }
 
   forward(batch: ModelBatch, prompts: PromptInput, options: ForwardOptions = {}): ApeRawOutput {

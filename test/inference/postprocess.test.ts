@@ -2,7 +2,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { initEngine, tf } from '../../src/engine/engine.js';
 import { boxesToPixels, pasteInstanceMask, selectInstances } from '../../src/inference/instances.js';
-import { accumulateSemantic, semanticLabels } from '../../src/inference/semantic.js';
+import { semanticAccumulator, semanticLabels } from '../../src/inference/semantic.js';
 import { prepareImages, resizedSize } from '../../src/inference/preprocess.js';
 
 before(async () => {
@@ -55,26 +55,32 @@ test('semantic accumulation: softmax(sigmoid(logits) / T) over prompts weights e
     return e.map((x) => x / s);
   });
   const expected = [0, 1, 2].map((c) => [0, 1, 2, 3].map((k) => weights[0]![c]! * sig(masks[0]![k]!) + weights[1]![c]! * sig(masks[1]![k]!)));
-  const parts = [...accumulateSemantic(tf.tensor2d(logits), tf.tensor2d(masks), t)];
-  assert.equal(parts.length, 1);
-  const got = Array.from(parts[0]!.values);
-  expected.flat().forEach((v, i) => assert.ok(Math.abs(got[i]! - v) < 1e-5, `${i}: ${got[i]} vs ${v}`));
+  const acc = semanticAccumulator(tf.tensor2d(logits), tf.tensor2d(masks), t);
+  const all = acc.source(0, 3);
+  assert.deepEqual(all.shape, [4, 3]);
+  const got = all.arraySync();
+  expected.forEach((row, c) => row.forEach((v, k) => assert.ok(Math.abs(got[k]![c]! - v) < 1e-5, `${c},${k}: ${got[k]![c]} vs ${v}`)));
+  const part = acc.source(1, 2).arraySync();
+  expected.slice(1).forEach((row, c) => row.forEach((v, k) => assert.ok(Math.abs(part[k]![c]! - v) < 1e-5)));
+  acc.dispose();
 });
+
+/** A semanticLabels source over host maps laid out [prompt][pixel]. */
+function hostSource(values: Float32Array, prompts: number, pixels: number) {
+  return (start: number, count: number) => tf.tidy(() => tf.transpose(tf.tensor2d(values.slice(start * pixels, (start + count) * pixels), [count, pixels])) as tf.Tensor2D);
+}
 
 test('semantic labels: bilinear per-prompt maps, argmax, background 0.1 (hand-computed)', () => {
   // Two prompts on a 2x2 grid at stride 2 (a 4x4 input, the original size).
   const values = Float32Array.from([0.5, 0, 0, 0, /* prompt 1 */ 0, 0.3, 0, 0.05]);
   const geometry = { maskH: 2, maskW: 2, stride: 2, resizedW: 4, resizedH: 4, width: 4, height: 4 };
-  const labels = semanticLabels(() => [{ start: 0, count: 2, values }], 2, geometry, 0.1);
+  const labels = semanticLabels(hostSource(values, 2, 4), 2, geometry, 0.1);
   assert.deepEqual(Array.from(labels), [0, 0, 1, 1, 0, 0, 1, 1, 0, -1, -1, 1, -1, -1, -1, -1]);
-  // Same data in two chunks gives the same labels.
-  const chunked = semanticLabels(() => [{ start: 0, count: 1, values: values.slice(0, 4) }, { start: 1, count: 1, values: values.slice(4) }], 2, geometry, 0.1);
-  assert.deepEqual(Array.from(chunked), Array.from(labels));
   // A prompt equal to the background wins (argmax takes the first maximum; background is last).
-  const tie = semanticLabels(() => [{ start: 0, count: 1, values: Float32Array.from([0.1]) }], 1, { maskH: 1, maskW: 1, stride: 4, resizedW: 4, resizedH: 4, width: 2, height: 2 }, 0.1);
+  const tie = semanticLabels(hostSource(Float32Array.from([0.1]), 1, 1), 1, { maskH: 1, maskW: 1, stride: 4, resizedW: 4, resizedH: 4, width: 2, height: 2 }, 0.1);
   assert.deepEqual(Array.from(tie), [0, 0, 0, 0]);
   // Equal prompts: the lower index wins.
-  const equal = semanticLabels(() => [{ start: 0, count: 2, values: Float32Array.from([0.4, 0.4]) }], 2, { maskH: 1, maskW: 1, stride: 4, resizedW: 4, resizedH: 4, width: 1, height: 1 }, 0.1);
+  const equal = semanticLabels(hostSource(Float32Array.from([0.4, 0.4]), 2, 1), 2, { maskH: 1, maskW: 1, stride: 4, resizedW: 4, resizedH: 4, width: 1, height: 1 }, 0.1);
   assert.deepEqual(Array.from(equal), [0]);
 });
 
@@ -86,7 +92,9 @@ test('semantic labels agree with interpolating every prompt everywhere (random c
   const w = 6;
   const values = Float32Array.from({ length: p * h * w }, () => rand() * 0.3);
   const geometry = { maskH: h, maskW: w, stride: 8, resizedW: 45, resizedH: 37, width: 61, height: 50 };
-  const labels = semanticLabels(() => [{ start: 0, count: p, values }], p, geometry, 0.1);
+  const labels = semanticLabels(hostSource(values, p, h * w), p, geometry, 0.1);
+  // Prompts in chunks of 2 (each map computed twice) give the same labels.
+  assert.deepEqual(Array.from(semanticLabels(hostSource(values, p, h * w), p, geometry, 0.1, 2 * h * w)), Array.from(labels));
   for (let y = 0; y < geometry.height; y++) {
     for (let x = 0; x < geometry.width; x++) {
       const vy = Math.min(Math.max(((y + 0.5) * 37) / 50 / 8 - 0.5, 0), h - 1);
@@ -124,4 +132,19 @@ test('preprocess: long side to the input size, top-left placement, zero canvas e
   assert.equal(px[0]![43]![0]![0], 0);
   batch.images.dispose();
   assert.throws(() => prepareImages([{ width: 2, height: 2, data: new Uint8Array(5) }], 64), /image 0/);
+});
+
+test('instance mask RLE: the windowed paste encodes exactly the full-image paste', async () => {
+  const { encodeRle } = await import('../../src/structures/rle.js');
+  const { pasteInstanceMaskRle } = await import('../../src/inference/instances.js');
+  let seed = 5;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const logits = Float32Array.from({ length: 8 * 8 }, () => rand() * 4 - 2);
+  const boxes: [number, number, number, number][] = [[3.2, 5.7, 40.1, 33.3], [0, 0, 64, 64], [50.5, 60, 63.9, 64], [10, 10, 10, 30]];
+  for (const box of boxes) {
+    for (const [sx, sy, w, h] of [[1, 1, 64, 64], [1.5, 0.75, 96, 48], [0.5, 0.5, 32, 32]] as const) {
+      const full = encodeRle(pasteInstanceMask(logits, 8, 8, 8, box, sx, sy, w, h), h, w);
+      assert.deepEqual(pasteInstanceMaskRle(logits, 8, 8, 8, box, sx, sy, w, h), full, `box ${box} scale ${sx},${sy}`);
+    }
+  }
 });

@@ -112,10 +112,11 @@ export class DeformableTransformer extends Module {
     frame.scale.dispose();
 
     const anchors = proposalAnchors(geometry);
-    const validTensor = tf.tensor3d(Float32Array.from(anchors.valid), [b, s, 1]);
+    const allValid = anchors.valid.every((v) => v === 1);
+    const validTensor = allValid ? null : tf.tensor3d(Float32Array.from(anchors.valid), [b, s, 1]);
     const unactTensor = tf.tensor3d(anchors.unact, [b, s, 4]);
     const { outputMemory, logits, coordsUnact } = tf.tidy(() => {
-      const outputMemory = this.encOutputNorm.forward(this.encOutput.forward(tf.mul(memory, validTensor))) as tf.Tensor3D;
+      const outputMemory = this.encOutputNorm.forward(this.encOutput.forward(validTensor ? tf.mul(memory, validTensor) : memory)) as tf.Tensor3D;
       let logits = heads.proposalClass.forward(outputMemory) as tf.Tensor3D;
       let delta = heads.bboxEmbed[this.config.decoderLayers]!.forward(outputMemory);
       this.decoder.classEmbedAmbiguous.forEach((extraClass, k) => {
@@ -128,7 +129,7 @@ export class DeformableTransformer extends Module {
       });
       return { outputMemory, logits, coordsUnact: tf.add(delta, unactTensor) as tf.Tensor3D };
     });
-    validTensor.dispose();
+    validTensor?.dispose();
     unactTensor.dispose();
 
     const logitsHost = logits.dataSync();
