@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initEngine } from '../engine/engine.js';
@@ -6,21 +6,25 @@ import { releasedTargets } from '../io/released-mapping.js';
 import { describeParameters } from '../io/parameter-shapes.js';
 import { ConversionError, missingMessage, planConversion, writeConversion, type ConversionReport } from '../io/torch/convert-checkpoint.js';
 import { TorchCheckpoint } from '../io/torch/checkpoint.js';
-import { ApeNetwork } from '../modeling/ape-network.js';
+import { ApeModel } from '../inference/ape-model.js';
+import { CONFIG_FILE, WEIGHTS_FILE } from '../inference/model-files.js';
 import { APE_PRESETS, type ApeConfig, type ApePresetName } from '../modeling/config.js';
 import type { TextTokenizer } from '../text/tokenizer.js';
 import { Progress } from '../util/progress.js';
 import type { Command } from './command.js';
 import { UsageError } from './command.js';
 
-const usage = `usage: ape convert CHECKPOINT.pth --preset ape-ti|ape-d|tiny --out DIR [--allow-missing] [--list-used]
+const usage = `usage: ape convert CHECKPOINT.pth --preset ape-ti|ape-d|tiny --out DIR [--vocab MERGES] [--allow-missing] [--list-used]
   Converts a released APE checkpoint (torch.save zip; read without Python, no pickled code runs)
-  into DIR/model.safetensors (float32, this project's parameter names and layouts) and
-  DIR/config.json (the preset's configuration), one tensor at a time. Prints which checkpoint keys
-  were used and unused, and which model parameters are missing; DIR/conversion.json has it all.
+  into the model folder DIR, one tensor at a time: model.safetensors (float32, this project's
+  parameter names and layouts) and config.json (the preset), the folder loadModel reads. Prints
+  which checkpoint keys were used and unused, and which model parameters are missing;
+  DIR/conversion.json has it all.
     --preset NAME      the model the weights are for: ape-ti or ape-d (released), tiny
     --out DIR          output folder (created if needed)
+    --vocab PATH       CLIP BPE merges file (bpe_simple_vocab_16e6.txt.gz) to copy into DIR
     --allow-missing    write the file even when some model parameters are not in the checkpoint
+                       (loadModel will refuse such a folder; it is for inspection)
     --list-used        print every used key with its parameter name and layout change`;
 
 /**
@@ -39,7 +43,7 @@ export function presetParameterShapes(config: ApeConfig): Map<string, number[]> 
       throw new Error('presetParameterShapes: this tokenizer only describes sizes');
     },
   };
-  return describeParameters(() => new ApeNetwork(config, sizes));
+  return describeParameters(() => new ApeModel(config, sizes));
 }
 
 /** `backbone 149, neck 12, ...`: counts by the first part of the name after `model_vision.`. */
@@ -77,6 +81,7 @@ export const command: Command = {
           out: { type: 'string' },
           'allow-missing': { type: 'boolean', default: false },
           'list-used': { type: 'boolean', default: false },
+          vocab: { type: 'string' },
         },
         strict: true,
         allowPositionals: true,
@@ -108,17 +113,29 @@ export const command: Command = {
       }
       await mkdir(out, { recursive: true });
       let progress: Progress | null = null;
-      const bytes = await writeConversion(ckpt, entries, join(out, 'model.safetensors'), {
-        metadata: { 'ape.preset': preset, 'ape.source': basename(checkpoint) },
+      const bytes = await writeConversion(ckpt, entries, join(out, WEIGHTS_FILE), {
+        metadata: { format: 'ape', config: config.name, source: basename(checkpoint) },
         onTensor: (done, total, name) => {
           progress ??= new Progress({ total, label: 'convert', unit: 'tensors' });
           progress.tick(1, name);
           if (done === total) progress.finish('');
         },
       });
-      await writeFile(join(out, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+      await writeFile(join(out, CONFIG_FILE), `${JSON.stringify({ format: 'ape-model', version: 1, config }, null, 2)}\n`);
       await writeFile(join(out, 'conversion.json'), `${JSON.stringify({ source: checkpoint, preset, ...report, bytes }, null, 2)}\n`);
-      console.log(`wrote ${join(out, 'model.safetensors')} (${(bytes / 1024 / 1024).toFixed(1)} MB), config.json, conversion.json`);
+      console.log(`wrote ${join(out, WEIGHTS_FILE)} (${(bytes / 1024 / 1024).toFixed(1)} MB), ${CONFIG_FILE}, conversion.json`);
+      const tokenizer = config.text.tokenizer;
+      if (tokenizer.kind === 'clip-bpe') {
+        const target = join(out, basename(tokenizer.vocabFile));
+        if (values.vocab) {
+          await copyFile(values.vocab, target);
+          console.log(`copied ${values.vocab} to ${target}`);
+        } else {
+          console.log(`note: the model folder also needs the CLIP merges file at ${target} (--vocab copies it; or pass vocabPath to loadModel)`);
+        }
+      } else {
+        console.log(`note: the '${preset}' preset's word tokenizer is not in a torch checkpoint; put its tokenizer.json in ${out}`);
+      }
     } finally {
       await ckpt.close();
     }

@@ -12,6 +12,7 @@ import { floatToHalf, halfToFloat } from '../../src/io/safetensors.js';
 import { ApeNetwork } from '../../src/modeling/ape-network.js';
 import { APE_PRESETS, tinyConfig } from '../../src/modeling/config.js';
 import { WordTokenizer } from '../../src/text/word-tokenizer.js';
+import { loadModel } from '../../src/inference/model-files.js';
 import { bytesOf, checkpointPickle, torchArchive, type TensorSpec } from './torch-test-writer.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ape-convert-cli-'));
@@ -130,16 +131,24 @@ test('ape convert: a torch export of the tiny model round-trips exactly (float16
 
   const file = await readSafetensorsFile(join(out, 'model.safetensors'));
   assert.equal(file.tensors.size, params.size);
-  assert.equal(file.metadata['ape.preset'], 'tiny');
+  assert.equal(file.metadata.config, 'tiny');
+  assert.equal(file.metadata.source, 'tiny-0.pth');
   for (const [name, v] of params) {
     const t = file.tensors.get(name)!;
     assert.deepEqual(t.shape, v.shape, name);
     assert.equal(t.dtype, 'F32');
     assert.deepEqual(t.data, expected.get(name), name);
   }
-  assert.deepEqual(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')), JSON.parse(JSON.stringify(tinyConfig())));
+  assert.deepEqual(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')), { format: 'ape-model', version: 1, config: JSON.parse(JSON.stringify(tinyConfig())) });
   const conversion = JSON.parse(readFileSync(join(out, 'conversion.json'), 'utf8')) as { used: unknown[]; missing: unknown[] };
   assert.equal(conversion.used.length, params.size);
+  assert.ok(lines.some((l) => l.startsWith("note: the 'tiny' preset's word tokenizer is not in a torch checkpoint")));
+
+  // The folder is what loadModel reads (the word tokenizer's vocabulary added, as the note says).
+  writeFileSync(join(out, 'tokenizer.json'), JSON.stringify(WordTokenizer.hashing(4096, 16).toJSON()));
+  const loaded = await loadModel(out);
+  for (const [name, v] of loaded.namedParameters()) assert.deepEqual(v.dataSync(), expected.get(name), name);
+  loaded.dispose();
   net.dispose();
 });
 
