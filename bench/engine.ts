@@ -46,22 +46,32 @@ function matMulCase(a: number[], b: number[], ta: boolean, tb: boolean, skip?: C
   };
 }
 
-function convCase(x: number[], f: number[], backward: boolean, skip?: Case['skip']): Case {
-  const out = [x[0]!, x[1]!, x[2]!, f[3]!];
+type ConvPart = 'fwd' | 'dx' | 'dw' | 'fwd+bwd';
+
+function convCase(x: number[], f: number[], stride: number, pad: 'same' | 'valid', part: ConvPart, skip?: Case['skip']): Case {
+  const oh = pad === 'same' ? Math.ceil(x[1]! / stride) : Math.floor((x[1]! - f[0]!) / stride) + 1;
+  const ow = pad === 'same' ? Math.ceil(x[2]! / stride) : Math.floor((x[2]! - f[1]!) / stride) + 1;
+  const out = [x[0]!, oh, ow, f[3]!];
   const flops = 2 * tf.util.sizeFromShape(out) * f[0]! * f[1]! * f[2]!;
+  const shapes = `${x.join('x')} ${f[0]}x${f[1]}${stride > 1 ? `/${stride}` : ''}->${f[3]}`;
+  const label = { fwd: 'fwd', dx: 'dx (Conv2DBackpropInput)', dw: 'dW (Conv2DBackpropFilter)', 'fwd+bwd': 'fwd+bwd' }[part];
   return {
-    name: `conv2d ${x.join('x')} ${f[0]}x${f[1]}->${f[3]} ${backward ? 'fwd+bwd' : 'fwd'}`,
-    flops: backward ? 3 * flops : flops,
+    name: `conv2d ${shapes} ${label}`,
+    flops: part === 'fwd+bwd' ? 3 * flops : flops,
     setup: () => {
       const rng = new Rng(2);
       const xs = randomTensor(rng, x) as tf.Tensor4D;
       const w = randomTensor(rng, f) as tf.Tensor4D;
-      const dy = randomTensor(rng, out);
-      const g = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'));
-      return {
-        run: backward ? () => g([xs, w], dy) : () => tf.conv2d(xs, w, 1, 'same'),
-        dispose: () => tf.dispose([xs, w, dy]),
-      };
+      const dy = randomTensor(rng, out) as tf.Tensor4D;
+      const g = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, stride, pad));
+      const dwOnly = tf.grad((b: tf.Tensor) => tf.conv2d(xs, b as tf.Tensor4D, stride, pad));
+      const run = {
+        fwd: () => tf.conv2d(xs, w, stride, pad),
+        dx: () => tf.conv2dTranspose(dy, w, x as [number, number, number, number], stride, pad),
+        dw: () => dwOnly(w, dy),
+        'fwd+bwd': () => g([xs, w], dy),
+      }[part];
+      return { run, dispose: () => tf.dispose([xs, w, dy]) };
     },
     skip,
   };
@@ -138,6 +148,8 @@ export async function run(argv: string[]): Promise<{ results: Record<string, unk
   const changed = [...patched.keys()].filter((k) => patched.get(k) !== stock.get(k));
 
   const cpuTooSlow = { cpu: 'too slow' } as const;
+  // tfjs-backend-cpu's conv backprops are naive loops: 20-65 s for these shapes.
+  const cpuConv = { cpu: 'skipped (20-65 s)' } as const;
   const cases: Case[] = [
     matMulCase([512, 512], [512, 512], false, false),
     matMulCase([1024, 1024], [1024, 1024], false, false, quick ? cpuTooSlow : undefined),
@@ -146,8 +158,11 @@ export async function run(argv: string[]): Promise<{ results: Record<string, unk
     matMulCase([1344, 256], [1344, 256], true, false),
     matMulCase([8, 1024, 32], [8, 1024, 32], false, true),
     matMulCase([8, 1024, 1024], [8, 1024, 32], false, false),
-    convCase([1, 64, 64, 64], [3, 3, 64, 64], false),
-    convCase([1, 64, 64, 64], [3, 3, 64, 64], true, { 'wasm-stock': 'no Conv2DBackpropFilter kernel' }),
+    convCase([1, 64, 64, 64], [3, 3, 64, 64], 1, 'same', 'fwd'),
+    convCase([1, 64, 64, 64], [3, 3, 64, 64], 1, 'same', 'dx', cpuConv),
+    convCase([1, 64, 64, 64], [3, 3, 64, 64], 1, 'same', 'dw', { ...cpuConv, 'wasm-stock': 'no kernel' }),
+    convCase([1, 64, 64, 64], [3, 3, 64, 64], 1, 'same', 'fwd+bwd', { ...cpuConv, 'wasm-stock': 'no dW kernel' }),
+    convCase([1, 64, 64, 96], [2, 2, 96, 192], 2, 'valid', 'dx', cpuConv),
     msdaCase(1344, [[32, 32], [16, 16], [8, 8]], false),
     msdaCase(1344, [[32, 32], [16, 16], [8, 8]], true),
     msdaCase(5440, [[64, 64], [32, 32], [16, 16], [8, 8]], false),
