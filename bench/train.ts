@@ -3,7 +3,8 @@
  * per second of the tiny preset on a synthetic-world mix (detection, semantic, grounding,
  * class-agnostic), and the share of step time in each part: data loading, backbone, encoder,
  * decoder, the rest of the forward (proposals, heads, masks), the criterion, the backward pass and
- * the optimizer update.
+ * the optimizer update. `--workers 2` splits each batch with a gradient worker thread (the parts
+ * are then this thread's half; the worker's run alongside).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,10 +32,11 @@ function timeForward(obj: Timed, key: string, sink: Record<string, number>): voi
 }
 
 export async function run(argv: string[]): Promise<BenchResult> {
-  const { values } = parseArgs({ args: argv, options: { size: { type: 'string' }, batch: { type: 'string' }, steps: { type: 'string' }, dataset: { type: 'string' }, json: { type: 'string' } } });
+  const { values } = parseArgs({ args: argv, options: { size: { type: 'string' }, batch: { type: 'string' }, steps: { type: 'string' }, dataset: { type: 'string' }, workers: { type: 'string' }, json: { type: 'string' } } });
   const size = Number(values.size ?? 256);
   const batch = Number(values.batch ?? 2);
   const steps = Number(values.steps ?? 8);
+  const workers = Number(values.workers ?? 1);
   await initEngine({ backend: 'wasm' });
   const dir = mkdtempSync(join(tmpdir(), 'ape-bench-train-'));
   await writeSynthDataset(join(dir, 'synth'), { images: 16, seed: 11, size: 256 });
@@ -46,7 +48,7 @@ export async function run(argv: string[]): Promise<BenchResult> {
   ];
   const datasets = values.dataset ? all.filter((d) => d.name === values.dataset) : all;
   if (datasets.length === 0) throw new Error(`--dataset must be one of ${all.map((d) => d.name).join(', ')}`);
-  const json = { root: dir, output: 'run', seed: 1, steps: 1000, batchSize: batch, imageSize: size, model: { preset: 'tiny', textVocabSize: 4096 }, datasets };
+  const json = { root: dir, output: 'run', seed: 1, steps: 1000, batchSize: batch, imageSize: size, workers, model: { preset: 'tiny', textVocabSize: 4096 }, datasets };
   writeFileSync(join(dir, 'config.json'), JSON.stringify(json));
   const config = parseTrainConfig(json, join(dir, 'config.json'));
   const trainer = await Trainer.create(config);
@@ -92,11 +94,11 @@ export async function run(argv: string[]): Promise<BenchResult> {
   const accounted = Object.values(breakdown).reduce((a, b) => a + b, 0);
   const shares = Object.fromEntries(Object.entries(breakdown).map(([k, v]) => [k, Math.round((1000 * v) / accounted) / 10]));
   const stepsPerSecond = (1000 * steps) / wall;
-  console.log(`tiny preset, ${size}x${size}, batch ${batch}, ${steps} steps over ${Object.entries(used).map(([k, v]) => `${k} x${v}`).join(', ')}`);
+  console.log(`tiny preset, ${size}x${size}, batch ${batch}, workers ${workers}, ${steps} steps over ${Object.entries(used).map(([k, v]) => `${k} x${v}`).join(', ')}`);
   console.log(`${stepsPerSecond.toFixed(3)} steps/s (${(wall / steps / 1000).toFixed(2)} s/step, ${Math.round(stepsPerSecond * batch * 3600)} images/hour)`);
   for (const [k, v] of Object.entries(breakdown)) console.log(`  ${k.padEnd(22)} ${(v / steps).toFixed(0).padStart(6)} ms/step  ${shares[k]!.toFixed(1).padStart(5)}%`);
   console.log(`  tensors alive after the run: ${tf.memory().numTensors}`);
-  trainer.dispose();
+  await trainer.close();
   rmSync(dir, { recursive: true, force: true });
-  return { results: { size, batch, steps, stepsPerSecond, secondsPerStep: wall / steps / 1000, imagesPerHour: stepsPerSecond * batch * 3600, datasetsDrawn: used, msPerStep: Object.fromEntries(Object.entries(breakdown).map(([k, v]) => [k, v / steps])), sharePercent: shares } };
+  return { results: { size, batch, workers, steps, stepsPerSecond, secondsPerStep: wall / steps / 1000, imagesPerHour: stepsPerSecond * batch * 3600, datasetsDrawn: used, msPerStep: Object.fromEntries(Object.entries(breakdown).map(([k, v]) => [k, v / steps])), sharePercent: shares } };
 }

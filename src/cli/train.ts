@@ -41,7 +41,7 @@ export const command: Command = {
     };
     process.on('SIGINT', onSigint);
     try {
-      await runTraining(config, {
+      const trainer = await runTraining(config, {
         maxSteps,
         signal,
         evaluate: async (trainer) => {
@@ -49,6 +49,7 @@ export const command: Command = {
           return { boxAP: r.bbox[0], maskAP: r.segm[0], miou: r.miou, referring_acc: r.referring_acc, images: r.images };
         },
       });
+      await trainer.close();
     } finally {
       process.off('SIGINT', onSigint);
     }

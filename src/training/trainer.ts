@@ -8,7 +8,6 @@ import { DEFAULT_LOAD_OPTIONS, loadSample, type LoadOptions } from '../data/mapp
 import { openDataset } from '../data/open-dataset.js';
 import { defaultLossSwitches, type LossSwitches } from '../data/sampler/loss-switches.js';
 import { MultiDatasetSampler, type SamplerDraw, type SamplerState } from '../data/sampler/multi-dataset-sampler.js';
-import type { ApeRawOutput, PromptInput } from '../modeling/ape-network.js';
 import type { ApeModel } from '../inference/ape-model.js';
 import { saveModel } from '../inference/model-files.js';
 import type { ApeConfig } from '../modeling/config.js';
@@ -16,12 +15,15 @@ import type { WordTokenizer, WordTokenizerJson } from '../text/word-tokenizer.js
 import { Rng } from '../util/random.js';
 import { loadLatestCheckpoint, saveCheckpoint, type TrainingCheckpoint } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
-import { computeLosses, type CriterionConfig, type TrainingPredictions } from './criterion.js';
+import type { CriterionConfig } from './criterion.js';
+import { batchGradients, type MicroBatchResult, type NegativeEmbeddings } from './batch-gradients.js';
+export type { MicroBatchResult } from './batch-gradients.js';
 import { buildNetwork, buildTokenizer, trainingModelConfig } from './model-factory.js';
 import { NegativeBank } from './negative-bank.js';
 import { AdamW } from './optim/adamw.js';
 import { accumulateGradients, clipFactor } from './optim/gradients.js';
 import { learningRateAt } from './optim/schedule.js';
+import { GradientWorker } from './parallel/worker-pool.js';
 
 /** What one optimizer step did. */
 export interface StepReport {
@@ -34,15 +36,6 @@ export interface StepReport {
   /** Milliseconds spent loading data and in forward + backward + update. */
   dataMs: number;
   computeMs: number;
-}
-
-/** The gradients of one micro-batch (summed into the step's) and its loss values. */
-export interface MicroBatchResult {
-  /** Gradients by parameter name, read back to the host. */
-  grads: Map<string, Float32Array>;
-  losses: Record<string, number>;
-  /** Milliseconds in the network's forward, the criterion, and the backward pass. */
-  phaseMs: { forward: number; losses: number; backward: number };
 }
 
 /** The JSON part of a checkpoint. */
@@ -70,6 +63,10 @@ export class Trainer {
   readonly bank: NegativeBank;
   private readonly switches: LossSwitches[];
   private readonly loadOptions: LoadOptions[];
+  /** The gradient worker thread when `workers` is 2. */
+  private worker: GradientWorker | null = null;
+  /** Whether the worker's weights lag behind this thread's (true after every update). */
+  private workerStale = false;
 
   private constructor(
     readonly config: TrainConfig,
@@ -127,6 +124,11 @@ export class Trainer {
     } else {
       log(`new run: ${network.parameterCount()} parameters (${trainer.params.size} trainable tensors)`);
     }
+    if (config.workers === 2) {
+      const params = [...network.namedParameters()].map(([name, v]): [string, Float32Array] => [name, v.dataSync() as Float32Array]);
+      trainer.worker = await GradientWorker.start(modelConfig, tokenizer.toJSON(), params, trainer.criterionConfig());
+      log('data parallel: a gradient worker thread computes half of every batch');
+    }
     return trainer;
   }
 
@@ -150,11 +152,15 @@ export class Trainer {
     return { assignment: l.assignment, matchCost: l.matchCost, weights: l.weights, focalAlpha: l.focalAlpha, focalGamma: l.focalGamma, maskLayers: l.maskLayers, pointSampling: l.pointSampling };
   }
 
-  /** Loads and augments the images of one sampler draw into a batch. */
-  async loadBatch(draw: SamplerDraw, images = draw.images): Promise<TrainingBatch> {
+  /**
+   * Loads and augments images [start, end) of one sampler draw into a batch. Each image's random
+   * choices depend on the draw and its position only, so a split batch sees the same samples.
+   */
+  async loadBatch(draw: SamplerDraw, start = 0, end = draw.images.length): Promise<TrainingBatch> {
     const dataset = this.datasets[draw.dataset]!;
     const rng = new Rng(draw.seed);
-    const seeds = images.map(() => [rng.seed(), rng.seed()] as const);
+    const seeds = draw.images.map(() => [rng.seed(), rng.seed()] as const).slice(start, end);
+    const images = draw.images.slice(start, end);
     const samples = await Promise.all(
       images.map(async (index, k) => {
         const raw = await loadSample(dataset, index, new Rng(seeds[k]![0]), this.loadOptions[draw.dataset]!);
@@ -165,37 +171,16 @@ export class Trainer {
   }
 
   /** Forward, losses and gradients of one batch; the gradients are keyed by parameter name. */
-  computeGradients(batch: TrainingBatch, rng: Rng): MicroBatchResult {
-    const s = batch.size;
-    const images = tf.tensor4d(batch.images, [batch.batchSize, s, s, 3]);
-    const negatives = batch.promptKind === 'sentence' && batch.switches.decoderClass ? this.bank.negatives(new Set(batch.prompts), this.config.negativeBank.perBatch) : [];
-    const extra = negatives.length ? tf.tensor2d(concat(negatives.map((n) => n.embedding)), [negatives.length, negatives[0]!.embedding.length]) : null;
-    const prompts: PromptInput =
-      batch.promptKind === 'sentence' ? { sentences: batch.prompts, extraSentenceEmbeddings: extra } : { vocabulary: batch.prompts.length ? batch.prompts : ['object'] };
-    const losses: Record<string, number> = {};
-    const criterion = this.criterionConfig();
-    const t0 = performance.now();
-    let t1 = t0;
-    let t2 = t0;
-    const { value, grads } = tf.variableGrads(() => {
-      const out = this.network.forward({ images, sizes: batch.sizes }, prompts, { training: true, rng, layers: 'all', masks: criterion.maskLayers });
-      t1 = performance.now();
-      const result = computeLosses(trainingPredictions(out), batch.targets, batch.switches, criterion, rng);
-      for (const [name, t] of result.terms) losses[name] = t.dataSync()[0]!;
-      t2 = performance.now();
-      return result.total;
-    }, [...this.params.values()]);
-    losses.total = value.dataSync()[0]!;
-    const phaseMs = { forward: t1 - t0, losses: t2 - t1, backward: performance.now() - t2 };
-    value.dispose();
-    images.dispose();
-    extra?.dispose();
-    const named = new Map<string, Float32Array>();
-    for (const [id, g] of Object.entries(grads)) {
-      named.set(this.nameOf.get(id)!, g.dataSync() as Float32Array);
-      g.dispose();
-    }
-    return { grads: named, losses, phaseMs };
+  computeGradients(batch: TrainingBatch, rng: Rng, negatives = this.negativesFor(batch)): MicroBatchResult {
+    return batchGradients(this.network, this.params, batch, negatives, this.criterionConfig(), rng);
+  }
+
+  /** The negative bank's entries for a sentence batch (none for other batches or an empty bank). */
+  negativesFor(batch: TrainingBatch): NegativeEmbeddings | null {
+    if (batch.promptKind !== 'sentence' || !batch.switches.decoderClass) return null;
+    const entries = this.bank.negatives(new Set(batch.prompts), this.config.negativeBank.perBatch);
+    if (entries.length === 0) return null;
+    return { data: concat(entries.map((n) => n.embedding)), count: entries.length, dim: entries[0]!.embedding.length };
   }
 
   /** One optimizer step over `accumulate` micro-batches. */
@@ -209,13 +194,33 @@ export class Trainer {
     const sentenceBatches: string[][] = [];
     for (let micro = 0; micro < this.config.accumulate; micro++) {
       const t0 = performance.now();
-      const batch = await this.loadBatch(this.sampler.next());
-      const t1 = performance.now();
-      const r = this.computeGradients(batch, new Rng(stepRng.seed()));
+      const draw = this.sampler.next();
+      let r: MicroBatchResult;
+      let prompts: string[];
+      let kind: TrainingBatch['promptKind'];
+      let t1: number;
+      if (this.worker) {
+        // Data parallel: the worker thread takes the second half of the batch, this thread the first.
+        const half = Math.ceil(draw.images.length / 2);
+        const [a, b] = await Promise.all([this.loadBatch(draw, 0, half), this.loadBatch(draw, half)]);
+        t1 = performance.now();
+        prompts = [...new Set([...a.prompts, ...b.prompts])];
+        kind = a.promptKind;
+        const negatives = this.negativesFor({ ...a, prompts });
+        const remote = this.computeGradientsInWorker(b, stepRng.seed(), negatives);
+        const local = this.computeGradients(a, new Rng(stepRng.seed()), negatives);
+        r = averageResults(local, await remote);
+      } else {
+        const batch = await this.loadBatch(draw);
+        t1 = performance.now();
+        prompts = batch.prompts;
+        kind = batch.promptKind;
+        r = this.computeGradients(batch, new Rng(stepRng.seed()));
+      }
       accumulateGradients(sum, r.grads);
       for (const [k, v] of Object.entries(r.losses)) losses[k] = (losses[k] ?? 0) + v / this.config.accumulate;
-      datasets.push(batch.dataset);
-      if (batch.promptKind === 'sentence') sentenceBatches.push(batch.prompts);
+      datasets.push(this.datasets[draw.dataset]!.name);
+      if (kind === 'sentence') sentenceBatches.push(prompts);
       dataMs += t1 - t0;
       computeMs += performance.now() - t1;
     }
@@ -224,6 +229,7 @@ export class Trainer {
     const { norm: gradNorm, factor } = clipFactor(sum, this.config.optimizer.clipNorm);
     const lr = learningRateAt({ baseLr: this.config.optimizer.lr, totalSteps: this.config.steps, ...this.config.schedule }, this.step);
     this.optimizer.apply(sum, lr, this.lrScale, factor);
+    this.workerStale = true;
     if (this.config.negativeBank.size > 0) for (const texts of sentenceBatches) this.remember(texts);
     this.step++;
     computeMs += performance.now() - t2;
@@ -277,22 +283,48 @@ export class Trainer {
     this.step = checkpoint.step;
   }
 
+  /** The gradients of `batch` computed by the worker thread (with the current weights). */
+  computeGradientsInWorker(batch: TrainingBatch, seed: number, negatives = this.negativesFor(batch)): Promise<MicroBatchResult> {
+    if (!this.worker) throw new Error('computeGradientsInWorker: the run has no worker (workers: 1)');
+    return this.worker.compute(batch, negatives, seed, this.paramsForWorker());
+  }
+
+  /** The trainable weights for the worker when they changed since its last request. */
+  private paramsForWorker(): Array<[string, Float32Array]> | null {
+    if (!this.workerStale) return null;
+    this.workerStale = false;
+    return [...this.params].map(([name, v]) => [name, v.dataSync() as Float32Array]);
+  }
+
+  /** Frees the weights and stops the worker thread (if any). */
+  async close(): Promise<void> {
+    await this.worker?.stop();
+    this.worker = null;
+    this.dispose();
+  }
+
   dispose(): void {
+    void this.worker?.stop();
+    this.worker = null;
     this.optimizer.dispose();
     this.network.dispose();
   }
 }
 
-/** The criterion's view of the network's raw output. */
-export function trainingPredictions(out: ApeRawOutput): TrainingPredictions {
-  const anchors = out.encoder.anchors;
-  const anchorBoxes = anchors.boxes.slice();
-  for (let i = 0; i < anchors.valid.length; i++) if (!anchors.valid[i]) anchorBoxes.fill(0, i * 4 + 2, i * 4 + 4);
-  return {
-    layers: out.layers.map((l) => ({ logits: l.logits, boxes: l.boxes, ...(l.masks ? { masks: l.masks } : {}) })),
-    encoder: { logits: out.encoder.logits, boxes: out.encoder.boxes, anchors: anchorBoxes },
-    references: out.references[0],
-  };
+/** The mean of two halves' gradients and losses (a parameter missing from one half had zero gradient there). */
+export function averageResults(a: MicroBatchResult, b: MicroBatchResult): MicroBatchResult {
+  const grads = new Map<string, Float32Array>();
+  for (const name of new Set([...a.grads.keys(), ...b.grads.keys()])) {
+    const ga = a.grads.get(name);
+    const gb = b.grads.get(name);
+    const out = new Float32Array((ga ?? gb)!.length);
+    for (let i = 0; i < out.length; i++) out[i] = ((ga?.[i] ?? 0) + (gb?.[i] ?? 0)) / 2;
+    grads.set(name, out);
+  }
+  const losses: Record<string, number> = {};
+  for (const k of new Set([...Object.keys(a.losses), ...Object.keys(b.losses)])) losses[k] = ((a.losses[k] ?? 0) + (b.losses[k] ?? 0)) / 2;
+  const phaseMs = { forward: Math.max(a.phaseMs.forward, b.phaseMs.forward), losses: Math.max(a.phaseMs.losses, b.phaseMs.losses), backward: Math.max(a.phaseMs.backward, b.phaseMs.backward) };
+  return { grads, losses, phaseMs };
 }
 
 function concat(parts: Float32Array[]): Float32Array {

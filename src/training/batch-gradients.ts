@@ -1,0 +1,79 @@
+import './enable-gradients.js';
+import { tf } from '../engine/engine.js';
+import type { TrainingBatch } from '../data/batch.js';
+import type { ApeRawOutput, ApeNetwork, PromptInput } from '../modeling/ape-network.js';
+import type { Rng } from '../util/random.js';
+import { computeLosses, type CriterionConfig, type TrainingPredictions } from './criterion.js';
+
+/** Extra negative prompts for a sentence batch: N embeddings of `dim` values, back to back. */
+export interface NegativeEmbeddings {
+  data: Float32Array;
+  count: number;
+  dim: number;
+}
+
+/** The gradients of one batch (read back to the host, by parameter name) and its loss values. */
+export interface MicroBatchResult {
+  grads: Map<string, Float32Array>;
+  /** Unweighted terms and 'total'. */
+  losses: Record<string, number>;
+  /** Milliseconds in the network's forward, the criterion, and the backward pass. */
+  phaseMs: { forward: number; losses: number; backward: number };
+}
+
+/**
+ * Forward, losses and backward of one batch for the trainable parameters `params` (name ->
+ * variable). Vocabulary batches prompt with the dataset's names (class-agnostic ones, which have
+ * none, with one placeholder name whose logits no loss reads); sentence batches with their
+ * sentences plus the negatives, which the network fuses like sentences.
+ */
+export function batchGradients(
+  network: ApeNetwork,
+  params: Map<string, tf.Variable>,
+  batch: TrainingBatch,
+  negatives: NegativeEmbeddings | null,
+  criterion: CriterionConfig,
+  rng: Rng,
+): MicroBatchResult {
+  const nameOf = new Map([...params].map(([name, v]) => [v.name, name]));
+  const s = batch.size;
+  const images = tf.tensor4d(batch.images, [batch.batchSize, s, s, 3]);
+  const extra = negatives && negatives.count > 0 ? tf.tensor2d(negatives.data, [negatives.count, negatives.dim]) : null;
+  const prompts: PromptInput =
+    batch.promptKind === 'sentence' ? { sentences: batch.prompts, extraSentenceEmbeddings: extra } : { vocabulary: batch.prompts.length ? batch.prompts : ['object'] };
+  const losses: Record<string, number> = {};
+  const t0 = performance.now();
+  let t1 = t0;
+  let t2 = t0;
+  const { value, grads } = tf.variableGrads(() => {
+    const out = network.forward({ images, sizes: batch.sizes }, prompts, { training: true, rng, layers: 'all', masks: criterion.maskLayers });
+    t1 = performance.now();
+    const result = computeLosses(trainingPredictions(out), batch.targets, batch.switches, criterion, rng);
+    for (const [name, t] of result.terms) losses[name] = t.dataSync()[0]!;
+    t2 = performance.now();
+    return result.total;
+  }, [...params.values()]);
+  losses.total = value.dataSync()[0]!;
+  const phaseMs = { forward: t1 - t0, losses: t2 - t1, backward: performance.now() - t2 };
+  value.dispose();
+  images.dispose();
+  extra?.dispose();
+  const named = new Map<string, Float32Array>();
+  for (const [id, g] of Object.entries(grads)) {
+    named.set(nameOf.get(id)!, g.dataSync() as Float32Array);
+    g.dispose();
+  }
+  return { grads: named, losses, phaseMs };
+}
+
+/** The criterion's view of the network's raw output. */
+export function trainingPredictions(out: ApeRawOutput): TrainingPredictions {
+  const anchors = out.encoder.anchors;
+  const anchorBoxes = anchors.boxes.slice();
+  for (let i = 0; i < anchors.valid.length; i++) if (!anchors.valid[i]) anchorBoxes.fill(0, i * 4 + 2, i * 4 + 4);
+  return {
+    layers: out.layers.map((l) => ({ logits: l.logits, boxes: l.boxes, ...(l.masks ? { masks: l.masks } : {}) })),
+    encoder: { logits: out.encoder.logits, boxes: out.encoder.boxes, anchors: anchorBoxes },
+    references: out.references[0],
+  };
+}
