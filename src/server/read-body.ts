@@ -7,13 +7,17 @@ import { HttpError } from './http-error.js';
  * the caller answers with `Connection: close`, so the rest of the upload is never read.
  */
 export async function readBody(request: IncomingMessage, maxBytes: number): Promise<Buffer> {
-  const tooLarge = (size: string) =>
-    new HttpError(413, 'request-too-large', `request body is ${size}, more than the limit of ${maxBytes} bytes`);
+  const tooLarge = (size?: number) =>
+    new HttpError(
+      413,
+      'request-too-large',
+      size === undefined ? `request body is larger than the limit of ${maxBytes} bytes` : `request body is ${size} bytes, more than the limit of ${maxBytes} bytes`,
+    );
   const declared = request.headers['content-length'];
   if (declared !== undefined) {
     const length = Number(declared);
     if (!Number.isInteger(length) || length < 0) throw new HttpError(400, 'bad-content-length', `Content-Length '${declared}' is not a byte count`);
-    if (length > maxBytes) throw tooLarge(`${length} bytes`);
+    if (length > maxBytes) throw tooLarge(length);
   }
   // Events rather than for-await: leaving an async iterator early destroys the socket, and then
   // no answer could be sent.
@@ -29,7 +33,7 @@ export async function readBody(request: IncomingMessage, maxBytes: number): Prom
       // Nothing more is stored; the caller answers with Connection: close, which ends the upload.
       cleanup();
       request.pause();
-      reject(tooLarge(`more than ${maxBytes} bytes`));
+      reject(tooLarge());
     };
     const onEnd = () => {
       cleanup();

@@ -139,6 +139,18 @@ describe('ape serve API', () => {
 
   test('limits and bad input: the right status and a message that names the problem', async () => {
     assertError(await predictJson({ image: 'A'.repeat(1_200_000), vocabulary: ['a'] }), 413, 'request-too-large', /more than the limit of 1048576 bytes/);
+    // Without a Content-Length (chunked upload) the limit is enforced while reading.
+    const chunk = new Uint8Array(64 * 1024).fill(65);
+    let sent = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent >= 40) return controller.close();
+        sent++;
+        controller.enqueue(chunk);
+      },
+    });
+    const chunked = await call('/v1/predict', { method: 'POST', headers: { 'content-type': 'application/json' }, body: stream, duplex: 'half' } as RequestInit);
+    assertError(chunked, 413, 'request-too-large', /larger than the limit of 1048576 bytes/);
     const big = await encodePng(createRgbImage(600, 400, [10, 20, 30]));
     assertError(await predictForm({ vocabulary: 'a' }, big, 'big.png'), 413, 'image-too-large', /240000/);
     assertError(await predictForm({ vocabulary: 'a,b,c,d,e,f' }), 422, 'too-many-prompts', /6 prompts, more than the limit of 5/);
