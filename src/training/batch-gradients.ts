@@ -1,4 +1,3 @@
-import './enable-gradients.js';
 import { tf } from '../engine/engine.js';
 import type { TrainingBatch } from '../data/batch.js';
 import type { ApeRawOutput, ApeNetwork, PromptInput } from '../modeling/ape-network.js';

@@ -1,4 +1,3 @@
-import './enable-gradients.js';
 import { tf } from '../engine/engine.js';
 import type { ImageTargets } from '../data/batch.js';
 import type { LossSwitches } from '../data/sampler/loss-switches.js';

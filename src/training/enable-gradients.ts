@@ -6,11 +6,13 @@
  * here through a resolve hook that adds the extension for files inside tfjs-core/dist only.
  * The second copy of tfjs-core modules this loads shares the engine and the gradient registry
  * with the bundle through tfjs's global namespace, so registration reaches the running engine.
+ * Training code imports this lazily (Trainer.create), so importing the library registers nothing.
  */
 import { register } from 'node:module';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { dirname, join } from 'node:path';
+import { registerCoreGradientFixes } from '../engine/core-gradient-fixes.js';
 
 const HOOKS = `
 import { existsSync } from 'node:fs';
@@ -27,3 +29,5 @@ const coreMain = createRequire(import.meta.url).resolve('@tensorflow/tfjs-core')
 const registerAll = pathToFileURL(join(dirname(coreMain), 'register_all_gradients.js')).href;
 register('data:text/javascript,' + encodeURIComponent(HOOKS));
 await import(registerAll);
+// The stock set replaces the engine's fixed gradients (broadcast matMul, ...); put them back.
+registerCoreGradientFixes();

@@ -1,4 +1,3 @@
-import './enable-gradients.js';
 import { join } from 'node:path';
 import { tf } from '../engine/engine.js';
 import { collateBatch, type TrainingBatch } from '../data/batch.js';
@@ -107,6 +106,8 @@ export class Trainer {
    * starts a new run.
    */
   static async create(config: TrainConfig, log: (line: string) => void = () => {}): Promise<Trainer> {
+    // Loaded here rather than at import so that importing the library does not register them.
+    await import('./enable-gradients.js');
     const datasets = config.datasets.map((spec) => openDataset(spec));
     for (const d of datasets) log(`dataset ${d.name}: ${d.kind}, ${d.size} images, ${d.prompts.length} categories`);
     const checkpoint = await loadLatestCheckpoint(Trainer.checkpointDir(config), log);

@@ -1,4 +1,3 @@
-import '../enable-gradients.js';
 import { tf } from '../../engine/engine.js';
 
 export interface FocalOptions {
