@@ -1,7 +1,8 @@
 /**
- * `npm run bench -- engine [--quick]`: matmul, conv2d and deformable attention on the cpu
- * backend, the stock wasm backend and the patched wasm backend, in one process (kernels are
- * swapped in the registry between runs). Prints a table; numbers are median milliseconds.
+ * `npm run bench -- engine [--quick] [--only SUBSTRING]`: matmul, conv2d, a transformer layer and
+ * deformable attention on the cpu backend, the stock wasm backend and the patched wasm backend,
+ * in one process (kernels are swapped in the registry between runs). Prints a table; numbers are
+ * median milliseconds.
  */
 import { cpus } from 'node:os';
 import '../src/training/enable-gradients.js';
@@ -99,6 +100,44 @@ function msdaCase(numQuery: number, shapes: [number, number][], backward: boolea
   };
 }
 
+/** One pre-norm transformer layer (tokens x width, 8 heads, MLP 4x), forward + backward for all weights. */
+function transformerCase(tokens: number, width: number): Case {
+  const heads = 8;
+  const hd = width / heads;
+  return {
+    name: `transformer layer ${tokens}x${width} fwd+bwd`,
+    flops: 3 * (2 * tokens * width * width * 12 + 4 * tokens * tokens * width),
+    setup: () => {
+      const rng = new Rng(4);
+      const x = randomTensor(rng, [tokens, width]);
+      const w = (shape: number[]) => tf.variable(tf.mul(randomTensor(rng, shape), 1 / Math.sqrt(shape[0]!)));
+      const weights = { qkv: w([width, 3 * width]), o: w([width, width]), up: w([width, 4 * width]), down: w([4 * width, width]) };
+      const norm = (t: tf.Tensor) => {
+        const { mean, variance } = tf.moments(t, -1, true);
+        return tf.div(tf.sub(t, mean), tf.sqrt(tf.add(variance, 1e-5)));
+      };
+      const heads3 = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [tokens, heads, hd]), [1, 0, 2]);
+      const loss = () => {
+        const qkv = tf.matMul(norm(x), weights.qkv);
+        const [q, k, v] = tf.split(qkv, 3, -1).map(heads3) as [tf.Tensor, tf.Tensor, tf.Tensor];
+        const attn = tf.softmax(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hd)));
+        const mixed = tf.reshape(tf.transpose(tf.matMul(attn, v), [1, 0, 2]), [tokens, width]);
+        const h = tf.add(x, tf.matMul(mixed, weights.o));
+        const up = tf.matMul(norm(h), weights.up);
+        const act = tf.mul(up, tf.sigmoid(tf.mul(up, 1.702)));
+        return tf.sum(tf.add(h, tf.matMul(act, weights.down))) as tf.Scalar;
+      };
+      return {
+        run: () => {
+          const { value, grads } = tf.variableGrads(loss);
+          return [value, ...Object.values(grads)];
+        },
+        dispose: () => tf.dispose([x, ...Object.values(weights)]),
+      };
+    },
+  };
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
@@ -163,11 +202,17 @@ export async function run(argv: string[]): Promise<{ results: Record<string, unk
     convCase([1, 64, 64, 64], [3, 3, 64, 64], 1, 'same', 'dw', { ...cpuConv, 'wasm-stock': 'no kernel' }),
     convCase([1, 64, 64, 64], [3, 3, 64, 64], 1, 'same', 'fwd+bwd', { ...cpuConv, 'wasm-stock': 'no dW kernel' }),
     convCase([1, 64, 64, 96], [2, 2, 96, 192], 2, 'valid', 'dx', cpuConv),
+    transformerCase(1024, 256),
     msdaCase(1344, [[32, 32], [16, 16], [8, 8]], false),
     msdaCase(1344, [[32, 32], [16, 16], [8, 8]], true),
     msdaCase(5440, [[64, 64], [32, 32], [16, 16], [8, 8]], false),
     msdaCase(5440, [[64, 64], [32, 32], [16, 16], [8, 8]], true),
   ];
+  const onlyAt = argv.indexOf('--only');
+  if (onlyAt >= 0) {
+    const only = argv[onlyAt + 1] ?? '';
+    cases.splice(0, cases.length, ...cases.filter((c) => c.name.includes(only)));
+  }
   const modes: Mode[] = ['cpu', 'wasm-stock', 'wasm-patched'];
   const rows: Record<string, Partial<Record<Mode, number | string>>> = {};
   for (const mode of modes) {
