@@ -45,12 +45,13 @@ export async function runTraining(config: TrainConfig, options: RunOptions = {})
   while (trainer.step < end && !options.signal?.stop) {
     const report = await trainer.trainStep();
     options.onStep?.(report);
+    if (report.skipped) log(`step ${report.step}: gradient norm ${report.gradNorm}; update skipped`);
     for (const [k, v] of Object.entries(report.losses)) averages.set(k, 0.9 * (averages.get(k) ?? v) + 0.1 * v);
     windowSteps++;
     progress?.tick(1, formatLosses(report.step, averages));
     if (report.step % config.log.every === 0 || report.step === end) {
       const seconds = (performance.now() - windowStart) / 1000;
-      appendFileSync(logFile, JSON.stringify({ step: report.step, lr: report.lr, gradNorm: report.gradNorm, stepsPerSecond: windowSteps / seconds, datasets: report.datasets, losses: report.losses, time: new Date().toISOString() }) + '\n');
+      appendFileSync(logFile, JSON.stringify({ step: report.step, lr: report.lr, gradNorm: report.gradNorm, skipped: report.skipped, stepsPerSecond: windowSteps / seconds, datasets: report.datasets, losses: report.losses, time: new Date().toISOString() }) + '\n');
       windowStart = performance.now();
       windowSteps = 0;
     }

@@ -20,7 +20,7 @@ export type { MicroBatchResult } from './batch-gradients.js';
 import { buildNetwork, buildTokenizer, trainingModelConfig } from './model-factory.js';
 import { NegativeBank } from './negative-bank.js';
 import { AdamW } from './optim/adamw.js';
-import { accumulateGradients, clipFactor } from './optim/gradients.js';
+import { accumulateGradients, clipFactor, globalNorm } from './optim/gradients.js';
 import { learningRateAt } from './optim/schedule.js';
 import { GradientWorker } from './parallel/worker-pool.js';
 
@@ -31,6 +31,8 @@ export interface StepReport {
   losses: Record<string, number>;
   lr: number;
   gradNorm: number;
+  /** The gradient was not finite and no update was made. */
+  skipped: boolean;
   datasets: string[];
   /** Milliseconds spent loading data and in forward + backward + update. */
   dataMs: number;
@@ -227,14 +229,20 @@ export class Trainer {
     }
     const t2 = performance.now();
     if (this.config.accumulate > 1) for (const g of sum.values()) for (let i = 0; i < g.length; i++) g[i]! /= this.config.accumulate;
-    const { norm: gradNorm, factor } = clipFactor(sum, this.config.optimizer.clipNorm);
+    const gradNorm = globalNorm(sum);
     const lr = learningRateAt({ baseLr: this.config.optimizer.lr, totalSteps: this.config.steps, ...this.config.schedule }, this.step);
-    this.optimizer.apply(sum, lr, this.lrScale, factor);
-    this.workerStale = true;
-    if (this.config.negativeBank.size > 0) for (const texts of sentenceBatches) this.remember(texts);
+    // A non-finite gradient (a rare bad batch) skips the update rather than poisoning the weights;
+    // the step still counts, so a resumed run does not meet the same batch again.
+    const skipped = !Number.isFinite(gradNorm);
+    if (!skipped) {
+      const factor = clipFactor(gradNorm, this.config.optimizer.clipNorm);
+      this.optimizer.apply(sum, lr, this.lrScale, factor);
+      this.workerStale = true;
+      if (this.config.negativeBank.size > 0) for (const texts of sentenceBatches) this.remember(texts);
+    }
     this.step++;
     computeMs += performance.now() - t2;
-    return { step: this.step, losses, lr, gradNorm, datasets, dataMs, computeMs };
+    return { step: this.step, losses, lr, gradNorm, skipped, datasets, dataMs, computeMs };
   }
 
   /** Adds a batch's sentences to the negative bank (embedded with the current weights). */

@@ -8,13 +8,12 @@ export function globalNorm(grads: Map<string, Float32Array>): number {
 }
 
 /**
- * The factor that brings the gradients' global norm down to `maxNorm` (1 when it is below, or
- * when clipping is off), and the norm before clipping.
+ * The factor that brings a global gradient norm down to `maxNorm` (1 when it is below, or when
+ * clipping is off), as clip_grad_norm_ scales.
  */
-export function clipFactor(grads: Map<string, Float32Array>, maxNorm: number): { norm: number; factor: number } {
-  const norm = globalNorm(grads);
+export function clipFactor(norm: number, maxNorm: number): number {
   if (!Number.isFinite(norm)) throw new Error(`gradient norm is ${norm}: the loss diverged`);
-  return { norm, factor: maxNorm > 0 && norm > maxNorm ? maxNorm / (norm + 1e-6) : 1 };
+  return maxNorm > 0 && norm > maxNorm ? maxNorm / (norm + 1e-6) : 1;
 }
 
 /** Adds `grads` into `sum` by name (taking ownership of arrays it has not seen). */
