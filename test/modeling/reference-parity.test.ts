@@ -31,6 +31,18 @@ test('fusion: sentence tokens and visual tokens both match APE (BiAttentionBlock
   const out = m.forward(c.tensor('fusion.v_in') as tf.Tensor3D, c.tensor('fusion.l_in') as tf.Tensor3D);
   assert.ok(maxAbsDiff(out.v, c.tensor('fusion.v_out')) <= tol, `v_out diff ${maxAbsDiff(out.v, c.tensor('fusion.v_out'))}`);
   assert.ok(maxAbsDiff(out.l!, c.tensor('fusion.l_out')) <= tol, `l_out diff ${maxAbsDiff(out.l!, c.tensor('fusion.l_out'))}`);
+  // The one-head-at-a-time inference path (large maps) gives the same numbers.
+  const perHead = m.forward(c.tensor('fusion.v_in') as tf.Tensor3D, c.tensor('fusion.l_in') as tf.Tensor3D, { perHead: true });
+  assert.ok(maxAbsDiff(perHead.v, c.tensor('fusion.v_out')) <= tol);
+  assert.ok(maxAbsDiff(perHead.l!, c.tensor('fusion.l_out')) <= tol);
+  const visionOnly = m.forward(c.tensor('fusion.v_in') as tf.Tensor3D, c.tensor('fusion.l_in') as tf.Tensor3D, { perHead: true, needLanguage: false });
+  assert.ok(maxAbsDiff(visionOnly.v, c.tensor('fusion.v_out')) <= tol);
+  const vIn = c.tensor('fusion.v_in') as tf.Tensor3D;
+  const lIn = c.tensor('fusion.l_in') as tf.Tensor3D;
+  const before = tf.memory().numTensors;
+  const again = m.forward(vIn, lIn, { perHead: true });
+  tf.dispose([again.v, again.l!]);
+  assert.equal(tf.memory().numTensors, before, 'the per-head path leaves nothing behind');
 });
 
 test('fusion: the zero token (vocabulary prompts) matches APE on both sides, and the vision-only shortcut gives the same pixels', async () => {

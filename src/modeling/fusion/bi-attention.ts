@@ -28,6 +28,11 @@ export interface FusionRunOptions {
   rng?: Rng;
   /** Compute the text-side output (false when it is discarded, as for the zero token). */
   needLanguage?: boolean;
+  /**
+   * Inference path for large attention maps (one head at a time); chosen automatically when the
+   * map would exceed 4M values, forced with true (tests).
+   */
+  perHead?: boolean;
 }
 
 const CLAMP = 50000;
@@ -91,7 +96,7 @@ export class BiMultiHeadAttention extends Module {
         return { deltaV, deltaL: null };
       });
     }
-    const large = !options.training && b * heads * nv * nl > (1 << 22);
+    const large = !options.training && (options.perHead ?? b * heads * nv * nl > (1 << 22));
     return large ? this.forwardPerHead(v, l, needLanguage) : this.forwardBatched(v, l, options, needLanguage);
   }
 
@@ -117,51 +122,64 @@ export class BiMultiHeadAttention extends Module {
     });
   }
 
-  /** Inference with a large attention map: one head at a time, so only one head's map is alive. */
+  /**
+   * Inference with a large attention map, one head at a time: each head's projections use that
+   * head's slice of the weights, its map is computed twice (once for the global max, once for
+   * the outputs), and the output projections are summed over heads, so no tensor as wide as the
+   * inner width times the tokens, and no more than one head's map, is ever alive.
+   */
   private forwardPerHead(v: tf.Tensor3D, l: tf.Tensor3D, needLanguage: boolean): { deltaV: tf.Tensor3D; deltaL: tf.Tensor3D | null } {
-    return tidyKeep(() => {
-      const b = v.shape[0];
-      const heads = this.config.numHeads;
-      const q = splitHeads(tf.mul(this.vProj.forward(v), this.headDim ** -0.5), heads);
-      const k = splitHeads(this.lProj.forward(l), heads);
-      const valueV = splitHeads(this.valuesVProj.forward(v), heads);
-      const valueL = splitHeads(this.valuesLProj.forward(l), heads);
-      const headRows = (h: number) => tf.tensor1d(Array.from({ length: b }, (_, i) => i * heads + h), 'int32');
-      const maps: tf.Tensor[] = [];
-      let globalMax = -Infinity;
-      for (let h = 0; h < heads; h++) {
-        const rows = headRows(h);
-        const a = tf.matMul(tf.gather(q, rows), tf.gather(k, rows), false, true);
-        globalMax = Math.max(globalMax, tf.max(a).dataSync()[0]!);
-        maps.push(a);
+    const d = this.headDim;
+    const project = (layer: Linear, x: tf.Tensor3D, h: number, scale = 1): tf.Tensor3D =>
+      tf.tidy(() => {
+        const [b, n, c] = x.shape;
+        const w = tf.slice(layer.weight, [0, h * d], [c, d]);
+        const y = tf.add(tf.matMul(tf.reshape(x, [b * n, c]), w), tf.slice(layer.bias!, [h * d], [d]));
+        return tf.reshape(scale === 1 ? y : tf.mul(y, scale), [b, n, d]) as tf.Tensor3D;
+      });
+    const headMap = (h: number): tf.Tensor3D =>
+      tf.tidy(() => tf.matMul(project(this.vProj, v, h, d ** -0.5), project(this.lProj, l, h), false, true) as tf.Tensor3D); // [B, Nv, Nl]
+    let globalMax = -Infinity;
+    if (this.config.stableSoftmax2d) {
+      for (let h = 0; h < this.config.numHeads; h++) {
+        const m = tf.tidy(() => tf.max(headMap(h)));
+        globalMax = Math.max(globalMax, m.dataSync()[0]!);
+        m.dispose();
       }
-      const outV: tf.Tensor[] = [];
-      const outL: tf.Tensor[] = [];
-      for (let h = 0; h < heads; h++) {
-        const rows = headRows(h);
-        const [ov, ol] = tidyKeep((): [tf.Tensor, tf.Tensor | null] => {
-          let a: tf.Tensor = maps[h]!;
-          if (this.config.stableSoftmax2d) a = tf.sub(a, globalMax);
-          a = this.clamp(a);
-          const ov = tf.matMul(tf.softmax(a), tf.gather(valueL, rows));
-          if (!needLanguage) return [ov, null];
-          const aL = this.clamp(tf.sub(tf.transpose(a, [0, 2, 1]), tf.max(tf.transpose(a, [0, 2, 1]), -1, true)));
-          return [ov, tf.matMul(tf.softmax(aL), tf.gather(valueV, rows))];
-        });
-        maps[h]!.dispose();
-        outV.push(ov);
-        if (ol) outL.push(ol);
-      }
-      // [H, B, N, d] -> [B*H, N, d] in batch-major head order
-      const regroup = (parts: tf.Tensor[]): tf.Tensor3D => {
-        const stacked = tf.stack(parts, 1); // [B, H, N, d]
-        const [, , n, d] = stacked.shape as [number, number, number, number];
-        return mergeHeads(tf.reshape(stacked, [b * heads, n, d]), b, heads);
-      };
-      const deltaV = this.outVProj.forward(regroup(outV)) as tf.Tensor3D;
-      const deltaL = needLanguage ? (this.outLProj.forward(regroup(outL)) as tf.Tensor3D) : null;
-      return { deltaV, deltaL };
-    });
+    }
+    let deltaV: tf.Tensor3D | null = null;
+    let deltaL: tf.Tensor3D | null = null;
+    const accumulate = (sum: tf.Tensor3D | null, part: tf.Tensor3D): tf.Tensor3D => {
+      if (!sum) return part;
+      const next = tf.add(sum, part) as tf.Tensor3D;
+      tf.dispose([sum, part]);
+      return next;
+    };
+    for (let h = 0; h < this.config.numHeads; h++) {
+      const [ov, ol] = tidyKeep((): [tf.Tensor3D, tf.Tensor3D | null] => {
+        let a: tf.Tensor = headMap(h);
+        if (this.config.stableSoftmax2d) a = tf.sub(a, globalMax);
+        a = this.clamp(a);
+        const outRows = (layer: Linear, x: tf.Tensor3D): tf.Tensor3D => {
+          const [b, n] = x.shape;
+          const w = tf.slice(layer.weight, [h * d, 0], [d, layer.outDim]);
+          return tf.reshape(tf.matMul(tf.reshape(x, [b * n, d]), w), [b, n, layer.outDim]) as tf.Tensor3D;
+        };
+        const ov = outRows(this.outVProj, tf.matMul(tf.softmax(a), project(this.valuesLProj, l, h)) as tf.Tensor3D);
+        if (!needLanguage) return [ov, null];
+        const t = tf.transpose(a, [0, 2, 1]);
+        const aL = this.clamp(tf.sub(t, tf.max(t, -1, true)));
+        return [ov, outRows(this.outLProj, tf.matMul(tf.softmax(aL), project(this.valuesVProj, v, h)) as tf.Tensor3D)];
+      });
+      deltaV = accumulate(deltaV, ov);
+      if (ol) deltaL = accumulate(deltaL, ol);
+    }
+    const withBias = (sum: tf.Tensor3D, layer: Linear): tf.Tensor3D => {
+      const out = tf.add(sum, layer.bias!) as tf.Tensor3D;
+      sum.dispose();
+      return out;
+    };
+    return { deltaV: withBias(deltaV!, this.outVProj), deltaL: deltaL ? withBias(deltaL, this.outLProj) : null };
   }
 }
 
