@@ -107,7 +107,9 @@ async function run(argv: string[]): Promise<number> {
     const prediction = await model.predict(image, { vocabulary, sentences, threshold });
     const ms = performance.now() - t0;
     const stem = stems[i]!;
-    const json = { ...predictionToJson(prediction, { id: i + 1, file: path }), timing: { ...model.lastTimings, totalMs: Math.round(ms) } };
+    const t = model.lastTimings;
+    const timing = { preprocessMs: Math.round(t.preprocess), networkMs: Math.round(t.network), postprocessMs: Math.round(t.postprocess), totalMs: Math.round(ms) };
+    const json = { ...predictionToJson(prediction, { id: i + 1, file: path }), timing };
     await writeFile(join(outDir, `${stem}.json`), JSON.stringify(json) + '\n');
     await writeImage(join(outDir, `${stem}.png`), drawInstances(image, prediction, { scoreThreshold: threshold }));
     if (prediction.semantic) await writeImage(join(outDir, `${stem}.semantic.png`), drawSemantic(image, prediction.semantic));

@@ -99,7 +99,9 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
   const webDir = options.webDir ?? defaultWebDir();
   const wasmDir = options.wasmDir ?? defaultWasmDir();
   const host = new ModelHost(options.modelDir);
-  const modelFiles = await listServableFiles(options.modelDir, MODEL_FILE_EXTENSIONS);
+  const modelFiles = await listServableFiles(options.modelDir, MODEL_FILE_EXTENSIONS).catch((error: Error) => {
+    throw new Error(`could not load the model from ${options.modelDir}: ${error.message}`);
+  });
   const modelFileNames = new Set(modelFiles.map((f) => f.name));
   const wasmFiles = new Set((await listServableFiles(wasmDir, ['.wasm'])).map((f) => f.name));
   const examplesDir = options.examplesDir ?? defaultExamplesDir();

@@ -1,5 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -233,4 +234,14 @@ describe('ape serve under pressure', () => {
       await slow.stop();
     }
   });
+});
+
+test('ape serve without a loadable model exits 1 and says why', () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--port', '0', '--model', join(root, 'no-such-model')], { cwd: root, encoding: 'utf8' });
+  assert.equal(r.status, 1);
+  // A folder that exists but holds no model fails in the model thread, with the loader's message.
+  const empty = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--port', '0', '--model', join(root, 'examples')], { cwd: root, encoding: 'utf8' });
+  assert.equal(empty.status, 1);
+  assert.match(empty.stderr, /could not load the model from .*examples: .*config\.json/);
+  assert.match(r.stderr, /could not load the model from .*no-such-model: .*no such file or directory/);
 });
