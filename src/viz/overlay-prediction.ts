@@ -19,11 +19,16 @@ export interface DrawInstancesOptions {
   /** Most instances drawn, best first (default 100). */
   maxInstances?: number;
   maskAlpha?: number;
-  /** Font magnification; default 1, or 2 for images whose long side is 600 pixels or more. */
+  /** Font magnification; default grows with the image (1 up to 749 pixels on the long side, 2 from 750, ...). */
   labelScale?: number;
   boxThickness?: number;
   /** Longest label text before it is shortened with '...' (default 28 characters). */
   maxLabelChars?: number;
+}
+
+/** Font magnification that keeps labels readable when a picture is shown at screen size. */
+export function defaultLabelScale(longSide: number): number {
+  return Math.max(1, Math.round(longSide / 500));
 }
 
 /** The colour of prompt `index` everywhere (overlays, semantic map, legends, the web page). */
@@ -86,9 +91,10 @@ export function drawInstances(image: RgbImage, prediction: Prediction, options: 
     }
     return overlay;
   });
+  const long = Math.max(image.width, image.height);
   return drawOverlays(image, overlays, {
     maskAlpha: options.maskAlpha ?? 0.45,
-    boxThickness: options.boxThickness ?? (Math.max(image.width, image.height) >= 600 ? 2 : 1),
-    labelScale: options.labelScale ?? (Math.max(image.width, image.height) >= 600 ? 2 : 1),
+    boxThickness: options.boxThickness ?? Math.max(1, Math.round(long / 400)),
+    labelScale: options.labelScale ?? defaultLabelScale(long),
   });
 }

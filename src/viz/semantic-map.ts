@@ -3,7 +3,7 @@ import type { SemanticResult } from '../inference/results.js';
 import { blit, createRgbImage } from './image.js';
 import { FONT, drawText, measureText } from './font.js';
 import { fillRect, strokeRect } from './rect.js';
-import { promptColor, shortLabel } from './overlay-prediction.js';
+import { defaultLabelScale, promptColor, shortLabel } from './overlay-prediction.js';
 import type { Rgb } from './palette.js';
 
 /** Pixels per prompt (index -1, the background, is counted apart). */
@@ -56,7 +56,7 @@ export interface DrawSemanticOptions {
   background?: Rgb;
   /** A panel to the right naming each colour with its share of the image (default on). */
   legend?: boolean;
-  /** Font magnification of the legend (default 1, or 2 for images 600 pixels or taller). */
+  /** Font magnification of the legend (default grows with the image, as for instance labels). */
   labelScale?: number;
   maxLabelChars?: number;
 }
@@ -75,7 +75,7 @@ export function drawSemantic(image: RgbImage, semantic: SemanticResult, options:
   for (let i = 0; i < blended.data.length; i++) blended.data[i] = Math.round(image.data[i]! + (colors.data[i]! - image.data[i]!) * alpha);
   if (!(options.legend ?? true)) return blended;
 
-  const scale = options.labelScale ?? (image.height >= 600 ? 2 : 1);
+  const scale = options.labelScale ?? defaultLabelScale(Math.max(image.width, image.height));
   const maxChars = options.maxLabelChars ?? 24;
   const rows = semanticAreas(semantic).map((a) => ({ color: promptColor(a.promptIndex), text: `${shortLabel(a.prompt, maxChars)} ${(a.fraction * 100).toFixed(1)}%` }));
   const unlabeled = semantic.labels.reduce((n, v) => n + (v < 0 ? 1 : 0), 0);
