@@ -292,6 +292,11 @@ export class Trainer {
     this.step = checkpoint.step;
   }
 
+  /** Tensors alive in the worker thread after its last request (0 without a worker). */
+  get workerTensors(): number {
+    return this.worker?.lastNumTensors ?? 0;
+  }
+
   /** The gradients of `batch` computed by the worker thread (with the current weights). */
   computeGradientsInWorker(batch: TrainingBatch, seed: number, negatives = this.negativesFor(batch)): Promise<MicroBatchResult> {
     if (!this.worker) throw new Error('computeGradientsInWorker: the run has no worker (workers: 1)');

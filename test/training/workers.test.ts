@@ -13,11 +13,16 @@ test('workers: 2 trains with a worker thread whose weights stay identical to the
   const dir = await makeSynthDir(4);
   const trainer = await Trainer.create(tinyConfig(dir, { workers: 2 }));
   try {
-    for (let i = 0; i < 2; i++) {
+    const workerTensors: number[] = [];
+    for (let i = 0; i < 3; i++) {
       const r = await trainer.trainStep();
       assert.ok(Number.isFinite(r.losses.total), `step ${i} loss ${r.losses.total}`);
+      workerTensors.push(trainer.workerTensors);
     }
-    // After two updates the worker must compute exactly what this thread computes.
+    // Weight syncs replace tensors in place: nothing accumulates in the worker.
+    assert.ok(workerTensors[0]! > 0);
+    assert.deepEqual(workerTensors.slice(1), [workerTensors[1], workerTensors[1]]);
+    // After three updates the worker must compute exactly what this thread computes.
     const batch = await trainer.loadBatch({ dataset: 0, images: [0, 1], seed: 7 });
     const local = trainer.computeGradients(batch, new Rng(3), null);
     const copy = { ...batch, images: batch.images.slice() };

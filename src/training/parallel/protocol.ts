@@ -25,5 +25,12 @@ export type ToWorker =
 
 export type FromWorker =
   | { type: 'ready' }
-  | { type: 'result'; grads: Array<[string, Float32Array]>; losses: Record<string, number>; phaseMs: { forward: number; losses: number; backward: number } }
+  | {
+      type: 'result';
+      grads: Array<[string, Float32Array]>;
+      losses: Record<string, number>;
+      phaseMs: { forward: number; losses: number; backward: number };
+      /** Tensors alive in the worker after the request (constant from step to step unless something leaks). */
+      numTensors: number;
+    }
   | { type: 'error'; message: string; stack?: string };

@@ -27,6 +27,8 @@ export class GradientWorker {
   private readonly worker: Worker;
   private pending: { resolve: (m: FromWorker) => void; reject: (e: Error) => void } | null = null;
   private failed: Error | null = null;
+  /** Tensors alive in the worker after its last request. */
+  lastNumTensors = 0;
 
   private constructor() {
     this.worker = spawn();
@@ -70,6 +72,7 @@ export class GradientWorker {
     const transfer = [batch.images.buffer as ArrayBuffer, ...(params ?? []).map(([, d]) => d.buffer as ArrayBuffer)];
     return this.request({ type: 'step', params, batch, negatives, seed }, transfer).then((m) => {
       if (m.type !== 'result') throw new Error(`gradient worker: unexpected reply '${m.type}'`);
+      this.lastNumTensors = m.numTensors;
       return { grads: new Map(m.grads), losses: m.losses, phaseMs: m.phaseMs };
     });
   }
