@@ -35,6 +35,12 @@ export function batchGradients(
   rng: Rng,
 ): MicroBatchResult {
   const nameOf = new Map([...params].map(([name, v]) => [v.name, name]));
+  if (batch.promptKind === 'sentence' && batch.prompts.length === 0 && !(negatives && negatives.count > 0)) {
+    // Cropping removed every referred object and the bank is empty: nothing to classify against.
+    const switches = { ...batch.switches, decoderClass: false };
+    if (!switches.boxes && !switches.masks && !switches.encoder) return { grads: new Map(), losses: { total: 0 }, phaseMs: { forward: 0, losses: 0, backward: 0 } };
+    batch = { ...batch, promptKind: 'vocabulary', switches };
+  }
   const s = batch.size;
   const images = tf.tensor4d(batch.images, [batch.batchSize, s, s, 3]);
   const extra = negatives && negatives.count > 0 ? tf.tensor2d(negatives.data, [negatives.count, negatives.dim]) : null;

@@ -48,3 +48,19 @@ test('every trainable parameter is trained by some dataset type', async () => {
   assert.deepEqual(untouched, []);
   trainer.dispose();
 });
+
+test('a sentence batch that lost all its phrases trains what it can, or nothing', async () => {
+  const dir = await makeSynthDir(2);
+  const trainer = await Trainer.create(tinyConfig(dir));
+  const batch = await trainer.loadBatch({ dataset: 1, images: [0, 1], seed: 1 });
+  const empty = { ...batch, prompts: [], targets: batch.targets.map((t) => ({ ...t, labels: new Int32Array(0), boxes: new Float32Array(0), masks: t.masks ? [] : null })) };
+  // Grounding with masks: boxes and masks still train (no objects: zero losses), no class loss.
+  const r = trainer.computeGradients(empty, new Rng(1), null);
+  assert.ok(!('class' in r.losses));
+  assert.equal(r.losses.l1, 0);
+  const noMasks = { ...empty, switches: { ...empty.switches, boxes: false, masks: false } };
+  const none = trainer.computeGradients(noMasks, new Rng(1), null);
+  assert.deepEqual(none.losses, { total: 0 });
+  assert.equal(none.grads.size, 0);
+  trainer.dispose();
+});
