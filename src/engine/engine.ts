@@ -19,8 +19,9 @@ export interface EngineOptions {
 }
 
 /**
- * Selects the TF.js backend and, for wasm, installs the project's kernel patches.
- * Idempotent: the patches are registered once per process, switching backends is cheap.
+ * Selects the TF.js backend and installs the project's kernel patches for it (see docs/engine.md)
+ * plus the fixes to tfjs-core gradients. Idempotent: kernels are patched once per process, and
+ * switching backends is cheap.
  */
 export async function initEngine(options: EngineOptions = {}): Promise<typeof tf> {
   const backend = options.backend ?? 'wasm';

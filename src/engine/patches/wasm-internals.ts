@@ -97,9 +97,9 @@ export function runWasmKernel(name: string, args: KernelArgs): TensorInfo {
 }
 
 /**
- * Replaces the wasm kernel `name` with `kernelFunc`, handing it the stock implementation (or
- * null when wasm has none). The stock setupFunc still runs, since stock kernels that the patch
- * falls back to rely on it.
+ * Replaces the wasm kernel `name` with the one `makeKernel` builds around the stock implementation
+ * (null when wasm has none). The stock setupFunc still runs, since the stock kernel that the patch
+ * falls back to relies on it.
  */
 export function patchWasmKernel(name: string, makeKernel: (stock: KernelImpl | null) => KernelImpl): void {
   const stock = tf.getKernel(name, 'wasm');
