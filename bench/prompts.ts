@@ -4,8 +4,9 @@
  * kept out of the fusion, one vector per sentence) and with a word-level deep-fusion baseline
  * (every token of every prompt through the fusion, as GLIP / Grounding DINO do; the same model in
  * `fusion: 'word'` mode). Prompt embeddings are cached before timing; the one-time text-encoding
- * cost of each count is reported beside it. Times are the fastest of N runs (default 3) of a full
- * `predict` (instances + semantic, plus grounding for sentences), in milliseconds.
+ * cost of each count is reported beside it. Times are the fastest of N rounds (default 3; each
+ * round runs every count once, in turn) of a full `predict` (instances + semantic, plus grounding
+ * for sentences), in milliseconds.
  */
 import { parseArgs } from 'node:util';
 import { cpus, loadavg } from 'node:os';
@@ -57,34 +58,42 @@ function testImage(size: number): RgbImage {
   return { width: size, height: size, data };
 }
 
-function fastest(runs: number, f: () => void): number {
-  let best = Infinity;
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    f();
-    best = Math.min(best, performance.now() - t0);
-  }
-  return best;
-}
-
-/** One-time text cost (fresh cache), then the fastest of `runs` predicts with the cache warm. */
-function measure(model: ApeModel, image: RgbImage, options: PredictOptions, runs: number): { ms: number; encodeMs: number; networkMs: number } {
+/** One-time text cost of `texts` from an empty cache (sentence vectors, or token rows for the word-level mode). */
+function encodingMs(model: ApeModel, texts: string[], word: boolean): number {
   model.promptCache.clear();
-  const texts = [...(options.vocabulary ?? []), ...(options.sentences ?? [])];
   const t0 = performance.now();
-  if (options.fusion === 'word') model.promptCache.tokens(texts).tokens.dispose();
+  if (word) model.promptCache.tokens(texts).tokens.dispose();
   else model.encodePrompts(texts).dispose();
-  const encodeMs = performance.now() - t0;
-  model.predictSync([image], options); // warm-up (kernels, shapes)
-  let networkMs = Infinity;
-  const ms = fastest(runs, () => {
-    model.predictSync([image], options);
-    networkMs = Math.min(networkMs, model.lastTimings.network);
-  });
-  return { ms: round(ms), encodeMs: round(encodeMs), networkMs: round(networkMs) };
+  return performance.now() - t0;
 }
 
 const round = (x: number) => Math.round(x * 10) / 10;
+
+interface Timing {
+  ms: number;
+  networkMs: number;
+  encodeMs: number;
+}
+
+/**
+ * Each case's one-time text cost, then `rounds` rounds that run every case once in turn (so that
+ * the machine's load shifts hit all counts alike), keeping each case's fastest predict.
+ */
+function series(model: ApeModel, image: RgbImage, cases: PredictOptions[], rounds: number): Timing[] {
+  const texts = (o: PredictOptions) => [...(o.vocabulary ?? []), ...(o.sentences ?? [])];
+  const encode = cases.map((o) => encodingMs(model, texts(o), o.fusion === 'word'));
+  for (const o of cases) model.predictSync([image], o); // fills the cache; warms kernels and shapes
+  const best = cases.map(() => ({ ms: Infinity, networkMs: Infinity }));
+  for (let r = 0; r < rounds; r++) {
+    cases.forEach((o, i) => {
+      const t0 = performance.now();
+      model.predictSync([image], o);
+      const ms = performance.now() - t0;
+      if (ms < best[i]!.ms) best[i] = { ms, networkMs: model.lastTimings.network };
+    });
+  }
+  return best.map((b, i) => ({ ms: round(b.ms), networkMs: round(b.networkMs), encodeMs: round(encode[i]!) }));
+}
 
 export async function run(argv: string[]): Promise<BenchResult> {
   const { values } = parseArgs({
@@ -100,7 +109,7 @@ export async function run(argv: string[]): Promise<BenchResult> {
   const image = testImage(model.config.input.size);
   const names = categoryNames(Math.max(...VOCAB_COUNTS));
   const phrases = sentences(Math.max(...SENTENCE_COUNTS));
-  console.log(`tiny preset: ${model.parameterCount().toLocaleString('en-US')} parameters, input ${model.config.input.size}x${model.config.input.size}, ${model.config.transformer.proposals.numQueries} queries; fastest of ${runs} runs; load average ${loadavg()[0]!.toFixed(2)}`);
+  console.log(`tiny preset: ${model.parameterCount().toLocaleString('en-US')} parameters, input ${model.config.input.size}x${model.config.input.size}, ${model.config.transformer.proposals.numQueries} queries; fastest of ${runs} interleaved rounds; load average ${loadavg()[0]!.toFixed(2)}`);
 
   const vocab: Record<string, number> = {};
   const sentenceTimes: Record<string, number> = {};
@@ -108,37 +117,20 @@ export async function run(argv: string[]): Promise<BenchResult> {
   const baselineSentences: Record<string, number> = {};
   const encoding = { vocab: {} as Record<string, number>, sentences: {} as Record<string, number>, baselineVocab: {} as Record<string, number>, baselineSentences: {} as Record<string, number> };
   const network = { vocab: {} as Record<string, number>, sentences: {} as Record<string, number>, baselineVocab: {} as Record<string, number>, baselineSentences: {} as Record<string, number> };
-  const row = (label: string, n: number, r: { ms: number; encodeMs: number; networkMs: number }) =>
-    console.log(`${label.padEnd(22)} ${String(n).padStart(5)} prompts: ${r.ms.toFixed(1).padStart(9)} ms  (network ${r.networkMs.toFixed(1)} ms; text encoding once ${r.encodeMs.toFixed(1)} ms)`);
 
-  for (const n of VOCAB_COUNTS) {
-    const r = measure(model, image, { vocabulary: names.slice(0, n) }, runs);
-    vocab[n] = r.ms;
-    encoding.vocab[n] = r.encodeMs;
-    network.vocab[n] = r.networkMs;
-    row('vocabulary (APE)', n, r);
-  }
-  for (const n of SENTENCE_COUNTS) {
-    const r = measure(model, image, { sentences: phrases.slice(0, n) }, runs);
-    sentenceTimes[n] = r.ms;
-    encoding.sentences[n] = r.encodeMs;
-    network.sentences[n] = r.networkMs;
-    row('sentences (APE)', n, r);
-  }
-  for (const n of VOCAB_COUNTS.filter((c) => c <= maxBaseline)) {
-    const r = measure(model, image, { vocabulary: names.slice(0, n), fusion: 'word' }, n >= 1000 ? 1 : runs);
-    baselineVocab[n] = r.ms;
-    encoding.baselineVocab[n] = r.encodeMs;
-    network.baselineVocab[n] = r.networkMs;
-    row('vocabulary (word-level)', n, r);
-  }
-  for (const n of SENTENCE_COUNTS) {
-    const r = measure(model, image, { sentences: phrases.slice(0, n), fusion: 'word' }, runs);
-    baselineSentences[n] = r.ms;
-    encoding.baselineSentences[n] = r.encodeMs;
-    network.baselineSentences[n] = r.networkMs;
-    row('sentences (word-level)', n, r);
-  }
+  const report = (label: string, counts: number[], timings: Timing[], into: Record<string, number>, enc: Record<string, number>, net: Record<string, number>) =>
+    counts.forEach((n, i) => {
+      const r = timings[i]!;
+      into[n] = r.ms;
+      enc[n] = r.encodeMs;
+      net[n] = r.networkMs;
+      console.log(`${label.padEnd(24)} ${String(n).padStart(5)} prompts: ${r.ms.toFixed(1).padStart(9)} ms  (network ${r.networkMs.toFixed(1)} ms; text encoding once ${r.encodeMs.toFixed(1)} ms)`);
+    });
+  report('vocabulary (APE)', VOCAB_COUNTS, series(model, image, VOCAB_COUNTS.map((n) => ({ vocabulary: names.slice(0, n) })), runs), vocab, encoding.vocab, network.vocab);
+  report('sentences (APE)', SENTENCE_COUNTS, series(model, image, SENTENCE_COUNTS.map((n) => ({ sentences: phrases.slice(0, n) })), runs), sentenceTimes, encoding.sentences, network.sentences);
+  const baselineCounts = VOCAB_COUNTS.filter((c) => c <= maxBaseline);
+  report('vocabulary (word-level)', baselineCounts, series(model, image, baselineCounts.map((n) => ({ vocabulary: names.slice(0, n), fusion: 'word' as const })), runs), baselineVocab, encoding.baselineVocab, network.baselineVocab);
+  report('sentences (word-level)', SENTENCE_COUNTS, series(model, image, SENTENCE_COUNTS.map((n) => ({ sentences: phrases.slice(0, n), fusion: 'word' as const })), runs), baselineSentences, encoding.baselineSentences, network.baselineSentences);
   const ratio = round((vocab[4000]! / vocab[1]!) * 100) / 100;
   console.log(`4000 vs 1 vocabulary prompts: ${ratio}x (goal <= 1.3x)`);
   return {

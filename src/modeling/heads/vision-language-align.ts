@@ -31,9 +31,14 @@ export class VisionLanguageAlign extends Module {
   forward(queries: tf.Tensor3D, prompts: tf.Tensor2D | tf.Tensor3D): tf.Tensor3D {
     return tf.tidy(() => {
       const [b, q, d] = queries.shape;
-      const e = l2Normalize(prompts);
+      const dl = this.embedDimLanguage;
+      // Row reductions as matMuls against a column: thousands of prompts reduce at GEMM speed.
+      const rows = tf.reshape(prompts, [-1, dl]) as tf.Tensor2D;
+      const norms = tf.sqrt(tf.maximum(tf.matMul(tf.square(rows), tf.ones([dl, 1])), 1e-24));
+      const e2d = tf.div(rows, norms) as tf.Tensor2D;
+      const e = prompts.rank === 2 ? e2d : tf.reshape(e2d, prompts.shape);
       const projected = this.projection.forward(tf.mul(e, 0.5)); // [.., P, D]
-      const promptBias = tf.add(tf.sum(tf.mul(e, this.biasLang), -1), this.bias0); // [.., P]
+      const promptBias = tf.reshape(tf.add(tf.matMul(e2d, tf.reshape(this.biasLang, [dl, 1])), this.bias0), prompts.shape.slice(0, -1)); // [.., P]
       const invScale = tf.exp(tf.neg(this.logScale));
       let logits: tf.Tensor;
       if (projected.rank === 2) {
