@@ -3,47 +3,25 @@
  * tokenizer file) without any Node module, so the page can run the model in the browser. The
  * files are the ones `saveModel` writes; the server hands them out under /v1/model/files/.
  */
-import { tf } from '../engine/engine.js';
 import { ApeModel } from '../inference/ape-model.js';
-import { readSafetensors, toFloat32 } from '../io/safetensors.js';
-import { validateConfig, type ApeConfig } from '../modeling/config.js';
+import {
+  CONFIG_FILE,
+  WEIGHTS_FILE,
+  WORD_TOKENIZER_FILE,
+  assignWeights as assignParsedWeights,
+  parseModelConfig,
+  parseWordTokenizer,
+  tokenizerFileName,
+} from '../inference/model-folder.js';
+import { readSafetensors } from '../io/safetensors.js';
 import { ClipTokenizer } from '../text/clip-tokenizer.js';
 import type { TextTokenizer } from '../text/tokenizer.js';
-import { WordTokenizer } from '../text/word-tokenizer.js';
 
-export const CONFIG_FILE = 'config.json';
-export const WEIGHTS_FILE = 'model.safetensors';
-export const WORD_TOKENIZER_FILE = 'tokenizer.json';
+// The folder format (names, config checks, weight checks) is model-folder.ts, shared with the Node loader.
+export { CONFIG_FILE, WEIGHTS_FILE, WORD_TOKENIZER_FILE, parseModelConfig, tokenizerFileName };
 
 /** Largest decompressed CLIP merges file accepted (the real one is 1.7 MB). */
 const MAX_MERGES_BYTES = 64 * 1024 * 1024;
-
-/** The configuration inside a config.json, checked for format, version and consistency. */
-export function parseModelConfig(text: string, source = CONFIG_FILE): ApeConfig {
-  let file: unknown;
-  try {
-    file = JSON.parse(text);
-  } catch (error) {
-    throw new Error(`${source}: not valid JSON (${(error as Error).message})`);
-  }
-  const f = file as { format?: unknown; version?: unknown; config?: unknown };
-  if (!f || typeof f !== 'object' || f.format !== 'ape-model') throw new Error(`${source}: 'format' must be "ape-model"`);
-  if (f.version !== 1) throw new Error(`${source}: unsupported version ${String(f.version)}`);
-  if (!f.config || typeof f.config !== 'object') throw new Error(`${source}: 'config' must be an object`);
-  const config = f.config as ApeConfig;
-  try {
-    validateConfig(config);
-  } catch (error) {
-    throw new Error(`${source}: ${(error as Error).message}`);
-  }
-  return config;
-}
-
-/** The tokenizer file a config needs, by name. */
-export function tokenizerFileName(config: ApeConfig): string {
-  const t = config.text.tokenizer;
-  return t.kind === 'word' ? WORD_TOKENIZER_FILE : t.vocabFile.split('/').pop()!;
-}
 
 async function gunzipText(bytes: Uint8Array, source: string): Promise<string> {
   const gzipped = bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
@@ -82,24 +60,7 @@ export interface ModelBytes {
 
 /** Assigns every parameter from safetensors bytes; a missing, extra or misshapen tensor is an error naming it. */
 export function assignWeights(model: ApeModel, bytes: Uint8Array, source = WEIGHTS_FILE): void {
-  const file = readSafetensors(bytes, source);
-  const params = model.namedParameters();
-  for (const [name, v] of params) {
-    const t = file.tensors.get(name);
-    if (!t) throw new Error(`${source}: parameter '${name}' [${v.shape.join(', ')}] is missing`);
-    if (t.shape.length !== v.shape.length || t.shape.some((d, i) => d !== v.shape[i])) {
-      throw new Error(`${source}: parameter '${name}' has shape [${t.shape.join(', ')}], the model needs [${v.shape.join(', ')}]`);
-    }
-    if (!['F32', 'F16', 'BF16'].includes(t.dtype)) throw new Error(`${source}: parameter '${name}' has dtype ${t.dtype}; expected F32 (or F16/BF16)`);
-  }
-  for (const name of file.tensors.keys()) {
-    if (!params.has(name)) throw new Error(`${source}: tensor '${name}' is not a parameter of the '${model.config.name}' model`);
-  }
-  for (const [name, v] of params) {
-    const value = tf.tensor(toFloat32(file.tensors.get(name)!), v.shape, 'float32');
-    v.assign(value);
-    value.dispose();
-  }
+  assignParsedWeights(model, readSafetensors(bytes, source), source);
 }
 
 /** An ApeModel from the bytes of its folder's files. */
@@ -107,19 +68,18 @@ export async function modelFromBytes(files: ModelBytes): Promise<ApeModel> {
   const config = parseModelConfig(files.config);
   let tokenizer: TextTokenizer;
   if (config.text.tokenizer.kind === 'word') {
-    let json: unknown;
-    try {
-      json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(files.tokenizer));
-    } catch (error) {
-      throw new Error(`${WORD_TOKENIZER_FILE}: not valid JSON (${(error as Error).message})`);
-    }
-    tokenizer = WordTokenizer.fromJSON(json, WORD_TOKENIZER_FILE);
+    tokenizer = parseWordTokenizer(new TextDecoder('utf-8', { fatal: true }).decode(files.tokenizer), WORD_TOKENIZER_FILE);
   } else {
     const name = tokenizerFileName(config);
     tokenizer = new ClipTokenizer(await gunzipText(files.tokenizer, name), { contextLength: config.text.encoder.contextLength });
   }
   const model = new ApeModel(config, tokenizer);
-  assignWeights(model, files.weights);
+  try {
+    assignWeights(model, files.weights);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
   return model;
 }
 
