@@ -5,7 +5,7 @@
  * best-of-n milliseconds.
  */
 import { cpus } from 'node:os';
-import '../src/training/enable-gradients.js';
+import '../src/engine/gradients-node.js';
 import { initEngine, tf } from '../src/engine/engine.js';
 import { msDeformAttn } from '../src/engine/ms-deform-attn.js';
 import { Rng } from '../src/util/random.js';

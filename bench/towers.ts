@@ -6,7 +6,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { tf, initEngine } from '../src/engine/engine.js';
-import '../src/training/enable-gradients.js';
+import '../src/engine/gradients-node.js';
 import { Eva02Vit, apeDVitConfig, apeTiVitConfig, tinyVitConfig } from '../src/modeling/backbone/eva02-vit.js';
 import { SimpleFeaturePyramid, apePyramidConfig } from '../src/modeling/backbone/simple-feature-pyramid.js';
 import { ClipTextEncoder, eva02ClipBigETextConfig, tinyTextConfig } from '../src/text/clip-text-transformer.js';

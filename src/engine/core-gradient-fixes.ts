@@ -6,7 +6,7 @@
  * - Comparisons (Greater, Less, Equal, ...) have no gradient, so tf.where(tf.greater(x, 0), ...)
  *   cannot be differentiated in x; they get the zero gradient TensorFlow gives them.
  * - TopK has none; its values' gradient is scattered back to the chosen positions.
- * The wrappers need tfjs-core's gradients loaded first (src/training/enable-gradients.ts); loading
+ * The wrappers need tfjs-core's gradients loaded first (src/engine/gradients-node.ts); loading
  * those again afterwards replaces the wrapped ones, so initEngine re-applies this on every call.
  */
 import { tf } from './engine.js';

@@ -109,7 +109,7 @@ export class Trainer {
    */
   static async create(config: TrainConfig, log: (line: string) => void = () => {}): Promise<Trainer> {
     // Loaded here rather than at import so that importing the library does not register them.
-    await import('./enable-gradients.js');
+    await import('../engine/gradients-node.js');
     const datasets = config.datasets.map((spec) => openDataset(spec));
     for (const d of datasets) log(`dataset ${d.name}: ${d.kind}, ${d.size} images, ${d.prompts.length} categories`);
     const checkpoint = await loadLatestCheckpoint(Trainer.checkpointDir(config), log);

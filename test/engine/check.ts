@@ -1,6 +1,6 @@
 /** Shared helpers of the engine tests: run a function on a backend, compare arrays, gradients. */
 import assert from 'node:assert/strict';
-import '../../src/training/enable-gradients.js';
+import '../../src/engine/gradients-node.js';
 import { initEngine, tf, type BackendName } from '../../src/engine/engine.js';
 import { Rng } from '../../src/util/random.js';
 

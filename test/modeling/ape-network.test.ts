@@ -1,7 +1,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { initEngine, tf } from '../../src/engine/engine.js';
-import '../../src/training/enable-gradients.js';
+import '../../src/engine/gradients-node.js';
 import { ApeNetwork, type ModelBatch } from '../../src/modeling/ape-network.js';
 import { WordTokenizer } from '../../src/text/word-tokenizer.js';
 import { Rng } from '../../src/util/random.js';

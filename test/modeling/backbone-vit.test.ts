@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { tf, initEngine } from '../../src/engine/engine.js';
-import '../../src/training/enable-gradients.js';
+import '../../src/engine/gradients-node.js';
 import { Eva02Vit, apeTiVitConfig, tinyVitConfig, swigluHidden, type Eva02VitConfig } from '../../src/modeling/backbone/eva02-vit.js';
 import { SimpleFeaturePyramid, ConvTranspose2x2, maxPool2x2, subsample2 } from '../../src/modeling/backbone/simple-feature-pyramid.js';
 import { convertReleasedTensor } from '../../src/io/released-mapping.js';

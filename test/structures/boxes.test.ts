@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { initEngine, tf } from '../../src/engine/engine.js';
 // tfjs-core's gradient functions are registered by the training side; needed for tf.grad below.
-import '../../src/training/enable-gradients.js';
+import '../../src/engine/gradients-node.js';
 import {
   boxArea,
   clipBox,

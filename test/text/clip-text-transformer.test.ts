@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { tf, initEngine } from '../../src/engine/engine.js';
-import '../../src/training/enable-gradients.js';
+import '../../src/engine/gradients-node.js';
 import { ClipTextEncoder, causalMask, tinyTextConfig, type ClipTextConfig } from '../../src/text/clip-text-transformer.js';
 import { Rng } from '../../src/util/random.js';
 

@@ -1,6 +1,6 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import '../../src/training/enable-gradients.js';
+import '../../src/engine/gradients-node.js';
 import { initEngine, tf } from '../../src/engine/engine.js';
 import { sigmoidFocalLoss, sigmoidFocalElementwise } from '../../src/training/losses/focal.js';
 import { boxL1Loss, giouLoss } from '../../src/training/losses/box.js';

@@ -4,7 +4,7 @@
  * cores (Node's wasm backend is single-threaded).
  */
 import { parentPort } from 'node:worker_threads';
-import '../enable-gradients.js';
+import '../../engine/gradients-node.js';
 import { initEngine, tf } from '../../engine/engine.js';
 import { ApeModel } from '../../inference/ape-model.js';
 import { WordTokenizer } from '../../text/word-tokenizer.js';

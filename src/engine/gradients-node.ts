@@ -12,7 +12,7 @@ import { register } from 'node:module';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { dirname, join } from 'node:path';
-import { registerCoreGradientFixes } from '../engine/core-gradient-fixes.js';
+import { registerCoreGradientFixes } from './core-gradient-fixes.js';
 
 const HOOKS = `
 import { existsSync } from 'node:fs';
