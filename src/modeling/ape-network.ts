@@ -9,6 +9,7 @@ import { DeformableTransformer, type EncoderProposals } from './deformable/trans
 import { VisionLanguageAlign } from './heads/vision-language-align.js';
 import { MaskHeadModules } from './heads/mask-features.js';
 import { levelGeometry } from './feature-geometry.js';
+import { INFERENCE_CHUNK_ROWS } from './row-chunks.js';
 import { pyramidLevels, validateConfig, type ApeConfig } from './config.js';
 import { ClipTextEncoder } from '../text/clip-text-transformer.js';
 import type { TextTokenizer } from '../text/tokenizer.js';
@@ -50,6 +51,30 @@ export interface ForwardOptions {
   layers?: 'all' | 'last';
   /** Which of those layers get mask logits (default: the last only). */
   masks?: 'all' | 'last';
+  /**
+   * Inference only: token-wise work over the encoder's tokens (FFN, projections, norms, fusion
+   * projections, proposal heads) runs this many tokens at a time, so that large inputs fit the
+   * wasm heap; the outputs do not depend on it. Default INFERENCE_CHUNK_ROWS; Infinity turns it
+   * off. Training never chunks.
+   */
+  chunkRows?: number;
+  /** Filled with the milliseconds spent in each phase of this forward (added to what is there). */
+  timings?: ForwardTimings;
+}
+
+/**
+ * Where a forward pass spends its time: backbone (normalisation, ViT, pyramid, neck), prompts
+ * (prompt vectors and the fusion's text input), encoder (fusion + encoder layers, proposals and
+ * their selection), decoder (query set-up and decoder layers with box refinement), heads
+ * (classifier logits, pixel embedding, mask logits). The engine computes synchronously, so each
+ * phase's time is its compute.
+ */
+export interface ForwardTimings {
+  backbone?: number;
+  prompts?: number;
+  encoder?: number;
+  decoder?: number;
+  heads?: number;
 }
 
 /** The outputs of one decoder layer. */
@@ -242,6 +267,14 @@ export class ApeNetwork extends Module {
     const vocabulary = prompts.vocabulary ?? [];
     const sentences = prompts.sentences ?? [];
     const withGradient = training && this.config.text.trainable;
+    const chunkRows = training ? Infinity : options.chunkRows ?? INFERENCE_CHUNK_ROWS;
+    let mark = performance.now();
+    const lap = (phase: keyof ForwardTimings): void => {
+      if (!options.timings) return;
+      const now = performance.now();
+      options.timings[phase] = (options.timings[phase] ?? 0) + (now - mark);
+      mark = now;
+    };
 
     const images = this.normalize(batch);
     const features = this.backbone.forward(images, { training, rng: options.rng });
@@ -252,6 +285,7 @@ export class ApeNetwork extends Module {
     });
     const shapes = levelFeats.map((f) => [f.shape[1], f.shape[2]] as [number, number]);
     const geometry = levelGeometry(shapes, batch.sizes, [hIn, wIn]);
+    lap('backbone');
 
     // Prompt embeddings and the text side of the fusion.
     let vocabEmb: tf.Tensor2D | null = null;
@@ -276,8 +310,10 @@ export class ApeNetwork extends Module {
       }
     }
 
-    const out = this.transformer.forward(levelFeats, geometry, encoderText, { bboxEmbed: this.bboxEmbed, proposalClass: this.proposalClass }, { training, rng: options.rng });
+    lap('prompts');
+    const out = this.transformer.forward(levelFeats, geometry, encoderText, { bboxEmbed: this.bboxEmbed, proposalClass: this.proposalClass }, { training, rng: options.rng, chunkRows, onPhase: lap });
     encoderText?.tokens.dispose();
+    if (this.neck) tf.dispose(levelFeats);
 
     // Prompt vectors the classifier compares queries with: [P, D] shared, or [B, P, D] per image.
     const promptVectors = tf.tidy((): tf.Tensor2D | tf.Tensor3D => {
@@ -298,7 +334,6 @@ export class ApeNetwork extends Module {
       return this.maskHead.pixelEmbedding(features[this.config.maskHead.feature]!, memLevel);
     });
     for (const f of Object.values(features)) f.dispose();
-    if (this.neck) tf.dispose(levelFeats);
     out.memory.dispose();
 
     const numLayers = out.hidden.length;
@@ -320,6 +355,7 @@ export class ApeNetwork extends Module {
       h.dispose();
     });
     pixels.dispose();
+    lap('heads');
 
     const encoder = out.encoder;
     return {

@@ -35,10 +35,11 @@ export class DeformableDecoderLayer extends Module {
     keep: tf.Tensor3D | null,
     frame: ReturnType<typeof boxSamplingFrame>,
     shapes: SpatialShapes,
+    chunkRows = Infinity,
   ): tf.Tensor3D {
     return tf.tidy(() => {
       let x = this.norms[0]!.forward(this.selfAttention.forward(query, pos)) as tf.Tensor3D;
-      x = this.norms[1]!.forward(this.crossAttention.forward({ query: x, queryPos: pos, value: memory, valueKeep: keep, frame, spatialShapes: shapes })) as tf.Tensor3D;
+      x = this.norms[1]!.forward(this.crossAttention.forward({ query: x, queryPos: pos, value: memory, valueKeep: keep, frame, spatialShapes: shapes, chunkRows })) as tf.Tensor3D;
       return this.norms[2]!.forward(this.ffn.forward(x)) as tf.Tensor3D;
     });
   }
@@ -83,6 +84,7 @@ export class DeformableDecoder extends Module {
     validRatios: Float32Array,
     shapes: SpatialShapes,
     bboxEmbed: Mlp[],
+    chunkRows = Infinity,
   ): DecoderOutput {
     const [b, q] = query.shape;
     const levels = shapes.length;
@@ -95,7 +97,7 @@ export class DeformableDecoder extends Module {
     this.layers.forEach((layer, i) => {
       const scaled = scaleReferences(reference, validRatios, b, q, levels);
       const frame = boxSamplingFrame(scaled, b, q, levels, numPoints);
-      const next = layer.forward(x, pos, memory, keep, frame, shapes);
+      const next = layer.forward(x, pos, memory, keep, frame, shapes, chunkRows);
       frame.base.dispose();
       frame.scale.dispose();
       const refined = tf.tidy(() => {

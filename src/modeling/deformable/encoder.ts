@@ -2,10 +2,11 @@ import { tf } from '../../engine/engine.js';
 import type { Rng } from '../../util/random.js';
 import { Module } from '../module.js';
 import { tidyKeep } from '../ops.js';
+import { mapRowChunks, sliceRows } from '../row-chunks.js';
 import { Ffn } from '../layers/ffn.js';
 import { LayerNorm } from '../layers/layer-norm.js';
 import { VisionLanguageFusion, type BiAttentionConfig } from '../fusion/bi-attention.js';
-import { MultiScaleDeformableAttention, type SamplingFrame, type SpatialShapes } from './ms-deform-attn-module.js';
+import { MultiScaleDeformableAttention, sliceSamplingFrame, type SamplingFrame, type SpatialShapes } from './ms-deform-attn-module.js';
 
 export interface DeformableLayerConfig {
   embedDim: number;
@@ -29,12 +30,27 @@ export class DeformableEncoderLayer extends Module {
     this.norms = this.childList('norms', [new LayerNorm(embedDim, rng), new LayerNorm(embedDim, rng)]);
   }
 
-  forward(query: tf.Tensor3D, pos: tf.Tensor3D, frame: SamplingFrame, shapes: SpatialShapes, keep: tf.Tensor3D | null): tf.Tensor3D {
-    return tf.tidy(() => {
-      let x = this.attention.forward({ query, queryPos: pos, valueKeep: keep, frame, spatialShapes: shapes });
-      x = this.norms[0]!.forward(x) as tf.Tensor3D;
-      return this.norms[1]!.forward(this.ffn.forward(x)) as tf.Tensor3D;
+  /**
+   * With chunkRows below the token count (inference), the value is projected once and the rest
+   * of the layer (sampling, norms, FFN) runs chunkRows queries at a time: every step after the
+   * value projection is per query, so the outputs are the same.
+   */
+  forward(query: tf.Tensor3D, pos: tf.Tensor3D, frame: SamplingFrame, shapes: SpatialShapes, keep: tf.Tensor3D | null, chunkRows = Infinity): tf.Tensor3D {
+    const [b, s] = query.shape;
+    const rest = (x: tf.Tensor3D): tf.Tensor3D => {
+      const y = this.norms[0]!.forward(x) as tf.Tensor3D;
+      return this.norms[1]!.forward(this.ffn.forward(y)) as tf.Tensor3D;
+    };
+    if (s <= chunkRows) {
+      return tf.tidy(() => rest(this.attention.forward({ query, queryPos: pos, valueKeep: keep, frame, spatialShapes: shapes })));
+    }
+    const value = this.attention.projectValue(query, keep, chunkRows);
+    const [out] = mapRowChunks(s, chunkRows, 1, (start, size) => {
+      const part = sliceSamplingFrame(frame, b, s, start, size);
+      return [rest(this.attention.attend(sliceRows(query, start, size), sliceRows(pos, start, size), value, part, shapes))];
     });
+    value.dispose();
+    return out as tf.Tensor3D;
   }
 }
 
@@ -66,19 +82,26 @@ export class DeformableEncoder extends Module {
     shapes: SpatialShapes,
     keep: tf.Tensor3D | null,
     text: EncoderText | null,
-    options: { training?: boolean; rng?: Rng } = {},
+    options: { training?: boolean; rng?: Rng; chunkRows?: number } = {},
   ): { memory: tf.Tensor3D; text: tf.Tensor3D | null } {
+    const chunkRows = options.training ? Infinity : options.chunkRows ?? Infinity;
     return tidyKeep(() => {
       let x = query;
       let l: tf.Tensor3D | null = text ? text.tokens : null;
+      // Inference frees each layer's input as soon as the next exists (training keeps them for
+      // the backward pass); the caller's tensors are never freed here.
+      const replace = <T extends tf.Tensor>(old: T, next: T, callers: T | null): T => {
+        if (!options.training && old !== next && old !== callers) old.dispose();
+        return next;
+      };
       this.layers.forEach((layer, i) => {
         const fusion = this.vlLayers[i];
         if (fusion && text && l) {
-          const fused = fusion.forward(x, l, { ...options, needLanguage: text.keep });
-          x = fused.v;
-          if (text.keep) l = fused.l;
+          const fused = fusion.forward(x, l, { ...options, chunkRows, needLanguage: text.keep });
+          x = replace(x, fused.v, query);
+          if (text.keep) l = replace(l, fused.l!, text.tokens);
         }
-        x = layer.forward(x, pos, frame, shapes, keep);
+        x = replace(x, layer.forward(x, pos, frame, shapes, keep, chunkRows), query);
       });
       return { memory: x, text: text?.keep ? l : null };
     });

@@ -3,6 +3,7 @@ import { msDeformAttn } from '../../engine/ms-deform-attn.js';
 import type { Rng } from '../../util/random.js';
 import { Module, init, type Initializer } from '../module.js';
 import { Linear } from '../layers/linear.js';
+import { mapRowChunks, sliceRows } from '../row-chunks.js';
 
 export type SpatialShapes = readonly (readonly [number, number])[];
 
@@ -80,6 +81,20 @@ export function boxSamplingFrame(reference: Float32Array, batch: number, numQuer
   return { base: tf.tensor4d(base, shape), scale: tf.tensor4d(scale, shape) };
 }
 
+/**
+ * The frame of queries [start, start + size) of each batch entry (of a frame made for numQueries
+ * per entry). Call inside a tidy: a shared scale is returned as is, the rest are new tensors.
+ */
+export function sliceSamplingFrame(frame: SamplingFrame, batch: number, numQueries: number, start: number, size: number): SamplingFrame {
+  const rows = (t: tf.Tensor4D): tf.Tensor4D => {
+    if (t.shape[0] !== batch * numQueries) return t; // shared by every query ([1, ...])
+    const [, , levels, width] = t.shape;
+    const perBatch = tf.reshape(t, [batch, numQueries, levels, width]);
+    return tf.reshape(tf.slice(perBatch, [0, start, 0, 0], [batch, size, levels, width]), [batch * size, 1, levels, width]);
+  };
+  return { base: rows(frame.base), scale: rows(frame.scale) };
+}
+
 export interface MsdaInput {
   /** [B, Lq, E], without position. */
   query: tf.Tensor3D;
@@ -90,6 +105,8 @@ export interface MsdaInput {
   valueKeep?: tf.Tensor3D | null;
   frame: SamplingFrame;
   spatialShapes: SpatialShapes;
+  /** Inference: project the value this many tokens at a time (default: all at once). */
+  chunkRows?: number;
 }
 
 /** Deformable DETR's MultiScaleDeformableAttention (APE's version, batch first), identity included. */
@@ -119,20 +136,39 @@ export class MultiScaleDeformableAttention extends Module {
 
   forward(input: MsdaInput): tf.Tensor3D {
     return tf.tidy(() => {
-      const { query, spatialShapes } = input;
+      const value = this.projectValue(input.value ?? input.query, input.valueKeep ?? null, input.chunkRows);
+      return this.attend(input.query, input.queryPos ?? null, value, input.frame, input.spatialShapes);
+    });
+  }
+
+  /** value_proj over [B, S, E] with padding tokens zeroed (keep [B, S, 1]); chunkRows tokens at a time. */
+  projectValue(valueIn: tf.Tensor3D, keep: tf.Tensor3D | null, chunkRows = Infinity): tf.Tensor3D {
+    const s = valueIn.shape[1];
+    const project = (x: tf.Tensor3D, k: tf.Tensor3D | null): tf.Tensor => {
+      const value = this.valueProj.forward(x);
+      return k ? tf.mul(value, k) : value;
+    };
+    if (s <= chunkRows) return tf.tidy(() => project(valueIn, keep)) as tf.Tensor3D;
+    const [value] = mapRowChunks(s, chunkRows, 1, (start, size) => [project(sliceRows(valueIn, start, size), keep ? sliceRows(keep, start, size) : null)]);
+    return value as tf.Tensor3D;
+  }
+
+  /**
+   * The attention of queries [B, Lq, E] (frame made for these Lq queries) over an already
+   * projected value [B, S, E], plus the identity. Each query's output depends on that query alone.
+   */
+  attend(query: tf.Tensor3D, queryPos: tf.Tensor3D | null, value: tf.Tensor3D, frame: SamplingFrame, spatialShapes: SpatialShapes): tf.Tensor3D {
+    return tf.tidy(() => {
       const [b, lq, e] = query.shape;
       const { numHeads: h, numLevels: l, numPoints: p } = this;
       if (spatialShapes.length !== l) throw new Error(`MultiScaleDeformableAttention: ${spatialShapes.length} levels given, built for ${l}`);
-      const valueIn = input.value ?? query;
-      const s = valueIn.shape[1];
+      const s = value.shape[1];
       const total = spatialShapes.reduce((acc, [hh, ww]) => acc + hh * ww, 0);
       if (total !== s) throw new Error(`MultiScaleDeformableAttention: value has ${s} tokens, spatial shapes give ${total}`);
-      let value: tf.Tensor = this.valueProj.forward(valueIn);
-      if (input.valueKeep) value = tf.mul(value, input.valueKeep);
-      const q = input.queryPos ? tf.add(query, input.queryPos) : query;
+      const q = queryPos ? tf.add(query, queryPos) : query;
       const flatQ = tf.reshape(q, [b * lq, e]);
       const offsets = tf.reshape(this.samplingOffsets.forward(flatQ), [b * lq, h, l, p * 2]);
-      const locations = tf.add(input.frame.base, tf.mul(offsets, input.frame.scale));
+      const locations = tf.add(frame.base, tf.mul(offsets, frame.scale));
       const weights = tf.softmax(tf.reshape(this.attentionWeights.forward(flatQ), [b * lq, h, l * p]));
       const sampled = msDeformAttn(
         tf.reshape(value, [b, s, h, this.headDim]) as tf.Tensor4D,

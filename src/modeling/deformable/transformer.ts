@@ -5,7 +5,8 @@ import { LayerNorm } from '../layers/layer-norm.js';
 import { Linear } from '../layers/linear.js';
 import type { Mlp } from '../layers/mlp.js';
 import type { BiAttentionConfig } from '../fusion/bi-attention.js';
-import { detach, tidyKeep } from '../ops.js';
+import { detach } from '../ops.js';
+import { mapRowChunks, sliceRows } from '../row-chunks.js';
 import { encoderReferencePoints, flattenedPositionEmbeddings, proposalAnchors, tokenKeepMask, type LevelGeometry, type ProposalAnchors } from '../feature-geometry.js';
 import { proposalPositionEmbedding, sinePositionEmbedding } from '../position-encoding.js';
 import { selectProposals, type ProposalSelectionConfig } from '../proposals.js';
@@ -38,6 +39,15 @@ export interface EncoderProposals {
   anchors: ProposalAnchors;
   /** Per image, the token indices chosen as decoder queries. */
   selected: Int32Array[];
+}
+
+export interface TransformerRunOptions {
+  training?: boolean;
+  rng?: Rng;
+  /** Inference: tokens per chunk for token-wise work over the encoder's tokens (default: all at once). */
+  chunkRows?: number;
+  /** Called when the encoder (with its proposals and their selection) and then the decoder are done. */
+  onPhase?: (phase: 'encoder' | 'decoder') => void;
 }
 
 export interface TransformerOutput extends DecoderOutput {
@@ -81,7 +91,7 @@ export class DeformableTransformer extends Module {
     geometry: LevelGeometry,
     text: EncoderText | null,
     heads: TransformerHeads,
-    options: { training?: boolean; rng?: Rng } = {},
+    options: TransformerRunOptions = {},
   ): TransformerOutput {
     const e = this.config.embedDim;
     const b = geometry.batch;
@@ -95,19 +105,19 @@ export class DeformableTransformer extends Module {
     const keep = allKept ? null : tf.tensor3d(keepHost, [b, s, 1]);
     const frame = pointSamplingFrame(encoderReferencePoints(geometry), b, s, shapes, this.config.numPoints);
 
-    const { memory, text: fusedText, source } = tidyKeep(() => {
-      const source = tf.concat(feats.map((f) => tf.reshape(f, [b, f.shape[1] * f.shape[2], e])), 1) as tf.Tensor3D;
+    const chunkRows = options.training ? Infinity : options.chunkRows ?? Infinity;
+    const source = tf.tidy(() => tf.concat(feats.map((f) => tf.reshape(f, [b, f.shape[1] * f.shape[2], e])), 1) as tf.Tensor3D);
+    const pos = tf.tidy(() => {
       const levelOneHot = new Float32Array(s * levels);
       shapes.forEach(([h, w], l) => {
         for (let i = 0; i < h * w; i++) levelOneHot[(geometry.levelStart[l]! + i) * levels + l] = 1;
       });
       const sine = flattenedPositionEmbeddings(geometry, e / 2, (h, w, vh, vw) => sinePositionEmbedding(h, w, vh, vw, { numPosFeats: e / 2 }));
       const levelPos = tf.matMul(tf.tensor2d(levelOneHot, [s, levels]), this.levelEmbeds); // [S, E]
-      const pos = tf.add(tf.tensor3d(sine, [b, s, e]), levelPos) as tf.Tensor3D;
-      const out = this.encoder.forward(source, pos, frame, shapes, keep, text, options);
-      return { ...out, source };
+      return tf.add(tf.tensor3d(sine, [b, s, e]), levelPos) as tf.Tensor3D;
     });
-    source.dispose();
+    const { memory, text: fusedText } = this.encoder.forward(source, pos, frame, shapes, keep, text, { training: options.training, rng: options.rng, chunkRows });
+    tf.dispose([source, pos]);
     frame.base.dispose();
     frame.scale.dispose();
 
@@ -115,8 +125,9 @@ export class DeformableTransformer extends Module {
     const allValid = anchors.valid.every((v) => v === 1);
     const validTensor = allValid ? null : tf.tensor3d(Float32Array.from(anchors.valid), [b, s, 1]);
     const unactTensor = tf.tensor3d(anchors.unact, [b, s, 4]);
-    const { outputMemory, logits, coordsUnact } = tf.tidy(() => {
-      const outputMemory = this.encOutputNorm.forward(this.encOutput.forward(validTensor ? tf.mul(memory, validTensor) : memory)) as tf.Tensor3D;
+    // Per token: the projected memory the queries start from, its objectness and proposal box.
+    const proposalHeads = (mem: tf.Tensor3D, valid: tf.Tensor3D | null, unact: tf.Tensor3D): tf.Tensor[] => {
+      const outputMemory = this.encOutputNorm.forward(this.encOutput.forward(valid ? tf.mul(mem, valid) : mem)) as tf.Tensor3D;
       let logits = heads.proposalClass.forward(outputMemory) as tf.Tensor3D;
       let delta = heads.bboxEmbed[this.config.decoderLayers]!.forward(outputMemory);
       this.decoder.classEmbedAmbiguous.forEach((extraClass, k) => {
@@ -127,8 +138,13 @@ export class DeformableTransformer extends Module {
         logits = tf.add(tf.mul(extra, wins), tf.mul(logits, loses)) as tf.Tensor3D;
         delta = tf.add(tf.mul(this.decoder.bboxEmbedAmbiguous[k]!.forward(outputMemory), wins), tf.mul(delta, loses));
       });
-      return { outputMemory, logits, coordsUnact: tf.add(delta, unactTensor) as tf.Tensor3D };
-    });
+      return [outputMemory, logits, tf.add(delta, unact)];
+    };
+    const [outputMemory, logits, coordsUnact] = mapRowChunks(s, chunkRows, 1, (start, size) =>
+      s <= chunkRows
+        ? proposalHeads(memory, validTensor, unactTensor)
+        : proposalHeads(sliceRows(memory, start, size), validTensor ? sliceRows(validTensor, start, size) : null, sliceRows(unactTensor, start, size)),
+    ) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
     validTensor?.dispose();
     unactTensor.dispose();
 
@@ -157,13 +173,15 @@ export class DeformableTransformer extends Module {
       return { query, queryPos };
     });
     outputMemory.dispose();
+    options.onPhase?.('encoder');
 
-    const decoded = this.decoder.forward(query, queryPos, memory, keep, initialReference, geometry.validRatios, shapes, heads.bboxEmbed);
+    const decoded = this.decoder.forward(query, queryPos, memory, keep, initialReference, geometry.validRatios, shapes, heads.bboxEmbed, chunkRows);
     query.dispose();
     queryPos.dispose();
     keep?.dispose();
     const boxes = tf.tidy(() => tf.sigmoid(coordsUnact)) as tf.Tensor3D;
     coordsUnact.dispose();
+    options.onPhase?.('decoder');
     return {
       ...decoded,
       memory,

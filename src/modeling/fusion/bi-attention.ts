@@ -4,6 +4,7 @@ import { Module, init } from '../module.js';
 import { Linear } from '../layers/linear.js';
 import { LayerNorm } from '../layers/layer-norm.js';
 import { mergeHeads, splitHeads, tidyKeep } from '../ops.js';
+import { mapRowChunks, mapRows, sliceRows } from '../row-chunks.js';
 
 export interface BiAttentionConfig {
   /** Visual token width. */
@@ -33,6 +34,11 @@ export interface FusionRunOptions {
    * map would exceed 4M values, forced with true (tests).
    */
   perHead?: boolean;
+  /**
+   * Inference: visual tokens per chunk for the inner-width projections (the attention map itself
+   * stays whole; maps too large for that take the per-head path). Default: all at once.
+   */
+  chunkRows?: number;
 }
 
 const CLAMP = 50000;
@@ -97,7 +103,9 @@ export class BiMultiHeadAttention extends Module {
       });
     }
     const large = !options.training && (options.perHead ?? b * heads * nv * nl > (1 << 22));
-    return large ? this.forwardPerHead(v, l, needLanguage) : this.forwardBatched(v, l, options, needLanguage);
+    if (large) return this.forwardPerHead(v, l, needLanguage);
+    const chunkRows = options.training ? Infinity : options.chunkRows ?? Infinity;
+    return nv > chunkRows ? this.forwardChunked(v, l, needLanguage, chunkRows) : this.forwardBatched(v, l, options, needLanguage);
   }
 
   private forwardBatched(v: tf.Tensor3D, l: tf.Tensor3D, options: FusionRunOptions, needLanguage: boolean): { deltaV: tf.Tensor3D; deltaL: tf.Tensor3D | null } {
@@ -119,6 +127,56 @@ export class BiMultiHeadAttention extends Module {
       const probsL = this.dropout(tf.softmax(attnL), options);
       const deltaL = this.outLProj.forward(mergeHeads(tf.matMul(probsL, valueV), b, heads)) as tf.Tensor3D;
       return { deltaV, deltaL };
+    });
+  }
+
+  /**
+   * forwardBatched for inference over many visual tokens: the [B*H, Nv, Nl] map is made whole
+   * (the per-head path takes maps too large for that) but every inner-width tensor of the visual
+   * side (queries, values, the attended output before out_v_proj) exists only chunkRows tokens at
+   * a time. The vision side is row-wise, so its numbers are the batched path's; the language
+   * side sums its product over the visual tokens chunk by chunk (float rounding only).
+   */
+  private forwardChunked(v: tf.Tensor3D, l: tf.Tensor3D, needLanguage: boolean, chunkRows: number): { deltaV: tf.Tensor3D; deltaL: tf.Tensor3D | null } {
+    return tidyKeep(() => {
+      const [b, nv] = v.shape;
+      const nl = l.shape[1];
+      const heads = this.config.numHeads;
+      const bh = b * heads;
+      const k = splitHeads(this.lProj.forward(l), heads);
+      const valueL = splitHeads(this.valuesLProj.forward(l), heads);
+      const [raw] = mapRowChunks(nv, chunkRows, 1, (start, size) => {
+        const q = splitHeads(tf.mul(this.vProj.forward(sliceRows(v, start, size)), this.headDim ** -0.5), heads);
+        return [tf.matMul(q, k, false, true)]; // [B*H, n, Nl]
+      });
+      let attn: tf.Tensor = raw!;
+      if (this.config.stableSoftmax2d) attn = tf.sub(attn, tf.max(attn));
+      attn = this.clamp(attn);
+      const probsV = tf.softmax(attn);
+      const [deltaV] = mapRowChunks(nv, chunkRows, 1, (start, size) => [
+        this.outVProj.forward(mergeHeads(tf.matMul(sliceRows(probsV, start, size), valueL), b, heads)),
+      ]);
+      if (!needLanguage) return { deltaV: deltaV as tf.Tensor3D, deltaL: null };
+      let attnL: tf.Tensor = tf.transpose(attn, [0, 2, 1]);
+      attnL = this.clamp(tf.sub(attnL, tf.max(attnL, -1, true)));
+      const probsL = tf.softmax(attnL); // [B*H, Nl, Nv]
+      let sum: tf.Tensor | null = null;
+      for (let start = 0; start < nv; start += chunkRows) {
+        const size = Math.min(chunkRows, nv - start);
+        const part = tf.tidy(() => {
+          const valueV = splitHeads(this.valuesVProj.forward(sliceRows(v, start, size)), heads);
+          return tf.matMul(tf.slice(probsL, [0, 0, start], [bh, nl, size]), valueV); // [B*H, Nl, d]
+        });
+        if (sum) {
+          const next: tf.Tensor = tf.add(sum, part);
+          tf.dispose([sum, part]);
+          sum = next;
+        } else {
+          sum = part;
+        }
+      }
+      const deltaL = this.outLProj.forward(mergeHeads(sum!, b, heads)) as tf.Tensor3D;
+      return { deltaV: deltaV as tf.Tensor3D, deltaL };
     });
   }
 
@@ -205,7 +263,8 @@ export class BiAttentionBlock extends Module {
 
   forward(v: tf.Tensor3D, l: tf.Tensor3D, options: FusionRunOptions = {}): { v: tf.Tensor3D; l: tf.Tensor3D | null } {
     return tidyKeep(() => {
-      const nv = this.layerNormV.forward(v) as tf.Tensor3D;
+      const chunkRows = options.training ? Infinity : options.chunkRows ?? Infinity;
+      const nv = mapRows(v, chunkRows, (x) => this.layerNormV.forward(x)) as tf.Tensor3D;
       const nl = this.layerNormL.forward(l) as tf.Tensor3D;
       const { deltaV, deltaL } = this.attn.forward(nv, nl, options);
       const outV = tf.add(nv, tf.mul(this.gammaV, deltaV)) as tf.Tensor3D;
