@@ -64,6 +64,8 @@ export { createModel, resolveConfig } from './inference/create-model.js';
 export type { CreateModelOptions } from './inference/create-model.js';
 export { loadModel, saveModel, loadWeights } from './inference/model-files.js';
 export type { LoadModelOptions, SaveModelOptions } from './inference/model-files.js';
+export { parseModelConfig, checkWeights, tokenizerFileName } from './inference/model-folder.js';
+export type { ForwardTimings } from './modeling/ape-network.js';
 export { prepareImages, resizedSize } from './inference/preprocess.js';
 export type { ImagePlacement } from './inference/preprocess.js';
 export { WordTokenizer } from './text/word-tokenizer.js';
