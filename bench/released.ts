@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- released [--vision-depth N] [--text-layers N] [--skip-forward]
- * [--forward-size N] [--forward-runs N] [--keep]`:
+ * [--forward-size N] [--forward-runs N] [--stand-in-text] [--keep]`:
  * released-weights handling.
  * 1. Conversion memory: writes a synthetic `torch.save` checkpoint in the released APE-D layout
  *    (EVA-02 ViT-L-width blocks in float32, an EVA02-CLIP-E-width text tower in float16 with its
@@ -9,7 +9,9 @@
  *    to safetensors in a child process and reports the child's peak RSS, against a child that
  *    only loads the same code (baseline) and one that reads every tensor at once (naive).
  * 2. Forward time of `ape-ti` at 1024x1024 (`--forward-size`) on wasm with random weights of the
- *    real shapes, prompts given as embeddings (see forwardTimes); `--skip-forward` leaves it out.
+ *    real shapes, per phase, with peak allocations: the real text tower encodes the prompts on
+ *    its own first and is disposed (`--stand-in-text`: random prompt vectors instead), then the
+ *    detector runs with them as embeddings (see forwardTimes); `--skip-forward` leaves it out.
  */
 import { spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
@@ -301,7 +303,7 @@ async function childMain(mode: string, args: string[]): Promise<void> {
     const all = await readTorchCheckpoint(args[0]!, { upcastHalf: true });
     out.tensors = all.size;
   } else if (mode === 'forward') {
-    Object.assign(out, await forwardTimes(Number(args[0]), Number(args[1])));
+    Object.assign(out, await forwardTimes(Number(args[0]), Number(args[1]), args[2] === 'stand-in' ? 'stand-in' : 'real'));
   } else if (mode !== 'baseline') {
     throw new Error(`unknown child mode ${mode}`);
   }
@@ -311,18 +313,93 @@ async function childMain(mode: string, args: string[]): Promise<void> {
 }
 
 /**
- * ape-ti's forward at size x size with random weights of the real shapes, prompts given as
- * embeddings (one sentence of the text width). The forward never runs the text tower then (in use
- * prompts are encoded once and cached), so it is built at one layer of the same output width:
- * EVA02-CLIP-E's 3 GB of weights would otherwise share the wasm heap's 4 GB with the activations.
+ * Tracks the wasm heap bytes that TF.js allocates from JavaScript (every tensor buffer and the
+ * kernel patches' scratch buffers) by wrapping the module's malloc/free: `peak()` is the most
+ * held at once since `reset()`. `heapBytes()` is the wasm memory's size, which only grows, in
+ * large steps up to the 4 GB cap: an upper bound that includes the allocator's overhead,
+ * fragmentation and XNNPACK's internal allocations (which do not pass through the wrapper).
  */
-async function forwardTimes(size: number, runs: number): Promise<Record<string, unknown>> {
+async function wasmHeapTracker() {
+  const { tf } = await import('../src/engine/engine.js');
+  const wasm = (tf.backend() as unknown as { wasm: { _malloc(n: number): number; _free(p: number): void; HEAPU8: Uint8Array } }).wasm;
+  // Emscripten's exports replace themselves with the raw function on first call: settle both first.
+  tf.ones([1]).dispose();
+  const sizes = new Map<number, number>();
+  let live = 0;
+  let peak = 0;
+  const malloc = wasm._malloc.bind(wasm);
+  const free = wasm._free.bind(wasm);
+  // Offsets past 2 GB come back from malloc as negative int32; the backend frees them unsigned.
+  wasm._malloc = (n: number) => {
+    const ptr = malloc(n);
+    sizes.set(ptr >>> 0, n);
+    live += n;
+    if (live > peak) peak = live;
+    return ptr;
+  };
+  wasm._free = (ptr: number) => {
+    live -= sizes.get(ptr >>> 0) ?? 0;
+    sizes.delete(ptr >>> 0);
+    free(ptr);
+  };
+  return {
+    reset: () => void (peak = live),
+    peak: () => peak,
+    live: () => live,
+    heapBytes: () => wasm.HEAPU8.buffer.byteLength,
+  };
+}
+
+/**
+ * ape-ti's forward at size x size with random weights of the real shapes, in one wasm heap:
+ * 1. with `textTower` 'real', the EVA02-CLIP-E text tower (32 layers, width 1280, 694 M
+ *    parameters, 2.8 GB of float32) is built on its own, encodes the prompts (fixed token ids:
+ *    there is no tokenizer file in the bench) and is disposed: in use prompts are encoded once
+ *    and served from the prompt cache, and the tower's weights cannot share the 4 GB heap with
+ *    the detector's activations at 1024;
+ * 2. the detector is built with a one-layer stand-in text tower of the same output width (the
+ *    forward never runs it: the prompts come in as embeddings) and runs `runs` forwards with the
+ *    encoded prompts as sentences, timed per phase.
+ * With `textTower` 'stand-in' step 1 is left out and the prompts are random vectors.
+ */
+async function forwardTimes(size: number, runs: number, textTower: 'real' | 'stand-in'): Promise<Record<string, unknown>> {
   const { initEngine, tf } = await import('../src/engine/engine.js');
   const { ApeNetwork } = await import('../src/modeling/ape-network.js');
   const { APE_PRESETS } = await import('../src/modeling/config.js');
+  const { ClipTextEncoder } = await import('../src/text/clip-text-transformer.js');
+  const { Rng } = await import('../src/util/random.js');
   await initEngine({ backend: 'wasm' });
+  const heap = await wasmHeapTracker();
   const config = APE_PRESETS['ape-ti']();
-  const textDim = config.text.encoder.embedDim;
+  const out: Record<string, unknown> = { textTower };
+  const ms = (t: number) => Number(t.toFixed(0));
+
+  let prompt: import('@tensorflow/tfjs-core').Tensor2D;
+  if (textTower === 'real') {
+    const t0 = performance.now();
+    const tower = new ClipTextEncoder(config.text.encoder, new Rng(3));
+    const built = performance.now();
+    // Two sentences of 6 and 9 tokens: start, word ids, end (49406 / 49407), zero padding.
+    const ids = [[49406, 320, 736, 1615, 525, 49407], [49406, 518, 2533, 1929, 593, 518, 3351, 1823, 49407]].map((row) => [...row, ...new Array<number>(77 - row.length).fill(0)]);
+    const encoded = tower.forward(ids, { pooling: config.text.pooling });
+    encoded.attentionMask.dispose();
+    const values = encoded.embeddings.dataSync() as Float32Array;
+    const encodedAt = performance.now();
+    encoded.embeddings.dispose();
+    out.text = {
+      params: tower.parameterCount(),
+      buildSeconds: Number(((built - t0) / 1000).toFixed(1)),
+      encodeTwoPromptsMs: ms(encodedAt - built),
+      peakAllocatedMb: mb(heap.peak()),
+      heapMb: mb(heap.heapBytes()),
+    };
+    tower.dispose();
+    prompt = tf.tensor2d(values, [2, config.text.encoder.embedDim]);
+    out.afterTextDisposedAllocatedMb = mb(heap.live());
+  } else {
+    prompt = tf.randomNormal([2, config.text.encoder.embedDim], 0, 1, 'float32', 2) as import('@tensorflow/tfjs-core').Tensor2D;
+  }
+
   config.text.encoder = { ...config.text.encoder, vocabSize: 1024, width: 64, heads: 1, layers: 1 };
   const enc = config.text.encoder;
   const sizes = {
@@ -331,20 +408,38 @@ async function forwardTimes(size: number, runs: number): Promise<Record<string, 
       throw new Error('the forward benchmark passes prompt embeddings');
     },
   };
+  heap.reset();
   const t0 = performance.now();
   const net = new ApeNetwork(config, sizes, 0);
-  const buildSeconds = (performance.now() - t0) / 1000;
+  out.buildSeconds = Number(((performance.now() - t0) / 1000).toFixed(1));
+  out.weightsMb = mb(heap.live());
   const images = tf.randomUniform([1, size, size, 3], 0, 255, 'float32', 1) as import('@tensorflow/tfjs-core').Tensor4D;
-  const prompt = tf.randomNormal([1, textDim], 0, 1, 'float32', 2) as import('@tensorflow/tfjs-core').Tensor2D;
-  const seconds: number[] = [];
+  const forwards: Record<string, number>[] = [];
   for (let i = 0; i < runs; i++) {
+    // The forward writes each phase's time as the phase ends: the peak allocation of that phase
+    // is read (and the tracker reset) at the same moment.
+    const peaks: Record<string, number> = {};
+    const timings = new Proxy({} as Record<string, number>, {
+      set(target, phase: string, value: number) {
+        target[phase] = value;
+        peaks[`${phase}PeakMb`] = mb(heap.peak());
+        heap.reset();
+        return true;
+      },
+    });
+    heap.reset();
     const t = performance.now();
-    const out = net.forward({ images, sizes: [[size, size]] }, { extraSentenceEmbeddings: prompt });
-    await out.layers[out.layers.length - 1]!.logits.data();
-    seconds.push((performance.now() - t) / 1000);
-    tf.dispose(out as unknown as import('@tensorflow/tfjs-core').TensorContainer);
+    const result = net.forward({ images, sizes: [[size, size]] }, { extraSentenceEmbeddings: prompt }, { timings });
+    await result.layers[result.layers.length - 1]!.logits.data();
+    const total = performance.now() - t;
+    result.dispose();
+    forwards.push({ totalMs: ms(total), ...Object.fromEntries(Object.entries(timings).map(([k, v]) => [`${k}Ms`, ms(v)])), ...peaks });
   }
-  return { buildSeconds, forwardSeconds: seconds, visionParams: net.parameterCount() - net.language.parameterCount() };
+  out.forwards = forwards;
+  out.detectorPeakAllocatedMb = Math.max(...forwards.flatMap((f) => Object.entries(f).filter(([k]) => k.endsWith('PeakMb')).map(([, v]) => v)));
+  out.heapMb = mb(heap.heapBytes());
+  out.visionParams = net.parameterCount() - net.language.parameterCount();
+  return out;
 }
 
 // ---------------------------------------------------------------- the benchmark
@@ -385,12 +480,21 @@ export async function run(argv: string[]): Promise<{ results: Record<string, unk
     if (!argv.includes('--skip-forward')) {
       const size = opt('--forward-size', 1024);
       const runs = opt('--forward-runs', 2);
+      const textTower = argv.includes('--stand-in-text') ? 'stand-in' : 'real';
       try {
-        const f = child('forward', String(size), String(runs));
-        const times = f.forwardSeconds as number[];
-        console.log(`ape-ti forward ${size}x${size} (wasm): ${times.map((t) => `${t.toFixed(2)} s`).join(', ')} (first run includes warm-up); peak RSS ${mb(f.maxRssBytes)} MB`);
+        const f = child('forward', String(size), String(runs), textTower);
+        const text = f.text as Record<string, number> | undefined;
+        if (text) {
+          console.log(`EVA02-CLIP-E text tower alone (${text.params} parameters): built in ${text.buildSeconds} s, 2 prompts encoded in ${text.encodeTwoPromptsMs} ms; peak allocated ${text.peakAllocatedMb} MB, wasm heap ${text.heapMb} MB; disposed (${f.afterTextDisposedAllocatedMb} MB left allocated)`);
+        }
+        const forwards = f.forwards as Record<string, number>[];
+        for (const [i, r] of forwards.entries()) {
+          console.log(`ape-ti forward ${size}x${size} (wasm) run ${i + 1}: ${(r.totalMs! / 1000).toFixed(1)} s = backbone ${r.backboneMs} + prompts ${r.promptsMs} + encoder ${r.encoderMs} + decoder ${r.decoderMs} + heads ${r.headsMs} ms${i === 0 ? ' (includes warm-up)' : ''}; peak allocated per phase (MB, weights included): backbone ${r.backbonePeakMb}, encoder ${r.encoderPeakMb}, decoder ${r.decoderPeakMb}, heads ${r.headsPeakMb}`);
+        }
+        console.log(`detector: ${f.visionParams} parameters outside the text tower (${f.weightsMb} MB), peak allocated ${f.detectorPeakAllocatedMb} MB, wasm heap ${f.heapMb} MB at the end; peak RSS ${mb(f.maxRssBytes)} MB`);
         Object.assign(results, {
-          [`ape_ti_forward_${size}_seconds`]: times.map((t) => Number(t.toFixed(2))),
+          [`ape_ti_forward_${size}`]: { textTower, ...Object.fromEntries(Object.entries(f).filter(([k]) => k !== 'textTower')) },
+          [`ape_ti_forward_${size}_seconds`]: forwards.map((r) => Number((r.totalMs! / 1000).toFixed(1))),
           [`ape_ti_forward_${size}_peak_rss_mb`]: mb(f.maxRssBytes),
           ape_ti_vision_params: f.visionParams,
         });
