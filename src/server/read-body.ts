@@ -2,11 +2,12 @@ import type { IncomingMessage } from 'node:http';
 import { HttpError } from './http-error.js';
 
 /**
- * The whole request body, refused with 413 as soon as it is known to exceed `maxBytes`: from the
- * Content-Length header when there is one, else while streaming. Nothing past the limit is kept;
- * the caller answers with `Connection: close`, so the rest of the upload is never read.
+ * The whole request body, refused with 413 when it exceeds `maxBytes`: at once from the
+ * Content-Length header when there is one, else while streaming. A streamed body over the limit is
+ * read on and thrown away up to `drainBytes` more, because a client still writing when the
+ * connection closes sees a broken pipe instead of the 413; past that the connection is cut.
  */
-export async function readBody(request: IncomingMessage, maxBytes: number): Promise<Buffer> {
+export async function readBody(request: IncomingMessage, maxBytes: number, drainBytes = 16 * 1024 * 1024): Promise<Buffer> {
   const tooLarge = (size?: number) =>
     new HttpError(
       413,
@@ -30,14 +31,17 @@ export async function readBody(request: IncomingMessage, maxBytes: number): Prom
         chunks.push(chunk);
         return;
       }
-      // Nothing more is stored; the caller answers with Connection: close, which ends the upload.
+      chunks.length = 0;
+      if (total <= maxBytes + drainBytes) return;
+      // The caller answers with Connection: close, which ends the upload.
       cleanup();
       request.pause();
       reject(tooLarge());
     };
     const onEnd = () => {
       cleanup();
-      resolve(Buffer.concat(chunks, total));
+      if (total > maxBytes) reject(tooLarge());
+      else resolve(Buffer.concat(chunks, total));
     };
     const onError = (error: Error) => {
       cleanup();
