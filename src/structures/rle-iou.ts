@@ -1,5 +1,6 @@
 import { pairwiseIouXywh } from './box-iou.js';
 import { rleArea, rleToBbox, type Rle } from './rle.js';
+import { walkRunPairs } from './rle-runs.js';
 
 /**
  * Mask IoU of every detection against every ground truth, result[d][g], exactly as pycocotools
@@ -36,35 +37,14 @@ export function rleIouWithBoxes(
 }
 
 function pairIou(a: readonly number[], b: readonly number[], crowd: boolean, dt: Rle): number {
-  let ca = a[0];
-  let cb = b[0];
-  let va = false;
-  let vb = false;
-  let ia = 1;
-  let ib = 1;
   let inter = 0;
   let union = 0;
-  let ct = 1;
-  while (ct > 0) {
-    const c = Math.min(ca, cb);
+  walkRunPairs(a, b, (c, va, vb) => {
     if (va || vb) {
       union += c;
       if (va && vb) inter += c;
     }
-    ct = 0;
-    ca -= c;
-    if (!ca && ia < a.length) {
-      ca = a[ia++];
-      va = !va;
-    }
-    ct += ca;
-    cb -= c;
-    if (!cb && ib < b.length) {
-      cb = b[ib++];
-      vb = !vb;
-    }
-    ct += cb;
-  }
+  });
   if (inter === 0) union = 1;
   else if (crowd) union = rleArea(dt);
   return inter / union;

@@ -1,4 +1,5 @@
 import type { Rle } from './rle.js';
+import { walkRunPairs } from './rle-runs.js';
 
 /**
  * Union (or, with intersect, intersection) of masks of one size, walking the runs of both at
@@ -20,37 +21,18 @@ export function rleMerge(rles: readonly Rle[], intersect = false): Rle {
 
 function mergeTwo(a: readonly number[], b: readonly number[], intersect: boolean): number[] {
   const out: number[] = [];
-  let ca = a[0] ?? 0;
-  let cb = b[0] ?? 0;
-  let va = false;
-  let vb = false;
+  // A run of the result ends where the merged value changes from one stretch to the next.
   let v = false;
-  let ia = 1;
-  let ib = 1;
   let cc = 0;
-  let ct = 1;
-  while (ct > 0) {
-    const c = Math.min(ca, cb);
-    cc += c;
-    ct = 0;
-    ca -= c;
-    if (!ca && ia < a.length) {
-      ca = a[ia++];
-      va = !va;
-    }
-    ct += ca;
-    cb -= c;
-    if (!cb && ib < b.length) {
-      cb = b[ib++];
-      vb = !vb;
-    }
-    ct += cb;
-    const vp: boolean = v;
-    v = intersect ? va && vb : va || vb;
-    if (v !== vp || ct === 0) {
+  walkRunPairs(a, b, (c, va, vb) => {
+    const next = intersect ? va && vb : va || vb;
+    if (next !== v) {
       out.push(cc);
       cc = 0;
+      v = next;
     }
-  }
+    cc += c;
+  });
+  out.push(cc);
   return out;
 }
