@@ -4,13 +4,7 @@
  * returns [batch, width, height, depth] for non-square images. This is the exact adjoint of
  * tfjs's ResizeBilinear forward (same source coordinates, floors and clamps).
  */
-import { tf } from '../engine.js';
-import { asWasm, f32View, patchWasmKernel, type KernelArgs, type KernelImpl } from './wasm-internals.js';
-
-interface ResizeAttrs {
-  alignCorners: boolean;
-  halfPixelCenters: boolean;
-}
+import { patchResizeGradCpu, patchResizeGradWasm, type ResizeAttrs } from './resize-grad.js';
 
 function sourceTaps(outSize: number, inSize: number, alignCorners: boolean, halfPixel: boolean) {
   const ratio = alignCorners && outSize > 1 ? (inSize - 1) / (outSize - 1) : inSize / outSize;
@@ -59,43 +53,10 @@ export function resizeBilinearBackward(
   }
 }
 
-function checkShapes(images: tf.TensorInfo, dy: tf.TensorInfo): void {
-  if (images.shape.length !== 4 || dy.shape.length !== 4) {
-    throw new Error(`ResizeBilinearGrad: rank-4 images and dy expected, got ${JSON.stringify(images.shape)} and ${JSON.stringify(dy.shape)}`);
-  }
-}
-
-export function resizeBilinearGradWasm(): KernelImpl {
-  return (args: KernelArgs) => {
-    const backend = asWasm(args.backend);
-    const { images, dy } = args.inputs as { images: tf.TensorInfo; dy: tf.TensorInfo };
-    checkShapes(images, dy);
-    const dx = backend.makeOutput([...images.shape], 'float32');
-    resizeBilinearBackward(f32View(backend, dy), dy.shape, images.shape, args.attrs as unknown as ResizeAttrs, f32View(backend, dx));
-    return dx;
-  };
-}
-
-interface CpuBackend {
-  data: { get(dataId: object): { values: unknown } };
-  makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
-}
-
-export function resizeBilinearGradCpu(args: KernelArgs): tf.TensorInfo {
-  const backend = args.backend as CpuBackend;
-  const { images, dy } = args.inputs as { images: tf.TensorInfo; dy: tf.TensorInfo };
-  checkShapes(images, dy);
-  const dyValues = backend.data.get(dy.dataId).values as Float32Array;
-  const dx = new Float32Array(tf.util.sizeFromShape(images.shape));
-  resizeBilinearBackward(dyValues, dy.shape, images.shape, args.attrs as unknown as ResizeAttrs, dx);
-  return backend.makeTensorInfo([...images.shape], 'float32', dx);
-}
-
 export function patchResizeBilinearGrad(): void {
-  patchWasmKernel('ResizeBilinearGrad', resizeBilinearGradWasm);
+  patchResizeGradWasm('ResizeBilinearGrad', resizeBilinearBackward);
 }
 
 export function patchResizeBilinearGradCpu(): void {
-  if (tf.getKernel('ResizeBilinearGrad', 'cpu')) tf.unregisterKernel('ResizeBilinearGrad', 'cpu');
-  tf.registerKernel({ kernelName: 'ResizeBilinearGrad', backendName: 'cpu', kernelFunc: resizeBilinearGradCpu as unknown as tf.KernelFunc });
+  patchResizeGradCpu('ResizeBilinearGrad', resizeBilinearBackward);
 }

@@ -3,13 +3,7 @@
  * the gradient to other pixels than the forward read. This scatters each output's gradient to the
  * exact pixel tfjs's ResizeNearestNeighbor forward picks.
  */
-import { tf } from '../engine.js';
-import { asWasm, f32View, patchWasmKernel, type KernelArgs, type KernelImpl } from './wasm-internals.js';
-
-interface ResizeAttrs {
-  alignCorners: boolean;
-  halfPixelCenters: boolean;
-}
+import { patchResizeGradCpu, patchResizeGradWasm, type ResizeAttrs } from './resize-grad.js';
 
 function nearestSource(outSize: number, inSize: number, alignCorners: boolean, halfPixel: boolean): Int32Array {
   const ratio = alignCorners && outSize > 1 ? (inSize - 1) / (outSize - 1) : inSize / outSize;
@@ -44,42 +38,10 @@ export function resizeNearestBackward(
   }
 }
 
-function checkShapes(images: tf.TensorInfo, dy: tf.TensorInfo): void {
-  if (images.shape.length !== 4 || dy.shape.length !== 4) {
-    throw new Error(`ResizeNearestNeighborGrad: rank-4 images and dy expected, got ${JSON.stringify(images.shape)} and ${JSON.stringify(dy.shape)}`);
-  }
-}
-
-export function resizeNearestGradWasm(): KernelImpl {
-  return (args: KernelArgs) => {
-    const backend = asWasm(args.backend);
-    const { images, dy } = args.inputs as { images: tf.TensorInfo; dy: tf.TensorInfo };
-    checkShapes(images, dy);
-    const dx = backend.makeOutput([...images.shape], 'float32');
-    resizeNearestBackward(f32View(backend, dy), dy.shape, images.shape, args.attrs as unknown as ResizeAttrs, f32View(backend, dx));
-    return dx;
-  };
-}
-
-interface CpuBackend {
-  data: { get(dataId: object): { values: unknown } };
-  makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
-}
-
-export function resizeNearestGradCpu(args: KernelArgs): tf.TensorInfo {
-  const backend = args.backend as CpuBackend;
-  const { images, dy } = args.inputs as { images: tf.TensorInfo; dy: tf.TensorInfo };
-  checkShapes(images, dy);
-  const dx = new Float32Array(tf.util.sizeFromShape(images.shape));
-  resizeNearestBackward(backend.data.get(dy.dataId).values as Float32Array, dy.shape, images.shape, args.attrs as unknown as ResizeAttrs, dx);
-  return backend.makeTensorInfo([...images.shape], 'float32', dx);
-}
-
 export function patchResizeNearestGrad(): void {
-  patchWasmKernel('ResizeNearestNeighborGrad', resizeNearestGradWasm);
+  patchResizeGradWasm('ResizeNearestNeighborGrad', resizeNearestBackward);
 }
 
 export function patchResizeNearestGradCpu(): void {
-  if (tf.getKernel('ResizeNearestNeighborGrad', 'cpu')) tf.unregisterKernel('ResizeNearestNeighborGrad', 'cpu');
-  tf.registerKernel({ kernelName: 'ResizeNearestNeighborGrad', backendName: 'cpu', kernelFunc: resizeNearestGradCpu as unknown as tf.KernelFunc });
+  patchResizeGradCpu('ResizeNearestNeighborGrad', resizeNearestBackward);
 }
