@@ -136,6 +136,19 @@ export function pasteInstanceMask(
   height: number,
   resolution = 128,
 ): Uint8Array {
+  const local = boxMaskGrid(logits, maskH, maskW, stride, boxInput, resolution);
+  return pasteMask(local, resolution, resolution, boxToOriginal(boxInput, scaleX, scaleY, width, height), height, width, 0.5);
+}
+
+/** The mask logits read on a resolution x resolution grid over the box (input pixels), thresholded at probability 0.5. */
+function boxMaskGrid(
+  logits: ArrayLike<number>,
+  maskH: number,
+  maskW: number,
+  stride: number,
+  boxInput: readonly [number, number, number, number],
+  resolution: number,
+): Uint8Array {
   const [x1, y1, x2, y2] = boxInput;
   const local = new Uint8Array(resolution * resolution);
   const bw = (x2 - x1) / resolution;
@@ -147,13 +160,24 @@ export function pasteInstanceMask(
       local[i * resolution + j] = sampleBilinear(logits, maskH, maskW, u, v) > 0 ? 1 : 0;
     }
   }
-  const box: [number, number, number, number] = [
+  return local;
+}
+
+/** An input-pixel xyxy box in original pixels, clipped to the image. */
+function boxToOriginal(
+  boxInput: readonly [number, number, number, number],
+  scaleX: number,
+  scaleY: number,
+  width: number,
+  height: number,
+): [number, number, number, number] {
+  const [x1, y1, x2, y2] = boxInput;
+  return [
     Math.min(Math.max(x1 * scaleX, 0), width),
     Math.min(Math.max(y1 * scaleY, 0), height),
     Math.min(Math.max(x2 * scaleX, 0), width),
     Math.min(Math.max(y2 * scaleY, 0), height),
   ];
-  return pasteMask(local, resolution, resolution, box, height, width, 0.5);
 }
 
 /**
@@ -173,30 +197,18 @@ export function pasteInstanceMaskRle(
   height: number,
   resolution = 128,
 ): { size: [number, number]; counts: number[] } {
-  const [x1, y1, x2, y2] = boxInput;
-  const box = [
-    Math.min(Math.max(x1 * scaleX, 0), width),
-    Math.min(Math.max(y1 * scaleY, 0), height),
-    Math.min(Math.max(x2 * scaleX, 0), width),
-    Math.min(Math.max(y2 * scaleY, 0), height),
-  ];
+  const box = boxToOriginal(boxInput, scaleX, scaleY, width, height);
   // The window pasteMask writes to: the box widened by one pixel, inside the image.
-  const wx0 = Math.max(Math.floor(box[0]!) - 1, 0);
-  const wy0 = Math.max(Math.floor(box[1]!) - 1, 0);
-  const wx1 = Math.min(Math.ceil(box[2]!) + 1, width);
-  const wy1 = Math.min(Math.ceil(box[3]!) + 1, height);
+  const wx0 = Math.max(Math.floor(box[0]) - 1, 0);
+  const wy0 = Math.max(Math.floor(box[1]) - 1, 0);
+  const wx1 = Math.min(Math.ceil(box[2]) + 1, width);
+  const wy1 = Math.min(Math.ceil(box[3]) + 1, height);
   const ww = Math.max(wx1 - wx0, 0);
   const wh = Math.max(wy1 - wy0, 0);
   let window: Uint8Array = new Uint8Array(0);
   if (ww > 0 && wh > 0) {
-    const local = new Uint8Array(resolution * resolution);
-    const bw = (x2 - x1) / resolution;
-    const bh = (y2 - y1) / resolution;
-    for (let i = 0; i < resolution; i++) {
-      const v = (y1 + (i + 0.5) * bh) / stride - 0.5;
-      for (let j = 0; j < resolution; j++) local[i * resolution + j] = sampleBilinear(logits, maskH, maskW, (x1 + (j + 0.5) * bw) / stride - 0.5, v) > 0 ? 1 : 0;
-    }
-    window = pasteMask(local, resolution, resolution, [box[0]! - wx0, box[1]! - wy0, box[2]! - wx0, box[3]! - wy0], wh, ww, 0.5);
+    const local = boxMaskGrid(logits, maskH, maskW, stride, boxInput, resolution);
+    window = pasteMask(local, resolution, resolution, [box[0] - wx0, box[1] - wy0, box[2] - wx0, box[3] - wy0], wh, ww, 0.5);
   }
   // Runs down each column of the full image; columns and rows outside the window are zeros.
   const counts: number[] = [];
