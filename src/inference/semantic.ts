@@ -69,51 +69,48 @@ export function semanticLabels(
     return values;
   };
 
+  const single = chunks.length === 1 ? read(0, numPrompts) : null;
+  // Each pass visits every cell of every chunk with the chunk's maps and where the cell's four
+  // corner values of prompt start + k sit in them (a + k, b + k, c + k, d + k).
+  const eachCell = (visit: (v: Float32Array, start: number, count: number, cell: number, a: number, b: number, c: number, d: number) => void) => {
+    for (const { start, count } of chunks) {
+      const v = single ?? read(start, count);
+      for (let cell = 0; cell < cells; cell++) {
+        visit(v, start, count, cell, corners[cell * 4]! * count, corners[cell * 4 + 1]! * count, corners[cell * 4 + 2]! * count, corners[cell * 4 + 3]! * count);
+      }
+    }
+  };
+
   // Pass 1: the best smallest-corner value per cell (the background channel included).
   const lower = new Float32Array(cells).fill(background);
-  const single = chunks.length === 1 ? read(0, numPrompts) : null;
-  for (const { start, count } of chunks) {
-    const v = single ?? read(start, count);
-    for (let cell = 0; cell < cells; cell++) {
-      const a = corners[cell * 4]! * count;
-      const b = corners[cell * 4 + 1]! * count;
-      const c = corners[cell * 4 + 2]! * count;
-      const d = corners[cell * 4 + 3]! * count;
-      let best = lower[cell]!;
-      for (let k = 0; k < count; k++) {
-        let m = v[a + k]!;
-        const vb = v[b + k]!;
-        const vc = v[c + k]!;
-        const vd = v[d + k]!;
-        if (vb < m) m = vb;
-        if (vc < m) m = vc;
-        if (vd < m) m = vd;
-        if (m > best) best = m;
-      }
-      lower[cell] = best;
+  eachCell((v, _start, count, cell, a, b, c, d) => {
+    let best = lower[cell]!;
+    for (let k = 0; k < count; k++) {
+      let m = v[a + k]!;
+      const vb = v[b + k]!;
+      const vc = v[c + k]!;
+      const vd = v[d + k]!;
+      if (vb < m) m = vb;
+      if (vc < m) m = vc;
+      if (vd < m) m = vd;
+      if (m > best) best = m;
     }
-  }
+    lower[cell] = best;
+  });
 
   // Pass 2: per cell, the prompts whose largest corner reaches that value, with their corners.
   const candidates: number[][] = Array.from({ length: cells }, () => []);
-  for (const { start, count } of chunks) {
-    const v = single ?? read(start, count);
-    for (let cell = 0; cell < cells; cell++) {
-      const a = corners[cell * 4]! * count;
-      const b = corners[cell * 4 + 1]! * count;
-      const c = corners[cell * 4 + 2]! * count;
-      const d = corners[cell * 4 + 3]! * count;
-      const bound = lower[cell]!;
-      const list = candidates[cell]!;
-      for (let k = 0; k < count; k++) {
-        const va = v[a + k]!;
-        const vb = v[b + k]!;
-        const vc = v[c + k]!;
-        const vd = v[d + k]!;
-        if (va >= bound || vb >= bound || vc >= bound || vd >= bound) list.push(start + k, va, vb, vc, vd);
-      }
+  eachCell((v, start, count, cell, a, b, c, d) => {
+    const bound = lower[cell]!;
+    const list = candidates[cell]!;
+    for (let k = 0; k < count; k++) {
+      const va = v[a + k]!;
+      const vb = v[b + k]!;
+      const vc = v[c + k]!;
+      const vd = v[d + k]!;
+      if (va >= bound || vb >= bound || vc >= bound || vd >= bound) list.push(start + k, va, vb, vc, vd);
     }
-  }
+  });
   return labelPixels(candidates, geometry, background);
 }
 
