@@ -1,4 +1,4 @@
-import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initEngine } from '../engine/engine.js';
@@ -8,9 +8,11 @@ import { ConversionError, missingMessage, planConversion, writeConversion, type 
 import { TorchCheckpoint } from '../io/torch/checkpoint.js';
 import { ApeModel } from '../inference/ape-model.js';
 import { CONFIG_FILE, WEIGHTS_FILE } from '../inference/model-files.js';
+import { modelConfigFile } from '../inference/model-folder.js';
 import { APE_PRESETS, type ApeConfig, type ApePresetName } from '../modeling/config.js';
 import type { TextTokenizer } from '../text/tokenizer.js';
 import { Progress } from '../util/progress.js';
+import { writeJsonFile } from '../util/write-json.js';
 import type { Command } from './command.js';
 import { UsageError } from './command.js';
 
@@ -121,8 +123,8 @@ export const command: Command = {
           if (done === total) progress.finish('');
         },
       });
-      await writeFile(join(out, CONFIG_FILE), `${JSON.stringify({ format: 'ape-model', version: 1, config }, null, 2)}\n`);
-      await writeFile(join(out, 'conversion.json'), `${JSON.stringify({ source: checkpoint, preset, ...report, bytes }, null, 2)}\n`);
+      await writeJsonFile(join(out, CONFIG_FILE), modelConfigFile(config), 2);
+      await writeJsonFile(join(out, 'conversion.json'), { source: checkpoint, preset, ...report, bytes }, 2);
       console.log(`wrote ${join(out, WEIGHTS_FILE)} (${(bytes / 1024 / 1024).toFixed(1)} MB), ${CONFIG_FILE}, conversion.json`);
       const tokenizer = config.text.tokenizer;
       if (tokenizer.kind === 'clip-bpe') {

@@ -1,7 +1,8 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { evaluateCoco } from '../evaluation/coco/evaluate.js';
 import { parseCocoGroundTruth, parseCocoResults } from '../evaluation/coco/parse.js';
+import { writeJsonFile } from '../util/write-json.js';
 import type { Command } from './command.js';
 import { UsageError } from './command.js';
 
@@ -45,9 +46,7 @@ export const command: Command = {
     const results = parseCocoResults(await readText(values.results, 'results'), gt, values.results);
     const evaluation = evaluateCoco(gt, results, type);
     console.log(evaluation.summary);
-    if (values.json) {
-      await writeFile(values.json, `${JSON.stringify({ type, stats: evaluation.stats })}\n`);
-    }
+    if (values.json) await writeJsonFile(values.json, { type, stats: evaluation.stats });
     return 0;
   },
 };

@@ -1,9 +1,9 @@
-import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { initEngine } from '../engine/engine.js';
 import { evaluateModel } from '../evaluation/model-eval.js';
 import { loadModel } from '../inference/model-files.js';
 import { Progress } from '../util/progress.js';
+import { writeJsonFile } from '../util/write-json.js';
 import type { Command } from './command.js';
 import { UsageError } from './command.js';
 
@@ -49,7 +49,7 @@ export const command: Command = {
     const pct = (x: number) => (x < 0 || Number.isNaN(x) ? 'n/a' : (100 * x).toFixed(1));
     console.log(`images ${result.images}  box AP ${pct(result.bbox[0]!)}  mask AP ${pct(result.segm[0]!)}  mIoU ${pct(result.miou)}  referring P@0.5 ${pct(result.referring_acc)}`);
     console.log(JSON.stringify(json));
-    if (values.json) await writeFile(values.json, JSON.stringify(json) + '\n');
+    if (values.json) await writeJsonFile(values.json, json);
     model.dispose();
     return 0;
   },

@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -10,6 +10,7 @@ import { parsePromptString } from '../text/prompts.js';
 import { drawInstances } from '../viz/overlay-prediction.js';
 import { drawSemantic, semanticAreas } from '../viz/semantic-map.js';
 import { predictionToJson } from '../server/prediction-json.js';
+import { writeJsonFile } from '../util/write-json.js';
 import { UsageError, type Command } from './command.js';
 
 /** The shipped model: models/default of this package (found from this file, not the working folder). */
@@ -110,7 +111,7 @@ async function run(argv: string[]): Promise<number> {
     const t = model.lastTimings;
     const timing = { preprocessMs: Math.round(t.preprocess), networkMs: Math.round(t.network), postprocessMs: Math.round(t.postprocess), totalMs: Math.round(ms) };
     const json = { ...predictionToJson(prediction, { id: i + 1, file: path }), timing };
-    await writeFile(join(outDir, `${stem}.json`), JSON.stringify(json) + '\n');
+    await writeJsonFile(join(outDir, `${stem}.json`), json);
     await writeImage(join(outDir, `${stem}.png`), drawInstances(image, prediction, { scoreThreshold: threshold }));
     if (prediction.semantic) await writeImage(join(outDir, `${stem}.semantic.png`), drawSemantic(image, prediction.semantic));
     console.log(summaryTable(basename(path), prediction));

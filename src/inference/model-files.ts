@@ -1,10 +1,11 @@
-import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readSafetensorsFile, readSafetensorsHeaderFile, writeSafetensorsFile } from '../io/safetensors-node.js';
 import type { SafetensorsInput } from '../io/safetensors.js';
 import { loadClipTokenizer } from '../text/clip-vocab-file.js';
 import type { TextTokenizer } from '../text/tokenizer.js';
 import { WordTokenizer } from '../text/word-tokenizer.js';
+import { writeJsonFile } from '../util/write-json.js';
 import { ApeModel } from './ape-model.js';
 import { CONFIG_FILE, WEIGHTS_FILE, WORD_TOKENIZER_FILE, assignParameter, checkWeights, modelConfigFile, parseModelConfig, parseWordTokenizer, tokenizerFileName } from './model-folder.js';
 
@@ -28,7 +29,7 @@ export async function saveModel(model: ApeModel, dir: string, options: SaveModel
   const t = model.config.text.tokenizer;
   if (t.kind === 'word') {
     if (!(model.tokenizer instanceof WordTokenizer)) throw new Error('saveModel: the config names a word tokenizer but the model has another kind');
-    await writeFile(join(dir, WORD_TOKENIZER_FILE), JSON.stringify(model.tokenizer.toJSON()) + '\n');
+    await writeJsonFile(join(dir, WORD_TOKENIZER_FILE), model.tokenizer.toJSON());
   } else {
     const target = join(dir, tokenizerFileName(model.config));
     const present = await stat(target).then(() => true, () => false);
@@ -37,7 +38,7 @@ export async function saveModel(model: ApeModel, dir: string, options: SaveModel
       await copyFile(options.vocabPath, target);
     }
   }
-  await writeFile(join(dir, CONFIG_FILE), JSON.stringify(file, null, 2) + '\n');
+  await writeJsonFile(join(dir, CONFIG_FILE), file, 2);
 }
 
 export interface LoadModelOptions {

@@ -2,6 +2,7 @@ import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { encodePng } from '../../io/image-node.js';
 import { Rng } from '../../util/random.js';
+import { writeJsonFile } from '../../util/write-json.js';
 import { SYNTH_CATEGORIES, IGNORE_LABEL } from './categories.js';
 import {
   DATASET_FILES,
@@ -112,7 +113,7 @@ export async function writeSynthDataset(outDir: string, options: SynthDatasetOpt
   await writeFile(join(outDir, DATASET_FILES.instances), cocoJson(instances));
   await writeFile(join(outDir, DATASET_FILES.grounding), cocoJson(grounding));
   await writeFile(join(outDir, DATASET_FILES.segments), cocoJson(segments));
-  await writeFile(join(outDir, DATASET_FILES.semanticIndex), JSON.stringify(semanticIndex, null, 1) + '\n');
+  await writeJsonFile(join(outDir, DATASET_FILES.semanticIndex), semanticIndex, 1);
   return {
     images: options.images,
     things,
