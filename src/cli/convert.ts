@@ -1,6 +1,5 @@
 import { copyFile, mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { initEngine } from '../engine/engine.js';
 import { releasedTargets } from '../io/released-mapping.js';
 import { describeParameters } from '../io/parameter-shapes.js';
@@ -13,6 +12,7 @@ import { APE_PRESETS, type ApeConfig, type ApePresetName } from '../modeling/con
 import type { TextTokenizer } from '../text/tokenizer.js';
 import { Progress } from '../util/progress.js';
 import { writeJsonFile } from '../util/write-json.js';
+import { parseCommandArgs } from './args.js';
 import type { Command } from './command.js';
 import { UsageError } from './command.js';
 
@@ -74,24 +74,18 @@ export const command: Command = {
   summary: 'convert a released APE checkpoint (.pth) to safetensors + config',
   usage,
   async run(argv: string[]): Promise<number> {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: argv,
-        options: {
-          preset: { type: 'string' },
-          out: { type: 'string' },
-          'allow-missing': { type: 'boolean', default: false },
-          'list-used': { type: 'boolean', default: false },
-          vocab: { type: 'string' },
-        },
-        strict: true,
-        allowPositionals: true,
-      });
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
-    const { values, positionals } = parsed;
+    const { values, positionals } = parseCommandArgs({
+      args: argv,
+      options: {
+        preset: { type: 'string' },
+        out: { type: 'string' },
+        'allow-missing': { type: 'boolean', default: false },
+        'list-used': { type: 'boolean', default: false },
+        vocab: { type: 'string' },
+      },
+      strict: true,
+      allowPositionals: true,
+    });
     if (positionals.length !== 1) throw new UsageError(`expected one checkpoint path, got ${positionals.length}`);
     const checkpoint = positionals[0]!;
     const preset = values.preset as ApePresetName | undefined;

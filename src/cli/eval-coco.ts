@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { evaluateCoco } from '../evaluation/coco/evaluate.js';
 import { parseCocoGroundTruth, parseCocoResults } from '../evaluation/coco/parse.js';
 import { writeJsonFile } from '../util/write-json.js';
+import { parseCommandArgs } from './args.js';
 import type { Command } from './command.js';
 import { UsageError } from './command.js';
 
@@ -21,22 +21,17 @@ export const command: Command = {
   summary: 'COCO box or mask AP',
   usage,
   async run(argv: string[]): Promise<number> {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        options: {
-          gt: { type: 'string' },
-          results: { type: 'string' },
-          type: { type: 'string' },
-          json: { type: 'string' },
-        },
-        strict: true,
-        allowPositionals: false,
-      }));
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
+    const { values } = parseCommandArgs({
+      args: argv,
+      options: {
+        gt: { type: 'string' },
+        results: { type: 'string' },
+        type: { type: 'string' },
+        json: { type: 'string' },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
     if (!values.gt) throw new UsageError('--gt is required');
     if (!values.results) throw new UsageError('--results is required');
     const type = values.type;

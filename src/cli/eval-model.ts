@@ -1,9 +1,9 @@
-import { parseArgs } from 'node:util';
 import { initEngine } from '../engine/engine.js';
 import { evaluateModel } from '../evaluation/model-eval.js';
 import { loadModel } from '../inference/model-files.js';
 import { Progress } from '../util/progress.js';
 import { writeJsonFile } from '../util/write-json.js';
+import { backendOption, parseCommandArgs, positiveIntegerOption } from './args.js';
 import type { Command } from './command.js';
 import { UsageError } from './command.js';
 
@@ -14,26 +14,16 @@ export const command: Command = {
   summary: 'box/mask AP, mIoU and referring accuracy of a model on a dataset folder',
   usage,
   async run(argv: string[]): Promise<number> {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        options: { model: { type: 'string' }, data: { type: 'string' }, images: { type: 'string' }, json: { type: 'string' }, backend: { type: 'string' } },
-        strict: true,
-        allowPositionals: false,
-      }));
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
+    const { values } = parseCommandArgs({
+      args: argv,
+      options: { model: { type: 'string' }, data: { type: 'string' }, images: { type: 'string' }, json: { type: 'string' }, backend: { type: 'string' } },
+      strict: true,
+      allowPositionals: false,
+    });
     if (!values.model) throw new UsageError('--model is required');
     if (!values.data) throw new UsageError('--data is required');
-    let maxImages: number | undefined;
-    if (values.images !== undefined) {
-      if (!/^\d+$/.test(values.images) || Number(values.images) < 1) throw new UsageError(`--images must be a positive integer, got '${values.images}'`);
-      maxImages = Number(values.images);
-    }
-    const backend = values.backend ?? 'wasm';
-    if (backend !== 'wasm' && backend !== 'cpu') throw new UsageError(`--backend must be wasm or cpu, got '${backend}'`);
+    const maxImages = positiveIntegerOption(values.images, 'images');
+    const backend = backendOption(values.backend);
     await initEngine({ backend });
     const model = await loadModel(values.model);
     let progress: Progress | undefined;

@@ -3,6 +3,7 @@ import { initEngine } from '../engine/engine.js';
 import { loadTrainConfig } from '../training/config.js';
 import { runTraining } from '../training/run.js';
 import { evaluateModel } from '../evaluation/model-eval.js';
+import { backendOption, positiveIntegerOption } from './args.js';
 import { UsageError, type Command } from './command.js';
 
 const usage = `usage: ape train --config FILE [--steps N] [--backend wasm|cpu]
@@ -24,13 +25,8 @@ export const command: Command = {
     });
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
     if (!values.config) throw new UsageError('--config is required');
-    let maxSteps: number | undefined;
-    if (values.steps !== undefined) {
-      if (!/^\d+$/.test(values.steps) || Number(values.steps) < 1) throw new UsageError(`--steps must be a positive integer, got '${values.steps}'`);
-      maxSteps = Number(values.steps);
-    }
-    const backend = values.backend ?? 'wasm';
-    if (backend !== 'wasm' && backend !== 'cpu') throw new UsageError(`--backend must be wasm or cpu, got '${backend}'`);
+    const maxSteps = positiveIntegerOption(values.steps, 'steps');
+    const backend = backendOption(values.backend);
     const config = loadTrainConfig(values.config);
     await initEngine({ backend });
     const signal = { stop: false };

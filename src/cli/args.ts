@@ -1,0 +1,25 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { UsageError } from './command.js';
+
+/** node:util parseArgs (strict), with its complaints about the arguments turned into UsageErrors. */
+export function parseCommandArgs<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+/** An optional whole-number option of at least 1 (`--name N`). */
+export function positiveIntegerOption(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new UsageError(`--${name} must be a positive integer, got '${value}'`);
+  return Number(value);
+}
+
+/** `--backend wasm|cpu`, wasm when not given. */
+export function backendOption(value: string | undefined): 'wasm' | 'cpu' {
+  const backend = value ?? 'wasm';
+  if (backend !== 'wasm' && backend !== 'cpu') throw new UsageError(`--backend must be wasm or cpu, got '${backend}'`);
+  return backend;
+}
