@@ -6,23 +6,12 @@
  * Written to a temporary file and renamed, so a failed run leaves no half file behind.
  */
 import { open, rename, unlink } from 'node:fs/promises';
-import { dtypeSize, type SafetensorsDtype } from './safetensors.js';
+import { compareFileOrder, dtypeSize, encodeHeader, isDtype, sortedMetadata, type SafetensorsDtype } from './safetensors.js';
 
 export interface StreamedTensorSpec {
   name: string;
   dtype: SafetensorsDtype;
   shape: readonly number[];
-}
-
-// The reference Dtype enum order (increasing alignment); the file is sorted on it, descending.
-const DTYPE_ORDER: readonly SafetensorsDtype[] = ['BOOL', 'U8', 'I8', 'I16', 'U16', 'F16', 'BF16', 'I32', 'U32', 'F32', 'F64', 'I64', 'U64'];
-
-function compareUtf8(a: string, b: string): number {
-  const enc = new TextEncoder();
-  const x = enc.encode(a);
-  const y = enc.encode(b);
-  for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
-  return x.length - y.length;
 }
 
 /** Tensors in file order, each with its byte range in the data section, and the header bytes. */
@@ -35,21 +24,14 @@ export function planSafetensors(
     if (s.name === '__metadata__' || s.name.length === 0) throw new Error(`safetensors: invalid tensor name ${JSON.stringify(s.name)}`);
     if (names.has(s.name)) throw new Error(`safetensors: tensor '${s.name}' given twice`);
     names.add(s.name);
-    if (!DTYPE_ORDER.includes(s.dtype)) throw new Error(`safetensors: tensor '${s.name}': unknown dtype ${JSON.stringify(s.dtype)}`);
+    if (!isDtype(s.dtype)) throw new Error(`safetensors: tensor '${s.name}': unknown dtype ${JSON.stringify(s.dtype)}`);
     s.shape.forEach((d, i) => {
       if (!Number.isSafeInteger(d) || d < 0) throw new Error(`safetensors: tensor '${s.name}': shape[${i}] must be a non-negative integer, got ${d}`);
     });
   }
-  const sorted = [...specs].sort((a, b) => DTYPE_ORDER.indexOf(b.dtype) - DTYPE_ORDER.indexOf(a.dtype) || compareUtf8(a.name, b.name));
+  const sorted = [...specs].sort((a, b) => compareFileOrder(a.name, a.dtype, b.name, b.dtype));
   const header: Record<string, unknown> = {};
-  if (metadata !== undefined) {
-    const m: Record<string, string> = {};
-    for (const key of Object.keys(metadata).sort(compareUtf8)) {
-      if (typeof metadata[key] !== 'string') throw new Error(`safetensors: metadata '${key}' must be a string`);
-      m[key] = metadata[key]!;
-    }
-    header.__metadata__ = m;
-  }
+  if (metadata !== undefined) header.__metadata__ = sortedMetadata(metadata, 'safetensors');
   const order: { spec: StreamedTensorSpec; begin: number; end: number }[] = [];
   let offset = 0;
   for (const spec of sorted) {
@@ -58,12 +40,7 @@ export function planSafetensors(
     order.push({ spec, begin: offset, end: offset + bytes });
     offset += bytes;
   }
-  const json = new TextEncoder().encode(JSON.stringify(header));
-  const padded = Math.ceil(json.length / 8) * 8;
-  const head = new Uint8Array(8 + padded).fill(0x20, 8 + json.length);
-  new DataView(head.buffer).setUint32(0, padded, true);
-  head.set(json, 8);
-  return { header: head, order };
+  return { header: encodeHeader(header), order };
 }
 
 /**

@@ -106,7 +106,7 @@ export function dtypeSize(dtype: SafetensorsDtype): number {
   return DTYPE_SIZE[dtype];
 }
 
-function isDtype(value: unknown): value is SafetensorsDtype {
+export function isDtype(value: unknown): value is SafetensorsDtype {
   return typeof value === 'string' && Object.prototype.hasOwnProperty.call(DTYPE_SIZE, value);
 }
 
@@ -334,6 +334,31 @@ function compareUtf8(a: string, b: string): number {
   return x.length - y.length;
 }
 
+/** The writer's data order: descending dtype alignment, then name in UTF-8 byte order. */
+export function compareFileOrder(aName: string, aDtype: SafetensorsDtype, bName: string, bDtype: SafetensorsDtype): number {
+  return DTYPE_ORDER.indexOf(bDtype) - DTYPE_ORDER.indexOf(aDtype) || compareUtf8(aName, bName);
+}
+
+/** The header's __metadata__: keys in UTF-8 byte order, every value a string (else an error starting with `what`). */
+export function sortedMetadata(metadata: Record<string, string>, what: string): Record<string, string> {
+  const sorted: Record<string, string> = {};
+  for (const key of Object.keys(metadata).sort(compareUtf8)) {
+    if (typeof metadata[key] !== 'string') throw new Error(`${what}: metadata '${key}' must be a string`);
+    sorted[key] = metadata[key];
+  }
+  return sorted;
+}
+
+/** The file's head: header length (u64 little-endian), then the header JSON padded with spaces to a multiple of 8. */
+export function encodeHeader(header: Record<string, unknown>): Uint8Array {
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const padded = Math.ceil(json.length / 8) * 8;
+  const head = new Uint8Array(8 + padded).fill(0x20, 8 + json.length);
+  new DataView(head.buffer).setUint32(0, padded, true);
+  head.set(json, 8);
+  return head;
+}
+
 function integerRange(dtype: SafetensorsDtype): [bigint, bigint] | undefined {
   switch (dtype) {
     case 'BOOL':
@@ -459,17 +484,10 @@ export function encodeSafetensorsParts(
       throw new Error(`writeSafetensors: tensor '${name}': shape [${t.shape.join(', ')}] has ${count} elements but data has ${t.data.length}`);
     }
   }
-  entries.sort(([an, a], [bn, b]) => DTYPE_ORDER.indexOf(b.dtype) - DTYPE_ORDER.indexOf(a.dtype) || compareUtf8(an, bn));
+  entries.sort(([an, a], [bn, b]) => compareFileOrder(an, a.dtype, bn, b.dtype));
 
   const header: Record<string, unknown> = {};
-  if (metadata !== undefined) {
-    const sorted: Record<string, string> = {};
-    for (const key of Object.keys(metadata).sort(compareUtf8)) {
-      if (typeof metadata[key] !== 'string') throw new Error(`writeSafetensors: metadata '${key}' must be a string`);
-      sorted[key] = metadata[key];
-    }
-    header.__metadata__ = sorted;
-  }
+  if (metadata !== undefined) header.__metadata__ = sortedMetadata(metadata, 'writeSafetensors');
   const parts: Uint8Array[] = [];
   let offset = 0;
   for (const [name, t] of entries) {
@@ -478,12 +496,7 @@ export function encodeSafetensorsParts(
     offset += bytes.length;
     parts.push(bytes);
   }
-  const json = new TextEncoder().encode(JSON.stringify(header));
-  const padded = Math.ceil(json.length / 8) * 8;
-  const head = new Uint8Array(8 + padded).fill(0x20, 8 + json.length);
-  new DataView(head.buffer).setUint32(0, padded, true);
-  head.set(json, 8);
-  return { header: head, parts };
+  return { header: encodeHeader(header), parts };
 }
 
 export function writeSafetensors(
