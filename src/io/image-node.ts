@@ -4,10 +4,11 @@
  * expanded to RGB. Every input is sniffed and its header checked first (format, completeness,
  * pixel budget), so bad files fail with a message that names the problem.
  */
-import { readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { inflateSync, deflateSync, constants as zlibConstants } from 'node:zlib';
 import sharp from 'sharp';
+import { writeFileAtomically } from './atomic-write.js';
 import { inspectImage } from './image-header.js';
 import { decodeSingleChannelPng, encodePngWith, type Inflate } from './image-png.js';
 import {
@@ -118,12 +119,5 @@ export async function writeImage(path: string, image: RgbImage | GrayImage, opti
   else if (ext === '.jpg' || ext === '.jpeg') bytes = await encodeJpeg(image, options);
   else if (ext === '.webp') bytes = await encodeWebp(image, options);
   else throw new Error(`writeImage: ${path}: unknown extension '${ext}'; use .png, .jpg, .jpeg or .webp`);
-  const temp = `${path}.${process.pid}.${Date.now()}.tmp`;
-  try {
-    await writeFile(temp, bytes);
-    await rename(temp, path);
-  } catch (error) {
-    await unlink(temp).catch(() => undefined);
-    throw error;
-  }
+  await writeFileAtomically(path, (handle) => handle.writeFile(bytes));
 }

@@ -3,7 +3,8 @@
  * tensors asked for, so a multi-gigabyte checkpoint is never held as one buffer. Writing is
  * atomic (temporary file, then rename).
  */
-import { open, rename, unlink } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
+import { writeFileAtomically, writeFully } from './atomic-write.js';
 import {
   decodeTensor,
   encodeSafetensorsParts,
@@ -74,19 +75,12 @@ export async function writeSafetensorsFile(
   metadata?: Record<string, string>,
 ): Promise<void> {
   const { header, parts } = encodeSafetensorsParts(tensors, metadata);
-  const temp = `${path}.${process.pid}.${Date.now()}.tmp`;
-  const handle = await open(temp, 'w');
-  try {
+  await writeFileAtomically(path, async (handle) => {
+    let position = 0;
     for (const part of [header, ...parts]) {
-      let done = 0;
-      while (done < part.length) done += (await handle.write(part, done, part.length - done)).bytesWritten;
+      await writeFully(handle, part, position);
+      position += part.byteLength;
     }
     await handle.sync();
-    await handle.close();
-    await rename(temp, path);
-  } catch (error) {
-    await handle.close().catch(() => undefined);
-    await unlink(temp).catch(() => undefined);
-    throw error;
-  }
+  });
 }

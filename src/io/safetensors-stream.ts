@@ -5,7 +5,7 @@
  * data ordered by descending dtype alignment, then name; header padded with spaces to 8 bytes.
  * Written to a temporary file and renamed, so a failed run leaves no half file behind.
  */
-import { open, rename, unlink } from 'node:fs/promises';
+import { writeFileAtomically, writeFully } from './atomic-write.js';
 import { compareFileOrder, dtypeSize, encodeHeader, isDtype, sortedMetadata, type SafetensorsDtype } from './safetensors.js';
 
 export interface StreamedTensorSpec {
@@ -54,16 +54,10 @@ export async function writeSafetensorsStreaming(
   metadata?: Record<string, string>,
 ): Promise<number> {
   const { header, order } = planSafetensors(specs, metadata);
-  const temp = `${path}.${process.pid}.${Date.now()}.tmp`;
-  const handle = await open(temp, 'w');
-  try {
+  return writeFileAtomically(path, async (handle) => {
     let position = 0;
     const write = async (bytes: Uint8Array) => {
-      let done = 0;
-      while (done < bytes.byteLength) {
-        const { bytesWritten } = await handle.write(bytes, done, bytes.byteLength - done, position + done);
-        done += bytesWritten;
-      }
+      await writeFully(handle, bytes, position);
       position += bytes.byteLength;
     };
     await write(header);
@@ -75,12 +69,6 @@ export async function writeSafetensorsStreaming(
       await write(bytes);
     }
     await handle.sync();
-    await handle.close();
-    await rename(temp, path);
     return position;
-  } catch (error) {
-    await handle.close().catch(() => undefined);
-    await unlink(temp).catch(() => undefined);
-    throw error;
-  }
+  });
 }
