@@ -6,24 +6,22 @@
 import { checkPixelBudget, inspectImage, mimeType } from './image-header.js';
 import { decodeSingleChannelPng, encodePngWith, streamDeflate, streamInflate } from './image-png.js';
 import {
+  DEFAULT_MAX_BYTES,
   DEFAULT_MAX_PIXELS,
   ImageError,
   blobBytes,
+  checkByteBudget,
   imageChannels,
   toRgb,
-  type DecodeOptions,
+  type ByteLimitedDecodeOptions,
   type GrayImage,
   type RgbImage,
 } from './image-types.js';
 
 export type BrowserImageSource = Blob | ArrayBuffer | Uint8Array | HTMLImageElement | ImageBitmap;
 
-export interface BrowserDecodeOptions extends DecodeOptions {
-  /** Largest encoded size accepted for Blob/ArrayBuffer input (default 256 MiB). */
-  maxBytes?: number;
-}
-
-const DEFAULT_MAX_BYTES = 256 * 1024 * 1024;
+/** maxBytes bounds Blob/ArrayBuffer/Uint8Array input. */
+export type BrowserDecodeOptions = ByteLimitedDecodeOptions;
 
 type Canvas2D = OffscreenCanvasRenderingContext2D | CanvasRenderingContext2D;
 
@@ -42,7 +40,7 @@ function makeContext(width: number, height: number): { canvas: OffscreenCanvas |
 
 async function bytesOf(source: Blob | ArrayBuffer | Uint8Array, maxBytes: number, name: string): Promise<Uint8Array> {
   const size = source instanceof Uint8Array || source instanceof ArrayBuffer ? source.byteLength : source.size;
-  if (size > maxBytes) throw new ImageError('too-large', name, `input is ${size} bytes, more than the limit of ${maxBytes}`);
+  checkByteBudget(size, maxBytes, name, 'input');
   if (source instanceof Uint8Array) return source;
   if (source instanceof ArrayBuffer) return new Uint8Array(source);
   return new Uint8Array(await source.arrayBuffer());

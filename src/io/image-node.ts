@@ -12,21 +12,20 @@ import { writeFileAtomically } from './atomic-write.js';
 import { inspectImage } from './image-header.js';
 import { decodeSingleChannelPng, encodePngWith, type Inflate } from './image-png.js';
 import {
+  DEFAULT_MAX_BYTES,
   DEFAULT_MAX_PIXELS,
   ImageError,
+  checkByteBudget,
   imageChannels,
   toRgb,
+  type ByteLimitedDecodeOptions,
   type DecodeOptions,
   type GrayImage,
   type RgbImage,
 } from './image-types.js';
 
-export interface ReadImageOptions extends DecodeOptions {
-  /** Largest file accepted, checked before reading it (default 256 MiB). */
-  maxBytes?: number;
-}
-
-const DEFAULT_MAX_BYTES = 256 * 1024 * 1024;
+/** maxBytes bounds the file, checked before reading it. */
+export type ReadImageOptions = ByteLimitedDecodeOptions;
 
 /** Decodes PNG, JPEG or WebP bytes to 8-bit RGB. */
 export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}): Promise<RgbImage> {
@@ -55,7 +54,7 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}
 async function readBounded(path: string, maxBytes: number): Promise<Uint8Array> {
   const info = await stat(path);
   if (!info.isFile()) throw new ImageError('unsupported', path, 'not a regular file');
-  if (info.size > maxBytes) throw new ImageError('too-large', path, `file is ${info.size} bytes, more than the limit of ${maxBytes}`);
+  checkByteBudget(info.size, maxBytes, path, 'file');
   return new Uint8Array(await readFile(path));
 }
 

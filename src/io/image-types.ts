@@ -50,6 +50,19 @@ export interface DecodeOptions {
   source?: string;
 }
 
+/** Default limit on the encoded bytes a reader takes in (the Node and the browser reader alike). */
+export const DEFAULT_MAX_BYTES = 256 * 1024 * 1024;
+
+export interface ByteLimitedDecodeOptions extends DecodeOptions {
+  /** Largest encoded size accepted, checked before the bytes are read (default 256 MiB). */
+  maxBytes?: number;
+}
+
+/** Refuses (as 'too-large') an encoded input of `size` bytes over `maxBytes`; `what` says what it is ('file', 'input'). */
+export function checkByteBudget(size: number, maxBytes: number, source: string, what: string): void {
+  if (size > maxBytes) throw new ImageError('too-large', source, `${what} is ${size} bytes, more than the limit of ${maxBytes}`);
+}
+
 /** Channel count of an RgbImage (3) or GrayImage (1), checked against its dimensions. */
 export function imageChannels(image: RgbImage | GrayImage, what = 'image'): 1 | 3 {
   const { width, height, data } = image;
