@@ -53,6 +53,17 @@ export function convertReleasedTensor(layout: ReleasedLayout, shape: number[], d
   return { shape: [kh, kw, b, a], data: out };
 }
 
+/**
+ * Whether a converted tensor of shape `got` can fill a parameter of shape `want`: the same shape,
+ * or one that differs only by singleton axes (e.g. [1, N, C] vs [N, C], a reshape, not a mismatch).
+ */
+export function shapeFits(got: readonly number[], want: readonly number[]): boolean {
+  const same = got.length === want.length && got.every((d, i) => d === want[i]);
+  if (same) return true;
+  const squeeze = (s: readonly number[]) => s.filter((d) => d !== 1).join(',');
+  return got.reduce((a, b) => a * b, 1) === want.reduce((a, b) => a * b, 1) && squeeze(got) === squeeze(want);
+}
+
 /** Float32 view of a source tensor's values (F32, F16 already upcast by the reader, F64, integers). */
 export function sourceToFloat32(name: string, t: SourceTensor): Float32Array {
   if (t.data instanceof Float32Array) return t.data;
@@ -100,11 +111,7 @@ export function loadReleasedWeights(module: Module, source: Map<string, SourceTe
     const layout = options.layoutOf?.(name, tensor.shape.length) ?? defaultReleasedLayout(name, tensor.shape.length);
     const converted = convertReleasedTensor(layout, tensor.shape, sourceToFloat32(key, tensor));
     const want = variable.shape;
-    const sameSize = converted.shape.reduce((a, b) => a * b, 1) === want.reduce((a, b) => a * b, 1);
-    const sameShape = converted.shape.length === want.length && converted.shape.every((d, i) => d === want[i]);
-    // A leading/trailing singleton difference (e.g. [1, N, C] vs [N, C]) is a reshape, not a mismatch.
-    const squeezedEqual = sameSize && converted.shape.filter((d) => d !== 1).join(',') === want.filter((d) => d !== 1).join(',');
-    if (!sameShape && !squeezedEqual) {
+    if (!shapeFits(converted.shape, want)) {
       throw new Error(`${key}: checkpoint shape [${tensor.shape.join(', ')}] (${layout} -> [${converted.shape.join(', ')}]) does not fit parameter '${name}' [${want.join(', ')}]`);
     }
     const value = tf.tensor(converted.data, want, 'float32');

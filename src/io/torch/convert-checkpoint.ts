@@ -1,4 +1,4 @@
-import { convertReleasedTensor, sourceToFloat32, type ReleasedLayout, type ReleasedTarget } from '../released-mapping.js';
+import { convertReleasedTensor, shapeFits, sourceToFloat32, type ReleasedLayout, type ReleasedTarget } from '../released-mapping.js';
 import { writeSafetensorsStreaming, type StreamedTensorSpec } from '../safetensors-stream.js';
 import { TorchCheckpoint, type TorchCheckpointOptions, type TorchTensorInfo } from './checkpoint.js';
 
@@ -69,13 +69,6 @@ function convertedShape(layout: ReleasedLayout, shape: readonly number[]): numbe
   return [...shape];
 }
 
-function fits(got: readonly number[], want: readonly number[]): boolean {
-  const same = got.length === want.length && got.every((d, i) => d === want[i]);
-  if (same) return true;
-  const squeeze = (s: readonly number[]) => s.filter((d) => d !== 1).join(',');
-  return got.reduce((a, b) => a * b, 1) === want.reduce((a, b) => a * b, 1) && squeeze(got) === squeeze(want);
-}
-
 /** Works out what would be written, without reading tensor data. Throws on shape mismatches and duplicates. */
 export function planConversion(ckpt: TorchCheckpoint, options: ConvertCheckpointOptions): { entries: ConversionEntry[]; report: Omit<ConversionReport, 'bytes'> } {
   const entries: ConversionEntry[] = [];
@@ -112,7 +105,7 @@ export function planConversion(ckpt: TorchCheckpoint, options: ConvertCheckpoint
       }
       const want = options.expected?.get(t.name);
       if (want) {
-        if (!fits(shape, want)) {
+        if (!shapeFits(shape, want)) {
           problems.push(`${key} [${sourceShape.join(', ')}] (${t.layout} → [${shape.join(', ')}]) does not fit parameter '${t.name}' [${want.join(', ')}]`);
           continue;
         }
