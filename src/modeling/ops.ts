@@ -17,21 +17,6 @@ export function inverseSigmoid<T extends tf.Tensor>(x: T, eps = 1e-3): T {
   });
 }
 
-/** Same as inverseSigmoid on host numbers. */
-export function inverseSigmoidValue(x: number, eps = 1e-3): number {
-  const c = Math.min(Math.max(x, 0), 1);
-  return Math.log(Math.max(c, eps) / Math.max(1 - c, eps));
-}
-
-/** x [.., K] @ w [K, N] through one 2-D matMul (the fast path on wasm). */
-export function matMulLast(x: tf.Tensor, w: tf.Tensor2D): tf.Tensor {
-  return tf.tidy(() => {
-    const lead = x.shape.slice(0, -1);
-    const k = x.shape[x.shape.length - 1]!;
-    return tf.reshape(tf.matMul(tf.reshape(x, [-1, k]), w), [...lead, w.shape[1]]);
-  });
-}
-
 /** [B, N, heads * d] -> [B * heads, N, d] */
 export function splitHeads(x: tf.Tensor, heads: number): tf.Tensor3D {
   return tf.tidy(() => {

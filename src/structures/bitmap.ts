@@ -5,9 +5,6 @@
  */
 import type { Box } from './boxes.js';
 
-export type BinaryMask = Uint8Array;
-export type ProbabilityMask = Float32Array;
-
 export type ResizeMode = 'nearest' | 'bilinear';
 
 function checkSize(mask: ArrayLike<number>, h: number, w: number, what: string): void {

@@ -165,9 +165,6 @@ const allowed = new Map<string, PickleGlobal>([
   ...Object.entries(storageTypes).map(([name, dtype]): [string, PickleGlobal] => [`torch.${name}`, new TorchStorageType(`torch.${name}`, dtype)]),
 ]);
 
-/** The names on the allow-list, for documentation and messages. */
-export const allowedTorchGlobals: readonly string[] = [...allowed.keys()];
-
 export interface TorchArchiveStorages {
   /** Size in bytes of the archive record for storage `key`, or undefined when there is none. */
   storageBytes(key: string): number | undefined;

@@ -54,11 +54,3 @@ export class VisionLanguageAlign extends Module {
     });
   }
 }
-
-/**
- * F.normalize(x, dim=-1): x / max(||x||, 1e-12), so an all-zero row stays zero. The max is taken
- * on the squared norm (same value) so that a zero row has a zero gradient, not NaN.
- */
-export function l2Normalize<T extends tf.Tensor>(x: T): T {
-  return tf.tidy(() => tf.div(x, tf.sqrt(tf.maximum(tf.sum(tf.square(x), -1, true), 1e-24))) as T);
-}
