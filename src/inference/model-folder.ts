@@ -28,15 +28,17 @@ export function modelConfigFile(config: ApeConfig): ModelConfigFile {
   return { format: 'ape-model', version: 1, config };
 }
 
-/** The configuration inside a config.json's text: format, version, every field's presence and type, then consistency. */
-export function parseModelConfig(text: string, source = CONFIG_FILE): ApeConfig {
-  let parsed: unknown;
+function parseJsonText(text: string, source: string): unknown {
   try {
-    parsed = JSON.parse(text);
+    return JSON.parse(text);
   } catch (e) {
     throw new Error(`${source}: not valid JSON (${(e as Error).message})`);
   }
-  const file = parsed as Partial<ModelConfigFile> | null;
+}
+
+/** The configuration inside a config.json's text: format, version, every field's presence and type, then consistency. */
+export function parseModelConfig(text: string, source = CONFIG_FILE): ApeConfig {
+  const file = parseJsonText(text, source) as Partial<ModelConfigFile> | null;
   if (!file || typeof file !== 'object' || file.format !== 'ape-model') throw new Error(`${source}: 'format' must be "ape-model"`);
   if (file.version !== 1) throw new Error(`${source}: unsupported version ${String(file.version)}`);
   return checkModelConfig(file.config, source);
@@ -91,13 +93,7 @@ export function tokenizerFileName(config: ApeConfig): string {
 
 /** A word tokenizer from the text of its tokenizer.json. */
 export function parseWordTokenizer(text: string, source = WORD_TOKENIZER_FILE): WordTokenizer {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${source}: not valid JSON (${(e as Error).message})`);
-  }
-  return WordTokenizer.fromJSON(json, source);
+  return WordTokenizer.fromJSON(parseJsonText(text, source), source);
 }
 
 /** Name, dtype and shape of one tensor of a weights file (a safetensors header entry or a read tensor). */
