@@ -54,17 +54,13 @@ export class PromptEmbeddingCache {
   /** [N, D] one embedding per text, from the cache where possible. */
   sentences(texts: readonly string[]): tf.Tensor2D {
     const d = this.dim;
-    const missing = unique(texts.filter((t) => !this.sentenceCache.has(t)));
-    this.hits += texts.length - missing.length;
-    this.misses += missing.length;
-    for (let start = 0; start < missing.length; start += this.batchSize) {
-      const chunk = missing.slice(start, start + this.batchSize);
+    this.encodeMissing(this.sentenceCache, texts, (chunk) => {
       const out = this.encoder.forward(this.tokenizer.tokenize(chunk), { pooling: this.pooling });
       const values = out.embeddings.dataSync() as Float32Array;
       out.embeddings.dispose();
       out.attentionMask.dispose();
-      chunk.forEach((t, i) => this.remember(this.sentenceCache, t, values.slice(i * d, (i + 1) * d)));
-    }
+      return chunk.map((_, i) => values.slice(i * d, (i + 1) * d));
+    });
     const flat = new Float32Array(texts.length * d);
     texts.forEach((t, i) => flat.set(this.sentenceCache.get(t)!, i * d));
     return tf.tensor2d(flat, [texts.length, d]);
@@ -73,21 +69,14 @@ export class PromptEmbeddingCache {
   /** Token features (start through end token) of every text, concatenated; cached per text. */
   tokens(texts: readonly string[]): PromptTokens {
     const d = this.dim;
-    const missing = unique(texts.filter((t) => !this.tokenCache.has(t)));
-    this.hits += texts.length - missing.length;
-    this.misses += missing.length;
-    for (let start = 0; start < missing.length; start += this.batchSize) {
-      const chunk = missing.slice(start, start + this.batchSize);
+    this.encodeMissing(this.tokenCache, texts, (chunk) => {
       const out = this.encoder.forward(this.tokenizer.tokenize(chunk), { pooling: this.pooling, returnHidden: true });
       const hidden = out.lastHiddenState!;
       const length = hidden.shape[1];
       const values = hidden.dataSync() as Float32Array;
       tf.dispose([out.embeddings, hidden, out.attentionMask]);
-      chunk.forEach((t, i) => {
-        const n = out.endTokenIdx[i]! + 1;
-        this.remember(this.tokenCache, t, values.slice(i * length * d, (i * length + n) * d));
-      });
-    }
+      return chunk.map((_, i) => values.slice(i * length * d, (i * length + out.endTokenIdx[i]! + 1) * d));
+    });
     const lengths = Int32Array.from(texts, (t) => this.tokenCache.get(t)!.length / d);
     const offsets = new Int32Array(texts.length);
     let total = 0;
@@ -98,6 +87,17 @@ export class PromptEmbeddingCache {
     const flat = new Float32Array(total * d);
     texts.forEach((t, i) => flat.set(this.tokenCache.get(t)!, offsets[i]! * d));
     return { tokens: tf.tensor2d(flat, [total, d]), offsets, lengths };
+  }
+
+  /** Counts hits and misses, then encodes the texts `cache` lacks, batchSize at a time, and stores one value per text. */
+  private encodeMissing(cache: Map<string, Float32Array>, texts: readonly string[], encode: (chunk: string[]) => Float32Array[]): void {
+    const missing = unique(texts.filter((t) => !cache.has(t)));
+    this.hits += texts.length - missing.length;
+    this.misses += missing.length;
+    for (let start = 0; start < missing.length; start += this.batchSize) {
+      const chunk = missing.slice(start, start + this.batchSize);
+      encode(chunk).forEach((value, i) => this.remember(cache, chunk[i]!, value));
+    }
   }
 
   private remember(cache: Map<string, Float32Array>, key: string, value: Float32Array): void {
