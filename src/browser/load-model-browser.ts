@@ -16,6 +16,7 @@ import {
 import { readSafetensors } from '../io/safetensors.js';
 import { ClipTokenizer } from '../text/clip-tokenizer.js';
 import type { TextTokenizer } from '../text/tokenizer.js';
+import { concatBytes } from '../util/concat-bytes.js';
 
 // The folder format (names, config checks, weight checks) is model-folder.ts, shared with the Node loader.
 export { CONFIG_FILE, WEIGHTS_FILE, WORD_TOKENIZER_FILE, parseModelConfig, tokenizerFileName };
@@ -40,13 +41,7 @@ async function gunzipText(bytes: Uint8Array, source: string): Promise<string> {
     }
     chunks.push(value);
   }
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return new TextDecoder('utf-8', { fatal: true }).decode(out);
+  return new TextDecoder('utf-8', { fatal: true }).decode(concatBytes(chunks));
 }
 
 export interface ModelBytes {

@@ -6,6 +6,7 @@
  */
 import { checkPixelBudget, sniffImageFormat } from './image-header.js';
 import { DEFAULT_MAX_PIXELS, ImageError, blobBytes, imageChannels, type GrayImage, type RgbImage } from './image-types.js';
+import { concatBytes } from '../util/concat-bytes.js';
 
 /** zlib-format inflate that must fail (or stop) once more than maxOutput bytes would come out. */
 export type Inflate = (data: Uint8Array, maxOutput: number) => Promise<Uint8Array>;
@@ -287,19 +288,12 @@ export async function encodePngWith(image: RgbImage | GrayImage, deflate: Deflat
   ihdr[8] = 8;
   ihdr[9] = channels === 1 ? 0 : 2;
   const compressed = await deflate(filterRows(image.data, width, height, channels));
-  const parts = [
+  return concatBytes([
     Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
     chunk('IHDR', ihdr),
     chunk('IDAT', compressed),
     chunk('IEND', new Uint8Array(0)),
-  ];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
+  ]);
 }
 
 /** Inflate/deflate over the Compression Streams API (browsers, Deno, Node >= 18). */

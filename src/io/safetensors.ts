@@ -5,6 +5,7 @@
  * writing lays files out as the reference writer does (data sorted by descending dtype
  * alignment, then name; header padded with spaces to 8 bytes). No Node APIs: browsers use it too.
  */
+import { concatBytes } from '../util/concat-bytes.js';
 
 export type SafetensorsDtype =
   | 'BOOL'
@@ -504,12 +505,5 @@ export function writeSafetensors(
   metadata?: Record<string, string>,
 ): Uint8Array {
   const { header, parts } = encodeSafetensorsParts(tensors, metadata);
-  const out = new Uint8Array(header.length + parts.reduce((n, p) => n + p.length, 0));
-  out.set(header, 0);
-  let offset = header.length;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
+  return concatBytes([header, ...parts]);
 }
