@@ -4,10 +4,10 @@
  * returns [batch, width, height, depth] for non-square images. This is the exact adjoint of
  * tfjs's ResizeBilinear forward (same source coordinates, floors and clamps).
  */
-import { patchResizeGradCpu, patchResizeGradWasm, type ResizeAttrs } from './resize-grad.js';
+import { patchResizeGradCpu, patchResizeGradWasm, resizeRatio, type ResizeAttrs } from './resize-grad.js';
 
 function sourceTaps(outSize: number, inSize: number, alignCorners: boolean, halfPixel: boolean) {
-  const ratio = alignCorners && outSize > 1 ? (inSize - 1) / (outSize - 1) : inSize / outSize;
+  const ratio = resizeRatio(outSize, inSize, alignCorners);
   const lo = new Int32Array(outSize);
   const hi = new Int32Array(outSize);
   const frac = new Float32Array(outSize);

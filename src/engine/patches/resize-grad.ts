@@ -10,6 +10,11 @@ export interface ResizeAttrs {
   halfPixelCenters: boolean;
 }
 
+/** Source pixels per output pixel along one axis, as tfjs's resize kernels compute it. */
+export function resizeRatio(outSize: number, inSize: number, alignCorners: boolean): number {
+  return alignCorners && outSize > 1 ? (inSize - 1) / (outSize - 1) : inSize / outSize;
+}
+
 /** Writes dx (zeroing it first) = adjoint of the resize applied to dy; images [B, H, W, C], dy [B, outH, outW, C]. */
 export type ResizeBackward = (
   dy: Float32Array, dyShape: readonly number[], imageShape: readonly number[], attrs: ResizeAttrs, dx: Float32Array,

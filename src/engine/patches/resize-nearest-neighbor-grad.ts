@@ -3,10 +3,10 @@
  * the gradient to other pixels than the forward read. This scatters each output's gradient to the
  * exact pixel tfjs's ResizeNearestNeighbor forward picks.
  */
-import { patchResizeGradCpu, patchResizeGradWasm, type ResizeAttrs } from './resize-grad.js';
+import { patchResizeGradCpu, patchResizeGradWasm, resizeRatio, type ResizeAttrs } from './resize-grad.js';
 
 function nearestSource(outSize: number, inSize: number, alignCorners: boolean, halfPixel: boolean): Int32Array {
-  const ratio = alignCorners && outSize > 1 ? (inSize - 1) / (outSize - 1) : inSize / outSize;
+  const ratio = resizeRatio(outSize, inSize, alignCorners);
   const src = new Int32Array(outSize);
   for (let i = 0; i < outSize; i++) {
     const frac = halfPixel ? ratio * (i + 0.5) : ratio * i;
