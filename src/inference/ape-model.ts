@@ -3,8 +3,8 @@ import type { RgbImage } from '../io/image-types.js';
 import { compressRle } from '../structures/rle-string.js';
 import { ApeNetwork, type FusionMode } from '../modeling/ape-network.js';
 import { parsePromptString, promptEntries, type PromptSet } from '../text/prompts.js';
-import { prepareImages, type ImagePlacement } from './preprocess.js';
-import { boxesToPixels, pasteInstanceMaskRle, selectInstances, type InstancePick } from './instances.js';
+import { prepareImages } from './preprocess.js';
+import { boxToOriginal, boxesToPixels, pasteInstanceMaskRle, selectInstances, type InstancePick } from './instances.js';
 import { semanticAccumulator, semanticLabels } from './semantic.js';
 import type { GroundingResult, InstanceResult, Prediction, PredictTask, SemanticResult } from './results.js';
 
@@ -95,14 +95,13 @@ export class ApeModel extends ApeNetwork {
         }
         return m;
       };
-      const toResultBox = (query: number) => scaleBox(pixelBoxes, query, placement);
+      // Input pixels -> original pixels.
+      const scaleX = placement.width / placement.resizedWidth;
+      const scaleY = placement.height / placement.resizedHeight;
+      const inputBox = (query: number): [number, number, number, number] => [pixelBoxes[query * 4]!, pixelBoxes[query * 4 + 1]!, pixelBoxes[query * 4 + 2]!, pixelBoxes[query * 4 + 3]!];
+      const toResultBox = (query: number) => boxToOriginal(inputBox(query), scaleX, scaleY, placement.width, placement.height);
       const maskFor = (query: number) =>
-        withMasks
-          ? compressRle(
-              pasteInstanceMaskRle(maskOf(query), maskH, maskW, stride, [pixelBoxes[query * 4]!, pixelBoxes[query * 4 + 1]!, pixelBoxes[query * 4 + 2]!, pixelBoxes[query * 4 + 3]!],
-                placement.width / placement.resizedWidth, placement.height / placement.resizedHeight, placement.width, placement.height),
-            )
-          : null;
+        withMasks ? compressRle(pasteInstanceMaskRle(maskOf(query), maskH, maskW, stride, inputBox(query), scaleX, scaleY, placement.width, placement.height)) : null;
 
       let instances: InstanceResult[] = [];
       if (tasks.has('instances')) {
@@ -162,18 +161,4 @@ function resolvePrompts(options: PredictOptions): PromptSet {
     sentences.push(...parsed.sentences);
   }
   return { vocabulary, sentences };
-}
-
-/** Input-pixel xyxy of a query -> original pixels, clipped to the image. */
-function scaleBox(pixelBoxes: Float32Array, query: number, placement: ImagePlacement): [number, number, number, number] {
-  const sx = placement.width / placement.resizedWidth;
-  const sy = placement.height / placement.resizedHeight;
-  const clip = (v: number, hi: number) => Math.min(Math.max(v, 0), hi);
-  const o = query * 4;
-  return [
-    clip(pixelBoxes[o]! * sx, placement.width),
-    clip(pixelBoxes[o + 1]! * sy, placement.height),
-    clip(pixelBoxes[o + 2]! * sx, placement.width),
-    clip(pixelBoxes[o + 3]! * sy, placement.height),
-  ];
 }

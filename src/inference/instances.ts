@@ -164,7 +164,7 @@ function boxMaskGrid(
 }
 
 /** An input-pixel xyxy box in original pixels, clipped to the image. */
-function boxToOriginal(
+export function boxToOriginal(
   boxInput: readonly [number, number, number, number],
   scaleX: number,
   scaleY: number,
