@@ -109,3 +109,10 @@ test('malformed input gives clear errors and allocation is bounded', () => {
   assert.throws(() => decodeRle({ size: [side, side], counts: [side * side] }), /exceeds/);
   assert.throws(() => decodeRle({ size: [1e6, 1], counts: [1e6] }), /size/);
 });
+
+test('rleIou and rleMerge refuse runs that cover different totals instead of looping', () => {
+  const a: Rle = { size: [2, 2], counts: [1, 3] };
+  const lying: Rle = { size: [2, 2], counts: [1, 1] };
+  assert.throws(() => rleIou([a], [lying], [false]), /cover 4 and 2 pixels/);
+  assert.throws(() => rleMerge([a, lying]), /cover 4 and 2 pixels/);
+});
