@@ -1,5 +1,5 @@
 import { writeFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
+import { parseCommandArgs } from './args.js';
 import { encodePng } from '../io/image-node.js';
 import { checkDataset, type DatasetStats } from '../data/synth/checker.js';
 import { formatIssue } from '../data/synth/check-issues.js';
@@ -30,7 +30,7 @@ function integer(value: string | undefined, name: string, fallback?: number, min
 }
 
 async function synth(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandArgs({
     args: argv,
     options: {
       out: { type: 'string' },
@@ -87,7 +87,7 @@ export function formatStats(s: DatasetStats): string {
 }
 
 async function check(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, options: { 'max-issues': { type: 'string' } }, allowPositionals: true });
+  const { values, positionals } = parseCommandArgs({ args: argv, options: { 'max-issues': { type: 'string' } }, allowPositionals: true });
   if (positionals.length !== 1) throw new UsageError('expected exactly one dataset folder');
   const dir = positionals[0]!;
   const report = await checkDataset(dir, { maxIssues: integer(values['max-issues'], 'max-issues', 20, 1) });
@@ -101,7 +101,7 @@ async function check(argv: string[]): Promise<number> {
 }
 
 async function show(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandArgs({
     args: argv,
     options: { out: { type: 'string' }, images: { type: 'string' }, columns: { type: 'string' } },
     allowPositionals: true,

@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseCommandArgs } from './args.js';
 import { initEngine } from '../engine/engine.js';
 import { readImage, writeImage } from '../io/image-node.js';
 import { loadModel } from '../inference/model-files.js';
@@ -73,7 +73,7 @@ function parseThreshold(value: string | undefined): number {
 }
 
 async function run(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandArgs({
     args: argv,
     options: {
       vocab: { type: 'string', multiple: true },

@@ -1,4 +1,4 @@
-import { parseArgs } from 'node:util';
+import { parseCommandArgs } from './args.js';
 import { createApeServer } from '../server/app.js';
 import { DEFAULT_LIMITS, type ServerLimits } from '../server/limits.js';
 import { defaultModelDir } from './predict.js';
@@ -31,7 +31,7 @@ function positiveNumber(value: string | undefined, name: string, min = 1): numbe
 }
 
 async function run(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandArgs({
     args: argv,
     options: {
       port: { type: 'string' },

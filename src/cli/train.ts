@@ -1,9 +1,8 @@
-import { parseArgs } from 'node:util';
+import { backendOption, parseCommandArgs, positiveIntegerOption } from './args.js';
 import { initEngine } from '../engine/engine.js';
 import { loadTrainConfig } from '../training/config.js';
 import { runTraining } from '../training/run.js';
 import { evaluateModel } from '../evaluation/model-eval.js';
-import { backendOption, positiveIntegerOption } from './args.js';
 import { UsageError, type Command } from './command.js';
 
 const usage = `usage: ape train --config FILE [--steps N] [--backend wasm|cpu]
@@ -18,7 +17,7 @@ export const command: Command = {
   summary: 'train or resume a model from a JSON config (checkpoints, progress, resumable)',
   usage,
   async run(argv: string[]): Promise<number> {
-    const { values, positionals } = parseArgs({
+    const { values, positionals } = parseCommandArgs({
       args: argv,
       options: { config: { type: 'string' }, steps: { type: 'string' }, backend: { type: 'string' } },
       allowPositionals: true,

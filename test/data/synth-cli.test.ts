@@ -56,4 +56,7 @@ test('usage errors exit 2 with the reason', () => {
   assert.match(r.stderr, /--images must be an integer, got 'three'/);
   assert.match(ape('data', 'synth', '--images', '2', '--seed', '1').stderr, /--out is required/);
   assert.match(ape('data', 'frobnicate').stderr, /unknown sub-command 'frobnicate'/);
+  const unknown = ape('data', 'check', '--bogus', 'x');
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /Unknown option '--bogus'[\s\S]*usage:/);
 });
