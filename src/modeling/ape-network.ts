@@ -107,6 +107,11 @@ export interface ApeRawOutput {
    * (vocabulary only), else [B, P, D] (fused sentences / word tokens are per image).
    */
   promptVectors: tf.Tensor2D | tf.Tensor3D;
+  /**
+   * Training a trainable text tower with sentence-level prompts: the tower's pooled vectors of the
+   * prompt texts (vocabulary, then sentences; not the extra embeddings), [P, Dl], in the tape.
+   */
+  textEmbeddings: { vectors: tf.Tensor2D; texts: string[] } | null;
   /** Token grid of each encoder level. */
   spatialShapes: [number, number][];
   levelStart: number[];
@@ -292,6 +297,7 @@ export class ApeNetwork extends Module {
     let sentenceEmb: tf.Tensor2D | null = null;
     let wordPool: { offsets: Int32Array; lengths: Int32Array } | null = null;
     let encoderText: { tokens: tf.Tensor3D; keep: boolean } | null = null;
+    let textEmbeddings: ApeRawOutput['textEmbeddings'] = null;
     if (mode === 'word') {
       const all = [...vocabulary, ...sentences];
       const tokens = this.promptTokens(all, withGradient);
@@ -301,6 +307,10 @@ export class ApeNetwork extends Module {
     } else {
       vocabEmb = vocabulary.length > 0 ? this.encodePrompts(vocabulary, withGradient) : null;
       const own = sentences.length > 0 ? this.encodePrompts(sentences, withGradient) : null;
+      if (withGradient) {
+        const parts = [vocabEmb, own].filter((t): t is tf.Tensor2D => t !== null);
+        textEmbeddings = { vectors: parts.length === 1 ? tf.clone(parts[0]!) : (tf.concat(parts, 0) as tf.Tensor2D), texts: [...vocabulary, ...sentences] };
+      }
       sentenceEmb = own && extra ? (tf.concat([own, extra], 0) as tf.Tensor2D) : own ?? (extra ? tf.clone(extra) : null);
       if (own && extra) own.dispose();
       if (this.config.fusion) {
@@ -364,6 +374,7 @@ export class ApeNetwork extends Module {
       references: out.references,
       prompts: entries,
       promptVectors,
+      textEmbeddings,
       inputSize: [hIn, wIn],
       sizes: batch.sizes.map(([h, w]) => [h, w]),
       maskStride: this.maskStride,
@@ -371,7 +382,7 @@ export class ApeNetwork extends Module {
       levelStart: geometry.levelStart,
       dispose() {
         for (const l of layers) tf.dispose([l.logits, l.boxes, ...(l.masks ? [l.masks] : [])]);
-        tf.dispose([encoder.logits, encoder.boxes, promptVectors]);
+        tf.dispose([encoder.logits, encoder.boxes, promptVectors, ...(textEmbeddings ? [textEmbeddings.vectors] : [])]);
       },
     };
   }

@@ -80,5 +80,6 @@ export function trainingPredictions(out: ApeRawOutput): TrainingPredictions {
     layers: out.layers.map((l) => ({ logits: l.logits, boxes: l.boxes, ...(l.masks ? { masks: l.masks } : {}) })),
     encoder: { logits: out.encoder.logits, boxes: out.encoder.boxes, anchors: anchorBoxes },
     references: out.references[0],
+    textEmbeddings: out.textEmbeddings,
   };
 }

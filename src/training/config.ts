@@ -59,6 +59,7 @@ export interface TrainConfig {
     focalGamma: number;
     maskLayers: 'last' | 'all';
     pointSampling: PointSamplingOptions | null;
+    separationMargin: number;
   };
   negativeBank: {
     /** Sentence embeddings kept (0 = off). */
@@ -105,12 +106,13 @@ export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'datasets' | 'output'> = {
   schedule: { warmupSteps: 100, warmupFactor: 0.001, decay: 'step', milestones: [], gamma: 0.1, minFactor: 0 },
   loss: {
     assignment: 'hungarian',
-    weights: { cls: 1, l1: 5, giou: 2, mask: 5, dice: 5 },
+    weights: { cls: 1, l1: 5, giou: 2, mask: 5, dice: 5, separation: 0 },
     matchCost: { cls: 2, l1: 5, giou: 2 },
     focalAlpha: 0.25,
     focalGamma: 2,
     maskLayers: 'last',
     pointSampling: null,
+    separationMargin: 0.2,
   },
   negativeBank: { size: 256, perBatch: 64 },
   augment: { flipProbability: 0.5, scaleRange: [0.5, 1.5], crop: true, minSize: 2 },
@@ -170,6 +172,8 @@ export function parseTrainConfig(json: unknown, file: string): TrainConfig {
   if (!Array.isArray(c.schedule.milestones) || !c.schedule.milestones.every((m) => Number.isInteger(m) && m >= 0)) fail('schedule.milestones', 'must be a list of step numbers');
   if (!['hungarian', 'deta'].includes(c.loss.assignment)) fail('loss.assignment', `must be hungarian or deta, got ${JSON.stringify(c.loss.assignment)}`);
   if (!['last', 'all'].includes(c.loss.maskLayers)) fail('loss.maskLayers', `must be last or all, got ${JSON.stringify(c.loss.maskLayers)}`);
+  for (const [k, v] of Object.entries(c.loss.weights)) nonNegative(`loss.weights.${k}`, v);
+  if (!(c.loss.separationMargin >= -1 && c.loss.separationMargin < 1)) fail('loss.separationMargin', `must be in [-1, 1), got ${JSON.stringify(c.loss.separationMargin)}`);
   if (c.loss.pointSampling !== null) {
     const p = c.loss.pointSampling;
     positiveInt('loss.pointSampling.numPoints', p.numPoints);

@@ -8,6 +8,7 @@ import { DEFAULT_MATCH_COST, type MatchCostWeights } from './assign/match-cost.j
 import { boxL1Loss, giouLoss } from './losses/box.js';
 import { sigmoidFocalLoss } from './losses/focal.js';
 import { diceLoss, maskBceLoss } from './losses/mask.js';
+import { promptSeparationLoss } from './losses/prompt-separation.js';
 import { downsampleMaskArea } from './losses/mask-targets.js';
 import { pointSampleMasks, pointSampleTensor, uncertainPointCoords, type PointSamplingOptions } from './losses/point-sampling.js';
 
@@ -37,6 +38,8 @@ export interface TrainingPredictions {
   encoder?: EncoderPredictions;
   /** Host [B, Q, 4]: the decoder's initial reference boxes (cxcywh), for DETA's one-to-many assignment. */
   references?: Float32Array;
+  /** The text tower's pooled prompt vectors, for the prompt-separation loss (trainable towers). */
+  textEmbeddings?: { vectors: tf.Tensor2D; texts: readonly string[] } | null;
 }
 
 export interface LossWeights {
@@ -45,6 +48,8 @@ export interface LossWeights {
   giou: number;
   mask: number;
   dice: number;
+  /** The prompt-separation loss on the text tower's vectors (0 = off, as in APE's frozen tower). */
+  separation: number;
 }
 
 export interface CriterionConfig {
@@ -58,16 +63,19 @@ export interface CriterionConfig {
   maskLayers: 'last' | 'all';
   /** Compare masks at sampled points instead of every pixel of the mask grid. */
   pointSampling: PointSamplingOptions | null;
+  /** Cosine below which two prompts' vectors cost the separation loss nothing. */
+  separationMargin: number;
 }
 
 export const DEFAULT_CRITERION: CriterionConfig = {
   assignment: 'hungarian',
   matchCost: DEFAULT_MATCH_COST,
-  weights: { cls: 1, l1: 5, giou: 2, mask: 5, dice: 5 },
+  weights: { cls: 1, l1: 5, giou: 2, mask: 5, dice: 5, separation: 0 },
   focalAlpha: 0.25,
   focalGamma: 2,
   maskLayers: 'last',
   pointSampling: null,
+  separationMargin: 0.2,
 };
 
 export interface LossResult {
@@ -154,6 +162,9 @@ export function computeLosses(
       add('enc_giou', giou, config.weights.giou);
     }
   }
+
+  const text = pred.textEmbeddings;
+  if (config.weights.separation > 0 && text && text.texts.length > 1) add('separation', promptSeparationLoss(text.vectors, text.texts, config.separationMargin), config.weights.separation);
 
   if (weighted.length === 0) throw new Error('computeLosses: the batch switches turn every loss off');
   return { total: tf.addN(weighted) as tf.Scalar, terms };

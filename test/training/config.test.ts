@@ -14,9 +14,9 @@ test('defaults fill a minimal config; paths resolve against root relative to the
   assert.equal(c.datasets[0]!.annotations, '/cfg/sub/x.json');
   assert.equal(c.datasets[0]!.weight, 1);
   assert.equal(c.optimizer.lr, 2e-4);
-  assert.deepEqual(c.loss.weights, { cls: 1, l1: 5, giou: 2, mask: 5, dice: 5 });
+  assert.deepEqual(c.loss.weights, { cls: 1, l1: 5, giou: 2, mask: 5, dice: 5, separation: 0 });
   const partial = parseTrainConfig({ ...minimal(), loss: { weights: { mask: 2 } } }, '/c.json');
-  assert.deepEqual(partial.loss.weights, { cls: 1, l1: 5, giou: 2, mask: 2, dice: 5 });
+  assert.deepEqual(partial.loss.weights, { cls: 1, l1: 5, giou: 2, mask: 2, dice: 5, separation: 0 });
 });
 
 test('config errors name the file and the field', () => {
@@ -31,6 +31,8 @@ test('config errors name the file and the field', () => {
     [{ output: 'run', datasets: [{ name: 'a', type: 'semantic' }] }, /'datasets\[0\]' semantic sets need/],
     [{ output: 'run', datasets: [{ name: 'a', type: 'detection', annotations: 'x', losses: { mask: true } }] }, /'datasets\[0\]\.losses\.mask' is not a loss switch/],
     [{ ...minimal(), workers: 3 }, /'workers' must be 1 or 2/],
+    [{ ...minimal(), loss: { weights: { separation: -1 } } }, /'loss\.weights\.separation' must be a non-negative number, got -1/],
+    [{ ...minimal(), loss: { separationMargin: 1 } }, /'loss\.separationMargin' must be in \[-1, 1\), got 1/],
   ];
   for (const [json, message] of bad) assert.throws(() => parseTrainConfig(json, '/c.json'), message);
 });

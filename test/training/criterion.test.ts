@@ -62,3 +62,17 @@ test('criterion: encoder proposals get class-agnostic focal and box losses', () 
   assert.ok(Math.abs(r.terms.get('enc_class')!.dataSync()[0]! - expected) < 1e-6);
   assert.ok(Math.abs(r.terms.get('enc_l1')!.dataSync()[0]!) < 1e-6);
 });
+
+test('criterion: the separation term joins the total with its weight, and is off by default', () => {
+  const layer = { logits: tf.tensor3d([3, 3], [1, 1, 2]), boxes: tf.tensor3d([0.5, 0.5, 0.2, 0.2], [1, 1, 4]) };
+  const targets: ImageTargets[] = [{ labels: Int32Array.from([0]), boxes: Float32Array.from([0.5, 0.5, 0.2, 0.2]), masks: null, promptWeights: null, positiveOnlyPrompts: [], width: 8, height: 8 }];
+  // Two prompts at 60 degrees: cosine 0.5, margin 0.2 -> 0.09.
+  const textEmbeddings = { vectors: tf.tensor2d([[1, 0], [0.5, Math.sqrt(3) / 2]]), texts: ['circle', 'square'] };
+  const switches = defaultLossSwitches('detection', false);
+  const off = computeLosses({ layers: [layer], textEmbeddings }, targets, switches, DEFAULT_CRITERION, new Rng(1));
+  assert.ok(!off.terms.has('separation'));
+  const config = { ...DEFAULT_CRITERION, weights: { ...DEFAULT_CRITERION.weights, separation: 2 } };
+  const on = computeLosses({ layers: [layer], textEmbeddings }, targets, switches, config, new Rng(1));
+  assert.ok(Math.abs(on.terms.get('separation')!.dataSync()[0]! - 0.09) < 1e-6);
+  assert.ok(Math.abs(on.total.dataSync()[0]! - off.total.dataSync()[0]! - 2 * 0.09) < 1e-5);
+});

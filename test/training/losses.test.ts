@@ -7,6 +7,7 @@ import { boxL1Loss, giouLoss } from '../../src/training/losses/box.js';
 import { diceLoss, maskBceLoss } from '../../src/training/losses/mask.js';
 import { pointSampleTensor, pointSampleMasks } from '../../src/training/losses/point-sampling.js';
 import { downsampleMaskArea } from '../../src/training/losses/mask-targets.js';
+import { promptSeparationLoss } from '../../src/training/losses/prompt-separation.js';
 
 before(async () => {
   await initEngine({ backend: 'cpu' });
@@ -93,4 +94,27 @@ test('downsampleMaskArea averages blocks', () => {
   const mask = new Uint8Array([1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1, 1, 0, 0, 1, 1]);
   assert.deepEqual(Array.from(downsampleMaskArea(mask, 4, 4, 2, 2)), [0.75, 0, 0, 1]);
   assert.throws(() => downsampleMaskArea(mask, 4, 4, 3, 3), /not a multiple/);
+});
+
+test('prompt separation: mean squared cosine excess over pairs of different texts, by hand', () => {
+  // Vectors (1,0), (2,2), (0,3): cosines 1/sqrt2, 0, 1/sqrt2; margin 0.2 -> excess (1/sqrt2 - 0.2)^2 twice.
+  const e = tf.tensor2d([[1, 0], [2, 2], [0, 3]]);
+  const excess = (Math.SQRT1_2 - 0.2) ** 2;
+  close(value(promptSeparationLoss(e, ['a', 'b', 'c'], 0.2)), (2 * excess) / 3);
+  // The same text twice is not a pair: (a, c) costs 0, (a, c) again costs the excess.
+  close(value(promptSeparationLoss(e, ['a', 'a', 'c'], 0.2)), excess / 2);
+  // A margin above every cosine: nothing to pay.
+  close(value(promptSeparationLoss(e, ['a', 'b', 'c'], 0.75)), 0);
+});
+
+test('prompt separation: the gradient pushes a close pair apart, and one text costs nothing', () => {
+  const e = tf.variable(tf.tensor2d([[1, 0.1], [1, -0.1]]));
+  const { value: loss, grads } = tf.variableGrads(() => promptSeparationLoss(e, ['circle', 'square'], 0), [e]);
+  assert.ok(value(loss) > 0.9);
+  const g = grads[e.name]!.arraySync() as number[][];
+  // Descending the gradient raises the first vector's y and lowers the second's.
+  assert.ok(g[0]![1]! < 0 && g[1]![1]! > 0, JSON.stringify(g));
+  close(value(promptSeparationLoss(tf.tensor2d([[1, 2]]), ['only'], 0)), 0);
+  assert.throws(() => promptSeparationLoss(tf.tensor2d([[1, 2]]), ['a', 'b'], 0), /1 embeddings for 2 texts/);
+  e.dispose();
 });

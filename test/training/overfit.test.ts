@@ -1,6 +1,7 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { initEngine } from '../../src/engine/engine.js';
+import { initEngine, tf } from '../../src/engine/engine.js';
+import { promptSeparationLoss } from '../../src/training/losses/prompt-separation.js';
 import { runTraining } from '../../src/training/run.js';
 import { Trainer } from '../../src/training/trainer.js';
 import { Rng } from '../../src/util/random.js';
@@ -62,5 +63,18 @@ test('a sentence batch that lost all its phrases trains what it can, or nothing'
   const none = trainer.computeGradients(noMasks, new Rng(1), null);
   assert.deepEqual(none.losses, { total: 0 });
   assert.equal(none.grads.size, 0);
+  trainer.dispose();
+});
+
+test('the separation term reads the text tower vectors of the batch prompts', async () => {
+  const dir = await makeSynthDir(2);
+  const trainer = await Trainer.create(tinyConfig(dir, { loss: { weights: { separation: 1 }, separationMargin: 0.1 } }));
+  const batch = await trainer.loadBatch({ dataset: 0, images: [0, 1], seed: 1 });
+  const r = trainer.computeGradients(batch, new Rng(1), null);
+  const vectors = trainer.network.encodePrompts(batch.prompts);
+  const expected = promptSeparationLoss(vectors, batch.prompts, 0.1);
+  assert.ok(Math.abs(r.losses.separation! - expected.dataSync()[0]!) < 1e-5, `${r.losses.separation} vs ${expected.dataSync()[0]}`);
+  assert.ok(r.losses.separation! > 0);
+  tf.dispose([vectors, expected]);
   trainer.dispose();
 });
