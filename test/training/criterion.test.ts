@@ -66,7 +66,7 @@ test('criterion: encoder proposals get class-agnostic focal and box losses', () 
 test('criterion: the separation term joins the total with its weight, and is off by default', () => {
   const layer = { logits: tf.tensor3d([3, 3], [1, 1, 2]), boxes: tf.tensor3d([0.5, 0.5, 0.2, 0.2], [1, 1, 4]) };
   const targets: ImageTargets[] = [{ labels: Int32Array.from([0]), boxes: Float32Array.from([0.5, 0.5, 0.2, 0.2]), masks: null, promptWeights: null, positiveOnlyPrompts: [], width: 8, height: 8 }];
-  // Two prompts at 60 degrees: cosine 0.5, margin 0.2 -> 0.09.
+  // Two prompts at 60 degrees: cosine 0.5, margin 0.2 -> each pays 0.09.
   const textEmbeddings = { vectors: tf.tensor2d([[1, 0], [0.5, Math.sqrt(3) / 2]]), texts: ['circle', 'square'] };
   const switches = defaultLossSwitches('detection', false);
   const off = computeLosses({ layers: [layer], textEmbeddings }, targets, switches, DEFAULT_CRITERION, new Rng(1));

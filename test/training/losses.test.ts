@@ -96,13 +96,18 @@ test('downsampleMaskArea averages blocks', () => {
   assert.throws(() => downsampleMaskArea(mask, 4, 4, 3, 3), /not a multiple/);
 });
 
-test('prompt separation: mean squared cosine excess over pairs of different texts, by hand', () => {
-  // Vectors (1,0), (2,2), (0,3): cosines 1/sqrt2, 0, 1/sqrt2; margin 0.2 -> excess (1/sqrt2 - 0.2)^2 twice.
+test('prompt separation: each prompt pays for its closest different text, by hand', () => {
+  // Vectors (1,0), (2,2), (0,3): cosines ab = bc = 1/sqrt2, ac = 0; margin 0.2. Each of a, b, c
+  // has a partner at 1/sqrt2, so the mean is the excess (1/sqrt2 - 0.2)^2 itself.
   const e = tf.tensor2d([[1, 0], [2, 2], [0, 3]]);
   const excess = (Math.SQRT1_2 - 0.2) ** 2;
-  close(value(promptSeparationLoss(e, ['a', 'b', 'c'], 0.2)), (2 * excess) / 3);
-  // The same text twice is not a pair: (a, c) costs 0, (a, c) again costs the excess.
-  close(value(promptSeparationLoss(e, ['a', 'a', 'c'], 0.2)), excess / 2);
+  close(value(promptSeparationLoss(e, ['a', 'b', 'c'], 0.2)), excess);
+  // Vectors (1,0), (1,0.1), (0,1): a-b nearly parallel, c apart (cos 0.0995 < margin).
+  const near = Math.cos(Math.atan(0.1));
+  const f = tf.tensor2d([[1, 0], [1, 0.1], [0, 1]]);
+  close(value(promptSeparationLoss(f, ['a', 'b', 'c'], 0.2)), (2 * (near - 0.2) ** 2) / 3);
+  // The same text twice is not a pair: a and b are then both only compared with c (cos 0, 0.0995).
+  close(value(promptSeparationLoss(f, ['a', 'a', 'c'], 0.2)), 0);
   // A margin above every cosine: nothing to pay.
   close(value(promptSeparationLoss(e, ['a', 'b', 'c'], 0.75)), 0);
 });
