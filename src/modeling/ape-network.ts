@@ -60,6 +60,8 @@ export interface ForwardOptions {
   chunkRows?: number;
   /** Filled with the milliseconds spent in each phase of this forward (added to what is there). */
   timings?: ForwardTimings;
+  /** Also score every pixel embedding against the prompts with the last classifier (for the pixel-class training loss). */
+  pixelLogits?: boolean;
 }
 
 /**
@@ -112,6 +114,8 @@ export interface ApeRawOutput {
    * prompt texts (vocabulary, then sentences; not the extra embeddings), [P, Dl], in the tape.
    */
   textEmbeddings: { vectors: tf.Tensor2D; texts: string[] } | null;
+  /** With `pixelLogits`: [B, h*w, P] logits of the mask head's pixel embeddings on its h x w grid. */
+  pixelLogits: { logits: tf.Tensor3D; grid: [number, number] } | null;
   /** Token grid of each encoder level. */
   spatialShapes: [number, number][];
   levelStart: number[];
@@ -364,6 +368,13 @@ export class ApeNetwork extends Module {
       }
       h.dispose();
     });
+    let pixelLogits: ApeRawOutput['pixelLogits'] = null;
+    if (options.pixelLogits) {
+      const [, ph, pw, pe] = pixels.shape;
+      const flat = tf.reshape(pixels, [b, ph * pw, pe]) as tf.Tensor3D;
+      pixelLogits = { logits: this.classEmbed[numLayers - 1]!.forward(flat, promptVectors), grid: [ph, pw] };
+      flat.dispose();
+    }
     pixels.dispose();
     lap('heads');
 
@@ -375,6 +386,7 @@ export class ApeNetwork extends Module {
       prompts: entries,
       promptVectors,
       textEmbeddings,
+      pixelLogits,
       inputSize: [hIn, wIn],
       sizes: batch.sizes.map(([h, w]) => [h, w]),
       maskStride: this.maskStride,
@@ -382,7 +394,7 @@ export class ApeNetwork extends Module {
       levelStart: geometry.levelStart,
       dispose() {
         for (const l of layers) tf.dispose([l.logits, l.boxes, ...(l.masks ? [l.masks] : [])]);
-        tf.dispose([encoder.logits, encoder.boxes, promptVectors, ...(textEmbeddings ? [textEmbeddings.vectors] : [])]);
+        tf.dispose([encoder.logits, encoder.boxes, promptVectors, ...(textEmbeddings ? [textEmbeddings.vectors] : []), ...(pixelLogits ? [pixelLogits.logits] : [])]);
       },
     };
   }

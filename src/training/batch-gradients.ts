@@ -51,7 +51,7 @@ export function batchGradients(
   let t1 = t0;
   let t2 = t0;
   const { value, grads } = tf.variableGrads(() => {
-    const out = network.forward({ images, sizes: batch.sizes }, prompts, { training: true, rng, layers: 'all', masks: criterion.maskLayers });
+    const out = network.forward({ images, sizes: batch.sizes }, prompts, { training: true, rng, layers: 'all', masks: criterion.maskLayers, pixelLogits: criterion.weights.pixelClass > 0 && batch.switches.decoderClass && batch.switches.masks });
     t1 = performance.now();
     const result = computeLosses(trainingPredictions(out), batch.targets, batch.switches, criterion, rng);
     for (const [name, t] of result.terms) losses[name] = t.dataSync()[0]!;
@@ -81,5 +81,6 @@ export function trainingPredictions(out: ApeRawOutput): TrainingPredictions {
     encoder: { logits: out.encoder.logits, boxes: out.encoder.boxes, anchors: anchorBoxes },
     references: out.references[0],
     textEmbeddings: out.textEmbeddings,
+    pixelLogits: out.pixelLogits,
   };
 }

@@ -106,7 +106,7 @@ export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'datasets' | 'output'> = {
   schedule: { warmupSteps: 100, warmupFactor: 0.001, decay: 'step', milestones: [], gamma: 0.1, minFactor: 0 },
   loss: {
     assignment: 'hungarian',
-    weights: { cls: 1, l1: 5, giou: 2, mask: 5, dice: 5, separation: 0 },
+    weights: { cls: 1, l1: 5, giou: 2, mask: 5, dice: 5, separation: 0, pixelClass: 0 },
     matchCost: { cls: 2, l1: 5, giou: 2 },
     focalAlpha: 0.25,
     focalGamma: 2,

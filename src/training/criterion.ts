@@ -8,6 +8,7 @@ import { DEFAULT_MATCH_COST, type MatchCostWeights } from './assign/match-cost.j
 import { boxL1Loss, giouLoss } from './losses/box.js';
 import { sigmoidFocalLoss } from './losses/focal.js';
 import { diceLoss, maskBceLoss } from './losses/mask.js';
+import { pixelClassLoss } from './losses/pixel-class.js';
 import { promptSeparationLoss } from './losses/prompt-separation.js';
 import { downsampleMaskArea } from './losses/mask-targets.js';
 import { pointSampleMasks, pointSampleTensor, uncertainPointCoords, type PointSamplingOptions } from './losses/point-sampling.js';
@@ -40,6 +41,8 @@ export interface TrainingPredictions {
   references?: Float32Array;
   /** The text tower's pooled prompt vectors, for the prompt-separation loss (trainable towers). */
   textEmbeddings?: { vectors: tf.Tensor2D; texts: readonly string[] } | null;
+  /** [B, h*w, P] logits of the pixel embeddings, for the pixel-class loss. */
+  pixelLogits?: { logits: tf.Tensor3D; grid: [number, number] } | null;
 }
 
 export interface LossWeights {
@@ -50,6 +53,8 @@ export interface LossWeights {
   dice: number;
   /** The prompt-separation loss on the text tower's vectors (0 = off, as in APE's frozen tower). */
   separation: number;
+  /** The pixel-class loss: the last classifier applied to the mask head's pixel embeddings (0 = off, as in APE). */
+  pixelClass: number;
 }
 
 export interface CriterionConfig {
@@ -70,7 +75,7 @@ export interface CriterionConfig {
 export const DEFAULT_CRITERION: CriterionConfig = {
   assignment: 'hungarian',
   matchCost: DEFAULT_MATCH_COST,
-  weights: { cls: 1, l1: 5, giou: 2, mask: 5, dice: 5, separation: 0 },
+  weights: { cls: 1, l1: 5, giou: 2, mask: 5, dice: 5, separation: 0, pixelClass: 0 },
   focalAlpha: 0.25,
   focalGamma: 2,
   maskLayers: 'last',
@@ -163,6 +168,11 @@ export function computeLosses(
     }
   }
 
+  const pixels = pred.pixelLogits;
+  if (config.weights.pixelClass > 0 && pixels && switches.decoderClass && switches.masks) {
+    const canvas = targets.flatMap((t) => t.masks ?? [])[0];
+    if (canvas) add('pixel_class', pixelClassLoss(pixels.logits, targets, Math.round(Math.sqrt(canvas.length)), pixels.grid, { alpha: config.focalAlpha, gamma: config.focalGamma }), config.weights.pixelClass);
+  }
   const text = pred.textEmbeddings;
   if (config.weights.separation > 0 && text && text.texts.length > 1) add('separation', promptSeparationLoss(text.vectors, text.texts, config.separationMargin), config.weights.separation);
 

@@ -14,9 +14,9 @@ test('defaults fill a minimal config; paths resolve against root relative to the
   assert.equal(c.datasets[0]!.annotations, '/cfg/sub/x.json');
   assert.equal(c.datasets[0]!.weight, 1);
   assert.equal(c.optimizer.lr, 2e-4);
-  assert.deepEqual(c.loss.weights, { cls: 1, l1: 5, giou: 2, mask: 5, dice: 5, separation: 0 });
+  assert.deepEqual(c.loss.weights, { cls: 1, l1: 5, giou: 2, mask: 5, dice: 5, separation: 0, pixelClass: 0 });
   const partial = parseTrainConfig({ ...minimal(), loss: { weights: { mask: 2 } } }, '/c.json');
-  assert.deepEqual(partial.loss.weights, { cls: 1, l1: 5, giou: 2, mask: 2, dice: 5, separation: 0 });
+  assert.deepEqual(partial.loss.weights, { cls: 1, l1: 5, giou: 2, mask: 2, dice: 5, separation: 0, pixelClass: 0 });
 });
 
 test('config errors name the file and the field', () => {

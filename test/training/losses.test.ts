@@ -7,6 +7,7 @@ import { boxL1Loss, giouLoss } from '../../src/training/losses/box.js';
 import { diceLoss, maskBceLoss } from '../../src/training/losses/mask.js';
 import { pointSampleTensor, pointSampleMasks } from '../../src/training/losses/point-sampling.js';
 import { downsampleMaskArea } from '../../src/training/losses/mask-targets.js';
+import { pixelClassLoss, pixelClassTargets } from '../../src/training/losses/pixel-class.js';
 import { promptSeparationLoss } from '../../src/training/losses/prompt-separation.js';
 
 before(async () => {
@@ -122,4 +123,25 @@ test('prompt separation: the gradient pushes a close pair apart, and one text co
   close(value(promptSeparationLoss(tf.tensor2d([[1, 2]]), ['only'], 0)), 0);
   assert.throws(() => promptSeparationLoss(tf.tensor2d([[1, 2]]), ['a', 'b'], 0), /1 embeddings for 2 texts/);
   e.dispose();
+});
+
+test('pixel-class targets: area shares per prompt inside the image, weights as the class loss', () => {
+  // A 4x4 canvas on a 2x2 grid; the image is 4 wide and 2 high, so only the top cells count.
+  const mask = Uint8Array.from([1, 1, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+  const image = { labels: Int32Array.from([1]), boxes: new Float32Array(4), masks: [mask], promptWeights: null, positiveOnlyPrompts: [] as number[], width: 4, height: 2 };
+  const t = pixelClassTargets([image], 4, 2, 2, 2);
+  assert.deepEqual(Array.from(t.target), [0, 1, 0, 0.25, 0, 0, 0, 0]);
+  assert.deepEqual(Array.from(t.weight), [1, 1, 1, 1, 0, 0, 0, 0]);
+  close(t.positive, 1.25);
+  const federated = pixelClassTargets([{ ...image, promptWeights: Float32Array.from([0, 1]), positiveOnlyPrompts: [1] }], 4, 2, 2, 2);
+  assert.deepEqual(Array.from(federated.weight), [0, 1, 0, 0.25, 0, 0, 0, 0]);
+  close(federated.positive, 1 + 0.25 * 0.25);
+  // No masks: nothing is trained.
+  assert.deepEqual(Array.from(pixelClassTargets([{ ...image, masks: null }], 4, 2, 2, 2).weight), new Array(8).fill(0));
+
+  // Zero logits: p = 0.5, ce = ln 2, (1 - p_t)^2 = 0.25 for any t, alpha_t = 0.75 - 0.5 t.
+  // Weighted cells: t = (0, 1) and (0, 0.25) -> alpha sum 0.75 + 0.25 + 0.75 + 0.625 = 2.375.
+  const loss = pixelClassLoss(tf.zeros([1, 4, 2]) as tf.Tensor3D, [image], 4, [2, 2], { alpha: 0.25, gamma: 2 });
+  close(value(loss), (2.375 * 0.25 * Math.LN2) / 1.25);
+  assert.throws(() => pixelClassLoss(tf.zeros([1, 3, 2]) as tf.Tensor3D, [image], 4, [2, 2], { alpha: 0.25, gamma: 2 }), /do not fit 1 images of 2x2 cells/);
 });

@@ -78,3 +78,13 @@ test('the separation term reads the text tower vectors of the batch prompts', as
   tf.dispose([vectors, expected]);
   trainer.dispose();
 });
+
+test('the pixel-class term trains batches with classes and masks only', async () => {
+  const dir = await makeSynthDir(2);
+  const trainer = await Trainer.create(tinyConfig(dir, { loss: { weights: { pixelClass: 1 } } }));
+  const detection = trainer.computeGradients(await trainer.loadBatch({ dataset: 0, images: [0, 1], seed: 1 }), new Rng(1), null);
+  assert.ok(detection.losses.pixel_class! > 0 && Number.isFinite(detection.losses.pixel_class!), JSON.stringify(detection.losses));
+  const agnostic = trainer.computeGradients(await trainer.loadBatch({ dataset: 2, images: [0, 1], seed: 1 }), new Rng(1), null);
+  assert.ok(!('pixel_class' in agnostic.losses));
+  trainer.dispose();
+});
