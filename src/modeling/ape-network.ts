@@ -62,6 +62,11 @@ export interface ForwardOptions {
   timings?: ForwardTimings;
   /** Also score every pixel embedding against the prompts with the last classifier (for the pixel-class training loss). */
   pixelLogits?: boolean;
+  /**
+   * Called with the mask level's intermediate maps (diagnostics: feature probes); they are
+   * disposed after the call, so read what you need inside it.
+   */
+  inspect?: (maps: { backbone: tf.Tensor4D; memory: tf.Tensor4D; pixels: tf.Tensor4D }) => void;
 }
 
 /**
@@ -345,7 +350,10 @@ export class ApeNetwork extends Module {
       const [h, w] = shapes[level]!;
       const start = geometry.levelStart[level]!;
       const memLevel = tf.reshape(tf.slice(out.memory, [0, start, 0], [b, h * w, this.config.transformer.embedDim]), [b, h, w, this.config.transformer.embedDim]) as tf.Tensor4D;
-      return this.maskHead.pixelEmbedding(features[this.config.maskHead.feature]!, memLevel);
+      const backbone = features[this.config.maskHead.feature]!;
+      const embedded = this.maskHead.pixelEmbedding(backbone, memLevel);
+      options.inspect?.({ backbone, memory: memLevel, pixels: embedded });
+      return embedded;
     });
     for (const f of Object.values(features)) f.dispose();
     out.memory.dispose();

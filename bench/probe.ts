@@ -1,0 +1,195 @@
+/**
+ * `npm run bench -- probe [--model DIR] [--data DIR] [--images 16]`: where a model's class
+ * knowledge is, on a synthetic-world folder (semantic PNGs + instances):
+ *  - prompt vectors: mean and largest cosine between different thing names and stuff names;
+ *  - objects: of the ground-truth things some prediction covers (IoU > 0.5), the share whose best
+ *    covering prediction is of the right name (among the thing names);
+ *  - cells of the mask level (stride 8): accuracy of a ridge linear probe (trained on the first
+ *    half of the images, tested on the second) from the cell's mean colour, the backbone feature,
+ *    the encoder memory and the pixel embedding, and of the model's own classifier applied to the
+ *    pixel embedding; things ranked among thing names, stuff among stuff names.
+ * A probe far above the classifier means the features hold what the heads do not use; a probe
+ * near chance (1/8 things, 1/6 stuff) means the features do not hold it.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { initEngine, tf } from '../src/engine/engine.js';
+import { readGrayPng, readImage } from '../src/io/image-node.js';
+import { loadModel } from '../src/inference/model-files.js';
+import { boxIou } from '../src/structures/box-iou.js';
+import type { BenchResult } from './main.js';
+
+interface Cell {
+  image: number;
+  label: number;
+  features: Record<string, Float32Array>;
+}
+
+function option(argv: string[], name: string, fallback: string): string {
+  const i = argv.indexOf(name);
+  return i >= 0 && argv[i + 1] ? argv[i + 1]! : fallback;
+}
+
+/** Solves (X^T X + I) W = X^T Y for standardised features plus a bias, by Gauss-Jordan elimination. */
+function ridgeFit(rows: Float32Array[], labels: number[], classes: number): { predict(x: Float32Array): Float64Array } {
+  const d = rows[0]!.length;
+  const mean = new Float64Array(d);
+  const sd = new Float64Array(d);
+  for (const r of rows) r.forEach((v, i) => (mean[i]! += v / rows.length));
+  for (const r of rows) r.forEach((v, i) => (sd[i]! += (v - mean[i]!) ** 2 / rows.length));
+  const z = (r: Float32Array) => {
+    const out = new Float64Array(d + 1);
+    r.forEach((v, i) => (out[i] = (v - mean[i]!) / Math.sqrt(sd[i]! + 1e-6)));
+    out[d] = 1;
+    return out;
+  };
+  const e = d + 1;
+  const a = Array.from({ length: e }, () => new Float64Array(e));
+  const b = Array.from({ length: e }, () => new Float64Array(classes));
+  rows.forEach((r, n) => {
+    const x = z(r);
+    for (let i = 0; i < e; i++) {
+      for (let j = 0; j < e; j++) a[i]![j]! += x[i]! * x[j]!;
+      b[i]![labels[n]!]! += x[i]!;
+    }
+  });
+  for (let i = 0; i < e; i++) a[i]![i]! += 1;
+  for (let c = 0; c < e; c++) {
+    let p = c;
+    for (let r = c + 1; r < e; r++) if (Math.abs(a[r]![c]!) > Math.abs(a[p]![c]!)) p = r;
+    [a[c], a[p]] = [a[p]!, a[c]!];
+    [b[c], b[p]] = [b[p]!, b[c]!];
+    for (let r = 0; r < e; r++) {
+      const f = r === c ? 0 : a[r]![c]! / a[c]![c]!;
+      if (!f) continue;
+      for (let j = c; j < e; j++) a[r]![j]! -= f * a[c]![j]!;
+      for (let j = 0; j < classes; j++) b[r]![j]! -= f * b[c]![j]!;
+    }
+  }
+  const w = b.map((row, i) => row.map((v) => v / a[i]![i]!));
+  return {
+    predict(r) {
+      const x = z(r);
+      const out = new Float64Array(classes);
+      for (let i = 0; i < e; i++) for (let c = 0; c < classes; c++) out[c]! += x[i]! * w[i]![c]!;
+      return out;
+    },
+  };
+}
+
+/** Index of the largest score among `group`. */
+function bestOf(scores: ArrayLike<number>, group: number[]): number {
+  return group.reduce((best, c) => (scores[c]! > scores[best]! ? c : best), group[0]!);
+}
+
+export async function run(argv: string[]): Promise<BenchResult> {
+  const modelDir = option(argv, '--model', 'models/default');
+  const dataDir = option(argv, '--data', 'data/synth/val');
+  const count = Number(option(argv, '--images', '16'));
+  await initEngine({ backend: 'wasm' });
+  const model = await loadModel(modelDir);
+  const semantic = JSON.parse(readFileSync(join(dataDir, 'semantic.json'), 'utf8')) as { categories: Array<{ id: number; name: string; isthing: number }>; images: Array<{ id: number; file_name: string; sem_seg_file_name: string }> };
+  const instances = JSON.parse(readFileSync(join(dataDir, 'instances.json'), 'utf8')) as { annotations: Array<{ image_id: number; category_id: number; bbox: number[] }> };
+  const names = semantic.categories.map((c) => c.name);
+  const indexOfId = new Map(semantic.categories.map((c, i) => [c.id, i]));
+  const things = semantic.categories.flatMap((c, i) => (c.isthing ? [i] : []));
+  const stuff = semantic.categories.flatMap((c, i) => (c.isthing ? [] : [i]));
+  const isThing = (i: number) => things.includes(i);
+
+  // Prompt vectors.
+  const vectors = tf.tidy(() => {
+    const e = model.encodePrompts(names);
+    return tf.div(e, tf.norm(e, 2, 1, true)).arraySync() as number[][];
+  });
+  const cosines = (group: number[]) => {
+    const values: number[] = [];
+    for (const i of group) for (const j of group) if (i < j) values.push(vectors[i]!.reduce((s, v, k) => s + v * vectors[j]![k]!, 0));
+    return { mean: values.reduce((s, v) => s + v, 0) / values.length, max: Math.max(...values) };
+  };
+  const results: Record<string, unknown> = { model: modelDir, data: dataDir, images: count, promptCosine: { things: cosines(things), stuff: cosines(stuff) } };
+
+  const cells: Cell[] = [];
+  let covered = 0;
+  let named = 0;
+  let objects = 0;
+  const images = semantic.images.slice(0, count);
+  for (const [k, entry] of images.entries()) {
+    const image = await readImage(join(dataDir, 'images', entry.file_name));
+    const labels = await readGrayPng(join(dataDir, entry.sem_seg_file_name));
+    let maps: Record<string, number[][][]> = {};
+    const input = tf.tensor4d(Float32Array.from(image.data), [1, image.height, image.width, 3]);
+    const out = model.forward({ images: input, sizes: [[image.height, image.width]] }, { vocabulary: names }, {
+      pixelLogits: true,
+      inspect: ({ backbone, memory, pixels }) => {
+        maps = { backbone: backbone.arraySync()[0]!, memory: memory.arraySync()[0]!, pixels: pixels.arraySync()[0]! };
+      },
+    });
+    const [h, w] = out.pixelLogits!.grid;
+    const logits = out.pixelLogits!.logits.arraySync()[0]!;
+    out.dispose();
+    input.dispose();
+    const stride = image.height / h;
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const py = Math.floor((y + 0.5) * stride);
+        const px = Math.floor((x + 0.5) * stride);
+        if (py >= labels.height || px >= labels.width) continue;
+        const label = indexOfId.get(labels.data[py * labels.width + px]!);
+        if (label === undefined) continue;
+        const colour = new Float32Array(3);
+        for (let dy = 0; dy < stride; dy++) for (let dx = 0; dx < stride; dx++) for (let c = 0; c < 3; c++) colour[c]! += image.data[((y * stride + dy) * image.width + x * stride + dx) * 3 + c]! / (stride * stride);
+        cells.push({
+          image: k,
+          label,
+          features: {
+            colour,
+            backbone: Float32Array.from(maps.backbone![y]![x]!),
+            memory: Float32Array.from(maps.memory![y]![x]!),
+            pixels: Float32Array.from(maps.pixels![y]![x]!),
+            classifier: Float32Array.from(logits[y * w + x]!),
+          },
+        });
+      }
+    }
+
+    const result = await model.predict(image, { vocabulary: names, threshold: 0 });
+    for (const a of instances.annotations.filter((a) => a.image_id === entry.id)) {
+      const label = indexOfId.get(a.category_id)!;
+      if (!isThing(label)) continue;
+      objects++;
+      const box = [a.bbox[0]!, a.bbox[1]!, a.bbox[0]! + a.bbox[2]!, a.bbox[1]! + a.bbox[3]!] as [number, number, number, number];
+      const over = result.instances.filter((p) => p.promptIndex < names.length && isThing(p.promptIndex) && boxIou(p.box, box) > 0.5);
+      if (over.length === 0) continue;
+      covered++;
+      if (over.reduce((b, p) => (p.score > b.score ? p : b)).promptIndex === label) named++;
+    }
+  }
+  results.objects = { total: objects, covered, rightName: named, rightShare: covered ? named / covered : 0 };
+
+  const half = Math.ceil(images.length / 2);
+  const train = cells.filter((c) => c.image < half);
+  const test = cells.filter((c) => c.image >= half);
+  const accuracy: Record<string, { things: number; stuff: number }> = {};
+  for (const key of ['colour', 'backbone', 'memory', 'pixels', 'classifier']) {
+    // The classifier's logits are scores already; the other features go through a probe.
+    const probe = key === 'classifier' ? null : ridgeFit(train.map((c) => c.features[key]!), train.map((c) => c.label), names.length);
+    const right = { things: [0, 0], stuff: [0, 0] };
+    for (const c of test) {
+      const group = isThing(c.label) ? things : stuff;
+      const tally = isThing(c.label) ? right.things : right.stuff;
+      tally[1]!++;
+      const scores = probe ? probe.predict(c.features[key]!) : c.features.classifier!;
+      if (bestOf(scores, group) === c.label) tally[0]!++;
+    }
+    accuracy[key] = { things: right.things[0]! / Math.max(1, right.things[1]!), stuff: right.stuff[0]! / Math.max(1, right.stuff[1]!) };
+  }
+  results.cellAccuracy = accuracy;
+  results.testCells = { things: test.filter((c) => isThing(c.label)).length, stuff: test.filter((c) => !isThing(c.label)).length };
+
+  console.log(`model ${modelDir} on ${count} images of ${dataDir}`);
+  console.log(`prompt cosines: things mean ${cosines(things).mean.toFixed(2)} max ${cosines(things).max.toFixed(2)}; stuff mean ${cosines(stuff).mean.toFixed(2)} max ${cosines(stuff).max.toFixed(2)}`);
+  console.log(`objects: ${covered} of ${objects} covered at IoU 0.5, ${named} of them named right (${(100 * (covered ? named / covered : 0)).toFixed(1)}%; chance ${(100 / things.length).toFixed(1)}%)`);
+  console.log('cell accuracy (things / stuff; chance ' + `${(1 / things.length).toFixed(3)} / ${(1 / stuff.length).toFixed(3)}):`);
+  for (const [key, a] of Object.entries(accuracy)) console.log(`  ${key.padEnd(10)} ${a.things.toFixed(3)} / ${a.stuff.toFixed(3)}${key === 'classifier' ? '   (the model itself)' : '   (ridge probe)'}`);
+  return { results };
+}
