@@ -106,7 +106,8 @@ export async function run(argv: string[]): Promise<BenchResult> {
     for (const i of group) for (const j of group) if (i < j) values.push(vectors[i]!.reduce((s, v, k) => s + v * vectors[j]![k]!, 0));
     return { mean: values.reduce((s, v) => s + v, 0) / values.length, max: Math.max(...values) };
   };
-  const results: Record<string, unknown> = { model: modelDir, data: dataDir, images: count, promptCosine: { things: cosines(things), stuff: cosines(stuff) } };
+  const promptCosine = { things: cosines(things), stuff: cosines(stuff) };
+  const results: Record<string, unknown> = { model: modelDir, data: dataDir, images: count, promptCosine };
 
   const cells: Cell[] = [];
   let covered = 0;
@@ -187,7 +188,7 @@ export async function run(argv: string[]): Promise<BenchResult> {
   results.testCells = { things: test.filter((c) => isThing(c.label)).length, stuff: test.filter((c) => !isThing(c.label)).length };
 
   console.log(`model ${modelDir} on ${count} images of ${dataDir}`);
-  console.log(`prompt cosines: things mean ${cosines(things).mean.toFixed(2)} max ${cosines(things).max.toFixed(2)}; stuff mean ${cosines(stuff).mean.toFixed(2)} max ${cosines(stuff).max.toFixed(2)}`);
+  console.log(`prompt cosines: things mean ${promptCosine.things.mean.toFixed(2)} max ${promptCosine.things.max.toFixed(2)}; stuff mean ${promptCosine.stuff.mean.toFixed(2)} max ${promptCosine.stuff.max.toFixed(2)}`);
   console.log(`objects: ${covered} of ${objects} covered at IoU 0.5, ${named} of them named right (${(100 * (covered ? named / covered : 0)).toFixed(1)}%; chance ${(100 / things.length).toFixed(1)}%)`);
   console.log('cell accuracy (things / stuff; chance ' + `${(1 / things.length).toFixed(3)} / ${(1 / stuff.length).toFixed(3)}):`);
   for (const [key, a] of Object.entries(accuracy)) console.log(`  ${key.padEnd(10)} ${a.things.toFixed(3)} / ${a.stuff.toFixed(3)}${key === 'classifier' ? '   (the model itself)' : '   (ridge probe)'}`);

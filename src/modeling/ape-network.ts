@@ -62,6 +62,8 @@ export interface ForwardOptions {
   timings?: ForwardTimings;
   /** Also score every pixel embedding against the prompts with the last classifier (for the pixel-class training loss). */
   pixelLogits?: boolean;
+  /** Training a trainable text tower: also return its pooled prompt vectors (for the prompt-separation loss). */
+  textEmbeddings?: boolean;
   /**
    * Called with the mask level's intermediate maps (diagnostics: feature probes); they are
    * disposed after the call, so read what you need inside it.
@@ -115,8 +117,9 @@ export interface ApeRawOutput {
    */
   promptVectors: tf.Tensor2D | tf.Tensor3D;
   /**
-   * Training a trainable text tower with sentence-level prompts: the tower's pooled vectors of the
-   * prompt texts (vocabulary, then sentences; not the extra embeddings), [P, Dl], in the tape.
+   * With `textEmbeddings`, training a trainable text tower with sentence-level prompts: the
+   * tower's pooled vectors of the prompt texts (vocabulary, then sentences; not the extra
+   * embeddings), [P, Dl], in the tape.
    */
   textEmbeddings: { vectors: tf.Tensor2D; texts: string[] } | null;
   /** With `pixelLogits`: [B, h*w, P] logits of the mask head's pixel embeddings on its h x w grid. */
@@ -316,7 +319,7 @@ export class ApeNetwork extends Module {
     } else {
       vocabEmb = vocabulary.length > 0 ? this.encodePrompts(vocabulary, withGradient) : null;
       const own = sentences.length > 0 ? this.encodePrompts(sentences, withGradient) : null;
-      if (withGradient) {
+      if (withGradient && options.textEmbeddings) {
         const parts = [vocabEmb, own].filter((t): t is tf.Tensor2D => t !== null);
         textEmbeddings = { vectors: parts.length === 1 ? tf.clone(parts[0]!) : (tf.concat(parts, 0) as tf.Tensor2D), texts: [...vocabulary, ...sentences] };
       }

@@ -2,7 +2,7 @@ import { tf } from '../engine/engine.js';
 import type { TrainingBatch } from '../data/batch.js';
 import type { ApeRawOutput, ApeNetwork, PromptInput } from '../modeling/ape-network.js';
 import type { Rng } from '../util/random.js';
-import { computeLosses, type CriterionConfig, type TrainingPredictions } from './criterion.js';
+import { computeLosses, wantsPixelClass, wantsSeparation, type CriterionConfig, type TrainingPredictions } from './criterion.js';
 
 /** Extra negative prompts for a sentence batch: N embeddings of `dim` values, back to back. */
 export interface NegativeEmbeddings {
@@ -51,7 +51,7 @@ export function batchGradients(
   let t1 = t0;
   let t2 = t0;
   const { value, grads } = tf.variableGrads(() => {
-    const out = network.forward({ images, sizes: batch.sizes }, prompts, { training: true, rng, layers: 'all', masks: criterion.maskLayers, pixelLogits: criterion.weights.pixelClass > 0 && batch.switches.decoderClass && batch.switches.masks });
+    const out = network.forward({ images, sizes: batch.sizes }, prompts, { training: true, rng, layers: 'all', masks: criterion.maskLayers, pixelLogits: wantsPixelClass(criterion, batch.switches), textEmbeddings: wantsSeparation(criterion) });
     t1 = performance.now();
     const result = computeLosses(trainingPredictions(out), batch.targets, batch.switches, criterion, rng);
     for (const [name, t] of result.terms) losses[name] = t.dataSync()[0]!;

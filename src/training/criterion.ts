@@ -169,15 +169,25 @@ export function computeLosses(
   }
 
   const pixels = pred.pixelLogits;
-  if (config.weights.pixelClass > 0 && pixels && switches.decoderClass && switches.masks) {
+  if (pixels && wantsPixelClass(config, switches)) {
     const canvas = targets.flatMap((t) => t.masks ?? [])[0];
     if (canvas) add('pixel_class', pixelClassLoss(pixels.logits, targets, Math.round(Math.sqrt(canvas.length)), pixels.grid, { alpha: config.focalAlpha, gamma: config.focalGamma }), config.weights.pixelClass);
   }
   const text = pred.textEmbeddings;
-  if (config.weights.separation > 0 && text && text.texts.length > 1) add('separation', promptSeparationLoss(text.vectors, text.texts, config.separationMargin), config.weights.separation);
+  if (wantsSeparation(config) && text && text.texts.length > 1) add('separation', promptSeparationLoss(text.vectors, text.texts, config.separationMargin), config.weights.separation);
 
   if (weighted.length === 0) throw new Error('computeLosses: the batch switches turn every loss off');
   return { total: tf.addN(weighted) as tf.Scalar, terms };
+}
+
+/** Whether a batch with these switches trains the pixel-class loss (it needs class labels and masks). */
+export function wantsPixelClass(config: CriterionConfig, switches: LossSwitches): boolean {
+  return config.weights.pixelClass > 0 && switches.decoderClass && switches.masks;
+}
+
+/** Whether the prompt-separation loss is on. */
+export function wantsSeparation(config: CriterionConfig): boolean {
+  return config.weights.separation > 0;
 }
 
 function matchLayer(layer: DecoderLayerPredictions, targets: ImageTargets[], switches: LossSwitches, config: CriterionConfig): MatchIndices[] {

@@ -151,8 +151,7 @@ export class Trainer {
   }
 
   criterionConfig(): CriterionConfig {
-    const l = this.config.loss;
-    return { assignment: l.assignment, matchCost: l.matchCost, weights: l.weights, focalAlpha: l.focalAlpha, focalGamma: l.focalGamma, maskLayers: l.maskLayers, pointSampling: l.pointSampling, separationMargin: l.separationMargin };
+    return { ...this.config.loss };
   }
 
   /**
