@@ -16,7 +16,7 @@ import {
 import { readSafetensors } from '../io/safetensors.js';
 import { ClipTokenizer } from '../text/clip-tokenizer.js';
 import type { TextTokenizer } from '../text/tokenizer.js';
-import { concatBytes } from '../util/concat-bytes.js';
+import { concatArrays } from '../util/concat-arrays.js';
 
 // The folder format (names, config checks, weight checks) is model-folder.ts, shared with the Node loader.
 export { CONFIG_FILE, WEIGHTS_FILE, WORD_TOKENIZER_FILE, parseModelConfig, tokenizerFileName };
@@ -41,7 +41,7 @@ async function gunzipText(bytes: Uint8Array, source: string): Promise<string> {
     }
     chunks.push(value);
   }
-  return new TextDecoder('utf-8', { fatal: true }).decode(concatBytes(chunks));
+  return new TextDecoder('utf-8', { fatal: true }).decode(concatArrays(Uint8Array, chunks));
 }
 
 export interface ModelBytes {

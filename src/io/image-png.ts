@@ -6,7 +6,7 @@
  */
 import { checkPixelBudget, sniffImageFormat } from './image-header.js';
 import { DEFAULT_MAX_PIXELS, ImageError, blobBytes, imageChannels, type GrayImage, type RgbImage } from './image-types.js';
-import { concatBytes } from '../util/concat-bytes.js';
+import { concatArrays } from '../util/concat-arrays.js';
 
 /** zlib-format inflate that must fail (or stop) once more than maxOutput bytes would come out. */
 export type Inflate = (data: Uint8Array, maxOutput: number) => Promise<Uint8Array>;
@@ -288,7 +288,7 @@ export async function encodePngWith(image: RgbImage | GrayImage, deflate: Deflat
   ihdr[8] = 8;
   ihdr[9] = channels === 1 ? 0 : 2;
   const compressed = await deflate(filterRows(image.data, width, height, channels));
-  return concatBytes([
+  return concatArrays(Uint8Array, [
     Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
     chunk('IHDR', ihdr),
     chunk('IDAT', compressed),

@@ -5,7 +5,7 @@
  * writing lays files out as the reference writer does (data sorted by descending dtype
  * alignment, then name; header padded with spaces to 8 bytes). No Node APIs: browsers use it too.
  */
-import { concatBytes } from '../util/concat-bytes.js';
+import { concatArrays } from '../util/concat-arrays.js';
 
 export type SafetensorsDtype =
   | 'BOOL'
@@ -505,5 +505,5 @@ export function writeSafetensors(
   metadata?: Record<string, string>,
 ): Uint8Array {
   const { header, parts } = encodeSafetensorsParts(tensors, metadata);
-  return concatBytes([header, ...parts]);
+  return concatArrays(Uint8Array, [header, ...parts]);
 }

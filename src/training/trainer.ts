@@ -23,6 +23,7 @@ import { AdamW } from './optim/adamw.js';
 import { accumulateGradients, clipFactor, globalNorm } from './optim/gradients.js';
 import { learningRateAt } from './optim/schedule.js';
 import { GradientWorker } from './parallel/worker-pool.js';
+import { concatArrays } from '../util/concat-arrays.js';
 
 /** What one optimizer step did. */
 export interface StepReport {
@@ -182,7 +183,7 @@ export class Trainer {
     if (batch.promptKind !== 'sentence' || !batch.switches.decoderClass) return null;
     const entries = this.bank.negatives(new Set(batch.prompts), this.config.negativeBank.perBatch);
     if (entries.length === 0) return null;
-    return { data: concat(entries.map((n) => n.embedding)), count: entries.length, dim: entries[0]!.embedding.length };
+    return { data: concatArrays(Float32Array, entries.map((n) => n.embedding)), count: entries.length, dim: entries[0]!.embedding.length };
   }
 
   /** One optimizer step over `accumulate` micro-batches. */
@@ -338,16 +339,6 @@ export function averageResults(a: MicroBatchResult, b: MicroBatchResult): MicroB
   for (const k of new Set([...Object.keys(a.losses), ...Object.keys(b.losses)])) losses[k] = ((a.losses[k] ?? 0) + (b.losses[k] ?? 0)) / 2;
   const phaseMs = { forward: Math.max(a.phaseMs.forward, b.phaseMs.forward), losses: Math.max(a.phaseMs.losses, b.phaseMs.losses), backward: Math.max(a.phaseMs.backward, b.phaseMs.backward) };
   return { grads, losses, phaseMs };
-}
-
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 /** A per-step seed from the run seed and the step number (splitmix-style mixing). */
