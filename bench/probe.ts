@@ -18,16 +18,12 @@ import { readGrayPng, readImage } from '../src/io/image-node.js';
 import { loadModel } from '../src/inference/model-files.js';
 import { boxIou } from '../src/structures/box-iou.js';
 import type { BenchResult } from './main.js';
+import { option } from './options.js';
 
 interface Cell {
   image: number;
   label: number;
   features: Record<string, Float32Array>;
-}
-
-function option(argv: string[], name: string, fallback: string): string {
-  const i = argv.indexOf(name);
-  return i >= 0 && argv[i + 1] ? argv[i + 1]! : fallback;
 }
 
 /** Solves (X^T X + I) W = X^T Y for standardised features plus a bias, by Gauss-Jordan elimination. */

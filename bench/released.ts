@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { crc32 } from 'node:zlib';
 import { PickleBytes, emitTensor, type TensorSpec } from '../test/io/torch-test-writer.js';
+import { option } from './options.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 
@@ -448,10 +449,7 @@ const MB = 1024 * 1024;
 const mb = (b: number) => Number((b / MB).toFixed(1));
 
 export async function run(argv: string[]): Promise<{ results: Record<string, unknown> }> {
-  const opt = (name: string, fallback: number) => {
-    const i = argv.indexOf(name);
-    return i >= 0 ? Number(argv[i + 1]) : fallback;
-  };
+  const opt = (name: string, fallback: number) => Number(option(argv, name, String(fallback)));
   const visionDepth = opt('--vision-depth', 6);
   const textLayers = opt('--text-layers', 2);
   const dir = mkdtempSync(join(tmpdir(), 'ape-released-bench-'));

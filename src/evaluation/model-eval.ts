@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readGrayPng, readImage } from '../io/image-node.js';
-import type { ApeModel } from '../inference/ape-model.js';
+import type { ApeModel, PredictOptions } from '../inference/ape-model.js';
 import { evaluateCoco } from './coco/evaluate.js';
 import { parseCocoGroundTruth, parseCocoResults } from './coco/parse.js';
 import { ReferringEvaluator } from './referring.js';
@@ -12,6 +12,10 @@ export interface ModelEvalOptions {
   maxImages?: number;
   /** Called after each image with (done, total). */
   onImage?: (done: number, total: number) => void;
+  /** Which metrics to compute (default all); a skipped one reports -1 stats or NaN. */
+  metrics?: ReadonlyArray<'instances' | 'semantic' | 'referring'>;
+  /** Semantic accumulation settings instead of the model config's (to tune them on a validation split). */
+  semantic?: Pick<PredictOptions, 'semanticTemperature' | 'semanticBackground'>;
 }
 
 /** The numbers of `ape eval model`: COCO box and mask stats (12 each), semantic mIoU, referring P@0.5. */
@@ -74,17 +78,19 @@ export async function evaluateModel(model: ApeModel, dataDir: string, options: M
   }
   const referring = new ReferringEvaluator();
 
+  const wanted = new Set(options.metrics ?? ['instances', 'semantic', 'referring']);
+  const tasks = [...(wanted.has('instances') ? (['instances'] as const) : []), ...(wanted.has('semantic') ? (['semantic'] as const) : [])];
   const results: unknown[] = [];
   let done = 0;
   for (const im of images) {
     const image = await readImage(join(dataDir, 'images', im.file_name ?? ''));
-    const pred = await model.predict(image, { vocabulary: names, tasks: ['instances', 'semantic'] });
-    for (const inst of pred.instances) {
+    const pred = tasks.length > 0 ? await model.predict(image, { vocabulary: names, tasks, masks: wanted.has('instances'), ...options.semantic }) : null;
+    for (const inst of pred?.instances ?? []) {
       const [x0, y0, x1, y1] = inst.box;
       results.push({ image_id: im.id, category_id: idOfPrompt[inst.promptIndex], score: inst.score, bbox: [x0, y0, x1 - x0, y1 - y0], segmentation: inst.mask });
     }
     const semFile = semanticFiles.get(im.id);
-    if (semFile && pred.semantic) {
+    if (semFile && pred?.semantic) {
       const gtLabels = await readGrayPng(join(dataDir, semFile));
       const labels = pred.semantic.labels;
       const mapped = new Int32Array(labels.length);
@@ -92,7 +98,7 @@ export async function evaluateModel(model: ApeModel, dataDir: string, options: M
       semantic.add(mapped, gtLabels.data, semFile);
     }
     const refs = sentencesByImage.get(im.id);
-    if (refs?.length) {
+    if (refs?.length && wanted.has('referring')) {
       const unique = [...new Set(refs.map((r) => r.text))];
       const g = await model.predict(image, { sentences: unique, tasks: ['grounding'], masks: false });
       const best = new Map(g.grounding.map((r) => [r.sentence, r.box]));
@@ -103,9 +109,10 @@ export async function evaluateModel(model: ApeModel, dataDir: string, options: M
 
   const imageIds = images.map((im) => im.id);
   const dets = parseCocoResults(results, gt, 'predictions');
-  const bbox = evaluateCoco(gt, dets, 'bbox', { imageIds, categoryIds: thingIds }).stats;
-  const segm = evaluateCoco(gt, dets, 'segm', { imageIds, categoryIds: thingIds }).stats;
-  const sem = semanticFiles.size > 0 ? semantic.metrics().mIoU : NaN;
+  const skipped = new Array<number>(12).fill(-1);
+  const bbox = wanted.has('instances') ? evaluateCoco(gt, dets, 'bbox', { imageIds, categoryIds: thingIds }).stats : skipped;
+  const segm = wanted.has('instances') ? evaluateCoco(gt, dets, 'segm', { imageIds, categoryIds: thingIds }).stats : skipped;
+  const sem = wanted.has('semantic') && semanticFiles.size > 0 ? semantic.metrics().mIoU : NaN;
   const ref = referring.metrics();
   return { bbox, segm, miou: sem, referring_acc: ref.count > 0 ? ref.box.precision['0.5']! : NaN, images: images.length };
 }

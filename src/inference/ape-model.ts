@@ -21,6 +21,10 @@ export interface PredictOptions {
   topK?: number;
   /** Class-wise NMS IoU (default: the config's nmsThreshold). */
   nmsThreshold?: number;
+  /** Softmax temperature of semantic accumulation (default: the config's semanticTemperature). */
+  semanticTemperature?: number;
+  /** Constant background channel of the semantic argmax (default: the config's semanticBackground). */
+  semanticBackground?: number;
   /**
    * Which results to compute; default: instances and semantic, plus grounding when there are
    * sentences.
@@ -65,6 +69,9 @@ export class ApeModel extends ApeNetwork {
     const threshold = options.threshold ?? inf.scoreThreshold;
     const topK = options.topK ?? inf.topK;
     const nmsThreshold = options.nmsThreshold ?? inf.nmsThreshold;
+    const semanticTemperature = options.semanticTemperature ?? inf.semanticTemperature;
+    const semanticBackground = options.semanticBackground ?? inf.semanticBackground;
+    if (!(semanticTemperature > 0)) throw new Error(`predict: semanticTemperature must be > 0, got ${semanticTemperature}`);
     const withMasks = options.masks ?? true;
 
     let t0 = performance.now();
@@ -126,10 +133,10 @@ export class ApeModel extends ApeNetwork {
       if (tasks.has('semantic')) {
         const logits2d = tf.tidy(() => tf.reshape(tf.slice(last.logits, [i, 0, 0], [1, q, p]), [q, p]) as tf.Tensor2D);
         const masks2d = tf.tidy(() => tf.reshape(tf.slice(masks, [i, 0, 0, 0], [1, q, maskH, maskW]), [q, maskH * maskW]) as tf.Tensor2D);
-        const accumulator = semanticAccumulator(logits2d, masks2d, inf.semanticTemperature);
+        const accumulator = semanticAccumulator(logits2d, masks2d, semanticTemperature);
         const labels = semanticLabels(accumulator.source, p, {
           maskH, maskW, stride, resizedW: placement.resizedWidth, resizedH: placement.resizedHeight, width: placement.width, height: placement.height,
-        }, inf.semanticBackground);
+        }, semanticBackground);
         accumulator.dispose();
         tf.dispose([logits2d, masks2d]);
         semantic = { width: placement.width, height: placement.height, labels, prompts: entries.map((e) => e.text) };

@@ -110,6 +110,22 @@ test('predict: a high threshold keeps only confident instances; masks can be tur
   assert.equal(tf.memory().numTensors, before);
 });
 
+test('predict: semantic temperature and background override the config; a huge background wins everywhere, a huge temperature ties every prompt', async () => {
+  const img = image(40, 30, 9);
+  const vocabulary = ['cat', 'dog', 'sky'];
+  const inf = model.config.inference;
+  const byConfig = await model.predict(img, { vocabulary, tasks: ['semantic'] });
+  const explicit = await model.predict(img, { vocabulary, tasks: ['semantic'], semanticTemperature: inf.semanticTemperature, semanticBackground: inf.semanticBackground });
+  assert.deepEqual(Array.from(explicit.semantic!.labels), Array.from(byConfig.semantic!.labels));
+  // Accumulated maps are sums of at most Q mask probabilities, far below 1e6.
+  const background = await model.predict(img, { vocabulary, tasks: ['semantic'], semanticBackground: 1e6 });
+  assert.ok(background.semantic!.labels.every((l) => l === -1));
+  // sigmoid / 1e9 rounds every softmax weight to exactly 1/3: equal maps, and ties go to prompt 0.
+  const flat = await model.predict(img, { vocabulary, tasks: ['semantic'], semanticTemperature: 1e9, semanticBackground: 0 });
+  assert.ok(flat.semantic!.labels.every((l) => l === 0));
+  await assert.rejects(model.predict(img, { vocabulary, semanticTemperature: 0 }), /semanticTemperature must be > 0, got 0/);
+});
+
 test('save and load: the same predictions; a wrong or missing tensor is named', async () => {
   const img = image(64, 64, 6);
   const folder = join(dir, 'm');

@@ -1,0 +1,108 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeSynthDataset } from '../../src/data/synth/write-dataset.js';
+import type { GroundingFile, InstancesFile, SemanticIndexFile } from '../../src/data/synth/formats.js';
+import { evaluateModel } from '../../src/evaluation/model-eval.js';
+import type { ApeModel, PredictOptions } from '../../src/inference/ape-model.js';
+import type { Prediction } from '../../src/inference/results.js';
+import { readGrayPng, readImage } from '../../src/io/image-node.js';
+import type { RgbImage } from '../../src/io/image-types.js';
+
+let root: string;
+let instances: InstancesFile;
+let grounding: GroundingFile;
+let semanticIndex: SemanticIndexFile;
+/** Image content hash -> image id, so that the oracle knows which image it is shown. */
+const imageIds = new Map<string, number>();
+
+const hash = (image: RgbImage) => createHash('sha1').update(image.data).digest('hex');
+
+before(async () => {
+  root = await mkdtemp(join(tmpdir(), 'ape-model-eval-'));
+  await writeSynthDataset(root, { images: 4, seed: 5, size: 96 });
+  const json = async <T>(name: string) => JSON.parse(await readFile(join(root, name), 'utf8')) as T;
+  instances = await json<InstancesFile>('instances.json');
+  grounding = await json<GroundingFile>('grounding.json');
+  semanticIndex = await json<SemanticIndexFile>('semantic.json');
+  for (const im of instances.images) imageIds.set(hash(await readImage(join(root, 'images', im.file_name))), im.id);
+});
+
+after(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+/**
+ * A stand-in for the network that answers from the ground truth (every thing with its mask, the
+ * semantic PNG, each sentence's own box), or labels every pixel background when `semantic` is
+ * 'background'. It records the options of every call.
+ */
+function oracle(semantic: 'truth' | 'background' = 'truth') {
+  const calls: PredictOptions[] = [];
+  const model = {
+    async predict(image: RgbImage, options: PredictOptions): Promise<Prediction> {
+      calls.push(options);
+      const id = imageIds.get(hash(image))!;
+      const names = options.vocabulary ?? [];
+      const indexOfCategory = new Map(instances.categories.map((c) => [c.id, names.indexOf(c.name)]));
+      const tasks = options.tasks ?? [];
+      const prediction: Prediction = { width: image.width, height: image.height, prompts: [], instances: [], semantic: null, grounding: [] };
+      if (tasks.includes('instances')) {
+        prediction.instances = instances.annotations
+          .filter((a) => a.image_id === id)
+          .map((a, query) => ({
+            prompt: '', promptIndex: indexOfCategory.get(a.category_id)!, kind: 'vocabulary', score: 1, query,
+            box: [a.bbox[0], a.bbox[1], a.bbox[0] + a.bbox[2], a.bbox[1] + a.bbox[3]], mask: a.segmentation,
+          }));
+      }
+      if (tasks.includes('semantic')) {
+        const file = semanticIndex.images.find((im) => im.id === id)!.sem_seg_file_name;
+        const truth = await readGrayPng(join(root, file));
+        const labels = Int32Array.from(truth.data, (v) => (semantic === 'background' ? -1 : indexOfCategory.get(v) ?? 0));
+        prediction.semantic = { width: image.width, height: image.height, labels, prompts: names };
+      }
+      if (tasks.includes('grounding')) {
+        for (const a of grounding.annotations.filter((g) => g.image_id === id)) {
+          for (const s of a.sentences) {
+            if (!options.sentences?.includes(s.sent)) continue;
+            prediction.grounding.push({ sentence: s.sent, promptIndex: 0, score: 1, box: [a.bbox[0], a.bbox[1], a.bbox[0] + a.bbox[2], a.bbox[1] + a.bbox[3]], mask: null, query: 0 });
+          }
+        }
+      }
+      return prediction;
+    },
+  };
+  return { model: model as unknown as ApeModel, calls };
+}
+
+test('evaluateModel: the ground truth as predictions scores box AP, mask AP, mIoU and referring precision of 1', async () => {
+  const { model } = oracle();
+  const r = await evaluateModel(model, root);
+  assert.equal(r.images, 4);
+  assert.equal(r.bbox.length, 12);
+  assert.equal(r.segm.length, 12);
+  assert.equal(r.bbox[0], 1);
+  assert.equal(r.bbox[1], 1);
+  assert.equal(r.segm[0], 1);
+  assert.equal(r.miou, 1);
+  assert.equal(r.referring_acc, 1);
+});
+
+test('evaluateModel: background everywhere scores mIoU 0; metrics and semantic settings restrict and reach the predict calls', async () => {
+  const { model, calls } = oracle('background');
+  const r = await evaluateModel(model, root, { maxImages: 2, metrics: ['semantic'], semantic: { semanticTemperature: 0.5, semanticBackground: 0 } });
+  assert.equal(r.images, 2);
+  assert.equal(r.miou, 0);
+  assert.deepEqual(r.bbox, new Array(12).fill(-1));
+  assert.deepEqual(r.segm, new Array(12).fill(-1));
+  assert.ok(Number.isNaN(r.referring_acc));
+  assert.equal(calls.length, 2);
+  for (const c of calls) {
+    assert.deepEqual(c.tasks, ['semantic']);
+    assert.equal(c.semanticTemperature, 0.5);
+    assert.equal(c.semanticBackground, 0);
+  }
+});
