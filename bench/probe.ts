@@ -3,7 +3,8 @@
  * knowledge is, on a synthetic-world folder (semantic PNGs + instances):
  *  - prompt vectors: mean and largest cosine between different thing names and stuff names;
  *  - objects: of the ground-truth things some prediction covers (IoU > 0.5), the share whose best
- *    covering prediction is of the right name (among the thing names);
+ *    covering prediction is of the right name (among the thing names), and the names most often
+ *    given wrongly;
  *  - cells of the mask level (stride 8): accuracy of a ridge linear probe (trained on the first
  *    half of the images, tested on the second) from the cell's mean colour, the backbone feature,
  *    the encoder memory and the pixel embedding, and of the model's own classifier applied to the
@@ -109,6 +110,8 @@ export async function run(argv: string[]): Promise<BenchResult> {
   let covered = 0;
   let named = 0;
   let objects = 0;
+  /** "true name -> given name" counts of the covered shapes named wrong. */
+  const confusions = new Map<string, number>();
   const images = semantic.images.slice(0, count);
   for (const [k, entry] of images.entries()) {
     const image = await readImage(join(dataDir, 'images', entry.file_name));
@@ -158,10 +161,13 @@ export async function run(argv: string[]): Promise<BenchResult> {
       const over = result.instances.filter((p) => p.promptIndex < names.length && isThing(p.promptIndex) && boxIou(p.box, box) > 0.5);
       if (over.length === 0) continue;
       covered++;
-      if (over.reduce((b, p) => (p.score > b.score ? p : b)).promptIndex === label) named++;
+      const given = over.reduce((b, p) => (p.score > b.score ? p : b)).promptIndex;
+      if (given === label) named++;
+      else confusions.set(`${names[label]} -> ${names[given]}`, (confusions.get(`${names[label]} -> ${names[given]}`) ?? 0) + 1);
     }
   }
-  results.objects = { total: objects, covered, rightName: named, rightShare: covered ? named / covered : 0 };
+  const topConfusions = [...confusions].sort((a, b) => b[1] - a[1]).slice(0, 8);
+  results.objects = { total: objects, covered, rightName: named, rightShare: covered ? named / covered : 0, topConfusions: Object.fromEntries(topConfusions) };
 
   const half = Math.ceil(images.length / 2);
   const train = cells.filter((c) => c.image < half);
@@ -186,6 +192,7 @@ export async function run(argv: string[]): Promise<BenchResult> {
   console.log(`model ${modelDir} on ${count} images of ${dataDir}`);
   console.log(`prompt cosines: things mean ${promptCosine.things.mean.toFixed(2)} max ${promptCosine.things.max.toFixed(2)}; stuff mean ${promptCosine.stuff.mean.toFixed(2)} max ${promptCosine.stuff.max.toFixed(2)}`);
   console.log(`objects: ${covered} of ${objects} covered at IoU 0.5, ${named} of them named right (${(100 * (covered ? named / covered : 0)).toFixed(1)}%; chance ${(100 / things.length).toFixed(1)}%)`);
+  console.log(`most frequent wrong names: ${topConfusions.map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`);
   console.log('cell accuracy (things / stuff; chance ' + `${(1 / things.length).toFixed(3)} / ${(1 / stuff.length).toFixed(3)}):`);
   for (const [key, a] of Object.entries(accuracy)) console.log(`  ${key.padEnd(10)} ${a.things.toFixed(3)} / ${a.stuff.toFixed(3)}${key === 'classifier' ? '   (the model itself)' : '   (ridge probe)'}`);
   return { results };
