@@ -14,8 +14,8 @@ export interface ModelEvalOptions {
   onImage?: (done: number, total: number) => void;
   /** Which metrics to compute (default all); a skipped one reports -1 stats or NaN. */
   metrics?: ReadonlyArray<'instances' | 'semantic' | 'referring'>;
-  /** Semantic accumulation settings instead of the model config's (to tune them on a validation split). */
-  semantic?: Pick<PredictOptions, 'semanticTemperature' | 'semanticBackground'>;
+  /** Inference settings instead of the model config's (to tune them on a validation split). */
+  settings?: Pick<PredictOptions, 'nmsThreshold' | 'semanticTemperature' | 'semanticBackground'>;
 }
 
 /** The numbers of `ape eval model`: COCO box and mask stats (12 each), semantic mIoU, referring P@0.5. */
@@ -84,7 +84,7 @@ export async function evaluateModel(model: ApeModel, dataDir: string, options: M
   let done = 0;
   for (const im of images) {
     const image = await readImage(join(dataDir, 'images', im.file_name ?? ''));
-    const pred = tasks.length > 0 ? await model.predict(image, { vocabulary: names, tasks, masks: wanted.has('instances'), ...options.semantic }) : null;
+    const pred = tasks.length > 0 ? await model.predict(image, { vocabulary: names, tasks, masks: wanted.has('instances'), ...options.settings }) : null;
     for (const inst of pred?.instances ?? []) {
       const [x0, y0, x1, y1] = inst.box;
       results.push({ image_id: im.id, category_id: idOfPrompt[inst.promptIndex], score: inst.score, bbox: [x0, y0, x1 - x0, y1 - y0], segmentation: inst.mask });

@@ -91,9 +91,9 @@ test('evaluateModel: the ground truth as predictions scores box AP, mask AP, mIo
   assert.equal(r.referring_acc, 1);
 });
 
-test('evaluateModel: background everywhere scores mIoU 0; metrics and semantic settings restrict and reach the predict calls', async () => {
+test('evaluateModel: background everywhere scores mIoU 0; metrics and inference settings restrict and reach the predict calls', async () => {
   const { model, calls } = oracle('background');
-  const r = await evaluateModel(model, root, { maxImages: 2, metrics: ['semantic'], semantic: { semanticTemperature: 0.5, semanticBackground: 0 } });
+  const r = await evaluateModel(model, root, { maxImages: 2, metrics: ['semantic'], settings: { nmsThreshold: 0.3, semanticTemperature: 0.5, semanticBackground: 0 } });
   assert.equal(r.images, 2);
   assert.equal(r.miou, 0);
   assert.deepEqual(r.bbox, new Array(12).fill(-1));
@@ -104,5 +104,6 @@ test('evaluateModel: background everywhere scores mIoU 0; metrics and semantic s
     assert.deepEqual(c.tasks, ['semantic']);
     assert.equal(c.semanticTemperature, 0.5);
     assert.equal(c.semanticBackground, 0);
+    assert.equal(c.nmsThreshold, 0.3);
   }
 });
