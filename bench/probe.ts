@@ -162,8 +162,9 @@ export async function run(argv: string[]): Promise<BenchResult> {
       if (over.length === 0) continue;
       covered++;
       const given = over.reduce((b, p) => (p.score > b.score ? p : b)).promptIndex;
+      const key = `${names[label]} -> ${names[given]}`;
       if (given === label) named++;
-      else confusions.set(`${names[label]} -> ${names[given]}`, (confusions.get(`${names[label]} -> ${names[given]}`) ?? 0) + 1);
+      else confusions.set(key, (confusions.get(key) ?? 0) + 1);
     }
   }
   const topConfusions = [...confusions].sort((a, b) => b[1] - a[1]).slice(0, 8);
