@@ -7,13 +7,11 @@
  * second, classifies things among thing names and stuff among stuff names. Also the tokens' RMS
  * norm, to see how much each residual sum adds.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { initEngine, tf } from '../src/engine/engine.js';
+import { tf } from '../src/engine/engine.js';
 import { readGrayPng, readImage } from '../src/io/image-node.js';
-import { loadModel } from '../src/inference/model-files.js';
 import type { BenchResult } from './main.js';
-import { option } from './options.js';
+import { probeInputs } from './probe-inputs.js';
 import { bestOf, ridgeFit } from './ridge-probe.js';
 
 type Forward = { forward: (...args: never[]) => unknown };
@@ -29,16 +27,7 @@ function tap(obj: Forward, sink: (t: tf.Tensor3D) => void, pick: (out: unknown) 
 }
 
 export async function run(argv: string[]): Promise<BenchResult> {
-  const modelDir = option(argv, '--model', 'models/default');
-  const dataDir = option(argv, '--data', 'data/synth/val');
-  const count = Number(option(argv, '--images', '16'));
-  await initEngine({ backend: 'wasm' });
-  const model = await loadModel(modelDir);
-  const semantic = JSON.parse(readFileSync(join(dataDir, 'semantic.json'), 'utf8')) as { categories: Array<{ id: number; name: string; isthing: number }>; images: Array<{ id: number; file_name: string; sem_seg_file_name: string }> };
-  const names = semantic.categories.map((c) => c.name);
-  const indexOfId = new Map(semantic.categories.map((c, i) => [c.id, i]));
-  const things = semantic.categories.flatMap((c, i) => (c.isthing ? [i] : []));
-  const stuff = semantic.categories.flatMap((c, i) => (c.isthing ? [] : [i]));
+  const { modelDir, dataDir, count, model, semantic, names, indexOfId, things, stuff } = await probeInputs(argv);
 
   const [h, w] = [model.config.input.size / 8, model.config.input.size / 8];
   let stages = new Map<string, number[][]>();

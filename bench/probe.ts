@@ -14,12 +14,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { initEngine, tf } from '../src/engine/engine.js';
+import { tf } from '../src/engine/engine.js';
 import { readGrayPng, readImage } from '../src/io/image-node.js';
-import { loadModel } from '../src/inference/model-files.js';
 import { boxIou } from '../src/structures/box-iou.js';
 import type { BenchResult } from './main.js';
-import { option } from './options.js';
+import { probeInputs } from './probe-inputs.js';
 import { bestOf, ridgeFit } from './ridge-probe.js';
 
 interface Cell {
@@ -29,17 +28,8 @@ interface Cell {
 }
 
 export async function run(argv: string[]): Promise<BenchResult> {
-  const modelDir = option(argv, '--model', 'models/default');
-  const dataDir = option(argv, '--data', 'data/synth/val');
-  const count = Number(option(argv, '--images', '16'));
-  await initEngine({ backend: 'wasm' });
-  const model = await loadModel(modelDir);
-  const semantic = JSON.parse(readFileSync(join(dataDir, 'semantic.json'), 'utf8')) as { categories: Array<{ id: number; name: string; isthing: number }>; images: Array<{ id: number; file_name: string; sem_seg_file_name: string }> };
+  const { modelDir, dataDir, count, model, semantic, names, indexOfId, things, stuff } = await probeInputs(argv);
   const instances = JSON.parse(readFileSync(join(dataDir, 'instances.json'), 'utf8')) as { annotations: Array<{ image_id: number; category_id: number; bbox: number[] }> };
-  const names = semantic.categories.map((c) => c.name);
-  const indexOfId = new Map(semantic.categories.map((c, i) => [c.id, i]));
-  const things = semantic.categories.flatMap((c, i) => (c.isthing ? [i] : []));
-  const stuff = semantic.categories.flatMap((c, i) => (c.isthing ? [] : [i]));
   const isThing = (i: number) => things.includes(i);
 
   // Prompt vectors.
