@@ -4,7 +4,9 @@
  * class-agnostic), and the share of step time in each part: data loading, backbone, encoder,
  * decoder, the rest of the forward (proposals, heads, masks), the criterion, the backward pass and
  * the optimizer update. `--workers 2` splits each batch with a gradient worker thread (the parts
- * are then this thread's half; the worker's run alongside).
+ * are then this thread's half; the worker's run alongside). `--kernels N` then profiles N more
+ * steps (tf.profile: per-kernel wall time, this thread only) and lists the kernels and input shapes
+ * that take the most time per step.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,7 +34,7 @@ function timeForward(obj: Timed, key: string, sink: Record<string, number>): voi
 }
 
 export async function run(argv: string[]): Promise<BenchResult> {
-  const { values } = parseArgs({ args: argv, options: { size: { type: 'string' }, batch: { type: 'string' }, steps: { type: 'string' }, dataset: { type: 'string' }, workers: { type: 'string' }, json: { type: 'string' } } });
+  const { values } = parseArgs({ args: argv, options: { size: { type: 'string' }, batch: { type: 'string' }, steps: { type: 'string' }, dataset: { type: 'string' }, workers: { type: 'string' }, kernels: { type: 'string' }, json: { type: 'string' } } });
   const size = Number(values.size ?? 256);
   const batch = Number(values.batch ?? 2);
   const steps = Number(values.steps ?? 8);
@@ -98,7 +100,39 @@ export async function run(argv: string[]): Promise<BenchResult> {
   console.log(`${stepsPerSecond.toFixed(3)} steps/s (${(wall / steps / 1000).toFixed(2)} s/step, ${Math.round(stepsPerSecond * batch * 3600)} images/hour)`);
   for (const [k, v] of Object.entries(breakdown)) console.log(`  ${k.padEnd(22)} ${(v / steps).toFixed(0).padStart(6)} ms/step  ${shares[k]!.toFixed(1).padStart(5)}%`);
   console.log(`  tensors alive after the run: ${tf.memory().numTensors}`);
+  const kernels = values.kernels ? await profileKernels(trainer, Number(values.kernels)) : undefined;
   await trainer.close();
   rmSync(dir, { recursive: true, force: true });
-  return { results: { size, batch, workers, steps, stepsPerSecond, secondsPerStep: wall / steps / 1000, imagesPerHour: stepsPerSecond * batch * 3600, datasetsDrawn: used, msPerStep: Object.fromEntries(Object.entries(breakdown).map(([k, v]) => [k, v / steps])), sharePercent: shares } };
+  return { results: { size, batch, workers, steps, stepsPerSecond, secondsPerStep: wall / steps / 1000, imagesPerHour: stepsPerSecond * batch * 3600, datasetsDrawn: used, msPerStep: Object.fromEntries(Object.entries(breakdown).map(([k, v]) => [k, v / steps])), sharePercent: shares, ...(kernels ? { kernels } : {}) } };
+}
+
+/** Per-step kernel time of `steps` profiled training steps, by kernel name and by kernel + input shapes. */
+async function profileKernels(trainer: Trainer, steps: number) {
+  const byName = new Map<string, number>();
+  const byCall = new Map<string, { ms: number; calls: number }>();
+  for (let i = 0; i < steps; i++) {
+    const info = await tf.profile(async () => {
+      await trainer.trainStep();
+    });
+    for (const k of info.kernels) {
+      const ms = k.kernelTimeMs as number;
+      byName.set(k.name, (byName.get(k.name) ?? 0) + ms);
+      const key = `${k.name} ${JSON.stringify(k.inputShapes)}`;
+      const e = byCall.get(key) ?? { ms: 0, calls: 0 };
+      e.ms += ms;
+      e.calls++;
+      byCall.set(key, e);
+    }
+  }
+  const top = <T>(m: Map<string, T>, ms: (v: T) => number, n: number) => [...m].sort((a, b) => ms(b[1]) - ms(a[1])).slice(0, n);
+  const total = [...byName.values()].reduce((a, b) => a + b, 0) / steps;
+  console.log(`kernels (${steps} profiled steps): ${total.toFixed(0)} ms/step in kernels`);
+  for (const [name, ms] of top(byName, (v) => v, 12)) console.log(`  ${(ms / steps).toFixed(1).padStart(8)} ms  ${name}`);
+  console.log('by input shapes:');
+  for (const [key, v] of top(byCall, (v) => v.ms, 15)) console.log(`  ${(v.ms / steps).toFixed(1).padStart(8)} ms  x${(v.calls / steps).toFixed(1).padEnd(6)} ${key}`);
+  return {
+    msPerStep: total,
+    byKernel: Object.fromEntries(top(byName, (v) => v, 12).map(([k, v]) => [k, v / steps])),
+    byCall: top(byCall, (v) => v.ms, 15).map(([key, v]) => ({ key, msPerStep: v.ms / steps, callsPerStep: v.calls / steps })),
+  };
 }

@@ -9,6 +9,20 @@ export function detach<T extends tf.Tensor>(x: T): T {
   return tf.tensor(x.dataSync(), x.shape, x.dtype) as T;
 }
 
+/**
+ * x - max(x) (over `axis`, kept as a size-1 axis; over all elements when undefined), the shift that
+ * keeps a softmax stable. The max is taken as a constant: every softmax of the result is
+ * invariant to it, so its gradient through the max is zero, and tracing it would cost an
+ * Equal/Cast/Mul/Sum chain over the whole map in every backward pass.
+ */
+export function subtractMax(x: tf.Tensor, axis?: number): tf.Tensor {
+  const shift = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const input = args[0] as tf.Tensor;
+    return { value: tf.sub(input, axis === undefined ? tf.max(input) : tf.max(input, axis, true)), gradFunc: (dy: tf.Tensor) => dy };
+  });
+  return shift(x);
+}
+
 /** detrex inverse_sigmoid: log(x / (1 - x)) with x clamped to [0, 1] and both sides to >= eps. */
 export function inverseSigmoid<T extends tf.Tensor>(x: T, eps = 1e-3): T {
   return tf.tidy(() => {

@@ -3,7 +3,7 @@ import type { Rng } from '../../util/random.js';
 import { Module, init } from '../module.js';
 import { Linear } from '../layers/linear.js';
 import { LayerNorm } from '../layers/layer-norm.js';
-import { mergeHeads, splitHeads, tidyKeep } from '../ops.js';
+import { mergeHeads, splitHeads, subtractMax, tidyKeep } from '../ops.js';
 import { mapRowChunks, mapRows, sliceRows } from '../row-chunks.js';
 
 export interface BiAttentionConfig {
@@ -117,13 +117,13 @@ export class BiMultiHeadAttention extends Module {
       const valueV = splitHeads(this.valuesVProj.forward(v), heads);
       const valueL = splitHeads(this.valuesLProj.forward(l), heads);
       let attn: tf.Tensor = tf.matMul(q, k, false, true); // [B*H, Nv, Nl]
-      if (this.config.stableSoftmax2d) attn = tf.sub(attn, tf.max(attn));
+      if (this.config.stableSoftmax2d) attn = subtractMax(attn);
       attn = this.clamp(attn);
       const probsV = this.dropout(tf.softmax(attn), options);
       const deltaV = this.outVProj.forward(mergeHeads(tf.matMul(probsV, valueL), b, heads)) as tf.Tensor3D;
       if (!needLanguage) return { deltaV, deltaL: null };
       let attnL: tf.Tensor = tf.transpose(attn, [0, 2, 1]);
-      attnL = this.clamp(tf.sub(attnL, tf.max(attnL, -1, true)));
+      attnL = this.clamp(subtractMax(attnL, -1));
       const probsL = this.dropout(tf.softmax(attnL), options);
       const deltaL = this.outLProj.forward(mergeHeads(tf.matMul(probsL, valueV), b, heads)) as tf.Tensor3D;
       return { deltaV, deltaL };
@@ -150,7 +150,7 @@ export class BiMultiHeadAttention extends Module {
         return [tf.matMul(q, k, false, true)]; // [B*H, n, Nl]
       });
       let attn: tf.Tensor = raw!;
-      if (this.config.stableSoftmax2d) attn = tf.sub(attn, tf.max(attn));
+      if (this.config.stableSoftmax2d) attn = subtractMax(attn);
       attn = this.clamp(attn);
       const probsV = tf.softmax(attn);
       const [deltaV] = mapRowChunks(nv, chunkRows, 1, (start, size) => [
@@ -158,7 +158,7 @@ export class BiMultiHeadAttention extends Module {
       ]);
       if (!needLanguage) return { deltaV: deltaV as tf.Tensor3D, deltaL: null };
       let attnL: tf.Tensor = tf.transpose(attn, [0, 2, 1]);
-      attnL = this.clamp(tf.sub(attnL, tf.max(attnL, -1, true)));
+      attnL = this.clamp(subtractMax(attnL, -1));
       const probsL = tf.softmax(attnL); // [B*H, Nl, Nv]
       let sum: tf.Tensor | null = null;
       for (let start = 0; start < nv; start += chunkRows) {
@@ -226,7 +226,7 @@ export class BiMultiHeadAttention extends Module {
         const ov = outRows(this.outVProj, tf.matMul(tf.softmax(a), project(this.valuesLProj, l, h)) as tf.Tensor3D);
         if (!needLanguage) return [ov, null];
         const t = tf.transpose(a, [0, 2, 1]);
-        const aL = this.clamp(tf.sub(t, tf.max(t, -1, true)));
+        const aL = this.clamp(subtractMax(t, -1));
         return [ov, outRows(this.outLProj, tf.matMul(tf.softmax(aL), project(this.valuesVProj, v, h)) as tf.Tensor3D)];
       });
       deltaV = accumulate(deltaV, ov);
