@@ -4,10 +4,11 @@
  * threshold, and semantic mIoU for each pair of accumulation temperature and background channel,
  * of a model on a synthetic-world folder. It picks the values a model ships with
  * (`inference.nmsThreshold`, `.semanticTemperature`, `.semanticBackground`) on a validation
- * split, never on the test split.
+ * split, never on the test split. Each part runs the network once per image and decodes its
+ * output once per setting (`evaluateModelVariants`).
  */
 import { initEngine } from '../src/engine/engine.js';
-import { evaluateModel } from '../src/evaluation/model-eval.js';
+import { evaluateModelVariants } from '../src/evaluation/model-eval.js';
 import { loadModel } from '../src/inference/model-files.js';
 import type { BenchResult } from './main.js';
 import { option } from './options.js';
@@ -35,18 +36,21 @@ export async function run(argv: string[]): Promise<BenchResult> {
   console.log(`${modelDir} on ${dataDir} (${maxImages} images); shipped: nms ${shipped.nmsThreshold}, temperature ${shipped.semanticTemperature}, background ${shipped.semanticBackground}`);
 
   const nms: Array<{ nmsThreshold: number; boxAP: number; maskAP: number }> = [];
-  for (const nmsThreshold of nmsValues) {
-    const r = await evaluateModel(model, dataDir, { maxImages, metrics: ['instances'], settings: { nmsThreshold } });
-    nms.push({ nmsThreshold, boxAP: r.bbox[0]!, maskAP: r.segm[0]! });
-    console.log(`nms ${nmsThreshold}  box AP ${r.bbox[0]!.toFixed(4)}  mask AP ${r.segm[0]!.toFixed(4)}`);
+  if (nmsValues.length > 0) {
+    const results = await evaluateModelVariants(model, dataDir, { maxImages, metrics: ['instances'] }, nmsValues.map((nmsThreshold) => ({ nmsThreshold })));
+    results.forEach((r, i) => {
+      nms.push({ nmsThreshold: nmsValues[i]!, boxAP: r.bbox[0]!, maskAP: r.segm[0]! });
+      console.log(`nms ${nmsValues[i]}  box AP ${r.bbox[0]!.toFixed(4)}  mask AP ${r.segm[0]!.toFixed(4)}`);
+    });
   }
+  const pairs = temperatures.flatMap((temperature) => backgrounds.map((background) => ({ temperature, background })));
   const semantic: Array<{ temperature: number; background: number; miou: number }> = [];
-  for (const temperature of temperatures) {
-    for (const background of backgrounds) {
-      const r = await evaluateModel(model, dataDir, { maxImages, metrics: ['semantic'], settings: { semanticTemperature: temperature, semanticBackground: background } });
-      semantic.push({ temperature, background, miou: r.miou });
-      console.log(`temperature ${temperature}  background ${background}  mIoU ${r.miou.toFixed(4)}`);
-    }
+  if (pairs.length > 0) {
+    const results = await evaluateModelVariants(model, dataDir, { maxImages, metrics: ['semantic'] }, pairs.map((p) => ({ semanticTemperature: p.temperature, semanticBackground: p.background })));
+    results.forEach((r, i) => {
+      semantic.push({ ...pairs[i]!, miou: r.miou });
+      console.log(`temperature ${pairs[i]!.temperature}  background ${pairs[i]!.background}  mIoU ${r.miou.toFixed(4)}`);
+    });
   }
   const bestNms = nms.length ? best(nms, 'boxAP') : null;
   const bestSemantic = semantic.length ? best(semantic, 'miou') : null;

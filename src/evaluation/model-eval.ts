@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readGrayPng, readImage } from '../io/image-node.js';
-import type { ApeModel, PredictOptions } from '../inference/ape-model.js';
+import type { ApeModel, PostprocessSettings } from '../inference/ape-model.js';
 import { evaluateCoco } from './coco/evaluate.js';
 import { parseCocoGroundTruth, parseCocoResults } from './coco/parse.js';
 import { ReferringEvaluator } from './referring.js';
@@ -15,8 +15,11 @@ export interface ModelEvalOptions {
   /** Which metrics to compute (default all); a skipped one reports -1 stats or NaN. */
   metrics?: ReadonlyArray<'instances' | 'semantic' | 'referring'>;
   /** Inference settings instead of the model config's (to tune them on a validation split). */
-  settings?: Pick<PredictOptions, 'nmsThreshold' | 'semanticTemperature' | 'semanticBackground'>;
+  settings?: PostprocessSettings;
 }
+
+/** What evaluation needs of a model (ApeModel; tests give a stand-in). */
+export type EvaluatedModel = Pick<ApeModel, 'predict' | 'predictVariants'>;
 
 /** The numbers of `ape eval model`: COCO box and mask stats (12 each), semantic mIoU, referring P@0.5. */
 export interface ModelEvalResult {
@@ -41,7 +44,16 @@ interface RawCategory {
  * sentences whose top box has IoU > 0.5 with its object. Missing files skip their metric (NaN,
  * or -1 stats for AP).
  */
-export async function evaluateModel(model: ApeModel, dataDir: string, options: ModelEvalOptions = {}): Promise<ModelEvalResult> {
+export async function evaluateModel(model: EvaluatedModel, dataDir: string, options: ModelEvalOptions = {}): Promise<ModelEvalResult> {
+  return (await evaluateModelVariants(model, dataDir, options, [options.settings ?? {}]))[0]!;
+}
+
+/**
+ * evaluateModel once per variant of the post-processing settings, running the network once per
+ * image (`predictVariants`); result v is the evaluation under variants[v] (`options.settings` is
+ * ignored). Referring precision does not depend on these settings and is the same in every result.
+ */
+export async function evaluateModelVariants(model: EvaluatedModel, dataDir: string, options: Omit<ModelEvalOptions, 'settings'>, variants: PostprocessSettings[]): Promise<ModelEvalResult[]> {
   const readJson = (name: string): unknown | null => {
     try {
       return JSON.parse(readFileSync(join(dataDir, name), 'utf8'));
@@ -63,7 +75,7 @@ export async function evaluateModel(model: ApeModel, dataDir: string, options: M
   const semanticFiles = new Map((semanticIndex?.images ?? []).map((im) => [im.id, im.sem_seg_file_name]));
   const maxId = Math.max(...idOfPrompt, 0);
   // Class index = category id; one extra class (maxId + 1) for pixels the background channel wins.
-  const semantic = new SemanticEvaluator({ numClasses: maxId + 2, ignoreLabel: Number(semanticIndex?.ignore_label ?? 255) });
+  const semantic = variants.map(() => new SemanticEvaluator({ numClasses: maxId + 2, ignoreLabel: Number(semanticIndex?.ignore_label ?? 255) }));
 
   const grounding = readJson('grounding.json') as { annotations?: Array<{ image_id: number; bbox: number[]; sentences?: Array<string | { sent?: string; raw?: string }> }> } | null;
   const sentencesByImage = new Map<number, Array<{ text: string; box: number[] }>>();
@@ -80,23 +92,25 @@ export async function evaluateModel(model: ApeModel, dataDir: string, options: M
 
   const wanted = new Set(options.metrics ?? ['instances', 'semantic', 'referring']);
   const tasks = [...(wanted.has('instances') ? (['instances'] as const) : []), ...(wanted.has('semantic') ? (['semantic'] as const) : [])];
-  const results: unknown[] = [];
+  const results: unknown[][] = variants.map(() => []);
   let done = 0;
   for (const im of images) {
     const image = await readImage(join(dataDir, 'images', im.file_name ?? ''));
-    const pred = tasks.length > 0 ? await model.predict(image, { vocabulary: names, tasks, masks: wanted.has('instances'), ...options.settings }) : null;
-    for (const inst of pred?.instances ?? []) {
-      const [x0, y0, x1, y1] = inst.box;
-      results.push({ image_id: im.id, category_id: idOfPrompt[inst.promptIndex], score: inst.score, bbox: [x0, y0, x1 - x0, y1 - y0], segmentation: inst.mask });
-    }
+    const preds = tasks.length > 0 ? await model.predictVariants([image], { vocabulary: names, tasks, masks: wanted.has('instances') }, variants) : [];
     const semFile = semanticFiles.get(im.id);
-    if (semFile && pred?.semantic) {
-      const gtLabels = await readGrayPng(join(dataDir, semFile));
-      const labels = pred.semantic.labels;
-      const mapped = new Int32Array(labels.length);
-      for (let i = 0; i < labels.length; i++) mapped[i] = labels[i]! < 0 ? maxId + 1 : idOfPrompt[labels[i]!]!;
-      semantic.add(mapped, gtLabels.data, semFile);
-    }
+    const gtLabels = semFile && preds.some((p) => p[0]!.semantic) ? await readGrayPng(join(dataDir, semFile)) : null;
+    preds.forEach(([pred], v) => {
+      for (const inst of pred!.instances) {
+        const [x0, y0, x1, y1] = inst.box;
+        results[v]!.push({ image_id: im.id, category_id: idOfPrompt[inst.promptIndex], score: inst.score, bbox: [x0, y0, x1 - x0, y1 - y0], segmentation: inst.mask });
+      }
+      if (gtLabels && pred!.semantic) {
+        const labels = pred!.semantic.labels;
+        const mapped = new Int32Array(labels.length);
+        for (let i = 0; i < labels.length; i++) mapped[i] = labels[i]! < 0 ? maxId + 1 : idOfPrompt[labels[i]!]!;
+        semantic[v]!.add(mapped, gtLabels.data, semFile!);
+      }
+    });
     const refs = sentencesByImage.get(im.id);
     if (refs?.length && wanted.has('referring')) {
       const unique = [...new Set(refs.map((r) => r.text))];
@@ -108,11 +122,14 @@ export async function evaluateModel(model: ApeModel, dataDir: string, options: M
   }
 
   const imageIds = images.map((im) => im.id);
-  const dets = parseCocoResults(results, gt, 'predictions');
   const skipped = new Array<number>(12).fill(-1);
-  const bbox = wanted.has('instances') ? evaluateCoco(gt, dets, 'bbox', { imageIds, categoryIds: thingIds }).stats : skipped;
-  const segm = wanted.has('instances') ? evaluateCoco(gt, dets, 'segm', { imageIds, categoryIds: thingIds }).stats : skipped;
-  const sem = wanted.has('semantic') && semanticFiles.size > 0 ? semantic.metrics().mIoU : NaN;
   const ref = referring.metrics();
-  return { bbox, segm, miou: sem, referring_acc: ref.count > 0 ? ref.box.precision['0.5']! : NaN, images: images.length };
+  const referringAcc = ref.count > 0 ? ref.box.precision['0.5']! : NaN;
+  return variants.map((_, v) => {
+    const dets = parseCocoResults(results[v]!, gt, 'predictions');
+    const bbox = wanted.has('instances') ? evaluateCoco(gt, dets, 'bbox', { imageIds, categoryIds: thingIds }).stats : skipped;
+    const segm = wanted.has('instances') ? evaluateCoco(gt, dets, 'segm', { imageIds, categoryIds: thingIds }).stats : skipped;
+    const miou = wanted.has('semantic') && semanticFiles.size > 0 ? semantic[v]!.metrics().mIoU : NaN;
+    return { bbox, segm, miou, referring_acc: referringAcc, images: images.length };
+  });
 }

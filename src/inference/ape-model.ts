@@ -36,6 +36,9 @@ export interface PredictOptions {
   fusion?: FusionMode;
 }
 
+/** The settings that act after the network: which instances are kept and how the semantic map is made. */
+export type PostprocessSettings = Pick<PredictOptions, 'threshold' | 'topK' | 'nmsThreshold' | 'semanticTemperature' | 'semanticBackground'>;
+
 /** Time spent in each stage of the last predict call, in milliseconds. */
 export interface PredictTimings {
   preprocess: number;
@@ -60,19 +63,22 @@ export class ApeModel extends ApeNetwork {
 
   /** The synchronous core of predict (the wasm and cpu backends compute synchronously). */
   predictSync(images: RgbImage[], options: PredictOptions = {}): Prediction[] {
+    return this.predictVariants(images, options, [{}])[0]!;
+  }
+
+  /**
+   * One network pass, decoded once per variant of the post-processing settings (each variant
+   * overrides `options`): result [v][i] is image i under variants[v]. Tuning the settings on a
+   * validation split then costs one forward per image, not one per setting.
+   */
+  predictVariants(images: RgbImage[], options: PredictOptions, variants: PostprocessSettings[]): Prediction[][] {
     const prompts = resolvePrompts(options);
     const entries = promptEntries(prompts);
     if (entries.length === 0) throw new Error('predict: no prompts (give vocabulary, sentences or a prompt string)');
     const tasks = new Set<PredictTask>(options.tasks ?? ['instances', 'semantic', ...(prompts.sentences.length > 0 ? (['grounding'] as const) : [])]);
     for (const t of tasks) if (!['instances', 'semantic', 'grounding'].includes(t)) throw new Error(`predict: unknown task '${t}' (instances, semantic, grounding)`);
-    const inf = this.config.inference;
-    const threshold = options.threshold ?? inf.scoreThreshold;
-    const topK = options.topK ?? inf.topK;
-    const nmsThreshold = options.nmsThreshold ?? inf.nmsThreshold;
-    const semanticTemperature = options.semanticTemperature ?? inf.semanticTemperature;
-    const semanticBackground = options.semanticBackground ?? inf.semanticBackground;
-    if (!(semanticTemperature > 0)) throw new Error(`predict: semanticTemperature must be > 0, got ${semanticTemperature}`);
-    const withMasks = options.masks ?? true;
+    if (variants.length === 0) throw new Error('predictVariants: no variants (give at least one, {} for the defaults)');
+    const settings = variants.map((variant) => this.resolveSettings({ ...options, ...variant }));
 
     let t0 = performance.now();
     const { batch, placements } = prepareImages(images, this.config.input.size);
@@ -81,7 +87,7 @@ export class ApeModel extends ApeNetwork {
     const out = this.forward(batch, prompts, { fusion: options.fusion, layers: 'last', masks: 'last' });
     batch.images.dispose();
     const last = out.layers[out.layers.length - 1]!;
-    const [b, q, p] = last.logits.shape;
+    const [, q, p] = last.logits.shape;
     const scores = readValues(() => tf.sigmoid(last.logits));
     const boxes = last.boxes.dataSync() as Float32Array;
     const tNet = performance.now() - t0;
@@ -89,8 +95,9 @@ export class ApeModel extends ApeNetwork {
     const masks = last.masks!;
     const [, , maskH, maskW] = masks.shape;
     const stride = out.maskStride;
+    const withMasks = options.masks ?? true;
 
-    const predictions = placements.map((placement, i): Prediction => {
+    const results = settings.map((s) => placements.map((placement, i): Prediction => {
       const imageScores = scores.subarray(i * q * p, (i + 1) * q * p);
       const pixelBoxes = boxesToPixels(boxes.subarray(i * q * 4, (i + 1) * q * 4), placement.resizedWidth, placement.resizedHeight);
       const maskRows = new Map<number, Float32Array>();
@@ -112,7 +119,7 @@ export class ApeModel extends ApeNetwork {
 
       let instances: InstanceResult[] = [];
       if (tasks.has('instances')) {
-        const picks: InstancePick[] = selectInstances(imageScores, q, p, pixelBoxes, { threshold, nmsThreshold, topK });
+        const picks: InstancePick[] = selectInstances(imageScores, q, p, pixelBoxes, { threshold: s.threshold, nmsThreshold: s.nmsThreshold, topK: s.topK });
         instances = picks.map((pick) => {
           const e = entries[pick.prompt]!;
           return { prompt: e.text, promptIndex: e.index, kind: e.kind, score: pick.score, box: toResultBox(pick.query), mask: maskFor(pick.query), query: pick.query };
@@ -133,20 +140,33 @@ export class ApeModel extends ApeNetwork {
       if (tasks.has('semantic')) {
         const logits2d = tf.tidy(() => tf.reshape(tf.slice(last.logits, [i, 0, 0], [1, q, p]), [q, p]) as tf.Tensor2D);
         const masks2d = tf.tidy(() => tf.reshape(tf.slice(masks, [i, 0, 0, 0], [1, q, maskH, maskW]), [q, maskH * maskW]) as tf.Tensor2D);
-        const accumulator = semanticAccumulator(logits2d, masks2d, semanticTemperature);
+        const accumulator = semanticAccumulator(logits2d, masks2d, s.semanticTemperature);
         const labels = semanticLabels(accumulator.source, p, {
           maskH, maskW, stride, resizedW: placement.resizedWidth, resizedH: placement.resizedHeight, width: placement.width, height: placement.height,
-        }, semanticBackground);
+        }, s.semanticBackground);
         accumulator.dispose();
         tf.dispose([logits2d, masks2d]);
         semantic = { width: placement.width, height: placement.height, labels, prompts: entries.map((e) => e.text) };
       }
       return { width: placement.width, height: placement.height, prompts: entries, instances, semantic, grounding };
-    });
+    }));
     out.dispose();
     this.lastTimings = { preprocess: tPre, network: tNet, postprocess: performance.now() - t0 };
-    void b;
-    return predictions;
+    return results;
+  }
+
+  /** The post-processing settings of one call: the options' values, else the config's. */
+  private resolveSettings(options: PostprocessSettings): Required<PostprocessSettings> {
+    const inf = this.config.inference;
+    const resolved = {
+      threshold: options.threshold ?? inf.scoreThreshold,
+      topK: options.topK ?? inf.topK,
+      nmsThreshold: options.nmsThreshold ?? inf.nmsThreshold,
+      semanticTemperature: options.semanticTemperature ?? inf.semanticTemperature,
+      semanticBackground: options.semanticBackground ?? inf.semanticBackground,
+    };
+    if (!(resolved.semanticTemperature > 0)) throw new Error(`predict: semanticTemperature must be > 0, got ${resolved.semanticTemperature}`);
+    return resolved;
   }
 }
 

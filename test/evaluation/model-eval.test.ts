@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeSynthDataset } from '../../src/data/synth/write-dataset.js';
 import type { GroundingFile, InstancesFile, SemanticIndexFile } from '../../src/data/synth/formats.js';
-import { evaluateModel } from '../../src/evaluation/model-eval.js';
-import type { ApeModel, PredictOptions } from '../../src/inference/ape-model.js';
+import { evaluateModel, evaluateModelVariants, type EvaluatedModel } from '../../src/evaluation/model-eval.js';
+import type { PostprocessSettings, PredictOptions } from '../../src/inference/ape-model.js';
 import type { Prediction } from '../../src/inference/results.js';
 import { readGrayPng, readImage } from '../../src/io/image-node.js';
 import type { RgbImage } from '../../src/io/image-types.js';
@@ -18,6 +18,8 @@ let grounding: GroundingFile;
 let semanticIndex: SemanticIndexFile;
 /** Image content hash -> image id, so that the oracle knows which image it is shown. */
 const imageIds = new Map<string, number>();
+/** Image id -> its semantic label PNG's pixels. */
+const semanticTruth = new Map<number, Uint8Array>();
 
 const hash = (image: RgbImage) => createHash('sha1').update(image.data).digest('hex');
 
@@ -29,6 +31,7 @@ before(async () => {
   grounding = await json<GroundingFile>('grounding.json');
   semanticIndex = await json<SemanticIndexFile>('semantic.json');
   for (const im of instances.images) imageIds.set(hash(await readImage(join(root, 'images', im.file_name))), im.id);
+  for (const im of semanticIndex.images) semanticTruth.set(im.id, (await readGrayPng(join(root, im.sem_seg_file_name))).data);
 });
 
 after(async () => {
@@ -38,44 +41,53 @@ after(async () => {
 /**
  * A stand-in for the network that answers from the ground truth (every thing with its mask, the
  * semantic PNG, each sentence's own box), or labels every pixel background when `semantic` is
- * 'background'. It records the options of every call.
+ * 'background' or a call's semanticBackground is 1e6 or more. It records the options of every
+ * answer and counts the network passes (one per predict or predictVariants call).
  */
 function oracle(semantic: 'truth' | 'background' = 'truth') {
   const calls: PredictOptions[] = [];
-  const model = {
-    async predict(image: RgbImage, options: PredictOptions): Promise<Prediction> {
-      calls.push(options);
-      const id = imageIds.get(hash(image))!;
-      const names = options.vocabulary ?? [];
-      const indexOfCategory = new Map(instances.categories.map((c) => [c.id, names.indexOf(c.name)]));
-      const tasks = options.tasks ?? [];
-      const prediction: Prediction = { width: image.width, height: image.height, prompts: [], instances: [], semantic: null, grounding: [] };
-      if (tasks.includes('instances')) {
-        prediction.instances = instances.annotations
-          .filter((a) => a.image_id === id)
-          .map((a, query) => ({
-            prompt: '', promptIndex: indexOfCategory.get(a.category_id)!, kind: 'vocabulary', score: 1, query,
-            box: [a.bbox[0], a.bbox[1], a.bbox[0] + a.bbox[2], a.bbox[1] + a.bbox[3]], mask: a.segmentation,
-          }));
-      }
-      if (tasks.includes('semantic')) {
-        const file = semanticIndex.images.find((im) => im.id === id)!.sem_seg_file_name;
-        const truth = await readGrayPng(join(root, file));
-        const labels = Int32Array.from(truth.data, (v) => (semantic === 'background' ? -1 : indexOfCategory.get(v) ?? 0));
-        prediction.semantic = { width: image.width, height: image.height, labels, prompts: names };
-      }
-      if (tasks.includes('grounding')) {
-        for (const a of grounding.annotations.filter((g) => g.image_id === id)) {
-          for (const s of a.sentences) {
-            if (!options.sentences?.includes(s.sent)) continue;
-            prediction.grounding.push({ sentence: s.sent, promptIndex: 0, score: 1, box: [a.bbox[0], a.bbox[1], a.bbox[0] + a.bbox[2], a.bbox[1] + a.bbox[3]], mask: null, query: 0 });
-          }
+  let passes = 0;
+  const answer = (image: RgbImage, options: PredictOptions): Prediction => {
+    calls.push(options);
+    const id = imageIds.get(hash(image))!;
+    const names = options.vocabulary ?? [];
+    const indexOfCategory = new Map(instances.categories.map((c) => [c.id, names.indexOf(c.name)]));
+    const tasks = options.tasks ?? [];
+    const prediction: Prediction = { width: image.width, height: image.height, prompts: [], instances: [], semantic: null, grounding: [] };
+    if (tasks.includes('instances')) {
+      prediction.instances = instances.annotations
+        .filter((a) => a.image_id === id)
+        .map((a, query) => ({
+          prompt: '', promptIndex: indexOfCategory.get(a.category_id)!, kind: 'vocabulary', score: 1, query,
+          box: [a.bbox[0], a.bbox[1], a.bbox[0] + a.bbox[2], a.bbox[1] + a.bbox[3]], mask: a.segmentation,
+        }));
+    }
+    if (tasks.includes('semantic')) {
+      const background = semantic === 'background' || (options.semanticBackground ?? 0) >= 1e6;
+      const labels = Int32Array.from(semanticTruth.get(id)!, (v) => (background ? -1 : indexOfCategory.get(v) ?? 0));
+      prediction.semantic = { width: image.width, height: image.height, labels, prompts: names };
+    }
+    if (tasks.includes('grounding')) {
+      for (const a of grounding.annotations.filter((g) => g.image_id === id)) {
+        for (const s of a.sentences) {
+          if (!options.sentences?.includes(s.sent)) continue;
+          prediction.grounding.push({ sentence: s.sent, promptIndex: 0, score: 1, box: [a.bbox[0], a.bbox[1], a.bbox[0] + a.bbox[2], a.bbox[1] + a.bbox[3]], mask: null, query: 0 });
         }
       }
-      return prediction;
+    }
+    return prediction;
+  };
+  const model = {
+    async predict(image: RgbImage, options: PredictOptions): Promise<Prediction> {
+      passes++;
+      return answer(image, options);
+    },
+    predictVariants(images: RgbImage[], options: PredictOptions, variants: PostprocessSettings[]): Prediction[][] {
+      passes++;
+      return variants.map((v) => images.map((image) => answer(image, { ...options, ...v })));
     },
   };
-  return { model: model as unknown as ApeModel, calls };
+  return { model: model as unknown as EvaluatedModel, calls, passes: () => passes };
 }
 
 test('evaluateModel: the ground truth as predictions scores box AP, mask AP, mIoU and referring precision of 1', async () => {
@@ -106,4 +118,18 @@ test('evaluateModel: background everywhere scores mIoU 0; metrics and inference 
     assert.equal(c.semanticBackground, 0);
     assert.equal(c.nmsThreshold, 0.3);
   }
+});
+
+test('evaluateModelVariants: one network pass per image serves every variant, each scored on its own', async () => {
+  const { model, calls, passes } = oracle();
+  const [shipped, background] = await evaluateModelVariants(model, root, { maxImages: 3, metrics: ['instances', 'semantic'] }, [{}, { semanticBackground: 1e6, nmsThreshold: 0.4 }]);
+  assert.equal(passes(), 3);
+  assert.equal(calls.length, 6);
+  assert.equal(shipped!.miou, 1);
+  assert.equal(background!.miou, 0);
+  // The instances do not depend on the background setting: both variants score AP 1.
+  assert.equal(shipped!.bbox[0], 1);
+  assert.equal(background!.bbox[0], 1);
+  // Per image, the variants in order.
+  assert.deepEqual(calls.map((c) => c.nmsThreshold), [undefined, 0.4, undefined, 0.4, undefined, 0.4]);
 });

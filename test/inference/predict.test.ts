@@ -126,6 +126,27 @@ test('predict: semantic temperature and background override the config; a huge b
   await assert.rejects(model.predict(img, { vocabulary, semanticTemperature: 0 }), /semanticTemperature must be > 0, got 0/);
 });
 
+test('predictVariants: one network pass decoded per variant equals a predict call per variant', async () => {
+  const img = image(56, 40, 11);
+  const options = { vocabulary: ['cat', 'dog', 'sky'], topK: 12 };
+  const variants = [{}, { nmsThreshold: 0.3, threshold: 0.2 }, { semanticTemperature: 0.5, semanticBackground: 1e6 }];
+  const before = tf.memory().numTensors;
+  const together = model.predictVariants([img, img], options, variants);
+  assert.equal(tf.memory().numTensors, before);
+  assert.equal(together.length, 3);
+  for (const [v, variant] of variants.entries()) {
+    const alone = await model.predict(img, { ...options, ...variant });
+    for (const got of together[v]!) {
+      assert.deepEqual(got.instances, alone.instances);
+      assert.deepEqual(Array.from(got.semantic!.labels), Array.from(alone.semantic!.labels));
+    }
+  }
+  // The variants differ where they should: the huge background wins every pixel.
+  assert.ok(together[2]![0]!.semantic!.labels.every((l) => l === -1));
+  assert.ok(!together[0]![0]!.semantic!.labels.every((l) => l === -1));
+  assert.throws(() => model.predictVariants([img], options, []), /no variants/);
+});
+
 test('save and load: the same predictions; a wrong or missing tensor is named', async () => {
   const img = image(64, 64, 6);
   const folder = join(dir, 'm');
