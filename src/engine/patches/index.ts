@@ -9,6 +9,7 @@ import { patchConv2DBackpropInput } from './conv2d-backprop-input.js';
 import { patchDepthwiseBackpropFilter } from './depthwise-conv2d-backprop-filter.js';
 import { patchDepthwiseBackpropInput } from './depthwise-conv2d-backprop-input.js';
 import { patchGatherV2 } from './gather-v2.js';
+import { patchIdentity } from './identity.js';
 import { patchMaxPoolGrad } from './max-pool-grad.js';
 import { patchResizeBilinearGrad } from './resize-bilinear-grad.js';
 import { patchResizeNearestGrad } from './resize-nearest-neighbor-grad.js';
@@ -29,4 +30,5 @@ export function installWasmPatches(): void {
   patchGatherV2();
   patchResizeBilinearGrad();
   patchResizeNearestGrad();
+  patchIdentity();
 }
