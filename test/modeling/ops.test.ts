@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { tf, initEngine } from '../../src/engine/engine.js';
 import '../../src/engine/gradients-node.js';
 import { subtractMax } from '../../src/modeling/ops.js';
+import { layerNorm } from '../../src/modeling/layers/layer-norm.js';
 
 before(async () => {
   await initEngine({ backend: 'wasm' });
@@ -35,5 +36,35 @@ test('subtractMax: softmax gradients equal those traced through the max (row and
     tf.dispose([traced, straight]);
   }
   tf.dispose([x, w]);
+  assert.equal(tf.memory().numTensors, before);
+});
+
+test('layerNorm: value and gradients (input, weight, bias) equal the op-by-op traced LayerNorm', () => {
+  const before = tf.memory().numTensors;
+  const traced = (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => {
+    const centered = tf.sub(x, tf.mean(x, -1, true));
+    const normed = tf.mul(centered, tf.rsqrt(tf.add(tf.mean(tf.square(centered), -1, true), 1e-5)));
+    return tf.add(tf.mul(normed, w), b);
+  };
+  for (const shape of [[2, 5, 8], [7, 16]]) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const c = shape[shape.length - 1]!;
+    const x = tf.tensor(Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37) * 2 + (i % c) * 0.1), shape);
+    const w = tf.tensor1d(Float32Array.from({ length: c }, (_, i) => 0.5 + Math.cos(i)));
+    const b = tf.tensor1d(Float32Array.from({ length: c }, (_, i) => Math.sin(i * 2)));
+    const up = tf.tensor(Float32Array.from({ length: n }, (_, i) => Math.cos(i * 1.3)), shape);
+    const loss = (f: typeof traced) => (xx: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor) => tf.sum(tf.mul(f(xx, ww, bb), up));
+    const want = tf.grads(loss(traced))([x, w, b]);
+    const got = tf.grads(loss((xx, ww, bb) => layerNorm(xx, ww, bb, 1e-5)))([x, w, b]);
+    const valueWant = tf.tidy(() => traced(x, w, b));
+    const valueGot = tf.tidy(() => layerNorm(x, w, b, 1e-5));
+    assert.ok(maxAbsDiff(valueGot.dataSync(), valueWant.dataSync()) < 1e-5, `value ${shape}`);
+    ['x', 'weight', 'bias'].forEach((name, k) => {
+      assert.deepEqual(got[k]!.shape, want[k]!.shape);
+      assert.ok(maxAbsDiff(got[k]!.dataSync(), want[k]!.dataSync()) < 1e-4, `d${name} ${shape}`);
+    });
+    assert.ok(tf.tidy(() => tf.max(tf.abs(got[0]!)).dataSync()[0]!) > 0.1);
+    tf.dispose([x, w, b, up, valueWant, valueGot, ...want, ...got]);
+  }
   assert.equal(tf.memory().numTensors, before);
 });
