@@ -1,5 +1,6 @@
 import { tf } from '../engine/engine.js';
 import type { RgbImage } from '../io/image-types.js';
+import type { CompressedRle } from '../structures/rle.js';
 import { compressRle } from '../structures/rle-string.js';
 import { ApeNetwork, type FusionMode } from '../modeling/ape-network.js';
 import { parsePromptString, promptEntries, type PromptSet } from '../text/prompts.js';
@@ -97,26 +98,32 @@ export class ApeModel extends ApeNetwork {
     const stride = out.maskStride;
     const withMasks = options.masks ?? true;
 
-    const results = settings.map((s) => placements.map((placement, i): Prediction => {
+    // What does not depend on the settings is read once per image and shared by every variant.
+    const perImage = placements.map((placement, i) => {
       const imageScores = scores.subarray(i * q * p, (i + 1) * q * p);
       const pixelBoxes = boxesToPixels(boxes.subarray(i * q * 4, (i + 1) * q * 4), placement.resizedWidth, placement.resizedHeight);
-      const maskRows = new Map<number, Float32Array>();
-      const maskOf = (query: number): Float32Array => {
-        let m = maskRows.get(query);
-        if (!m) {
-          m = readValues(() => tf.slice(masks, [i, query, 0, 0], [1, 1, maskH, maskW]));
-          maskRows.set(query, m);
-        }
-        return m;
-      };
       // Input pixels -> original pixels.
       const scaleX = placement.width / placement.resizedWidth;
       const scaleY = placement.height / placement.resizedHeight;
       const inputBox = (query: number): [number, number, number, number] => [pixelBoxes[query * 4]!, pixelBoxes[query * 4 + 1]!, pixelBoxes[query * 4 + 2]!, pixelBoxes[query * 4 + 3]!];
       const toResultBox = (query: number) => boxToOriginal(inputBox(query), scaleX, scaleY, placement.width, placement.height);
-      const maskFor = (query: number) =>
-        withMasks ? compressRle(pasteInstanceMaskRle(maskOf(query), maskH, maskW, stride, inputBox(query), scaleX, scaleY, placement.width, placement.height)) : null;
+      // One RLE per query, the same object in every variant that keeps the query.
+      const maskRles = new Map<number, CompressedRle>();
+      const maskFor = (query: number): CompressedRle | null => {
+        if (!withMasks) return null;
+        let rle = maskRles.get(query);
+        if (rle === undefined) {
+          const m = readValues(() => tf.slice(masks, [i, query, 0, 0], [1, 1, maskH, maskW]));
+          rle = compressRle(pasteInstanceMaskRle(m, maskH, maskW, stride, inputBox(query), scaleX, scaleY, placement.width, placement.height));
+          maskRles.set(query, rle);
+        }
+        return rle;
+      };
+      return { imageScores, pixelBoxes, toResultBox, maskFor };
+    });
 
+    const results = settings.map((s) => placements.map((placement, i): Prediction => {
+      const { imageScores, pixelBoxes, toResultBox, maskFor } = perImage[i]!;
       let instances: InstanceResult[] = [];
       if (tasks.has('instances')) {
         const picks: InstancePick[] = selectInstances(imageScores, q, p, pixelBoxes, { threshold: s.threshold, nmsThreshold: s.nmsThreshold, topK: s.topK });

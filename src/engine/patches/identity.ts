@@ -10,7 +10,7 @@
  * became 254 and 0.5 became 0 (false).
  */
 import { tf } from '../engine.js';
-import { asWasm, offsetOf, patchWasmKernel, type KernelArgs, type KernelImpl } from './wasm-internals.js';
+import { asWasm, f32View, i32View, offsetOf, patchWasmKernel, type KernelArgs, type KernelImpl } from './wasm-internals.js';
 
 function share(args: KernelArgs): tf.TensorInfo {
   const { x } = args.inputs as { x: tf.TensorInfo };
@@ -32,11 +32,10 @@ export function identityWasm(stock: KernelImpl | null): KernelImpl {
 function castToBool(args: KernelArgs): tf.TensorInfo {
   const backend = asWasm(args.backend);
   const { x } = args.inputs as { x: tf.TensorInfo };
-  const size = tf.util.sizeFromShape(x.shape);
   const out = backend.makeOutput([...x.shape], 'bool');
-  const buffer = backend.wasm.HEAPU8.buffer;
-  const src = x.dtype === 'float32' ? new Float32Array(buffer, offsetOf(backend, x), size) : new Int32Array(buffer, offsetOf(backend, x), size);
-  const dst = new Uint8Array(buffer, offsetOf(backend, out), size);
+  const src = x.dtype === 'float32' ? f32View(backend, x) : i32View(backend, x);
+  const size = src.length;
+  const dst = new Uint8Array(backend.wasm.HEAPU8.buffer, offsetOf(backend, out), size);
   for (let i = 0; i < size; i++) dst[i] = src[i] !== 0 ? 1 : 0;
   return out;
 }
