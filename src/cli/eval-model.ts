@@ -1,5 +1,5 @@
 import { initEngine } from '../engine/engine.js';
-import { evaluateModel } from '../evaluation/model-eval.js';
+import { evaluateModel, type CategoryEvalResult } from '../evaluation/model-eval.js';
 import { loadModel } from '../inference/model-files.js';
 import { Progress } from '../util/progress.js';
 import { writeJsonFile } from '../util/write-json.js';
@@ -7,7 +7,20 @@ import { backendOption, parseCommandArgs, positiveIntegerOption } from './args.j
 import type { Command } from './command.js';
 import { UsageError } from './command.js';
 
-const usage = 'usage: ape eval model --model DIR --data DIR [--images N] [--json OUT.json]';
+const usage = `usage: ape eval model --model DIR --data DIR [--images N] [--json OUT.json]
+  Prints a table per category (box AP, mask AP, semantic IoU), the totals, and the JSON
+  {"bbox": [12], "segm": [12], "miou": x, "referring_acc": x, "per_category": [...]}`;
+
+const pct = (x: number | null) => (x === null || x < 0 || Number.isNaN(x) ? 'n/a' : (100 * x).toFixed(1));
+
+/** One line per category: box AP, mask AP (things) and semantic IoU, in percent; n/a where undefined. */
+export function categoryTable(rows: readonly CategoryEvalResult[]): string {
+  const width = Math.max(8, ...rows.map((r) => r.name.length));
+  const cell = (x: number | null) => pct(x).padStart(7);
+  const head = `${'category'.padEnd(width)}  kind   ${'box AP'.padStart(7)}${'mask AP'.padStart(8)}${'IoU'.padStart(7)}`;
+  const lines = rows.map((r) => `${r.name.padEnd(width)}  ${r.isThing ? 'thing' : 'stuff'}  ${cell(r.boxAp)} ${cell(r.maskAp)}${cell(r.iou)}`);
+  return [head, ...lines].join('\n');
+}
 
 export const command: Command = {
   name: 'eval model',
@@ -35,8 +48,9 @@ export const command: Command = {
         if (done === total) progress.finish();
       },
     });
-    const json = { bbox: result.bbox, segm: result.segm, miou: result.miou, referring_acc: result.referring_acc };
-    const pct = (x: number) => (x < 0 || Number.isNaN(x) ? 'n/a' : (100 * x).toFixed(1));
+    const per_category = result.perCategory.map((c) => ({ id: c.id, name: c.name, isthing: c.isThing ? 1 : 0, box_ap: c.boxAp, mask_ap: c.maskAp, iou: c.iou }));
+    const json = { bbox: result.bbox, segm: result.segm, miou: result.miou, referring_acc: result.referring_acc, per_category };
+    console.log(categoryTable(result.perCategory));
     console.log(`images ${result.images}  box AP ${pct(result.bbox[0]!)}  mask AP ${pct(result.segm[0]!)}  mIoU ${pct(result.miou)}  referring P@0.5 ${pct(result.referring_acc)}`);
     console.log(JSON.stringify(json));
     if (values.json) await writeJsonFile(values.json, json);

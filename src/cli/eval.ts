@@ -19,8 +19,9 @@ const evaluations: Record<string, { usage: string; load: () => Promise<Command> 
   model: {
     usage: `ape eval model --model DIR --data DIR [--images N] [--json OUT.json]
     A model folder on a dataset folder (synthetic-world layout): box and mask AP over thing
-    categories, semantic mIoU, referring top-1 box precision at IoU 0.5; prints and writes
-    {"bbox": [12], "segm": [12], "miou": x, "referring_acc": x}`,
+    categories, semantic mIoU, referring top-1 box precision at IoU 0.5; prints a table per
+    category and writes {"bbox": [12], "segm": [12], "miou": x, "referring_acc": x,
+    "per_category": [{"id", "name", "isthing", "box_ap", "mask_ap", "iou"}]} (null: undefined)`,
     load: async () => (await import('./eval-model.js')).command,
   },
 };

@@ -28,12 +28,31 @@ export interface ModelEvalResult {
   miou: number;
   referring_acc: number;
   images: number;
+  /** Per category of instances.json, in its order: where the totals come from. */
+  perCategory: CategoryEvalResult[];
+}
+
+/** One category's share of ModelEvalResult; null where a number is undefined (no ground truth, a skipped metric, stuff for AP). */
+export interface CategoryEvalResult {
+  id: number;
+  name: string;
+  isThing: boolean;
+  /** COCO AP@[.50:.95] of boxes (things only). */
+  boxAp: number | null;
+  /** COCO AP@[.50:.95] of masks (things only). */
+  maskAp: number | null;
+  /** IoU of the category in the semantic map (things and stuff). */
+  iou: number | null;
 }
 
 interface RawCategory {
   id: number;
   name: string;
   isthing?: number | boolean;
+}
+
+function definedOrNull(x: number | undefined): number | null {
+  return x === undefined || Number.isNaN(x) ? null : x;
 }
 
 /**
@@ -127,9 +146,18 @@ export async function evaluateModelVariants(model: EvaluatedModel, dataDir: stri
   const referringAcc = ref.count > 0 ? ref.box.precision['0.5']! : NaN;
   return variants.map((_, v) => {
     const dets = parseCocoResults(results[v]!, gt, 'predictions');
-    const bbox = wanted.has('instances') ? evaluateCoco(gt, dets, 'bbox', { imageIds, categoryIds: thingIds }).stats : skipped;
-    const segm = wanted.has('instances') ? evaluateCoco(gt, dets, 'segm', { imageIds, categoryIds: thingIds }).stats : skipped;
-    const miou = wanted.has('semantic') && semanticFiles.size > 0 ? semantic[v]!.metrics().mIoU : NaN;
-    return { bbox, segm, miou, referring_acc: referringAcc, images: images.length };
+    const box = wanted.has('instances') ? evaluateCoco(gt, dets, 'bbox', { imageIds, categoryIds: thingIds }) : null;
+    const mask = wanted.has('instances') ? evaluateCoco(gt, dets, 'segm', { imageIds, categoryIds: thingIds }) : null;
+    const sem = wanted.has('semantic') && semanticFiles.size > 0 ? semantic[v]!.metrics() : null;
+    const apOf = (evaluation: typeof box, id: number) => definedOrNull(evaluation?.perCategory.find((c) => c.categoryId === id)?.ap);
+    const perCategory = gt.categories.map(({ id, name }): CategoryEvalResult => ({
+      id,
+      name,
+      isThing: thingIds.includes(id),
+      boxAp: apOf(box, id),
+      maskAp: apOf(mask, id),
+      iou: definedOrNull(sem?.perClassIoU[id]),
+    }));
+    return { bbox: box?.stats ?? skipped, segm: mask?.stats ?? skipped, miou: sem?.mIoU ?? NaN, referring_acc: referringAcc, images: images.length, perCategory };
   });
 }

@@ -101,6 +101,20 @@ test('evaluateModel: the ground truth as predictions scores box AP, mask AP, mIo
   assert.equal(r.segm[0], 1);
   assert.equal(r.miou, 1);
   assert.equal(r.referring_acc, 1);
+  // Per category: things with ground truth score 1 everywhere, stuff has no AP, absent categories no numbers.
+  assert.deepEqual(r.perCategory.map((c) => c.id), instances.categories.map((c) => c.id));
+  const present = new Set(instances.annotations.map((a) => a.category_id));
+  const inSemantic = new Set([...semanticTruth.values()].flatMap((px) => [...new Set(px)]));
+  for (const c of r.perCategory) {
+    const raw = instances.categories.find((x) => x.id === c.id)!;
+    assert.equal(c.isThing, raw.isthing === 1, c.name);
+    for (const ap of [c.boxAp, c.maskAp]) {
+      if (c.isThing && present.has(c.id)) assert.ok(Math.abs(ap! - 1) < 1e-12, `${c.name}: ${ap}`);
+      else assert.equal(ap, null, c.name);
+    }
+    assert.equal(c.iou, inSemantic.has(c.id) ? 1 : null, c.name);
+  }
+  assert.ok(r.perCategory.some((c) => !c.isThing && c.iou === 1), 'some stuff category is scored');
 });
 
 test('evaluateModel: background everywhere scores mIoU 0; metrics and inference settings restrict and reach the predict calls', async () => {
@@ -111,6 +125,8 @@ test('evaluateModel: background everywhere scores mIoU 0; metrics and inference 
   assert.deepEqual(r.bbox, new Array(12).fill(-1));
   assert.deepEqual(r.segm, new Array(12).fill(-1));
   assert.ok(Number.isNaN(r.referring_acc));
+  assert.ok(r.perCategory.every((c) => c.boxAp === null && c.maskAp === null && (c.iou === null || c.iou === 0)));
+  assert.ok(r.perCategory.some((c) => c.iou === 0));
   assert.equal(calls.length, 2);
   for (const c of calls) {
     assert.deepEqual(c.tasks, ['semantic']);

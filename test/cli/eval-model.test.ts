@@ -1,0 +1,71 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { categoryTable } from '../../src/cli/eval-model.js';
+import { writeSynthDataset } from '../../src/data/synth/write-dataset.js';
+import { evaluateModel } from '../../src/evaluation/model-eval.js';
+import { loadModel } from '../../src/inference/model-files.js';
+import { makeTestModelDir } from '../server/test-model.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+let model: { dir: string; remove: () => Promise<void> };
+let work: string;
+
+function ape(args: string[]) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: root, encoding: 'utf8' });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+before(async () => {
+  model = await makeTestModelDir(3);
+  work = await mkdtemp(join(tmpdir(), 'ape-eval-model-'));
+  await writeSynthDataset(join(work, 'data'), { images: 2, seed: 9, size: 96 });
+});
+
+after(async () => {
+  await model?.remove();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+test('ape eval model writes the JSON contract with per_category, equal to an in-process evaluateModel', async () => {
+  const out = join(work, 'eval.json');
+  const r = ape(['eval', 'model', '--model', model.dir, '--data', join(work, 'data'), '--json', out]);
+  assert.equal(r.code, 0, r.stderr);
+  const json = JSON.parse(await readFile(out, 'utf8'));
+  assert.deepEqual(Object.keys(json), ['bbox', 'segm', 'miou', 'referring_acc', 'per_category']);
+  const loaded = await loadModel(model.dir);
+  const expected = await evaluateModel(loaded, join(work, 'data'));
+  loaded.dispose();
+  assert.deepEqual(json.bbox, expected.bbox);
+  assert.deepEqual(json.segm, expected.segm);
+  assert.equal(json.miou, expected.miou);
+  assert.equal(json.referring_acc, expected.referring_acc);
+  assert.deepEqual(
+    json.per_category,
+    expected.perCategory.map((c) => ({ id: c.id, name: c.name, isthing: c.isThing ? 1 : 0, box_ap: c.boxAp, mask_ap: c.maskAp, iou: c.iou })),
+  );
+  // The table names every category.
+  for (const c of expected.perCategory) assert.match(r.stdout, new RegExp(`^${c.name}\\s+${c.isThing ? 'thing' : 'stuff'}\\s`, 'm'));
+});
+
+test('ape eval model on a folder without instances.json names it', () => {
+  const r = ape(['eval', 'model', '--model', model.dir, '--data', work]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, new RegExp(`${work.replace(/[/\\]/g, '.')}.*no instances\\.json`));
+});
+
+test('categoryTable: percent with one decimal, n/a where undefined', () => {
+  const table = categoryTable([
+    { id: 1, name: 'circle', isThing: true, boxAp: 0.5, maskAp: 0.25, iou: 0.125 },
+    { id: 9, name: 'sky', isThing: false, boxAp: null, maskAp: null, iou: 0.9 },
+  ]);
+  assert.deepEqual(table.split('\n'), [
+    'category  kind    box AP mask AP    IoU',
+    'circle    thing     50.0    25.0   12.5',
+    'sky       stuff      n/a     n/a   90.0',
+  ]);
+});
