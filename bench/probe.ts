@@ -5,6 +5,8 @@
  *  - objects: of the ground-truth things some prediction covers (IoU > 0.5), the share whose best
  *    covering prediction is of the right name (among the thing names), and the names most often
  *    given wrongly;
+ *  - box AP named and class-agnostic: each query keeps its best thing name; agnostic AP scores the
+ *    same boxes with every thing one class, so the gap between the two is what naming costs;
  *  - cells of the mask level (stride 8): accuracy of a ridge linear probe (trained on the first
  *    half of the images, tested on the second) from the cell's mean colour, the backbone feature,
  *    the encoder memory and the pixel embedding, and of the model's own classifier applied to the
@@ -16,6 +18,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tf } from '../src/engine/engine.js';
 import { readGrayPng, readImage } from '../src/io/image-node.js';
+import { evaluateCoco } from '../src/evaluation/coco/evaluate.js';
+import { parseCocoGroundTruth, parseCocoResults } from '../src/evaluation/coco/parse.js';
 import { boxIou } from '../src/structures/box-iou.js';
 import type { BenchResult } from './main.js';
 import { probeInputs } from './probe-inputs.js';
@@ -29,7 +33,8 @@ interface Cell {
 
 export async function run(argv: string[]): Promise<BenchResult> {
   const { modelDir, dataDir, count, model, semantic, names, indexOfId, things, stuff } = await probeInputs(argv);
-  const instances = JSON.parse(readFileSync(join(dataDir, 'instances.json'), 'utf8')) as { annotations: Array<{ image_id: number; category_id: number; bbox: number[] }> };
+  const instancesJson = JSON.parse(readFileSync(join(dataDir, 'instances.json'), 'utf8')) as Record<string, unknown>;
+  const instances = instancesJson as { annotations: Array<{ image_id: number; category_id: number; bbox: number[] }> };
   const isThing = (i: number) => things.includes(i);
 
   // Prompt vectors.
@@ -52,6 +57,8 @@ export async function run(argv: string[]): Promise<BenchResult> {
   /** "true name -> given name" counts of the covered shapes named wrong. */
   const confusions = new Map<string, number>();
   const images = semantic.images.slice(0, count);
+  /** Each query's best thing detection, as COCO results. */
+  const queryBest: Array<{ image_id: number; category_id: number; score: number; bbox: number[] }> = [];
   for (const [k, entry] of images.entries()) {
     const image = await readImage(join(dataDir, 'images', entry.file_name));
     const labels = await readGrayPng(join(dataDir, entry.sem_seg_file_name));
@@ -92,6 +99,16 @@ export async function run(argv: string[]): Promise<BenchResult> {
     }
 
     const result = await model.predict(image, { vocabulary: names, threshold: 0 });
+    const best = new Map<number, (typeof result.instances)[number]>();
+    for (const p of result.instances) {
+      if (!isThing(p.promptIndex)) continue;
+      const held = best.get(p.query);
+      if (!held || p.score > held.score) best.set(p.query, p);
+    }
+    for (const p of best.values()) {
+      const [x0, y0, x1, y1] = p.box;
+      queryBest.push({ image_id: entry.id, category_id: semantic.categories[p.promptIndex]!.id, score: p.score, bbox: [x0, y0, x1 - x0, y1 - y0] });
+    }
     for (const a of instances.annotations.filter((a) => a.image_id === entry.id)) {
       const label = indexOfId.get(a.category_id)!;
       if (!isThing(label)) continue;
@@ -107,6 +124,8 @@ export async function run(argv: string[]): Promise<BenchResult> {
     }
   }
   const topConfusions = [...confusions].sort((a, b) => b[1] - a[1]).slice(0, 8);
+  const boxAp = namedAndAgnosticAp(instancesJson, queryBest, images.map((im) => im.id), things.map((i) => semantic.categories[i]!.id));
+  results.boxAp = boxAp;
   results.objects = { total: objects, covered, rightName: named, rightShare: covered ? named / covered : 0, topConfusions: Object.fromEntries(topConfusions) };
 
   const half = Math.ceil(images.length / 2);
@@ -132,8 +151,20 @@ export async function run(argv: string[]): Promise<BenchResult> {
   console.log(`model ${modelDir} on ${count} images of ${dataDir}`);
   console.log(`prompt cosines: things mean ${promptCosine.things.mean.toFixed(2)} max ${promptCosine.things.max.toFixed(2)}; stuff mean ${promptCosine.stuff.mean.toFixed(2)} max ${promptCosine.stuff.max.toFixed(2)}`);
   console.log(`objects: ${covered} of ${objects} covered at IoU 0.5, ${named} of them named right (${(100 * (covered ? named / covered : 0)).toFixed(1)}%; chance ${(100 / things.length).toFixed(1)}%)`);
+  console.log(`box AP, each query's best thing name: named ${boxAp.named.ap.toFixed(3)} (AP50 ${boxAp.named.ap50.toFixed(3)}), class-agnostic ${boxAp.agnostic.ap.toFixed(3)} (AP50 ${boxAp.agnostic.ap50.toFixed(3)})`);
   console.log(`most frequent wrong names: ${topConfusions.map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`);
   console.log('cell accuracy (things / stuff; chance ' + `${(1 / things.length).toFixed(3)} / ${(1 / stuff.length).toFixed(3)}):`);
   for (const [key, a] of Object.entries(accuracy)) console.log(`  ${key.padEnd(10)} ${a.things.toFixed(3)} / ${a.stuff.toFixed(3)}${key === 'classifier' ? '   (the model itself)' : '   (ridge probe)'}`);
   return { results };
+}
+
+/** Box AP of the detections with their names, and with every thing category merged into one. */
+function namedAndAgnosticAp(instancesJson: Record<string, unknown>, detections: Array<{ image_id: number; category_id: number; score: number; bbox: number[] }>, imageIds: number[], thingIds: number[]) {
+  const gt = parseCocoGroundTruth(instancesJson, 'instances.json');
+  const named = evaluateCoco(gt, parseCocoResults(detections, gt), 'bbox', { imageIds, categoryIds: thingIds }).stats;
+  const one = thingIds[0]!;
+  const annotations = (instancesJson.annotations as Array<{ category_id: number }>).filter((a) => thingIds.includes(a.category_id)).map((a) => ({ ...a, category_id: one }));
+  const gtOne = parseCocoGroundTruth({ ...instancesJson, annotations }, 'instances.json (things as one class)');
+  const agnostic = evaluateCoco(gtOne, parseCocoResults(detections.map((d) => ({ ...d, category_id: one })), gtOne), 'bbox', { imageIds, categoryIds: [one] }).stats;
+  return { named: { ap: named[0]!, ap50: named[1]! }, agnostic: { ap: agnostic[0]!, ap50: agnostic[1]! } };
 }
