@@ -1,24 +1,17 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { categoryTable } from '../../src/cli/eval-model.js';
 import { writeSynthDataset } from '../../src/data/synth/write-dataset.js';
 import { evaluateModel } from '../../src/evaluation/model-eval.js';
 import { loadModel } from '../../src/inference/model-files.js';
 import { makeTestModelDir } from '../server/test-model.js';
+import { ape } from './ape-cli.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
 let model: { dir: string; remove: () => Promise<void> };
 let work: string;
-
-function ape(args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: root, encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 before(async () => {
   model = await makeTestModelDir(3);

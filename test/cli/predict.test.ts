@@ -5,21 +5,15 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { readImage } from '../../src/io/image-node.js';
 import { decodeRle } from '../../src/structures/rle.js';
 import { decompressRle } from '../../src/structures/rle-string.js';
 import { outputStems } from '../../src/cli/predict.js';
 import { makeTestModelDir } from '../server/test-model.js';
+import { ape, repoRoot as root } from './ape-cli.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
 let model: { dir: string; remove: () => Promise<void> };
 let out: string;
-
-function ape(args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: root, encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 before(async () => {
   model = await makeTestModelDir(5);
