@@ -21,9 +21,13 @@ import { readGrayPng, readImage } from '../src/io/image-node.js';
 import { evaluateCoco } from '../src/evaluation/coco/evaluate.js';
 import { parseCocoGroundTruth, parseCocoResults } from '../src/evaluation/coco/parse.js';
 import { boxIou } from '../src/structures/box-iou.js';
+import { xyxyToXywh } from '../src/structures/boxes.js';
 import type { BenchResult } from './main.js';
 import { probeInputs } from './probe-inputs.js';
 import { bestOf, ridgeFit } from './ridge-probe.js';
+
+/** instances.json as the probe reads it; the rest of the file goes to the COCO parser unread. */
+type InstancesJson = Record<string, unknown> & { annotations: Array<{ image_id: number; category_id: number; bbox: number[] }> };
 
 interface Cell {
   image: number;
@@ -33,8 +37,7 @@ interface Cell {
 
 export async function run(argv: string[]): Promise<BenchResult> {
   const { modelDir, dataDir, count, model, semantic, names, indexOfId, things, stuff } = await probeInputs(argv);
-  const instancesJson = JSON.parse(readFileSync(join(dataDir, 'instances.json'), 'utf8')) as Record<string, unknown>;
-  const instances = instancesJson as { annotations: Array<{ image_id: number; category_id: number; bbox: number[] }> };
+  const instances = JSON.parse(readFileSync(join(dataDir, 'instances.json'), 'utf8')) as InstancesJson;
   const isThing = (i: number) => things.includes(i);
 
   // Prompt vectors.
@@ -105,10 +108,7 @@ export async function run(argv: string[]): Promise<BenchResult> {
       const held = best.get(p.query);
       if (!held || p.score > held.score) best.set(p.query, p);
     }
-    for (const p of best.values()) {
-      const [x0, y0, x1, y1] = p.box;
-      queryBest.push({ image_id: entry.id, category_id: semantic.categories[p.promptIndex]!.id, score: p.score, bbox: [x0, y0, x1 - x0, y1 - y0] });
-    }
+    for (const p of best.values()) queryBest.push({ image_id: entry.id, category_id: semantic.categories[p.promptIndex]!.id, score: p.score, bbox: xyxyToXywh(p.box) });
     for (const a of instances.annotations.filter((a) => a.image_id === entry.id)) {
       const label = indexOfId.get(a.category_id)!;
       if (!isThing(label)) continue;
@@ -124,7 +124,7 @@ export async function run(argv: string[]): Promise<BenchResult> {
     }
   }
   const topConfusions = [...confusions].sort((a, b) => b[1] - a[1]).slice(0, 8);
-  const boxAp = namedAndAgnosticAp(instancesJson, queryBest, images.map((im) => im.id), things.map((i) => semantic.categories[i]!.id));
+  const boxAp = namedAndAgnosticAp(instances, queryBest, images.map((im) => im.id), things.map((i) => semantic.categories[i]!.id));
   results.boxAp = boxAp;
   results.objects = { total: objects, covered, rightName: named, rightShare: covered ? named / covered : 0, topConfusions: Object.fromEntries(topConfusions) };
 
@@ -159,11 +159,11 @@ export async function run(argv: string[]): Promise<BenchResult> {
 }
 
 /** Box AP of the detections with their names, and with every thing category merged into one. */
-function namedAndAgnosticAp(instancesJson: Record<string, unknown>, detections: Array<{ image_id: number; category_id: number; score: number; bbox: number[] }>, imageIds: number[], thingIds: number[]) {
+function namedAndAgnosticAp(instancesJson: InstancesJson, detections: Array<{ image_id: number; category_id: number; score: number; bbox: number[] }>, imageIds: number[], thingIds: number[]) {
   const gt = parseCocoGroundTruth(instancesJson, 'instances.json');
   const named = evaluateCoco(gt, parseCocoResults(detections, gt), 'bbox', { imageIds, categoryIds: thingIds }).stats;
   const one = thingIds[0]!;
-  const annotations = (instancesJson.annotations as Array<{ category_id: number }>).filter((a) => thingIds.includes(a.category_id)).map((a) => ({ ...a, category_id: one }));
+  const annotations = instancesJson.annotations.filter((a) => thingIds.includes(a.category_id)).map((a) => ({ ...a, category_id: one }));
   const gtOne = parseCocoGroundTruth({ ...instancesJson, annotations }, 'instances.json (things as one class)');
   const agnostic = evaluateCoco(gtOne, parseCocoResults(detections.map((d) => ({ ...d, category_id: one })), gtOne), 'bbox', { imageIds, categoryIds: [one] }).stats;
   return { named: { ap: named[0]!, ap50: named[1]! }, agnostic: { ap: agnostic[0]!, ap50: agnostic[1]! } };

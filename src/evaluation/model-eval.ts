@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readGrayPng, readImage } from '../io/image-node.js';
 import type { ApeModel, PostprocessSettings } from '../inference/ape-model.js';
+import { xyxyToXywh } from '../structures/boxes.js';
 import { evaluateCoco } from './coco/evaluate.js';
 import { parseCocoGroundTruth, parseCocoResults } from './coco/parse.js';
 import { ReferringEvaluator } from './referring.js';
@@ -120,8 +121,7 @@ export async function evaluateModelVariants(model: EvaluatedModel, dataDir: stri
     const gtLabels = semFile && preds.some((p) => p[0]!.semantic) ? await readGrayPng(join(dataDir, semFile)) : null;
     preds.forEach(([pred], v) => {
       for (const inst of pred!.instances) {
-        const [x0, y0, x1, y1] = inst.box;
-        results[v]!.push({ image_id: im.id, category_id: idOfPrompt[inst.promptIndex], score: inst.score, bbox: [x0, y0, x1 - x0, y1 - y0], segmentation: inst.mask });
+        results[v]!.push({ image_id: im.id, category_id: idOfPrompt[inst.promptIndex], score: inst.score, bbox: xyxyToXywh(inst.box), segmentation: inst.mask });
       }
       if (gtLabels && pred!.semantic) {
         const labels = pred!.semantic.labels;
