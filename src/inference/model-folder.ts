@@ -52,6 +52,8 @@ export function checkModelConfig(value: unknown, source: string): ApeConfig {
   if (!value || typeof value !== 'object') throw new Error(`${source}: 'config' must be an object`);
   const template = tinyConfig() as unknown as Record<string, unknown>;
   const nullable = new Set(['neck', 'fusion']);
+  // Optional: model folders written before the conv stem existed have no `backbone.stem`.
+  const optional = new Set(['backbone.stem']);
   const walk = (v: unknown, t: unknown, path: string): void => {
     if (t === null || typeof t !== 'object' || Array.isArray(t)) {
       if (Array.isArray(t)) {
@@ -71,7 +73,10 @@ export function checkModelConfig(value: unknown, source: string): ApeConfig {
     }
     for (const [k, tv] of Object.entries(t as Record<string, unknown>)) {
       const sub = path ? `${path}.${k}` : k;
-      if (!(k in (v as Record<string, unknown>))) throw new Error(`${source}: config.${sub} is missing`);
+      if (!(k in (v as Record<string, unknown>))) {
+        if (optional.has(sub)) continue;
+        throw new Error(`${source}: config.${sub} is missing`);
+      }
       walk((v as Record<string, unknown>)[k], tv, sub);
     }
   };

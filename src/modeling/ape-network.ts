@@ -184,7 +184,7 @@ export class ApeNetwork extends Module {
     this.levelNames = levels.names;
     this.levelStrides = levels.strides;
 
-    this.backbone = this.child('backbone', new ApeBackbone(config.backbone.vit, config.backbone.pyramid, rng));
+    this.backbone = this.child('backbone', new ApeBackbone(config.backbone.vit, config.backbone.pyramid, rng, config.backbone.stem ?? null));
     const pyramidChannels = config.backbone.pyramid.outChannels;
     this.neck = config.neck ? this.child('neck', new ChannelMapper(pyramidChannels, e, t.numLevels, config.neck.groups, rng)) : null;
     const fusion = config.fusion ? { ...config.fusion, vDim: e, lDim: textDim } : null;

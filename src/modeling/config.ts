@@ -1,5 +1,6 @@
 import { apeDVitConfig, apeTiVitConfig, swigluHidden, type Eva02VitConfig } from './backbone/eva02-vit.js';
 import { apePyramidConfig, type SimpleFeaturePyramidConfig } from './backbone/simple-feature-pyramid.js';
+import type { ConvStemConfig } from './backbone/conv-stem.js';
 import { eva02ClipBigETextConfig, tinyTextConfig, type ClipTextConfig, type TextPooling } from '../text/clip-text-transformer.js';
 import type { BiAttentionConfig } from './fusion/bi-attention.js';
 import type { DeformableTransformerConfig } from './deformable/transformer.js';
@@ -40,7 +41,8 @@ export interface ApeConfig {
   name: string;
   /** Images are resized so the long side is `size`, normalised, and zero-padded to size x size. */
   input: { size: number; pixelMean: [number, number, number]; pixelStd: [number, number, number] };
-  backbone: { vit: Eva02VitConfig; pyramid: SimpleFeaturePyramidConfig };
+  /** `stem` (not in APE; absent or null = none) adds conv features to the pyramid's finer levels. */
+  backbone: { vit: Eva02VitConfig; pyramid: SimpleFeaturePyramidConfig; stem?: ConvStemConfig | null };
   /** detrex ChannelMapper (1x1 conv + GroupNorm per level) to the hidden width, or null. */
   neck: { groups: number } | null;
   transformer: DeformableTransformerConfig;
@@ -73,7 +75,7 @@ function releasedConfig(name: string, vit: Eva02VitConfig): ApeConfig {
   return {
     name,
     input: { size: 1024, ...IMAGENET },
-    backbone: { vit, pyramid: apePyramidConfig(vit.embedDim, 256) },
+    backbone: { vit, pyramid: apePyramidConfig(vit.embedDim, 256), stem: null },
     neck: { groups: 32 },
     transformer: {
       embedDim: 256,
@@ -124,7 +126,7 @@ export function tinyConfig(textVocabSize = 4096): ApeConfig {
   return {
     name: 'tiny',
     input: { size: 256, ...IMAGENET },
-    backbone: { vit, pyramid: { inChannels: 192, inStride: 16, outChannels: 128, scaleFactors: [2, 1, 0.5], topBlock: false, layerNormEps: 1e-6 } },
+    backbone: { vit, pyramid: { inChannels: 192, inStride: 16, outChannels: 128, scaleFactors: [2, 1, 0.5], topBlock: false, layerNormEps: 1e-6 }, stem: null },
     neck: { groups: 32 },
     transformer: {
       embedDim: 128,
@@ -185,4 +187,13 @@ export function validateConfig(config: ApeConfig): void {
   if (tokens < t.proposals.numQueries) fail('transformer.proposals.numQueries', `${t.proposals.numQueries} exceeds the ${tokens} tokens of a ${size}x${size} input`);
   if (config.fusion && config.fusion.embedDim % config.fusion.numHeads !== 0) fail('fusion.embedDim', `is not divisible by ${config.fusion.numHeads} heads`);
   if (config.text.encoder.contextLength < 2) fail('text.encoder.contextLength', 'must be at least 2');
+  const stem = config.backbone.stem;
+  if (stem) {
+    if (!Array.isArray(stem.channels) || stem.channels.length === 0 || !stem.channels.every((c) => Number.isInteger(c) && c > 0)) {
+      fail('backbone.stem.channels', `must be a non-empty list of positive integers, got ${JSON.stringify(stem.channels)}`);
+    }
+    const stride = 2 ** stem.channels.length;
+    if (!strides.includes(stride)) fail('backbone.stem.channels', `has ${stem.channels.length} stride-2 stages (stride ${stride}), which is not a pyramid stride (${strides.join(', ')})`);
+    if (size % stride !== 0) fail('input.size', `${size} is not a multiple of the conv stem's stride ${stride}`);
+  }
 }

@@ -3,6 +3,7 @@ import type { Rng } from '../util/random.js';
 import { Module, init } from '../modeling/module.js';
 import { Linear } from '../modeling/layers/linear.js';
 import { LayerNorm } from '../modeling/layers/layer-norm.js';
+import { gelu } from '../modeling/layers/gelu.js';
 
 /** Plain-object description of a CLIP / EVA-CLIP text tower. */
 export interface ClipTextConfig {
@@ -95,10 +96,6 @@ export class PackedSelfAttention extends Module {
       return tf.reshape(this.outProj.forward(merged), [b, l, w]) as tf.Tensor3D;
     });
   }
-}
-
-function gelu(x: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))));
 }
 
 /** CLIP ResidualAttentionBlock: pre-LN attention and a GELU MLP (c_fc, c_proj). */

@@ -26,6 +26,12 @@ export interface TrainConfig {
   imageSize: number;
   /** Data-parallel worker threads (1 = in process; 2 uses both cores). */
   workers: number;
+  /**
+   * A training checkpoint a new run takes its weights and tokenizer from (null = fresh weights).
+   * Parameters it lacks (modules the config adds) start from their initialisation; optimizer,
+   * schedule and data order start anew. Ignored once the run has checkpoints of its own.
+   */
+  initFrom: string | null;
   model: {
     preset: ApePresetName;
     /** Deep overrides of the preset's config (e.g. {"transformer": {"decoderLayers": 2}}). */
@@ -101,6 +107,7 @@ export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'datasets' | 'output'> = {
   accumulate: 1,
   imageSize: 256,
   workers: 1,
+  initFrom: null,
   model: { preset: 'tiny', textVocabSize: 4096 },
   optimizer: { lr: 2e-4, weightDecay: 0.05, betas: [0.9, 0.999], eps: 1e-8, clipNorm: 0.1, lrMultipliers: {} },
   schedule: { warmupSteps: 100, warmupFactor: 0.001, decay: 'step', milestones: [], gamma: 0.1, minFactor: 0 },
@@ -195,6 +202,10 @@ export function parseTrainConfig(json: unknown, file: string): TrainConfig {
   const path = (p: string | undefined) => (p === undefined ? undefined : resolve(root, p));
   c.root = root;
   c.output = path(raw.output as string)!;
+  if (c.initFrom !== null) {
+    if (typeof c.initFrom !== 'string' || c.initFrom.length === 0) fail('initFrom', `must name a training checkpoint or be null, got ${JSON.stringify(c.initFrom)}`);
+    c.initFrom = path(c.initFrom)!;
+  }
   if (!Array.isArray(c.prepare.synth)) fail('prepare.synth', 'must be a list');
   c.prepare = {
     synth: c.prepare.synth.map((entry, i) => {

@@ -12,7 +12,8 @@ import { saveModel } from '../inference/model-files.js';
 import type { ApeConfig } from '../modeling/config.js';
 import type { WordTokenizer, WordTokenizerJson } from '../text/word-tokenizer.js';
 import { Rng } from '../util/random.js';
-import { loadLatestCheckpoint, saveCheckpoint, type TrainingCheckpoint } from './checkpoint.js';
+import { loadCheckpoint, loadLatestCheckpoint, saveCheckpoint, type TrainingCheckpoint } from './checkpoint.js';
+import { assignCheckpointWeights } from './warm-start.js';
 import type { TrainConfig } from './config.js';
 import type { CriterionConfig } from './criterion.js';
 import { batchGradients, type MicroBatchResult, type NegativeEmbeddings } from './batch-gradients.js';
@@ -115,11 +116,12 @@ export class Trainer {
     for (const d of datasets) log(`dataset ${d.name}: ${d.kind}, ${d.size} images, ${d.prompts.length} categories`);
     const checkpoint = await loadLatestCheckpoint(Trainer.checkpointDir(config), log);
     const state = checkpoint?.state as RunState | undefined;
+    const start = !checkpoint && config.initFrom ? await loadCheckpoint(config.initFrom) : null;
     if (state && JSON.stringify(state.datasets) !== JSON.stringify(config.datasets.map((d) => d.name))) {
       throw new Error(`the checkpoints in ${config.output} were made with datasets ${state.datasets.join(', ')}; the config lists ${config.datasets.map((d) => d.name).join(', ')}`);
     }
     const modelConfig = state?.modelConfig ?? trainingModelConfig(config.model.preset, config.model.overrides, config.imageSize, config.model.textVocabSize);
-    const tokenizer = buildTokenizer(modelConfig, datasets, state?.tokenizer);
+    const tokenizer = buildTokenizer(modelConfig, datasets, state?.tokenizer ?? (start?.state as RunState | undefined)?.tokenizer);
     const network = buildNetwork(modelConfig, tokenizer, config.seed);
     const trainer = new Trainer(config, datasets, network, tokenizer, modelConfig);
     if (checkpoint) {
@@ -127,6 +129,10 @@ export class Trainer {
       log(`resumed from step ${checkpoint.step}`);
     } else {
       log(`new run: ${network.parameterCount()} parameters (${trainer.params.size} trainable tensors)`);
+      if (start) {
+        const fresh = assignCheckpointWeights(network.namedParameters(), start, config.initFrom!);
+        log(`weights from ${config.initFrom} (step ${start.step})${fresh.length ? `; initialised afresh: ${fresh.join(', ')}` : ''}`);
+      }
     }
     if (config.workers === 2) {
       const params = [...network.namedParameters()].map(([name, v]): [string, Float32Array] => [name, v.dataSync() as Float32Array]);

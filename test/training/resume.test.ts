@@ -5,7 +5,7 @@ import { initEngine } from '../../src/engine/engine.js';
 import { runTraining } from '../../src/training/run.js';
 import { Trainer } from '../../src/training/trainer.js';
 import { listCheckpoints } from '../../src/training/checkpoint.js';
-import { makeSynthDir, tinyConfig } from './tiny-run.js';
+import { TINY_TEST_MODEL, makeSynthDir, tinyConfig } from './tiny-run.js';
 
 before(async () => {
   await initEngine({ backend: 'wasm' });
@@ -38,5 +38,30 @@ test('resuming from a checkpoint continues exactly like an uninterrupted run', a
   const got = paramsOf(second);
   for (const [name, values] of expected) assert.deepEqual(got.get(name), values, `parameter ${name} differs after resume`);
   assert.deepEqual(second.bank.getState().texts, expectedBank.texts);
+  second.dispose();
+});
+
+test('a run with initFrom starts from another run\'s checkpoint: its weights and tokenizer, a fresh stem, step 0', async () => {
+  const dir = await makeSynthDir(6);
+  const quiet = { progress: false, log: () => {} };
+  const first = await runTraining(tinyConfig(dir, { steps: 2 }), quiet);
+  const trained = paramsOf(first);
+  const vocab = first.tokenizer.toJSON();
+  first.dispose();
+  const [checkpoint] = listCheckpoints(Trainer.checkpointDir(tinyConfig(dir)));
+  assert.equal(checkpoint!.step, 2);
+  const lines: string[] = [];
+  const stemModel = { ...TINY_TEST_MODEL, backbone: { ...TINY_TEST_MODEL.backbone, stem: { channels: [8, 8, 16] } } };
+  const config = tinyConfig(dir, { output: 'run-stem', initFrom: `run/checkpoints/${checkpoint!.file}`, model: { preset: 'tiny', textVocabSize: 256, overrides: stemModel } });
+  const second = await Trainer.create(config, (line) => lines.push(line));
+  assert.equal(second.step, 0);
+  assert.deepEqual(second.tokenizer.toJSON(), vocab);
+  const got = paramsOf(second);
+  for (const [name, values] of trained) assert.deepEqual(got.get(name), values, name);
+  const fresh = [...got.keys()].filter((name) => !trained.has(name));
+  assert.deepEqual(fresh.sort(), ['backbone.stem.convs.0.weight', 'backbone.stem.convs.1.weight', 'backbone.stem.convs.2.weight', 'backbone.stem.norms.0.bias', 'backbone.stem.norms.0.weight', 'backbone.stem.norms.1.bias', 'backbone.stem.norms.1.weight', 'backbone.stem.norms.2.bias', 'backbone.stem.norms.2.weight', 'backbone.stem.proj_p3.bias', 'backbone.stem.proj_p3.weight']);
+  assert.ok(lines.some((l) => l.includes(`weights from ${config.initFrom} (step 2); initialised afresh: backbone.stem.`)), lines.join('\n'));
+  await second.trainStep();
+  assert.ok(paramsOf(second).get('backbone.stem.proj_p3.weight')!.some((v) => v !== 0), 'the stem projection moved');
   second.dispose();
 });

@@ -3,16 +3,19 @@ import type { Rng } from '../../util/random.js';
 import { Module } from '../module.js';
 import { Eva02Vit, type Eva02VitConfig } from './eva02-vit.js';
 import { SimpleFeaturePyramid, type SimpleFeaturePyramidConfig } from './simple-feature-pyramid.js';
+import { ConvStem, type ConvStemConfig } from './conv-stem.js';
 
 /**
  * APE's backbone module: the ViT under `net` and the pyramid stages beside it (`simfp_2` ...),
- * as in the released state dict (`backbone.net.*`, `backbone.simfp_*`).
+ * as in the released state dict (`backbone.net.*`, `backbone.simfp_*`), and optionally a
+ * convolutional stem (`backbone.stem.*`, not in APE) whose outputs are added to pyramid levels.
  */
 export class ApeBackbone extends Module {
   readonly net: Eva02Vit;
   readonly pyramid: SimpleFeaturePyramid;
+  readonly stem: ConvStem | null;
 
-  constructor(vit: Eva02VitConfig, pyramid: SimpleFeaturePyramidConfig, rng: Rng) {
+  constructor(vit: Eva02VitConfig, pyramid: SimpleFeaturePyramidConfig, rng: Rng, stem: ConvStemConfig | null = null) {
     super();
     if (pyramid.inChannels !== vit.embedDim) throw new Error(`ApeBackbone: pyramid inChannels ${pyramid.inChannels} differ from the ViT width ${vit.embedDim}`);
     if (pyramid.inStride !== vit.patchSize) throw new Error(`ApeBackbone: pyramid inStride ${pyramid.inStride} differs from the ViT patch size ${vit.patchSize}`);
@@ -20,6 +23,8 @@ export class ApeBackbone extends Module {
     this.pyramid = new SimpleFeaturePyramid(pyramid, rng);
     // The pyramid's stages are registered here, so their names sit beside `net`.
     for (const { stride, stage } of this.pyramid.stages) this.child(`simfp_${Math.log2(stride)}`, stage);
+    const levels = { names: this.pyramid.featureNames, strides: this.pyramid.strides };
+    this.stem = stem ? this.child('stem', new ConvStem(stem, levels, pyramid.outChannels, pyramid.layerNormEps, rng)) : null;
   }
 
   get featureNames(): string[] {
@@ -31,6 +36,18 @@ export class ApeBackbone extends Module {
     const last = this.net.forward(images, options);
     const out = this.pyramid.forward(last);
     last.dispose();
+    if (!this.stem) return out;
+    const [, h, w] = images.shape;
+    if (h % this.stem.maxStride !== 0 || w % this.stem.maxStride !== 0) {
+      throw new Error(`ApeBackbone: the conv stem needs an input size that is a multiple of ${this.stem.maxStride}, got ${h}x${w}`);
+    }
+    const added = this.stem.forward(images);
+    for (const [level, extra] of Object.entries(added)) {
+      const sum = tf.add(out[level]!, extra) as tf.Tensor4D;
+      out[level]!.dispose();
+      extra.dispose();
+      out[level] = sum;
+    }
     return out;
   }
 }

@@ -2,6 +2,7 @@ import { tf } from '../../engine/engine.js';
 import type { Rng } from '../../util/random.js';
 import { Module, init } from '../module.js';
 import { LayerNorm } from '../layers/layer-norm.js';
+import { gelu } from '../layers/gelu.js';
 
 /** Plain-object description of ViTDet's SimpleFeaturePyramid (+ LastLevelMaxPool). */
 export interface SimpleFeaturePyramidConfig {
@@ -108,10 +109,6 @@ export function maxPool2x2(x: tf.Tensor4D): tf.Tensor4D {
 /** detectron2 LastLevelMaxPool: max_pool2d(kernel 1, stride 2) = every other row and column, from the first. */
 export function subsample2(x: tf.Tensor4D): tf.Tensor4D {
   return tf.tidy(() => tf.maxPool(x, 1, 2, 'valid'));
-}
-
-function gelu(x: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))));
 }
 
 type StageOp = { kind: 'deconv'; m: ConvTranspose2x2 } | { kind: 'ln'; m: ChannelNorm } | { kind: 'gelu' } | { kind: 'maxpool' } | { kind: 'conv'; m: ConvNorm };

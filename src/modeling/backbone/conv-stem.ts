@@ -1,0 +1,70 @@
+import { tf } from '../../engine/engine.js';
+import type { Rng } from '../../util/random.js';
+import { Module, init } from '../module.js';
+import { Conv2d } from '../layers/conv2d.js';
+import { LayerNorm } from '../layers/layer-norm.js';
+import { Linear } from '../layers/linear.js';
+import { gelu } from '../layers/gelu.js';
+
+/**
+ * A convolutional stem beside the ViT (after ViT-Adapter's spatial prior module): 3x3 stride-2
+ * convs on the image, each followed by a channel LayerNorm and GELU, so stage k has stride
+ * 2^(k+1). Each stage whose stride matches a pyramid level is projected to the pyramid width and
+ * added to that level.
+ */
+export interface ConvStemConfig {
+  /** Output channels of the successive stride-2 convs. */
+  channels: number[];
+}
+
+/**
+ * A 16-pixel patch embedding sees an object of 11-17 pixels as one or two tokens; the stem gives
+ * the finer pyramid levels features whose receptive field matches such objects. The projections
+ * start at zero, so adding a stem to trained weights leaves every output unchanged until
+ * training moves them.
+ */
+export class ConvStem extends Module {
+  private readonly convs: Conv2d[];
+  private readonly norms: LayerNorm[];
+  /** Pyramid level name and the stem stage that feeds it. */
+  readonly outputs: { level: string; stage: number; proj: Linear }[] = [];
+
+  constructor(config: ConvStemConfig, levels: { names: readonly string[]; strides: readonly number[] }, outChannels: number, eps: number, rng: Rng) {
+    super();
+    const { channels } = config;
+    if (channels.length === 0 || !channels.every((c) => Number.isInteger(c) && c > 0)) throw new Error(`ConvStem: channels must be positive integers, got ${JSON.stringify(channels)}`);
+    this.convs = this.childList('convs', channels.map((c, k) => new Conv2d(k === 0 ? 3 : channels[k - 1]!, c, 3, rng, { stride: 2, padding: 1, bias: false })));
+    this.norms = this.childList('norms', channels.map((c) => new LayerNorm(c, rng, eps)));
+    levels.names.forEach((level, i) => {
+      const stage = channels.findIndex((_, k) => 2 ** (k + 1) === levels.strides[i]);
+      if (stage < 0) return;
+      const proj = this.child(`proj_${level}`, new Linear(channels[stage]!, outChannels, rng, { weightInit: init.zeros(), biasInit: init.zeros() }));
+      this.outputs.push({ level, stage, proj });
+    });
+    const last = this.outputs[this.outputs.length - 1]?.stage ?? -1;
+    // A stage past the last one that feeds a level would get no gradient.
+    if (last !== channels.length - 1) {
+      throw new Error(`ConvStem: the last stage (stride ${2 ** channels.length}) must match a pyramid level stride (${levels.strides.join(', ')})`);
+    }
+  }
+
+  /** Largest stride any stage reaches; inputs must be a multiple of it. */
+  get maxStride(): number {
+    return 2 ** this.convs.length;
+  }
+
+  /** images [B, H, W, 3] (normalised) -> additions to pyramid levels, by level name. */
+  forward(images: tf.Tensor4D): Record<string, tf.Tensor4D> {
+    return tf.tidy(() => {
+      const stages: tf.Tensor4D[] = [];
+      let x = images;
+      for (let k = 0; k < this.convs.length; k++) {
+        x = gelu(this.norms[k]!.forward(this.convs[k]!.forward(x))) as tf.Tensor4D;
+        stages.push(x);
+      }
+      const out: Record<string, tf.Tensor4D> = {};
+      for (const { level, stage, proj } of this.outputs) out[level] = proj.forward(stages[stage]!) as tf.Tensor4D;
+      return out;
+    });
+  }
+}
