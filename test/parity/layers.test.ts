@@ -43,7 +43,7 @@ const nchw = (t: tf.Tensor) => tf.transpose(t, [0, 3, 1, 2]);
  * and one decoder layer without fusion, proposal and output heads, mask head); the backbone and
  * text tower, which the checkpoint does not hold, are minimal and never run.
  */
-function fixtureNetwork(): ApeNetwork {
+function fixtureNetwork(proposalAmbiguous = options('two_stage_proposals').proposal_ambiguous!): ApeNetwork {
   const enc = options('encoder_layer');
   const dec = options('decoder_layer');
   const prop = options('two_stage_proposals');
@@ -67,7 +67,7 @@ function fixtureNetwork(): ApeNetwork {
       embedDim: enc.embed_dim!, numHeads: enc.num_heads!, numLevels: enc.num_feature_levels!, numPoints: enc.msda_num_points!,
       ffnDim: enc.feedforward_dim!, encoderLayers: enc.num_layers!, decoderLayers: dec.num_layers!,
       proposals: { mode: 'level-nms', numQueries: prop.two_stage_num_proposals!, preNmsTopk: prop.pre_nms_topk!, nmsThreshold: prop.nms_thresh_enc! },
-      proposalAmbiguous: prop.proposal_ambiguous!,
+      proposalAmbiguous,
     },
     fusion: null, // vl_layer=None: the fusion block has its own case in the parent fixture
     text: {
@@ -246,6 +246,46 @@ test('two-stage proposals: anchors, proposal heads, first-stage NMS selection an
   );
   c.exact('prop.topk_indices', picks.flat());
   c.done();
+});
+
+test('two-stage proposals with an extra (ambiguous) head, as APE-D has: per token the higher logit wins, with its box', async (t) => {
+  // The fixture ran proposal_ambiguous=0; APE-D's config sets 1 (APE takes the argmax over the
+  // stacked heads and gathers class and box with it). Expected values are made from APE's own
+  // outputs: the extra head scores 2m - logit and boxes anchor + delta, so it wins where logit < m.
+  const amb = fixtureNetwork(1);
+  try {
+    const r = await convertFixtureCheckpoint(amb, dir);
+    assert.deepEqual(r.missing.filter((n) => n.includes('_ambiguous')).sort(), [...amb.transformer.decoder.namedParameters().keys()].filter((n) => n.includes('_ambiguous')).map((n) => `transformer.decoder.${n}`).sort());
+    const logits = cases.values('prop.enc_outputs_class');
+    const sorted = [...new Set(logits)].sort((a, b) => a - b);
+    const mid = sorted.length >> 1;
+    const m = (sorted[mid - 1]! + sorted[mid]!) / 2; // halfway between two logits: no near-ties
+    const extraClass = amb.transformer.decoder.classEmbedAmbiguous[0]!;
+    extraClass.weight.assign(tf.neg(amb.proposalClass.weight));
+    extraClass.bias!.assign(tf.sub(2 * m, amb.proposalClass.bias!));
+    const extraBox = amb.transformer.decoder.bboxEmbedAmbiguous[0]!;
+    const delta = [0.1, -0.2, 0.3, -0.1];
+    extraBox.layers.forEach((layer, i) => {
+      const main = amb.bboxEmbed[1]!.layers[i]!;
+      layer.weight.assign(i < 2 ? main.weight : tf.zerosLike(main.weight));
+      layer.bias!.assign(i < 2 ? main.bias! : tf.tensor1d(delta));
+    });
+
+    const coords = cases.values('prop.enc_outputs_coord_unact');
+    const anchors = cases.values('prop.output_proposals');
+    const extraWins = logits.map((v) => v < m);
+    assert.ok(extraWins.some(Boolean) && !extraWins.every(Boolean));
+    const wantLogits = logits.map((v, i) => (extraWins[i] ? 2 * m - v : v));
+    const wantCoords = coords.map((v, i) => (extraWins[i >> 2] ? anchors[i]! + delta[i % 4]! : v));
+    const g = fixtureGeometry();
+    const p = amb.transformer.encoderProposals(cases.tensor('enc.output') as tf.Tensor3D, g, { bboxEmbed: amb.bboxEmbed, proposalClass: amb.proposalClass });
+    const c = checker(t, tolerance('two_stage_proposals'));
+    c.close('prop.enc_outputs_class (ambiguous)', p.logits, tf.tensor3d(wantLogits, [g.batch, g.total, 1]));
+    c.close('prop.enc_outputs_coord_unact (ambiguous)', p.coordsUnact, tf.tensor3d(wantCoords, [g.batch, g.total, 4]));
+    c.done();
+  } finally {
+    amb.dispose();
+  }
 });
 
 test('decoder layer: self-attention, deformable cross-attention, FFN, three norms and box refinement match APE', (t) => {
