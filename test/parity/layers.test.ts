@@ -21,7 +21,7 @@ import { convertFixtureCheckpoint, deviation, fixtureCases, fixtureDir } from '.
 const dir = `${fixtureDir}layers/`;
 
 interface LayersManifest {
-  modules: Record<string, { constructor: Record<string, unknown>; suggested_max_abs_tolerance: number }>;
+  modules: Record<string, { constructor: Record<string, unknown>; cases: Record<string, { shape: number[] }>; suggested_max_abs_tolerance: number }>;
   image_size: [number, number];
 }
 const manifest = JSON.parse(readFileSync(`${dir}manifest.json`, 'utf8')) as LayersManifest;
@@ -47,7 +47,7 @@ function fixtureNetwork(proposalAmbiguous = options('two_stage_proposals').propo
   const enc = options('encoder_layer');
   const dec = options('decoder_layer');
   const prop = options('two_stage_proposals');
-  const textDim = cases.tensor('heads.text').shape[2]!;
+  const textDim = manifest.modules.output_heads!.cases['heads.text']!.shape[2]!;
   const backboneChannels = options('mask_head').mask_in_channels!;
   const config: ApeConfig = {
     name: 'ape-reference-layers',
