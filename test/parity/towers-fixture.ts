@@ -12,7 +12,6 @@ import { readSafetensors, toFloat32 } from '../../src/io/safetensors.js';
 import { readSafetensorsFile } from '../../src/io/safetensors-node.js';
 import { releasedTargets, type SourceTensor } from '../../src/io/released-mapping.js';
 import { assignParameter } from '../../src/inference/model-folder.js';
-import type { Module } from '../../src/modeling/module.js';
 import { swigluHidden, type Eva02VitConfig } from '../../src/modeling/backbone/eva02-vit.js';
 import type { SimpleFeaturePyramidConfig } from '../../src/modeling/backbone/simple-feature-pyramid.js';
 import type { ClipTextConfig } from '../../src/text/clip-text-transformer.js';
@@ -43,7 +42,7 @@ export async function fixtureCheckpoint(prefix: string): Promise<Map<string, Sou
  * file of parameter names, whose tensors are then assigned by name. Parameters the checkpoint
  * lacks stay as they are and are listed in the report's `missing`.
  */
-export async function convertFixtureCheckpoint(model: Module, dir = fixtureDir): Promise<ConversionReport> {
+export async function convertFixtureCheckpoint(model: { namedParameters(): Map<string, tf.Variable> }, dir = fixtureDir): Promise<ConversionReport> {
   const params = model.namedParameters();
   const expected = new Map([...params].map(([name, v]) => [name, v.shape]));
   const tmp = await mkdtemp(join(tmpdir(), 'ape-parity-'));
