@@ -1,11 +1,17 @@
-// Shared loading for the backbone / pyramid / text / tokenizer parity tests against
-// ../shared/fixtures/ape-reference (APE's own PyTorch outputs with random weights).
+// Shared loading for the parity tests against ../shared/fixtures/ape-reference (APE's own
+// PyTorch outputs with random weights) and its layers/ part.
+import { mkdtemp, rm } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tf } from '../../src/engine/engine.js';
 import { readTorchCheckpoint } from '../../src/io/torch/checkpoint.js';
+import { convertTorchCheckpoint, type ConversionReport } from '../../src/io/torch/convert-checkpoint.js';
 import { readSafetensors, toFloat32 } from '../../src/io/safetensors.js';
-import type { SourceTensor } from '../../src/io/released-mapping.js';
+import { readSafetensorsFile } from '../../src/io/safetensors-node.js';
+import { releasedTargets, type SourceTensor } from '../../src/io/released-mapping.js';
+import { assignParameter } from '../../src/inference/model-folder.js';
 import { swigluHidden, type Eva02VitConfig } from '../../src/modeling/backbone/eva02-vit.js';
 import type { SimpleFeaturePyramidConfig } from '../../src/modeling/backbone/simple-feature-pyramid.js';
 import type { ClipTextConfig } from '../../src/text/clip-text-transformer.js';
@@ -30,9 +36,30 @@ export async function fixtureCheckpoint(prefix: string): Promise<Map<string, Sou
   return (await readTorchCheckpoint(`${fixtureDir}checkpoint.pth`, { select: (k) => k.startsWith(prefix), upcastHalf: true })) as Map<string, SourceTensor>;
 }
 
-export function fixtureCases() {
+/**
+ * Loads a fixture checkpoint into a model the way a released checkpoint reaches one: `ape
+ * convert`'s converter (releasedTargets: names, layouts, split tensors) writes a safetensors
+ * file of parameter names, whose tensors are then assigned by name. Parameters the checkpoint
+ * lacks stay as they are and are listed in the report's `missing`.
+ */
+export async function convertFixtureCheckpoint(model: { namedParameters(): Map<string, tf.Variable> }, dir = fixtureDir): Promise<ConversionReport> {
+  const params = model.namedParameters();
+  const expected = new Map([...params].map(([name, v]) => [name, v.shape]));
+  const tmp = await mkdtemp(join(tmpdir(), 'ape-parity-'));
+  try {
+    const out = join(tmp, 'model.safetensors');
+    const report = await convertTorchCheckpoint(`${dir}checkpoint.pth`, out, { targets: (key, info) => releasedTargets(key, info.shape.length), expected, strict: false });
+    const file = await readSafetensorsFile(out);
+    for (const [name, entry] of file.tensors) assignParameter(params.get(name)!, entry);
+    return report;
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+export function fixtureCases(dir = fixtureDir) {
   // Copied into a plain Uint8Array so that every view made from it owns its bytes.
-  const file = readSafetensors(new Uint8Array(readFileSync(`${fixtureDir}cases.safetensors`)), 'cases.safetensors');
+  const file = readSafetensors(new Uint8Array(readFileSync(`${dir}cases.safetensors`)), 'cases.safetensors');
   return {
     metadata: file.metadata,
     tensor(name: string): tf.Tensor {
@@ -51,6 +78,36 @@ export function fixtureCases() {
 export function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
   if (a.shape.join() !== b.shape.join()) throw new Error(`shape [${a.shape}] vs reference [${b.shape}]`);
   return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
+}
+
+export interface Deviation {
+  /** Largest |ours - reference| over the finite reference entries. */
+  maxAbs: number;
+  /** maxAbs relative to the reference's largest finite magnitude. */
+  rel: number;
+  /** Entries where the reference is not finite (APE's +inf proposals) and ours differs. */
+  nonFiniteMismatches: number;
+}
+
+/** How far `ours` is from `reference` (same shape); non-finite reference entries must match exactly. */
+export function deviation(ours: tf.Tensor, reference: tf.Tensor): Deviation {
+  if (ours.shape.join() !== reference.shape.join()) throw new Error(`shape [${ours.shape}] vs reference [${reference.shape}]`);
+  const a = ours.dataSync();
+  const b = reference.dataSync();
+  let maxAbs = 0;
+  let scale = 0;
+  let nonFiniteMismatches = 0;
+  for (let i = 0; i < b.length; i++) {
+    if (!Number.isFinite(b[i]!)) {
+      if (a[i] !== b[i]) nonFiniteMismatches++;
+      continue;
+    }
+    const d = Math.abs(a[i]! - b[i]!);
+    // NaN in ours counts as the largest possible difference.
+    maxAbs = Number.isNaN(d) ? Infinity : Math.max(maxAbs, d);
+    scale = Math.max(scale, Math.abs(b[i]!));
+  }
+  return { maxAbs, rel: scale > 0 ? maxAbs / scale : maxAbs, nonFiniteMismatches };
 }
 
 /** The fixture ViT: APE-D's options at small size (fixture README, manifest constructor_args). */

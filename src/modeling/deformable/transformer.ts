@@ -58,6 +58,29 @@ export interface TransformerOutput extends DecoderOutput {
   encoder: EncoderProposals;
 }
 
+/** The two-stage heads' outputs over every encoder token (DeformableTransformer.encoderProposals). */
+export interface EncoderProposalHeads {
+  /** [B, S, E] enc_output_norm(enc_output(memory)), the source of the queries' content. */
+  outputMemory: tf.Tensor3D;
+  /** [B, S, 1] objectness logits. */
+  logits: tf.Tensor3D;
+  /** [B, S, 4] proposal boxes (cxcywh) before the sigmoid; +Infinity where the anchor is unusable. */
+  coordsUnact: tf.Tensor3D;
+  anchors: ProposalAnchors;
+}
+
+/** What the decoder starts from (DeformableTransformer.decoderQueries). */
+export interface DecoderQueries {
+  /** Per image, the picked token indices in order. */
+  selected: Int32Array[];
+  /** [B, Q, 4] the picked proposal boxes before the sigmoid (host). */
+  topCoords: Float32Array;
+  /** [B, Q, 4] their sigmoid: the first reference boxes (host). */
+  reference: Float32Array;
+  query: tf.Tensor3D;
+  queryPos: tf.Tensor3D;
+}
+
 /** APE's DeformableDetrTransformerVL, two-stage (DETA variant with pixel-feature query init). */
 export class DeformableTransformer extends Module {
   readonly levelEmbeds: tf.Variable;
@@ -93,7 +116,6 @@ export class DeformableTransformer extends Module {
     heads: TransformerHeads,
     options: TransformerRunOptions = {},
   ): TransformerOutput {
-    const e = this.config.embedDim;
     const b = geometry.batch;
     const s = geometry.total;
     const shapes = geometry.shapes;
@@ -106,6 +128,41 @@ export class DeformableTransformer extends Module {
     const frame = pointSamplingFrame(encoderReferencePoints(geometry), b, s, shapes, this.config.numPoints);
 
     const chunkRows = options.training ? Infinity : options.chunkRows ?? Infinity;
+    const { source, pos } = this.encoderInput(feats, geometry);
+    const { memory, text: fusedText } = this.encoder.forward(source, pos, frame, shapes, keep, text, { training: options.training, rng: options.rng, chunkRows });
+    tf.dispose([source, pos]);
+    frame.base.dispose();
+    frame.scale.dispose();
+
+    const { outputMemory, logits, coordsUnact, anchors } = this.encoderProposals(memory, geometry, heads, chunkRows);
+    const { selected, query, queryPos, reference: initialReference } = this.decoderQueries(outputMemory, logits, coordsUnact, anchors, geometry);
+    outputMemory.dispose();
+    options.onPhase?.('encoder');
+
+    const decoded = this.decoder.forward(query, queryPos, memory, keep, initialReference, geometry.validRatios, shapes, heads.bboxEmbed, chunkRows);
+    query.dispose();
+    queryPos.dispose();
+    keep?.dispose();
+    const boxes = tf.tidy(() => tf.sigmoid(coordsUnact)) as tf.Tensor3D;
+    coordsUnact.dispose();
+    options.onPhase?.('decoder');
+    return {
+      ...decoded,
+      memory,
+      text: fusedText,
+      encoder: { logits, boxes, anchors, selected },
+    };
+  }
+
+  /**
+   * The encoder's input: every level's tokens flattened into one sequence [B, S, E], and their
+   * position embedding [B, S, E] (each level's sine embedding of its padding mask plus that
+   * level's learned embedding).
+   */
+  encoderInput(feats: tf.Tensor4D[], geometry: LevelGeometry): { source: tf.Tensor3D; pos: tf.Tensor3D } {
+    const e = this.config.embedDim;
+    const { batch: b, total: s, shapes } = geometry;
+    const levels = shapes.length;
     const source = tf.tidy(() => tf.concat(feats.map((f) => tf.reshape(f, [b, f.shape[1] * f.shape[2], e])), 1) as tf.Tensor3D);
     const pos = tf.tidy(() => {
       const levelOneHot = new Float32Array(s * levels);
@@ -116,11 +173,17 @@ export class DeformableTransformer extends Module {
       const levelPos = tf.matMul(tf.tensor2d(levelOneHot, [s, levels]), this.levelEmbeds); // [S, E]
       return tf.add(tf.tensor3d(sine, [b, s, e]), levelPos) as tf.Tensor3D;
     });
-    const { memory, text: fusedText } = this.encoder.forward(source, pos, frame, shapes, keep, text, { training: options.training, rng: options.rng, chunkRows });
-    tf.dispose([source, pos]);
-    frame.base.dispose();
-    frame.scale.dispose();
+    return { source, pos };
+  }
 
+  /**
+   * The two-stage heads over every token of the encoder output: the projected memory the
+   * queries start from ([B, S, E], zero rows at padded or unusable anchors before the projection),
+   * its objectness logits [B, S, 1] and its proposal boxes before the sigmoid [B, S, 4]
+   * (box delta + anchor; +Infinity where the anchor is unusable).
+   */
+  encoderProposals(memory: tf.Tensor3D, geometry: LevelGeometry, heads: TransformerHeads, chunkRows = Infinity): EncoderProposalHeads {
+    const { batch: b, total: s } = geometry;
     const anchors = proposalAnchors(geometry);
     const allValid = anchors.valid.every((v) => v === 1);
     const validTensor = allValid ? null : tf.tensor3d(Float32Array.from(anchors.valid), [b, s, 1]);
@@ -147,7 +210,19 @@ export class DeformableTransformer extends Module {
     ) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
     validTensor?.dispose();
     unactTensor.dispose();
+    return { outputMemory, logits, coordsUnact, anchors };
+  }
 
+  /**
+   * Picks each image's decoder queries among the proposals (selectProposals) and builds what the
+   * decoder starts from: the picked proposals' boxes before the sigmoid ([B, Q, 4] host) and after
+   * it (the first reference boxes), the query position (the first half of pos_trans of their sine
+   * embedding) and the query (its second half plus pix_trans of the picked projected memory).
+   */
+  decoderQueries(outputMemory: tf.Tensor3D, logits: tf.Tensor3D, coordsUnact: tf.Tensor3D, anchors: ProposalAnchors, geometry: LevelGeometry): DecoderQueries {
+    const e = this.config.embedDim;
+    const { batch: b, total: s } = geometry;
+    const levels = geometry.shapes.length;
     const logitsHost = logits.dataSync();
     const coordsHost = coordsUnact.dataSync();
     const selected: Int32Array[] = [];
@@ -162,8 +237,7 @@ export class DeformableTransformer extends Module {
         flatIndex[i * q + j] = i * s + t;
       });
     }
-    const initialReference = topCoords.map((v) => 1 / (1 + Math.exp(-v)));
-
+    const reference = topCoords.map((v) => 1 / (1 + Math.exp(-v)));
     const { query, queryPos } = tf.tidy(() => {
       const posEmbed = tf.tensor3d(proposalPositionEmbedding(topCoords, e / 2), [b, q, 2 * e]);
       const trans = this.posTransNorm.forward(this.posTrans.forward(posEmbed));
@@ -172,21 +246,6 @@ export class DeformableTransformer extends Module {
       const query = tf.add(queryBase, this.pixTransNorm.forward(this.pixTrans.forward(tf.reshape(picked, [b, q, e])))) as tf.Tensor3D;
       return { query, queryPos };
     });
-    outputMemory.dispose();
-    options.onPhase?.('encoder');
-
-    const decoded = this.decoder.forward(query, queryPos, memory, keep, initialReference, geometry.validRatios, shapes, heads.bboxEmbed, chunkRows);
-    query.dispose();
-    queryPos.dispose();
-    keep?.dispose();
-    const boxes = tf.tidy(() => tf.sigmoid(coordsUnact)) as tf.Tensor3D;
-    coordsUnact.dispose();
-    options.onPhase?.('decoder');
-    return {
-      ...decoded,
-      memory,
-      text: fusedText,
-      encoder: { logits, boxes, anchors, selected },
-    };
+    return { selected, topCoords, reference, query, queryPos };
   }
 }
