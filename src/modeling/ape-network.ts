@@ -1,9 +1,9 @@
 import { tf } from '../engine/engine.js';
 import { Rng } from '../util/random.js';
-import { Module, init } from './module.js';
-import { Linear } from './layers/linear.js';
-import { Mlp } from './layers/mlp.js';
-import { ConvNormAct } from './layers/conv-norm.js';
+import { Module, init } from '../nn/module.js';
+import { Linear } from '../nn/linear.js';
+import { Mlp } from '../nn/mlp.js';
+import { ConvNormAct } from '../nn/conv-norm.js';
 import { ApeBackbone } from './backbone/ape-backbone.js';
 import { DeformableTransformer, type EncoderProposals } from './deformable/transformer.js';
 import { VisionLanguageAlign } from './heads/vision-language-align.js';

@@ -13,7 +13,7 @@ import { convertTorchCheckpoint } from '../../src/io/torch/convert-checkpoint.js
 import { Eva02Vit, type Eva02VitConfig, swigluHidden } from '../../src/modeling/backbone/eva02-vit.js';
 import { SimpleFeaturePyramid } from '../../src/modeling/backbone/simple-feature-pyramid.js';
 import { ClipTextEncoder } from '../../src/text/clip-text-transformer.js';
-import type { Module } from '../../src/modeling/module.js';
+import type { Module } from '../../src/nn/module.js';
 import { Rng } from '../../src/util/random.js';
 import { bytesOf, checkpointPickle, torchArchive } from './torch-test-writer.js';
 
