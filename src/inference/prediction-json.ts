@@ -1,4 +1,4 @@
-import type { GroundingResult, InstanceResult, Prediction, SemanticResult } from '../inference/results.js';
+import type { GroundingResult, InstanceResult, Prediction, SemanticResult } from './results.js';
 import type { CompressedRle } from '../structures/rle.js';
 import { decodeRle, encodeRle } from '../structures/rle.js';
 import { compressRle, decompressRle } from '../structures/rle-string.js';
