@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { tf } from '../../src/engine/engine.js';
 import { readTorchCheckpoint } from '../../src/io/torch/checkpoint.js';
 import { readSafetensors, toFloat32 } from '../../src/io/safetensors.js';
-import type { SourceTensor } from '../../src/io/released-mapping.js';
+import type { SourceTensor } from '../../src/convert/released-mapping.js';
 import { swigluHidden, type Eva02VitConfig } from '../../src/modeling/backbone/eva02-vit.js';
 import type { SimpleFeaturePyramidConfig } from '../../src/modeling/backbone/simple-feature-pyramid.js';
 import type { ClipTextConfig } from '../../src/text/clip-text-transformer.js';
