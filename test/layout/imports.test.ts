@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -63,4 +63,42 @@ test('no import loops between files', () => {
     ['d.ts', []],
   ]);
   assert.deepEqual(importCycles(loop), [['a.ts', 'b.ts', 'c.ts']]);
+});
+
+/** A package import that needs Node: a built-in (`node:fs`, `fs`) or a Node-only package. */
+function needsNode(specifier: string): boolean {
+  const name = specifier.startsWith('@') ? specifier.split('/').slice(0, 2).join('/') : specifier.split('/')[0]!;
+  return specifier.startsWith('node:') || builtinModules.includes(name) || NODE_ONLY_PACKAGES.includes(name);
+}
+
+/** `file imports package` for every Node import reachable from `entries` (static or dynamic). */
+function nodeImportsFrom(g: ImportGraph, entries: string[]): string[] {
+  const found: string[] = [];
+  for (const file of reachableFiles(g, entries)) {
+    for (const edge of g.get(file) ?? []) if (!edge.local && !edge.typeOnly && needsNode(edge.target)) found.push(`${file} imports ${edge.target}`);
+  }
+  return found.sort();
+}
+
+test('no Node built-in is reachable from the platform-neutral entry (ape) or the browser code', () => {
+  const browser = [...graph.keys()].filter((f) => f.startsWith('src/browser/'));
+  assert.ok(browser.includes('src/browser/web/app.ts'));
+  assert.deepEqual(nodeImportsFrom(graph, ['src/index.ts', ...browser]), []);
+  // The same walk from the Node entry finds sharp and the file system.
+  const fromNode = nodeImportsFrom(graph, ['src/node.ts']);
+  assert.ok(fromNode.includes('src/io/image-node.ts imports sharp'), fromNode.join('\n'));
+  assert.ok(fromNode.some((line) => line.startsWith('src/inference/model-files.ts imports node:fs')), fromNode.join('\n'));
+});
+
+test("package.json's exports each name a source entry directly in src/", () => {
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { exports: Record<string, { types: string; default: string }> };
+  const names = Object.keys(pkg.exports);
+  assert.deepEqual(names, ['.', './node', './train', './eval', './server', './convert']);
+  for (const name of names) {
+    const { types, default: js } = pkg.exports[name]!;
+    const match = /^\.\/dist\/([a-z]+)\.js$/.exec(js);
+    assert.ok(match, `${name}: ${js}`);
+    assert.equal(types, `./dist/${match[1]}.d.ts`);
+    assert.ok(graph.has(`src/${match[1]}.ts`), `${name}: no src/${match[1]}.ts`);
+  }
 });

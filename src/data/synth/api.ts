@@ -1,4 +1,4 @@
-/** The synthetic world's public surface (re-exported by src/index.ts). */
+/** The synthetic world's public surface (re-exported by src/train.ts). */
 export {
   SYNTH_CATEGORIES,
   THING_SHAPES,
