@@ -1,4 +1,5 @@
 import { boxIou } from '../structures/box-iou.js';
+import { cxcywhToXyxy } from '../structures/boxes.js';
 import { pasteMask } from '../structures/bitmap.js';
 
 export interface InstancePick {
@@ -94,11 +95,11 @@ export function boxesToPixels(boxes: Float32Array, validW: number, validH: numbe
   const out = new Float32Array(boxes.length);
   const clip = (v: number, hi: number) => Math.min(Math.max(v, 0), hi);
   for (let i = 0; i < boxes.length; i += 4) {
-    const [cx, cy, w, h] = [boxes[i]!, boxes[i + 1]!, boxes[i + 2]!, boxes[i + 3]!];
-    out[i] = clip((cx - w / 2) * validW, validW);
-    out[i + 1] = clip((cy - h / 2) * validH, validH);
-    out[i + 2] = clip((cx + w / 2) * validW, validW);
-    out[i + 3] = clip((cy + h / 2) * validH, validH);
+    const [x1, y1, x2, y2] = cxcywhToXyxy([boxes[i]!, boxes[i + 1]!, boxes[i + 2]!, boxes[i + 3]!]);
+    out[i] = clip(x1 * validW, validW);
+    out[i + 1] = clip(y1 * validH, validH);
+    out[i + 2] = clip(x2 * validW, validW);
+    out[i + 3] = clip(y2 * validH, validH);
   }
   return out;
 }
