@@ -3,8 +3,8 @@ import { Rng } from '../util/random.js';
 import { Module, init } from '../nn/module.js';
 import { Linear } from '../nn/linear.js';
 import { Mlp } from '../nn/mlp.js';
-import { ConvNormAct } from '../nn/conv-norm.js';
 import { ApeBackbone } from './backbone/ape-backbone.js';
+import { ChannelMapper } from './neck.js';
 import { DeformableTransformer, type EncoderProposals, type TransformerOutput } from './deformable/transformer.js';
 import { VisionLanguageAlign } from './heads/vision-language-align.js';
 import { MaskHeadModules } from './heads/mask-features.js';
@@ -168,15 +168,6 @@ class LanguageModel extends Module {
   constructor(encoder: ClipTextEncoder) {
     super();
     this.net = this.child('net', encoder);
-  }
-}
-
-/** The ChannelMapper neck: a 1x1 conv + GroupNorm per level (`neck.convs.N.conv/norm`). */
-class ChannelMapper extends Module {
-  readonly convs: ConvNormAct[];
-  constructor(inChannels: number, outChannels: number, levels: number, groups: number, rng: Rng) {
-    super();
-    this.convs = this.childList('convs', Array.from({ length: levels }, () => new ConvNormAct(inChannels, outChannels, 1, rng, { bias: true, groups, weightInit: init.xavierUniform() })));
   }
 }
 
