@@ -156,7 +156,7 @@ export function tinyConfig(textVocabSize = 4096): ApeConfig {
  * How a config read from outside (a model folder's config.json, a run's overrides) is checked
  * against a preset's shape (util/checked-merge): `neck` and `fusion` may be null; the tokenizer
  * is a union that validateConfig checks. Settings that are null in the presets (`backbone.stem`)
- * are optional: configs written before they existed load with them off.
+ * are optional: configs written before they existed load without them (absent or null = off).
  */
 export const APE_CONFIG_SHAPE = { nullable: ['neck', 'fusion'], freeForm: ['text.tokenizer'] } as const;
 

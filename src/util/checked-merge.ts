@@ -6,8 +6,9 @@
 
 export interface MergeRules {
   /**
-   * A field the value lacks: filled from the template ('default') or an error ('error'). Fields
-   * whose template value is null (optional settings, off by default) are always filled.
+   * A field the value lacks: filled from the template ('default') or an error ('error'). With
+   * 'error', fields whose template value is null (optional settings, off by default) may be
+   * missing and stay absent.
    */
   missing: 'default' | 'error';
   /** A key the template lacks: an error ('error', typos would silently do nothing) or kept ('keep'). */
@@ -50,8 +51,8 @@ export function checkedMerge<T>(template: T, value: unknown, rules: MergeRules, 
     for (const [key, tv] of Object.entries(t)) {
       const sub = path === '' ? key : `${path}.${key}`;
       if (key in v) out[key] = at(tv, v[key], sub);
-      else if (tv === null || rules.missing === 'default') out[key] = structuredClone(tv);
-      else fail(sub, 'is missing');
+      else if (rules.missing === 'default') out[key] = structuredClone(tv);
+      else if (tv !== null) fail(sub, 'is missing');
     }
     for (const [key, vv] of Object.entries(v)) {
       if (key in t) continue;
