@@ -13,7 +13,7 @@ export function trainingModelConfig(preset: ApePresetName, overrides: Record<str
   const base = APE_PRESETS[preset]();
   if (base.text.tokenizer.kind === 'word') base.text.encoder = { ...base.text.encoder, vocabSize: textVocabSize };
   const merged = checkedMerge(base, overrides ?? {}, { ...APE_CONFIG_SHAPE, missing: 'default', unknown: 'error' }, (path, why) => {
-    throw new Error(`model.overrides.${path} ${why}`);
+    throw new Error(`${path === '' ? 'model.overrides' : `model.overrides.${path}`} ${why}`);
   });
   merged.input = { ...merged.input, size: imageSize };
   return merged;

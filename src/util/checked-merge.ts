@@ -13,7 +13,7 @@ export interface MergeRules {
   missing: 'default' | 'error';
   /** A key the template lacks: an error ('error', typos would silently do nothing) or kept ('keep'). */
   unknown: 'error' | 'keep';
-  /** Dotted paths taken as given, unchecked (free-form maps, unions that their owner checks). */
+  /** Dotted paths whose contents are taken as given (free-form maps, unions that their owner checks); an object must still be an object. */
   freeForm?: readonly string[];
   /** Dotted paths that may be null where the template holds a value. */
   nullable?: readonly string[];
@@ -39,7 +39,7 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
  */
 export function checkedMerge<T>(template: T, value: unknown, rules: MergeRules, fail: MergeFail): T {
   const at = (t: unknown, v: unknown, path: string): unknown => {
-    if (t === null || (path !== '' && rules.freeForm?.includes(path))) return v;
+    if (t === null) return v;
     if (v === null) {
       if (rules.nullable?.includes(path)) return null;
       return fail(path, `must be ${describeKind(t)}, got null`);
@@ -47,6 +47,7 @@ export function checkedMerge<T>(template: T, value: unknown, rules: MergeRules, 
     if (Array.isArray(t)) return Array.isArray(v) ? v : fail(path, `must be a list, got ${showValue(v)}`);
     if (!isPlainObject(t)) return typeof v === typeof t ? v : fail(path, `must be ${describeKind(t)}, got ${showValue(v)}`);
     if (!isPlainObject(v)) return fail(path, `must be an object, got ${showValue(v)}`);
+    if (path !== '' && rules.freeForm?.includes(path)) return v;
     const out: Record<string, unknown> = {};
     for (const [key, tv] of Object.entries(t)) {
       const sub = path === '' ? key : `${path}.${key}`;

@@ -24,6 +24,7 @@ test('checkedMerge names the path and the problem', () => {
     [{ optimizer: { betas: 0.9 } }, defaults, "'optimizer.betas' must be a list, got 0.9"],
     [{ optimizer: [1] }, defaults, "'optimizer' must be an object, got [1]"],
     [{ steps: null }, defaults, "'steps' must be a number, got null"],
+    [{ maps: 3 }, defaults, "'maps' must be an object, got 3"],
     [{ name: 'x'.repeat(100) }, { ...defaults, missing: 'error' }, "'steps' is missing"],
   ];
   for (const [value, rules, message] of bad) assert.throws(() => checkedMerge(template(), value, rules, fail), { message });
