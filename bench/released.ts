@@ -292,9 +292,9 @@ function child(mode: string, ...args: string[]): ChildResult {
 }
 
 async function childMain(mode: string, args: string[]): Promise<void> {
-  const { convertTorchCheckpoint } = await import('../src/io/torch/convert-checkpoint.js');
+  const { convertTorchCheckpoint } = await import('../src/convert/convert-checkpoint.js');
   const { readTorchCheckpoint } = await import('../src/io/torch/checkpoint.js');
-  const { releasedTargets } = await import('../src/io/released-mapping.js');
+  const { releasedTargets } = await import('../src/convert/released-mapping.js');
   const t0 = performance.now();
   const out: Record<string, unknown> = {};
   if (mode === 'convert') {

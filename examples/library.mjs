@@ -3,7 +3,7 @@
 //   node examples/library.mjs [IMAGE] [MODEL_DIR] [OUT_DIR]
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { initEngine, loadModel, readImage, writeImage, drawInstances, drawSemantic, toCocoResults } from 'ape';
+import { initEngine, loadModel, readImage, writeImage, drawInstances, drawSemantic, toCocoResults } from 'ape/node';
 
 const [imagePath = 'examples/scene-2.png', modelDir = 'models/default', outDir = 'predictions'] = process.argv.slice(2);
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Bundles the web page (src/server/web/app.ts and, as a chunk loaded on demand, the in-browser
+// Bundles the web page (src/browser/web/app.ts and, as a chunk loaded on demand, the in-browser
 // model) with esbuild and copies the page's static files next to it. `npm run build` runs it.
 import { copyFile, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,7 +14,7 @@ export async function buildWeb({ outDir = join(root, 'dist', 'web'), minify = tr
   await rm(outDir, { recursive: true, force: true });
   await mkdir(outDir, { recursive: true });
   const result = await build({
-    entryPoints: { app: join(root, 'src', 'server', 'web', 'app.ts') },
+    entryPoints: { app: join(root, 'src', 'browser', 'web', 'app.ts') },
     outdir: outDir,
     bundle: true,
     splitting: true,
@@ -28,7 +28,7 @@ export async function buildWeb({ outDir = join(root, 'dist', 'web'), minify = tr
     metafile: true,
     logLevel: 'warning',
   });
-  for (const name of STATIC_FILES) await copyFile(join(root, 'src', 'server', 'web', name), join(outDir, name));
+  for (const name of STATIC_FILES) await copyFile(join(root, 'src', 'browser', 'web', name), join(outDir, name));
   return [...Object.keys(result.metafile.outputs), ...STATIC_FILES.map((n) => join(outDir, n))];
 }
 

@@ -1,4 +1,10 @@
-/** The library's public surface. */
+/**
+ * `ape`: the platform-neutral surface (no Node built-ins below it; the browser bundle imports only
+ * this side): the engine, structures, text, the model and predict, the wire format, drawing.
+ * Files, sharp and model folders are in `ape/node` (src/node.ts); training, evaluation, the HTTP
+ * server and released-weight conversion have their own entries (src/train.ts, src/eval.ts,
+ * src/server.ts, src/convert.ts).
+ */
 export { initEngine, tf } from './engine/engine.js';
 export type { BackendName, EngineOptions } from './engine/engine.js';
 export { msDeformAttn } from './engine/ms-deform-attn.js';
@@ -12,78 +18,43 @@ export * from './structures/rle-merge.js';
 export * from './structures/rle-iou.js';
 export * from './structures/polygon.js';
 export * from './structures/segmentation.js';
-export * from './evaluation/coco/types.js';
-export { parseCocoGroundTruth, parseCocoResults, CocoFormatError } from './evaluation/coco/parse.js';
-export { evaluateCoco } from './evaluation/coco/evaluate.js';
-export type { CocoEvaluateOptions, CocoEvaluation, CocoCategoryAp } from './evaluation/coco/evaluate.js';
-export { COCO_STAT_NAMES } from './evaluation/coco/summarize.js';
-export type { CocoEvalParams } from './evaluation/coco/params.js';
-export { TorchCheckpoint, listTorchCheckpoint, readTorchCheckpoint } from './io/torch/checkpoint.js';
-export type { TorchTensor, TorchTensorInfo, TorchCheckpointOptions, ReadTorchCheckpointOptions, TorchDType, TensorData as TorchTensorData } from './io/torch/checkpoint.js';
-export { convertTorchCheckpoint } from './io/torch/convert-checkpoint.js';
-export type { ConvertCheckpointOptions, ConversionReport, ConversionEntry } from './io/torch/convert-checkpoint.js';
-export { releasedTargets, releasedLayoutOfKey } from './io/released-mapping.js';
+export * from './structures/bitmap.js';
+export * from './structures/components.js';
 export { ImageError, DEFAULT_MAX_PIXELS, imageChannels, toRgb } from './io/image-types.js';
 export type { RgbImage, GrayImage, ImageFormat, ImageErrorReason, DecodeOptions } from './io/image-types.js';
 export { sniffImageFormat, inspectImage } from './io/image-header.js';
 export type { ImageHeader } from './io/image-header.js';
-export { decodeImage, readImage, readGrayPng, encodePng, encodeJpeg, encodeWebp, writeImage } from './io/image-node.js';
-export type { ReadImageOptions } from './io/image-node.js';
 export { readSafetensors, readSafetensorsHeader, writeSafetensors, encodeSafetensorsParts, toFloat32, SafetensorsError } from './io/safetensors.js';
 export type { SafetensorsDtype, SafetensorsEntry, SafetensorsFile, SafetensorsInput, SafetensorsHeader, SafetensorsTensorInfo, TensorData as SafetensorsTensorData } from './io/safetensors.js';
-export { readSafetensorsFile, readSafetensorsHeaderFile, writeSafetensorsFile } from './io/safetensors-node.js';
-export * from './structures/bitmap.js';
-export * from './structures/components.js';
-export * from './evaluation/semantic.js';
-export * from './evaluation/referring.js';
-export * from './data/synth/api.js';
-export { Eva02Vit, Eva02Block, Eva02Attention, PatchEmbed, EVA02_VIT_PRESETS, apeDVitConfig, apeTiVitConfig, tinyVitConfig, swigluHidden, validateVitConfig } from './modeling/backbone/eva02-vit.js';
-export type { Eva02VitConfig, VitForwardOptions } from './modeling/backbone/eva02-vit.js';
-export { SimpleFeaturePyramid, apePyramidConfig } from './modeling/backbone/simple-feature-pyramid.js';
-export type { SimpleFeaturePyramidConfig } from './modeling/backbone/simple-feature-pyramid.js';
 export { ClipTokenizer, bytesToUnicode, CLIP_MERGE_COUNT } from './text/clip-tokenizer.js';
 export type { ClipTokenizerOptions } from './text/clip-tokenizer.js';
-export { loadClipTokenizer, readClipMergesFile } from './text/clip-vocab-file.js';
 export { clipCleanText, fixText, whitespaceClean } from './text/text-cleaning.js';
 export { frameTokens } from './text/tokenizer.js';
 export type { TextTokenizer } from './text/tokenizer.js';
 export { ClipTextEncoder, eva02ClipBigETextConfig, tinyTextConfig } from './text/clip-text-transformer.js';
 export type { ClipTextConfig, ClipTextOutput, ClipTextForwardOptions, TextPooling } from './text/clip-text-transformer.js';
-export { loadReleasedWeights, defaultReleasedLayout, convertReleasedTensor } from './io/released-mapping.js';
-export type { ReleasedLayout, SourceTensor, LoadReleasedOptions, LoadReport } from './io/released-mapping.js';
-export * from './viz/api.js';
+export { WordTokenizer } from './text/word-tokenizer.js';
+export type { WordTokenizerJson } from './text/word-tokenizer.js';
+export { parsePromptString, promptEntries } from './text/prompts.js';
+export type { PromptSet, PromptEntry, PromptKind } from './text/prompts.js';
+export { PromptEmbeddingCache } from './text/prompt-embeddings.js';
+export { Eva02Vit, Eva02Block, Eva02Attention, PatchEmbed, EVA02_VIT_PRESETS, apeDVitConfig, apeTiVitConfig, tinyVitConfig, swigluHidden, validateVitConfig } from './modeling/backbone/eva02-vit.js';
+export type { Eva02VitConfig, VitForwardOptions } from './modeling/backbone/eva02-vit.js';
+export { SimpleFeaturePyramid, apePyramidConfig } from './modeling/backbone/simple-feature-pyramid.js';
+export type { SimpleFeaturePyramidConfig } from './modeling/backbone/simple-feature-pyramid.js';
 export { APE_PRESETS, apeDConfig, apeTiConfig, tinyConfig, validateConfig, pyramidLevels } from './modeling/config.js';
 export type { ApeConfig, ApePresetName, ApeTextConfig, ApeInferenceConfig, TokenizerConfig } from './modeling/config.js';
 export { ApeNetwork } from './modeling/ape-network.js';
-export type { ModelBatch, PromptInput, FusionMode, ForwardOptions, LayerOutput, ApeRawOutput } from './modeling/ape-network.js';
+export type { ModelBatch, PromptInput, FusionMode, ForwardOptions, ForwardTimings, LayerOutput, ApeRawOutput } from './modeling/ape-network.js';
 export type { EncoderProposals } from './modeling/deformable/transformer.js';
 export { ApeModel } from './inference/ape-model.js';
 export type { PredictOptions, PredictTimings } from './inference/ape-model.js';
 export type { Prediction, InstanceResult, SemanticResult, GroundingResult, PredictTask } from './inference/results.js';
 export { createModel, resolveConfig } from './inference/create-model.js';
 export type { CreateModelOptions } from './inference/create-model.js';
-export { loadModel, saveModel, loadWeights } from './inference/model-files.js';
-export type { LoadModelOptions, SaveModelOptions } from './inference/model-files.js';
 export { parseModelConfig, checkWeights, tokenizerFileName } from './inference/model-folder.js';
-export type { ForwardTimings } from './modeling/ape-network.js';
 export { prepareImages, resizedSize } from './inference/preprocess.js';
 export type { ImagePlacement } from './inference/preprocess.js';
-export { WordTokenizer } from './text/word-tokenizer.js';
-export type { WordTokenizerJson } from './text/word-tokenizer.js';
-export { parsePromptString, promptEntries } from './text/prompts.js';
-export type { PromptSet, PromptEntry, PromptKind } from './text/prompts.js';
-export { PromptEmbeddingCache } from './text/prompt-embeddings.js';
-// Prediction overlays: the library's drawInstances takes a Prediction (it shadows the generic
-// overlay primitive from viz/api, which stays available as drawOverlays).
-export { drawInstances, promptColor, maskPixels } from './viz/overlay-prediction.js';
-export type { DrawInstancesOptions } from './viz/overlay-prediction.js';
-export { drawInstances as drawOverlays } from './viz/overlay.js';
-export { drawSemantic, semanticColorMap, semanticAreas } from './viz/semantic-map.js';
-export type { DrawSemanticOptions, SemanticArea } from './viz/semantic-map.js';
-export { toCocoResults, predictionToJson, predictionFromJson, semanticToJson } from './server/prediction-json.js';
-export type { PredictionJson, CocoInstanceJson, SemanticJson, SemanticSegmentJson, GroundingJson } from './server/prediction-json.js';
-export { createApeServer } from './server/app.js';
-export type { ApeServerOptions, ApeServer } from './server/app.js';
-export { DEFAULT_LIMITS } from './server/limits.js';
-export type { ServerLimits } from './server/limits.js';
-export * from './training/api.js';
+export { toCocoResults, predictionToJson, predictionFromJson, semanticToJson } from './inference/prediction-json.js';
+export type { PredictionJson, CocoInstanceJson, SemanticJson, SemanticSegmentJson, GroundingJson } from './inference/prediction-json.js';
+export * from './viz/api.js';

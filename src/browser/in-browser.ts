@@ -6,7 +6,7 @@ import { initEngine, tf } from '../engine/engine.js';
 import type { ApeModel } from '../inference/ape-model.js';
 import type { RgbImage } from '../io/image-types.js';
 import type { Prediction } from '../inference/results.js';
-import { predictionToJson, type PredictionJson } from '../server/prediction-json.js';
+import { predictionToJson, type PredictionJson } from '../inference/prediction-json.js';
 import { fetchModel, type DownloadProgress } from './load-model-browser.js';
 
 export interface InBrowserOptions {

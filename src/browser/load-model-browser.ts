@@ -8,7 +8,7 @@ import {
   CONFIG_FILE,
   WEIGHTS_FILE,
   WORD_TOKENIZER_FILE,
-  assignWeights as assignParsedWeights,
+  assignWeights,
   parseModelConfig,
   parseWordTokenizer,
   tokenizerFileName,
@@ -54,8 +54,8 @@ export interface ModelBytes {
 }
 
 /** Assigns every parameter from safetensors bytes; a missing, extra or misshapen tensor is an error naming it. */
-export function assignWeights(model: ApeModel, bytes: Uint8Array, source = WEIGHTS_FILE): void {
-  assignParsedWeights(model, readSafetensors(bytes, source), source);
+export function assignWeightBytes(model: ApeModel, bytes: Uint8Array, source = WEIGHTS_FILE): void {
+  assignWeights(model, readSafetensors(bytes, source), source);
 }
 
 /** An ApeModel from the bytes of its folder's files. */
@@ -70,7 +70,7 @@ export async function modelFromBytes(files: ModelBytes): Promise<ApeModel> {
   }
   const model = new ApeModel(config, tokenizer);
   try {
-    assignWeights(model, files.weights);
+    assignWeightBytes(model, files.weights);
   } catch (e) {
     model.dispose();
     throw e;

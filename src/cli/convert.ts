@@ -1,9 +1,9 @@
 import { copyFile, mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { initEngine } from '../engine/engine.js';
-import { releasedTargets } from '../io/released-mapping.js';
-import { describeParameters } from '../io/parameter-shapes.js';
-import { ConversionError, missingMessage, planConversion, writeConversion, type ConversionReport } from '../io/torch/convert-checkpoint.js';
+import { releasedTargets } from '../convert/released-mapping.js';
+import { describeParameters } from '../convert/parameter-shapes.js';
+import { ConversionError, missingMessage, planConversion, writeConversion, type ConversionReport } from '../convert/convert-checkpoint.js';
 import { TorchCheckpoint } from '../io/torch/checkpoint.js';
 import { ApeModel } from '../inference/ape-model.js';
 import { CONFIG_FILE, WEIGHTS_FILE } from '../inference/model-files.js';

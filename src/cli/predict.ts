@@ -9,7 +9,7 @@ import type { Prediction } from '../inference/results.js';
 import { parsePromptString } from '../text/prompts.js';
 import { drawInstances } from '../viz/overlay-prediction.js';
 import { drawSemantic, semanticAreas } from '../viz/semantic-map.js';
-import { predictionToJson } from '../server/prediction-json.js';
+import { predictionToJson } from '../inference/prediction-json.js';
 import { writeJsonFile } from '../util/write-json.js';
 import { UsageError, type Command } from './command.js';
 

@@ -2,6 +2,7 @@ import { backendOption, parseCommandArgs, positiveIntegerOption } from './args.j
 import { initEngine } from '../engine/engine.js';
 import { loadTrainConfig } from '../training/config.js';
 import { runTraining } from '../training/run.js';
+import { writeMissingSynthFolders } from '../data/synth/prepare.js';
 import { evaluateModel } from '../evaluation/model-eval.js';
 import { UsageError, type Command } from './command.js';
 
@@ -27,6 +28,7 @@ export const command: Command = {
     const maxSteps = positiveIntegerOption(values.steps, 'steps');
     const backend = backendOption(values.backend);
     const config = loadTrainConfig(values.config);
+    await writeMissingSynthFolders(config.prepare.synth, (line) => console.error(line));
     await initEngine({ backend });
     const signal = { stop: false };
     const onSigint = () => {

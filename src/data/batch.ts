@@ -1,3 +1,4 @@
+import { normalizeBox, xyxyToCxcywh } from '../structures/boxes.js';
 import type { Sample } from './sample.js';
 import type { LossSwitches } from './sampler/loss-switches.js';
 
@@ -84,8 +85,7 @@ export function collateBatch(samples: Sample[], size: number, switches: LossSwit
     const boxes = new Float32Array(g * 4);
     const labels = new Int32Array(g);
     s.instances.forEach((inst, i) => {
-      const [x0, y0, x1, y1] = inst.box;
-      boxes.set([(x0 + x1) / 2 / width, (y0 + y1) / 2 / height, (x1 - x0) / width, (y1 - y0) / height], i * 4);
+      boxes.set(normalizeBox(xyxyToCxcywh(inst.box), width, height), i * 4);
       labels[i] = inst.label < 0 ? -1 : map[inst.label]!;
     });
     let promptWeights: Float32Array | null = null;

@@ -9,7 +9,7 @@
  * The wrappers need tfjs-core's gradients loaded first (src/engine/gradients-node.ts); loading
  * those again afterwards replaces the wrapped ones, so initEngine re-applies this on every call.
  */
-import { tf } from './engine.js';
+import { tf } from './tf.js';
 
 /** Sums g over the leading dims it has beyond `shape` and over dims where `shape` has 1. */
 export function sumToShape(g: tf.Tensor, shape: readonly number[]): tf.Tensor {

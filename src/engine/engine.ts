@@ -1,6 +1,4 @@
-import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
-import '@tensorflow/tfjs-backend-wasm';
+import { tf } from './tf.js';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { installWasmPatches } from './patches/index.js';
 import { installCpuPatches } from './patches/cpu.js';

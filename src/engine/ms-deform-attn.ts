@@ -4,7 +4,7 @@
  * gathers it would be several rank-5+ ops per level and 3-10x slower; here the sampling reads the
  * tensors' memory directly (the wasm heap, or the cpu backend's arrays).
  */
-import { tf } from './engine.js';
+import { tf } from './tf.js';
 import { msdaBackward, msdaForward, type MsdaDims } from './ms-deform-attn-math.js';
 import { asWasm, f32View } from './patches/wasm-internals.js';
 

@@ -4,7 +4,7 @@
  * umbrella @tensorflow/tfjs package does), so without these that gradient throws. Defined only
  * where missing; project code keeps using the functional style.
  */
-import { tf } from './engine.js';
+import { tf } from './tf.js';
 
 type Methods = {
   split(this: tf.Tensor, numOrSizeSplits: number[] | number, axis?: number): tf.Tensor[];

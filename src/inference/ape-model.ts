@@ -102,11 +102,8 @@ export class ApeModel extends ApeNetwork {
     const perImage = placements.map((placement, i) => {
       const imageScores = scores.subarray(i * q * p, (i + 1) * q * p);
       const pixelBoxes = boxesToPixels(boxes.subarray(i * q * 4, (i + 1) * q * 4), placement.resizedWidth, placement.resizedHeight);
-      // Input pixels -> original pixels.
-      const scaleX = placement.width / placement.resizedWidth;
-      const scaleY = placement.height / placement.resizedHeight;
       const inputBox = (query: number): [number, number, number, number] => [pixelBoxes[query * 4]!, pixelBoxes[query * 4 + 1]!, pixelBoxes[query * 4 + 2]!, pixelBoxes[query * 4 + 3]!];
-      const toResultBox = (query: number) => boxToOriginal(inputBox(query), scaleX, scaleY, placement.width, placement.height);
+      const toResultBox = (query: number) => boxToOriginal(inputBox(query), placement);
       // One RLE per query, the same object in every variant that keeps the query.
       const maskRles = new Map<number, CompressedRle>();
       const maskFor = (query: number): CompressedRle | null => {
@@ -114,7 +111,7 @@ export class ApeModel extends ApeNetwork {
         let rle = maskRles.get(query);
         if (rle === undefined) {
           const m = readValues(() => tf.slice(masks, [i, query, 0, 0], [1, 1, maskH, maskW]));
-          rle = compressRle(pasteInstanceMaskRle(m, maskH, maskW, stride, inputBox(query), scaleX, scaleY, placement.width, placement.height));
+          rle = compressRle(pasteInstanceMaskRle({ logits: m, height: maskH, width: maskW, stride }, inputBox(query), placement));
           maskRles.set(query, rle);
         }
         return rle;

@@ -1,14 +1,14 @@
 import { APE_PRESETS, tinyConfig, type ApeConfig, type ApePresetName } from '../modeling/config.js';
-import { loadClipTokenizer } from '../text/clip-vocab-file.js';
 import type { TextTokenizer } from '../text/tokenizer.js';
 import { WordTokenizer } from '../text/word-tokenizer.js';
 import { ApeModel } from './ape-model.js';
 
 export interface CreateModelOptions {
-  /** The tokenizer to use; otherwise built from the config (a hashing word tokenizer for 'word', the BPE file for 'clip-bpe'). */
+  /**
+   * The tokenizer to use; required for 'clip-bpe' configs (in Node, `loadClipTokenizer` of `ape/node`
+   * reads the merges file), otherwise a hashing word tokenizer built from the config.
+   */
   tokenizer?: TextTokenizer;
-  /** Path of the CLIP BPE merges file (bpe_simple_vocab_16e6.txt.gz) for 'clip-bpe' configs. */
-  vocabPath?: string;
   /** Seed of the parameter initialisation. */
   seed?: number;
 }
@@ -27,12 +27,10 @@ export async function createModel(preset: ApePresetName | ApeConfig, options: Cr
   let tokenizer = options.tokenizer;
   if (!tokenizer) {
     const t = config.text.tokenizer;
-    if (t.kind === 'word') {
-      tokenizer = WordTokenizer.hashing(config.text.encoder.vocabSize, config.text.encoder.contextLength);
-    } else {
-      if (!options.vocabPath) throw new Error(`createModel: the '${config.name}' config uses the CLIP BPE tokenizer; pass vocabPath (${t.vocabFile})`);
-      tokenizer = await loadClipTokenizer(options.vocabPath, { contextLength: config.text.encoder.contextLength });
+    if (t.kind !== 'word') {
+      throw new Error(`createModel: the '${config.name}' config uses the CLIP BPE tokenizer; pass tokenizer (loadClipTokenizer of ${t.vocabFile})`);
     }
+    tokenizer = WordTokenizer.hashing(config.text.encoder.vocabSize, config.text.encoder.contextLength);
   }
   if (preset === 'tiny' && tokenizer.vocabSize !== config.text.encoder.vocabSize) {
     // The tiny text tower is sized by its tokenizer's vocabulary.

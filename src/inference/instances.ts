@@ -1,5 +1,7 @@
 import { boxIou } from '../structures/box-iou.js';
+import { cxcywhToXyxy } from '../structures/boxes.js';
 import { pasteMask } from '../structures/bitmap.js';
+import type { ImagePlacement } from './preprocess.js';
 
 export interface InstancePick {
   query: number;
@@ -94,11 +96,11 @@ export function boxesToPixels(boxes: Float32Array, validW: number, validH: numbe
   const out = new Float32Array(boxes.length);
   const clip = (v: number, hi: number) => Math.min(Math.max(v, 0), hi);
   for (let i = 0; i < boxes.length; i += 4) {
-    const [cx, cy, w, h] = [boxes[i]!, boxes[i + 1]!, boxes[i + 2]!, boxes[i + 3]!];
-    out[i] = clip((cx - w / 2) * validW, validW);
-    out[i + 1] = clip((cy - h / 2) * validH, validH);
-    out[i + 2] = clip((cx + w / 2) * validW, validW);
-    out[i + 3] = clip((cy + h / 2) * validH, validH);
+    const [x1, y1, x2, y2] = cxcywhToXyxy([boxes[i]!, boxes[i + 1]!, boxes[i + 2]!, boxes[i + 3]!]);
+    out[i] = clip(x1 * validW, validW);
+    out[i + 1] = clip(y1 * validH, validH);
+    out[i + 2] = clip(x2 * validW, validW);
+    out[i + 3] = clip(y2 * validH, validH);
   }
   return out;
 }
@@ -118,37 +120,27 @@ export function sampleBilinear(map: ArrayLike<number>, h: number, w: number, u: 
   return top * (1 - ay) + bottom * ay;
 }
 
+/** One query's mask logits: a row-major height x width map at `stride` input pixels per cell over the padded input. */
+export interface MaskLogitMap {
+  logits: ArrayLike<number>;
+  height: number;
+  width: number;
+  stride: number;
+}
+
 /**
- * A query's mask at the original image size, APE-style: the mask logits (stride `stride` over the
- * padded input) are read on a resolution x resolution grid over the box (input pixels),
- * thresholded at probability 0.5, and that box mask is pasted into the original image with the
- * box scaled to original pixels (detectron2 paste_masks_in_image). Pixels outside the box stay 0.
+ * A query's mask at the original image size, APE-style: the mask logits are read on a
+ * resolution x resolution grid over the box (input pixels), thresholded at probability 0.5, and
+ * that box mask is pasted into the original image with the box scaled to original pixels
+ * (detectron2 paste_masks_in_image). Pixels outside the box stay 0.
  */
-export function pasteInstanceMask(
-  logits: ArrayLike<number>,
-  maskH: number,
-  maskW: number,
-  stride: number,
-  boxInput: readonly [number, number, number, number],
-  scaleX: number,
-  scaleY: number,
-  width: number,
-  height: number,
-  resolution = 128,
-): Uint8Array {
-  const local = boxMaskGrid(logits, maskH, maskW, stride, boxInput, resolution);
-  return pasteMask(local, resolution, resolution, boxToOriginal(boxInput, scaleX, scaleY, width, height), height, width, 0.5);
+export function pasteInstanceMask(mask: MaskLogitMap, boxInput: readonly [number, number, number, number], placement: ImagePlacement, resolution = 128): Uint8Array {
+  const local = boxMaskGrid(mask, boxInput, resolution);
+  return pasteMask(local, resolution, resolution, boxToOriginal(boxInput, placement), placement.height, placement.width, 0.5);
 }
 
 /** The mask logits read on a resolution x resolution grid over the box (input pixels), thresholded at probability 0.5. */
-function boxMaskGrid(
-  logits: ArrayLike<number>,
-  maskH: number,
-  maskW: number,
-  stride: number,
-  boxInput: readonly [number, number, number, number],
-  resolution: number,
-): Uint8Array {
+function boxMaskGrid({ logits, height: maskH, width: maskW, stride }: MaskLogitMap, boxInput: readonly [number, number, number, number], resolution: number): Uint8Array {
   const [x1, y1, x2, y2] = boxInput;
   const local = new Uint8Array(resolution * resolution);
   const bw = (x2 - x1) / resolution;
@@ -164,13 +156,10 @@ function boxMaskGrid(
 }
 
 /** An input-pixel xyxy box in original pixels, clipped to the image. */
-export function boxToOriginal(
-  boxInput: readonly [number, number, number, number],
-  scaleX: number,
-  scaleY: number,
-  width: number,
-  height: number,
-): [number, number, number, number] {
+export function boxToOriginal(boxInput: readonly [number, number, number, number], placement: ImagePlacement): [number, number, number, number] {
+  const { width, height } = placement;
+  const scaleX = width / placement.resizedWidth;
+  const scaleY = height / placement.resizedHeight;
   const [x1, y1, x2, y2] = boxInput;
   return [
     Math.min(Math.max(x1 * scaleX, 0), width),
@@ -186,18 +175,13 @@ export function boxToOriginal(
  * so the cost follows the box area rather than the image area.
  */
 export function pasteInstanceMaskRle(
-  logits: ArrayLike<number>,
-  maskH: number,
-  maskW: number,
-  stride: number,
+  mask: MaskLogitMap,
   boxInput: readonly [number, number, number, number],
-  scaleX: number,
-  scaleY: number,
-  width: number,
-  height: number,
+  placement: ImagePlacement,
   resolution = 128,
 ): { size: [number, number]; counts: number[] } {
-  const box = boxToOriginal(boxInput, scaleX, scaleY, width, height);
+  const { width, height } = placement;
+  const box = boxToOriginal(boxInput, placement);
   // The window pasteMask writes to: the box widened by one pixel, inside the image.
   const wx0 = Math.max(Math.floor(box[0]) - 1, 0);
   const wy0 = Math.max(Math.floor(box[1]) - 1, 0);
@@ -207,7 +191,7 @@ export function pasteInstanceMaskRle(
   const wh = Math.max(wy1 - wy0, 0);
   let window: Uint8Array = new Uint8Array(0);
   if (ww > 0 && wh > 0) {
-    const local = boxMaskGrid(logits, maskH, maskW, stride, boxInput, resolution);
+    const local = boxMaskGrid(mask, boxInput, resolution);
     window = pasteMask(local, resolution, resolution, [box[0] - wx0, box[1] - wy0, box[2] - wx0, box[3] - wy0], wh, ww, 0.5);
   }
   // Runs down each column of the full image; columns and rows outside the window are zeros.

@@ -10,7 +10,8 @@
  */
 import { tf } from '../engine/engine.js';
 import { toFloat32, type SafetensorsDtype, type SafetensorsEntry, type SafetensorsFile } from '../io/safetensors.js';
-import { tinyConfig, validateConfig, type ApeConfig } from '../modeling/config.js';
+import { APE_CONFIG_SHAPE, tinyConfig, validateConfig, type ApeConfig } from '../modeling/config.js';
+import { checkedMerge } from '../util/checked-merge.js';
 import { WordTokenizer } from '../text/word-tokenizer.js';
 
 export const CONFIG_FILE = 'config.json';
@@ -45,43 +46,15 @@ export function parseModelConfig(text: string, source = CONFIG_FILE): ApeConfig 
 }
 
 /**
- * Structural check of a config read from a file: every field of the preset shape is present with
- * the right type (lists are lists; `neck` and `fusion` may be null), then `validateConfig`.
+ * Structural check of a config read from a file against the preset shape (util/checked-merge):
+ * every setting present with the right type (lists are lists; `neck` and `fusion` may be null;
+ * settings that are null in the presets may be missing), then `validateConfig`.
  */
 export function checkModelConfig(value: unknown, source: string): ApeConfig {
-  if (!value || typeof value !== 'object') throw new Error(`${source}: 'config' must be an object`);
-  const template = tinyConfig() as unknown as Record<string, unknown>;
-  const nullable = new Set(['neck', 'fusion']);
-  // Optional: model folders written before the conv stem existed have no `backbone.stem`.
-  const optional = new Set(['backbone.stem']);
-  const walk = (v: unknown, t: unknown, path: string): void => {
-    if (t === null || typeof t !== 'object' || Array.isArray(t)) {
-      if (Array.isArray(t)) {
-        if (!Array.isArray(v)) throw new Error(`${source}: config.${path} must be a list`);
-        return;
-      }
-      if (typeof v !== typeof t) throw new Error(`${source}: config.${path} must be a ${typeof t}, got ${v === null ? 'null' : typeof v}`);
-      return;
-    }
-    if (v === null && nullable.has(path)) return;
-    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error(`${source}: config.${path} must be an object`);
-    if (path === 'text.tokenizer') {
-      const kind = (v as { kind?: unknown }).kind;
-      if (kind === 'word') return;
-      if (kind === 'clip-bpe' && typeof (v as { vocabFile?: unknown }).vocabFile === 'string') return;
-      throw new Error(`${source}: config.text.tokenizer must be {kind: 'word'} or {kind: 'clip-bpe', vocabFile}`);
-    }
-    for (const [k, tv] of Object.entries(t as Record<string, unknown>)) {
-      const sub = path ? `${path}.${k}` : k;
-      if (!(k in (v as Record<string, unknown>))) {
-        if (optional.has(sub)) continue;
-        throw new Error(`${source}: config.${sub} is missing`);
-      }
-      walk((v as Record<string, unknown>)[k], tv, sub);
-    }
-  };
-  walk(value, template, '');
-  const config = value as ApeConfig;
+  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new Error(`${source}: 'config' must be an object`);
+  const config = checkedMerge(tinyConfig(), value, { ...APE_CONFIG_SHAPE, missing: 'error', unknown: 'keep' }, (path, why) => {
+    throw new Error(`${source}: config.${path} ${why}`);
+  });
   try {
     validateConfig(config);
   } catch (e) {

@@ -1,6 +1,6 @@
 import { tf } from '../engine/engine.js';
 import { imageChannels, type RgbImage } from '../io/image-types.js';
-import { resizeImageBilinear } from '../data/mappers/image-ops.js';
+import { resizeImageBilinear } from '../io/image-ops.js';
 import type { ModelBatch } from '../modeling/ape-network.js';
 
 /** How an original image maps into the network input. */

@@ -1,14 +1,14 @@
 import { tf } from '../engine/engine.js';
 import { Rng } from '../util/random.js';
-import { Module, init } from './module.js';
-import { Linear } from './layers/linear.js';
-import { Mlp } from './layers/mlp.js';
-import { ConvNormAct } from './layers/conv-norm.js';
+import { Module, init } from '../nn/module.js';
+import { Linear } from '../nn/linear.js';
+import { Mlp } from '../nn/mlp.js';
 import { ApeBackbone } from './backbone/ape-backbone.js';
-import { DeformableTransformer, type EncoderProposals } from './deformable/transformer.js';
+import { ChannelMapper } from './neck.js';
+import { DeformableTransformer, type EncoderProposals, type TransformerOutput } from './deformable/transformer.js';
 import { VisionLanguageAlign } from './heads/vision-language-align.js';
 import { MaskHeadModules } from './heads/mask-features.js';
-import { levelGeometry } from './feature-geometry.js';
+import { levelGeometry, type LevelGeometry } from './feature-geometry.js';
 import { INFERENCE_CHUNK_ROWS } from './row-chunks.js';
 import { pyramidLevels, validateConfig, type ApeConfig } from './config.js';
 import { ClipTextEncoder } from '../text/clip-text-transformer.js';
@@ -130,21 +130,44 @@ export interface ApeRawOutput {
   dispose(): void;
 }
 
+/** The visual side of one forward: backbone pyramid (by level name), per-level features after the neck, their geometry. */
+interface VisualFeatures {
+  features: Record<string, tf.Tensor4D>;
+  levelFeats: tf.Tensor4D[];
+  shapes: [number, number][];
+  geometry: LevelGeometry;
+}
+
+/** The prompt side of one forward, before the fusion. */
+interface PromptSide {
+  /** Images in the batch. */
+  b: number;
+  vocabEmb: tf.Tensor2D | null;
+  /** Sentences, then the extra sentence embeddings. */
+  sentenceEmb: tf.Tensor2D | null;
+  /** 'word' fusion: where each prompt's tokens start in the token rows, and how many. */
+  wordPool: { offsets: Int32Array; lengths: Int32Array } | null;
+  encoderText: { tokens: tf.Tensor3D; keep: boolean } | null;
+  textEmbeddings: ApeRawOutput['textEmbeddings'];
+}
+
+/** Adds the milliseconds since the previous call (or creation) to `timings[phase]`; nothing without timings. */
+function phaseTimer(timings: ForwardTimings | undefined): (phase: keyof ForwardTimings) => void {
+  let mark = performance.now();
+  return (phase) => {
+    if (!timings) return;
+    const now = performance.now();
+    timings[phase] = (timings[phase] ?? 0) + (now - mark);
+    mark = now;
+  };
+}
+
 /** Holder that gives the text tower its released prefix (`model_language.net.*`). */
 class LanguageModel extends Module {
   readonly net: ClipTextEncoder;
   constructor(encoder: ClipTextEncoder) {
     super();
     this.net = this.child('net', encoder);
-  }
-}
-
-/** The ChannelMapper neck: a 1x1 conv + GroupNorm per level (`neck.convs.N.conv/norm`). */
-class ChannelMapper extends Module {
-  readonly convs: ConvNormAct[];
-  constructor(inChannels: number, outChannels: number, levels: number, groups: number, rng: Rng) {
-    super();
-    this.convs = this.childList('convs', Array.from({ length: levels }, () => new ConvNormAct(inChannels, outChannels, 1, rng, { bias: true, groups, weightInit: init.xavierUniform() })));
   }
 }
 
@@ -267,129 +290,42 @@ export class ApeNetwork extends Module {
     });
   }
 
+  /**
+   * One forward pass in its stages: backbone (and neck), prompts, the deformable transformer
+   * (fusion, encoder, proposals, decoder), prompt vectors, pixel embedding, heads.
+   */
   forward(batch: ModelBatch, prompts: PromptInput, options: ForwardOptions = {}): ApeRawOutput {
     const training = options.training ?? false;
     const mode = options.fusion ?? 'sentence';
-    const [b, hIn, wIn] = batch.images.shape;
-    const coarsest = this.levelStrides[this.levelStrides.length - 1]!;
-    if (hIn % coarsest !== 0 || wIn % coarsest !== 0) throw new Error(`ApeNetwork.forward: input ${hIn}x${wIn} is not a multiple of the coarsest stride ${coarsest}`);
-    const entries = promptEntries(prompts);
-    const extra = prompts.extraSentenceEmbeddings ?? null;
-    const textDim = this.config.text.encoder.embedDim;
-    if (extra && (extra.rank !== 2 || extra.shape[1] !== textDim)) throw new Error(`ApeNetwork.forward: extraSentenceEmbeddings must be [N, ${textDim}], got [${extra.shape.join(', ')}]`);
-    if (extra && mode === 'word') throw new Error('ApeNetwork.forward: extraSentenceEmbeddings need sentence fusion');
-    const extraCount = extra ? extra.shape[0] : 0;
-    for (let i = 0; i < extraCount; i++) entries.push({ text: '', kind: 'sentence', index: entries.length });
-    if (entries.length === 0) throw new Error('ApeNetwork.forward: no prompts (give at least one vocabulary entry or sentence)');
-    const vocabulary = prompts.vocabulary ?? [];
-    const sentences = prompts.sentences ?? [];
-    const withGradient = training && this.config.text.trainable;
+    const entries = this.checkInputs(batch, prompts, mode);
     const chunkRows = training ? Infinity : options.chunkRows ?? INFERENCE_CHUNK_ROWS;
-    let mark = performance.now();
-    const lap = (phase: keyof ForwardTimings): void => {
-      if (!options.timings) return;
-      const now = performance.now();
-      options.timings[phase] = (options.timings[phase] ?? 0) + (now - mark);
-      mark = now;
-    };
+    const lap = phaseTimer(options.timings);
 
-    const images = this.normalize(batch);
-    const features = this.backbone.forward(images, { training, rng: options.rng });
-    images.dispose();
-    const levelFeats = this.levelNames.map((name, i) => {
-      const f = features[name]!;
-      return this.neck ? this.neck.convs[i]!.forward(f) : f;
-    });
-    const shapes = levelFeats.map((f) => [f.shape[1], f.shape[2]] as [number, number]);
-    const geometry = levelGeometry(shapes, batch.sizes, [hIn, wIn]);
+    const visual = this.visualFeatures(batch, training, options.rng);
     lap('backbone');
-
-    // Prompt embeddings and the text side of the fusion.
-    let vocabEmb: tf.Tensor2D | null = null;
-    let sentenceEmb: tf.Tensor2D | null = null;
-    let wordPool: { offsets: Int32Array; lengths: Int32Array } | null = null;
-    let encoderText: { tokens: tf.Tensor3D; keep: boolean } | null = null;
-    let textEmbeddings: ApeRawOutput['textEmbeddings'] = null;
-    if (mode === 'word') {
-      const all = [...vocabulary, ...sentences];
-      const tokens = this.promptTokens(all, withGradient);
-      wordPool = { offsets: tokens.offsets, lengths: tokens.lengths };
-      encoderText = { tokens: tf.tidy(() => tf.tile(tf.expandDims(tokens.tokens, 0), [b, 1, 1]) as tf.Tensor3D), keep: true };
-      tokens.tokens.dispose();
-    } else {
-      vocabEmb = vocabulary.length > 0 ? this.encodePrompts(vocabulary, withGradient) : null;
-      const own = sentences.length > 0 ? this.encodePrompts(sentences, withGradient) : null;
-      if (withGradient && options.textEmbeddings) {
-        const parts = [vocabEmb, own].filter((t): t is tf.Tensor2D => t !== null);
-        textEmbeddings = { vectors: parts.length === 1 ? tf.clone(parts[0]!) : (tf.concat(parts, 0) as tf.Tensor2D), texts: [...vocabulary, ...sentences] };
-      }
-      sentenceEmb = own && extra ? (tf.concat([own, extra], 0) as tf.Tensor2D) : own ?? (extra ? tf.clone(extra) : null);
-      if (own && extra) own.dispose();
-      if (this.config.fusion) {
-        encoderText = sentenceEmb
-          ? { tokens: tf.tidy(() => tf.tile(tf.expandDims(sentenceEmb!, 0), [b, 1, 1]) as tf.Tensor3D), keep: true }
-          : { tokens: tf.tidy(() => tf.tile(this.namePromptFusionFeature, [b, 1, 1]) as tf.Tensor3D), keep: false };
-      }
-    }
-
+    const text = this.promptSide(prompts, batch.images.shape[0], mode, training && this.config.text.trainable, options.textEmbeddings ?? false);
     lap('prompts');
-    const out = this.transformer.forward(levelFeats, geometry, encoderText, { bboxEmbed: this.bboxEmbed, proposalClass: this.proposalClass }, { training, rng: options.rng, chunkRows, onPhase: lap });
-    encoderText?.tokens.dispose();
-    if (this.neck) tf.dispose(levelFeats);
+    const heads = { bboxEmbed: this.bboxEmbed, proposalClass: this.proposalClass };
+    const out = this.transformer.forward(visual.levelFeats, visual.geometry, text.encoderText, heads, { training, rng: options.rng, chunkRows, onPhase: lap });
+    text.encoderText?.tokens.dispose();
+    if (this.neck) tf.dispose(visual.levelFeats);
 
-    // Prompt vectors the classifier compares queries with: [P, D] shared, or [B, P, D] per image.
-    const promptVectors = tf.tidy((): tf.Tensor2D | tf.Tensor3D => {
-      if (mode === 'word') return poolPromptTokens(out.text!, wordPool!.offsets, wordPool!.lengths, this.config.text.pooling);
-      if (!sentenceEmb) return tf.clone(vocabEmb!);
-      const fused = this.config.fusion ? out.text! : (tf.tile(tf.expandDims(sentenceEmb, 0), [b, 1, 1]) as tf.Tensor3D);
-      if (!vocabEmb) return tf.clone(fused);
-      return tf.concat([tf.tile(tf.expandDims(vocabEmb, 0), [b, 1, 1]), fused], 1) as tf.Tensor3D;
-    });
-    for (const t of [vocabEmb, sentenceEmb, out.text]) t?.dispose();
-
-    // Pixel embedding from the mask level of the backbone and the encoder memory.
-    const level = this.config.maskHead.encodeLevel;
-    const pixels = tf.tidy(() => {
-      const [h, w] = shapes[level]!;
-      const start = geometry.levelStart[level]!;
-      const memLevel = tf.reshape(tf.slice(out.memory, [0, start, 0], [b, h * w, this.config.transformer.embedDim]), [b, h, w, this.config.transformer.embedDim]) as tf.Tensor4D;
-      const backbone = features[this.config.maskHead.feature]!;
-      const embedded = this.maskHead.pixelEmbedding(backbone, memLevel);
-      options.inspect?.({ backbone, memory: memLevel, pixels: embedded });
-      return embedded;
-    });
-    for (const f of Object.values(features)) f.dispose();
+    const promptVectors = this.promptVectors(text, out.text, mode);
+    for (const t of [text.vocabEmb, text.sentenceEmb, out.text]) t?.dispose();
+    const pixels = this.pixelEmbedding(visual, out.memory, options.inspect);
+    for (const f of Object.values(visual.features)) f.dispose();
     out.memory.dispose();
-
-    const numLayers = out.hidden.length;
-    const layerMode = options.layers ?? (training ? 'all' : 'last');
-    const maskMode = options.masks ?? 'last';
-    const layers: LayerOutput[] = [];
-    out.hidden.forEach((h, i) => {
-      const last = i === numLayers - 1;
-      if (layerMode === 'all' || last) {
-        layers.push({
-          index: i,
-          logits: this.classEmbed[i]!.forward(h, promptVectors),
-          boxes: out.boxes[i]!,
-          masks: maskMode === 'all' || last ? this.maskHead.maskLogits(h, pixels) : null,
-        });
-      } else {
-        out.boxes[i]!.dispose();
-      }
-      h.dispose();
+    const { layers, pixelLogits } = this.heads(out, promptVectors, pixels, {
+      layers: options.layers ?? (training ? 'all' : 'last'),
+      masks: options.masks ?? 'last',
+      pixelLogits: options.pixelLogits ?? false,
     });
-    let pixelLogits: ApeRawOutput['pixelLogits'] = null;
-    if (options.pixelLogits) {
-      const [, ph, pw, pe] = pixels.shape;
-      const flat = tf.reshape(pixels, [b, ph * pw, pe]) as tf.Tensor3D;
-      pixelLogits = { logits: this.classEmbed[numLayers - 1]!.forward(flat, promptVectors), grid: [ph, pw] };
-      flat.dispose();
-    }
     pixels.dispose();
     lap('heads');
 
     const encoder = out.encoder;
+    const textEmbeddings = text.textEmbeddings;
+    const [, hIn, wIn] = batch.images.shape;
     return {
       layers,
       encoder,
@@ -401,13 +337,135 @@ export class ApeNetwork extends Module {
       inputSize: [hIn, wIn],
       sizes: batch.sizes.map(([h, w]) => [h, w]),
       maskStride: this.maskStride,
-      spatialShapes: shapes,
-      levelStart: geometry.levelStart,
+      spatialShapes: visual.shapes,
+      levelStart: visual.geometry.levelStart,
       dispose() {
         for (const l of layers) tf.dispose([l.logits, l.boxes, ...(l.masks ? [l.masks] : [])]);
         tf.dispose([encoder.logits, encoder.boxes, promptVectors, ...(textEmbeddings ? [textEmbeddings.vectors] : []), ...(pixelLogits ? [pixelLogits.logits] : [])]);
       },
     };
+  }
+
+  /** Checks the input size and the prompts; the prompts in column order (extra embeddings as sentences with text ''). */
+  private checkInputs(batch: ModelBatch, prompts: PromptInput, mode: FusionMode): PromptEntry[] {
+    const [, hIn, wIn] = batch.images.shape;
+    const coarsest = this.levelStrides[this.levelStrides.length - 1]!;
+    if (hIn % coarsest !== 0 || wIn % coarsest !== 0) throw new Error(`ApeNetwork.forward: input ${hIn}x${wIn} is not a multiple of the coarsest stride ${coarsest}`);
+    const entries = promptEntries(prompts);
+    const extra = prompts.extraSentenceEmbeddings ?? null;
+    const textDim = this.config.text.encoder.embedDim;
+    if (extra && (extra.rank !== 2 || extra.shape[1] !== textDim)) throw new Error(`ApeNetwork.forward: extraSentenceEmbeddings must be [N, ${textDim}], got [${extra.shape.join(', ')}]`);
+    if (extra && mode === 'word') throw new Error('ApeNetwork.forward: extraSentenceEmbeddings need sentence fusion');
+    const extraCount = extra ? extra.shape[0] : 0;
+    for (let i = 0; i < extraCount; i++) entries.push({ text: '', kind: 'sentence', index: entries.length });
+    if (entries.length === 0) throw new Error('ApeNetwork.forward: no prompts (give at least one vocabulary entry or sentence)');
+    return entries;
+  }
+
+  /** Backbone pyramid, the neck's per-level features and the token geometry of the levels. */
+  private visualFeatures(batch: ModelBatch, training: boolean, rng: Rng | undefined): VisualFeatures {
+    const [, hIn, wIn] = batch.images.shape;
+    const images = this.normalize(batch);
+    const features = this.backbone.forward(images, { training, rng });
+    images.dispose();
+    const levelFeats = this.levelNames.map((name, i) => {
+      const f = features[name]!;
+      return this.neck ? this.neck.convs[i]!.forward(f) : f;
+    });
+    const shapes = levelFeats.map((f) => [f.shape[1], f.shape[2]] as [number, number]);
+    return { features, levelFeats, shapes, geometry: levelGeometry(shapes, batch.sizes, [hIn, wIn]) };
+  }
+
+  /** Prompt embeddings and the text side of the fusion. */
+  private promptSide(prompts: PromptInput, b: number, mode: FusionMode, withGradient: boolean, wantTextEmbeddings: boolean): PromptSide {
+    const vocabulary = prompts.vocabulary ?? [];
+    const sentences = prompts.sentences ?? [];
+    const extra = prompts.extraSentenceEmbeddings ?? null;
+    const side: PromptSide = { b, vocabEmb: null, sentenceEmb: null, wordPool: null, encoderText: null, textEmbeddings: null };
+    if (mode === 'word') {
+      const tokens = this.promptTokens([...vocabulary, ...sentences], withGradient);
+      side.wordPool = { offsets: tokens.offsets, lengths: tokens.lengths };
+      side.encoderText = { tokens: tf.tidy(() => tf.tile(tf.expandDims(tokens.tokens, 0), [b, 1, 1]) as tf.Tensor3D), keep: true };
+      tokens.tokens.dispose();
+      return side;
+    }
+    const vocabEmb = vocabulary.length > 0 ? this.encodePrompts(vocabulary, withGradient) : null;
+    const own = sentences.length > 0 ? this.encodePrompts(sentences, withGradient) : null;
+    if (withGradient && wantTextEmbeddings) {
+      const parts = [vocabEmb, own].filter((t): t is tf.Tensor2D => t !== null);
+      side.textEmbeddings = { vectors: parts.length === 1 ? tf.clone(parts[0]!) : (tf.concat(parts, 0) as tf.Tensor2D), texts: [...vocabulary, ...sentences] };
+    }
+    const sentenceEmb = own && extra ? (tf.concat([own, extra], 0) as tf.Tensor2D) : own ?? (extra ? tf.clone(extra) : null);
+    if (own && extra) own.dispose();
+    if (this.config.fusion) {
+      side.encoderText = sentenceEmb
+        ? { tokens: tf.tidy(() => tf.tile(tf.expandDims(sentenceEmb, 0), [b, 1, 1]) as tf.Tensor3D), keep: true }
+        : { tokens: tf.tidy(() => tf.tile(this.namePromptFusionFeature, [b, 1, 1]) as tf.Tensor3D), keep: false };
+    }
+    side.vocabEmb = vocabEmb;
+    side.sentenceEmb = sentenceEmb;
+    return side;
+  }
+
+  /** Prompt vectors the classifier compares queries with: [P, D] shared, or [B, P, D] per image. */
+  private promptVectors(text: PromptSide, fusedText: tf.Tensor3D | null | undefined, mode: FusionMode): tf.Tensor2D | tf.Tensor3D {
+    const { b, vocabEmb, sentenceEmb, wordPool } = text;
+    return tf.tidy((): tf.Tensor2D | tf.Tensor3D => {
+      if (mode === 'word') return poolPromptTokens(fusedText!, wordPool!.offsets, wordPool!.lengths, this.config.text.pooling);
+      if (!sentenceEmb) return tf.clone(vocabEmb!);
+      const fused = this.config.fusion ? fusedText! : (tf.tile(tf.expandDims(sentenceEmb, 0), [b, 1, 1]) as tf.Tensor3D);
+      if (!vocabEmb) return tf.clone(fused);
+      return tf.concat([tf.tile(tf.expandDims(vocabEmb, 0), [b, 1, 1]), fused], 1) as tf.Tensor3D;
+    });
+  }
+
+  /** Pixel embedding from the mask level of the backbone and the encoder memory. */
+  private pixelEmbedding(visual: VisualFeatures, memory: tf.Tensor3D, inspect: ForwardOptions['inspect']): tf.Tensor4D {
+    const level = this.config.maskHead.encodeLevel;
+    const e = this.config.transformer.embedDim;
+    return tf.tidy(() => {
+      const b = memory.shape[0];
+      const [h, w] = visual.shapes[level]!;
+      const start = visual.geometry.levelStart[level]!;
+      const memLevel = tf.reshape(tf.slice(memory, [0, start, 0], [b, h * w, e]), [b, h, w, e]) as tf.Tensor4D;
+      const backbone = visual.features[this.config.maskHead.feature]!;
+      const embedded = this.maskHead.pixelEmbedding(backbone, memLevel);
+      inspect?.({ backbone, memory: memLevel, pixels: embedded });
+      return embedded;
+    });
+  }
+
+  /** Classifier logits, boxes and mask logits of the chosen decoder layers (their hidden states are disposed), and pixel logits if asked. */
+  private heads(
+    out: Pick<TransformerOutput, 'hidden' | 'boxes'>,
+    promptVectors: tf.Tensor2D | tf.Tensor3D,
+    pixels: tf.Tensor4D,
+    which: { layers: 'all' | 'last'; masks: 'all' | 'last'; pixelLogits: boolean },
+  ): Pick<ApeRawOutput, 'layers' | 'pixelLogits'> {
+    const numLayers = out.hidden.length;
+    const layers: LayerOutput[] = [];
+    out.hidden.forEach((h, i) => {
+      const last = i === numLayers - 1;
+      if (which.layers === 'all' || last) {
+        layers.push({
+          index: i,
+          logits: this.classEmbed[i]!.forward(h, promptVectors),
+          boxes: out.boxes[i]!,
+          masks: which.masks === 'all' || last ? this.maskHead.maskLogits(h, pixels) : null,
+        });
+      } else {
+        out.boxes[i]!.dispose();
+      }
+      h.dispose();
+    });
+    let pixelLogits: ApeRawOutput['pixelLogits'] = null;
+    if (which.pixelLogits) {
+      const [b, ph, pw, pe] = pixels.shape;
+      const flat = tf.reshape(pixels, [b, ph * pw, pe]) as tf.Tensor3D;
+      pixelLogits = { logits: this.classEmbed[numLayers - 1]!.forward(flat, promptVectors), grid: [ph, pw] };
+      flat.dispose();
+    }
+    return { layers, pixelLogits };
   }
 
   /** Token rows of every prompt (cached, or through the tower with gradient). */

@@ -152,6 +152,14 @@ export function tinyConfig(textVocabSize = 4096): ApeConfig {
   };
 }
 
+/**
+ * How a config read from outside (a model folder's config.json, a run's overrides) is checked
+ * against a preset's shape (util/checked-merge): `neck` and `fusion` may be null; the tokenizer
+ * is a union that validateConfig checks. Settings that are null in the presets (`backbone.stem`)
+ * are optional: configs written before they existed load without them (absent or null = off).
+ */
+export const APE_CONFIG_SHAPE = { nullable: ['neck', 'fusion'], freeForm: ['text.tokenizer'] } as const;
+
 export const APE_PRESETS: Record<ApePresetName, () => ApeConfig> = {
   tiny: () => tinyConfig(),
   'ape-ti': apeTiConfig,
@@ -187,6 +195,10 @@ export function validateConfig(config: ApeConfig): void {
   if (tokens < t.proposals.numQueries) fail('transformer.proposals.numQueries', `${t.proposals.numQueries} exceeds the ${tokens} tokens of a ${size}x${size} input`);
   if (config.fusion && config.fusion.embedDim % config.fusion.numHeads !== 0) fail('fusion.embedDim', `is not divisible by ${config.fusion.numHeads} heads`);
   if (config.text.encoder.contextLength < 2) fail('text.encoder.contextLength', 'must be at least 2');
+  const tokenizer = (config.text.tokenizer ?? {}) as { kind?: unknown; vocabFile?: unknown };
+  if (!(tokenizer.kind === 'word' || (tokenizer.kind === 'clip-bpe' && typeof tokenizer.vocabFile === 'string'))) {
+    fail('text.tokenizer', "must be {kind: 'word'} or {kind: 'clip-bpe', vocabFile}");
+  }
   const stem = config.backbone.stem;
   if (stem) {
     if (!Array.isArray(stem.channels) || stem.channels.length === 0 || !stem.channels.every((c) => Number.isInteger(c) && c > 0)) {

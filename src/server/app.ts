@@ -81,6 +81,13 @@ function ownBytes(data: Uint8Array): Uint8Array {
   return data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer ? data : data.slice();
 }
 
+/** One API route: GET also answers HEAD; `file` is the decoded rest of the path for a path ending in '/'. */
+interface Route {
+  path: string;
+  method: 'GET' | 'POST';
+  handle(request: IncomingMessage, response: ServerResponse, file: string): Promise<void> | void;
+}
+
 export interface ApeServer {
   server: Server;
   host: ModelHost;
@@ -141,60 +148,60 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
     });
   }
 
+  const head = (request: IncomingMessage) => request.method === 'HEAD';
+  /** The API, in one table: a path ending in '/' serves the files under it (the rest of the path is the file name). */
+  const routes: Route[] = [
+    { path: '/v1/predict', method: 'POST', handle: predict },
+    {
+      path: '/v1/health',
+      method: 'GET',
+      handle: (_request, response) =>
+        sendJson(response, 200, {
+          status: host.loaded ? 'ok' : 'loading',
+          model: host.info?.name ?? null,
+          backend: host.info?.backend ?? null,
+          queue: queue.stats(),
+          engine: host.memory,
+          served,
+          restarts: host.restarts,
+          uptimeS: Math.round((Date.now() - started) / 1000),
+        }),
+    },
+    {
+      path: '/v1/model',
+      method: 'GET',
+      handle: async (_request, response) => {
+        const info = await host.start();
+        sendJson(response, 200, { name: info.name, config: info.config, backend: info.backend, files: modelFiles, limits });
+      },
+    },
+    { path: '/v1/model/files/', method: 'GET', handle: (request, response, file) => sendFile(response, options.modelDir, file, modelFileNames, { head: head(request) }) },
+    { path: '/v1/examples', method: 'GET', handle: (_request, response) => sendJson(response, 200, { examples }) },
+    { path: '/v1/examples/', method: 'GET', handle: (request, response, file) => sendFile(response, examplesDir, file, exampleNames, { head: head(request) }) },
+    { path: '/v1/wasm/', method: 'GET', handle: (request, response, file) => sendFile(response, wasmDir, file, wasmFiles, { cache: 'max-age=86400', head: head(request) }) },
+  ];
+
   async function route(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const url = new URL(request.url ?? '/', 'http://localhost');
     const path = url.pathname;
     const method = request.method ?? 'GET';
-    const isGet = method === 'GET' || method === 'HEAD';
-    const allow = (methods: string, ok: boolean) => {
-      if (!ok) throw new HttpError(405, 'method-not-allowed', `${method} is not allowed on ${path} (use ${methods})`);
+    const allow = (allowed: Route['method']) => {
+      const ok = allowed === 'GET' ? method === 'GET' || method === 'HEAD' : method === allowed;
+      if (!ok) throw new HttpError(405, 'method-not-allowed', `${method} is not allowed on ${path} (use ${allowed})`);
     };
-    if (path === '/v1/predict') {
-      allow('POST', method === 'POST');
-      return predict(request, response);
-    }
-    if (path === '/v1/health') {
-      allow('GET', isGet);
-      return sendJson(response, 200, {
-        status: host.loaded ? 'ok' : 'loading',
-        model: host.info?.name ?? null,
-        backend: host.info?.backend ?? null,
-        queue: queue.stats(),
-        engine: host.memory,
-        served,
-        restarts: host.restarts,
-        uptimeS: Math.round((Date.now() - started) / 1000),
-      });
-    }
-    if (path === '/v1/model') {
-      allow('GET', isGet);
-      const info = await host.start();
-      return sendJson(response, 200, { name: info.name, config: info.config, backend: info.backend, files: modelFiles, limits });
-    }
-    if (path.startsWith('/v1/model/files/')) {
-      allow('GET', isGet);
-      return sendFile(response, options.modelDir, fileNameIn(path, '/v1/model/files/'), modelFileNames, { head: method === 'HEAD' });
-    }
-    if (path === '/v1/examples') {
-      allow('GET', isGet);
-      return sendJson(response, 200, { examples });
-    }
-    if (path.startsWith('/v1/examples/')) {
-      allow('GET', isGet);
-      return sendFile(response, examplesDir, fileNameIn(path, '/v1/examples/'), exampleNames, { head: method === 'HEAD' });
-    }
-    if (path.startsWith('/v1/wasm/')) {
-      allow('GET', isGet);
-      return sendFile(response, wasmDir, fileNameIn(path, '/v1/wasm/'), wasmFiles, { cache: 'max-age=86400', head: method === 'HEAD' });
+    const match = routes.find((r) => (r.path.endsWith('/') ? path.startsWith(r.path) : path === r.path));
+    if (match) {
+      allow(match.method);
+      return match.handle(request, response, match.path.endsWith('/') ? fileNameIn(path, match.path) : '');
     }
     if (path.startsWith('/v1/')) throw new HttpError(404, 'not-found', `no API route ${path}`);
-    allow('GET', isGet);
+    allow('GET');
     const name = path === '/' ? 'index.html' : path.slice(1);
     const webFiles = new Set((await listServableFiles(webDir).catch(() => [])).map((f) => f.name));
     if (name === 'index.html' && !webFiles.has(name)) {
       throw new HttpError(404, 'page-not-built', `the web page is not built (no ${join(webDir, 'index.html')}); run npm run build`);
     }
-    return sendFile(response, webDir, name, webFiles, { head: method === 'HEAD' });
+    return sendFile(response, webDir, name, webFiles, { head: head(request) });
   }
 
   const server = createServer((request, response) => {

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { HttpError } from './http-error.js';
-import type { PredictionJson } from './prediction-json.js';
+import type { PredictionJson } from '../inference/prediction-json.js';
 import type { EngineMemory, ModelInfo, WorkerPredictJob, WorkerReply } from './worker-protocol.js';
 
 export interface ModelWorkerData {

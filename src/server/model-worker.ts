@@ -7,7 +7,7 @@ import { initEngine, tf } from '../engine/engine.js';
 import { loadModel } from '../inference/model-files.js';
 import type { ApeModel } from '../inference/ape-model.js';
 import type { Prediction } from '../inference/results.js';
-import { predictionToJson } from './prediction-json.js';
+import { predictionToJson } from '../inference/prediction-json.js';
 import type { ModelWorkerData } from './model-host.js';
 import type { EngineMemory, WorkerReply, WorkerRequest } from './worker-protocol.js';
 

@@ -2,7 +2,7 @@ import { parsePromptString } from '../text/prompts.js';
 import { HttpError } from './http-error.js';
 import type { ServerLimits } from './limits.js';
 import { multipartBoundary, parseMultipart } from './multipart.js';
-import { splitSentences, splitVocabulary } from './prompt-fields.js';
+import { splitSentences, splitVocabulary } from '../text/prompt-fields.js';
 
 /** A predict request once its body is read and checked; the image is still encoded. */
 export interface PredictRequest {

@@ -1,4 +1,4 @@
-import type { PredictionJson } from './prediction-json.js';
+import type { PredictionJson } from '../inference/prediction-json.js';
 
 /** Messages between the HTTP thread and the model worker. */
 

@@ -37,17 +37,20 @@ export function convertBox(box: readonly number[], from: BoxFormat, to: BoxForma
   return to === 'xyxy' ? [xyxy[0], xyxy[1], xyxy[2], xyxy[3]] : to === 'xywh' ? xyxyToXywh(xyxy) : xyxyToCxcywh(xyxy);
 }
 
+/** Box `i` of a flat N*4 array, converted, written at out[offset..offset + 3] (default 4 i). */
+export function convertBoxAt(flat: ArrayLike<number>, i: number, from: BoxFormat, to: BoxFormat, out: Float32Array | Float64Array, offset = 4 * i): void {
+  const b = convertBox([flat[4 * i]!, flat[4 * i + 1]!, flat[4 * i + 2]!, flat[4 * i + 3]!], from, to);
+  out[offset] = b[0];
+  out[offset + 1] = b[1];
+  out[offset + 2] = b[2];
+  out[offset + 3] = b[3];
+}
+
 /** Batch form of convertBox over a flat N*4 array; returns a new array of the same kind. */
 export function convertBoxes<T extends Float32Array | Float64Array>(flat: T, from: BoxFormat, to: BoxFormat): T {
   if (flat.length % 4 !== 0) throw new Error(`convertBoxes: length ${flat.length} is not a multiple of 4`);
   const out = new (flat.constructor as new (n: number) => T)(flat.length);
-  for (let i = 0; i < flat.length; i += 4) {
-    const b = convertBox([flat[i], flat[i + 1], flat[i + 2], flat[i + 3]], from, to);
-    out[i] = b[0];
-    out[i + 1] = b[1];
-    out[i + 2] = b[2];
-    out[i + 3] = b[3];
-  }
+  for (let i = 0; i < flat.length / 4; i++) convertBoxAt(flat, i, from, to, out);
   return out;
 }
 

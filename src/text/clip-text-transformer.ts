@@ -1,9 +1,9 @@
 import { tf } from '../engine/engine.js';
 import type { Rng } from '../util/random.js';
-import { Module, init } from '../modeling/module.js';
-import { Linear } from '../modeling/layers/linear.js';
-import { LayerNorm } from '../modeling/layers/layer-norm.js';
-import { gelu } from '../modeling/layers/gelu.js';
+import { Module, init } from '../nn/module.js';
+import { Linear } from '../nn/linear.js';
+import { LayerNorm } from '../nn/layer-norm.js';
+import { gelu } from '../nn/gelu.js';
 
 /** Plain-object description of a CLIP / EVA-CLIP text tower. */
 export interface ClipTextConfig {

@@ -1,4 +1,4 @@
-/** The training side's public surface: datasets, samples, objective, optimizer, runs (re-exported by src/index.ts). */
+/** The training side's public surface: datasets, samples, objective, optimizer, runs (re-exported by src/train.ts). */
 export { readCocoInstances, parseCocoInstances } from '../data/readers/coco.js';
 export type { CocoReadOptions } from '../data/readers/coco.js';
 export { readSegments } from '../data/readers/segments.js';

@@ -3,7 +3,8 @@ import { dirname, resolve } from 'node:path';
 import type { DatasetKind } from '../data/types.js';
 import type { DatasetSpec } from '../data/open-dataset.js';
 import type { LossSwitches } from '../data/sampler/loss-switches.js';
-import type { ApePresetName } from '../modeling/config.js';
+import { APE_PRESETS, type ApePresetName } from '../modeling/config.js';
+import { checkedMerge, showValue, type MergeRules } from '../util/checked-merge.js';
 import type { LossWeights } from './criterion.js';
 import type { MatchCostWeights } from './assign/match-cost.js';
 import type { PointSamplingOptions } from './losses/point-sampling.js';
@@ -137,6 +138,9 @@ export class ConfigError extends Error {
 
 const DATASET_TYPES: DatasetKind[] = ['detection', 'semantic', 'grounding', 'class-agnostic'];
 
+/** The settings are DEFAULT_TRAIN_CONFIG's; the two maps are free-form (checked by the rules below). */
+const TRAIN_SETTINGS_MERGE: MergeRules = { missing: 'default', unknown: 'error', freeForm: ['optimizer.lrMultipliers', 'model.overrides'] };
+
 /** Reads, defaults and validates a training config; relative paths become absolute. */
 export function loadTrainConfig(file: string): TrainConfig {
   let json: unknown;
@@ -148,53 +152,92 @@ export function loadTrainConfig(file: string): TrainConfig {
   return parseTrainConfig(json, file);
 }
 
+/** A check of one setting: why the value is wrong, or null when it is right. */
+type Rule = (value: unknown) => string | null;
+
+const got = (v: unknown) => `got ${showValue(v)}`;
+const positiveInteger: Rule = (v) => (Number.isInteger(v) && (v as number) > 0 ? null : `must be a positive integer, ${got(v)}`);
+const integer: Rule = (v) => (Number.isInteger(v) ? null : `must be an integer, ${got(v)}`);
+const positive: Rule = (v) => (typeof v === 'number' && v > 0 ? null : `must be positive, ${got(v)}`);
+const nonNegative: Rule = (v) => (typeof v === 'number' && v >= 0 && Number.isFinite(v) ? null : `must be a non-negative number, ${got(v)}`);
+const atLeast = (lo: number): Rule => (v) => (typeof v === 'number' && v >= lo ? null : `must be at least ${lo}, ${got(v)}`);
+/** In [lo, hi] (or [lo, hi) when `hiOpen`). */
+const between = (lo: number, hi: number, hiOpen = false): Rule => (v) =>
+  typeof v === 'number' && v >= lo && (hiOpen ? v < hi : v <= hi) ? null : `must be in [${lo}, ${hi}${hiOpen ? ')' : ']'}, ${got(v)}`;
+const oneOf = (...options: readonly unknown[]): Rule => (v) =>
+  options.includes(v) ? null : `must be ${options.slice(0, -1).join(', ')} or ${String(options[options.length - 1])}, ${got(v)}`;
+const multipleOf = (n: number): Rule => (v) => (typeof v === 'number' && v % n === 0 ? null : `must be a multiple of ${n}, ${got(v)}`);
+
+/**
+ * The checks of parseTrainConfig, by dotted path (`*` is every key of a map). A rule is skipped
+ * where the path does not resolve (under a setting that is null, such as `loss.pointSampling`).
+ */
+const TRAIN_CONFIG_RULES: ReadonlyArray<readonly [string, Rule]> = [
+  ['steps', positiveInteger],
+  ['batchSize', positiveInteger],
+  ['accumulate', positiveInteger],
+  ['imageSize', positiveInteger],
+  ['imageSize', multipleOf(32)],
+  ['workers', oneOf(1, 2)],
+  ['seed', integer],
+  ['model.preset', oneOf(...Object.keys(APE_PRESETS))],
+  ['model.textVocabSize', positiveInteger],
+  ['optimizer.lr', positive],
+  ['optimizer.weightDecay', nonNegative],
+  ['optimizer.clipNorm', nonNegative],
+  ['optimizer.betas', (v) => (Array.isArray(v) && v.length === 2 && v.every((b) => b >= 0 && b < 1) ? null : 'must be two numbers in [0, 1)')],
+  ['optimizer.lrMultipliers.*', nonNegative],
+  ['schedule.decay', oneOf('constant', 'step', 'cosine')],
+  ['schedule.warmupSteps', nonNegative],
+  ['schedule.milestones', (v) => (Array.isArray(v) && v.every((m) => Number.isInteger(m) && m >= 0) ? null : 'must be a list of step numbers')],
+  ['loss.assignment', oneOf('hungarian', 'deta')],
+  ['loss.maskLayers', oneOf('last', 'all')],
+  ['loss.weights.*', nonNegative],
+  ['loss.separationMargin', between(-1, 1, true)],
+  ['loss.pointSampling.numPoints', positiveInteger],
+  ['loss.pointSampling.oversample', atLeast(1)],
+  ['loss.pointSampling.importance', between(0, 1)],
+  ['negativeBank.size', nonNegative],
+  ['negativeBank.perBatch', nonNegative],
+  ['augment.scaleRange', (v) => (Array.isArray(v) && v[0] > 0 && v[1] >= v[0] ? null : `must be [lo, hi] with 0 < lo <= hi, ${got(v)}`)],
+  ['augment.flipProbability', between(0, 1)],
+  ['checkpoint.every', positiveInteger],
+  ['checkpoint.keep', positiveInteger],
+  ['log.every', positiveInteger],
+];
+
+/** The values at a dotted path (several where it has `*`; none under a null or a non-object). */
+function valuesAt(root: unknown, path: string): Array<[string, unknown]> {
+  let found: Array<[string, unknown]> = [['', root]];
+  for (const key of path.split('.')) {
+    const next: Array<[string, unknown]> = [];
+    for (const [where, v] of found) {
+      if (v === null || typeof v !== 'object' || Array.isArray(v)) continue;
+      const entries = key === '*' ? Object.entries(v) : [[key, (v as Record<string, unknown>)[key]] as const];
+      for (const [k, child] of entries) next.push([where === '' ? k : `${where}.${k}`, child]);
+    }
+    found = next;
+  }
+  return found;
+}
+
+/** Keys of a config file that are not settings: read separately, or notes for people. */
+const NOT_SETTINGS = ['datasets', 'output', '$schema', 'comment'];
+
 export function parseTrainConfig(json: unknown, file: string): TrainConfig {
   const fail = (field: string, why: string): never => {
     throw new ConfigError(`${file}: '${field}' ${why}`);
   };
   if (typeof json !== 'object' || json === null || Array.isArray(json)) fail('(top level)', 'must be an object');
   const raw = json as Record<string, unknown>;
-  const merged = mergeDefaults(DEFAULT_TRAIN_CONFIG as unknown as Record<string, unknown>, raw, '', fail) as unknown as TrainConfig;
-  const c = merged;
-
-  const positiveInt = (field: string, v: number) => (Number.isInteger(v) && v > 0 ? v : fail(field, `must be a positive integer, got ${JSON.stringify(v)}`));
-  const nonNegative = (field: string, v: number) => (typeof v === 'number' && v >= 0 && Number.isFinite(v) ? v : fail(field, `must be a non-negative number, got ${JSON.stringify(v)}`));
-  positiveInt('steps', c.steps);
-  positiveInt('batchSize', c.batchSize);
-  positiveInt('accumulate', c.accumulate);
-  positiveInt('imageSize', c.imageSize);
-  if (c.imageSize % 32 !== 0) fail('imageSize', `must be a multiple of 32, got ${c.imageSize}`);
-  if (c.workers !== 1 && c.workers !== 2) fail('workers', `must be 1 or 2, got ${JSON.stringify(c.workers)}`);
+  const settings = Object.fromEntries(Object.entries(raw).filter(([key]) => !NOT_SETTINGS.includes(key)));
+  const c = checkedMerge(DEFAULT_TRAIN_CONFIG, settings, TRAIN_SETTINGS_MERGE, fail) as TrainConfig;
+  const check = <V>(field: string, rule: Rule, value: V): V => {
+    const why = rule(value);
+    return why === null ? value : fail(field, why);
+  };
+  for (const [path, rule] of TRAIN_CONFIG_RULES) for (const [field, value] of valuesAt(c, path)) check(field, rule, value);
   if (c.workers === 2 && c.batchSize % 2 !== 0) fail('batchSize', `must be even to split over 2 workers, got ${c.batchSize}`);
-  if (!Number.isInteger(c.seed)) fail('seed', `must be an integer, got ${JSON.stringify(c.seed)}`);
-  if (!['tiny', 'ape-ti', 'ape-d'].includes(c.model.preset)) fail('model.preset', `must be tiny, ape-ti or ape-d, got ${JSON.stringify(c.model.preset)}`);
-  positiveInt('model.textVocabSize', c.model.textVocabSize);
-  if (!(c.optimizer.lr > 0)) fail('optimizer.lr', `must be positive, got ${JSON.stringify(c.optimizer.lr)}`);
-  nonNegative('optimizer.weightDecay', c.optimizer.weightDecay);
-  nonNegative('optimizer.clipNorm', c.optimizer.clipNorm);
-  if (!Array.isArray(c.optimizer.betas) || c.optimizer.betas.length !== 2 || !c.optimizer.betas.every((b) => b >= 0 && b < 1)) fail('optimizer.betas', 'must be two numbers in [0, 1)');
-  for (const [prefix, f] of Object.entries(c.optimizer.lrMultipliers)) nonNegative(`optimizer.lrMultipliers.${prefix}`, f);
-  if (!['constant', 'step', 'cosine'].includes(c.schedule.decay)) fail('schedule.decay', `must be constant, step or cosine, got ${JSON.stringify(c.schedule.decay)}`);
-  nonNegative('schedule.warmupSteps', c.schedule.warmupSteps);
-  if (!Array.isArray(c.schedule.milestones) || !c.schedule.milestones.every((m) => Number.isInteger(m) && m >= 0)) fail('schedule.milestones', 'must be a list of step numbers');
-  if (!['hungarian', 'deta'].includes(c.loss.assignment)) fail('loss.assignment', `must be hungarian or deta, got ${JSON.stringify(c.loss.assignment)}`);
-  if (!['last', 'all'].includes(c.loss.maskLayers)) fail('loss.maskLayers', `must be last or all, got ${JSON.stringify(c.loss.maskLayers)}`);
-  for (const [k, v] of Object.entries(c.loss.weights)) nonNegative(`loss.weights.${k}`, v);
-  if (!(c.loss.separationMargin >= -1 && c.loss.separationMargin < 1)) fail('loss.separationMargin', `must be in [-1, 1), got ${JSON.stringify(c.loss.separationMargin)}`);
-  if (c.loss.pointSampling !== null) {
-    const p = c.loss.pointSampling;
-    positiveInt('loss.pointSampling.numPoints', p.numPoints);
-    if (!(p.oversample >= 1)) fail('loss.pointSampling.oversample', 'must be at least 1');
-    if (!(p.importance >= 0 && p.importance <= 1)) fail('loss.pointSampling.importance', 'must be in [0, 1]');
-  }
-  nonNegative('negativeBank.size', c.negativeBank.size);
-  nonNegative('negativeBank.perBatch', c.negativeBank.perBatch);
-  const [lo, hi] = c.augment.scaleRange;
-  if (!(lo > 0 && hi >= lo)) fail('augment.scaleRange', `must be [lo, hi] with 0 < lo <= hi, got ${JSON.stringify(c.augment.scaleRange)}`);
-  if (!(c.augment.flipProbability >= 0 && c.augment.flipProbability <= 1)) fail('augment.flipProbability', 'must be in [0, 1]');
-  positiveInt('checkpoint.every', c.checkpoint.every);
-  positiveInt('checkpoint.keep', c.checkpoint.keep);
-  positiveInt('log.every', c.log.every);
   if (typeof raw.output !== 'string' || raw.output.length === 0) fail('output', 'must name the run folder');
   if (!Array.isArray(raw.datasets) || raw.datasets.length === 0) fail('datasets', 'must list at least one dataset');
 
@@ -206,19 +249,18 @@ export function parseTrainConfig(json: unknown, file: string): TrainConfig {
     if (typeof c.initFrom !== 'string' || c.initFrom.length === 0) fail('initFrom', `must name a training checkpoint or be null, got ${JSON.stringify(c.initFrom)}`);
     c.initFrom = path(c.initFrom)!;
   }
-  if (!Array.isArray(c.prepare.synth)) fail('prepare.synth', 'must be a list');
   c.prepare = {
     synth: c.prepare.synth.map((entry, i) => {
       const where = `prepare.synth[${i}]`;
       if (typeof entry !== 'object' || entry === null || typeof entry.out !== 'string') return fail(`${where}.out`, 'must name the folder to generate');
-      const images = positiveInt(`${where}.images`, entry.images);
-      if (!Number.isInteger(entry.seed)) fail(`${where}.seed`, `must be an integer, got ${JSON.stringify(entry.seed)}`);
-      const size = entry.size === undefined ? 256 : positiveInt(`${where}.size`, entry.size);
+      const images = check(`${where}.images`, positiveInteger, entry.images);
+      check(`${where}.seed`, integer, entry.seed);
+      const size = entry.size === undefined ? 256 : check(`${where}.size`, positiveInteger, entry.size);
       return { out: path(entry.out)!, images, seed: entry.seed, size };
     }),
   };
   if (c.eval) {
-    positiveInt('eval.every', c.eval.every);
+    check('eval.every', positiveInteger, c.eval.every);
     if (typeof c.eval.data !== 'string') fail('eval.data', 'must be a folder');
     c.eval = { ...c.eval, data: path(c.eval.data)! };
   }
@@ -259,34 +301,4 @@ export function parseTrainConfig(json: unknown, file: string): TrainConfig {
     };
   });
   return c;
-}
-
-/** Fills `value` from `defaults` recursively; unknown keys are errors (typos would silently do nothing). */
-function mergeDefaults(defaults: Record<string, unknown>, value: Record<string, unknown>, prefix: string, fail: (f: string, why: string) => never): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...defaults };
-  for (const [key, v] of Object.entries(value)) {
-    const field = prefix + key;
-    if (prefix === '' && (key === 'datasets' || key === 'output' || key === '$schema' || key === 'comment')) continue;
-    if (!(key in defaults)) {
-      // Free-form maps.
-      if (prefix === 'optimizer.lrMultipliers.' || prefix === 'model.overrides.' || field === 'model.overrides' || prefix.startsWith('model.overrides.')) {
-        out[key] = v;
-        continue;
-      }
-      if (field === 'eval' || field === 'model.overrides') {
-        out[key] = v;
-        continue;
-      }
-      fail(field, 'is not a known setting');
-    }
-    const d = defaults[key];
-    if (d !== null && typeof d === 'object' && !Array.isArray(d) && v !== null && typeof v === 'object' && !Array.isArray(v) && key !== 'lrMultipliers') {
-      out[key] = mergeDefaults(d as Record<string, unknown>, v as Record<string, unknown>, field + '.', fail);
-    } else if (d !== null && d !== undefined && v !== null && typeof d !== typeof v) {
-      fail(field, `must be ${Array.isArray(d) ? 'a list' : `a ${typeof d}`}, got ${JSON.stringify(v)}`);
-    } else {
-      out[key] = v;
-    }
-  }
-  return out;
 }

@@ -1,4 +1,5 @@
-import { APE_PRESETS, type ApeConfig, type ApePresetName } from '../modeling/config.js';
+import { APE_CONFIG_SHAPE, APE_PRESETS, type ApeConfig, type ApePresetName } from '../modeling/config.js';
+import { checkedMerge } from '../util/checked-merge.js';
 import { ApeModel } from '../inference/ape-model.js';
 import { WordTokenizer, type WordTokenizerJson } from '../text/word-tokenizer.js';
 import type { TrainingDataset } from '../data/dataset.js';
@@ -11,7 +12,9 @@ import type { TrainingDataset } from '../data/dataset.js';
 export function trainingModelConfig(preset: ApePresetName, overrides: Record<string, unknown> | undefined, imageSize: number, textVocabSize: number): ApeConfig {
   const base = APE_PRESETS[preset]();
   if (base.text.tokenizer.kind === 'word') base.text.encoder = { ...base.text.encoder, vocabSize: textVocabSize };
-  const merged = deepMerge(base as unknown as Record<string, unknown>, overrides ?? {}, 'model.overrides') as unknown as ApeConfig;
+  const merged = checkedMerge(base, overrides ?? {}, { ...APE_CONFIG_SHAPE, missing: 'default', unknown: 'error' }, (path, why) => {
+    throw new Error(`${path === '' ? 'model.overrides' : `model.overrides.${path}`} ${why}`);
+  });
   merged.input = { ...merged.input, size: imageSize };
   return merged;
 }
@@ -37,15 +40,4 @@ export function buildTokenizer(config: ApeConfig, datasets: readonly TrainingDat
 /** The model trained: an ApeModel, so that the same object predicts (evaluation) and saves as a model folder. */
 export function buildNetwork(config: ApeConfig, tokenizer: WordTokenizer, seed: number): ApeModel {
   return new ApeModel(config, tokenizer, seed);
-}
-
-function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>, where: string): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...base };
-  for (const [k, v] of Object.entries(over)) {
-    if (!(k in base)) throw new Error(`${where}.${k}: no such model setting`);
-    const b = base[k];
-    if (b && typeof b === 'object' && !Array.isArray(b) && v && typeof v === 'object' && !Array.isArray(v)) out[k] = deepMerge(b as Record<string, unknown>, v as Record<string, unknown>, `${where}.${k}`);
-    else out[k] = v;
-  }
-  return out;
 }

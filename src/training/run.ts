@@ -1,5 +1,4 @@
-import { appendFileSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
-import { writeSynthDataset } from '../data/synth/write-dataset.js';
+import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Progress } from '../util/progress.js';
 import type { TrainConfig } from './config.js';
@@ -23,12 +22,12 @@ export interface RunOptions {
 /**
  * Runs (or resumes) training to `config.steps`: a progress bar with the loss terms, steps/s and
  * ETA, a JSON line per `log.every` steps in output/log.jsonl, a checkpoint every
- * `checkpoint.every` steps and at the end (or on a stop request).
+ * `checkpoint.every` steps and at the end (or on a stop request). It writes no dataset: the
+ * config's `prepare.synth` folders are the caller's to generate (`ape train` does).
  */
 export async function runTraining(config: TrainConfig, options: RunOptions = {}): Promise<Trainer> {
   const log = options.log ?? ((line: string) => console.error(line));
   mkdirSync(config.output, { recursive: true });
-  await prepareData(config, log);
   const trainer = await Trainer.create(config, log);
   const start = trainer.step;
   const end = Math.min(config.steps, start + (options.maxSteps ?? Infinity));
@@ -74,23 +73,6 @@ export async function runTraining(config: TrainConfig, options: RunOptions = {})
   progress?.finish(formatLosses(trainer.step, averages));
   log(`${options.signal?.stop ? 'stopped' : 'reached'} step ${trainer.step}; checkpoint in ${Trainer.checkpointDir(config)}, model folder ${Trainer.modelDir(config)}`);
   return trainer;
-}
-
-/**
- * Generates the config's missing synthetic-world folders. Each is written under a temporary name
- * and renamed when complete, so an interrupted generation is redone rather than half used.
- */
-export async function prepareData(config: TrainConfig, log: (line: string) => void): Promise<void> {
-  for (const s of config.prepare.synth) {
-    if (existsSync(s.out)) continue;
-    const temp = `${s.out}.partial`;
-    rmSync(temp, { recursive: true, force: true });
-    log(`generating ${s.images} synthetic images (seed ${s.seed}) into ${s.out}`);
-    const progress = new Progress({ total: s.images, label: 'synth', unit: 'img', plainEverySeconds: 30 });
-    await writeSynthDataset(temp, { images: s.images, seed: s.seed, size: s.size, onImage: () => progress.tick() });
-    progress.finish();
-    renameSync(temp, s.out);
-  }
 }
 
 function formatLosses(step: number, averages: Map<string, number>): string {

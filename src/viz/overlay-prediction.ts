@@ -3,7 +3,7 @@ import type { Prediction } from '../inference/results.js';
 import type { CompressedRle } from '../structures/rle.js';
 import { decodeRle } from '../structures/rle.js';
 import { decompressRle } from '../structures/rle-string.js';
-import { drawInstances as drawOverlays, type OverlayInstance } from './overlay.js';
+import { drawOverlays, type OverlayInstance } from './overlay.js';
 import { distinctColor, type Rgb } from './palette.js';
 
 /** What drawInstances draws; everything is on by default. */

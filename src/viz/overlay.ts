@@ -29,7 +29,7 @@ export interface OverlayOptions {
  * each box's top-left corner (or the mask's first pixel when there is no box). Masks are drawn
  * before any box or label so that labels stay readable.
  */
-export function drawInstances(image: RgbImage, instances: readonly OverlayInstance[], options: OverlayOptions = {}): RgbImage {
+export function drawOverlays(image: RgbImage, instances: readonly OverlayInstance[], options: OverlayOptions = {}): RgbImage {
   const out = cloneRgbImage(image);
   const colors = instances.map((inst, i) => inst.color ?? distinctColor(i));
   instances.forEach((inst, i) => {

@@ -8,7 +8,7 @@ import { augmentSample, flipSample, cropSample, dropSmall } from '../../src/data
 import { selectGroundingPhrases } from '../../src/data/mappers/grounding-sample.js';
 import { federatedPromptWeights } from '../../src/data/mappers/federated.js';
 import { loadSample, DEFAULT_LOAD_OPTIONS } from '../../src/data/mappers/load-sample.js';
-import { resizeImageBilinear } from '../../src/data/mappers/image-ops.js';
+import { resizeImageBilinear } from '../../src/io/image-ops.js';
 import { TrainingDataset } from '../../src/data/dataset.js';
 import { parseCocoInstances } from '../../src/data/readers/coco.js';
 import { readSemanticFolders } from '../../src/data/readers/semantic.js';

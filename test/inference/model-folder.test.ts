@@ -96,7 +96,7 @@ test('a wrong shape, a missing or extra tensor and a bad config give the same me
   const config = JSON.parse(readFileSync(join(good, 'config.json'), 'utf8'));
   config.config.transformer.ffnDim = 'wide';
   writeFileSync(join(bad, 'config.json'), JSON.stringify(config));
-  assert.equal(await both(), 'config.json: config.transformer.ffnDim must be a number, got string');
+  assert.equal(await both(), 'config.json: config.transformer.ffnDim must be a number, got "wide"');
   delete config.config.transformer.ffnDim;
   writeFileSync(join(bad, 'config.json'), JSON.stringify(config));
   assert.equal(await both(), 'config.json: config.transformer.ffnDim is missing');

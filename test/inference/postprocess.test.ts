@@ -35,12 +35,14 @@ test('instance mask: the logits zero crossing, restricted to the box, at the ori
   // 4x4 logits at stride 4 (a 16x16 input): positive in columns 0-1, negative in 2-3; the
   // bilinear zero crossing is at input x = 8.
   const logits = Float32Array.from({ length: 16 }, (_, i) => (i % 4 < 2 ? 5 : -5));
-  const full = pasteInstanceMask(logits, 4, 4, 4, [0, 0, 16, 16], 1, 1, 16, 16);
+  const map = { logits, height: 4, width: 4, stride: 4 };
+  const placement = (size: number) => ({ width: size, height: size, resizedWidth: 16, resizedHeight: 16 });
+  const full = pasteInstanceMask(map, [0, 0, 16, 16], placement(16));
   for (let y = 0; y < 16; y++) for (let x = 0; x < 16; x++) assert.equal(full[y * 16 + x], x < 8 ? 1 : 0, `(${x}, ${y})`);
-  const boxed = pasteInstanceMask(logits, 4, 4, 4, [0, 0, 4, 16], 1, 1, 16, 16);
+  const boxed = pasteInstanceMask(map, [0, 0, 4, 16], placement(16));
   for (let y = 0; y < 16; y++) for (let x = 0; x < 16; x++) assert.equal(boxed[y * 16 + x], x < 4 ? 1 : 0);
   // Original image twice the input size: the box and mask scale with it.
-  const big = pasteInstanceMask(logits, 4, 4, 4, [0, 0, 16, 16], 2, 2, 32, 32);
+  const big = pasteInstanceMask(map, [0, 0, 16, 16], placement(32));
   for (let x = 0; x < 32; x++) assert.equal(big[5 * 32 + x], x < 16 ? 1 : 0);
 });
 
@@ -142,9 +144,12 @@ test('instance mask RLE: the windowed paste encodes exactly the full-image paste
   const logits = Float32Array.from({ length: 8 * 8 }, () => rand() * 4 - 2);
   const boxes: [number, number, number, number][] = [[3.2, 5.7, 40.1, 33.3], [0, 0, 64, 64], [50.5, 60, 63.9, 64], [10, 10, 10, 30]];
   for (const box of boxes) {
-    for (const [sx, sy, w, h] of [[1, 1, 64, 64], [1.5, 0.75, 96, 48], [0.5, 0.5, 32, 32]] as const) {
-      const full = encodeRle(pasteInstanceMask(logits, 8, 8, 8, box, sx, sy, w, h), h, w);
-      assert.deepEqual(pasteInstanceMaskRle(logits, 8, 8, 8, box, sx, sy, w, h), full, `box ${box} scale ${sx},${sy}`);
+    // Scales 1 x 1, 1.5 x 0.75 and 0.5 x 0.5 from the 64 x 64 input to the original.
+    for (const [w, h] of [[64, 64], [96, 48], [32, 32]] as const) {
+      const map = { logits, height: 8, width: 8, stride: 8 };
+      const placement = { width: w, height: h, resizedWidth: 64, resizedHeight: 64 };
+      const full = encodeRle(pasteInstanceMask(map, box, placement), h, w);
+      assert.deepEqual(pasteInstanceMaskRle(map, box, placement), full, `box ${box} original ${w}x${h}`);
     }
   }
 });

@@ -6,7 +6,7 @@ import { tf, initEngine } from '../../src/engine/engine.js';
 import '../../src/engine/gradients-node.js';
 import { Eva02Vit, apeTiVitConfig, tinyVitConfig, swigluHidden, type Eva02VitConfig } from '../../src/modeling/backbone/eva02-vit.js';
 import { SimpleFeaturePyramid, ConvTranspose2x2, maxPool2x2, subsample2 } from '../../src/modeling/backbone/simple-feature-pyramid.js';
-import { convertReleasedTensor } from '../../src/io/released-mapping.js';
+import { convertReleasedTensor } from '../../src/convert/released-mapping.js';
 import { Rng } from '../../src/util/random.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));

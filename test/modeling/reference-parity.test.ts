@@ -3,7 +3,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { initEngine, tf } from '../../src/engine/engine.js';
-import { loadReleasedWeights } from '../../src/io/released-mapping.js';
+import { loadReleasedWeights } from '../../src/convert/released-mapping.js';
 import { VisionLanguageFusion } from '../../src/modeling/fusion/bi-attention.js';
 import { VisionLanguageAlign } from '../../src/modeling/heads/vision-language-align.js';
 import { MultiScaleDeformableAttention, boxSamplingFrame, pointSamplingFrame } from '../../src/modeling/deformable/ms-deform-attn-module.js';

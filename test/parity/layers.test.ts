@@ -14,8 +14,8 @@ import { sinePositionEmbedding, proposalPositionEmbedding } from '../../src/mode
 import { selectProposals } from '../../src/modeling/proposals.js';
 import { scaleReferences } from '../../src/modeling/deformable/decoder.js';
 import { boxSamplingFrame, pointSamplingFrame } from '../../src/modeling/deformable/ms-deform-attn-module.js';
-import { inverseSigmoid } from '../../src/modeling/ops.js';
-import type { ConversionReport } from '../../src/io/torch/convert-checkpoint.js';
+import { inverseSigmoid } from '../../src/nn/ops.js';
+import type { ConversionReport } from '../../src/convert/convert-checkpoint.js';
 import { convertFixtureCheckpoint, deviation, fixtureCases, fixtureDir } from './towers-fixture.js';
 
 const dir = `${fixtureDir}layers/`;

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { tf, initEngine } from '../../src/engine/engine.js';
 import { ClipTextEncoder } from '../../src/text/clip-text-transformer.js';
 import { loadClipTokenizer } from '../../src/text/clip-vocab-file.js';
-import { loadReleasedWeights } from '../../src/io/released-mapping.js';
+import { loadReleasedWeights } from '../../src/convert/released-mapping.js';
 import { Rng } from '../../src/util/random.js';
 import { fixtureCases, fixtureCheckpoint, fixtureTextConfig, maxAbsDiff, tolerance, vocabPath } from './towers-fixture.js';
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { tf, initEngine } from '../../src/engine/engine.js';
 import { Eva02Vit } from '../../src/modeling/backbone/eva02-vit.js';
 import { visionRopeTables } from '../../src/modeling/backbone/rope.js';
-import { loadReleasedWeights } from '../../src/io/released-mapping.js';
+import { loadReleasedWeights } from '../../src/convert/released-mapping.js';
 import { Rng } from '../../src/util/random.js';
 import { fixtureCases, fixtureCheckpoint, fixtureVitConfig, maxAbsDiff, tolerance } from './towers-fixture.js';
 

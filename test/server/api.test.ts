@@ -8,7 +8,7 @@ import { encodePng } from '../../src/io/image-node.js';
 import { decodeRle } from '../../src/structures/rle.js';
 import { decompressRle } from '../../src/structures/rle-string.js';
 import { createRgbImage } from '../../src/viz/image.js';
-import type { PredictionJson } from '../../src/server/prediction-json.js';
+import type { PredictionJson } from '../../src/inference/prediction-json.js';
 import { makeTestModelDir } from './test-model.js';
 import { startServer, type RunningServer } from './server-process.js';
 

@@ -7,6 +7,7 @@ import {
   boxArea,
   clipBox,
   convertBox,
+  convertBoxAt,
   convertBoxes,
   cxcywhToXyxy,
   denormalizeBox,
@@ -39,6 +40,9 @@ test('format conversions are exact inverses', () => {
   assert.deepEqual(Array.from(convertBoxes(flat, 'xyxy', 'cxcywh')), [20, 40, 20, 40, 2, 1, 4, 2]);
   assert.ok(convertBoxes(flat, 'xyxy', 'xywh') instanceof Float32Array);
   assert.throws(() => convertBoxes(new Float32Array(3), 'xyxy', 'xywh'), /multiple of 4/);
+  const out = new Float64Array(6);
+  convertBoxAt([9, 9, 9, 9, 20, 40, 20, 40], 1, 'cxcywh', 'xyxy', out, 2);
+  assert.deepEqual(Array.from(out), [0, 0, 10, 20, 30, 60]);
 });
 
 test('normalise, area, clip', () => {

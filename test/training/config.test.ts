@@ -33,6 +33,8 @@ test('config errors name the file and the field', () => {
     [{ ...minimal(), workers: 3 }, /'workers' must be 1 or 2/],
     [{ ...minimal(), loss: { weights: { separation: -1 } } }, /'loss\.weights\.separation' must be a non-negative number, got -1/],
     [{ ...minimal(), loss: { separationMargin: 1 } }, /'loss\.separationMargin' must be in \[-1, 1\), got 1/],
+    [{ ...minimal(), optimizer: { lrMultipliers: 'fast' } }, /'optimizer\.lrMultipliers' must be an object, got "fast"/],
+    [{ ...minimal(), optimizer: { lrMultipliers: { 'backbone.': -1 } } }, /'optimizer\.lrMultipliers\.backbone\.' must be a non-negative number, got -1/],
   ];
   for (const [json, message] of bad) assert.throws(() => parseTrainConfig(json, '/c.json'), message);
 });

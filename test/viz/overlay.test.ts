@@ -1,15 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { contactSheet } from '../../src/viz/contact-sheet.js';
-import { drawInstances } from '../../src/viz/overlay.js';
+import { drawOverlays } from '../../src/viz/overlay.js';
 import { createRgbImage } from '../../src/viz/image.js';
 import { FONT } from '../../src/viz/font.js';
 
-test('drawInstances tints the mask, draws the box, leaves the input untouched', () => {
+test('drawOverlays tints the mask, draws the box, leaves the input untouched', () => {
   const base = createRgbImage(8, 8, [100, 100, 100]);
   const mask = new Uint8Array(64);
   for (let y = 2; y < 5; y++) for (let x = 2; x < 5; x++) mask[y * 8 + x] = 1;
-  const out = drawInstances(base, [{ mask, color: [200, 0, 0] }, { box: [0, 6, 8, 2], color: [0, 0, 255] }], { maskAlpha: 0.5, contours: false });
+  const out = drawOverlays(base, [{ mask, color: [200, 0, 0] }, { box: [0, 6, 8, 2], color: [0, 0, 255] }], { maskAlpha: 0.5, contours: false });
   assert.deepEqual([...base.data.subarray(0, 3)], [100, 100, 100]);
   const px = (x: number, y: number) => [...out.data.subarray((y * 8 + x) * 3, (y * 8 + x) * 3 + 3)];
   assert.deepEqual(px(3, 3), [150, 50, 50]);
@@ -21,7 +21,7 @@ test('drawInstances tints the mask, draws the box, leaves the input untouched', 
 
 test('labels are drawn on a tag inside the image', () => {
   const base = createRgbImage(40, 20);
-  const out = drawInstances(base, [{ box: [30, 15, 5, 5], label: 'ab', color: [255, 255, 0] }], {});
+  const out = drawOverlays(base, [{ box: [30, 15, 5, 5], label: 'ab', color: [255, 255, 0] }], {});
   // The tag (yellow at 85% over black = 217) is pushed left and up so that it fits: the text is
   // 11x8, starting at x = 40 - 11 - 1 = 28, y = 20 - 8 - 1 = 11, with a 1-pixel margin around it.
   const tag = (x: number, y: number) => out.data[(y * 40 + x) * 3] === 217 && out.data[(y * 40 + x) * 3 + 2] === 0;

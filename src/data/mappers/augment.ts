@@ -2,7 +2,7 @@ import { resizeMask, maskToBox } from '../../structures/bitmap.js';
 import type { Rng } from '../../util/random.js';
 import type { Sample, SampleInstance } from '../sample.js';
 import type { BoxXYXY } from '../types.js';
-import { cropImage, cropMask, flipImageHorizontal, flipMaskHorizontal, resizeImageBilinear } from './image-ops.js';
+import { cropImage, cropMask, flipImageHorizontal, flipMaskHorizontal, resizeImageBilinear } from '../../io/image-ops.js';
 import { hasOrdinalWord, swapLeftRight } from './sentence-words.js';
 
 export interface AugmentOptions {

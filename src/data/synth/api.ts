@@ -1,4 +1,4 @@
-/** The synthetic world's public surface (re-exported by src/index.ts). */
+/** The synthetic world's public surface (re-exported by src/train.ts). */
 export {
   SYNTH_CATEGORIES,
   THING_SHAPES,
@@ -15,6 +15,8 @@ export { generateScene, DEFAULT_SYNTH_CONFIG } from './scene.js';
 export type { SynthConfig, Scene, SceneThing, SceneStuff } from './scene.js';
 export { writeSynthDataset, sceneRng, resolveSynthConfig } from './write-dataset.js';
 export type { SynthDatasetOptions, SynthDatasetSummary } from './write-dataset.js';
+export { writeMissingSynthFolders } from './prepare.js';
+export type { SynthFolderSpec } from './prepare.js';
 export { checkDataset } from './checker.js';
 export type { CheckReport, CheckOptions, DatasetStats } from './checker.js';
 export { formatIssue } from './check-issues.js';

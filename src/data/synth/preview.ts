@@ -7,7 +7,7 @@ import { decompressRle } from '../../structures/rle-string.js';
 import { contactSheet } from '../../viz/contact-sheet.js';
 import { blit, createRgbImage } from '../../viz/image.js';
 import { drawMaskContour } from '../../viz/mask.js';
-import { drawInstances, type OverlayInstance } from '../../viz/overlay.js';
+import { drawOverlays, type OverlayInstance } from '../../viz/overlay.js';
 import { distinctColor, type Rgb } from '../../viz/palette.js';
 import { categoryById } from './categories.js';
 import { DATASET_FILES, type CocoImage, type GroundingFile, type InstancesFile } from './formats.js';
@@ -71,11 +71,11 @@ export async function renderDatasetPreview(dir: string, options: PreviewOptions 
     }
     // Stuff first so that thing masks, boxes and labels are drawn over it.
     overlay.sort((p, q) => Number(p.box !== undefined) - Number(q.box !== undefined));
-    const annotated = drawInstances(picture, overlay, { maskAlpha: 0.35 });
+    const annotated = drawOverlays(picture, overlay, { maskAlpha: 0.35 });
 
     const refs = grounding.annotations.filter((a) => a.image_id === img.id);
     const chosen = pickSentences(refs, perImage);
-    const referring = drawInstances(
+    const referring = drawOverlays(
       picture,
       chosen.map((c, k) => ({ box: c.ann.bbox, label: String(k + 1), color: distinctColor(k + 3) })),
       { boxThickness: 2 },

@@ -6,7 +6,7 @@
  * Batch dims broadcast like numpy (each output batch reads its own a and b batch), which the stock
  * kernel gets wrong when both sides have different batch dims.
  */
-import { tf } from '../engine.js';
+import { tf } from '../tf.js';
 import {
   asWasm,
   disposeInfo,

@@ -1,5 +1,5 @@
 /** Conv2DInfo from a TF.js conv kernel's attributes, NHWC only (the only layout wasm convolves). */
-import { tf } from '../engine.js';
+import { tf } from '../tf.js';
 
 type Shape4 = [number, number, number, number];
 

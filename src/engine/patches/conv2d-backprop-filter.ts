@@ -2,7 +2,7 @@
  * Conv2DBackpropFilter for wasm (stock wasm has none): im2col of x, then one GEMM
  * dW[fh*fw*cin, cout] = col^T dy[pixels, cout] through the (patched) BatchMatMul kernel.
  */
-import { tf } from '../engine.js';
+import { tf } from '../tf.js';
 import { convInfoOf, type ConvAttrs } from './conv-info.js';
 import { im2col } from './im2col.js';
 import { transposeBatched } from './transpose.js';

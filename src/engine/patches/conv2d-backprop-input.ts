@@ -4,7 +4,7 @@
  * in/out channels swapped, padded by (filter - 1 - pad) on each side. Other strides: one GEMM
  * dcol = dy W^T followed by col2im, which wastes no work on the zeros a dilated dy would hold.
  */
-import { tf } from '../engine.js';
+import { tf } from '../tf.js';
 import { convInfoOf, type ConvAttrs } from './conv-info.js';
 import { col2im } from './im2col.js';
 import {

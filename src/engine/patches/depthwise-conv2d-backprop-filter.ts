@@ -1,5 +1,5 @@
 /** DepthwiseConv2dNativeBackpropFilter for wasm (stock wasm has none): a direct accumulation loop. */
-import { tf } from '../engine.js';
+import { tf } from '../tf.js';
 import { convInfoOf, type ConvAttrs } from './conv-info.js';
 import { asWasm, f32View, patchWasmKernel, type KernelArgs, type KernelImpl } from './wasm-internals.js';
 

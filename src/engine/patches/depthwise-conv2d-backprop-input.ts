@@ -2,7 +2,7 @@
  * DepthwiseConv2dNativeBackpropInput for wasm (stock wasm has none). A direct scatter loop:
  * depthwise convolutions are cheap enough that this stays a small share of a backward pass.
  */
-import { tf } from '../engine.js';
+import { tf } from '../tf.js';
 import { convInfoOf, type ConvAttrs } from './conv-info.js';
 import { asWasm, f32View, patchWasmKernel, type KernelArgs, type KernelImpl } from './wasm-internals.js';
 

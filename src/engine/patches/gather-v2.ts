@@ -3,7 +3,7 @@
  * batches (gather(x [2, 3, 4], [[0, 2, 2], [1, 1, 0]], axis 1, batchDims 1) returns x[1, 2] where
  * x[1, 1] belongs). Batched gathers are copied here slice by slice; batchDims = 0 stays stock.
  */
-import { tf } from '../engine.js';
+import { tf } from '../tf.js';
 import { asWasm, i32View, offsetOf, patchWasmKernel, type KernelArgs, type KernelImpl } from './wasm-internals.js';
 
 export function gatherV2Wasm(stock: KernelImpl | null): KernelImpl {

@@ -3,7 +3,7 @@
  * (the wasm heap): the column matrix has one row per output pixel and (kh, kw, cin) columns, the
  * layout of a TF.js filter [fh, fw, cin, cout] flattened to [fh*fw*cin, cout].
  */
-import type { tf } from '../engine.js';
+import type { tf } from '../tf.js';
 
 type ConvInfo = tf.backend_util.Conv2DInfo;
 

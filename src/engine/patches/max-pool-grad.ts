@@ -3,7 +3,7 @@
  * whole window is negative. Here each output's gradient goes to the first maximum of its window
  * (row-major window order, padding excluded), as in TensorFlow, PyTorch and the cpu backend.
  */
-import { tf } from '../engine.js';
+import { tf } from '../tf.js';
 import { asWasm, f32View, patchWasmKernel, type KernelArgs, type KernelImpl } from './wasm-internals.js';
 
 type Shape4 = [number, number, number, number];

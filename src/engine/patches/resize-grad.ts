@@ -2,7 +2,7 @@
  * The kernel scaffolding the two resize-gradient patches share: each supplies the host-side
  * adjoint of its resize, and this wraps it as a wasm kernel (on heap views) and a cpu kernel.
  */
-import { tf } from '../engine.js';
+import { tf } from '../tf.js';
 import { asWasm, f32View, patchWasmKernel, type KernelArgs } from './wasm-internals.js';
 
 export interface ResizeAttrs {

@@ -3,7 +3,7 @@
  * linear scatter-add pass over the rows of x. Rows whose segment id is negative or
  * >= numSegments are dropped, as in TensorFlow.
  */
-import { tf } from '../engine.js';
+import { tf } from '../tf.js';
 import { asWasm, offsetOf, patchWasmKernel, type KernelArgs, type KernelImpl } from './wasm-internals.js';
 
 export function unsortedSegmentSumWasm(): KernelImpl {

@@ -3,7 +3,7 @@
  * tensor table (dataId -> heap offset and C++ tensor id), output allocation, heap views and the
  * stock kernels. They are not public API, which is why package.json pins TF.js exactly.
  */
-import { tf } from '../engine.js';
+import { tf } from '../tf.js';
 
 type TensorInfo = tf.TensorInfo;
 

@@ -1,6 +1,6 @@
 import { tf } from '../../engine/engine.js';
 import type { Rng } from '../../util/random.js';
-import { Module } from '../module.js';
+import { Module } from '../../nn/module.js';
 import { Eva02Vit, type Eva02VitConfig } from './eva02-vit.js';
 import { SimpleFeaturePyramid, type SimpleFeaturePyramidConfig } from './simple-feature-pyramid.js';
 import { ConvStem, type ConvStemConfig } from './conv-stem.js';

@@ -1,10 +1,10 @@
 import { tf } from '../../engine/engine.js';
 import type { Rng } from '../../util/random.js';
-import { Module, init } from '../module.js';
-import { Conv2d } from '../layers/conv2d.js';
-import { LayerNorm } from '../layers/layer-norm.js';
-import { Linear } from '../layers/linear.js';
-import { gelu } from '../layers/gelu.js';
+import { Module, init } from '../../nn/module.js';
+import { Conv2d } from '../../nn/conv2d.js';
+import { LayerNorm } from '../../nn/layer-norm.js';
+import { Linear } from '../../nn/linear.js';
+import { gelu } from '../../nn/gelu.js';
 
 /**
  * A convolutional stem beside the ViT (after ViT-Adapter's spatial prior module): 3x3 stride-2

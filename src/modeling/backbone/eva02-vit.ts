@@ -1,8 +1,8 @@
 import { tf } from '../../engine/engine.js';
 import type { Rng } from '../../util/random.js';
-import { Module, init } from '../module.js';
-import { Linear } from '../layers/linear.js';
-import { LayerNorm } from '../layers/layer-norm.js';
+import { Module, init } from '../../nn/module.js';
+import { Linear } from '../../nn/linear.js';
+import { LayerNorm } from '../../nn/layer-norm.js';
 import { SwiGlu } from './swiglu.js';
 import { applyRope, ropeTensors, type RopeTensors } from './rope.js';
 import { windowLayout, windowPartition, windowUnpartition } from './window-attention.js';

@@ -1,8 +1,8 @@
 import { tf } from '../../engine/engine.js';
 import type { Rng } from '../../util/random.js';
-import { Module, init } from '../module.js';
-import { LayerNorm } from '../layers/layer-norm.js';
-import { gelu } from '../layers/gelu.js';
+import { Module, init } from '../../nn/module.js';
+import { LayerNorm } from '../../nn/layer-norm.js';
+import { gelu } from '../../nn/gelu.js';
 
 /** Plain-object description of ViTDet's SimpleFeaturePyramid (+ LastLevelMaxPool). */
 export interface SimpleFeaturePyramidConfig {

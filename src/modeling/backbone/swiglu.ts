@@ -1,8 +1,8 @@
 import { tf } from '../../engine/engine.js';
 import type { Rng } from '../../util/random.js';
-import { Module, init } from '../module.js';
-import { Linear } from '../layers/linear.js';
-import { LayerNorm } from '../layers/layer-norm.js';
+import { Module, init } from '../../nn/module.js';
+import { Linear } from '../../nn/linear.js';
+import { LayerNorm } from '../../nn/layer-norm.js';
 
 export interface SwiGluOptions {
   /** EVA-02 "sub-LN": a LayerNorm over the hidden units before w3 (`ffn_ln`). */

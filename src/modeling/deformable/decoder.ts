@@ -1,12 +1,12 @@
 import { tf } from '../../engine/engine.js';
 import type { Rng } from '../../util/random.js';
-import { Module } from '../module.js';
-import { Ffn } from '../layers/ffn.js';
-import { LayerNorm } from '../layers/layer-norm.js';
-import { Linear } from '../layers/linear.js';
-import { Mlp } from '../layers/mlp.js';
-import { DetrexMultiheadAttention } from '../layers/multihead-attention.js';
-import { inverseSigmoid } from '../ops.js';
+import { Module } from '../../nn/module.js';
+import { Ffn } from '../../nn/ffn.js';
+import { LayerNorm } from '../../nn/layer-norm.js';
+import { Linear } from '../../nn/linear.js';
+import { Mlp } from '../../nn/mlp.js';
+import { DetrexMultiheadAttention } from '../../nn/multihead-attention.js';
+import { inverseSigmoid } from '../../nn/ops.js';
 import { MultiScaleDeformableAttention, boxSamplingFrame, type SpatialShapes } from './ms-deform-attn-module.js';
 import type { DeformableLayerConfig } from './encoder.js';
 

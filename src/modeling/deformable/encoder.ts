@@ -1,10 +1,10 @@
 import { tf } from '../../engine/engine.js';
 import type { Rng } from '../../util/random.js';
-import { Module } from '../module.js';
-import { tidyKeep } from '../ops.js';
+import { Module } from '../../nn/module.js';
+import { tidyKeep } from '../../nn/ops.js';
 import { mapRowChunks, sliceRows } from '../row-chunks.js';
-import { Ffn } from '../layers/ffn.js';
-import { LayerNorm } from '../layers/layer-norm.js';
+import { Ffn } from '../../nn/ffn.js';
+import { LayerNorm } from '../../nn/layer-norm.js';
 import { VisionLanguageFusion, type BiAttentionConfig } from '../fusion/bi-attention.js';
 import { MultiScaleDeformableAttention, sliceSamplingFrame, type SamplingFrame, type SpatialShapes } from './ms-deform-attn-module.js';
 

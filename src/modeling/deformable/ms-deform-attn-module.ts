@@ -1,8 +1,8 @@
 import { tf } from '../../engine/engine.js';
 import { msDeformAttn } from '../../engine/ms-deform-attn.js';
 import type { Rng } from '../../util/random.js';
-import { Module, init, type Initializer } from '../module.js';
-import { Linear } from '../layers/linear.js';
+import { Module, init, type Initializer } from '../../nn/module.js';
+import { Linear } from '../../nn/linear.js';
 import { mapRowChunks, sliceRows } from '../row-chunks.js';
 
 export type SpatialShapes = readonly (readonly [number, number])[];

@@ -1,11 +1,11 @@
 import { tf } from '../../engine/engine.js';
 import type { Rng } from '../../util/random.js';
-import { Module, init } from '../module.js';
-import { LayerNorm } from '../layers/layer-norm.js';
-import { Linear } from '../layers/linear.js';
-import type { Mlp } from '../layers/mlp.js';
+import { Module, init } from '../../nn/module.js';
+import { LayerNorm } from '../../nn/layer-norm.js';
+import { Linear } from '../../nn/linear.js';
+import type { Mlp } from '../../nn/mlp.js';
 import type { BiAttentionConfig } from '../fusion/bi-attention.js';
-import { detach } from '../ops.js';
+import { detach } from '../../nn/ops.js';
 import { mapRowChunks, sliceRows } from '../row-chunks.js';
 import { encoderReferencePoints, flattenedPositionEmbeddings, proposalAnchors, tokenKeepMask, type LevelGeometry, type ProposalAnchors } from '../feature-geometry.js';
 import { proposalPositionEmbedding, sinePositionEmbedding } from '../position-encoding.js';

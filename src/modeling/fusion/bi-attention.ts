@@ -1,9 +1,9 @@
 import { tf } from '../../engine/engine.js';
 import type { Rng } from '../../util/random.js';
-import { Module, init } from '../module.js';
-import { Linear } from '../layers/linear.js';
-import { LayerNorm } from '../layers/layer-norm.js';
-import { mergeHeads, splitHeads, subtractMax, tidyKeep } from '../ops.js';
+import { Module, init } from '../../nn/module.js';
+import { Linear } from '../../nn/linear.js';
+import { LayerNorm } from '../../nn/layer-norm.js';
+import { mergeHeads, splitHeads, subtractMax, tidyKeep } from '../../nn/ops.js';
 import { mapRowChunks, mapRows, sliceRows } from '../row-chunks.js';
 
 export interface BiAttentionConfig {

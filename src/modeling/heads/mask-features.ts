@@ -1,8 +1,8 @@
 import { tf } from '../../engine/engine.js';
 import type { Rng } from '../../util/random.js';
-import { Detectron2ConvNorm } from '../layers/conv-norm.js';
-import { c2XavierInit } from '../layers/conv2d.js';
-import { Mlp } from '../layers/mlp.js';
+import { Detectron2ConvNorm } from '../../nn/conv-norm.js';
+import { c2XavierInit } from '../../nn/conv2d.js';
+import { Mlp } from '../../nn/mlp.js';
 
 /**
  * APE's per-pixel mask embedding (maskdino_mask_features) and per-query mask logits: a backbone

@@ -1,7 +1,7 @@
 import { tf } from '../../engine/engine.js';
 import type { Rng } from '../../util/random.js';
-import { Module, init } from '../module.js';
-import { Linear } from '../layers/linear.js';
+import { Module, init } from '../../nn/module.js';
+import { Linear } from '../../nn/linear.js';
 
 const CLAMP = 50000;
 

@@ -1,7 +1,7 @@
+import { convertBoxAt } from '../../structures/boxes.js';
 import { pairwiseIouFlat } from '../../structures/box-iou.js';
 import type { Rng } from '../../util/random.js';
 import type { MatchIndices } from './hungarian-matcher.js';
-import { toXyxy } from './match-cost.js';
 
 /**
  * DETA's one-to-many assignment by IoU between target boxes and fixed proposal boxes (the query
@@ -86,6 +86,6 @@ export function iouAssign(proposals: ArrayLike<number>, targets: ArrayLike<numbe
 
 function xyxyOf(cxcywh: ArrayLike<number>, count: number): Float64Array {
   const out = new Float64Array(count * 4);
-  for (let i = 0; i < count; i++) toXyxy(cxcywh, i, out);
+  for (let i = 0; i < count; i++) convertBoxAt(cxcywh, i, 'cxcywh', 'xyxy', out);
   return out;
 }

@@ -1,3 +1,4 @@
+import { convertBoxAt } from '../../structures/boxes.js';
 import { boxGiou } from '../../structures/box-iou.js';
 
 /** Weights of the one-to-one matching cost (DETR/detrex: class 2, L1 5, GIoU 2). */
@@ -40,12 +41,12 @@ export function matchCostMatrix(pred: MatchPredictions, targets: MatchTargets, w
   const useClass = weights.cls !== 0 && pred.logits !== undefined;
   const cost = new Float64Array(g * q);
   const predXyxy = new Float64Array(q * 4);
-  for (let j = 0; j < q; j++) toXyxy(pred.boxes, j, predXyxy);
+  for (let j = 0; j < q; j++) convertBoxAt(pred.boxes, j, 'cxcywh', 'xyxy', predXyxy);
   const tXyxy = new Float64Array(4);
   const pBox = [0, 0, 0, 0];
   const tBox = [0, 0, 0, 0];
   for (let i = 0; i < g; i++) {
-    toXyxy(targets.boxes, i, tXyxy, 0);
+    convertBoxAt(targets.boxes, i, 'cxcywh', 'xyxy', tXyxy, 0);
     for (let k = 0; k < 4; k++) tBox[k] = tXyxy[k]!;
     const label = targets.labels[i]!;
     if (useClass && (label < 0 || label >= pred.numPrompts)) throw new Error(`matchCostMatrix: target ${i} has prompt ${label}, there are ${pred.numPrompts}`);
@@ -69,16 +70,4 @@ export function matchCostMatrix(pred: MatchPredictions, targets: MatchTargets, w
 
 function sigmoid(x: number): number {
   return 1 / (1 + Math.exp(-x));
-}
-
-/** Writes box i (cxcywh) of `boxes` as xyxy at out[offset ?? 4 i]. */
-export function toXyxy(boxes: ArrayLike<number>, i: number, out: Float64Array | Float32Array, offset = 4 * i): void {
-  const cx = boxes[4 * i]!;
-  const cy = boxes[4 * i + 1]!;
-  const w = boxes[4 * i + 2]!;
-  const h = boxes[4 * i + 3]!;
-  out[offset] = cx - w / 2;
-  out[offset + 1] = cy - h / 2;
-  out[offset + 2] = cx + w / 2;
-  out[offset + 3] = cy + h / 2;
 }

@@ -8,14 +8,14 @@ import { tf, initEngine } from '../../src/engine/engine.js';
 import { writeSafetensorsStreaming } from '../../src/io/safetensors-stream.js';
 import { writeSafetensors, readSafetensors, type SafetensorsInput } from '../../src/io/safetensors.js';
 import { readSafetensorsFile } from '../../src/io/safetensors-node.js';
-import { releasedLayoutOfKey, releasedTargets } from '../../src/io/released-mapping.js';
-import { convertTorchCheckpoint } from '../../src/io/torch/convert-checkpoint.js';
+import { releasedLayoutOfKey, releasedTargets } from '../../src/convert/released-mapping.js';
+import { convertTorchCheckpoint } from '../../src/convert/convert-checkpoint.js';
 import { Eva02Vit, type Eva02VitConfig, swigluHidden } from '../../src/modeling/backbone/eva02-vit.js';
 import { SimpleFeaturePyramid } from '../../src/modeling/backbone/simple-feature-pyramid.js';
 import { ClipTextEncoder } from '../../src/text/clip-text-transformer.js';
-import type { Module } from '../../src/modeling/module.js';
+import type { Module } from '../../src/nn/module.js';
 import { Rng } from '../../src/util/random.js';
-import { bytesOf, checkpointPickle, torchArchive } from './torch-test-writer.js';
+import { bytesOf, checkpointPickle, torchArchive } from '../io/torch-test-writer.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const fixtures = join(root, '../shared/fixtures/ape-reference');

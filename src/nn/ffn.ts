@@ -1,6 +1,6 @@
-import { tf } from '../../engine/engine.js';
-import type { Rng } from '../../util/random.js';
-import { Module } from '../module.js';
+import { tf } from '../engine/engine.js';
+import type { Rng } from '../util/random.js';
+import { Module } from './module.js';
 import { Linear } from './linear.js';
 
 /** Holder for detrex's nn.Sequential(Linear, ReLU, Dropout): only index 0 has weights. */

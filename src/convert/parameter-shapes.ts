@@ -1,5 +1,5 @@
 import { tf } from '../engine/engine.js';
-import { Module, type Initializer } from '../modeling/module.js';
+import { Module, type Initializer } from '../nn/module.js';
 import type { Rng } from '../util/random.js';
 
 type ParamMethod = (this: Module, name: string, shape: number[], initializer: Initializer, rng: Rng, trainable?: boolean) => tf.Variable;

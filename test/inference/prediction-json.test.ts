@@ -4,7 +4,7 @@ import type { Prediction } from '../../src/inference/results.js';
 import { decodeRle, encodeRle, rleArea } from '../../src/structures/rle.js';
 import { compressRle, decompressRle } from '../../src/structures/rle-string.js';
 import { parseCocoResults } from '../../src/evaluation/coco/parse.js';
-import { predictionFromJson, predictionToJson, semanticToJson, toCocoResults } from '../../src/server/prediction-json.js';
+import { predictionFromJson, predictionToJson, semanticToJson, toCocoResults } from '../../src/inference/prediction-json.js';
 import { checkPrompts, parsePredictRequest } from '../../src/server/predict-request.js';
 import { resolveLimits } from '../../src/server/limits.js';
 import { HttpError } from '../../src/server/http-error.js';

@@ -1,4 +1,4 @@
-import { tf } from '../../engine/engine.js';
+import { tf } from '../engine/engine.js';
 
 /** Exact GELU (torch's default, the erf form): x * Φ(x). */
 export function gelu(x: tf.Tensor): tf.Tensor {

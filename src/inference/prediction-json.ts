@@ -1,7 +1,8 @@
-import type { GroundingResult, InstanceResult, Prediction, SemanticResult } from '../inference/results.js';
+import type { GroundingResult, InstanceResult, Prediction, SemanticResult } from './results.js';
 import type { CompressedRle } from '../structures/rle.js';
 import { decodeRle, encodeRle } from '../structures/rle.js';
 import { compressRle, decompressRle } from '../structures/rle-string.js';
+import { xywhToXyxy, xyxyToXywh } from '../structures/boxes.js';
 import type { PromptKind } from '../text/prompts.js';
 
 /**
@@ -64,8 +65,8 @@ const round = (v: number, digits: number) => {
 };
 
 function xywh(box: readonly [number, number, number, number]): [number, number, number, number] {
-  const [x1, y1, x2, y2] = box;
-  return [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)];
+  const [x, y, w, h] = xyxyToXywh(box);
+  return [round(x, 2), round(y, 2), round(w, 2), round(h, 2)];
 }
 
 /** The prediction's instances as COCO results for image `imageId` (plus prompt text, kind and query). */
@@ -118,11 +119,6 @@ export function predictionToJson(prediction: Prediction, image: { id?: number; f
   };
 }
 
-function xyxy(bbox: readonly number[]): [number, number, number, number] {
-  const [x, y, w, h] = bbox as [number, number, number, number];
-  return [x, y, x + w, y + h];
-}
-
 /** Reads the JSON form back into a Prediction (for drawing; boxes and scores are as rounded). */
 export function predictionFromJson(json: PredictionJson): Prediction {
   const { width, height } = json.image;
@@ -131,7 +127,7 @@ export function predictionFromJson(json: PredictionJson): Prediction {
     promptIndex: inst.category_id,
     kind: inst.kind,
     score: inst.score,
-    box: xyxy(inst.bbox),
+    box: xywhToXyxy(inst.bbox),
     mask: inst.segmentation ?? null,
     query: inst.query,
   }));
@@ -149,7 +145,7 @@ export function predictionFromJson(json: PredictionJson): Prediction {
     sentence: g.sentence,
     promptIndex: g.promptIndex,
     score: g.score,
-    box: xyxy(g.bbox),
+    box: xywhToXyxy(g.bbox),
     mask: g.segmentation ?? null,
     query: g.query,
   }));

@@ -1,6 +1,6 @@
-import { tf } from '../../engine/engine.js';
-import type { Rng } from '../../util/random.js';
-import { Module, init, type Initializer } from '../module.js';
+import { tf } from '../engine/engine.js';
+import type { Rng } from '../util/random.js';
+import { Module, init, type Initializer } from './module.js';
 import { Conv2d, applyConv2d } from './conv2d.js';
 import { GroupNorm } from './group-norm.js';
 

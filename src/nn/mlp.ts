@@ -1,6 +1,6 @@
-import { tf } from '../../engine/engine.js';
-import type { Rng } from '../../util/random.js';
-import { Module, init } from '../module.js';
+import { tf } from '../engine/engine.js';
+import type { Rng } from '../util/random.js';
+import { Module, init } from './module.js';
 import { Linear } from './linear.js';
 
 /** detrex MLP: `layers.N` linear layers with ReLU between them (none after the last). */

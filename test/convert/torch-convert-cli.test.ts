@@ -6,14 +6,14 @@ import { join } from 'node:path';
 import { tf, initEngine } from '../../src/engine/engine.js';
 import { command, presetParameterShapes } from '../../src/cli/convert.js';
 import { UsageError } from '../../src/cli/command.js';
-import { releasedLayoutOfKey } from '../../src/io/released-mapping.js';
+import { releasedLayoutOfKey } from '../../src/convert/released-mapping.js';
 import { readSafetensorsFile } from '../../src/io/safetensors-node.js';
 import { floatToHalf, halfToFloat } from '../../src/io/safetensors.js';
 import { ApeNetwork } from '../../src/modeling/ape-network.js';
 import { APE_PRESETS, tinyConfig } from '../../src/modeling/config.js';
 import { WordTokenizer } from '../../src/text/word-tokenizer.js';
 import { loadModel } from '../../src/inference/model-files.js';
-import { bytesOf, checkpointPickle, torchArchive, type TensorSpec } from './torch-test-writer.js';
+import { bytesOf, checkpointPickle, torchArchive, type TensorSpec } from '../io/torch-test-writer.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ape-convert-cli-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

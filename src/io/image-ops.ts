@@ -1,4 +1,4 @@
-import type { RgbImage } from '../../io/image-types.js';
+import type { RgbImage } from './image-types.js';
 
 /** Pixel-level transforms of RGB images for augmentation (plain arrays, no tensors). */
 

@@ -1,5 +1,5 @@
 import { tf } from '../engine/engine.js';
-import type { Module } from '../modeling/module.js';
+import type { Module } from '../nn/module.js';
 
 /**
  * Loading PyTorch (released APE) tensors into this project's modules by name. Parameter names are

@@ -2,8 +2,8 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf, initEngine } from '../../src/engine/engine.js';
 import '../../src/engine/gradients-node.js';
-import { subtractMax } from '../../src/modeling/ops.js';
-import { layerNorm } from '../../src/modeling/layers/layer-norm.js';
+import { subtractMax } from '../../src/nn/ops.js';
+import { layerNorm } from '../../src/nn/layer-norm.js';
 
 before(async () => {
   await initEngine({ backend: 'wasm' });

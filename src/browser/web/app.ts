@@ -9,9 +9,9 @@ import type { Prediction } from '../../inference/results.js';
 import { drawInstances, promptColor } from '../../viz/overlay-prediction.js';
 import { drawSemantic, semanticAreas } from '../../viz/semantic-map.js';
 import { resizeNearest } from '../../viz/image.js';
-import { predictionFromJson, type PredictionJson } from '../prediction-json.js';
-import { splitSentences, splitVocabulary } from '../prompt-fields.js';
-import type { InBrowserModel } from '../../browser/in-browser.js';
+import { predictionFromJson, type PredictionJson } from '../../inference/prediction-json.js';
+import { splitSentences, splitVocabulary } from '../../text/prompt-fields.js';
+import type { InBrowserModel } from '../in-browser.js';
 
 type Mode = 'server' | 'browser';
 
@@ -181,7 +181,7 @@ function browserModel(): Promise<InBrowserModel> {
   if (!state.browserModel) {
     setState('loading');
     message('loading the model into this page...');
-    state.browserModel = import('../../browser/in-browser.js').then(({ InBrowserModel }) =>
+    state.browserModel = import('../in-browser.js').then(({ InBrowserModel }) =>
       InBrowserModel.load({
         wasmPaths: new URL('v1/wasm/', location.href).href,
         filesUrl: new URL('v1/model/files/', location.href).href,

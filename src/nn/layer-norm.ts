@@ -1,6 +1,6 @@
-import { tf } from '../../engine/engine.js';
-import type { Rng } from '../../util/random.js';
-import { Module, init } from '../module.js';
+import { tf } from '../engine/engine.js';
+import type { Rng } from '../util/random.js';
+import { Module, init } from './module.js';
 
 /** LayerNorm over the last axis (PyTorch semantics: biased variance, eps inside the sqrt). */
 export class LayerNorm extends Module {

@@ -1,6 +1,6 @@
-import { convertReleasedTensor, shapeFits, sourceToFloat32, type ReleasedLayout, type ReleasedTarget } from '../released-mapping.js';
-import { writeSafetensorsStreaming, type StreamedTensorSpec } from '../safetensors-stream.js';
-import { TorchCheckpoint, type TorchCheckpointOptions, type TorchTensorInfo } from './checkpoint.js';
+import { convertReleasedTensor, shapeFits, sourceToFloat32, type ReleasedLayout, type ReleasedTarget } from './released-mapping.js';
+import { writeSafetensorsStreaming, type StreamedTensorSpec } from '../io/safetensors-stream.js';
+import { TorchCheckpoint, type TorchCheckpointOptions, type TorchTensorInfo } from '../io/torch/checkpoint.js';
 
 /**
  * Converting a torch checkpoint into a safetensors file of this project's parameter names and

@@ -1,6 +1,6 @@
-import { tf } from '../../engine/engine.js';
-import type { Rng } from '../../util/random.js';
-import { Module, init } from '../module.js';
+import { tf } from '../engine/engine.js';
+import type { Rng } from '../util/random.js';
+import { Module, init } from './module.js';
 
 /** GroupNorm on NHWC tensors (PyTorch semantics: biased variance per (sample, group), eps inside the sqrt). */
 export class GroupNorm extends Module {

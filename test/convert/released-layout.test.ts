@@ -4,7 +4,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { initEngine } from '../../src/engine/engine.js';
-import { releasedTargets } from '../../src/io/released-mapping.js';
+import { releasedTargets } from '../../src/convert/released-mapping.js';
 import { apeTiConfig, apeDConfig } from '../../src/modeling/config.js';
 import { ApeNetwork } from '../../src/modeling/ape-network.js';
 import { WordTokenizer } from '../../src/text/word-tokenizer.js';

@@ -1,8 +1,8 @@
-import { tf } from '../../engine/engine.js';
-import type { Rng } from '../../util/random.js';
-import { Module, init } from '../module.js';
+import { tf } from '../engine/engine.js';
+import type { Rng } from '../util/random.js';
+import { Module, init } from './module.js';
 import { Linear } from './linear.js';
-import { mergeHeads, splitHeads } from '../ops.js';
+import { mergeHeads, splitHeads } from './ops.js';
 
 /**
  * torch.nn.MultiheadAttention (batch first, no masks): packed `in_proj_weight` stored [E, 3E]
