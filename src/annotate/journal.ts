@@ -45,8 +45,9 @@ export class Journal {
   private sinceSync = 0;
 
   private constructor(readonly path: string, header: JournalHeader) {
-    const fresh = !existsSync(path);
-    if (!fresh) this.load(header);
+    // A journal without a whole header line was cut short as it was being created: start afresh.
+    const fresh = !existsSync(path) || !this.load(header);
+    if (fresh) closeSync(openSync(path, 'w'));
     this.fd = openSync(path, 'a');
     if (fresh) {
       writeSync(this.fd, `${JSON.stringify(header)}\n`);
@@ -58,15 +59,17 @@ export class Journal {
     return new Journal(path, header);
   }
 
-  private load(header: JournalHeader): void {
-    const text = readFileSync(this.path, 'utf8');
+  /** Reads the entries of an existing journal; false when it has no header line yet. */
+  private load(header: JournalHeader): boolean {
+    // Line by line from the bytes: a journal of millions of images is longer than any JS string.
+    const bytes = readFileSync(this.path);
     let end = 0;
     let lineNo = 0;
-    for (let start = 0; start < text.length; ) {
-      const nl = text.indexOf('\n', start);
+    for (let start = 0; start < bytes.length; ) {
+      const nl = bytes.indexOf(10, start);
       // No newline: the write of the last line was cut short; it is dropped below.
       if (nl < 0) break;
-      const line = text.slice(start, nl);
+      const line = bytes.toString('utf8', start, nl);
       lineNo++;
       let value: unknown;
       try {
@@ -89,14 +92,13 @@ export class Journal {
       start = nl + 1;
       end = start;
     }
-    if (lineNo === 0) throw new Error(`${this.path} has no header line; delete it to start over`);
-    // Byte offset of the end of the last whole line (the text is UTF-8; slice counts UTF-16 units).
-    const keep = Buffer.byteLength(text.slice(0, end), 'utf8');
-    if (keep < Buffer.byteLength(text, 'utf8')) {
+    if (lineNo === 0) return false;
+    if (end < bytes.length) {
       const fd = openSync(this.path, 'r+');
-      ftruncateSync(fd, keep);
+      ftruncateSync(fd, end);
       closeSync(fd);
     }
+    return true;
   }
 
   /** Records an image's outcome (once: a second outcome of the same image is ignored). */

@@ -5,10 +5,10 @@ import { modelFingerprint } from '../annotate/model-fingerprint.js';
 import { runAnnotation } from '../annotate/run-annotation.js';
 import { parseRedisUrl } from '../annotate/redis-url.js';
 import type { AnnotationBackend } from '../annotate/backend.js';
-import { parsePromptString } from '../text/prompts.js';
 import { parseCommandArgs, positiveIntegerOption } from './args.js';
 import { engineOption } from './engine-option.js';
-import { defaultModelDir, DEFAULT_DRAW_THRESHOLD } from './predict.js';
+import { defaultModelDir } from './predict.js';
+import { DEFAULT_DRAW_THRESHOLD, promptOptions, thresholdOption } from './prompt-options.js';
 import { UsageError, type Command } from './command.js';
 
 const usage = `usage: ape annotate IMAGES_DIR|LIST.txt --vocab "cat,dog" [--sentence TEXT]... --out DIR
@@ -32,27 +32,11 @@ const usage = `usage: ape annotate IMAGES_DIR|LIST.txt --vocab "cat,dog" [--sent
   --in-flight N      most images waiting in Redis at once (default 64)
   --redis-timeout S  give up when Redis stays unreachable this many seconds (default 60)`;
 
-/** Prompts from --vocab, --sentence and --prompt, in that order. */
-export function promptOptions(values: { vocab?: string[]; sentence?: string[]; prompt?: string[] }): { vocabulary: string[]; sentences: string[] } {
-  const vocabulary = (values.vocab ?? []).flatMap((v) => v.split(',').map((s) => s.trim()).filter((s) => s.length > 0));
-  const sentences = (values.sentence ?? []).map((s) => s.trim()).filter((s) => s.length > 0);
-  for (const p of values.prompt ?? []) {
-    const parsed = parsePromptString(p);
-    vocabulary.push(...parsed.vocabulary);
-    sentences.push(...parsed.sentences);
-  }
-  if (vocabulary.length + sentences.length === 0) throw new UsageError('give prompts: --vocab, --sentence or --prompt');
-  const all = [...vocabulary, ...sentences];
+/** Each prompt is one category, so a prompt given twice would make two categories of one name. */
+function distinctPrompts(prompts: { vocabulary: string[]; sentences: string[] }): void {
+  const all = [...prompts.vocabulary, ...prompts.sentences];
   const twice = all.find((p, i) => all.indexOf(p) !== i);
   if (twice !== undefined) throw new UsageError(`the prompt '${twice}' is given twice (each prompt is one category)`);
-  return { vocabulary, sentences };
-}
-
-function thresholdOption(value: string | undefined): number {
-  if (value === undefined) return DEFAULT_DRAW_THRESHOLD;
-  const t = Number(value);
-  if (value.trim() === '' || !Number.isFinite(t) || t < 0 || t > 1) throw new UsageError(`--threshold must be a number from 0 to 1, got '${value}'`);
-  return t;
 }
 
 async function run(argv: string[]): Promise<number> {
@@ -79,6 +63,7 @@ async function run(argv: string[]): Promise<number> {
   if (values.out === undefined) throw new UsageError('--out is required');
   engineOption(values.engine);
   const { vocabulary, sentences } = promptOptions(values);
+  distinctPrompts({ vocabulary, sentences });
   const settings = { vocabulary, sentences, threshold: thresholdOption(values.threshold) };
   const workers = positiveIntegerOption(values.workers, 'workers') ?? 1;
   if (values.queue !== undefined && values.workers !== undefined) throw new UsageError('--workers is for local runs; with --queue, start ape worker processes instead');

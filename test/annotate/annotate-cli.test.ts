@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { ape } from '../cli/ape-cli.js';
-import { TINY_TEST_MODEL } from '../training/tiny-run.js';
+import { tinyConfig } from '../training/tiny-run.js';
 import { VOCAB, journalEntries, killGroup, makeImageFolder, startApe, waitUntil } from './fixtures.js';
 
 const read = (path: string) => readFileSync(path, 'utf8');
@@ -74,22 +74,9 @@ describe('ape annotate on one machine', () => {
   });
 
   it('trains: ape train takes the folder as a detection dataset', () => {
-    const config = {
-      root,
-      output: 'run',
-      seed: 1,
-      steps: 1,
-      batchSize: 1,
-      imageSize: 64,
-      model: { preset: 'tiny', textVocabSize: 256, overrides: TINY_TEST_MODEL },
-      optimizer: { lr: 1e-3, clipNorm: 1 },
-      schedule: { warmupSteps: 0, decay: 'constant' },
-      checkpoint: { every: 1000, keep: 1 },
-      negativeBank: { size: 8, perBatch: 4 },
-      datasets: [{ name: 'annotated', type: 'detection', annotations: 'ref/annotations.json', weight: 1 }],
-    };
-    writeFileSync(join(root, 'train.json'), JSON.stringify(config));
-    const r = ape(['train', '--config', join(root, 'train.json')]);
+    // The training tests' tiny model and settings, with the annotated folder as the only dataset.
+    tinyConfig(root, { steps: 1, batchSize: 1, datasets: [{ name: 'annotated', type: 'detection', annotations: 'ref/annotations.json', weight: 1 }] });
+    const r = ape(['train', '--config', join(root, 'config.json')]);
     assert.equal(r.code, 0, r.stderr);
     assert.ok(existsSync(join(root, 'run', 'checkpoints')), r.stderr);
   });

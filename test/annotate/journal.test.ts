@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { appendFileSync, mkdtempSync, readFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -37,6 +37,15 @@ describe('Journal', () => {
     again.record(0, broken);
     again.close();
     assert.equal(readFileSync(path, 'utf8'), `${whole}${JSON.stringify({ i: 0, outcome: broken })}\n`);
+  });
+
+  it('starts afresh when the header line itself was cut short', () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'ape-journal-')), 'journal.jsonl');
+    writeFileSync(path, '{"journal":"ape-ann');
+    const j = Journal.open(path, header);
+    assert.equal(j.done.size, 0);
+    j.close();
+    assert.equal(readFileSync(path, 'utf8'), `${JSON.stringify(header)}\n`);
   });
 
   it('refuses a journal of another run, naming what differs', () => {

@@ -77,5 +77,8 @@ describe('ape annotate --queue and ape worker on a real Redis', () => {
     assert.equal(r.code, 1);
     assert.match(r.stderr, new RegExp(`cannot reach Redis at 127\\.0\\.0\\.1:${port} \\(ECONNREFUSED\\); retrying`));
     assert.match(r.stderr, new RegExp(`could not connect to Redis at 127\\.0\\.0\\.1:${port} and it stayed unreachable for 1 s \\(ECONNREFUSED\\); giving up`));
+    const w = ape(['worker', '--queue', `redis://127.0.0.1:${port}/0`, '--redis-timeout', '1']);
+    assert.equal(w.code, 1);
+    assert.match(w.stderr, new RegExp(`ape worker: could not connect to Redis at 127\\.0\\.0\\.1:${port} and it stayed unreachable for 1 s`));
   });
 });
