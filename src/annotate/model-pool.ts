@@ -121,6 +121,11 @@ export class ModelPool {
     });
   }
 
+  /** The model processes now, and whether each holds an image (for logs, and tests that kill one). */
+  get processes(): { pid: number; busy: boolean }[] {
+    return this.slots.map((s) => ({ pid: s.child.pid ?? -1, busy: s.busy !== null }));
+  }
+
   /** Images sent to a process or waiting for one. */
   get outstanding(): number {
     return this.waiting.length + this.slots.filter((s) => s.busy).length;
