@@ -10,8 +10,8 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   eval: { summary: 'evaluate results against ground truth (COCO AP, ...)', load: async () => (await import('./eval.js')).command },
   predict: { summary: 'detect, segment and ground what text prompts name (JSON + pictures)', load: async () => (await import('./predict.js')).command },
   serve: { summary: 'HTTP API and web page for a model', load: async () => (await import('./serve.js')).command },
-  worker: { summary: 'run queued ape annotate jobs (BullMQ on Redis) with a model', load: async () => (await import('./worker.js')).command },
   train: { summary: 'train or resume a model from a JSON config (checkpoints, progress, resumable)', load: async () => (await import('./train.js')).command },
+  worker: { summary: 'run queued ape annotate jobs (BullMQ on Redis) with a model', load: async () => (await import('./worker.js')).command },
 };
 
 function help(): string {
