@@ -24,7 +24,7 @@ export interface QueueWorkerOptions {
   stop: Promise<void>;
 }
 
-/** Times one job may be found abandoned (its worker died) before it is failed as poisoned. */
+/** Times a job abandoned by its worker (dead or frozen) is put back; once more and it fails as poisoned. */
 const MAX_STALLS = 3;
 
 /**
