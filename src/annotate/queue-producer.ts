@@ -24,8 +24,22 @@ export interface QueueProducerOptions {
   pollMs?: number;
 }
 
-/** A job tried this often (a worker error, or a worker with another model) ends as failed. */
+/** A job that throws this often (a worker error, or a worker with another model) ends as failed. */
 const ATTEMPTS = 3;
+
+/** A finished job's result as an outcome; anything else a worker left there is an error of its image. */
+function jobOutcome(returnvalue: string, path: string): ImageOutcome {
+  let value: unknown;
+  try {
+    value = JSON.parse(returnvalue);
+  } catch {
+    value = undefined;
+  }
+  const v = value as Partial<ImageJobResult> | undefined;
+  const ok = v?.ok === true && typeof v.result === 'object' && v.result !== null && Array.isArray(v.result.objects);
+  if (ok || (v?.ok === false && typeof v.reason === 'string')) return v as ImageOutcome;
+  return { ok: false, reason: `${path}: the worker's result is not an image outcome (${returnvalue.slice(0, 80)})` };
+}
 
 /**
  * `ape annotate --queue`: one BullMQ job per image, at most `inFlight` at a time, each carrying
@@ -90,8 +104,9 @@ export class QueueProducer implements AnnotationBackend {
           const index = imageIndexOfJob(run, id);
           if (index === null) continue;
           const [returnvalue, failedReason] = await link.guard(client.hmget(queue.toKey(id), 'returnvalue', 'failedReason'));
-          if (state === 'completed' && returnvalue) finish(index, JSON.parse(returnvalue) as ImageJobResult);
-          else if (state === 'failed') finish(index, { ok: false, reason: `the queue gave up on ${byIndex.get(index)?.path ?? `image ${index}`} after ${ATTEMPTS} tries: ${failedReason ?? 'no reason given'}` });
+          const path = byIndex.get(index)?.path ?? `image ${index}`;
+          if (state === 'completed' && returnvalue) finish(index, jobOutcome(returnvalue, path));
+          else if (state === 'failed') finish(index, { ok: false, reason: `the queue gave up on ${path}: ${failedReason ?? 'no reason given'}` });
           // Journaled (or another session's leftover of an image journaled before): gone from Redis.
           await link.guard(queue.remove(id));
           found++;
