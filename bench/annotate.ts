@@ -4,8 +4,11 @@
  * synthetic 256x256 scenes with the shipped model. Each setting is one whole run (journal, COCO
  * file) into a fresh folder. Two rates per setting: `wall` counts from the start of the run
  * (model loading included), `steady` from the first finished image to the last. The queue's
- * per-image overhead is the difference of the steady per-image times of 1 queue worker and 1
- * local process (the same model work, plus the trip through Redis).
+ * per-image overhead is measured twice: as the difference of the steady per-image times of 1
+ * queue worker and 1 local process (the same model work plus the trip through Redis; on a busy
+ * machine the noise of the model work swamps it), and directly, as whole queue runs with the
+ * model work taken out: the real producer and Redis, and a BullMQ worker that answers each job
+ * with the image's outcome from the local run (median of 5 runs, per image).
  *
  *   npm run bench -- annotate [--images 12]
  */
@@ -22,6 +25,9 @@ import type { AnnotationBackend } from '../src/annotate/backend.js';
 import { writeSynthDataset } from '../src/data/synth/write-dataset.js';
 import { defaultModelDir } from '../src/cli/predict.js';
 import { TestRedis } from '../test/annotate/redis-server.js';
+import type { ImageJobData } from '../src/annotate/queue-jobs.js';
+import { Worker } from 'bullmq';
+import { Redis } from 'ioredis';
 import { option } from './options.js';
 
 const VOCABULARY = ['circle', 'square', 'triangle', 'star', 'hexagon', 'ring', 'cross', 'heart'];
@@ -69,6 +75,41 @@ async function withQueueWorkers<T>(url: string, modelDir: string, count: number,
   }
 }
 
+/** Per-image time of whole queue runs whose worker replays local-1's outcomes instead of running the model. */
+async function directOverhead(root: string, url: string, images: string[], model: string): Promise<number> {
+  const outcomes = new Map<number, unknown>();
+  for (const line of readFileSync(join(root, 'local-1', 'journal.jsonl'), 'utf8').split('\n').slice(1)) {
+    if (line) outcomes.set((JSON.parse(line) as { i: number }).i, (JSON.parse(line) as { outcome: unknown }).outcome);
+  }
+  const queueName = 'ape-bench-overhead';
+  const connection = new Redis(url, { maxRetriesPerRequest: null });
+  // The real worker decodes the job's bytes before the model runs; so does this one.
+  const worker = new Worker<ImageJobData>(
+    queueName,
+    async (job) => {
+      void Buffer.from(job.data.image, 'base64');
+      return outcomes.get(job.data.index);
+    },
+    { connection },
+  );
+  const perImage: number[] = [];
+  try {
+    for (let r = 0; r < 5; r++) {
+      const outDir = join(root, `overhead-${r}`);
+      const producer = new QueueProducer({ url, queueName, inFlight: 64, giveUpMs: 60_000, outDir, model, log: () => undefined });
+      const t0 = performance.now();
+      await runAnnotation({ images, settings: { vocabulary: VOCABULARY, sentences: [], threshold: 0.3 }, model, outDir, progress: () => undefined }, producer);
+      perImage.push((performance.now() - t0) / images.length);
+      await producer.close();
+    }
+  } finally {
+    await worker.close();
+    connection.disconnect();
+  }
+  perImage.sort((a, b) => a - b);
+  return Math.round(perImage[2]!);
+}
+
 export async function run(argv: string[]): Promise<{ results: Record<string, unknown> }> {
   const n = Number(option(argv, '--images', '12'));
   const root = mkdtempSync(join(tmpdir(), 'ape-bench-annotate-'));
@@ -98,6 +139,8 @@ export async function run(argv: string[]): Promise<{ results: Record<string, unk
     const same = [local2, queue1, queue2].every((r) => r.file === local1.file);
     results.same_annotations = same;
     console.log(`same annotations in every setting: ${same}`);
+    results.queue_overhead_direct_ms_per_image = await directOverhead(root, redis.url, images, model);
+    console.log(`queue overhead   ${results.queue_overhead_direct_ms_per_image} ms per image (direct: a run without model work, median of 5)`);
   } finally {
     await redis.down();
   }
