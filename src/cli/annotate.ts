@@ -8,7 +8,7 @@ import type { AnnotationBackend } from '../annotate/backend.js';
 import { parseCommandArgs, positiveIntegerOption } from './args.js';
 import { engineOption } from './engine-option.js';
 import { defaultModelDir } from './predict.js';
-import { DEFAULT_DRAW_THRESHOLD, promptOptions, thresholdOption } from './prompt-options.js';
+import { DEFAULT_DRAW_THRESHOLD, PROMPT_ARGS, promptOptions, thresholdOption } from './prompt-options.js';
 import { UsageError, type Command } from './command.js';
 
 const usage = `usage: ape annotate IMAGES_DIR|LIST.txt --vocab "cat,dog" [--sentence TEXT]... --out DIR
@@ -43,9 +43,7 @@ async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs({
     args: argv,
     options: {
-      vocab: { type: 'string', multiple: true },
-      sentence: { type: 'string', multiple: true },
-      prompt: { type: 'string', multiple: true },
+      ...PROMPT_ARGS,
       out: { type: 'string' },
       model: { type: 'string' },
       engine: { type: 'string' },

@@ -11,7 +11,7 @@ import { drawSemantic, semanticAreas } from '../viz/semantic-map.js';
 import { predictionToJson } from '../server/prediction-json.js';
 import { writeJsonFile } from '../util/write-json.js';
 import { UsageError, type Command } from './command.js';
-import { DEFAULT_DRAW_THRESHOLD, promptOptions, thresholdOption } from './prompt-options.js';
+import { DEFAULT_DRAW_THRESHOLD, PROMPT_ARGS, promptOptions, thresholdOption } from './prompt-options.js';
 
 /** The shipped model: models/default of this package (found from this file, not the working folder). */
 export function defaultModelDir(): string {
@@ -68,9 +68,7 @@ async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs({
     args: argv,
     options: {
-      vocab: { type: 'string', multiple: true },
-      sentence: { type: 'string', multiple: true },
-      prompt: { type: 'string', multiple: true },
+      ...PROMPT_ARGS,
       model: { type: 'string' },
       threshold: { type: 'string' },
       out: { type: 'string' },

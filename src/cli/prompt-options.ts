@@ -4,6 +4,13 @@ import { UsageError } from './command.js';
 /** Instances kept and drawn unless --threshold says otherwise. */
 export const DEFAULT_DRAW_THRESHOLD = 0.3;
 
+/** The parseArgs options that promptOptions reads. */
+export const PROMPT_ARGS = {
+  vocab: { type: 'string', multiple: true },
+  sentence: { type: 'string', multiple: true },
+  prompt: { type: 'string', multiple: true },
+} as const;
+
 /** The prompts of `--vocab`, `--sentence` and `--prompt` (APE's comma rule), vocabulary first. */
 export function promptOptions(values: { vocab?: string[]; sentence?: string[]; prompt?: string[] }): { vocabulary: string[]; sentences: string[] } {
   const vocabulary = (values.vocab ?? []).flatMap((v) => v.split(',').map((s) => s.trim()).filter((s) => s.length > 0));
