@@ -45,7 +45,8 @@ export async function checkCocoInstancesFile(file: string, options: { maxIssues?
       records = parseCocoInstances(json, file, { kind: 'detection' });
     } catch (error) {
       if (!(error instanceof DatasetFormatError)) throw error;
-      issues.add(name, error.where || 'file', '-', error.message.slice(error.file.length + 2));
+      const prefix = `${error.file}: ${error.where ? `${error.where}: ` : ''}`;
+      issues.add(name, error.where || 'file', '-', error.message.slice(prefix.length));
       return { ok: false, issues: issues.issues, stats };
     }
     stats.images = records.images.length;
