@@ -1,7 +1,10 @@
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { parseCommandArgs } from './args.js';
 import { encodePng } from '../io/image-node.js';
 import { checkDataset, type DatasetStats } from '../data/synth/checker.js';
+import { checkCocoInstancesFile } from '../data/check-coco.js';
 import { formatIssue } from '../data/synth/check-issues.js';
 import { renderDatasetPreview } from '../data/synth/preview.js';
 import { writeSynthDataset } from '../data/synth/write-dataset.js';
@@ -13,8 +16,10 @@ const usage = `usage:
       writes a synthetic split: images/, semantic/, instances.json, semantic.json,
       grounding.json, segments.json (same arguments -> same bytes); DIR must be new or
       empty unless --overwrite replaces the split in it
-  ape data check DIR [--max-issues 20]
-      verifies a split; exits 1 and names file, record and field of each problem
+  ape data check DIR|FILE.json [--max-issues 20]
+      verifies a split; exits 1 and names file, record and field of each problem. A COCO
+      instances file (FILE.json, or a DIR with annotations.json as ape annotate writes it) is
+      checked as training and evaluation read it: images, sizes, masks, areas, boxes, scores
   ape data show DIR --out SHEET.png [--images 8] [--columns 2]
       draws a contact sheet of the first images with masks, boxes, labels and sentences`;
 
@@ -90,13 +95,29 @@ async function check(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs({ args: argv, options: { 'max-issues': { type: 'string' } }, allowPositionals: true });
   if (positionals.length !== 1) throw new UsageError('expected exactly one dataset folder');
   const dir = positionals[0]!;
-  const report = await checkDataset(dir, { maxIssues: integer(values['max-issues'], 'max-issues', 20, 1) });
+  const maxIssues = integer(values['max-issues'], 'max-issues', 20, 1);
+  const cocoFile = dir.endsWith('.json') ? dir : existsSync(join(dir, 'annotations.json')) && !existsSync(join(dir, 'instances.json')) ? join(dir, 'annotations.json') : undefined;
+  if (cocoFile !== undefined) return checkCoco(cocoFile, maxIssues);
+  const report = await checkDataset(dir, { maxIssues });
   if (!report.ok) {
     for (const issue of report.issues) console.error(formatIssue(issue));
     console.error(`${dir}: ${report.issues.length} problem${report.issues.length === 1 ? '' : 's'} found`);
     return 1;
   }
   console.log(`${dir}: OK\n${formatStats(report.stats)}`);
+  return 0;
+}
+
+async function checkCoco(file: string, maxIssues: number): Promise<number> {
+  const report = await checkCocoInstancesFile(file, { maxIssues });
+  if (!report.ok) {
+    for (const issue of report.issues) console.error(formatIssue(issue));
+    console.error(`${file}: ${report.issues.length} problem${report.issues.length === 1 ? '' : 's'} found`);
+    return 1;
+  }
+  const s = report.stats;
+  const counts = Object.entries(s.byCategory).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ');
+  console.log(`${file}: OK\nimages: ${s.images}\ncategories: ${s.categories}\nannotations: ${s.annotations}${counts ? ` (${counts})` : ''}`);
   return 0;
 }
 

@@ -4,12 +4,14 @@ import { UsageError } from './command.js';
 
 /** Each command lives in its own file and is loaded only when asked for. */
 const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  annotate: { summary: 'label a folder of images: a COCO dataset with masks (resumable; --workers N, or --queue for many machines)', load: async () => (await import('./annotate.js')).command },
   convert: { summary: 'convert a released APE checkpoint (.pth) to safetensors + config', load: async () => (await import('./convert.js')).command },
   data: { summary: 'make, check and preview datasets (the synthetic world)', load: async () => (await import('./data.js')).command },
   eval: { summary: 'evaluate results against ground truth (COCO AP, ...)', load: async () => (await import('./eval.js')).command },
   predict: { summary: 'detect, segment and ground what text prompts name (JSON + pictures)', load: async () => (await import('./predict.js')).command },
   serve: { summary: 'HTTP API and web page for a model', load: async () => (await import('./serve.js')).command },
   train: { summary: 'train or resume a model from a JSON config (checkpoints, progress, resumable)', load: async () => (await import('./train.js')).command },
+  worker: { summary: 'run queued ape annotate jobs (BullMQ on Redis) with a model', load: async () => (await import('./worker.js')).command },
 };
 
 function help(): string {

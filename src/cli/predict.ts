@@ -6,20 +6,19 @@ import { initEngine } from '../engine/engine.js';
 import { readImage, writeImage } from '../io/image-node.js';
 import { loadModel } from '../inference/model-files.js';
 import type { Prediction } from '../inference/results.js';
-import { parsePromptString } from '../text/prompts.js';
 import { drawInstances } from '../viz/overlay-prediction.js';
 import { drawSemantic, semanticAreas } from '../viz/semantic-map.js';
 import { predictionToJson } from '../inference/prediction-json.js';
 import { writeJsonFile } from '../util/write-json.js';
 import { UsageError, type Command } from './command.js';
+import { DEFAULT_DRAW_THRESHOLD, PROMPT_ARGS, promptOptions, thresholdOption } from './prompt-options.js';
 
 /** The shipped model: models/default of this package (found from this file, not the working folder). */
 export function defaultModelDir(): string {
   return fileURLToPath(new URL('../../models/default', import.meta.url));
 }
 
-/** Instances drawn and listed unless --threshold says otherwise. */
-export const DEFAULT_DRAW_THRESHOLD = 0.3;
+export { DEFAULT_DRAW_THRESHOLD };
 
 const usage = `usage: ape predict IMAGE... [--vocab "circle,square,grass"] [--sentence "the red star on the left"]...
                    [--prompt "a,b"] [--model DIR] [--threshold ${DEFAULT_DRAW_THRESHOLD}] [--out predictions]
@@ -65,20 +64,11 @@ export function summaryTable(name: string, prediction: Prediction, maxRows = 12)
   return lines.join('\n');
 }
 
-function parseThreshold(value: string | undefined): number {
-  if (value === undefined) return DEFAULT_DRAW_THRESHOLD;
-  const t = Number(value);
-  if (value.trim() === '' || !Number.isFinite(t) || t < 0 || t > 1) throw new UsageError(`--threshold must be a number from 0 to 1, got '${value}'`);
-  return t;
-}
-
 async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs({
     args: argv,
     options: {
-      vocab: { type: 'string', multiple: true },
-      sentence: { type: 'string', multiple: true },
-      prompt: { type: 'string', multiple: true },
+      ...PROMPT_ARGS,
       model: { type: 'string' },
       threshold: { type: 'string' },
       out: { type: 'string' },
@@ -86,15 +76,8 @@ async function run(argv: string[]): Promise<number> {
     allowPositionals: true,
   });
   if (positionals.length === 0) throw new UsageError('give at least one image');
-  const vocabulary = (values.vocab ?? []).flatMap((v) => v.split(',').map((s) => s.trim()).filter((s) => s.length > 0));
-  const sentences = (values.sentence ?? []).map((s) => s.trim()).filter((s) => s.length > 0);
-  for (const p of values.prompt ?? []) {
-    const parsed = parsePromptString(p);
-    vocabulary.push(...parsed.vocabulary);
-    sentences.push(...parsed.sentences);
-  }
-  if (vocabulary.length + sentences.length === 0) throw new UsageError('give prompts: --vocab, --sentence or --prompt');
-  const threshold = parseThreshold(values.threshold);
+  const { vocabulary, sentences } = promptOptions(values);
+  const threshold = thresholdOption(values.threshold);
   const outDir = resolve(values.out ?? 'predictions');
   const modelDir = values.model ?? defaultModelDir();
 

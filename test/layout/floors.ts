@@ -14,9 +14,9 @@ export const FLOORS: readonly (readonly string[])[] = [
   ['viz', 'evaluation', 'convert'],
   ['data'],
   ['training'],
-  ['browser', 'server'],
+  ['browser', 'server', 'annotate'],
   ['cli'],
 ];
 
 /** Package imports that need Node (besides its built-ins): never reachable from the browser's entries. */
-export const NODE_ONLY_PACKAGES: readonly string[] = ['sharp'];
+export const NODE_ONLY_PACKAGES: readonly string[] = ['sharp', 'bullmq', 'ioredis'];

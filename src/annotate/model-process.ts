@@ -1,0 +1,54 @@
+/**
+ * A model process of a ModelPool: loads the model once, then annotates the images it is sent,
+ * one at a time. An image that cannot be read or decoded is answered with the reason, never
+ * with a crash. Started by ModelPool (argv[2] = the model folder); not meant to be run by hand.
+ */
+import { initEngine } from '../engine/engine.js';
+import { loadModel } from '../inference/model-files.js';
+import { decodeImage, readImage } from '../io/image-node.js';
+import { annotateImage } from './annotate-image.js';
+import type { FromModelProcess, ImageTask, ToModelProcess } from './model-protocol.js';
+import type { ImageOutcome } from './types.js';
+import type { ApeModel } from '../inference/ape-model.js';
+
+const send = (message: FromModelProcess) => process.send!(message);
+
+if (!process.send) throw new Error('model-process: must be started by a ModelPool (no IPC channel)');
+// The pool is this process's only reason to exist: when it goes (even by SIGKILL), so does this.
+process.on('disconnect', () => process.exit(0));
+
+async function outcome(model: ApeModel, task: ImageTask): Promise<ImageOutcome> {
+  let image;
+  try {
+    image = task.bytes ? await decodeImage(task.bytes, { source: task.name }) : await readImage(task.path!, { source: task.name });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return { ok: false, reason: code ? `cannot read ${task.name}: ${code}` : (error as Error).message };
+  }
+  try {
+    return { ok: true, result: annotateImage(model, image, task.settings) };
+  } catch (error) {
+    return { ok: false, reason: `${task.name}: the model failed on this image: ${(error as Error).message}` };
+  }
+}
+
+let model: ApeModel;
+try {
+  const t0 = performance.now();
+  await initEngine({ backend: 'wasm' });
+  model = await loadModel(process.argv[2]!);
+  send({ type: 'ready', loadMs: Math.round(performance.now() - t0) });
+} catch (error) {
+  send({ type: 'load-failed', message: (error as Error).message });
+  process.exit(1);
+}
+
+// One image at a time, in arrival order (the pool sends a process one image and waits).
+let chain = Promise.resolve();
+process.on('message', (message: ToModelProcess) => {
+  chain = chain.then(async () => {
+    const t0 = performance.now();
+    const result = await outcome(model, message.task);
+    send({ type: 'done', id: message.id, outcome: result, ms: performance.now() - t0 });
+  });
+});

@@ -1,0 +1,33 @@
+import { parsePromptString } from '../text/prompts.js';
+import { UsageError } from './command.js';
+
+/** Instances kept and drawn unless --threshold says otherwise. */
+export const DEFAULT_DRAW_THRESHOLD = 0.3;
+
+/** The parseArgs options that promptOptions reads. */
+export const PROMPT_ARGS = {
+  vocab: { type: 'string', multiple: true },
+  sentence: { type: 'string', multiple: true },
+  prompt: { type: 'string', multiple: true },
+} as const;
+
+/** The prompts of `--vocab`, `--sentence` and `--prompt` (APE's comma rule), vocabulary first. */
+export function promptOptions(values: { vocab?: string[]; sentence?: string[]; prompt?: string[] }): { vocabulary: string[]; sentences: string[] } {
+  const vocabulary = (values.vocab ?? []).flatMap((v) => v.split(',').map((s) => s.trim()).filter((s) => s.length > 0));
+  const sentences = (values.sentence ?? []).map((s) => s.trim()).filter((s) => s.length > 0);
+  for (const p of values.prompt ?? []) {
+    const parsed = parsePromptString(p);
+    vocabulary.push(...parsed.vocabulary);
+    sentences.push(...parsed.sentences);
+  }
+  if (vocabulary.length + sentences.length === 0) throw new UsageError('give prompts: --vocab, --sentence or --prompt');
+  return { vocabulary, sentences };
+}
+
+/** `--threshold T`: a score from 0 to 1, DEFAULT_DRAW_THRESHOLD when not given. */
+export function thresholdOption(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_DRAW_THRESHOLD;
+  const t = Number(value);
+  if (value.trim() === '' || !Number.isFinite(t) || t < 0 || t > 1) throw new UsageError(`--threshold must be a number from 0 to 1, got '${value}'`);
+  return t;
+}

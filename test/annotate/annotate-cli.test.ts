@@ -1,0 +1,92 @@
+import { strict as assert } from 'node:assert';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { before, describe, it } from 'node:test';
+import { ape } from '../cli/ape-cli.js';
+import { tinyConfig } from '../training/tiny-run.js';
+import { VOCAB, journalEntries, killGroup, makeImageFolder, startApe, waitUntil } from './fixtures.js';
+
+const read = (path: string) => readFileSync(path, 'utf8');
+
+describe('ape annotate on one machine', () => {
+  let root = '';
+  let images = '';
+  const annotate = (out: string, ...extra: string[]) => ['annotate', images, '--vocab', VOCAB, '--out', join(root, out), ...extra];
+
+  before(async () => {
+    ({ root, images } = await makeImageFolder());
+    const r = ape(annotate('ref'));
+    assert.equal(r.code, 0, r.stderr);
+  });
+
+  it('writes a COCO file of the readable images and lists the unreadable one in errors.json', () => {
+    const coco = JSON.parse(read(join(root, 'ref', 'annotations.json')));
+    assert.deepEqual(coco.categories.map((c: { id: number; name: string }) => [c.id, c.name]), [[1, 'circle'], [2, 'square'], [3, 'triangle'], [4, 'star']]);
+    // Image ids are positions in the sorted folder (000000, 000001, 000001b, 000002, 000003); the broken third is left out.
+    assert.deepEqual(coco.images.map((i: { id: number }) => i.id), [1, 2, 4, 5]);
+    assert.deepEqual(coco.images.map((i: { file_name: string }) => i.file_name), ['000000', '000001', '000002', '000003'].map((n) => `../synth/images/${n}.png`));
+    assert.ok(coco.annotations.length > 0);
+    coco.annotations.forEach((a: { id: number; iscrowd: number; segmentation: { size: number[] } }, k: number) => {
+      assert.equal(a.id, k + 1);
+      assert.equal(a.iscrowd, 0);
+      assert.deepEqual(a.segmentation.size, [128, 128]);
+    });
+    const { errors } = JSON.parse(read(join(root, 'ref', 'errors.json')));
+    assert.equal(errors.length, 1);
+    assert.equal(errors[0].file, join(images, '000001b.png'));
+    assert.match(errors[0].reason, /000001b\.png/);
+  });
+
+  it('continues a killed run and writes the same files as the uninterrupted one', async () => {
+    const run = startApe(annotate('resumed'));
+    await waitUntil(() => journalEntries(join(root, 'resumed')) >= 1 || run.child.exitCode !== null, 'the first finished image');
+    killGroup(run);
+    await run.exit;
+    const before = journalEntries(join(root, 'resumed'));
+    assert.ok(before >= 1 && before < 5, `killed after ${before} images (expected mid-run)`);
+    assert.equal(existsSync(join(root, 'resumed', 'annotations.json')), false);
+    const again = ape(annotate('resumed'));
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr, new RegExp(`resuming: ${before} of 5 images`));
+    assert.equal(read(join(root, 'resumed', 'annotations.json')), read(join(root, 'ref', 'annotations.json')));
+    assert.equal(read(join(root, 'resumed', 'errors.json')), read(join(root, 'ref', 'errors.json')));
+  });
+
+  it('gives the same file with two model processes, and draws overlays when asked', () => {
+    const r = ape(annotate('two', '--workers', '2', '--overlays'));
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /2 model processes/);
+    assert.equal(read(join(root, 'two', 'annotations.json')), read(join(root, 'ref', 'annotations.json')));
+    assert.deepEqual(readdirSync(join(root, 'two', 'overlays')).sort(), ['1-000000.png', '2-000001.png', '4-000002.png', '5-000003.png']);
+  });
+
+  it('passes ape data check, and ape eval coco reads it (its own annotations as results score AP 1)', () => {
+    const check = ape(['data', 'check', join(root, 'ref')]);
+    assert.equal(check.code, 0, check.stderr);
+    assert.match(check.stdout, /OK\nimages: 4\ncategories: 4/);
+    const coco = JSON.parse(read(join(root, 'ref', 'annotations.json')));
+    writeFileSync(join(root, 'results.json'), JSON.stringify(coco.annotations));
+    for (const type of ['bbox', 'segm']) {
+      const r = ape(['eval', 'coco', '--gt', join(root, 'ref', 'annotations.json'), '--results', join(root, 'results.json'), '--type', type]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /\(AP\) @\[ IoU=0\.50:0\.95 \| area=   all \| maxDets=100 \] = 1\.000/);
+    }
+  });
+
+  it('trains: ape train takes the folder as a detection dataset', () => {
+    // The training tests' tiny model and settings, with the annotated folder as the only dataset.
+    tinyConfig(root, { steps: 1, batchSize: 1, datasets: [{ name: 'annotated', type: 'detection', annotations: 'ref/annotations.json', weight: 1 }] });
+    const r = ape(['train', '--config', join(root, 'config.json')]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(existsSync(join(root, 'run', 'checkpoints')), r.stderr);
+  });
+
+  it('refuses an engine this build does not have, and a run with other prompts in the same folder', () => {
+    const ort = ape(annotate('x', '--engine', 'ort'));
+    assert.equal(ort.code, 2);
+    assert.match(ort.stderr, /--engine ort: this build has no such engine; available: tfjs/);
+    const other = ape(['annotate', images, '--vocab', 'circle', '--out', join(root, 'ref')]);
+    assert.equal(other.code, 1);
+    assert.match(other.stderr, /journal\.jsonl belongs to a run that differs in its prompts or threshold/);
+  });
+});
