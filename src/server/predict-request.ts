@@ -16,10 +16,20 @@ export interface PredictRequest {
 
 const unprocessable = (code: string, message: string) => new HttpError(422, code, message);
 
+/** A plain decimal number; `Number()` alone also takes '0x1', '0b1', 'Infinity'. */
+const DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
+
 function parseThreshold(value: unknown): number | undefined {
-  if (value === undefined || value === null || value === '') return undefined;
-  const n = typeof value === 'number' ? value : typeof value === 'string' ? Number(value.trim()) : NaN;
+  if (value === undefined || value === null || (typeof value === 'string' && value.trim() === '')) return undefined;
+  const n = typeof value === 'number' ? value : typeof value === 'string' && DECIMAL.test(value.trim()) ? Number(value.trim()) : NaN;
   if (!Number.isFinite(n) || n < 0 || n > 1) throw unprocessable('bad-threshold', `threshold must be a number from 0 to 1, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** Characters as people count them (code points): an emoji is one, not two UTF-16 units. */
+function codePointCount(text: string): number {
+  let n = 0;
+  for (const _ of text) n++;
   return n;
 }
 
@@ -30,8 +40,9 @@ export function checkPrompts(vocabulary: string[], sentences: string[], limits: 
   if (total > limits.maxPrompts) throw unprocessable('too-many-prompts', `${total} prompts, more than the limit of ${limits.maxPrompts}`);
   const check = (list: string[], field: string) =>
     list.forEach((text, i) => {
-      if (text.length > limits.maxPromptLength) {
-        throw unprocessable('prompt-too-long', `${field}[${i}] is ${text.length} characters, more than the limit of ${limits.maxPromptLength}`);
+      const length = codePointCount(text);
+      if (length > limits.maxPromptLength) {
+        throw unprocessable('prompt-too-long', `${field}[${i}] is ${length} characters, more than the limit of ${limits.maxPromptLength}`);
       }
     });
   check(vocabulary, 'vocabulary');
@@ -87,7 +98,28 @@ function stringList(value: unknown, field: string): string[] {
   });
 }
 
-const BASE64 = /^[A-Za-z0-9+/\s]*={0,2}\s*$/;
+const WHITESPACE = new Set([0x20, 0x09, 0x0a, 0x0b, 0x0c, 0x0d]);
+
+function isBase64Digit(c: number): boolean {
+  return (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2b || c === 0x2f;
+}
+
+/**
+ * Base64 digits and whitespace, then at most two '=' and whitespace. One pass over the text: the
+ * field is outside input of up to the body limit, and it is checked on the HTTP thread, so a
+ * backtracking regular expression here (quadratic on a long whitespace run) would stall the server.
+ */
+export function isBase64(text: string): boolean {
+  let i = 0;
+  while (i < text.length && (isBase64Digit(text.charCodeAt(i)) || WHITESPACE.has(text.charCodeAt(i)))) i++;
+  let padding = 0;
+  while (i < text.length && text.charCodeAt(i) === 0x3d && padding < 2) {
+    i++;
+    padding++;
+  }
+  while (i < text.length && WHITESPACE.has(text.charCodeAt(i))) i++;
+  return i === text.length;
+}
 
 function fromJson(body: Buffer, limits: ServerLimits): PredictRequest {
   let value: unknown;
@@ -103,7 +135,7 @@ function fromJson(body: Buffer, limits: ServerLimits): PredictRequest {
   }
   if (typeof o.image !== 'string' || o.image.length === 0) throw new HttpError(400, 'no-image', "field 'image' must be the image file as a base64 string (a data: URL is fine)");
   const encoded = o.image.startsWith('data:') ? o.image.slice(o.image.indexOf(',') + 1) : o.image;
-  if (!BASE64.test(encoded)) throw new HttpError(400, 'bad-image-encoding', "field 'image' is not base64");
+  if (!isBase64(encoded)) throw new HttpError(400, 'bad-image-encoding', "field 'image' is not base64");
   const image = Buffer.from(encoded, 'base64');
   if (image.length === 0) throw new HttpError(400, 'no-image', "field 'image' decodes to zero bytes");
   if (o.prompt !== undefined && typeof o.prompt !== 'string') throw new HttpError(400, 'bad-field', 'prompt must be a string');
