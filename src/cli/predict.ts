@@ -5,11 +5,12 @@ import { parseCommandArgs } from './args.js';
 import { initEngine } from '../engine/engine.js';
 import { readImage, writeImage } from '../io/image-node.js';
 import { loadModel } from '../inference/model-files.js';
-import type { Prediction } from '../inference/results.js';
+import { DEFAULT_SCORE_THRESHOLD, type Prediction } from '../inference/results.js';
 import { parsePromptString } from '../text/prompts.js';
 import { drawInstances } from '../viz/overlay-prediction.js';
 import { drawSemantic, semanticAreas } from '../viz/semantic-map.js';
 import { predictionToJson } from '../server/prediction-json.js';
+import { parseDecimal } from '../util/decimal.js';
 import { writeJsonFile } from '../util/write-json.js';
 import { UsageError, type Command } from './command.js';
 
@@ -18,17 +19,14 @@ export function defaultModelDir(): string {
   return fileURLToPath(new URL('../../models/default', import.meta.url));
 }
 
-/** Instances drawn and listed unless --threshold says otherwise. */
-export const DEFAULT_DRAW_THRESHOLD = 0.3;
-
 const usage = `usage: ape predict IMAGE... [--vocab "circle,square,grass"] [--sentence "the red star on the left"]...
-                   [--prompt "a,b"] [--model DIR] [--threshold ${DEFAULT_DRAW_THRESHOLD}] [--out predictions]
+                   [--prompt "a,b"] [--model DIR] [--threshold ${DEFAULT_SCORE_THRESHOLD}] [--out predictions]
   Detects, segments and grounds what the prompts name, one forward pass per image.
   --vocab LIST      category names, comma-separated (each its own prompt)
   --sentence TEXT   a sentence / referring expression (repeatable)
   --prompt TEXT     APE's rule: split on commas; all sentences if any item has a space, else vocabulary
   --model DIR       model folder (default: the shipped models/default)
-  --threshold T     lowest instance score kept (0-1, default ${DEFAULT_DRAW_THRESHOLD})
+  --threshold T     lowest instance score kept (0-1, default ${DEFAULT_SCORE_THRESHOLD})
   --out DIR         where the results go (default: predictions)
   For each image NAME it writes NAME.json (COCO-style instances with RLE masks, semantic segments,
   grounding), NAME.png (masks, boxes, labels and scores drawn) and NAME.semantic.png (colour map
@@ -66,9 +64,9 @@ export function summaryTable(name: string, prediction: Prediction, maxRows = 12)
 }
 
 function parseThreshold(value: string | undefined): number {
-  if (value === undefined) return DEFAULT_DRAW_THRESHOLD;
-  const t = Number(value);
-  if (value.trim() === '' || !Number.isFinite(t) || t < 0 || t > 1) throw new UsageError(`--threshold must be a number from 0 to 1, got '${value}'`);
+  if (value === undefined) return DEFAULT_SCORE_THRESHOLD;
+  const t = parseDecimal(value);
+  if (!Number.isFinite(t) || t < 0 || t > 1) throw new UsageError(`--threshold must be a number from 0 to 1, got '${value}'`);
   return t;
 }
 

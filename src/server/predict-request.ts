@@ -1,4 +1,5 @@
 import { parsePromptString } from '../text/prompts.js';
+import { parseDecimal } from '../util/decimal.js';
 import { HttpError } from './http-error.js';
 import type { ServerLimits } from './limits.js';
 import { multipartBoundary, parseMultipart } from './multipart.js';
@@ -16,12 +17,9 @@ export interface PredictRequest {
 
 const unprocessable = (code: string, message: string) => new HttpError(422, code, message);
 
-/** A plain decimal number; `Number()` alone also takes '0x1', '0b1', 'Infinity'. */
-const DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
-
 function parseThreshold(value: unknown): number | undefined {
   if (value === undefined || value === null || (typeof value === 'string' && value.trim() === '')) return undefined;
-  const n = typeof value === 'number' ? value : typeof value === 'string' && DECIMAL.test(value.trim()) ? Number(value.trim()) : NaN;
+  const n = typeof value === 'number' ? value : typeof value === 'string' ? parseDecimal(value) : NaN;
   if (!Number.isFinite(n) || n < 0 || n > 1) throw unprocessable('bad-threshold', `threshold must be a number from 0 to 1, got ${JSON.stringify(value)}`);
   return n;
 }
