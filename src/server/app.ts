@@ -2,16 +2,16 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
-import { decodeImage } from '../io/image-node.js';
+import { decodeImageToFit } from '../io/image-node.js';
+import { inspectImage } from '../io/image-header.js';
 import { ImageError } from '../io/image-types.js';
 import { HttpError, errorBody } from './http-error.js';
 import { resolveLimits, type ServerLimits } from './limits.js';
 import { ModelHost, type PredictOutcome } from './model-host.js';
-import { parsePredictRequest } from './predict-request.js';
+import { parsePredictRequest, type PredictRequest } from './predict-request.js';
 import { readBody } from './read-body.js';
 import { listServableFiles, sendFile } from './static-files.js';
 import { WorkQueue } from './work-queue.js';
-import type { WorkerPredictJob } from './worker-protocol.js';
 
 export interface ApeServerOptions {
   /** A model folder (config, safetensors weights, tokenizer). */
@@ -87,7 +87,11 @@ export interface ApeServer {
   limits: ServerLimits;
   /** Starts listening; resolves with the bound address. */
   listen(port: number, hostname?: string): Promise<{ port: number; url: string }>;
-  close(): Promise<void>;
+  /**
+   * Stops taking requests (new ones: 503 `shutting-down`), lets those taken in finish for up to
+   * `graceMs` (default limits.shutdownGraceMs), answers the rest 503, then closes.
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 /**
@@ -107,37 +111,68 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
   const examplesDir = options.examplesDir ?? defaultExamplesDir();
   const examples = await listServableFiles(examplesDir, ['.png', '.jpg', '.jpeg']).catch(() => []);
   const exampleNames = new Set(examples.map((f) => f.name));
-  const queue = new WorkQueue<Omit<WorkerPredictJob, 'type' | 'id'>, PredictOutcome>((job, signal) => host.predict(job, signal), {
+  /**
+   * A job's turn: the image is decoded only now (a waiting request holds its encoded bytes, not
+   * pixels) and straight to the model's input size, so no full-resolution copy is ever held.
+   */
+  async function runJob(job: PredictRequest, signal: AbortSignal): Promise<PredictOutcome & { decodeMs: number }> {
+    const info = await host.start();
+    const t0 = performance.now();
+    let decoded;
+    try {
+      decoded = await decodeImageToFit(job.image, info.inputSize, { maxPixels: limits.maxImagePixels, source: job.imageName });
+    } catch (error) {
+      if (error instanceof ImageError) throw imageErrorToHttp(error);
+      throw error;
+    }
+    const decodeMs = performance.now() - t0;
+    const outcome = await host.predict(
+      {
+        image: { ...decoded.image, data: ownBytes(decoded.image.data) },
+        originalSize: decoded.original,
+        vocabulary: job.vocabulary,
+        sentences: job.sentences,
+        ...(job.threshold !== undefined ? { threshold: job.threshold } : {}),
+      },
+      signal,
+    );
+    return { ...outcome, decodeMs };
+  }
+
+  const queue = new WorkQueue<PredictRequest, PredictOutcome & { decodeMs: number }>(runJob, {
     capacity: limits.queueSize,
     timeoutMs: limits.requestTimeoutMs,
   });
   const started = Date.now();
   let served = 0;
+  /** Requests taken in and not yet answered; shutdown waits for them. */
+  let inFlight = 0;
+  let onIdle: (() => void) | null = null;
+  let shuttingDown = false;
+  const shuttingDownError = () => new HttpError(503, 'shutting-down', 'the server is shutting down; try again elsewhere or later');
 
   async function predict(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const arrived = performance.now();
     const body = await readBody(request, limits.maxRequestBytes);
     const parsed = parsePredictRequest(body, request.headers['content-type'], limits);
-    let image;
+    // Only the header now (format, size, pixel budget): a bad upload is refused before it waits.
     try {
-      image = await decodeImage(parsed.image, { maxPixels: limits.maxImagePixels, source: parsed.imageName });
+      inspectImage(parsed.image, { maxPixels: limits.maxImagePixels, source: parsed.imageName });
     } catch (error) {
       if (error instanceof ImageError) throw imageErrorToHttp(error);
       throw error;
     }
-    const decoded = performance.now();
-    const outcome = await queue.submit({
-      image: { width: image.width, height: image.height, data: ownBytes(image.data) },
-      vocabulary: parsed.vocabulary,
-      sentences: parsed.sentences,
-      ...(parsed.threshold !== undefined ? { threshold: parsed.threshold } : {}),
-    });
+    const received = performance.now();
+    const outcome = await queue.submit(parsed, arrived);
     const done = performance.now();
     served++;
     const ms = (v: number) => Math.round(v * 10) / 10;
+    const readAndDecode = received - arrived + outcome.decodeMs;
+    // Answered during a shutdown: the connection is not kept for another request.
+    if (shuttingDown) response.setHeader('connection', 'close');
     sendJson(response, 200, {
       ...outcome.json,
-      timing: { readAndDecodeMs: ms(decoded - arrived), queueMs: ms(done - decoded - outcome.inferenceMs), inferenceMs: ms(outcome.inferenceMs), totalMs: ms(done - arrived) },
+      timing: { readAndDecodeMs: ms(readAndDecode), queueMs: ms(done - arrived - readAndDecode - outcome.inferenceMs), inferenceMs: ms(outcome.inferenceMs), totalMs: ms(done - arrived) },
     });
   }
 
@@ -147,14 +182,14 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
     const method = request.method ?? 'GET';
     const isGet = method === 'GET' || method === 'HEAD';
     const allow = (methods: string, ok: boolean) => {
-      if (!ok) throw new HttpError(405, 'method-not-allowed', `${method} is not allowed on ${path} (use ${methods})`);
+      if (!ok) throw new HttpError(405, 'method-not-allowed', `${method} is not allowed on ${path} (use ${methods})`, { allow: methods });
     };
     if (path === '/v1/predict') {
       allow('POST', method === 'POST');
       return predict(request, response);
     }
     if (path === '/v1/health') {
-      allow('GET', isGet);
+      allow('GET, HEAD', isGet);
       return sendJson(response, 200, {
         status: host.loaded ? 'ok' : 'loading',
         model: host.info?.name ?? null,
@@ -167,28 +202,28 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
       });
     }
     if (path === '/v1/model') {
-      allow('GET', isGet);
+      allow('GET, HEAD', isGet);
       const info = await host.start();
       return sendJson(response, 200, { name: info.name, config: info.config, backend: info.backend, files: modelFiles, limits });
     }
     if (path.startsWith('/v1/model/files/')) {
-      allow('GET', isGet);
+      allow('GET, HEAD', isGet);
       return sendFile(response, options.modelDir, fileNameIn(path, '/v1/model/files/'), modelFileNames, { head: method === 'HEAD' });
     }
     if (path === '/v1/examples') {
-      allow('GET', isGet);
+      allow('GET, HEAD', isGet);
       return sendJson(response, 200, { examples });
     }
     if (path.startsWith('/v1/examples/')) {
-      allow('GET', isGet);
+      allow('GET, HEAD', isGet);
       return sendFile(response, examplesDir, fileNameIn(path, '/v1/examples/'), exampleNames, { head: method === 'HEAD' });
     }
     if (path.startsWith('/v1/wasm/')) {
-      allow('GET', isGet);
+      allow('GET, HEAD', isGet);
       return sendFile(response, wasmDir, fileNameIn(path, '/v1/wasm/'), wasmFiles, { cache: 'max-age=86400', head: method === 'HEAD' });
     }
     if (path.startsWith('/v1/')) throw new HttpError(404, 'not-found', `no API route ${path}`);
-    allow('GET', isGet);
+    allow('GET, HEAD', isGet);
     const name = path === '/' ? 'index.html' : path.slice(1);
     const webFiles = new Set((await listServableFiles(webDir).catch(() => [])).map((f) => f.name));
     if (name === 'index.html' && !webFiles.has(name)) {
@@ -197,19 +232,26 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
     return sendFile(response, webDir, name, webFiles, { head: method === 'HEAD' });
   }
 
+  function fail(request: IncomingMessage, response: ServerResponse, error: unknown): void {
+    const http = error instanceof HttpError ? error : new HttpError(500, 'internal-error', error instanceof Error ? error.message : String(error));
+    if (http.status >= 500 && http.status !== 503 && http.status !== 504) console.error(`ape serve: ${request.method} ${request.url}: ${http.message}`);
+    if (response.headersSent) {
+      response.destroy();
+      return;
+    }
+    // After a refused upload the rest of the body is never read: close the connection.
+    const close = http.status === 413 || !request.complete || shuttingDown;
+    sendJson(response, http.status, errorBody(http), { ...http.headers, ...(close ? { connection: 'close' } : {}) });
+  }
+
   const server = createServer((request, response) => {
-    route(request, response).catch((error: unknown) => {
-      const http =
-        error instanceof HttpError ? error : new HttpError(500, 'internal-error', error instanceof Error ? error.message : String(error));
-      if (http.status >= 500 && http.status !== 503 && http.status !== 504) console.error(`ape serve: ${request.method} ${request.url}: ${http.message}`);
-      if (response.headersSent) {
-        response.destroy();
-        return;
-      }
-      // After a refused upload the rest of the body is never read: close the connection.
-      const close = http.status === 413 || !request.complete;
-      sendJson(response, http.status, errorBody(http), close ? { connection: 'close' } : {});
+    if (shuttingDown) return fail(request, response, shuttingDownError());
+    inFlight++;
+    response.once('close', () => {
+      inFlight--;
+      if (inFlight === 0) onIdle?.();
     });
+    route(request, response).catch((error: unknown) => fail(request, response, error));
   });
   server.requestTimeout = limits.requestTimeoutMs + 30_000;
 
@@ -229,8 +271,22 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
         });
       });
     },
-    async close() {
+    async close(graceMs = limits.shutdownGraceMs) {
+      shuttingDown = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      // Requests taken in may finish (waiting ones too) within the grace period; new ones get 503.
+      const idle = () => (inFlight === 0 ? Promise.resolve() : new Promise<void>((resolve) => (onIdle = resolve)));
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const graceOver = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), graceMs)));
+      const late = (await Promise.race([idle(), graceOver])) === 'late';
+      clearTimeout(timer);
+      if (late) {
+        // Past the grace period: what still waits or runs is answered 503 before the connections go.
+        queue.close(shuttingDownError());
+        await host.close();
+        await Promise.race([idle(), new Promise((resolve) => setTimeout(resolve, 1000))]);
+      }
       server.closeAllConnections();
       await closed;
       await host.close();

@@ -71,18 +71,12 @@ export class WorkQueue<J, R> {
     });
   }
 
-  /** Whether a job runs or waits. */
-  get busy(): boolean {
-    return this.running !== null || this.waiting.length > 0;
-  }
-
   /**
-   * Refuses new jobs with `error` from now on; with `dropWaiting`, jobs still waiting are refused
-   * with it too (the running one is left to finish or to its deadline).
+   * Refuses new jobs and those still waiting with `error` from now on (the running one is left to
+   * finish or to its deadline).
    */
-  close(error: HttpError, dropWaiting: boolean): void {
+  close(error: HttpError): void {
     this.closedWith = error;
-    if (!dropWaiting) return;
     for (const entry of this.waiting.splice(0)) this.settle(entry, () => entry.reject(error));
   }
 
