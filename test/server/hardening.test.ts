@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodePng } from '../../src/io/image-node.js';
 import { createApeServer, type ApeServer } from '../../src/server/app.js';
+import { HttpError } from '../../src/server/http-error.js';
 import { DEFAULT_SCORE_THRESHOLD } from '../../src/inference/results.js';
 import type { PredictionJson } from '../../src/server/prediction-json.js';
 import { decodeRle } from '../../src/structures/rle.js';
@@ -98,6 +99,23 @@ test('a large upload is analysed at the model input size and answered in its own
     }
     assert.equal(p.semantic!.width, 1500);
     assert.equal(p.semantic!.segments.reduce((n, s) => n + s.area, 0) <= 1500 * 1000, true);
+  } finally {
+    await app.close();
+  }
+});
+
+test('a run stopped past its deadline answers 504 and the model worker is loaded afresh', async () => {
+  const { app } = await inProcess();
+  try {
+    const controller = new AbortController();
+    const image = { width: 64, height: 64, data: new Uint8Array(64 * 64 * 3) };
+    const running = app.host.predict({ image, originalSize: { width: 64, height: 64 }, vocabulary: ['circle'], sentences: [] }, controller.signal);
+    await new Promise((r) => setTimeout(r, 0));
+    controller.abort();
+    await assert.rejects(running, (e: unknown) => e instanceof HttpError && e.status === 504 && /while the model was running/.test(e.message));
+    assert.equal(app.host.restarts, 1);
+    await app.host.start();
+    assert.equal(app.host.loaded, true);
   } finally {
     await app.close();
   }
