@@ -137,3 +137,24 @@ test('a model folder without checkpoints is not overwritten by a new run; leftov
   assert.equal(existsSync(leftover), false);
   assert.match(lines.join('\n'), /removed 1 temporary file\(s\) left by an interrupted write/);
 });
+
+test('a run whose newest checkpoint fails its checksum resumes from the previous one and keeps that checkpoint\'s model folder aside', async () => {
+  const dir = await makeSynthDir(6);
+  const config = tinyConfig(dir, { steps: 2, checkpoint: { every: 1, keep: 3 } });
+  const quiet = { progress: false, log: () => {} };
+  (await runTraining(config, quiet)).dispose();
+  const checkpoints = Trainer.checkpointDir(config);
+  await writeNaNs(join(checkpoints, checkpointName(2)), 1000);
+  const exported = readFileSync(join(Trainer.modelDir(config), 'model.safetensors'));
+  const lines: string[] = [];
+  const resumed = await runTraining(tinyConfig(dir, { steps: 3, checkpoint: { every: 1, keep: 3 } }), { progress: false, log: (l) => lines.push(l) });
+  assert.equal(resumed.step, 3);
+  resumed.dispose();
+  const log = lines.join('\n');
+  assert.match(log, /step-000000002\.safetensors cannot be used: tensor .* fails its checksum/);
+  assert.match(log, /falling back to checkpoint .*step-000000001\.safetensors \(step 1\)/);
+  assert.match(log, /resumed from step 1/);
+  const aside = join(config.output, 'model.from-step-000000002');
+  assert.match(log, new RegExp(`kept as ${aside.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
+  assert.deepEqual(readFileSync(join(aside, 'model.safetensors')), exported);
+});
