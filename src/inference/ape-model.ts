@@ -33,11 +33,6 @@ export interface PredictOptions {
   tasks?: PredictTask[];
   /** Instance and grounding masks (default true). */
   masks?: boolean;
-  /**
-   * The size each image had before the caller shrank it (to the input size, say, so no
-   * full-resolution copy is held): boxes, masks and the semantic map are given in these sizes.
-   */
-  originalSizes?: Array<{ width: number; height: number }>;
   /** 'sentence' (APE) or 'word' (every token through the fusion; the baseline). */
   fusion?: FusionMode;
 }
@@ -87,7 +82,7 @@ export class ApeModel extends ApeNetwork {
     const settings = variants.map((variant) => this.resolveSettings({ ...options, ...variant }));
 
     let t0 = performance.now();
-    const { batch, placements } = prepareImages(images, this.config.input.size, options.originalSizes);
+    const { batch, placements } = prepareImages(images, this.config.input.size);
     const tPre = performance.now() - t0;
     t0 = performance.now();
     const out = this.forward(batch, prompts, { fusion: options.fusion, layers: 'last', masks: 'last' });

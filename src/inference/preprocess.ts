@@ -21,15 +21,9 @@ export function resizedSize(width: number, height: number, size: number): [numbe
 
 /**
  * Resizes each image so its long side is `size` and places it at the top-left of a size x size
- * canvas (the rest is padding, zeroed after normalisation by the network). `originals`, when
- * given, are the sizes the images had before the caller shrank them: results are placed in those.
+ * canvas (the rest is padding, zeroed after normalisation by the network).
  */
-export function prepareImages(
-  images: readonly RgbImage[],
-  size: number,
-  originals?: ReadonlyArray<{ width: number; height: number }>,
-): { batch: ModelBatch; placements: ImagePlacement[] } {
-  if (originals && originals.length !== images.length) throw new Error(`prepareImages: ${originals.length} original sizes for ${images.length} images`);
+export function prepareImages(images: readonly RgbImage[], size: number): { batch: ModelBatch; placements: ImagePlacement[] } {
   if (images.length === 0) throw new Error('prepareImages: no images');
   const canvas = new Float32Array(images.length * size * size * 3);
   const placements = images.map((image, i) => {
@@ -41,8 +35,7 @@ export function prepareImages(
       const row = resized.data.subarray(y * w * 3, (y + 1) * w * 3);
       canvas.set(row, base + y * size * 3);
     }
-    const original = originals?.[i] ?? image;
-    return { width: original.width, height: original.height, resizedWidth: w, resizedHeight: h };
+    return { width: image.width, height: image.height, resizedWidth: w, resizedHeight: h };
   });
   return {
     batch: { images: tf.tensor4d(canvas, [images.length, size, size, 3]), sizes: placements.map((p) => [p.resizedHeight, p.resizedWidth]) },

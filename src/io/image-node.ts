@@ -15,9 +15,7 @@ import {
   DEFAULT_MAX_BYTES,
   DEFAULT_MAX_PIXELS,
   ImageError,
-  checkByteBudget,
   imageChannels,
-  fitLongSide,
   toRgb,
   type ByteLimitedDecodeOptions,
   type DecodeOptions,
@@ -30,37 +28,16 @@ export type ReadImageOptions = ByteLimitedDecodeOptions;
 
 /** Decodes PNG, JPEG or WebP bytes to 8-bit RGB. */
 export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}): Promise<RgbImage> {
-  return (await decodeWith(bytes, options)).image;
-}
-
-/**
- * Decodes an image shrunk so that its long side is at most `maxSide` (smaller images are left as
- * they are), in one libvips pipeline: the full-resolution pixels are never held in memory here.
- * `original` is the size the image has before shrinking (EXIF orientation applied).
- */
-export async function decodeImageToFit(
-  bytes: Uint8Array,
-  maxSide: number,
-  options: DecodeOptions = {},
-): Promise<{ image: RgbImage; original: { width: number; height: number } }> {
-  return decodeWith(bytes, options, maxSide);
-}
-
-async function decodeWith(bytes: Uint8Array, options: DecodeOptions, maxSide?: number): Promise<{ image: RgbImage; original: { width: number; height: number } }> {
   const source = options.source ?? 'image';
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
   const header = inspectImage(bytes, { source, maxPixels });
   let result: { data: Buffer; info: sharp.OutputInfo };
-  let original = { width: header.width, height: header.height };
   try {
-    let pipeline = sharp(bytes, { limitInputPixels: maxPixels, failOn: 'truncated', autoOrient: true });
-    if (maxSide !== undefined) {
-      const meta = await pipeline.metadata();
-      original = meta.autoOrient ?? original;
-      const [width, height] = fitLongSide(original.width, original.height, maxSide);
-      if (width !== original.width || height !== original.height) pipeline = pipeline.resize(width, height, { fit: 'fill', kernel: 'linear' });
-    }
-    result = await pipeline.removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    result = await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'truncated', autoOrient: true })
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
   } catch (error) {
     const message = (error as Error).message;
     const reason = /end of|premature|truncat/i.test(message) ? 'truncated' : 'corrupt';
@@ -70,7 +47,7 @@ async function decodeWith(bytes: Uint8Array, options: DecodeOptions, maxSide?: n
   const view = new Uint8Array(result.data.buffer, result.data.byteOffset, result.data.byteLength);
   const ownsBuffer = view.byteOffset === 0 && view.byteLength === view.buffer.byteLength;
   const data = channels === 3 ? (ownsBuffer ? view : view.slice()) : toRgb(view, width * height, channels);
-  return { image: { width, height, data }, original: maxSide === undefined ? { width, height } : original };
+  return { width, height, data };
 }
 
 async function readBounded(path: string, maxBytes: number): Promise<Uint8Array> {

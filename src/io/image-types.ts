@@ -43,16 +43,6 @@ export class ImageError extends Error {
 /** Default pixel budget for decoding: a 8000x8000 photo fits; a decompression bomb does not. */
 export const DEFAULT_MAX_PIXELS = 64_000_000;
 
-/**
- * The size an image gets when its long side is brought down to `maxSide` (rounded half up, as
- * detectron2's ResizeShortestEdge with max_size = size does); smaller images keep their size.
- */
-export function fitLongSide(width: number, height: number, maxSide: number): [number, number] {
-  if (Math.max(width, height) <= maxSide) return [width, height];
-  const scale = maxSide / Math.max(width, height);
-  return [Math.max(1, Math.floor(width * scale + 0.5)), Math.max(1, Math.floor(height * scale + 0.5))];
-}
-
 export interface DecodeOptions {
   /** Largest width*height accepted, checked on the header before any pixel is decoded. */
   maxPixels?: number;

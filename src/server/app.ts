@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
-import { decodeImageToFit } from '../io/image-node.js';
+import { decodeImage } from '../io/image-node.js';
 import { inspectImage } from '../io/image-header.js';
 import { ImageError } from '../io/image-types.js';
 import { HttpError, errorBody } from './http-error.js';
@@ -113,14 +113,14 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
   const exampleNames = new Set(examples.map((f) => f.name));
   /**
    * A job's turn: the image is decoded only now (a waiting request holds its encoded bytes, not
-   * pixels) and straight to the model's input size, so no full-resolution copy is ever held.
+   * pixels), off the HTTP thread (sharp), and its pixels are moved, not copied, to the model
+   * thread, whose first step shrinks them to the input size: one full-resolution copy at a time.
    */
   async function runJob(job: PredictRequest, signal: AbortSignal): Promise<PredictOutcome & { decodeMs: number }> {
-    const info = await host.start();
     const t0 = performance.now();
-    let decoded;
+    let image;
     try {
-      decoded = await decodeImageToFit(job.image, info.inputSize, { maxPixels: limits.maxImagePixels, source: job.imageName });
+      image = await decodeImage(job.image, { maxPixels: limits.maxImagePixels, source: job.imageName });
     } catch (error) {
       if (error instanceof ImageError) throw imageErrorToHttp(error);
       throw error;
@@ -128,8 +128,7 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
     const decodeMs = performance.now() - t0;
     const outcome = await host.predict(
       {
-        image: { ...decoded.image, data: ownBytes(decoded.image.data) },
-        originalSize: decoded.original,
+        image: { ...image, data: ownBytes(image.data) },
         vocabulary: job.vocabulary,
         sentences: job.sentences,
         ...(job.threshold !== undefined ? { threshold: job.threshold } : {}),

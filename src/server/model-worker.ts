@@ -29,7 +29,7 @@ async function start(): Promise<ApeModel | null> {
     const model = await loadModel(modelDir);
     reply({
       type: 'ready',
-      info: { name: model.config.name, config: model.config, backend: tf.getBackend(), loadMs: Math.round(performance.now() - t0), inputSize: model.config.input.size },
+      info: { name: model.config.name, config: model.config, backend: tf.getBackend(), loadMs: Math.round(performance.now() - t0) },
       memory: memory(),
     });
     return model;
@@ -52,7 +52,6 @@ if (model) {
           vocabulary: job.vocabulary,
           sentences: job.sentences,
           threshold: job.threshold ?? DEFAULT_SCORE_THRESHOLD,
-          originalSizes: [job.originalSize],
         });
       });
       const prediction = predictions[0];

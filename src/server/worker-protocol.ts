@@ -5,10 +5,7 @@ import type { PredictionJson } from './prediction-json.js';
 export interface WorkerPredictJob {
   type: 'predict';
   id: number;
-  /** The image shrunk to the model's input size (at most). */
   image: { width: number; height: number; data: Uint8Array };
-  /** Its size as uploaded: the answer's boxes and masks are in this size. */
-  originalSize: { width: number; height: number };
   vocabulary: string[];
   sentences: string[];
   threshold?: number;
@@ -25,8 +22,6 @@ export interface ModelInfo {
   config: unknown;
   backend: string;
   loadMs: number;
-  /** The long side images are resized to before the network (config.input.size). */
-  inputSize: number;
 }
 
 export type WorkerRequest = WorkerPredictJob;
