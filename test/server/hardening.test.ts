@@ -17,13 +17,17 @@ import { startServer } from './server-process.js';
 const root = fileURLToPath(new URL('../..', import.meta.url));
 let model: { dir: string; remove: () => Promise<void> };
 let scene: Buffer;
+/** One server for the tests that do not close it. */
+let shared: { app: ApeServer; url: string };
 
 before(async () => {
   model = await makeTestModelDir();
   scene = await readFile(join(root, 'examples', 'scene-2.png'));
+  shared = await inProcess();
 });
 
 after(async () => {
+  await shared?.app.close();
   await model?.remove();
 });
 
@@ -55,53 +59,41 @@ const predict = (url: string, fields: Record<string, string>, image: Uint8Array 
 };
 
 test('405 answers carry an Allow header naming the methods', async () => {
-  const { app, url } = await inProcess();
-  try {
-    const post = await fetch(new URL('/v1/health', url), { method: 'POST' });
-    assert.equal(post.status, 405);
-    assert.equal(post.headers.get('allow'), 'GET, HEAD');
-    const get = await fetch(new URL('/v1/predict', url));
-    assert.equal(get.status, 405);
-    assert.equal(get.headers.get('allow'), 'POST');
-  } finally {
-    await app.close();
-  }
+  const { url } = shared;
+  const post = await fetch(new URL('/v1/health', url), { method: 'POST' });
+  assert.equal(post.status, 405);
+  assert.equal(post.headers.get('allow'), 'GET, HEAD');
+  const get = await fetch(new URL('/v1/predict', url));
+  assert.equal(get.status, 405);
+  assert.equal(get.headers.get('allow'), 'POST');
 });
 
 test(`the API keeps instances scoring above ${DEFAULT_SCORE_THRESHOLD} unless told otherwise, as the CLI does`, async () => {
-  const { app, url } = await inProcess();
-  try {
-    const all = (await (await predict(url, { vocabulary: 'circle,square,star', threshold: '0' })).json()) as PredictionJson;
-    const byDefault = (await (await predict(url, { vocabulary: 'circle,square,star' })).json()) as PredictionJson;
-    assert.ok(all.instances.some((i) => i.score <= DEFAULT_SCORE_THRESHOLD), 'the test needs some low-scoring instances');
-    // Class-wise NMS and top-K keep higher-scored instances regardless of lower ones, so the
-    // default answer is exactly the threshold-0 answer cut at the default.
-    assert.deepEqual(byDefault.instances, all.instances.filter((i) => i.score > DEFAULT_SCORE_THRESHOLD));
-  } finally {
-    await app.close();
-  }
+  const { url } = shared;
+  const all = (await (await predict(url, { vocabulary: 'circle,square,star', threshold: '0' })).json()) as PredictionJson;
+  const byDefault = (await (await predict(url, { vocabulary: 'circle,square,star' })).json()) as PredictionJson;
+  assert.ok(all.instances.some((i) => i.score <= DEFAULT_SCORE_THRESHOLD), 'the test needs some low-scoring instances');
+  // Class-wise NMS and top-K keep higher-scored instances regardless of lower ones, so the
+  // default answer is exactly the threshold-0 answer cut at the default.
+  assert.deepEqual(byDefault.instances, all.instances.filter((i) => i.score > DEFAULT_SCORE_THRESHOLD));
 });
 
 test('a large upload is answered in its own size', async () => {
-  const { app, url } = await inProcess();
-  try {
-    const big = await encodePng(createRgbImage(1500, 1000, [0, 0, 0]));
-    const answer = await predict(url, { vocabulary: 'circle,sky', threshold: '0' }, big);
-    assert.equal(answer.status, 200);
-    const p = (await answer.json()) as PredictionJson;
-    assert.deepEqual(p.image, { width: 1500, height: 1000, id: 0 });
-    assert.ok(p.instances.length > 0);
-    for (const inst of p.instances) {
-      assert.deepEqual(inst.segmentation!.size, [1000, 1500]);
-      assert.equal(decodeRle(decompressRle(inst.segmentation!)).length, 1500 * 1000);
-      const [x, y, w, h] = inst.bbox;
-      assert.ok(x >= 0 && y >= 0 && x + w <= 1500 + 1e-3 && y + h <= 1000 + 1e-3, `bbox ${inst.bbox}`);
-    }
-    assert.equal(p.semantic!.width, 1500);
-    assert.equal(p.semantic!.segments.reduce((n, s) => n + s.area, 0) <= 1500 * 1000, true);
-  } finally {
-    await app.close();
+  const { url } = shared;
+  const big = await encodePng(createRgbImage(1500, 1000, [0, 0, 0]));
+  const answer = await predict(url, { vocabulary: 'circle,sky', threshold: '0' }, big);
+  assert.equal(answer.status, 200);
+  const p = (await answer.json()) as PredictionJson;
+  assert.deepEqual(p.image, { width: 1500, height: 1000, id: 0 });
+  assert.ok(p.instances.length > 0);
+  for (const inst of p.instances) {
+    assert.deepEqual(inst.segmentation!.size, [1000, 1500]);
+    assert.equal(decodeRle(decompressRle(inst.segmentation!)).length, 1500 * 1000);
+    const [x, y, w, h] = inst.bbox;
+    assert.ok(x >= 0 && y >= 0 && x + w <= 1500 + 1e-3 && y + h <= 1000 + 1e-3, `bbox ${inst.bbox}`);
   }
+  assert.equal(p.semantic!.width, 1500);
+  assert.equal(p.semantic!.segments.reduce((n, s) => n + s.area, 0) <= 1500 * 1000, true);
 });
 
 test('a run stopped past its deadline answers 504 and the model worker is loaded afresh', async () => {
