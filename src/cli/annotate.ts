@@ -8,11 +8,12 @@ import type { AnnotationBackend } from '../annotate/backend.js';
 import { parseCommandArgs, positiveIntegerOption } from './args.js';
 import { engineOption } from './engine-option.js';
 import { defaultModelDir } from './predict.js';
-import { DEFAULT_DRAW_THRESHOLD, PROMPT_ARGS, promptOptions, thresholdOption } from './prompt-options.js';
+import { PROMPT_ARGS, promptOptions, thresholdOption } from './prompt-options.js';
+import { DEFAULT_SCORE_THRESHOLD } from '../inference/results.js';
 import { UsageError, type Command } from './command.js';
 
 const usage = `usage: ape annotate IMAGES_DIR|LIST.txt --vocab "cat,dog" [--sentence TEXT]... --out DIR
-                    [--model DIR] [--engine tfjs] [--threshold ${DEFAULT_DRAW_THRESHOLD}] [--workers N] [--overlays]
+                    [--model DIR] [--engine tfjs] [--threshold ${DEFAULT_SCORE_THRESHOLD}] [--workers N] [--overlays]
                     [--queue redis://HOST:PORT/DB [--queue-name ape-annotate] [--in-flight 64] [--redis-timeout 60]]
   Labels a collection: every image of the folder (searched recursively) or of the list file (one
   path per line) goes through the model once; DIR/annotations.json is a COCO instances file with
@@ -24,7 +25,7 @@ const usage = `usage: ape annotate IMAGES_DIR|LIST.txt --vocab "cat,dog" [--sent
   --prompt TEXT      APE's rule: split on commas; all sentences if any item has a space, else vocabulary
   --model DIR        model folder (default: the shipped models/default)
   --engine NAME      inference engine: tfjs (TF.js on wasm, the only one in this build)
-  --threshold T      lowest score kept (0-1, default ${DEFAULT_DRAW_THRESHOLD})
+  --threshold T      lowest score kept (0-1, default ${DEFAULT_SCORE_THRESHOLD})
   --workers N        model processes on this machine (default 1)
   --overlays         also draw each image's annotations into DIR/overlays
   --queue URL        send the images to 'ape worker' processes through BullMQ on this Redis instead

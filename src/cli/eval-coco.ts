@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { BoundedReadError, readRegularFile } from '../io/bounded-file.js';
+import { DEFAULT_MAX_JSON_BYTES } from '../data/readers/json-file.js';
 import { evaluateCoco } from '../evaluation/coco/evaluate.js';
 import { parseCocoGroundTruth, parseCocoResults } from '../evaluation/coco/parse.js';
 import { writeJsonFile } from '../util/write-json.js';
@@ -10,9 +11,10 @@ const usage = 'usage: ape eval coco --gt GT.json --results RES.json --type bbox|
 
 async function readText(path: string, role: string): Promise<string> {
   try {
-    return await readFile(path, 'utf8');
+    return Buffer.from(await readRegularFile(path, DEFAULT_MAX_JSON_BYTES)).toString('utf8');
   } catch (err) {
-    throw new Error(`cannot read ${role} file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    if (!(err instanceof BoundedReadError)) throw err;
+    throw new Error(`cannot read ${role} file ${err.path}: ${err.reason === 'missing' ? err.detail.replace(/^cannot read \((.*)\)$/, '$1') : err.detail}`);
   }
 }
 

@@ -5,29 +5,27 @@ import { parseCommandArgs } from './args.js';
 import { initEngine } from '../engine/engine.js';
 import { readImage, writeImage } from '../io/image-node.js';
 import { loadModel } from '../inference/model-files.js';
-import type { Prediction } from '../inference/results.js';
+import { DEFAULT_SCORE_THRESHOLD, type Prediction } from '../inference/results.js';
 import { drawInstances } from '../viz/overlay-prediction.js';
 import { drawSemantic, semanticAreas } from '../viz/semantic-map.js';
 import { predictionToJson } from '../inference/prediction-json.js';
 import { writeJsonFile } from '../util/write-json.js';
 import { UsageError, type Command } from './command.js';
-import { DEFAULT_DRAW_THRESHOLD, PROMPT_ARGS, promptOptions, thresholdOption } from './prompt-options.js';
+import { PROMPT_ARGS, promptOptions, thresholdOption } from './prompt-options.js';
 
 /** The shipped model: models/default of this package (found from this file, not the working folder). */
 export function defaultModelDir(): string {
   return fileURLToPath(new URL('../../models/default', import.meta.url));
 }
 
-export { DEFAULT_DRAW_THRESHOLD };
-
 const usage = `usage: ape predict IMAGE... [--vocab "circle,square,grass"] [--sentence "the red star on the left"]...
-                   [--prompt "a,b"] [--model DIR] [--threshold ${DEFAULT_DRAW_THRESHOLD}] [--out predictions]
+                   [--prompt "a,b"] [--model DIR] [--threshold ${DEFAULT_SCORE_THRESHOLD}] [--out predictions]
   Detects, segments and grounds what the prompts name, one forward pass per image.
   --vocab LIST      category names, comma-separated (each its own prompt)
   --sentence TEXT   a sentence / referring expression (repeatable)
   --prompt TEXT     APE's rule: split on commas; all sentences if any item has a space, else vocabulary
   --model DIR       model folder (default: the shipped models/default)
-  --threshold T     lowest instance score kept (0-1, default ${DEFAULT_DRAW_THRESHOLD})
+  --threshold T     lowest instance score kept (0-1, default ${DEFAULT_SCORE_THRESHOLD})
   --out DIR         where the results go (default: predictions)
   For each image NAME it writes NAME.json (COCO-style instances with RLE masks, semantic segments,
   grounding), NAME.png (masks, boxes, labels and scores drawn) and NAME.semantic.png (colour map

@@ -1,8 +1,7 @@
 import { parsePromptString } from '../text/prompts.js';
+import { DEFAULT_SCORE_THRESHOLD } from '../inference/results.js';
+import { parseDecimal } from '../util/decimal.js';
 import { UsageError } from './command.js';
-
-/** Instances kept and drawn unless --threshold says otherwise. */
-export const DEFAULT_DRAW_THRESHOLD = 0.3;
 
 /** The parseArgs options that promptOptions reads. */
 export const PROMPT_ARGS = {
@@ -24,10 +23,10 @@ export function promptOptions(values: { vocab?: string[]; sentence?: string[]; p
   return { vocabulary, sentences };
 }
 
-/** `--threshold T`: a score from 0 to 1, DEFAULT_DRAW_THRESHOLD when not given. */
+/** `--threshold T`: a decimal score from 0 to 1 ('0x1' is refused), DEFAULT_SCORE_THRESHOLD when not given. */
 export function thresholdOption(value: string | undefined): number {
-  if (value === undefined) return DEFAULT_DRAW_THRESHOLD;
-  const t = Number(value);
-  if (value.trim() === '' || !Number.isFinite(t) || t < 0 || t > 1) throw new UsageError(`--threshold must be a number from 0 to 1, got '${value}'`);
+  if (value === undefined) return DEFAULT_SCORE_THRESHOLD;
+  const t = parseDecimal(value);
+  if (!Number.isFinite(t) || t < 0 || t > 1) throw new UsageError(`--threshold must be a number from 0 to 1, got '${value}'`);
   return t;
 }

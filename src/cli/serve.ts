@@ -21,6 +21,8 @@ limits (answers: 413 too large, 422 bad prompts, 503 queue full, 504 too slow):
   --max-prompt-length N  characters per prompt (default ${DEFAULT_LIMITS.maxPromptLength})
   --queue N              requests waiting behind the running one (default ${DEFAULT_LIMITS.queueSize})
   --timeout-ms N         per request, from arrival to answer (default ${DEFAULT_LIMITS.requestTimeoutMs})
+  --grace-ms N           on SIGTERM/SIGINT, time requests in progress get to finish; new ones
+                         and the unfinished get 503 shutting-down (default ${DEFAULT_LIMITS.shutdownGraceMs})
   --web-dir DIR          the built page (default dist/web of the package)`;
 
 function positiveNumber(value: string | undefined, name: string, min = 1): number | undefined {
@@ -43,6 +45,7 @@ async function run(argv: string[]): Promise<number> {
       'max-prompt-length': { type: 'string' },
       queue: { type: 'string' },
       'timeout-ms': { type: 'string' },
+      'grace-ms': { type: 'string' },
       'web-dir': { type: 'string' },
     },
     allowPositionals: true,
@@ -63,6 +66,7 @@ async function run(argv: string[]): Promise<number> {
     maxPromptLength: integer('max-prompt-length'),
     queueSize: integer('queue', 0),
     requestTimeoutMs: integer('timeout-ms'),
+    shutdownGraceMs: integer('grace-ms', 0),
   };
   const modelDir = values.model ?? defaultModelDir();
   const app = await createApeServer({ modelDir, limits, ...(values['web-dir'] ? { webDir: values['web-dir'] } : {}) });
@@ -77,7 +81,7 @@ async function run(argv: string[]): Promise<number> {
     const stop = () => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
-      console.log('ape serve: shutting down');
+      console.log(`ape serve: shutting down (requests taken in get up to ${app.limits.shutdownGraceMs} ms to finish)`);
       app.close().then(resolve, resolve);
     };
     process.on('SIGINT', stop);

@@ -6,12 +6,15 @@ import { writeMissingSynthFolders } from '../data/synth/prepare.js';
 import { evaluateModel } from '../evaluation/model-eval.js';
 import { UsageError, type Command } from './command.js';
 
-const usage = `usage: ape train --config FILE [--steps N] [--backend wasm|cpu]
+const usage = `usage: ape train --config FILE [--steps N] [--backend wasm|cpu] [--restart]
   Trains (or resumes) the run the config describes (see docs/training.md): progress bar with
   loss terms, steps/s and ETA; checkpoints every checkpoint.every steps into OUTPUT/checkpoints.
   Running the same command again continues from the newest checkpoint. Ctrl-C stops cleanly
   after the current step, writing a checkpoint.
-  --steps N   stop after N more steps in this session (the config's steps still bound the run)`;
+  A damaged newest checkpoint (failed read or checksum) is skipped for the previous one, saying
+  so; when none can be read, or OUTPUT/model exists without checkpoints, it refuses (exit 1).
+  --steps N   stop after N more steps in this session (the config's steps still bound the run)
+  --restart   start a new run: OUTPUT/checkpoints and OUTPUT/model are renamed aside, not deleted`;
 
 export const command: Command = {
   name: 'train',
@@ -20,7 +23,7 @@ export const command: Command = {
   async run(argv: string[]): Promise<number> {
     const { values, positionals } = parseCommandArgs({
       args: argv,
-      options: { config: { type: 'string' }, steps: { type: 'string' }, backend: { type: 'string' } },
+      options: { config: { type: 'string' }, steps: { type: 'string' }, backend: { type: 'string' }, restart: { type: 'boolean' } },
       allowPositionals: true,
     });
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
@@ -41,6 +44,7 @@ export const command: Command = {
       const trainer = await runTraining(config, {
         maxSteps,
         signal,
+        restart: values.restart === true,
         evaluate: async (trainer) => {
           const r = await evaluateModel(trainer.network, config.eval!.data, { maxImages: config.eval!.images });
           return { boxAP: r.bbox[0], maskAP: r.segm[0], miou: r.miou, referring_acc: r.referring_acc, images: r.images };

@@ -1,6 +1,13 @@
 import type { CompressedRle } from '../structures/rle.js';
 import type { PromptEntry, PromptKind } from '../text/prompts.js';
 
+/**
+ * The lowest instance score `ape predict`, the HTTP API and the web page keep unless told
+ * otherwise. The library's `predict` keeps the config's threshold (0: every instance, as
+ * evaluation needs).
+ */
+export const DEFAULT_SCORE_THRESHOLD = 0.3;
+
 export type PredictTask = 'instances' | 'semantic' | 'grounding';
 
 /** One detected object (or region, or part) that a prompt names. */

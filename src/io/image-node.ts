@@ -4,18 +4,17 @@
  * expanded to RGB. Every input is sniffed and its header checked first (format, completeness,
  * pixel budget), so bad files fail with a message that names the problem.
  */
-import { readFile, stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { inflateSync, deflateSync, constants as zlibConstants } from 'node:zlib';
 import sharp from 'sharp';
 import { writeFileAtomically } from './atomic-write.js';
+import { BoundedReadError, readRegularFile } from './bounded-file.js';
 import { inspectImage } from './image-header.js';
 import { decodeSingleChannelPng, encodePngWith, type Inflate } from './image-png.js';
 import {
   DEFAULT_MAX_BYTES,
   DEFAULT_MAX_PIXELS,
   ImageError,
-  checkByteBudget,
   imageChannels,
   toRgb,
   type ByteLimitedDecodeOptions,
@@ -52,10 +51,12 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}
 }
 
 async function readBounded(path: string, maxBytes: number): Promise<Uint8Array> {
-  const info = await stat(path);
-  if (!info.isFile()) throw new ImageError('unsupported', path, 'not a regular file');
-  checkByteBudget(info.size, maxBytes, path, 'file');
-  return new Uint8Array(await readFile(path));
+  try {
+    return await readRegularFile(path, maxBytes);
+  } catch (error) {
+    if (!(error instanceof BoundedReadError) || error.reason === 'missing') throw error;
+    throw new ImageError(error.reason === 'too-large' ? 'too-large' : 'unsupported', path, error.detail);
+  }
 }
 
 export async function readImage(path: string, options: ReadImageOptions = {}): Promise<RgbImage> {

@@ -3,15 +3,15 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { decodeImage } from '../io/image-node.js';
+import { inspectImage } from '../io/image-header.js';
 import { ImageError } from '../io/image-types.js';
 import { HttpError, errorBody } from './http-error.js';
 import { resolveLimits, type ServerLimits } from './limits.js';
 import { ModelHost, type PredictOutcome } from './model-host.js';
-import { parsePredictRequest } from './predict-request.js';
+import { parsePredictRequest, type PredictRequest } from './predict-request.js';
 import { readBody } from './read-body.js';
 import { listServableFiles, sendFile } from './static-files.js';
 import { WorkQueue } from './work-queue.js';
-import type { WorkerPredictJob } from './worker-protocol.js';
 
 export interface ApeServerOptions {
   /** A model folder (config, safetensors weights, tokenizer). */
@@ -94,7 +94,11 @@ export interface ApeServer {
   limits: ServerLimits;
   /** Starts listening; resolves with the bound address. */
   listen(port: number, hostname?: string): Promise<{ port: number; url: string }>;
-  close(): Promise<void>;
+  /**
+   * Stops taking requests (new ones: 503 `shutting-down`), lets those taken in finish for up to
+   * `graceMs` (default limits.shutdownGraceMs), answers the rest 503, then closes.
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 /**
@@ -114,37 +118,67 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
   const examplesDir = options.examplesDir ?? defaultExamplesDir();
   const examples = await listServableFiles(examplesDir, ['.png', '.jpg', '.jpeg']).catch(() => []);
   const exampleNames = new Set(examples.map((f) => f.name));
-  const queue = new WorkQueue<Omit<WorkerPredictJob, 'type' | 'id'>, PredictOutcome>((job, signal) => host.predict(job, signal), {
+  /**
+   * A job's turn: the image is decoded only now (a waiting request holds its encoded bytes, not
+   * pixels), off the HTTP thread (sharp), and its pixels are moved, not copied, to the model
+   * thread, whose first step shrinks them to the input size: one full-resolution copy at a time.
+   */
+  async function runJob(job: PredictRequest, signal: AbortSignal): Promise<PredictOutcome & { decodeMs: number }> {
+    const t0 = performance.now();
+    let image;
+    try {
+      image = await decodeImage(job.image, { maxPixels: limits.maxImagePixels, source: job.imageName });
+    } catch (error) {
+      if (error instanceof ImageError) throw imageErrorToHttp(error);
+      throw error;
+    }
+    const decodeMs = performance.now() - t0;
+    const outcome = await host.predict(
+      {
+        image: { ...image, data: ownBytes(image.data) },
+        vocabulary: job.vocabulary,
+        sentences: job.sentences,
+        ...(job.threshold !== undefined ? { threshold: job.threshold } : {}),
+      },
+      signal,
+    );
+    return { ...outcome, decodeMs };
+  }
+
+  const queue = new WorkQueue<PredictRequest, PredictOutcome & { decodeMs: number }>(runJob, {
     capacity: limits.queueSize,
     timeoutMs: limits.requestTimeoutMs,
   });
   const started = Date.now();
   let served = 0;
+  /** Requests taken in and not yet answered; shutdown waits for them. */
+  let inFlight = 0;
+  let onIdle: (() => void) | null = null;
+  let shuttingDown = false;
+  const shuttingDownError = () => new HttpError(503, 'shutting-down', 'the server is shutting down; try again elsewhere or later');
 
   async function predict(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const arrived = performance.now();
     const body = await readBody(request, limits.maxRequestBytes);
     const parsed = parsePredictRequest(body, request.headers['content-type'], limits);
-    let image;
+    // Only the header now (format, size, pixel budget): a bad upload is refused before it waits.
     try {
-      image = await decodeImage(parsed.image, { maxPixels: limits.maxImagePixels, source: parsed.imageName });
+      inspectImage(parsed.image, { maxPixels: limits.maxImagePixels, source: parsed.imageName });
     } catch (error) {
       if (error instanceof ImageError) throw imageErrorToHttp(error);
       throw error;
     }
-    const decoded = performance.now();
-    const outcome = await queue.submit({
-      image: { width: image.width, height: image.height, data: ownBytes(image.data) },
-      vocabulary: parsed.vocabulary,
-      sentences: parsed.sentences,
-      ...(parsed.threshold !== undefined ? { threshold: parsed.threshold } : {}),
-    });
+    const received = performance.now();
+    const outcome = await queue.submit(parsed, arrived);
     const done = performance.now();
     served++;
     const ms = (v: number) => Math.round(v * 10) / 10;
+    const readAndDecode = received - arrived + outcome.decodeMs;
+    // Answered during a shutdown: the connection is not kept for another request.
+    if (shuttingDown) response.setHeader('connection', 'close');
     sendJson(response, 200, {
       ...outcome.json,
-      timing: { readAndDecodeMs: ms(decoded - arrived), queueMs: ms(done - decoded - outcome.inferenceMs), inferenceMs: ms(outcome.inferenceMs), totalMs: ms(done - arrived) },
+      timing: { readAndDecodeMs: ms(readAndDecode), queueMs: ms(done - arrived - readAndDecode - outcome.inferenceMs), inferenceMs: ms(outcome.inferenceMs), totalMs: ms(done - arrived) },
     });
   }
 
@@ -187,7 +221,8 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
     const method = request.method ?? 'GET';
     const allow = (allowed: Route['method']) => {
       const ok = allowed === 'GET' ? method === 'GET' || method === 'HEAD' : method === allowed;
-      if (!ok) throw new HttpError(405, 'method-not-allowed', `${method} is not allowed on ${path} (use ${allowed})`);
+      const methods = allowed === 'GET' ? 'GET, HEAD' : allowed;
+      if (!ok) throw new HttpError(405, 'method-not-allowed', `${method} is not allowed on ${path} (use ${methods})`, { allow: methods });
     };
     const match = routes.find((r) => (r.path.endsWith('/') ? path.startsWith(r.path) : path === r.path));
     if (match) {
@@ -204,19 +239,26 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
     return sendFile(response, webDir, name, webFiles, { head: head(request) });
   }
 
+  function fail(request: IncomingMessage, response: ServerResponse, error: unknown): void {
+    const http = error instanceof HttpError ? error : new HttpError(500, 'internal-error', error instanceof Error ? error.message : String(error));
+    if (http.status >= 500 && http.status !== 503 && http.status !== 504) console.error(`ape serve: ${request.method} ${request.url}: ${http.message}`);
+    if (response.headersSent) {
+      response.destroy();
+      return;
+    }
+    // After a refused upload the rest of the body is never read: close the connection.
+    const close = http.status === 413 || !request.complete || shuttingDown;
+    sendJson(response, http.status, errorBody(http), { ...http.headers, ...(close ? { connection: 'close' } : {}) });
+  }
+
   const server = createServer((request, response) => {
-    route(request, response).catch((error: unknown) => {
-      const http =
-        error instanceof HttpError ? error : new HttpError(500, 'internal-error', error instanceof Error ? error.message : String(error));
-      if (http.status >= 500 && http.status !== 503 && http.status !== 504) console.error(`ape serve: ${request.method} ${request.url}: ${http.message}`);
-      if (response.headersSent) {
-        response.destroy();
-        return;
-      }
-      // After a refused upload the rest of the body is never read: close the connection.
-      const close = http.status === 413 || !request.complete;
-      sendJson(response, http.status, errorBody(http), close ? { connection: 'close' } : {});
+    if (shuttingDown) return fail(request, response, shuttingDownError());
+    inFlight++;
+    response.once('close', () => {
+      inFlight--;
+      if (inFlight === 0) onIdle?.();
     });
+    route(request, response).catch((error: unknown) => fail(request, response, error));
   });
   server.requestTimeout = limits.requestTimeoutMs + 30_000;
 
@@ -236,8 +278,22 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
         });
       });
     },
-    async close() {
+    async close(graceMs = limits.shutdownGraceMs) {
+      shuttingDown = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      // Requests taken in may finish (waiting ones too) within the grace period; new ones get 503.
+      const idle = () => (inFlight === 0 ? Promise.resolve() : new Promise<void>((resolve) => (onIdle = resolve)));
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const graceOver = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), graceMs)));
+      const late = (await Promise.race([idle(), graceOver])) === 'late';
+      clearTimeout(timer);
+      if (late) {
+        // Past the grace period: what still waits or runs is answered 503 before the connections go.
+        queue.close(shuttingDownError());
+        await host.close();
+        await Promise.race([idle(), new Promise((resolve) => setTimeout(resolve, 1000))]);
+      }
       server.closeAllConnections();
       await closed;
       await host.close();

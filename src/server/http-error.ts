@@ -9,6 +9,8 @@ export class HttpError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** Extra response headers (`Allow` on a 405). */
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
   }

@@ -14,6 +14,11 @@ export interface ServerLimits {
   requestTimeoutMs: number;
   /** Most parts in a multipart body (400). */
   maxMultipartParts: number;
+  /**
+   * On shutdown (SIGTERM), how long requests already taken in are given to finish; new ones get
+   * 503 `shutting-down`, and those still unfinished when it ends too.
+   */
+  shutdownGraceMs: number;
 }
 
 export const DEFAULT_LIMITS: ServerLimits = {
@@ -24,6 +29,7 @@ export const DEFAULT_LIMITS: ServerLimits = {
   queueSize: 8,
   requestTimeoutMs: 120_000,
   maxMultipartParts: 64,
+  shutdownGraceMs: 30_000,
 };
 
 /** Fills unset fields with the defaults and checks the given ones are sensible. */
@@ -31,7 +37,7 @@ export function resolveLimits(partial: Partial<ServerLimits> = {}): ServerLimits
   const limits = { ...DEFAULT_LIMITS };
   for (const [key, value] of Object.entries(partial) as [keyof ServerLimits, number | undefined][]) {
     if (value === undefined) continue;
-    const min = key === 'queueSize' ? 0 : 1;
+    const min = key === 'queueSize' || key === 'shutdownGraceMs' ? 0 : 1;
     if (!Number.isFinite(value) || !Number.isInteger(value) || value < min) {
       throw new Error(`server limits: ${key} must be an integer >= ${min}, got ${value}`);
     }

@@ -50,7 +50,7 @@ export class ModelHost {
 
   /** Loads the model (once); resolves with what the worker reports about it. */
   start(): Promise<ModelInfo> {
-    if (this.closed) return Promise.reject(new Error('model host is closed'));
+    if (this.closed) return Promise.reject(new HttpError(503, 'shutting-down', 'the server is shutting down'));
     if (this.ready) return this.ready;
     const worker = spawnModelWorker({ modelDir: this.modelDir });
     this.worker = worker;

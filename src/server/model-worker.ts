@@ -6,7 +6,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { initEngine, tf } from '../engine/engine.js';
 import { loadModel } from '../inference/model-files.js';
 import type { ApeModel } from '../inference/ape-model.js';
-import type { Prediction } from '../inference/results.js';
+import { DEFAULT_SCORE_THRESHOLD, type Prediction } from '../inference/results.js';
 import { predictionToJson } from '../inference/prediction-json.js';
 import type { ModelWorkerData } from './model-host.js';
 import type { EngineMemory, WorkerReply, WorkerRequest } from './worker-protocol.js';
@@ -51,7 +51,7 @@ if (model) {
         predictions = model.predictSync([{ width: job.image.width, height: job.image.height, data: job.image.data }], {
           vocabulary: job.vocabulary,
           sentences: job.sentences,
-          ...(job.threshold !== undefined ? { threshold: job.threshold } : {}),
+          threshold: job.threshold ?? DEFAULT_SCORE_THRESHOLD,
         });
       });
       const prediction = predictions[0];

@@ -1,4 +1,5 @@
 import { parsePromptString } from '../text/prompts.js';
+import { parseDecimal } from '../util/decimal.js';
 import { HttpError } from './http-error.js';
 import type { ServerLimits } from './limits.js';
 import { multipartBoundary, parseMultipart } from './multipart.js';
@@ -17,9 +18,16 @@ export interface PredictRequest {
 const unprocessable = (code: string, message: string) => new HttpError(422, code, message);
 
 function parseThreshold(value: unknown): number | undefined {
-  if (value === undefined || value === null || value === '') return undefined;
-  const n = typeof value === 'number' ? value : typeof value === 'string' ? Number(value.trim()) : NaN;
+  if (value === undefined || value === null || (typeof value === 'string' && value.trim() === '')) return undefined;
+  const n = typeof value === 'number' ? value : typeof value === 'string' ? parseDecimal(value) : NaN;
   if (!Number.isFinite(n) || n < 0 || n > 1) throw unprocessable('bad-threshold', `threshold must be a number from 0 to 1, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** Characters as people count them (code points): an emoji is one, not two UTF-16 units. */
+function codePointCount(text: string): number {
+  let n = 0;
+  for (const _ of text) n++;
   return n;
 }
 
@@ -30,8 +38,9 @@ export function checkPrompts(vocabulary: string[], sentences: string[], limits: 
   if (total > limits.maxPrompts) throw unprocessable('too-many-prompts', `${total} prompts, more than the limit of ${limits.maxPrompts}`);
   const check = (list: string[], field: string) =>
     list.forEach((text, i) => {
-      if (text.length > limits.maxPromptLength) {
-        throw unprocessable('prompt-too-long', `${field}[${i}] is ${text.length} characters, more than the limit of ${limits.maxPromptLength}`);
+      const length = codePointCount(text);
+      if (length > limits.maxPromptLength) {
+        throw unprocessable('prompt-too-long', `${field}[${i}] is ${length} characters, more than the limit of ${limits.maxPromptLength}`);
       }
     });
   check(vocabulary, 'vocabulary');
@@ -87,7 +96,23 @@ function stringList(value: unknown, field: string): string[] {
   });
 }
 
-const BASE64 = /^[A-Za-z0-9+/\s]*={0,2}\s*$/;
+/** Characters outside base64 (digits, padding, whitespace); single-character classes scan linearly. */
+const NOT_BASE64 = /[^A-Za-z0-9+/=\t\n\v\f\r ]/;
+const NOT_WHITESPACE = /[^\t\n\v\f\r ]/;
+
+/**
+ * Base64 digits and whitespace, then at most two '=' and whitespace. The field is outside input of
+ * up to the body limit, checked on the HTTP thread, so this must be linear: the regular expression
+ * it replaces (`^[A-Za-z0-9+/\s]*={0,2}\s*$`) backtracked quadratically on a long whitespace run
+ * ended by an invalid character and stalled the server.
+ */
+export function isBase64(text: string): boolean {
+  if (NOT_BASE64.test(text)) return false;
+  const padding = text.indexOf('=');
+  if (padding < 0) return true;
+  const rest = text.charCodeAt(padding + 1) === 0x3d ? padding + 2 : padding + 1;
+  return !NOT_WHITESPACE.test(text.slice(rest));
+}
 
 function fromJson(body: Buffer, limits: ServerLimits): PredictRequest {
   let value: unknown;
@@ -103,7 +128,7 @@ function fromJson(body: Buffer, limits: ServerLimits): PredictRequest {
   }
   if (typeof o.image !== 'string' || o.image.length === 0) throw new HttpError(400, 'no-image', "field 'image' must be the image file as a base64 string (a data: URL is fine)");
   const encoded = o.image.startsWith('data:') ? o.image.slice(o.image.indexOf(',') + 1) : o.image;
-  if (!BASE64.test(encoded)) throw new HttpError(400, 'bad-image-encoding', "field 'image' is not base64");
+  if (!isBase64(encoded)) throw new HttpError(400, 'bad-image-encoding', "field 'image' is not base64");
   const image = Buffer.from(encoded, 'base64');
   if (image.length === 0) throw new HttpError(400, 'no-image', "field 'image' decodes to zero bytes");
   if (o.prompt !== undefined && typeof o.prompt !== 'string') throw new HttpError(400, 'bad-field', 'prompt must be a string');

@@ -6,7 +6,7 @@ export type JobRunner<J, R> = (job: J, signal: AbortSignal) => Promise<R>;
 export interface WorkQueueOptions {
   /** Jobs that may wait while one runs; a job arriving when that many wait is refused (503). */
   capacity: number;
-  /** From submission to result; a job past it is dropped from the queue or aborted (504). */
+  /** From the request's arrival to its result; a job past it is dropped from the queue or aborted (504). */
   timeoutMs: number;
 }
 
@@ -33,6 +33,7 @@ export interface QueueStats {
 export class WorkQueue<J, R> {
   private readonly waiting: Entry<J, R>[] = [];
   private running: Entry<J, R> | null = null;
+  private closedWith: HttpError | null = null;
 
   constructor(
     private readonly run: JobRunner<J, R>,
@@ -43,7 +44,14 @@ export class WorkQueue<J, R> {
     return { running: this.running ? 1 : 0, waiting: this.waiting.length, capacity: this.options.capacity };
   }
 
-  submit(job: J): Promise<R> {
+  /**
+   * Queues a job. `arrivedAt` (a performance.now() time) is when its request arrived: the
+   * deadline counts from there, so time spent reading the body already counts against it.
+   */
+  submit(job: J, arrivedAt = performance.now()): Promise<R> {
+    if (this.closedWith) return Promise.reject(this.closedWith);
+    const left = arrivedAt + this.options.timeoutMs - performance.now();
+    if (left <= 0) return Promise.reject(new HttpError(504, 'timeout', `the request took longer than the limit of ${this.options.timeoutMs} ms before it was queued`));
     if (this.running && this.waiting.length >= this.options.capacity) {
       return Promise.reject(
         new HttpError(503, 'queue-full', `the server is busy: ${this.waiting.length} requests are already waiting (limit ${this.options.capacity}); try again shortly`),
@@ -56,11 +64,20 @@ export class WorkQueue<J, R> {
         reject,
         controller: new AbortController(),
         settled: false,
-        timer: setTimeout(() => this.expire(entry), this.options.timeoutMs),
+        timer: setTimeout(() => this.expire(entry), left),
       };
       this.waiting.push(entry);
       this.pump();
     });
+  }
+
+  /**
+   * Refuses new jobs and those still waiting with `error` from now on (the running one is left to
+   * finish or to its deadline).
+   */
+  close(error: HttpError): void {
+    this.closedWith = error;
+    for (const entry of this.waiting.splice(0)) this.settle(entry, () => entry.reject(error));
   }
 
   private expire(entry: Entry<J, R>): void {

@@ -12,10 +12,18 @@ import { CP1252_C1, htmlUnescape } from './html-entities.js';
 /** Python's str.isspace() set, which `re`'s \s and str.strip() use (JS \s differs: it has U+FEFF, lacks U+0085 and U+001C-U+001F). */
 const PY_SPACE = '\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
 const PY_SPACE_RUN = new RegExp(`[${PY_SPACE}]+`, 'gu');
-const PY_SPACE_EDGES = new RegExp(`^[${PY_SPACE}]+|[${PY_SPACE}]+$`, 'gu');
+const PY_SPACE_CHAR = new RegExp(`^[${PY_SPACE}]$`, 'u');
 
+/**
+ * Python's str.strip(). A scan from each end rather than `[\s]+$`, which backtracks quadratically
+ * on a long run of spaces followed by anything else.
+ */
 export function pyStrip(text: string): string {
-  return text.replace(PY_SPACE_EDGES, '');
+  let start = 0;
+  let end = text.length;
+  while (start < end && PY_SPACE_CHAR.test(text[start]!)) start++;
+  while (end > start && PY_SPACE_CHAR.test(text[end - 1]!)) end--;
+  return text.slice(start, end);
 }
 
 /** CLIP's whitespace_clean: runs of whitespace become one space, then strip. */

@@ -17,6 +17,8 @@ export interface RunOptions {
   evaluate?: (trainer: Trainer) => Promise<Record<string, unknown>>;
   /** Set to request a clean stop (checkpoint, then return) at the next step boundary. */
   signal?: { stop: boolean };
+  /** Start a new run even though the output folder holds one (its checkpoints and model are renamed, not deleted). */
+  restart?: boolean;
 }
 
 /**
@@ -28,6 +30,7 @@ export interface RunOptions {
 export async function runTraining(config: TrainConfig, options: RunOptions = {}): Promise<Trainer> {
   const log = options.log ?? ((line: string) => console.error(line));
   mkdirSync(config.output, { recursive: true });
+  if (options.restart) Trainer.setAside(config, log);
   const trainer = await Trainer.create(config, log);
   const start = trainer.step;
   const end = Math.min(config.steps, start + (options.maxSteps ?? Infinity));

@@ -1,3 +1,4 @@
+import { existsSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { tf } from '../engine/engine.js';
 import { collateBatch, type TrainingBatch } from '../data/batch.js';
@@ -12,7 +13,7 @@ import { saveModel } from '../inference/model-files.js';
 import type { ApeConfig } from '../modeling/config.js';
 import type { WordTokenizer, WordTokenizerJson } from '../text/word-tokenizer.js';
 import { Rng } from '../util/random.js';
-import { loadCheckpoint, loadLatestCheckpoint, saveCheckpoint, type TrainingCheckpoint } from './checkpoint.js';
+import { loadCheckpoint, loadLatestCheckpoint, removeLeftoverTemporaries, saveCheckpoint, type TrainingCheckpoint } from './checkpoint.js';
 import { assignCheckpointWeights } from './warm-start.js';
 import type { TrainConfig } from './config.js';
 import type { CriterionConfig } from './criterion.js';
@@ -114,7 +115,7 @@ export class Trainer {
     await import('../engine/gradients-node.js');
     const datasets = config.datasets.map((spec) => openDataset(spec));
     for (const d of datasets) log(`dataset ${d.name}: ${d.kind}, ${d.size} images, ${d.prompts.length} categories`);
-    const checkpoint = await loadLatestCheckpoint(Trainer.checkpointDir(config), log);
+    const checkpoint = await Trainer.resumePoint(config, log);
     const state = checkpoint?.state as RunState | undefined;
     const start = !checkpoint && config.initFrom ? await loadCheckpoint(config.initFrom) : null;
     if (state && JSON.stringify(state.datasets) !== JSON.stringify(config.datasets.map((d) => d.name))) {
@@ -140,6 +141,49 @@ export class Trainer {
       log('data parallel: a gradient worker thread computes half of every batch');
     }
     return trainer;
+  }
+
+  /**
+   * The checkpoint to resume from, or null for a new run; clears leftovers of interrupted writes.
+   * Refuses (throws) rather than start over when checkpoints exist but none can be read, or when a
+   * model folder exists without any checkpoint: a new run would silently replace that model.
+   * Falling back past a damaged newest checkpoint keeps the model folder it wrote aside.
+   */
+  private static async resumePoint(config: TrainConfig, log: (line: string) => void): Promise<TrainingCheckpoint | null> {
+    const checkpointDir = Trainer.checkpointDir(config);
+    const modelDir = Trainer.modelDir(config);
+    for (const dir of [checkpointDir, modelDir]) {
+      const removed = removeLeftoverTemporaries(dir);
+      if (removed.length > 0) log(`removed ${removed.length} temporary file(s) left by an interrupted write in ${dir}: ${removed.join(', ')}`);
+    }
+    const latest = await loadLatestCheckpoint(checkpointDir, log);
+    const hasModel = existsSync(join(modelDir, 'model.safetensors'));
+    if (!latest) {
+      if (hasModel) {
+        throw new Error(`${modelDir} holds a trained model but ${checkpointDir} has no checkpoint to resume; a new run would replace it. Move it away, or pass --restart to start over (it is kept aside, renamed)`);
+      }
+      return null;
+    }
+    if (latest.skipped.length > 0 && hasModel) {
+      const aside = `${modelDir}.from-${latest.skipped[0]!.file.replace(/\.safetensors$/, '')}`;
+      renameSync(modelDir, aside);
+      log(`the model folder was written with the checkpoint that cannot be used; kept as ${aside}`);
+    }
+    return latest.checkpoint;
+  }
+
+  /**
+   * For `--restart`: moves the run's checkpoints and model folder aside (renamed with a time
+   * stamp, nothing deleted) so the next Trainer.create starts a new run.
+   */
+  static setAside(config: TrainConfig, log: (line: string) => void): void {
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    for (const dir of [Trainer.checkpointDir(config), Trainer.modelDir(config)]) {
+      if (!existsSync(dir)) continue;
+      const aside = `${dir}.before-restart-${stamp}`;
+      renameSync(dir, aside);
+      log(`restart: ${dir} moved to ${aside}`);
+    }
   }
 
   static checkpointDir(config: TrainConfig): string {

@@ -66,6 +66,9 @@ test('ape predict: usage errors and a missing model are reported plainly', () =>
   const badThreshold = ape(['predict', 'examples/scene-1.png', '--vocab', 'a', '--threshold', '2', '--model', model.dir]);
   assert.equal(badThreshold.code, 2);
   assert.match(badThreshold.stderr, /--threshold must be a number from 0 to 1, got '2'/);
+  const hexThreshold = ape(['predict', 'examples/scene-1.png', '--vocab', 'a', '--threshold', '0x1', '--model', model.dir]);
+  assert.equal(hexThreshold.code, 2);
+  assert.match(hexThreshold.stderr, /--threshold must be a number from 0 to 1, got '0x1'/);
   const noModel = ape(['predict', 'examples/scene-1.png', '--vocab', 'a', '--model', join(out, 'nothing-here'), '--out', out]);
   assert.equal(noModel.code, 1);
   assert.match(noModel.stderr, /nothing-here/);

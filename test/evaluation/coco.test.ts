@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { evaluateCoco } from '../../src/evaluation/coco/evaluate.js';
-import { parseCocoGroundTruth, parseCocoResults } from '../../src/evaluation/coco/parse.js';
+import { CocoFormatError, parseCocoGroundTruth, parseCocoResults } from '../../src/evaluation/coco/parse.js';
 import { formatFixed3, pairwiseSum } from '../../src/evaluation/coco/summarize.js';
 import { linspace } from '../../src/evaluation/coco/params.js';
 import type { CocoAnnotation, CocoDataset, CocoResult } from '../../src/evaluation/coco/types.js';
@@ -215,4 +215,15 @@ test('results problems name the file, record, field and value', () => {
     /\[0\]\.segmentation\.counts: compressed RLE: invalid character/,
   );
   assert.deepEqual(parseCocoResults(JSON.stringify([ok]), gt, 'res.json'), [ok]);
+});
+
+// Before: the message for a value nested a million levels deep was built by JSON.stringify, then
+// String(), both recursive: "Maximum call stack size exceeded", with no file named.
+test('a deeply nested value gets a message naming the file and the record, not a stack overflow', () => {
+  const deep = '['.repeat(1_000_000) + ']'.repeat(1_000_000);
+  assert.throws(
+    () => parseCocoGroundTruth(`{"images": [${deep}], "annotations": [], "categories": []}`, 'gt.json'),
+    (error: unknown) => error instanceof CocoFormatError && /^gt\.json: images\[0\]: expected an object, got \[\[\[\.\.\.\]\]\]$/.test(error.message),
+  );
+  assert.throws(() => parseCocoResults(deep, { images: [], annotations: [], categories: [] } as unknown as CocoDataset, 'res.json'), /^CocoFormatError: res\.json: \[0\]: expected an object, got \[\[\[\.\.\.\]\]\]$/);
 });

@@ -152,6 +152,16 @@ test('allocation bounds: memo size, stack size, MARK depth, string length', () =
   assert.equal(unpickle(long, noGlobals, { maxStringBytes: 100 }), 'x'.repeat(100));
 });
 
+// The probe's pickle: one value memoized 2^24 times ran 18 s and 910 MB before the old limit
+// (2^24 entries) refused it. The default now refuses past 2^20 entries.
+test('a stream of MEMOIZE ops is refused at the default memo bound', () => {
+  const head = new PickleBytes().proto(4).binunicode('x').bytes();
+  const bytes = new Uint8Array(head.length + (1 << 20) + 2).fill(0x94); // MEMOIZE
+  bytes.set(head);
+  bytes[bytes.length - 1] = 0x2e; // STOP
+  assert.throws(() => unpickle(bytes, noGlobals), /more than 1048576 memo entries/);
+});
+
 test('a global from a caller-supplied allow-list is applied with the popped arguments', () => {
   const seen: unknown[] = [];
   const pair: PickleGlobal = { qualifiedName: 'm.pair', call: (args) => (seen.push(args), { pair: [...args] }) };

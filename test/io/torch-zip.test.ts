@@ -114,3 +114,27 @@ test('unsupported compression methods are refused by name', async () => {
     await z.close();
   }
 });
+
+// The probe's deflate bomb: a few hundred KB that inflate to hundreds of MB. The directory's sizes
+// give it away, so it is refused before a byte is inflated (time and memory in `npm run bench --
+// parser-bombs`).
+test('a deflated entry that would inflate past 100x its packed size is refused before inflating', async () => {
+  const zeros = new Uint8Array(64 * 1024 * 1024);
+  const z = await ZipArchive.open(file(zipArchive([{ name: 'archive/data/0', data: zeros, deflate: true }])));
+  try {
+    const entry = z.entry('archive/data/0');
+    assert.ok(entry.compressedSize < 100_000, `packed to ${entry.compressedSize} bytes`);
+    await assert.rejects(z.read('archive/data/0', 1 << 30), /would inflate \d+ bytes to 67108864, more than 100 times \(a zip bomb\?\)/);
+    await assert.rejects(z.readRange('archive/data/0', 0, new Uint8Array(16)), /more than 100 times/);
+  } finally {
+    await z.close();
+  }
+  // Ordinary data well inside the ratio, and small entries whatever their ratio, still inflate.
+  const small = await ZipArchive.open(file(zipArchive([{ name: 'a', data: payload, deflate: true }, { name: 'z', data: new Uint8Array(60_000), deflate: true }])));
+  try {
+    assert.deepEqual(await small.read('a', 1000), payload);
+    assert.equal((await small.read('z', 60_000)).length, 60_000);
+  } finally {
+    await small.close();
+  }
+});

@@ -5,6 +5,8 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 
 export interface RunningServer {
   url: string;
+  /** The server's process id. */
+  pid: number;
   output: () => string;
   stop: () => Promise<void>;
 }
@@ -34,7 +36,7 @@ export function startServer(args: string[], timeoutMs = 60_000): Promise<Running
       const match = /listening on (http:\/\/\S+)/.exec(text);
       if (match) {
         clearTimeout(timer);
-        resolve({ url: match[1]!, output: () => text, stop });
+        resolve({ url: match[1]!, pid: child.pid!, output: () => text, stop });
       }
     };
     child.stdout!.on('data', onData);

@@ -75,3 +75,35 @@ test('a runner that throws fails only its own job', async () => {
   assert.deepEqual(results.map((x) => (x.status === 'fulfilled' ? x.value : (x.reason as Error).message)), [2, 'bad job -1', 6]);
   assert.equal(n, 3);
 });
+
+test('the deadline counts from the request\'s arrival, not from when it was queued', async () => {
+  const r = controlledRunner();
+  const q = new WorkQueue(r.run, { capacity: 2, timeoutMs: 200 });
+  // The request arrived 150 ms before it was queued (reading its body): 50 ms are left.
+  const t0 = performance.now();
+  const late = q.submit('late', performance.now() - 150);
+  await assert.rejects(late, isHttp(504));
+  const waited = performance.now() - t0;
+  assert.ok(waited < 150, `expired after ${waited.toFixed(0)} ms; the deadline was 50 ms away`);
+  // One that arrived past its deadline already is refused without running.
+  const r2 = controlledRunner();
+  const q2 = new WorkQueue(r2.run, { capacity: 2, timeoutMs: 100 });
+  await assert.rejects(q2.submit('stale', performance.now() - 500), isHttp(504));
+  await tick();
+  assert.deepEqual(r2.started, []);
+});
+
+test('close refuses new jobs and the waiting ones; the running one finishes', async () => {
+  const r = controlledRunner();
+  const q = new WorkQueue(r.run, { capacity: 4, timeoutMs: 10_000 });
+  const a = q.submit('a');
+  const b = q.submit('b');
+  await tick();
+  q.close(new HttpError(503, 'shutting-down', 'bye'));
+  await assert.rejects(b, (e: unknown) => e instanceof HttpError && e.code === 'shutting-down');
+  await assert.rejects(q.submit('c'), (e: unknown) => e instanceof HttpError && e.code === 'shutting-down');
+  r.finish.get('a')!('A');
+  assert.equal(await a, 'A');
+  await tick();
+  assert.deepEqual(r.started, ['a']);
+});

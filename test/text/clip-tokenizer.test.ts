@@ -52,6 +52,13 @@ test('cleaning: ftfy-like fixes, HTML entities, Python whitespace', () => {
   assert.equal(clipCleanText('  Caf\u00e9 &amp;amp;  TEA '), 'caf\u00e9 & tea');
 });
 
+// `[\s]+$` backtracked quadratically on a long run of spaces before a letter (minutes for this
+// text); the strip is now two scans.
+test('stripping a long whitespace run before a letter is linear', { timeout: 20_000 }, () => {
+  const text = ' '.repeat(300_000) + 'x' + '\t'.repeat(300_000) + 'y';
+  assert.equal(clipCleanText(text), 'x y');
+});
+
 test('framing: 75 tokens fit, 76 are truncated with eot forced last; decode inverts encode', async () => {
   assert.deepEqual(frameTokens([5, 6], 1, 9, 5), [1, 5, 6, 9, 0]);
   assert.deepEqual(frameTokens([5, 6, 7, 8], 1, 9, 5), [1, 5, 6, 7, 9]);

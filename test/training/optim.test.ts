@@ -104,7 +104,7 @@ test('checkpoints: round trip, keep the newest N, a damaged newest falls back to
   assert.deepEqual(listCheckpoints(dir).map((c) => c.step), [20, 30, 40]);
   // A temporary file from an interrupted write is never taken for a checkpoint.
   writeFileSync(join(dir, `${checkpointName(50)}.123.456.tmp`), 'partial');
-  const latest = await loadLatestCheckpoint(dir);
+  const latest = (await loadLatestCheckpoint(dir))?.checkpoint;
   assert.equal(latest!.step, 40);
   assert.deepEqual(Array.from(latest!.params.get('layer.weight')!.data), [40, 1, 2, 3]);
   assert.deepEqual(latest!.state, { sampler: { rng: 123, cursors: [{ epoch: 1, position: 2 }] }, step: 40 });
@@ -113,8 +113,10 @@ test('checkpoints: round trip, keep the newest N, a damaged newest falls back to
   writeFileSync(join(dir, checkpointName(60)), 'not a checkpoint at all');
   const warnings: string[] = [];
   const fallback = await loadLatestCheckpoint(dir, (m) => warnings.push(m));
-  assert.equal(fallback!.step, 40);
-  assert.match(warnings[0]!, /skipping unreadable checkpoint .*step-000000060/);
+  assert.equal(fallback!.checkpoint.step, 40);
+  assert.deepEqual(fallback!.skipped.map((s) => s.file), [checkpointName(60)]);
+  assert.match(warnings[0]!, /checkpoint .*step-000000060\.safetensors cannot be used/);
+  assert.match(warnings[1]!, /falling back to checkpoint .*step-000000040\.safetensors \(step 40\)/);
   assert.ok(readdirSync(dir).length >= 4);
   assert.equal(await loadLatestCheckpoint(join(dir, 'nothing-here')), null);
 });

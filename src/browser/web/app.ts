@@ -5,7 +5,7 @@
  */
 import type { RgbImage } from '../../io/image-types.js';
 import { decodeImage, toImageData } from '../../io/image-browser.js';
-import type { Prediction } from '../../inference/results.js';
+import { DEFAULT_SCORE_THRESHOLD, type Prediction } from '../../inference/results.js';
 import { drawInstances, promptColor } from '../../viz/overlay-prediction.js';
 import { drawSemantic, semanticAreas } from '../../viz/semantic-map.js';
 import { resizeNearest } from '../../viz/image.js';
@@ -299,6 +299,10 @@ function wire(): void {
   });
   $('run').addEventListener('click', () => void run());
   for (const id of ['show-masks', 'show-boxes', 'show-labels', 'show-semantic']) input(id).addEventListener('change', render);
+  // The slider starts at the threshold the CLI and the API use (the page asks the server for
+  // every instance and filters here, so moving it needs no new request).
+  input('score').value = String(DEFAULT_SCORE_THRESHOLD);
+  $('score-value').textContent = DEFAULT_SCORE_THRESHOLD.toFixed(2);
   input('score').addEventListener('input', () => {
     $('score-value').textContent = scoreThreshold().toFixed(2);
     render();

@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from 'node:fs';
+import { BoundedReadError, readRegularFileSync } from '../../io/bounded-file.js';
 
 /** Annotation files beyond this are refused before reading (LVIS train is ~1.1 GB). */
 export const DEFAULT_MAX_JSON_BYTES = 2 * 1024 ** 3 - 1;
@@ -15,16 +15,23 @@ export class DatasetFormatError extends Error {
   }
 }
 
-/** Reads and parses a JSON file; a missing, oversized or unparsable file gets an error naming it. */
+/**
+ * Reads and parses a JSON file; a missing, oversized, unparsable or not regular file (a FIFO, a
+ * device) gets an error naming it.
+ */
 export function readJsonFile(file: string, maxBytes = DEFAULT_MAX_JSON_BYTES): unknown {
-  let size: number;
+  let bytes: Uint8Array;
   try {
-    size = statSync(file).size;
+    bytes = readRegularFileSync(file, maxBytes);
   } catch (err) {
-    throw new DatasetFormatError(file, '', `cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    if (err instanceof BoundedReadError) throw new DatasetFormatError(file, '', err.detail);
+    throw err;
   }
-  if (size > maxBytes) throw new DatasetFormatError(file, '', `${size} bytes is more than the ${maxBytes} allowed`);
-  const text = readFileSync(file, 'utf8');
+  return parseJsonText(file, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+}
+
+/** Parses JSON read from `file`; an error names the file. */
+export function parseJsonText(file: string, text: string): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch (err) {

@@ -1,7 +1,8 @@
-import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inspectImage } from '../../io/image-header.js';
 import { readGrayPng } from '../../io/image-node.js';
+import { BoundedReadError, readRegularFile } from '../../io/bounded-file.js';
+import { DEFAULT_MAX_BYTES } from '../../io/image-types.js';
 import { assertRleValid, decodeRle, encodeRle, rleArea, rleToBbox, type Rle } from '../../structures/rle.js';
 import { decompressRle } from '../../structures/rle-string.js';
 import {
@@ -78,20 +79,17 @@ function sameNumbers(a: readonly number[], b: readonly number[]): boolean {
 
 async function readJson(dir: string, name: string, issues: IssueList): Promise<Json | undefined> {
   const path = join(dir, name);
-  let size: number;
+  let text: string;
   try {
-    size = (await stat(path)).size;
-  } catch {
-    issues.add(name, 'file', '-', `missing (${path})`);
-    return undefined;
-  }
-  if (size > MAX_JSON_BYTES) {
-    issues.add(name, 'file', '-', `${size} bytes, more than the ${MAX_JSON_BYTES} accepted`);
+    text = Buffer.from(await readRegularFile(path, MAX_JSON_BYTES)).toString('utf8');
+  } catch (error) {
+    if (!(error instanceof BoundedReadError)) throw error;
+    issues.add(name, 'file', '-', error.reason === 'missing' ? `missing (${path})` : error.detail);
     return undefined;
   }
   let value: unknown;
   try {
-    value = JSON.parse(await readFile(path, 'utf8'));
+    value = JSON.parse(text);
   } catch (error) {
     issues.add(name, 'file', '-', `not valid JSON: ${(error as Error).message}`);
     return undefined;
@@ -273,9 +271,10 @@ async function runChecks(dir: string, issues: IssueList, stats: DatasetStats): P
     const rel = `${F.images}/${img.file_name}`;
     let bytes: Uint8Array;
     try {
-      bytes = new Uint8Array(await readFile(join(dir, rel)));
-    } catch {
-      issues.add(F.instances, where, 'file_name', `${rel} does not exist`);
+      bytes = await readRegularFile(join(dir, rel), DEFAULT_MAX_BYTES);
+    } catch (error) {
+      if (!(error instanceof BoundedReadError)) throw error;
+      issues.add(F.instances, where, 'file_name', error.reason === 'missing' ? `${rel} does not exist` : `${rel}: ${error.detail}`);
       continue;
     }
     try {
@@ -323,9 +322,10 @@ async function readSemanticIndex(dir: string, issues: IssueList): Promise<Json |
   const path = join(dir, name);
   let value: unknown;
   try {
-    value = JSON.parse(await readFile(path, 'utf8'));
+    value = JSON.parse(Buffer.from(await readRegularFile(path, MAX_JSON_BYTES)).toString('utf8'));
   } catch (error) {
-    issues.add(name, 'file', '-', (error as NodeJS.ErrnoException).code === 'ENOENT' ? `missing (${path})` : `not valid JSON: ${(error as Error).message}`);
+    const detail = error instanceof BoundedReadError ? (error.reason === 'missing' ? `missing (${path})` : error.detail) : `not valid JSON: ${(error as Error).message}`;
+    issues.add(name, 'file', '-', detail);
     return undefined;
   }
   if (!isObject(value) || !Array.isArray(value.categories) || !Array.isArray(value.images)) {

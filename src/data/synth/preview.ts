@@ -1,6 +1,6 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readImage } from '../../io/image-node.js';
+import { readJsonFile } from '../readers/json-file.js';
 import type { RgbImage } from '../../io/image-types.js';
 import { decodeRle } from '../../structures/rle.js';
 import { decompressRle } from '../../structures/rle-string.js';
@@ -47,21 +47,36 @@ function middlePixel(mask: Uint8Array, width: number): [number, number] {
  * each referent outlined in its own colour and tagged with its number); the sentences are the caption.
  */
 export async function renderDatasetPreview(dir: string, options: PreviewOptions = {}): Promise<RgbImage> {
-  const instances = JSON.parse(await readFile(join(dir, DATASET_FILES.instances), 'utf8')) as InstancesFile;
-  const grounding = JSON.parse(await readFile(join(dir, DATASET_FILES.grounding), 'utf8')) as GroundingFile;
+  const instancesPath = join(dir, DATASET_FILES.instances);
+  const groundingPath = join(dir, DATASET_FILES.grounding);
+  const instances = readJsonFile(instancesPath) as InstancesFile;
+  const grounding = readJsonFile(groundingPath) as GroundingFile;
+  for (const [path, file, keys] of [[instancesPath, instances, ['images', 'annotations']], [groundingPath, grounding, ['annotations']]] as const) {
+    for (const key of keys) {
+      if (!Array.isArray((file as unknown as Record<string, unknown>)?.[key])) throw new Error(`${path}: "${key}" must be a list (run ape data check ${dir})`);
+    }
+  }
   const images: CocoImage[] = [...instances.images].sort((a, b) => a.id - b.id).slice(0, options.images ?? 8);
   if (images.length === 0) throw new Error(`${dir}: no images to show`);
   const perImage = options.sentencesPerImage ?? 3;
   const tiles: RgbImage[] = [];
   const captions: string[][] = [];
   for (const img of images) {
-    const picture = await readImage(join(dir, DATASET_FILES.images, img.file_name));
-    const mask = (seg: { size: [number, number]; counts: string }) => decodeRle(decompressRle(seg));
+    const picture = await readImage(join(dir, DATASET_FILES.images, String(img.file_name))).catch((error: Error) => {
+      throw new Error(`${instancesPath}, image id ${img.id}: ${error.message}`);
+    });
+    const mask = (seg: { size: [number, number]; counts: string }, path: string, id: number) => {
+      try {
+        return decodeRle(decompressRle(seg));
+      } catch (error) {
+        throw new Error(`${path}, annotation id ${id} (image id ${img.id}): segmentation: ${(error as Error).message}`);
+      }
+    };
     const anns = instances.annotations.filter((a) => a.image_id === img.id);
     const overlay: OverlayInstance[] = [];
     for (const a of anns) {
       const cat = categoryById(a.category_id);
-      const m = mask(a.segmentation);
+      const m = mask(a.segmentation, instancesPath, a.id);
       if (cat?.isthing) {
         const words = a.attributes ? `${a.attributes.size} ${a.attributes.color} ${cat.name}` : cat.name;
         overlay.push({ mask: m, box: a.bbox, label: words, color: distinctColor(overlay.length) });
@@ -80,7 +95,7 @@ export async function renderDatasetPreview(dir: string, options: PreviewOptions 
       chosen.map((c, k) => ({ box: c.ann.bbox, label: String(k + 1), color: distinctColor(k + 3) })),
       { boxThickness: 2 },
     );
-    chosen.forEach((c, k) => drawMaskContour(referring, mask(c.ann.segmentation), distinctColor(k + 3)));
+    chosen.forEach((c, k) => drawMaskContour(referring, mask(c.ann.segmentation, groundingPath, c.ann.id), distinctColor(k + 3)));
 
     const tile = createRgbImage(img.width * 2 + 4, img.height, [32, 32, 32]);
     blit(tile, annotated, 0, 0);

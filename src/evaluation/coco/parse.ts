@@ -17,14 +17,29 @@ const MAX_COORDINATE = 1e8;
 
 type Json = Record<string, unknown>;
 
+/**
+ * A short picture of a value for messages. Nesting past two levels is shown as `[...]` / `{...}`:
+ * JSON.stringify and String() recurse into the whole value, and a file nested a million levels
+ * deep would overflow the stack and lose the message.
+ */
+function preview(value: unknown, depth = 0): string {
+  if (Array.isArray(value)) {
+    if (depth >= 2) return value.length === 0 ? '[]' : '[...]';
+    return `[${value.slice(0, 4).map((v) => preview(v, depth + 1)).join(',')}${value.length > 4 ? ',...' : ''}]`;
+  }
+  if (typeof value === 'object' && value !== null) {
+    const keys = Object.keys(value);
+    if (depth >= 2) return keys.length === 0 ? '{}' : '{...}';
+    const shown = keys.slice(0, 4).map((k) => `${JSON.stringify(k.slice(0, 40))}:${preview((value as Json)[k], depth + 1)}`);
+    return `{${shown.join(',')}${keys.length > 4 ? ',...' : ''}}`;
+  }
+  const text = typeof value === 'string' ? JSON.stringify(value.slice(0, 100)) : String(value);
+  return text;
+}
+
 function show(value: unknown): string {
   if (value === undefined) return 'nothing';
-  let s: string;
-  try {
-    s = JSON.stringify(value) ?? String(value);
-  } catch {
-    s = String(value);
-  }
+  const s = preview(value);
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 

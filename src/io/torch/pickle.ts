@@ -40,9 +40,11 @@ export interface PickleLimits {
   maxStringBytes: number;
 }
 
+// A torch.save state dict memoizes a handful of objects per tensor (~50 000 for 10 000 tensors):
+// 2^20 leaves room while a hostile stream of MEMOIZE ops is refused after ~60 MB, not ~1 GB.
 export const defaultPickleLimits: PickleLimits = {
-  maxMemo: 1 << 24,
-  maxStack: 1 << 24,
+  maxMemo: 1 << 20,
+  maxStack: 1 << 20,
   maxMarkDepth: 10_000,
   maxStringBytes: 256 * 1024 * 1024,
 };

@@ -38,9 +38,17 @@ export interface ZipLimits {
   maxCentralDirectoryBytes: number;
   /** Largest number of entries accepted. */
   maxEntries: number;
+  /**
+   * Largest ratio of a deflated entry's size to its compressed size. Deflate can reach ~1032:1,
+   * so without it a file of a few hundred KB could make the reader allocate hundreds of MB;
+   * torch writes its entries stored, and real data rarely compresses past 10:1.
+   */
+  maxInflateRatio: number;
 }
 
-const defaultLimits: ZipLimits = { maxCentralDirectoryBytes: 256 * 1024 * 1024, maxEntries: 4_000_000 };
+const defaultLimits: ZipLimits = { maxCentralDirectoryBytes: 256 * 1024 * 1024, maxEntries: 4_000_000, maxInflateRatio: 100 };
+/** Entries this small may inflate past the ratio (an all-zero few KB is legitimately tiny packed). */
+const SMALL_ENTRY_BYTES = 64 * 1024;
 
 export class ZipArchive {
   private readonly dataOffsets = new Map<string, number>();
@@ -50,6 +58,7 @@ export class ZipArchive {
     private readonly file: FileHandle,
     readonly fileSize: number,
     readonly entries: ReadonlyMap<string, ZipEntry>,
+    private readonly limits: ZipLimits,
   ) {}
 
   static async open(path: string, limits: Partial<ZipLimits> = {}): Promise<ZipArchive> {
@@ -58,7 +67,7 @@ export class ZipArchive {
     try {
       const fileSize = (await file.stat()).size;
       const entries = await readCentralDirectory(path, file, fileSize, lim);
-      return new ZipArchive(path, file, fileSize, entries);
+      return new ZipArchive(path, file, fileSize, entries, lim);
     } catch (err) {
       await file.close();
       throw err;
@@ -154,6 +163,11 @@ export class ZipArchive {
     if (e.method !== 8) {
       throw new ZipFormatError(
         `${this.path}: entry '${e.name}' uses compression method ${e.method}; only stored (0) and deflate (8) are supported`,
+      );
+    }
+    if (e.size > SMALL_ENTRY_BYTES && e.size > e.compressedSize * this.limits.maxInflateRatio) {
+      throw new ZipFormatError(
+        `${this.path}: entry '${e.name}' would inflate ${e.compressedSize} bytes to ${e.size}, more than ${this.limits.maxInflateRatio} times (a zip bomb?); not inflated`,
       );
     }
     const packed = new Uint8Array(e.compressedSize);
