@@ -33,6 +33,8 @@ test('config errors name the file and the field', () => {
     [{ ...minimal(), workers: 3 }, /'workers' must be 1 or 2/],
     [{ ...minimal(), loss: { weights: { separation: -1 } } }, /'loss\.weights\.separation' must be a non-negative number, got -1/],
     [{ ...minimal(), loss: { separationMargin: 1 } }, /'loss\.separationMargin' must be in \[-1, 1\), got 1/],
+    [{ ...minimal(), schedule: { milestoneFractions: [0.8, 1.2] } }, /'schedule\.milestoneFractions' must be a list of fractions in \(0, 1\), got \[0\.8,1\.2\]/],
+    [{ ...minimal(), schedule: { plannedSteps: 0 } }, /'schedule\.plannedSteps' must be a positive integer, got 0/],
   ];
   for (const [json, message] of bad) assert.throws(() => parseTrainConfig(json, '/c.json'), message);
 });
