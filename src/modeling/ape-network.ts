@@ -10,7 +10,7 @@ import { VisionLanguageAlign } from './heads/vision-language-align.js';
 import { MaskHeadModules } from './heads/mask-features.js';
 import { levelGeometry, type LevelGeometry } from './feature-geometry.js';
 import { INFERENCE_CHUNK_ROWS } from './row-chunks.js';
-import { pyramidLevels, validateConfig, type ApeConfig } from './config.js';
+import { maskFeatureStride, pyramidLevels, validateConfig, type ApeConfig } from './config.js';
 import { ClipTextEncoder } from '../text/clip-text-transformer.js';
 import type { TextTokenizer } from '../text/tokenizer.js';
 import { PromptEmbeddingCache, poolPromptTokens } from '../text/prompt-embeddings.js';
@@ -241,7 +241,7 @@ export class ApeNetwork extends Module {
   }
 
   get maskStride(): number {
-    return this.levelStrides[this.levelNames.indexOf(this.config.maskHead.feature)]!;
+    return maskFeatureStride(this.config)!;
   }
 
   /**

@@ -126,7 +126,7 @@ export function tinyConfig(textVocabSize = 4096): ApeConfig {
   return {
     name: 'tiny',
     input: { size: 256, ...IMAGENET },
-    backbone: { vit, pyramid: { inChannels: 192, inStride: 16, outChannels: 128, scaleFactors: [2, 1, 0.5], topBlock: false, layerNormEps: 1e-6 }, stem: null },
+    backbone: { vit, pyramid: { inChannels: 192, inStride: 16, outChannels: 128, scaleFactors: [2, 1, 0.5], maskOnlyScales: null, topBlock: false, layerNormEps: 1e-6 }, stem: null },
     neck: { groups: 32 },
     transformer: {
       embedDim: 128,
@@ -174,6 +174,15 @@ export function pyramidLevels(config: ApeConfig): { names: string[]; strides: nu
   return { names: strides.map((s) => `p${Math.log2(s)}`), strides };
 }
 
+/** The stride of the mask head's backbone feature: a pyramid level or a mask-only one (pyramid.maskOnlyScales). */
+export function maskFeatureStride(config: ApeConfig): number | null {
+  const p = config.backbone.pyramid;
+  const { names, strides } = pyramidLevels(config);
+  const extra = (p.maskOnlyScales ?? []).map((s) => p.inStride / s);
+  const i = [...names, ...extra.map((s) => `p${Math.log2(s)}`)].indexOf(config.maskHead.feature);
+  return i < 0 ? null : [...strides, ...extra][i]!;
+}
+
 /** Checks the pieces of a config fit together; throws naming the first field that does not. */
 export function validateConfig(config: ApeConfig): void {
   const fail = (field: string, why: string) => {
@@ -186,7 +195,8 @@ export function validateConfig(config: ApeConfig): void {
   if (t.embedDim % t.numHeads !== 0) fail('transformer.embedDim', `${t.embedDim} is not divisible by ${t.numHeads} heads`);
   if (!config.neck && config.backbone.pyramid.outChannels !== t.embedDim) fail('neck', `is null but pyramid channels ${config.backbone.pyramid.outChannels} differ from the hidden width ${t.embedDim}`);
   if (config.neck && t.embedDim % config.neck.groups !== 0) fail('neck.groups', `${config.neck.groups} does not divide ${t.embedDim}`);
-  if (!names.includes(config.maskHead.feature)) fail('maskHead.feature', `'${config.maskHead.feature}' is not a pyramid level (${names.join(', ')})`);
+  const maskOnly = (config.backbone.pyramid.maskOnlyScales ?? []).map((s) => `p${Math.log2(config.backbone.pyramid.inStride / s)}`);
+  if (maskFeatureStride(config) === null) fail('maskHead.feature', `'${config.maskHead.feature}' is not a pyramid level (${[...names, ...maskOnly].join(', ')})`);
   if (config.maskHead.encodeLevel < 0 || config.maskHead.encodeLevel >= t.numLevels) fail('maskHead.encodeLevel', `must be a level index < ${t.numLevels}`);
   const size = config.input.size;
   const coarsest = strides[strides.length - 1]!;
