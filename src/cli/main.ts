@@ -10,6 +10,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   predict: { summary: 'detect, segment and ground what text prompts name (JSON + pictures)', load: async () => (await import('./predict.js')).command },
   serve: { summary: 'HTTP API and web page for a model', load: async () => (await import('./serve.js')).command },
   train: { summary: 'train or resume a model from a JSON config (checkpoints, progress, resumable)', load: async () => (await import('./train.js')).command },
+  pretrain: { summary: 'pretrain a backbone and text tower for a detector run (proxy tasks; checkpoints, resumable)', load: async () => (await import('./pretrain.js')).command },
 };
 
 function help(): string {

@@ -281,8 +281,8 @@ export class ApeNetwork extends Module {
     }
   }
 
-  /** Normalises, zeroes the padding: [B, H, W, 3] 0..255 -> network input. */
-  private normalize(batch: ModelBatch): tf.Tensor4D {
+  /** Normalises, zeroes the padding: [B, H, W, 3] 0..255 -> network input (the backbone's). */
+  normalize(batch: ModelBatch): tf.Tensor4D {
     const [b, h, w, c] = batch.images.shape;
     if (c !== 3) throw new Error(`ApeNetwork.forward: images must have 3 channels, got ${c}`);
     if (batch.sizes.length !== b) throw new Error(`ApeNetwork.forward: ${b} images but ${batch.sizes.length} sizes`);

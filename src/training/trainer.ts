@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { tf } from '../engine/engine.js';
 import { collateBatch, type TrainingBatch } from '../data/batch.js';
 import type { TrainingDataset } from '../data/dataset.js';
-import { augmentSample } from '../data/mappers/augment.js';
+import { augmentSample, type AugmentOptions } from '../data/mappers/augment.js';
 import { DEFAULT_LOAD_OPTIONS, loadSample, type LoadOptions } from '../data/mappers/load-sample.js';
 import { openDataset } from '../data/open-dataset.js';
 import { defaultLossSwitches, type LossSwitches } from '../data/sampler/loss-switches.js';
@@ -184,18 +184,8 @@ export class Trainer {
    * Loads and augments images [start, end) of one sampler draw into a batch. Each image's random
    * choices depend on the draw and its position only, so a split batch sees the same samples.
    */
-  async loadBatch(draw: SamplerDraw, start = 0, end = draw.images.length): Promise<TrainingBatch> {
-    const dataset = this.datasets[draw.dataset]!;
-    const rng = new Rng(draw.seed);
-    const seeds = draw.images.map(() => [rng.seed(), rng.seed()] as const).slice(start, end);
-    const images = draw.images.slice(start, end);
-    const samples = await Promise.all(
-      images.map(async (index, k) => {
-        const raw = await loadSample(dataset, index, new Rng(seeds[k]![0]), this.loadOptions[draw.dataset]!);
-        return augmentSample(raw, new Rng(seeds[k]![1]), { size: this.config.imageSize, ...this.config.augment });
-      }),
-    );
-    return collateBatch(samples, this.config.imageSize, this.switches[draw.dataset]!, dataset.name);
+  loadBatch(draw: SamplerDraw, start = 0, end = draw.images.length): Promise<TrainingBatch> {
+    return loadDrawBatch(this.datasets[draw.dataset]!, draw, this.loadOptions[draw.dataset]!, { size: this.config.imageSize, ...this.config.augment }, this.switches[draw.dataset]!, start, end);
   }
 
   /** Forward, losses and gradients of one batch; the gradients are keyed by parameter name. */
@@ -349,6 +339,22 @@ export class Trainer {
     this.optimizer.dispose();
     this.network.dispose();
   }
+}
+
+/**
+ * Images [start, end) of a sampler draw, loaded, augmented and collated. Each image's random
+ * choices depend on the draw and its position only, so a split batch sees the same samples.
+ */
+export async function loadDrawBatch(dataset: TrainingDataset, draw: SamplerDraw, load: LoadOptions, augment: AugmentOptions, switches: LossSwitches, start = 0, end = draw.images.length): Promise<TrainingBatch> {
+  const rng = new Rng(draw.seed);
+  const seeds = draw.images.map(() => [rng.seed(), rng.seed()] as const).slice(start, end);
+  const samples = await Promise.all(
+    draw.images.slice(start, end).map(async (index, k) => {
+      const raw = await loadSample(dataset, index, new Rng(seeds[k]![0]), load);
+      return augmentSample(raw, new Rng(seeds[k]![1]), augment);
+    }),
+  );
+  return collateBatch(samples, augment.size, switches, dataset.name);
 }
 
 /** The mean of two halves' gradients and losses (a parameter missing from one half had zero gradient there). */

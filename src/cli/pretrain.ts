@@ -1,0 +1,55 @@
+import { backendOption, parseCommandArgs, positiveIntegerOption } from './args.js';
+import { initEngine } from '../engine/engine.js';
+import { loadPretrainConfig } from '../training/pretrain/config.js';
+import { Pretrainer } from '../training/pretrain/pretrainer.js';
+import { shapeProbe } from '../training/pretrain/shape-probe.js';
+import { runTraining } from '../training/run.js';
+import { writeMissingSynthFolders } from '../data/synth/prepare.js';
+import { UsageError, type Command } from './command.js';
+
+const usage = `usage: ape pretrain --config FILE [--steps N] [--backend wasm|cpu]
+  Pretrains the backbone and text tower of the model the config describes on proxy tasks (dense
+  segmentation, naming objects from pooled features; docs/training.md): progress bar, checkpoints
+  in OUTPUT/checkpoints, resumable like ape train. OUTPUT/weights/ holds the newest backbone and
+  text weights, for a detector config's initFrom. Every eval.every steps a ridge probe measures
+  the shape accuracy of pooled backbone features on eval.data.
+  --steps N   stop after N more steps in this session (the config's steps still bound the run)`;
+
+export const command: Command = {
+  name: 'pretrain',
+  summary: 'pretrain a backbone and text tower for a detector run (proxy tasks; checkpoints, resumable)',
+  usage,
+  async run(argv: string[]): Promise<number> {
+    const { values, positionals } = parseCommandArgs({
+      args: argv,
+      options: { config: { type: 'string' }, steps: { type: 'string' }, backend: { type: 'string' } },
+      allowPositionals: true,
+    });
+    if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+    if (!values.config) throw new UsageError('--config is required');
+    const maxSteps = positiveIntegerOption(values.steps, 'steps');
+    const backend = backendOption(values.backend);
+    const config = loadPretrainConfig(values.config);
+    await writeMissingSynthFolders(config.prepare.synth, (line) => console.error(line));
+    await initEngine({ backend });
+    const signal = { stop: false };
+    const onSigint = () => {
+      if (signal.stop) process.exit(130);
+      signal.stop = true;
+      console.error('\nstopping after this step (Ctrl-C again to abort without a checkpoint)');
+    };
+    process.on('SIGINT', onSigint);
+    try {
+      const run = await runTraining(config, {
+        maxSteps,
+        signal,
+        open: (log) => Pretrainer.create(config, log),
+        evaluate: async (run) => ({ ...(await shapeProbe(run.network, config.eval!.data, { images: config.eval!.images, level: config.pretrain.objectLevel })) }),
+      });
+      run.dispose();
+    } finally {
+      process.off('SIGINT', onSigint);
+    }
+    return 0;
+  },
+};
