@@ -1,4 +1,4 @@
-import { backendOption, parseCommandArgs, positiveIntegerOption } from './args.js';
+import { backendOption, parseCommandArgs, positiveIntegerOption, withStopOnSigint } from './args.js';
 import { initEngine } from '../engine/engine.js';
 import { loadPretrainConfig } from '../training/pretrain/config.js';
 import { Pretrainer } from '../training/pretrain/pretrainer.js';
@@ -32,14 +32,7 @@ export const command: Command = {
     const config = loadPretrainConfig(values.config);
     await writeMissingSynthFolders(config.prepare.synth, (line) => console.error(line));
     await initEngine({ backend });
-    const signal = { stop: false };
-    const onSigint = () => {
-      if (signal.stop) process.exit(130);
-      signal.stop = true;
-      console.error('\nstopping after this step (Ctrl-C again to abort without a checkpoint)');
-    };
-    process.on('SIGINT', onSigint);
-    try {
+    await withStopOnSigint(async (signal) => {
       const run = await runTraining(config, {
         maxSteps,
         signal,
@@ -47,9 +40,7 @@ export const command: Command = {
         evaluate: async (run) => ({ ...(await shapeProbe(run.network, config.eval!.data, { images: config.eval!.images, level: config.pretrain.objectLevel })) }),
       });
       run.dispose();
-    } finally {
-      process.off('SIGINT', onSigint);
-    }
+    });
     return 0;
   },
 };

@@ -180,10 +180,7 @@ export class Trainer {
     return { ...this.config.loss };
   }
 
-  /**
-   * Loads and augments images [start, end) of one sampler draw into a batch. Each image's random
-   * choices depend on the draw and its position only, so a split batch sees the same samples.
-   */
+  /** Images [start, end) of one sampler draw with this run's loading and augmentation (loadDrawBatch). */
   loadBatch(draw: SamplerDraw, start = 0, end = draw.images.length): Promise<TrainingBatch> {
     return loadDrawBatch(this.datasets[draw.dataset]!, draw, this.loadOptions[draw.dataset]!, { size: this.config.imageSize, ...this.config.augment }, this.switches[draw.dataset]!, start, end);
   }
