@@ -42,3 +42,15 @@ export async function withStopOnSigint<T>(work: (signal: { stop: boolean }) => P
     process.off('SIGINT', onSigint);
   }
 }
+
+/** The arguments of a run command (ape train, ape pretrain): `--config FILE [--steps N] [--backend wasm|cpu]`. */
+export function runCommandArgs(argv: string[]): { config: string; maxSteps: number | undefined; backend: 'wasm' | 'cpu' } {
+  const { values, positionals } = parseCommandArgs({
+    args: argv,
+    options: { config: { type: 'string' }, steps: { type: 'string' }, backend: { type: 'string' } },
+    allowPositionals: true,
+  });
+  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+  if (!values.config) throw new UsageError('--config is required');
+  return { config: values.config, maxSteps: positiveIntegerOption(values.steps, 'steps'), backend: backendOption(values.backend) };
+}

@@ -1,11 +1,11 @@
-import { backendOption, parseCommandArgs, positiveIntegerOption, withStopOnSigint } from './args.js';
+import { runCommandArgs, withStopOnSigint } from './args.js';
 import { initEngine } from '../engine/engine.js';
 import { loadPretrainConfig } from '../training/pretrain/config.js';
 import { Pretrainer } from '../training/pretrain/pretrainer.js';
 import { shapeProbe } from '../training/pretrain/shape-probe.js';
 import { runTraining } from '../training/run.js';
 import { writeMissingSynthFolders } from '../data/synth/prepare.js';
-import { UsageError, type Command } from './command.js';
+import type { Command } from './command.js';
 
 const usage = `usage: ape pretrain --config FILE [--steps N] [--backend wasm|cpu]
   Pretrains the backbone and text tower of the model the config describes on proxy tasks (dense
@@ -20,16 +20,8 @@ export const command: Command = {
   summary: 'pretrain a backbone and text tower for a detector run (proxy tasks; checkpoints, resumable)',
   usage,
   async run(argv: string[]): Promise<number> {
-    const { values, positionals } = parseCommandArgs({
-      args: argv,
-      options: { config: { type: 'string' }, steps: { type: 'string' }, backend: { type: 'string' } },
-      allowPositionals: true,
-    });
-    if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-    if (!values.config) throw new UsageError('--config is required');
-    const maxSteps = positiveIntegerOption(values.steps, 'steps');
-    const backend = backendOption(values.backend);
-    const config = loadPretrainConfig(values.config);
+    const { config: file, maxSteps, backend } = runCommandArgs(argv);
+    const config = loadPretrainConfig(file);
     await writeMissingSynthFolders(config.prepare.synth, (line) => console.error(line));
     await initEngine({ backend });
     await withStopOnSigint(async (signal) => {

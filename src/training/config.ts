@@ -144,13 +144,16 @@ const TRAIN_SETTINGS_MERGE: MergeRules = { missing: 'default', unknown: 'error',
 
 /** Reads, defaults and validates a training config; relative paths become absolute. */
 export function loadTrainConfig(file: string): TrainConfig {
-  let json: unknown;
+  return parseTrainConfig(readConfigJson(file), file);
+}
+
+/** A config file's JSON; a missing file or bad JSON is a ConfigError naming the file. */
+export function readConfigJson(file: string): unknown {
   try {
-    json = JSON.parse(readFileSync(file, 'utf8'));
+    return JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
     throw new ConfigError(`${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `not valid JSON (${(err as Error).message})`}`);
   }
-  return parseTrainConfig(json, file);
 }
 
 /** A check of one setting: why the value is wrong, or null when it is right. */

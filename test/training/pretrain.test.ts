@@ -11,7 +11,7 @@ import { Pretrainer } from '../../src/training/pretrain/pretrainer.js';
 import { shapeProbe } from '../../src/training/pretrain/shape-probe.js';
 import { runTraining } from '../../src/training/run.js';
 import { Trainer } from '../../src/training/trainer.js';
-import { TINY_TEST_MODEL, makeSynthDir, tinyConfig } from './tiny-run.js';
+import { makeSynthDir, tinyConfig, tinyConfigJson } from './tiny-run.js';
 
 before(async () => {
   await initEngine({ backend: 'wasm' });
@@ -41,21 +41,7 @@ test('dense targets: per-cell class shares, covered weight, object pooling rows,
 });
 
 function pretrainConfig(dir: string, extra: Record<string, unknown> = {}): PretrainConfig {
-  const base = tinyConfig(dir);
-  const json = {
-    root: dir,
-    output: 'pre',
-    seed: 5,
-    steps: 3,
-    batchSize: 2,
-    imageSize: 64,
-    model: { preset: 'tiny', textVocabSize: 256, overrides: TINY_TEST_MODEL },
-    optimizer: { lr: 1e-3, clipNorm: 1 },
-    schedule: { warmupSteps: 0, decay: 'constant' },
-    checkpoint: { every: 1000, keep: 2 },
-    datasets: base.datasets.map((d) => ({ ...d, annotations: d.annotations!.slice(dir.length + 1), imageRoot: d.imageRoot!.slice(dir.length + 1) })),
-    ...extra,
-  };
+  const json = { ...tinyConfigJson(dir), output: 'pre', steps: 3, ...extra };
   const file = join(dir, 'pretrain.json');
   writeFileSync(file, JSON.stringify(json));
   return parsePretrainConfig(json, file);

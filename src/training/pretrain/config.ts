@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { checkedMerge, showValue } from '../../util/checked-merge.js';
-import { ConfigError, parseTrainConfig, type TrainConfig } from '../config.js';
+import { ConfigError, parseTrainConfig, readConfigJson, type TrainConfig } from '../config.js';
 
 /** The pretraining stage's own settings (the `pretrain` section of its config). */
 export interface PretrainSettings {
@@ -29,13 +28,7 @@ export const DEFAULT_PRETRAIN_SETTINGS: PretrainSettings = {
 };
 
 export function loadPretrainConfig(file: string): PretrainConfig {
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new ConfigError(`${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `not valid JSON (${(err as Error).message})`}`);
-  }
-  return parsePretrainConfig(json, file);
+  return parsePretrainConfig(readConfigJson(file), file);
 }
 
 /**
