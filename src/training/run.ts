@@ -82,7 +82,8 @@ export async function runTraining<T extends SteppedRun = Trainer>(config: TrainC
     await trainer.exportModel();
   }
   progress?.finish(formatLosses(trainer.step, averages));
-  log(`${options.signal?.stop ? 'stopped' : 'reached'} step ${trainer.step}; checkpoint in ${Trainer.checkpointDir(config)}, ${options.open ? 'output' : 'model folder'} ${options.open ? config.output : Trainer.modelDir(config)}`);
+  const modelFolder = options.open ? '' : `, model folder ${Trainer.modelDir(config)}`;
+  log(`${options.signal?.stop ? 'stopped' : 'reached'} step ${trainer.step}; checkpoint in ${Trainer.checkpointDir(config)}${modelFolder}`);
   return trainer;
 }
 
