@@ -174,13 +174,19 @@ export function pyramidLevels(config: ApeConfig): { names: string[]; strides: nu
   return { names: strides.map((s) => `p${Math.log2(s)}`), strides };
 }
 
-/** The stride of the mask head's backbone feature: a pyramid level or a mask-only one (pyramid.maskOnlyScales). */
-export function maskFeatureStride(config: ApeConfig): number | null {
+/** Pyramid levels made for the mask head alone (pyramid.maskOnlyScales), names and strides. */
+export function maskOnlyLevels(config: ApeConfig): { names: string[]; strides: number[] } {
   const p = config.backbone.pyramid;
-  const { names, strides } = pyramidLevels(config);
-  const extra = (p.maskOnlyScales ?? []).map((s) => p.inStride / s);
-  const i = [...names, ...extra.map((s) => `p${Math.log2(s)}`)].indexOf(config.maskHead.feature);
-  return i < 0 ? null : [...strides, ...extra][i]!;
+  const strides = (p.maskOnlyScales ?? []).map((s) => p.inStride / s);
+  return { names: strides.map((s) => `p${Math.log2(s)}`), strides };
+}
+
+/** The stride of the mask head's backbone feature (a pyramid level or a mask-only one), or null if it is neither. */
+export function maskFeatureStride(config: ApeConfig): number | null {
+  const levels = pyramidLevels(config);
+  const extra = maskOnlyLevels(config);
+  const i = [...levels.names, ...extra.names].indexOf(config.maskHead.feature);
+  return i < 0 ? null : [...levels.strides, ...extra.strides][i]!;
 }
 
 /** Checks the pieces of a config fit together; throws naming the first field that does not. */
@@ -195,8 +201,7 @@ export function validateConfig(config: ApeConfig): void {
   if (t.embedDim % t.numHeads !== 0) fail('transformer.embedDim', `${t.embedDim} is not divisible by ${t.numHeads} heads`);
   if (!config.neck && config.backbone.pyramid.outChannels !== t.embedDim) fail('neck', `is null but pyramid channels ${config.backbone.pyramid.outChannels} differ from the hidden width ${t.embedDim}`);
   if (config.neck && t.embedDim % config.neck.groups !== 0) fail('neck.groups', `${config.neck.groups} does not divide ${t.embedDim}`);
-  const maskOnly = (config.backbone.pyramid.maskOnlyScales ?? []).map((s) => `p${Math.log2(config.backbone.pyramid.inStride / s)}`);
-  if (maskFeatureStride(config) === null) fail('maskHead.feature', `'${config.maskHead.feature}' is not a pyramid level (${[...names, ...maskOnly].join(', ')})`);
+  if (maskFeatureStride(config) === null) fail('maskHead.feature', `'${config.maskHead.feature}' is not a pyramid level (${[...names, ...maskOnlyLevels(config).names].join(', ')})`);
   if (config.maskHead.encodeLevel < 0 || config.maskHead.encodeLevel >= t.numLevels) fail('maskHead.encodeLevel', `must be a level index < ${t.numLevels}`);
   const size = config.input.size;
   const coarsest = strides[strides.length - 1]!;

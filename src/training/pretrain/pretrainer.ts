@@ -7,7 +7,7 @@ import { openDataset } from '../../data/open-dataset.js';
 import { defaultLossSwitches } from '../../data/sampler/loss-switches.js';
 import { MultiDatasetSampler, type SamplerState } from '../../data/sampler/multi-dataset-sampler.js';
 import type { ApeModel } from '../../inference/ape-model.js';
-import type { ApeConfig } from '../../modeling/config.js';
+import { maskOnlyLevels, type ApeConfig } from '../../modeling/config.js';
 import { Module } from '../../nn/module.js';
 import { Linear } from '../../nn/linear.js';
 import type { WordTokenizer, WordTokenizerJson } from '../../text/word-tokenizer.js';
@@ -89,8 +89,8 @@ export class Pretrainer {
     this.sampler = new MultiDatasetSampler(picked.map((i) => ({ name: datasets[i]!.name, size: datasets[i]!.size, weight: config.datasets[i]!.weight })), config.batchSize, config.seed);
     this.loadOptions = { ...DEFAULT_LOAD_OPTIONS, ...config.data };
     this.schedule = plannedSchedule(config.optimizer.lr, config.schedule, plannedSteps);
-    const names = this.network.levelNames;
-    for (const level of levels) if (!names.includes(level) && !Object.hasOwn(this.featureStrides(), level)) throw new Error(`pretrain: level '${level}' is not a pyramid level of the model (${Object.keys(this.featureStrides()).join(', ')})`);
+    const known = this.featureLevels();
+    for (const level of levels) if (!known.includes(level)) throw new Error(`pretrain: level '${level}' is not a pyramid level of the model (${known.join(', ')})`);
   }
 
   /** Opens the datasets, the newest checkpoint in output/checkpoints if any, else a new run. */
@@ -121,12 +121,9 @@ export class Pretrainer {
     return join(config.output, 'weights');
   }
 
-  private featureStrides(): Record<string, number> {
-    const out: Record<string, number> = {};
-    this.network.levelNames.forEach((n, i) => (out[n] = this.network.levelStrides[i]!));
-    const pyr = this.modelConfig.backbone.pyramid;
-    for (const s of pyr.maskOnlyScales ?? []) out[`p${Math.log2(pyr.inStride / s)}`] = pyr.inStride / s;
-    return out;
+  /** The backbone's output levels: the transformer's and the mask-only ones. */
+  private featureLevels(): string[] {
+    return [...this.network.levelNames, ...maskOnlyLevels(this.modelConfig).names];
   }
 
   async trainStep(): Promise<StepReport> {
@@ -150,7 +147,6 @@ export class Pretrainer {
   gradients(batch: TrainingBatch, rng: Rng): { losses: Record<string, number>; grads: Map<string, Float32Array> } {
     const p = this.config.pretrain;
     const s = batch.size;
-    const strides = this.featureStrides();
     const names = new Map([...this.params].map(([name, v]) => [v.name, name]));
     const losses: Record<string, number> = {};
     const images = tf.tensor4d(batch.images, [batch.batchSize, s, s, 3]);
