@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadTrainConfig, parseTrainConfig } from '../../src/training/config.js';
+import { loadPretrainConfig } from '../../src/training/pretrain/config.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const minimal = () => ({ output: 'run', datasets: [{ name: 'a', type: 'detection', annotations: 'x.json' }] });
@@ -44,7 +45,10 @@ test('every shipped config under configs/ parses', () => {
   const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
   assert.ok(files.includes('default-synth.json'));
   for (const f of files) {
-    const c = loadTrainConfig(join(dir, f));
+    // Pretraining configs (a `pretrain` section) are read by ape pretrain.
+    const isPretrain = 'pretrain' in JSON.parse(readFileSync(join(dir, f), 'utf8'));
+    const c = isPretrain ? loadPretrainConfig(join(dir, f)) : loadTrainConfig(join(dir, f));
     assert.ok(c.datasets.length > 0, f);
   }
+  assert.ok(files.includes('pretrain-synth.json'));
 });
