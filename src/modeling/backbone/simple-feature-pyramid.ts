@@ -179,7 +179,7 @@ export class SimpleFeaturePyramid extends Module {
     const { inChannels, scaleFactors } = config;
     const maskOnly = config.maskOnlyScales ?? [];
     if ([...scaleFactors, ...maskOnly].includes(4) && inChannels % 4 !== 0) throw new Error(`SimpleFeaturePyramid: inChannels ${inChannels} must be divisible by 4 for scale 4`);
-    if (scaleFactors.includes(2) && inChannels % 2 !== 0) throw new Error(`SimpleFeaturePyramid: inChannels ${inChannels} must be divisible by 2 for scale 2`);
+    if ([...scaleFactors, ...maskOnly].includes(2) && inChannels % 2 !== 0) throw new Error(`SimpleFeaturePyramid: inChannels ${inChannels} must be divisible by 2 for scale 2`);
     for (const scale of [...scaleFactors, ...maskOnly]) {
       const stride = config.inStride / scale;
       const level = Math.log2(stride);
