@@ -12,7 +12,7 @@ import { tf } from '../src/engine/engine.js';
 import { readGrayPng, readImage } from '../src/io/image-node.js';
 import type { BenchResult } from './main.js';
 import { probeInputs } from './probe-inputs.js';
-import { bestOf, ridgeFit } from './ridge-probe.js';
+import { bestOf, ridgeFit } from '../src/evaluation/ridge-probe.js';
 
 type Forward = { forward: (...args: never[]) => unknown };
 

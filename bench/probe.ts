@@ -24,7 +24,7 @@ import { boxIou } from '../src/structures/box-iou.js';
 import { xyxyToXywh } from '../src/structures/boxes.js';
 import type { BenchResult } from './main.js';
 import { probeInputs } from './probe-inputs.js';
-import { bestOf, ridgeFit } from './ridge-probe.js';
+import { bestOf, ridgeFit } from '../src/evaluation/ridge-probe.js';
 
 /** instances.json as the probe reads it; the rest of the file goes to the COCO parser unread. */
 type InstancesJson = Record<string, unknown> & { annotations: Array<{ image_id: number; category_id: number; bbox: number[] }> };

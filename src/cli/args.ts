@@ -23,3 +23,34 @@ export function backendOption(value: string | undefined): 'wasm' | 'cpu' {
   if (backend !== 'wasm' && backend !== 'cpu') throw new UsageError(`--backend must be wasm or cpu, got '${backend}'`);
   return backend;
 }
+
+/**
+ * Runs a long loop with a stop flag that the first Ctrl-C sets (the loop stops cleanly after its
+ * current step, writing a checkpoint); a second Ctrl-C exits at once.
+ */
+export async function withStopOnSigint<T>(work: (signal: { stop: boolean }) => Promise<T>): Promise<T> {
+  const signal = { stop: false };
+  const onSigint = () => {
+    if (signal.stop) process.exit(130);
+    signal.stop = true;
+    console.error('\nstopping after this step (Ctrl-C again to abort without a checkpoint)');
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    return await work(signal);
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+/** The arguments of a run command (ape train, ape pretrain): `--config FILE [--steps N] [--backend wasm|cpu]`. */
+export function runCommandArgs(argv: string[]): { config: string; maxSteps: number | undefined; backend: 'wasm' | 'cpu' } {
+  const { values, positionals } = parseCommandArgs({
+    args: argv,
+    options: { config: { type: 'string' }, steps: { type: 'string' }, backend: { type: 'string' } },
+    allowPositionals: true,
+  });
+  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+  if (!values.config) throw new UsageError('--config is required');
+  return { config: values.config, maxSteps: positiveIntegerOption(values.steps, 'steps'), backend: backendOption(values.backend) };
+}

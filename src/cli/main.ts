@@ -12,6 +12,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   serve: { summary: 'HTTP API and web page for a model', load: async () => (await import('./serve.js')).command },
   train: { summary: 'train or resume a model from a JSON config (checkpoints, progress, resumable)', load: async () => (await import('./train.js')).command },
   worker: { summary: 'run queued ape annotate jobs (BullMQ on Redis) with a model', load: async () => (await import('./worker.js')).command },
+  pretrain: { summary: 'pretrain a backbone and text tower for a detector run (proxy tasks; checkpoints, resumable)', load: async () => (await import('./pretrain.js')).command },
 };
 
 function help(): string {

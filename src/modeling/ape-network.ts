@@ -10,7 +10,7 @@ import { VisionLanguageAlign } from './heads/vision-language-align.js';
 import { MaskHeadModules } from './heads/mask-features.js';
 import { levelGeometry, type LevelGeometry } from './feature-geometry.js';
 import { INFERENCE_CHUNK_ROWS } from './row-chunks.js';
-import { pyramidLevels, validateConfig, type ApeConfig } from './config.js';
+import { maskFeatureStride, pyramidLevels, validateConfig, type ApeConfig } from './config.js';
 import { ClipTextEncoder } from '../text/clip-text-transformer.js';
 import type { TextTokenizer } from '../text/tokenizer.js';
 import { PromptEmbeddingCache, poolPromptTokens } from '../text/prompt-embeddings.js';
@@ -232,7 +232,7 @@ export class ApeNetwork extends Module {
   }
 
   get maskStride(): number {
-    return this.levelStrides[this.levelNames.indexOf(this.config.maskHead.feature)]!;
+    return maskFeatureStride(this.config)!;
   }
 
   /**
@@ -272,8 +272,8 @@ export class ApeNetwork extends Module {
     }
   }
 
-  /** Normalises, zeroes the padding: [B, H, W, 3] 0..255 -> network input. */
-  private normalize(batch: ModelBatch): tf.Tensor4D {
+  /** Normalises, zeroes the padding: [B, H, W, 3] 0..255 -> network input (the backbone's). */
+  normalize(batch: ModelBatch): tf.Tensor4D {
     const [b, h, w, c] = batch.images.shape;
     if (c !== 3) throw new Error(`ApeNetwork.forward: images must have 3 channels, got ${c}`);
     if (batch.sizes.length !== b) throw new Error(`ApeNetwork.forward: ${b} images but ${batch.sizes.length} sizes`);

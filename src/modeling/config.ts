@@ -126,7 +126,7 @@ export function tinyConfig(textVocabSize = 4096): ApeConfig {
   return {
     name: 'tiny',
     input: { size: 256, ...IMAGENET },
-    backbone: { vit, pyramid: { inChannels: 192, inStride: 16, outChannels: 128, scaleFactors: [2, 1, 0.5], topBlock: false, layerNormEps: 1e-6 }, stem: null },
+    backbone: { vit, pyramid: { inChannels: 192, inStride: 16, outChannels: 128, scaleFactors: [2, 1, 0.5], maskOnlyScales: null, topBlock: false, layerNormEps: 1e-6 }, stem: null },
     neck: { groups: 32 },
     transformer: {
       embedDim: 128,
@@ -174,6 +174,21 @@ export function pyramidLevels(config: ApeConfig): { names: string[]; strides: nu
   return { names: strides.map((s) => `p${Math.log2(s)}`), strides };
 }
 
+/** Pyramid levels made for the mask head alone (pyramid.maskOnlyScales), names and strides. */
+export function maskOnlyLevels(config: ApeConfig): { names: string[]; strides: number[] } {
+  const p = config.backbone.pyramid;
+  const strides = (p.maskOnlyScales ?? []).map((s) => p.inStride / s);
+  return { names: strides.map((s) => `p${Math.log2(s)}`), strides };
+}
+
+/** The stride of the mask head's backbone feature (a pyramid level or a mask-only one), or null if it is neither. */
+export function maskFeatureStride(config: ApeConfig): number | null {
+  const levels = pyramidLevels(config);
+  const extra = maskOnlyLevels(config);
+  const i = [...levels.names, ...extra.names].indexOf(config.maskHead.feature);
+  return i < 0 ? null : [...levels.strides, ...extra.strides][i]!;
+}
+
 /** Checks the pieces of a config fit together; throws naming the first field that does not. */
 export function validateConfig(config: ApeConfig): void {
   const fail = (field: string, why: string) => {
@@ -186,7 +201,7 @@ export function validateConfig(config: ApeConfig): void {
   if (t.embedDim % t.numHeads !== 0) fail('transformer.embedDim', `${t.embedDim} is not divisible by ${t.numHeads} heads`);
   if (!config.neck && config.backbone.pyramid.outChannels !== t.embedDim) fail('neck', `is null but pyramid channels ${config.backbone.pyramid.outChannels} differ from the hidden width ${t.embedDim}`);
   if (config.neck && t.embedDim % config.neck.groups !== 0) fail('neck.groups', `${config.neck.groups} does not divide ${t.embedDim}`);
-  if (!names.includes(config.maskHead.feature)) fail('maskHead.feature', `'${config.maskHead.feature}' is not a pyramid level (${names.join(', ')})`);
+  if (maskFeatureStride(config) === null) fail('maskHead.feature', `'${config.maskHead.feature}' is not a pyramid level (${[...names, ...maskOnlyLevels(config).names].join(', ')})`);
   if (config.maskHead.encodeLevel < 0 || config.maskHead.encodeLevel >= t.numLevels) fail('maskHead.encodeLevel', `must be a level index < ${t.numLevels}`);
   const size = config.input.size;
   const coarsest = strides[strides.length - 1]!;

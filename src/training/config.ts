@@ -8,6 +8,7 @@ import { checkedMerge, showValue, type MergeRules } from '../util/checked-merge.
 import type { LossWeights } from './criterion.js';
 import type { MatchCostWeights } from './assign/match-cost.js';
 import type { PointSamplingOptions } from './losses/point-sampling.js';
+import type { ScheduleSettings } from './optim/schedule.js';
 
 /** One training dataset (see DatasetSpec); relative paths are resolved against the config's `root`. */
 export type DatasetConfig = DatasetSpec;
@@ -50,13 +51,13 @@ export interface TrainConfig {
     /** Learning-rate factors by parameter-name prefix (e.g. {"backbone.": 0.1}). */
     lrMultipliers: Record<string, number>;
   };
-  schedule: {
-    warmupSteps: number;
-    warmupFactor: number;
-    decay: 'constant' | 'step' | 'cosine';
-    milestones: number[];
-    gamma: number;
-    minFactor: number;
+  schedule: ScheduleSettings & {
+    /**
+     * The length the schedule is drawn for (cosine length, fractional milestones); null = the
+     * first session's `steps`. A run remembers its plan in its checkpoints, so raising `steps`
+     * later extends the run without redrawing the schedule.
+     */
+    plannedSteps: number | null;
   };
   loss: {
     assignment: 'hungarian' | 'deta';
@@ -111,7 +112,7 @@ export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'datasets' | 'output'> = {
   initFrom: null,
   model: { preset: 'tiny', textVocabSize: 4096 },
   optimizer: { lr: 2e-4, weightDecay: 0.05, betas: [0.9, 0.999], eps: 1e-8, clipNorm: 0.1, lrMultipliers: {} },
-  schedule: { warmupSteps: 100, warmupFactor: 0.001, decay: 'step', milestones: [], gamma: 0.1, minFactor: 0 },
+  schedule: { warmupSteps: 100, warmupFactor: 0.001, decay: 'step', milestones: [], milestoneFractions: [], gamma: 0.1, minFactor: 0, plannedSteps: null },
   loss: {
     assignment: 'hungarian',
     weights: { cls: 1, l1: 5, giou: 2, mask: 5, dice: 5, separation: 0, pixelClass: 0 },
@@ -143,13 +144,16 @@ const TRAIN_SETTINGS_MERGE: MergeRules = { missing: 'default', unknown: 'error',
 
 /** Reads, defaults and validates a training config; relative paths become absolute. */
 export function loadTrainConfig(file: string): TrainConfig {
-  let json: unknown;
+  return parseTrainConfig(readConfigJson(file), file);
+}
+
+/** A config file's JSON; a missing file or bad JSON is a ConfigError naming the file. */
+export function readConfigJson(file: string): unknown {
   try {
-    json = JSON.parse(readFileSync(file, 'utf8'));
+    return JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
     throw new ConfigError(`${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `not valid JSON (${(err as Error).message})`}`);
   }
-  return parseTrainConfig(json, file);
 }
 
 /** A check of one setting: why the value is wrong, or null when it is right. */
@@ -190,6 +194,8 @@ const TRAIN_CONFIG_RULES: ReadonlyArray<readonly [string, Rule]> = [
   ['schedule.decay', oneOf('constant', 'step', 'cosine')],
   ['schedule.warmupSteps', nonNegative],
   ['schedule.milestones', (v) => (Array.isArray(v) && v.every((m) => Number.isInteger(m) && m >= 0) ? null : 'must be a list of step numbers')],
+  ['schedule.milestoneFractions', (v) => (Array.isArray(v) && v.every((f) => typeof f === 'number' && f > 0 && f < 1) ? null : `must be a list of fractions in (0, 1), ${got(v)}`)],
+  ['schedule.plannedSteps', (v) => (v === null ? null : positiveInteger(v))],
   ['loss.assignment', oneOf('hungarian', 'deta')],
   ['loss.maskLayers', oneOf('last', 'all')],
   ['loss.weights.*', nonNegative],

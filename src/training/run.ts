@@ -4,7 +4,16 @@ import { Progress } from '../util/progress.js';
 import type { TrainConfig } from './config.js';
 import { Trainer, type StepReport } from './trainer.js';
 
-export interface RunOptions {
+/** What the loop drives: a Trainer, or another stepped run with the same checkpoints (ape pretrain). */
+export interface SteppedRun {
+  readonly step: number;
+  trainStep(): Promise<StepReport>;
+  saveCheckpoint(): Promise<string>;
+  /** Writes what the run produces for others to load (a model folder; pretraining's weights). */
+  exportModel(): Promise<string>;
+}
+
+export interface RunOptions<T extends SteppedRun = Trainer> {
   /** Status lines (dataset summary, resume, checkpoints). */
   log?: (line: string) => void;
   /** Stop after this many steps in this session (the run's `steps` still bounds the total). */
@@ -14,11 +23,13 @@ export interface RunOptions {
   /** Called after every step (tests, benchmarks). */
   onStep?: (report: StepReport) => void;
   /** Periodic evaluation hook; gets the trainer at every `eval.every` steps. */
-  evaluate?: (trainer: Trainer) => Promise<Record<string, unknown>>;
+  evaluate?: (trainer: T) => Promise<Record<string, unknown>>;
   /** Set to request a clean stop (checkpoint, then return) at the next step boundary. */
   signal?: { stop: boolean };
   /** Start a new run even though the output folder holds one (its checkpoints and model are renamed, not deleted). */
   restart?: boolean;
+  /** Opens the run (default: Trainer.create, which resumes from the newest checkpoint). */
+  open?: (log: (line: string) => void) => Promise<T>;
 }
 
 /**
@@ -27,11 +38,11 @@ export interface RunOptions {
  * `checkpoint.every` steps and at the end (or on a stop request). It writes no dataset: the
  * config's `prepare.synth` folders are the caller's to generate (`ape train` does).
  */
-export async function runTraining(config: TrainConfig, options: RunOptions = {}): Promise<Trainer> {
+export async function runTraining<T extends SteppedRun = Trainer>(config: TrainConfig, options: RunOptions<T> = {}): Promise<T> {
   const log = options.log ?? ((line: string) => console.error(line));
   mkdirSync(config.output, { recursive: true });
   if (options.restart) Trainer.setAside(config, log);
-  const trainer = await Trainer.create(config, log);
+  const trainer = options.open ? await options.open(log) : ((await Trainer.create(config, log)) as unknown as T);
   const start = trainer.step;
   const end = Math.min(config.steps, start + (options.maxSteps ?? Infinity));
   if (start >= end) {
@@ -74,7 +85,8 @@ export async function runTraining(config: TrainConfig, options: RunOptions = {})
     await trainer.exportModel();
   }
   progress?.finish(formatLosses(trainer.step, averages));
-  log(`${options.signal?.stop ? 'stopped' : 'reached'} step ${trainer.step}; checkpoint in ${Trainer.checkpointDir(config)}, model folder ${Trainer.modelDir(config)}`);
+  const modelFolder = options.open ? '' : `, model folder ${Trainer.modelDir(config)}`;
+  log(`${options.signal?.stop ? 'stopped' : 'reached'} step ${trainer.step}; checkpoint in ${Trainer.checkpointDir(config)}${modelFolder}`);
   return trainer;
 }
 

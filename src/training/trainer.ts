@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { tf } from '../engine/engine.js';
 import { collateBatch, type TrainingBatch } from '../data/batch.js';
 import type { TrainingDataset } from '../data/dataset.js';
-import { augmentSample } from '../data/mappers/augment.js';
+import { augmentSample, type AugmentOptions } from '../data/mappers/augment.js';
 import { DEFAULT_LOAD_OPTIONS, loadSample, type LoadOptions } from '../data/mappers/load-sample.js';
 import { openDataset } from '../data/open-dataset.js';
 import { defaultLossSwitches, type LossSwitches } from '../data/sampler/loss-switches.js';
@@ -23,7 +23,8 @@ import { buildNetwork, buildTokenizer, trainingModelConfig } from './model-facto
 import { NegativeBank } from './negative-bank.js';
 import { AdamW } from './optim/adamw.js';
 import { accumulateGradients, clipFactor, globalNorm } from './optim/gradients.js';
-import { learningRateAt } from './optim/schedule.js';
+import { lrMultiplierFor, unmatchedMultiplierKeys } from './optim/lr-multipliers.js';
+import { learningRateAt, plannedSchedule, type ScheduleConfig } from './optim/schedule.js';
 import { GradientWorker } from './parallel/worker-pool.js';
 import { concatArrays } from '../util/concat-arrays.js';
 
@@ -50,6 +51,8 @@ interface RunState {
   bankTexts: string[];
   bankDim: number;
   datasets: string[];
+  /** The length the schedule was drawn for at the run's start (absent in older checkpoints). */
+  plannedSteps?: number;
 }
 
 /**
@@ -62,6 +65,8 @@ export class Trainer {
   private readonly params: Map<string, tf.Variable>;
   private readonly nameOf = new Map<string, string>();
   private readonly lrScale = new Map<string, number>();
+  /** The learning-rate schedule, drawn once for the run's planned length. */
+  readonly schedule: ScheduleConfig;
   readonly optimizer: AdamW;
   readonly sampler: MultiDatasetSampler;
   readonly bank: NegativeBank;
@@ -78,13 +83,14 @@ export class Trainer {
     readonly network: ApeModel,
     readonly tokenizer: WordTokenizer,
     readonly modelConfig: ApeConfig,
+    readonly plannedSteps: number,
   ) {
-    this.params = new Map([...network.namedParameters()].filter(([, v]) => v.trainable));
+    this.schedule = plannedSchedule(config.optimizer.lr, config.schedule, plannedSteps);
+    // A multiplier of 0 freezes a parameter: it is left out of the gradient and the optimizer.
+    this.params = new Map([...network.namedParameters()].filter(([name, v]) => v.trainable && lrMultiplierFor(name, config.optimizer.lrMultipliers) > 0));
     for (const [name, v] of this.params) {
       this.nameOf.set(v.name, name);
-      let scale = 1;
-      for (const [prefix, f] of Object.entries(config.optimizer.lrMultipliers)) if (name.startsWith(prefix)) scale = f;
-      this.lrScale.set(name, scale);
+      this.lrScale.set(name, lrMultiplierFor(name, config.optimizer.lrMultipliers));
     }
     this.optimizer = new AdamW(this.params, {
       beta1: config.optimizer.betas[0],
@@ -124,7 +130,11 @@ export class Trainer {
     const modelConfig = state?.modelConfig ?? trainingModelConfig(config.model.preset, config.model.overrides, config.imageSize, config.model.textVocabSize);
     const tokenizer = buildTokenizer(modelConfig, datasets, state?.tokenizer ?? (start?.state as RunState | undefined)?.tokenizer);
     const network = buildNetwork(modelConfig, tokenizer, config.seed);
-    const trainer = new Trainer(config, datasets, network, tokenizer, modelConfig);
+    const trainer = new Trainer(config, datasets, network, tokenizer, modelConfig, Trainer.plannedSteps(config, state?.plannedSteps));
+    const unmatched = unmatchedMultiplierKeys(network.namedParameters().keys(), config.optimizer.lrMultipliers);
+    if (unmatched.length) log(`optimizer.lrMultipliers: no parameter matches ${unmatched.map((k) => `'${k}'`).join(', ')}`);
+    const frozen = [...network.namedParameters()].filter(([name, v]) => v.trainable && !trainer.params.has(name)).map(([name]) => name);
+    if (frozen.length) log(`frozen (lr multiplier 0): ${frozen.length} parameter tensors`);
     if (checkpoint) {
       trainer.restore(checkpoint);
       log(`resumed from step ${checkpoint.step}`);
@@ -137,7 +147,7 @@ export class Trainer {
     }
     if (config.workers === 2) {
       const params = [...network.namedParameters()].map(([name, v]): [string, Float32Array] => [name, v.dataSync() as Float32Array]);
-      trainer.worker = await GradientWorker.start(modelConfig, tokenizer.toJSON(), params, trainer.criterionConfig());
+      trainer.worker = await GradientWorker.start(modelConfig, tokenizer.toJSON(), params, trainer.criterionConfig(), [...trainer.params.keys()]);
       log('data parallel: a gradient worker thread computes half of every batch');
     }
     return trainer;
@@ -149,7 +159,7 @@ export class Trainer {
    * model folder exists without any checkpoint: a new run would silently replace that model.
    * Falling back past a damaged newest checkpoint keeps the model folder it wrote aside.
    */
-  private static async resumePoint(config: TrainConfig, log: (line: string) => void): Promise<TrainingCheckpoint | null> {
+  static async resumePoint(config: TrainConfig, log: (line: string) => void): Promise<TrainingCheckpoint | null> {
     const checkpointDir = Trainer.checkpointDir(config);
     const modelDir = Trainer.modelDir(config);
     for (const dir of [checkpointDir, modelDir]) {
@@ -186,6 +196,15 @@ export class Trainer {
     }
   }
 
+  /** The run's planned length: the checkpoint's plan, else the config's, else its `steps`. */
+  static plannedSteps(config: TrainConfig, saved: number | undefined): number {
+    const asked = config.schedule.plannedSteps;
+    if (saved !== undefined && asked !== null && asked !== saved) {
+      throw new Error(`schedule.plannedSteps is ${asked}, but the run in ${config.output} was planned for ${saved} steps; remove the setting (the run keeps its plan) or start a new run`);
+    }
+    return saved ?? asked ?? config.steps;
+  }
+
   static checkpointDir(config: TrainConfig): string {
     return join(config.output, 'checkpoints');
   }
@@ -205,22 +224,9 @@ export class Trainer {
     return { ...this.config.loss };
   }
 
-  /**
-   * Loads and augments images [start, end) of one sampler draw into a batch. Each image's random
-   * choices depend on the draw and its position only, so a split batch sees the same samples.
-   */
-  async loadBatch(draw: SamplerDraw, start = 0, end = draw.images.length): Promise<TrainingBatch> {
-    const dataset = this.datasets[draw.dataset]!;
-    const rng = new Rng(draw.seed);
-    const seeds = draw.images.map(() => [rng.seed(), rng.seed()] as const).slice(start, end);
-    const images = draw.images.slice(start, end);
-    const samples = await Promise.all(
-      images.map(async (index, k) => {
-        const raw = await loadSample(dataset, index, new Rng(seeds[k]![0]), this.loadOptions[draw.dataset]!);
-        return augmentSample(raw, new Rng(seeds[k]![1]), { size: this.config.imageSize, ...this.config.augment });
-      }),
-    );
-    return collateBatch(samples, this.config.imageSize, this.switches[draw.dataset]!, dataset.name);
+  /** Images [start, end) of one sampler draw with this run's loading and augmentation (loadDrawBatch). */
+  loadBatch(draw: SamplerDraw, start = 0, end = draw.images.length): Promise<TrainingBatch> {
+    return loadDrawBatch(this.datasets[draw.dataset]!, draw, this.loadOptions[draw.dataset]!, { size: this.config.imageSize, ...this.config.augment }, this.switches[draw.dataset]!, start, end);
   }
 
   /** Forward, losses and gradients of one batch; the gradients are keyed by parameter name. */
@@ -280,7 +286,7 @@ export class Trainer {
     const t2 = performance.now();
     if (this.config.accumulate > 1) for (const g of sum.values()) for (let i = 0; i < g.length; i++) g[i]! /= this.config.accumulate;
     const gradNorm = globalNorm(sum);
-    const lr = learningRateAt({ baseLr: this.config.optimizer.lr, totalSteps: this.config.steps, ...this.config.schedule }, this.step);
+    const lr = learningRateAt(this.schedule, this.step);
     // A non-finite gradient (a rare bad batch) skips the update rather than poisoning the weights;
     // the step still counts, so a resumed run does not meet the same batch again.
     const skipped = !Number.isFinite(gradNorm);
@@ -315,6 +321,7 @@ export class Trainer {
       bankTexts: bank.texts,
       bankDim: bank.dim,
       datasets: this.config.datasets.map((d) => d.name),
+      plannedSteps: this.plannedSteps,
     };
     const checkpoint: TrainingCheckpoint = {
       step: this.step,
@@ -373,6 +380,22 @@ export class Trainer {
     this.optimizer.dispose();
     this.network.dispose();
   }
+}
+
+/**
+ * Images [start, end) of a sampler draw, loaded, augmented and collated. Each image's random
+ * choices depend on the draw and its position only, so a split batch sees the same samples.
+ */
+export async function loadDrawBatch(dataset: TrainingDataset, draw: SamplerDraw, load: LoadOptions, augment: AugmentOptions, switches: LossSwitches, start = 0, end = draw.images.length): Promise<TrainingBatch> {
+  const rng = new Rng(draw.seed);
+  const seeds = draw.images.map(() => [rng.seed(), rng.seed()] as const).slice(start, end);
+  const samples = await Promise.all(
+    draw.images.slice(start, end).map(async (index, k) => {
+      const raw = await loadSample(dataset, index, new Rng(seeds[k]![0]), load);
+      return augmentSample(raw, new Rng(seeds[k]![1]), augment);
+    }),
+  );
+  return collateBatch(samples, augment.size, switches, dataset.name);
 }
 
 /** The mean of two halves' gradients and losses (a parameter missing from one half had zero gradient there). */

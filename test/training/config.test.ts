@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadTrainConfig, parseTrainConfig } from '../../src/training/config.js';
+import { loadPretrainConfig } from '../../src/training/pretrain/config.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const minimal = () => ({ output: 'run', datasets: [{ name: 'a', type: 'detection', annotations: 'x.json' }] });
@@ -35,6 +36,8 @@ test('config errors name the file and the field', () => {
     [{ ...minimal(), loss: { separationMargin: 1 } }, /'loss\.separationMargin' must be in \[-1, 1\), got 1/],
     [{ ...minimal(), optimizer: { lrMultipliers: 'fast' } }, /'optimizer\.lrMultipliers' must be an object, got "fast"/],
     [{ ...minimal(), optimizer: { lrMultipliers: { 'backbone.': -1 } } }, /'optimizer\.lrMultipliers\.backbone\.' must be a non-negative number, got -1/],
+    [{ ...minimal(), schedule: { milestoneFractions: [0.8, 1.2] } }, /'schedule\.milestoneFractions' must be a list of fractions in \(0, 1\), got \[0\.8,1\.2\]/],
+    [{ ...minimal(), schedule: { plannedSteps: 0 } }, /'schedule\.plannedSteps' must be a positive integer, got 0/],
   ];
   for (const [json, message] of bad) assert.throws(() => parseTrainConfig(json, '/c.json'), message);
 });
@@ -44,7 +47,10 @@ test('every shipped config under configs/ parses', () => {
   const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
   assert.ok(files.includes('default-synth.json'));
   for (const f of files) {
-    const c = loadTrainConfig(join(dir, f));
+    // Pretraining configs (a `pretrain` section) are read by ape pretrain.
+    const isPretrain = 'pretrain' in JSON.parse(readFileSync(join(dir, f), 'utf8'));
+    const c = isPretrain ? loadPretrainConfig(join(dir, f)) : loadTrainConfig(join(dir, f));
     assert.ok(c.datasets.length > 0, f);
   }
+  assert.ok(files.includes('pretrain-synth.json'));
 });

@@ -24,7 +24,15 @@ export async function makeSynthDir(images: number, seed = 3): Promise<string> {
 }
 
 export function tinyConfig(dir: string, extra: Record<string, unknown> = {}): TrainConfig {
-  const json = {
+  const json = tinyConfigJson(dir, extra);
+  const file = join(dir, 'config.json');
+  writeFileSync(file, JSON.stringify(json));
+  return parseTrainConfig(json, file);
+}
+
+/** The JSON of tinyConfig (for configs built on it, such as a pretraining config). */
+export function tinyConfigJson(dir: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
     root: dir,
     output: 'run',
     seed: 5,
@@ -43,7 +51,4 @@ export function tinyConfig(dir: string, extra: Record<string, unknown> = {}): Tr
     ],
     ...extra,
   };
-  const file = join(dir, 'config.json');
-  writeFileSync(file, JSON.stringify(json));
-  return parseTrainConfig(json, file);
 }

@@ -34,3 +34,20 @@ test('workers: 2 trains with a worker thread whose weights stay identical to the
     await trainer.close();
   }
 });
+
+test('workers: parameters frozen by a 0 multiplier get no gradient in the worker either', async () => {
+  const dir = await makeSynthDir(4);
+  const trainer = await Trainer.create(tinyConfig(dir, { workers: 2, optimizer: { lr: 1e-3, clipNorm: 1, lrMultipliers: { 'model_language.': 0 } } }));
+  try {
+    const r = await trainer.trainStep();
+    assert.ok(Number.isFinite(r.losses.total));
+    const batch = await trainer.loadBatch({ dataset: 0, images: [0, 1], seed: 7 });
+    const local = trainer.computeGradients(batch, new Rng(3), null);
+    const remote = await trainer.computeGradientsInWorker({ ...batch, images: batch.images.slice() }, 3, null);
+    assert.deepEqual([...remote.grads.keys()].sort(), [...local.grads.keys()].sort());
+    assert.ok(![...remote.grads.keys()].some((name) => name.startsWith('model_language.')));
+    assert.ok(remote.grads.size > 0);
+  } finally {
+    await trainer.close();
+  }
+});

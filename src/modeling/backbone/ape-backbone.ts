@@ -22,8 +22,10 @@ export class ApeBackbone extends Module {
     this.net = this.child('net', new Eva02Vit(vit, rng));
     this.pyramid = new SimpleFeaturePyramid(pyramid, rng);
     // The pyramid's stages are registered here, so their names sit beside `net`.
-    for (const { stride, stage } of this.pyramid.stages) this.child(`simfp_${Math.log2(stride)}`, stage);
-    const levels = { names: this.pyramid.featureNames, strides: this.pyramid.strides };
+    for (const { stride, stage } of [...this.pyramid.stages, ...this.pyramid.maskOnlyStages]) this.child(`simfp_${Math.log2(stride)}`, stage);
+    // The stem feeds the mask-only levels too (a stride-4 stage gives the stride-4 mask feature its detail).
+    const extra = this.pyramid.maskOnlyStages;
+    const levels = { names: [...this.pyramid.featureNames, ...extra.map((s) => s.name)], strides: [...this.pyramid.strides, ...extra.map((s) => s.stride)] };
     this.stem = stem ? this.child('stem', new ConvStem(stem, levels, pyramid.outChannels, pyramid.layerNormEps, rng)) : null;
   }
 

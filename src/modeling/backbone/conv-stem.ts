@@ -41,7 +41,7 @@ export class ConvStem extends Module {
       const proj = this.child(`proj_${level}`, new Linear(channels[stage]!, outChannels, rng, { weightInit: init.zeros(), biasInit: init.zeros() }));
       this.outputs.push({ level, stage, proj });
     });
-    const last = this.outputs[this.outputs.length - 1]?.stage ?? -1;
+    const last = Math.max(-1, ...this.outputs.map((o) => o.stage));
     // A stage past the last one that feeds a level would get no gradient.
     if (last !== channels.length - 1) {
       throw new Error(`ConvStem: the last stage (stride ${2 ** channels.length}) must match a pyramid level stride (${levels.strides.join(', ')})`);

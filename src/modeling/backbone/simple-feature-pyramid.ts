@@ -13,6 +13,11 @@ export interface SimpleFeaturePyramidConfig {
   outChannels: number;
   /** Up/down-sampling per level; ViTDet: [4, 2, 1, 0.5] -> p2..p5. */
   scaleFactors: number[];
+  /**
+   * Levels made the same way for the mask head alone (not in APE, whose transformer reads p2 as
+   * well): [4] gives a stride-4 p2 (simfp_2) without the cost of 4x the encoder tokens. null = none.
+   */
+  maskOnlyScales?: number[] | null;
   /** Add p(last+1) = p(last)[::2, ::2] (detectron2 LastLevelMaxPool). */
   topBlock: boolean;
   /** Channels-first LayerNorm eps (detectron2 "LN": 1e-6). */
@@ -20,7 +25,7 @@ export interface SimpleFeaturePyramidConfig {
 }
 
 export function apePyramidConfig(inChannels: number, outChannels = 256): SimpleFeaturePyramidConfig {
-  return { inChannels, inStride: 16, outChannels, scaleFactors: [4, 2, 1, 0.5], topBlock: true, layerNormEps: 1e-6 };
+  return { inChannels, inStride: 16, outChannels, scaleFactors: [4, 2, 1, 0.5], maskOnlyScales: null, topBlock: true, layerNormEps: 1e-6 };
 }
 
 /** A module holding raw named tensors (weight/bias of a conv, which are not a Linear). */
@@ -165,19 +170,23 @@ class PyramidStage extends Module {
  */
 export class SimpleFeaturePyramid extends Module {
   readonly stages: { name: string; stride: number; stage: PyramidStage }[] = [];
+  /** The mask-only levels (maskOnlyScales), in the output beside the others but not in featureNames. */
+  readonly maskOnlyStages: { name: string; stride: number; stage: PyramidStage }[] = [];
   readonly featureNames: string[];
 
   constructor(readonly config: SimpleFeaturePyramidConfig, rng: Rng) {
     super();
     const { inChannels, scaleFactors } = config;
-    if (scaleFactors.includes(4) && inChannels % 4 !== 0) throw new Error(`SimpleFeaturePyramid: inChannels ${inChannels} must be divisible by 4 for scale 4`);
-    if (scaleFactors.includes(2) && inChannels % 2 !== 0) throw new Error(`SimpleFeaturePyramid: inChannels ${inChannels} must be divisible by 2 for scale 2`);
-    for (const scale of scaleFactors) {
+    const maskOnly = config.maskOnlyScales ?? [];
+    if ([...scaleFactors, ...maskOnly].includes(4) && inChannels % 4 !== 0) throw new Error(`SimpleFeaturePyramid: inChannels ${inChannels} must be divisible by 4 for scale 4`);
+    if ([...scaleFactors, ...maskOnly].includes(2) && inChannels % 2 !== 0) throw new Error(`SimpleFeaturePyramid: inChannels ${inChannels} must be divisible by 2 for scale 2`);
+    for (const scale of [...scaleFactors, ...maskOnly]) {
       const stride = config.inStride / scale;
       const level = Math.log2(stride);
       if (!Number.isInteger(level)) throw new Error(`SimpleFeaturePyramid: stride ${stride} is not a power of 2`);
+      if ([...this.stages, ...this.maskOnlyStages].some((s) => s.stride === stride)) throw new Error(`SimpleFeaturePyramid: scale ${scale} is listed twice`);
       const stage = this.child(`simfp_${level}`, new PyramidStage(scale, config, rng));
-      this.stages.push({ name: `p${level}`, stride, stage });
+      (this.stages.length < scaleFactors.length ? this.stages : this.maskOnlyStages).push({ name: `p${level}`, stride, stage });
     }
     this.featureNames = this.stages.map((s) => s.name);
     if (config.topBlock) {
@@ -202,6 +211,7 @@ export class SimpleFeaturePyramid extends Module {
       out[name] = last;
     }
     if (this.config.topBlock && last) out[this.featureNames[this.featureNames.length - 1]!] = subsample2(last);
+    for (const { name, stage } of this.maskOnlyStages) out[name] = stage.forward(feature);
     return out;
   }
 }

@@ -13,6 +13,29 @@ export interface ScheduleConfig {
   minFactor?: number;
 }
 
+/** A run's schedule settings: the config's `schedule` section. */
+export interface ScheduleSettings {
+  warmupSteps: number;
+  warmupFactor: number;
+  decay: 'constant' | 'step' | 'cosine';
+  milestones: number[];
+  /** Milestones as fractions of the planned length (APE: one drop at 900k of 1,080k steps, 0.833). */
+  milestoneFractions: number[];
+  gamma: number;
+  minFactor: number;
+}
+
+/**
+ * The schedule of a run planned for `plannedSteps`: the cosine's length and the fractional
+ * milestones come from the plan, not from how far the run is allowed to go, so lengthening a run
+ * later continues the same curve instead of redrawing it.
+ */
+export function plannedSchedule(baseLr: number, settings: ScheduleSettings, plannedSteps: number): ScheduleConfig {
+  const fromFractions = settings.milestoneFractions.map((f) => Math.round(f * plannedSteps));
+  const milestones = [...new Set([...settings.milestones, ...fromFractions])].sort((a, b) => a - b);
+  return { baseLr, warmupSteps: settings.warmupSteps, warmupFactor: settings.warmupFactor, decay: settings.decay, milestones, gamma: settings.gamma, totalSteps: plannedSteps, minFactor: settings.minFactor };
+}
+
 /** The learning rate for (0-based) step `step`. */
 export function learningRateAt(config: ScheduleConfig, step: number): number {
   let factor = 1;

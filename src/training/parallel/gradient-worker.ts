@@ -35,7 +35,8 @@ port.on('message', async (message: ToWorker) => {
       network = new ApeModel(message.modelConfig, WordTokenizer.fromJSON(message.tokenizer, 'trainer tokenizer'), 0);
       const all = network.namedParameters();
       assign(message.params, all);
-      trainable = new Map([...all].filter(([, v]) => v.trainable));
+      const trained = new Set(message.trained);
+      trainable = new Map([...all].filter(([name]) => trained.has(name)));
       criterion = message.criterion;
       port.postMessage({ type: 'ready' } satisfies FromWorker);
       return;

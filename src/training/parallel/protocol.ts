@@ -13,6 +13,8 @@ export type ToWorker =
       /** Every parameter of the model (trainable or not), by name. */
       params: Array<[string, Float32Array]>;
       criterion: CriterionConfig;
+      /** The parameters to differentiate (the trainer's trainable ones, frozen ones left out). */
+      trained: string[];
     }
   | {
       type: 'step';

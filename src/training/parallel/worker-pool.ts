@@ -61,9 +61,10 @@ export class GradientWorker {
     });
   }
 
-  static async start(modelConfig: ApeConfig, tokenizer: WordTokenizerJson, params: Array<[string, Float32Array]>, criterion: CriterionConfig): Promise<GradientWorker> {
+  /** `trained`: the names of the parameters to differentiate (the trainer's, frozen ones left out). */
+  static async start(modelConfig: ApeConfig, tokenizer: WordTokenizerJson, params: Array<[string, Float32Array]>, criterion: CriterionConfig, trained: string[]): Promise<GradientWorker> {
     const w = new GradientWorker();
-    await w.request({ type: 'init', modelConfig, tokenizer, params, criterion }, params.map(([, d]) => d.buffer as ArrayBuffer));
+    await w.request({ type: 'init', modelConfig, tokenizer, params, criterion, trained }, params.map(([, d]) => d.buffer as ArrayBuffer));
     return w;
   }
 

@@ -1,0 +1,54 @@
+import { checkedMerge, showValue } from '../../util/checked-merge.js';
+import { ConfigError, parseTrainConfig, readConfigJson, type TrainConfig } from '../config.js';
+
+/** The pretraining stage's own settings (the `pretrain` section of its config). */
+export interface PretrainSettings {
+  /** Pyramid levels the dense segmentation loss reads (strides 4-8: `p2` exists with pyramid.maskOnlyScales [4]). */
+  levels: string[];
+  /** The level whose features are pooled over each object for the object-name loss. */
+  objectLevel: string;
+  segmentationWeight: number;
+  objectWeight: number;
+  /** Softmax temperature of the cosine logits (CLIP's initial 0.07). */
+  temperature: number;
+  /** Parameter-name prefixes written to the weights file a detector run starts from (`initFrom`). */
+  export: string[];
+}
+
+/** A pretraining config: a training config (same model, data, optimizer, schedule, checkpoints) plus `pretrain`. */
+export type PretrainConfig = TrainConfig & { pretrain: PretrainSettings };
+
+export const DEFAULT_PRETRAIN_SETTINGS: PretrainSettings = {
+  levels: ['p3'],
+  objectLevel: 'p3',
+  segmentationWeight: 1,
+  objectWeight: 1,
+  temperature: 0.07,
+  export: ['backbone.', 'model_language.'],
+};
+
+export function loadPretrainConfig(file: string): PretrainConfig {
+  return parsePretrainConfig(readConfigJson(file), file);
+}
+
+/**
+ * Everything but `pretrain` is read as a training config (so a pretraining config names its model
+ * exactly as the detector run it prepares for, and the tokenizer comes from the same datasets);
+ * `eval` is the shape probe's folder and period.
+ */
+export function parsePretrainConfig(json: unknown, file: string): PretrainConfig {
+  const fail = (field: string, why: string): never => {
+    throw new ConfigError(`${file}: '${field}' ${why}`);
+  };
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) fail('(top level)', 'must be an object');
+  const { pretrain, ...rest } = json as Record<string, unknown>;
+  const train = parseTrainConfig(rest, file);
+  const settings = checkedMerge(DEFAULT_PRETRAIN_SETTINGS, pretrain ?? {}, { missing: 'default', unknown: 'error' }, (path, why) => fail(`pretrain.${path}`, why));
+  if (train.workers !== 1) fail('workers', `must be 1 for pretraining, got ${train.workers}`);
+  if (train.accumulate !== 1) fail('accumulate', `must be 1 for pretraining, got ${train.accumulate}`);
+  if (settings.levels.length === 0 || !settings.levels.every((l) => typeof l === 'string')) fail('pretrain.levels', `must list pyramid levels, got ${showValue(settings.levels)}`);
+  for (const key of ['segmentationWeight', 'objectWeight'] as const) if (!(settings[key] >= 0)) fail(`pretrain.${key}`, `must be a non-negative number, got ${showValue(settings[key])}`);
+  if (!(settings.temperature > 0)) fail('pretrain.temperature', `must be positive, got ${showValue(settings.temperature)}`);
+  if (!train.datasets.some((d) => d.type === 'detection' || d.type === 'semantic')) fail('datasets', 'must include a detection or semantic set (the pretraining targets)');
+  return { ...train, pretrain: settings };
+}

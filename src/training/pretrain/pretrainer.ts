@@ -1,0 +1,269 @@
+import { join } from 'node:path';
+import { tf } from '../../engine/engine.js';
+import type { TrainingBatch } from '../../data/batch.js';
+import type { TrainingDataset } from '../../data/dataset.js';
+import { DEFAULT_LOAD_OPTIONS, type LoadOptions } from '../../data/mappers/load-sample.js';
+import { openDataset } from '../../data/open-dataset.js';
+import { defaultLossSwitches } from '../../data/sampler/loss-switches.js';
+import { MultiDatasetSampler, type SamplerState } from '../../data/sampler/multi-dataset-sampler.js';
+import type { ApeModel } from '../../inference/ape-model.js';
+import { maskOnlyLevels, type ApeConfig } from '../../modeling/config.js';
+import { Module } from '../../nn/module.js';
+import { Linear } from '../../nn/linear.js';
+import type { WordTokenizer, WordTokenizerJson } from '../../text/word-tokenizer.js';
+import { concatArrays } from '../../util/concat-arrays.js';
+import { Rng } from '../../util/random.js';
+import { saveCheckpoint, type TrainingCheckpoint } from '../checkpoint.js';
+import { buildNetwork, buildTokenizer, trainingModelConfig } from '../model-factory.js';
+import { AdamW } from '../optim/adamw.js';
+import { clipFactor, globalNorm } from '../optim/gradients.js';
+import { lrMultiplierFor } from '../optim/lr-multipliers.js';
+import { learningRateAt, plannedSchedule, type ScheduleConfig } from '../optim/schedule.js';
+import type { StepReport } from '../trainer.js';
+import { Trainer, loadDrawBatch, mixSeed } from '../trainer.js';
+import type { PretrainConfig } from './config.js';
+import { cellClassTargets, objectPooling } from './dense-targets.js';
+
+/** The pretraining heads: a projection per pyramid level from the pyramid width to the text tower's. */
+class PretrainHeads extends Module {
+  readonly proj = new Map<string, Linear>();
+
+  constructor(levels: readonly string[], inDim: number, outDim: number, rng: Rng) {
+    super();
+    for (const level of levels) this.proj.set(level, this.child(`proj_${level}`, new Linear(inDim, outDim, rng)));
+  }
+}
+
+interface PretrainState {
+  sampler: SamplerState;
+  tokenizer: WordTokenizerJson;
+  modelConfig: ApeConfig;
+  datasets: string[];
+  plannedSteps: number;
+}
+
+/** Heads' parameter names in checkpoints (never in the exported weights). */
+const HEADS = 'pretrain.';
+
+/**
+ * The proxy pretraining stage: the detector's backbone and text tower (same names, same
+ * tokenizer) trained on the synthetic world by dense segmentation of every pyramid level in
+ * `pretrain.levels` and by naming each object from its pooled features, both as cosine logits
+ * against the text tower's embeddings of the category names (a small CLIP whose classifier is the
+ * text tower). Checkpoints, schedule and resume work as in Trainer; `exportModel` writes the
+ * backbone and text weights as a checkpoint that a detector run's `initFrom` loads by name.
+ */
+export class Pretrainer {
+  step = 0;
+  private readonly params = new Map<string, tf.Variable>();
+  private readonly lrScale = new Map<string, number>();
+  readonly heads: PretrainHeads;
+  readonly optimizer: AdamW;
+  readonly sampler: MultiDatasetSampler;
+  readonly schedule: ScheduleConfig;
+  /** The datasets pretraining draws from (detection and semantic sets). */
+  private readonly sources: TrainingDataset[];
+  private readonly loadOptions: LoadOptions;
+
+  private constructor(
+    readonly config: PretrainConfig,
+    datasets: TrainingDataset[],
+    readonly network: ApeModel,
+    readonly tokenizer: WordTokenizer,
+    readonly modelConfig: ApeConfig,
+    readonly plannedSteps: number,
+  ) {
+    const p = config.pretrain;
+    const levels = [...new Set([...p.levels, p.objectLevel])];
+    this.heads = new PretrainHeads(levels, modelConfig.backbone.pyramid.outChannels, modelConfig.text.encoder.embedDim, new Rng(config.seed + 1));
+    const candidates = [...network.namedParameters()].filter(([name]) => p.export.some((prefix) => name.startsWith(prefix)));
+    for (const [name, v] of [...candidates, ...[...this.heads.namedParameters()].map(([n, v]) => [HEADS + n, v] as const)]) {
+      const scale = lrMultiplierFor(name, config.optimizer.lrMultipliers);
+      if (scale <= 0) continue;
+      this.params.set(name, v);
+      this.lrScale.set(name, scale);
+    }
+    this.optimizer = new AdamW(this.params, { beta1: config.optimizer.betas[0], beta2: config.optimizer.betas[1], eps: config.optimizer.eps, weightDecay: config.optimizer.weightDecay });
+    const picked = config.datasets.flatMap((spec, i) => (spec.type === 'detection' || spec.type === 'semantic' ? [i] : []));
+    this.sources = picked.map((i) => datasets[i]!);
+    this.sampler = new MultiDatasetSampler(picked.map((i) => ({ name: datasets[i]!.name, size: datasets[i]!.size, weight: config.datasets[i]!.weight })), config.batchSize, config.seed);
+    this.loadOptions = { ...DEFAULT_LOAD_OPTIONS, ...config.data };
+    this.schedule = plannedSchedule(config.optimizer.lr, config.schedule, plannedSteps);
+    const known = this.featureLevels();
+    for (const level of levels) if (!known.includes(level)) throw new Error(`pretrain: level '${level}' is not a pyramid level of the model (${known.join(', ')})`);
+  }
+
+  /** Opens the datasets, the newest checkpoint in output/checkpoints if any, else a new run. */
+  static async create(config: PretrainConfig, log: (line: string) => void = () => {}): Promise<Pretrainer> {
+    await import('../../engine/gradients-node.js');
+    const datasets = config.datasets.map((spec) => openDataset(spec));
+    for (const d of datasets) log(`dataset ${d.name}: ${d.kind}, ${d.size} images, ${d.prompts.length} categories`);
+    const checkpoint = await Trainer.resumePoint(config, log);
+    const state = checkpoint?.state as PretrainState | undefined;
+    if (state && JSON.stringify(state.datasets) !== JSON.stringify(config.datasets.map((d) => d.name))) {
+      throw new Error(`the checkpoints in ${config.output} were made with datasets ${state.datasets.join(', ')}; the config lists ${config.datasets.map((d) => d.name).join(', ')}`);
+    }
+    const modelConfig = state?.modelConfig ?? trainingModelConfig(config.model.preset, config.model.overrides, config.imageSize, config.model.textVocabSize);
+    const tokenizer = buildTokenizer(modelConfig, datasets, state?.tokenizer);
+    const network = buildNetwork(modelConfig, tokenizer, config.seed);
+    const run = new Pretrainer(config, datasets, network, tokenizer, modelConfig, Trainer.plannedSteps(config, state?.plannedSteps));
+    if (checkpoint) {
+      run.restore(checkpoint);
+      log(`resumed from step ${checkpoint.step}`);
+    } else {
+      log(`new pretraining run: ${run.params.size} trained tensors (${config.pretrain.export.join(', ')} and the heads)`);
+    }
+    return run;
+  }
+
+  /** Where exportModel writes the weights a detector run starts from (`initFrom`). */
+  static weightsDir(config: PretrainConfig): string {
+    return join(config.output, 'weights');
+  }
+
+  /** The backbone's output levels: the transformer's and the mask-only ones. */
+  private featureLevels(): string[] {
+    return [...this.network.levelNames, ...maskOnlyLevels(this.modelConfig).names];
+  }
+
+  async trainStep(): Promise<StepReport> {
+    const t0 = performance.now();
+    const draw = this.sampler.next();
+    const dataset = this.sources[draw.dataset]!;
+    const switches = defaultLossSwitches(dataset.kind, true, false);
+    const batch = await loadDrawBatch(dataset, draw, this.loadOptions, { size: this.config.imageSize, ...this.config.augment }, switches);
+    const t1 = performance.now();
+    const rng = new Rng(mixSeed(this.config.seed, this.step));
+    const { losses, grads } = this.gradients(batch, rng);
+    const gradNorm = globalNorm(grads);
+    const lr = learningRateAt(this.schedule, this.step);
+    const skipped = !Number.isFinite(gradNorm);
+    if (!skipped) this.optimizer.apply(grads, lr, this.lrScale, clipFactor(gradNorm, this.config.optimizer.clipNorm));
+    this.step++;
+    return { step: this.step, losses, lr, gradNorm, skipped, datasets: [dataset.name], dataMs: t1 - t0, computeMs: performance.now() - t1 };
+  }
+
+  /** The pretraining losses of one batch and their gradients by parameter name. */
+  gradients(batch: TrainingBatch, rng: Rng): { losses: Record<string, number>; grads: Map<string, Float32Array> } {
+    const p = this.config.pretrain;
+    const s = batch.size;
+    const names = new Map([...this.params].map(([name, v]) => [v.name, name]));
+    const losses: Record<string, number> = {};
+    const images = tf.tensor4d(batch.images, [batch.batchSize, s, s, 3]);
+    const { value, grads } = tf.variableGrads(() => {
+      const x = this.network.normalize({ images, sizes: batch.sizes });
+      const features = this.network.backbone.forward(x, { training: true, rng });
+      const text = tf.tidy(() => l2normalize(this.network.encodePrompts(batch.prompts, true)));
+      const projected = (level: string) => {
+        const f = features[level]!;
+        const [b, h, w, c] = f.shape;
+        return { z: this.heads.proj.get(level)!.forward(tf.reshape(f, [b * h * w, c])) as tf.Tensor2D, h, w };
+      };
+      const terms: tf.Scalar[] = [];
+      const segTerms = p.levels.map((level) => {
+        const { z, h, w } = projected(level);
+        const logp = tf.logSoftmax(tf.div(tf.matMul(l2normalize(z), text, false, true), p.temperature));
+        const cells = batch.targets.map((t) => cellClassTargets(t, s, h, w, batch.prompts.length));
+        const probs = tf.tensor2d(concatArrays(Float32Array, cells.map((c) => c.probs)), [batch.batchSize * h * w, batch.prompts.length]);
+        const weights = concatArrays(Float32Array, cells.map((c) => c.weights));
+        const covered = weights.reduce((a, v) => a + v, 0);
+        const perCell = tf.neg(tf.sum(tf.mul(probs, logp), 1));
+        return tf.div(tf.sum(tf.mul(perCell, tf.tensor1d(weights))), Math.max(covered, 1)) as tf.Scalar;
+      });
+      const seg = tf.div(tf.addN(segTerms), segTerms.length) as tf.Scalar;
+      losses.segmentation = seg.dataSync()[0]!;
+      terms.push(tf.mul(seg, p.segmentationWeight) as tf.Scalar);
+      const { z, h, w } = projected(p.objectLevel);
+      const pool = objectPooling(batch.targets, s, h, w);
+      if (pool.count > 0) {
+        const pooled = tf.matMul(tf.tensor2d(pool.weights, [pool.count, batch.batchSize * h * w]), z) as tf.Tensor2D;
+        const logits = tf.div(tf.matMul(l2normalize(pooled), text, false, true), p.temperature);
+        const onehot = tf.oneHot(tf.tensor1d(pool.labels, 'int32'), batch.prompts.length);
+        const objects = tf.mean(tf.neg(tf.sum(tf.mul(onehot, tf.logSoftmax(logits)), 1))) as tf.Scalar;
+        losses.object = objects.dataSync()[0]!;
+        const predicted = tf.argMax(logits, 1).dataSync();
+        losses.object_accuracy = pool.labels.reduce((a, l, i) => a + (predicted[i] === l ? 1 : 0), 0) / pool.count;
+        terms.push(tf.mul(objects, p.objectWeight) as tf.Scalar);
+      }
+      for (const f of Object.values(features)) f.dispose();
+      return tf.addN(terms) as tf.Scalar;
+    }, [...this.params.values()]);
+    images.dispose();
+    losses.total = value.dataSync()[0]!;
+    value.dispose();
+    const named = new Map<string, Float32Array>();
+    for (const [id, g] of Object.entries(grads)) {
+      named.set(names.get(id)!, g.dataSync() as Float32Array);
+      g.dispose();
+    }
+    return { losses, grads: named };
+  }
+
+  /** Every parameter of the network and the heads (heads under `pretrain.`), for checkpoints. */
+  private allParams(): Map<string, tf.Variable> {
+    const out = new Map(this.network.namedParameters());
+    for (const [name, v] of this.heads.namedParameters()) out.set(HEADS + name, v);
+    return out;
+  }
+
+  async saveCheckpoint(): Promise<string> {
+    const params = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const [name, v] of this.allParams()) params.set(name, { shape: v.shape.slice(), data: v.dataSync() as Float32Array });
+    const state: PretrainState = {
+      sampler: this.sampler.getState(),
+      tokenizer: this.tokenizer.toJSON(),
+      modelConfig: this.modelConfig,
+      datasets: this.config.datasets.map((d) => d.name),
+      plannedSteps: this.plannedSteps,
+    };
+    return saveCheckpoint(Trainer.checkpointDir(this.config), {
+      step: this.step,
+      params,
+      optimizer: this.optimizer.getState(),
+      optimizerParamSteps: this.optimizer.getParamSteps(),
+      extras: new Map(),
+      state: state as unknown as Record<string, unknown>,
+    }, this.config.checkpoint.keep);
+  }
+
+  /**
+   * Writes the exported weights (`pretrain.export` prefixes) and the tokenizer as a training
+   * checkpoint without optimizer state, the newest one only, for a detector run's `initFrom`.
+   */
+  async exportModel(): Promise<string> {
+    const params = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const [name, v] of this.network.namedParameters()) {
+      if (this.config.pretrain.export.some((prefix) => name.startsWith(prefix))) params.set(name, { shape: v.shape.slice(), data: v.dataSync() as Float32Array });
+    }
+    return saveCheckpoint(Pretrainer.weightsDir(this.config), {
+      step: this.step,
+      params,
+      optimizer: { step: this.step, moments: new Map() },
+      optimizerParamSteps: {},
+      extras: new Map(),
+      state: { tokenizer: this.tokenizer.toJSON(), modelConfig: this.modelConfig, pretrained: true },
+    }, 1);
+  }
+
+  private restore(checkpoint: TrainingCheckpoint): void {
+    for (const [name, v] of this.allParams()) {
+      const saved = checkpoint.params.get(name);
+      if (!saved) throw new Error(`checkpoint step ${checkpoint.step} has no parameter '${name}'`);
+      if (saved.data.length !== v.size) throw new Error(`checkpoint parameter '${name}' has ${saved.data.length} values, the model ${v.size}`);
+      tf.tidy(() => v.assign(tf.tensor(saved.data, v.shape)));
+    }
+    this.optimizer.setState(checkpoint.optimizer, checkpoint.optimizerParamSteps);
+    this.sampler.setState((checkpoint.state as unknown as PretrainState).sampler);
+    this.step = checkpoint.step;
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+    this.heads.dispose();
+    this.network.dispose();
+  }
+}
+
+function l2normalize(x: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => tf.div(x, tf.add(tf.norm(x, 'euclidean', 1, true), 1e-6)) as tf.Tensor2D);
+}
