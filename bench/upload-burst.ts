@@ -25,7 +25,8 @@ export async function run(argv: string[]): Promise<BenchResult> {
   const burst = Number(option(argv, '--burst', '8'));
   const modelArgs = argv.includes('--model') ? ['--model', option(argv, '--model', '')] : [];
   const png = await sharp({ create: { width: side, height: side, channels: 3, background: { r: 0, g: 0, b: 0 } } }).png({ compressionLevel: 9 }).toBuffer();
-  const server = await startServer([...modelArgs, '--queue', String(burst)], 180_000);
+  // The pixel budget is raised to the upload's size: the default (4 x the model's input side, squared) refuses it at the header.
+  const server = await startServer([...modelArgs, '--queue', String(burst), '--max-pixels', String(side * side)], 180_000);
   try {
     const pid = server.pid;
     const send = async () => {

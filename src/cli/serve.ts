@@ -16,7 +16,8 @@ const usage = `usage: ape serve [--port 8080] [--host 127.0.0.1] [--model DIR] [
   --host H               address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)
 limits (answers: 413 too large, 422 bad prompts, 503 queue full, 504 too slow):
   --max-request-mb N     request body (default ${DEFAULT_LIMITS.maxRequestBytes / 1024 / 1024})
-  --max-pixels N         image width*height (default ${DEFAULT_LIMITS.maxImagePixels})
+  --max-pixels N         image width*height (default (4 x the model's input side)^2, at most
+                         ${DEFAULT_LIMITS.maxImagePixels}: 1048576 for the shipped 256-pixel model)
   --max-prompts N        vocabulary + sentences per request (default ${DEFAULT_LIMITS.maxPrompts})
   --max-prompt-length N  characters per prompt (default ${DEFAULT_LIMITS.maxPromptLength})
   --queue N              requests waiting behind the running one (default ${DEFAULT_LIMITS.queueSize})

@@ -1,12 +1,14 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { decodeImage } from '../io/image-node.js';
 import { inspectImage } from '../io/image-header.js';
 import { ImageError } from '../io/image-types.js';
+import { CONFIG_FILE, parseModelConfig } from '../inference/model-folder.js';
 import { HttpError, errorBody } from './http-error.js';
-import { resolveLimits, type ServerLimits } from './limits.js';
+import { pixelBudgetFor, resolveLimits, type ServerLimits } from './limits.js';
 import { ModelHost, type PredictOutcome } from './model-host.js';
 import { parsePredictRequest, type PredictRequest } from './predict-request.js';
 import { readBody } from './read-body.js';
@@ -106,13 +108,18 @@ export interface ApeServer {
  * the in-browser mode, the wasm binaries, and the web page at `/`. node:http only.
  */
 export async function createApeServer(options: ApeServerOptions): Promise<ApeServer> {
-  const limits = resolveLimits(options.limits);
   const webDir = options.webDir ?? defaultWebDir();
   const wasmDir = options.wasmDir ?? defaultWasmDir();
   const host = new ModelHost(options.modelDir);
-  const modelFiles = await listServableFiles(options.modelDir, MODEL_FILE_EXTENSIONS).catch((error: Error) => {
+  const cannotLoad = (error: Error) => {
     throw new Error(`could not load the model from ${options.modelDir}: ${error.message}`);
-  });
+  };
+  const modelFiles = await listServableFiles(options.modelDir, MODEL_FILE_EXTENSIONS).catch(cannotLoad);
+  const configPath = join(options.modelDir, CONFIG_FILE);
+  const inputSize = await readFile(configPath, 'utf8')
+    .then((text) => parseModelConfig(text, configPath).input.size)
+    .catch(cannotLoad);
+  const limits = resolveLimits({ ...options.limits, maxImagePixels: options.limits?.maxImagePixels ?? pixelBudgetFor(inputSize) });
   const modelFileNames = new Set(modelFiles.map((f) => f.name));
   const wasmFiles = new Set((await listServableFiles(wasmDir, ['.wasm'])).map((f) => f.name));
   const examplesDir = options.examplesDir ?? defaultExamplesDir();

@@ -2,7 +2,10 @@
 export interface ServerLimits {
   /** Largest request body in bytes (413). */
   maxRequestBytes: number;
-  /** Largest decoded image, width * height, checked on the header before decoding (413). */
+  /**
+   * Largest decoded image, width * height, checked on the header before decoding (413). Unset, it
+   * follows the model: pixelBudgetFor(its input side).
+   */
   maxImagePixels: number;
   /** Most prompts (vocabulary + sentences) in one request (422). */
   maxPrompts: number;
@@ -31,6 +34,16 @@ export const DEFAULT_LIMITS: ServerLimits = {
   maxMultipartParts: 64,
   shutdownGraceMs: 30_000,
 };
+
+/**
+ * The default pixel budget of a model: four times its input side, squared, and at most
+ * DEFAULT_LIMITS.maxImagePixels. The network sees every image at its input size, so larger uploads
+ * buy no accuracy, only the cost of decoding them and of pasting masks back at full size
+ * (1024x1024 for the shipped 256-pixel model, 4096x4096 for APE's 1024).
+ */
+export function pixelBudgetFor(inputSize: number): number {
+  return Math.min(DEFAULT_LIMITS.maxImagePixels, (4 * inputSize) ** 2);
+}
 
 /** Fills unset fields with the defaults and checks the given ones are sensible. */
 export function resolveLimits(partial: Partial<ServerLimits> = {}): ServerLimits {

@@ -78,8 +78,22 @@ test(`the API keeps instances scoring above ${DEFAULT_SCORE_THRESHOLD} unless to
   assert.deepEqual(byDefault.instances, all.instances.filter((i) => i.score > DEFAULT_SCORE_THRESHOLD));
 });
 
+test('the default pixel budget follows the model: (4 x its input side)^2; --max-pixels overrides it', async () => {
+  const { app, url } = shared;
+  assert.equal(app.limits.maxImagePixels, 512 * 512); // the test model's input is 128
+  const atBudget = await predict(url, { vocabulary: 'circle' }, await encodePng(createRgbImage(512, 512, [0, 0, 0])));
+  assert.equal(atBudget.status, 200);
+  const over = await predict(url, { vocabulary: 'circle' }, await encodePng(createRgbImage(513, 512, [0, 0, 0])));
+  assert.equal(over.status, 413);
+  assert.match(((await over.json()) as { error: { message: string } }).error.message, /262144/);
+  const wider = await inProcess({ maxImagePixels: 2_000_000 });
+  assert.equal(wider.app.limits.maxImagePixels, 2_000_000);
+  await wider.app.close();
+});
+
 test('a large upload is answered in its own size', async () => {
-  const { url } = shared;
+  const { app, url } = await inProcess({ maxImagePixels: 2_000_000 });
+  after(() => app.close());
   const big = await encodePng(createRgbImage(1500, 1000, [0, 0, 0]));
   const answer = await predict(url, { vocabulary: 'circle,sky', threshold: '0' }, big);
   assert.equal(answer.status, 200);
