@@ -1,3 +1,5 @@
+import { tf } from '../engine/engine.js';
+
 /**
  * Sine position encodings computed on the host (they depend only on shapes and padding), with
  * every step rounded to float32 so the numbers follow PyTorch's float32 arithmetic.
@@ -73,4 +75,21 @@ export function proposalPositionEmbedding(boxesUnact: Float32Array, numPosFeats:
     }
   }
   return out;
+}
+
+/**
+ * proposalPositionEmbedding as tensor arithmetic, for boxes computed in the forward:
+ * [B, Q, 4] unactivated boxes -> [B, Q, 4 * numPosFeats].
+ */
+export function proposalPositionEmbeddingTensor(boxesUnact: tf.Tensor3D, numPosFeats: number, temperature = 10000): tf.Tensor3D {
+  const [b, q] = boxesUnact.shape;
+  const n = numPosFeats;
+  return tf.tidy(() => {
+    const even = Float32Array.from({ length: n }, (_, i) => (i % 2 === 0 ? 1 : 0));
+    const angles = tf.div(tf.mul(tf.expandDims(tf.sigmoid(boxesUnact), 3), f(2 * Math.PI)), tf.tensor1d(sineFrequencies(n, temperature)));
+    const evenMask = tf.tensor1d(even);
+    // sin at even features, cos at odd ones.
+    const mixed = tf.add(tf.mul(tf.sin(angles), evenMask), tf.mul(tf.cos(angles), tf.sub(1, evenMask)));
+    return tf.reshape(mixed, [b, q, 4 * n]) as tf.Tensor3D;
+  });
 }

@@ -8,8 +8,9 @@ import type { BiAttentionConfig } from '../fusion/bi-attention.js';
 import { detach } from '../ops.js';
 import { mapRowChunks, sliceRows } from '../row-chunks.js';
 import { encoderReferencePoints, flattenedPositionEmbeddings, proposalAnchors, tokenKeepMask, type LevelGeometry, type ProposalAnchors } from '../feature-geometry.js';
-import { proposalPositionEmbedding, sinePositionEmbedding } from '../position-encoding.js';
-import { selectProposals, type ProposalSelectionConfig } from '../proposals.js';
+import { proposalPositionEmbeddingTensor, sinePositionEmbedding } from '../position-encoding.js';
+import { selectQueries, type ProposalSelectionConfig } from '../proposals.js';
+import { hostInput } from '../../engine/graph-inputs.js';
 import { DeformableEncoder, type DeformableLayerConfig, type EncoderText } from './encoder.js';
 import { DeformableDecoder, type DecoderOutput } from './decoder.js';
 import { pointSamplingFrame } from './ms-deform-attn-module.js';
@@ -148,36 +149,27 @@ export class DeformableTransformer extends Module {
     validTensor?.dispose();
     unactTensor.dispose();
 
-    const logitsHost = logits.dataSync();
-    const coordsHost = coordsUnact.dataSync();
-    const selected: Int32Array[] = [];
     const q = this.config.proposals.numQueries;
-    const topCoords = new Float32Array(b * q * 4);
-    const flatIndex = new Int32Array(b * q);
-    for (let i = 0; i < b; i++) {
-      const picks = selectProposals(logitsHost.subarray(i * s, (i + 1) * s), coordsHost.subarray(i * s * 4, (i + 1) * s * 4), anchors.levelIds, levels, this.config.proposals);
-      selected.push(picks);
-      picks.forEach((t, j) => {
-        topCoords.set(coordsHost.subarray((i * s + t) * 4, (i * s + t) * 4 + 4), (i * q + j) * 4);
-        flatIndex[i * q + j] = i * s + t;
-      });
-    }
-    const initialReference = topCoords.map((v) => 1 / (1 + Math.exp(-v)));
-
-    const { query, queryPos } = tf.tidy(() => {
-      const posEmbed = tf.tensor3d(proposalPositionEmbedding(topCoords, e / 2), [b, q, 2 * e]);
+    const { selected, flatIndex } = selectQueries(logits.dataSync(), anchors.levelIds, b, levels, this.config.proposals, coordsUnact.dataSync());
+    // Everything after the host selection is tensor arithmetic on the picked rows, so that a
+    // recorded graph takes the picks as its one host input.
+    const index = hostInput('query_index', tf.tensor1d(flatIndex, 'int32'));
+    const topCoords = tf.tidy(() => detach(tf.reshape(tf.gather(tf.reshape(coordsUnact, [b * s, 4]), index), [b, q, 4])) as tf.Tensor3D);
+    const { query, queryPos, initialReference } = tf.tidy(() => {
+      const posEmbed = proposalPositionEmbeddingTensor(topCoords, e / 2);
       const trans = this.posTransNorm.forward(this.posTrans.forward(posEmbed));
       const [queryPos, queryBase] = tf.split(trans, 2, 2) as [tf.Tensor3D, tf.Tensor3D];
-      const picked = detach(tf.gather(tf.reshape(outputMemory, [b * s, e]), tf.tensor1d(flatIndex, 'int32')));
+      const picked = detach(tf.gather(tf.reshape(outputMemory, [b * s, e]), index));
       const query = tf.add(queryBase, this.pixTransNorm.forward(this.pixTrans.forward(tf.reshape(picked, [b, q, e])))) as tf.Tensor3D;
-      return { query, queryPos };
+      return { query, queryPos, initialReference: tf.sigmoid(topCoords) as tf.Tensor3D };
     });
+    index.dispose();
+    topCoords.dispose();
     outputMemory.dispose();
     options.onPhase?.('encoder');
 
     const decoded = this.decoder.forward(query, queryPos, memory, keep, initialReference, geometry.validRatios, shapes, heads.bboxEmbed, chunkRows);
-    query.dispose();
-    queryPos.dispose();
+    tf.dispose([query, queryPos, initialReference]);
     keep?.dispose();
     const boxes = tf.tidy(() => tf.sigmoid(coordsUnact)) as tf.Tensor3D;
     coordsUnact.dispose();
