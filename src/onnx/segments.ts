@@ -60,13 +60,18 @@ export function segmentRecording(recording: Recording, outputs: string[], weight
     return v;
   };
 
-  // Segment of every value: 0 before any host input, else 1 + the latest host input it depends on.
+  // Static values (weights, constants, and what is computed from them alone) belong to no
+  // segment: each segment that needs one recomputes it (ONNX Runtime folds them at load).
+  // Other values: segment 0 before any host input, else 1 + the latest host input they depend on.
   const hostIndex = new Map(recording.hostInputs.map((h, i) => [h.value, i + 1]));
-  const segmentOf = new Map<string, number>();
-  for (const v of values.values()) if (v.source !== 'kernel') segmentOf.set(v.name, hostIndex.get(v.name) ?? 0);
+  const segmentOf = new Map<string, number | null>();
+  for (const v of values.values()) {
+    if (v.source === 'weight' || v.source === 'constant') segmentOf.set(v.name, null);
+    else if (v.source !== 'kernel') segmentOf.set(v.name, hostIndex.get(v.name) ?? 0);
+  }
   for (const k of kernels) {
-    const s = Math.max(0, ...k.inputs.map((i) => segmentOf.get(i.value) ?? 0));
-    for (const o of k.outputs) segmentOf.set(o, s);
+    const from = k.inputs.map((i) => segmentOf.get(i.value)!).filter((x): x is number => x !== null);
+    for (const o of k.outputs) segmentOf.set(o, from.length === 0 ? null : Math.max(...from));
   }
   const stepReads: string[][] = recording.hostInputs.map((h, i) => {
     const previous = i === 0 ? -1 : recording.hostInputs[i - 1]!.kernelCount;
@@ -74,42 +79,41 @@ export function segmentRecording(recording: Recording, outputs: string[], weight
   });
   const count = recording.hostInputs.length + 1;
 
-  // Per segment, the values it must output: requested outputs, values later segments use, host reads.
+  // Per segment: the kernels it runs and the values it must output (requested outputs, host
+  // reads, values that later segments use).
+  const members: Set<number>[] = Array.from({ length: count }, () => new Set());
   const wanted: Set<string>[] = Array.from({ length: count }, () => new Set());
-  const needed = new Set<string>();
-  const stack = [...outputs, ...stepReads.flat()];
-  while (stack.length > 0) {
-    const name = stack.pop()!;
-    if (needed.has(name)) continue;
-    needed.add(name);
-    const k = producerOf.get(name);
-    if (k !== undefined) for (const i of kernels[k]!.inputs) stack.push(i.value);
-  }
-  for (const o of outputs) wanted[segmentOf.get(o)!]!.add(o);
-  stepReads.forEach((reads) => reads.forEach((r) => wanted[segmentOf.get(r)!]!.add(r)));
-  for (const k of kernels) {
-    if (!k.outputs.some((o) => needed.has(o))) continue;
-    const s = segmentOf.get(k.outputs[0]!)!;
-    for (const i of k.inputs) {
-      const from = segmentOf.get(i.value)!;
-      if (from < s && value(i.value).source === 'kernel') wanted[from]!.add(i.value);
+  const require = (name: string, s: number): void => {
+    const from = segmentOf.get(name) ?? s;
+    if (from < s) {
+      if (value(name).source === 'kernel') wanted[from]!.add(name);
+      require(name, from);
+      return;
     }
+    const k = producerOf.get(name);
+    if (k === undefined || members[s]!.has(k)) return;
+    members[s]!.add(k);
+    for (const i of kernels[k]!.inputs) require(i.value, s);
+  };
+  const roots = [...outputs, ...stepReads.flat()];
+  for (const name of roots) {
+    const s = segmentOf.get(name) ?? 0;
+    wanted[s]!.add(name);
+    require(name, s);
   }
-
   const segments = Array.from({ length: count }, (_, s): SegmentPlan => {
     const b = new GraphBuilder(`s${s}_`);
     const inputs = new Map<string, TensorSpec>();
     const initializers = new Map<string, OnnxTensor>();
-    for (const k of kernels) {
-      if (segmentOf.get(k.outputs[0]!) !== s || !k.outputs.some((o) => needed.has(o))) continue;
+    for (const [index, k] of kernels.entries()) {
+      if (!members[s]!.has(index)) continue;
       for (const i of k.inputs) {
         const v = value(i.value);
-        const from = segmentOf.get(v.name)!;
         if (v.source === 'weight') {
           if (!initializers.has(v.name)) initializers.set(v.name, initializer(v, weightData(v.name)));
         } else if (v.source === 'constant') {
           if (!initializers.has(v.name)) initializers.set(v.name, initializer(v, v.data as Float32Array | Int32Array | Uint8Array));
-        } else if (v.source === 'input' || v.source === 'host-input' || from < s) {
+        } else if (v.source !== 'kernel' || !members[s]!.has(producerOf.get(v.name)!)) {
           inputs.set(v.name, spec(v));
         }
       }
