@@ -2,8 +2,9 @@ import { resolve, join } from 'node:path';
 import { parseCommandArgs, positiveIntegerOption } from './args.js';
 import { initEngine } from '../engine/engine.js';
 import { loadModel } from '../inference/model-files.js';
-import { exportNetwork } from '../onnx/export-network.js';
-import { modelFolderHash, writeNetworkExport } from '../onnx/export-files.js';
+import { exportKey, exportNetwork } from '../onnx/export-network.js';
+import { filesHash, writeNetworkExport } from '../onnx/export-files.js';
+import { CONFIG_FILE, WEIGHTS_FILE } from '../inference/model-folder.js';
 import { defaultModelDir } from './predict.js';
 import { UsageError, type Command } from './command.js';
 
@@ -15,7 +16,7 @@ const usage = `usage: ape export [--model DIR] [--size N] [--vocab N] [--sentenc
   --size N          square input side (default: the model's input size)
   --vocab N         number of vocabulary prompts the graph takes (default 14)
   --sentences N     number of sentence prompts (default 0)
-  --out DIR         output folder (default: DIR/onnx/N-vV-sS)`;
+  --out DIR         output folder (default: DIR/onnx/N-NxN-vV-sS, where predict --engine ort looks)`;
 
 function countOption(value: string | undefined, name: string, fallback: number): number {
   if (value === undefined) return fallback;
@@ -46,10 +47,10 @@ async function run(argv: string[]): Promise<number> {
     const size = positiveIntegerOption(values.size, 'size') ?? model.config.input.size;
     const coarsest = Math.max(...model.levelStrides);
     if (size % coarsest !== 0) throw new UsageError(`--size must be a multiple of ${coarsest} (the coarsest feature stride), got ${size}`);
-    const out = resolve(values.out ?? join(modelDir, 'onnx', `${size}-v${vocabulary}-s${sentences}`));
+    const out = resolve(values.out ?? join(modelDir, 'onnx', exportKey({ size, vocabulary, sentences })));
     const started = performance.now();
     console.error(`ape export: recording one forward of ${model.config.name} at ${size}x${size}, ${vocabulary} vocabulary + ${sentences} sentence prompts ...`);
-    const exported = exportNetwork(model, { size, vocabulary, sentences }, await modelFolderHash(modelDir));
+    const exported = exportNetwork(model, { size, vocabulary, sentences }, await filesHash([join(modelDir, CONFIG_FILE), join(modelDir, WEIGHTS_FILE)]));
     await writeNetworkExport(out, exported);
     const bytes = exported.files.reduce((a, f) => a + f.length, 0);
     console.log(`${out}: ${exported.manifest.segments.length} segments, ${(bytes / 1e6).toFixed(1)} MB, ${((performance.now() - started) / 1000).toFixed(1)} s`);

@@ -22,7 +22,7 @@ export function defaultModelDir(): string {
 export const DEFAULT_DRAW_THRESHOLD = 0.3;
 
 const usage = `usage: ape predict IMAGE... [--vocab "circle,square,grass"] [--sentence "the red star on the left"]...
-                   [--prompt "a,b"] [--model DIR] [--threshold ${DEFAULT_DRAW_THRESHOLD}] [--out predictions]
+                   [--prompt "a,b"] [--model DIR] [--threshold ${DEFAULT_DRAW_THRESHOLD}] [--out predictions] [--engine tfjs|ort]
   Detects, segments and grounds what the prompts name, one forward pass per image.
   --vocab LIST      category names, comma-separated (each its own prompt)
   --sentence TEXT   a sentence / referring expression (repeatable)
@@ -30,6 +30,8 @@ const usage = `usage: ape predict IMAGE... [--vocab "circle,square,grass"] [--se
   --model DIR       model folder (default: the shipped models/default)
   --threshold T     lowest instance score kept (0-1, default ${DEFAULT_DRAW_THRESHOLD})
   --out DIR         where the results go (default: predictions)
+  --engine E        tfjs (default) or ort: the network on ONNX Runtime, exported on first use for
+                    each image shape and prompt count and cached in the model folder (MODEL/onnx)
   For each image NAME it writes NAME.json (COCO-style instances with RLE masks, semantic segments,
   grounding), NAME.png (masks, boxes, labels and scores drawn) and NAME.semantic.png (colour map
   with a legend), and prints a short table.`;
@@ -82,10 +84,13 @@ async function run(argv: string[]): Promise<number> {
       model: { type: 'string' },
       threshold: { type: 'string' },
       out: { type: 'string' },
+      engine: { type: 'string' },
     },
     allowPositionals: true,
   });
   if (positionals.length === 0) throw new UsageError('give at least one image');
+  const engine = values.engine ?? 'tfjs';
+  if (engine !== 'tfjs' && engine !== 'ort') throw new UsageError(`--engine must be tfjs or ort, got '${engine}'`);
   const vocabulary = (values.vocab ?? []).flatMap((v) => v.split(',').map((s) => s.trim()).filter((s) => s.length > 0));
   const sentences = (values.sentence ?? []).map((s) => s.trim()).filter((s) => s.length > 0);
   for (const p of values.prompt ?? []) {
@@ -99,7 +104,7 @@ async function run(argv: string[]): Promise<number> {
   const modelDir = values.model ?? defaultModelDir();
 
   await initEngine({ backend: 'wasm' });
-  const model = await loadModel(modelDir);
+  const model = await loadModel(modelDir, { engine, ort: { onExport: (message) => console.error(`ape predict: ${message}`) } });
   await mkdir(outDir, { recursive: true });
   const stems = outputStems(positionals);
   for (const [i, path] of positionals.entries()) {

@@ -4,19 +4,17 @@ import { createReadStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomically, writeFully } from '../io/atomic-write.js';
-import { CONFIG_FILE, WEIGHTS_FILE } from '../inference/model-folder.js';
 import { MANIFEST_FILE, type NetworkExport } from './export-network.js';
 
-/** sha256 over the model folder's config and weights (what the exported graph was made from). */
-export async function modelFolderHash(dir: string): Promise<string> {
+/** sha256 over the files a model is made of (its config and weights: what an export was made from). */
+export async function filesHash(paths: readonly string[]): Promise<string> {
   const hash = createHash('sha256');
-  for (const name of [CONFIG_FILE, WEIGHTS_FILE]) {
-    const path = join(dir, name);
+  for (const path of paths) {
     await new Promise<void>((resolve, reject) => {
       createReadStream(path)
         .on('data', (chunk) => hash.update(chunk))
         .on('end', () => resolve())
-        .on('error', (e) => reject(new Error(`modelFolderHash: cannot read ${path}: ${e.message}`)));
+        .on('error', (e) => reject(new Error(`filesHash: cannot read ${path}: ${e.message}`)));
     });
   }
   return hash.digest('hex');

@@ -21,6 +21,14 @@ export interface ExportShape {
   /** Number of vocabulary prompts and of sentence prompts the graph takes. */
   vocabulary: number;
   sentences: number;
+  /** The image's [height, width] inside the input (the rest is padding); default the whole input. */
+  valid?: [number, number];
+}
+
+/** The folder name of an export in a cache: size, valid region and prompt counts. */
+export function exportKey(shape: ExportShape): string {
+  const [h, w] = shape.valid ?? [shape.size, shape.size];
+  return `${shape.size}-${h}x${w}-v${shape.vocabulary}-s${shape.sentences}`;
 }
 
 export interface OnnxExportManifest {
@@ -49,12 +57,13 @@ export interface NetworkExport {
 
 /**
  * Records one forward of `network` (inference settings: last layer, its masks, no chunking) on a
- * random image and random prompt embeddings of the given shape, and translates it. The graph
- * covers a fully valid square image: the padding geometry is baked in as constants.
+ * random image and random prompt embeddings of the given shape, and translates it. The padding
+ * geometry (the valid region) is baked in as constants: an export serves one valid size.
  */
 export function exportNetwork(network: ApeNetwork, shape: ExportShape, modelHash: string): NetworkExport {
   const { size, vocabulary, sentences } = shape;
   if (!Number.isInteger(size) || size <= 0) throw new Error(`exportNetwork: size must be a positive integer, got ${size}`);
+  const valid = shape.valid ?? [size, size];
   if (vocabulary + sentences === 0) throw new Error('exportNetwork: give at least one vocabulary or sentence prompt');
   const dim = network.config.text.encoder.embedDim;
   const image = tf.randomUniform([1, size, size, 3], 0, 255, 'float32', 1) as tf.Tensor4D;
@@ -73,7 +82,7 @@ export function exportNetwork(network: ApeNetwork, shape: ExportShape, modelHash
   let recorded;
   try {
     recorded = recordKernels(
-      () => network.forward({ images: image, sizes: [[size, size]] }, { vocabulary: vocabTexts, sentences: sentenceTexts }, { layers: 'last', masks: 'last', chunkRows: Infinity }),
+      () => network.forward({ images: image, sizes: [valid] }, { vocabulary: vocabTexts, sentences: sentenceTexts }, { layers: 'last', masks: 'last', chunkRows: Infinity }),
       inputs,
       network.namedParameters(),
     );
@@ -102,7 +111,7 @@ export function exportNetwork(network: ApeNetwork, shape: ExportShape, modelHash
     version: 1,
     opset: OPSET,
     model: { name: network.config.name, hash: modelHash },
-    shape: { size, vocabulary, sentences },
+    shape: { size, vocabulary, sentences, valid },
     inputs: { image: 'image', vocabulary: vocab ? 'vocabulary' : null, sentences: sent ? 'sentences' : null },
     outputs,
     spatialShapes,

@@ -79,7 +79,7 @@ export class OrtNetwork {
       throw e;
     }
     const size = manifest.shape.size;
-    const anchors = proposalAnchors(levelGeometry(manifest.spatialShapes, [[size, size]], [size, size]));
+    const anchors = proposalAnchors(levelGeometry(manifest.spatialShapes, [manifest.shape.valid ?? [size, size]], [size, size]));
     return new OrtNetwork(manifest, sessions, Int32Array.from(anchors.levelIds));
   }
 

@@ -72,7 +72,7 @@ test('ape export writes a loadable export; bad options are named', async () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /2 segments/);
     const net = await OrtNetwork.load(dir);
-    assert.deepEqual(net.manifest.shape, { size: 128, vocabulary: 2, sentences: 0 });
+    assert.deepEqual(net.manifest.shape, { size: 128, vocabulary: 2, sentences: 0, valid: [128, 128] });
     assert.equal(net.manifest.model.hash.length, 64);
     await net.release();
     const bad = ape(['export', '--vocab', '0', '--sentences', '0']);
