@@ -25,6 +25,8 @@ export interface OrtNetworkOutputs {
   masks: { data: Float32Array; dims: number[] };
   /** Token indices picked as decoder queries. */
   selected: Int32Array;
+  /** Milliseconds in each segment (0: backbone and encoder with proposals; 1: decoder and heads) and in the host selection between them. */
+  timings: { segments: number[]; host: number };
 }
 
 export interface OrtNetworkOptions {
@@ -104,8 +106,13 @@ export class OrtNetwork {
     feed(m.inputs.sentences, inputs.sentences, 'sentence embeddings');
 
     let selected: Int32Array = new Int32Array(0);
+    const timings = { segments: [] as number[], host: 0 };
     for (let i = 0; i < this.sessions.length; i++) {
-      if (i > 0) selected = this.hostStep(m.hostSteps[i - 1]!, known);
+      if (i > 0) {
+        const t0 = performance.now();
+        selected = this.hostStep(m.hostSteps[i - 1]!, known);
+        timings.host += performance.now() - t0;
+      }
       const segment = m.segments[i]!;
       const feeds: Record<string, ort.Tensor> = {};
       for (const input of segment.inputs) {
@@ -113,14 +120,16 @@ export class OrtNetwork {
         if (!t) throw new Error(`OrtNetwork: segment ${i} needs '${input.name}', which nothing produced`);
         feeds[input.name] = t;
       }
+      const t0 = performance.now();
       const out = await this.sessions[i]!.run(feeds);
+      timings.segments.push(performance.now() - t0);
       for (const o of segment.outputs) known.set(o.name, out[o.name]!);
     }
     const read = (name: string) => {
       const t = known.get(name)!;
       return { data: t.data as Float32Array, dims: [...t.dims] };
     };
-    return { logits: read(m.outputs.logits), boxes: read(m.outputs.boxes), masks: read(m.outputs.masks), selected };
+    return { logits: read(m.outputs.logits), boxes: read(m.outputs.boxes), masks: read(m.outputs.masks), selected, timings };
   }
 
   /** The proposal selection: objectness logits and unactivated boxes -> rows of the picked tokens. */
