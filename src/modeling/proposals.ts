@@ -79,11 +79,11 @@ export function selectProposals(
  */
 export function selectQueries(
   logits: ArrayLike<number> & { subarray(begin: number, end: number): ArrayLike<number> },
+  boxesUnact: ArrayLike<number> & { subarray(begin: number, end: number): ArrayLike<number> },
   levelIds: ArrayLike<number>,
   batch: number,
   numLevels: number,
   config: ProposalSelectionConfig,
-  boxesUnact: ArrayLike<number> & { subarray(begin: number, end: number): ArrayLike<number> },
 ): { selected: Int32Array[]; flatIndex: Int32Array } {
   const s = logits.length / batch;
   const q = config.numQueries;

@@ -8,7 +8,7 @@ import { tf } from '../engine/engine.js';
 import type { ApeNetwork } from '../modeling/ape-network.js';
 import type { ProposalSelectionConfig } from '../modeling/proposals.js';
 import { encodeOnnxModel } from './onnx-model.js';
-import { recordKernels } from './kernel-recorder.js';
+import { recordKernels, type Recording } from './kernel-recorder.js';
 import { segmentRecording, type TensorSpec } from './segments.js';
 import { OPSET } from './kernel-ops.js';
 
@@ -55,20 +55,26 @@ export interface NetworkExport {
   files: Uint8Array[];
 }
 
+/** One recorded forward of the network, with the names of its last layer's outputs. */
+export interface NetworkRecording {
+  recording: Recording;
+  outputs: OnnxExportManifest['outputs'];
+  spatialShapes: [number, number][];
+}
+
 /**
  * Records one forward of `network` (inference settings: last layer, its masks, no chunking) on a
- * random image and random prompt embeddings of the given shape, and translates it. The padding
- * geometry (the valid region) is baked in as constants: an export serves one valid size.
+ * random image and random prompt embeddings of the given shape (`seed` picks them).
  */
-export function exportNetwork(network: ApeNetwork, shape: ExportShape, modelHash: string): NetworkExport {
+export function recordNetwork(network: ApeNetwork, shape: ExportShape, seed = 1): NetworkRecording {
   const { size, vocabulary, sentences } = shape;
   if (!Number.isInteger(size) || size <= 0) throw new Error(`exportNetwork: size must be a positive integer, got ${size}`);
   const valid = shape.valid ?? [size, size];
   if (vocabulary + sentences === 0) throw new Error('exportNetwork: give at least one vocabulary or sentence prompt');
   const dim = network.config.text.encoder.embedDim;
-  const image = tf.randomUniform([1, size, size, 3], 0, 255, 'float32', 1) as tf.Tensor4D;
-  const vocab = vocabulary > 0 ? (tf.randomNormal([vocabulary, dim], 0, 1, 'float32', 2) as tf.Tensor2D) : null;
-  const sent = sentences > 0 ? (tf.randomNormal([sentences, dim], 0, 1, 'float32', 3) as tf.Tensor2D) : null;
+  const image = tf.randomUniform([1, size, size, 3], 0, 255, 'float32', seed) as tf.Tensor4D;
+  const vocab = vocabulary > 0 ? (tf.randomNormal([vocabulary, dim], 0, 1, 'float32', seed + 1) as tf.Tensor2D) : null;
+  const sent = sentences > 0 ? (tf.randomNormal([sentences, dim], 0, 1, 'float32', seed + 2) as tf.Tensor2D) : null;
   const vocabTexts = Array.from({ length: vocabulary }, (_, i) => `vocabulary ${i}`);
   const sentenceTexts = Array.from({ length: sentences }, (_, i) => `sentence ${i}`);
   const inputs = new Map<tf.Tensor, string>([[image, 'image']]);
@@ -88,19 +94,29 @@ export function exportNetwork(network: ApeNetwork, shape: ExportShape, modelHash
     );
   } finally {
     delete own.encodePrompts;
+    tf.dispose([image, ...(vocab ? [vocab] : []), ...(sent ? [sent] : [])]);
   }
   const { result, recording } = recorded;
   const last = result.layers[result.layers.length - 1]!;
-  const names = (t: tf.Tensor): string => {
-    const v = [...recording.values.values()].find((x) => x.source === 'kernel' && x.name === `v${t.id}`);
+  const name = (t: tf.Tensor): string => {
+    const v = recording.values.get(`v${t.id}`);
     if (!v) throw new Error(`exportNetwork: an output (tensor ${t.id}) was not recorded`);
     return v.name;
   };
-  const outputs = { logits: names(last.logits), boxes: names(last.boxes), masks: names(last.masks!) };
+  const outputs = { logits: name(last.logits), boxes: name(last.boxes), masks: name(last.masks!) };
   const spatialShapes = result.spatialShapes.map(([h, w]) => [h, w] as [number, number]);
   result.dispose();
-  tf.dispose([image, ...(vocab ? [vocab] : []), ...(sent ? [sent] : [])]);
+  return { recording, outputs, spatialShapes };
+}
 
+/**
+ * Records the network (recordNetwork) and translates the recording. The padding geometry (the
+ * valid region) is baked in as constants: an export serves one valid size.
+ */
+export function exportNetwork(network: ApeNetwork, shape: ExportShape, modelHash: string): NetworkExport {
+  const { size, vocabulary, sentences } = shape;
+  const valid = shape.valid ?? [size, size];
+  const { recording, outputs, spatialShapes } = recordNetwork(network, shape);
   const params = network.namedParameters();
   const graph = segmentRecording(recording, [outputs.logits, outputs.boxes, outputs.masks], (name) => params.get(name)!.dataSync() as Float32Array, 'ape');
   for (const step of graph.hostSteps) {
@@ -112,7 +128,7 @@ export function exportNetwork(network: ApeNetwork, shape: ExportShape, modelHash
     opset: OPSET,
     model: { name: network.config.name, hash: modelHash },
     shape: { size, vocabulary, sentences, valid },
-    inputs: { image: 'image', vocabulary: vocab ? 'vocabulary' : null, sentences: sent ? 'sentences' : null },
+    inputs: { image: 'image', vocabulary: vocabulary > 0 ? 'vocabulary' : null, sentences: sentences > 0 ? 'sentences' : null },
     outputs,
     spatialShapes,
     maskStride: network.maskStride,

@@ -157,3 +157,38 @@ export function recordKernels<T>(fn: () => T, inputs: ReadonlyMap<tf.Tensor, str
     setHostInputListener(previousListener);
   }
 }
+
+/**
+ * Differences between two recordings of the same code on different data (an empty list when
+ * they agree): a different kernel sequence or attributes means the control flow depends on the
+ * data; a constant with other values means host arithmetic on read-back values that no hostInput
+ * names, which an exported graph would freeze.
+ */
+export function recordingDifferences(a: Recording, b: Recording): string[] {
+  const out: string[] = [];
+  if (a.kernels.length !== b.kernels.length) return [`${a.kernels.length} kernels vs ${b.kernels.length}`];
+  const renames = new Map<string, string>();
+  const same = (x: string, y: string) => (renames.get(x) ?? x) === y;
+  a.kernels.forEach((k, i) => {
+    const l = b.kernels[i]!;
+    if (k.kernel !== l.kernel || JSON.stringify(k.attrs) !== JSON.stringify(l.attrs)) {
+      out.push(`kernel ${i}: ${k.kernel} ${JSON.stringify(k.attrs)} vs ${l.kernel} ${JSON.stringify(l.attrs)}`);
+      return;
+    }
+    k.outputs.forEach((o, j) => renames.set(o, l.outputs[j]!));
+    k.inputs.forEach((input, j) => {
+      const other = l.inputs[j]!;
+      const va = a.values.get(input.value)!;
+      const vb = b.values.get(other.value)!;
+      if (va.source !== vb.source) out.push(`kernel ${i} (${k.kernel}) input ${input.key}: ${va.source} vs ${vb.source}`);
+      else if (va.source !== 'kernel' && va.source !== 'constant' && va.name !== vb.name) out.push(`kernel ${i} (${k.kernel}) input ${input.key}: ${va.name} vs ${vb.name}`);
+      else if (va.source === 'constant') {
+        const equal = va.data!.length === vb.data!.length && va.data!.every((v, n) => Object.is(v, vb.data![n]));
+        if (!equal) out.push(`kernel ${i} (${k.kernel}) input ${input.key}: constant [${va.shape.join(', ')}] differs between runs${va.afterRead ? ' (made after a host read: name it with hostInput)' : ''}`);
+      } else if (va.source === 'kernel' && !same(va.name, vb.name)) {
+        out.push(`kernel ${i} (${k.kernel}) input ${input.key}: comes from a different kernel`);
+      }
+    });
+  });
+  return out;
+}

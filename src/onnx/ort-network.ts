@@ -135,7 +135,7 @@ export class OrtNetwork {
   /** The proposal selection: objectness logits and unactivated boxes -> rows of the picked tokens. */
   private hostStep(step: { input: TensorSpec; reads: string[] }, known: Map<string, ort.Tensor>): Int32Array {
     const [logits, boxes] = step.reads.map((r) => known.get(r)!.data as Float32Array) as [Float32Array, Float32Array];
-    const { flatIndex } = selectQueries(logits, this.levelIds, 1, this.manifest.spatialShapes.length, this.manifest.proposals, boxes);
+    const { flatIndex } = selectQueries(logits, boxes, this.levelIds, 1, this.manifest.spatialShapes.length, this.manifest.proposals);
     known.set(step.input.name, new ort.Tensor('int32', flatIndex, step.input.shape));
     return flatIndex;
   }

@@ -4,7 +4,7 @@ import * as ort from 'onnxruntime-node';
 import { initEngine, tf } from '../../src/engine/engine.js';
 import { hostInput } from '../../src/engine/graph-inputs.js';
 import { msDeformAttn } from '../../src/engine/ms-deform-attn.js';
-import { recordKernels } from '../../src/onnx/kernel-recorder.js';
+import { recordKernels, recordingDifferences } from '../../src/onnx/kernel-recorder.js';
 import { segmentRecording } from '../../src/onnx/segments.js';
 import { encodeOnnxModel } from '../../src/onnx/onnx-model.js';
 import { detach } from '../../src/modeling/ops.js';
@@ -84,4 +84,21 @@ test('a host input cuts the graph: the values read before it leave segment 0, th
   assert.deepEqual(graph.segments[0]!.inputs.map((i) => i.name), ['x']);
   assert.deepEqual(graph.segments[0]!.outputs.map((o) => o.name), [read]);
   assert.deepEqual(graph.segments[1]!.inputs.map((i) => i.name).sort(), [read, 'pick'].sort());
+});
+
+test('two recordings on different data: host arithmetic on read-back values without a hostInput is reported', () => {
+  const record = (values: number[]) => {
+    const x = tf.tensor1d(values);
+    const { result, recording } = recordKernels(() => tf.tidy(() => {
+      const doubled = tf.mul(x, 2);
+      const shifted = Float32Array.from(doubled.dataSync(), (v) => v + 1);
+      return tf.add(x, tf.tensor1d(shifted));
+    }), new Map([[x, 'x']]), new Map());
+    tf.dispose([x, result]);
+    return recording;
+  };
+  assert.deepEqual(recordingDifferences(record([1, 2]), record([1, 2])), []);
+  const differences = recordingDifferences(record([1, 2]), record([3, 4]));
+  assert.equal(differences.length, 1);
+  assert.match(differences[0]!, /kernel 1 \(Add\) input b: constant \[2\] differs between runs \(made after a host read: name it with hostInput\)/);
 });

@@ -7,7 +7,8 @@ import { initEngine, tf } from '../../src/engine/engine.js';
 import { loadModel } from '../../src/inference/model-files.js';
 import { prepareImages } from '../../src/inference/preprocess.js';
 import { readImage } from '../../src/io/image-node.js';
-import { exportNetwork, MANIFEST_FILE } from '../../src/onnx/export-network.js';
+import { exportNetwork, MANIFEST_FILE, recordNetwork } from '../../src/onnx/export-network.js';
+import { recordingDifferences } from '../../src/onnx/kernel-recorder.js';
 import { writeNetworkExport } from '../../src/onnx/export-files.js';
 import { OrtNetwork } from '../../src/onnx/ort-network.js';
 import { ape, repoRoot } from '../cli/ape-cli.js';
@@ -62,6 +63,19 @@ test('the exported tiny model on ONNX Runtime gives the TF.js forward (last-laye
   } finally {
     model.dispose();
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('the recorded forward does not depend on the data: two recordings on other random images and prompts agree kernel for kernel and constant for constant', async () => {
+  const model = await loadModel(join(repoRoot, 'models/default'));
+  try {
+    const shape = { size: 128, vocabulary: 2, sentences: 1, valid: [128, 96] as [number, number] };
+    const a = recordNetwork(model, shape, 1);
+    const b = recordNetwork(model, shape, 11);
+    assert.ok(a.recording.kernels.length > 1000);
+    assert.deepEqual(recordingDifferences(a.recording, b.recording), []);
+  } finally {
+    model.dispose();
   }
 });
 

@@ -8,7 +8,7 @@ import type { BiAttentionConfig } from '../fusion/bi-attention.js';
 import { detach } from '../ops.js';
 import { mapRowChunks, sliceRows } from '../row-chunks.js';
 import { encoderReferencePoints, flattenedPositionEmbeddings, proposalAnchors, tokenKeepMask, type LevelGeometry, type ProposalAnchors } from '../feature-geometry.js';
-import { proposalPositionEmbeddingTensor, sinePositionEmbedding } from '../position-encoding.js';
+import { proposalPositionEmbedding, sinePositionEmbedding } from '../position-encoding.js';
 import { selectQueries, type ProposalSelectionConfig } from '../proposals.js';
 import { hostInput } from '../../engine/graph-inputs.js';
 import { DeformableEncoder, type DeformableLayerConfig, type EncoderText } from './encoder.js';
@@ -150,13 +150,13 @@ export class DeformableTransformer extends Module {
     unactTensor.dispose();
 
     const q = this.config.proposals.numQueries;
-    const { selected, flatIndex } = selectQueries(logits.dataSync(), anchors.levelIds, b, levels, this.config.proposals, coordsUnact.dataSync());
+    const { selected, flatIndex } = selectQueries(logits.dataSync(), coordsUnact.dataSync(), anchors.levelIds, b, levels, this.config.proposals);
     // Everything after the host selection is tensor arithmetic on the picked rows, so that a
     // recorded graph takes the picks as its one host input.
     const index = hostInput('query_index', tf.tensor1d(flatIndex, 'int32'));
     const topCoords = tf.tidy(() => detach(tf.reshape(tf.gather(tf.reshape(coordsUnact, [b * s, 4]), index), [b, q, 4])) as tf.Tensor3D);
     const { query, queryPos, initialReference } = tf.tidy(() => {
-      const posEmbed = proposalPositionEmbeddingTensor(topCoords, e / 2);
+      const posEmbed = proposalPositionEmbedding(topCoords, e / 2);
       const trans = this.posTransNorm.forward(this.posTrans.forward(posEmbed));
       const [queryPos, queryBase] = tf.split(trans, 2, 2) as [tf.Tensor3D, tf.Tensor3D];
       const picked = detach(tf.gather(tf.reshape(outputMemory, [b * s, e]), index));
