@@ -69,6 +69,13 @@ export class ApeModel extends ApeNetwork {
     return this.runner?.name ?? 'tfjs';
   }
 
+  /** Frees the weights, and the inference runner's resources (its release is not awaited). */
+  override dispose(): void {
+    const runner = this.setInferenceRunner(null);
+    runner?.release().catch(() => undefined);
+    super.dispose();
+  }
+
   predict(image: RgbImage, options?: PredictOptions): Promise<Prediction>;
   predict(images: RgbImage[], options?: PredictOptions): Promise<Prediction[]>;
   async predict(input: RgbImage | RgbImage[], options: PredictOptions = {}): Promise<Prediction | Prediction[]> {

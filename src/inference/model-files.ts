@@ -8,7 +8,7 @@ import { WordTokenizer } from '../text/word-tokenizer.js';
 import { writeJsonFile } from '../util/write-json.js';
 import { ApeModel } from './ape-model.js';
 import { CONFIG_FILE, WEIGHTS_FILE, WORD_TOKENIZER_FILE, assignParameter, checkWeights, modelConfigFile, parseModelConfig, parseWordTokenizer, tokenizerFileName } from './model-folder.js';
-import { OrtEngine, type OrtEngineOptions } from '../onnx/ort-engine.js';
+import type { OrtEngineOptions } from '../onnx/ort-engine.js';
 
 /**
  * Model folders on disk (Node). The format itself (file names, config.json parsing and checks,
@@ -86,7 +86,11 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
     model.dispose();
     throw e;
   }
-  if (engine === 'ort') model.setInferenceRunner(new OrtEngine(model, { dir, files: [configPath, join(dir, WEIGHTS_FILE)] }, options.ort));
+  if (engine === 'ort') {
+    // Loaded on demand: ONNX Runtime's native binding is not needed by TF.js-only users.
+    const { OrtEngine } = await import('../onnx/ort-engine.js');
+    model.setInferenceRunner(new OrtEngine(model, { dir, files: [configPath, join(dir, WEIGHTS_FILE)] }, options.ort));
+  }
   return model;
 }
 

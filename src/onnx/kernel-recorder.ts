@@ -107,10 +107,11 @@ export function recordKernels<T>(fn: () => T, inputs: ReadonlyMap<tf.Tensor, str
     return define(t, { name: `const_${constants++}`, shape: t.shape, dtype: t.dtype, source: 'constant', data, afterRead: reads.length > 0 });
   };
 
+  const own = engine as unknown as Record<string, unknown>;
+  if (Object.hasOwn(own, 'runKernel')) throw new Error('recordKernels: a recording is already running (recordings do not nest)');
   const runKernel = engine.runKernel;
   const readSync = engine.readSync;
   const makeTensor = engine.makeTensor;
-  const own = engine as unknown as Record<string, unknown>;
   own.runKernel = function (this: EngineInternals, name: string, kernelInputs: Record<string, tf.Tensor>, attrs: Record<string, unknown>) {
     if (depth > 0) return runKernel.call(this, name, kernelInputs, attrs);
     const named = Object.entries(kernelInputs).filter(([, t]) => t != null).map(([key, t]) => ({ key, value: nameOf(t) }));

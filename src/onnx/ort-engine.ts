@@ -12,6 +12,7 @@ import type { PromptSet } from '../text/prompts.js';
 import { exportKey, exportNetwork, MANIFEST_FILE, type ExportShape } from './export-network.js';
 import { filesHash, writeNetworkExport } from './export-files.js';
 import { OrtNetwork, type OrtNetworkOutputs } from './ort-network.js';
+import { OPSET } from './kernel-ops.js';
 import type { InferenceRunner, NetworkOutputs } from './inference-runner.js';
 
 /** Where the model came from: its folder and the files whose hash keys the cached exports. */
@@ -98,8 +99,11 @@ export class OrtEngine implements InferenceRunner {
     this.hash ??= filesHash(this.source.files);
     const hash = await this.hash;
     const dir = join(this.options.cacheDir ?? join(this.source.dir, 'onnx'), key);
-    const cached = await readFile(join(dir, MANIFEST_FILE), 'utf8').then((t) => JSON.parse(t) as { model?: { hash?: string } }, () => null);
-    if (cached?.model?.hash === hash) {
+    const cached = await readFile(join(dir, MANIFEST_FILE), 'utf8')
+      .then((t) => JSON.parse(t) as { model?: { hash?: string }; opset?: number } | null)
+      .catch(() => null);
+    // Made from these weights by this exporter (same opset): load it; anything else is made again.
+    if (cached?.model?.hash === hash && cached.opset === OPSET) {
       try {
         return await OrtNetwork.load(dir, { threads: this.options.threads });
       } catch (e) {

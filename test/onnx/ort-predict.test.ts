@@ -37,7 +37,7 @@ test('vocabulary buckets: 8, 16, 32, ...; none for no vocabulary', () => {
   assert.deepEqual([0, 1, 8, 9, 14, 16, 17, 100].map(vocabularyBucket), [0, 8, 8, 16, 16, 16, 32, 128]);
 });
 
-test('predict on the ort engine gives the TF.js engine\'s instances, masks, grounding and semantic map (square and padded inputs)', async () => {
+test('predict on the ort engine gives the TF.js engine\'s instances, masks, grounding and semantic map (square and padded inputs); cached exports are reused, and made again when stale or damaged', async () => {
   const dir = join(repoRoot, 'models/default');
   const model = await loadModel(dir);
   const cache = await mkdtemp(join(tmpdir(), 'ape-ort-'));
@@ -65,10 +65,12 @@ test('predict on the ort engine gives the TF.js engine\'s instances, masks, grou
     assert.equal(messages.length, 0, messages.join('; '));
     await again.release();
     await writeFile(join(cache, '256-256x256-v8-s1', MANIFEST_FILE), JSON.stringify({ format: 'ape-onnx', model: { hash: 'other' } }));
+    await writeFile(join(cache, '256-200x256-v8-s1', MANIFEST_FILE), '{"format": "ape-onnx", ');
     const third = new OrtEngine(model, source, { cacheDir: cache, onExport: (m) => messages.push(m) });
     model.setInferenceRunner(third);
-    assertSamePrediction(await model.predict(scene, options), tfjs[0]!);
-    assert.match(messages[0] ?? '', /exporting tiny to ONNX for 256-256x256-v8-s1/);
+    const remade = await model.predict(images, options);
+    remade.forEach((p, i) => assertSamePrediction(p, tfjs[i]!));
+    assert.equal(messages.filter((m) => /^exporting tiny to ONNX for 256-(256x256|200x256)-v8-s1/.test(m)).length, 2, messages.join('; '));
     await third.release();
     await assert.rejects(model.predict(scene, { ...options, fusion: 'word' }), /the ort engine runs sentence fusion only/);
   } finally {
