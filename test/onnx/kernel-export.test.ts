@@ -102,3 +102,31 @@ test('two recordings on different data: host arithmetic on read-back values with
   assert.equal(differences.length, 1);
   assert.match(differences[0]!, /kernel 1 \(Add\) input b: constant \[2\] differs between runs \(made after a host read: name it with hostInput\)/);
 });
+
+test('kernel mappings beyond the tiny forward: pooling, padding, stacking, casts, selects, reductions, strided and padded convs, transposed matmuls', async () => {
+  const rng = new Rng(3);
+  const rand = (shape: number[]) => tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.next() * 2 - 1), shape);
+  const x = rand([1, 6, 5, 3]);
+  const w = rand([3, 3, 3, 4]);
+  const m = rand([2, 4, 3]);
+  const cases: [string, () => tf.Tensor][] = [
+    ['maxPool same 2x2/2', () => tf.maxPool(x as tf.Tensor4D, 2, 2, 'same')],
+    ['maxPool valid 3x3/1', () => tf.maxPool(x as tf.Tensor4D, 3, 1, 'valid')],
+    ['conv stride 2 same', () => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 2, 'same')],
+    ['conv valid, dilated', () => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'valid', 'NHWC', 2)],
+    ['conv explicit padding', () => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, [[0, 0], [2, 0], [1, 1], [0, 0]])],
+    ['pad', () => tf.pad(x, [[0, 0], [1, 2], [0, 1], [0, 0]], 0.5)],
+    ['stack', () => tf.stack([m, tf.neg(m)], 1)],
+    ['split by sizes', () => tf.split(m, [1, 2], 2)[1]!],
+    ['cast, select, compare', () => tf.where(tf.greater(m, 0), tf.cast(tf.cast(tf.mul(m, 10), 'int32'), 'float32'), tf.minimum(m, -0.25))],
+    ['reductions: global max, sum over axes, min', () => tf.add(tf.add(tf.max(m), tf.sum(m, [0, 2], true)), tf.min(m, 1, true))],
+    ['matMul with transposes, broadcast batch', () => tf.matMul(m, rand([3, 4]), true, true)],
+    ['squared difference, leaky relu, tanh, abs, pow', () => tf.pow(tf.abs(tf.tanh(tf.leakyRelu(tf.squaredDifference(m, 0.3), 0.2))), 1.5)],
+    ['squeeze, expandDims, transpose rank 4', () => tf.transpose(tf.expandDims(tf.squeeze(tf.slice(x, [0, 1, 0, 0], [1, 4, 5, 3]), [0]), 1), [2, 0, 1, 3])],
+  ];
+  for (const [name, fn] of cases) {
+    const { expected, actual } = await runExported(() => tf.tidy(fn), { x, w, m });
+    const diff = maxAbsDiff(actual, expected);
+    assert.ok(diff < 1e-5, `${name}: max abs diff ${diff}`);
+  }
+});
