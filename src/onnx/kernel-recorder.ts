@@ -33,6 +33,8 @@ export interface RecordedKernel {
 export interface HostRead {
   value: string;
   kernelCount: number;
+  /** The read only made a copy of the value (a detach), which the recording keeps as the value. */
+  copied: boolean;
 }
 
 /** A host input the model named (hostInput), made after `kernelCount` kernels had run. */
@@ -65,7 +67,7 @@ export function recordKernels<T>(fn: () => T, inputs: ReadonlyMap<tf.Tensor, str
   const values = new Map<string, RecordedValue>();
   const byId = new Map<number, string>();
   const byDataId = new Map<object, string>();
-  const readArrays = new Map<unknown, string>();
+  const readArrays = new Map<unknown, HostRead>();
   const kernels: RecordedKernel[] = [];
   const reads: HostRead[] = [];
   const hostInputs: HostInputEvent[] = [];
@@ -131,16 +133,21 @@ export function recordKernels<T>(fn: () => T, inputs: ReadonlyMap<tf.Tensor, str
     const data = readSync.call(this, dataId);
     const name = byDataId.get(dataId);
     if (!reading && depth === 0 && name !== undefined) {
-      reads.push({ value: name, kernelCount: kernels.length });
-      readArrays.set(data, name);
+      const read = { value: name, kernelCount: kernels.length, copied: false };
+      reads.push(read);
+      readArrays.set(data, read);
     }
     return data;
   };
   own.makeTensor = function (this: EngineInternals, data: unknown, shape: number[], dtype: tf.DataType, backend?: unknown) {
     const t = makeTensor.call(this, data, shape, dtype, backend);
-    const source = depth === 0 ? readArrays.get(data) : undefined;
+    const read = depth === 0 ? readArrays.get(data) : undefined;
+    const source = read ? values.get(read.value)! : undefined;
     // A host copy of a recorded value (a detach): the same value.
-    if (source !== undefined && values.get(source)!.dtype === dtype && tf.util.sizeFromShape(values.get(source)!.shape) === t.size) alias(t, source);
+    if (read && source!.dtype === dtype && tf.util.sizeFromShape(source!.shape) === t.size) {
+      read.copied = true;
+      alias(t, read.value);
+    }
     return t;
   };
   const previousListener = setHostInputListener((name, t) => {

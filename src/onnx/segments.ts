@@ -75,7 +75,7 @@ export function segmentRecording(recording: Recording, outputs: string[], weight
   }
   const stepReads: string[][] = recording.hostInputs.map((h, i) => {
     const previous = i === 0 ? -1 : recording.hostInputs[i - 1]!.kernelCount;
-    return [...new Set(recording.reads.filter((r) => r.kernelCount > previous && r.kernelCount <= h.kernelCount).map((r) => r.value))];
+    return [...new Set(recording.reads.filter((r) => !r.copied && r.kernelCount > previous && r.kernelCount <= h.kernelCount).map((r) => r.value))];
   });
   const count = recording.hostInputs.length + 1;
 
