@@ -60,7 +60,7 @@ async function run(argv: string[]): Promise<number> {
   });
   if (positionals.length !== 1) throw new UsageError('give one images folder or list file');
   if (values.out === undefined) throw new UsageError('--out is required');
-  engineOption(values.engine);
+  engineOption(values.engine, ['tfjs']);
   const { vocabulary, sentences } = promptOptions(values);
   distinctPrompts({ vocabulary, sentences });
   const settings = { vocabulary, sentences, threshold: thresholdOption(values.threshold) };

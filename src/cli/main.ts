@@ -7,6 +7,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   annotate: { summary: 'label a folder of images: a COCO dataset with masks (resumable; --workers N, or --queue for many machines)', load: async () => (await import('./annotate.js')).command },
   convert: { summary: 'convert a released APE checkpoint (.pth) to safetensors + config', load: async () => (await import('./convert.js')).command },
   data: { summary: 'make, check and preview datasets (the synthetic world)', load: async () => (await import('./data.js')).command },
+  export: { summary: 'write the network forward as ONNX for ONNX Runtime', load: async () => (await import('./export.js')).command },
   eval: { summary: 'evaluate results against ground truth (COCO AP, ...)', load: async () => (await import('./eval.js')).command },
   predict: { summary: 'detect, segment and ground what text prompts name (JSON + pictures)', load: async () => (await import('./predict.js')).command },
   serve: { summary: 'HTTP API and web page for a model', load: async () => (await import('./serve.js')).command },

@@ -12,6 +12,7 @@ import { predictionToJson } from '../inference/prediction-json.js';
 import { writeJsonFile } from '../util/write-json.js';
 import { UsageError, type Command } from './command.js';
 import { PROMPT_ARGS, promptOptions, thresholdOption } from './prompt-options.js';
+import { engineOption } from './engine-option.js';
 
 /** The shipped model: models/default of this package (found from this file, not the working folder). */
 export function defaultModelDir(): string {
@@ -19,7 +20,7 @@ export function defaultModelDir(): string {
 }
 
 const usage = `usage: ape predict IMAGE... [--vocab "circle,square,grass"] [--sentence "the red star on the left"]...
-                   [--prompt "a,b"] [--model DIR] [--threshold ${DEFAULT_SCORE_THRESHOLD}] [--out predictions]
+                   [--prompt "a,b"] [--model DIR] [--threshold ${DEFAULT_SCORE_THRESHOLD}] [--out predictions] [--engine tfjs|ort]
   Detects, segments and grounds what the prompts name, one forward pass per image.
   --vocab LIST      category names, comma-separated (each its own prompt)
   --sentence TEXT   a sentence / referring expression (repeatable)
@@ -27,6 +28,8 @@ const usage = `usage: ape predict IMAGE... [--vocab "circle,square,grass"] [--se
   --model DIR       model folder (default: the shipped models/default)
   --threshold T     lowest instance score kept (0-1, default ${DEFAULT_SCORE_THRESHOLD})
   --out DIR         where the results go (default: predictions)
+  --engine E        tfjs (default) or ort: the network on ONNX Runtime, exported on first use for
+                    each image shape and prompt count and cached in the model folder (MODEL/onnx)
   For each image NAME it writes NAME.json (COCO-style instances with RLE masks, semantic segments,
   grounding), NAME.png (masks, boxes, labels and scores drawn) and NAME.semantic.png (colour map
   with a legend), and prints a short table.`;
@@ -70,17 +73,19 @@ async function run(argv: string[]): Promise<number> {
       model: { type: 'string' },
       threshold: { type: 'string' },
       out: { type: 'string' },
+      engine: { type: 'string' },
     },
     allowPositionals: true,
   });
   if (positionals.length === 0) throw new UsageError('give at least one image');
+  const engine = engineOption(values.engine);
   const { vocabulary, sentences } = promptOptions(values);
   const threshold = thresholdOption(values.threshold);
   const outDir = resolve(values.out ?? 'predictions');
   const modelDir = values.model ?? defaultModelDir();
 
   await initEngine({ backend: 'wasm' });
-  const model = await loadModel(modelDir);
+  const model = await loadModel(modelDir, { engine, ort: { onExport: (message) => console.error(`ape predict: ${message}`) } });
   await mkdir(outDir, { recursive: true });
   const stems = outputStems(positionals);
   for (const [i, path] of positionals.entries()) {

@@ -50,7 +50,7 @@ async function run(argv: string[]): Promise<number> {
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
-  engineOption(values.engine);
+  engineOption(values.engine, ['tfjs']);
   const lockSeconds = values['lock-seconds'] === undefined ? 30 : Number(values['lock-seconds']);
   if (!Number.isFinite(lockSeconds) || lockSeconds < 1) throw new UsageError(`--lock-seconds must be a number of at least 1, got '${values['lock-seconds']}'`);
   const log = (line: string) => console.error(`ape worker: ${line}`);

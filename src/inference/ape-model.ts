@@ -8,6 +8,7 @@ import { prepareImages } from './preprocess.js';
 import { boxToOriginal, boxesToPixels, pasteInstanceMaskRle, selectInstances, type InstancePick } from './instances.js';
 import { semanticAccumulator, semanticLabels } from './semantic.js';
 import type { GroundingResult, InstanceResult, Prediction, PredictTask, SemanticResult } from './results.js';
+import type { InferenceRunner, NetworkOutputs } from '../onnx/inference-runner.js';
 
 export interface PredictOptions {
   /** Category names (each its own prompt, kept out of the fusion). */
@@ -54,15 +55,54 @@ export interface PredictTimings {
 export class ApeModel extends ApeNetwork {
   lastTimings: PredictTimings = { preprocess: 0, network: 0, postprocess: 0 };
 
+  /** Where predict runs the network: null for the TF.js engine (this model), else e.g. ONNX Runtime. */
+  private runner: InferenceRunner | null = null;
+
+  /** Runs predict's network forward on `runner` (null: back to TF.js); returns the previous one. */
+  setInferenceRunner(runner: InferenceRunner | null): InferenceRunner | null {
+    const previous = this.runner;
+    this.runner = runner;
+    return previous;
+  }
+
+  get inferenceEngine(): 'tfjs' | string {
+    return this.runner?.name ?? 'tfjs';
+  }
+
+  /** Frees the weights, and the inference runner's resources (its release is not awaited). */
+  override dispose(): void {
+    const runner = this.setInferenceRunner(null);
+    runner?.release().catch(() => undefined);
+    super.dispose();
+  }
+
   predict(image: RgbImage, options?: PredictOptions): Promise<Prediction>;
   predict(images: RgbImage[], options?: PredictOptions): Promise<Prediction[]>;
   async predict(input: RgbImage | RgbImage[], options: PredictOptions = {}): Promise<Prediction | Prediction[]> {
     const list = Array.isArray(input) ? input : [input];
-    const results = this.predictSync(list, options);
+    let results: Prediction[];
+    if (this.runner) {
+      if ((options.fusion ?? 'sentence') !== 'sentence') throw new Error(`predict: the ${this.runner.name} engine runs sentence fusion only`);
+      const call = this.preparePredict(list, options, [{}]);
+      const t0 = performance.now();
+      let outputs: NetworkOutputs;
+      try {
+        outputs = await this.runner.run(call.batch, call.prompts);
+      } finally {
+        call.batch.images.dispose();
+      }
+      try {
+        results = this.decodePredictions(call, outputs, t0)[0]!;
+      } finally {
+        tf.dispose([outputs.logits, outputs.boxes, outputs.masks]);
+      }
+    } else {
+      results = this.predictSync(list, options);
+    }
     return Array.isArray(input) ? results : results[0]!;
   }
 
-  /** The synchronous core of predict (the wasm and cpu backends compute synchronously). */
+  /** The synchronous core of predict on the TF.js engine (the wasm and cpu backends compute synchronously). */
   predictSync(images: RgbImage[], options: PredictOptions = {}): Prediction[] {
     return this.predictVariants(images, options, [{}])[0]!;
   }
@@ -70,9 +110,23 @@ export class ApeModel extends ApeNetwork {
   /**
    * One network pass, decoded once per variant of the post-processing settings (each variant
    * overrides `options`): result [v][i] is image i under variants[v]. Tuning the settings on a
-   * validation split then costs one forward per image, not one per setting.
+   * validation split then costs one forward per image, not one per setting. Runs on TF.js.
    */
   predictVariants(images: RgbImage[], options: PredictOptions, variants: PostprocessSettings[]): Prediction[][] {
+    const call = this.preparePredict(images, options, variants);
+    const t0 = performance.now();
+    const out = this.forward(call.batch, call.prompts, { fusion: options.fusion, layers: 'last', masks: 'last' });
+    call.batch.images.dispose();
+    const last = out.layers[out.layers.length - 1]!;
+    try {
+      return this.decodePredictions(call, { logits: last.logits, boxes: last.boxes, masks: last.masks!, maskStride: out.maskStride }, t0);
+    } finally {
+      out.dispose();
+    }
+  }
+
+  /** Prompts, tasks, settings and the network input of one predict call. */
+  private preparePredict(images: RgbImage[], options: PredictOptions, variants: PostprocessSettings[]) {
     const prompts = resolvePrompts(options);
     const entries = promptEntries(prompts);
     if (entries.length === 0) throw new Error('predict: no prompts (give vocabulary, sentences or a prompt string)');
@@ -80,23 +134,25 @@ export class ApeModel extends ApeNetwork {
     for (const t of tasks) if (!['instances', 'semantic', 'grounding'].includes(t)) throw new Error(`predict: unknown task '${t}' (instances, semantic, grounding)`);
     if (variants.length === 0) throw new Error('predictVariants: no variants (give at least one, {} for the defaults)');
     const settings = variants.map((variant) => this.resolveSettings({ ...options, ...variant }));
-
-    let t0 = performance.now();
+    const t0 = performance.now();
     const { batch, placements } = prepareImages(images, this.config.input.size);
-    const tPre = performance.now() - t0;
-    t0 = performance.now();
-    const out = this.forward(batch, prompts, { fusion: options.fusion, layers: 'last', masks: 'last' });
-    batch.images.dispose();
-    const last = out.layers[out.layers.length - 1]!;
-    const [, q, p] = last.logits.shape;
-    const scores = readValues(() => tf.sigmoid(last.logits));
-    const boxes = last.boxes.dataSync() as Float32Array;
-    const tNet = performance.now() - t0;
-    t0 = performance.now();
-    const masks = last.masks!;
+    return { prompts, entries, tasks, settings, batch, placements, withMasks: options.masks ?? true, preprocessMs: performance.now() - t0 };
+  }
+
+  /**
+   * Post-processing shared by every engine: the last layer's outputs -> results per variant and
+   * image. `networkStart` is when the network began (its time ends once scores and boxes are read).
+   */
+  private decodePredictions(call: ReturnType<ApeModel['preparePredict']>, outputs: NetworkOutputs, networkStart: number): Prediction[][] {
+    const { entries, tasks, settings, placements, withMasks } = call;
+    const { masks } = outputs;
+    const [, q, p] = outputs.logits.shape;
+    const scores = readValues(() => tf.sigmoid(outputs.logits));
+    const boxes = outputs.boxes.dataSync() as Float32Array;
+    const tNet = performance.now() - networkStart;
+    const t0 = performance.now();
     const [, , maskH, maskW] = masks.shape;
-    const stride = out.maskStride;
-    const withMasks = options.masks ?? true;
+    const stride = outputs.maskStride;
 
     // What does not depend on the settings is read once per image and shared by every variant.
     const perImage = placements.map((placement, i) => {
@@ -142,7 +198,7 @@ export class ApeModel extends ApeNetwork {
 
       let semantic: SemanticResult | null = null;
       if (tasks.has('semantic')) {
-        const logits2d = tf.tidy(() => tf.reshape(tf.slice(last.logits, [i, 0, 0], [1, q, p]), [q, p]) as tf.Tensor2D);
+        const logits2d = tf.tidy(() => tf.reshape(tf.slice(outputs.logits, [i, 0, 0], [1, q, p]), [q, p]) as tf.Tensor2D);
         const masks2d = tf.tidy(() => tf.reshape(tf.slice(masks, [i, 0, 0, 0], [1, q, maskH, maskW]), [q, maskH * maskW]) as tf.Tensor2D);
         const accumulator = semanticAccumulator(logits2d, masks2d, s.semanticTemperature);
         const labels = semanticLabels(accumulator.source, p, {
@@ -154,8 +210,7 @@ export class ApeModel extends ApeNetwork {
       }
       return { width: placement.width, height: placement.height, prompts: entries, instances, semantic, grounding };
     }));
-    out.dispose();
-    this.lastTimings = { preprocess: tPre, network: tNet, postprocess: performance.now() - t0 };
+    this.lastTimings = { preprocess: call.preprocessMs, network: tNet, postprocess: performance.now() - t0 };
     return results;
   }
 

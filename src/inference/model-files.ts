@@ -8,6 +8,7 @@ import { WordTokenizer } from '../text/word-tokenizer.js';
 import { writeJsonFile } from '../util/write-json.js';
 import { ApeModel } from './ape-model.js';
 import { CONFIG_FILE, WEIGHTS_FILE, WORD_TOKENIZER_FILE, assignParameter, checkWeights, modelConfigFile, parseModelConfig, parseWordTokenizer, tokenizerFileName } from './model-folder.js';
+import type { OrtEngineOptions } from '../onnx/ort-engine.js';
 
 /**
  * Model folders on disk (Node). The format itself (file names, config.json parsing and checks,
@@ -44,6 +45,14 @@ export async function saveModel(model: ApeModel, dir: string, options: SaveModel
 export interface LoadModelOptions {
   /** For CLIP BPE models whose folder lacks the merges file. */
   vocabPath?: string;
+  /**
+   * Where predict runs the network: 'tfjs' (default; also the engine of training and of forward)
+   * or 'ort' (ONNX Runtime; the graph is exported on first use per input geometry and prompt
+   * count and cached in DIR/onnx).
+   */
+  engine?: 'tfjs' | 'ort';
+  /** With engine 'ort': told when an export is made, and ONNX Runtime's threads per session. */
+  ort?: OrtEngineOptions;
 }
 
 /** Reads a model folder; every parameter must be present in the weights with its exact shape. */
@@ -68,12 +77,19 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
     if (!path) throw new Error(`loadModel: ${inDir} is missing; pass vocabPath (the CLIP BPE merges file)`);
     tokenizer = await loadClipTokenizer(path, { contextLength: config.text.encoder.contextLength });
   }
+  const engine = options.engine ?? 'tfjs';
+  if (engine !== 'tfjs' && engine !== 'ort') throw new Error(`loadModel: engine must be 'tfjs' or 'ort', got '${String(engine)}'`);
   const model = new ApeModel(config, tokenizer);
   try {
     await loadWeights(model, join(dir, WEIGHTS_FILE));
   } catch (e) {
     model.dispose();
     throw e;
+  }
+  if (engine === 'ort') {
+    // Loaded on demand: ONNX Runtime's native binding is not needed by TF.js-only users.
+    const { OrtEngine } = await import('../onnx/ort-engine.js');
+    model.setInferenceRunner(new OrtEngine(model, { dir, files: [configPath, join(dir, WEIGHTS_FILE)] }, options.ort));
   }
   return model;
 }

@@ -1,6 +1,9 @@
+import { tf } from '../engine/engine.js';
+
 /**
- * Sine position encodings computed on the host (they depend only on shapes and padding), with
- * every step rounded to float32 so the numbers follow PyTorch's float32 arithmetic.
+ * Sine position encodings. Those of the feature maps are computed on the host (they depend only
+ * on shapes and padding), with every step rounded to float32 so the numbers follow PyTorch's
+ * float32 arithmetic; that of the proposals depends on the image and is tensor arithmetic.
  */
 const f = Math.fround;
 
@@ -53,24 +56,19 @@ export function sinePositionEmbedding(height: number, width: number, validH: num
 }
 
 /**
- * Deformable DETR's get_proposal_pos_embed for unactivated boxes [N, 4] (host array):
- * sigmoid(box) * 2π divided by the frequencies, sin/cos interleaved, 4 * numPosFeats per box.
+ * Deformable DETR's get_proposal_pos_embed of unactivated boxes [B, Q, 4] computed in the forward:
+ * sigmoid(box) * 2π divided by the frequencies, sin at even and cos at odd features,
+ * [B, Q, 4 * numPosFeats].
  */
-export function proposalPositionEmbedding(boxesUnact: Float32Array, numPosFeats: number, temperature = 10000): Float32Array {
+export function proposalPositionEmbedding(boxesUnact: tf.Tensor3D, numPosFeats: number, temperature = 10000): tf.Tensor3D {
+  const [b, q] = boxesUnact.shape;
   const n = numPosFeats;
-  const dimT = sineFrequencies(n, temperature);
-  const count = boxesUnact.length / 4;
-  const out = new Float32Array(count * 4 * n);
-  const scale = f(2 * Math.PI);
-  for (let r = 0; r < count; r++) {
-    for (let c = 0; c < 4; c++) {
-      const v = f(f(1 / (1 + Math.exp(-boxesUnact[r * 4 + c]!))) * scale);
-      const o = (r * 4 + c) * n;
-      for (let i = 0; i < n; i += 2) {
-        out[o + i] = f(Math.sin(f(v / dimT[i]!)));
-        if (i + 1 < n) out[o + i + 1] = f(Math.cos(f(v / dimT[i + 1]!)));
-      }
-    }
-  }
-  return out;
+  return tf.tidy(() => {
+    const even = Float32Array.from({ length: n }, (_, i) => (i % 2 === 0 ? 1 : 0));
+    const angles = tf.div(tf.mul(tf.expandDims(tf.sigmoid(boxesUnact), 3), f(2 * Math.PI)), tf.tensor1d(sineFrequencies(n, temperature)));
+    const evenMask = tf.tensor1d(even);
+    // sin at even features, cos at odd ones.
+    const mixed = tf.add(tf.mul(tf.sin(angles), evenMask), tf.mul(tf.cos(angles), tf.sub(1, evenMask)));
+    return tf.reshape(mixed, [b, q, 4 * n]) as tf.Tensor3D;
+  });
 }

@@ -72,3 +72,26 @@ export function selectProposals(
   }
   return Int32Array.from(kept.filter((_, j) => take[j]));
 }
+
+/**
+ * The decoder's queries of a batch: per image the selected token indices, and all picks as rows
+ * of the flattened [B * S] tokens. logits [B, S] (objectness), boxesUnact [B, S, 4].
+ */
+export function selectQueries(
+  logits: ArrayLike<number> & { subarray(begin: number, end: number): ArrayLike<number> },
+  boxesUnact: ArrayLike<number> & { subarray(begin: number, end: number): ArrayLike<number> },
+  levelIds: ArrayLike<number>,
+  batch: number,
+  numLevels: number,
+  config: ProposalSelectionConfig,
+): { selected: Int32Array[]; flatIndex: Int32Array } {
+  const s = logits.length / batch;
+  const q = config.numQueries;
+  const flatIndex = new Int32Array(batch * q);
+  const selected = Array.from({ length: batch }, (_, i) => {
+    const picks = selectProposals(logits.subarray(i * s, (i + 1) * s), boxesUnact.subarray(i * s * 4, (i + 1) * s * 4), levelIds, numLevels, config);
+    picks.forEach((t, j) => (flatIndex[i * q + j] = i * s + t));
+    return picks;
+  });
+  return { selected, flatIndex };
+}

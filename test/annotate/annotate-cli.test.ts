@@ -81,10 +81,10 @@ describe('ape annotate on one machine', () => {
     assert.ok(existsSync(join(root, 'run', 'checkpoints')), r.stderr);
   });
 
-  it('refuses an engine this build does not have, and a run with other prompts in the same folder', () => {
+  it('refuses an engine ape annotate does not run on, and a run with other prompts in the same folder', () => {
     const ort = ape(annotate('x', '--engine', 'ort'));
     assert.equal(ort.code, 2);
-    assert.match(ort.stderr, /--engine ort: this build has no such engine; available: tfjs/);
+    assert.match(ort.stderr, /--engine ort: not an engine this command runs on; available: tfjs/);
     const other = ape(['annotate', images, '--vocab', 'circle', '--out', join(root, 'ref')]);
     assert.equal(other.code, 1);
     assert.match(other.stderr, /journal\.jsonl belongs to a run that differs in its prompts or threshold/);

@@ -10,6 +10,7 @@ export const FLOORS: readonly (readonly string[])[] = [
   ['nn'],
   ['text'],
   ['modeling'],
+  ['onnx'],
   ['inference'],
   ['viz', 'evaluation', 'convert'],
   ['data'],
@@ -19,4 +20,4 @@ export const FLOORS: readonly (readonly string[])[] = [
 ];
 
 /** Package imports that need Node (besides its built-ins): never reachable from the browser's entries. */
-export const NODE_ONLY_PACKAGES: readonly string[] = ['sharp', 'bullmq', 'ioredis'];
+export const NODE_ONLY_PACKAGES: readonly string[] = ['sharp', 'bullmq', 'ioredis', 'onnxruntime-node'];

@@ -104,7 +104,7 @@ test('msda module, decoder call: 4-d reference boxes, separate value', async () 
   const query = c.tensor('msda_dec.query') as tf.Tensor3D;
   const value = c.tensor('msda_dec.value') as tf.Tensor3D;
   const [b, lq] = query.shape;
-  const frame = boxSamplingFrame(Float32Array.from(c.values('msda_dec.reference_points')), b, lq, 3, 4);
+  const frame = boxSamplingFrame(tf.tensor4d(c.values('msda_dec.reference_points'), [b, lq, 3, 4]), 4);
   const keep = tf.tensor3d(c.values('msda_dec.key_padding_mask').map((v) => 1 - v), [b, value.shape[1], 1]);
   const out = m.forward({ query, queryPos: c.tensor('msda_dec.query_pos') as tf.Tensor3D, value, valueKeep: keep, frame, spatialShapes: shapes });
   const diff = maxAbsDiff(out, c.tensor('msda_dec.output'));

@@ -231,10 +231,10 @@ test('two-stage proposals: anchors, proposal heads, first-stage NMS selection an
   const q = tr.decoderQueries(p.outputMemory, p.logits, p.coordsUnact, p.anchors, g);
   c.exact('prop.topk_indices', q.selected.flatMap((s) => Array.from(s)));
   const n = tr.config.proposals.numQueries;
-  c.close('prop.topk_coords_unact', tf.tensor3d(q.topCoords, [g.batch, n, 4]));
-  c.close('prop.reference_points', tf.tensor3d(q.reference, [g.batch, n, 4]));
+  c.close('prop.topk_coords_unact', q.topCoords);
+  c.close('prop.reference_points', q.reference);
   const e = tr.config.embedDim;
-  c.close('prop.pos_trans_out', tr.posTransNorm.forward(tr.posTrans.forward(tf.tensor3d(proposalPositionEmbedding(q.topCoords, e / 2), [g.batch, n, 2 * e]))));
+  c.close('prop.pos_trans_out', tr.posTransNorm.forward(tr.posTrans.forward(proposalPositionEmbedding(q.topCoords, e / 2))));
   c.close('prop.query_pos', q.queryPos);
   c.close('prop.query', q.query);
 
@@ -303,7 +303,7 @@ test('decoder layer: self-attention, deformable cross-attention, FFN, three norm
   c.close('dec.reference_points_input', tf.tensor4d(scaled, [g.batch, n, levels, 4]));
 
   const layer = net.transformer.decoder.layers[0]!;
-  const frame = boxSamplingFrame(Float32Array.from(cases.values('dec.reference_points_input')), g.batch, n, levels, net.config.transformer.numPoints);
+  const frame = boxSamplingFrame(cases.tensor('dec.reference_points_input') as tf.Tensor4D, net.config.transformer.numPoints);
   const selfAttended = layer.selfAttention.forward(query, pos);
   c.close('dec.attentions.0.out', selfAttended);
   const n0 = layer.norms[0]!.forward(selfAttended) as tf.Tensor3D;
@@ -317,7 +317,7 @@ test('decoder layer: self-attention, deformable cross-attention, FFN, three norm
   c.close('dec.norms.2.out', layer.norms[2]!.forward(ffn));
   c.close('dec.output', layer.forward(query, pos, value, keep, frame, g.shapes));
 
-  const decoded = net.transformer.decoder.forward(query, pos, value, keep, reference, validRatios, g.shapes, net.bboxEmbed);
+  const decoded = net.transformer.decoder.forward(query, pos, value, keep, tf.tensor3d(reference, [g.batch, n, 4]), validRatios, g.shapes, net.bboxEmbed);
   c.close('dec.inter_states', tf.stack(decoded.hidden));
   c.close('dec.new_reference_points', tf.stack(decoded.boxes));
   c.done();

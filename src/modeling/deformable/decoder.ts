@@ -6,7 +6,7 @@ import { LayerNorm } from '../../nn/layer-norm.js';
 import { Linear } from '../../nn/linear.js';
 import { Mlp } from '../../nn/mlp.js';
 import { DetrexMultiheadAttention } from '../../nn/multihead-attention.js';
-import { inverseSigmoid } from '../../nn/ops.js';
+import { detach, inverseSigmoid, tidyKeep } from '../../nn/ops.js';
 import { MultiScaleDeformableAttention, boxSamplingFrame, type SpatialShapes } from './ms-deform-attn-module.js';
 import type { DeformableLayerConfig } from './encoder.js';
 
@@ -50,7 +50,7 @@ export interface DecoderOutput {
   hidden: tf.Tensor3D[];
   /** Per layer: refined boxes sigmoid(bbox_embed(h) + inverse_sigmoid(reference)), cxcywh [B, Q, 4]. */
   boxes: tf.Tensor3D[];
-  /** Per layer: the (detached) reference boxes the layer started from, host [B, Q, 4]. */
+  /** Per layer: the (detached) reference boxes the layer started from, host copy [B, Q, 4]. */
   references: Float32Array[];
 }
 
@@ -75,41 +75,44 @@ export class DeformableDecoder extends Module {
       : [];
   }
 
+  /** initialReference: [B, Q, 4] cxcywh boxes without gradient (not disposed here). */
   forward(
     query: tf.Tensor3D,
     pos: tf.Tensor3D,
     memory: tf.Tensor3D,
     keep: tf.Tensor3D | null,
-    initialReference: Float32Array,
+    initialReference: tf.Tensor3D,
     validRatios: Float32Array,
     shapes: SpatialShapes,
     bboxEmbed: Mlp[],
     chunkRows = Infinity,
   ): DecoderOutput {
-    const [b, q] = query.shape;
+    const [b] = query.shape;
     const levels = shapes.length;
     const numPoints = this.layers[0]?.crossAttention.numPoints ?? 4;
     const hidden: tf.Tensor3D[] = [];
     const boxes: tf.Tensor3D[] = [];
     const references: Float32Array[] = [];
+    // (w, h, w, h) of each level's valid ratios, [B, 1, L, 4].
+    const ratios = tf.tensor4d(scaleReferences(new Float32Array(b * 4).fill(1), validRatios, b, 1, levels), [b, 1, levels, 4]);
     let x = query;
     let reference = initialReference;
     this.layers.forEach((layer, i) => {
-      const scaled = scaleReferences(reference, validRatios, b, q, levels);
-      const frame = boxSamplingFrame(scaled, b, q, levels, numPoints);
+      const frame = tidyKeep(() => boxSamplingFrame(tf.mul(tf.expandDims(reference, 2), ratios) as tf.Tensor4D, numPoints));
       const next = layer.forward(x, pos, memory, keep, frame, shapes, chunkRows);
       frame.base.dispose();
       frame.scale.dispose();
-      const refined = tf.tidy(() => {
-        const ref = tf.tensor3d(reference, [b, q, 4]);
-        return tf.sigmoid(tf.add(bboxEmbed[i]!.forward(next), inverseSigmoid(ref))) as tf.Tensor3D;
-      });
+      const refined = tf.tidy(() => tf.sigmoid(tf.add(bboxEmbed[i]!.forward(next), inverseSigmoid(reference))) as tf.Tensor3D);
       hidden.push(next);
       boxes.push(refined);
-      references.push(reference);
-      reference = new Float32Array(refined.dataSync());
+      references.push(Float32Array.from(reference.dataSync()));
+      if (reference !== initialReference) reference.dispose();
+      // The next layer starts from the refined boxes without gradient.
+      reference = detach(refined);
       x = next;
     });
+    if (reference !== initialReference) reference.dispose();
+    ratios.dispose();
     return { hidden, boxes, references };
   }
 }

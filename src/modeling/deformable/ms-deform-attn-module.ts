@@ -4,6 +4,7 @@ import type { Rng } from '../../util/random.js';
 import { Module, init, type Initializer } from '../../nn/module.js';
 import { Linear } from '../../nn/linear.js';
 import { mapRowChunks, sliceRows } from '../row-chunks.js';
+import { tidyKeep } from '../../nn/ops.js';
 
 export type SpatialShapes = readonly (readonly [number, number])[];
 
@@ -54,31 +55,22 @@ export function pointSamplingFrame(reference: Float32Array, batch: number, numQu
 }
 
 /**
- * Decoder-style frame from reference boxes [B, Lq, levels, 4] (cx, cy, w, h; host array):
- * location = centre + offset / points * size * 0.5.
+ * Decoder-style frame from reference boxes [B, Lq, levels, 4] (cx, cy, w, h):
+ * location = centre + offset / points * size * 0.5. Tensor arithmetic (no host round trip), so the
+ * frame follows the boxes of the previous decoder layer inside a recorded graph.
  */
-export function boxSamplingFrame(reference: Float32Array, batch: number, numQueries: number, levels: number, numPoints: number): SamplingFrame {
-  if (reference.length !== batch * numQueries * levels * 4) {
-    throw new Error(`boxSamplingFrame: reference has ${reference.length} values, expected ${batch}x${numQueries}x${levels}x4`);
-  }
-  const width = levels * numPoints * 2;
-  const base = new Float32Array(batch * numQueries * width);
-  const scale = new Float32Array(batch * numQueries * width);
-  for (let r = 0; r < batch * numQueries; r++) {
-    for (let l = 0; l < levels; l++) {
-      const o = (r * levels + l) * 4;
-      const [cx, cy, w, h] = [reference[o]!, reference[o + 1]!, reference[o + 2]!, reference[o + 3]!];
-      for (let p = 0; p < numPoints; p++) {
-        const i = r * width + (l * numPoints + p) * 2;
-        base[i] = cx;
-        base[i + 1] = cy;
-        scale[i] = (w / numPoints) * 0.5;
-        scale[i + 1] = (h / numPoints) * 0.5;
-      }
-    }
-  }
-  const shape: [number, number, number, number] = [batch * numQueries, 1, levels, numPoints * 2];
-  return { base: tf.tensor4d(base, shape), scale: tf.tensor4d(scale, shape) };
+export function boxSamplingFrame(reference: tf.Tensor4D, numPoints: number): SamplingFrame {
+  const [batch, numQueries, levels, four] = reference.shape;
+  if (four !== 4) throw new Error(`boxSamplingFrame: reference must be [B, Lq, levels, 4], got [${reference.shape.join(', ')}]`);
+  return tidyKeep(() => {
+    const rows = tf.reshape(reference, [batch * numQueries, 1, levels, 4]);
+    const [centre, size] = tf.split(rows, 2, 3);
+    // (x, y) repeated per point: [.., levels, points * 2].
+    return {
+      base: tf.tile(centre!, [1, 1, 1, numPoints]) as tf.Tensor4D,
+      scale: tf.tile(tf.mul(size!, 0.5 / numPoints), [1, 1, 1, numPoints]) as tf.Tensor4D,
+    };
+  });
 }
 
 /**

@@ -9,7 +9,8 @@ import { detach } from '../../nn/ops.js';
 import { mapRowChunks, sliceRows } from '../row-chunks.js';
 import { encoderReferencePoints, flattenedPositionEmbeddings, proposalAnchors, tokenKeepMask, type LevelGeometry, type ProposalAnchors } from '../feature-geometry.js';
 import { proposalPositionEmbedding, sinePositionEmbedding } from '../position-encoding.js';
-import { selectProposals, type ProposalSelectionConfig } from '../proposals.js';
+import { selectQueries, type ProposalSelectionConfig } from '../proposals.js';
+import { hostInput } from '../../engine/graph-inputs.js';
 import { DeformableEncoder, type DeformableLayerConfig, type EncoderText } from './encoder.js';
 import { DeformableDecoder, type DecoderOutput } from './decoder.js';
 import { pointSamplingFrame } from './ms-deform-attn-module.js';
@@ -73,10 +74,10 @@ export interface EncoderProposalHeads {
 export interface DecoderQueries {
   /** Per image, the picked token indices in order. */
   selected: Int32Array[];
-  /** [B, Q, 4] the picked proposal boxes before the sigmoid (host). */
-  topCoords: Float32Array;
-  /** [B, Q, 4] their sigmoid: the first reference boxes (host). */
-  reference: Float32Array;
+  /** [B, Q, 4] the picked proposal boxes before the sigmoid. */
+  topCoords: tf.Tensor3D;
+  /** [B, Q, 4] their sigmoid: the first reference boxes. */
+  reference: tf.Tensor3D;
   query: tf.Tensor3D;
   queryPos: tf.Tensor3D;
 }
@@ -135,13 +136,12 @@ export class DeformableTransformer extends Module {
     frame.scale.dispose();
 
     const { outputMemory, logits, coordsUnact, anchors } = this.encoderProposals(memory, geometry, heads, chunkRows);
-    const { selected, query, queryPos, reference: initialReference } = this.decoderQueries(outputMemory, logits, coordsUnact, anchors, geometry);
-    outputMemory.dispose();
+    const { selected, query, queryPos, topCoords, reference } = this.decoderQueries(outputMemory, logits, coordsUnact, anchors, geometry);
+    tf.dispose([outputMemory, topCoords]);
     options.onPhase?.('encoder');
 
-    const decoded = this.decoder.forward(query, queryPos, memory, keep, initialReference, geometry.validRatios, shapes, heads.bboxEmbed, chunkRows);
-    query.dispose();
-    queryPos.dispose();
+    const decoded = this.decoder.forward(query, queryPos, memory, keep, reference, geometry.validRatios, shapes, heads.bboxEmbed, chunkRows);
+    tf.dispose([query, queryPos, reference]);
     keep?.dispose();
     const boxes = tf.tidy(() => tf.sigmoid(coordsUnact)) as tf.Tensor3D;
     coordsUnact.dispose();
@@ -214,38 +214,30 @@ export class DeformableTransformer extends Module {
   }
 
   /**
-   * Picks each image's decoder queries among the proposals (selectProposals) and builds what the
-   * decoder starts from: the picked proposals' boxes before the sigmoid ([B, Q, 4] host) and after
-   * it (the first reference boxes), the query position (the first half of pos_trans of their sine
-   * embedding) and the query (its second half plus pix_trans of the picked projected memory).
+   * Picks each image's decoder queries among the proposals (selectQueries, on the host) and builds
+   * what the decoder starts from: the picked proposals' boxes before the sigmoid ([B, Q, 4]) and
+   * after it (the first reference boxes), the query position (the first half of pos_trans of their
+   * sine embedding) and the query (its second half plus pix_trans of the picked projected memory).
+   * Everything after the host selection is tensor arithmetic on the picked rows, so that a
+   * recorded graph takes the picks as its one host input.
    */
   decoderQueries(outputMemory: tf.Tensor3D, logits: tf.Tensor3D, coordsUnact: tf.Tensor3D, anchors: ProposalAnchors, geometry: LevelGeometry): DecoderQueries {
     const e = this.config.embedDim;
     const { batch: b, total: s } = geometry;
     const levels = geometry.shapes.length;
-    const logitsHost = logits.dataSync();
-    const coordsHost = coordsUnact.dataSync();
-    const selected: Int32Array[] = [];
     const q = this.config.proposals.numQueries;
-    const topCoords = new Float32Array(b * q * 4);
-    const flatIndex = new Int32Array(b * q);
-    for (let i = 0; i < b; i++) {
-      const picks = selectProposals(logitsHost.subarray(i * s, (i + 1) * s), coordsHost.subarray(i * s * 4, (i + 1) * s * 4), anchors.levelIds, levels, this.config.proposals);
-      selected.push(picks);
-      picks.forEach((t, j) => {
-        topCoords.set(coordsHost.subarray((i * s + t) * 4, (i * s + t) * 4 + 4), (i * q + j) * 4);
-        flatIndex[i * q + j] = i * s + t;
-      });
-    }
-    const reference = topCoords.map((v) => 1 / (1 + Math.exp(-v)));
-    const { query, queryPos } = tf.tidy(() => {
-      const posEmbed = tf.tensor3d(proposalPositionEmbedding(topCoords, e / 2), [b, q, 2 * e]);
+    const { selected, flatIndex } = selectQueries(logits.dataSync(), coordsUnact.dataSync(), anchors.levelIds, b, levels, this.config.proposals);
+    const index = hostInput('query_index', tf.tensor1d(flatIndex, 'int32'));
+    const topCoords = tf.tidy(() => detach(tf.reshape(tf.gather(tf.reshape(coordsUnact, [b * s, 4]), index), [b, q, 4])) as tf.Tensor3D);
+    const { query, queryPos, reference } = tf.tidy(() => {
+      const posEmbed = proposalPositionEmbedding(topCoords, e / 2);
       const trans = this.posTransNorm.forward(this.posTrans.forward(posEmbed));
       const [queryPos, queryBase] = tf.split(trans, 2, 2) as [tf.Tensor3D, tf.Tensor3D];
-      const picked = detach(tf.gather(tf.reshape(outputMemory, [b * s, e]), tf.tensor1d(flatIndex, 'int32')));
+      const picked = detach(tf.gather(tf.reshape(outputMemory, [b * s, e]), index));
       const query = tf.add(queryBase, this.pixTransNorm.forward(this.pixTrans.forward(tf.reshape(picked, [b, q, e])))) as tf.Tensor3D;
-      return { query, queryPos };
+      return { query, queryPos, reference: tf.sigmoid(topCoords) as tf.Tensor3D };
     });
+    index.dispose();
     return { selected, topCoords, reference, query, queryPos };
   }
 }

@@ -1,0 +1,141 @@
+/**
+ * Exports the network forward of an ApeNetwork as ONNX: one recorded forward at a fixed input size
+ * and prompt count (image and prompt embeddings are graph inputs, weights initializers), cut into
+ * segments at the host-side proposal selection. The result is a manifest plus one .onnx file per
+ * segment.
+ */
+import { tf } from '../engine/engine.js';
+import type { ApeNetwork } from '../modeling/ape-network.js';
+import type { ProposalSelectionConfig } from '../modeling/proposals.js';
+import { encodeOnnxModel } from './onnx-model.js';
+import { recordKernels, type Recording } from './kernel-recorder.js';
+import { segmentRecording, type TensorSpec } from './segments.js';
+import { OPSET } from './kernel-ops.js';
+
+export const MANIFEST_FILE = 'onnx-export.json';
+export const MANIFEST_FORMAT = 'ape-onnx';
+
+export interface ExportShape {
+  /** Square input side in pixels (a multiple of the coarsest stride). */
+  size: number;
+  /** Number of vocabulary prompts and of sentence prompts the graph takes. */
+  vocabulary: number;
+  sentences: number;
+  /** The image's [height, width] inside the input (the rest is padding); default the whole input. */
+  valid?: [number, number];
+}
+
+/** The folder name of an export in a cache: size, valid region and prompt counts. */
+export function exportKey(shape: ExportShape): string {
+  const [h, w] = shape.valid ?? [shape.size, shape.size];
+  return `${shape.size}-${h}x${w}-v${shape.vocabulary}-s${shape.sentences}`;
+}
+
+export interface OnnxExportManifest {
+  format: typeof MANIFEST_FORMAT;
+  version: 1;
+  opset: number;
+  model: { name: string; hash: string };
+  shape: ExportShape;
+  /** The graph inputs: image [1, size, size, 3] 0..255, prompt embeddings [N, D]. */
+  inputs: { image: string; vocabulary: string | null; sentences: string | null };
+  /** The last decoder layer's logits [1, Q, P], boxes [1, Q, 4] (cxcywh in [0, 1]) and mask logits [1, Q, h, w]. */
+  outputs: { logits: string; boxes: string; masks: string };
+  spatialShapes: [number, number][];
+  maskStride: number;
+  proposals: ProposalSelectionConfig;
+  segments: { file: string; inputs: TensorSpec[]; outputs: TensorSpec[] }[];
+  /** Host inputs between segments: 'query_index' is the proposal selection of the reads (objectness logits, unactivated boxes). */
+  hostSteps: { input: TensorSpec; reads: string[] }[];
+}
+
+export interface NetworkExport {
+  manifest: OnnxExportManifest;
+  /** The .onnx bytes of each segment, in manifest order. */
+  files: Uint8Array[];
+}
+
+/** One recorded forward of the network, with the names of its last layer's outputs. */
+export interface NetworkRecording {
+  recording: Recording;
+  outputs: OnnxExportManifest['outputs'];
+  spatialShapes: [number, number][];
+}
+
+/**
+ * Records one forward of `network` (inference settings: last layer, its masks, no chunking) on a
+ * random image and random prompt embeddings of the given shape (`seed` picks them).
+ */
+export function recordNetwork(network: ApeNetwork, shape: ExportShape, seed = 1): NetworkRecording {
+  const { size, vocabulary, sentences } = shape;
+  if (!Number.isInteger(size) || size <= 0) throw new Error(`exportNetwork: size must be a positive integer, got ${size}`);
+  const valid = shape.valid ?? [size, size];
+  if (vocabulary + sentences === 0) throw new Error('exportNetwork: give at least one vocabulary or sentence prompt');
+  const dim = network.config.text.encoder.embedDim;
+  const image = tf.randomUniform([1, size, size, 3], 0, 255, 'float32', seed) as tf.Tensor4D;
+  const vocab = vocabulary > 0 ? (tf.randomNormal([vocabulary, dim], 0, 1, 'float32', seed + 1) as tf.Tensor2D) : null;
+  const sent = sentences > 0 ? (tf.randomNormal([sentences, dim], 0, 1, 'float32', seed + 2) as tf.Tensor2D) : null;
+  const vocabTexts = Array.from({ length: vocabulary }, (_, i) => `vocabulary ${i}`);
+  const sentenceTexts = Array.from({ length: sentences }, (_, i) => `sentence ${i}`);
+  const inputs = new Map<tf.Tensor, string>([[image, 'image']]);
+  if (vocab) inputs.set(vocab, 'vocabulary');
+  if (sent) inputs.set(sent, 'sentences');
+
+  // The prompt embeddings come from the graph inputs instead of the text tower (an own property
+  // shadows the method for this one forward).
+  const own = network as unknown as { encodePrompts?: (texts: readonly string[]) => tf.Tensor2D };
+  own.encodePrompts = (texts) => tf.clone(texts[0] === vocabTexts[0] ? vocab! : sent!);
+  let recorded;
+  try {
+    recorded = recordKernels(
+      () => network.forward({ images: image, sizes: [valid] }, { vocabulary: vocabTexts, sentences: sentenceTexts }, { layers: 'last', masks: 'last', chunkRows: Infinity }),
+      inputs,
+      network.namedParameters(),
+    );
+  } finally {
+    delete own.encodePrompts;
+    tf.dispose([image, ...(vocab ? [vocab] : []), ...(sent ? [sent] : [])]);
+  }
+  const { result, recording } = recorded;
+  const last = result.layers[result.layers.length - 1]!;
+  const name = (t: tf.Tensor): string => {
+    const v = recording.values.get(`v${t.id}`);
+    if (!v) throw new Error(`exportNetwork: an output (tensor ${t.id}) was not recorded`);
+    return v.name;
+  };
+  const outputs = { logits: name(last.logits), boxes: name(last.boxes), masks: name(last.masks!) };
+  const spatialShapes = result.spatialShapes.map(([h, w]) => [h, w] as [number, number]);
+  result.dispose();
+  return { recording, outputs, spatialShapes };
+}
+
+/**
+ * Records the network (recordNetwork) and translates the recording. The padding geometry (the
+ * valid region) is baked in as constants: an export serves one valid size.
+ */
+export function exportNetwork(network: ApeNetwork, shape: ExportShape, modelHash: string): NetworkExport {
+  const { size, vocabulary, sentences } = shape;
+  const valid = shape.valid ?? [size, size];
+  const { recording, outputs, spatialShapes } = recordNetwork(network, shape);
+  const params = network.namedParameters();
+  const graph = segmentRecording(recording, [outputs.logits, outputs.boxes, outputs.masks], (name) => params.get(name)!.dataSync() as Float32Array, 'ape');
+  for (const step of graph.hostSteps) {
+    if (step.input.name !== 'query_index' || step.reads.length !== 2) throw new Error(`exportNetwork: unexpected host step '${step.input.name}' reading ${step.reads.length} values`);
+  }
+  const manifest: OnnxExportManifest = {
+    format: MANIFEST_FORMAT,
+    version: 1,
+    opset: OPSET,
+    model: { name: network.config.name, hash: modelHash },
+    shape: { size, vocabulary, sentences, valid },
+    inputs: { image: 'image', vocabulary: vocabulary > 0 ? 'vocabulary' : null, sentences: sentences > 0 ? 'sentences' : null },
+    outputs,
+    spatialShapes,
+    maskStride: network.maskStride,
+    proposals: { ...network.config.transformer.proposals },
+    segments: graph.segments.map((s, i) => ({ file: `segment-${i}.onnx`, inputs: s.inputs, outputs: s.outputs })),
+    hostSteps: graph.hostSteps,
+  };
+  for (const s of graph.segments) s.model.metadata = { model: network.config.name, model_hash: modelHash, size: String(size) };
+  return { manifest, files: graph.segments.map((s) => encodeOnnxModel(s.model)) };
+}

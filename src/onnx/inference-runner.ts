@@ -1,0 +1,21 @@
+import type { tf } from '../engine/engine.js';
+import type { ModelBatch } from '../modeling/ape-network.js';
+import type { PromptSet } from '../text/prompts.js';
+
+/** The last decoder layer of a forward: what predict's post-processing reads. */
+export interface NetworkOutputs {
+  /** [B, Q, P] */
+  logits: tf.Tensor3D;
+  /** [B, Q, 4] cxcywh in [0, 1] of each image's valid region. */
+  boxes: tf.Tensor3D;
+  /** [B, Q, h, w] mask logits at maskStride. */
+  masks: tf.Tensor4D;
+  maskStride: number;
+}
+
+/** A network forward for predict that runs somewhere other than the TF.js engine. */
+export interface InferenceRunner {
+  readonly name: string;
+  run(batch: ModelBatch, prompts: PromptSet): Promise<NetworkOutputs>;
+  release(): Promise<void>;
+}

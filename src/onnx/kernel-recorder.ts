@@ -1,0 +1,202 @@
+/**
+ * Records the TF.js engine's kernel calls while a function runs (one forward of the network): the
+ * kernels with their attributes, and where each of their inputs came from (a kernel output, a
+ * weight, a caller's input, a constant the code built on the host, or a host input the model named
+ * with hostInput). The recording is what the ONNX exporter translates; the code that runs is the
+ * same code that trains.
+ */
+import { tf } from '../engine/engine.js';
+import { setHostInputListener } from '../engine/graph-inputs.js';
+
+export type ValueSource = 'input' | 'weight' | 'constant' | 'kernel' | 'host-input';
+
+export interface RecordedValue {
+  name: string;
+  shape: number[];
+  dtype: tf.DataType;
+  source: ValueSource;
+  /** Constants: their values. */
+  data?: tf.TypedArray;
+  /** Constants: made after the code had read a kernel output back to the host. */
+  afterRead?: boolean;
+}
+
+export interface RecordedKernel {
+  kernel: string;
+  /** Input names in the order the kernel received them, with the kernel's own keys. */
+  inputs: { key: string; value: string }[];
+  outputs: string[];
+  attrs: Record<string, unknown>;
+}
+
+/** A kernel output the code read back to the host, after `kernelCount` kernels had run. */
+export interface HostRead {
+  value: string;
+  kernelCount: number;
+  /** The read only made a copy of the value (a detach), which the recording keeps as the value. */
+  copied: boolean;
+}
+
+/** A host input the model named (hostInput), made after `kernelCount` kernels had run. */
+export interface HostInputEvent {
+  value: string;
+  kernelCount: number;
+}
+
+export interface Recording {
+  kernels: RecordedKernel[];
+  values: Map<string, RecordedValue>;
+  reads: HostRead[];
+  hostInputs: HostInputEvent[];
+}
+
+interface EngineInternals {
+  runKernel(name: string, inputs: Record<string, tf.Tensor>, attrs: Record<string, unknown>): tf.Tensor | tf.Tensor[];
+  readSync(dataId: object): tf.TypedArray;
+  makeTensor(values: unknown, shape: number[], dtype: tf.DataType, backend?: unknown): tf.Tensor;
+}
+
+/**
+ * Runs `fn` and records every kernel it calls (kernels called from inside a kernel are part of
+ * it). `inputs` names the caller's tensors that are graph inputs, `weights` the parameters.
+ * Tensors the code makes from a host copy of a recorded value (a detach) are recorded as the
+ * same value.
+ */
+export function recordKernels<T>(fn: () => T, inputs: ReadonlyMap<tf.Tensor, string>, weights: ReadonlyMap<string, tf.Tensor>): { result: T; recording: Recording } {
+  const engine = tf.engine() as unknown as EngineInternals;
+  const values = new Map<string, RecordedValue>();
+  const byId = new Map<number, string>();
+  const byDataId = new Map<object, string>();
+  const readArrays = new Map<unknown, HostRead>();
+  const kernels: RecordedKernel[] = [];
+  const reads: HostRead[] = [];
+  const hostInputs: HostInputEvent[] = [];
+  let constants = 0;
+  let depth = 0;
+  let reading = false;
+
+  const define = (t: tf.Tensor, value: RecordedValue): string => {
+    if (values.has(value.name)) throw new Error(`recordKernels: two values named '${value.name}'`);
+    values.set(value.name, value);
+    byId.set(t.id, value.name);
+    byDataId.set(t.dataId, value.name);
+    return value.name;
+  };
+  for (const [t, name] of inputs) define(t, { name, shape: t.shape, dtype: t.dtype, source: 'input' });
+  for (const [name, t] of weights) define(t, { name, shape: t.shape, dtype: t.dtype, source: 'weight' });
+
+  const alias = (t: tf.Tensor, source: string): string => {
+    const value = values.get(source)!;
+    if (tf.util.arraysEqual(value.shape, t.shape)) {
+      byId.set(t.id, source);
+      return source;
+    }
+    const name = `v${t.id}`;
+    values.set(name, { name, shape: t.shape, dtype: t.dtype, source: 'kernel' });
+    kernels.push({ kernel: 'Reshape', inputs: [{ key: 'x', value: source }], outputs: [name], attrs: { shape: t.shape } });
+    byId.set(t.id, name);
+    return name;
+  };
+  const nameOf = (t: tf.Tensor): string => {
+    const known = byId.get(t.id);
+    if (known !== undefined) return known;
+    const sameData = byDataId.get(t.dataId);
+    if (sameData !== undefined && values.get(sameData)!.dtype === t.dtype && tf.util.sizeFromShape(values.get(sameData)!.shape) === t.size) return alias(t, sameData);
+    // Built on the host during the forward: a constant (its values are read now, unrecorded).
+    reading = true;
+    const data = (tf.engine() as unknown as EngineInternals).readSync(t.dataId).slice();
+    reading = false;
+    return define(t, { name: `const_${constants++}`, shape: t.shape, dtype: t.dtype, source: 'constant', data, afterRead: reads.length > 0 });
+  };
+
+  const own = engine as unknown as Record<string, unknown>;
+  if (Object.hasOwn(own, 'runKernel')) throw new Error('recordKernels: a recording is already running (recordings do not nest)');
+  const runKernel = engine.runKernel;
+  const readSync = engine.readSync;
+  const makeTensor = engine.makeTensor;
+  own.runKernel = function (this: EngineInternals, name: string, kernelInputs: Record<string, tf.Tensor>, attrs: Record<string, unknown>) {
+    if (depth > 0) return runKernel.call(this, name, kernelInputs, attrs);
+    const named = Object.entries(kernelInputs).filter(([, t]) => t != null).map(([key, t]) => ({ key, value: nameOf(t) }));
+    depth++;
+    let out: tf.Tensor | tf.Tensor[];
+    try {
+      out = runKernel.call(this, name, kernelInputs, attrs);
+    } finally {
+      depth--;
+    }
+    const list = Array.isArray(out) ? out : [out];
+    const outputs = list.map((t) => define(t, { name: `v${t.id}`, shape: t.shape, dtype: t.dtype, source: 'kernel' }));
+    kernels.push({ kernel: name, inputs: named, outputs, attrs: { ...(attrs ?? {}) } });
+    return out;
+  };
+  own.readSync = function (this: EngineInternals, dataId: object) {
+    const data = readSync.call(this, dataId);
+    const name = byDataId.get(dataId);
+    if (!reading && depth === 0 && name !== undefined) {
+      const read = { value: name, kernelCount: kernels.length, copied: false };
+      reads.push(read);
+      readArrays.set(data, read);
+    }
+    return data;
+  };
+  own.makeTensor = function (this: EngineInternals, data: unknown, shape: number[], dtype: tf.DataType, backend?: unknown) {
+    const t = makeTensor.call(this, data, shape, dtype, backend);
+    const read = depth === 0 ? readArrays.get(data) : undefined;
+    const source = read ? values.get(read.value)! : undefined;
+    // A host copy of a recorded value (a detach): the same value.
+    if (read && source!.dtype === dtype && tf.util.sizeFromShape(source!.shape) === t.size) {
+      read.copied = true;
+      alias(t, read.value);
+    }
+    return t;
+  };
+  const previousListener = setHostInputListener((name, t) => {
+    if (byId.has(t.id)) throw new Error(`recordKernels: host input '${name}' is already a recorded value`);
+    define(t, { name, shape: t.shape, dtype: t.dtype, source: 'host-input' });
+    hostInputs.push({ value: name, kernelCount: kernels.length });
+  });
+  try {
+    const result = fn();
+    return { result, recording: { kernels, values, reads, hostInputs } };
+  } finally {
+    delete own.runKernel;
+    delete own.readSync;
+    delete own.makeTensor;
+    setHostInputListener(previousListener);
+  }
+}
+
+/**
+ * Differences between two recordings of the same code on different data (an empty list when
+ * they agree): a different kernel sequence or attributes means the control flow depends on the
+ * data; a constant with other values means host arithmetic on read-back values that no hostInput
+ * names, which an exported graph would freeze.
+ */
+export function recordingDifferences(a: Recording, b: Recording): string[] {
+  const out: string[] = [];
+  if (a.kernels.length !== b.kernels.length) return [`${a.kernels.length} kernels vs ${b.kernels.length}`];
+  const renames = new Map<string, string>();
+  const same = (x: string, y: string) => (renames.get(x) ?? x) === y;
+  a.kernels.forEach((k, i) => {
+    const l = b.kernels[i]!;
+    if (k.kernel !== l.kernel || JSON.stringify(k.attrs) !== JSON.stringify(l.attrs)) {
+      out.push(`kernel ${i}: ${k.kernel} ${JSON.stringify(k.attrs)} vs ${l.kernel} ${JSON.stringify(l.attrs)}`);
+      return;
+    }
+    k.outputs.forEach((o, j) => renames.set(o, l.outputs[j]!));
+    k.inputs.forEach((input, j) => {
+      const other = l.inputs[j]!;
+      const va = a.values.get(input.value)!;
+      const vb = b.values.get(other.value)!;
+      if (va.source !== vb.source) out.push(`kernel ${i} (${k.kernel}) input ${input.key}: ${va.source} vs ${vb.source}`);
+      else if (va.source !== 'kernel' && va.source !== 'constant' && va.name !== vb.name) out.push(`kernel ${i} (${k.kernel}) input ${input.key}: ${va.name} vs ${vb.name}`);
+      else if (va.source === 'constant') {
+        const equal = va.data!.length === vb.data!.length && va.data!.every((v, n) => Object.is(v, vb.data![n]));
+        if (!equal) out.push(`kernel ${i} (${k.kernel}) input ${input.key}: constant [${va.shape.join(', ')}] differs between runs${va.afterRead ? ' (made after a host read: name it with hostInput)' : ''}`);
+      } else if (va.source === 'kernel' && !same(va.name, vb.name)) {
+        out.push(`kernel ${i} (${k.kernel}) input ${input.key}: comes from a different kernel`);
+      }
+    });
+  });
+  return out;
+}

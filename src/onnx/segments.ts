@@ -1,0 +1,141 @@
+/**
+ * A recording -> ONNX graphs. The forward reads some values back to the host and makes host
+ * inputs from them (the proposal selection): the graph is cut there into segments, each an ONNX
+ * model; a segment's inputs are the caller's inputs, the host inputs, and values of earlier
+ * segments. Only kernels that the requested outputs need are kept.
+ */
+import type { Recording, RecordedValue } from './kernel-recorder.js';
+import { GraphBuilder } from './graph-builder.js';
+import { mapKernel, onnxType, OPSET } from './kernel-ops.js';
+import type { OnnxModel, OnnxTensor, OnnxValueInfo } from './onnx-model.js';
+
+export interface TensorSpec {
+  name: string;
+  dtype: 'float32' | 'int32' | 'bool';
+  shape: number[];
+}
+
+export interface SegmentPlan {
+  /** Values fed to the segment (caller inputs, host inputs, earlier segments' outputs). */
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+  model: OnnxModel;
+}
+
+/** A host input and the values (outputs of earlier segments) the host read before making it, in read order. */
+export interface HostStep {
+  input: TensorSpec;
+  reads: string[];
+}
+
+export interface SegmentedGraph {
+  segments: SegmentPlan[];
+  hostSteps: HostStep[];
+}
+
+function spec(v: RecordedValue): TensorSpec {
+  if (v.dtype !== 'float32' && v.dtype !== 'int32' && v.dtype !== 'bool') throw new Error(`ONNX export: value ${v.name} has dtype ${v.dtype}`);
+  return { name: v.name, dtype: v.dtype, shape: v.shape };
+}
+
+function valueInfo(s: TensorSpec): OnnxValueInfo {
+  return { name: s.name, type: onnxType(s.dtype, s.name), dims: s.shape };
+}
+
+function initializer(v: RecordedValue, data: Float32Array | Int32Array | Uint8Array): OnnxTensor {
+  return { name: v.name, type: onnxType(v.dtype, v.name), dims: v.shape, data };
+}
+
+/**
+ * Cuts the recording at its host inputs. `outputs` are the values the caller wants from the last
+ * segment (or any segment); `weightData` gives each weight's values.
+ */
+export function segmentRecording(recording: Recording, outputs: string[], weightData: (name: string) => Float32Array, producer: string): SegmentedGraph {
+  const { kernels, values } = recording;
+  const producerOf = new Map<string, number>();
+  kernels.forEach((k, i) => k.outputs.forEach((o) => producerOf.set(o, i)));
+  const value = (name: string): RecordedValue => {
+    const v = values.get(name);
+    if (!v) throw new Error(`ONNX export: unknown value '${name}'`);
+    return v;
+  };
+
+  // Static values (weights, constants, and what is computed from them alone) belong to no
+  // segment: each segment that needs one recomputes it (ONNX Runtime folds them at load).
+  // Other values: segment 0 before any host input, else 1 + the latest host input they depend on.
+  const hostIndex = new Map(recording.hostInputs.map((h, i) => [h.value, i + 1]));
+  const segmentOf = new Map<string, number | null>();
+  for (const v of values.values()) {
+    if (v.source === 'weight' || v.source === 'constant') segmentOf.set(v.name, null);
+    else if (v.source !== 'kernel') segmentOf.set(v.name, hostIndex.get(v.name) ?? 0);
+  }
+  for (const k of kernels) {
+    const from = k.inputs.map((i) => segmentOf.get(i.value)!).filter((x): x is number => x !== null);
+    for (const o of k.outputs) segmentOf.set(o, from.length === 0 ? null : Math.max(...from));
+  }
+  const stepReads: string[][] = recording.hostInputs.map((h, i) => {
+    const previous = i === 0 ? -1 : recording.hostInputs[i - 1]!.kernelCount;
+    return [...new Set(recording.reads.filter((r) => !r.copied && r.kernelCount > previous && r.kernelCount <= h.kernelCount).map((r) => r.value))];
+  });
+  const count = recording.hostInputs.length + 1;
+
+  // Per segment: the kernels it runs and the values it must output (requested outputs, host
+  // reads, values that later segments use).
+  const members: Set<number>[] = Array.from({ length: count }, () => new Set());
+  const wanted: Set<string>[] = Array.from({ length: count }, () => new Set());
+  const require = (name: string, s: number): void => {
+    const from = segmentOf.get(name) ?? s;
+    if (from < s) {
+      if (value(name).source === 'kernel') wanted[from]!.add(name);
+      require(name, from);
+      return;
+    }
+    const k = producerOf.get(name);
+    if (k === undefined || members[s]!.has(k)) return;
+    members[s]!.add(k);
+    for (const i of kernels[k]!.inputs) require(i.value, s);
+  };
+  const roots = [...outputs, ...stepReads.flat()];
+  for (const name of roots) {
+    const s = segmentOf.get(name) ?? 0;
+    wanted[s]!.add(name);
+    require(name, s);
+  }
+  const segments = Array.from({ length: count }, (_, s): SegmentPlan => {
+    const b = new GraphBuilder(`s${s}_`);
+    const inputs = new Map<string, TensorSpec>();
+    const initializers = new Map<string, OnnxTensor>();
+    for (const [index, k] of kernels.entries()) {
+      if (!members[s]!.has(index)) continue;
+      for (const i of k.inputs) {
+        const v = value(i.value);
+        if (v.source === 'weight') {
+          if (!initializers.has(v.name)) initializers.set(v.name, initializer(v, weightData(v.name)));
+        } else if (v.source === 'constant') {
+          if (!initializers.has(v.name)) initializers.set(v.name, initializer(v, v.data as Float32Array | Int32Array | Uint8Array));
+        } else if (v.source !== 'kernel' || !members[s]!.has(producerOf.get(v.name)!)) {
+          inputs.set(v.name, spec(v));
+        }
+      }
+      mapKernel({ b, kernel: k, inputs: k.inputs.map((i) => i.value), outputs: k.outputs, value });
+    }
+    const outs = [...wanted[s]!].map((name) => spec(value(name)));
+    // A requested value that is itself an input of this segment passes through.
+    for (const o of outs) if (inputs.has(o.name)) throw new Error(`ONNX export: output '${o.name}' is an input of segment ${s}`);
+    const inputList = [...inputs.values()];
+    const model: OnnxModel = {
+      producer,
+      opset: OPSET,
+      graph: {
+        name: `ape_segment_${s}`,
+        nodes: b.nodes,
+        initializers: [...initializers.values(), ...b.constants],
+        inputs: inputList.map(valueInfo),
+        outputs: outs.map(valueInfo),
+      },
+    };
+    return { inputs: inputList, outputs: outs, model };
+  });
+  const hostSteps = recording.hostInputs.map((h, i) => ({ input: spec(value(h.value)), reads: stepReads[i]! }));
+  return { segments, hostSteps };
+}

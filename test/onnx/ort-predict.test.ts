@@ -1,0 +1,81 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { initEngine } from '../../src/engine/engine.js';
+import { loadModel } from '../../src/inference/model-files.js';
+import type { Prediction } from '../../src/inference/results.js';
+import { readImage } from '../../src/io/image-node.js';
+import type { RgbImage } from '../../src/io/image-types.js';
+import { OrtEngine, vocabularyBucket } from '../../src/onnx/ort-engine.js';
+import { MANIFEST_FILE } from '../../src/onnx/export-network.js';
+import { repoRoot } from '../cli/ape-cli.js';
+
+await initEngine();
+
+/** The top rows of an image: a non-square input, so the export has padding geometry. */
+function topRows(image: RgbImage, rows: number): RgbImage {
+  return { width: image.width, height: rows, data: image.data.slice(0, image.width * rows * 3) } as RgbImage;
+}
+
+function assertSamePrediction(ort: Prediction, tfjs: Prediction): void {
+  assert.equal(ort.instances.length, tfjs.instances.length);
+  assert.ok(tfjs.instances.length > 0);
+  ort.instances.forEach((a, i) => {
+    const b = tfjs.instances[i]!;
+    assert.deepEqual([a.prompt, a.query], [b.prompt, b.query]);
+    assert.ok(Math.abs(a.score - b.score) < 1e-4, `score ${a.score} vs ${b.score}`);
+    a.box.forEach((v, k) => assert.ok(Math.abs(v - b.box[k]!) < 1e-2, `box ${a.box} vs ${b.box}`));
+    assert.deepEqual(a.mask, b.mask);
+  });
+  assert.deepEqual(ort.grounding.map((g) => [g.sentence, g.query]), tfjs.grounding.map((g) => [g.sentence, g.query]));
+  assert.deepEqual(ort.semantic!.labels, tfjs.semantic!.labels);
+}
+
+test('vocabulary buckets: 8, 16, 32, ...; none for no vocabulary', () => {
+  assert.deepEqual([0, 1, 8, 9, 14, 16, 17, 100].map(vocabularyBucket), [0, 8, 8, 16, 16, 16, 32, 128]);
+});
+
+test('predict on the ort engine gives the TF.js engine\'s instances, masks, grounding and semantic map (square and padded inputs); cached exports are reused, and made again when stale or damaged', async () => {
+  const dir = join(repoRoot, 'models/default');
+  const model = await loadModel(dir);
+  const cache = await mkdtemp(join(tmpdir(), 'ape-ort-'));
+  const messages: string[] = [];
+  const source = { dir, files: [join(dir, 'config.json'), join(dir, 'model.safetensors')] };
+  try {
+    const scene = await readImage(join(repoRoot, 'examples/scene-2.png'));
+    // 5 names (padded to a bucket of 8 on ONNX Runtime) and a sentence (fused with the image).
+    const options = { vocabulary: ['circle', 'star', 'sky', 'water', 'gravel'], sentences: ['the red star'], threshold: 0.2 };
+    const images = [scene, topRows(scene, 200)];
+    const tfjs = await model.predict(images, options);
+    const engine = new OrtEngine(model, source, { cacheDir: cache, onExport: (m) => messages.push(m) });
+    model.setInferenceRunner(engine);
+    assert.equal(model.inferenceEngine, 'ort');
+    const ort = await model.predict(images, options);
+    ort.forEach((p, i) => assertSamePrediction(p, tfjs[i]!));
+    assert.deepEqual((await readdir(cache)).sort(), ['256-200x256-v8-s1', '256-256x256-v8-s1']);
+    await engine.release();
+
+    // A fresh engine finds the cached exports; a cached export of other weights is made again.
+    messages.length = 0;
+    const again = new OrtEngine(model, source, { cacheDir: cache, onExport: (m) => messages.push(m) });
+    model.setInferenceRunner(again);
+    assertSamePrediction(await model.predict(scene, options), tfjs[0]!);
+    assert.equal(messages.length, 0, messages.join('; '));
+    await again.release();
+    await writeFile(join(cache, '256-256x256-v8-s1', MANIFEST_FILE), JSON.stringify({ format: 'ape-onnx', model: { hash: 'other' } }));
+    await writeFile(join(cache, '256-200x256-v8-s1', MANIFEST_FILE), '{"format": "ape-onnx", ');
+    const third = new OrtEngine(model, source, { cacheDir: cache, onExport: (m) => messages.push(m) });
+    model.setInferenceRunner(third);
+    const remade = await model.predict(images, options);
+    remade.forEach((p, i) => assertSamePrediction(p, tfjs[i]!));
+    assert.equal(messages.filter((m) => /^exporting tiny to ONNX for 256-(256x256|200x256)-v8-s1/.test(m)).length, 2, messages.join('; '));
+    await third.release();
+    await assert.rejects(model.predict(scene, { ...options, fusion: 'word' }), /the ort engine runs sentence fusion only/);
+  } finally {
+    model.setInferenceRunner(null);
+    model.dispose();
+    await rm(cache, { recursive: true, force: true });
+  }
+});
