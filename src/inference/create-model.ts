@@ -1,4 +1,5 @@
 import { APE_PRESETS, tinyConfig, type ApeConfig, type ApePresetName } from '../modeling/config.js';
+import { BUNDLED_CLIP_VOCAB } from '../text/bundled-vocab.js';
 import { loadClipTokenizer } from '../text/clip-vocab-file.js';
 import type { TextTokenizer } from '../text/tokenizer.js';
 import { WordTokenizer } from '../text/word-tokenizer.js';
@@ -7,7 +8,7 @@ import { ApeModel } from './ape-model.js';
 export interface CreateModelOptions {
   /** The tokenizer to use; otherwise built from the config (a hashing word tokenizer for 'word', the BPE file for 'clip-bpe'). */
   tokenizer?: TextTokenizer;
-  /** Path of the CLIP BPE merges file (bpe_simple_vocab_16e6.txt.gz) for 'clip-bpe' configs. */
+  /** Path of the CLIP BPE merges file (bpe_simple_vocab_16e6.txt.gz) for 'clip-bpe' configs (default: the bundled one). */
   vocabPath?: string;
   /** Seed of the parameter initialisation. */
   seed?: number;
@@ -30,8 +31,7 @@ export async function createModel(preset: ApePresetName | ApeConfig, options: Cr
     if (t.kind === 'word') {
       tokenizer = WordTokenizer.hashing(config.text.encoder.vocabSize, config.text.encoder.contextLength);
     } else {
-      if (!options.vocabPath) throw new Error(`createModel: the '${config.name}' config uses the CLIP BPE tokenizer; pass vocabPath (${t.vocabFile})`);
-      tokenizer = await loadClipTokenizer(options.vocabPath, { contextLength: config.text.encoder.contextLength });
+      tokenizer = await loadClipTokenizer(options.vocabPath ?? BUNDLED_CLIP_VOCAB, { contextLength: config.text.encoder.contextLength });
     }
   }
   if (preset === 'tiny' && tokenizer.vocabSize !== config.text.encoder.vocabSize) {
