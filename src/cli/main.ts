@@ -8,6 +8,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   data: { summary: 'make, check and preview datasets (the synthetic world)', load: async () => (await import('./data.js')).command },
   eval: { summary: 'evaluate results against ground truth (COCO AP, ...)', load: async () => (await import('./eval.js')).command },
   predict: { summary: 'detect, segment and ground what text prompts name (JSON + pictures)', load: async () => (await import('./predict.js')).command },
+  pull: { summary: 'download and convert a released APE model by name (ape-ti, ape-l-d)', load: async () => (await import('./pull.js')).command },
   serve: { summary: 'HTTP API and web page for a model', load: async () => (await import('./serve.js')).command },
   train: { summary: 'train or resume a model from a JSON config (checkpoints, progress, resumable)', load: async () => (await import('./train.js')).command },
 };

@@ -12,6 +12,7 @@ import { drawSemantic, semanticAreas } from '../viz/semantic-map.js';
 import { predictionToJson } from '../server/prediction-json.js';
 import { writeJsonFile } from '../util/write-json.js';
 import { UsageError, type Command } from './command.js';
+import { resolveModelOption, sizeOption } from './model-option.js';
 
 /** The shipped model: models/default of this package (found from this file, not the working folder). */
 export function defaultModelDir(): string {
@@ -22,12 +23,15 @@ export function defaultModelDir(): string {
 export const DEFAULT_DRAW_THRESHOLD = 0.3;
 
 const usage = `usage: ape predict IMAGE... [--vocab "circle,square,grass"] [--sentence "the red star on the left"]...
-                   [--prompt "a,b"] [--model DIR] [--threshold ${DEFAULT_DRAW_THRESHOLD}] [--out predictions]
+                   [--prompt "a,b"] [--model DIR|NAME] [--size N] [--threshold ${DEFAULT_DRAW_THRESHOLD}] [--out predictions]
   Detects, segments and grounds what the prompts name, one forward pass per image.
   --vocab LIST      category names, comma-separated (each its own prompt)
   --sentence TEXT   a sentence / referring expression (repeatable)
   --prompt TEXT     APE's rule: split on commas; all sentences if any item has a space, else vocabulary
-  --model DIR       model folder (default: the shipped models/default)
+  --model DIR|NAME  model folder (default: the shipped models/default), or a released model by
+                    name: ape-ti, ape-l-d (downloaded and converted on first use, see 'ape pull')
+  --size N          input size in pixels (long side; default the model's: 1024 for released
+                    models, 256 for the shipped one); the encoder's cost grows with N squared
   --threshold T     lowest instance score kept (0-1, default ${DEFAULT_DRAW_THRESHOLD})
   --out DIR         where the results go (default: predictions)
   For each image NAME it writes NAME.json (COCO-style instances with RLE masks, semantic segments,
@@ -80,6 +84,7 @@ async function run(argv: string[]): Promise<number> {
       sentence: { type: 'string', multiple: true },
       prompt: { type: 'string', multiple: true },
       model: { type: 'string' },
+      size: { type: 'string' },
       threshold: { type: 'string' },
       out: { type: 'string' },
     },
@@ -96,10 +101,11 @@ async function run(argv: string[]): Promise<number> {
   if (vocabulary.length + sentences.length === 0) throw new UsageError('give prompts: --vocab, --sentence or --prompt');
   const threshold = parseThreshold(values.threshold);
   const outDir = resolve(values.out ?? 'predictions');
-  const modelDir = values.model ?? defaultModelDir();
+  const inputSize = sizeOption(values.size);
+  const modelDir = await resolveModelOption(values.model);
 
   await initEngine({ backend: 'wasm' });
-  const model = await loadModel(modelDir);
+  const model = await loadModel(modelDir, inputSize !== undefined ? { inputSize } : {});
   await mkdir(outDir, { recursive: true });
   const stems = outputStems(positionals);
   for (const [i, path] of positionals.entries()) {

@@ -5,7 +5,7 @@ import { downloadHubFile, type HubDownloadOptions } from '../io/hub/hub-download
 import { writeJsonFile } from '../util/write-json.js';
 import { convertCheckpointToFolder } from './convert-released.js';
 import { CONFIG_FILE, WEIGHTS_FILE } from './model-folder.js';
-import { releasedConfig, releasedModel } from './released-models.js';
+import { releasedConfig, releasedModel, UnsupportedModelError, type ReleasedModel } from './released-models.js';
 
 /**
  * The local cache of released models (Node): `APE_HOME` (default ~/.cache/ape) holds
@@ -19,6 +19,11 @@ export function apeHome(): string {
 /** Where the converted folder of a released name lives. */
 export function releasedModelDir(name: string, home = apeHome()): string {
   return join(home, 'models', releasedModel(name).name);
+}
+
+function usableEntry(model: ReleasedModel): ReleasedModel & { preset: NonNullable<ReleasedModel['preset']> } {
+  if (!model.preset) throw new UnsupportedModelError(`${model.title} ('${model.name}') is not supported yet: ${model.unsupported ?? 'it has no preset'}`);
+  return model as ReleasedModel & { preset: NonNullable<ReleasedModel['preset']> };
 }
 
 const exists = (path: string) => stat(path).then(() => true, () => false);
@@ -50,8 +55,9 @@ export interface PullResult {
  * size and sha256 checked), converts it into `models/<name>/` (written under a temporary name and
  * renamed, so a failed conversion leaves no folder behind) and removes the checkpoint.
  */
-export async function pullModel(name: string, options: PullOptions = {}): Promise<PullResult> {
-  const model = releasedModel(name);
+export async function pullModel(name: string | ReleasedModel, options: PullOptions = {}): Promise<PullResult> {
+  // An entry of one's own (same shape as the table's) pulls other hub files the same way.
+  const model = typeof name === 'string' ? releasedModel(name) : usableEntry(name);
   const home = options.home ?? apeHome();
   const dir = join(home, 'models', model.name);
   if (!options.force && (await exists(join(dir, CONFIG_FILE))) && (await exists(join(dir, WEIGHTS_FILE)))) return { dir, pulled: false };
