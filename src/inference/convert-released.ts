@@ -1,5 +1,6 @@
 import { copyFile, mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { tf } from '../engine/engine.js';
 import { describeParameters } from '../io/parameter-shapes.js';
 import { releasedTargets } from '../io/released-mapping.js';
 import { TorchCheckpoint } from '../io/torch/checkpoint.js';
@@ -47,6 +48,8 @@ export interface ConvertToFolderOptions {
  * BPE models, the merges file. Everything is checked before anything is written.
  */
 export async function convertCheckpointToFolder(checkpoint: string, config: ApeConfig, outDir: string, options: ConvertToFolderOptions = {}): Promise<ConversionReport> {
+  // Describing the parameters makes scalars: any backend will do, so take whichever is (or gets) ready.
+  await tf.ready();
   const expected = presetParameterShapes(config);
   const ckpt = await TorchCheckpoint.open(checkpoint);
   try {

@@ -27,7 +27,7 @@ export interface FakeHub {
   storageRequests: StorageRequest[];
   /** HEAD/GET requests the hub origin received (method, path, authorization). */
   hubRequests: { method: string; path: string; authorization: string | undefined }[];
-  /** The next `cuts.length` storage GETs stop after this many bytes each (the socket is destroyed). */
+  /** The next `cuts.length` storage GETs stop after this many bytes each (the connection is closed). */
   cuts: number[];
   /** When set, the storage answers a range request with the whole file (200). */
   ignoreRanges: boolean;
@@ -58,7 +58,8 @@ export async function startFakeHub(files: FakeHubFile[], options: { token?: stri
     });
     const cut = hub.cuts.shift();
     if (cut === undefined) return void res.end(body);
-    res.write(body.subarray(0, cut), () => setTimeout(() => res.socket?.destroy(), 20));
+    // A clean close after exactly `cut` bytes (a reset could drop bytes still in flight).
+    res.write(body.subarray(0, cut), () => res.socket?.end());
   });
   const front = await listen((req, res) => {
     const url = new URL(req.url!, 'http://x');
