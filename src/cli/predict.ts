@@ -6,6 +6,8 @@ import { initEngine } from '../engine/engine.js';
 import { readImage, writeImage } from '../io/image-node.js';
 import { loadModel } from '../inference/model-files.js';
 import type { Prediction } from '../inference/results.js';
+import { DEFAULT_SEMANTIC_THRESHOLD } from '../inference/semantic-confidence.js';
+import { vocabularyWarnings } from '../text/prompt-vocabulary.js';
 import { parsePromptString } from '../text/prompts.js';
 import { drawInstances } from '../viz/overlay-prediction.js';
 import { drawSemantic, semanticAreas } from '../viz/semantic-map.js';
@@ -23,7 +25,8 @@ export function defaultModelDir(): string {
 export const DEFAULT_DRAW_THRESHOLD = 0.3;
 
 const usage = `usage: ape predict IMAGE... [--vocab "circle,square,grass"] [--sentence "the red star on the left"]...
-                   [--prompt "a,b"] [--model DIR|NAME] [--size N] [--threshold ${DEFAULT_DRAW_THRESHOLD}] [--out predictions]
+                   [--prompt "a,b"] [--model DIR|NAME] [--size N] [--threshold ${DEFAULT_DRAW_THRESHOLD}]
+                   [--semantic-threshold ${DEFAULT_SEMANTIC_THRESHOLD}] [--out predictions]
   Detects, segments and grounds what the prompts name, one forward pass per image.
   --vocab LIST      category names, comma-separated (each its own prompt)
   --sentence TEXT   a sentence / referring expression (repeatable)
@@ -33,6 +36,9 @@ const usage = `usage: ape predict IMAGE... [--vocab "circle,square,grass"] [--se
   --size N          input size in pixels (long side; default the model's: 1024 for released
                     models, 256 for the shipped one); the encoder's cost grows with N squared
   --threshold T     lowest instance score kept (0-1, default ${DEFAULT_DRAW_THRESHOLD})
+  --semantic-threshold T
+                    semantic map: pixels whose label scores under T are left unlabelled
+                    (0-1, default ${DEFAULT_SEMANTIC_THRESHOLD}; 0 is APE's map, where one prompt labels everything)
   --out DIR         where the results go (default: predictions)
   For each image NAME it writes NAME.json (COCO-style instances with RLE masks, semantic segments,
   grounding), NAME.png (masks, boxes, labels and scores drawn) and NAME.semantic.png (colour map
@@ -69,10 +75,10 @@ export function summaryTable(name: string, prediction: Prediction, maxRows = 12)
   return lines.join('\n');
 }
 
-function parseThreshold(value: string | undefined): number {
-  if (value === undefined) return DEFAULT_DRAW_THRESHOLD;
+function parseThreshold(value: string | undefined, name = 'threshold', fallback = DEFAULT_DRAW_THRESHOLD): number {
+  if (value === undefined) return fallback;
   const t = Number(value);
-  if (value.trim() === '' || !Number.isFinite(t) || t < 0 || t > 1) throw new UsageError(`--threshold must be a number from 0 to 1, got '${value}'`);
+  if (value.trim() === '' || !Number.isFinite(t) || t < 0 || t > 1) throw new UsageError(`--${name} must be a number from 0 to 1, got '${value}'`);
   return t;
 }
 
@@ -86,6 +92,7 @@ async function run(argv: string[]): Promise<number> {
       model: { type: 'string' },
       size: { type: 'string' },
       threshold: { type: 'string' },
+      'semantic-threshold': { type: 'string' },
       out: { type: 'string' },
     },
     allowPositionals: true,
@@ -100,18 +107,20 @@ async function run(argv: string[]): Promise<number> {
   }
   if (vocabulary.length + sentences.length === 0) throw new UsageError('give prompts: --vocab, --sentence or --prompt');
   const threshold = parseThreshold(values.threshold);
+  const semanticThreshold = parseThreshold(values['semantic-threshold'], 'semantic-threshold', DEFAULT_SEMANTIC_THRESHOLD);
   const outDir = resolve(values.out ?? 'predictions');
   const inputSize = sizeOption(values.size);
   const modelDir = await resolveModelOption(values.model);
 
   await initEngine({ backend: 'wasm' });
   const model = await loadModel(modelDir, inputSize !== undefined ? { inputSize } : {});
+  for (const warning of vocabularyWarnings(model.tokenizer, [...vocabulary, ...sentences])) console.error(`warning: ${warning}`);
   await mkdir(outDir, { recursive: true });
   const stems = outputStems(positionals);
   for (const [i, path] of positionals.entries()) {
     const image = await readImage(path);
     const t0 = performance.now();
-    const prediction = await model.predict(image, { vocabulary, sentences, threshold });
+    const prediction = await model.predict(image, { vocabulary, sentences, threshold, semanticThreshold });
     const ms = performance.now() - t0;
     const stem = stems[i]!;
     const t = model.lastTimings;

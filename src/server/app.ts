@@ -131,6 +131,7 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
       vocabulary: parsed.vocabulary,
       sentences: parsed.sentences,
       ...(parsed.threshold !== undefined ? { threshold: parsed.threshold } : {}),
+      ...(parsed.semanticThreshold !== undefined ? { semanticThreshold: parsed.semanticThreshold } : {}),
     });
     const done = performance.now();
     served++;

@@ -65,6 +65,14 @@ function swatch(index: number): HTMLSpanElement {
 }
 
 const scoreThreshold = () => Number(input('score').value);
+const semanticThreshold = () => Number(input('semantic-threshold').value);
+
+/** The prediction's warnings (prompt words the model does not know) above the results, or nothing. */
+function showWarnings(warnings: readonly string[]): void {
+  const box = $('warnings');
+  box.textContent = warnings.join('\n');
+  box.hidden = warnings.length === 0;
+}
 
 /** Upscaling for display: small images are enlarged (whole pixels) so labels stay crisp. */
 function displayScale(image: RgbImage): number {
@@ -207,6 +215,7 @@ async function predictOnServer(vocabulary: string[], sentences: string[]): Promi
   if (vocabulary.length > 0) form.append('vocabulary', vocabulary.join(','));
   if (sentences.length > 0) form.append('sentences', sentences.join('\n'));
   form.append('threshold', '0');
+  form.append('semanticThreshold', String(semanticThreshold()));
   const response = await fetch('v1/predict', { method: 'POST', body: form });
   const body = await response.json().catch(() => null);
   if (!response.ok) throw new Error(body?.error?.message ?? `the server answered ${response.status}`);
@@ -235,9 +244,10 @@ async function run(): Promise<void> {
       message('running in this browser...');
       // Let the page paint the message before the (synchronous) forward pass.
       await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
-      json = model.predict(state.image, { vocabulary, sentences, threshold: 0 });
+      json = model.predict(state.image, { vocabulary, sentences, threshold: 0, semanticThreshold: semanticThreshold() });
     }
     state.json = json;
+    showWarnings(json.warnings ?? []);
     state.prediction = predictionFromJson(json);
     render();
     const shown = state.prediction.instances.filter((i) => i.score >= scoreThreshold()).length;
@@ -299,6 +309,9 @@ function wire(): void {
   });
   $('run').addEventListener('click', () => void run());
   for (const id of ['show-masks', 'show-boxes', 'show-labels', 'show-semantic']) input(id).addEventListener('change', render);
+  input('semantic-threshold').addEventListener('input', () => {
+    $('semantic-threshold-value').textContent = semanticThreshold().toFixed(2);
+  });
   input('score').addEventListener('input', () => {
     $('score-value').textContent = scoreThreshold().toFixed(2);
     render();
