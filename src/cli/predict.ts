@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseCommandArgs } from './args.js';
@@ -11,9 +10,12 @@ import { vocabularyWarnings } from '../text/prompt-vocabulary.js';
 import { parsePromptString } from '../text/prompts.js';
 import { drawInstances } from '../viz/overlay-prediction.js';
 import { drawSemantic, semanticAreas } from '../viz/semantic-map.js';
-import { predictionToJson } from '../server/prediction-json.js';
+import { predictionToJson, type CocoInstanceJson } from '../server/prediction-json.js';
 import { writeJsonFile } from '../util/write-json.js';
+import { imageIdsOf, readCategoryMapping, withDatasetCategories } from './coco-categories.js';
 import { UsageError, type Command } from './command.js';
+import { expandImageInputs } from './image-inputs.js';
+import { freshOutputDir } from './output-dir.js';
 import { resolveModelOption, sizeOption } from './model-option.js';
 
 /** The shipped model: models/default of this package (found from this file, not the working folder). */
@@ -21,10 +23,13 @@ export function defaultModelDir(): string {
   return fileURLToPath(new URL('../../models/default', import.meta.url));
 }
 
+/** All images' instances as one COCO results array, in the output folder. */
+export const RESULTS_FILE = 'results.json';
+
 /** Instances drawn and listed unless --threshold says otherwise. */
 export const DEFAULT_DRAW_THRESHOLD = 0.3;
 
-const usage = `usage: ape predict IMAGE... [--vocab "circle,square,grass"] [--sentence "the red star on the left"]...
+const usage = `usage: ape predict IMAGE|FOLDER... [--vocab "circle,square,grass"] [--sentence "the red star on the left"]...
                    [--prompt "a,b"] [--model DIR|NAME] [--size N] [--threshold ${DEFAULT_DRAW_THRESHOLD}]
                    [--semantic-threshold ${DEFAULT_SEMANTIC_THRESHOLD}] [--out predictions]
   Detects, segments and grounds what the prompts name, one forward pass per image.
@@ -39,10 +44,17 @@ const usage = `usage: ape predict IMAGE... [--vocab "circle,square,grass"] [--se
   --semantic-threshold T
                     semantic map: pixels whose label scores under T are left unlabelled
                     (0-1, default ${DEFAULT_SEMANTIC_THRESHOLD}; 0 is APE's map, where one prompt labels everything)
-  --out DIR         where the results go (default: predictions)
+  --out DIR         where the results go (default: predictions); a folder that already has
+                    results is not overwritten: DIR-2, DIR-3, ... is used instead
+  --overwrite       write into --out even when it has results
+  --categories GT   a COCO ground-truth file: its category names are the vocabulary (unless
+                    --vocab is given) and results.json takes its category and image ids (images
+                    matched by file name), ready for 'ape eval coco --gt GT --results OUT/results.json'
+  A FOLDER gives every image in it (.png, .jpg, .jpeg, .webp); every input is checked first.
   For each image NAME it writes NAME.json (COCO-style instances with RLE masks, semantic segments,
-  grounding), NAME.png (masks, boxes, labels and scores drawn) and NAME.semantic.png (colour map
-  with a legend), and prints a short table.`;
+  grounding, warnings), NAME.png (masks, boxes, labels and scores drawn) and NAME.semantic.png
+  (colour map with a legend), then results.json (every instance, COCO results), and prints a
+  short table per image.`;
 
 /** Output names per image: the file name without extension, made unique by a suffix. */
 export function outputStems(paths: readonly string[]): string[] {
@@ -94,10 +106,16 @@ async function run(argv: string[]): Promise<number> {
       threshold: { type: 'string' },
       'semantic-threshold': { type: 'string' },
       out: { type: 'string' },
+      overwrite: { type: 'boolean', default: false },
+      categories: { type: 'string' },
     },
     allowPositionals: true,
   });
-  if (positionals.length === 0) throw new UsageError('give at least one image');
+  if (positionals.length === 0) throw new UsageError('give at least one image (or a folder of images)');
+  // Everything is checked before the model loads: inputs, prompts, options, the model folder.
+  const images = await expandImageInputs(positionals);
+  const categories = values.categories ? await readCategoryMapping(values.categories) : null;
+  const imageIds = categories ? imageIdsOf(images, categories) : images.map((_, i) => i + 1);
   const vocabulary = (values.vocab ?? []).flatMap((v) => v.split(',').map((s) => s.trim()).filter((s) => s.length > 0));
   const sentences = (values.sentence ?? []).map((s) => s.trim()).filter((s) => s.length > 0);
   for (const p of values.prompt ?? []) {
@@ -105,19 +123,22 @@ async function run(argv: string[]): Promise<number> {
     vocabulary.push(...parsed.vocabulary);
     sentences.push(...parsed.sentences);
   }
+  if (categories && vocabulary.length === 0) vocabulary.push(...categories.names);
   if (vocabulary.length + sentences.length === 0) throw new UsageError('give prompts: --vocab, --sentence or --prompt');
   const threshold = parseThreshold(values.threshold);
   const semanticThreshold = parseThreshold(values['semantic-threshold'], 'semantic-threshold', DEFAULT_SEMANTIC_THRESHOLD);
-  const outDir = resolve(values.out ?? 'predictions');
   const inputSize = sizeOption(values.size);
   const modelDir = await resolveModelOption(values.model);
 
   await initEngine({ backend: 'wasm' });
   const model = await loadModel(modelDir, inputSize !== undefined ? { inputSize } : {});
   for (const warning of vocabularyWarnings(model.tokenizer, [...vocabulary, ...sentences])) console.error(`warning: ${warning}`);
-  await mkdir(outDir, { recursive: true });
-  const stems = outputStems(positionals);
-  for (const [i, path] of positionals.entries()) {
+  const wanted = resolve(values.out ?? 'predictions');
+  const outDir = await freshOutputDir(wanted, values.overwrite);
+  if (outDir !== wanted) console.error(`ape predict: ${wanted} already has results; writing to ${outDir} (--overwrite writes into ${wanted})`);
+  const stems = outputStems(images);
+  const cocoResults: CocoInstanceJson[] = [];
+  for (const [i, path] of images.entries()) {
     const image = await readImage(path);
     const t0 = performance.now();
     const prediction = await model.predict(image, { vocabulary, sentences, threshold, semanticThreshold });
@@ -125,14 +146,16 @@ async function run(argv: string[]): Promise<number> {
     const stem = stems[i]!;
     const t = model.lastTimings;
     const timing = { preprocessMs: Math.round(t.preprocess), networkMs: Math.round(t.network), postprocessMs: Math.round(t.postprocess), totalMs: Math.round(ms) };
-    const json = { ...predictionToJson(prediction, { id: i + 1, file: path }), timing };
+    const json = { ...predictionToJson(prediction, { id: imageIds[i]!, file: path }), timing };
+    cocoResults.push(...(categories ? withDatasetCategories(json.instances, categories) : json.instances));
     await writeJsonFile(join(outDir, `${stem}.json`), json);
     await writeImage(join(outDir, `${stem}.png`), drawInstances(image, prediction, { scoreThreshold: threshold }));
     if (prediction.semantic) await writeImage(join(outDir, `${stem}.semantic.png`), drawSemantic(image, prediction.semantic));
     console.log(summaryTable(basename(path), prediction));
     console.log(`  ${(ms / 1000).toFixed(2)} s -> ${join(outDir, stem)}.{json,png${prediction.semantic ? ',semantic.png' : ''}}`);
   }
-  console.log(`ape predict: pictures and JSON for ${positionals.length} image${positionals.length === 1 ? '' : 's'} are in ${outDir}`);
+  await writeJsonFile(join(outDir, RESULTS_FILE), cocoResults);
+  console.log(`ape predict: pictures and JSON for ${images.length} image${images.length === 1 ? '' : 's'} are in ${outDir}; ${RESULTS_FILE} holds every instance as COCO results${categories ? ` with the category and image ids of ${categories.source} (ape eval coco --gt ${categories.source} --results ${join(outDir, RESULTS_FILE)} --type bbox)` : ' (category_id = prompt index; --categories GT.json gives a dataset\'s ids)'}`);
   return 0;
 }
 
