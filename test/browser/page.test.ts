@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -185,5 +185,45 @@ test('a prompt word the model does not know gets a visible note, in both modes',
   await page.click('#run');
   assert.equal(await waitForState(['done', 'error']), 'done');
   assert.equal(await page.isVisible('#warnings'), false);
+  assert.deepEqual(pageErrors, []);
+});
+
+test('every sentence is drawn with its score even under the slider (marked), rows highlight their object, JSON and PNG download', async () => {
+  await page.fill('#vocabulary', 'circle, star, sky, sand');
+  await page.fill('#sentences', 'the red cross to the right of the red star');
+  await page.click('#run');
+  assert.equal(await waitForState(['done', 'error']), 'done');
+  // Above every score: no instance is drawn, the sentence's match still is, marked as below.
+  await page.fill('#score', '1');
+  await page.dispatchEvent('#score', 'input');
+  assert.equal((await tableRows()).length, 0);
+  assert.match((await page.textContent('#grounding li.below'))!, /the red cross to the right of the red star\s*0\.\d{3} \(below 1\.00\)/);
+  await snapshot('grounding-on');
+  for (const id of ['show-boxes', 'show-labels']) await setChecked(id, false);
+  await snapshot('grounding-off');
+  assert.ok((await differences('grounding-on', 'grounding-off')) > 200, 'the match under the threshold is drawn (box and label)');
+  for (const id of ['show-boxes', 'show-labels']) await setChecked(id, true);
+
+  // Hovering a row draws its object highlighted; leaving restores the picture.
+  await page.fill('#score', '0');
+  await page.dispatchEvent('#score', 'input');
+  await snapshot('rest');
+  await page.hover('#results tbody tr:first-child');
+  assert.equal(await page.$$eval('#results tbody tr.hovered', (r) => r.length), 1);
+  await snapshot('hover');
+  assert.ok((await differences('hover', 'rest')) > 100, 'the hovered object is highlighted');
+  await page.hover('#run');
+  await snapshot('left');
+  assert.equal(await differences('left', 'rest'), 0);
+
+  const [json] = await Promise.all([page.waitForEvent('download'), page.click('#download-json')]);
+  assert.equal(json.suggestedFilename(), 'scene-2.ape.json');
+  const saved = JSON.parse(await readFile((await json.path())!, 'utf8'));
+  assert.equal(saved.instances.length, serverRows.length);
+  assert.deepEqual(saved.prompts.map((p: { text: string }) => p.text), ['circle', 'star', 'sky', 'sand', 'the red cross to the right of the red star']);
+  const [png] = await Promise.all([page.waitForEvent('download'), page.click('#download-png')]);
+  assert.equal(png.suggestedFilename(), 'scene-2.ape.png');
+  const bytes = await readFile((await png.path())!);
+  assert.deepEqual([...bytes.subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
   assert.deepEqual(pageErrors, []);
 });

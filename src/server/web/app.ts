@@ -6,6 +6,7 @@
 import type { RgbImage } from '../../io/image-types.js';
 import { decodeImage, toImageData } from '../../io/image-browser.js';
 import type { Prediction } from '../../inference/results.js';
+import { drawInstances as drawOverlays } from '../../viz/overlay.js';
 import { drawInstances, promptColor } from '../../viz/overlay-prediction.js';
 import { drawSemantic, semanticAreas } from '../../viz/semantic-map.js';
 import { resizeNearest } from '../../viz/image.js';
@@ -25,9 +26,11 @@ interface State {
   mode: Mode;
   browserModel: Promise<InBrowserModel> | null;
   busy: boolean;
+  /** The object under the mouse in a table (its box and prompt), drawn highlighted. */
+  hover: { box: [number, number, number, number]; promptIndex: number } | null;
 }
 
-const state: State = { image: null, file: null, fileName: '', json: null, prediction: null, mode: 'server', browserModel: null, busy: false };
+const state: State = { image: null, file: null, fileName: '', json: null, prediction: null, mode: 'server', browserModel: null, busy: false, hover: null };
 
 function $(id: string): HTMLElement {
   const el = document.getElementById(id);
@@ -92,11 +95,17 @@ function scaledBoxes(p: Prediction, k: number): Prediction {
   };
 }
 
+function render(): void {
+  drawPicture();
+  renderTables();
+}
+
 /**
  * Draws the image with whatever the toggles and the slider ask for: semantic colours and masks
- * at the image's own size, then (after enlarging small images) boxes and labels.
+ * at the image's own size, then (after enlarging small images) boxes and labels, every
+ * sentence's match (marked when under the slider), and the hovered object on top.
  */
-function render(): void {
+function drawPicture(): void {
   const image = state.image;
   if (!image) return;
   let picture = image;
@@ -112,13 +121,48 @@ function render(): void {
   const boxes = input('show-boxes').checked;
   const labels = input('show-labels').checked;
   if (current && (boxes || labels)) {
-    picture = drawInstances(picture, scaledBoxes(current, k), { scoreThreshold: threshold, masks: false, boxes, labels, boxThickness: 2, labelScale: k >= 3 ? 2 : 1 });
+    picture = drawInstances(picture, scaledBoxes(current, k), {
+      scoreThreshold: threshold, masks: false, boxes, labels, boxThickness: 2, labelScale: k >= 3 ? 2 : 1,
+      belowThresholdNote: ` (below ${threshold.toFixed(2)})`, skipOverlappingLabels: true,
+    });
+  }
+  if (current && state.hover) {
+    const [x1, y1, x2, y2] = state.hover.box.map((v) => v * k) as [number, number, number, number];
+    const box: [number, number, number, number] = [x1, y1, x2 - x1, y2 - y1];
+    picture = drawOverlays(picture, [{ color: [255, 255, 255], box }], { boxThickness: 6 });
+    picture = drawOverlays(picture, [{ color: promptColor(state.hover.promptIndex), box }], { boxThickness: 3 });
   }
   canvas.width = picture.width;
   canvas.height = picture.height;
   canvas.getContext('2d')!.putImageData(toImageData(picture), 0, 0);
-  renderTables();
 }
+
+/** Table rows and list items highlight their object on the picture while the mouse is over them. */
+function hoverable<T extends HTMLElement>(el: T, target: { box: [number, number, number, number]; promptIndex: number }): T {
+  el.addEventListener('mouseenter', () => {
+    state.hover = target;
+    el.classList.add('hovered');
+    drawPicture();
+  });
+  el.addEventListener('mouseleave', () => {
+    state.hover = null;
+    el.classList.remove('hovered');
+    drawPicture();
+  });
+  return el;
+}
+
+/** Saves a blob under a name through a temporary link (the browser's download). */
+function download(blob: Blob, name: string): void {
+  const url = URL.createObjectURL(blob);
+  const link = element('a', { href: url, download: name });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+const resultStem = () => (state.fileName.replace(/\.[^.]*$/, '') || 'image') + '.ape';
 
 function renderTables(): void {
   const body = ($('results') as HTMLTableElement).tBodies[0]!;
@@ -138,18 +182,20 @@ function renderTables(): void {
   for (const inst of rows) {
     const [x1, y1, x2, y2] = inst.box;
     body.append(
-      element('tr', {}, [
+      hoverable(element('tr', {}, [
         element('td', {}, [swatch(inst.promptIndex)]),
         element('td', { textContent: inst.prompt }),
         element('td', { textContent: inst.kind }),
         element('td', { className: 'num', textContent: inst.score.toFixed(3) }),
         element('td', { className: 'num', textContent: [x1, y1, x2 - x1, y2 - y1].map((v) => Math.round(v)).join(', ') }),
-      ]),
+      ]), inst),
     );
   }
   if (p.grounding.length === 0) grounding.append(element('li', { className: 'empty', textContent: 'no sentences' }));
   for (const g of p.grounding) {
-    grounding.append(element('li', {}, [swatch(g.promptIndex), element('span', { textContent: g.sentence }), element('span', { className: 'num', textContent: g.score.toFixed(3) })]));
+    const below = g.score < threshold;
+    const score = element('span', { className: 'num', textContent: `${g.score.toFixed(3)}${below ? ` (below ${threshold.toFixed(2)})` : ''}` });
+    grounding.append(hoverable(element('li', below ? { className: 'below' } : {}, [swatch(g.promptIndex), element('span', { textContent: g.sentence }), score]), g));
   }
   const areas = p.semantic ? semanticAreas(p.semantic) : [];
   if (areas.length === 0) legend.append(element('li', { className: 'empty', textContent: p.semantic ? 'all background' : 'not computed' }));
@@ -164,6 +210,7 @@ function renderTables(): void {
 
 function updateRunButton(): void {
   (input('run') as unknown as HTMLButtonElement).disabled = state.busy || !state.image;
+  for (const id of ['download-json', 'download-png']) (input(id) as unknown as HTMLButtonElement).disabled = state.busy || !state.json;
 }
 
 async function setImage(file: Blob, name: string): Promise<void> {
@@ -174,6 +221,7 @@ async function setImage(file: Blob, name: string): Promise<void> {
     state.fileName = name;
     state.json = null;
     state.prediction = null;
+    state.hover = null;
     document.body.dataset.image = name;
     message(`${name}: ${image.width} x ${image.height}`);
     render();
@@ -247,6 +295,7 @@ async function run(): Promise<void> {
       json = model.predict(state.image, { vocabulary, sentences, threshold: 0, semanticThreshold: semanticThreshold() });
     }
     state.json = json;
+    state.hover = null;
     showWarnings(json.warnings ?? []);
     state.prediction = predictionFromJson(json);
     render();
@@ -308,6 +357,12 @@ function wire(): void {
     if (file) void setImage(file, file.name);
   });
   $('run').addEventListener('click', () => void run());
+  $('download-json').addEventListener('click', () => {
+    if (state.json) download(new Blob([JSON.stringify(state.json, null, 2)], { type: 'application/json' }), `${resultStem()}.json`);
+  });
+  $('download-png').addEventListener('click', () => {
+    canvas.toBlob((blob) => blob && download(blob, `${resultStem()}.png`), 'image/png');
+  });
   for (const id of ['show-masks', 'show-boxes', 'show-labels', 'show-semantic']) input(id).addEventListener('change', render);
   input('semantic-threshold').addEventListener('input', () => {
     $('semantic-threshold-value').textContent = semanticThreshold().toFixed(2);
