@@ -1,5 +1,5 @@
 import { tf } from '../engine/engine.js';
-import type { SemanticGeometry } from './semantic.js';
+import { CHUNK_VALUES, type SemanticGeometry } from './semantic.js';
 
 /**
  * The semantic threshold of the command line, the HTTP API and the page. With the shipped model
@@ -7,9 +7,6 @@ import type { SemanticGeometry } from './semantic.js';
  * while `--vocab circle` alone labels 5.0% of scene-2 "circle" instead of 100% (docs/model.md).
  */
 export const DEFAULT_SEMANTIC_THRESHOLD = 0.1;
-
-/** Largest number of confidence values (mask cells x prompts) read at once. */
-const CHUNK_VALUES = 1 << 23;
 
 /**
  * How sure the model is of a semantic label, as a score: for prompt c at a mask cell, the mean
