@@ -136,7 +136,8 @@ async function run(argv: string[]): Promise<number> {
   const wanted = resolve(values.out ?? 'predictions');
   const outDir = await freshOutputDir(wanted, values.overwrite);
   if (outDir !== wanted) console.error(`ape predict: ${wanted} already has results; writing to ${outDir} (--overwrite writes into ${wanted})`);
-  const stems = outputStems(images);
+  // 'results' is taken by results.json: an image of that name becomes results-2.
+  const stems = outputStems([RESULTS_FILE, ...images]).slice(1);
   const cocoResults: CocoInstanceJson[] = [];
   for (const [i, path] of images.entries()) {
     const image = await readImage(path);
