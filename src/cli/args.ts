@@ -15,7 +15,7 @@ export function parseCommandArgs<T extends ParseArgsConfig>(config: T): ReturnTy
     if (unknown) {
       const names = Object.keys(config.options ?? {});
       const guess = closestName(unknown.replace(/^-+/, '').split('=')[0]!, names);
-      throw new UsageError(`unknown option '${unknown}'${guess ? ` (did you mean --${guess}?)` : ''}`);
+      throw new UsageError(`Unknown option '${unknown}'${guess ? ` (did you mean --${guess}?)` : ''}`);
     }
     throw new UsageError(e.message);
   }

@@ -29,7 +29,7 @@ test('ape predict writes NAME.json (COCO results), NAME.png and NAME.semantic.pn
   const images = ['examples/scene-1.png', 'examples/scene-2.png'];
   const r = ape(['predict', ...images, '--vocab', 'circle,star', '--vocab', 'sky', '--sentence', 'the red star', '--model', model.dir, '--threshold', '0', '--semantic-threshold', '0', '--out', out]);
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual((await readdir(out)).sort(), ['scene-1.json', 'scene-1.png', 'scene-1.semantic.png', 'scene-2.json', 'scene-2.png', 'scene-2.semantic.png']);
+  assert.deepEqual((await readdir(out)).sort(), ['results.json', 'scene-1.json', 'scene-1.png', 'scene-1.semantic.png', 'scene-2.json', 'scene-2.png', 'scene-2.semantic.png']);
   assert.match(r.stdout, /scene-2\.png: 256x256, \d+ instances/);
   assert.match(r.stdout, /prompt\s+kind\s+score\s+box/);
   assert.match(r.stdout, /grounding "the red star": 0\.\d+ at \[/);

@@ -85,7 +85,10 @@ test('pullModel: download, conversion into APE_HOME/models/NAME (the checkpoint 
     hub.cuts.push(100_000);
     const r = await pullModel(entry, { home, endpoint: hub.endpoint });
     assert.deepEqual(r, { dir: join(home, 'models', 'tiny-test'), pulled: true });
-    assert.deepEqual(hub.storageRequests.map((q) => q.range), [undefined, 'bytes=100000-']);
+    const ranges = hub.storageRequests.map((q) => q.range);
+    assert.equal(ranges[0], undefined);
+    assert.match(ranges[1]!, /^bytes=\d+-$/);
+    assert.equal(ranges.length, 2);
     const file = await readSafetensorsFile(join(r.dir, 'model.safetensors'));
     assert.equal(file.tensors.size, expected.size);
     for (const [name, values] of expected) assert.deepEqual(file.tensors.get(name)!.data, values, name);

@@ -58,7 +58,7 @@ export async function startFakeHub(files: FakeHubFile[], options: { token?: stri
     });
     const cut = hub.cuts.shift();
     if (cut === undefined) return void res.end(body);
-    // A clean close after exactly `cut` bytes (a reset could drop bytes still in flight).
+    // Closes once `cut` bytes are sent (the client may have read fewer of them when it notices).
     res.write(body.subarray(0, cut), () => res.socket?.end());
   });
   const front = await listen((req, res) => {
