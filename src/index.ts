@@ -87,3 +87,15 @@ export type { ApeServerOptions, ApeServer } from './server/app.js';
 export { DEFAULT_LIMITS } from './server/limits.js';
 export type { ServerLimits } from './server/limits.js';
 export * from './training/api.js';
+// Released models by name, the hub download and the cache (Node).
+export { RELEASED_MODELS, APE_HUB_REPO, findReleasedModel, releasedModel, releasedConfig, UnsupportedModelError } from './inference/released-models.js';
+export type { ReleasedModel } from './inference/released-models.js';
+export { pullModel, apeHome, releasedModelDir } from './inference/model-hub.js';
+export type { PullOptions, PullResult } from './inference/model-hub.js';
+export { convertCheckpointToFolder, presetParameterShapes } from './inference/convert-released.js';
+export type { ConvertToFolderOptions } from './inference/convert-released.js';
+export { downloadHubFile, hubFileUrl, HubDownloadError, DEFAULT_HF_ENDPOINT } from './io/hub/hub-download.js';
+export type { HubFileRef, HubDownloadOptions, HubDownloadResult } from './io/hub/hub-download.js';
+export { BUNDLED_CLIP_VOCAB } from './text/bundled-vocab.js';
+export { unknownWords, vocabularyWarnings } from './text/prompt-vocabulary.js';
+export { DEFAULT_SEMANTIC_THRESHOLD, semanticConfidence } from './inference/semantic-confidence.js';
