@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { loadModel } from '../../src/inference/model-files.js';
 import { makeTestModelDir } from '../server/test-model.js';
 import { ape } from './ape-cli.js';
 
@@ -66,4 +67,21 @@ test('ape predict: every input checked before the model loads (files, folders, p
   assert.equal(third.code, 0, third.stderr);
   assert.deepEqual(JSON.parse(readFileSync(join(out, 'scene-1.json'), 'utf8')).prompts.map((p: { text: string }) => p.text), ['heart']);
   assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('runs')).sort(), ['runs', 'runs-2']);
+});
+
+test('ape predict --size N runs the model at another input size; sizes that are not multiples of 64 are refused', async () => {
+  const sized = await loadModel(model.dir, { inputSize: 64 });
+  assert.equal(sized.config.input.size, 64);
+  sized.dispose();
+  await assert.rejects(loadModel(model.dir, { inputSize: 40 }), /input\.size 40 is not a multiple of the patch size/);
+  const out = join(dir, 'sized');
+  const r = ape(['predict', 'examples/scene-1.png', '--vocab', 'circle', '--model', model.dir, '--size', '64', '--threshold', '0', '--out', out]);
+  assert.equal(r.code, 0, r.stderr);
+  const json = JSON.parse(readFileSync(join(out, 'scene-1.json'), 'utf8'));
+  // Results are in the original image's pixels whatever the input size.
+  assert.deepEqual([json.image.width, json.image.height], [256, 256]);
+  assert.ok(json.instances.length > 0);
+  const bad = ape(['predict', 'examples/scene-1.png', '--vocab', 'circle', '--model', model.dir, '--size', '100']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--size must be a multiple of 64 \(e\.g\. 512, 800, 1024\), got '100'/);
 });
