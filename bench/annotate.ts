@@ -23,7 +23,7 @@ import { runQueueWorker } from '../src/annotate/queue-worker.js';
 import { runAnnotation } from '../src/annotate/run-annotation.js';
 import type { AnnotationBackend } from '../src/annotate/backend.js';
 import { writeSynthDataset } from '../src/data/synth/write-dataset.js';
-import { defaultModelDir } from '../src/cli/predict.js';
+import { defaultModelDir } from '../src/cli/model-option.js';
 import { TestRedis } from '../test/annotate/redis-server.js';
 import type { ImageJobData } from '../src/annotate/queue-jobs.js';
 import { Worker } from 'bullmq';

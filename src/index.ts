@@ -58,3 +58,7 @@ export type { ImagePlacement } from './inference/preprocess.js';
 export { toCocoResults, predictionToJson, predictionFromJson, semanticToJson } from './inference/prediction-json.js';
 export type { PredictionJson, CocoInstanceJson, SemanticJson, SemanticSegmentJson, GroundingJson } from './inference/prediction-json.js';
 export * from './viz/api.js';
+export { RELEASED_MODELS, APE_HUB_REPO, findReleasedModel, releasedModel, releasedConfig, UnsupportedModelError } from './inference/released-models.js';
+export type { ReleasedModel } from './inference/released-models.js';
+export { unknownWords, vocabularyWarnings } from './text/prompt-vocabulary.js';
+export { DEFAULT_SEMANTIC_THRESHOLD, semanticConfidence } from './inference/semantic-confidence.js';

@@ -6,3 +6,11 @@ export { readSafetensorsFile, readSafetensorsHeaderFile, writeSafetensorsFile } 
 export { loadModel, saveModel, loadWeights } from './inference/model-files.js';
 export type { LoadModelOptions, SaveModelOptions } from './inference/model-files.js';
 export { loadClipTokenizer, readClipMergesFile } from './text/clip-vocab-file.js';
+// Released models by name: the hub download, the cache and the conversion into a model folder.
+export { pullModel, apeHome, releasedModelDir } from './inference/model-hub.js';
+export type { PullOptions, PullResult } from './inference/model-hub.js';
+export { convertCheckpointToFolder, presetParameterShapes } from './inference/convert-released.js';
+export type { ConvertToFolderOptions } from './inference/convert-released.js';
+export { downloadHubFile, hubFileUrl, HubDownloadError, DEFAULT_HF_ENDPOINT } from './io/hub/hub-download.js';
+export type { HubFileRef, HubDownloadOptions, HubDownloadResult } from './io/hub/hub-download.js';
+export { BUNDLED_CLIP_VOCAB } from './text/bundled-vocab.js';

@@ -27,6 +27,7 @@ export async function writeOverlay(outDir: string, index: number, imagePath: str
     }),
     semantic: null,
     grounding: [],
+    warnings: [],
   };
   await writeImage(overlayPath(outDir, index, imagePath), drawInstances(image, prediction, { grounding: false }));
 }

@@ -6,6 +6,7 @@ import { initEngine, tf } from '../engine/engine.js';
 import type { ApeModel } from '../inference/ape-model.js';
 import type { RgbImage } from '../io/image-types.js';
 import type { Prediction } from '../inference/results.js';
+import { DEFAULT_SEMANTIC_THRESHOLD } from '../inference/semantic-confidence.js';
 import { predictionToJson, type PredictionJson } from '../inference/prediction-json.js';
 import { fetchModel, type DownloadProgress } from './load-model-browser.js';
 
@@ -21,6 +22,7 @@ export interface InBrowserRequest {
   vocabulary: string[];
   sentences: string[];
   threshold?: number;
+  semanticThreshold?: number;
 }
 
 export class InBrowserModel {
@@ -55,6 +57,7 @@ export class InBrowserModel {
         vocabulary: request.vocabulary,
         sentences: request.sentences,
         ...(request.threshold !== undefined ? { threshold: request.threshold } : {}),
+        semanticThreshold: request.semanticThreshold ?? DEFAULT_SEMANTIC_THRESHOLD,
       });
     });
     const prediction = predictions[0];

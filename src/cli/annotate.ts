@@ -7,7 +7,7 @@ import { parseRedisUrl } from '../annotate/redis-url.js';
 import type { AnnotationBackend } from '../annotate/backend.js';
 import { parseCommandArgs, positiveIntegerOption } from './args.js';
 import { engineOption } from './engine-option.js';
-import { defaultModelDir } from './predict.js';
+import { defaultModelDir } from './model-option.js';
 import { PROMPT_ARGS, promptOptions, thresholdOption } from './prompt-options.js';
 import { DEFAULT_SCORE_THRESHOLD } from '../inference/results.js';
 import { UsageError, type Command } from './command.js';

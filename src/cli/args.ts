@@ -1,12 +1,23 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from './command.js';
+import { closestName } from './did-you-mean.js';
 
-/** node:util parseArgs (strict), with its complaints about the arguments turned into UsageErrors. */
+/**
+ * node:util parseArgs (strict), with its complaints about the arguments turned into UsageErrors;
+ * an unknown option is named with the closest known one ("did you mean --threshold?").
+ */
 export function parseCommandArgs<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
   try {
     return parseArgs(config);
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    const e = err as Error & { code?: string };
+    const unknown = e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /'(-{1,2}[^']+)'/.exec(e.message)?.[1] : undefined;
+    if (unknown) {
+      const names = Object.keys(config.options ?? {});
+      const guess = closestName(unknown.replace(/^-+/, '').split('=')[0]!, names);
+      throw new UsageError(`Unknown option '${unknown}'${guess ? ` (did you mean --${guess}?)` : ''}`);
+    }
+    throw new UsageError(e.message);
   }
 }
 

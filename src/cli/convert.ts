@@ -1,17 +1,11 @@
-import { copyFile, mkdir } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { initEngine } from '../engine/engine.js';
-import { releasedTargets } from '../convert/released-mapping.js';
-import { describeParameters } from '../convert/parameter-shapes.js';
-import { ConversionError, missingMessage, planConversion, writeConversion, type ConversionReport } from '../convert/convert-checkpoint.js';
-import { TorchCheckpoint } from '../io/torch/checkpoint.js';
-import { ApeModel } from '../inference/ape-model.js';
+import type { ConversionReport } from '../convert/convert-checkpoint.js';
+import { convertCheckpointToFolder } from '../inference/convert-released.js';
 import { CONFIG_FILE, WEIGHTS_FILE } from '../inference/model-files.js';
-import { modelConfigFile } from '../inference/model-folder.js';
-import { APE_PRESETS, type ApeConfig, type ApePresetName } from '../modeling/config.js';
-import type { TextTokenizer } from '../text/tokenizer.js';
+import { tokenizerFileName } from '../inference/model-folder.js';
+import { APE_PRESETS, type ApePresetName } from '../modeling/config.js';
 import { Progress } from '../util/progress.js';
-import { writeJsonFile } from '../util/write-json.js';
 import { parseCommandArgs } from './args.js';
 import type { Command } from './command.js';
 import { UsageError } from './command.js';
@@ -24,29 +18,12 @@ const usage = `usage: ape convert CHECKPOINT.pth --preset ape-ti|ape-d|tiny --ou
   DIR/conversion.json has it all.
     --preset NAME      the model the weights are for: ape-ti or ape-d (released), tiny
     --out DIR          output folder (created if needed)
-    --vocab PATH       CLIP BPE merges file (bpe_simple_vocab_16e6.txt.gz) to copy into DIR
+    --vocab PATH       CLIP BPE merges file to copy into DIR (default: the one bundled with ape)
     --allow-missing    write the file even when some model parameters are not in the checkpoint
                        (loadModel will refuse such a folder; it is for inspection)
     --list-used        print every used key with its parameter name and layout change`;
 
-/**
- * The preset model's parameter names and shapes, described without allocating them. The network
- * wants a tokenizer only for its vocabulary size and context length (checked against the text
- * tower); this one carries those numbers and is never asked to tokenize.
- */
-export function presetParameterShapes(config: ApeConfig): Map<string, number[]> {
-  const enc = config.text.encoder;
-  const sizes: TextTokenizer = {
-    vocabSize: enc.vocabSize,
-    contextLength: enc.contextLength,
-    sot: enc.vocabSize - 2,
-    eot: enc.vocabSize - 1,
-    tokenize() {
-      throw new Error('presetParameterShapes: this tokenizer only describes sizes');
-    },
-  };
-  return describeParameters(() => new ApeModel(config, sizes));
-}
+export { presetParameterShapes } from '../inference/convert-released.js';
 
 /** `backbone 149, neck 12, ...`: counts by the first part of the name after `model_vision.`. */
 function groupCounts(keys: string[]): string {
@@ -99,41 +76,21 @@ export const command: Command = {
     // No tensor math happens here; the cpu backend is enough to describe the model.
     await initEngine({ backend: 'cpu' });
     const config = APE_PRESETS[preset]();
-    const expected = presetParameterShapes(config);
-    const ckpt = await TorchCheckpoint.open(checkpoint);
-    try {
-      const { entries, report } = planConversion(ckpt, { targets: (key, info) => releasedTargets(key, info.shape.length), expected });
-      printReport(report, values['list-used']);
-      if (report.missing.length && !values['allow-missing']) {
-        throw new ConversionError(`${missingMessage(checkpoint, report.missing)} (--allow-missing writes the rest)`);
-      }
-      await mkdir(out, { recursive: true });
-      let progress: Progress | null = null;
-      const bytes = await writeConversion(ckpt, entries, join(out, WEIGHTS_FILE), {
-        metadata: { format: 'ape', config: config.name, source: basename(checkpoint) },
-        onTensor: (done, total, name) => {
-          progress ??= new Progress({ total, label: 'convert', unit: 'tensors' });
-          progress.tick(1, name);
-          if (done === total) progress.finish('');
-        },
-      });
-      await writeJsonFile(join(out, CONFIG_FILE), modelConfigFile(config), 2);
-      await writeJsonFile(join(out, 'conversion.json'), { source: checkpoint, preset, ...report, bytes }, 2);
-      console.log(`wrote ${join(out, WEIGHTS_FILE)} (${(bytes / 1024 / 1024).toFixed(1)} MB), ${CONFIG_FILE}, conversion.json`);
-      const tokenizer = config.text.tokenizer;
-      if (tokenizer.kind === 'clip-bpe') {
-        const target = join(out, basename(tokenizer.vocabFile));
-        if (values.vocab) {
-          await copyFile(values.vocab, target);
-          console.log(`copied ${values.vocab} to ${target}`);
-        } else {
-          console.log(`note: the model folder also needs the CLIP merges file at ${target} (--vocab copies it; or pass vocabPath to loadModel)`);
-        }
-      } else {
-        console.log(`note: the '${preset}' preset's word tokenizer is not in a torch checkpoint; put its tokenizer.json in ${out}`);
-      }
-    } finally {
-      await ckpt.close();
+    let progress: Progress | null = null;
+    const report = await convertCheckpointToFolder(checkpoint, config, out, {
+      allowMissing: values['allow-missing'],
+      ...(values.vocab ? { vocabPath: values.vocab } : {}),
+      onPlan: (plan) => printReport(plan, values['list-used']),
+      onTensor: (done, total, name) => {
+        progress ??= new Progress({ total, label: 'convert', unit: 'tensors' });
+        progress.tick(1, name);
+        if (done === total) progress.finish('');
+      },
+    });
+    const vocabNote = config.text.tokenizer.kind === 'clip-bpe' ? `, ${tokenizerFileName(config)} (${values.vocab ? `from ${values.vocab}` : 'the bundled CLIP vocabulary'})` : '';
+    console.log(`wrote ${join(out, WEIGHTS_FILE)} (${(report.bytes / 1024 / 1024).toFixed(1)} MB), ${CONFIG_FILE}, conversion.json${vocabNote}`);
+    if (config.text.tokenizer.kind === 'word') {
+      console.log(`note: the '${preset}' preset's word tokenizer is not in a torch checkpoint; put its tokenizer.json in ${out}`);
     }
     return 0;
   },

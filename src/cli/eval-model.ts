@@ -1,13 +1,14 @@
 import { initEngine } from '../engine/engine.js';
 import { evaluateModel, type CategoryEvalResult } from '../evaluation/model-eval.js';
 import { loadModel } from '../inference/model-files.js';
+import { resolveModelOption } from './model-option.js';
 import { Progress } from '../util/progress.js';
 import { writeJsonFile } from '../util/write-json.js';
 import { backendOption, parseCommandArgs, positiveIntegerOption } from './args.js';
 import type { Command } from './command.js';
 import { UsageError } from './command.js';
 
-const usage = `usage: ape eval model --model DIR --data DIR [--images N] [--json OUT.json]
+const usage = `usage: ape eval model --model DIR|NAME --data DIR [--images N] [--json OUT.json]
   Prints a table per category (box AP, mask AP, semantic IoU), the totals, and the JSON
   {"bbox": [12], "segm": [12], "miou": x, "referring_acc": x, "per_category": [...]}`;
 
@@ -38,7 +39,7 @@ export const command: Command = {
     const maxImages = positiveIntegerOption(values.images, 'images');
     const backend = backendOption(values.backend);
     await initEngine({ backend });
-    const model = await loadModel(values.model);
+    const model = await loadModel(await resolveModelOption(values.model));
     let progress: Progress | undefined;
     const result = await evaluateModel(model, values.data, {
       maxImages,

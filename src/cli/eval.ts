@@ -17,7 +17,7 @@ const evaluations: Record<string, { usage: string; load: () => Promise<Command> 
     load: async () => (await import('./eval-coco.js')).command,
   },
   model: {
-    usage: `ape eval model --model DIR --data DIR [--images N] [--json OUT.json]
+    usage: `ape eval model --model DIR|NAME --data DIR [--images N] [--json OUT.json]
     A model folder on a dataset folder (synthetic-world layout): box and mask AP over thing
     categories, semantic mIoU, referring top-1 box precision at IoU 0.5; prints a table per
     category and writes {"bbox": [12], "segm": [12], "miou": x, "referring_acc": x,

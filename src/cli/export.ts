@@ -5,7 +5,7 @@ import { loadModel } from '../inference/model-files.js';
 import { exportKey, exportNetwork } from '../onnx/export-network.js';
 import { filesHash, writeNetworkExport } from '../onnx/export-files.js';
 import { CONFIG_FILE, WEIGHTS_FILE } from '../inference/model-folder.js';
-import { defaultModelDir } from './predict.js';
+import { defaultModelDir } from './model-option.js';
 import { UsageError, type Command } from './command.js';
 
 const usage = `usage: ape export [--model DIR] [--size N] [--vocab N] [--sentences N] [--out DIR]

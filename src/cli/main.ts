@@ -1,5 +1,7 @@
 #!/usr/bin/env node
+import { readFile } from 'node:fs/promises';
 import type { Command } from './command.js';
+import { closestName } from './did-you-mean.js';
 import { UsageError } from './command.js';
 
 /** Each command lives in its own file and is loaded only when asked for. */
@@ -10,16 +12,23 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   export: { summary: 'write the network forward as ONNX for ONNX Runtime', load: async () => (await import('./export.js')).command },
   eval: { summary: 'evaluate results against ground truth (COCO AP, ...)', load: async () => (await import('./eval.js')).command },
   predict: { summary: 'detect, segment and ground what text prompts name (JSON + pictures)', load: async () => (await import('./predict.js')).command },
+  pull: { summary: 'download and convert a released APE model by name (ape-ti, ape-l-d)', load: async () => (await import('./pull.js')).command },
   serve: { summary: 'HTTP API and web page for a model', load: async () => (await import('./serve.js')).command },
   train: { summary: 'train or resume a model from a JSON config (checkpoints, progress, resumable)', load: async () => (await import('./train.js')).command },
   worker: { summary: 'run queued ape annotate jobs (BullMQ on Redis) with a model', load: async () => (await import('./worker.js')).command },
   pretrain: { summary: 'pretrain a backbone and text tower for a detector run (proxy tasks; checkpoints, resumable)', load: async () => (await import('./pretrain.js')).command },
 };
 
+/** The version in the package's package.json (found from this file: src/cli or dist/cli). */
+async function packageVersion(): Promise<string> {
+  const text = await readFile(new URL('../../package.json', import.meta.url), 'utf8');
+  return (JSON.parse(text) as { version: string }).version;
+}
+
 function help(): string {
   const width = Math.max(...Object.keys(commands).map((n) => n.length), 4);
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
-  return ['usage: ape <command> [options]', '', 'commands:', ...lines, '', 'ape <command> --help shows its options.'].join('\n');
+  return ['usage: ape <command> [options]', '', 'commands:', ...lines, '', 'ape <command> --help shows its options; ape --version the version.'].join('\n');
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -28,9 +37,14 @@ export async function main(argv: string[]): Promise<number> {
     console.log(help());
     return name === undefined ? 1 : 0;
   }
+  if (name === '--version' || name === '-V' || name === 'version') {
+    console.log(`ape ${await packageVersion()}`);
+    return 0;
+  }
   const entry = commands[name];
   if (!entry) {
-    console.error(`ape: unknown command '${name}'\n\n${help()}`);
+    const guess = closestName(name, Object.keys(commands));
+    console.error(`ape: unknown command '${name}'${guess ? ` (did you mean '${guess}'?)` : ''}\n\n${help()}`);
     return 2;
   }
   const command = await entry.load();

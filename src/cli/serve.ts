@@ -1,17 +1,18 @@
 import { parseCommandArgs } from './args.js';
 import { createApeServer } from '../server/app.js';
 import { DEFAULT_LIMITS, type ServerLimits } from '../server/limits.js';
-import { defaultModelDir } from './predict.js';
+import { resolveModelOption } from './model-option.js';
 import { UsageError, type Command } from './command.js';
 
-const usage = `usage: ape serve [--port 8080] [--host 127.0.0.1] [--model DIR] [limits]
+const usage = `usage: ape serve [--port 8080] [--host 127.0.0.1] [--model DIR|NAME] [limits]
   HTTP API and web page for one model:
     POST /v1/predict     multipart/form-data (image file; vocabulary, sentences, prompt, threshold fields)
                          or JSON {image: base64, vocabulary: [...], sentences: [...], prompt, threshold}
     GET  /v1/health      status, queue, engine memory
     GET  /v1/model       the model's config and files
     GET  /               the web page (server mode, or the model running in the browser)
-  --model DIR            model folder (default: the shipped models/default)
+  --model DIR|NAME       model folder (default: the shipped models/default), or a released model
+                         by name: ape-ti, ape-l-d (pulled on first use, see 'ape pull')
   --port P               0 picks a free port (default 8080)
   --host H               address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)
 limits (answers: 413 too large, 422 bad prompts, 503 queue full, 504 too slow):
@@ -69,7 +70,7 @@ async function run(argv: string[]): Promise<number> {
     requestTimeoutMs: integer('timeout-ms'),
     shutdownGraceMs: integer('grace-ms', 0),
   };
-  const modelDir = values.model ?? defaultModelDir();
+  const modelDir = await resolveModelOption(values.model);
   const app = await createApeServer({ modelDir, limits, ...(values['web-dir'] ? { webDir: values['web-dir'] } : {}) });
   const info = await app.host.start().catch(async (error: Error) => {
     await app.close();

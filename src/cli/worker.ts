@@ -3,7 +3,7 @@ import { runQueueWorker } from '../annotate/queue-worker.js';
 import { parseRedisUrl } from '../annotate/redis-url.js';
 import { parseCommandArgs, positiveIntegerOption } from './args.js';
 import { engineOption } from './engine-option.js';
-import { defaultModelDir } from './predict.js';
+import { defaultModelDir } from './model-option.js';
 import { UsageError, type Command } from './command.js';
 
 const usage = `usage: ape worker --queue redis://HOST:PORT/DB [--queue-name ape-annotate] [--model DIR] [--engine tfjs]

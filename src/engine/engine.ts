@@ -34,5 +34,8 @@ export async function initEngine(options: EngineOptions = {}): Promise<typeof tf
     if (!ok) throw new Error(`engine: could not initialise the TF.js '${backend}' backend`);
   }
   await tf.ready();
+  // The cpu backend greets its first tensor in Node with advice to install tfjs-node, which this
+  // project does not use (wasm is the engine); the greeting is all that `firstUse` switches.
+  if (backend === 'cpu') (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
   return tf;
 }

@@ -3,10 +3,12 @@ import type { RgbImage } from '../io/image-types.js';
 import type { CompressedRle } from '../structures/rle.js';
 import { compressRle } from '../structures/rle-string.js';
 import { ApeNetwork, type FusionMode } from '../modeling/ape-network.js';
+import { vocabularyWarnings } from '../text/prompt-vocabulary.js';
 import { parsePromptString, promptEntries, type PromptSet } from '../text/prompts.js';
 import { prepareImages } from './preprocess.js';
 import { boxToOriginal, boxesToPixels, pasteInstanceMaskRle, selectInstances, type InstancePick } from './instances.js';
 import { semanticAccumulator, semanticLabels } from './semantic.js';
+import { semanticConfidence, unlabelUnsure } from './semantic-confidence.js';
 import type { GroundingResult, InstanceResult, Prediction, PredictTask, SemanticResult } from './results.js';
 import type { InferenceRunner, NetworkOutputs } from '../onnx/inference-runner.js';
 
@@ -28,6 +30,12 @@ export interface PredictOptions {
   /** Constant background channel of the semantic argmax (default: the config's semanticBackground). */
   semanticBackground?: number;
   /**
+   * Pixels whose label's confidence (the mask-weighted mean score of the queries covering them,
+   * see semantic-confidence.ts) is under this are left unlabelled. Default 0: APE's map, where
+   * one prompt alone labels everything. The command line, API and page use DEFAULT_SEMANTIC_THRESHOLD.
+   */
+  semanticThreshold?: number;
+  /**
    * Which results to compute; default: instances and semantic, plus grounding when there are
    * sentences.
    */
@@ -39,7 +47,7 @@ export interface PredictOptions {
 }
 
 /** The settings that act after the network: which instances are kept and how the semantic map is made. */
-export type PostprocessSettings = Pick<PredictOptions, 'threshold' | 'topK' | 'nmsThreshold' | 'semanticTemperature' | 'semanticBackground'>;
+export type PostprocessSettings = Pick<PredictOptions, 'threshold' | 'topK' | 'nmsThreshold' | 'semanticTemperature' | 'semanticBackground' | 'semanticThreshold'>;
 
 /** Time spent in each stage of the last predict call, in milliseconds. */
 export interface PredictTimings {
@@ -129,6 +137,7 @@ export class ApeModel extends ApeNetwork {
   private preparePredict(images: RgbImage[], options: PredictOptions, variants: PostprocessSettings[]) {
     const prompts = resolvePrompts(options);
     const entries = promptEntries(prompts);
+    const warnings = vocabularyWarnings(this.tokenizer, entries.map((e) => e.text));
     if (entries.length === 0) throw new Error('predict: no prompts (give vocabulary, sentences or a prompt string)');
     const tasks = new Set<PredictTask>(options.tasks ?? ['instances', 'semantic', ...(prompts.sentences.length > 0 ? (['grounding'] as const) : [])]);
     for (const t of tasks) if (!['instances', 'semantic', 'grounding'].includes(t)) throw new Error(`predict: unknown task '${t}' (instances, semantic, grounding)`);
@@ -136,7 +145,7 @@ export class ApeModel extends ApeNetwork {
     const settings = variants.map((variant) => this.resolveSettings({ ...options, ...variant }));
     const t0 = performance.now();
     const { batch, placements } = prepareImages(images, this.config.input.size);
-    return { prompts, entries, tasks, settings, batch, placements, withMasks: options.masks ?? true, preprocessMs: performance.now() - t0 };
+    return { prompts, entries, warnings, tasks, settings, batch, placements, withMasks: options.masks ?? true, preprocessMs: performance.now() - t0 };
   }
 
   /**
@@ -144,7 +153,7 @@ export class ApeModel extends ApeNetwork {
    * image. `networkStart` is when the network began (its time ends once scores and boxes are read).
    */
   private decodePredictions(call: ReturnType<ApeModel['preparePredict']>, outputs: NetworkOutputs, networkStart: number): Prediction[][] {
-    const { entries, tasks, settings, placements, withMasks } = call;
+    const { entries, warnings, tasks, settings, placements, withMasks } = call;
     const { masks } = outputs;
     const [, q, p] = outputs.logits.shape;
     const scores = readValues(() => tf.sigmoid(outputs.logits));
@@ -201,14 +210,18 @@ export class ApeModel extends ApeNetwork {
         const logits2d = tf.tidy(() => tf.reshape(tf.slice(outputs.logits, [i, 0, 0], [1, q, p]), [q, p]) as tf.Tensor2D);
         const masks2d = tf.tidy(() => tf.reshape(tf.slice(masks, [i, 0, 0, 0], [1, q, maskH, maskW]), [q, maskH * maskW]) as tf.Tensor2D);
         const accumulator = semanticAccumulator(logits2d, masks2d, s.semanticTemperature);
-        const labels = semanticLabels(accumulator.source, p, {
-          maskH, maskW, stride, resizedW: placement.resizedWidth, resizedH: placement.resizedHeight, width: placement.width, height: placement.height,
-        }, s.semanticBackground);
+        const geometry = { maskH, maskW, stride, resizedW: placement.resizedWidth, resizedH: placement.resizedHeight, width: placement.width, height: placement.height };
+        const labels = semanticLabels(accumulator.source, p, geometry, s.semanticBackground);
         accumulator.dispose();
+        if (s.semanticThreshold > 0) {
+          const confidence = semanticConfidence(logits2d, masks2d);
+          unlabelUnsure(labels, confidence.source, p, geometry, s.semanticThreshold);
+          confidence.dispose();
+        }
         tf.dispose([logits2d, masks2d]);
         semantic = { width: placement.width, height: placement.height, labels, prompts: entries.map((e) => e.text) };
       }
-      return { width: placement.width, height: placement.height, prompts: entries, instances, semantic, grounding };
+      return { width: placement.width, height: placement.height, prompts: entries, instances, semantic, grounding, warnings: [...warnings] };
     }));
     this.lastTimings = { preprocess: call.preprocessMs, network: tNet, postprocess: performance.now() - t0 };
     return results;
@@ -223,6 +236,7 @@ export class ApeModel extends ApeNetwork {
       nmsThreshold: options.nmsThreshold ?? inf.nmsThreshold,
       semanticTemperature: options.semanticTemperature ?? inf.semanticTemperature,
       semanticBackground: options.semanticBackground ?? inf.semanticBackground,
+      semanticThreshold: options.semanticThreshold ?? 0,
     };
     if (!(resolved.semanticTemperature > 0)) throw new Error(`predict: semanticTemperature must be > 0, got ${resolved.semanticTemperature}`);
     return resolved;

@@ -2,10 +2,14 @@ import { copyFile, mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readSafetensorsFile, readSafetensorsHeaderFile, writeSafetensorsFile } from '../io/safetensors-node.js';
 import type { SafetensorsInput } from '../io/safetensors.js';
+import { BUNDLED_CLIP_VOCAB } from '../text/bundled-vocab.js';
 import { loadClipTokenizer } from '../text/clip-vocab-file.js';
 import type { TextTokenizer } from '../text/tokenizer.js';
 import { WordTokenizer } from '../text/word-tokenizer.js';
+import { validateConfig, type ApeConfig } from '../modeling/config.js';
 import { writeJsonFile } from '../util/write-json.js';
+import { pullModel, type PullOptions } from './model-hub.js';
+import { RELEASED_MODELS, findReleasedModel } from './released-models.js';
 import { ApeModel } from './ape-model.js';
 import { CONFIG_FILE, WEIGHTS_FILE, WORD_TOKENIZER_FILE, assignParameter, checkWeights, modelConfigFile, parseModelConfig, parseWordTokenizer, tokenizerFileName } from './model-folder.js';
 import type { OrtEngineOptions } from '../onnx/ort-engine.js';
@@ -17,7 +21,7 @@ import type { OrtEngineOptions } from '../onnx/ort-engine.js';
 export { CONFIG_FILE, WEIGHTS_FILE, WORD_TOKENIZER_FILE };
 
 export interface SaveModelOptions {
-  /** For CLIP BPE models: the merges file to copy into the folder (when it is not there yet). */
+  /** For CLIP BPE models: the merges file to copy into the folder when it is not there yet (default: the bundled one). */
   vocabPath?: string;
 }
 
@@ -35,15 +39,14 @@ export async function saveModel(model: ApeModel, dir: string, options: SaveModel
     const target = join(dir, tokenizerFileName(model.config));
     const present = await stat(target).then(() => true, () => false);
     if (!present) {
-      if (!options.vocabPath) throw new Error(`saveModel: pass vocabPath so that ${t.vocabFile} can be copied into ${dir}`);
-      await copyFile(options.vocabPath, target);
+      await copyFile(options.vocabPath ?? BUNDLED_CLIP_VOCAB, target);
     }
   }
   await writeJsonFile(join(dir, CONFIG_FILE), file, 2);
 }
 
-export interface LoadModelOptions {
-  /** For CLIP BPE models whose folder lacks the merges file. */
+export interface LoadModelOptions extends PullOptions {
+  /** For CLIP BPE models whose folder lacks the merges file (default: the bundled one). */
   vocabPath?: string;
   /**
    * Where predict runs the network: 'tfjs' (default; also the engine of training and of forward)
@@ -53,15 +56,25 @@ export interface LoadModelOptions {
   engine?: 'tfjs' | 'ort';
   /** With engine 'ort': told when an export is made, and ONNX Runtime's threads per session. */
   ort?: OrtEngineOptions;
+  /** Input size (long side, pixels) instead of the config's: smaller is faster and coarser. */
+  inputSize?: number;
 }
 
-/** Reads a model folder; every parameter must be present in the weights with its exact shape. */
-export async function loadModel(dir: string, options: LoadModelOptions = {}): Promise<ApeModel> {
+/**
+ * Reads a model folder, or a released model by name ('ape-ti', 'ape-l-d'; pulled into the cache
+ * when not there yet, see pullModel). Every parameter must be present with its exact shape.
+ */
+export async function loadModel(dirOrName: string, options: LoadModelOptions = {}): Promise<ApeModel> {
+  const dir = (await isDirectory(dirOrName)) || !findReleasedModel(dirOrName) ? dirOrName : (await pullModel(dirOrName, options)).dir;
   const configPath = join(dir, CONFIG_FILE);
+  if (!(await isDirectory(dir))) {
+    throw new Error(`loadModel: cannot read ${configPath}: ${dir} is neither a model folder nor a released model name (${RELEASED_MODELS.filter((m) => m.preset).map((m) => m.name).join(', ')})`);
+  }
   const raw = await readFile(configPath, 'utf8').catch((e: Error) => {
     throw new Error(`loadModel: cannot read ${configPath}: ${e.message}`);
   });
   const config = parseModelConfig(raw, configPath);
+  if (options.inputSize !== undefined) withInputSize(config, options.inputSize);
 
   let tokenizer: TextTokenizer;
   const t = config.text.tokenizer;
@@ -73,8 +86,7 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
     tokenizer = parseWordTokenizer(text, path);
   } else {
     const inDir = join(dir, tokenizerFileName(config));
-    const path = (await stat(inDir).then(() => true, () => false)) ? inDir : options.vocabPath;
-    if (!path) throw new Error(`loadModel: ${inDir} is missing; pass vocabPath (the CLIP BPE merges file)`);
+    const path = (await stat(inDir).then(() => true, () => false)) ? inDir : (options.vocabPath ?? BUNDLED_CLIP_VOCAB);
     tokenizer = await loadClipTokenizer(path, { contextLength: config.text.encoder.contextLength });
   }
   const engine = options.engine ?? 'tfjs';
@@ -92,6 +104,15 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
     model.setInferenceRunner(new OrtEngine(model, { dir, files: [configPath, join(dir, WEIGHTS_FILE)] }, options.ort));
   }
   return model;
+}
+
+const isDirectory = (path: string) => stat(path).then((s) => s.isDirectory(), () => false);
+
+/** Sets the input size of a loaded config, checked like the rest of it. */
+function withInputSize(config: ApeConfig, size: number): void {
+  if (!Number.isInteger(size) || size <= 0) throw new Error(`loadModel: inputSize must be a positive integer, got ${size}`);
+  config.input.size = size;
+  validateConfig(config);
 }
 
 /**

@@ -55,6 +55,8 @@ export interface PredictionJson {
   instances: CocoInstanceJson[];
   semantic: SemanticJson | null;
   grounding: GroundingJson[];
+  /** Problems with the prompts (words outside the model's vocabulary); empty when none. */
+  warnings: string[];
   /** Milliseconds spent in each stage (server: decode, queue, inference, total). */
   timing?: Record<string, number>;
 }
@@ -116,6 +118,7 @@ export function predictionToJson(prediction: Prediction, image: { id?: number; f
       ...(g.mask ? { segmentation: g.mask } : {}),
       query: g.query,
     })),
+    warnings: [...prediction.warnings],
   };
 }
 
@@ -149,5 +152,6 @@ export function predictionFromJson(json: PredictionJson): Prediction {
     mask: g.segmentation ?? null,
     query: g.query,
   }));
-  return { width, height, prompts: json.prompts.map((p) => ({ ...p })), instances, semantic, grounding };
+  // JSON written before warnings existed has none.
+  return { width, height, prompts: json.prompts.map((p) => ({ ...p })), instances, semantic, grounding, warnings: [...(json.warnings ?? [])] };
 }

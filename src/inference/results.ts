@@ -53,4 +53,6 @@ export interface Prediction {
   instances: InstanceResult[];
   semantic: SemanticResult | null;
   grounding: GroundingResult[];
+  /** Problems with the prompts the caller should see (words outside the model's vocabulary). */
+  warnings: string[];
 }

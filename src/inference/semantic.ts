@@ -1,7 +1,7 @@
 import { tf } from '../engine/engine.js';
 
 /** Largest number of accumulated values (mask pixels x prompts) computed at once. */
-const CHUNK_VALUES = 1 << 23;
+export const CHUNK_VALUES = 1 << 23;
 
 export interface SemanticGeometry {
   /** Mask grid over the padded input. */

@@ -146,6 +146,7 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
         vocabulary: job.vocabulary,
         sentences: job.sentences,
         ...(job.threshold !== undefined ? { threshold: job.threshold } : {}),
+        ...(job.semanticThreshold !== undefined ? { semanticThreshold: job.semanticThreshold } : {}),
       },
       signal,
     );

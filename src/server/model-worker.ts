@@ -5,6 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { initEngine, tf } from '../engine/engine.js';
 import { loadModel } from '../inference/model-files.js';
+import { DEFAULT_SEMANTIC_THRESHOLD } from '../inference/semantic-confidence.js';
 import type { ApeModel } from '../inference/ape-model.js';
 import { DEFAULT_SCORE_THRESHOLD, type Prediction } from '../inference/results.js';
 import { predictionToJson } from '../inference/prediction-json.js';
@@ -52,6 +53,7 @@ if (model) {
           vocabulary: job.vocabulary,
           sentences: job.sentences,
           threshold: job.threshold ?? DEFAULT_SCORE_THRESHOLD,
+          semanticThreshold: job.semanticThreshold ?? DEFAULT_SEMANTIC_THRESHOLD,
         });
       });
       const prediction = predictions[0];

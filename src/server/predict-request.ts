@@ -13,14 +13,16 @@ export interface PredictRequest {
   vocabulary: string[];
   sentences: string[];
   threshold?: number;
+  /** Semantic pixels whose label scores under this are unlabelled (default DEFAULT_SEMANTIC_THRESHOLD). */
+  semanticThreshold?: number;
 }
 
 const unprocessable = (code: string, message: string) => new HttpError(422, code, message);
 
-function parseThreshold(value: unknown): number | undefined {
+function parseThreshold(value: unknown, field = 'threshold'): number | undefined {
   if (value === undefined || value === null || (typeof value === 'string' && value.trim() === '')) return undefined;
   const n = typeof value === 'number' ? value : typeof value === 'string' ? parseDecimal(value) : NaN;
-  if (!Number.isFinite(n) || n < 0 || n > 1) throw unprocessable('bad-threshold', `threshold must be a number from 0 to 1, got ${JSON.stringify(value)}`);
+  if (!Number.isFinite(n) || n < 0 || n > 1) throw unprocessable(field === 'threshold' ? 'bad-threshold' : 'bad-semantic-threshold', `${field} must be a number from 0 to 1, got ${JSON.stringify(value)}`);
   return n;
 }
 
@@ -54,7 +56,7 @@ function withPromptString(vocabulary: string[], sentences: string[], prompt: str
   sentences.push(...parsed.sentences);
 }
 
-const FORM_FIELDS = new Set(['image', 'vocabulary', 'sentences', 'sentence', 'prompt', 'threshold']);
+const FORM_FIELDS = new Set(['image', 'vocabulary', 'sentences', 'sentence', 'prompt', 'threshold', 'semanticThreshold']);
 
 function fromMultipart(body: Buffer, contentType: string, limits: ServerLimits): PredictRequest {
   const parts = parseMultipart(body, multipartBoundary(contentType), { maxParts: limits.maxMultipartParts });
@@ -64,8 +66,9 @@ function fromMultipart(body: Buffer, contentType: string, limits: ServerLimits):
   const sentences: string[] = [];
   let prompt: string | undefined;
   let threshold: number | undefined;
+  let semanticThreshold: number | undefined;
   for (const part of parts) {
-    if (!FORM_FIELDS.has(part.name)) throw new HttpError(400, 'unknown-field', `unknown form field '${part.name.slice(0, 60)}' (fields: image, vocabulary, sentences, prompt, threshold)`);
+    if (!FORM_FIELDS.has(part.name)) throw new HttpError(400, 'unknown-field', `unknown form field '${part.name.slice(0, 60)}' (fields: image, vocabulary, sentences, prompt, threshold, semanticThreshold)`);
     if (part.name === 'image') {
       if (image !== undefined) throw new HttpError(400, 'bad-field', 'more than one image field; send one image per request');
       image = part.data;
@@ -76,12 +79,13 @@ function fromMultipart(body: Buffer, contentType: string, limits: ServerLimits):
     if (part.name === 'vocabulary') vocabulary.push(...splitVocabulary(text));
     else if (part.name === 'sentences' || part.name === 'sentence') sentences.push(...splitSentences(text));
     else if (part.name === 'prompt') prompt = prompt === undefined ? text : `${prompt},${text}`;
+    else if (part.name === 'semanticThreshold') semanticThreshold = parseThreshold(text, 'semanticThreshold');
     else threshold = parseThreshold(text);
   }
   if (image === undefined || image.length === 0) throw new HttpError(400, 'no-image', "the form has no 'image' file (or it is empty)");
   withPromptString(vocabulary, sentences, prompt);
   checkPrompts(vocabulary, sentences, limits);
-  return { image, imageName, vocabulary, sentences, ...(threshold !== undefined ? { threshold } : {}) };
+  return { image, imageName, vocabulary, sentences, ...(threshold !== undefined ? { threshold } : {}), ...(semanticThreshold !== undefined ? { semanticThreshold } : {}) };
 }
 
 function stringList(value: unknown, field: string): string[] {
@@ -124,7 +128,7 @@ function fromJson(body: Buffer, limits: ServerLimits): PredictRequest {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new HttpError(400, 'bad-json', 'the body must be a JSON object');
   const o = value as Record<string, unknown>;
   for (const key of Object.keys(o)) {
-    if (!FORM_FIELDS.has(key)) throw new HttpError(400, 'unknown-field', `unknown field '${key.slice(0, 60)}' (fields: image, vocabulary, sentences, prompt, threshold)`);
+    if (!FORM_FIELDS.has(key)) throw new HttpError(400, 'unknown-field', `unknown field '${key.slice(0, 60)}' (fields: image, vocabulary, sentences, prompt, threshold, semanticThreshold)`);
   }
   if (typeof o.image !== 'string' || o.image.length === 0) throw new HttpError(400, 'no-image', "field 'image' must be the image file as a base64 string (a data: URL is fine)");
   const encoded = o.image.startsWith('data:') ? o.image.slice(o.image.indexOf(',') + 1) : o.image;
@@ -137,7 +141,8 @@ function fromJson(body: Buffer, limits: ServerLimits): PredictRequest {
   withPromptString(vocabulary, sentences, o.prompt as string | undefined);
   checkPrompts(vocabulary, sentences, limits);
   const threshold = parseThreshold(o.threshold);
-  return { image, imageName: 'upload', vocabulary, sentences, ...(threshold !== undefined ? { threshold } : {}) };
+  const semanticThreshold = parseThreshold(o.semanticThreshold, 'semanticThreshold');
+  return { image, imageName: 'upload', vocabulary, sentences, ...(threshold !== undefined ? { threshold } : {}), ...(semanticThreshold !== undefined ? { semanticThreshold } : {}) };
 }
 
 /** Reads a predict request body by its Content-Type: multipart/form-data or application/json. */

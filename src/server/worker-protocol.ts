@@ -9,6 +9,7 @@ export interface WorkerPredictJob {
   vocabulary: string[];
   sentences: string[];
   threshold?: number;
+  semanticThreshold?: number;
 }
 
 export interface EngineMemory {

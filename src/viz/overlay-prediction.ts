@@ -24,6 +24,10 @@ export interface DrawInstancesOptions {
   boxThickness?: number;
   /** Longest label text before it is shortened with '...' (default 28 characters). */
   maxLabelChars?: number;
+  /** Leave out labels that would cover a better instance's label (see OverlayOptions). */
+  skipOverlappingLabels?: boolean;
+  /** Text added to the labels of grounding matches under scoreThreshold (drawn anyway when given). */
+  belowThresholdNote?: string;
 }
 
 /** Font magnification that keeps labels readable when a picture is shown at screen size. */
@@ -55,6 +59,10 @@ interface Drawable {
   score: number;
   box: [number, number, number, number];
   mask: CompressedRle | null;
+  /** Appended to the label (a grounding match under the threshold). */
+  note?: string;
+  /** Drawn whatever its score. */
+  always?: boolean;
 }
 
 /**
@@ -68,14 +76,19 @@ export function drawInstances(image: RgbImage, prediction: Prediction, options: 
   }
   const threshold = options.scoreThreshold ?? 0;
   const items: Drawable[] = prediction.instances.map((inst) => ({ promptIndex: inst.promptIndex, text: inst.prompt, score: inst.score, box: inst.box, mask: inst.mask }));
+  const note = options.belowThresholdNote;
   if (options.grounding ?? true) {
-    const drawn = new Set(prediction.instances.map((inst) => `${inst.promptIndex}:${inst.query}`));
+    const drawn = new Set(prediction.instances.filter((inst) => inst.score >= threshold).map((inst) => `${inst.promptIndex}:${inst.query}`));
     for (const g of prediction.grounding) {
-      if (!drawn.has(`${g.promptIndex}:${g.query}`)) items.push({ promptIndex: g.promptIndex, text: g.sentence, score: g.score, box: g.box, mask: g.mask });
+      // Every sentence's best match, when asked, even under the threshold (its label says so).
+      const below = g.score < threshold;
+      if (!drawn.has(`${g.promptIndex}:${g.query}`) && (!below || note !== undefined)) {
+        items.push({ promptIndex: g.promptIndex, text: g.sentence, score: g.score, box: g.box, mask: g.mask, ...(below ? { note, always: true } : {}) });
+      }
     }
   }
   const chosen = items
-    .filter((item) => item.score >= threshold)
+    .filter((item) => item.score >= threshold || item.always)
     .sort((a, b) => b.score - a.score)
     .slice(0, options.maxInstances ?? 100)
     .reverse();
@@ -86,7 +99,7 @@ export function drawInstances(image: RgbImage, prediction: Prediction, options: 
     if ((options.masks ?? true) && item.mask) overlay.mask = maskPixels(item.mask, image.width, image.height, `instance '${item.text}'`);
     if (options.boxes ?? true) overlay.box = [x1, y1, x2 - x1, y2 - y1];
     if (options.labels ?? true) {
-      overlay.label = `${shortLabel(item.text, maxChars)} ${item.score.toFixed(2)}`;
+      overlay.label = `${shortLabel(item.text, maxChars)} ${item.score.toFixed(2)}${item.note ?? ''}`;
       overlay.labelAt = [x1, y1];
     }
     return overlay;
@@ -96,5 +109,6 @@ export function drawInstances(image: RgbImage, prediction: Prediction, options: 
     maskAlpha: options.maskAlpha ?? 0.45,
     boxThickness: options.boxThickness ?? Math.max(1, Math.round(long / 400)),
     labelScale: options.labelScale ?? defaultLabelScale(long),
+    skipOverlappingLabels: options.skipOverlappingLabels ?? false,
   });
 }

@@ -22,6 +22,12 @@ export interface OverlayOptions {
   contours?: boolean;
   boxThickness?: number;
   labelScale?: number;
+  /**
+   * Leave out a label whose tag would cover one drawn for a later instance (later ones sit on
+   * top: with instances in score order, the better one keeps its label), so that many
+   * overlapping low-score instances do not pile their tags up into an unreadable heap.
+   */
+  skipOverlappingLabels?: boolean;
 }
 
 /**
@@ -48,14 +54,26 @@ export function drawOverlays(image: RgbImage, instances: readonly OverlayInstanc
     }
   });
   const scale = options.labelScale ?? 1;
-  instances.forEach((inst, i) => {
-    if (inst.label === undefined) return;
+  const tags = instances.map((inst) => {
+    if (inst.label === undefined) return null;
     const anchor = labelAnchor(inst, image.width);
-    if (anchor === undefined) return;
+    if (anchor === undefined) return null;
     const size = measureText(inst.label, scale);
     const x = Math.max(scale, Math.min(anchor[0] + scale, image.width - size.width - scale));
     const y = Math.max(scale, Math.min(anchor[1] + scale, image.height - size.height - scale));
-    drawText(out, inst.label, x, y, { color: contrastingText(colors[i]!), background: colors[i]!, backgroundAlpha: 0.85, scale });
+    return { text: inst.label, x, y, width: size.width, height: size.height };
+  });
+  if (options.skipOverlappingLabels) {
+    const kept: { x: number; y: number; width: number; height: number }[] = [];
+    for (let i = tags.length - 1; i >= 0; i--) {
+      const t = tags[i];
+      if (!t) continue;
+      if (kept.some((k) => t.x < k.x + k.width + scale && k.x < t.x + t.width + scale && t.y < k.y + k.height + scale && k.y < t.y + t.height + scale)) tags[i] = null;
+      else kept.push(t);
+    }
+  }
+  tags.forEach((t, i) => {
+    if (t) drawText(out, t.text, t.x, t.y, { color: contrastingText(colors[i]!), background: colors[i]!, backgroundAlpha: 0.85, scale });
   });
   return out;
 }

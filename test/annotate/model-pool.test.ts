@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ModelPool } from '../../src/annotate/model-pool.js';
-import { defaultModelDir } from '../../src/cli/predict.js';
+import { defaultModelDir } from '../../src/cli/model-option.js';
 import { repoRoot } from '../cli/ape-cli.js';
 import { waitUntil } from './fixtures.js';
 

@@ -1,11 +1,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { DEFAULT_SEMANTIC_THRESHOLD } from '../../src/inference/semantic-confidence.js';
 import { createApeServer, type ApeServer } from '../../src/server/app.js';
 import { makeTestModelDir } from '../server/test-model.js';
 
@@ -27,7 +28,8 @@ let page: Page;
 const pageErrors: string[] = [];
 
 before(async () => {
-  model = await makeTestModelDir(21);
+  // A word list, so that the page has something to warn about.
+  model = await makeTestModelDir(21, ['circle', 'star', 'sky', 'sand', 'the', 'red', 'cross', 'to', 'right', 'of']);
   webDir = await mkdtemp(join(tmpdir(), 'ape-web-'));
   const build = spawnSync(process.execPath, ['scripts/build-web.mjs', webDir], { cwd: root, encoding: 'utf8' });
   assert.equal(build.status, 0, build.stderr);
@@ -104,10 +106,19 @@ test('server mode: an example image, typed prompts, overlays drawn and a result 
   const size = await snapshot('before');
   assert.ok(size.width >= 256 && size.width % 256 === 0, `the 256-pixel image is shown enlarged by a whole factor (${size.width})`);
 
+  // One default everywhere: score 0.3 (as the CLI and the API), semantic threshold 0.1.
+  assert.equal(await page.inputValue('#score'), '0.3');
+  assert.equal(await page.textContent('#score-value'), '0.30');
+  assert.equal(await page.inputValue('#semantic-threshold'), String(DEFAULT_SEMANTIC_THRESHOLD));
+  assert.equal(await page.isVisible('#warnings'), false);
   await page.fill('#vocabulary', 'circle, star, sky, sand');
   await page.fill('#sentences', 'the red cross to the right of the red star');
   await page.fill('#score', '0');
   await page.dispatchEvent('#score', 'input');
+  // The random model's scores are meaningless: label every pixel (APE's map) to see the map drawn.
+  await page.fill('#semantic-threshold', '0');
+  await page.dispatchEvent('#semantic-threshold', 'input');
+  assert.equal(await page.textContent('#semantic-threshold-value'), '0.00');
   await page.click('#run');
   assert.equal(await waitForState(['done', 'error']), 'done', (await page.textContent('#message'))!);
 
@@ -158,5 +169,61 @@ test('in-browser mode: the same model runs inside the page and finds the same ob
   assert.equal(rows.length, serverRows.length);
   // Same weights, same pixels, the same wasm kernels: the same rows, scores and boxes.
   assert.deepEqual(rows, serverRows);
+  assert.deepEqual(pageErrors, []);
+});
+
+test('a prompt word the model does not know gets a visible note, in both modes', async () => {
+  await page.fill('#vocabulary', 'circle, cat');
+  for (const mode of ['browser', 'server']) {
+    await page.click(`label:has(input[value="${mode}"])`);
+    await page.click('#run');
+    assert.equal(await waitForState(['done', 'error']), 'done', (await page.textContent('#message'))!);
+    assert.equal(await page.isVisible('#warnings'), true, mode);
+    assert.match((await page.textContent('#warnings'))!, /^'cat' is not in this model's vocabulary, so prompts with it get meaningless scores; this model knows 10 words: circle, cross, of, red, right, sand, sky, star, the, to$/);
+  }
+  await page.fill('#vocabulary', 'circle, star');
+  await page.click('#run');
+  assert.equal(await waitForState(['done', 'error']), 'done');
+  assert.equal(await page.isVisible('#warnings'), false);
+  assert.deepEqual(pageErrors, []);
+});
+
+test('every sentence is drawn with its score even under the slider (marked), rows highlight their object, JSON and PNG download', async () => {
+  await page.fill('#vocabulary', 'circle, star, sky, sand');
+  await page.fill('#sentences', 'the red cross to the right of the red star');
+  await page.click('#run');
+  assert.equal(await waitForState(['done', 'error']), 'done');
+  // Above every score: no instance is drawn, the sentence's match still is, marked as below.
+  await page.fill('#score', '1');
+  await page.dispatchEvent('#score', 'input');
+  assert.equal((await tableRows()).length, 0);
+  assert.match((await page.textContent('#grounding li.below'))!, /the red cross to the right of the red star\s*0\.\d{3} \(below 1\.00\)/);
+  await snapshot('grounding-on');
+  for (const id of ['show-boxes', 'show-labels']) await setChecked(id, false);
+  await snapshot('grounding-off');
+  assert.ok((await differences('grounding-on', 'grounding-off')) > 200, 'the match under the threshold is drawn (box and label)');
+  for (const id of ['show-boxes', 'show-labels']) await setChecked(id, true);
+
+  // Hovering a row draws its object highlighted; leaving restores the picture.
+  await page.fill('#score', '0');
+  await page.dispatchEvent('#score', 'input');
+  await snapshot('rest');
+  await page.hover('#results tbody tr:first-child');
+  assert.equal(await page.$$eval('#results tbody tr.hovered', (r) => r.length), 1);
+  await snapshot('hover');
+  assert.ok((await differences('hover', 'rest')) > 100, 'the hovered object is highlighted');
+  await page.hover('#run');
+  await snapshot('left');
+  assert.equal(await differences('left', 'rest'), 0);
+
+  const [json] = await Promise.all([page.waitForEvent('download'), page.click('#download-json')]);
+  assert.equal(json.suggestedFilename(), 'scene-2.ape.json');
+  const saved = JSON.parse(await readFile((await json.path())!, 'utf8'));
+  assert.equal(saved.instances.length, serverRows.length);
+  assert.deepEqual(saved.prompts.map((p: { text: string }) => p.text), ['circle', 'star', 'sky', 'sand', 'the red cross to the right of the red star']);
+  const [png] = await Promise.all([page.waitForEvent('download'), page.click('#download-png')]);
+  assert.equal(png.suggestedFilename(), 'scene-2.ape.png');
+  const bytes = await readFile((await png.path())!);
+  assert.deepEqual([...bytes.subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
   assert.deepEqual(pageErrors, []);
 });

@@ -27,9 +27,9 @@ after(async () => {
 
 test('ape predict writes NAME.json (COCO results), NAME.png and NAME.semantic.png and prints a table', async () => {
   const images = ['examples/scene-1.png', 'examples/scene-2.png'];
-  const r = ape(['predict', ...images, '--vocab', 'circle,star', '--vocab', 'sky', '--sentence', 'the red star', '--model', model.dir, '--threshold', '0', '--out', out]);
+  const r = ape(['predict', ...images, '--vocab', 'circle,star', '--vocab', 'sky', '--sentence', 'the red star', '--model', model.dir, '--threshold', '0', '--semantic-threshold', '0', '--out', out]);
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual((await readdir(out)).sort(), ['scene-1.json', 'scene-1.png', 'scene-1.semantic.png', 'scene-2.json', 'scene-2.png', 'scene-2.semantic.png']);
+  assert.deepEqual((await readdir(out)).sort(), ['results.json', 'scene-1.json', 'scene-1.png', 'scene-1.semantic.png', 'scene-2.json', 'scene-2.png', 'scene-2.semantic.png']);
   assert.match(r.stdout, /scene-2\.png: 256x256, \d+ instances/);
   assert.match(r.stdout, /prompt\s+kind\s+score\s+box/);
   assert.match(r.stdout, /grounding "the red star": 0\.\d+ at \[/);
@@ -70,8 +70,30 @@ test('ape predict: usage errors and a missing model are reported plainly', () =>
   assert.equal(hexThreshold.code, 2);
   assert.match(hexThreshold.stderr, /--threshold must be a number from 0 to 1, got '0x1'/);
   const noModel = ape(['predict', 'examples/scene-1.png', '--vocab', 'a', '--model', join(out, 'nothing-here'), '--out', out]);
-  assert.equal(noModel.code, 1);
-  assert.match(noModel.stderr, /nothing-here/);
+  assert.equal(noModel.code, 2);
+  assert.match(noModel.stderr, /--model .*nothing-here: no such folder, and not a released model name/);
+});
+
+test('ape predict with the shipped model: an unknown word is warned about (stderr and JSON); the semantic threshold leaves the unsure pixels unlabelled', async () => {
+  const dir = join(out, 'vocab');
+  const r = ape(['predict', 'examples/scene-2.png', '--vocab', 'cat,circle', '--out', dir]);
+  assert.equal(r.code, 0, r.stderr);
+  const warning = "'cat' is not in this model's vocabulary, so prompts with it get meaningless scores; this model knows 41 words: above, at, below, blue, bottom, circle,";
+  assert.ok(r.stderr.includes(`warning: ${warning}`), r.stderr);
+  const json = JSON.parse(await readFile(join(dir, 'scene-2.json'), 'utf8'));
+  assert.equal(json.warnings.length, 1);
+  assert.ok(json.warnings[0].startsWith(warning));
+  const labelled = (j: { semantic: { segments: { prompt: string; area: number }[] } }, prompt: string) => j.semantic.segments.filter((s) => s.prompt === prompt).reduce((a, s) => a + s.area, 0) / (256 * 256);
+  // Default 0.1: the circle (about 4% of scene-2) and little else.
+  assert.ok(labelled(json, 'circle') > 0.01 && labelled(json, 'circle') < 0.1, `circle ${labelled(json, 'circle')}`);
+  // 0 is APE's own map: two prompts share every pixel.
+  const ape0 = ape(['predict', 'examples/scene-2.png', '--vocab', 'cat,circle', '--semantic-threshold', '0', '--out', join(out, 'vocab0')]);
+  assert.equal(ape0.code, 0, ape0.stderr);
+  const json0 = JSON.parse(await readFile(join(out, 'vocab0', 'scene-2.json'), 'utf8'));
+  assert.equal(labelled(json0, 'circle') + labelled(json0, 'cat'), 1);
+  const bad = ape(['predict', 'examples/scene-2.png', '--vocab', 'circle', '--semantic-threshold', 'x']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--semantic-threshold must be a number from 0 to 1, got 'x'/);
 });
 
 test('output names stay unique', () => {

@@ -53,7 +53,7 @@ function oracle(semantic: 'truth' | 'background' = 'truth') {
     const names = options.vocabulary ?? [];
     const indexOfCategory = new Map(instances.categories.map((c) => [c.id, names.indexOf(c.name)]));
     const tasks = options.tasks ?? [];
-    const prediction: Prediction = { width: image.width, height: image.height, prompts: [], instances: [], semantic: null, grounding: [] };
+    const prediction: Prediction = { width: image.width, height: image.height, prompts: [], instances: [], semantic: null, grounding: [], warnings: [] };
     if (tasks.includes('instances')) {
       prediction.instances = instances.annotations
         .filter((a) => a.image_id === id)

@@ -31,6 +31,7 @@ function sample(): Prediction {
     instances: [{ prompt: 'sky', promptIndex: 1, kind: 'vocabulary', score: 0.876543219, box: [1.234, 0.5, 4.5, 3.25], mask: compressRle(encodeRle(mask, H, W)), query: 7 }],
     semantic: { width: W, height: H, labels, prompts: ['grass', 'sky', 'the left one'] },
     grounding: [{ sentence: 'the left one', promptIndex: 2, score: 0.5, box: [0, 0, 2, 2], mask: null, query: 1 }],
+    warnings: [],
   };
 }
 

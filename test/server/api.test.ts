@@ -237,12 +237,13 @@ describe('ape serve under pressure', () => {
   });
 });
 
-test('ape serve without a loadable model exits 1 and says why', () => {
+test('ape serve without a loadable model says why (exit 2 for a missing path, 1 for a folder without a model)', () => {
+  // A path that is not there is refused before anything starts (a usage error, exit 2).
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--port', '0', '--model', join(root, 'no-such-model')], { cwd: root, encoding: 'utf8' });
-  assert.equal(r.status, 1);
+  assert.equal(r.status, 2);
   // A folder that exists but holds no model fails in the model thread, with the loader's message.
   const empty = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--port', '0', '--model', join(root, 'examples')], { cwd: root, encoding: 'utf8' });
   assert.equal(empty.status, 1);
   assert.match(empty.stderr, /could not load the model from .*examples: .*config\.json/);
-  assert.match(r.stderr, /could not load the model from .*no-such-model: .*no such file or directory/);
+  assert.match(r.stderr, /--model .*no-such-model: no such folder, and not a released model name \(ape-ti, ape-l-d/);
 });

@@ -5,6 +5,7 @@ import { initEngine } from '../../src/engine/engine.js';
 import { createModel } from '../../src/inference/create-model.js';
 import { saveModel } from '../../src/inference/model-files.js';
 import { tinyConfig, type ApeConfig } from '../../src/modeling/config.js';
+import { WordTokenizer } from '../../src/text/word-tokenizer.js';
 
 /**
  * A randomly initialised, cut-down tiny APE (128-pixel input, 2 ViT blocks, one encoder and one
@@ -24,11 +25,17 @@ export function testModelConfig(): ApeConfig {
   return c;
 }
 
-/** Writes the test model to a fresh temporary folder; call `remove` when done. */
-export async function makeTestModelDir(seed = 11): Promise<{ dir: string; remove: () => Promise<void> }> {
+/**
+ * Writes the test model to a fresh temporary folder; call `remove` when done. With `words`, its
+ * tokenizer knows those words (and warns about others); without, it hashes every word.
+ */
+export async function makeTestModelDir(seed = 11, words?: string[]): Promise<{ dir: string; remove: () => Promise<void> }> {
   await initEngine({ backend: 'wasm' });
   const dir = await mkdtemp(join(tmpdir(), 'ape-test-model-'));
-  const model = await createModel(testModelConfig(), { seed });
+  const config = testModelConfig();
+  const { vocabSize, contextLength } = config.text.encoder;
+  const tokenizer = words ? new WordTokenizer(words, vocabSize - 4 - words.length, contextLength) : undefined;
+  const model = await createModel(config, { seed, ...(tokenizer ? { tokenizer } : {}) });
   await saveModel(model, dir);
   model.dispose();
   return { dir, remove: () => rm(dir, { recursive: true, force: true }) };

@@ -30,6 +30,7 @@ function prediction(): Prediction {
     ],
     semantic: null,
     grounding: [{ sentence: 'the big one', promptIndex: 1, score: 0.7, box: [30, 2, 38, 10], mask: null, query: 9 }],
+    warnings: [],
   };
 }
 

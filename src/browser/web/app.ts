@@ -6,6 +6,7 @@
 import type { RgbImage } from '../../io/image-types.js';
 import { decodeImage, toImageData } from '../../io/image-browser.js';
 import { DEFAULT_SCORE_THRESHOLD, type Prediction } from '../../inference/results.js';
+import { drawOverlays } from '../../viz/overlay.js';
 import { drawInstances, promptColor } from '../../viz/overlay-prediction.js';
 import { drawSemantic, semanticAreas } from '../../viz/semantic-map.js';
 import { resizeNearest } from '../../viz/image.js';
@@ -25,9 +26,11 @@ interface State {
   mode: Mode;
   browserModel: Promise<InBrowserModel> | null;
   busy: boolean;
+  /** The object under the mouse in a table (its box and prompt), drawn highlighted. */
+  hover: { box: [number, number, number, number]; promptIndex: number } | null;
 }
 
-const state: State = { image: null, file: null, fileName: '', json: null, prediction: null, mode: 'server', browserModel: null, busy: false };
+const state: State = { image: null, file: null, fileName: '', json: null, prediction: null, mode: 'server', browserModel: null, busy: false, hover: null };
 
 function $(id: string): HTMLElement {
   const el = document.getElementById(id);
@@ -65,6 +68,14 @@ function swatch(index: number): HTMLSpanElement {
 }
 
 const scoreThreshold = () => Number(input('score').value);
+const semanticThreshold = () => Number(input('semantic-threshold').value);
+
+/** The prediction's warnings (prompt words the model does not know) above the results, or nothing. */
+function showWarnings(warnings: readonly string[]): void {
+  const box = $('warnings');
+  box.textContent = warnings.join('\n');
+  box.hidden = warnings.length === 0;
+}
 
 /** Upscaling for display: small images are enlarged (whole pixels) so labels stay crisp. */
 function displayScale(image: RgbImage): number {
@@ -84,11 +95,17 @@ function scaledBoxes(p: Prediction, k: number): Prediction {
   };
 }
 
+function render(): void {
+  drawPicture();
+  renderTables();
+}
+
 /**
  * Draws the image with whatever the toggles and the slider ask for: semantic colours and masks
- * at the image's own size, then (after enlarging small images) boxes and labels.
+ * at the image's own size, then (after enlarging small images) boxes and labels, every
+ * sentence's match (marked when under the slider), and the hovered object on top.
  */
-function render(): void {
+function drawPicture(): void {
   const image = state.image;
   if (!image) return;
   let picture = image;
@@ -104,13 +121,48 @@ function render(): void {
   const boxes = input('show-boxes').checked;
   const labels = input('show-labels').checked;
   if (current && (boxes || labels)) {
-    picture = drawInstances(picture, scaledBoxes(current, k), { scoreThreshold: threshold, masks: false, boxes, labels, boxThickness: 2, labelScale: k >= 3 ? 2 : 1 });
+    picture = drawInstances(picture, scaledBoxes(current, k), {
+      scoreThreshold: threshold, masks: false, boxes, labels, boxThickness: 2, labelScale: k >= 3 ? 2 : 1,
+      belowThresholdNote: ` (below ${threshold.toFixed(2)})`, skipOverlappingLabels: true,
+    });
+  }
+  if (current && state.hover) {
+    const [x1, y1, x2, y2] = state.hover.box.map((v) => v * k) as [number, number, number, number];
+    const box: [number, number, number, number] = [x1, y1, x2 - x1, y2 - y1];
+    picture = drawOverlays(picture, [{ color: [255, 255, 255], box }], { boxThickness: 6 });
+    picture = drawOverlays(picture, [{ color: promptColor(state.hover.promptIndex), box }], { boxThickness: 3 });
   }
   canvas.width = picture.width;
   canvas.height = picture.height;
   canvas.getContext('2d')!.putImageData(toImageData(picture), 0, 0);
-  renderTables();
 }
+
+/** Table rows and list items highlight their object on the picture while the mouse is over them. */
+function hoverable<T extends HTMLElement>(el: T, target: { box: [number, number, number, number]; promptIndex: number }): T {
+  el.addEventListener('mouseenter', () => {
+    state.hover = target;
+    el.classList.add('hovered');
+    drawPicture();
+  });
+  el.addEventListener('mouseleave', () => {
+    state.hover = null;
+    el.classList.remove('hovered');
+    drawPicture();
+  });
+  return el;
+}
+
+/** Saves a blob under a name through a temporary link (the browser's download). */
+function download(blob: Blob, name: string): void {
+  const url = URL.createObjectURL(blob);
+  const link = element('a', { href: url, download: name });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+const resultStem = () => (state.fileName.replace(/\.[^.]*$/, '') || 'image') + '.ape';
 
 function renderTables(): void {
   const body = ($('results') as HTMLTableElement).tBodies[0]!;
@@ -130,18 +182,20 @@ function renderTables(): void {
   for (const inst of rows) {
     const [x1, y1, x2, y2] = inst.box;
     body.append(
-      element('tr', {}, [
+      hoverable(element('tr', {}, [
         element('td', {}, [swatch(inst.promptIndex)]),
         element('td', { textContent: inst.prompt }),
         element('td', { textContent: inst.kind }),
         element('td', { className: 'num', textContent: inst.score.toFixed(3) }),
         element('td', { className: 'num', textContent: [x1, y1, x2 - x1, y2 - y1].map((v) => Math.round(v)).join(', ') }),
-      ]),
+      ]), inst),
     );
   }
   if (p.grounding.length === 0) grounding.append(element('li', { className: 'empty', textContent: 'no sentences' }));
   for (const g of p.grounding) {
-    grounding.append(element('li', {}, [swatch(g.promptIndex), element('span', { textContent: g.sentence }), element('span', { className: 'num', textContent: g.score.toFixed(3) })]));
+    const below = g.score < threshold;
+    const score = element('span', { className: 'num', textContent: `${g.score.toFixed(3)}${below ? ` (below ${threshold.toFixed(2)})` : ''}` });
+    grounding.append(hoverable(element('li', below ? { className: 'below' } : {}, [swatch(g.promptIndex), element('span', { textContent: g.sentence }), score]), g));
   }
   const areas = p.semantic ? semanticAreas(p.semantic) : [];
   if (areas.length === 0) legend.append(element('li', { className: 'empty', textContent: p.semantic ? 'all background' : 'not computed' }));
@@ -156,6 +210,7 @@ function renderTables(): void {
 
 function updateRunButton(): void {
   (input('run') as unknown as HTMLButtonElement).disabled = state.busy || !state.image;
+  for (const id of ['download-json', 'download-png']) (input(id) as unknown as HTMLButtonElement).disabled = state.busy || !state.json;
 }
 
 async function setImage(file: Blob, name: string): Promise<void> {
@@ -166,6 +221,7 @@ async function setImage(file: Blob, name: string): Promise<void> {
     state.fileName = name;
     state.json = null;
     state.prediction = null;
+    state.hover = null;
     document.body.dataset.image = name;
     message(`${name}: ${image.width} x ${image.height}`);
     render();
@@ -207,6 +263,7 @@ async function predictOnServer(vocabulary: string[], sentences: string[]): Promi
   if (vocabulary.length > 0) form.append('vocabulary', vocabulary.join(','));
   if (sentences.length > 0) form.append('sentences', sentences.join('\n'));
   form.append('threshold', '0');
+  form.append('semanticThreshold', String(semanticThreshold()));
   const response = await fetch('v1/predict', { method: 'POST', body: form });
   const body = await response.json().catch(() => null);
   if (!response.ok) throw new Error(body?.error?.message ?? `the server answered ${response.status}`);
@@ -235,9 +292,11 @@ async function run(): Promise<void> {
       message('running in this browser...');
       // Let the page paint the message before the (synchronous) forward pass.
       await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
-      json = model.predict(state.image, { vocabulary, sentences, threshold: 0 });
+      json = model.predict(state.image, { vocabulary, sentences, threshold: 0, semanticThreshold: semanticThreshold() });
     }
     state.json = json;
+    state.hover = null;
+    showWarnings(json.warnings ?? []);
     state.prediction = predictionFromJson(json);
     render();
     const shown = state.prediction.instances.filter((i) => i.score >= scoreThreshold()).length;
@@ -298,11 +357,20 @@ function wire(): void {
     if (file) void setImage(file, file.name);
   });
   $('run').addEventListener('click', () => void run());
+  $('download-json').addEventListener('click', () => {
+    if (state.json) download(new Blob([JSON.stringify(state.json, null, 2)], { type: 'application/json' }), `${resultStem()}.json`);
+  });
+  $('download-png').addEventListener('click', () => {
+    canvas.toBlob((blob) => blob && download(blob, `${resultStem()}.png`), 'image/png');
+  });
   for (const id of ['show-masks', 'show-boxes', 'show-labels', 'show-semantic']) input(id).addEventListener('change', render);
   // The slider starts at the threshold the CLI and the API use (the page asks the server for
   // every instance and filters here, so moving it needs no new request).
   input('score').value = String(DEFAULT_SCORE_THRESHOLD);
   $('score-value').textContent = DEFAULT_SCORE_THRESHOLD.toFixed(2);
+  input('semantic-threshold').addEventListener('input', () => {
+    $('semantic-threshold-value').textContent = semanticThreshold().toFixed(2);
+  });
   input('score').addEventListener('input', () => {
     $('score-value').textContent = scoreThreshold().toFixed(2);
     render();

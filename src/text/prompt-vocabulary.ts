@@ -1,0 +1,30 @@
+import type { TextTokenizer } from './tokenizer.js';
+import { WordTokenizer, splitWords } from './word-tokenizer.js';
+
+/**
+ * What a model's text side cannot read. A word-level tokenizer with a word list (the shipped
+ * model's) knows only those words: any other word becomes an anonymous hash bucket, so a prompt
+ * like "cat" is scored without meaning. CLIP BPE (the released models) spells every word out of
+ * sub-words and has no such limit.
+ */
+export function unknownWords(tokenizer: TextTokenizer, text: string): string[] {
+  if (!(tokenizer instanceof WordTokenizer) || tokenizer.words.length === 0) return [];
+  const known = new Set(tokenizer.words);
+  // Punctuation is not a word a user asked for.
+  return [...new Set(splitWords(text).filter((w) => /[\p{L}\p{N}]/u.test(w) && !known.has(w)))];
+}
+
+/**
+ * One warning for the prompts with words outside the model's vocabulary (none when all are
+ * known), naming the words and listing the ones the model does know.
+ */
+export function vocabularyWarnings(tokenizer: TextTokenizer, prompts: readonly string[]): string[] {
+  const words = new Set<string>();
+  for (const p of prompts) for (const w of unknownWords(tokenizer, p)) words.add(w);
+  if (words.size === 0) return [];
+  const known = [...(tokenizer as WordTokenizer).words].filter((w) => /[\p{L}\p{N}]/u.test(w)).sort();
+  const list = [...words].map((w) => `'${w}'`).join(', ');
+  return [
+    `${list} ${words.size === 1 ? 'is' : 'are'} not in this model's vocabulary, so prompts with ${words.size === 1 ? 'it' : 'them'} get meaningless scores; this model knows ${known.length} words: ${known.join(', ')}`,
+  ];
+}
