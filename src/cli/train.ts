@@ -1,4 +1,4 @@
-import { backendOption, parseCommandArgs, positiveIntegerOption } from './args.js';
+import { backendOption, parseCommandArgs, positiveIntegerOption, withStopOnSigint } from './args.js';
 import { initEngine } from '../engine/engine.js';
 import { loadTrainConfig } from '../training/config.js';
 import { runTraining } from '../training/run.js';
@@ -33,14 +33,7 @@ export const command: Command = {
     const config = loadTrainConfig(values.config);
     await writeMissingSynthFolders(config.prepare.synth, (line) => console.error(line));
     await initEngine({ backend });
-    const signal = { stop: false };
-    const onSigint = () => {
-      if (signal.stop) process.exit(130);
-      signal.stop = true;
-      console.error('\nstopping after this step (Ctrl-C again to abort without a checkpoint)');
-    };
-    process.on('SIGINT', onSigint);
-    try {
+    await withStopOnSigint(async (signal) => {
       const trainer = await runTraining(config, {
         maxSteps,
         signal,
@@ -51,9 +44,7 @@ export const command: Command = {
         },
       });
       await trainer.close();
-    } finally {
-      process.off('SIGINT', onSigint);
-    }
+    });
     return 0;
   },
 };
