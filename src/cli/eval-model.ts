@@ -1,14 +1,15 @@
 import { initEngine } from '../engine/engine.js';
 import { evaluateModel, type CategoryEvalResult } from '../evaluation/model-eval.js';
 import { loadModel } from '../inference/model-files.js';
-import { resolveModelOption } from './model-option.js';
+import { resolveModelOption, sizeOption } from './model-option.js';
 import { Progress } from '../util/progress.js';
 import { writeJsonFile } from '../util/write-json.js';
 import { backendOption, parseCommandArgs, positiveIntegerOption } from './args.js';
 import type { Command } from './command.js';
 import { UsageError } from './command.js';
 
-const usage = `usage: ape eval model --model DIR|NAME --data DIR [--images N] [--json OUT.json]
+const usage = `usage: ape eval model --model DIR|NAME --data DIR [--images N] [--size N] [--json OUT.json]
+  --size N  input size in pixels instead of the model's (a multiple of 64; see ape predict --size)
   Prints a table per category (box AP, mask AP, semantic IoU), the totals, and the JSON
   {"bbox": [12], "segm": [12], "miou": x, "referring_acc": x, "per_category": [...]}`;
 
@@ -30,7 +31,7 @@ export const command: Command = {
   async run(argv: string[]): Promise<number> {
     const { values } = parseCommandArgs({
       args: argv,
-      options: { model: { type: 'string' }, data: { type: 'string' }, images: { type: 'string' }, json: { type: 'string' }, backend: { type: 'string' } },
+      options: { model: { type: 'string' }, data: { type: 'string' }, images: { type: 'string' }, json: { type: 'string' }, backend: { type: 'string' }, size: { type: 'string' } },
       strict: true,
       allowPositionals: false,
     });
@@ -38,8 +39,9 @@ export const command: Command = {
     if (!values.data) throw new UsageError('--data is required');
     const maxImages = positiveIntegerOption(values.images, 'images');
     const backend = backendOption(values.backend);
+    const inputSize = sizeOption(values.size);
     await initEngine({ backend });
-    const model = await loadModel(await resolveModelOption(values.model));
+    const model = await loadModel(await resolveModelOption(values.model), inputSize !== undefined ? { inputSize } : {});
     let progress: Progress | undefined;
     const result = await evaluateModel(model, values.data, {
       maxImages,

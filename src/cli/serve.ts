@@ -1,7 +1,7 @@
 import { parseCommandArgs } from './args.js';
 import { createApeServer } from '../server/app.js';
 import { DEFAULT_LIMITS, type ServerLimits } from '../server/limits.js';
-import { resolveModelOption } from './model-option.js';
+import { resolveModelOption, sizeOption } from './model-option.js';
 import { UsageError, type Command } from './command.js';
 
 const usage = `usage: ape serve [--port 8080] [--host 127.0.0.1] [--model DIR|NAME] [limits]
@@ -13,6 +13,8 @@ const usage = `usage: ape serve [--port 8080] [--host 127.0.0.1] [--model DIR|NA
     GET  /               the web page (server mode, or the model running in the browser)
   --model DIR|NAME       model folder (default: the shipped models/default), or a released model
                          by name: ape-ti, ape-l-d (pulled on first use, see 'ape pull')
+  --size N               input size in pixels instead of the model's (a multiple of 64; the
+                         encoder's cost grows with N squared)
   --port P               0 picks a free port (default 8080)
   --host H               address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)
 limits (answers: 413 too large, 422 bad prompts, 503 queue full, 504 too slow):
@@ -49,6 +51,7 @@ async function run(argv: string[]): Promise<number> {
       'timeout-ms': { type: 'string' },
       'grace-ms': { type: 'string' },
       'web-dir': { type: 'string' },
+      size: { type: 'string' },
     },
     allowPositionals: true,
   });
@@ -70,8 +73,14 @@ async function run(argv: string[]): Promise<number> {
     requestTimeoutMs: integer('timeout-ms'),
     shutdownGraceMs: integer('grace-ms', 0),
   };
+  const inputSize = sizeOption(values.size);
   const modelDir = await resolveModelOption(values.model);
-  const app = await createApeServer({ modelDir, limits, ...(values['web-dir'] ? { webDir: values['web-dir'] } : {}) });
+  const app = await createApeServer({
+    modelDir,
+    limits,
+    ...(inputSize !== undefined ? { inputSize } : {}),
+    ...(values['web-dir'] ? { webDir: values['web-dir'] } : {}),
+  });
   const info = await app.host.start().catch(async (error: Error) => {
     await app.close();
     throw error;

@@ -18,6 +18,8 @@ import { WorkQueue } from './work-queue.js';
 export interface ApeServerOptions {
   /** A model folder (config, safetensors weights, tokenizer). */
   modelDir: string;
+  /** Input size instead of the model's (a multiple of 64): smaller is faster and coarser. */
+  inputSize?: number;
   limits?: Partial<ServerLimits>;
   /** The built web page (index.html, app.js, style.css); default: dist/web of this package. */
   webDir?: string;
@@ -110,15 +112,17 @@ export interface ApeServer {
 export async function createApeServer(options: ApeServerOptions): Promise<ApeServer> {
   const webDir = options.webDir ?? defaultWebDir();
   const wasmDir = options.wasmDir ?? defaultWasmDir();
-  const host = new ModelHost(options.modelDir);
+  const host = new ModelHost(options.modelDir, options.inputSize);
   const cannotLoad = (error: Error) => {
     throw new Error(`could not load the model from ${options.modelDir}: ${error.message}`);
   };
   const modelFiles = await listServableFiles(options.modelDir, MODEL_FILE_EXTENSIONS).catch(cannotLoad);
   const configPath = join(options.modelDir, CONFIG_FILE);
-  const inputSize = await readFile(configPath, 'utf8')
-    .then((text) => parseModelConfig(text, configPath).input.size)
-    .catch(cannotLoad);
+  const inputSize =
+    options.inputSize ??
+    (await readFile(configPath, 'utf8')
+      .then((text) => parseModelConfig(text, configPath).input.size)
+      .catch(cannotLoad));
   const limits = resolveLimits({ ...options.limits, maxImagePixels: options.limits?.maxImagePixels ?? pixelBudgetFor(inputSize) });
   const modelFileNames = new Set(modelFiles.map((f) => f.name));
   const wasmFiles = new Set((await listServableFiles(wasmDir, ['.wasm'])).map((f) => f.name));

@@ -5,6 +5,8 @@ import type { EngineMemory, ModelInfo, WorkerPredictJob, WorkerReply } from './w
 
 export interface ModelWorkerData {
   modelDir: string;
+  /** Input size instead of the model's (`ape serve --size`). */
+  inputSize?: number;
 }
 
 /**
@@ -46,13 +48,16 @@ export class ModelHost {
   private closed = false;
   restarts = 0;
 
-  constructor(private readonly modelDir: string) {}
+  constructor(
+    private readonly modelDir: string,
+    private readonly inputSize?: number,
+  ) {}
 
   /** Loads the model (once); resolves with what the worker reports about it. */
   start(): Promise<ModelInfo> {
     if (this.closed) return Promise.reject(new HttpError(503, 'shutting-down', 'the server is shutting down'));
     if (this.ready) return this.ready;
-    const worker = spawnModelWorker({ modelDir: this.modelDir });
+    const worker = spawnModelWorker({ modelDir: this.modelDir, ...(this.inputSize !== undefined ? { inputSize: this.inputSize } : {}) });
     this.worker = worker;
     this.ready = new Promise<ModelInfo>((resolve, reject) => {
       worker.on('message', (reply: WorkerReply) => {

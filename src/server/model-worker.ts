@@ -23,11 +23,11 @@ function memory(): EngineMemory {
 const reply = (message: WorkerReply) => port.postMessage(message);
 
 async function start(): Promise<ApeModel | null> {
-  const { modelDir } = workerData as ModelWorkerData;
+  const { modelDir, inputSize } = workerData as ModelWorkerData;
   try {
     const t0 = performance.now();
     await initEngine({ backend: 'wasm' });
-    const model = await loadModel(modelDir);
+    const model = await loadModel(modelDir, inputSize !== undefined ? { inputSize } : {});
     reply({
       type: 'ready',
       info: { name: model.config.name, config: model.config, backend: tf.getBackend(), loadMs: Math.round(performance.now() - t0) },

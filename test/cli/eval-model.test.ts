@@ -45,6 +45,21 @@ test('ape eval model writes the JSON contract with per_category, equal to an in-
   for (const c of expected.perCategory) assert.match(r.stdout, new RegExp(`^${c.name}\\s+${c.isThing ? 'thing' : 'stuff'}\\s`, 'm'));
 });
 
+test('ape eval model --size N evaluates at that input size; a size that is not a multiple of 64 is refused', async () => {
+  const out = join(work, 'eval-64.json');
+  const r = ape(['eval', 'model', '--model', model.dir, '--data', join(work, 'data'), '--size', '64', '--json', out]);
+  assert.equal(r.code, 0, r.stderr);
+  const json = JSON.parse(await readFile(out, 'utf8'));
+  const loaded = await loadModel(model.dir, { inputSize: 64 });
+  const expected = await evaluateModel(loaded, join(work, 'data'));
+  loaded.dispose();
+  assert.deepEqual(json.bbox, expected.bbox);
+  assert.equal(json.miou, expected.miou);
+  const bad = ape(['eval', 'model', '--model', model.dir, '--data', join(work, 'data'), '--size', '100']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--size must be a multiple of 64/);
+});
+
 test('ape eval model on a folder without instances.json names it', () => {
   const r = ape(['eval', 'model', '--model', model.dir, '--data', work]);
   assert.notEqual(r.code, 0);

@@ -91,6 +91,14 @@ test('the default pixel budget follows the model: (4 x its input side)^2; --max-
   await wider.app.close();
 });
 
+test('inputSize (ape serve --size) runs the model at that size and sets the pixel budget from it', async () => {
+  const app = await createApeServer({ modelDir: model.dir, inputSize: 64, webDir: join(root, 'no-page') });
+  after(() => app.close());
+  const info = await app.host.start();
+  assert.equal((info.config as { input: { size: number } }).input.size, 64);
+  assert.equal(app.limits.maxImagePixels, 256 * 256);
+});
+
 test('a large upload is answered in its own size', async () => {
   const { app, url } = await inProcess({ maxImagePixels: 2_000_000 });
   after(() => app.close());
