@@ -40,12 +40,27 @@ interface Timing {
   images_per_hour_steady: number;
 }
 
-async function timeRun(root: string, name: string, images: string[], model: string, backend: AnnotationBackend): Promise<{ timing: Timing; file: string }> {
+async function timeRun(
+  root: string,
+  name: string,
+  images: string[],
+  model: string,
+  backend: AnnotationBackend,
+): Promise<{ timing: Timing; file: string }> {
   const outDir = join(root, name);
   const finishedAt: number[] = [];
   const t0 = performance.now();
   try {
-    await runAnnotation({ images, settings: { vocabulary: VOCABULARY, sentences: [], threshold: 0.3 }, model, outDir, progress: () => finishedAt.push(performance.now()) }, backend);
+    await runAnnotation(
+      {
+        images,
+        settings: { vocabulary: VOCABULARY, sentences: [], threshold: 0.3 },
+        model,
+        outDir,
+        progress: () => finishedAt.push(performance.now()),
+      },
+      backend,
+    );
   } finally {
     await backend.close();
   }
@@ -58,7 +73,9 @@ async function timeRun(root: string, name: string, images: string[], model: stri
     images_per_hour_wall: Math.round((images.length / wall) * 3600),
     images_per_hour_steady: Math.round(3600 / steady),
   };
-  console.log(`${name.padEnd(16)} wall ${timing.wall_s.toFixed(1)} s (${timing.images_per_hour_wall} img/h), steady ${timing.steady_s_per_image.toFixed(3)} s/img (${timing.images_per_hour_steady} img/h)`);
+  console.log(
+    `${name.padEnd(16)} wall ${timing.wall_s.toFixed(1)} s (${timing.images_per_hour_wall} img/h), steady ${timing.steady_s_per_image.toFixed(3)} s/img (${timing.images_per_hour_steady} img/h)`,
+  );
   return { timing, file: readFileSync(join(outDir, 'annotations.json'), 'utf8') };
 }
 
@@ -66,7 +83,9 @@ async function withQueueWorkers<T>(url: string, modelDir: string, count: number,
   let stop!: () => void;
   const stopped = new Promise<void>((r) => (stop = r));
   const log = () => undefined;
-  const workers = Array.from({ length: count }, () => runQueueWorker({ url, modelDir, concurrency: 1, lockMs: 30_000, giveUpMs: 60_000, log, stop: stopped }));
+  const workers = Array.from({ length: count }, () =>
+    runQueueWorker({ url, modelDir, concurrency: 1, lockMs: 30_000, giveUpMs: 60_000, log, stop: stopped }),
+  );
   try {
     return await work();
   } finally {
@@ -78,7 +97,9 @@ async function withQueueWorkers<T>(url: string, modelDir: string, count: number,
 /** Per-image time of whole queue runs whose worker replays local-1's outcomes instead of running the model. */
 async function directOverhead(root: string, url: string, images: string[], model: string): Promise<number> {
   const outcomes = new Map<number, unknown>();
-  for (const line of readFileSync(join(root, 'local-1', 'journal.jsonl'), 'utf8').split('\n').slice(1)) {
+  for (const line of readFileSync(join(root, 'local-1', 'journal.jsonl'), 'utf8')
+    .split('\n')
+    .slice(1)) {
     if (line) outcomes.set((JSON.parse(line) as { i: number }).i, (JSON.parse(line) as { outcome: unknown }).outcome);
   }
   const queueName = 'ape-bench-overhead';
@@ -96,9 +117,26 @@ async function directOverhead(root: string, url: string, images: string[], model
   try {
     for (let r = 0; r < 5; r++) {
       const outDir = join(root, `overhead-${r}`);
-      const producer = new QueueProducer({ url, queueName, inFlight: 64, giveUpMs: 60_000, outDir, model, log: () => undefined });
+      const producer = new QueueProducer({
+        url,
+        queueName,
+        inFlight: 64,
+        giveUpMs: 60_000,
+        outDir,
+        model,
+        log: () => undefined,
+      });
       const t0 = performance.now();
-      await runAnnotation({ images, settings: { vocabulary: VOCABULARY, sentences: [], threshold: 0.3 }, model, outDir, progress: () => undefined }, producer);
+      await runAnnotation(
+        {
+          images,
+          settings: { vocabulary: VOCABULARY, sentences: [], threshold: 0.3 },
+          model,
+          outDir,
+          progress: () => undefined,
+        },
+        producer,
+      );
       perImage.push((performance.now() - t0) / images.length);
       await producer.close();
     }
@@ -117,7 +155,12 @@ export async function run(argv: string[]): Promise<{ results: Record<string, unk
   const images = listImages(join(root, 'synth', 'images'));
   const modelDir = defaultModelDir();
   const model = await modelFingerprint(modelDir);
-  const results: Record<string, unknown> = { images: n, image_size: 256, prompts: VOCABULARY.length, model: 'models/default' };
+  const results: Record<string, unknown> = {
+    images: n,
+    image_size: 256,
+    prompts: VOCABULARY.length,
+    model: 'models/default',
+  };
 
   const local1 = await timeRun(root, 'local-1', images, model, new LocalBackend(modelDir, 1));
   const local2 = await timeRun(root, 'local-2', images, model, new LocalBackend(modelDir, 2));
@@ -126,10 +169,22 @@ export async function run(argv: string[]): Promise<{ results: Record<string, unk
 
   const redis = await TestRedis.start();
   try {
-    const producer = (name: string) => new QueueProducer({ url: redis.url, inFlight: 64, giveUpMs: 60_000, outDir: join(root, name), model, log: () => undefined });
+    const producer = (name: string) =>
+      new QueueProducer({
+        url: redis.url,
+        inFlight: 64,
+        giveUpMs: 60_000,
+        outDir: join(root, name),
+        model,
+        log: () => undefined,
+      });
     // As in the local runs, `wall` includes the workers' model loading (they start with the run).
-    const queue1 = await withQueueWorkers(redis.url, modelDir, 1, () => timeRun(root, 'queue-1', images, model, producer('queue-1')));
-    const queue2 = await withQueueWorkers(redis.url, modelDir, 2, () => timeRun(root, 'queue-2', images, model, producer('queue-2')));
+    const queue1 = await withQueueWorkers(redis.url, modelDir, 1, () =>
+      timeRun(root, 'queue-1', images, model, producer('queue-1')),
+    );
+    const queue2 = await withQueueWorkers(redis.url, modelDir, 2, () =>
+      timeRun(root, 'queue-2', images, model, producer('queue-2')),
+    );
     results.queue_1 = queue1.timing;
     results.queue_2 = queue2.timing;
     const overheadMs = (queue1.timing.steady_s_per_image - local1.timing.steady_s_per_image) * 1000;
@@ -140,7 +195,9 @@ export async function run(argv: string[]): Promise<{ results: Record<string, unk
     results.same_annotations = same;
     console.log(`same annotations in every setting: ${same}`);
     results.queue_overhead_direct_ms_per_image = await directOverhead(root, redis.url, images, model);
-    console.log(`queue overhead   ${results.queue_overhead_direct_ms_per_image} ms per image (direct: a run without model work, median of 5)`);
+    console.log(
+      `queue overhead   ${results.queue_overhead_direct_ms_per_image} ms per image (direct: a run without model work, median of 5)`,
+    );
   } finally {
     await redis.down();
   }

@@ -84,7 +84,7 @@ export function synthesize(images: number, rng: Rng): { gt: CocoDataset; results
 export async function run(argv: string[]) {
   const at = argv.indexOf('--images');
   const images = at >= 0 ? Number(argv[at + 1]) : 1000;
-  let t = performance.now();
+  const t = performance.now();
   const { gt, results } = synthesize(images, new Rng(1));
   const synthMs = performance.now() - t;
   const boxResults = results.map(({ segmentation: _, ...r }) => r);
@@ -99,7 +99,9 @@ export async function run(argv: string[]) {
   };
   const [bbox, bboxWall, bboxCpu] = timed(() => evaluateCoco(gt, boxResults, 'bbox'));
   const [segm, segmWall, segmCpu] = timed(() => evaluateCoco(gt, maskResults, 'segm'));
-  console.log(`${images} images, ${gt.annotations.length} objects, ${results.length} detections (synthesised in ${(synthMs / 1000).toFixed(1)} s)`);
+  console.log(
+    `${images} images, ${gt.annotations.length} objects, ${results.length} detections (synthesised in ${(synthMs / 1000).toFixed(1)} s)`,
+  );
   console.log(`bbox: ${bboxWall.toFixed(2)} s wall, ${bboxCpu.toFixed(2)} s CPU  AP ${bbox.stats[0].toFixed(3)}`);
   console.log(`segm: ${segmWall.toFixed(2)} s wall, ${segmCpu.toFixed(2)} s CPU  AP ${segm.stats[0].toFixed(3)}`);
   return {

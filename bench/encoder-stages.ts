@@ -17,7 +17,11 @@ import { bestOf, ridgeFit } from '../src/evaluation/ridge-probe.js';
 type Forward = { forward: (...args: never[]) => unknown };
 
 /** Wraps `obj.forward` to hand its (or `pick` of its) output to `sink` before returning it. */
-function tap(obj: Forward, sink: (t: tf.Tensor3D) => void, pick: (out: unknown) => tf.Tensor3D = (out) => out as tf.Tensor3D): void {
+function tap(
+  obj: Forward,
+  sink: (t: tf.Tensor3D) => void,
+  pick: (out: unknown) => tf.Tensor3D = (out) => out as tf.Tensor3D,
+): void {
   const original = obj.forward.bind(obj) as (...args: unknown[]) => unknown;
   (obj as { forward: (...args: unknown[]) => unknown }).forward = (...args: unknown[]) => {
     const out = original(...args);
@@ -33,7 +37,10 @@ export async function run(argv: string[]): Promise<BenchResult> {
   let stages = new Map<string, number[][]>();
   const record = (stage: string) => (t: tf.Tensor3D) => {
     // The first level's tokens come first in the flattened sequence.
-    stages.set(stage, tf.tidy(() => tf.reshape(tf.slice(t, [0, 0, 0], [1, h * w, -1]), [h * w, -1])).arraySync() as number[][]);
+    stages.set(
+      stage,
+      tf.tidy(() => tf.reshape(tf.slice(t, [0, 0, 0], [1, h * w, -1]), [h * w, -1])).arraySync() as number[][],
+    );
   };
   const encoder = model.transformer.encoder;
   // The input is the encoder's first argument, not an output.
@@ -61,7 +68,11 @@ export async function run(argv: string[]): Promise<BenchResult> {
       for (let x = 0; x < w; x++) {
         const label = indexOfId.get(labels.data[(y * 8 + 4) * labels.width + x * 8 + 4]!);
         if (label === undefined) continue;
-        cells.push({ image: k, label, features: new Map([...stages].map(([stage, rows]) => [stage, Float32Array.from(rows[y * w + x]!)])) });
+        cells.push({
+          image: k,
+          label,
+          features: new Map([...stages].map(([stage, rows]) => [stage, Float32Array.from(rows[y * w + x]!)])),
+        });
       }
     }
   }
@@ -70,16 +81,29 @@ export async function run(argv: string[]): Promise<BenchResult> {
   const train = cells.filter((c) => c.image < half);
   const test = cells.filter((c) => c.image >= half);
   const rows: Array<{ stage: string; things: number; stuff: number; rms: number }> = [];
-  console.log(`${modelDir} on ${count} images of ${dataDir}; probe accuracy of stride-8 tokens (chance ${(1 / things.length).toFixed(3)} / ${(1 / stuff.length).toFixed(3)})`);
+  console.log(
+    `${modelDir} on ${count} images of ${dataDir}; probe accuracy of stride-8 tokens (chance ${(1 / things.length).toFixed(3)} / ${(1 / stuff.length).toFixed(3)})`,
+  );
   for (const stage of cells[0]!.features.keys()) {
-    const probe = ridgeFit(train.map((c) => c.features.get(stage)!), train.map((c) => c.label), names.length);
+    const probe = ridgeFit(
+      train.map((c) => c.features.get(stage)!),
+      train.map((c) => c.label),
+      names.length,
+    );
     const accuracy = (group: number[]) => {
       const inGroup = test.filter((c) => group.includes(c.label));
-      return inGroup.filter((c) => bestOf(probe.predict(c.features.get(stage)!), group) === c.label).length / Math.max(1, inGroup.length);
+      return (
+        inGroup.filter((c) => bestOf(probe.predict(c.features.get(stage)!), group) === c.label).length /
+        Math.max(1, inGroup.length)
+      );
     };
-    const rms = Math.sqrt(test.reduce((s, c) => s + c.features.get(stage)!.reduce((a, v) => a + v * v, 0), 0) / test.length);
+    const rms = Math.sqrt(
+      test.reduce((s, c) => s + c.features.get(stage)!.reduce((a, v) => a + v * v, 0), 0) / test.length,
+    );
     rows.push({ stage, things: accuracy(things), stuff: accuracy(stuff), rms });
-    console.log(`  ${stage.padEnd(14)} things ${rows.at(-1)!.things.toFixed(3)}  stuff ${rows.at(-1)!.stuff.toFixed(3)}  token RMS ${rms.toFixed(2)}`);
+    console.log(
+      `  ${stage.padEnd(14)} things ${rows.at(-1)!.things.toFixed(3)}  stuff ${rows.at(-1)!.stuff.toFixed(3)}  token RMS ${rms.toFixed(2)}`,
+    );
   }
   model.dispose();
   return { results: { model: modelDir, data: dataDir, images: count, stages: rows } };

@@ -53,13 +53,22 @@ function matMulCase(a: number[], b: number[], ta: boolean, tb: boolean, skip?: C
 
 type ConvPart = 'fwd' | 'dx' | 'dw' | 'fwd+bwd';
 
-function convCase(x: number[], f: number[], stride: number, pad: 'same' | 'valid', part: ConvPart, skip?: Case['skip']): Case {
+function convCase(
+  x: number[],
+  f: number[],
+  stride: number,
+  pad: 'same' | 'valid',
+  part: ConvPart,
+  skip?: Case['skip'],
+): Case {
   const oh = pad === 'same' ? Math.ceil(x[1]! / stride) : Math.floor((x[1]! - f[0]!) / stride) + 1;
   const ow = pad === 'same' ? Math.ceil(x[2]! / stride) : Math.floor((x[2]! - f[1]!) / stride) + 1;
   const out = [x[0]!, oh, ow, f[3]!];
   const flops = 2 * tf.util.sizeFromShape(out) * f[0]! * f[1]! * f[2]!;
   const shapes = `${x.join('x')} ${f[0]}x${f[1]}${stride > 1 ? `/${stride}` : ''}->${f[3]}`;
-  const label = { fwd: 'fwd', dx: 'dx (Conv2DBackpropInput)', dw: 'dW (Conv2DBackpropFilter)', 'fwd+bwd': 'fwd+bwd' }[part];
+  const label = { fwd: 'fwd', dx: 'dx (Conv2DBackpropInput)', dw: 'dW (Conv2DBackpropFilter)', 'fwd+bwd': 'fwd+bwd' }[
+    part
+  ];
   return {
     name: `conv2d ${shapes} ${label}`,
     flops: part === 'fwd+bwd' ? 3 * flops : flops,
@@ -83,7 +92,10 @@ function convCase(x: number[], f: number[], stride: number, pad: 'same' | 'valid
 }
 
 function msdaCase(numQuery: number, shapes: [number, number][], backward: boolean): Case {
-  const heads = 8, points = 4, dHead = 32, bs = 1;
+  const heads = 8,
+    points = 4,
+    dHead = 32,
+    bs = 1;
   const numValue = shapes.reduce((s, [h, w]) => s + h * w, 0);
   return {
     name: `msDeformAttn Lq ${numQuery}, ${shapes.length} levels ${backward ? 'fwd+bwd' : 'fwd'}`,
@@ -114,8 +126,14 @@ function transformerCase(tokens: number, width: number): Case {
     setup: () => {
       const rng = new Rng(4);
       const x = randomTensor(rng, [tokens, width]);
-      const w = (shape: number[]) => tf.variable(tf.tidy(() => tf.mul(randomTensor(rng, shape), 1 / Math.sqrt(shape[0]!))));
-      const weights = { qkv: w([width, 3 * width]), o: w([width, width]), up: w([width, 4 * width]), down: w([4 * width, width]) };
+      const w = (shape: number[]) =>
+        tf.variable(tf.tidy(() => tf.mul(randomTensor(rng, shape), 1 / Math.sqrt(shape[0]!))));
+      const weights = {
+        qkv: w([width, 3 * width]),
+        o: w([width, width]),
+        up: w([width, 4 * width]),
+        down: w([4 * width, width]),
+      };
       const norm = (t: tf.Tensor) => {
         const { mean, variance } = tf.moments(t, -1, true);
         return tf.div(tf.sub(t, mean), tf.sqrt(tf.add(variance, 1e-5)));
@@ -141,7 +159,6 @@ function transformerCase(tokens: number, width: number): Case {
     },
   };
 }
-
 
 /**
  * Best wall time of `run` over up to `maxReps` calls (at least 3, or until ~1.5 s passed): the
@@ -183,7 +200,14 @@ export async function run(argv: string[]): Promise<{ results: Record<string, unk
   const stock = snapshotWasm();
   await initEngine({ backend: 'wasm' });
   // msDeformAttn registers its kernels on first use: do that before taking the snapshot.
-  tf.dispose(msDeformAttn(tf.zeros([1, 1, 1, 1]) as tf.Tensor4D, [[1, 1]], tf.zeros([1, 1, 1, 1, 1, 2]), tf.zeros([1, 1, 1, 1, 1])));
+  tf.dispose(
+    msDeformAttn(
+      tf.zeros([1, 1, 1, 1]) as tf.Tensor4D,
+      [[1, 1]],
+      tf.zeros([1, 1, 1, 1, 1, 2]),
+      tf.zeros([1, 1, 1, 1, 1]),
+    ),
+  );
   const patched = snapshotWasm();
   const changed = [...patched.keys()].filter((k) => patched.get(k) !== stock.get(k));
 
@@ -204,10 +228,44 @@ export async function run(argv: string[]): Promise<{ results: Record<string, unk
     convCase([1, 64, 64, 64], [3, 3, 64, 64], 1, 'same', 'fwd+bwd', { ...cpuConv, 'wasm-stock': 'no dW kernel' }),
     convCase([1, 64, 64, 96], [2, 2, 96, 192], 2, 'valid', 'dx', cpuConv),
     transformerCase(1024, 256),
-    msdaCase(1344, [[32, 32], [16, 16], [8, 8]], false),
-    msdaCase(1344, [[32, 32], [16, 16], [8, 8]], true),
-    msdaCase(5440, [[64, 64], [32, 32], [16, 16], [8, 8]], false),
-    msdaCase(5440, [[64, 64], [32, 32], [16, 16], [8, 8]], true),
+    msdaCase(
+      1344,
+      [
+        [32, 32],
+        [16, 16],
+        [8, 8],
+      ],
+      false,
+    ),
+    msdaCase(
+      1344,
+      [
+        [32, 32],
+        [16, 16],
+        [8, 8],
+      ],
+      true,
+    ),
+    msdaCase(
+      5440,
+      [
+        [64, 64],
+        [32, 32],
+        [16, 16],
+        [8, 8],
+      ],
+      false,
+    ),
+    msdaCase(
+      5440,
+      [
+        [64, 64],
+        [32, 32],
+        [16, 16],
+        [8, 8],
+      ],
+      true,
+    ),
   ];
   const onlyAt = argv.indexOf('--only');
   if (onlyAt >= 0) {
@@ -218,7 +276,8 @@ export async function run(argv: string[]): Promise<{ results: Record<string, unk
   const rows: Record<string, Partial<Record<Mode, number | string>>> = {};
   // Modes interleaved per case, so that load from other processes hits them alike.
   for (const c of cases) {
-    const row: Partial<Record<Mode, number | string>> = (rows[c.name] = {});
+    const row: Partial<Record<Mode, number | string>> = {};
+    rows[c.name] = row;
     for (const mode of modes) {
       const reason = c.skip?.[mode];
       if (reason) {
@@ -240,7 +299,7 @@ export async function run(argv: string[]): Promise<{ results: Record<string, unk
   process.stdout.write('\n');
 
   const fmt = (v: number | string | undefined, flops: number): string =>
-    typeof v === 'number' ? `${v.toFixed(1)} ms${flops ? ` (${(flops / v / 1e6).toFixed(1)} GF/s)` : ''}` : v ?? '';
+    typeof v === 'number' ? `${v.toFixed(1)} ms${flops ? ` (${(flops / v / 1e6).toFixed(1)} GF/s)` : ''}` : (v ?? '');
   const header = ['case', 'cpu', 'wasm stock', 'wasm patched', 'patched vs stock'];
   const lines = cases.map((c) => {
     const r = rows[c.name]!;
@@ -250,8 +309,12 @@ export async function run(argv: string[]): Promise<{ results: Record<string, unk
     return [c.name, fmt(r.cpu, c.flops), fmt(s, c.flops), fmt(p, c.flops), speedup];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-  const table = [header, widths.map((w) => '-'.repeat(w)), ...lines].map((l) => '| ' + l.map((x, i) => x.padEnd(widths[i]!)).join(' | ') + ' |');
-  console.log(`machine: ${cpus()[0]?.model ?? 'unknown'} x${cpus().length}, Node ${process.version}, TF.js ${tf.version_core}`);
+  const table = [header, widths.map((w) => '-'.repeat(w)), ...lines].map(
+    (l) => `| ${l.map((x, i) => x.padEnd(widths[i]!)).join(' | ')} |`,
+  );
+  console.log(
+    `machine: ${cpus()[0]?.model ?? 'unknown'} x${cpus().length}, Node ${process.version}, TF.js ${tf.version_core}`,
+  );
   console.log(`patched wasm kernels: ${changed.sort().join(', ')}`);
   console.log(table.join('\n'));
   return { results: { machine: `${cpus()[0]?.model} x${cpus().length}`, patched: changed, rows } };

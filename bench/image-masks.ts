@@ -25,7 +25,7 @@ export async function run(): Promise<{ results: Record<string, number> }> {
   const H = 768;
   // A smooth photo-like image (gradients), so codecs see realistic content.
   const rgb = new Uint8Array(W * H * 3);
-  for (let i = 0; i < W * H; i++) rgb.set([(i % W) >> 2, (i / W) / 3, ((i % W) + i / W) >> 3], i * 3);
+  for (let i = 0; i < W * H; i++) rgb.set([(i % W) >> 2, i / W / 3, ((i % W) + i / W) >> 3], i * 3);
   const image = { width: W, height: H, data: rgb };
   const jpeg = await encodeJpeg(image);
   const png = await encodePng(image);
@@ -40,16 +40,19 @@ export async function run(): Promise<{ results: Record<string, number> }> {
   const evaluator = new SemanticEvaluator({ numClasses: 19 });
 
   const results: Record<string, number> = {
-    'decode_jpeg_1024x768_ms': await median(() => decodeImage(jpeg), 9),
-    'decode_png_1024x768_ms': await median(() => decodeImage(png), 9),
-    'encode_png_1024x768_ms': await median(() => encodePng(image), 5),
-    'read_label_png_2048x1024_ms': await median(() => readGrayPng(labelPng), 9),
-    'label_components_1024x768_checkerboard_ms': await median(() => labelComponents(checker, H, W), 9),
-    'fill_holes_1024x768_ms': await median(() => fillHoles(checker, H, W), 9),
-    'paste_mask_28x28_to_400x300_box_ms': await median(() => pasteMask(boxMask, 28, 28, [100, 100, 500, 400], H, W), 21),
-    'resize_mask_bilinear_256_to_1024_ms': await median(() => resizeMask(new Float32Array(256 * 256), 256, 256, 1024, 1024, 'bilinear'), 9),
-    'semantic_add_2048x1024_ms': await median(() => evaluator.add(label.data, label.data), 9),
-    'safetensors_read_64MiB_ms': await median(() => readSafetensors(safetensors), 5),
+    decode_jpeg_1024x768_ms: await median(() => decodeImage(jpeg), 9),
+    decode_png_1024x768_ms: await median(() => decodeImage(png), 9),
+    encode_png_1024x768_ms: await median(() => encodePng(image), 5),
+    read_label_png_2048x1024_ms: await median(() => readGrayPng(labelPng), 9),
+    label_components_1024x768_checkerboard_ms: await median(() => labelComponents(checker, H, W), 9),
+    fill_holes_1024x768_ms: await median(() => fillHoles(checker, H, W), 9),
+    paste_mask_28x28_to_400x300_box_ms: await median(() => pasteMask(boxMask, 28, 28, [100, 100, 500, 400], H, W), 21),
+    resize_mask_bilinear_256_to_1024_ms: await median(
+      () => resizeMask(new Float32Array(256 * 256), 256, 256, 1024, 1024, 'bilinear'),
+      9,
+    ),
+    semantic_add_2048x1024_ms: await median(() => evaluator.add(label.data, label.data), 9),
+    safetensors_read_64MiB_ms: await median(() => readSafetensors(safetensors), 5),
   };
   for (const [k, v] of Object.entries(results)) console.log(`${k.padEnd(44)} ${v}`);
   return { results };

@@ -40,7 +40,9 @@ export async function run(argv: string[]): Promise<BenchResult> {
   const image = await readImage(imagePath);
   const size = model.config.input.size;
   const prompts = { vocabulary: VOCABULARY, sentences: SENTENCES };
-  console.log(`${model.config.name} at ${size}x${size}, ${VOCABULARY.length} names + ${SENTENCES.length} sentence, ${runs} runs per engine (after one warm-up)`);
+  console.log(
+    `${model.config.name} at ${size}x${size}, ${VOCABULARY.length} names + ${SENTENCES.length} sentence, ${runs} runs per engine (after one warm-up)`,
+  );
 
   // TF.js: the forward's own phase timings, and whole predict calls.
   const tfjs = { parts: [] as ForwardTimings[], network: [] as number[], predict: [] as number[] };
@@ -75,7 +77,11 @@ export async function run(argv: string[]): Promise<BenchResult> {
     const vocab = model.encodePrompts(VOCABULARY);
     const padded = new Float32Array(shape.vocabulary * vocab.shape[1]);
     padded.set(vocab.dataSync());
-    for (let r = VOCABULARY.length; r < shape.vocabulary; r++) padded.set(padded.subarray((VOCABULARY.length - 1) * vocab.shape[1], VOCABULARY.length * vocab.shape[1]), r * vocab.shape[1]);
+    for (let r = VOCABULARY.length; r < shape.vocabulary; r++)
+      padded.set(
+        padded.subarray((VOCABULARY.length - 1) * vocab.shape[1], VOCABULARY.length * vocab.shape[1]),
+        r * vocab.shape[1],
+      );
     const sentences = model.encodePrompts(SENTENCES).dataSync() as Float32Array;
     vocab.dispose();
     const pixels = batch.images.dataSync() as Float32Array;
@@ -106,7 +112,13 @@ export async function run(argv: string[]): Promise<BenchResult> {
       runs,
       threads: threads ?? 'default',
       tfjs: {
-        parts: { backbone: phase('backbone'), prompts: phase('prompts'), encoder: phase('encoder'), decoder: phase('decoder'), heads: phase('heads') },
+        parts: {
+          backbone: phase('backbone'),
+          prompts: phase('prompts'),
+          encoder: phase('encoder'),
+          decoder: phase('decoder'),
+          heads: phase('heads'),
+        },
         network: summary(tfjs.network),
         predict: summary(tfjs.predict),
         rssMb: tfjsRss,
@@ -115,20 +127,34 @@ export async function run(argv: string[]): Promise<BenchResult> {
         exportMs: Math.round(exportMs),
         exportMb: Math.round(exportBytes / 1e5) / 10,
         firstCallMs: Math.round(firstCallMs),
-        parts: { segment0: summary(ort.segments.map((s) => s[0]!)), host: summary(ort.host), segment1: summary(ort.segments.map((s) => s[1]!)) },
+        parts: {
+          segment0: summary(ort.segments.map((s) => s[0]!)),
+          host: summary(ort.host),
+          segment1: summary(ort.segments.map((s) => s[1]!)),
+        },
         network: summary(ort.network),
         predict: summary(ort.predict),
         rssMb: ortRss,
       },
-      ratio: { network: Math.round((median(ort.network) / median(tfjs.network)) * 100) / 100, predict: Math.round((median(ort.predict) / median(tfjs.predict)) * 100) / 100 },
+      ratio: {
+        network: Math.round((median(ort.network) / median(tfjs.network)) * 100) / 100,
+        predict: Math.round((median(ort.predict) / median(tfjs.predict)) * 100) / 100,
+      },
     };
-    const row = (name: string, r: { network: { min: number; median: number }; predict: { min: number; median: number } }) =>
+    const row = (
+      name: string,
+      r: { network: { min: number; median: number }; predict: { min: number; median: number } },
+    ) =>
       `${name.padEnd(6)} network ${r.network.median} ms (min ${r.network.min})  predict ${r.predict.median} ms (min ${r.predict.min})`;
     console.log(`tfjs parts (median ms): ${JSON.stringify(results.tfjs.parts)}`);
-    console.log(`ort parts (median ms): ${JSON.stringify(results.ort.parts)}; export ${results.ort.exportMs} ms (${results.ort.exportMb} MB), first call ${results.ort.firstCallMs} ms`);
+    console.log(
+      `ort parts (median ms): ${JSON.stringify(results.ort.parts)}; export ${results.ort.exportMs} ms (${results.ort.exportMb} MB), first call ${results.ort.firstCallMs} ms`,
+    );
     console.log(row('tfjs', results.tfjs));
     console.log(row('ort', results.ort));
-    console.log(`ort / tfjs: network ${results.ratio.network}, predict ${results.ratio.predict}; peak RSS ${tfjsRss} MB after tfjs, ${ortRss} MB after ort`);
+    console.log(
+      `ort / tfjs: network ${results.ratio.network}, predict ${results.ratio.predict}; peak RSS ${tfjsRss} MB after tfjs, ${ortRss} MB after ort`,
+    );
     return { results };
   } finally {
     model.dispose();

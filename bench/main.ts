@@ -23,10 +23,10 @@ const { results } = await mod.run(argv);
 const record = { bench: name, date: new Date().toISOString(), node: process.version, ...results };
 mkdirSync(join(here, 'results'), { recursive: true });
 const out = join(here, 'results', `${name}.json`);
-writeFileSync(out, JSON.stringify(record, null, 2) + '\n');
+writeFileSync(out, `${JSON.stringify(record, null, 2)}\n`);
 console.log(`results written to ${out}`);
 const jsonFlag = argv.indexOf('--json');
 if (jsonFlag >= 0 && argv[jsonFlag + 1]) {
-  writeFileSync(argv[jsonFlag + 1]!, JSON.stringify(results, null, 2) + '\n');
+  writeFileSync(argv[jsonFlag + 1]!, `${JSON.stringify(results, null, 2)}\n`);
   console.log(`results written to ${argv[jsonFlag + 1]}`);
 }

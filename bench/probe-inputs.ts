@@ -11,7 +11,10 @@ export interface ProbeInputs {
   /** Images to use (--images, default 16). */
   count: number;
   model: ApeModel;
-  semantic: { categories: Array<{ id: number; name: string; isthing: number }>; images: Array<{ id: number; file_name: string; sem_seg_file_name: string }> };
+  semantic: {
+    categories: Array<{ id: number; name: string; isthing: number }>;
+    images: Array<{ id: number; file_name: string; sem_seg_file_name: string }>;
+  };
   /** Category names in semantic.json's order: the prompts, and the probes' classes. */
   names: string[];
   indexOfId: Map<number, number>;
@@ -28,7 +31,11 @@ export async function probeInputs(argv: string[]): Promise<ProbeInputs> {
   const model = await loadModel(modelDir);
   const semantic = JSON.parse(readFileSync(join(dataDir, 'semantic.json'), 'utf8')) as ProbeInputs['semantic'];
   return {
-    modelDir, dataDir, count, model, semantic,
+    modelDir,
+    dataDir,
+    count,
+    model,
+    semantic,
     names: semantic.categories.map((c) => c.name),
     indexOfId: new Map(semantic.categories.map((c, i) => [c.id, i])),
     things: semantic.categories.flatMap((c, i) => (c.isthing ? [i] : [])),

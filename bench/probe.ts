@@ -27,7 +27,9 @@ import { probeInputs } from './probe-inputs.js';
 import { bestOf, ridgeFit } from '../src/evaluation/ridge-probe.js';
 
 /** instances.json as the probe reads it; the rest of the file goes to the COCO parser unread. */
-type InstancesJson = Record<string, unknown> & { annotations: Array<{ image_id: number; category_id: number; bbox: number[] }> };
+type InstancesJson = Record<string, unknown> & {
+  annotations: Array<{ image_id: number; category_id: number; bbox: number[] }>;
+};
 
 interface Cell {
   image: number;
@@ -47,7 +49,8 @@ export async function run(argv: string[]): Promise<BenchResult> {
   });
   const cosines = (group: number[]) => {
     const values: number[] = [];
-    for (const i of group) for (const j of group) if (i < j) values.push(vectors[i]!.reduce((s, v, k) => s + v * vectors[j]![k]!, 0));
+    for (const i of group)
+      for (const j of group) if (i < j) values.push(vectors[i]!.reduce((s, v, k) => s + v * vectors[j]![k]!, 0));
     return { mean: values.reduce((s, v) => s + v, 0) / values.length, max: Math.max(...values) };
   };
   const promptCosine = { things: cosines(things), stuff: cosines(stuff) };
@@ -67,12 +70,16 @@ export async function run(argv: string[]): Promise<BenchResult> {
     const labels = await readGrayPng(join(dataDir, entry.sem_seg_file_name));
     let maps: Record<string, number[][][]> = {};
     const input = tf.tensor4d(Float32Array.from(image.data), [1, image.height, image.width, 3]);
-    const out = model.forward({ images: input, sizes: [[image.height, image.width]] }, { vocabulary: names }, {
-      pixelLogits: true,
-      inspect: ({ backbone, memory, pixels }) => {
-        maps = { backbone: backbone.arraySync()[0]!, memory: memory.arraySync()[0]!, pixels: pixels.arraySync()[0]! };
+    const out = model.forward(
+      { images: input, sizes: [[image.height, image.width]] },
+      { vocabulary: names },
+      {
+        pixelLogits: true,
+        inspect: ({ backbone, memory, pixels }) => {
+          maps = { backbone: backbone.arraySync()[0]!, memory: memory.arraySync()[0]!, pixels: pixels.arraySync()[0]! };
+        },
       },
-    });
+    );
     const [h, w] = out.pixelLogits!.grid;
     const logits = out.pixelLogits!.logits.arraySync()[0]!;
     out.dispose();
@@ -86,7 +93,11 @@ export async function run(argv: string[]): Promise<BenchResult> {
         const label = indexOfId.get(labels.data[py * labels.width + px]!);
         if (label === undefined) continue;
         const colour = new Float32Array(3);
-        for (let dy = 0; dy < stride; dy++) for (let dx = 0; dx < stride; dx++) for (let c = 0; c < 3; c++) colour[c]! += image.data[((y * stride + dy) * image.width + x * stride + dx) * 3 + c]! / (stride * stride);
+        for (let dy = 0; dy < stride; dy++)
+          for (let dx = 0; dx < stride; dx++)
+            for (let c = 0; c < 3; c++)
+              colour[c]! +=
+                image.data[((y * stride + dy) * image.width + x * stride + dx) * 3 + c]! / (stride * stride);
         cells.push({
           image: k,
           label,
@@ -108,13 +119,26 @@ export async function run(argv: string[]): Promise<BenchResult> {
       const held = best.get(p.query);
       if (!held || p.score > held.score) best.set(p.query, p);
     }
-    for (const p of best.values()) queryBest.push({ image_id: entry.id, category_id: semantic.categories[p.promptIndex]!.id, score: p.score, bbox: xyxyToXywh(p.box) });
+    for (const p of best.values())
+      queryBest.push({
+        image_id: entry.id,
+        category_id: semantic.categories[p.promptIndex]!.id,
+        score: p.score,
+        bbox: xyxyToXywh(p.box),
+      });
     for (const a of instances.annotations.filter((a) => a.image_id === entry.id)) {
       const label = indexOfId.get(a.category_id)!;
       if (!isThing(label)) continue;
       objects++;
-      const box = [a.bbox[0]!, a.bbox[1]!, a.bbox[0]! + a.bbox[2]!, a.bbox[1]! + a.bbox[3]!] as [number, number, number, number];
-      const over = result.instances.filter((p) => p.promptIndex < names.length && isThing(p.promptIndex) && boxIou(p.box, box) > 0.5);
+      const box = [a.bbox[0]!, a.bbox[1]!, a.bbox[0]! + a.bbox[2]!, a.bbox[1]! + a.bbox[3]!] as [
+        number,
+        number,
+        number,
+        number,
+      ];
+      const over = result.instances.filter(
+        (p) => p.promptIndex < names.length && isThing(p.promptIndex) && boxIou(p.box, box) > 0.5,
+      );
       if (over.length === 0) continue;
       covered++;
       const given = over.reduce((b, p) => (p.score > b.score ? p : b)).promptIndex;
@@ -124,9 +148,20 @@ export async function run(argv: string[]): Promise<BenchResult> {
     }
   }
   const topConfusions = [...confusions].sort((a, b) => b[1] - a[1]).slice(0, 8);
-  const boxAp = namedAndAgnosticAp(instances, queryBest, images.map((im) => im.id), things.map((i) => semantic.categories[i]!.id));
+  const boxAp = namedAndAgnosticAp(
+    instances,
+    queryBest,
+    images.map((im) => im.id),
+    things.map((i) => semantic.categories[i]!.id),
+  );
   results.boxAp = boxAp;
-  results.objects = { total: objects, covered, rightName: named, rightShare: covered ? named / covered : 0, topConfusions: Object.fromEntries(topConfusions) };
+  results.objects = {
+    total: objects,
+    covered,
+    rightName: named,
+    rightShare: covered ? named / covered : 0,
+    topConfusions: Object.fromEntries(topConfusions),
+  };
 
   const half = Math.ceil(images.length / 2);
   const train = cells.filter((c) => c.image < half);
@@ -134,7 +169,14 @@ export async function run(argv: string[]): Promise<BenchResult> {
   const accuracy: Record<string, { things: number; stuff: number }> = {};
   for (const key of ['colour', 'backbone', 'memory', 'pixels', 'classifier']) {
     // The classifier's logits are scores already; the other features go through a probe.
-    const probe = key === 'classifier' ? null : ridgeFit(train.map((c) => c.features[key]!), train.map((c) => c.label), names.length);
+    const probe =
+      key === 'classifier'
+        ? null
+        : ridgeFit(
+            train.map((c) => c.features[key]!),
+            train.map((c) => c.label),
+            names.length,
+          );
     const right = { things: [0, 0], stuff: [0, 0] };
     for (const c of test) {
       const group = isThing(c.label) ? things : stuff;
@@ -143,28 +185,60 @@ export async function run(argv: string[]): Promise<BenchResult> {
       const scores = probe ? probe.predict(c.features[key]!) : c.features.classifier!;
       if (bestOf(scores, group) === c.label) tally[0]!++;
     }
-    accuracy[key] = { things: right.things[0]! / Math.max(1, right.things[1]!), stuff: right.stuff[0]! / Math.max(1, right.stuff[1]!) };
+    accuracy[key] = {
+      things: right.things[0]! / Math.max(1, right.things[1]!),
+      stuff: right.stuff[0]! / Math.max(1, right.stuff[1]!),
+    };
   }
   results.cellAccuracy = accuracy;
-  results.testCells = { things: test.filter((c) => isThing(c.label)).length, stuff: test.filter((c) => !isThing(c.label)).length };
+  results.testCells = {
+    things: test.filter((c) => isThing(c.label)).length,
+    stuff: test.filter((c) => !isThing(c.label)).length,
+  };
 
   console.log(`model ${modelDir} on ${count} images of ${dataDir}`);
-  console.log(`prompt cosines: things mean ${promptCosine.things.mean.toFixed(2)} max ${promptCosine.things.max.toFixed(2)}; stuff mean ${promptCosine.stuff.mean.toFixed(2)} max ${promptCosine.stuff.max.toFixed(2)}`);
-  console.log(`objects: ${covered} of ${objects} covered at IoU 0.5, ${named} of them named right (${(100 * (covered ? named / covered : 0)).toFixed(1)}%; chance ${(100 / things.length).toFixed(1)}%)`);
-  console.log(`box AP, each query's best thing name: named ${boxAp.named.ap.toFixed(3)} (AP50 ${boxAp.named.ap50.toFixed(3)}), class-agnostic ${boxAp.agnostic.ap.toFixed(3)} (AP50 ${boxAp.agnostic.ap50.toFixed(3)})`);
+  console.log(
+    `prompt cosines: things mean ${promptCosine.things.mean.toFixed(2)} max ${promptCosine.things.max.toFixed(2)}; stuff mean ${promptCosine.stuff.mean.toFixed(2)} max ${promptCosine.stuff.max.toFixed(2)}`,
+  );
+  console.log(
+    `objects: ${covered} of ${objects} covered at IoU 0.5, ${named} of them named right (${(100 * (covered ? named / covered : 0)).toFixed(1)}%; chance ${(100 / things.length).toFixed(1)}%)`,
+  );
+  console.log(
+    `box AP, each query's best thing name: named ${boxAp.named.ap.toFixed(3)} (AP50 ${boxAp.named.ap50.toFixed(3)}), class-agnostic ${boxAp.agnostic.ap.toFixed(3)} (AP50 ${boxAp.agnostic.ap50.toFixed(3)})`,
+  );
   console.log(`most frequent wrong names: ${topConfusions.map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}`);
-  console.log('cell accuracy (things / stuff; chance ' + `${(1 / things.length).toFixed(3)} / ${(1 / stuff.length).toFixed(3)}):`);
-  for (const [key, a] of Object.entries(accuracy)) console.log(`  ${key.padEnd(10)} ${a.things.toFixed(3)} / ${a.stuff.toFixed(3)}${key === 'classifier' ? '   (the model itself)' : '   (ridge probe)'}`);
+  console.log(
+    `cell accuracy (things / stuff; chance ${(1 / things.length).toFixed(3)} / ${(1 / stuff.length).toFixed(3)}):`,
+  );
+  for (const [key, a] of Object.entries(accuracy))
+    console.log(
+      `  ${key.padEnd(10)} ${a.things.toFixed(3)} / ${a.stuff.toFixed(3)}${key === 'classifier' ? '   (the model itself)' : '   (ridge probe)'}`,
+    );
   return { results };
 }
 
 /** Box AP of the detections with their names, and with every thing category merged into one. */
-function namedAndAgnosticAp(instancesJson: InstancesJson, detections: Array<{ image_id: number; category_id: number; score: number; bbox: number[] }>, imageIds: number[], thingIds: number[]) {
+function namedAndAgnosticAp(
+  instancesJson: InstancesJson,
+  detections: Array<{ image_id: number; category_id: number; score: number; bbox: number[] }>,
+  imageIds: number[],
+  thingIds: number[],
+) {
   const gt = parseCocoGroundTruth(instancesJson, 'instances.json');
   const named = evaluateCoco(gt, parseCocoResults(detections, gt), 'bbox', { imageIds, categoryIds: thingIds }).stats;
   const one = thingIds[0]!;
-  const annotations = instancesJson.annotations.filter((a) => thingIds.includes(a.category_id)).map((a) => ({ ...a, category_id: one }));
+  const annotations = instancesJson.annotations
+    .filter((a) => thingIds.includes(a.category_id))
+    .map((a) => ({ ...a, category_id: one }));
   const gtOne = parseCocoGroundTruth({ ...instancesJson, annotations }, 'instances.json (things as one class)');
-  const agnostic = evaluateCoco(gtOne, parseCocoResults(detections.map((d) => ({ ...d, category_id: one })), gtOne), 'bbox', { imageIds, categoryIds: [one] }).stats;
+  const agnostic = evaluateCoco(
+    gtOne,
+    parseCocoResults(
+      detections.map((d) => ({ ...d, category_id: one })),
+      gtOne,
+    ),
+    'bbox',
+    { imageIds, categoryIds: [one] },
+  ).stats;
   return { named: { ap: named[0]!, ap50: named[1]! }, agnostic: { ap: agnostic[0]!, ap50: agnostic[1]! } };
 }

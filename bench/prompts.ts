@@ -21,7 +21,28 @@ const SENTENCE_COUNTS = [1, 16, 128];
 
 /** Distinct made-up category names ("mavoli", "teskaru", ...), deterministic. */
 export function categoryNames(n: number): string[] {
-  const syllables = ['ka', 'lo', 'mi', 'ne', 'su', 'ta', 'ri', 'vo', 'pe', 'da', 'go', 'hu', 'ze', 'bi', 'fa', 'qu', 'wy', 'xo', 'ja', 'ce'];
+  const syllables = [
+    'ka',
+    'lo',
+    'mi',
+    'ne',
+    'su',
+    'ta',
+    'ri',
+    'vo',
+    'pe',
+    'da',
+    'go',
+    'hu',
+    'ze',
+    'bi',
+    'fa',
+    'qu',
+    'wy',
+    'xo',
+    'ja',
+    'ce',
+  ];
   const out: string[] = [];
   for (let i = 0; out.length < n; i++) {
     let k = i + 400;
@@ -39,8 +60,20 @@ export function categoryNames(n: number): string[] {
 export function sentences(n: number): string[] {
   const colours = ['red', 'blue', 'green', 'small', 'large', 'striped', 'wooden', 'shiny'];
   const things = ['car', 'dog', 'cup', 'chair', 'person', 'kite', 'boat', 'lamp'];
-  const places = ['on the left', 'on the right', 'near the window', 'behind the table', 'in the middle', 'at the bottom', 'under the tree', 'next to the door'];
-  return Array.from({ length: n }, (_, i) => `the ${colours[i % 8]} ${things[Math.floor(i / 8) % 8]} ${places[Math.floor(i / 64) % 8]}`);
+  const places = [
+    'on the left',
+    'on the right',
+    'near the window',
+    'behind the table',
+    'in the middle',
+    'at the bottom',
+    'under the tree',
+    'next to the door',
+  ];
+  return Array.from(
+    { length: n },
+    (_, i) => `the ${colours[i % 8]} ${things[Math.floor(i / 8) % 8]} ${places[Math.floor(i / 64) % 8]}`,
+  );
 }
 
 function testImage(size: number): RgbImage {
@@ -98,7 +131,11 @@ function series(model: ApeModel, image: RgbImage, cases: PredictOptions[], round
 export async function run(argv: string[]): Promise<BenchResult> {
   const { values } = parseArgs({
     args: argv,
-    options: { json: { type: 'string' }, runs: { type: 'string', default: '3' }, 'max-baseline': { type: 'string', default: '4000' } },
+    options: {
+      json: { type: 'string' },
+      runs: { type: 'string', default: '3' },
+      'max-baseline': { type: 'string', default: '4000' },
+    },
     allowPositionals: false,
   });
   const runs = Number(values.runs);
@@ -109,28 +146,97 @@ export async function run(argv: string[]): Promise<BenchResult> {
   const image = testImage(model.config.input.size);
   const names = categoryNames(Math.max(...VOCAB_COUNTS));
   const phrases = sentences(Math.max(...SENTENCE_COUNTS));
-  console.log(`tiny preset: ${model.parameterCount().toLocaleString('en-US')} parameters, input ${model.config.input.size}x${model.config.input.size}, ${model.config.transformer.proposals.numQueries} queries; fastest of ${runs} interleaved rounds; load average ${loadavg()[0]!.toFixed(2)}`);
+  console.log(
+    `tiny preset: ${model.parameterCount().toLocaleString('en-US')} parameters, input ${model.config.input.size}x${model.config.input.size}, ${model.config.transformer.proposals.numQueries} queries; fastest of ${runs} interleaved rounds; load average ${loadavg()[0]!.toFixed(2)}`,
+  );
 
   const vocab: Record<string, number> = {};
   const sentenceTimes: Record<string, number> = {};
   const baselineVocab: Record<string, number> = {};
   const baselineSentences: Record<string, number> = {};
-  const encoding = { vocab: {} as Record<string, number>, sentences: {} as Record<string, number>, baselineVocab: {} as Record<string, number>, baselineSentences: {} as Record<string, number> };
-  const network = { vocab: {} as Record<string, number>, sentences: {} as Record<string, number>, baselineVocab: {} as Record<string, number>, baselineSentences: {} as Record<string, number> };
+  const encoding = {
+    vocab: {} as Record<string, number>,
+    sentences: {} as Record<string, number>,
+    baselineVocab: {} as Record<string, number>,
+    baselineSentences: {} as Record<string, number>,
+  };
+  const network = {
+    vocab: {} as Record<string, number>,
+    sentences: {} as Record<string, number>,
+    baselineVocab: {} as Record<string, number>,
+    baselineSentences: {} as Record<string, number>,
+  };
 
-  const report = (label: string, counts: number[], timings: Timing[], into: Record<string, number>, enc: Record<string, number>, net: Record<string, number>) =>
+  const report = (
+    label: string,
+    counts: number[],
+    timings: Timing[],
+    into: Record<string, number>,
+    enc: Record<string, number>,
+    net: Record<string, number>,
+  ) =>
     counts.forEach((n, i) => {
       const r = timings[i]!;
       into[n] = r.ms;
       enc[n] = r.encodeMs;
       net[n] = r.networkMs;
-      console.log(`${label.padEnd(24)} ${String(n).padStart(5)} prompts: ${r.ms.toFixed(1).padStart(9)} ms  (network ${r.networkMs.toFixed(1)} ms; text encoding once ${r.encodeMs.toFixed(1)} ms)`);
+      console.log(
+        `${label.padEnd(24)} ${String(n).padStart(5)} prompts: ${r.ms.toFixed(1).padStart(9)} ms  (network ${r.networkMs.toFixed(1)} ms; text encoding once ${r.encodeMs.toFixed(1)} ms)`,
+      );
     });
-  report('vocabulary (APE)', VOCAB_COUNTS, series(model, image, VOCAB_COUNTS.map((n) => ({ vocabulary: names.slice(0, n) })), runs), vocab, encoding.vocab, network.vocab);
-  report('sentences (APE)', SENTENCE_COUNTS, series(model, image, SENTENCE_COUNTS.map((n) => ({ sentences: phrases.slice(0, n) })), runs), sentenceTimes, encoding.sentences, network.sentences);
+  report(
+    'vocabulary (APE)',
+    VOCAB_COUNTS,
+    series(
+      model,
+      image,
+      VOCAB_COUNTS.map((n) => ({ vocabulary: names.slice(0, n) })),
+      runs,
+    ),
+    vocab,
+    encoding.vocab,
+    network.vocab,
+  );
+  report(
+    'sentences (APE)',
+    SENTENCE_COUNTS,
+    series(
+      model,
+      image,
+      SENTENCE_COUNTS.map((n) => ({ sentences: phrases.slice(0, n) })),
+      runs,
+    ),
+    sentenceTimes,
+    encoding.sentences,
+    network.sentences,
+  );
   const baselineCounts = VOCAB_COUNTS.filter((c) => c <= maxBaseline);
-  report('vocabulary (word-level)', baselineCounts, series(model, image, baselineCounts.map((n) => ({ vocabulary: names.slice(0, n), fusion: 'word' as const })), runs), baselineVocab, encoding.baselineVocab, network.baselineVocab);
-  report('sentences (word-level)', SENTENCE_COUNTS, series(model, image, SENTENCE_COUNTS.map((n) => ({ sentences: phrases.slice(0, n), fusion: 'word' as const })), runs), baselineSentences, encoding.baselineSentences, network.baselineSentences);
+  report(
+    'vocabulary (word-level)',
+    baselineCounts,
+    series(
+      model,
+      image,
+      baselineCounts.map((n) => ({ vocabulary: names.slice(0, n), fusion: 'word' as const })),
+      runs,
+    ),
+    baselineVocab,
+    encoding.baselineVocab,
+    network.baselineVocab,
+  );
+  report(
+    'sentences (word-level)',
+    SENTENCE_COUNTS,
+    series(
+      model,
+      image,
+      SENTENCE_COUNTS.map((n) => ({ sentences: phrases.slice(0, n), fusion: 'word' as const })),
+      runs,
+    ),
+    baselineSentences,
+    encoding.baselineSentences,
+    network.baselineSentences,
+  );
   const ratio = round((vocab[4000]! / vocab[1]!) * 100) / 100;
   console.log(`4000 vs 1 vocabulary prompts: ${ratio}x (goal <= 1.3x)`);
   return {
@@ -141,7 +247,12 @@ export async function run(argv: string[]): Promise<BenchResult> {
       textEncodingMs: encoding,
       networkMs: network,
       vocab4000over1: ratio,
-      machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, loadAverage: round(loadavg()[0]!), node: process.version },
+      machine: {
+        cpu: cpus()[0]?.model ?? 'unknown',
+        cores: cpus().length,
+        loadAverage: round(loadavg()[0]!),
+        node: process.version,
+      },
       runs,
     },
   };

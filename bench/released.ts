@@ -26,7 +26,12 @@ const here = fileURLToPath(new URL('.', import.meta.url));
 
 // ---------------------------------------------------------------- a streaming torch.save writer
 
-interface Written { name: string; offset: number; size: number; crc: number }
+interface Written {
+  name: string;
+  offset: number;
+  size: number;
+  crc: number;
+}
 
 /** Writes stored zip entries one at a time (64-byte aligned data, zip64 records), as torch does. */
 class TorchZipWriter {
@@ -34,7 +39,10 @@ class TorchZipWriter {
   private position = 0;
   private readonly written: Written[] = [];
 
-  constructor(path: string, private readonly prefix = 'archive') {
+  constructor(
+    path: string,
+    private readonly prefix = 'archive',
+  ) {
     this.fd = openSync(path, 'w');
   }
 
@@ -110,19 +118,26 @@ class TorchZipWriter {
 
   private write(bytes: Uint8Array): void {
     let done = 0;
-    while (done < bytes.byteLength) done += writeSync(this.fd, bytes, done, bytes.byteLength - done, this.position + done);
+    while (done < bytes.byteLength)
+      done += writeSync(this.fd, bytes, done, bytes.byteLength - done, this.position + done);
     this.position += bytes.byteLength;
   }
 }
 
 // ---------------------------------------------------------------- the synthetic checkpoint
 
-interface SyntheticTensor { key: string; shape: number[]; dtype: 'F32' | 'F16' | 'I64'; storage?: string }
+interface SyntheticTensor {
+  key: string;
+  shape: number[];
+  dtype: 'F32' | 'F16' | 'I64';
+  storage?: string;
+}
 
 /** Keys and shapes in the released APE-D layout, at ViT-L / EVA02-CLIP-E widths, with `visionDepth` and `textLayers` blocks. */
 function syntheticLayout(visionDepth: number, textLayers: number): SyntheticTensor[] {
   const t: SyntheticTensor[] = [];
-  const add = (key: string, shape: number[], dtype: SyntheticTensor['dtype'] = 'F32', storage?: string) => t.push({ key, shape, dtype, storage });
+  const add = (key: string, shape: number[], dtype: SyntheticTensor['dtype'] = 'F32', storage?: string) =>
+    t.push({ key, shape, dtype, storage });
   const v = 'model_vision.backbone.net.';
   const dim = 1024;
   const hidden = 2730;
@@ -158,7 +173,10 @@ function syntheticLayout(visionDepth: number, textLayers: number): SyntheticTens
     add(`${p}mlp.w3.weight`, [dim, hidden]);
     add(`${p}mlp.w3.bias`, [dim]);
   }
-  for (const [level, convIn] of [[4, 256], [5, 1024]] as const) {
+  for (const [level, convIn] of [
+    [4, 256],
+    [5, 1024],
+  ] as const) {
     const p = `model_vision.backbone.simfp_${level}.`;
     add(`${p}0.weight`, [256, convIn, 1, 1]);
     add(`${p}0.norm.weight`, [256]);
@@ -175,7 +193,13 @@ function syntheticLayout(visionDepth: number, textLayers: number): SyntheticTens
   add(`${a}value_proj.weight`, [256, 256]);
   add(`${a}output_proj.weight`, [256, 256]);
   add('model_vision.transformer.level_embeds', [5, 256]);
-  for (const [k, s] of [['log_scale', [1]], ['bias_lang', [1024]], ['bias0', [1]], ['dot_product_projection_text.weight', [256, 1024]], ['dot_product_projection_text.bias', [256]]] as const) {
+  for (const [k, s] of [
+    ['log_scale', [1]],
+    ['bias_lang', [1024]],
+    ['bias0', [1]],
+    ['dot_product_projection_text.weight', [256, 1024]],
+    ['dot_product_projection_text.bias', [256]],
+  ] as const) {
     add(`model_vision.transformer.decoder.class_embed.0.${k}`, [...s]);
     add(`model_vision.class_embed.0.${k}`, [...s], 'F32', `model_vision.transformer.decoder.class_embed.0.${k}`);
   }
@@ -214,7 +238,10 @@ const elementSize = { F32: 4, F16: 2, I64: 8 } as const;
 /** Deterministic filler values: small floats (or valid float16 bits), so nothing is all-zero. */
 function fill(dtype: SyntheticTensor['dtype'], n: number, seed: number): Uint8Array {
   let s = (seed * 2654435761) >>> 0 || 1;
-  const next = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0), s);
+  const next = () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s;
+  };
   if (dtype === 'F32') {
     const a = new Float32Array(n);
     for (let i = 0; i < n; i++) a[i] = (next() / 2 ** 32 - 0.5) * 0.1;
@@ -230,7 +257,10 @@ function fill(dtype: SyntheticTensor['dtype'], n: number, seed: number): Uint8Ar
 }
 
 /** Writes the checkpoint; returns its size, the model's tensor bytes and the largest model tensor's bytes. */
-function writeSyntheticCheckpoint(path: string, layout: SyntheticTensor[]): { fileBytes: number; modelBytes: number; largestBytes: number; keys: number } {
+function writeSyntheticCheckpoint(
+  path: string,
+  layout: SyntheticTensor[],
+): { fileBytes: number; modelBytes: number; largestBytes: number; keys: number } {
   const zip = new TorchZipWriter(path);
   const specs = new Map<string, TensorSpec>();
   let storage = 0;
@@ -282,10 +312,17 @@ function writeSyntheticCheckpoint(path: string, layout: SyntheticTensor[]): { fi
 
 // ---------------------------------------------------------------- child processes
 
-interface ChildResult { maxRssBytes: number; seconds: number; [k: string]: unknown }
+interface ChildResult {
+  maxRssBytes: number;
+  seconds: number;
+  [k: string]: unknown;
+}
 
 function child(mode: string, ...args: string[]): ChildResult {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(here, 'released.ts'), '--child', mode, ...args], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(here, 'released.ts'), '--child', mode, ...args], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+  });
   if (r.status !== 0) throw new Error(`child '${mode}' failed (${r.status}):\n${r.stderr}`);
   const line = r.stdout.trim().split('\n').pop()!;
   return JSON.parse(line) as ChildResult;
@@ -298,13 +335,18 @@ async function childMain(mode: string, args: string[]): Promise<void> {
   const t0 = performance.now();
   const out: Record<string, unknown> = {};
   if (mode === 'convert') {
-    const report = await convertTorchCheckpoint(args[0]!, args[1]!, { targets: (key, info) => releasedTargets(key, info.shape.length) });
+    const report = await convertTorchCheckpoint(args[0]!, args[1]!, {
+      targets: (key, info) => releasedTargets(key, info.shape.length),
+    });
     Object.assign(out, { used: report.used.length, unused: report.unused.length, outputBytes: report.bytes });
   } else if (mode === 'naive') {
     const all = await readTorchCheckpoint(args[0]!, { upcastHalf: true });
     out.tensors = all.size;
   } else if (mode === 'forward') {
-    Object.assign(out, await forwardTimes(Number(args[0]), Number(args[1]), args[2] === 'stand-in' ? 'stand-in' : 'real'));
+    Object.assign(
+      out,
+      await forwardTimes(Number(args[0]), Number(args[1]), args[2] === 'stand-in' ? 'stand-in' : 'real'),
+    );
   } else if (mode !== 'baseline') {
     throw new Error(`unknown child mode ${mode}`);
   }
@@ -322,7 +364,9 @@ async function childMain(mode: string, args: string[]): Promise<void> {
  */
 async function wasmHeapTracker() {
   const { tf } = await import('../src/engine/engine.js');
-  const wasm = (tf.backend() as unknown as { wasm: { _malloc(n: number): number; _free(p: number): void; HEAPU8: Uint8Array } }).wasm;
+  const wasm = (
+    tf.backend() as unknown as { wasm: { _malloc(n: number): number; _free(p: number): void; HEAPU8: Uint8Array } }
+  ).wasm;
   // Emscripten's exports replace themselves with the raw function on first call: settle both first.
   tf.ones([1]).dispose();
   const sizes = new Map<number, number>();
@@ -344,7 +388,9 @@ async function wasmHeapTracker() {
     free(ptr);
   };
   return {
-    reset: () => void (peak = live),
+    reset: () => {
+      peak = live;
+    },
     peak: () => peak,
     live: () => live,
     heapBytes: () => wasm.HEAPU8.buffer.byteLength,
@@ -363,7 +409,11 @@ async function wasmHeapTracker() {
  *    encoded prompts as sentences, timed per phase.
  * With `textTower` 'stand-in' step 1 is left out and the prompts are random vectors.
  */
-async function forwardTimes(size: number, runs: number, textTower: 'real' | 'stand-in'): Promise<Record<string, unknown>> {
+async function forwardTimes(
+  size: number,
+  runs: number,
+  textTower: 'real' | 'stand-in',
+): Promise<Record<string, unknown>> {
   const { initEngine, tf } = await import('../src/engine/engine.js');
   const { ApeNetwork } = await import('../src/modeling/ape-network.js');
   const { APE_PRESETS } = await import('../src/modeling/config.js');
@@ -381,7 +431,10 @@ async function forwardTimes(size: number, runs: number, textTower: 'real' | 'sta
     const tower = new ClipTextEncoder(config.text.encoder, new Rng(3));
     const built = performance.now();
     // Two sentences of 6 and 9 tokens: start, word ids, end (49406 / 49407), zero padding.
-    const ids = [[49406, 320, 736, 1615, 525, 49407], [49406, 518, 2533, 1929, 593, 518, 3351, 1823, 49407]].map((row) => [...row, ...new Array<number>(77 - row.length).fill(0)]);
+    const ids = [
+      [49406, 320, 736, 1615, 525, 49407],
+      [49406, 518, 2533, 1929, 593, 518, 3351, 1823, 49407],
+    ].map((row) => [...row, ...new Array<number>(77 - row.length).fill(0)]);
     const encoded = tower.forward(ids, { pooling: config.text.pooling });
     encoded.attentionMask.dispose();
     const values = encoded.embeddings.dataSync() as Float32Array;
@@ -398,13 +451,22 @@ async function forwardTimes(size: number, runs: number, textTower: 'real' | 'sta
     prompt = tf.tensor2d(values, [2, config.text.encoder.embedDim]);
     out.afterTextDisposedAllocatedMb = mb(heap.live());
   } else {
-    prompt = tf.randomNormal([2, config.text.encoder.embedDim], 0, 1, 'float32', 2) as import('@tensorflow/tfjs-core').Tensor2D;
+    prompt = tf.randomNormal(
+      [2, config.text.encoder.embedDim],
+      0,
+      1,
+      'float32',
+      2,
+    ) as import('@tensorflow/tfjs-core').Tensor2D;
   }
 
   config.text.encoder = { ...config.text.encoder, vocabSize: 1024, width: 64, heads: 1, layers: 1 };
   const enc = config.text.encoder;
   const sizes = {
-    vocabSize: enc.vocabSize, contextLength: enc.contextLength, sot: enc.vocabSize - 2, eot: enc.vocabSize - 1,
+    vocabSize: enc.vocabSize,
+    contextLength: enc.contextLength,
+    sot: enc.vocabSize - 2,
+    eot: enc.vocabSize - 1,
     tokenize(): number[][] {
       throw new Error('the forward benchmark passes prompt embeddings');
     },
@@ -434,10 +496,20 @@ async function forwardTimes(size: number, runs: number, textTower: 'real' | 'sta
     await result.layers[result.layers.length - 1]!.logits.data();
     const total = performance.now() - t;
     result.dispose();
-    forwards.push({ totalMs: ms(total), ...Object.fromEntries(Object.entries(timings).map(([k, v]) => [`${k}Ms`, ms(v)])), ...peaks });
+    forwards.push({
+      totalMs: ms(total),
+      ...Object.fromEntries(Object.entries(timings).map(([k, v]) => [`${k}Ms`, ms(v)])),
+      ...peaks,
+    });
   }
   out.forwards = forwards;
-  out.detectorPeakAllocatedMb = Math.max(...forwards.flatMap((f) => Object.entries(f).filter(([k]) => k.endsWith('PeakMb')).map(([, v]) => v)));
+  out.detectorPeakAllocatedMb = Math.max(
+    ...forwards.flatMap((f) =>
+      Object.entries(f)
+        .filter(([k]) => k.endsWith('PeakMb'))
+        .map(([, v]) => v),
+    ),
+  );
   out.heapMb = mb(heap.heapBytes());
   out.visionParams = net.parameterCount() - net.language.parameterCount();
   return out;
@@ -458,11 +530,15 @@ export async function run(argv: string[]): Promise<{ results: Record<string, unk
     const ckpt = join(dir, 'model_final.pth');
     const t0 = performance.now();
     const made = writeSyntheticCheckpoint(ckpt, syntheticLayout(visionDepth, textLayers));
-    console.log(`synthetic checkpoint: ${mb(made.fileBytes)} MB, ${made.keys} model keys, model tensors ${mb(made.modelBytes)} MB, largest ${mb(made.largestBytes)} MB (written in ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    console.log(
+      `synthetic checkpoint: ${mb(made.fileBytes)} MB, ${made.keys} model keys, model tensors ${mb(made.modelBytes)} MB, largest ${mb(made.largestBytes)} MB (written in ${((performance.now() - t0) / 1000).toFixed(1)} s)`,
+    );
     const baseline = child('baseline');
     const convert = child('convert', ckpt, join(dir, 'model.safetensors'));
     const naive = child('naive', ckpt);
-    console.log(`peak RSS: baseline ${mb(baseline.maxRssBytes)} MB; streaming conversion ${mb(convert.maxRssBytes)} MB (${convert.seconds.toFixed(1)} s, wrote ${mb(convert.outputBytes as number)} MB float32); reading everything at once ${mb(naive.maxRssBytes)} MB`);
+    console.log(
+      `peak RSS: baseline ${mb(baseline.maxRssBytes)} MB; streaming conversion ${mb(convert.maxRssBytes)} MB (${convert.seconds.toFixed(1)} s, wrote ${mb(convert.outputBytes as number)} MB float32); reading everything at once ${mb(naive.maxRssBytes)} MB`,
+    );
     Object.assign(results, {
       checkpoint_mb: mb(made.fileBytes),
       checkpoint_model_tensor_mb: mb(made.modelBytes),
@@ -483,15 +559,24 @@ export async function run(argv: string[]): Promise<{ results: Record<string, unk
         const f = child('forward', String(size), String(runs), textTower);
         const text = f.text as Record<string, number> | undefined;
         if (text) {
-          console.log(`EVA02-CLIP-E text tower alone (${text.params} parameters): built in ${text.buildSeconds} s, 2 prompts encoded in ${text.encodeTwoPromptsMs} ms; peak allocated ${text.peakAllocatedMb} MB, wasm heap ${text.heapMb} MB; disposed (${f.afterTextDisposedAllocatedMb} MB left allocated)`);
+          console.log(
+            `EVA02-CLIP-E text tower alone (${text.params} parameters): built in ${text.buildSeconds} s, 2 prompts encoded in ${text.encodeTwoPromptsMs} ms; peak allocated ${text.peakAllocatedMb} MB, wasm heap ${text.heapMb} MB; disposed (${f.afterTextDisposedAllocatedMb} MB left allocated)`,
+          );
         }
         const forwards = f.forwards as Record<string, number>[];
         for (const [i, r] of forwards.entries()) {
-          console.log(`ape-ti forward ${size}x${size} (wasm) run ${i + 1}: ${(r.totalMs! / 1000).toFixed(1)} s = backbone ${r.backboneMs} + prompts ${r.promptsMs} + encoder ${r.encoderMs} + decoder ${r.decoderMs} + heads ${r.headsMs} ms${i === 0 ? ' (includes warm-up)' : ''}; peak allocated per phase (MB, weights included): backbone ${r.backbonePeakMb}, encoder ${r.encoderPeakMb}, decoder ${r.decoderPeakMb}, heads ${r.headsPeakMb}`);
+          console.log(
+            `ape-ti forward ${size}x${size} (wasm) run ${i + 1}: ${(r.totalMs! / 1000).toFixed(1)} s = backbone ${r.backboneMs} + prompts ${r.promptsMs} + encoder ${r.encoderMs} + decoder ${r.decoderMs} + heads ${r.headsMs} ms${i === 0 ? ' (includes warm-up)' : ''}; peak allocated per phase (MB, weights included): backbone ${r.backbonePeakMb}, encoder ${r.encoderPeakMb}, decoder ${r.decoderPeakMb}, heads ${r.headsPeakMb}`,
+          );
         }
-        console.log(`detector: ${f.visionParams} parameters outside the text tower (${f.weightsMb} MB), peak allocated ${f.detectorPeakAllocatedMb} MB, wasm heap ${f.heapMb} MB at the end; peak RSS ${mb(f.maxRssBytes)} MB`);
+        console.log(
+          `detector: ${f.visionParams} parameters outside the text tower (${f.weightsMb} MB), peak allocated ${f.detectorPeakAllocatedMb} MB, wasm heap ${f.heapMb} MB at the end; peak RSS ${mb(f.maxRssBytes)} MB`,
+        );
         Object.assign(results, {
-          [`ape_ti_forward_${size}`]: { textTower, ...Object.fromEntries(Object.entries(f).filter(([k]) => k !== 'textTower')) },
+          [`ape_ti_forward_${size}`]: {
+            textTower,
+            ...Object.fromEntries(Object.entries(f).filter(([k]) => k !== 'textTower')),
+          },
           [`ape_ti_forward_${size}_seconds`]: forwards.map((r) => Number((r.totalMs! / 1000).toFixed(1))),
           [`ape_ti_forward_${size}_peak_rss_mb`]: mb(f.maxRssBytes),
           ape_ti_vision_params: f.visionParams,

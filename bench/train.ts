@@ -34,7 +34,18 @@ function timeForward(obj: Timed, key: string, sink: Record<string, number>): voi
 }
 
 export async function run(argv: string[]): Promise<BenchResult> {
-  const { values } = parseArgs({ args: argv, options: { size: { type: 'string' }, batch: { type: 'string' }, steps: { type: 'string' }, dataset: { type: 'string' }, workers: { type: 'string' }, kernels: { type: 'string' }, json: { type: 'string' } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      size: { type: 'string' },
+      batch: { type: 'string' },
+      steps: { type: 'string' },
+      dataset: { type: 'string' },
+      workers: { type: 'string' },
+      kernels: { type: 'string' },
+      json: { type: 'string' },
+    },
+  });
   const size = Number(values.size ?? 256);
   const batch = Number(values.batch ?? 2);
   const steps = Number(values.steps ?? 8);
@@ -44,13 +55,35 @@ export async function run(argv: string[]): Promise<BenchResult> {
   await writeSynthDataset(join(dir, 'synth'), { images: 16, seed: 11, size: 256 });
   const all = [
     { name: 'instances', type: 'detection', annotations: 'synth/instances.json', imageRoot: 'synth/images', weight: 1 },
-    { name: 'semantic', type: 'semantic', semanticIndex: 'synth/semantic.json', imageRoot: 'synth/images', weight: 0.5 },
+    {
+      name: 'semantic',
+      type: 'semantic',
+      semanticIndex: 'synth/semantic.json',
+      imageRoot: 'synth/images',
+      weight: 0.5,
+    },
     { name: 'grounding', type: 'grounding', annotations: 'synth/grounding.json', imageRoot: 'synth/images', weight: 1 },
-    { name: 'segments', type: 'class-agnostic', annotations: 'synth/segments.json', imageRoot: 'synth/images', weight: 0.5 },
+    {
+      name: 'segments',
+      type: 'class-agnostic',
+      annotations: 'synth/segments.json',
+      imageRoot: 'synth/images',
+      weight: 0.5,
+    },
   ];
   const datasets = values.dataset ? all.filter((d) => d.name === values.dataset) : all;
   if (datasets.length === 0) throw new Error(`--dataset must be one of ${all.map((d) => d.name).join(', ')}`);
-  const json = { root: dir, output: 'run', seed: 1, steps: 1000, batchSize: batch, imageSize: size, workers, model: { preset: 'tiny', textVocabSize: 4096 }, datasets };
+  const json = {
+    root: dir,
+    output: 'run',
+    seed: 1,
+    steps: 1000,
+    batchSize: batch,
+    imageSize: size,
+    workers,
+    model: { preset: 'tiny', textVocabSize: 4096 },
+    datasets,
+  };
   writeFileSync(join(dir, 'config.json'), JSON.stringify(json));
   const config = parseTrainConfig(json, join(dir, 'config.json'));
   const trainer = await Trainer.create(config);
@@ -94,16 +127,41 @@ export async function run(argv: string[]): Promise<BenchResult> {
     optimizer: totals.optimizer,
   };
   const accounted = Object.values(breakdown).reduce((a, b) => a + b, 0);
-  const shares = Object.fromEntries(Object.entries(breakdown).map(([k, v]) => [k, Math.round((1000 * v) / accounted) / 10]));
+  const shares = Object.fromEntries(
+    Object.entries(breakdown).map(([k, v]) => [k, Math.round((1000 * v) / accounted) / 10]),
+  );
   const stepsPerSecond = (1000 * steps) / wall;
-  console.log(`tiny preset, ${size}x${size}, batch ${batch}, workers ${workers}, ${steps} steps over ${Object.entries(used).map(([k, v]) => `${k} x${v}`).join(', ')}`);
-  console.log(`${stepsPerSecond.toFixed(3)} steps/s (${(wall / steps / 1000).toFixed(2)} s/step, ${Math.round(stepsPerSecond * batch * 3600)} images/hour)`);
-  for (const [k, v] of Object.entries(breakdown)) console.log(`  ${k.padEnd(22)} ${(v / steps).toFixed(0).padStart(6)} ms/step  ${shares[k]!.toFixed(1).padStart(5)}%`);
+  console.log(
+    `tiny preset, ${size}x${size}, batch ${batch}, workers ${workers}, ${steps} steps over ${Object.entries(used)
+      .map(([k, v]) => `${k} x${v}`)
+      .join(', ')}`,
+  );
+  console.log(
+    `${stepsPerSecond.toFixed(3)} steps/s (${(wall / steps / 1000).toFixed(2)} s/step, ${Math.round(stepsPerSecond * batch * 3600)} images/hour)`,
+  );
+  for (const [k, v] of Object.entries(breakdown))
+    console.log(
+      `  ${k.padEnd(22)} ${(v / steps).toFixed(0).padStart(6)} ms/step  ${shares[k]!.toFixed(1).padStart(5)}%`,
+    );
   console.log(`  tensors alive after the run: ${tf.memory().numTensors}`);
   const kernels = values.kernels ? await profileKernels(trainer, Number(values.kernels)) : undefined;
   await trainer.close();
   rmSync(dir, { recursive: true, force: true });
-  return { results: { size, batch, workers, steps, stepsPerSecond, secondsPerStep: wall / steps / 1000, imagesPerHour: stepsPerSecond * batch * 3600, datasetsDrawn: used, msPerStep: Object.fromEntries(Object.entries(breakdown).map(([k, v]) => [k, v / steps])), sharePercent: shares, ...(kernels ? { kernels } : {}) } };
+  return {
+    results: {
+      size,
+      batch,
+      workers,
+      steps,
+      stepsPerSecond,
+      secondsPerStep: wall / steps / 1000,
+      imagesPerHour: stepsPerSecond * batch * 3600,
+      datasetsDrawn: used,
+      msPerStep: Object.fromEntries(Object.entries(breakdown).map(([k, v]) => [k, v / steps])),
+      sharePercent: shares,
+      ...(kernels ? { kernels } : {}),
+    },
+  };
 }
 
 /** Per-step kernel time of `steps` profiled training steps, by kernel name and by kernel + input shapes. */
@@ -124,15 +182,22 @@ async function profileKernels(trainer: Trainer, steps: number) {
       byCall.set(key, e);
     }
   }
-  const top = <T>(m: Map<string, T>, ms: (v: T) => number, n: number) => [...m].sort((a, b) => ms(b[1]) - ms(a[1])).slice(0, n);
+  const top = <T>(m: Map<string, T>, ms: (v: T) => number, n: number) =>
+    [...m].sort((a, b) => ms(b[1]) - ms(a[1])).slice(0, n);
   const total = [...byName.values()].reduce((a, b) => a + b, 0) / steps;
   console.log(`kernels (${steps} profiled steps): ${total.toFixed(0)} ms/step in kernels`);
-  for (const [name, ms] of top(byName, (v) => v, 12)) console.log(`  ${(ms / steps).toFixed(1).padStart(8)} ms  ${name}`);
+  for (const [name, ms] of top(byName, (v) => v, 12))
+    console.log(`  ${(ms / steps).toFixed(1).padStart(8)} ms  ${name}`);
   console.log('by input shapes:');
-  for (const [key, v] of top(byCall, (v) => v.ms, 15)) console.log(`  ${(v.ms / steps).toFixed(1).padStart(8)} ms  x${(v.calls / steps).toFixed(1).padEnd(6)} ${key}`);
+  for (const [key, v] of top(byCall, (v) => v.ms, 15))
+    console.log(`  ${(v.ms / steps).toFixed(1).padStart(8)} ms  x${(v.calls / steps).toFixed(1).padEnd(6)} ${key}`);
   return {
     msPerStep: total,
     byKernel: Object.fromEntries(top(byName, (v) => v, 12).map(([k, v]) => [k, v / steps])),
-    byCall: top(byCall, (v) => v.ms, 15).map(([key, v]) => ({ key, msPerStep: v.ms / steps, callsPerStep: v.calls / steps })),
+    byCall: top(byCall, (v) => v.ms, 15).map(([key, v]) => ({
+      key,
+      msPerStep: v.ms / steps,
+      callsPerStep: v.calls / steps,
+    })),
   };
 }

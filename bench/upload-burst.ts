@@ -24,9 +24,14 @@ export async function run(argv: string[]): Promise<BenchResult> {
   const side = Number(option(argv, '--side', '5000'));
   const burst = Number(option(argv, '--burst', '8'));
   const modelArgs = argv.includes('--model') ? ['--model', option(argv, '--model', '')] : [];
-  const png = await sharp({ create: { width: side, height: side, channels: 3, background: { r: 0, g: 0, b: 0 } } }).png({ compressionLevel: 9 }).toBuffer();
+  const png = await sharp({ create: { width: side, height: side, channels: 3, background: { r: 0, g: 0, b: 0 } } })
+    .png({ compressionLevel: 9 })
+    .toBuffer();
   // The pixel budget is raised to the upload's size: the default (4 x the model's input side, squared) refuses it at the header.
-  const server = await startServer([...modelArgs, '--queue', String(burst), '--max-pixels', String(side * side)], 180_000);
+  const server = await startServer(
+    [...modelArgs, '--queue', String(burst), '--max-pixels', String(side * side)],
+    180_000,
+  );
   try {
     const pid = server.pid;
     const send = async () => {
@@ -36,7 +41,12 @@ export async function run(argv: string[]): Promise<BenchResult> {
       const t0 = performance.now();
       const answer = await fetch(new URL('/v1/predict', server.url), { method: 'POST', body: form });
       const body = (await answer.json()) as { instances?: unknown[]; timing?: Record<string, number> };
-      return { status: answer.status, ms: Math.round(performance.now() - t0), instances: body.instances?.length ?? null, inferenceMs: body.timing?.inferenceMs ?? null };
+      return {
+        status: answer.status,
+        ms: Math.round(performance.now() - t0),
+        instances: body.instances?.length ?? null,
+        inferenceMs: body.timing?.inferenceMs ?? null,
+      };
     };
     // One request first so that lazy allocations (wasm heap, caches) are part of "at rest".
     await send();
@@ -51,9 +61,23 @@ export async function run(argv: string[]): Promise<BenchResult> {
     const right = rssMb(pid);
     await new Promise((r) => setTimeout(r, 5000));
     const after = rssMb(pid);
-    console.log(`PNG ${side}x${side}: ${png.length} bytes; burst of ${burst} answered in ${burstMs} ms: ${answers.map((a) => `${a.status} ${a.ms} ms (model ${a.inferenceMs} ms, ${a.instances} instances)`).join('; ')}`);
-    console.log(`server RSS: ${before} MB at rest, peak ${peak} MB, ${right} MB after the burst, ${after} MB 5 s later`);
-    return { results: { side, pngBytes: png.length, burst, burstMs, answers, rssMb: { before, peak, afterBurst: right, after5s: after }, machine: { cpus: cpus().length, loadavg1: loadavg()[0] } } };
+    console.log(
+      `PNG ${side}x${side}: ${png.length} bytes; burst of ${burst} answered in ${burstMs} ms: ${answers.map((a) => `${a.status} ${a.ms} ms (model ${a.inferenceMs} ms, ${a.instances} instances)`).join('; ')}`,
+    );
+    console.log(
+      `server RSS: ${before} MB at rest, peak ${peak} MB, ${right} MB after the burst, ${after} MB 5 s later`,
+    );
+    return {
+      results: {
+        side,
+        pngBytes: png.length,
+        burst,
+        burstMs,
+        answers,
+        rssMb: { before, peak, afterBurst: right, after5s: after },
+        machine: { cpus: cpus().length, loadavg1: loadavg()[0] },
+      },
+    };
   } finally {
     await server.stop();
   }

@@ -15,6 +15,21 @@ function findTests(dir) {
 }
 
 const filters = process.argv.slice(2);
+
+// The whole suite starts with the static checks: Biome (format and lint, biome.json) and the
+// type check of src, test and bench (tsx runs the tests without checking types).
+if (filters.length === 0) {
+  for (const [what, args] of [
+    ['biome check', ['node_modules/@biomejs/biome/bin/biome', 'check', '.']],
+    ['type check', ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.check.json']],
+  ]) {
+    const check = spawnSync(process.execPath, args, { stdio: 'inherit' });
+    if (check.status !== 0) {
+      console.error(`${what} failed (npm run lint / npm run typecheck show the same); fix it or run npm run format`);
+      process.exit(check.status ?? 1);
+    }
+  }
+}
 const files = findTests('test').filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
 if (files.length === 0) {
   console.error(`no test files match ${filters.join(' ')}`);

@@ -24,28 +24,73 @@ export { ImageError, DEFAULT_MAX_PIXELS, imageChannels, toRgb } from './io/image
 export type { RgbImage, GrayImage, ImageFormat, ImageErrorReason, DecodeOptions } from './io/image-types.js';
 export { sniffImageFormat, inspectImage } from './io/image-header.js';
 export type { ImageHeader } from './io/image-header.js';
-export { readSafetensors, readSafetensorsHeader, writeSafetensors, encodeSafetensorsParts, toFloat32, SafetensorsError } from './io/safetensors.js';
-export type { SafetensorsDtype, SafetensorsEntry, SafetensorsFile, SafetensorsInput, SafetensorsHeader, SafetensorsTensorInfo, TensorData as SafetensorsTensorData } from './io/safetensors.js';
+export {
+  readSafetensors,
+  readSafetensorsHeader,
+  writeSafetensors,
+  encodeSafetensorsParts,
+  toFloat32,
+  SafetensorsError,
+} from './io/safetensors.js';
+export type {
+  SafetensorsDtype,
+  SafetensorsEntry,
+  SafetensorsFile,
+  SafetensorsInput,
+  SafetensorsHeader,
+  SafetensorsTensorInfo,
+  TensorData as SafetensorsTensorData,
+} from './io/safetensors.js';
 export { ClipTokenizer, bytesToUnicode, CLIP_MERGE_COUNT } from './text/clip-tokenizer.js';
 export type { ClipTokenizerOptions } from './text/clip-tokenizer.js';
 export { clipCleanText, fixText, whitespaceClean } from './text/text-cleaning.js';
 export { frameTokens } from './text/tokenizer.js';
 export type { TextTokenizer } from './text/tokenizer.js';
 export { ClipTextEncoder, eva02ClipBigETextConfig, tinyTextConfig } from './text/clip-text-transformer.js';
-export type { ClipTextConfig, ClipTextOutput, ClipTextForwardOptions, TextPooling } from './text/clip-text-transformer.js';
+export type {
+  ClipTextConfig,
+  ClipTextOutput,
+  ClipTextForwardOptions,
+  TextPooling,
+} from './text/clip-text-transformer.js';
 export { WordTokenizer } from './text/word-tokenizer.js';
 export type { WordTokenizerJson } from './text/word-tokenizer.js';
 export { parsePromptString, promptEntries } from './text/prompts.js';
 export type { PromptSet, PromptEntry, PromptKind } from './text/prompts.js';
 export { PromptEmbeddingCache } from './text/prompt-embeddings.js';
-export { Eva02Vit, Eva02Block, Eva02Attention, PatchEmbed, EVA02_VIT_PRESETS, apeDVitConfig, apeTiVitConfig, tinyVitConfig, swigluHidden, validateVitConfig } from './modeling/backbone/eva02-vit.js';
+export {
+  Eva02Vit,
+  Eva02Block,
+  Eva02Attention,
+  PatchEmbed,
+  EVA02_VIT_PRESETS,
+  apeDVitConfig,
+  apeTiVitConfig,
+  tinyVitConfig,
+  swigluHidden,
+  validateVitConfig,
+} from './modeling/backbone/eva02-vit.js';
 export type { Eva02VitConfig, VitForwardOptions } from './modeling/backbone/eva02-vit.js';
 export { SimpleFeaturePyramid, apePyramidConfig } from './modeling/backbone/simple-feature-pyramid.js';
 export type { SimpleFeaturePyramidConfig } from './modeling/backbone/simple-feature-pyramid.js';
 export { APE_PRESETS, apeDConfig, apeTiConfig, tinyConfig, validateConfig, pyramidLevels } from './modeling/config.js';
-export type { ApeConfig, ApePresetName, ApeTextConfig, ApeInferenceConfig, TokenizerConfig } from './modeling/config.js';
+export type {
+  ApeConfig,
+  ApePresetName,
+  ApeTextConfig,
+  ApeInferenceConfig,
+  TokenizerConfig,
+} from './modeling/config.js';
 export { ApeNetwork } from './modeling/ape-network.js';
-export type { ModelBatch, PromptInput, FusionMode, ForwardOptions, ForwardTimings, LayerOutput, ApeRawOutput } from './modeling/ape-network.js';
+export type {
+  ModelBatch,
+  PromptInput,
+  FusionMode,
+  ForwardOptions,
+  ForwardTimings,
+  LayerOutput,
+  ApeRawOutput,
+} from './modeling/ape-network.js';
 export type { EncoderProposals } from './modeling/deformable/transformer.js';
 export { ApeModel } from './inference/ape-model.js';
 export type { PredictOptions, PredictTimings } from './inference/ape-model.js';
@@ -56,9 +101,22 @@ export { parseModelConfig, checkWeights, tokenizerFileName } from './inference/m
 export { prepareImages, resizedSize } from './inference/preprocess.js';
 export type { ImagePlacement } from './inference/preprocess.js';
 export { toCocoResults, predictionToJson, predictionFromJson, semanticToJson } from './inference/prediction-json.js';
-export type { PredictionJson, CocoInstanceJson, SemanticJson, SemanticSegmentJson, GroundingJson } from './inference/prediction-json.js';
+export type {
+  PredictionJson,
+  CocoInstanceJson,
+  SemanticJson,
+  SemanticSegmentJson,
+  GroundingJson,
+} from './inference/prediction-json.js';
 export * from './viz/api.js';
-export { RELEASED_MODELS, APE_HUB_REPO, findReleasedModel, releasedModel, releasedConfig, UnsupportedModelError } from './inference/released-models.js';
+export {
+  RELEASED_MODELS,
+  APE_HUB_REPO,
+  findReleasedModel,
+  releasedModel,
+  releasedConfig,
+  UnsupportedModelError,
+} from './inference/released-models.js';
 export type { ReleasedModel } from './inference/released-models.js';
 export { unknownWords, vocabularyWarnings } from './text/prompt-vocabulary.js';
 export { DEFAULT_SEMANTIC_THRESHOLD, semanticConfidence } from './inference/semantic-confidence.js';

@@ -13,6 +13,10 @@ export interface PendingImage {
  * image given has been reported.
  */
 export interface AnnotationBackend {
-  run(images: readonly PendingImage[], settings: AnnotateSettings, report: (index: number, outcome: ImageOutcome) => void): Promise<void>;
+  run(
+    images: readonly PendingImage[],
+    settings: AnnotateSettings,
+    report: (index: number, outcome: ImageOutcome) => void,
+  ): Promise<void>;
   close(): Promise<void>;
 }

@@ -16,7 +16,9 @@ function isImageName(name: string): boolean {
 function imagesInFolder(dir: string): string[] {
   const out: string[] = [];
   const walk = (folder: string) => {
-    for (const entry of readdirSync(folder, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    for (const entry of readdirSync(folder, { withFileTypes: true }).sort((a, b) =>
+      a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+    )) {
       if (entry.name.startsWith('.')) continue;
       const path = join(folder, entry.name);
       if (entry.isDirectory()) walk(path);
@@ -34,7 +36,8 @@ function imagesInFolder(dir: string): string[] {
  */
 function imagesInList(file: string): string[] {
   const size = statSync(file).size;
-  if (size > MAX_LIST_BYTES) throw new Error(`${file}: ${size} bytes, more than the ${MAX_LIST_BYTES} a list of images may have`);
+  if (size > MAX_LIST_BYTES)
+    throw new Error(`${file}: ${size} bytes, more than the ${MAX_LIST_BYTES} a list of images may have`);
   const base = dirname(resolve(file));
   return readFileSync(file, 'utf8')
     .split(/\r?\n/)
@@ -57,6 +60,9 @@ export function listImages(input: string): string[] {
     if (seen.has(p)) throw new Error(`${input}: ${p} is listed twice`);
     seen.add(p);
   }
-  if (images.length === 0) throw new Error(`${input}: no images (${isDir ? `no ${IMAGE_EXTENSIONS.join(', ')} files in the folder` : 'the list is empty'})`);
+  if (images.length === 0)
+    throw new Error(
+      `${input}: no images (${isDir ? `no ${IMAGE_EXTENSIONS.join(', ')} files in the folder` : 'the list is empty'})`,
+    );
   return images;
 }

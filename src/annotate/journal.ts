@@ -27,7 +27,8 @@ export interface JournalEntry {
 export const JOURNAL_FILE = 'journal.jsonl';
 
 function sameHeader(a: JournalHeader, b: JournalHeader): string | null {
-  if (JSON.stringify(a.settings) !== JSON.stringify(b.settings)) return `its prompts or threshold (${JSON.stringify(a.settings)})`;
+  if (JSON.stringify(a.settings) !== JSON.stringify(b.settings))
+    return `its prompts or threshold (${JSON.stringify(a.settings)})`;
   if (a.model !== b.model) return `its model (fingerprint ${a.model}, this one ${b.model})`;
   if (a.images !== b.images || a.imagesHash !== b.imagesHash) return `its list of images (${a.images} images)`;
   return null;
@@ -44,7 +45,10 @@ export class Journal {
   readonly done = new Map<number, ImageOutcome>();
   private sinceSync = 0;
 
-  private constructor(readonly path: string, header: JournalHeader) {
+  private constructor(
+    readonly path: string,
+    header: JournalHeader,
+  ) {
     // A journal without a whole header line was cut short as it was being created: start afresh.
     const fresh = !existsSync(path) || !this.load(header);
     if (fresh) closeSync(openSync(path, 'w'));
@@ -75,13 +79,19 @@ export class Journal {
       try {
         value = JSON.parse(line);
       } catch (error) {
-        throw new Error(`${this.path}, line ${lineNo}: not valid JSON (${(error as Error).message}); the journal is damaged`);
+        throw new Error(
+          `${this.path}, line ${lineNo}: not valid JSON (${(error as Error).message}); the journal is damaged`,
+        );
       }
       if (lineNo === 1) {
         const h = value as JournalHeader;
-        if (h?.journal !== header.journal) throw new Error(`${this.path} is not an ape annotate journal (line 1: ${line.slice(0, 80)})`);
+        if (h?.journal !== header.journal)
+          throw new Error(`${this.path} is not an ape annotate journal (line 1: ${line.slice(0, 80)})`);
         const differs = sameHeader(h, header);
-        if (differs) throw new Error(`${this.path} belongs to a run that differs in ${differs}; use another --out folder, or delete the journal to start over`);
+        if (differs)
+          throw new Error(
+            `${this.path} belongs to a run that differs in ${differs}; use another --out folder, or delete the journal to start over`,
+          );
       } else {
         const e = value as JournalEntry;
         if (!Number.isInteger(e?.i) || e.i < 0 || e.i >= header.images || typeof e.outcome?.ok !== 'boolean') {

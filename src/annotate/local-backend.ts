@@ -10,7 +10,11 @@ export class LocalBackend implements AnnotationBackend {
     this.pool = new ModelPool(modelDir, workers);
   }
 
-  async run(images: readonly PendingImage[], settings: AnnotateSettings, report: (index: number, outcome: ImageOutcome) => void): Promise<void> {
+  async run(
+    images: readonly PendingImage[],
+    settings: AnnotateSettings,
+    report: (index: number, outcome: ImageOutcome) => void,
+  ): Promise<void> {
     await this.pool.start();
     // Two images per process in flight: the next one is ready as soon as a process frees up.
     const window = this.pool.size * 2;
@@ -22,18 +26,15 @@ export class LocalBackend implements AnnotationBackend {
         while (running < window && next < images.length) {
           const { index, path } = images[next++]!;
           running++;
-          this.pool.annotate({ name: path, path, settings }).then(
-            (outcome) => {
-              running--;
-              try {
-                report(index, outcome);
-              } catch (error) {
-                return reject(error);
-              }
-              pump();
-            },
-            reject,
-          );
+          this.pool.annotate({ name: path, path, settings }).then((outcome) => {
+            running--;
+            try {
+              report(index, outcome);
+            } catch (error) {
+              return reject(error);
+            }
+            pump();
+          }, reject);
         }
       };
       pump();

@@ -11,9 +11,14 @@ export async function modelFingerprint(dir: string): Promise<string> {
   const hash = createHash('sha256');
   let names: string[];
   try {
-    names = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile() && !e.name.endsWith('.md')).map((e) => e.name).sort();
+    names = (await readdir(dir, { withFileTypes: true }))
+      .filter((e) => e.isFile() && !e.name.endsWith('.md'))
+      .map((e) => e.name)
+      .sort();
   } catch (error) {
-    throw new Error(`cannot read the model folder ${dir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new Error(
+      `cannot read the model folder ${dir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
   }
   if (names.length === 0) throw new Error(`the model folder ${dir} holds no files`);
   for (const name of names) {

@@ -48,7 +48,10 @@ export class ModelPool {
   /** Milliseconds each process took to load the model. */
   readonly loadMs: number[] = [];
 
-  constructor(private readonly modelDir: string, readonly size: number) {
+  constructor(
+    private readonly modelDir: string,
+    readonly size: number,
+  ) {
     if (!Number.isInteger(size) || size < 1) throw new Error(`a model pool needs at least one process, got ${size}`);
   }
 
@@ -95,7 +98,10 @@ export class ModelPool {
     if (held) {
       held.crashes++;
       if (held.crashes >= CRASHES_PER_IMAGE) {
-        held.resolve({ ok: false, reason: `${held.task.name}: the model process died on this image ${held.crashes} times (last: ${how})` });
+        held.resolve({
+          ok: false,
+          reason: `${held.task.name}: the model process died on this image ${held.crashes} times (last: ${how})`,
+        });
       } else {
         this.waiting.unshift(held);
       }

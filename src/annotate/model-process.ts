@@ -18,9 +18,11 @@ if (!process.send) throw new Error('model-process: must be started by a ModelPoo
 process.on('disconnect', () => process.exit(0));
 
 async function outcome(model: ApeModel, task: ImageTask): Promise<ImageOutcome> {
-  let image;
+  let image: Awaited<ReturnType<typeof decodeImage>>;
   try {
-    image = task.bytes ? await decodeImage(task.bytes, { source: task.name }) : await readImage(task.path!, { source: task.name });
+    image = task.bytes
+      ? await decodeImage(task.bytes, { source: task.name })
+      : await readImage(task.path!, { source: task.name });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     return { ok: false, reason: code ? `cannot read ${task.name}: ${code}` : (error as Error).message };

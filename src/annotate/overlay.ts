@@ -13,7 +13,13 @@ export function overlayPath(outDir: string, index: number, imagePath: string): s
 }
 
 /** Draws an image's annotations (masks, boxes, prompt and score) over it, as `ape predict` does. */
-export async function writeOverlay(outDir: string, index: number, imagePath: string, result: ImageAnnotations, settings: AnnotateSettings): Promise<void> {
+export async function writeOverlay(
+  outDir: string,
+  index: number,
+  imagePath: string,
+  result: ImageAnnotations,
+  settings: AnnotateSettings,
+): Promise<void> {
   const image = await readImage(imagePath);
   const prompts = promptEntries(settings);
   const prediction: Prediction = {
@@ -23,7 +29,15 @@ export async function writeOverlay(outDir: string, index: number, imagePath: str
     instances: result.objects.map((o, query) => {
       const [x, y, w, h] = o.bbox;
       const p = prompts[o.prompt]!;
-      return { prompt: p.text, promptIndex: o.prompt, kind: p.kind, score: o.score, box: [x, y, x + w, y + h], mask: o.segmentation, query };
+      return {
+        prompt: p.text,
+        promptIndex: o.prompt,
+        kind: p.kind,
+        score: o.score,
+        box: [x, y, x + w, y + h],
+        mask: o.segmentation,
+        query,
+      };
     }),
     semantic: null,
     grounding: [],

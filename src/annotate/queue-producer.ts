@@ -4,7 +4,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import { DEFAULT_MAX_BYTES } from '../io/image-types.js';
 import type { AnnotationBackend, PendingImage } from './backend.js';
-import { DEFAULT_QUEUE_NAME, imageIndexOfJob, imageJobId, type ImageJobData, type ImageJobResult } from './queue-jobs.js';
+import {
+  DEFAULT_QUEUE_NAME,
+  imageIndexOfJob,
+  imageJobId,
+  type ImageJobData,
+  type ImageJobResult,
+} from './queue-jobs.js';
 import { RedisLink } from './redis-link.js';
 import type { AnnotateSettings, ImageOutcome } from './types.js';
 
@@ -58,14 +64,23 @@ export class QueueProducer implements AnnotationBackend {
 
   /** The run's id: its output folder, prompts and model. */
   runId(settings: AnnotateSettings): string {
-    return createHash('sha256').update(JSON.stringify([this.options.outDir, settings, this.options.model])).digest('hex').slice(0, 12);
+    return createHash('sha256')
+      .update(JSON.stringify([this.options.outDir, settings, this.options.model]))
+      .digest('hex')
+      .slice(0, 12);
   }
 
-  async run(images: readonly PendingImage[], settings: AnnotateSettings, report: (index: number, outcome: ImageOutcome) => void): Promise<void> {
+  async run(
+    images: readonly PendingImage[],
+    settings: AnnotateSettings,
+    report: (index: number, outcome: ImageOutcome) => void,
+  ): Promise<void> {
     const o = this.options;
     const link = new RedisLink(o.url, { giveUpMs: o.giveUpMs, log: o.log, onReconnect: () => (this.lostRedis = true) });
     this.link = link;
-    const queue = new Queue<ImageJobData, ImageJobResult>(o.queueName ?? DEFAULT_QUEUE_NAME, { connection: link.client });
+    const queue = new Queue<ImageJobData, ImageJobResult>(o.queueName ?? DEFAULT_QUEUE_NAME, {
+      connection: link.client,
+    });
     this.queue = queue;
     queue.on('error', () => undefined); // connection errors: RedisLink reports those
     const run = this.runId(settings);
@@ -85,14 +100,32 @@ export class QueueProducer implements AnnotationBackend {
       let bytes: Buffer;
       try {
         const size = (await stat(image.path)).size;
-        if (size > DEFAULT_MAX_BYTES) throw new Error(`${image.path}: ${size} bytes, more than the ${DEFAULT_MAX_BYTES} an image may have`);
+        if (size > DEFAULT_MAX_BYTES)
+          throw new Error(`${image.path}: ${size} bytes, more than the ${DEFAULT_MAX_BYTES} an image may have`);
         bytes = await readFile(image.path);
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
-        return finish(image.index, { ok: false, reason: code ? `cannot read ${image.path}: ${code}` : (error as Error).message });
+        return finish(image.index, {
+          ok: false,
+          reason: code ? `cannot read ${image.path}: ${code}` : (error as Error).message,
+        });
       }
-      const data: ImageJobData = { run, index: image.index, name: image.path, image: bytes.toString('base64'), settings, model: o.model };
-      await link.guard(queue.add('image', data, { jobId: imageJobId(run, image.index), attempts: ATTEMPTS, removeOnComplete: false, removeOnFail: false }));
+      const data: ImageJobData = {
+        run,
+        index: image.index,
+        name: image.path,
+        image: bytes.toString('base64'),
+        settings,
+        model: o.model,
+      };
+      await link.guard(
+        queue.add('image', data, {
+          jobId: imageJobId(run, image.index),
+          attempts: ATTEMPTS,
+          removeOnComplete: false,
+          removeOnFail: false,
+        }),
+      );
       inFlight.add(image.index);
     };
 
@@ -103,10 +136,13 @@ export class QueueProducer implements AnnotationBackend {
         for (const id of await link.guard(queue.getRanges([state], 0, -1))) {
           const index = imageIndexOfJob(run, id);
           if (index === null) continue;
-          const [returnvalue, failedReason] = await link.guard(client.hmget(queue.toKey(id), 'returnvalue', 'failedReason'));
+          const [returnvalue, failedReason] = await link.guard(
+            client.hmget(queue.toKey(id), 'returnvalue', 'failedReason'),
+          );
           const path = byIndex.get(index)?.path ?? `image ${index}`;
           if (state === 'completed' && returnvalue) finish(index, jobOutcome(returnvalue, path));
-          else if (state === 'failed') finish(index, { ok: false, reason: `the queue gave up on ${path}: ${failedReason ?? 'no reason given'}` });
+          else if (state === 'failed')
+            finish(index, { ok: false, reason: `the queue gave up on ${path}: ${failedReason ?? 'no reason given'}` });
           // Journaled (or another session's leftover of an image journaled before): gone from Redis.
           await link.guard(queue.remove(id));
           found++;

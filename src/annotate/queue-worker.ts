@@ -36,7 +36,9 @@ export async function runQueueWorker(o: QueueWorkerOptions): Promise<{ jobs: num
   const model = await modelFingerprint(o.modelDir);
   const pool = new ModelPool(o.modelDir, o.concurrency);
   await pool.start();
-  o.log(`model ${model} loaded in ${o.concurrency} process${o.concurrency === 1 ? '' : 'es'} (${Math.max(...pool.loadMs)} ms)`);
+  o.log(
+    `model ${model} loaded in ${o.concurrency} process${o.concurrency === 1 ? '' : 'es'} (${Math.max(...pool.loadMs)} ms)`,
+  );
   const link = new RedisLink(o.url, { giveUpMs: o.giveUpMs, log: o.log });
   let jobs = 0;
   const handle = async (job: Job<ImageJobData, ImageJobResult>): Promise<ImageJobResult> => {
@@ -55,7 +57,8 @@ export async function runQueueWorker(o: QueueWorkerOptions): Promise<{ jobs: num
   });
   // Connection trouble is RedisLink's to report; anything else is worth a line.
   worker.on('error', (error) => {
-    if (!/ECONNREFUSED|ECONNRESET|Connection is closed|EPIPE|ETIMEDOUT/.test(error.message)) o.log(`queue: ${error.message}`);
+    if (!/ECONNREFUSED|ECONNRESET|Connection is closed|EPIPE|ETIMEDOUT/.test(error.message))
+      o.log(`queue: ${error.message}`);
   });
   worker.on('failed', (job, error) => {
     if (job) o.log(`job ${job.id} (${job.data.name}) failed: ${error.message}`);

@@ -27,7 +27,7 @@ export class RedisLink {
   private readonly timer: NodeJS.Timeout;
   private closed = false;
 
-  constructor(url: string, private readonly options: RedisLinkOptions) {
+  constructor(url: string, options: RedisLinkOptions) {
     const { host, port } = parseRedisUrl(url);
     this.where = `${host}:${port}`;
     this.client = new Redis(url, {
@@ -41,27 +41,41 @@ export class RedisLink {
       this.lastError = (error as NodeJS.ErrnoException).code ?? error.message;
       if (!this.everReady && !this.toldWaiting) {
         this.toldWaiting = true;
-        options.log(`cannot reach Redis at ${this.where} (${this.lastError}); retrying (giving up after ${options.giveUpMs / 1000} s)`);
+        options.log(
+          `cannot reach Redis at ${this.where} (${this.lastError}); retrying (giving up after ${options.giveUpMs / 1000} s)`,
+        );
       }
     });
     this.client.on('close', () => {
       if (this.closed || this.downSince !== null) return;
       this.downSince = Date.now();
-      options.log(`lost the connection to Redis at ${this.where}${this.lastError ? ` (${this.lastError})` : ''}; reconnecting (giving up after ${options.giveUpMs / 1000} s)`);
+      options.log(
+        `lost the connection to Redis at ${this.where}${this.lastError ? ` (${this.lastError})` : ''}; reconnecting (giving up after ${options.giveUpMs / 1000} s)`,
+      );
     });
     this.client.on('ready', () => {
-      if (this.downSince !== null && this.everReady) options.log(`reconnected to Redis at ${this.where} after ${((Date.now() - this.downSince) / 1000).toFixed(1)} s`);
+      if (this.downSince !== null && this.everReady)
+        options.log(
+          `reconnected to Redis at ${this.where} after ${((Date.now() - this.downSince) / 1000).toFixed(1)} s`,
+        );
       const back = this.everReady;
       this.everReady = true;
       this.downSince = null;
       if (back) options.onReconnect?.();
     });
-    this.timer = setInterval(() => {
-      if (this.closed || this.downSince === null || Date.now() - this.downSince < options.giveUpMs) return;
-      const what = this.everReady ? 'lost the connection to' : 'could not connect to';
-      giveUp(new Error(`${what} Redis at ${this.where} and it stayed unreachable for ${options.giveUpMs / 1000} s${this.lastError ? ` (${this.lastError})` : ''}; giving up`));
-      void this.close();
-    }, Math.min(500, options.giveUpMs));
+    this.timer = setInterval(
+      () => {
+        if (this.closed || this.downSince === null || Date.now() - this.downSince < options.giveUpMs) return;
+        const what = this.everReady ? 'lost the connection to' : 'could not connect to';
+        giveUp(
+          new Error(
+            `${what} Redis at ${this.where} and it stayed unreachable for ${options.giveUpMs / 1000} s${this.lastError ? ` (${this.lastError})` : ''}; giving up`,
+          ),
+        );
+        void this.close();
+      },
+      Math.min(500, options.giveUpMs),
+    );
     this.timer.unref();
   }
 

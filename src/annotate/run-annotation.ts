@@ -52,7 +52,9 @@ export async function runAnnotation(run: AnnotationRun, backend: AnnotationBacke
   const journal = Journal.open(join(outDir, JOURNAL_FILE), journalHeader(run));
   try {
     const resumed = journal.done.size;
-    const pending: PendingImage[] = run.images.map((path, index) => ({ index, path })).filter((p) => !journal.done.has(p.index));
+    const pending: PendingImage[] = run.images
+      .map((path, index) => ({ index, path }))
+      .filter((p) => !journal.done.has(p.index));
     if (resumed > 0) run.log?.(`resuming: ${resumed} of ${run.images.length} images were done in an earlier session`);
     const bar = run.progress ? undefined : new Progress({ total: pending.length, label: 'annotate', unit: 'img' });
     let done = 0;
@@ -66,9 +68,11 @@ export async function runAnnotation(run: AnnotationRun, backend: AnnotationBacke
       else bar!.tick();
       if (run.overlays && outcome.ok) {
         const path = run.images[index]!;
-        drawing = drawing.then(() => writeOverlay(outDir, index, path, outcome.result, run.settings)).catch((error) => {
-          drawError ??= error;
-        });
+        drawing = drawing
+          .then(() => writeOverlay(outDir, index, path, outcome.result, run.settings))
+          .catch((error) => {
+            drawError ??= error;
+          });
       }
     };
     if (pending.length > 0) await backend.run(pending, run.settings, report);

@@ -26,7 +26,10 @@ export interface InBrowserRequest {
 }
 
 export class InBrowserModel {
-  private constructor(private readonly model: ApeModel, readonly loadMs: number) {}
+  private constructor(
+    private readonly model: ApeModel,
+    readonly loadMs: number,
+  ) {}
 
   static async load(options: InBrowserOptions): Promise<InBrowserModel> {
     const t0 = performance.now();

@@ -63,10 +63,15 @@ export async function modelFromBytes(files: ModelBytes): Promise<ApeModel> {
   const config = parseModelConfig(files.config);
   let tokenizer: TextTokenizer;
   if (config.text.tokenizer.kind === 'word') {
-    tokenizer = parseWordTokenizer(new TextDecoder('utf-8', { fatal: true }).decode(files.tokenizer), WORD_TOKENIZER_FILE);
+    tokenizer = parseWordTokenizer(
+      new TextDecoder('utf-8', { fatal: true }).decode(files.tokenizer),
+      WORD_TOKENIZER_FILE,
+    );
   } else {
     const name = tokenizerFileName(config);
-    tokenizer = new ClipTokenizer(await gunzipText(files.tokenizer, name), { contextLength: config.text.encoder.contextLength });
+    tokenizer = new ClipTokenizer(await gunzipText(files.tokenizer, name), {
+      contextLength: config.text.encoder.contextLength,
+    });
   }
   const model = new ApeModel(config, tokenizer);
   try {

@@ -65,9 +65,11 @@ async function run(argv: string[]): Promise<number> {
   distinctPrompts({ vocabulary, sentences });
   const settings = { vocabulary, sentences, threshold: thresholdOption(values.threshold) };
   const workers = positiveIntegerOption(values.workers, 'workers') ?? 1;
-  if (values.queue !== undefined && values.workers !== undefined) throw new UsageError('--workers is for local runs; with --queue, start ape worker processes instead');
+  if (values.queue !== undefined && values.workers !== undefined)
+    throw new UsageError('--workers is for local runs; with --queue, start ape worker processes instead');
   if (values.queue === undefined) {
-    for (const name of ['queue-name', 'in-flight', 'redis-timeout'] as const) if (values[name] !== undefined) throw new UsageError(`--${name} goes with --queue`);
+    for (const name of ['queue-name', 'in-flight', 'redis-timeout'] as const)
+      if (values[name] !== undefined) throw new UsageError(`--${name} goes with --queue`);
   } else {
     try {
       parseRedisUrl(values.queue);
@@ -95,10 +97,19 @@ async function run(argv: string[]): Promise<number> {
   } else {
     backend = new LocalBackend(modelDir, workers);
   }
-  console.error(`ape annotate: ${images.length} images, ${vocabulary.length + sentences.length} prompts, ${values.queue ? `queue ${values.queue}` : `${workers} model process${workers === 1 ? '' : 'es'}`}`);
+  console.error(
+    `ape annotate: ${images.length} images, ${vocabulary.length + sentences.length} prompts, ${values.queue ? `queue ${values.queue}` : `${workers} model process${workers === 1 ? '' : 'es'}`}`,
+  );
   try {
     const summary = await runAnnotation(
-      { images, settings, model, outDir: values.out, overlays: values.overlays ?? false, log: (line) => console.error(`ape annotate: ${line}`) },
+      {
+        images,
+        settings,
+        model,
+        outDir: values.out,
+        overlays: values.overlays ?? false,
+        log: (line) => console.error(`ape annotate: ${line}`),
+      },
       backend,
     );
     console.log(

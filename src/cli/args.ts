@@ -24,7 +24,8 @@ export function parseCommandArgs<T extends ParseArgsConfig>(config: T): ReturnTy
 /** An optional whole-number option of at least 1 (`--name N`). */
 export function positiveIntegerOption(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value) || Number(value) < 1) throw new UsageError(`--${name} must be a positive integer, got '${value}'`);
+  if (!/^\d+$/.test(value) || Number(value) < 1)
+    throw new UsageError(`--${name} must be a positive integer, got '${value}'`);
   return Number(value);
 }
 
@@ -55,7 +56,11 @@ export async function withStopOnSigint<T>(work: (signal: { stop: boolean }) => P
 }
 
 /** The arguments of a run command (ape train, ape pretrain): `--config FILE [--steps N] [--backend wasm|cpu]`. */
-export function runCommandArgs(argv: string[]): { config: string; maxSteps: number | undefined; backend: 'wasm' | 'cpu' } {
+export function runCommandArgs(argv: string[]): {
+  config: string;
+  maxSteps: number | undefined;
+  backend: 'wasm' | 'cpu';
+} {
   const { values, positionals } = parseCommandArgs({
     args: argv,
     options: { config: { type: 'string' }, steps: { type: 'string' }, backend: { type: 'string' } },
@@ -63,5 +68,9 @@ export function runCommandArgs(argv: string[]): { config: string; maxSteps: numb
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
   if (!values.config) throw new UsageError('--config is required');
-  return { config: values.config, maxSteps: positiveIntegerOption(values.steps, 'steps'), backend: backendOption(values.backend) };
+  return {
+    config: values.config,
+    maxSteps: positiveIntegerOption(values.steps, 'steps'),
+    backend: backendOption(values.backend),
+  };
 }

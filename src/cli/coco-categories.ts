@@ -34,13 +34,18 @@ export async function readCategoryMapping(path: string): Promise<CategoryMapping
 export function imageIdsOf(paths: readonly string[], mapping: CategoryMapping): number[] {
   const missing = paths.filter((p) => !mapping.imageIdByFile.has(basename(p)));
   if (missing.length > 0) {
-    throw new UsageError(`--categories ${mapping.source}: ${missing.length} input(s) are not images of it (matched by file name): ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}`);
+    throw new UsageError(
+      `--categories ${mapping.source}: ${missing.length} input(s) are not images of it (matched by file name): ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}`,
+    );
   }
   return paths.map((p) => mapping.imageIdByFile.get(basename(p))!);
 }
 
 /** Results with the ground truth's category ids; instances of prompts it does not name are left out. */
-export function withDatasetCategories(results: readonly CocoInstanceJson[], mapping: CategoryMapping): CocoInstanceJson[] {
+export function withDatasetCategories(
+  results: readonly CocoInstanceJson[],
+  mapping: CategoryMapping,
+): CocoInstanceJson[] {
   return results.flatMap((r) => {
     const id = mapping.idByName.get(r.prompt);
     return id === undefined ? [] : [{ ...r, category_id: id }];

@@ -37,8 +37,14 @@ function groupCounts(keys: string[]): string {
 
 function printReport(report: Omit<ConversionReport, 'bytes'>, listUsed: boolean): void {
   const used = report.used;
-  console.log(`used ${used.length} checkpoint tensor(s) -> ${new Set(used.map((e) => e.name)).size} parameter(s): ${groupCounts(used.map((e) => e.key))}`);
-  if (listUsed) for (const e of used) console.log(`  ${e.key} -> ${e.name} [${e.shape.join(', ')}] ${e.layout}${e.part ? ` part ${e.part.index + 1}/${e.part.of}` : ''}${e.sourceDtype !== 'F32' ? ` from ${e.sourceDtype}` : ''}`);
+  console.log(
+    `used ${used.length} checkpoint tensor(s) -> ${new Set(used.map((e) => e.name)).size} parameter(s): ${groupCounts(used.map((e) => e.key))}`,
+  );
+  if (listUsed)
+    for (const e of used)
+      console.log(
+        `  ${e.key} -> ${e.name} [${e.shape.join(', ')}] ${e.layout}${e.part ? ` part ${e.part.index + 1}/${e.part.of}` : ''}${e.sourceDtype !== 'F32' ? ` from ${e.sourceDtype}` : ''}`,
+      );
   console.log(`unused ${report.unused.length} checkpoint key(s)${report.unused.length ? ':' : ''}`);
   for (const k of report.unused) console.log(`  ${k}`);
   console.log(`missing ${report.missing.length} model parameter(s)${report.missing.length ? ':' : ''}`);
@@ -68,7 +74,9 @@ export const command: Command = {
     const preset = values.preset as ApePresetName | undefined;
     const presets = Object.keys(APE_PRESETS);
     if (preset === undefined || !presets.includes(preset)) {
-      throw new UsageError(`--preset must be one of ${presets.join(', ')} (released weights: ape-ti, ape-d), got ${preset === undefined ? 'nothing' : `'${preset}'`}`);
+      throw new UsageError(
+        `--preset must be one of ${presets.join(', ')} (released weights: ape-ti, ape-d), got ${preset === undefined ? 'nothing' : `'${preset}'`}`,
+      );
     }
     if (!values.out) throw new UsageError('--out is required');
     const out = values.out;
@@ -87,10 +95,17 @@ export const command: Command = {
         if (done === total) progress.finish('');
       },
     });
-    const vocabNote = config.text.tokenizer.kind === 'clip-bpe' ? `, ${tokenizerFileName(config)} (${values.vocab ? `from ${values.vocab}` : 'the bundled CLIP vocabulary'})` : '';
-    console.log(`wrote ${join(out, WEIGHTS_FILE)} (${(report.bytes / 1024 / 1024).toFixed(1)} MB), ${CONFIG_FILE}, conversion.json${vocabNote}`);
+    const vocabNote =
+      config.text.tokenizer.kind === 'clip-bpe'
+        ? `, ${tokenizerFileName(config)} (${values.vocab ? `from ${values.vocab}` : 'the bundled CLIP vocabulary'})`
+        : '';
+    console.log(
+      `wrote ${join(out, WEIGHTS_FILE)} (${(report.bytes / 1024 / 1024).toFixed(1)} MB), ${CONFIG_FILE}, conversion.json${vocabNote}`,
+    );
     if (config.text.tokenizer.kind === 'word') {
-      console.log(`note: the '${preset}' preset's word tokenizer is not in a torch checkpoint; put its tokenizer.json in ${out}`);
+      console.log(
+        `note: the '${preset}' preset's word tokenizer is not in a torch checkpoint; put its tokenizer.json in ${out}`,
+      );
     }
     return 0;
   },

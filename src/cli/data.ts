@@ -92,11 +92,19 @@ export function formatStats(s: DatasetStats): string {
 }
 
 async function check(argv: string[]): Promise<number> {
-  const { values, positionals } = parseCommandArgs({ args: argv, options: { 'max-issues': { type: 'string' } }, allowPositionals: true });
+  const { values, positionals } = parseCommandArgs({
+    args: argv,
+    options: { 'max-issues': { type: 'string' } },
+    allowPositionals: true,
+  });
   if (positionals.length !== 1) throw new UsageError('expected exactly one dataset folder');
   const dir = positionals[0]!;
   const maxIssues = integer(values['max-issues'], 'max-issues', 20, 1);
-  const cocoFile = dir.endsWith('.json') ? dir : existsSync(join(dir, 'annotations.json')) && !existsSync(join(dir, 'instances.json')) ? join(dir, 'annotations.json') : undefined;
+  const cocoFile = dir.endsWith('.json')
+    ? dir
+    : existsSync(join(dir, 'annotations.json')) && !existsSync(join(dir, 'instances.json'))
+      ? join(dir, 'annotations.json')
+      : undefined;
   if (cocoFile !== undefined) return checkCoco(cocoFile, maxIssues);
   const report = await checkDataset(dir, { maxIssues });
   if (!report.ok) {
@@ -116,8 +124,13 @@ async function checkCoco(file: string, maxIssues: number): Promise<number> {
     return 1;
   }
   const s = report.stats;
-  const counts = Object.entries(s.byCategory).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ');
-  console.log(`${file}: OK\nimages: ${s.images}\ncategories: ${s.categories}\nannotations: ${s.annotations}${counts ? ` (${counts})` : ''}`);
+  const counts = Object.entries(s.byCategory)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
+  console.log(
+    `${file}: OK\nimages: ${s.images}\ncategories: ${s.categories}\nannotations: ${s.annotations}${counts ? ` (${counts})` : ''}`,
+  );
   return 0;
 }
 

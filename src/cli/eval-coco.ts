@@ -14,7 +14,9 @@ async function readText(path: string, role: string): Promise<string> {
     return Buffer.from(await readRegularFile(path, DEFAULT_MAX_JSON_BYTES)).toString('utf8');
   } catch (err) {
     if (!(err instanceof BoundedReadError)) throw err;
-    throw new Error(`cannot read ${role} file ${err.path}: ${err.reason === 'missing' ? err.detail.replace(/^cannot read \((.*)\)$/, '$1') : err.detail}`);
+    throw new Error(
+      `cannot read ${role} file ${err.path}: ${err.reason === 'missing' ? err.detail.replace(/^cannot read \((.*)\)$/, '$1') : err.detail}`,
+    );
   }
 }
 
@@ -37,7 +39,8 @@ export const command: Command = {
     if (!values.gt) throw new UsageError('--gt is required');
     if (!values.results) throw new UsageError('--results is required');
     const type = values.type;
-    if (type !== 'bbox' && type !== 'segm') throw new UsageError(`--type must be bbox or segm, got ${type === undefined ? 'nothing' : `'${type}'`}`);
+    if (type !== 'bbox' && type !== 'segm')
+      throw new UsageError(`--type must be bbox or segm, got ${type === undefined ? 'nothing' : `'${type}'`}`);
 
     const gt = parseCocoGroundTruth(await readText(values.gt, 'ground-truth'), values.gt);
     const results = parseCocoResults(await readText(values.results, 'results'), gt, values.results);

@@ -20,7 +20,10 @@ export function categoryTable(rows: readonly CategoryEvalResult[]): string {
   const width = Math.max(8, ...rows.map((r) => r.name.length));
   const cell = (x: number | null) => pct(x).padStart(7);
   const head = `${'category'.padEnd(width)}  kind   ${'box AP'.padStart(7)}${'mask AP'.padStart(8)}${'IoU'.padStart(7)}`;
-  const lines = rows.map((r) => `${r.name.padEnd(width)}  ${r.isThing ? 'thing' : 'stuff'}  ${cell(r.boxAp)} ${cell(r.maskAp)}${cell(r.iou)}`);
+  const lines = rows.map(
+    (r) =>
+      `${r.name.padEnd(width)}  ${r.isThing ? 'thing' : 'stuff'}  ${cell(r.boxAp)} ${cell(r.maskAp)}${cell(r.iou)}`,
+  );
   return [head, ...lines].join('\n');
 }
 
@@ -31,7 +34,14 @@ export const command: Command = {
   async run(argv: string[]): Promise<number> {
     const { values } = parseCommandArgs({
       args: argv,
-      options: { model: { type: 'string' }, data: { type: 'string' }, images: { type: 'string' }, json: { type: 'string' }, backend: { type: 'string' }, size: { type: 'string' } },
+      options: {
+        model: { type: 'string' },
+        data: { type: 'string' },
+        images: { type: 'string' },
+        json: { type: 'string' },
+        backend: { type: 'string' },
+        size: { type: 'string' },
+      },
       strict: true,
       allowPositionals: false,
     });
@@ -51,10 +61,25 @@ export const command: Command = {
         if (done === total) progress.finish();
       },
     });
-    const per_category = result.perCategory.map((c) => ({ id: c.id, name: c.name, isthing: c.isThing ? 1 : 0, box_ap: c.boxAp, mask_ap: c.maskAp, iou: c.iou }));
-    const json = { bbox: result.bbox, segm: result.segm, miou: result.miou, referring_acc: result.referring_acc, per_category };
+    const per_category = result.perCategory.map((c) => ({
+      id: c.id,
+      name: c.name,
+      isthing: c.isThing ? 1 : 0,
+      box_ap: c.boxAp,
+      mask_ap: c.maskAp,
+      iou: c.iou,
+    }));
+    const json = {
+      bbox: result.bbox,
+      segm: result.segm,
+      miou: result.miou,
+      referring_acc: result.referring_acc,
+      per_category,
+    };
     console.log(categoryTable(result.perCategory));
-    console.log(`images ${result.images}  box AP ${pct(result.bbox[0]!)}  mask AP ${pct(result.segm[0]!)}  mIoU ${pct(result.miou)}  referring P@0.5 ${pct(result.referring_acc)}`);
+    console.log(
+      `images ${result.images}  box AP ${pct(result.bbox[0]!)}  mask AP ${pct(result.segm[0]!)}  mIoU ${pct(result.miou)}  referring P@0.5 ${pct(result.referring_acc)}`,
+    );
     console.log(JSON.stringify(json));
     if (values.json) await writeJsonFile(values.json, json);
     model.dispose();

@@ -26,7 +26,9 @@ const evaluations: Record<string, { usage: string; load: () => Promise<Command> 
   },
 };
 
-const usage = `usage:\n${Object.values(evaluations).map((e) => `  ${e.usage}`).join('\n\n')}`;
+const usage = `usage:\n${Object.values(evaluations)
+  .map((e) => `  ${e.usage}`)
+  .join('\n\n')}`;
 
 export const command: Command = {
   name: 'eval',

@@ -46,18 +46,32 @@ async function run(argv: string[]): Promise<number> {
   try {
     const size = positiveIntegerOption(values.size, 'size') ?? model.config.input.size;
     const coarsest = Math.max(...model.levelStrides);
-    if (size % coarsest !== 0) throw new UsageError(`--size must be a multiple of ${coarsest} (the coarsest feature stride), got ${size}`);
+    if (size % coarsest !== 0)
+      throw new UsageError(`--size must be a multiple of ${coarsest} (the coarsest feature stride), got ${size}`);
     const out = resolve(values.out ?? join(modelDir, 'onnx', exportKey({ size, vocabulary, sentences })));
     const started = performance.now();
-    console.error(`ape export: recording one forward of ${model.config.name} at ${size}x${size}, ${vocabulary} vocabulary + ${sentences} sentence prompts ...`);
-    const exported = exportNetwork(model, { size, vocabulary, sentences }, await filesHash([join(modelDir, CONFIG_FILE), join(modelDir, WEIGHTS_FILE)]));
+    console.error(
+      `ape export: recording one forward of ${model.config.name} at ${size}x${size}, ${vocabulary} vocabulary + ${sentences} sentence prompts ...`,
+    );
+    const exported = exportNetwork(
+      model,
+      { size, vocabulary, sentences },
+      await filesHash([join(modelDir, CONFIG_FILE), join(modelDir, WEIGHTS_FILE)]),
+    );
     await writeNetworkExport(out, exported);
     const bytes = exported.files.reduce((a, f) => a + f.length, 0);
-    console.log(`${out}: ${exported.manifest.segments.length} segments, ${(bytes / 1e6).toFixed(1)} MB, ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    console.log(
+      `${out}: ${exported.manifest.segments.length} segments, ${(bytes / 1e6).toFixed(1)} MB, ${((performance.now() - started) / 1000).toFixed(1)} s`,
+    );
   } finally {
     model.dispose();
   }
   return 0;
 }
 
-export const command: Command = { name: 'export', summary: 'write the network forward as ONNX for ONNX Runtime', usage, run };
+export const command: Command = {
+  name: 'export',
+  summary: 'write the network forward as ONNX for ONNX Runtime',
+  usage,
+  run,
+};

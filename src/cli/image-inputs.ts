@@ -10,7 +10,10 @@ const GLOB = /[*?[]/;
 
 /** `*` and `?` of one path component (no path separators), as a whole-name pattern. */
 function globPattern(glob: string): RegExp {
-  const body = glob.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const body = glob
+    .replace(/[.+^${}()|\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${body}$`);
 }
 
@@ -40,6 +43,9 @@ export async function expandImageInputs(inputs: readonly string[]): Promise<stri
       problems.push(`${input}: no such file or folder`);
     }
   }
-  if (problems.length > 0) throw new UsageError(`${problems.length === 1 ? 'an input cannot be used' : `${problems.length} inputs cannot be used`}:\n  ${problems.join('\n  ')}`);
+  if (problems.length > 0)
+    throw new UsageError(
+      `${problems.length === 1 ? 'an input cannot be used' : `${problems.length} inputs cannot be used`}:\n  ${problems.join('\n  ')}`,
+    );
   return files;
 }

@@ -6,17 +6,48 @@ import { UsageError } from './command.js';
 
 /** Each command lives in its own file and is loaded only when asked for. */
 const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
-  annotate: { summary: 'label a folder of images: a COCO dataset with masks (resumable; --workers N, or --queue for many machines)', load: async () => (await import('./annotate.js')).command },
-  convert: { summary: 'convert a released APE checkpoint (.pth) to safetensors + config', load: async () => (await import('./convert.js')).command },
-  data: { summary: 'make, check and preview datasets (the synthetic world)', load: async () => (await import('./data.js')).command },
-  export: { summary: 'write the network forward as ONNX for ONNX Runtime', load: async () => (await import('./export.js')).command },
-  eval: { summary: 'evaluate results against ground truth (COCO AP, ...)', load: async () => (await import('./eval.js')).command },
-  predict: { summary: 'detect, segment and ground what text prompts name (JSON + pictures)', load: async () => (await import('./predict.js')).command },
-  pull: { summary: 'download and convert a released APE model by name (ape-ti, ape-l-d)', load: async () => (await import('./pull.js')).command },
+  annotate: {
+    summary:
+      'label a folder of images: a COCO dataset with masks (resumable; --workers N, or --queue for many machines)',
+    load: async () => (await import('./annotate.js')).command,
+  },
+  convert: {
+    summary: 'convert a released APE checkpoint (.pth) to safetensors + config',
+    load: async () => (await import('./convert.js')).command,
+  },
+  data: {
+    summary: 'make, check and preview datasets (the synthetic world)',
+    load: async () => (await import('./data.js')).command,
+  },
+  export: {
+    summary: 'write the network forward as ONNX for ONNX Runtime',
+    load: async () => (await import('./export.js')).command,
+  },
+  eval: {
+    summary: 'evaluate results against ground truth (COCO AP, ...)',
+    load: async () => (await import('./eval.js')).command,
+  },
+  predict: {
+    summary: 'detect, segment and ground what text prompts name (JSON + pictures)',
+    load: async () => (await import('./predict.js')).command,
+  },
+  pull: {
+    summary: 'download and convert a released APE model by name (ape-ti, ape-l-d)',
+    load: async () => (await import('./pull.js')).command,
+  },
   serve: { summary: 'HTTP API and web page for a model', load: async () => (await import('./serve.js')).command },
-  train: { summary: 'train or resume a model from a JSON config (checkpoints, progress, resumable)', load: async () => (await import('./train.js')).command },
-  worker: { summary: 'run queued ape annotate jobs (BullMQ on Redis) with a model', load: async () => (await import('./worker.js')).command },
-  pretrain: { summary: 'pretrain a backbone and text tower for a detector run (proxy tasks; checkpoints, resumable)', load: async () => (await import('./pretrain.js')).command },
+  train: {
+    summary: 'train or resume a model from a JSON config (checkpoints, progress, resumable)',
+    load: async () => (await import('./train.js')).command,
+  },
+  worker: {
+    summary: 'run queued ape annotate jobs (BullMQ on Redis) with a model',
+    load: async () => (await import('./worker.js')).command,
+  },
+  pretrain: {
+    summary: 'pretrain a backbone and text tower for a detector run (proxy tasks; checkpoints, resumable)',
+    load: async () => (await import('./pretrain.js')).command,
+  },
 };
 
 /** The version in the package's package.json (found from this file: src/cli or dist/cli). */
@@ -28,7 +59,14 @@ async function packageVersion(): Promise<string> {
 function help(): string {
   const width = Math.max(...Object.keys(commands).map((n) => n.length), 4);
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
-  return ['usage: ape <command> [options]', '', 'commands:', ...lines, '', 'ape <command> --help shows its options; ape --version the version.'].join('\n');
+  return [
+    'usage: ape <command> [options]',
+    '',
+    'commands:',
+    ...lines,
+    '',
+    'ape <command> --help shows its options; ape --version the version.',
+  ].join('\n');
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -66,6 +104,11 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
-  (err) => { console.error(err); process.exitCode = 1; },
+  (code) => {
+    process.exitCode = code;
+  },
+  (err) => {
+    console.error(err);
+    process.exitCode = 1;
+  },
 );

@@ -38,7 +38,10 @@ export function pullProgress(): Pick<PullOptions, 'onProgress' | 'onConvert' | '
 }
 
 /** The released names the code can run, for messages. */
-export const supportedNames = () => RELEASED_MODELS.filter((m) => m.preset).map((m) => m.name).join(', ');
+export const supportedNames = () =>
+  RELEASED_MODELS.filter((m) => m.preset)
+    .map((m) => m.name)
+    .join(', ');
 
 /**
  * `--model DIR|NAME`: the folder to load. A released name (ape-ti, ape-l-d) is pulled into the
@@ -48,14 +51,20 @@ export async function resolveModelOption(value: string | undefined): Promise<str
   if (value === undefined) return defaultModelDir();
   const info = await stat(value).catch(() => null);
   if (info?.isDirectory()) return value;
-  if (info) throw new UsageError(`--model ${value}: is a file; give a model folder (config.json, model.safetensors, ...) or a released model name (${supportedNames()})`);
+  if (info)
+    throw new UsageError(
+      `--model ${value}: is a file; give a model folder (config.json, model.safetensors, ...) or a released model name (${supportedNames()})`,
+    );
   if (findReleasedModel(value)) return (await pullModel(value, pullProgress())).dir;
-  throw new UsageError(`--model ${value}: no such folder, and not a released model name (${supportedNames()}; 'ape pull --list' shows them all)`);
+  throw new UsageError(
+    `--model ${value}: no such folder, and not a released model name (${supportedNames()}; 'ape pull --list' shows them all)`,
+  );
 }
 
 /** `--size N`: a positive multiple of 64 (the coarsest stride of the released models). */
 export function sizeOption(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value) || Number(value) < 64 || Number(value) % 64 !== 0) throw new UsageError(`--size must be a multiple of 64 (e.g. 512, 800, 1024), got '${value}'`);
+  if (!/^\d+$/.test(value) || Number(value) < 64 || Number(value) % 64 !== 0)
+    throw new UsageError(`--size must be a multiple of 64 (e.g. 512, 800, 1024), got '${value}'`);
   return Number(value);
 }

@@ -70,13 +70,20 @@ export function summaryTable(name: string, prediction: Prediction, maxRows = 12)
   if (rows.length > 0) {
     const width = Math.min(32, Math.max(6, ...rows.map((r) => r.prompt.length)));
     lines.push(`  ${'prompt'.padEnd(width)}  kind        score  box [x1, y1, x2, y2]`);
-    for (const r of rows) lines.push(`  ${r.prompt.slice(0, width).padEnd(width)}  ${r.kind.padEnd(10)}  ${r.score.toFixed(3)}  ${fmtBox(r.box)}`);
-    if (prediction.instances.length > rows.length) lines.push(`  ... ${prediction.instances.length - rows.length} more in the JSON`);
+    for (const r of rows)
+      lines.push(
+        `  ${r.prompt.slice(0, width).padEnd(width)}  ${r.kind.padEnd(10)}  ${r.score.toFixed(3)}  ${fmtBox(r.box)}`,
+      );
+    if (prediction.instances.length > rows.length)
+      lines.push(`  ... ${prediction.instances.length - rows.length} more in the JSON`);
   }
-  for (const g of prediction.grounding) lines.push(`  grounding "${g.sentence}": ${g.score.toFixed(3)} at ${fmtBox(g.box)}`);
+  for (const g of prediction.grounding)
+    lines.push(`  grounding "${g.sentence}": ${g.score.toFixed(3)} at ${fmtBox(g.box)}`);
   if (prediction.semantic) {
     const areas = semanticAreas(prediction.semantic).slice(0, 6);
-    lines.push(`  semantic: ${areas.map((a) => `${a.prompt} ${(a.fraction * 100).toFixed(1)}%`).join(', ') || 'all background'}`);
+    lines.push(
+      `  semantic: ${areas.map((a) => `${a.prompt} ${(a.fraction * 100).toFixed(1)}%`).join(', ') || 'all background'}`,
+    );
   }
   return lines.join('\n');
 }
@@ -105,7 +112,11 @@ async function run(argv: string[]): Promise<number> {
   const { vocabulary, sentences } = promptOptions(values, categories?.names);
   const engine = engineOption(values.engine);
   const threshold = thresholdOption(values.threshold);
-  const semanticThreshold = thresholdOption(values['semantic-threshold'], 'semantic-threshold', DEFAULT_SEMANTIC_THRESHOLD);
+  const semanticThreshold = thresholdOption(
+    values['semantic-threshold'],
+    'semantic-threshold',
+    DEFAULT_SEMANTIC_THRESHOLD,
+  );
   const inputSize = sizeOption(values.size);
   const modelDir = await resolveModelOption(values.model);
 
@@ -115,10 +126,14 @@ async function run(argv: string[]): Promise<number> {
     ort: { onExport: (message) => console.error(`ape predict: ${message}`) },
     ...(inputSize !== undefined ? { inputSize } : {}),
   });
-  for (const warning of vocabularyWarnings(model.tokenizer, [...vocabulary, ...sentences])) console.error(`warning: ${warning}`);
+  for (const warning of vocabularyWarnings(model.tokenizer, [...vocabulary, ...sentences]))
+    console.error(`warning: ${warning}`);
   const wanted = resolve(values.out ?? 'predictions');
   const outDir = await freshOutputDir(wanted, values.overwrite);
-  if (outDir !== wanted) console.error(`ape predict: ${wanted} already has results; writing to ${outDir} (--overwrite writes into ${wanted})`);
+  if (outDir !== wanted)
+    console.error(
+      `ape predict: ${wanted} already has results; writing to ${outDir} (--overwrite writes into ${wanted})`,
+    );
   // 'results' is taken by results.json: an image of that name becomes results-2.
   const stems = outputStems([RESULTS_FILE, ...images]).slice(1);
   const cocoResults: CocoInstanceJson[] = [];
@@ -129,17 +144,27 @@ async function run(argv: string[]): Promise<number> {
     const ms = performance.now() - t0;
     const stem = stems[i]!;
     const t = model.lastTimings;
-    const timing = { preprocessMs: Math.round(t.preprocess), networkMs: Math.round(t.network), postprocessMs: Math.round(t.postprocess), totalMs: Math.round(ms) };
+    const timing = {
+      preprocessMs: Math.round(t.preprocess),
+      networkMs: Math.round(t.network),
+      postprocessMs: Math.round(t.postprocess),
+      totalMs: Math.round(ms),
+    };
     const json = { ...predictionToJson(prediction, { id: imageIds[i]!, file: path }), timing };
     cocoResults.push(...(categories ? withDatasetCategories(json.instances, categories) : json.instances));
     await writeJsonFile(join(outDir, `${stem}.json`), json);
     await writeImage(join(outDir, `${stem}.png`), drawInstances(image, prediction, { scoreThreshold: threshold }));
-    if (prediction.semantic) await writeImage(join(outDir, `${stem}.semantic.png`), drawSemantic(image, prediction.semantic));
+    if (prediction.semantic)
+      await writeImage(join(outDir, `${stem}.semantic.png`), drawSemantic(image, prediction.semantic));
     console.log(summaryTable(basename(path), prediction));
-    console.log(`  ${(ms / 1000).toFixed(2)} s -> ${join(outDir, stem)}.{json,png${prediction.semantic ? ',semantic.png' : ''}}`);
+    console.log(
+      `  ${(ms / 1000).toFixed(2)} s -> ${join(outDir, stem)}.{json,png${prediction.semantic ? ',semantic.png' : ''}}`,
+    );
   }
   await writeJsonFile(join(outDir, RESULTS_FILE), cocoResults);
-  console.log(`ape predict: pictures and JSON for ${images.length} image${images.length === 1 ? '' : 's'} are in ${outDir}; ${RESULTS_FILE} holds every instance as COCO results${categories ? ` with the category and image ids of ${categories.source} (ape eval coco --gt ${categories.source} --results ${join(outDir, RESULTS_FILE)} --type bbox)` : ' (category_id = prompt index; --categories GT.json gives a dataset\'s ids)'}`);
+  console.log(
+    `ape predict: pictures and JSON for ${images.length} image${images.length === 1 ? '' : 's'} are in ${outDir}; ${RESULTS_FILE} holds every instance as COCO results${categories ? ` with the category and image ids of ${categories.source} (ape eval coco --gt ${categories.source} --results ${join(outDir, RESULTS_FILE)} --type bbox)` : " (category_id = prompt index; --categories GT.json gives a dataset's ids)"}`,
+  );
   return 0;
 }
 

@@ -29,7 +29,12 @@ export const command: Command = {
         maxSteps,
         signal,
         open: (log) => Pretrainer.create(config, log),
-        evaluate: async (run) => ({ ...(await shapeProbe(run.network, config.eval!.data, { images: config.eval!.images, level: config.pretrain.objectLevel })) }),
+        evaluate: async (run) => ({
+          ...(await shapeProbe(run.network, config.eval!.data, {
+            images: config.eval!.images,
+            level: config.pretrain.objectLevel,
+          })),
+        }),
       });
       run.dispose();
     });

@@ -18,7 +18,12 @@ export function promptOptions(
   values: { vocab?: string[]; sentence?: string[]; prompt?: string[] },
   fallbackVocabulary: readonly string[] = [],
 ): { vocabulary: string[]; sentences: string[] } {
-  const vocabulary = (values.vocab ?? []).flatMap((v) => v.split(',').map((s) => s.trim()).filter((s) => s.length > 0));
+  const vocabulary = (values.vocab ?? []).flatMap((v) =>
+    v
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0),
+  );
   const sentences = (values.sentence ?? []).map((s) => s.trim()).filter((s) => s.length > 0);
   for (const p of values.prompt ?? []) {
     const parsed = parsePromptString(p);
@@ -31,9 +36,14 @@ export function promptOptions(
 }
 
 /** `--threshold T` (or another score option): a decimal from 0 to 1 ('0x1' is refused), `fallback` when not given. */
-export function thresholdOption(value: string | undefined, name = 'threshold', fallback = DEFAULT_SCORE_THRESHOLD): number {
+export function thresholdOption(
+  value: string | undefined,
+  name = 'threshold',
+  fallback = DEFAULT_SCORE_THRESHOLD,
+): number {
   if (value === undefined) return fallback;
   const t = parseDecimal(value);
-  if (!Number.isFinite(t) || t < 0 || t > 1) throw new UsageError(`--${name} must be a number from 0 to 1, got '${value}'`);
+  if (!Number.isFinite(t) || t < 0 || t > 1)
+    throw new UsageError(`--${name} must be a number from 0 to 1, got '${value}'`);
   return t;
 }

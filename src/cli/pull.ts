@@ -16,12 +16,14 @@ const usage = `usage: ape pull NAME [--keep-checkpoint] [--force]
     --list             the released models: names, presets, APE configs, what is not supported yet`;
 
 function listing(): string {
-  return RELEASED_MODELS.map((m) => [
-    `${m.name.padEnd(8)} ${m.title.padEnd(8)} ${m.preset ? `preset ${m.preset}` : 'not supported yet'}: ${m.summary}`,
-    `         APE config ${m.apeConfig}`,
-    `         weights    ${m.hub.repo}/${m.hub.path}`,
-    ...(m.unsupported ? [`         why not    ${m.unsupported}`] : []),
-  ].join('\n')).join('\n');
+  return RELEASED_MODELS.map((m) =>
+    [
+      `${m.name.padEnd(8)} ${m.title.padEnd(8)} ${m.preset ? `preset ${m.preset}` : 'not supported yet'}: ${m.summary}`,
+      `         APE config ${m.apeConfig}`,
+      `         weights    ${m.hub.repo}/${m.hub.path}`,
+      ...(m.unsupported ? [`         why not    ${m.unsupported}`] : []),
+    ].join('\n'),
+  ).join('\n');
 }
 
 export const command: Command = {
@@ -31,7 +33,11 @@ export const command: Command = {
   async run(argv: string[]): Promise<number> {
     const { values, positionals } = parseCommandArgs({
       args: argv,
-      options: { 'keep-checkpoint': { type: 'boolean', default: false }, force: { type: 'boolean', default: false }, list: { type: 'boolean', default: false } },
+      options: {
+        'keep-checkpoint': { type: 'boolean', default: false },
+        force: { type: 'boolean', default: false },
+        list: { type: 'boolean', default: false },
+      },
       allowPositionals: true,
     });
     if (values.list) {
@@ -39,8 +45,16 @@ export const command: Command = {
       return 0;
     }
     if (positionals.length !== 1) throw new UsageError(`give one model name (${supportedNames()})`);
-    const r = await pullModel(positionals[0]!, { ...pullProgress(), keepCheckpoint: values['keep-checkpoint'], force: values.force });
-    console.log(r.pulled ? `ape pull: ${positionals[0]} is ready in ${r.dir}${r.checkpoint ? ` (checkpoint kept: ${r.checkpoint})` : ''}` : `ape pull: ${positionals[0]} is already in ${r.dir} (--force pulls it again)`);
+    const r = await pullModel(positionals[0]!, {
+      ...pullProgress(),
+      keepCheckpoint: values['keep-checkpoint'],
+      force: values.force,
+    });
+    console.log(
+      r.pulled
+        ? `ape pull: ${positionals[0]} is ready in ${r.dir}${r.checkpoint ? ` (checkpoint kept: ${r.checkpoint})` : ''}`
+        : `ape pull: ${positionals[0]} is already in ${r.dir} (--force pulls it again)`,
+    );
     return 0;
   },
 };

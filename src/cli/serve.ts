@@ -57,11 +57,13 @@ async function run(argv: string[]): Promise<number> {
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
   const port = positiveNumber(values.port, 'port', 0) ?? 8080;
-  if (!Number.isInteger(port) || port > 65535) throw new UsageError(`--port must be an integer from 0 to 65535, got '${values.port}'`);
+  if (!Number.isInteger(port) || port > 65535)
+    throw new UsageError(`--port must be an integer from 0 to 65535, got '${values.port}'`);
   const mb = positiveNumber(values['max-request-mb'], 'max-request-mb', 0.001);
   const integer = (name: keyof typeof values, min = 1) => {
     const n = positiveNumber(values[name] as string | undefined, name, min);
-    if (n !== undefined && !Number.isInteger(n)) throw new UsageError(`--${name} must be an integer, got '${values[name]}'`);
+    if (n !== undefined && !Number.isInteger(n))
+      throw new UsageError(`--${name} must be an integer, got '${values[name]}'`);
     return n;
   };
   const limits: Partial<ServerLimits> = {

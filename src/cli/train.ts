@@ -23,7 +23,12 @@ export const command: Command = {
   async run(argv: string[]): Promise<number> {
     const { values, positionals } = parseCommandArgs({
       args: argv,
-      options: { config: { type: 'string' }, steps: { type: 'string' }, backend: { type: 'string' }, restart: { type: 'boolean' } },
+      options: {
+        config: { type: 'string' },
+        steps: { type: 'string' },
+        backend: { type: 'string' },
+        restart: { type: 'boolean' },
+      },
       allowPositionals: true,
     });
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
@@ -40,7 +45,13 @@ export const command: Command = {
         restart: values.restart === true,
         evaluate: async (trainer) => {
           const r = await evaluateModel(trainer.network, config.eval!.data, { maxImages: config.eval!.images });
-          return { boxAP: r.bbox[0], maskAP: r.segm[0], miou: r.miou, referring_acc: r.referring_acc, images: r.images };
+          return {
+            boxAP: r.bbox[0],
+            maskAP: r.segm[0],
+            miou: r.miou,
+            referring_acc: r.referring_acc,
+            images: r.images,
+          };
         },
       });
       await trainer.close();

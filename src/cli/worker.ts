@@ -25,7 +25,8 @@ const usage = `usage: ape worker --queue redis://HOST:PORT/DB [--queue-name ape-
 export function redisTimeoutOption(value: string | undefined): number {
   if (value === undefined) return 60;
   const s = Number(value);
-  if (value.trim() === '' || !Number.isFinite(s) || s <= 0) throw new UsageError(`--redis-timeout must be a positive number of seconds, got '${value}'`);
+  if (value.trim() === '' || !Number.isFinite(s) || s <= 0)
+    throw new UsageError(`--redis-timeout must be a positive number of seconds, got '${value}'`);
   return s;
 }
 
@@ -52,7 +53,8 @@ async function run(argv: string[]): Promise<number> {
   }
   engineOption(values.engine, ['tfjs']);
   const lockSeconds = values['lock-seconds'] === undefined ? 30 : Number(values['lock-seconds']);
-  if (!Number.isFinite(lockSeconds) || lockSeconds < 1) throw new UsageError(`--lock-seconds must be a number of at least 1, got '${values['lock-seconds']}'`);
+  if (!Number.isFinite(lockSeconds) || lockSeconds < 1)
+    throw new UsageError(`--lock-seconds must be a number of at least 1, got '${values['lock-seconds']}'`);
   const log = (line: string) => console.error(`ape worker: ${line}`);
   let stop!: () => void;
   const stopped = new Promise<void>((r) => (stop = r));

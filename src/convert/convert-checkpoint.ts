@@ -1,4 +1,10 @@
-import { convertReleasedTensor, shapeFits, sourceToFloat32, type ReleasedLayout, type ReleasedTarget } from './released-mapping.js';
+import {
+  convertReleasedTensor,
+  shapeFits,
+  sourceToFloat32,
+  type ReleasedLayout,
+  type ReleasedTarget,
+} from './released-mapping.js';
 import { writeSafetensorsStreaming, type StreamedTensorSpec } from '../io/safetensors-stream.js';
 import { TorchCheckpoint, type TorchCheckpointOptions, type TorchTensorInfo } from '../io/torch/checkpoint.js';
 
@@ -70,7 +76,10 @@ function convertedShape(layout: ReleasedLayout, shape: readonly number[]): numbe
 }
 
 /** Works out what would be written, without reading tensor data. Throws on shape mismatches and duplicates. */
-export function planConversion(ckpt: TorchCheckpoint, options: ConvertCheckpointOptions): { entries: ConversionEntry[]; report: Omit<ConversionReport, 'bytes'> } {
+export function planConversion(
+  ckpt: TorchCheckpoint,
+  options: ConvertCheckpointOptions,
+): { entries: ConversionEntry[]; report: Omit<ConversionReport, 'bytes'> } {
   const entries: ConversionEntry[] = [];
   const unused: string[] = [];
   const byName = new Map<string, string>();
@@ -106,17 +115,29 @@ export function planConversion(ckpt: TorchCheckpoint, options: ConvertCheckpoint
       const want = options.expected?.get(t.name);
       if (want) {
         if (!shapeFits(shape, want)) {
-          problems.push(`${key} [${sourceShape.join(', ')}] (${t.layout} → [${shape.join(', ')}]) does not fit parameter '${t.name}' [${want.join(', ')}]`);
+          problems.push(
+            `${key} [${sourceShape.join(', ')}] (${t.layout} → [${shape.join(', ')}]) does not fit parameter '${t.name}' [${want.join(', ')}]`,
+          );
           continue;
         }
         shape = [...want];
       }
       byName.set(t.name, key);
-      entries.push({ key, name: t.name, layout: t.layout, ...(t.part ? { part: t.part } : {}), sourceDtype: info.dtype, sourceShape, shape });
+      entries.push({
+        key,
+        name: t.name,
+        layout: t.layout,
+        ...(t.part ? { part: t.part } : {}),
+        sourceDtype: info.dtype,
+        sourceShape,
+        shape,
+      });
     }
   }
   if (problems.length) {
-    throw new ConversionError(`${ckpt.path}: ${problems.length} problem(s):\n  ${problems.slice(0, 20).join('\n  ')}${problems.length > 20 ? '\n  ...' : ''}`);
+    throw new ConversionError(
+      `${ckpt.path}: ${problems.length} problem(s):\n  ${problems.slice(0, 20).join('\n  ')}${problems.length > 20 ? '\n  ...' : ''}`,
+    );
   }
   const missing = options.expected ? [...options.expected.keys()].filter((n) => !byName.has(n)) : [];
   return { entries, report: { used: entries, unused, missing, skippedTopLevel: [...ckpt.skipped] } };
@@ -136,18 +157,23 @@ export async function writeConversion(
   const byName = new Map(entries.map((e) => [e.name, e]));
   const specs: StreamedTensorSpec[] = entries.map((e) => ({ name: e.name, dtype: 'F32', shape: e.shape }));
   let done = 0;
-  return writeSafetensorsStreaming(outPath, specs, async (spec) => {
-    const e = byName.get(spec.name)!;
-    const t = await ckpt.read(e.key, { upcastHalf: true });
-    let values = sourceToFloat32(e.key, t);
-    if (e.part) {
-      const n = values.length / e.part.of;
-      values = values.subarray(e.part.index * n, (e.part.index + 1) * n);
-    }
-    const { data } = convertReleasedTensor(e.layout, e.sourceShape, values);
-    options.onTensor?.(++done, entries.length, e.name);
-    return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  }, options.metadata);
+  return writeSafetensorsStreaming(
+    outPath,
+    specs,
+    async (spec) => {
+      const e = byName.get(spec.name)!;
+      const t = await ckpt.read(e.key, { upcastHalf: true });
+      let values = sourceToFloat32(e.key, t);
+      if (e.part) {
+        const n = values.length / e.part.of;
+        values = values.subarray(e.part.index * n, (e.part.index + 1) * n);
+      }
+      const { data } = convertReleasedTensor(e.layout, e.sourceShape, values);
+      options.onTensor?.(++done, entries.length, e.name);
+      return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    },
+    options.metadata,
+  );
 }
 
 /** The message for parameters a checkpoint does not provide. */
@@ -160,11 +186,16 @@ export function missingMessage(path: string, missing: readonly string[]): string
  * target names). Checks everything first; with `strict` (default) a missing expected parameter
  * stops the conversion before anything is written.
  */
-export async function convertTorchCheckpoint(checkpointPath: string, outPath: string, options: ConvertCheckpointOptions): Promise<ConversionReport> {
+export async function convertTorchCheckpoint(
+  checkpointPath: string,
+  outPath: string,
+  options: ConvertCheckpointOptions,
+): Promise<ConversionReport> {
   const ckpt = await TorchCheckpoint.open(checkpointPath, options);
   try {
     const { entries, report } = planConversion(ckpt, options);
-    if ((options.strict ?? true) && report.missing.length) throw new ConversionError(missingMessage(checkpointPath, report.missing));
+    if ((options.strict ?? true) && report.missing.length)
+      throw new ConversionError(missingMessage(checkpointPath, report.missing));
     const bytes = await writeConversion(ckpt, entries, outPath, options);
     return { ...report, bytes };
   } finally {

@@ -2,7 +2,14 @@ import { tf } from '../engine/engine.js';
 import { Module, type Initializer } from '../nn/module.js';
 import type { Rng } from '../util/random.js';
 
-type ParamMethod = (this: Module, name: string, shape: number[], initializer: Initializer, rng: Rng, trainable?: boolean) => tf.Variable;
+type ParamMethod = (
+  this: Module,
+  name: string,
+  shape: number[],
+  initializer: Initializer,
+  rng: Rng,
+  trainable?: boolean,
+) => tf.Variable;
 
 /**
  * Names and shapes of the parameters a module tree has, without allocating them: the tree is

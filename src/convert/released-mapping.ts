@@ -30,16 +30,22 @@ export function defaultReleasedLayout(name: string, rank: number): ReleasedLayou
 }
 
 /** Reorders a torch-layout float array into the project layout; returns the new shape and data. */
-export function convertReleasedTensor(layout: ReleasedLayout, shape: number[], data: Float32Array): { shape: number[]; data: Float32Array } {
+export function convertReleasedTensor(
+  layout: ReleasedLayout,
+  shape: number[],
+  data: Float32Array,
+): { shape: number[]; data: Float32Array } {
   if (layout === 'asIs') return { shape: [...shape], data };
   if (layout === 'linear') {
-    if (shape.length !== 2) throw new Error(`convertReleasedTensor: a linear weight must be 2-D, got [${shape.join(', ')}]`);
+    if (shape.length !== 2)
+      throw new Error(`convertReleasedTensor: a linear weight must be 2-D, got [${shape.join(', ')}]`);
     const [o, i] = shape as [number, number];
     const out = new Float32Array(o * i);
     for (let r = 0; r < o; r++) for (let c = 0; c < i; c++) out[c * o + r] = data[r * i + c]!;
     return { shape: [i, o], data: out };
   }
-  if (shape.length !== 4) throw new Error(`convertReleasedTensor: a conv weight must be 4-D, got [${shape.join(', ')}]`);
+  if (shape.length !== 4)
+    throw new Error(`convertReleasedTensor: a conv weight must be 4-D, got [${shape.join(', ')}]`);
   const [a, b, kh, kw] = shape as [number, number, number, number];
   const out = new Float32Array(a * b * kh * kw);
   // [a, b, kh, kw] -> [kh, kw, b, a]
@@ -96,7 +102,11 @@ export interface LoadReport {
  * Assigns every parameter of `module` from `source` (checkpoint key -> tensor), converting
  * layouts, and checks shapes: a mismatch throws naming the key and both shapes.
  */
-export function loadReleasedWeights(module: Module, source: Map<string, SourceTensor>, options: LoadReleasedOptions): LoadReport {
+export function loadReleasedWeights(
+  module: Module,
+  source: Map<string, SourceTensor>,
+  options: LoadReleasedOptions,
+): LoadReport {
   const { prefix } = options;
   const strict = options.strict ?? true;
   const params = module.namedParameters();
@@ -112,7 +122,9 @@ export function loadReleasedWeights(module: Module, source: Map<string, SourceTe
     const converted = convertReleasedTensor(layout, tensor.shape, sourceToFloat32(key, tensor));
     const want = variable.shape;
     if (!shapeFits(converted.shape, want)) {
-      throw new Error(`${key}: checkpoint shape [${tensor.shape.join(', ')}] (${layout} -> [${converted.shape.join(', ')}]) does not fit parameter '${name}' [${want.join(', ')}]`);
+      throw new Error(
+        `${key}: checkpoint shape [${tensor.shape.join(', ')}] (${layout} -> [${converted.shape.join(', ')}]) does not fit parameter '${name}' [${want.join(', ')}]`,
+      );
     }
     const value = tf.tensor(converted.data, want, 'float32');
     variable.assign(value);
@@ -123,7 +135,9 @@ export function loadReleasedWeights(module: Module, source: Map<string, SourceTe
     if (key.startsWith(prefix) && !params.has(key.slice(prefix.length))) report.unused.push(key.slice(prefix.length));
   }
   if (strict && report.missing.length > 0) {
-    throw new Error(`loadReleasedWeights: ${report.missing.length} parameter(s) missing under '${prefix}': ${report.missing.slice(0, 8).join(', ')}${report.missing.length > 8 ? ', ...' : ''}`);
+    throw new Error(
+      `loadReleasedWeights: ${report.missing.length} parameter(s) missing under '${prefix}': ${report.missing.slice(0, 8).join(', ')}${report.missing.length > 8 ? ', ...' : ''}`,
+    );
   }
   return report;
 }
@@ -141,7 +155,12 @@ export const RELEASED_KEY_PREFIX = 'model_vision.';
  */
 export function releasedLayoutOfKey(key: string, rank: number): ReleasedLayout {
   if (rank === 4) return 'conv';
-  if (rank === 2 && /(\.|_)weight$/.test(key) && !/(^|\.)(token_embedding|query_embedding|tgt_embed|label_enc)\.weight$/.test(key)) return 'linear';
+  if (
+    rank === 2 &&
+    /(\.|_)weight$/.test(key) &&
+    !/(^|\.)(token_embedding|query_embedding|tgt_embed|label_enc)\.weight$/.test(key)
+  )
+    return 'linear';
   return 'asIs';
 }
 
@@ -163,7 +182,11 @@ export function releasedTargets(key: string, rank: number): ReleasedTarget[] {
   const name = key.slice(RELEASED_KEY_PREFIX.length);
   const qkv = /^(backbone\.net\.blocks\.\d+\.attn)\.qkv\.weight$/.exec(name);
   if (qkv && rank === 2) {
-    return ['q_proj', 'k_proj', 'v_proj'].map((p, index) => ({ name: `${qkv[1]}.${p}.weight`, layout: 'linear' as const, part: { index, of: 3 } }));
+    return ['q_proj', 'k_proj', 'v_proj'].map((p, index) => ({
+      name: `${qkv[1]}.${p}.weight`,
+      layout: 'linear' as const,
+      part: { index, of: 3 },
+    }));
   }
   const w12 = /^(backbone\.net\.blocks\.\d+\.mlp)\.w12\.(weight|bias)$/.exec(name);
   if (w12) {

@@ -52,7 +52,8 @@ export function collateBatch(samples: Sample[], size: number, switches: LossSwit
   if (kind === 'vocabulary') {
     prompts = samples[0]!.prompts;
     for (const s of samples) {
-      if (s.promptKind !== 'vocabulary' || s.prompts.length !== prompts.length) throw new Error('collateBatch: samples of one batch must share their vocabulary');
+      if (s.promptKind !== 'vocabulary' || s.prompts.length !== prompts.length)
+        throw new Error('collateBatch: samples of one batch must share their vocabulary');
       promptMaps.push(s.prompts.map((_, i) => i));
     }
   } else {
@@ -74,7 +75,8 @@ export function collateBatch(samples: Sample[], size: number, switches: LossSwit
   }
   const targets = samples.map((s, b): ImageTargets => {
     const { width, height, data } = s.image;
-    if (width > size || height > size) throw new Error(`collateBatch: a ${width}x${height} sample does not fit the ${size} canvas`);
+    if (width > size || height > size)
+      throw new Error(`collateBatch: a ${width}x${height} sample does not fit the ${size} canvas`);
     const base = b * size * size * 3;
     for (let y = 0; y < height; y++) {
       const src = y * width * 3;
@@ -105,7 +107,17 @@ export function collateBatch(samples: Sample[], size: number, switches: LossSwit
       height,
     };
   });
-  return { images, sizes: samples.map((s) => [s.image.height, s.image.width] as [number, number]), batchSize: samples.length, size, prompts, promptKind: kind, targets, switches, dataset };
+  return {
+    images,
+    sizes: samples.map((s) => [s.image.height, s.image.width] as [number, number]),
+    batchSize: samples.length,
+    size,
+    prompts,
+    promptKind: kind,
+    targets,
+    switches,
+    dataset,
+  };
 }
 
 function padMask(mask: Uint8Array, width: number, height: number, size: number): Uint8Array {

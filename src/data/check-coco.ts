@@ -33,7 +33,10 @@ const BOX_SLACK = 0.5;
  * file's folder) with the recorded size; each RLE mask decodes to the image's size and its area
  * field is its pixel count; boxes lie inside their image; scores, where present, are in [0, 1].
  */
-export async function checkCocoInstancesFile(file: string, options: { maxIssues?: number } = {}): Promise<CocoCheckReport> {
+export async function checkCocoInstancesFile(
+  file: string,
+  options: { maxIssues?: number } = {},
+): Promise<CocoCheckReport> {
   const issues = new IssueList(options.maxIssues ?? 20);
   const stats: CocoCheckStats = { images: 0, annotations: 0, categories: 0, byCategory: {} };
   const name = basename(file);
@@ -58,13 +61,23 @@ export async function checkCocoInstancesFile(file: string, options: { maxIssues?
       try {
         bytes = new Uint8Array(await readFile(image.file));
       } catch (error) {
-        issues.add(name, where, 'file_name', `${image.file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+        issues.add(
+          name,
+          where,
+          'file_name',
+          `${image.file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+        );
         continue;
       }
       try {
         const header = inspectImage(bytes, { source: image.file });
         if (header.width !== image.width || header.height !== image.height) {
-          issues.add(name, where, 'width/height', `${image.width}x${image.height} but ${image.file} is ${header.width}x${header.height}`);
+          issues.add(
+            name,
+            where,
+            'width/height',
+            `${image.width}x${image.height} but ${image.file} is ${header.width}x${header.height}`,
+          );
         }
       } catch (error) {
         issues.add(name, where, 'file_name', (error as Error).message);
@@ -78,10 +91,21 @@ export async function checkCocoInstancesFile(file: string, options: { maxIssues?
       const label = categoryName.get(raw.category_id as number) ?? String(raw.category_id);
       stats.byCategory[label] = (stats.byCategory[label] ?? 0) + 1;
       const [x, y, w, h] = raw.bbox as number[];
-      if (x! < -BOX_SLACK || y! < -BOX_SLACK || x! + w! > image.width + BOX_SLACK || y! + h! > image.height + BOX_SLACK) {
-        issues.add(name, where, 'bbox', `${JSON.stringify(raw.bbox)} reaches outside image ${image.id} (${image.width}x${image.height})`);
+      if (
+        x! < -BOX_SLACK ||
+        y! < -BOX_SLACK ||
+        x! + w! > image.width + BOX_SLACK ||
+        y! + h! > image.height + BOX_SLACK
+      ) {
+        issues.add(
+          name,
+          where,
+          'bbox',
+          `${JSON.stringify(raw.bbox)} reaches outside image ${image.id} (${image.width}x${image.height})`,
+        );
       }
-      if (raw.score !== undefined && (typeof raw.score !== 'number' || !(raw.score >= 0 && raw.score <= 1))) issues.add(name, where, 'score', `${JSON.stringify(raw.score)} is not a number from 0 to 1`);
+      if (raw.score !== undefined && (typeof raw.score !== 'number' || !(raw.score >= 0 && raw.score <= 1)))
+        issues.add(name, where, 'score', `${JSON.stringify(raw.score)} is not a number from 0 to 1`);
       const seg = raw.segmentation as Json | undefined;
       if (seg && !Array.isArray(seg) && typeof seg.counts === 'string') {
         let rle: Rle;
@@ -93,7 +117,8 @@ export async function checkCocoInstancesFile(file: string, options: { maxIssues?
           continue;
         }
         const area = rleArea(rle);
-        if (raw.area !== undefined && raw.area !== area) issues.add(name, where, 'area', `${JSON.stringify(raw.area)} but the mask has ${area} pixels`);
+        if (raw.area !== undefined && raw.area !== area)
+          issues.add(name, where, 'area', `${JSON.stringify(raw.area)} but the mask has ${area} pixels`);
       }
     }
   } catch (error) {

@@ -33,12 +33,23 @@ export function openDataset(spec: DatasetSpec): TrainingDataset {
   switch (spec.type) {
     case 'detection':
     case 'grounding':
-      return new TrainingDataset(spec.name, readCocoInstances(spec.annotations!, { imageRoot: spec.imageRoot, kind: spec.type }));
+      return new TrainingDataset(
+        spec.name,
+        readCocoInstances(spec.annotations!, { imageRoot: spec.imageRoot, kind: spec.type }),
+      );
     case 'class-agnostic':
       return new TrainingDataset(spec.name, readSegments(spec.annotations!, { imageRoot: spec.imageRoot }));
     case 'semantic': {
-      if (spec.semanticIndex) return new TrainingDataset(spec.name, readSemanticIndex(spec.semanticIndex, { imageRoot: spec.imageRoot }));
-      return new TrainingDataset(spec.name, readSemanticFolders({ imageDir: spec.imageRoot!, labelDir: spec.labelDir!, categories: readCategories(spec.categories!) }));
+      if (spec.semanticIndex)
+        return new TrainingDataset(spec.name, readSemanticIndex(spec.semanticIndex, { imageRoot: spec.imageRoot }));
+      return new TrainingDataset(
+        spec.name,
+        readSemanticFolders({
+          imageDir: spec.imageRoot!,
+          labelDir: spec.labelDir!,
+          categories: readCategories(spec.categories!),
+        }),
+      );
     }
   }
 }
@@ -48,6 +59,10 @@ function readCategories(file: string): CategoryRecord[] {
   const root = f.object(readJsonFile(file), 'top level');
   return f.array(root, 'categories', 'top level').map((raw, i) => {
     const c = f.object(raw, `categories[${i}]`);
-    return { id: f.integer(c, 'id', `categories[${i}]`), name: f.string(c, 'name', `categories[${i}]`), isThing: c.isthing === undefined ? true : c.isthing === 1 || c.isthing === true };
+    return {
+      id: f.integer(c, 'id', `categories[${i}]`),
+      name: f.string(c, 'name', `categories[${i}]`),
+      isThing: c.isthing === undefined ? true : c.isthing === 1 || c.isthing === true,
+    };
   });
 }

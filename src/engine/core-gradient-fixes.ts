@@ -38,14 +38,14 @@ function reduceBroadcast(stock: tf.GradConfig['gradFunc']): tf.GradConfig['gradF
   return (dy, saved, attrs) => {
     const [a, b] = saved as [tf.Tensor, tf.Tensor];
     const grads = stock(dy, saved, attrs);
-    return { a: () => sumToShape(grads['a']!(), a.shape), b: () => sumToShape(grads['b']!(), b.shape) };
+    return { a: () => sumToShape(grads.a!(), a.shape), b: () => sumToShape(grads.b!(), b.shape) };
   };
 }
 
 function normalisedProdAxis(stock: tf.GradConfig['gradFunc']): tf.GradConfig['gradFunc'] {
   return (dy, saved, attrs) => {
     const [x] = saved as [tf.Tensor];
-    const axis = attrs['axis'] as number | number[] | null | undefined;
+    const axis = attrs.axis as number | number[] | null | undefined;
     const fixed = axis === undefined || axis === null ? axis : tf.util.parseAxisParam(axis, x.shape);
     return stock(dy, saved, { ...attrs, axis: fixed as number[] });
   };

@@ -27,7 +27,7 @@ export async function resolve(specifier, context, next) {
 
 const coreMain = createRequire(import.meta.url).resolve('@tensorflow/tfjs-core');
 const registerAll = pathToFileURL(join(dirname(coreMain), 'register_all_gradients.js')).href;
-register('data:text/javascript,' + encodeURIComponent(HOOKS));
+register(`data:text/javascript,${encodeURIComponent(HOOKS)}`);
 await import(registerAll);
 // The stock set replaces the engine's fixed gradients (broadcast matMul, ...); put them back.
 registerCoreGradientFixes();

@@ -25,10 +25,20 @@ export interface MsdaDims {
 
 /** The four bilinear taps of one sample: value offsets (clamped in range) and weights (0 outside). */
 interface Taps {
-  o00: number; o01: number; o10: number; o11: number;
-  w00: number; w01: number; w10: number; w11: number;
-  fx: number; fy: number;
-  m00: number; m01: number; m10: number; m11: number;
+  o00: number;
+  o01: number;
+  o10: number;
+  o11: number;
+  w00: number;
+  w01: number;
+  w10: number;
+  w11: number;
+  fx: number;
+  fy: number;
+  m00: number;
+  m01: number;
+  m10: number;
+  m11: number;
 }
 
 function levelStarts(d: MsdaDims): number[] {
@@ -83,10 +93,31 @@ function taps(t: Taps, lx: number, ly: number, h: number, w: number, base: numbe
 }
 
 function newTaps(): Taps {
-  return { o00: 0, o01: 0, o10: 0, o11: 0, w00: 0, w01: 0, w10: 0, w11: 0, fx: 0, fy: 0, m00: 0, m01: 0, m10: 0, m11: 0 };
+  return {
+    o00: 0,
+    o01: 0,
+    o10: 0,
+    o11: 0,
+    w00: 0,
+    w01: 0,
+    w10: 0,
+    w11: 0,
+    fx: 0,
+    fy: 0,
+    m00: 0,
+    m01: 0,
+    m10: 0,
+    m11: 0,
+  };
 }
 
-export function msdaForward(d: MsdaDims, value: Float32Array, loc: Float32Array, weights: Float32Array, out: Float32Array): void {
+export function msdaForward(
+  d: MsdaDims,
+  value: Float32Array,
+  loc: Float32Array,
+  weights: Float32Array,
+  out: Float32Array,
+): void {
   const { batch, numValue, heads, dHead: c, numQuery, levels, points, shapes } = d;
   const starts = levelStarts(d);
   const rowStride = heads * c;
@@ -104,10 +135,17 @@ export function msdaForward(d: MsdaDims, value: Float32Array, loc: Float32Array,
           for (let p = 0; p < points; p++, s++) {
             const a = weights[s]!;
             if (!taps(t, loc[2 * s]!, loc[2 * s + 1]!, hl, wl, base, rowStride)) continue;
-            const w00 = a * t.w00, w01 = a * t.w01, w10 = a * t.w10, w11 = a * t.w11;
-            const o00 = t.o00, o01 = t.o01, o10 = t.o10, o11 = t.o11;
+            const w00 = a * t.w00,
+              w01 = a * t.w01,
+              w10 = a * t.w10,
+              w11 = a * t.w11;
+            const o00 = t.o00,
+              o01 = t.o01,
+              o10 = t.o10,
+              o11 = t.o11;
             for (let k = 0; k < c; k++) {
-              out[o + k] += w00 * value[o00 + k]! + w01 * value[o01 + k]! + w10 * value[o10 + k]! + w11 * value[o11 + k]!;
+              out[o + k] +=
+                w00 * value[o00 + k]! + w01 * value[o01 + k]! + w10 * value[o10 + k]! + w11 * value[o11 + k]!;
             }
           }
         }
@@ -121,8 +159,14 @@ export function msdaForward(d: MsdaDims, value: Float32Array, loc: Float32Array,
  * into (zeroed here); dLoc and dWeights are written.
  */
 export function msdaBackward(
-  d: MsdaDims, value: Float32Array, loc: Float32Array, weights: Float32Array, dOut: Float32Array,
-  dValue: Float32Array, dLoc: Float32Array, dWeights: Float32Array,
+  d: MsdaDims,
+  value: Float32Array,
+  loc: Float32Array,
+  weights: Float32Array,
+  dOut: Float32Array,
+  dValue: Float32Array,
+  dLoc: Float32Array,
+  dWeights: Float32Array,
 ): void {
   const { batch, numValue, heads, dHead: c, numQuery, levels, points, shapes } = d;
   const starts = levelStarts(d);
@@ -146,10 +190,19 @@ export function msdaBackward(
               continue;
             }
             const a = weights[s]!;
-            const o00 = t.o00, o01 = t.o01, o10 = t.o10, o11 = t.o11;
-            const g00 = a * t.w00, g01 = a * t.w01, g10 = a * t.w10, g11 = a * t.w11;
+            const o00 = t.o00,
+              o01 = t.o01,
+              o10 = t.o10,
+              o11 = t.o11;
+            const g00 = a * t.w00,
+              g01 = a * t.w01,
+              g10 = a * t.w10,
+              g11 = a * t.w11;
             // s_ij = <dOut, v_ij> per tap; dValue gets the weighted dOut.
-            let s00 = 0, s01 = 0, s10 = 0, s11 = 0;
+            let s00 = 0,
+              s01 = 0,
+              s10 = 0,
+              s11 = 0;
             for (let k = 0; k < c; k++) {
               const g = dOut[o + k]!;
               s00 += g * value[o00 + k]!;
@@ -165,7 +218,8 @@ export function msdaBackward(
             s01 *= t.m01;
             s10 *= t.m10;
             s11 *= t.m11;
-            const fx = t.fx, fy = t.fy;
+            const fx = t.fx,
+              fy = t.fy;
             dWeights[s] = t.w00 * s00 + t.w01 * s01 + t.w10 * s10 + t.w11 * s11;
             dLoc[2 * s] = a * wl * ((1 - fy) * (s01 - s00) + fy * (s11 - s10));
             dLoc[2 * s + 1] = a * hl * ((1 - fx) * (s10 - s00) + fx * (s11 - s01));

@@ -60,7 +60,11 @@ function dimsOf(value: tf.TensorInfo, loc: tf.TensorInfo, weights: tf.TensorInfo
   const fail = (msg: string): never => {
     throw new Error(`msDeformAttn: ${msg}`);
   };
-  for (const [name, t] of [['value', value], ['samplingLocations', loc], ['attentionWeights', weights]] as const) {
+  for (const [name, t] of [
+    ['value', value],
+    ['samplingLocations', loc],
+    ['attentionWeights', weights],
+  ] as const) {
     if (t.dtype !== 'float32') fail(`${name} must be float32, got ${t.dtype}`);
   }
   if (value.shape.length !== 4) fail(`value must be [bs, S, heads, dHead], got shape ${JSON.stringify(value.shape)}`);
@@ -71,7 +75,8 @@ function dimsOf(value: tf.TensorInfo, loc: tf.TensorInfo, weights: tf.TensorInfo
   const levels = shapes.length / 2;
   let total = 0;
   for (let l = 0; l < levels; l++) total += shapes[2 * l]! * shapes[2 * l + 1]!;
-  if (total !== numValue) fail(`value has S=${numValue} rows but spatialShapes ${JSON.stringify(shapes)} cover ${total}`);
+  if (total !== numValue)
+    fail(`value has S=${numValue} rows but spatialShapes ${JSON.stringify(shapes)} cover ${total}`);
   if (weights.shape.length < 2 || weights.shape[0] !== batch) {
     fail(`attentionWeights must be [bs=${batch}, Lq, heads, levels, points], got ${JSON.stringify(weights.shape)}`);
   }
@@ -80,15 +85,20 @@ function dimsOf(value: tf.TensorInfo, loc: tf.TensorInfo, weights: tf.TensorInfo
   const wSize = tf.util.sizeFromShape(weights.shape);
   const points = wSize / (batch * numQuery * perQuery);
   if (!Number.isInteger(points) || points <= 0) {
-    fail(`attentionWeights shape ${JSON.stringify(weights.shape)} is not [bs, Lq, heads=${heads}, levels=${levels}, points]`);
+    fail(
+      `attentionWeights shape ${JSON.stringify(weights.shape)} is not [bs, Lq, heads=${heads}, levels=${levels}, points]`,
+    );
   }
   if (weights.shape.length === 5 && (weights.shape[2] !== heads || weights.shape[3] !== levels)) {
     fail(`attentionWeights shape ${JSON.stringify(weights.shape)} does not match heads=${heads}, levels=${levels}`);
   }
   if (loc.shape[0] !== batch || loc.shape[1] !== numQuery || tf.util.sizeFromShape(loc.shape) !== 2 * wSize) {
-    fail(`samplingLocations must be [bs=${batch}, Lq=${numQuery}, heads=${heads}, levels=${levels}, points=${points}, 2], got ${JSON.stringify(loc.shape)}`);
+    fail(
+      `samplingLocations must be [bs=${batch}, Lq=${numQuery}, heads=${heads}, levels=${levels}, points=${points}, 2], got ${JSON.stringify(loc.shape)}`,
+    );
   }
-  if (loc.shape.length === 6 && loc.shape[5] !== 2) fail(`samplingLocations must end in 2 (x, y), got ${JSON.stringify(loc.shape)}`);
+  if (loc.shape.length === 6 && loc.shape[5] !== 2)
+    fail(`samplingLocations must end in 2 (x, y), got ${JSON.stringify(loc.shape)}`);
   return { batch, numValue, heads, dHead, numQuery, levels, points, shapes };
 }
 
@@ -109,7 +119,16 @@ function gradKernel(memory: (backend: object) => Memory): tf.KernelFunc {
     const d = dimsOf(value!, loc!, weights!, (attrs as unknown as MsdaAttrs).spatialShapes);
     const mem = memory(backend);
     const { infos, arrays } = mem.alloc([value!.shape, loc!.shape, weights!.shape]);
-    msdaBackward(d, mem.read(value!), mem.read(loc!), mem.read(weights!), mem.read(dy!), arrays[0]!, arrays[1]!, arrays[2]!);
+    msdaBackward(
+      d,
+      mem.read(value!),
+      mem.read(loc!),
+      mem.read(weights!),
+      mem.read(dy!),
+      arrays[0]!,
+      arrays[1]!,
+      arrays[2]!,
+    );
     return infos;
   };
 }
@@ -119,7 +138,10 @@ let registered = false;
 function ensureRegistered(): void {
   if (registered) return;
   registered = true;
-  for (const [backendName, memory] of [['wasm', wasmMemory], ['cpu', cpuMemory]] as const) {
+  for (const [backendName, memory] of [
+    ['wasm', wasmMemory],
+    ['cpu', cpuMemory],
+  ] as const) {
     tf.registerKernel({ kernelName: MS_DEFORM_ATTN, backendName, kernelFunc: forwardKernel(memory) });
     tf.registerKernel({ kernelName: MS_DEFORM_ATTN_GRAD, backendName, kernelFunc: gradKernel(memory) });
   }
@@ -130,11 +152,13 @@ function ensureRegistered(): void {
       const [value, samplingLocations, attentionWeights] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
       // One pass gives all three gradients; the thunks hand them out (unused ones are freed when
       // the backward pass's scope ends).
-      const [dValue, dLoc, dWeights] = tf.engine().runKernel<tf.Tensor[]>(
-        MS_DEFORM_ATTN_GRAD,
-        { dy: dy as tf.Tensor, value, samplingLocations, attentionWeights },
-        attrs,
-      ) as [tf.Tensor, tf.Tensor, tf.Tensor];
+      const [dValue, dLoc, dWeights] = tf
+        .engine()
+        .runKernel<tf.Tensor[]>(
+          MS_DEFORM_ATTN_GRAD,
+          { dy: dy as tf.Tensor, value, samplingLocations, attentionWeights },
+          attrs,
+        ) as [tf.Tensor, tf.Tensor, tf.Tensor];
       return { value: () => dValue, samplingLocations: () => dLoc, attentionWeights: () => dWeights };
     },
   });
@@ -158,11 +182,14 @@ export function msDeformAttn(
 ): tf.Tensor3D {
   ensureRegistered();
   const backend = tf.getBackend();
-  if (backend !== 'wasm' && backend !== 'cpu') throw new Error(`msDeformAttn: backend '${backend}' is not supported (wasm or cpu)`);
-  const attrs: MsdaAttrs = { spatialShapes: spatialShapes.flatMap(([h, w]) => [h, w]) };
-  return tf.engine().runKernel<tf.Tensor3D>(
-    MS_DEFORM_ATTN,
-    { value, samplingLocations, attentionWeights },
-    attrs as unknown as tf.NamedAttrMap,
-  );
+  if (backend !== 'wasm' && backend !== 'cpu')
+    throw new Error(`msDeformAttn: backend '${backend}' is not supported (wasm or cpu)`);
+  const attrs: MsdaAttrs = { spatialShapes: spatialShapes.flat() };
+  return tf
+    .engine()
+    .runKernel<tf.Tensor3D>(
+      MS_DEFORM_ATTN,
+      { value, samplingLocations, attentionWeights },
+      attrs as unknown as tf.NamedAttrMap,
+    );
 }

@@ -64,7 +64,11 @@ function definedOrNull(x: number | undefined): number | null {
  * sentences whose top box has IoU > 0.5 with its object. Missing files skip their metric (NaN,
  * or -1 stats for AP).
  */
-export async function evaluateModel(model: EvaluatedModel, dataDir: string, options: ModelEvalOptions = {}): Promise<ModelEvalResult> {
+export async function evaluateModel(
+  model: EvaluatedModel,
+  dataDir: string,
+  options: ModelEvalOptions = {},
+): Promise<ModelEvalResult> {
   return (await evaluateModelVariants(model, dataDir, options, [options.settings ?? {}]))[0]!;
 }
 
@@ -73,7 +77,12 @@ export async function evaluateModel(model: EvaluatedModel, dataDir: string, opti
  * image (`predictVariants`); result v is the evaluation under variants[v] (`options.settings` is
  * ignored). Referring precision does not depend on these settings and is the same in every result.
  */
-export async function evaluateModelVariants(model: EvaluatedModel, dataDir: string, options: Omit<ModelEvalOptions, 'settings'>, variants: PostprocessSettings[]): Promise<ModelEvalResult[]> {
+export async function evaluateModelVariants(
+  model: EvaluatedModel,
+  dataDir: string,
+  options: Omit<ModelEvalOptions, 'settings'>,
+  variants: PostprocessSettings[],
+): Promise<ModelEvalResult[]> {
   const readJson = (name: string): unknown | null => {
     try {
       return JSON.parse(readFileSync(join(dataDir, name), 'utf8'));
@@ -86,22 +95,35 @@ export async function evaluateModelVariants(model: EvaluatedModel, dataDir: stri
   if (!instancesJson) throw new Error(`${dataDir}: no instances.json (the categories and images to evaluate)`);
   const gt = parseCocoGroundTruth(instancesJson, join(dataDir, 'instances.json'));
   const rawCategories = instancesJson.categories ?? [];
-  const thingIds = rawCategories.filter((c) => c.isthing === undefined || c.isthing === 1 || c.isthing === true).map((c) => c.id);
+  const thingIds = rawCategories
+    .filter((c) => c.isthing === undefined || c.isthing === 1 || c.isthing === true)
+    .map((c) => c.id);
   const names = gt.categories.map((c) => c.name);
   const idOfPrompt = gt.categories.map((c) => c.id);
   const images = gt.images.slice(0, options.maxImages ?? gt.images.length);
 
-  const semanticIndex = readJson('semantic.json') as { ignore_label?: number | string; images?: Array<{ id: number; sem_seg_file_name: string }> } | null;
+  const semanticIndex = readJson('semantic.json') as {
+    ignore_label?: number | string;
+    images?: Array<{ id: number; sem_seg_file_name: string }>;
+  } | null;
   const semanticFiles = new Map((semanticIndex?.images ?? []).map((im) => [im.id, im.sem_seg_file_name]));
   const maxId = Math.max(...idOfPrompt, 0);
   // Class index = category id; one extra class (maxId + 1) for pixels the background channel wins.
-  const semantic = variants.map(() => new SemanticEvaluator({ numClasses: maxId + 2, ignoreLabel: Number(semanticIndex?.ignore_label ?? 255) }));
+  const semantic = variants.map(
+    () => new SemanticEvaluator({ numClasses: maxId + 2, ignoreLabel: Number(semanticIndex?.ignore_label ?? 255) }),
+  );
 
-  const grounding = readJson('grounding.json') as { annotations?: Array<{ image_id: number; bbox: number[]; sentences?: Array<string | { sent?: string; raw?: string }> }> } | null;
+  const grounding = readJson('grounding.json') as {
+    annotations?: Array<{
+      image_id: number;
+      bbox: number[];
+      sentences?: Array<string | { sent?: string; raw?: string }>;
+    }>;
+  } | null;
   const sentencesByImage = new Map<number, Array<{ text: string; box: number[] }>>();
   for (const a of grounding?.annotations ?? []) {
     for (const s of a.sentences ?? []) {
-      const text = typeof s === 'string' ? s : s.sent ?? s.raw ?? '';
+      const text = typeof s === 'string' ? s : (s.sent ?? s.raw ?? '');
       if (!text.trim()) continue;
       const list = sentencesByImage.get(a.image_id) ?? [];
       list.push({ text: text.trim(), box: [a.bbox[0]!, a.bbox[1]!, a.bbox[0]! + a.bbox[2]!, a.bbox[1]! + a.bbox[3]!] });
@@ -111,17 +133,29 @@ export async function evaluateModelVariants(model: EvaluatedModel, dataDir: stri
   const referring = new ReferringEvaluator();
 
   const wanted = new Set(options.metrics ?? ['instances', 'semantic', 'referring']);
-  const tasks = [...(wanted.has('instances') ? (['instances'] as const) : []), ...(wanted.has('semantic') ? (['semantic'] as const) : [])];
+  const tasks = [
+    ...(wanted.has('instances') ? (['instances'] as const) : []),
+    ...(wanted.has('semantic') ? (['semantic'] as const) : []),
+  ];
   const results: unknown[][] = variants.map(() => []);
   let done = 0;
   for (const im of images) {
     const image = await readImage(join(dataDir, 'images', im.file_name ?? ''));
-    const preds = tasks.length > 0 ? await model.predictVariants([image], { vocabulary: names, tasks, masks: wanted.has('instances') }, variants) : [];
+    const preds =
+      tasks.length > 0
+        ? await model.predictVariants([image], { vocabulary: names, tasks, masks: wanted.has('instances') }, variants)
+        : [];
     const semFile = semanticFiles.get(im.id);
     const gtLabels = semFile && preds.some((p) => p[0]!.semantic) ? await readGrayPng(join(dataDir, semFile)) : null;
     preds.forEach(([pred], v) => {
       for (const inst of pred!.instances) {
-        results[v]!.push({ image_id: im.id, category_id: idOfPrompt[inst.promptIndex], score: inst.score, bbox: xyxyToXywh(inst.box), segmentation: inst.mask });
+        results[v]!.push({
+          image_id: im.id,
+          category_id: idOfPrompt[inst.promptIndex],
+          score: inst.score,
+          bbox: xyxyToXywh(inst.box),
+          segmentation: inst.mask,
+        });
       }
       if (gtLabels && pred!.semantic) {
         const labels = pred!.semantic.labels;
@@ -135,7 +169,8 @@ export async function evaluateModelVariants(model: EvaluatedModel, dataDir: stri
       const unique = [...new Set(refs.map((r) => r.text))];
       const g = await model.predict(image, { sentences: unique, tasks: ['grounding'], masks: false });
       const best = new Map(g.grounding.map((r) => [r.sentence, r.box]));
-      for (const r of refs) referring.add({ predBox: best.get(r.text) ?? null, gtBox: r.box, id: `${im.id}:${r.text}` });
+      for (const r of refs)
+        referring.add({ predBox: best.get(r.text) ?? null, gtBox: r.box, id: `${im.id}:${r.text}` });
     }
     options.onImage?.(++done, images.length);
   }
@@ -149,15 +184,25 @@ export async function evaluateModelVariants(model: EvaluatedModel, dataDir: stri
     const box = wanted.has('instances') ? evaluateCoco(gt, dets, 'bbox', { imageIds, categoryIds: thingIds }) : null;
     const mask = wanted.has('instances') ? evaluateCoco(gt, dets, 'segm', { imageIds, categoryIds: thingIds }) : null;
     const sem = wanted.has('semantic') && semanticFiles.size > 0 ? semantic[v]!.metrics() : null;
-    const apOf = (evaluation: typeof box, id: number) => definedOrNull(evaluation?.perCategory.find((c) => c.categoryId === id)?.ap);
-    const perCategory = gt.categories.map(({ id, name }): CategoryEvalResult => ({
-      id,
-      name,
-      isThing: thingIds.includes(id),
-      boxAp: apOf(box, id),
-      maskAp: apOf(mask, id),
-      iou: definedOrNull(sem?.perClassIoU[id]),
-    }));
-    return { bbox: box?.stats ?? skipped, segm: mask?.stats ?? skipped, miou: sem?.mIoU ?? NaN, referring_acc: referringAcc, images: images.length, perCategory };
+    const apOf = (evaluation: typeof box, id: number) =>
+      definedOrNull(evaluation?.perCategory.find((c) => c.categoryId === id)?.ap);
+    const perCategory = gt.categories.map(
+      ({ id, name }): CategoryEvalResult => ({
+        id,
+        name,
+        isThing: thingIds.includes(id),
+        boxAp: apOf(box, id),
+        maskAp: apOf(mask, id),
+        iou: definedOrNull(sem?.perClassIoU[id]),
+      }),
+    );
+    return {
+      bbox: box?.stats ?? skipped,
+      segm: mask?.stats ?? skipped,
+      miou: sem?.mIoU ?? NaN,
+      referring_acc: referringAcc,
+      images: images.length,
+      perCategory,
+    };
   });
 }

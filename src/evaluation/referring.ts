@@ -37,7 +37,8 @@ export interface ReferringMetrics {
 export const DEFAULT_REFERRING_THRESHOLDS: readonly number[] = [0.5, 0.6, 0.7, 0.8, 0.9];
 
 function checkBox(box: readonly number[], what: string): void {
-  if (box.length !== 4 || box.some((v) => !Number.isFinite(v))) throw new Error(`${what} must be 4 finite numbers [x1, y1, x2, y2], got ${JSON.stringify(box)}`);
+  if (box.length !== 4 || box.some((v) => !Number.isFinite(v)))
+    throw new Error(`${what} must be 4 finite numbers [x1, y1, x2, y2], got ${JSON.stringify(box)}`);
 }
 
 export class ReferringEvaluator {
@@ -62,7 +63,8 @@ export class ReferringEvaluator {
     if (sample.gtMask !== undefined) {
       const gt = sample.gtMask;
       const pred = sample.predMask ?? new Uint8Array(gt.length);
-      if (pred.length !== gt.length) throw new Error(`${name}: predMask has ${pred.length} pixels, gtMask ${gt.length}`);
+      if (pred.length !== gt.length)
+        throw new Error(`${name}: predMask has ${pred.length} pixels, gtMask ${gt.length}`);
       counts = maskIntersectionUnion(pred, gt);
       maskIou = counts.union === 0 ? 0 : counts.intersection / counts.union;
     } else if (sample.predMask) {
@@ -114,7 +116,10 @@ export class ReferringEvaluator {
   }
 }
 
-export function evaluateReferring(samples: Iterable<ReferringSample>, options: ReferringOptions = {}): ReferringMetrics {
+export function evaluateReferring(
+  samples: Iterable<ReferringSample>,
+  options: ReferringOptions = {},
+): ReferringMetrics {
   const evaluator = new ReferringEvaluator(options);
   for (const s of samples) evaluator.add(s);
   return evaluator.metrics();

@@ -1,7 +1,11 @@
 /** Linear probes: how much of a class a feature carries (the diagnostic benches, the pretraining probe). */
 
 /** Solves (X^T X + I) W = X^T Y for standardised features plus a bias, by Gauss-Jordan elimination. */
-export function ridgeFit(rows: Float32Array[], labels: number[], classes: number): { predict(x: Float32Array): Float64Array } {
+export function ridgeFit(
+  rows: Float32Array[],
+  labels: number[],
+  classes: number,
+): { predict(x: Float32Array): Float64Array } {
   const d = rows[0]!.length;
   const mean = new Float64Array(d);
   const sd = new Float64Array(d);

@@ -35,7 +35,8 @@ export class SemanticEvaluator {
 
   constructor(options: SemanticEvaluatorOptions) {
     const { numClasses } = options;
-    if (!Number.isInteger(numClasses) || numClasses <= 0) throw new Error(`SemanticEvaluator: numClasses must be a positive integer, got ${numClasses}`);
+    if (!Number.isInteger(numClasses) || numClasses <= 0)
+      throw new Error(`SemanticEvaluator: numClasses must be a positive integer, got ${numClasses}`);
     this.numClasses = numClasses;
     this.ignoreLabel = options.ignoreLabel ?? 255;
     if (options.classNames && options.classNames.length !== numClasses) {
@@ -47,7 +48,8 @@ export class SemanticEvaluator {
 
   /** Adds one image: predicted class per pixel and ground truth, same size, row-major. */
   add(pred: ArrayLike<number>, gt: ArrayLike<number>, source = 'image'): void {
-    if (pred.length !== gt.length) throw new Error(`SemanticEvaluator: ${source}: prediction has ${pred.length} pixels, ground truth ${gt.length}`);
+    if (pred.length !== gt.length)
+      throw new Error(`SemanticEvaluator: ${source}: prediction has ${pred.length} pixels, ground truth ${gt.length}`);
     const n = this.numClasses;
     const stride = n + 1;
     // Validate first so a bad image leaves the matrix untouched.
@@ -58,7 +60,9 @@ export class SemanticEvaluator {
         throw new Error(`SemanticEvaluator: ${source}: predicted class ${p} at pixel ${i} is outside [0, ${n})`);
       }
       if (g !== this.ignoreLabel && !(Number.isInteger(g) && g >= 0 && g < n)) {
-        throw new Error(`SemanticEvaluator: ${source}: ground-truth value ${g} at pixel ${i} is neither a class in [0, ${n}) nor the ignore label ${this.ignoreLabel}`);
+        throw new Error(
+          `SemanticEvaluator: ${source}: ground-truth value ${g} at pixel ${i} is neither a class in [0, ${n}) nor the ignore label ${this.ignoreLabel}`,
+        );
       }
     }
     for (let i = 0; i < pred.length; i++) {
@@ -69,7 +73,8 @@ export class SemanticEvaluator {
 
   /** Adds another evaluator's counts (e.g. from a worker). */
   merge(other: SemanticEvaluator): void {
-    if (other.numClasses !== this.numClasses) throw new Error(`SemanticEvaluator: cannot merge ${other.numClasses} classes into ${this.numClasses}`);
+    if (other.numClasses !== this.numClasses)
+      throw new Error(`SemanticEvaluator: cannot merge ${other.numClasses} classes into ${this.numClasses}`);
     for (let i = 0; i < this.confusion.length; i++) this.confusion[i] += other.confusion[i];
   }
 

@@ -47,7 +47,10 @@ export interface PredictOptions {
 }
 
 /** The settings that act after the network: which instances are kept and how the semantic map is made. */
-export type PostprocessSettings = Pick<PredictOptions, 'threshold' | 'topK' | 'nmsThreshold' | 'semanticTemperature' | 'semanticBackground' | 'semanticThreshold'>;
+export type PostprocessSettings = Pick<
+  PredictOptions,
+  'threshold' | 'topK' | 'nmsThreshold' | 'semanticTemperature' | 'semanticBackground' | 'semanticThreshold'
+>;
 
 /** Time spent in each stage of the last predict call, in milliseconds. */
 export interface PredictTimings {
@@ -90,7 +93,8 @@ export class ApeModel extends ApeNetwork {
     const list = Array.isArray(input) ? input : [input];
     let results: Prediction[];
     if (this.runner) {
-      if ((options.fusion ?? 'sentence') !== 'sentence') throw new Error(`predict: the ${this.runner.name} engine runs sentence fusion only`);
+      if ((options.fusion ?? 'sentence') !== 'sentence')
+        throw new Error(`predict: the ${this.runner.name} engine runs sentence fusion only`);
       const call = this.preparePredict(list, options, [{}]);
       const t0 = performance.now();
       let outputs: NetworkOutputs;
@@ -127,7 +131,11 @@ export class ApeModel extends ApeNetwork {
     call.batch.images.dispose();
     const last = out.layers[out.layers.length - 1]!;
     try {
-      return this.decodePredictions(call, { logits: last.logits, boxes: last.boxes, masks: last.masks!, maskStride: out.maskStride }, t0);
+      return this.decodePredictions(
+        call,
+        { logits: last.logits, boxes: last.boxes, masks: last.masks!, maskStride: out.maskStride },
+        t0,
+      );
     } finally {
       out.dispose();
     }
@@ -137,22 +145,43 @@ export class ApeModel extends ApeNetwork {
   private preparePredict(images: RgbImage[], options: PredictOptions, variants: PostprocessSettings[]) {
     const prompts = resolvePrompts(options);
     const entries = promptEntries(prompts);
-    const warnings = vocabularyWarnings(this.tokenizer, entries.map((e) => e.text));
+    const warnings = vocabularyWarnings(
+      this.tokenizer,
+      entries.map((e) => e.text),
+    );
     if (entries.length === 0) throw new Error('predict: no prompts (give vocabulary, sentences or a prompt string)');
-    const tasks = new Set<PredictTask>(options.tasks ?? ['instances', 'semantic', ...(prompts.sentences.length > 0 ? (['grounding'] as const) : [])]);
-    for (const t of tasks) if (!['instances', 'semantic', 'grounding'].includes(t)) throw new Error(`predict: unknown task '${t}' (instances, semantic, grounding)`);
+    const tasks = new Set<PredictTask>(
+      options.tasks ?? ['instances', 'semantic', ...(prompts.sentences.length > 0 ? (['grounding'] as const) : [])],
+    );
+    for (const t of tasks)
+      if (!['instances', 'semantic', 'grounding'].includes(t))
+        throw new Error(`predict: unknown task '${t}' (instances, semantic, grounding)`);
     if (variants.length === 0) throw new Error('predictVariants: no variants (give at least one, {} for the defaults)');
     const settings = variants.map((variant) => this.resolveSettings({ ...options, ...variant }));
     const t0 = performance.now();
     const { batch, placements } = prepareImages(images, this.config.input.size);
-    return { prompts, entries, warnings, tasks, settings, batch, placements, withMasks: options.masks ?? true, preprocessMs: performance.now() - t0 };
+    return {
+      prompts,
+      entries,
+      warnings,
+      tasks,
+      settings,
+      batch,
+      placements,
+      withMasks: options.masks ?? true,
+      preprocessMs: performance.now() - t0,
+    };
   }
 
   /**
    * Post-processing shared by every engine: the last layer's outputs -> results per variant and
    * image. `networkStart` is when the network began (its time ends once scores and boxes are read).
    */
-  private decodePredictions(call: ReturnType<ApeModel['preparePredict']>, outputs: NetworkOutputs, networkStart: number): Prediction[][] {
+  private decodePredictions(
+    call: ReturnType<ApeModel['preparePredict']>,
+    outputs: NetworkOutputs,
+    networkStart: number,
+  ): Prediction[][] {
     const { entries, warnings, tasks, settings, placements, withMasks } = call;
     const { masks } = outputs;
     const [, q, p] = outputs.logits.shape;
@@ -166,8 +195,17 @@ export class ApeModel extends ApeNetwork {
     // What does not depend on the settings is read once per image and shared by every variant.
     const perImage = placements.map((placement, i) => {
       const imageScores = scores.subarray(i * q * p, (i + 1) * q * p);
-      const pixelBoxes = boxesToPixels(boxes.subarray(i * q * 4, (i + 1) * q * 4), placement.resizedWidth, placement.resizedHeight);
-      const inputBox = (query: number): [number, number, number, number] => [pixelBoxes[query * 4]!, pixelBoxes[query * 4 + 1]!, pixelBoxes[query * 4 + 2]!, pixelBoxes[query * 4 + 3]!];
+      const pixelBoxes = boxesToPixels(
+        boxes.subarray(i * q * 4, (i + 1) * q * 4),
+        placement.resizedWidth,
+        placement.resizedHeight,
+      );
+      const inputBox = (query: number): [number, number, number, number] => [
+        pixelBoxes[query * 4]!,
+        pixelBoxes[query * 4 + 1]!,
+        pixelBoxes[query * 4 + 2]!,
+        pixelBoxes[query * 4 + 3]!,
+      ];
       const toResultBox = (query: number) => boxToOriginal(inputBox(query), placement);
       // One RLE per query, the same object in every variant that keeps the query.
       const maskRles = new Map<number, CompressedRle>();
@@ -176,7 +214,9 @@ export class ApeModel extends ApeNetwork {
         let rle = maskRles.get(query);
         if (rle === undefined) {
           const m = readValues(() => tf.slice(masks, [i, query, 0, 0], [1, 1, maskH, maskW]));
-          rle = compressRle(pasteInstanceMaskRle({ logits: m, height: maskH, width: maskW, stride }, inputBox(query), placement));
+          rle = compressRle(
+            pasteInstanceMaskRle({ logits: m, height: maskH, width: maskW, stride }, inputBox(query), placement),
+          );
           maskRles.set(query, rle);
         }
         return rle;
@@ -184,45 +224,86 @@ export class ApeModel extends ApeNetwork {
       return { imageScores, pixelBoxes, toResultBox, maskFor };
     });
 
-    const results = settings.map((s) => placements.map((placement, i): Prediction => {
-      const { imageScores, pixelBoxes, toResultBox, maskFor } = perImage[i]!;
-      let instances: InstanceResult[] = [];
-      if (tasks.has('instances')) {
-        const picks: InstancePick[] = selectInstances(imageScores, q, p, pixelBoxes, { threshold: s.threshold, nmsThreshold: s.nmsThreshold, topK: s.topK });
-        instances = picks.map((pick) => {
-          const e = entries[pick.prompt]!;
-          return { prompt: e.text, promptIndex: e.index, kind: e.kind, score: pick.score, box: toResultBox(pick.query), mask: maskFor(pick.query), query: pick.query };
-        });
-      }
-
-      const grounding: GroundingResult[] = [];
-      if (tasks.has('grounding')) {
-        for (const e of entries) {
-          if (e.kind !== 'sentence') continue;
-          let best = 0;
-          for (let k = 1; k < q; k++) if (imageScores[k * p + e.index]! > imageScores[best * p + e.index]!) best = k;
-          grounding.push({ sentence: e.text, promptIndex: e.index, score: imageScores[best * p + e.index]!, box: toResultBox(best), mask: maskFor(best), query: best });
+    const results = settings.map((s) =>
+      placements.map((placement, i): Prediction => {
+        const { imageScores, pixelBoxes, toResultBox, maskFor } = perImage[i]!;
+        let instances: InstanceResult[] = [];
+        if (tasks.has('instances')) {
+          const picks: InstancePick[] = selectInstances(imageScores, q, p, pixelBoxes, {
+            threshold: s.threshold,
+            nmsThreshold: s.nmsThreshold,
+            topK: s.topK,
+          });
+          instances = picks.map((pick) => {
+            const e = entries[pick.prompt]!;
+            return {
+              prompt: e.text,
+              promptIndex: e.index,
+              kind: e.kind,
+              score: pick.score,
+              box: toResultBox(pick.query),
+              mask: maskFor(pick.query),
+              query: pick.query,
+            };
+          });
         }
-      }
 
-      let semantic: SemanticResult | null = null;
-      if (tasks.has('semantic')) {
-        const logits2d = tf.tidy(() => tf.reshape(tf.slice(outputs.logits, [i, 0, 0], [1, q, p]), [q, p]) as tf.Tensor2D);
-        const masks2d = tf.tidy(() => tf.reshape(tf.slice(masks, [i, 0, 0, 0], [1, q, maskH, maskW]), [q, maskH * maskW]) as tf.Tensor2D);
-        const accumulator = semanticAccumulator(logits2d, masks2d, s.semanticTemperature);
-        const geometry = { maskH, maskW, stride, resizedW: placement.resizedWidth, resizedH: placement.resizedHeight, width: placement.width, height: placement.height };
-        const labels = semanticLabels(accumulator.source, p, geometry, s.semanticBackground);
-        accumulator.dispose();
-        if (s.semanticThreshold > 0) {
-          const confidence = semanticConfidence(logits2d, masks2d);
-          unlabelUnsure(labels, confidence.source, p, geometry, s.semanticThreshold);
-          confidence.dispose();
+        const grounding: GroundingResult[] = [];
+        if (tasks.has('grounding')) {
+          for (const e of entries) {
+            if (e.kind !== 'sentence') continue;
+            let best = 0;
+            for (let k = 1; k < q; k++) if (imageScores[k * p + e.index]! > imageScores[best * p + e.index]!) best = k;
+            grounding.push({
+              sentence: e.text,
+              promptIndex: e.index,
+              score: imageScores[best * p + e.index]!,
+              box: toResultBox(best),
+              mask: maskFor(best),
+              query: best,
+            });
+          }
         }
-        tf.dispose([logits2d, masks2d]);
-        semantic = { width: placement.width, height: placement.height, labels, prompts: entries.map((e) => e.text) };
-      }
-      return { width: placement.width, height: placement.height, prompts: entries, instances, semantic, grounding, warnings: [...warnings] };
-    }));
+
+        let semantic: SemanticResult | null = null;
+        if (tasks.has('semantic')) {
+          const logits2d = tf.tidy(
+            () => tf.reshape(tf.slice(outputs.logits, [i, 0, 0], [1, q, p]), [q, p]) as tf.Tensor2D,
+          );
+          const masks2d = tf.tidy(
+            () => tf.reshape(tf.slice(masks, [i, 0, 0, 0], [1, q, maskH, maskW]), [q, maskH * maskW]) as tf.Tensor2D,
+          );
+          const accumulator = semanticAccumulator(logits2d, masks2d, s.semanticTemperature);
+          const geometry = {
+            maskH,
+            maskW,
+            stride,
+            resizedW: placement.resizedWidth,
+            resizedH: placement.resizedHeight,
+            width: placement.width,
+            height: placement.height,
+          };
+          const labels = semanticLabels(accumulator.source, p, geometry, s.semanticBackground);
+          accumulator.dispose();
+          if (s.semanticThreshold > 0) {
+            const confidence = semanticConfidence(logits2d, masks2d);
+            unlabelUnsure(labels, confidence.source, p, geometry, s.semanticThreshold);
+            confidence.dispose();
+          }
+          tf.dispose([logits2d, masks2d]);
+          semantic = { width: placement.width, height: placement.height, labels, prompts: entries.map((e) => e.text) };
+        }
+        return {
+          width: placement.width,
+          height: placement.height,
+          prompts: entries,
+          instances,
+          semantic,
+          grounding,
+          warnings: [...warnings],
+        };
+      }),
+    );
     this.lastTimings = { preprocess: call.preprocessMs, network: tNet, postprocess: performance.now() - t0 };
     return results;
   }
@@ -238,7 +319,8 @@ export class ApeModel extends ApeNetwork {
       semanticBackground: options.semanticBackground ?? inf.semanticBackground,
       semanticThreshold: options.semanticThreshold ?? 0,
     };
-    if (!(resolved.semanticTemperature > 0)) throw new Error(`predict: semanticTemperature must be > 0, got ${resolved.semanticTemperature}`);
+    if (!(resolved.semanticTemperature > 0))
+      throw new Error(`predict: semanticTemperature must be > 0, got ${resolved.semanticTemperature}`);
     return resolved;
   }
 }

@@ -4,7 +4,13 @@ import { tf } from '../engine/engine.js';
 import { describeParameters } from '../convert/parameter-shapes.js';
 import { releasedTargets } from '../convert/released-mapping.js';
 import { TorchCheckpoint } from '../io/torch/checkpoint.js';
-import { ConversionError, missingMessage, planConversion, writeConversion, type ConversionReport } from '../convert/convert-checkpoint.js';
+import {
+  ConversionError,
+  missingMessage,
+  planConversion,
+  writeConversion,
+  type ConversionReport,
+} from '../convert/convert-checkpoint.js';
 import type { ApeConfig } from '../modeling/config.js';
 import { BUNDLED_CLIP_VOCAB } from '../text/bundled-vocab.js';
 import type { TextTokenizer } from '../text/tokenizer.js';
@@ -47,13 +53,21 @@ export interface ConvertToFolderOptions {
  * model.safetensors, config.json, conversion.json (what was used, unused, missing) and, for CLIP
  * BPE models, the merges file. Everything is checked before anything is written.
  */
-export async function convertCheckpointToFolder(checkpoint: string, config: ApeConfig, outDir: string, options: ConvertToFolderOptions = {}): Promise<ConversionReport> {
+export async function convertCheckpointToFolder(
+  checkpoint: string,
+  config: ApeConfig,
+  outDir: string,
+  options: ConvertToFolderOptions = {},
+): Promise<ConversionReport> {
   // Describing the parameters makes scalars: any backend will do, so take whichever is (or gets) ready.
   await tf.ready();
   const expected = presetParameterShapes(config);
   const ckpt = await TorchCheckpoint.open(checkpoint);
   try {
-    const { entries, report } = planConversion(ckpt, { targets: (key, info) => releasedTargets(key, info.shape.length), expected });
+    const { entries, report } = planConversion(ckpt, {
+      targets: (key, info) => releasedTargets(key, info.shape.length),
+      expected,
+    });
     options.onPlan?.(report);
     if (report.missing.length && !options.allowMissing) {
       throw new ConversionError(`${missingMessage(checkpoint, report.missing)} (--allow-missing writes the rest)`);
@@ -64,8 +78,13 @@ export async function convertCheckpointToFolder(checkpoint: string, config: ApeC
       ...(options.onTensor ? { onTensor: options.onTensor } : {}),
     });
     await writeJsonFile(join(outDir, CONFIG_FILE), modelConfigFile(config), 2);
-    await writeJsonFile(join(outDir, 'conversion.json'), { source: checkpoint, preset: config.name, ...report, bytes }, 2);
-    if (config.text.tokenizer.kind === 'clip-bpe') await copyFile(options.vocabPath ?? BUNDLED_CLIP_VOCAB, join(outDir, tokenizerFileName(config)));
+    await writeJsonFile(
+      join(outDir, 'conversion.json'),
+      { source: checkpoint, preset: config.name, ...report, bytes },
+      2,
+    );
+    if (config.text.tokenizer.kind === 'clip-bpe')
+      await copyFile(options.vocabPath ?? BUNDLED_CLIP_VOCAB, join(outDir, tokenizerFileName(config)));
     return { ...report, bytes };
   } finally {
     await ckpt.close();

@@ -22,13 +22,18 @@ export function resolveConfig(preset: ApePresetName | ApeConfig): ApeConfig {
 }
 
 /** A freshly initialised model from a preset or config. */
-export async function createModel(preset: ApePresetName | ApeConfig, options: CreateModelOptions = {}): Promise<ApeModel> {
+export async function createModel(
+  preset: ApePresetName | ApeConfig,
+  options: CreateModelOptions = {},
+): Promise<ApeModel> {
   let config = resolveConfig(preset);
   let tokenizer = options.tokenizer;
   if (!tokenizer) {
     const t = config.text.tokenizer;
     if (t.kind !== 'word') {
-      throw new Error(`createModel: the '${config.name}' config uses the CLIP BPE tokenizer; pass tokenizer (loadClipTokenizer of ${t.vocabFile})`);
+      throw new Error(
+        `createModel: the '${config.name}' config uses the CLIP BPE tokenizer; pass tokenizer (loadClipTokenizer of ${t.vocabFile})`,
+      );
     }
     tokenizer = WordTokenizer.hashing(config.text.encoder.vocabSize, config.text.encoder.contextLength);
   }

@@ -25,8 +25,15 @@ export interface InstanceSelection {
  * more than the NMS threshold; stopping at K kept gives exactly batched NMS followed by top-K,
  * without sorting every pair.
  */
-export function selectInstances(scores: Float32Array, numQueries: number, numPrompts: number, boxes: Float32Array, options: InstanceSelection): InstancePick[] {
-  if (scores.length !== numQueries * numPrompts) throw new Error(`selectInstances: ${scores.length} scores for ${numQueries}x${numPrompts}`);
+export function selectInstances(
+  scores: Float32Array,
+  numQueries: number,
+  numPrompts: number,
+  boxes: Float32Array,
+  options: InstanceSelection,
+): InstancePick[] {
+  if (scores.length !== numQueries * numPrompts)
+    throw new Error(`selectInstances: ${scores.length} scores for ${numQueries}x${numPrompts}`);
   // Compared in float32, as a float32 score tensor against a Python float in the reference.
   const threshold = Math.fround(options.threshold);
   const candidates: number[] = [];
@@ -54,7 +61,10 @@ class MaxHeap {
   private readonly items: Int32Array;
   size: number;
 
-  constructor(indices: number[], private readonly scores: Float32Array) {
+  constructor(
+    indices: number[],
+    private readonly scores: Float32Array,
+  ) {
     this.items = Int32Array.from(indices);
     this.size = indices.length;
     for (let i = (this.size >> 1) - 1; i >= 0; i--) this.down(i);
@@ -134,13 +144,30 @@ export interface MaskLogitMap {
  * that box mask is pasted into the original image with the box scaled to original pixels
  * (detectron2 paste_masks_in_image). Pixels outside the box stay 0.
  */
-export function pasteInstanceMask(mask: MaskLogitMap, boxInput: readonly [number, number, number, number], placement: ImagePlacement, resolution = 128): Uint8Array {
+export function pasteInstanceMask(
+  mask: MaskLogitMap,
+  boxInput: readonly [number, number, number, number],
+  placement: ImagePlacement,
+  resolution = 128,
+): Uint8Array {
   const local = boxMaskGrid(mask, boxInput, resolution);
-  return pasteMask(local, resolution, resolution, boxToOriginal(boxInput, placement), placement.height, placement.width, 0.5);
+  return pasteMask(
+    local,
+    resolution,
+    resolution,
+    boxToOriginal(boxInput, placement),
+    placement.height,
+    placement.width,
+    0.5,
+  );
 }
 
 /** The mask logits read on a resolution x resolution grid over the box (input pixels), thresholded at probability 0.5. */
-function boxMaskGrid({ logits, height: maskH, width: maskW, stride }: MaskLogitMap, boxInput: readonly [number, number, number, number], resolution: number): Uint8Array {
+function boxMaskGrid(
+  { logits, height: maskH, width: maskW, stride }: MaskLogitMap,
+  boxInput: readonly [number, number, number, number],
+  resolution: number,
+): Uint8Array {
   const [x1, y1, x2, y2] = boxInput;
   const local = new Uint8Array(resolution * resolution);
   const bw = (x2 - x1) / resolution;
@@ -156,7 +183,10 @@ function boxMaskGrid({ logits, height: maskH, width: maskW, stride }: MaskLogitM
 }
 
 /** An input-pixel xyxy box in original pixels, clipped to the image. */
-export function boxToOriginal(boxInput: readonly [number, number, number, number], placement: ImagePlacement): [number, number, number, number] {
+export function boxToOriginal(
+  boxInput: readonly [number, number, number, number],
+  placement: ImagePlacement,
+): [number, number, number, number] {
   const { width, height } = placement;
   const scaleX = width / placement.resizedWidth;
   const scaleY = height / placement.resizedHeight;
@@ -192,7 +222,15 @@ export function pasteInstanceMaskRle(
   let window: Uint8Array = new Uint8Array(0);
   if (ww > 0 && wh > 0) {
     const local = boxMaskGrid(mask, boxInput, resolution);
-    window = pasteMask(local, resolution, resolution, [box[0] - wx0, box[1] - wy0, box[2] - wx0, box[3] - wy0], wh, ww, 0.5);
+    window = pasteMask(
+      local,
+      resolution,
+      resolution,
+      [box[0] - wx0, box[1] - wy0, box[2] - wx0, box[3] - wy0],
+      wh,
+      ww,
+      0.5,
+    );
   }
   // Runs down each column of the full image; columns and rows outside the window are zeros.
   const counts: number[] = [];

@@ -11,7 +11,17 @@ import { writeJsonFile } from '../util/write-json.js';
 import { pullModel, type PullOptions } from './model-hub.js';
 import { RELEASED_MODELS, findReleasedModel } from './released-models.js';
 import { ApeModel } from './ape-model.js';
-import { CONFIG_FILE, WEIGHTS_FILE, WORD_TOKENIZER_FILE, assignParameter, checkWeights, modelConfigFile, parseModelConfig, parseWordTokenizer, tokenizerFileName } from './model-folder.js';
+import {
+  CONFIG_FILE,
+  WEIGHTS_FILE,
+  WORD_TOKENIZER_FILE,
+  assignParameter,
+  checkWeights,
+  modelConfigFile,
+  parseModelConfig,
+  parseWordTokenizer,
+  tokenizerFileName,
+} from './model-folder.js';
 import type { OrtEngineOptions } from '../onnx/ort-engine.js';
 
 /**
@@ -29,15 +39,20 @@ export async function saveModel(model: ApeModel, dir: string, options: SaveModel
   await mkdir(dir, { recursive: true });
   const file = modelConfigFile(model.config);
   const tensors = new Map<string, SafetensorsInput>();
-  for (const [name, v] of model.namedParameters()) tensors.set(name, { dtype: 'F32', shape: v.shape, data: v.dataSync() as Float32Array } as SafetensorsInput);
+  for (const [name, v] of model.namedParameters())
+    tensors.set(name, { dtype: 'F32', shape: v.shape, data: v.dataSync() as Float32Array } as SafetensorsInput);
   await writeSafetensorsFile(join(dir, WEIGHTS_FILE), tensors, { format: 'ape', config: model.config.name });
   const t = model.config.text.tokenizer;
   if (t.kind === 'word') {
-    if (!(model.tokenizer instanceof WordTokenizer)) throw new Error('saveModel: the config names a word tokenizer but the model has another kind');
+    if (!(model.tokenizer instanceof WordTokenizer))
+      throw new Error('saveModel: the config names a word tokenizer but the model has another kind');
     await writeJsonFile(join(dir, WORD_TOKENIZER_FILE), model.tokenizer.toJSON());
   } else {
     const target = join(dir, tokenizerFileName(model.config));
-    const present = await stat(target).then(() => true, () => false);
+    const present = await stat(target).then(
+      () => true,
+      () => false,
+    );
     if (!present) {
       await copyFile(options.vocabPath ?? BUNDLED_CLIP_VOCAB, target);
     }
@@ -65,10 +80,19 @@ export interface LoadModelOptions extends PullOptions {
  * when not there yet, see pullModel). Every parameter must be present with its exact shape.
  */
 export async function loadModel(dirOrName: string, options: LoadModelOptions = {}): Promise<ApeModel> {
-  const dir = (await isDirectory(dirOrName)) || !findReleasedModel(dirOrName) ? dirOrName : (await pullModel(dirOrName, options)).dir;
+  const dir =
+    (await isDirectory(dirOrName)) || !findReleasedModel(dirOrName)
+      ? dirOrName
+      : (await pullModel(dirOrName, options)).dir;
   const configPath = join(dir, CONFIG_FILE);
   if (!(await isDirectory(dir))) {
-    throw new Error(`loadModel: cannot read ${configPath}: ${dir} is neither a model folder nor a released model name (${RELEASED_MODELS.filter((m) => m.preset).map((m) => m.name).join(', ')})`);
+    throw new Error(
+      `loadModel: cannot read ${configPath}: ${dir} is neither a model folder nor a released model name (${RELEASED_MODELS.filter(
+        (m) => m.preset,
+      )
+        .map((m) => m.name)
+        .join(', ')})`,
+    );
   }
   const raw = await readFile(configPath, 'utf8').catch((e: Error) => {
     throw new Error(`loadModel: cannot read ${configPath}: ${e.message}`);
@@ -86,11 +110,17 @@ export async function loadModel(dirOrName: string, options: LoadModelOptions = {
     tokenizer = parseWordTokenizer(text, path);
   } else {
     const inDir = join(dir, tokenizerFileName(config));
-    const path = (await stat(inDir).then(() => true, () => false)) ? inDir : (options.vocabPath ?? BUNDLED_CLIP_VOCAB);
+    const path = (await stat(inDir).then(
+      () => true,
+      () => false,
+    ))
+      ? inDir
+      : (options.vocabPath ?? BUNDLED_CLIP_VOCAB);
     tokenizer = await loadClipTokenizer(path, { contextLength: config.text.encoder.contextLength });
   }
   const engine = options.engine ?? 'tfjs';
-  if (engine !== 'tfjs' && engine !== 'ort') throw new Error(`loadModel: engine must be 'tfjs' or 'ort', got '${String(engine)}'`);
+  if (engine !== 'tfjs' && engine !== 'ort')
+    throw new Error(`loadModel: engine must be 'tfjs' or 'ort', got '${String(engine)}'`);
   const model = new ApeModel(config, tokenizer);
   try {
     await loadWeights(model, join(dir, WEIGHTS_FILE));
@@ -106,11 +136,16 @@ export async function loadModel(dirOrName: string, options: LoadModelOptions = {
   return model;
 }
 
-const isDirectory = (path: string) => stat(path).then((s) => s.isDirectory(), () => false);
+const isDirectory = (path: string) =>
+  stat(path).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
 
 /** Sets the input size of a loaded config, checked like the rest of it. */
 function withInputSize(config: ApeConfig, size: number): void {
-  if (!Number.isInteger(size) || size <= 0) throw new Error(`loadModel: inputSize must be a positive integer, got ${size}`);
+  if (!Number.isInteger(size) || size <= 0)
+    throw new Error(`loadModel: inputSize must be a positive integer, got ${size}`);
   config.input.size = size;
   validateConfig(config);
 }

@@ -40,7 +40,8 @@ function parseJsonText(text: string, source: string): unknown {
 /** The configuration inside a config.json's text: format, version, every field's presence and type, then consistency. */
 export function parseModelConfig(text: string, source = CONFIG_FILE): ApeConfig {
   const file = parseJsonText(text, source) as Partial<ModelConfigFile> | null;
-  if (!file || typeof file !== 'object' || file.format !== 'ape-model') throw new Error(`${source}: 'format' must be "ape-model"`);
+  if (!file || typeof file !== 'object' || file.format !== 'ape-model')
+    throw new Error(`${source}: 'format' must be "ape-model"`);
   if (file.version !== 1) throw new Error(`${source}: unsupported version ${String(file.version)}`);
   return checkModelConfig(file.config, source);
 }
@@ -51,10 +52,16 @@ export function parseModelConfig(text: string, source = CONFIG_FILE): ApeConfig 
  * settings that are null in the presets may be missing), then `validateConfig`.
  */
 export function checkModelConfig(value: unknown, source: string): ApeConfig {
-  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new Error(`${source}: 'config' must be an object`);
-  const config = checkedMerge(tinyConfig(), value, { ...APE_CONFIG_SHAPE, missing: 'error', unknown: 'keep' }, (path, why) => {
-    throw new Error(`${source}: config.${path} ${why}`);
-  });
+  if (!value || typeof value !== 'object' || Array.isArray(value))
+    throw new Error(`${source}: 'config' must be an object`);
+  const config = checkedMerge(
+    tinyConfig(),
+    value,
+    { ...APE_CONFIG_SHAPE, missing: 'error', unknown: 'keep' },
+    (path, why) => {
+      throw new Error(`${source}: config.${path} ${why}`);
+    },
+  );
   try {
     validateConfig(config);
   } catch (e) {
@@ -88,19 +95,28 @@ const FLOAT_DTYPES: readonly SafetensorsDtype[] = ['F32', 'F16', 'BF16'];
  * parameter, a shape that differs, a non-float dtype or a tensor the model does not have stops
  * with an error naming it (and both shapes).
  */
-export function checkWeights(params: ReadonlyMap<string, tf.Variable>, tensors: Iterable<WeightInfo>, source: string, modelName: string): void {
+export function checkWeights(
+  params: ReadonlyMap<string, tf.Variable>,
+  tensors: Iterable<WeightInfo>,
+  source: string,
+  modelName: string,
+): void {
   const inFile = new Map<string, WeightInfo>();
   for (const t of tensors) inFile.set(t.name, t);
   for (const [name, v] of params) {
     const t = inFile.get(name);
     if (!t) throw new Error(`${source}: parameter '${name}' [${v.shape.join(', ')}] is missing`);
     if (t.shape.length !== v.shape.length || t.shape.some((d, i) => d !== v.shape[i])) {
-      throw new Error(`${source}: parameter '${name}' has shape [${t.shape.join(', ')}], the model needs [${v.shape.join(', ')}]`);
+      throw new Error(
+        `${source}: parameter '${name}' has shape [${t.shape.join(', ')}], the model needs [${v.shape.join(', ')}]`,
+      );
     }
-    if (!FLOAT_DTYPES.includes(t.dtype)) throw new Error(`${source}: parameter '${name}' has dtype ${t.dtype}; expected F32 (or F16/BF16)`);
+    if (!FLOAT_DTYPES.includes(t.dtype))
+      throw new Error(`${source}: parameter '${name}' has dtype ${t.dtype}; expected F32 (or F16/BF16)`);
   }
   for (const name of inFile.keys()) {
-    if (!params.has(name)) throw new Error(`${source}: tensor '${name}' is not a parameter of the '${modelName}' model`);
+    if (!params.has(name))
+      throw new Error(`${source}: tensor '${name}' is not a parameter of the '${modelName}' model`);
   }
 }
 
@@ -120,6 +136,11 @@ export interface WeightTarget {
 /** Checks (see checkWeights) then assigns every parameter from a parsed safetensors file. */
 export function assignWeights(model: WeightTarget, file: SafetensorsFile, source = WEIGHTS_FILE): void {
   const params = model.namedParameters();
-  checkWeights(params, [...file.tensors].map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape })), source, model.config.name);
+  checkWeights(
+    params,
+    [...file.tensors].map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape })),
+    source,
+    model.config.name,
+  );
   for (const [name, v] of params) assignParameter(v, file.tensors.get(name)!);
 }

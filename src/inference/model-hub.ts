@@ -22,11 +22,18 @@ export function releasedModelDir(name: string, home = apeHome()): string {
 }
 
 function usableEntry(model: ReleasedModel): ReleasedModel & { preset: NonNullable<ReleasedModel['preset']> } {
-  if (!model.preset) throw new UnsupportedModelError(`${model.title} ('${model.name}') is not supported yet: ${model.unsupported ?? 'it has no preset'}`);
+  if (!model.preset)
+    throw new UnsupportedModelError(
+      `${model.title} ('${model.name}') is not supported yet: ${model.unsupported ?? 'it has no preset'}`,
+    );
   return model as ReleasedModel & { preset: NonNullable<ReleasedModel['preset']> };
 }
 
-const exists = (path: string) => stat(path).then(() => true, () => false);
+const exists = (path: string) =>
+  stat(path).then(
+    () => true,
+    () => false,
+  );
 
 export interface PullOptions extends Pick<HubDownloadOptions, 'endpoint' | 'token' | 'onProgress' | 'retries'> {
   /** Cache folder (default apeHome()). */
@@ -60,7 +67,8 @@ export async function pullModel(name: string | ReleasedModel, options: PullOptio
   const model = typeof name === 'string' ? releasedModel(name) : usableEntry(name);
   const home = options.home ?? apeHome();
   const dir = join(home, 'models', model.name);
-  if (!options.force && (await exists(join(dir, CONFIG_FILE))) && (await exists(join(dir, WEIGHTS_FILE)))) return { dir, pulled: false };
+  if (!options.force && (await exists(join(dir, CONFIG_FILE))) && (await exists(join(dir, WEIGHTS_FILE))))
+    return { dir, pulled: false };
 
   const downloads = join(home, 'downloads', model.name);
   const checkpoint = join(downloads, 'model_final.pth');
@@ -77,20 +85,33 @@ export async function pullModel(name: string | ReleasedModel, options: PullOptio
       ...(options.retries !== undefined ? { retries: options.retries } : {}),
     });
     source = { sha256: r.sha256, size: r.size, verified: r.verified };
-    options.log?.(`downloaded ${r.size} bytes${r.resumedFrom ? ` (resumed from ${r.resumedFrom})` : ''}, sha256 ${r.sha256}${r.verified ? ' (verified)' : ' (the hub gave no checksum to compare)'}`);
+    options.log?.(
+      `downloaded ${r.size} bytes${r.resumedFrom ? ` (resumed from ${r.resumedFrom})` : ''}, sha256 ${r.sha256}${r.verified ? ' (verified)' : ' (the hub gave no checksum to compare)'}`,
+    );
   }
 
   const partial = `${dir}.partial-${process.pid}`;
   await rm(partial, { recursive: true, force: true });
   try {
     options.log?.(`converting to ${dir} (preset ${model.preset})`);
-    await convertCheckpointToFolder(checkpoint, releasedConfig(model), partial, options.onConvert ? { onTensor: options.onConvert } : {});
-    await writeJsonFile(join(partial, 'source.json'), { name: model.name, title: model.title, hub: model.hub, apeConfig: model.apeConfig, ...source }, 2);
+    await convertCheckpointToFolder(
+      checkpoint,
+      releasedConfig(model),
+      partial,
+      options.onConvert ? { onTensor: options.onConvert } : {},
+    );
+    await writeJsonFile(
+      join(partial, 'source.json'),
+      { name: model.name, title: model.title, hub: model.hub, apeConfig: model.apeConfig, ...source },
+      2,
+    );
     await rm(dir, { recursive: true, force: true });
     await rename(partial, dir);
   } catch (err) {
     await rm(partial, { recursive: true, force: true });
-    throw new Error(`${model.title}: the download is kept at ${checkpoint}, but converting it failed: ${(err as Error).message}`);
+    throw new Error(
+      `${model.title}: the download is kept at ${checkpoint}, but converting it failed: ${(err as Error).message}`,
+    );
   }
   if (options.keepCheckpoint) return { dir, pulled: true, checkpoint };
   await unlink(checkpoint);

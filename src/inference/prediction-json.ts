@@ -91,22 +91,34 @@ export function semanticToJson(semantic: SemanticResult): SemanticJson {
   const present = new Set<number>();
   for (let i = 0; i < labels.length; i++) if (labels[i]! >= 0) present.add(labels[i]!);
   const mask = new Uint8Array(width * height);
-  const segments = [...present].sort((a, b) => a - b).map((promptIndex) => {
-    let area = 0;
-    for (let i = 0; i < labels.length; i++) {
-      const inside = labels[i] === promptIndex ? 1 : 0;
-      mask[i] = inside;
-      area += inside;
-    }
-    return { promptIndex, prompt: semantic.prompts[promptIndex] ?? '', area, segmentation: compressRle(encodeRle(mask, height, width)) };
-  });
+  const segments = [...present]
+    .sort((a, b) => a - b)
+    .map((promptIndex) => {
+      let area = 0;
+      for (let i = 0; i < labels.length; i++) {
+        const inside = labels[i] === promptIndex ? 1 : 0;
+        mask[i] = inside;
+        area += inside;
+      }
+      return {
+        promptIndex,
+        prompt: semantic.prompts[promptIndex] ?? '',
+        area,
+        segmentation: compressRle(encodeRle(mask, height, width)),
+      };
+    });
   return { width, height, prompts: [...semantic.prompts], segments };
 }
 
 export function predictionToJson(prediction: Prediction, image: { id?: number; file?: string } = {}): PredictionJson {
   const id = image.id ?? 0;
   return {
-    image: { width: prediction.width, height: prediction.height, id, ...(image.file !== undefined ? { file: image.file } : {}) },
+    image: {
+      width: prediction.width,
+      height: prediction.height,
+      id,
+      ...(image.file !== undefined ? { file: image.file } : {}),
+    },
     prompts: prediction.prompts.map((p) => ({ index: p.index, text: p.text, kind: p.kind })),
     instances: toCocoResults(prediction, id),
     semantic: prediction.semantic ? semanticToJson(prediction.semantic) : null,
@@ -139,7 +151,8 @@ export function predictionFromJson(json: PredictionJson): Prediction {
     const labels = new Int32Array(json.semantic.width * json.semantic.height).fill(-1);
     for (const segment of json.semantic.segments) {
       const pixels = decodeRle(decompressRle(segment.segmentation));
-      if (pixels.length !== labels.length) throw new Error(`semantic segment '${segment.prompt}': mask size differs from the map`);
+      if (pixels.length !== labels.length)
+        throw new Error(`semantic segment '${segment.prompt}': mask size differs from the map`);
       for (let i = 0; i < pixels.length; i++) if (pixels[i]) labels[i] = segment.promptIndex;
     }
     semantic = { width: json.semantic.width, height: json.semantic.height, labels, prompts: json.semantic.prompts };
@@ -153,5 +166,13 @@ export function predictionFromJson(json: PredictionJson): Prediction {
     query: g.query,
   }));
   // JSON written before warnings existed has none.
-  return { width, height, prompts: json.prompts.map((p) => ({ ...p })), instances, semantic, grounding, warnings: [...(json.warnings ?? [])] };
+  return {
+    width,
+    height,
+    prompts: json.prompts.map((p) => ({ ...p })),
+    instances,
+    semantic,
+    grounding,
+    warnings: [...(json.warnings ?? [])],
+  };
 }

@@ -23,11 +23,15 @@ export function resizedSize(width: number, height: number, size: number): [numbe
  * Resizes each image so its long side is `size` and places it at the top-left of a size x size
  * canvas (the rest is padding, zeroed after normalisation by the network).
  */
-export function prepareImages(images: readonly RgbImage[], size: number): { batch: ModelBatch; placements: ImagePlacement[] } {
+export function prepareImages(
+  images: readonly RgbImage[],
+  size: number,
+): { batch: ModelBatch; placements: ImagePlacement[] } {
   if (images.length === 0) throw new Error('prepareImages: no images');
   const canvas = new Float32Array(images.length * size * size * 3);
   const placements = images.map((image, i) => {
-    if (imageChannels(image, `image ${i}`) !== 3) throw new Error(`image ${i}: expected RGB data (${image.width * image.height * 3} bytes)`);
+    if (imageChannels(image, `image ${i}`) !== 3)
+      throw new Error(`image ${i}: expected RGB data (${image.width * image.height * 3} bytes)`);
     const [w, h] = resizedSize(image.width, image.height, size);
     const resized = resizeImageBilinear(image, w, h);
     const base = i * size * size * 3;
@@ -38,7 +42,10 @@ export function prepareImages(images: readonly RgbImage[], size: number): { batc
     return { width: image.width, height: image.height, resizedWidth: w, resizedHeight: h };
   });
   return {
-    batch: { images: tf.tensor4d(canvas, [images.length, size, size, 3]), sizes: placements.map((p) => [p.resizedHeight, p.resizedWidth]) },
+    batch: {
+      images: tf.tensor4d(canvas, [images.length, size, size, 3]),
+      sizes: placements.map((p) => [p.resizedHeight, p.resizedWidth]),
+    },
     placements,
   };
 }

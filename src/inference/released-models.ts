@@ -35,24 +35,35 @@ export const RELEASED_MODELS: readonly ReleasedModel[] = [
     name: 'ape-ti',
     title: 'APE-Ti',
     preset: 'ape-ti',
-    hub: hub('configs/LVISCOCOCOCOSTUFF_O365_OID_VGR_SA1B_REFCOCO_GQA_PhraseCut_Flickr30k/ape_deta/ape_deta_vitt_eva02_vlf_lsj1024_cp_16x4_1080k_mdl_20240203_230000/model_final.pth'),
-    apeConfig: 'configs/LVISCOCOCOCOSTUFF_O365_OID_VGR_SA1B_REFCOCO_GQA_PhraseCut_Flickr30k/ape_deta/ape_deta_vitt_eva02_vlf_lsj1024_cp_16x4_1080k_mdl.py',
-    summary: 'EVA-02 ViT-Ti backbone (192-d, 12 blocks), EVA02-CLIP-E text tower (float16), gated fusion (2048-d, 8 heads, zero token for vocabulary), ChannelMapper neck, input 1024',
+    hub: hub(
+      'configs/LVISCOCOCOCOSTUFF_O365_OID_VGR_SA1B_REFCOCO_GQA_PhraseCut_Flickr30k/ape_deta/ape_deta_vitt_eva02_vlf_lsj1024_cp_16x4_1080k_mdl_20240203_230000/model_final.pth',
+    ),
+    apeConfig:
+      'configs/LVISCOCOCOCOSTUFF_O365_OID_VGR_SA1B_REFCOCO_GQA_PhraseCut_Flickr30k/ape_deta/ape_deta_vitt_eva02_vlf_lsj1024_cp_16x4_1080k_mdl.py',
+    summary:
+      'EVA-02 ViT-Ti backbone (192-d, 12 blocks), EVA02-CLIP-E text tower (float16), gated fusion (2048-d, 8 heads, zero token for vocabulary), ChannelMapper neck, input 1024',
   },
   {
     name: 'ape-l-d',
     title: 'APE-L_D',
     preset: 'ape-d',
-    hub: hub('configs/LVISCOCOCOCOSTUFF_O365_OID_VGR_SA1B_REFCOCO_GQA_PhraseCut_Flickr30k/ape_deta/ape_deta_vitl_eva02_clip_vlf_lsj1024_cp_16x4_1080k_mdl_20230829_162438/model_final.pth'),
-    apeConfig: 'configs/LVISCOCOCOCOSTUFF_O365_OID_VGR_SA1B_REFCOCO_GQA_PhraseCut_Flickr30k/ape_deta/ape_deta_vitl_eva02_clip_vlf_lsj1024_cp_16x4_1080k_mdl.py',
-    summary: 'EVA-02 ViT-L backbone (1024-d, 24 blocks), EVA02-CLIP-E text tower, gated fusion (2048-d, 8 heads, zero token for vocabulary), ChannelMapper neck, input 1024',
+    hub: hub(
+      'configs/LVISCOCOCOCOSTUFF_O365_OID_VGR_SA1B_REFCOCO_GQA_PhraseCut_Flickr30k/ape_deta/ape_deta_vitl_eva02_clip_vlf_lsj1024_cp_16x4_1080k_mdl_20230829_162438/model_final.pth',
+    ),
+    apeConfig:
+      'configs/LVISCOCOCOCOSTUFF_O365_OID_VGR_SA1B_REFCOCO_GQA_PhraseCut_Flickr30k/ape_deta/ape_deta_vitl_eva02_clip_vlf_lsj1024_cp_16x4_1080k_mdl.py',
+    summary:
+      'EVA-02 ViT-L backbone (1024-d, 24 blocks), EVA02-CLIP-E text tower, gated fusion (2048-d, 8 heads, zero token for vocabulary), ChannelMapper neck, input 1024',
   },
   {
     name: 'ape-l-c',
     title: 'APE-L_C',
     preset: null,
-    hub: hub('configs/LVISCOCOCOCOSTUFF_O365_OID_VGR_SA1B_REFCOCO/ape_deta/ape_deta_vitl_eva02_vlf_lsj_cp_1080k_20230702_210950/model_final.pth'),
-    apeConfig: 'configs/LVISCOCOCOCOSTUFF_O365_OID_VGR_SA1B_REFCOCO/ape_deta/ape_deta_vitl_eva02_vlf_lsj1024_cp_1080k.py',
+    hub: hub(
+      'configs/LVISCOCOCOCOSTUFF_O365_OID_VGR_SA1B_REFCOCO/ape_deta/ape_deta_vitl_eva02_vlf_lsj_cp_1080k_20230702_210950/model_final.pth',
+    ),
+    apeConfig:
+      'configs/LVISCOCOCOCOSTUFF_O365_OID_VGR_SA1B_REFCOCO/ape_deta/ape_deta_vitl_eva02_vlf_lsj1024_cp_1080k.py',
     summary: 'EVA-02 ViT-L backbone, EVA01-CLIP-g text tower, gated fusion, no neck, input 1024',
     unsupported: `${EVA01_TEXT}. Its other settings (gated fusion, no ChannelMapper neck) the code has.`,
   },
@@ -60,7 +71,9 @@ export const RELEASED_MODELS: readonly ReleasedModel[] = [
     name: 'ape-l-b',
     title: 'APE-L_B',
     preset: null,
-    hub: hub('configs/LVISCOCOCOCOSTUFF_O365_OID_VGR_REFCOCO/ape_deta/ape_deta_vitl_eva02_vlf_lsj_cp_1080k_20230702_225418/model_final.pth'),
+    hub: hub(
+      'configs/LVISCOCOCOCOSTUFF_O365_OID_VGR_REFCOCO/ape_deta/ape_deta_vitl_eva02_vlf_lsj_cp_1080k_20230702_225418/model_final.pth',
+    ),
     apeConfig: 'configs/LVISCOCOCOCOSTUFF_O365_OID_VGR_REFCOCO/ape_deta/ape_deta_vitl_eva02_vlf_lsj1024_cp_1080k.py',
     summary: 'EVA-02 ViT-L backbone, EVA01-CLIP-g text tower, gated fusion, no neck, input 1024',
     unsupported: `${EVA01_TEXT}. Its other settings (gated fusion, no ChannelMapper neck) the code has.`,
@@ -69,7 +82,9 @@ export const RELEASED_MODELS: readonly ReleasedModel[] = [
     name: 'ape-l-a',
     title: 'APE-L_A',
     preset: null,
-    hub: hub('configs/LVISCOCOCOCOSTUFF_O365_OID_VG/ape_deta/ape_deta_vitl_eva02_lsj_cp_720k_20230504_002019/model_final.pth'),
+    hub: hub(
+      'configs/LVISCOCOCOCOSTUFF_O365_OID_VG/ape_deta/ape_deta_vitl_eva02_lsj_cp_720k_20230504_002019/model_final.pth',
+    ),
     apeConfig: 'configs/LVISCOCOCOCOSTUFF_O365_OID_VG/ape_deta/ape_deta_vitl_eva02_lsj1024_cp_720k.py',
     summary: 'EVA-02 ViT-L backbone, EVA01-CLIP-g text tower, no fusion, no neck, input 1024',
     unsupported: `${EVA01_TEXT}. Its other settings (no vision-language fusion, no ChannelMapper neck) the code has.`,

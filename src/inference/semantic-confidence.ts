@@ -16,12 +16,16 @@ export const DEFAULT_SEMANTIC_THRESHOLD = 0.1;
  * unlabelled when there is one prompt: the softmax over prompts then gives it every query's whole
  * weight. Returned transposed like semanticAccumulator: [cells, count] for prompts start...
  */
-export function semanticConfidence(logits: tf.Tensor2D, maskLogits: tf.Tensor2D): { source: (start: number, count: number) => tf.Tensor2D; dispose(): void } {
+export function semanticConfidence(
+  logits: tf.Tensor2D,
+  maskLogits: tf.Tensor2D,
+): { source: (start: number, count: number) => tf.Tensor2D; dispose(): void } {
   const scores = tf.tidy(() => tf.sigmoid(logits) as tf.Tensor2D); // [Q, P]
   const masksT = tf.tidy(() => tf.transpose(tf.sigmoid(maskLogits)) as tf.Tensor2D); // [cells, Q]
   const coverage = tf.tidy(() => tf.maximum(tf.sum(masksT, 1, true), 1e-6) as tf.Tensor2D); // [cells, 1]
   return {
-    source: (start, count) => tf.tidy(() => tf.div(tf.matMul(masksT, tf.slice(scores, [0, start], [-1, count])), coverage) as tf.Tensor2D),
+    source: (start, count) =>
+      tf.tidy(() => tf.div(tf.matMul(masksT, tf.slice(scores, [0, start], [-1, count])), coverage) as tf.Tensor2D),
     dispose: () => tf.dispose([scores, masksT, coverage]),
   };
 }
@@ -41,7 +45,9 @@ export function unlabelUnsure(
   const { maskH: h, maskW: w, width, height, stride } = geometry;
   const cells = h * w;
   const nearest = (v: number, hi: number) => Math.min(Math.max(Math.round(v), 0), hi);
-  const columns = Int32Array.from({ length: width }, (_, x) => nearest(((x + 0.5) * geometry.resizedW) / width / stride - 0.5, w - 1));
+  const columns = Int32Array.from({ length: width }, (_, x) =>
+    nearest(((x + 0.5) * geometry.resizedW) / width / stride - 0.5, w - 1),
+  );
   const cellOf = new Int32Array(width * height);
   const wanted = new Map<number, number>(); // cell * P + prompt -> confidence (NaN until read)
   for (let y = 0; y < height; y++) {

@@ -21,13 +21,23 @@ export interface SemanticGeometry {
  * M_hat[c] = sum_q S[q, c] M[q]. Returned transposed, one row per mask pixel: [h*w, count] for
  * prompts start .. start + count - 1. logits [Q, P], maskLogits [Q, h*w].
  */
-export function semanticAccumulator(logits: tf.Tensor2D, maskLogits: tf.Tensor2D, temperature: number): { source: (start: number, count: number) => tf.Tensor2D; dispose(): void } {
+export function semanticAccumulator(
+  logits: tf.Tensor2D,
+  maskLogits: tf.Tensor2D,
+  temperature: number,
+): { source: (start: number, count: number) => tf.Tensor2D; dispose(): void } {
   const weights = tf.tidy(() => tf.softmax(tf.div(tf.sigmoid(logits), temperature)) as tf.Tensor2D); // [Q, P]
   const masksT = tf.tidy(() => tf.transpose(tf.sigmoid(maskLogits)) as tf.Tensor2D); // [h*w, Q]
   const p = weights.shape[1];
   return {
     source: (start, count) =>
-      tf.tidy(() => tf.matMul(masksT, start === 0 && count === p ? weights : tf.slice(weights, [0, start], [-1, count])) as tf.Tensor2D),
+      tf.tidy(
+        () =>
+          tf.matMul(
+            masksT,
+            start === 0 && count === p ? weights : tf.slice(weights, [0, start], [-1, count]),
+          ) as tf.Tensor2D,
+      ),
     dispose: () => tf.dispose([weights, masksT]),
   };
 }
@@ -61,7 +71,8 @@ export function semanticLabels(
     corners.set([i * w + j, i * w + j1, i1 * w + j, i1 * w + j1], cell * 4);
   }
   const chunks: { start: number; count: number }[] = [];
-  for (let start = 0; start < numPrompts; start += chunk) chunks.push({ start, count: Math.min(chunk, numPrompts - start) });
+  for (let start = 0; start < numPrompts; start += chunk)
+    chunks.push({ start, count: Math.min(chunk, numPrompts - start) });
   const read = (start: number, count: number): Float32Array => {
     const maps = source(start, count);
     const values = maps.dataSync() as Float32Array;
@@ -72,11 +83,31 @@ export function semanticLabels(
   const single = chunks.length === 1 ? read(0, numPrompts) : null;
   // Each pass visits every cell of every chunk with the chunk's maps and where the cell's four
   // corner values of prompt start + k sit in them (a + k, b + k, c + k, d + k).
-  const eachCell = (visit: (v: Float32Array, start: number, count: number, cell: number, a: number, b: number, c: number, d: number) => void) => {
+  const eachCell = (
+    visit: (
+      v: Float32Array,
+      start: number,
+      count: number,
+      cell: number,
+      a: number,
+      b: number,
+      c: number,
+      d: number,
+    ) => void,
+  ) => {
     for (const { start, count } of chunks) {
       const v = single ?? read(start, count);
       for (let cell = 0; cell < cells; cell++) {
-        visit(v, start, count, cell, corners[cell * 4]! * count, corners[cell * 4 + 1]! * count, corners[cell * 4 + 2]! * count, corners[cell * 4 + 3]! * count);
+        visit(
+          v,
+          start,
+          count,
+          cell,
+          corners[cell * 4]! * count,
+          corners[cell * 4 + 1]! * count,
+          corners[cell * 4 + 2]! * count,
+          corners[cell * 4 + 3]! * count,
+        );
       }
     }
   };
@@ -139,7 +170,8 @@ function labelPixels(candidates: number[][], geometry: SemanticGeometry, backgro
       let bestValue = -Infinity;
       // Candidates come in prompt order, so a strict > keeps the lowest index on ties.
       for (let k = 0; k < list.length; k += 5) {
-        const value = (list[k + 1]! * (1 - ax) + list[k + 2]! * ax) * (1 - ay) + (list[k + 3]! * (1 - ax) + list[k + 4]! * ax) * ay;
+        const value =
+          (list[k + 1]! * (1 - ax) + list[k + 2]! * ax) * (1 - ay) + (list[k + 3]! * (1 - ax) + list[k + 4]! * ax) * ay;
         if (value > bestValue) {
           bestValue = value;
           best = list[k]!;

@@ -22,5 +22,6 @@ export async function writeFileAtomically<T>(path: string, write: (handle: FileH
 /** Writes all of `bytes` at `position` (one write call may take fewer bytes than asked). */
 export async function writeFully(handle: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
   let done = 0;
-  while (done < bytes.byteLength) done += (await handle.write(bytes, done, bytes.byteLength - done, position + done)).bytesWritten;
+  while (done < bytes.byteLength)
+    done += (await handle.write(bytes, done, bytes.byteLength - done, position + done)).bytesWritten;
 }

@@ -30,12 +30,17 @@ function kindOf(info: Stats): string {
  */
 function check(path: string, info: Stats, maxBytes: number): number {
   if (!info.isFile()) throw new BoundedReadError('not-regular', path, `${kindOf(info)}, not a regular file; not read`);
-  if (info.size > maxBytes) throw new BoundedReadError('too-large', path, `file is ${info.size} bytes, more than the limit of ${maxBytes}`);
+  if (info.size > maxBytes)
+    throw new BoundedReadError('too-large', path, `file is ${info.size} bytes, more than the limit of ${maxBytes}`);
   return info.size;
 }
 
 function missing(path: string, error: unknown): BoundedReadError {
-  return new BoundedReadError('missing', path, `cannot read (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+  return new BoundedReadError(
+    'missing',
+    path,
+    `cannot read (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
+  );
 }
 
 /** The bytes of a regular file of at most `maxBytes`; reads exactly the size it had when opened. */

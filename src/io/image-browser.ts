@@ -25,7 +25,10 @@ export type BrowserDecodeOptions = ByteLimitedDecodeOptions;
 
 type Canvas2D = OffscreenCanvasRenderingContext2D | CanvasRenderingContext2D;
 
-function makeContext(width: number, height: number): { canvas: OffscreenCanvas | HTMLCanvasElement; context: Canvas2D } {
+function makeContext(
+  width: number,
+  height: number,
+): { canvas: OffscreenCanvas | HTMLCanvasElement; context: Canvas2D } {
   let canvas: OffscreenCanvas | HTMLCanvasElement;
   if (typeof OffscreenCanvas !== 'undefined') canvas = new OffscreenCanvas(width, height);
   else if (typeof document !== 'undefined') {
@@ -99,7 +102,11 @@ export async function decodeImage(source: BrowserImageSource, options: BrowserDe
       colorSpaceConversion: 'none',
     });
   } catch (error) {
-    throw new ImageError('corrupt', name, `${header.format.toUpperCase()} ${header.width}x${header.height} could not be decoded: ${(error as Error).message}`);
+    throw new ImageError(
+      'corrupt',
+      name,
+      `${header.format.toUpperCase()} ${header.width}x${header.height} could not be decoded: ${(error as Error).message}`,
+    );
   }
   try {
     return drawToRgb(bitmap, bitmap.width, bitmap.height);
@@ -109,10 +116,16 @@ export async function decodeImage(source: BrowserImageSource, options: BrowserDe
 }
 
 /** Label map from an 8-bit greyscale or palette PNG, exact values (same rules as on Node). */
-export async function readGrayPng(source: Blob | ArrayBuffer | Uint8Array, options: BrowserDecodeOptions = {}): Promise<GrayImage> {
+export async function readGrayPng(
+  source: Blob | ArrayBuffer | Uint8Array,
+  options: BrowserDecodeOptions = {},
+): Promise<GrayImage> {
   const name = options.source ?? 'image';
   const bytes = await bytesOf(source, options.maxBytes ?? DEFAULT_MAX_BYTES, name);
-  const { width, height, data } = await decodeSingleChannelPng(bytes, streamInflate, { maxPixels: options.maxPixels, source: name });
+  const { width, height, data } = await decodeSingleChannelPng(bytes, streamInflate, {
+    maxPixels: options.maxPixels,
+    source: name,
+  });
   return { width, height, data };
 }
 
@@ -151,7 +164,11 @@ export async function encodeLossy(
     'convertToBlob' in canvas
       ? await canvas.convertToBlob({ type, quality })
       : await new Promise<Blob>((resolve, reject) =>
-          (canvas as HTMLCanvasElement).toBlob((b) => (b ? resolve(b) : reject(new Error(`canvas could not encode ${type}`))), type, quality),
+          (canvas as HTMLCanvasElement).toBlob(
+            (b) => (b ? resolve(b) : reject(new Error(`canvas could not encode ${type}`))),
+            type,
+            quality,
+          ),
         );
   if (blob.type !== type) throw new Error(`this browser cannot encode ${type} (got ${blob.type || 'nothing'})`);
   return new Uint8Array(await blob.arrayBuffer());

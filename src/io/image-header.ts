@@ -43,7 +43,8 @@ function describeUnsupported(bytes: Uint8Array): string {
     return `an ISO media file (brand '${brand}')`;
   }
   if (startsWith(bytes, [0x00, 0x00, 0x00, 0x0c, 0x6a, 0x50, 0x20, 0x20])) return 'a JPEG 2000 image';
-  if (startsWith(bytes, [0xff, 0x0a]) || startsWith(bytes, [0x00, 0x00, 0x00, 0x0c, 0x4a, 0x58, 0x4c, 0x20])) return 'a JPEG XL image';
+  if (startsWith(bytes, [0xff, 0x0a]) || startsWith(bytes, [0x00, 0x00, 0x00, 0x0c, 0x4a, 0x58, 0x4c, 0x20]))
+    return 'a JPEG XL image';
   if (head.startsWith('8BPS')) return 'a Photoshop document';
   if (head.startsWith('%PDF')) return 'a PDF document';
   if (head.startsWith('RIFF')) return `a RIFF '${ascii(bytes, 8, 4)}' file (not WebP)`;
@@ -67,7 +68,11 @@ export function sniffImageFormat(bytes: Uint8Array, source = 'image'): ImageForm
   if (isPrefixOf(PNG_SIGNATURE) || isPrefixOf([0xff, 0xd8, 0xff])) {
     throw new ImageError('truncated', source, `only ${bytes.length} bytes; the file ends inside the signature`);
   }
-  throw new ImageError('unsupported', source, `unsupported image format: found ${describeUnsupported(bytes)}; expected PNG, JPEG or WebP`);
+  throw new ImageError(
+    'unsupported',
+    source,
+    `unsupported image format: found ${describeUnsupported(bytes)}; expected PNG, JPEG or WebP`,
+  );
 }
 
 function u16be(b: Uint8Array, i: number): number {
@@ -81,21 +86,33 @@ function u32le(b: Uint8Array, i: number): number {
 }
 
 function pngHeader(b: Uint8Array, source: string): [number, number] {
-  if (b.length < 33) throw new ImageError('truncated', source, `PNG ends after ${b.length} bytes, inside its IHDR header`);
+  if (b.length < 33)
+    throw new ImageError('truncated', source, `PNG ends after ${b.length} bytes, inside its IHDR header`);
   if (u32be(b, 8) !== 13 || ascii(b, 12, 4) !== 'IHDR') {
-    throw new ImageError('corrupt', source, `PNG does not start with a 13-byte IHDR chunk (found '${ascii(b, 12, 4)}')`);
+    throw new ImageError(
+      'corrupt',
+      source,
+      `PNG does not start with a 13-byte IHDR chunk (found '${ascii(b, 12, 4)}')`,
+    );
   }
   // Walk the chunks: a missing IEND means the download or copy was cut short.
   let at = 8;
   let sawData = false;
   for (;;) {
-    if (at + 12 > b.length) throw new ImageError('truncated', source, `PNG ends at byte ${b.length} before its IEND chunk`);
+    if (at + 12 > b.length)
+      throw new ImageError('truncated', source, `PNG ends at byte ${b.length} before its IEND chunk`);
     const length = u32be(b, at);
     const type = ascii(b, at + 4, 4);
-    if (!/^[A-Za-z]{4}$/.test(type)) throw new ImageError('corrupt', source, `PNG chunk at byte ${at} has an invalid type`);
-    if (length > 0x7fffffff) throw new ImageError('corrupt', source, `PNG chunk '${type}' at byte ${at} has invalid length ${length}`);
+    if (!/^[A-Za-z]{4}$/.test(type))
+      throw new ImageError('corrupt', source, `PNG chunk at byte ${at} has an invalid type`);
+    if (length > 0x7fffffff)
+      throw new ImageError('corrupt', source, `PNG chunk '${type}' at byte ${at} has invalid length ${length}`);
     if (at + 12 + length > b.length) {
-      throw new ImageError('truncated', source, `PNG ends at byte ${b.length}, inside chunk '${type}' (needs ${at + 12 + length})`);
+      throw new ImageError(
+        'truncated',
+        source,
+        `PNG ends at byte ${b.length}, inside chunk '${type}' (needs ${at + 12 + length})`,
+      );
     }
     if (type === 'IDAT') sawData = true;
     if (type === 'IEND') break;
@@ -113,17 +130,30 @@ function jpegHeader(b: Uint8Array, source: string): [number, number] {
   let at = 2;
   let size: [number, number] | undefined;
   for (;;) {
-    if (at >= b.length) throw new ImageError('truncated', source, `JPEG ends at byte ${b.length} before its image data`);
-    if (b[at] !== 0xff) throw new ImageError('corrupt', source, `JPEG marker expected at byte ${at}, found 0x${b[at].toString(16)}`);
+    if (at >= b.length)
+      throw new ImageError('truncated', source, `JPEG ends at byte ${b.length} before its image data`);
+    if (b[at] !== 0xff)
+      throw new ImageError('corrupt', source, `JPEG marker expected at byte ${at}, found 0x${b[at].toString(16)}`);
     while (at < b.length && b[at] === 0xff) at++; // fill bytes
     if (at >= b.length) throw new ImageError('truncated', source, `JPEG ends at byte ${b.length} inside a marker`);
     const marker = b[at++];
     if (marker === 0xd8 || marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) continue; // no length
     if (marker === 0xd9) throw new ImageError('corrupt', source, 'JPEG ends (EOI) before any image data');
-    if (at + 2 > b.length) throw new ImageError('truncated', source, `JPEG ends at byte ${b.length} inside a segment header`);
+    if (at + 2 > b.length)
+      throw new ImageError('truncated', source, `JPEG ends at byte ${b.length} inside a segment header`);
     const length = u16be(b, at);
-    if (length < 2) throw new ImageError('corrupt', source, `JPEG segment 0xff${marker.toString(16)} at byte ${at} has invalid length ${length}`);
-    if (at + length > b.length) throw new ImageError('truncated', source, `JPEG ends at byte ${b.length} inside segment 0xff${marker.toString(16)}`);
+    if (length < 2)
+      throw new ImageError(
+        'corrupt',
+        source,
+        `JPEG segment 0xff${marker.toString(16)} at byte ${at} has invalid length ${length}`,
+      );
+    if (at + length > b.length)
+      throw new ImageError(
+        'truncated',
+        source,
+        `JPEG ends at byte ${b.length} inside segment 0xff${marker.toString(16)}`,
+      );
     if (isJpegFrameMarker(marker)) {
       if (length < 8) throw new ImageError('corrupt', source, 'JPEG frame header is too short');
       size = [u16be(b, at + 5), u16be(b, at + 3)];
@@ -143,11 +173,13 @@ function jpegHeader(b: Uint8Array, source: string): [number, number] {
 
 function webpHeader(b: Uint8Array, source: string): [number, number] {
   const riffEnd = 8 + u32le(b, 4);
-  if (riffEnd > b.length) throw new ImageError('truncated', source, `WebP ends at byte ${b.length}; its RIFF header says ${riffEnd}`);
+  if (riffEnd > b.length)
+    throw new ImageError('truncated', source, `WebP ends at byte ${b.length}; its RIFF header says ${riffEnd}`);
   if (b.length < 30) throw new ImageError('truncated', source, `WebP ends after ${b.length} bytes, inside its header`);
   const chunk = ascii(b, 12, 4);
   if (chunk === 'VP8 ') {
-    if (!startsWith(b, [0x9d, 0x01, 0x2a], 23)) throw new ImageError('corrupt', source, 'WebP VP8 frame lacks its start code');
+    if (!startsWith(b, [0x9d, 0x01, 0x2a], 23))
+      throw new ImageError('corrupt', source, 'WebP VP8 frame lacks its start code');
     return [(b[26] | (b[27] << 8)) & 0x3fff, (b[28] | (b[29] << 8)) & 0x3fff];
   }
   if (chunk === 'VP8L') {
@@ -156,7 +188,8 @@ function webpHeader(b: Uint8Array, source: string): [number, number] {
     return [(bits & 0x3fff) + 1, ((bits >>> 14) & 0x3fff) + 1];
   }
   if (chunk === 'VP8X') {
-    if (b[20] & 0x02) throw new ImageError('unsupported', source, 'animated WebP is not supported; expected a still image');
+    if (b[20] & 0x02)
+      throw new ImageError('unsupported', source, 'animated WebP is not supported; expected a still image');
     const w = 1 + (b[24] | (b[25] << 8) | (b[26] << 16));
     const h = 1 + (b[27] | (b[28] << 8) | (b[29] << 16));
     return [w, h];
@@ -173,8 +206,13 @@ export function inspectImage(bytes: Uint8Array, options: DecodeOptions = {}): Im
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
   const format = sniffImageFormat(bytes, source);
   const [width, height] =
-    format === 'png' ? pngHeader(bytes, source) : format === 'jpeg' ? jpegHeader(bytes, source) : webpHeader(bytes, source);
-  if (width === 0 || height === 0) throw new ImageError('empty', source, `${format.toUpperCase()} has zero size (${width}x${height})`);
+    format === 'png'
+      ? pngHeader(bytes, source)
+      : format === 'jpeg'
+        ? jpegHeader(bytes, source)
+        : webpHeader(bytes, source);
+  if (width === 0 || height === 0)
+    throw new ImageError('empty', source, `${format.toUpperCase()} has zero size (${width}x${height})`);
   checkPixelBudget(width, height, maxPixels, source);
   return { format, width, height };
 }

@@ -41,7 +41,11 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}
   } catch (error) {
     const message = (error as Error).message;
     const reason = /end of|premature|truncat/i.test(message) ? 'truncated' : 'corrupt';
-    throw new ImageError(reason, source, `${header.format.toUpperCase()} ${header.width}x${header.height} could not be decoded: ${message}`);
+    throw new ImageError(
+      reason,
+      source,
+      `${header.format.toUpperCase()} ${header.width}x${header.height} could not be decoded: ${message}`,
+    );
   }
   const { width, height, channels } = result.info;
   const view = new Uint8Array(result.data.buffer, result.data.byteOffset, result.data.byteLength);
@@ -66,17 +70,25 @@ export async function readImage(path: string, options: ReadImageOptions = {}): P
 
 const nodeInflate: Inflate = async (data, maxOutput) =>
   // Z_SYNC_FLUSH: hand back what a cut-off stream holds; the caller reports the shortfall precisely.
-  new Uint8Array(inflateSync(data, { maxOutputLength: Math.max(1, maxOutput), finishFlush: zlibConstants.Z_SYNC_FLUSH }));
+  new Uint8Array(
+    inflateSync(data, { maxOutputLength: Math.max(1, maxOutput), finishFlush: zlibConstants.Z_SYNC_FLUSH }),
+  );
 
 /**
  * Reads a label map: an 8-bit greyscale PNG (values as stored) or a palette PNG (the indices, as
  * PIL's 'P' mode gives them). Colour, alpha and 16-bit PNGs are refused, saying which they are.
  */
-export async function readGrayPng(pathOrBytes: string | Uint8Array, options: ReadImageOptions = {}): Promise<GrayImage> {
+export async function readGrayPng(
+  pathOrBytes: string | Uint8Array,
+  options: ReadImageOptions = {},
+): Promise<GrayImage> {
   const isPath = typeof pathOrBytes === 'string';
   const bytes = isPath ? await readBounded(pathOrBytes, options.maxBytes ?? DEFAULT_MAX_BYTES) : pathOrBytes;
   const source = options.source ?? (isPath ? pathOrBytes : 'image');
-  const { width, height, data } = await decodeSingleChannelPng(bytes, nodeInflate, { maxPixels: options.maxPixels, source });
+  const { width, height, data } = await decodeSingleChannelPng(bytes, nodeInflate, {
+    maxPixels: options.maxPixels,
+    source,
+  });
   return { width, height, data };
 }
 
@@ -93,14 +105,22 @@ export async function encodePng(image: RgbImage | GrayImage): Promise<Uint8Array
 }
 
 export async function encodeJpeg(image: RgbImage | GrayImage, options: { quality?: number } = {}): Promise<Uint8Array> {
-  return new Uint8Array(await rawInput(image).jpeg({ quality: options.quality ?? 90 }).toBuffer());
+  return new Uint8Array(
+    await rawInput(image)
+      .jpeg({ quality: options.quality ?? 90 })
+      .toBuffer(),
+  );
 }
 
 export async function encodeWebp(
   image: RgbImage | GrayImage,
   options: { quality?: number; lossless?: boolean } = {},
 ): Promise<Uint8Array> {
-  return new Uint8Array(await rawInput(image).webp({ quality: options.quality ?? 90, lossless: options.lossless ?? false }).toBuffer());
+  return new Uint8Array(
+    await rawInput(image)
+      .webp({ quality: options.quality ?? 90, lossless: options.lossless ?? false })
+      .toBuffer(),
+  );
 }
 
 /** PNG via the project's own encoder (exact, no libvips involved); same output format as encodePng. */
@@ -112,7 +132,11 @@ export async function encodePngPortable(image: RgbImage | GrayImage): Promise<Ui
  * Writes by extension (.png, .jpg/.jpeg, .webp), atomically: a temporary file next to the
  * target is renamed over it, so readers never see a half-written image.
  */
-export async function writeImage(path: string, image: RgbImage | GrayImage, options: { quality?: number } = {}): Promise<void> {
+export async function writeImage(
+  path: string,
+  image: RgbImage | GrayImage,
+  options: { quality?: number } = {},
+): Promise<void> {
   const ext = extname(path).toLowerCase();
   let bytes: Uint8Array;
   if (ext === '.png') bytes = await encodePng(image);

@@ -41,7 +41,8 @@ export function resizeImageBilinear(image: RgbImage, width: number, height: numb
       const ax = fx - x0;
       for (let c = 0; c < 3; c++) {
         const top = src.data[(y0 * src.width + x0) * 3 + c]! * (1 - ax) + src.data[(y0 * src.width + x1) * 3 + c]! * ax;
-        const bottom = src.data[(y1 * src.width + x0) * 3 + c]! * (1 - ax) + src.data[(y1 * src.width + x1) * 3 + c]! * ax;
+        const bottom =
+          src.data[(y1 * src.width + x0) * 3 + c]! * (1 - ax) + src.data[(y1 * src.width + x1) * 3 + c]! * ax;
         out[(y * width + x) * 3 + c] = Math.round(top * (1 - ay) + bottom * ay);
       }
     }
@@ -58,7 +59,8 @@ function halve(image: RgbImage): RgbImage {
     for (let x = 0; x < width; x++) {
       for (let c = 0; c < 3; c++) {
         const i = (2 * y * w + 2 * x) * 3 + c;
-        out[(y * width + x) * 3 + c] = (image.data[i]! + image.data[i + 3]! + image.data[i + w * 3]! + image.data[i + w * 3 + 3]! + 2) >> 2;
+        out[(y * width + x) * 3 + c] =
+          (image.data[i]! + image.data[i + 3]! + image.data[i + w * 3]! + image.data[i + w * 3 + 3]! + 2) >> 2;
       }
     }
   }
@@ -87,8 +89,16 @@ export function flipMaskHorizontal(mask: Uint8Array, width: number, height: numb
   return out;
 }
 
-export function cropMask(mask: Uint8Array, maskWidth: number, x: number, y: number, width: number, height: number): Uint8Array {
+export function cropMask(
+  mask: Uint8Array,
+  maskWidth: number,
+  x: number,
+  y: number,
+  width: number,
+  height: number,
+): Uint8Array {
   const out = new Uint8Array(width * height);
-  for (let r = 0; r < height; r++) out.set(mask.subarray((y + r) * maskWidth + x, (y + r) * maskWidth + x + width), r * width);
+  for (let r = 0; r < height; r++)
+    out.set(mask.subarray((y + r) * maskWidth + x, (y + r) * maskWidth + x + width), r * width);
   return out;
 }

@@ -5,7 +5,14 @@
  * code runs on Node (node:zlib) and in browsers (CompressionStream).
  */
 import { checkPixelBudget, sniffImageFormat } from './image-header.js';
-import { DEFAULT_MAX_PIXELS, ImageError, blobBytes, imageChannels, type GrayImage, type RgbImage } from './image-types.js';
+import {
+  DEFAULT_MAX_PIXELS,
+  ImageError,
+  blobBytes,
+  imageChannels,
+  type GrayImage,
+  type RgbImage,
+} from './image-types.js';
 import { concatArrays } from '../util/concat-arrays.js';
 
 /** zlib-format inflate that must fail (or stop) once more than maxOutput bytes would come out. */
@@ -112,7 +119,11 @@ export async function decodeSingleChannelPng(
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
   const format = sniffImageFormat(bytes, source);
   if (format !== 'png') {
-    throw new ImageError('not-single-channel', source, `label maps must be single-channel PNG; found ${format.toUpperCase()}`);
+    throw new ImageError(
+      'not-single-channel',
+      source,
+      `label maps must be single-channel PNG; found ${format.toUpperCase()}`,
+    );
   }
   let at = 8;
   let header: { width: number; height: number; depth: number; colorType: number; interlace: number } | undefined;
@@ -121,7 +132,8 @@ export async function decodeSingleChannelPng(
   let idatBytes = 0;
   let ended = false;
   while (!ended) {
-    if (at + 12 > bytes.length) throw new ImageError('truncated', source, `PNG ends at byte ${bytes.length} before its IEND chunk`);
+    if (at + 12 > bytes.length)
+      throw new ImageError('truncated', source, `PNG ends at byte ${bytes.length} before its IEND chunk`);
     const length = u32be(bytes, at);
     const type = String.fromCharCode(bytes[at + 4], bytes[at + 5], bytes[at + 6], bytes[at + 7]);
     const dataStart = at + 8;
@@ -132,7 +144,8 @@ export async function decodeSingleChannelPng(
     if (crc32(bytes, at + 4, dataEnd) !== u32be(bytes, dataEnd)) {
       throw new ImageError('corrupt', source, `PNG chunk '${type}' at byte ${at} fails its CRC check`);
     }
-    if (!header && type !== 'IHDR') throw new ImageError('corrupt', source, `PNG starts with chunk '${type}' instead of IHDR`);
+    if (!header && type !== 'IHDR')
+      throw new ImageError('corrupt', source, `PNG starts with chunk '${type}' instead of IHDR`);
     if (type === 'IHDR') {
       if (length !== 13) throw new ImageError('corrupt', source, `PNG IHDR has length ${length}, expected 13`);
       header = {
@@ -197,7 +210,11 @@ export async function decodeSingleChannelPng(
     throw new ImageError('corrupt', source, `PNG image data does not decompress (${(error as Error).message})`);
   }
   if (raw.length < expected) {
-    throw new ImageError('truncated', source, `PNG image data holds ${raw.length} bytes; ${width}x${height} ${kind} needs ${expected}`);
+    throw new ImageError(
+      'truncated',
+      source,
+      `PNG image data holds ${raw.length} bytes; ${width}x${height} ${kind} needs ${expected}`,
+    );
   }
 
   const out = new Uint8Array(width * height);
@@ -260,7 +277,8 @@ function filterRows(pixels: Uint8Array, width: number, height: number, bpp: numb
         const a = i >= bpp ? pixels[row + i - bpp] : 0;
         const b = y > 0 ? pixels[prev + i] : 0;
         const c = y > 0 && i >= bpp ? pixels[prev + i - bpp] : 0;
-        const pred = filter === 0 ? 0 : filter === 1 ? a : filter === 2 ? b : filter === 3 ? (a + b) >> 1 : paeth(a, b, c);
+        const pred =
+          filter === 0 ? 0 : filter === 1 ? a : filter === 2 ? b : filter === 3 ? (a + b) >> 1 : paeth(a, b, c);
         const v = (x - pred) & 0xff;
         candidate[i] = v;
         score += v < 128 ? v : 256 - v;

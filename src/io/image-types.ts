@@ -60,7 +60,8 @@ export interface ByteLimitedDecodeOptions extends DecodeOptions {
 
 /** Refuses (as 'too-large') an encoded input of `size` bytes over `maxBytes`; `what` says what it is ('file', 'input'). */
 export function checkByteBudget(size: number, maxBytes: number, source: string, what: string): void {
-  if (size > maxBytes) throw new ImageError('too-large', source, `${what} is ${size} bytes, more than the limit of ${maxBytes}`);
+  if (size > maxBytes)
+    throw new ImageError('too-large', source, `${what} is ${size} bytes, more than the limit of ${maxBytes}`);
 }
 
 /** Channel count of an RgbImage (3) or GrayImage (1), checked against its dimensions. */

@@ -22,7 +22,11 @@ export interface ReadSafetensorsFileOptions {
   filter?: (name: string) => boolean;
 }
 
-async function readExactly(handle: import('node:fs/promises').FileHandle, length: number, position: number): Promise<Uint8Array> {
+async function readExactly(
+  handle: import('node:fs/promises').FileHandle,
+  length: number,
+  position: number,
+): Promise<Uint8Array> {
   const out = new Uint8Array(length);
   let done = 0;
   while (done < length) {
@@ -44,7 +48,8 @@ export async function readSafetensorsHeaderFile(path: string): Promise<Safetenso
 
 async function headerOf(handle: import('node:fs/promises').FileHandle, path: string): Promise<SafetensorsHeader> {
   const { size } = await handle.stat();
-  if (size < 8) throw new SafetensorsError(path, `file is ${size} bytes; a safetensors file starts with an 8-byte header length`);
+  if (size < 8)
+    throw new SafetensorsError(path, `file is ${size} bytes; a safetensors file starts with an 8-byte header length`);
   const prefix = await readExactly(handle, 8, 0);
   const view = new DataView(prefix.buffer);
   const n = view.getUint32(4, true) === 0 ? view.getUint32(0, true) : Infinity;
@@ -53,7 +58,10 @@ async function headerOf(handle: import('node:fs/promises').FileHandle, path: str
   return parseSafetensorsHeader(head, size, path);
 }
 
-export async function readSafetensorsFile(path: string, options: ReadSafetensorsFileOptions = {}): Promise<SafetensorsFile> {
+export async function readSafetensorsFile(
+  path: string,
+  options: ReadSafetensorsFileOptions = {},
+): Promise<SafetensorsFile> {
   const handle = await open(path, 'r');
   try {
     const header = await headerOf(handle, path);

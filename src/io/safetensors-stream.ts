@@ -6,7 +6,14 @@
  * Written to a temporary file and renamed, so a failed run leaves no half file behind.
  */
 import { writeFileAtomically, writeFully } from './atomic-write.js';
-import { compareFileOrder, dtypeSize, encodeHeader, isDtype, sortedMetadata, type SafetensorsDtype } from './safetensors.js';
+import {
+  compareFileOrder,
+  dtypeSize,
+  encodeHeader,
+  isDtype,
+  sortedMetadata,
+  type SafetensorsDtype,
+} from './safetensors.js';
 
 export interface StreamedTensorSpec {
   name: string;
@@ -21,12 +28,14 @@ export function planSafetensors(
 ): { header: Uint8Array; order: { spec: StreamedTensorSpec; begin: number; end: number }[] } {
   const names = new Set<string>();
   for (const s of specs) {
-    if (s.name === '__metadata__' || s.name.length === 0) throw new Error(`safetensors: invalid tensor name ${JSON.stringify(s.name)}`);
+    if (s.name === '__metadata__' || s.name.length === 0)
+      throw new Error(`safetensors: invalid tensor name ${JSON.stringify(s.name)}`);
     if (names.has(s.name)) throw new Error(`safetensors: tensor '${s.name}' given twice`);
     names.add(s.name);
     if (!isDtype(s.dtype)) throw new Error(`safetensors: tensor '${s.name}': unknown dtype ${JSON.stringify(s.dtype)}`);
     s.shape.forEach((d, i) => {
-      if (!Number.isSafeInteger(d) || d < 0) throw new Error(`safetensors: tensor '${s.name}': shape[${i}] must be a non-negative integer, got ${d}`);
+      if (!Number.isSafeInteger(d) || d < 0)
+        throw new Error(`safetensors: tensor '${s.name}': shape[${i}] must be a non-negative integer, got ${d}`);
     });
   }
   const sorted = [...specs].sort((a, b) => compareFileOrder(a.name, a.dtype, b.name, b.dtype));
@@ -64,7 +73,9 @@ export async function writeSafetensorsStreaming(
     for (const { spec, begin, end } of order) {
       const bytes = await produce(spec);
       if (bytes.byteLength !== end - begin) {
-        throw new Error(`safetensors: tensor '${spec.name}' ([${spec.shape.join(', ')}] ${spec.dtype}) needs ${end - begin} bytes, got ${bytes.byteLength}`);
+        throw new Error(
+          `safetensors: tensor '${spec.name}' ([${spec.shape.join(', ')}] ${spec.dtype}) needs ${end - begin} bytes, got ${bytes.byteLength}`,
+        );
       }
       await write(bytes);
     }

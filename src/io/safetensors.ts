@@ -84,7 +84,21 @@ export class SafetensorsError extends Error {
 export const MAX_HEADER_BYTES = 100_000_000;
 
 // Order of the reference Dtype enum (increasing alignment); the writer sorts on it, descending.
-const DTYPE_ORDER: readonly SafetensorsDtype[] = ['BOOL', 'U8', 'I8', 'I16', 'U16', 'F16', 'BF16', 'I32', 'U32', 'F32', 'F64', 'I64', 'U64'];
+const DTYPE_ORDER: readonly SafetensorsDtype[] = [
+  'BOOL',
+  'U8',
+  'I8',
+  'I16',
+  'U16',
+  'F16',
+  'BF16',
+  'I32',
+  'U32',
+  'F32',
+  'F64',
+  'I64',
+  'U64',
+];
 const DTYPE_SIZE: Record<SafetensorsDtype, number> = {
   BOOL: 1,
   U8: 1,
@@ -108,7 +122,7 @@ export function dtypeSize(dtype: SafetensorsDtype): number {
 }
 
 export function isDtype(value: unknown): value is SafetensorsDtype {
-  return typeof value === 'string' && Object.prototype.hasOwnProperty.call(DTYPE_SIZE, value);
+  return typeof value === 'string' && Object.hasOwn(DTYPE_SIZE, value);
 }
 
 // ---------------------------------------------------------------- float conversions
@@ -134,7 +148,7 @@ export function floatToHalf(value: number): number {
   const exponent = (x >>> 23) & 0xff;
   let mantissa = x & 0x7fffff;
   if (exponent === 0xff) return sign | 0x7c00 | (mantissa ? 0x200 : 0);
-  let e = exponent - 127 + 15;
+  const e = exponent - 127 + 15;
   if (e >= 31) return sign | 0x7c00;
   if (e <= 0) {
     if (e < -10) return sign; // below half the smallest subnormal
@@ -171,7 +185,11 @@ function readU64(bytes: Uint8Array, source: string): number {
   const view = new DataView(bytes.buffer, bytes.byteOffset, 8);
   const low = view.getUint32(0, true);
   const high = view.getUint32(4, true);
-  if (high !== 0) throw new SafetensorsError(source, `header length ${high * 2 ** 32 + low} is larger than the limit of ${MAX_HEADER_BYTES} bytes`);
+  if (high !== 0)
+    throw new SafetensorsError(
+      source,
+      `header length ${high * 2 ** 32 + low} is larger than the limit of ${MAX_HEADER_BYTES} bytes`,
+    );
   return low;
 }
 
@@ -186,52 +204,79 @@ function checkIndex(value: unknown, what: string, source: string): number {
  * Parses and validates the header. fileLength is the size of the whole file, so that only the
  * first 8 + header-length bytes of it need to be in `head`.
  */
-export function parseSafetensorsHeader(head: Uint8Array, fileLength: number, source = 'safetensors'): SafetensorsHeader {
-  if (fileLength < 8 || head.length < 8) throw new SafetensorsError(source, `file is ${fileLength} bytes; a safetensors file starts with an 8-byte header length`);
+export function parseSafetensorsHeader(
+  head: Uint8Array,
+  fileLength: number,
+  source = 'safetensors',
+): SafetensorsHeader {
+  if (fileLength < 8 || head.length < 8)
+    throw new SafetensorsError(
+      source,
+      `file is ${fileLength} bytes; a safetensors file starts with an 8-byte header length`,
+    );
   const n = readU64(head, source);
-  if (n > MAX_HEADER_BYTES) throw new SafetensorsError(source, `header length ${n} is larger than the limit of ${MAX_HEADER_BYTES} bytes`);
-  if (8 + n > fileLength) throw new SafetensorsError(source, `header length ${n} runs past the end of the file (${fileLength} bytes)`);
-  if (head.length < 8 + n) throw new SafetensorsError(source, `need the first ${8 + n} bytes to read the header, got ${head.length}`);
+  if (n > MAX_HEADER_BYTES)
+    throw new SafetensorsError(source, `header length ${n} is larger than the limit of ${MAX_HEADER_BYTES} bytes`);
+  if (8 + n > fileLength)
+    throw new SafetensorsError(source, `header length ${n} runs past the end of the file (${fileLength} bytes)`);
+  if (head.length < 8 + n)
+    throw new SafetensorsError(source, `need the first ${8 + n} bytes to read the header, got ${head.length}`);
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(head.subarray(8, 8 + n));
   } catch {
     throw new SafetensorsError(source, 'header is not valid UTF-8');
   }
-  if (!text.startsWith('{')) throw new SafetensorsError(source, `header must be a JSON object starting with '{', found ${JSON.stringify(text.slice(0, 16))}`);
+  if (!text.startsWith('{'))
+    throw new SafetensorsError(
+      source,
+      `header must be a JSON object starting with '{', found ${JSON.stringify(text.slice(0, 16))}`,
+    );
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (error) {
     throw new SafetensorsError(source, `header is not valid JSON (${(error as Error).message})`);
   }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new SafetensorsError(source, 'header is not a JSON object');
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw new SafetensorsError(source, 'header is not a JSON object');
 
   const metadata: Record<string, string> = {};
   const tensors: SafetensorsTensorInfo[] = [];
   for (const [name, value] of Object.entries(json as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new SafetensorsError(source, '__metadata__ must be an object of strings');
+      if (typeof value !== 'object' || value === null || Array.isArray(value))
+        throw new SafetensorsError(source, '__metadata__ must be an object of strings');
       for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
-        if (typeof v !== 'string') throw new SafetensorsError(source, `__metadata__.${key} must be a string, got ${typeof v}`);
+        if (typeof v !== 'string')
+          throw new SafetensorsError(source, `__metadata__.${key} must be a string, got ${typeof v}`);
         metadata[key] = v;
       }
       continue;
     }
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new SafetensorsError(source, `tensor '${name}': entry must be an object`);
+    if (typeof value !== 'object' || value === null || Array.isArray(value))
+      throw new SafetensorsError(source, `tensor '${name}': entry must be an object`);
     const { dtype, shape, data_offsets: offsets } = value as Record<string, unknown>;
     if (!isDtype(dtype)) {
       const known = typeof dtype === 'string' && KNOWN_UNSUPPORTED.includes(dtype);
-      throw new SafetensorsError(source, `tensor '${name}': dtype ${JSON.stringify(dtype)} is ${known ? 'not supported by this reader' : 'unknown'}`);
+      throw new SafetensorsError(
+        source,
+        `tensor '${name}': dtype ${JSON.stringify(dtype)} is ${known ? 'not supported by this reader' : 'unknown'}`,
+      );
     }
-    if (!Array.isArray(shape)) throw new SafetensorsError(source, `tensor '${name}': shape must be an array, got ${JSON.stringify(shape)}`);
+    if (!Array.isArray(shape))
+      throw new SafetensorsError(source, `tensor '${name}': shape must be an array, got ${JSON.stringify(shape)}`);
     const dims = shape.map((d, i) => checkIndex(d, `tensor '${name}': shape[${i}]`, source));
     if (!Array.isArray(offsets) || offsets.length !== 2) {
-      throw new SafetensorsError(source, `tensor '${name}': data_offsets must be [begin, end], got ${JSON.stringify(offsets)}`);
+      throw new SafetensorsError(
+        source,
+        `tensor '${name}': data_offsets must be [begin, end], got ${JSON.stringify(offsets)}`,
+      );
     }
     const begin = checkIndex(offsets[0], `tensor '${name}': data_offsets[0]`, source);
     const end = checkIndex(offsets[1], `tensor '${name}': data_offsets[1]`, source);
-    if (end < begin) throw new SafetensorsError(source, `tensor '${name}': data_offsets [${begin}, ${end}] end before they begin`);
+    if (end < begin)
+      throw new SafetensorsError(source, `tensor '${name}': data_offsets [${begin}, ${end}] end before they begin`);
     // Compare in bytes step by step so that absurd shapes cannot overflow into a false match.
     let bytes = DTYPE_SIZE[dtype];
     for (const d of dims) bytes *= d;
@@ -249,10 +294,16 @@ export function parseSafetensorsHeader(head: Uint8Array, fileLength: number, sou
   for (const t of tensors) {
     if (t.begin !== expected) {
       const problem = t.begin < expected ? 'overlaps the previous tensor' : 'leaves a gap after the previous tensor';
-      throw new SafetensorsError(source, `tensor '${t.name}': data_offsets [${t.begin}, ${t.end}] ${problem} (expected begin ${expected})`);
+      throw new SafetensorsError(
+        source,
+        `tensor '${t.name}': data_offsets [${t.begin}, ${t.end}] ${problem} (expected begin ${expected})`,
+      );
     }
     if (t.end > dataLength) {
-      throw new SafetensorsError(source, `tensor '${t.name}': data_offsets [${t.begin}, ${t.end}] run past the data section (${dataLength} bytes)`);
+      throw new SafetensorsError(
+        source,
+        `tensor '${t.name}': data_offsets [${t.begin}, ${t.end}] run past the data section (${dataLength} bytes)`,
+      );
     }
     expected = t.end;
   }
@@ -336,7 +387,12 @@ function compareUtf8(a: string, b: string): number {
 }
 
 /** The writer's data order: descending dtype alignment, then name in UTF-8 byte order. */
-export function compareFileOrder(aName: string, aDtype: SafetensorsDtype, bName: string, bDtype: SafetensorsDtype): number {
+export function compareFileOrder(
+  aName: string,
+  aDtype: SafetensorsDtype,
+  bName: string,
+  bDtype: SafetensorsDtype,
+): number {
   return DTYPE_ORDER.indexOf(bDtype) - DTYPE_ORDER.indexOf(aDtype) || compareUtf8(aName, bName);
 }
 
@@ -408,7 +464,8 @@ export function encodeTensor(name: string, input: SafetensorsInput): Uint8Array 
       if (typeof v === 'bigint') b = v;
       else if (Number.isInteger(v)) b = BigInt(v);
       else throw new Error(`writeSafetensors: tensor '${name}': ${dtype} value at index ${i} is not an integer (${v})`);
-      if (b < range[0] || b > range[1]) throw new Error(`writeSafetensors: tensor '${name}': value ${b} at index ${i} is out of range for ${dtype}`);
+      if (b < range[0] || b > range[1])
+        throw new Error(`writeSafetensors: tensor '${name}': value ${b} at index ${i} is out of range for ${dtype}`);
       const off = i * size;
       switch (dtype) {
         case 'BOOL':
@@ -447,7 +504,7 @@ export function encodeTensor(name: string, input: SafetensorsInput): Uint8Array 
   return out;
 }
 
-const NATIVE_ARRAY: Partial<Record<SafetensorsDtype, Function>> = {
+const NATIVE_ARRAY: Partial<Record<SafetensorsDtype, abstract new (...args: never[]) => unknown>> = {
   U8: Uint8Array,
   I8: Int8Array,
   I16: Int16Array,
@@ -460,7 +517,9 @@ const NATIVE_ARRAY: Partial<Record<SafetensorsDtype, Function>> = {
   U64: BigUint64Array,
 };
 
-function entriesOf(tensors: Record<string, SafetensorsInput> | Map<string, SafetensorsInput>): [string, SafetensorsInput][] {
+function entriesOf(
+  tensors: Record<string, SafetensorsInput> | Map<string, SafetensorsInput>,
+): [string, SafetensorsInput][] {
   return tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
 }
 
@@ -474,15 +533,20 @@ export function encodeSafetensorsParts(
 ): { header: Uint8Array; parts: Uint8Array[] } {
   const entries = entriesOf(tensors);
   for (const [name, t] of entries) {
-    if (name === '__metadata__' || name.length === 0) throw new Error(`writeSafetensors: invalid tensor name ${JSON.stringify(name)}`);
-    if (!isDtype(t.dtype)) throw new Error(`writeSafetensors: tensor '${name}': unknown dtype ${JSON.stringify(t.dtype)}`);
+    if (name === '__metadata__' || name.length === 0)
+      throw new Error(`writeSafetensors: invalid tensor name ${JSON.stringify(name)}`);
+    if (!isDtype(t.dtype))
+      throw new Error(`writeSafetensors: tensor '${name}': unknown dtype ${JSON.stringify(t.dtype)}`);
     let count = 1;
     t.shape.forEach((d, i) => {
-      if (!Number.isSafeInteger(d) || d < 0) throw new Error(`writeSafetensors: tensor '${name}': shape[${i}] must be a non-negative integer, got ${d}`);
+      if (!Number.isSafeInteger(d) || d < 0)
+        throw new Error(`writeSafetensors: tensor '${name}': shape[${i}] must be a non-negative integer, got ${d}`);
       count *= d;
     });
     if (count !== t.data.length) {
-      throw new Error(`writeSafetensors: tensor '${name}': shape [${t.shape.join(', ')}] has ${count} elements but data has ${t.data.length}`);
+      throw new Error(
+        `writeSafetensors: tensor '${name}': shape [${t.shape.join(', ')}] has ${count} elements but data has ${t.data.length}`,
+      );
     }
   }
   entries.sort(([an, a], [bn, b]) => compareFileOrder(an, a.dtype, bn, b.dtype));

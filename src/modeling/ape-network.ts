@@ -190,14 +190,22 @@ export class ApeNetwork extends Module {
   readonly promptCache: PromptEmbeddingCache;
   private cacheFingerprint = '';
 
-  constructor(readonly config: ApeConfig, readonly tokenizer: TextTokenizer, seed = 0) {
+  constructor(
+    readonly config: ApeConfig,
+    readonly tokenizer: TextTokenizer,
+    seed = 0,
+  ) {
     super();
     validateConfig(config);
     if (tokenizer.vocabSize !== config.text.encoder.vocabSize) {
-      throw new Error(`ApeNetwork: tokenizer has ${tokenizer.vocabSize} ids but text.encoder.vocabSize is ${config.text.encoder.vocabSize}`);
+      throw new Error(
+        `ApeNetwork: tokenizer has ${tokenizer.vocabSize} ids but text.encoder.vocabSize is ${config.text.encoder.vocabSize}`,
+      );
     }
     if (tokenizer.contextLength !== config.text.encoder.contextLength) {
-      throw new Error(`ApeNetwork: tokenizer context ${tokenizer.contextLength} differs from text.encoder.contextLength ${config.text.encoder.contextLength}`);
+      throw new Error(
+        `ApeNetwork: tokenizer context ${tokenizer.contextLength} differs from text.encoder.contextLength ${config.text.encoder.contextLength}`,
+      );
     }
     const rng = new Rng(seed);
     const t = config.transformer;
@@ -207,17 +215,28 @@ export class ApeNetwork extends Module {
     this.levelNames = levels.names;
     this.levelStrides = levels.strides;
 
-    this.backbone = this.child('backbone', new ApeBackbone(config.backbone.vit, config.backbone.pyramid, rng, config.backbone.stem ?? null));
+    this.backbone = this.child(
+      'backbone',
+      new ApeBackbone(config.backbone.vit, config.backbone.pyramid, rng, config.backbone.stem ?? null),
+    );
     const pyramidChannels = config.backbone.pyramid.outChannels;
-    this.neck = config.neck ? this.child('neck', new ChannelMapper(pyramidChannels, e, t.numLevels, config.neck.groups, rng)) : null;
+    this.neck = config.neck
+      ? this.child('neck', new ChannelMapper(pyramidChannels, e, t.numLevels, config.neck.groups, rng))
+      : null;
     const fusion = config.fusion ? { ...config.fusion, vDim: e, lDim: textDim } : null;
     this.transformer = this.child('transformer', new DeformableTransformer(t, fusion, rng));
 
-    const classHeads: Module[] = Array.from({ length: t.decoderLayers }, () => new VisionLanguageAlign(e, textDim, rng));
+    const classHeads: Module[] = Array.from(
+      { length: t.decoderLayers },
+      () => new VisionLanguageAlign(e, textDim, rng),
+    );
     this.proposalClass = new Linear(e, 1, rng, { biasInit: init.constant(-Math.log(99)) });
     classHeads.push(this.proposalClass);
     this.classEmbed = this.childList('class_embed', classHeads).slice(0, t.decoderLayers) as VisionLanguageAlign[];
-    this.bboxEmbed = this.childList('bbox_embed', Array.from({ length: t.decoderLayers + 1 }, () => new Mlp(e, e, 4, 3, rng, { zeroLast: true })));
+    this.bboxEmbed = this.childList(
+      'bbox_embed',
+      Array.from({ length: t.decoderLayers + 1 }, () => new Mlp(e, e, 4, 3, rng, { zeroLast: true })),
+    );
 
     this.maskHead = new MaskHeadModules(pyramidChannels, e, config.maskHead.groups, rng);
     this.child('lateral_conv', this.maskHead.lateralConv);
@@ -227,8 +246,14 @@ export class ApeNetwork extends Module {
     this.namePromptFusionFeature = this.param('name_prompt_fusion_feature', [1, 1, textDim], init.zeros(), rng, false);
 
     this.language = this.child('model_language', new LanguageModel(new ClipTextEncoder(config.text.encoder, rng)));
-    if (!config.text.trainable) for (const v of this.language.namedParameters().values()) (v as { trainable: boolean }).trainable = false;
-    this.promptCache = new PromptEmbeddingCache(this.language.net, tokenizer, config.text.pooling, config.text.batchSize);
+    if (!config.text.trainable)
+      for (const v of this.language.namedParameters().values()) (v as { trainable: boolean }).trainable = false;
+    this.promptCache = new PromptEmbeddingCache(
+      this.language.net,
+      tokenizer,
+      config.text.pooling,
+      config.text.batchSize,
+    );
   }
 
   get maskStride(): number {
@@ -248,7 +273,9 @@ export class ApeNetwork extends Module {
     const size = this.config.text.batchSize;
     const parts: tf.Tensor2D[] = [];
     for (let start = 0; start < texts.length; start += size) {
-      const out = this.language.net.forward(this.tokenizer.tokenize(texts.slice(start, start + size)), { pooling: this.config.text.pooling });
+      const out = this.language.net.forward(this.tokenizer.tokenize(texts.slice(start, start + size)), {
+        pooling: this.config.text.pooling,
+      });
       out.attentionMask.dispose();
       parts.push(out.embeddings);
     }
@@ -279,7 +306,8 @@ export class ApeNetwork extends Module {
     if (batch.sizes.length !== b) throw new Error(`ApeNetwork.forward: ${b} images but ${batch.sizes.length} sizes`);
     const keep = new Float32Array(b * h * w);
     batch.sizes.forEach(([vh, vw], i) => {
-      if (!(vh > 0 && vw > 0 && vh <= h && vw <= w)) throw new Error(`ApeNetwork.forward: size ${vh}x${vw} of image ${i} does not fit the ${h}x${w} input`);
+      if (!(vh > 0 && vw > 0 && vh <= h && vw <= w))
+        throw new Error(`ApeNetwork.forward: size ${vh}x${vw} of image ${i} does not fit the ${h}x${w} input`);
       for (let y = 0; y < vh; y++) keep.fill(1, (i * h + y) * w, (i * h + y) * w + vw);
     });
     const { pixelMean, pixelStd } = this.config.input;
@@ -298,15 +326,26 @@ export class ApeNetwork extends Module {
     const training = options.training ?? false;
     const mode = options.fusion ?? 'sentence';
     const entries = this.checkInputs(batch, prompts, mode);
-    const chunkRows = training ? Infinity : options.chunkRows ?? INFERENCE_CHUNK_ROWS;
+    const chunkRows = training ? Infinity : (options.chunkRows ?? INFERENCE_CHUNK_ROWS);
     const lap = phaseTimer(options.timings);
 
     const visual = this.visualFeatures(batch, training, options.rng);
     lap('backbone');
-    const text = this.promptSide(prompts, batch.images.shape[0], mode, training && this.config.text.trainable, options.textEmbeddings ?? false);
+    const text = this.promptSide(
+      prompts,
+      batch.images.shape[0],
+      mode,
+      training && this.config.text.trainable,
+      options.textEmbeddings ?? false,
+    );
     lap('prompts');
     const heads = { bboxEmbed: this.bboxEmbed, proposalClass: this.proposalClass };
-    const out = this.transformer.forward(visual.levelFeats, visual.geometry, text.encoderText, heads, { training, rng: options.rng, chunkRows, onPhase: lap });
+    const out = this.transformer.forward(visual.levelFeats, visual.geometry, text.encoderText, heads, {
+      training,
+      rng: options.rng,
+      chunkRows,
+      onPhase: lap,
+    });
     text.encoderText?.tokens.dispose();
     if (this.neck) tf.dispose(visual.levelFeats);
 
@@ -341,7 +380,13 @@ export class ApeNetwork extends Module {
       levelStart: visual.geometry.levelStart,
       dispose() {
         for (const l of layers) tf.dispose([l.logits, l.boxes, ...(l.masks ? [l.masks] : [])]);
-        tf.dispose([encoder.logits, encoder.boxes, promptVectors, ...(textEmbeddings ? [textEmbeddings.vectors] : []), ...(pixelLogits ? [pixelLogits.logits] : [])]);
+        tf.dispose([
+          encoder.logits,
+          encoder.boxes,
+          promptVectors,
+          ...(textEmbeddings ? [textEmbeddings.vectors] : []),
+          ...(pixelLogits ? [pixelLogits.logits] : []),
+        ]);
       },
     };
   }
@@ -350,15 +395,20 @@ export class ApeNetwork extends Module {
   private checkInputs(batch: ModelBatch, prompts: PromptInput, mode: FusionMode): PromptEntry[] {
     const [, hIn, wIn] = batch.images.shape;
     const coarsest = this.levelStrides[this.levelStrides.length - 1]!;
-    if (hIn % coarsest !== 0 || wIn % coarsest !== 0) throw new Error(`ApeNetwork.forward: input ${hIn}x${wIn} is not a multiple of the coarsest stride ${coarsest}`);
+    if (hIn % coarsest !== 0 || wIn % coarsest !== 0)
+      throw new Error(`ApeNetwork.forward: input ${hIn}x${wIn} is not a multiple of the coarsest stride ${coarsest}`);
     const entries = promptEntries(prompts);
     const extra = prompts.extraSentenceEmbeddings ?? null;
     const textDim = this.config.text.encoder.embedDim;
-    if (extra && (extra.rank !== 2 || extra.shape[1] !== textDim)) throw new Error(`ApeNetwork.forward: extraSentenceEmbeddings must be [N, ${textDim}], got [${extra.shape.join(', ')}]`);
+    if (extra && (extra.rank !== 2 || extra.shape[1] !== textDim))
+      throw new Error(
+        `ApeNetwork.forward: extraSentenceEmbeddings must be [N, ${textDim}], got [${extra.shape.join(', ')}]`,
+      );
     if (extra && mode === 'word') throw new Error('ApeNetwork.forward: extraSentenceEmbeddings need sentence fusion');
     const extraCount = extra ? extra.shape[0] : 0;
     for (let i = 0; i < extraCount; i++) entries.push({ text: '', kind: 'sentence', index: entries.length });
-    if (entries.length === 0) throw new Error('ApeNetwork.forward: no prompts (give at least one vocabulary entry or sentence)');
+    if (entries.length === 0)
+      throw new Error('ApeNetwork.forward: no prompts (give at least one vocabulary entry or sentence)');
     return entries;
   }
 
@@ -377,15 +427,31 @@ export class ApeNetwork extends Module {
   }
 
   /** Prompt embeddings and the text side of the fusion. */
-  private promptSide(prompts: PromptInput, b: number, mode: FusionMode, withGradient: boolean, wantTextEmbeddings: boolean): PromptSide {
+  private promptSide(
+    prompts: PromptInput,
+    b: number,
+    mode: FusionMode,
+    withGradient: boolean,
+    wantTextEmbeddings: boolean,
+  ): PromptSide {
     const vocabulary = prompts.vocabulary ?? [];
     const sentences = prompts.sentences ?? [];
     const extra = prompts.extraSentenceEmbeddings ?? null;
-    const side: PromptSide = { b, vocabEmb: null, sentenceEmb: null, wordPool: null, encoderText: null, textEmbeddings: null };
+    const side: PromptSide = {
+      b,
+      vocabEmb: null,
+      sentenceEmb: null,
+      wordPool: null,
+      encoderText: null,
+      textEmbeddings: null,
+    };
     if (mode === 'word') {
       const tokens = this.promptTokens([...vocabulary, ...sentences], withGradient);
       side.wordPool = { offsets: tokens.offsets, lengths: tokens.lengths };
-      side.encoderText = { tokens: tf.tidy(() => tf.tile(tf.expandDims(tokens.tokens, 0), [b, 1, 1]) as tf.Tensor3D), keep: true };
+      side.encoderText = {
+        tokens: tf.tidy(() => tf.tile(tf.expandDims(tokens.tokens, 0), [b, 1, 1]) as tf.Tensor3D),
+        keep: true,
+      };
       tokens.tokens.dispose();
       return side;
     }
@@ -393,9 +459,13 @@ export class ApeNetwork extends Module {
     const own = sentences.length > 0 ? this.encodePrompts(sentences, withGradient) : null;
     if (withGradient && wantTextEmbeddings) {
       const parts = [vocabEmb, own].filter((t): t is tf.Tensor2D => t !== null);
-      side.textEmbeddings = { vectors: parts.length === 1 ? tf.clone(parts[0]!) : (tf.concat(parts, 0) as tf.Tensor2D), texts: [...vocabulary, ...sentences] };
+      side.textEmbeddings = {
+        vectors: parts.length === 1 ? tf.clone(parts[0]!) : (tf.concat(parts, 0) as tf.Tensor2D),
+        texts: [...vocabulary, ...sentences],
+      };
     }
-    const sentenceEmb = own && extra ? (tf.concat([own, extra], 0) as tf.Tensor2D) : own ?? (extra ? tf.clone(extra) : null);
+    const sentenceEmb =
+      own && extra ? (tf.concat([own, extra], 0) as tf.Tensor2D) : (own ?? (extra ? tf.clone(extra) : null));
     if (own && extra) own.dispose();
     if (this.config.fusion) {
       side.encoderText = sentenceEmb
@@ -408,12 +478,19 @@ export class ApeNetwork extends Module {
   }
 
   /** Prompt vectors the classifier compares queries with: [P, D] shared, or [B, P, D] per image. */
-  private promptVectors(text: PromptSide, fusedText: tf.Tensor3D | null | undefined, mode: FusionMode): tf.Tensor2D | tf.Tensor3D {
+  private promptVectors(
+    text: PromptSide,
+    fusedText: tf.Tensor3D | null | undefined,
+    mode: FusionMode,
+  ): tf.Tensor2D | tf.Tensor3D {
     const { b, vocabEmb, sentenceEmb, wordPool } = text;
     return tf.tidy((): tf.Tensor2D | tf.Tensor3D => {
-      if (mode === 'word') return poolPromptTokens(fusedText!, wordPool!.offsets, wordPool!.lengths, this.config.text.pooling);
+      if (mode === 'word')
+        return poolPromptTokens(fusedText!, wordPool!.offsets, wordPool!.lengths, this.config.text.pooling);
       if (!sentenceEmb) return tf.clone(vocabEmb!);
-      const fused = this.config.fusion ? fusedText! : (tf.tile(tf.expandDims(sentenceEmb, 0), [b, 1, 1]) as tf.Tensor3D);
+      const fused = this.config.fusion
+        ? fusedText!
+        : (tf.tile(tf.expandDims(sentenceEmb, 0), [b, 1, 1]) as tf.Tensor3D);
       if (!vocabEmb) return tf.clone(fused);
       return tf.concat([tf.tile(tf.expandDims(vocabEmb, 0), [b, 1, 1]), fused], 1) as tf.Tensor3D;
     });
@@ -474,7 +551,10 @@ export class ApeNetwork extends Module {
       this.refreshPromptCache();
       return this.promptCache.tokens(texts);
     }
-    const out = this.language.net.forward(this.tokenizer.tokenize(texts), { pooling: this.config.text.pooling, returnHidden: true });
+    const out = this.language.net.forward(this.tokenizer.tokenize(texts), {
+      pooling: this.config.text.pooling,
+      returnHidden: true,
+    });
     const hidden = out.lastHiddenState!;
     const length = hidden.shape[1];
     const lengths = Int32Array.from(out.endTokenIdx, (e) => e + 1);
@@ -486,7 +566,9 @@ export class ApeNetwork extends Module {
       total += n;
       for (let j = 0; j < n; j++) rows.push(i * length + j);
     });
-    const tokens = tf.tidy(() => tf.gather(tf.reshape(hidden, [-1, hidden.shape[2]]), tf.tensor1d(rows, 'int32')) as tf.Tensor2D);
+    const tokens = tf.tidy(
+      () => tf.gather(tf.reshape(hidden, [-1, hidden.shape[2]]), tf.tensor1d(rows, 'int32')) as tf.Tensor2D,
+    );
     tf.dispose([out.embeddings, hidden, out.attentionMask]);
     return { tokens, offsets, lengths };
   }

@@ -1,7 +1,12 @@
 import { apeDVitConfig, apeTiVitConfig, swigluHidden, type Eva02VitConfig } from './backbone/eva02-vit.js';
 import { apePyramidConfig, type SimpleFeaturePyramidConfig } from './backbone/simple-feature-pyramid.js';
 import type { ConvStemConfig } from './backbone/conv-stem.js';
-import { eva02ClipBigETextConfig, tinyTextConfig, type ClipTextConfig, type TextPooling } from '../text/clip-text-transformer.js';
+import {
+  eva02ClipBigETextConfig,
+  tinyTextConfig,
+  type ClipTextConfig,
+  type TextPooling,
+} from '../text/clip-text-transformer.js';
 import type { BiAttentionConfig } from './fusion/bi-attention.js';
 import type { DeformableTransformerConfig } from './deformable/transformer.js';
 
@@ -59,7 +64,13 @@ const IMAGENET = {
   pixelStd: [58.395, 57.12, 57.375] as [number, number, number],
 };
 
-const APE_INFERENCE: ApeInferenceConfig = { scoreThreshold: 0, nmsThreshold: 0.7, topK: 300, semanticTemperature: 0.06, semanticBackground: 0.1 };
+const APE_INFERENCE: ApeInferenceConfig = {
+  scoreThreshold: 0,
+  nmsThreshold: 0.7,
+  topK: 300,
+  semanticTemperature: 0.06,
+  semanticBackground: 0.1,
+};
 
 const APE_FUSION = {
   embedDim: 2048,
@@ -118,15 +129,43 @@ export function apeTiConfig(): ApeConfig {
  */
 export function tinyConfig(textVocabSize = 4096): ApeConfig {
   const vit: Eva02VitConfig = {
-    imgSize: 256, patchSize: 16, inChans: 3, embedDim: 192, depth: 6, numHeads: 3,
-    mlpHidden: swigluHidden(192), qkvBias: true, windowSize: 8, windowBlockIndexes: [0, 1, 3, 4],
-    attnSubLn: true, mlpSubLn: true, rope: true, ptHwSeqLen: 16, intpFreq: true,
-    useAbsPos: true, pretrainImgSize: 256, pretrainUseClsToken: true, layerNormEps: 1e-6, dropPathRate: 0.1,
+    imgSize: 256,
+    patchSize: 16,
+    inChans: 3,
+    embedDim: 192,
+    depth: 6,
+    numHeads: 3,
+    mlpHidden: swigluHidden(192),
+    qkvBias: true,
+    windowSize: 8,
+    windowBlockIndexes: [0, 1, 3, 4],
+    attnSubLn: true,
+    mlpSubLn: true,
+    rope: true,
+    ptHwSeqLen: 16,
+    intpFreq: true,
+    useAbsPos: true,
+    pretrainImgSize: 256,
+    pretrainUseClsToken: true,
+    layerNormEps: 1e-6,
+    dropPathRate: 0.1,
   };
   return {
     name: 'tiny',
     input: { size: 256, ...IMAGENET },
-    backbone: { vit, pyramid: { inChannels: 192, inStride: 16, outChannels: 128, scaleFactors: [2, 1, 0.5], maskOnlyScales: null, topBlock: false, layerNormEps: 1e-6 }, stem: null },
+    backbone: {
+      vit,
+      pyramid: {
+        inChannels: 192,
+        inStride: 16,
+        outChannels: 128,
+        scaleFactors: [2, 1, 0.5],
+        maskOnlyScales: null,
+        topBlock: false,
+        layerNormEps: 1e-6,
+      },
+      stem: null,
+    },
     neck: { groups: 32 },
     transformer: {
       embedDim: 128,
@@ -196,19 +235,40 @@ export function validateConfig(config: ApeConfig): void {
   };
   const t = config.transformer;
   const { names, strides } = pyramidLevels(config);
-  if (names.length !== t.numLevels) fail('transformer.numLevels', `is ${t.numLevels} but the pyramid gives ${names.length} levels (${names.join(', ')})`);
+  if (names.length !== t.numLevels)
+    fail(
+      'transformer.numLevels',
+      `is ${t.numLevels} but the pyramid gives ${names.length} levels (${names.join(', ')})`,
+    );
   if (t.embedDim % 2 !== 0) fail('transformer.embedDim', `must be even, got ${t.embedDim}`);
-  if (t.embedDim % t.numHeads !== 0) fail('transformer.embedDim', `${t.embedDim} is not divisible by ${t.numHeads} heads`);
-  if (!config.neck && config.backbone.pyramid.outChannels !== t.embedDim) fail('neck', `is null but pyramid channels ${config.backbone.pyramid.outChannels} differ from the hidden width ${t.embedDim}`);
-  if (config.neck && t.embedDim % config.neck.groups !== 0) fail('neck.groups', `${config.neck.groups} does not divide ${t.embedDim}`);
-  if (maskFeatureStride(config) === null) fail('maskHead.feature', `'${config.maskHead.feature}' is not a pyramid level (${[...names, ...maskOnlyLevels(config).names].join(', ')})`);
-  if (config.maskHead.encodeLevel < 0 || config.maskHead.encodeLevel >= t.numLevels) fail('maskHead.encodeLevel', `must be a level index < ${t.numLevels}`);
+  if (t.embedDim % t.numHeads !== 0)
+    fail('transformer.embedDim', `${t.embedDim} is not divisible by ${t.numHeads} heads`);
+  if (!config.neck && config.backbone.pyramid.outChannels !== t.embedDim)
+    fail(
+      'neck',
+      `is null but pyramid channels ${config.backbone.pyramid.outChannels} differ from the hidden width ${t.embedDim}`,
+    );
+  if (config.neck && t.embedDim % config.neck.groups !== 0)
+    fail('neck.groups', `${config.neck.groups} does not divide ${t.embedDim}`);
+  if (maskFeatureStride(config) === null)
+    fail(
+      'maskHead.feature',
+      `'${config.maskHead.feature}' is not a pyramid level (${[...names, ...maskOnlyLevels(config).names].join(', ')})`,
+    );
+  if (config.maskHead.encodeLevel < 0 || config.maskHead.encodeLevel >= t.numLevels)
+    fail('maskHead.encodeLevel', `must be a level index < ${t.numLevels}`);
   const size = config.input.size;
   const coarsest = strides[strides.length - 1]!;
-  if (size % coarsest !== 0 && size % config.backbone.vit.patchSize !== 0) fail('input.size', `${size} is not a multiple of the patch size`);
+  if (size % coarsest !== 0 && size % config.backbone.vit.patchSize !== 0)
+    fail('input.size', `${size} is not a multiple of the patch size`);
   const tokens = strides.reduce((acc, s) => acc + Math.ceil(size / s) ** 2, 0);
-  if (tokens < t.proposals.numQueries) fail('transformer.proposals.numQueries', `${t.proposals.numQueries} exceeds the ${tokens} tokens of a ${size}x${size} input`);
-  if (config.fusion && config.fusion.embedDim % config.fusion.numHeads !== 0) fail('fusion.embedDim', `is not divisible by ${config.fusion.numHeads} heads`);
+  if (tokens < t.proposals.numQueries)
+    fail(
+      'transformer.proposals.numQueries',
+      `${t.proposals.numQueries} exceeds the ${tokens} tokens of a ${size}x${size} input`,
+    );
+  if (config.fusion && config.fusion.embedDim % config.fusion.numHeads !== 0)
+    fail('fusion.embedDim', `is not divisible by ${config.fusion.numHeads} heads`);
   if (config.text.encoder.contextLength < 2) fail('text.encoder.contextLength', 'must be at least 2');
   const tokenizer = (config.text.tokenizer ?? {}) as { kind?: unknown; vocabFile?: unknown };
   if (!(tokenizer.kind === 'word' || (tokenizer.kind === 'clip-bpe' && typeof tokenizer.vocabFile === 'string'))) {
@@ -216,11 +276,22 @@ export function validateConfig(config: ApeConfig): void {
   }
   const stem = config.backbone.stem;
   if (stem) {
-    if (!Array.isArray(stem.channels) || stem.channels.length === 0 || !stem.channels.every((c) => Number.isInteger(c) && c > 0)) {
-      fail('backbone.stem.channels', `must be a non-empty list of positive integers, got ${JSON.stringify(stem.channels)}`);
+    if (
+      !Array.isArray(stem.channels) ||
+      stem.channels.length === 0 ||
+      !stem.channels.every((c) => Number.isInteger(c) && c > 0)
+    ) {
+      fail(
+        'backbone.stem.channels',
+        `must be a non-empty list of positive integers, got ${JSON.stringify(stem.channels)}`,
+      );
     }
     const stride = 2 ** stem.channels.length;
-    if (!strides.includes(stride)) fail('backbone.stem.channels', `has ${stem.channels.length} stride-2 stages (stride ${stride}), which is not a pyramid stride (${strides.join(', ')})`);
+    if (!strides.includes(stride))
+      fail(
+        'backbone.stem.channels',
+        `has ${stem.channels.length} stride-2 stages (stride ${stride}), which is not a pyramid stride (${strides.join(', ')})`,
+      );
     if (size % stride !== 0) fail('input.size', `${size} is not a multiple of the conv stem's stride ${stride}`);
   }
 }

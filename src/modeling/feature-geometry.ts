@@ -30,7 +30,11 @@ function nearestValidCount(size: number, out: number, valid: number): number {
  * imageValid: [validH, validW] per image in input pixels; inputSize: the padded [H, W] of the batch;
  * shapes: [h, w] of each feature level.
  */
-export function levelGeometry(shapes: [number, number][], imageValid: [number, number][], inputSize: [number, number]): LevelGeometry {
+export function levelGeometry(
+  shapes: [number, number][],
+  imageValid: [number, number][],
+  inputSize: [number, number],
+): LevelGeometry {
   const levelStart: number[] = [];
   let total = 0;
   for (const [h, w] of shapes) {
@@ -39,7 +43,9 @@ export function levelGeometry(shapes: [number, number][], imageValid: [number, n
   }
   const batch = imageValid.length;
   const valid = imageValid.map(([vh, vw]) =>
-    shapes.map(([h, w]) => [nearestValidCount(inputSize[0], h, vh), nearestValidCount(inputSize[1], w, vw)] as [number, number]),
+    shapes.map(
+      ([h, w]) => [nearestValidCount(inputSize[0], h, vh), nearestValidCount(inputSize[1], w, vw)] as [number, number],
+    ),
   );
   const validRatios = new Float32Array(batch * shapes.length * 2);
   valid.forEach((levels, b) =>
@@ -58,7 +64,8 @@ export function tokenKeepMask(g: LevelGeometry): Float32Array {
   for (let b = 0; b < g.batch; b++) {
     g.shapes.forEach(([, w], l) => {
       const [vh, vw] = g.valid[b]![l]!;
-      for (let y = 0; y < vh; y++) out.fill(1, b * g.total + g.levelStart[l]! + y * w, b * g.total + g.levelStart[l]! + y * w + vw);
+      for (let y = 0; y < vh; y++)
+        out.fill(1, b * g.total + g.levelStart[l]! + y * w, b * g.total + g.levelStart[l]! + y * w + vw);
     });
   }
   return out;
@@ -80,7 +87,7 @@ export function encoderReferencePoints(g: LevelGeometry): Float32Array {
         for (let x = 0; x < w; x++) {
           const refX = f(f(x + 0.5) / rx);
           const refY = f(f(y + 0.5) / ry);
-          const o = ((b * g.total + g.levelStart[l]! + y * w + x) * levels) * 2;
+          const o = (b * g.total + g.levelStart[l]! + y * w + x) * levels * 2;
           for (let k = 0; k < levels; k++) {
             out[o + k * 2] = f(refX * ratio(k, 0));
             out[o + k * 2 + 1] = f(refY * ratio(k, 1));
@@ -135,7 +142,11 @@ export function proposalAnchors(g: LevelGeometry): ProposalAnchors {
 }
 
 /** [B, S, 2 * numPosFeats]: the sine embedding of every level's padding mask, flattened like the tokens. */
-export function flattenedPositionEmbeddings(g: LevelGeometry, numPosFeats: number, embed: (h: number, w: number, vh: number, vw: number) => Float32Array): Float32Array {
+export function flattenedPositionEmbeddings(
+  g: LevelGeometry,
+  numPosFeats: number,
+  embed: (h: number, w: number, vh: number, vw: number) => Float32Array,
+): Float32Array {
   const c = 2 * numPosFeats;
   const out = new Float32Array(g.batch * g.total * c);
   for (let b = 0; b < g.batch; b++) {

@@ -7,6 +7,13 @@ export class ChannelMapper extends Module {
   readonly convs: ConvNormAct[];
   constructor(inChannels: number, outChannels: number, levels: number, groups: number, rng: Rng) {
     super();
-    this.convs = this.childList('convs', Array.from({ length: levels }, () => new ConvNormAct(inChannels, outChannels, 1, rng, { bias: true, groups, weightInit: init.xavierUniform() })));
+    this.convs = this.childList(
+      'convs',
+      Array.from(
+        { length: levels },
+        () =>
+          new ConvNormAct(inChannels, outChannels, 1, rng, { bias: true, groups, weightInit: init.xavierUniform() }),
+      ),
+    );
   }
 }

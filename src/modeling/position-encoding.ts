@@ -10,7 +10,7 @@ const f = Math.fround;
 /** temperature ** (2 * floor(i / 2) / numFeats) for i < numFeats, as PyTorch computes it in float32. */
 export function sineFrequencies(numFeats: number, temperature = 10000): Float32Array {
   const out = new Float32Array(numFeats);
-  for (let i = 0; i < numFeats; i++) out[i] = f(Math.pow(temperature, f(f(2 * Math.floor(i / 2)) / numFeats)));
+  for (let i = 0; i < numFeats; i++) out[i] = f(temperature ** f(f(2 * Math.floor(i / 2)) / numFeats));
   return out;
 }
 
@@ -28,7 +28,13 @@ export interface SineEmbeddingOptions {
  * validH x validW rectangle; padded pixels follow the reference's cumulative-sum formula exactly,
  * including its extreme values in padded columns/rows.
  */
-export function sinePositionEmbedding(height: number, width: number, validH: number, validW: number, options: SineEmbeddingOptions): Float32Array {
+export function sinePositionEmbedding(
+  height: number,
+  width: number,
+  validH: number,
+  validW: number,
+  options: SineEmbeddingOptions,
+): Float32Array {
   const n = options.numPosFeats;
   const offset = options.offset ?? -0.5;
   const scale = f(options.scale ?? 2 * Math.PI);
@@ -60,12 +66,19 @@ export function sinePositionEmbedding(height: number, width: number, validH: num
  * sigmoid(box) * 2π divided by the frequencies, sin at even and cos at odd features,
  * [B, Q, 4 * numPosFeats].
  */
-export function proposalPositionEmbedding(boxesUnact: tf.Tensor3D, numPosFeats: number, temperature = 10000): tf.Tensor3D {
+export function proposalPositionEmbedding(
+  boxesUnact: tf.Tensor3D,
+  numPosFeats: number,
+  temperature = 10000,
+): tf.Tensor3D {
   const [b, q] = boxesUnact.shape;
   const n = numPosFeats;
   return tf.tidy(() => {
     const even = Float32Array.from({ length: n }, (_, i) => (i % 2 === 0 ? 1 : 0));
-    const angles = tf.div(tf.mul(tf.expandDims(tf.sigmoid(boxesUnact), 3), f(2 * Math.PI)), tf.tensor1d(sineFrequencies(n, temperature)));
+    const angles = tf.div(
+      tf.mul(tf.expandDims(tf.sigmoid(boxesUnact), 3), f(2 * Math.PI)),
+      tf.tensor1d(sineFrequencies(n, temperature)),
+    );
     const evenMask = tf.tensor1d(even);
     // sin at even features, cos at odd ones.
     const mixed = tf.add(tf.mul(tf.sin(angles), evenMask), tf.mul(tf.cos(angles), tf.sub(1, evenMask)));

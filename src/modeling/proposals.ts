@@ -31,7 +31,8 @@ export function selectProposals(
 ): Int32Array {
   const s = logits.length;
   const k = config.numQueries;
-  if (s < k) throw new Error(`selectProposals: ${s} tokens cannot give ${k} queries; use a larger input or fewer queries`);
+  if (s < k)
+    throw new Error(`selectProposals: ${s} tokens cannot give ${k} queries; use a larger input or fewer queries`);
   const all = Array.from({ length: s }, (_, i) => i);
   if (config.mode === 'topk') return Int32Array.from(topIndices(logits, all, k));
 
@@ -89,7 +90,13 @@ export function selectQueries(
   const q = config.numQueries;
   const flatIndex = new Int32Array(batch * q);
   const selected = Array.from({ length: batch }, (_, i) => {
-    const picks = selectProposals(logits.subarray(i * s, (i + 1) * s), boxesUnact.subarray(i * s * 4, (i + 1) * s * 4), levelIds, numLevels, config);
+    const picks = selectProposals(
+      logits.subarray(i * s, (i + 1) * s),
+      boxesUnact.subarray(i * s * 4, (i + 1) * s * 4),
+      levelIds,
+      numLevels,
+      config,
+    );
     picks.forEach((t, j) => (flatIndex[i * q + j] = i * s + t));
     return picks;
   });

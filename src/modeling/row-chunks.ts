@@ -14,7 +14,12 @@ export const INFERENCE_CHUNK_ROWS = 8192;
  * of fn's outputs along `axis`. With a single range fn runs once on the whole, unchanged.
  * Row-wise work (linear layers, norms, per-query sampling) gives the same numbers either way.
  */
-export function mapRowChunks(total: number, chunkRows: number, axis: number, fn: (start: number, size: number) => tf.Tensor[]): tf.Tensor[] {
+export function mapRowChunks(
+  total: number,
+  chunkRows: number,
+  axis: number,
+  fn: (start: number, size: number) => tf.Tensor[],
+): tf.Tensor[] {
   if (!(chunkRows >= 1)) throw new Error(`mapRowChunks: chunkRows must be at least 1, got ${chunkRows}`);
   if (total <= chunkRows) return tf.tidy(() => fn(0, total));
   const parts: tf.Tensor[][] = [];
@@ -22,7 +27,12 @@ export function mapRowChunks(total: number, chunkRows: number, axis: number, fn:
     const size = Math.min(chunkRows, total - start);
     parts.push(tf.tidy(() => fn(start, size)));
   }
-  const outputs = parts[0]!.map((_, k) => tf.concat(parts.map((p) => p[k]!), axis));
+  const outputs = parts[0]!.map((_, k) =>
+    tf.concat(
+      parts.map((p) => p[k]!),
+      axis,
+    ),
+  );
   for (const p of parts) tf.dispose(p);
   return outputs;
 }
@@ -31,7 +41,11 @@ export function mapRowChunks(total: number, chunkRows: number, axis: number, fn:
  * fn over row chunks of x: [N, C] (rows on axis 0) or [B, N, C] (tokens on axis 1, every batch
  * entry sliced alike), the results concatenated on the same axis.
  */
-export function mapRows<T extends tf.Tensor2D | tf.Tensor3D>(x: T, chunkRows: number, fn: (rows: T) => tf.Tensor): tf.Tensor {
+export function mapRows<T extends tf.Tensor2D | tf.Tensor3D>(
+  x: T,
+  chunkRows: number,
+  fn: (rows: T) => tf.Tensor,
+): tf.Tensor {
   const axis = x.rank === 3 ? 1 : 0;
   const total = x.shape[axis]!;
   if (total <= chunkRows) return fn(x);

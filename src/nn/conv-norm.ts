@@ -22,10 +22,21 @@ export class Detectron2ConvNorm extends Module {
   readonly norm: GroupNorm | null;
   private readonly relu: boolean;
 
-  constructor(inChannels: number, outChannels: number, readonly kernelSize: number, rng: Rng, options: ConvNormOptions) {
+  constructor(
+    inChannels: number,
+    outChannels: number,
+    readonly kernelSize: number,
+    rng: Rng,
+    options: ConvNormOptions,
+  ) {
     super();
     const limit = 1 / Math.sqrt(inChannels * kernelSize * kernelSize);
-    this.weight = this.param('weight', [kernelSize, kernelSize, inChannels, outChannels], options.weightInit ?? init.uniform(limit), rng);
+    this.weight = this.param(
+      'weight',
+      [kernelSize, kernelSize, inChannels, outChannels],
+      options.weightInit ?? init.uniform(limit),
+      rng,
+    );
     this.bias = options.bias ? this.param('bias', [outChannels], init.zeros(), rng) : null;
     this.norm = options.groups ? this.child('norm', new GroupNorm(options.groups, outChannels, rng)) : null;
     this.relu = options.relu ?? false;
@@ -47,7 +58,10 @@ export class ConvNormAct extends Module {
 
   constructor(inChannels: number, outChannels: number, kernelSize: number, rng: Rng, options: ConvNormOptions) {
     super();
-    this.conv = this.child('conv', new Conv2d(inChannels, outChannels, kernelSize, rng, { bias: options.bias, weightInit: options.weightInit }));
+    this.conv = this.child(
+      'conv',
+      new Conv2d(inChannels, outChannels, kernelSize, rng, { bias: options.bias, weightInit: options.weightInit }),
+    );
     this.norm = options.groups ? this.child('norm', new GroupNorm(options.groups, outChannels, rng)) : null;
   }
 

@@ -31,10 +31,17 @@ export class Conv2d extends Module {
     super();
     this.stride = options.stride ?? 1;
     this.padding = options.padding ?? (kernelSize - 1) / 2;
-    if (!Number.isInteger(this.padding)) throw new Error(`Conv2d: padding ${this.padding} is not an integer (kernel ${kernelSize})`);
+    if (!Number.isInteger(this.padding))
+      throw new Error(`Conv2d: padding ${this.padding} is not an integer (kernel ${kernelSize})`);
     const fanIn = inChannels * kernelSize * kernelSize;
-    this.weight = this.param('weight', [kernelSize, kernelSize, inChannels, outChannels], options.weightInit ?? init.uniform(1 / Math.sqrt(fanIn)), rng);
-    this.bias = options.bias === false ? null : this.param('bias', [outChannels], init.uniform(1 / Math.sqrt(fanIn)), rng);
+    this.weight = this.param(
+      'weight',
+      [kernelSize, kernelSize, inChannels, outChannels],
+      options.weightInit ?? init.uniform(1 / Math.sqrt(fanIn)),
+      rng,
+    );
+    this.bias =
+      options.bias === false ? null : this.param('bias', [outChannels], init.uniform(1 / Math.sqrt(fanIn)), rng);
   }
 
   forward(x: tf.Tensor4D): tf.Tensor4D {
@@ -43,7 +50,13 @@ export class Conv2d extends Module {
 }
 
 /** NHWC conv with an HWIO weight; 1x1 stride-1 unpadded kernels run as one 2-D matMul. */
-export function applyConv2d(x: tf.Tensor4D, weight: tf.Tensor4D, bias: tf.Tensor | null, stride: number, padding: number): tf.Tensor4D {
+export function applyConv2d(
+  x: tf.Tensor4D,
+  weight: tf.Tensor4D,
+  bias: tf.Tensor | null,
+  stride: number,
+  padding: number,
+): tf.Tensor4D {
   return tf.tidy(() => {
     const [b, h, w, c] = x.shape;
     const [kh, kw, inC, outC] = weight.shape;
@@ -53,7 +66,12 @@ export function applyConv2d(x: tf.Tensor4D, weight: tf.Tensor4D, bias: tf.Tensor
       y = tf.reshape(tf.matMul(tf.reshape(x, [b * h * w, c]), tf.reshape(weight, [c, outC])), [b, h, w, outC]);
     } else {
       const p = padding;
-      const pad: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], [p, p], [p, p], [0, 0]];
+      const pad: [[number, number], [number, number], [number, number], [number, number]] = [
+        [0, 0],
+        [p, p],
+        [p, p],
+        [0, 0],
+      ];
       y = tf.conv2d(x, weight, stride, p === 0 ? 'valid' : pad);
     }
     return bias ? (tf.add(y, bias) as tf.Tensor4D) : y;

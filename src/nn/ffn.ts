@@ -20,7 +20,11 @@ export class Ffn extends Module {
   private readonly first: Linear;
   private readonly second: Linear;
 
-  constructor(readonly embedDim: number, readonly hiddenDim: number, rng: Rng) {
+  constructor(
+    readonly embedDim: number,
+    readonly hiddenDim: number,
+    rng: Rng,
+  ) {
     super();
     const holder = this.child('layers', new FfnLayers(embedDim, hiddenDim, rng));
     this.first = holder.block.linear;

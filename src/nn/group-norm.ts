@@ -7,9 +7,15 @@ export class GroupNorm extends Module {
   readonly weight: tf.Variable;
   readonly bias: tf.Variable;
 
-  constructor(readonly numGroups: number, readonly numChannels: number, rng: Rng, readonly eps = 1e-5) {
+  constructor(
+    readonly numGroups: number,
+    readonly numChannels: number,
+    rng: Rng,
+    readonly eps = 1e-5,
+  ) {
     super();
-    if (numChannels % numGroups !== 0) throw new Error(`GroupNorm: ${numChannels} channels do not split into ${numGroups} groups`);
+    if (numChannels % numGroups !== 0)
+      throw new Error(`GroupNorm: ${numChannels} channels do not split into ${numGroups} groups`);
     this.weight = this.param('weight', [numChannels], init.ones(), rng);
     this.bias = this.param('bias', [numChannels], init.zeros(), rng);
   }

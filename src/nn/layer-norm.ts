@@ -7,7 +7,11 @@ export class LayerNorm extends Module {
   readonly weight: tf.Variable;
   readonly bias: tf.Variable;
 
-  constructor(readonly dim: number, rng: Rng, readonly eps = 1e-5) {
+  constructor(
+    readonly dim: number,
+    rng: Rng,
+    readonly eps = 1e-5,
+  ) {
     super();
     this.weight = this.param('weight', [dim], init.ones(), rng);
     this.bias = this.param('bias', [dim], init.zeros(), rng);
@@ -38,7 +42,10 @@ export function layerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps:
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xHat, r, g] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
         const dNormed = tf.mul(dy, g);
-        const inner = tf.sub(tf.sub(dNormed, tf.mean(dNormed, -1, true)), tf.mul(xHat, tf.mean(tf.mul(dNormed, xHat), -1, true)));
+        const inner = tf.sub(
+          tf.sub(dNormed, tf.mean(dNormed, -1, true)),
+          tf.mul(xHat, tf.mean(tf.mul(dNormed, xHat), -1, true)),
+        );
         return [tf.mul(inner, r), tf.sum(tf.mul(dy, xHat), leading), tf.sum(dy, leading)];
       },
     };

@@ -13,10 +13,18 @@ export class Linear extends Module {
   readonly weight: tf.Variable;
   readonly bias: tf.Variable | null;
 
-  constructor(readonly inDim: number, readonly outDim: number, rng: Rng, options: LinearOptions = {}) {
+  constructor(
+    readonly inDim: number,
+    readonly outDim: number,
+    rng: Rng,
+    options: LinearOptions = {},
+  ) {
     super();
     this.weight = this.param('weight', [inDim, outDim], options.weightInit ?? init.torchDefault(), rng);
-    this.bias = options.bias === false ? null : this.param('bias', [outDim], options.biasInit ?? init.uniform(1 / Math.sqrt(inDim)), rng);
+    this.bias =
+      options.bias === false
+        ? null
+        : this.param('bias', [outDim], options.biasInit ?? init.uniform(1 / Math.sqrt(inDim)), rng);
   }
 
   forward(x: tf.Tensor): tf.Tensor {

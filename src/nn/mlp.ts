@@ -7,14 +7,26 @@ import { Linear } from './linear.js';
 export class Mlp extends Module {
   readonly layers: Linear[];
 
-  constructor(inDim: number, hiddenDim: number, outDim: number, numLayers: number, rng: Rng, options: { zeroLast?: boolean } = {}) {
+  constructor(
+    inDim: number,
+    hiddenDim: number,
+    outDim: number,
+    numLayers: number,
+    rng: Rng,
+    options: { zeroLast?: boolean } = {},
+  ) {
     super();
     const dims = [inDim, ...Array<number>(numLayers - 1).fill(hiddenDim), outDim];
     this.layers = this.childList(
       'layers',
       dims.slice(0, -1).map((d, i) => {
         const last = i === numLayers - 1;
-        return new Linear(d, dims[i + 1]!, rng, last && options.zeroLast ? { weightInit: init.zeros(), biasInit: init.zeros() } : {});
+        return new Linear(
+          d,
+          dims[i + 1]!,
+          rng,
+          last && options.zeroLast ? { weightInit: init.zeros(), biasInit: init.zeros() } : {},
+        );
       }),
     );
   }

@@ -7,10 +7,22 @@ export type Initializer = (shape: number[], rng: Rng) => tf.Tensor;
 export const init = {
   zeros: (): Initializer => (shape) => tf.zeros(shape),
   ones: (): Initializer => (shape) => tf.ones(shape),
-  constant: (value: number): Initializer => (shape) => tf.fill(shape, value),
-  normal: (std: number): Initializer => (shape, rng) => tf.randomNormal(shape, 0, std, 'float32', rng.seed()),
-  truncatedNormal: (std: number): Initializer => (shape, rng) => tf.truncatedNormal(shape, 0, std, 'float32', rng.seed()),
-  uniform: (limit: number): Initializer => (shape, rng) => tf.randomUniform(shape, -limit, limit, 'float32', rng.seed()),
+  constant:
+    (value: number): Initializer =>
+    (shape) =>
+      tf.fill(shape, value),
+  normal:
+    (std: number): Initializer =>
+    (shape, rng) =>
+      tf.randomNormal(shape, 0, std, 'float32', rng.seed()),
+  truncatedNormal:
+    (std: number): Initializer =>
+    (shape, rng) =>
+      tf.truncatedNormal(shape, 0, std, 'float32', rng.seed()),
+  uniform:
+    (limit: number): Initializer =>
+    (shape, rng) =>
+      tf.randomUniform(shape, -limit, limit, 'float32', rng.seed()),
   /** Glorot uniform; fans from a [..., in, out] weight (the layout used for Linear and Conv2d here). */
   xavierUniform: (): Initializer => (shape, rng) => {
     const receptive = shape.slice(0, -2).reduce((a, b) => a * b, 1);

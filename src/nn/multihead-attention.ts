@@ -13,9 +13,14 @@ export class TorchMultiheadAttention extends Module {
   readonly inProjBias: tf.Variable;
   readonly outProj: Linear;
 
-  constructor(readonly embedDim: number, readonly numHeads: number, rng: Rng) {
+  constructor(
+    readonly embedDim: number,
+    readonly numHeads: number,
+    rng: Rng,
+  ) {
     super();
-    if (embedDim % numHeads !== 0) throw new Error(`MultiheadAttention: ${embedDim} is not divisible by ${numHeads} heads`);
+    if (embedDim % numHeads !== 0)
+      throw new Error(`MultiheadAttention: ${embedDim} is not divisible by ${numHeads} heads`);
     this.inProjWeight = this.param('in_proj_weight', [embedDim, 3 * embedDim], init.xavierUniform(), rng);
     this.inProjBias = this.param('in_proj_bias', [3 * embedDim], init.zeros(), rng);
     this.outProj = this.child('out_proj', new Linear(embedDim, embedDim, rng, { biasInit: init.zeros() }));

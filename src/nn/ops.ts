@@ -18,7 +18,10 @@ export function detach<T extends tf.Tensor>(x: T): T {
 export function subtractMax(x: tf.Tensor, axis?: number): tf.Tensor {
   const shift = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const input = args[0] as tf.Tensor;
-    return { value: tf.sub(input, axis === undefined ? tf.max(input) : tf.max(input, axis, true)), gradFunc: (dy: tf.Tensor) => dy };
+    return {
+      value: tf.sub(input, axis === undefined ? tf.max(input) : tf.max(input, axis, true)),
+      gradFunc: (dy: tf.Tensor) => dy,
+    };
   });
   return shift(x);
 }
@@ -46,7 +49,11 @@ export function mergeHeads(x: tf.Tensor, batch: number, heads: number): tf.Tenso
   return tf.tidy(() => {
     const [, n, d] = x.shape as [number, number, number];
     if (heads === 1) return tf.reshape(x, [batch, n, d]) as tf.Tensor3D;
-    return tf.reshape(tf.transpose(tf.reshape(x, [batch, heads, n, d]), [0, 2, 1, 3]), [batch, n, heads * d]) as tf.Tensor3D;
+    return tf.reshape(tf.transpose(tf.reshape(x, [batch, heads, n, d]), [0, 2, 1, 3]), [
+      batch,
+      n,
+      heads * d,
+    ]) as tf.Tensor3D;
   });
 }
 

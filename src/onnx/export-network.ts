@@ -68,7 +68,8 @@ export interface NetworkRecording {
  */
 export function recordNetwork(network: ApeNetwork, shape: ExportShape, seed = 1): NetworkRecording {
   const { size, vocabulary, sentences } = shape;
-  if (!Number.isInteger(size) || size <= 0) throw new Error(`exportNetwork: size must be a positive integer, got ${size}`);
+  if (!Number.isInteger(size) || size <= 0)
+    throw new Error(`exportNetwork: size must be a positive integer, got ${size}`);
   const valid = shape.valid ?? [size, size];
   if (vocabulary + sentences === 0) throw new Error('exportNetwork: give at least one vocabulary or sentence prompt');
   const dim = network.config.text.encoder.embedDim;
@@ -85,10 +86,15 @@ export function recordNetwork(network: ApeNetwork, shape: ExportShape, seed = 1)
   // shadows the method for this one forward).
   const own = network as unknown as { encodePrompts?: (texts: readonly string[]) => tf.Tensor2D };
   own.encodePrompts = (texts) => tf.clone(texts[0] === vocabTexts[0] ? vocab! : sent!);
-  let recorded;
+  let recorded: ReturnType<typeof recordKernels<ReturnType<typeof network.forward>>>;
   try {
     recorded = recordKernels(
-      () => network.forward({ images: image, sizes: [valid] }, { vocabulary: vocabTexts, sentences: sentenceTexts }, { layers: 'last', masks: 'last', chunkRows: Infinity }),
+      () =>
+        network.forward(
+          { images: image, sizes: [valid] },
+          { vocabulary: vocabTexts, sentences: sentenceTexts },
+          { layers: 'last', masks: 'last', chunkRows: Infinity },
+        ),
       inputs,
       network.namedParameters(),
     );
@@ -118,9 +124,15 @@ export function exportNetwork(network: ApeNetwork, shape: ExportShape, modelHash
   const valid = shape.valid ?? [size, size];
   const { recording, outputs, spatialShapes } = recordNetwork(network, shape);
   const params = network.namedParameters();
-  const graph = segmentRecording(recording, [outputs.logits, outputs.boxes, outputs.masks], (name) => params.get(name)!.dataSync() as Float32Array, 'ape');
+  const graph = segmentRecording(
+    recording,
+    [outputs.logits, outputs.boxes, outputs.masks],
+    (name) => params.get(name)!.dataSync() as Float32Array,
+    'ape',
+  );
   for (const step of graph.hostSteps) {
-    if (step.input.name !== 'query_index' || step.reads.length !== 2) throw new Error(`exportNetwork: unexpected host step '${step.input.name}' reading ${step.reads.length} values`);
+    if (step.input.name !== 'query_index' || step.reads.length !== 2)
+      throw new Error(`exportNetwork: unexpected host step '${step.input.name}' reading ${step.reads.length} values`);
   }
   const manifest: OnnxExportManifest = {
     format: MANIFEST_FORMAT,
@@ -128,7 +140,11 @@ export function exportNetwork(network: ApeNetwork, shape: ExportShape, modelHash
     opset: OPSET,
     model: { name: network.config.name, hash: modelHash },
     shape: { size, vocabulary, sentences, valid },
-    inputs: { image: 'image', vocabulary: vocabulary > 0 ? 'vocabulary' : null, sentences: sentences > 0 ? 'sentences' : null },
+    inputs: {
+      image: 'image',
+      vocabulary: vocabulary > 0 ? 'vocabulary' : null,
+      sentences: sentences > 0 ? 'sentences' : null,
+    },
     outputs,
     spatialShapes,
     maskStride: network.maskStride,
@@ -136,6 +152,7 @@ export function exportNetwork(network: ApeNetwork, shape: ExportShape, modelHash
     segments: graph.segments.map((s, i) => ({ file: `segment-${i}.onnx`, inputs: s.inputs, outputs: s.outputs })),
     hostSteps: graph.hostSteps,
   };
-  for (const s of graph.segments) s.model.metadata = { model: network.config.name, model_hash: modelHash, size: String(size) };
+  for (const s of graph.segments)
+    s.model.metadata = { model: network.config.name, model_hash: modelHash, size: String(size) };
   return { manifest, files: graph.segments.map((s) => encodeOnnxModel(s.model)) };
 }

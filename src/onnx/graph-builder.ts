@@ -29,7 +29,14 @@ export class GraphBuilder {
   }
 
   scalar(type: OnnxElementType, value: number): string {
-    const data = type === 'float' ? Float32Array.of(value) : type === 'int32' ? Int32Array.of(value) : type === 'int64' ? BigInt64Array.of(BigInt(value)) : Uint8Array.of(value);
+    const data =
+      type === 'float'
+        ? Float32Array.of(value)
+        : type === 'int32'
+          ? Int32Array.of(value)
+          : type === 'int64'
+            ? BigInt64Array.of(BigInt(value))
+            : Uint8Array.of(value);
     return this.constant(type, [], data);
   }
 

@@ -38,8 +38,14 @@ function axesOf(axis: number | number[] | null | undefined, rank: number): numbe
   return (Array.isArray(axis) ? axis : [axis]).map((a) => (a < 0 ? a + rank : a));
 }
 
-const unary = (op: string): Mapper => (c) => void c.b.op(op, [c.inputs[0]!], undefined, c.outputs[0]);
-const binary = (op: string): Mapper => (c) => void c.b.op(op, [c.inputs[0]!, c.inputs[1]!], undefined, c.outputs[0]);
+const unary =
+  (op: string): Mapper =>
+  (c) =>
+    void c.b.op(op, [c.inputs[0]!], undefined, c.outputs[0]);
+const binary =
+  (op: string): Mapper =>
+  (c) =>
+    void c.b.op(op, [c.inputs[0]!, c.inputs[1]!], undefined, c.outputs[0]);
 const reshapeToOutput: Mapper = (c) => void c.b.reshape(c.inputs[0]!, outShape(c), c.outputs[0]);
 
 function reduce(op: string, axisAttr: string): Mapper {
@@ -62,11 +68,17 @@ function conv2d(c: KernelContext): void {
   const [kh, kw] = c.value(c.kernel.inputs[1]!.value).shape as [number, number];
   const x = b.transpose(c.inputs[0]!, [0, 3, 1, 2]);
   const w = b.transpose(c.inputs[1]!, [3, 2, 0, 1]);
-  const attributes = { kernel_shape: [kh, kw], strides: pair(strides), dilations: pair(dilations), ...padAttributes(attr(c, 'pad')) };
+  const attributes = {
+    kernel_shape: [kh, kw],
+    strides: pair(strides),
+    dilations: pair(dilations),
+    ...padAttributes(attr(c, 'pad')),
+  };
   const inputs = [x, w];
   if (c.kernel.kernel === 'FusedConv2D') {
     if (c.inputs[2] !== undefined) inputs.push(c.inputs[2]);
-    if (attr(c, 'activation') !== 'linear' || c.inputs.length > 3) throw new Error(`ONNX export: FusedConv2D with activation ${attr(c, 'activation')}`);
+    if (attr(c, 'activation') !== 'linear' || c.inputs.length > 3)
+      throw new Error(`ONNX export: FusedConv2D with activation ${attr(c, 'activation')}`);
   }
   const y = b.op('Conv', inputs, attributes);
   b.transpose(y, [0, 2, 3, 1], c.outputs[0]);
@@ -88,7 +100,11 @@ function maxPool(c: KernelContext): void {
   const pair = (v: number | [number, number]) => (Array.isArray(v) ? v : [v, v]);
   if (attr(c, 'dimRoundingMode') != null) throw new Error('ONNX export: MaxPool with dimRoundingMode');
   const x = c.b.transpose(c.inputs[0]!, [0, 3, 1, 2]);
-  const y = c.b.op('MaxPool', [x], { kernel_shape: pair(attr(c, 'filterSize')), strides: pair(attr(c, 'strides')), ...padAttributes(attr(c, 'pad')) });
+  const y = c.b.op('MaxPool', [x], {
+    kernel_shape: pair(attr(c, 'filterSize')),
+    strides: pair(attr(c, 'strides')),
+    ...padAttributes(attr(c, 'pad')),
+  });
   c.b.transpose(y, [0, 2, 3, 1], c.outputs[0]);
 }
 
@@ -101,7 +117,8 @@ function batchMatMul(c: KernelContext): void {
   const a = attr<boolean>(c, 'transposeA') ? swapLast(c.inputs[0]!, rankOf(c, 0)) : c.inputs[0]!;
   const bb = attr<boolean>(c, 'transposeB') ? swapLast(c.inputs[1]!, rankOf(c, 1)) : c.inputs[1]!;
   if (c.kernel.kernel === '_FusedMatMul') {
-    if (attr(c, 'activation') !== 'linear' || c.inputs.length > 3) throw new Error(`ONNX export: _FusedMatMul with activation ${attr(c, 'activation')}`);
+    if (attr(c, 'activation') !== 'linear' || c.inputs.length > 3)
+      throw new Error(`ONNX export: _FusedMatMul with activation ${attr(c, 'activation')}`);
     const m = c.b.op('MatMul', [a, bb]);
     if (c.inputs[2] !== undefined) c.b.op('Add', [m, c.inputs[2]], undefined, c.outputs[0]);
     else c.b.op('Identity', [m], undefined, c.outputs[0]);
@@ -115,7 +132,12 @@ function slice(c: KernelContext): void {
   const begin = attr<number[]>(c, 'begin');
   const size = attr<number[]>(c, 'size');
   const ends = begin.map((s, i) => (size[i] === -1 ? shape[i]! : s + size[i]!));
-  c.b.op('Slice', [c.inputs[0]!, c.b.int64s(begin), c.b.int64s(ends), c.b.int64s(begin.map((_, i) => i))], undefined, c.outputs[0]);
+  c.b.op(
+    'Slice',
+    [c.inputs[0]!, c.b.int64s(begin), c.b.int64s(ends), c.b.int64s(begin.map((_, i) => i))],
+    undefined,
+    c.outputs[0],
+  );
 }
 
 function concat(c: KernelContext): void {
@@ -147,11 +169,21 @@ function tile(c: KernelContext): void {
 
 function gather(c: KernelContext): void {
   if ((attr<number>(c, 'batchDims') ?? 0) !== 0) throw new Error('ONNX export: GatherV2 with batchDims');
-  c.b.op('Gather', [c.inputs[0]!, c.inputs[1]!], { axis: axesOf(attr<number>(c, 'axis'), rankOf(c))[0]! }, c.outputs[0]);
+  c.b.op(
+    'Gather',
+    [c.inputs[0]!, c.inputs[1]!],
+    { axis: axesOf(attr<number>(c, 'axis'), rankOf(c))[0]! },
+    c.outputs[0],
+  );
 }
 
 function clip(c: KernelContext): void {
-  c.b.op('Clip', [c.inputs[0]!, c.b.scalar('float', attr(c, 'clipValueMin')), c.b.scalar('float', attr(c, 'clipValueMax'))], undefined, c.outputs[0]);
+  c.b.op(
+    'Clip',
+    [c.inputs[0]!, c.b.scalar('float', attr(c, 'clipValueMin')), c.b.scalar('float', attr(c, 'clipValueMax'))],
+    undefined,
+    c.outputs[0],
+  );
 }
 
 function softmax(c: KernelContext): void {
@@ -166,10 +198,16 @@ function cast(c: KernelContext): void {
 function pad(c: KernelContext): void {
   const paddings = attr<[number, number][]>(c, 'paddings');
   const pads = [...paddings.map((p) => p[0]), ...paddings.map((p) => p[1])];
-  c.b.op('Pad', [c.inputs[0]!, c.b.int64s(pads), c.b.scalar('float', attr<number>(c, 'constantValue') ?? 0)], { mode: 'constant' }, c.outputs[0]);
+  c.b.op(
+    'Pad',
+    [c.inputs[0]!, c.b.int64s(pads), c.b.scalar('float', attr<number>(c, 'constantValue') ?? 0)],
+    { mode: 'constant' },
+    c.outputs[0],
+  );
 }
 
-const leakyRelu: Mapper = (c) => void c.b.op('LeakyRelu', [c.inputs[0]!], { alpha: { float: attr<number>(c, 'alpha') } }, c.outputs[0]);
+const leakyRelu: Mapper = (c) =>
+  void c.b.op('LeakyRelu', [c.inputs[0]!], { alpha: { float: attr<number>(c, 'alpha') } }, c.outputs[0]);
 const rsqrt: Mapper = (c) => void c.b.op('Reciprocal', [c.b.op('Sqrt', [c.inputs[0]!])], undefined, c.outputs[0]);
 const square: Mapper = (c) => void c.b.op('Mul', [c.inputs[0]!, c.inputs[0]!], undefined, c.outputs[0]);
 const squaredDifference: Mapper = (c) => {
@@ -204,12 +242,22 @@ function msDeformAttn(c: KernelContext): void {
     const map = b.reshape(b.transpose(rows, [0, 2, 3, 1]), [batch * heads, dHead, h, w]);
     // [B, Lq, heads, 1, P, 2] -> [B, heads, Lq, P, 2] -> [B*heads, Lq, P, 2]
     const levelGrid = b.op('Slice', [grid, b.int64s([l]), b.int64s([l + 1]), b.int64s([3])]);
-    const g = b.reshape(b.transpose(b.reshape(levelGrid, [batch, numQuery, heads, points, 2]), [0, 2, 1, 3, 4]), [batch * heads, numQuery, points, 2]);
+    const g = b.reshape(b.transpose(b.reshape(levelGrid, [batch, numQuery, heads, points, 2]), [0, 2, 1, 3, 4]), [
+      batch * heads,
+      numQuery,
+      points,
+      2,
+    ]);
     sampled.push(b.op('GridSample', [map, g], { mode: 'bilinear', padding_mode: 'zeros', align_corners: 0 }));
   }
   // [B*heads, d, Lq, L*P] weighted by [B*heads, 1, Lq, L*P], summed over samples.
   const all = levels === 1 ? sampled[0]! : b.op('Concat', sampled, { axis: 3 });
-  const wts = b.reshape(b.transpose(b.reshape(weights, [batch, numQuery, heads, levels * points]), [0, 2, 1, 3]), [batch * heads, 1, numQuery, levels * points]);
+  const wts = b.reshape(b.transpose(b.reshape(weights, [batch, numQuery, heads, levels * points]), [0, 2, 1, 3]), [
+    batch * heads,
+    1,
+    numQuery,
+    levels * points,
+  ]);
   const summed = b.op('ReduceSum', [b.op('Mul', [all, wts]), b.int64s([3])], { keepdims: 0 });
   // [B*heads, d, Lq] -> [B, heads, d, Lq] -> [B, Lq, heads, d] -> [B, Lq, heads*d]
   const out = b.transpose(b.reshape(summed, [batch, heads, dHead, numQuery]), [0, 3, 1, 2]);
@@ -278,6 +326,9 @@ const MAPPERS: Record<string, Mapper> = {
 /** Appends the ONNX nodes of one recorded kernel; an unmapped kernel is an error that names it. */
 export function mapKernel(context: KernelContext): void {
   const mapper = MAPPERS[context.kernel.kernel];
-  if (!mapper) throw new Error(`ONNX export: no ONNX mapping for the TF.js kernel '${context.kernel.kernel}' (attributes ${JSON.stringify(context.kernel.attrs)})`);
+  if (!mapper)
+    throw new Error(
+      `ONNX export: no ONNX mapping for the TF.js kernel '${context.kernel.kernel}' (attributes ${JSON.stringify(context.kernel.attrs)})`,
+    );
   mapper(context);
 }

@@ -62,7 +62,11 @@ interface EngineInternals {
  * Tensors the code makes from a host copy of a recorded value (a detach) are recorded as the
  * same value.
  */
-export function recordKernels<T>(fn: () => T, inputs: ReadonlyMap<tf.Tensor, string>, weights: ReadonlyMap<string, tf.Tensor>): { result: T; recording: Recording } {
+export function recordKernels<T>(
+  fn: () => T,
+  inputs: ReadonlyMap<tf.Tensor, string>,
+  weights: ReadonlyMap<string, tf.Tensor>,
+): { result: T; recording: Recording } {
   const engine = tf.engine() as unknown as EngineInternals;
   const values = new Map<string, RecordedValue>();
   const byId = new Map<number, string>();
@@ -93,7 +97,12 @@ export function recordKernels<T>(fn: () => T, inputs: ReadonlyMap<tf.Tensor, str
     }
     const name = `v${t.id}`;
     values.set(name, { name, shape: t.shape, dtype: t.dtype, source: 'kernel' });
-    kernels.push({ kernel: 'Reshape', inputs: [{ key: 'x', value: source }], outputs: [name], attrs: { shape: t.shape } });
+    kernels.push({
+      kernel: 'Reshape',
+      inputs: [{ key: 'x', value: source }],
+      outputs: [name],
+      attrs: { shape: t.shape },
+    });
     byId.set(t.id, name);
     return name;
   };
@@ -101,22 +110,42 @@ export function recordKernels<T>(fn: () => T, inputs: ReadonlyMap<tf.Tensor, str
     const known = byId.get(t.id);
     if (known !== undefined) return known;
     const sameData = byDataId.get(t.dataId);
-    if (sameData !== undefined && values.get(sameData)!.dtype === t.dtype && tf.util.sizeFromShape(values.get(sameData)!.shape) === t.size) return alias(t, sameData);
+    if (
+      sameData !== undefined &&
+      values.get(sameData)!.dtype === t.dtype &&
+      tf.util.sizeFromShape(values.get(sameData)!.shape) === t.size
+    )
+      return alias(t, sameData);
     // Built on the host during the forward: a constant (its values are read now, unrecorded).
     reading = true;
     const data = (tf.engine() as unknown as EngineInternals).readSync(t.dataId).slice();
     reading = false;
-    return define(t, { name: `const_${constants++}`, shape: t.shape, dtype: t.dtype, source: 'constant', data, afterRead: reads.length > 0 });
+    return define(t, {
+      name: `const_${constants++}`,
+      shape: t.shape,
+      dtype: t.dtype,
+      source: 'constant',
+      data,
+      afterRead: reads.length > 0,
+    });
   };
 
   const own = engine as unknown as Record<string, unknown>;
-  if (Object.hasOwn(own, 'runKernel')) throw new Error('recordKernels: a recording is already running (recordings do not nest)');
+  if (Object.hasOwn(own, 'runKernel'))
+    throw new Error('recordKernels: a recording is already running (recordings do not nest)');
   const runKernel = engine.runKernel;
   const readSync = engine.readSync;
   const makeTensor = engine.makeTensor;
-  own.runKernel = function (this: EngineInternals, name: string, kernelInputs: Record<string, tf.Tensor>, attrs: Record<string, unknown>) {
+  own.runKernel = function (
+    this: EngineInternals,
+    name: string,
+    kernelInputs: Record<string, tf.Tensor>,
+    attrs: Record<string, unknown>,
+  ) {
     if (depth > 0) return runKernel.call(this, name, kernelInputs, attrs);
-    const named = Object.entries(kernelInputs).filter(([, t]) => t != null).map(([key, t]) => ({ key, value: nameOf(t) }));
+    const named = Object.entries(kernelInputs)
+      .filter(([, t]) => t != null)
+      .map(([key, t]) => ({ key, value: nameOf(t) }));
     depth++;
     let out: tf.Tensor | tf.Tensor[];
     try {
@@ -139,7 +168,13 @@ export function recordKernels<T>(fn: () => T, inputs: ReadonlyMap<tf.Tensor, str
     }
     return data;
   };
-  own.makeTensor = function (this: EngineInternals, data: unknown, shape: number[], dtype: tf.DataType, backend?: unknown) {
+  own.makeTensor = function (
+    this: EngineInternals,
+    data: unknown,
+    shape: number[],
+    dtype: tf.DataType,
+    backend?: unknown,
+  ) {
     const t = makeTensor.call(this, data, shape, dtype, backend);
     const read = depth === 0 ? readArrays.get(data) : undefined;
     const source = read ? values.get(read.value)! : undefined;
@@ -188,11 +223,16 @@ export function recordingDifferences(a: Recording, b: Recording): string[] {
       const other = l.inputs[j]!;
       const va = a.values.get(input.value)!;
       const vb = b.values.get(other.value)!;
-      if (va.source !== vb.source) out.push(`kernel ${i} (${k.kernel}) input ${input.key}: ${va.source} vs ${vb.source}`);
-      else if (va.source !== 'kernel' && va.source !== 'constant' && va.name !== vb.name) out.push(`kernel ${i} (${k.kernel}) input ${input.key}: ${va.name} vs ${vb.name}`);
+      if (va.source !== vb.source)
+        out.push(`kernel ${i} (${k.kernel}) input ${input.key}: ${va.source} vs ${vb.source}`);
+      else if (va.source !== 'kernel' && va.source !== 'constant' && va.name !== vb.name)
+        out.push(`kernel ${i} (${k.kernel}) input ${input.key}: ${va.name} vs ${vb.name}`);
       else if (va.source === 'constant') {
         const equal = va.data!.length === vb.data!.length && va.data!.every((v, n) => Object.is(v, vb.data![n]));
-        if (!equal) out.push(`kernel ${i} (${k.kernel}) input ${input.key}: constant [${va.shape.join(', ')}] differs between runs${va.afterRead ? ' (made after a host read: name it with hostInput)' : ''}`);
+        if (!equal)
+          out.push(
+            `kernel ${i} (${k.kernel}) input ${input.key}: constant [${va.shape.join(', ')}] differs between runs${va.afterRead ? ' (made after a host read: name it with hostInput)' : ''}`,
+          );
       } else if (va.source === 'kernel' && !same(va.name, vb.name)) {
         out.push(`kernel ${i} (${k.kernel}) input ${input.key}: comes from a different kernel`);
       }

@@ -62,7 +62,8 @@ function expectedLength(t: OnnxTensor): number {
 }
 
 function writeTensor(w: ProtoWriter, t: OnnxTensor): void {
-  if (t.data.length !== expectedLength(t)) throw new Error(`onnx: tensor '${t.name}' has ${t.data.length} values for dims [${t.dims.join(', ')}]`);
+  if (t.data.length !== expectedLength(t))
+    throw new Error(`onnx: tensor '${t.name}' has ${t.data.length} values for dims [${t.dims.join(', ')}]`);
   w.packedInts(1, t.dims).int(2, OnnxType[t.type]).string(8, t.name);
   // raw_data is little-endian, as typed arrays are on every platform Node and browsers run on.
   w.bytes(9, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
@@ -111,6 +112,7 @@ export function encodeOnnxModel(model: OnnxModel): Uint8Array {
   w.int(1, IR_VERSION).string(2, model.producer);
   w.message(7, (g) => writeGraph(g, model.graph));
   w.message(8, (op) => op.string(1, '').int(2, model.opset));
-  for (const [key, value] of Object.entries(model.metadata ?? {})) w.message(14, (m) => m.string(1, key).string(2, value));
+  for (const [key, value] of Object.entries(model.metadata ?? {}))
+    w.message(14, (m) => m.string(1, key).string(2, value));
   return w.finish();
 }

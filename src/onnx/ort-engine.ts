@@ -46,7 +46,11 @@ export class OrtEngine implements InferenceRunner {
   private readonly networks = new Map<string, Promise<OrtNetwork>>();
   private hash: Promise<string> | null = null;
 
-  constructor(private readonly network: ApeNetwork, private readonly source: ModelSource, private readonly options: OrtEngineOptions = {}) {}
+  constructor(
+    private readonly network: ApeNetwork,
+    private readonly source: ModelSource,
+    private readonly options: OrtEngineOptions = {},
+  ) {}
 
   async run(batch: ModelBatch, prompts: PromptSet): Promise<NetworkOutputs> {
     const [b, h, w] = batch.images.shape;
@@ -56,21 +60,35 @@ export class OrtEngine implements InferenceRunner {
     const embeddings = tf.tidy(() => {
       const vocab = vocabulary > 0 ? this.network.encodePrompts(prompts.vocabulary) : null;
       // Padding rows repeat the last prompt (a zero vector would normalise to NaN).
-      const padded = vocab && bucket > vocabulary ? tf.concat([vocab, tf.tile(tf.slice(vocab, [vocabulary - 1, 0], [1, -1]), [bucket - vocabulary, 1])], 0) : vocab;
+      const padded =
+        vocab && bucket > vocabulary
+          ? tf.concat([vocab, tf.tile(tf.slice(vocab, [vocabulary - 1, 0], [1, -1]), [bucket - vocabulary, 1])], 0)
+          : vocab;
       const sentences = prompts.sentences.length > 0 ? this.network.encodePrompts(prompts.sentences) : null;
-      return { vocabulary: padded ? (padded.dataSync() as Float32Array) : undefined, sentences: sentences ? (sentences.dataSync() as Float32Array) : undefined };
+      return {
+        vocabulary: padded ? (padded.dataSync() as Float32Array) : undefined,
+        sentences: sentences ? (sentences.dataSync() as Float32Array) : undefined,
+      };
     });
     const pixels = batch.images.dataSync() as Float32Array;
     const perImage = h * w * 3;
     const outs: OrtNetworkOutputs[] = [];
     for (let i = 0; i < b; i++) {
-      const net = await this.networkFor({ size: h, valid: batch.sizes[i]!, vocabulary: bucket, sentences: prompts.sentences.length });
+      const net = await this.networkFor({
+        size: h,
+        valid: batch.sizes[i]!,
+        vocabulary: bucket,
+        sentences: prompts.sentences.length,
+      });
       outs.push(await net.run({ image: pixels.subarray(i * perImage, (i + 1) * perImage), ...embeddings }));
     }
     const p = vocabulary + prompts.sentences.length;
     return tf.tidy(() => {
       const stack = <T extends tf.Tensor>(pick: (o: OrtNetworkOutputs) => { data: Float32Array; dims: number[] }) =>
-        tf.concat(outs.map((o) => tf.tensor(pick(o).data, pick(o).dims)), 0) as T;
+        tf.concat(
+          outs.map((o) => tf.tensor(pick(o).data, pick(o).dims)),
+          0,
+        ) as T;
       let logits = stack<tf.Tensor3D>((o) => o.logits);
       if (bucket > vocabulary) {
         const [, q, total] = logits.shape;
@@ -79,7 +97,12 @@ export class OrtEngine implements InferenceRunner {
         logits = (keep.length === 1 ? keep[0]! : tf.concat(keep, 2)) as tf.Tensor3D;
       }
       if (logits.shape[2] !== p) throw new Error(`OrtEngine: ${logits.shape[2]} logit columns for ${p} prompts`);
-      return { logits, boxes: stack<tf.Tensor3D>((o) => o.boxes), masks: stack<tf.Tensor4D>((o) => o.masks), maskStride: this.network.maskStride };
+      return {
+        logits,
+        boxes: stack<tf.Tensor3D>((o) => o.boxes),
+        masks: stack<tf.Tensor4D>((o) => o.masks),
+        maskStride: this.network.maskStride,
+      };
     });
   }
 

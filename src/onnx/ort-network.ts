@@ -36,12 +36,19 @@ export interface OrtNetworkOptions {
 
 export function checkManifest(value: unknown, source: string): OnnxExportManifest {
   const m = value as Partial<OnnxExportManifest> | null;
-  if (!m || typeof m !== 'object' || m.format !== MANIFEST_FORMAT) throw new Error(`${source}: not an APE ONNX export (format must be '${MANIFEST_FORMAT}')`);
+  if (!m || typeof m !== 'object' || m.format !== MANIFEST_FORMAT)
+    throw new Error(`${source}: not an APE ONNX export (format must be '${MANIFEST_FORMAT}')`);
   if (m.version !== 1) throw new Error(`${source}: unsupported export version ${String(m.version)}`);
-  if (!Array.isArray(m.segments) || m.segments.length === 0 || !Array.isArray(m.hostSteps) || m.hostSteps.length !== m.segments.length - 1) {
+  if (
+    !Array.isArray(m.segments) ||
+    m.segments.length === 0 ||
+    !Array.isArray(m.hostSteps) ||
+    m.hostSteps.length !== m.segments.length - 1
+  ) {
     throw new Error(`${source}: segments and host steps do not fit together`);
   }
-  if (!m.shape || !m.outputs || !m.inputs || !Array.isArray(m.spatialShapes) || !m.proposals) throw new Error(`${source}: missing shape, inputs, outputs, spatialShapes or proposals`);
+  if (!m.shape || !m.outputs || !m.inputs || !Array.isArray(m.spatialShapes) || !m.proposals)
+    throw new Error(`${source}: missing shape, inputs, outputs, spatialShapes or proposals`);
   return m as OnnxExportManifest;
 }
 
@@ -64,7 +71,9 @@ export class OrtNetwork {
       throw new Error(`${path}: ${(e as Error).message}`);
     }
     const manifest = checkManifest(parsed, path);
-    const sessionOptions: ort.InferenceSession.SessionOptions = options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {};
+    const sessionOptions: ort.InferenceSession.SessionOptions = options.threads
+      ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 }
+      : {};
     const sessions: ort.InferenceSession[] = [];
     try {
       for (const s of manifest.segments) {
@@ -72,16 +81,20 @@ export class OrtNetwork {
         const bytes = await readFile(file).catch((e: Error) => {
           throw new Error(`OrtNetwork: cannot read ${file}: ${e.message}`);
         });
-        sessions.push(await ort.InferenceSession.create(bytes, sessionOptions).catch((e: Error) => {
-          throw new Error(`OrtNetwork: ONNX Runtime refused ${file}: ${e.message}`);
-        }));
+        sessions.push(
+          await ort.InferenceSession.create(bytes, sessionOptions).catch((e: Error) => {
+            throw new Error(`OrtNetwork: ONNX Runtime refused ${file}: ${e.message}`);
+          }),
+        );
       }
     } catch (e) {
       await Promise.all(sessions.map((s) => s.release()));
       throw e;
     }
     const size = manifest.shape.size;
-    const anchors = proposalAnchors(levelGeometry(manifest.spatialShapes, [manifest.shape.valid ?? [size, size]], [size, size]));
+    const anchors = proposalAnchors(
+      levelGeometry(manifest.spatialShapes, [manifest.shape.valid ?? [size, size]], [size, size]),
+    );
     return new OrtNetwork(manifest, sessions, Int32Array.from(anchors.levelIds));
   }
 
@@ -97,7 +110,9 @@ export class OrtNetwork {
       if (!spec) return; // The graph does not use it.
       const expected = spec.shape.reduce((a, b) => a * b, 1);
       if (!data || data.length !== expected) {
-        throw new Error(`OrtNetwork: ${what} must have ${expected} values (shape [${spec.shape.join(', ')}]), got ${data?.length ?? 0}`);
+        throw new Error(
+          `OrtNetwork: ${what} must have ${expected} values (shape [${spec.shape.join(', ')}]), got ${data?.length ?? 0}`,
+        );
       }
       known.set(name, new ort.Tensor('float32', data, spec.shape));
     };
@@ -129,13 +144,26 @@ export class OrtNetwork {
       const t = known.get(name)!;
       return { data: t.data as Float32Array, dims: [...t.dims] };
     };
-    return { logits: read(m.outputs.logits), boxes: read(m.outputs.boxes), masks: read(m.outputs.masks), selected, timings };
+    return {
+      logits: read(m.outputs.logits),
+      boxes: read(m.outputs.boxes),
+      masks: read(m.outputs.masks),
+      selected,
+      timings,
+    };
   }
 
   /** The proposal selection: objectness logits and unactivated boxes -> rows of the picked tokens. */
   private hostStep(step: { input: TensorSpec; reads: string[] }, known: Map<string, ort.Tensor>): Int32Array {
     const [logits, boxes] = step.reads.map((r) => known.get(r)!.data as Float32Array) as [Float32Array, Float32Array];
-    const { flatIndex } = selectQueries(logits, boxes, this.levelIds, 1, this.manifest.spatialShapes.length, this.manifest.proposals);
+    const { flatIndex } = selectQueries(
+      logits,
+      boxes,
+      this.levelIds,
+      1,
+      this.manifest.spatialShapes.length,
+      this.manifest.proposals,
+    );
     known.set(step.input.name, new ort.Tensor('int32', flatIndex, step.input.shape));
     return flatIndex;
   }

@@ -40,7 +40,8 @@ export class ProtoWriter {
 
   /** int32 / int64 / enum / bool field. */
   int(field: number, value: number | bigint): this {
-    if (typeof value === 'number' && !Number.isSafeInteger(value)) throw new Error(`protobuf: field ${field} needs an integer, got ${value}`);
+    if (typeof value === 'number' && !Number.isSafeInteger(value))
+      throw new Error(`protobuf: field ${field} needs an integer, got ${value}`);
     this.tag(field, WIRE_VARINT);
     this.varint(value);
     return this;

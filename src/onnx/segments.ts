@@ -34,7 +34,8 @@ export interface SegmentedGraph {
 }
 
 function spec(v: RecordedValue): TensorSpec {
-  if (v.dtype !== 'float32' && v.dtype !== 'int32' && v.dtype !== 'bool') throw new Error(`ONNX export: value ${v.name} has dtype ${v.dtype}`);
+  if (v.dtype !== 'float32' && v.dtype !== 'int32' && v.dtype !== 'bool')
+    throw new Error(`ONNX export: value ${v.name} has dtype ${v.dtype}`);
   return { name: v.name, dtype: v.dtype, shape: v.shape };
 }
 
@@ -50,7 +51,12 @@ function initializer(v: RecordedValue, data: Float32Array | Int32Array | Uint8Ar
  * Cuts the recording at its host inputs. `outputs` are the values the caller wants from the last
  * segment (or any segment); `weightData` gives each weight's values.
  */
-export function segmentRecording(recording: Recording, outputs: string[], weightData: (name: string) => Float32Array, producer: string): SegmentedGraph {
+export function segmentRecording(
+  recording: Recording,
+  outputs: string[],
+  weightData: (name: string) => Float32Array,
+  producer: string,
+): SegmentedGraph {
   const { kernels, values } = recording;
   const producerOf = new Map<string, number>();
   kernels.forEach((k, i) => k.outputs.forEach((o) => producerOf.set(o, i)));
@@ -75,7 +81,13 @@ export function segmentRecording(recording: Recording, outputs: string[], weight
   }
   const stepReads: string[][] = recording.hostInputs.map((h, i) => {
     const previous = i === 0 ? -1 : recording.hostInputs[i - 1]!.kernelCount;
-    return [...new Set(recording.reads.filter((r) => !r.copied && r.kernelCount > previous && r.kernelCount <= h.kernelCount).map((r) => r.value))];
+    return [
+      ...new Set(
+        recording.reads
+          .filter((r) => !r.copied && r.kernelCount > previous && r.kernelCount <= h.kernelCount)
+          .map((r) => r.value),
+      ),
+    ];
   });
   const count = recording.hostInputs.length + 1;
 
@@ -112,7 +124,8 @@ export function segmentRecording(recording: Recording, outputs: string[], weight
         if (v.source === 'weight') {
           if (!initializers.has(v.name)) initializers.set(v.name, initializer(v, weightData(v.name)));
         } else if (v.source === 'constant') {
-          if (!initializers.has(v.name)) initializers.set(v.name, initializer(v, v.data as Float32Array | Int32Array | Uint8Array));
+          if (!initializers.has(v.name))
+            initializers.set(v.name, initializer(v, v.data as Float32Array | Int32Array | Uint8Array));
         } else if (v.source !== 'kernel' || !members[s]!.has(producerOf.get(v.name)!)) {
           inputs.set(v.name, spec(v));
         }
@@ -121,7 +134,8 @@ export function segmentRecording(recording: Recording, outputs: string[], weight
     }
     const outs = [...wanted[s]!].map((name) => spec(value(name)));
     // A requested value that is itself an input of this segment passes through.
-    for (const o of outs) if (inputs.has(o.name)) throw new Error(`ONNX export: output '${o.name}' is an input of segment ${s}`);
+    for (const o of outs)
+      if (inputs.has(o.name)) throw new Error(`ONNX export: output '${o.name}' is an input of segment ${s}`);
     const inputList = [...inputs.values()];
     const model: OnnxModel = {
       producer,

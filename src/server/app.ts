@@ -82,7 +82,9 @@ function fileNameIn(path: string, prefix: string): string {
 
 /** Own copy of the pixels, so the buffer can be handed to the worker without touching others. */
 function ownBytes(data: Uint8Array): Uint8Array {
-  return data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer ? data : data.slice();
+  return data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer
+    ? data
+    : data.slice();
 }
 
 /** One API route: GET also answers HEAD; `file` is the decoded rest of the path for a path ending in '/'. */
@@ -123,7 +125,10 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
     (await readFile(configPath, 'utf8')
       .then((text) => parseModelConfig(text, configPath).input.size)
       .catch(cannotLoad));
-  const limits = resolveLimits({ ...options.limits, maxImagePixels: options.limits?.maxImagePixels ?? pixelBudgetFor(inputSize) });
+  const limits = resolveLimits({
+    ...options.limits,
+    maxImagePixels: options.limits?.maxImagePixels ?? pixelBudgetFor(inputSize),
+  });
   const modelFileNames = new Set(modelFiles.map((f) => f.name));
   const wasmFiles = new Set((await listServableFiles(wasmDir, ['.wasm'])).map((f) => f.name));
   const examplesDir = options.examplesDir ?? defaultExamplesDir();
@@ -136,7 +141,7 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
    */
   async function runJob(job: PredictRequest, signal: AbortSignal): Promise<PredictOutcome & { decodeMs: number }> {
     const t0 = performance.now();
-    let image;
+    let image: Awaited<ReturnType<typeof decodeImage>>;
     try {
       image = await decodeImage(job.image, { maxPixels: limits.maxImagePixels, source: job.imageName });
     } catch (error) {
@@ -167,7 +172,8 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
   let inFlight = 0;
   let onIdle: (() => void) | null = null;
   let shuttingDown = false;
-  const shuttingDownError = () => new HttpError(503, 'shutting-down', 'the server is shutting down; try again elsewhere or later');
+  const shuttingDownError = () =>
+    new HttpError(503, 'shutting-down', 'the server is shutting down; try again elsewhere or later');
 
   async function predict(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const arrived = performance.now();
@@ -190,7 +196,12 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
     if (shuttingDown) response.setHeader('connection', 'close');
     sendJson(response, 200, {
       ...outcome.json,
-      timing: { readAndDecodeMs: ms(readAndDecode), queueMs: ms(done - arrived - readAndDecode - outcome.inferenceMs), inferenceMs: ms(outcome.inferenceMs), totalMs: ms(done - arrived) },
+      timing: {
+        readAndDecodeMs: ms(readAndDecode),
+        queueMs: ms(done - arrived - readAndDecode - outcome.inferenceMs),
+        inferenceMs: ms(outcome.inferenceMs),
+        totalMs: ms(done - arrived),
+      },
     });
   }
 
@@ -218,13 +229,33 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
       method: 'GET',
       handle: async (_request, response) => {
         const info = await host.start();
-        sendJson(response, 200, { name: info.name, config: info.config, backend: info.backend, files: modelFiles, limits });
+        sendJson(response, 200, {
+          name: info.name,
+          config: info.config,
+          backend: info.backend,
+          files: modelFiles,
+          limits,
+        });
       },
     },
-    { path: '/v1/model/files/', method: 'GET', handle: (request, response, file) => sendFile(response, options.modelDir, file, modelFileNames, { head: head(request) }) },
+    {
+      path: '/v1/model/files/',
+      method: 'GET',
+      handle: (request, response, file) =>
+        sendFile(response, options.modelDir, file, modelFileNames, { head: head(request) }),
+    },
     { path: '/v1/examples', method: 'GET', handle: (_request, response) => sendJson(response, 200, { examples }) },
-    { path: '/v1/examples/', method: 'GET', handle: (request, response, file) => sendFile(response, examplesDir, file, exampleNames, { head: head(request) }) },
-    { path: '/v1/wasm/', method: 'GET', handle: (request, response, file) => sendFile(response, wasmDir, file, wasmFiles, { cache: 'max-age=86400', head: head(request) }) },
+    {
+      path: '/v1/examples/',
+      method: 'GET',
+      handle: (request, response, file) => sendFile(response, examplesDir, file, exampleNames, { head: head(request) }),
+    },
+    {
+      path: '/v1/wasm/',
+      method: 'GET',
+      handle: (request, response, file) =>
+        sendFile(response, wasmDir, file, wasmFiles, { cache: 'max-age=86400', head: head(request) }),
+    },
   ];
 
   async function route(request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -234,7 +265,10 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
     const allow = (allowed: Route['method']) => {
       const ok = allowed === 'GET' ? method === 'GET' || method === 'HEAD' : method === allowed;
       const methods = allowed === 'GET' ? 'GET, HEAD' : allowed;
-      if (!ok) throw new HttpError(405, 'method-not-allowed', `${method} is not allowed on ${path} (use ${methods})`, { allow: methods });
+      if (!ok)
+        throw new HttpError(405, 'method-not-allowed', `${method} is not allowed on ${path} (use ${methods})`, {
+          allow: methods,
+        });
     };
     const match = routes.find((r) => (r.path.endsWith('/') ? path.startsWith(r.path) : path === r.path));
     if (match) {
@@ -246,14 +280,22 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
     const name = path === '/' ? 'index.html' : path.slice(1);
     const webFiles = new Set((await listServableFiles(webDir).catch(() => [])).map((f) => f.name));
     if (name === 'index.html' && !webFiles.has(name)) {
-      throw new HttpError(404, 'page-not-built', `the web page is not built (no ${join(webDir, 'index.html')}); run npm run build`);
+      throw new HttpError(
+        404,
+        'page-not-built',
+        `the web page is not built (no ${join(webDir, 'index.html')}); run npm run build`,
+      );
     }
     return sendFile(response, webDir, name, webFiles, { head: head(request) });
   }
 
   function fail(request: IncomingMessage, response: ServerResponse, error: unknown): void {
-    const http = error instanceof HttpError ? error : new HttpError(500, 'internal-error', error instanceof Error ? error.message : String(error));
-    if (http.status >= 500 && http.status !== 503 && http.status !== 504) console.error(`ape serve: ${request.method} ${request.url}: ${http.message}`);
+    const http =
+      error instanceof HttpError
+        ? error
+        : new HttpError(500, 'internal-error', error instanceof Error ? error.message : String(error));
+    if (http.status >= 500 && http.status !== 503 && http.status !== 504)
+      console.error(`ape serve: ${request.method} ${request.url}: ${http.message}`);
     if (response.headersSent) {
       response.destroy();
       return;

@@ -57,7 +57,10 @@ export class ModelHost {
   start(): Promise<ModelInfo> {
     if (this.closed) return Promise.reject(new HttpError(503, 'shutting-down', 'the server is shutting down'));
     if (this.ready) return this.ready;
-    const worker = spawnModelWorker({ modelDir: this.modelDir, ...(this.inputSize !== undefined ? { inputSize: this.inputSize } : {}) });
+    const worker = spawnModelWorker({
+      modelDir: this.modelDir,
+      ...(this.inputSize !== undefined ? { inputSize: this.inputSize } : {}),
+    });
     this.worker = worker;
     this.ready = new Promise<ModelInfo>((resolve, reject) => {
       worker.on('message', (reply: WorkerReply) => {
@@ -73,7 +76,10 @@ export class ModelHost {
           if (!pending) return;
           this.pending.delete(reply.id);
           if (reply.type === 'result') pending.resolve({ json: reply.json, inferenceMs: reply.inferenceMs });
-          else pending.reject(new HttpError(500, 'prediction-failed', `the model could not process the request: ${reply.message}`));
+          else
+            pending.reject(
+              new HttpError(500, 'prediction-failed', `the model could not process the request: ${reply.message}`),
+            );
         }
       });
       worker.on('error', (error) => {

@@ -30,7 +30,12 @@ async function start(): Promise<ApeModel | null> {
     const model = await loadModel(modelDir, inputSize !== undefined ? { inputSize } : {});
     reply({
       type: 'ready',
-      info: { name: model.config.name, config: model.config, backend: tf.getBackend(), loadMs: Math.round(performance.now() - t0) },
+      info: {
+        name: model.config.name,
+        config: model.config,
+        backend: tf.getBackend(),
+        loadMs: Math.round(performance.now() - t0),
+      },
       memory: memory(),
     });
     return model;
@@ -60,7 +65,12 @@ if (model) {
       const json = predictionToJson(prediction!);
       reply({ type: 'result', id: job.id, json, inferenceMs: performance.now() - t0, memory: memory() });
     } catch (error) {
-      reply({ type: 'error', id: job.id, message: error instanceof Error ? error.message : String(error), memory: memory() });
+      reply({
+        type: 'error',
+        id: job.id,
+        message: error instanceof Error ? error.message : String(error),
+        memory: memory(),
+      });
     }
   });
 }

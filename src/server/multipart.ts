@@ -51,11 +51,16 @@ function parseHeaders(block: string, index: number): { name: string; filename?: 
     if (key === 'content-disposition') disposition = value;
     else if (key === 'content-type') contentType = value;
   }
-  if (disposition === undefined || !/^form-data\b/i.test(disposition)) throw bad(`part ${index} has no 'Content-Disposition: form-data' header`);
+  if (disposition === undefined || !/^form-data\b/i.test(disposition))
+    throw bad(`part ${index} has no 'Content-Disposition: form-data' header`);
   const name = headerParam(disposition, 'name');
   if (name === undefined || name.length === 0) throw bad(`part ${index} has no field name`);
   const filename = headerParam(disposition, 'filename');
-  return { name, ...(filename !== undefined ? { filename } : {}), ...(contentType !== undefined ? { contentType } : {}) };
+  return {
+    name,
+    ...(filename !== undefined ? { filename } : {}),
+    ...(contentType !== undefined ? { contentType } : {}),
+  };
 }
 
 /**
@@ -76,17 +81,23 @@ export function parseMultipart(body: Buffer, boundary: string, limits: Multipart
     if (body[position] === 0x2d && body[position + 1] === 0x2d) return parts;
     // Transport padding (spaces and tabs) may precede the CRLF.
     while (body[position] === 0x20 || body[position] === 0x09) position++;
-    if (!body.subarray(position, position + 2).equals(CRLF)) throw bad('a boundary line is not followed by a line break');
+    if (!body.subarray(position, position + 2).equals(CRLF))
+      throw bad('a boundary line is not followed by a line break');
     position += 2;
     if (parts.length >= limits.maxParts) throw bad(`more than ${limits.maxParts} parts`);
     const headerEnd = body.indexOf(HEADER_END, position);
     if (headerEnd < 0 || headerEnd - position > maxHeader) {
-      throw bad(headerEnd < 0 ? `part ${parts.length} has no end of headers` : `part ${parts.length} has more than ${maxHeader} bytes of headers`);
+      throw bad(
+        headerEnd < 0
+          ? `part ${parts.length} has no end of headers`
+          : `part ${parts.length} has more than ${maxHeader} bytes of headers`,
+      );
     }
     const headers = parseHeaders(body.subarray(position, headerEnd).toString('utf8'), parts.length);
     const dataStart = headerEnd + HEADER_END.length;
     const dataEnd = body.indexOf(next, dataStart);
-    if (dataEnd < 0) throw bad(`part ${parts.length} ('${headers.name}') is not closed by a boundary; the body may be cut off`);
+    if (dataEnd < 0)
+      throw bad(`part ${parts.length} ('${headers.name}') is not closed by a boundary; the body may be cut off`);
     parts.push({ ...headers, data: body.subarray(dataStart, dataEnd) });
     position = dataEnd + 2;
   }

@@ -22,7 +22,11 @@ const unprocessable = (code: string, message: string) => new HttpError(422, code
 function parseThreshold(value: unknown, field = 'threshold'): number | undefined {
   if (value === undefined || value === null || (typeof value === 'string' && value.trim() === '')) return undefined;
   const n = typeof value === 'number' ? value : typeof value === 'string' ? parseDecimal(value) : NaN;
-  if (!Number.isFinite(n) || n < 0 || n > 1) throw unprocessable(field === 'threshold' ? 'bad-threshold' : 'bad-semantic-threshold', `${field} must be a number from 0 to 1, got ${JSON.stringify(value)}`);
+  if (!Number.isFinite(n) || n < 0 || n > 1)
+    throw unprocessable(
+      field === 'threshold' ? 'bad-threshold' : 'bad-semantic-threshold',
+      `${field} must be a number from 0 to 1, got ${JSON.stringify(value)}`,
+    );
   return n;
 }
 
@@ -36,13 +40,18 @@ function codePointCount(text: string): number {
 /** Checks the prompt lists against the limits; the comma-rule prompt string is already merged in. */
 export function checkPrompts(vocabulary: string[], sentences: string[], limits: ServerLimits): void {
   const total = vocabulary.length + sentences.length;
-  if (total === 0) throw unprocessable('no-prompts', 'give at least one prompt: vocabulary (category names), sentences, or prompt');
-  if (total > limits.maxPrompts) throw unprocessable('too-many-prompts', `${total} prompts, more than the limit of ${limits.maxPrompts}`);
+  if (total === 0)
+    throw unprocessable('no-prompts', 'give at least one prompt: vocabulary (category names), sentences, or prompt');
+  if (total > limits.maxPrompts)
+    throw unprocessable('too-many-prompts', `${total} prompts, more than the limit of ${limits.maxPrompts}`);
   const check = (list: string[], field: string) =>
     list.forEach((text, i) => {
       const length = codePointCount(text);
       if (length > limits.maxPromptLength) {
-        throw unprocessable('prompt-too-long', `${field}[${i}] is ${length} characters, more than the limit of ${limits.maxPromptLength}`);
+        throw unprocessable(
+          'prompt-too-long',
+          `${field}[${i}] is ${length} characters, more than the limit of ${limits.maxPromptLength}`,
+        );
       }
     });
   check(vocabulary, 'vocabulary');
@@ -56,7 +65,15 @@ function withPromptString(vocabulary: string[], sentences: string[], prompt: str
   sentences.push(...parsed.sentences);
 }
 
-const FORM_FIELDS = new Set(['image', 'vocabulary', 'sentences', 'sentence', 'prompt', 'threshold', 'semanticThreshold']);
+const FORM_FIELDS = new Set([
+  'image',
+  'vocabulary',
+  'sentences',
+  'sentence',
+  'prompt',
+  'threshold',
+  'semanticThreshold',
+]);
 
 function fromMultipart(body: Buffer, contentType: string, limits: ServerLimits): PredictRequest {
   const parts = parseMultipart(body, multipartBoundary(contentType), { maxParts: limits.maxMultipartParts });
@@ -68,9 +85,15 @@ function fromMultipart(body: Buffer, contentType: string, limits: ServerLimits):
   let threshold: number | undefined;
   let semanticThreshold: number | undefined;
   for (const part of parts) {
-    if (!FORM_FIELDS.has(part.name)) throw new HttpError(400, 'unknown-field', `unknown form field '${part.name.slice(0, 60)}' (fields: image, vocabulary, sentences, prompt, threshold, semanticThreshold)`);
+    if (!FORM_FIELDS.has(part.name))
+      throw new HttpError(
+        400,
+        'unknown-field',
+        `unknown form field '${part.name.slice(0, 60)}' (fields: image, vocabulary, sentences, prompt, threshold, semanticThreshold)`,
+      );
     if (part.name === 'image') {
-      if (image !== undefined) throw new HttpError(400, 'bad-field', 'more than one image field; send one image per request');
+      if (image !== undefined)
+        throw new HttpError(400, 'bad-field', 'more than one image field; send one image per request');
       image = part.data;
       if (part.filename) imageName = `upload '${part.filename.slice(0, 100)}'`;
       continue;
@@ -82,10 +105,18 @@ function fromMultipart(body: Buffer, contentType: string, limits: ServerLimits):
     else if (part.name === 'semanticThreshold') semanticThreshold = parseThreshold(text, 'semanticThreshold');
     else threshold = parseThreshold(text);
   }
-  if (image === undefined || image.length === 0) throw new HttpError(400, 'no-image', "the form has no 'image' file (or it is empty)");
+  if (image === undefined || image.length === 0)
+    throw new HttpError(400, 'no-image', "the form has no 'image' file (or it is empty)");
   withPromptString(vocabulary, sentences, prompt);
   checkPrompts(vocabulary, sentences, limits);
-  return { image, imageName, vocabulary, sentences, ...(threshold !== undefined ? { threshold } : {}), ...(semanticThreshold !== undefined ? { semanticThreshold } : {}) };
+  return {
+    image,
+    imageName,
+    vocabulary,
+    sentences,
+    ...(threshold !== undefined ? { threshold } : {}),
+    ...(semanticThreshold !== undefined ? { semanticThreshold } : {}),
+  };
 }
 
 function stringList(value: unknown, field: string): string[] {
@@ -93,7 +124,12 @@ function stringList(value: unknown, field: string): string[] {
   if (typeof value === 'string') return field === 'vocabulary' ? splitVocabulary(value) : splitSentences(value);
   if (!Array.isArray(value)) throw new HttpError(400, 'bad-field', `${field} must be a list of strings`);
   return value.map((item, i) => {
-    if (typeof item !== 'string') throw new HttpError(400, 'bad-field', `${field}[${i}] must be a string, got ${item === null ? 'null' : typeof item}`);
+    if (typeof item !== 'string')
+      throw new HttpError(
+        400,
+        'bad-field',
+        `${field}[${i}] must be a string, got ${item === null ? 'null' : typeof item}`,
+      );
     const text = item.trim();
     if (text.length === 0) throw unprocessable('empty-prompt', `${field}[${i}] is empty`);
     return text;
@@ -125,30 +161,57 @@ function fromJson(body: Buffer, limits: ServerLimits): PredictRequest {
   } catch (error) {
     throw new HttpError(400, 'bad-json', `the body is not valid JSON: ${(error as Error).message}`);
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new HttpError(400, 'bad-json', 'the body must be a JSON object');
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new HttpError(400, 'bad-json', 'the body must be a JSON object');
   const o = value as Record<string, unknown>;
   for (const key of Object.keys(o)) {
-    if (!FORM_FIELDS.has(key)) throw new HttpError(400, 'unknown-field', `unknown field '${key.slice(0, 60)}' (fields: image, vocabulary, sentences, prompt, threshold, semanticThreshold)`);
+    if (!FORM_FIELDS.has(key))
+      throw new HttpError(
+        400,
+        'unknown-field',
+        `unknown field '${key.slice(0, 60)}' (fields: image, vocabulary, sentences, prompt, threshold, semanticThreshold)`,
+      );
   }
-  if (typeof o.image !== 'string' || o.image.length === 0) throw new HttpError(400, 'no-image', "field 'image' must be the image file as a base64 string (a data: URL is fine)");
+  if (typeof o.image !== 'string' || o.image.length === 0)
+    throw new HttpError(
+      400,
+      'no-image',
+      "field 'image' must be the image file as a base64 string (a data: URL is fine)",
+    );
   const encoded = o.image.startsWith('data:') ? o.image.slice(o.image.indexOf(',') + 1) : o.image;
   if (!isBase64(encoded)) throw new HttpError(400, 'bad-image-encoding', "field 'image' is not base64");
   const image = Buffer.from(encoded, 'base64');
   if (image.length === 0) throw new HttpError(400, 'no-image', "field 'image' decodes to zero bytes");
-  if (o.prompt !== undefined && typeof o.prompt !== 'string') throw new HttpError(400, 'bad-field', 'prompt must be a string');
+  if (o.prompt !== undefined && typeof o.prompt !== 'string')
+    throw new HttpError(400, 'bad-field', 'prompt must be a string');
   const vocabulary = stringList(o.vocabulary, 'vocabulary');
   const sentences = stringList(o.sentences ?? o.sentence, 'sentences');
   withPromptString(vocabulary, sentences, o.prompt as string | undefined);
   checkPrompts(vocabulary, sentences, limits);
   const threshold = parseThreshold(o.threshold);
   const semanticThreshold = parseThreshold(o.semanticThreshold, 'semanticThreshold');
-  return { image, imageName: 'upload', vocabulary, sentences, ...(threshold !== undefined ? { threshold } : {}), ...(semanticThreshold !== undefined ? { semanticThreshold } : {}) };
+  return {
+    image,
+    imageName: 'upload',
+    vocabulary,
+    sentences,
+    ...(threshold !== undefined ? { threshold } : {}),
+    ...(semanticThreshold !== undefined ? { semanticThreshold } : {}),
+  };
 }
 
 /** Reads a predict request body by its Content-Type: multipart/form-data or application/json. */
-export function parsePredictRequest(body: Buffer, contentType: string | undefined, limits: ServerLimits): PredictRequest {
+export function parsePredictRequest(
+  body: Buffer,
+  contentType: string | undefined,
+  limits: ServerLimits,
+): PredictRequest {
   const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
   if (type === 'multipart/form-data') return fromMultipart(body, contentType!, limits);
   if (type === 'application/json') return fromJson(body, limits);
-  throw new HttpError(415, 'unsupported-content-type', `Content-Type '${type || '(none)'}' is not accepted; send multipart/form-data or application/json`);
+  throw new HttpError(
+    415,
+    'unsupported-content-type',
+    `Content-Type '${type || '(none)'}' is not accepted; send multipart/form-data or application/json`,
+  );
 }

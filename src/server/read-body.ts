@@ -7,17 +7,24 @@ import { HttpError } from './http-error.js';
  * read on and thrown away up to `drainBytes` more, because a client still writing when the
  * connection closes sees a broken pipe instead of the 413; past that the connection is cut.
  */
-export async function readBody(request: IncomingMessage, maxBytes: number, drainBytes = 16 * 1024 * 1024): Promise<Buffer> {
+export async function readBody(
+  request: IncomingMessage,
+  maxBytes: number,
+  drainBytes = 16 * 1024 * 1024,
+): Promise<Buffer> {
   const tooLarge = (size?: number) =>
     new HttpError(
       413,
       'request-too-large',
-      size === undefined ? `request body is larger than the limit of ${maxBytes} bytes` : `request body is ${size} bytes, more than the limit of ${maxBytes} bytes`,
+      size === undefined
+        ? `request body is larger than the limit of ${maxBytes} bytes`
+        : `request body is ${size} bytes, more than the limit of ${maxBytes} bytes`,
     );
   const declared = request.headers['content-length'];
   if (declared !== undefined) {
     const length = Number(declared);
-    if (!Number.isInteger(length) || length < 0) throw new HttpError(400, 'bad-content-length', `Content-Length '${declared}' is not a byte count`);
+    if (!Number.isInteger(length) || length < 0)
+      throw new HttpError(400, 'bad-content-length', `Content-Length '${declared}' is not a byte count`);
     if (length > maxBytes) throw tooLarge(length);
   }
   // Events rather than for-await: leaving an async iterator early destroys the socket, and then

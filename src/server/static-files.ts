@@ -23,7 +23,10 @@ const CONTENT_TYPES: Record<string, string> = {
 const SAFE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$/;
 
 /** Regular files directly inside `dir` whose names are safe to serve, with their sizes. */
-export async function listServableFiles(dir: string, extensions?: readonly string[]): Promise<{ name: string; bytes: number }[]> {
+export async function listServableFiles(
+  dir: string,
+  extensions?: readonly string[],
+): Promise<{ name: string; bytes: number }[]> {
   const entries = await readdir(dir, { withFileTypes: true });
   const files: { name: string; bytes: number }[] = [];
   for (const entry of entries) {
@@ -45,7 +48,8 @@ export async function sendFile(
   allowed: ReadonlySet<string>,
   options: { cache?: string; head?: boolean } = {},
 ): Promise<void> {
-  if (!SAFE_NAME.test(name) || !allowed.has(name)) throw new HttpError(404, 'not-found', `no file '${name.slice(0, 100)}' here`);
+  if (!SAFE_NAME.test(name) || !allowed.has(name))
+    throw new HttpError(404, 'not-found', `no file '${name.slice(0, 100)}' here`);
   const path = join(dir, name);
   let size: number;
   try {

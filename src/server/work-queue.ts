@@ -51,10 +51,21 @@ export class WorkQueue<J, R> {
   submit(job: J, arrivedAt = performance.now()): Promise<R> {
     if (this.closedWith) return Promise.reject(this.closedWith);
     const left = arrivedAt + this.options.timeoutMs - performance.now();
-    if (left <= 0) return Promise.reject(new HttpError(504, 'timeout', `the request took longer than the limit of ${this.options.timeoutMs} ms before it was queued`));
+    if (left <= 0)
+      return Promise.reject(
+        new HttpError(
+          504,
+          'timeout',
+          `the request took longer than the limit of ${this.options.timeoutMs} ms before it was queued`,
+        ),
+      );
     if (this.running && this.waiting.length >= this.options.capacity) {
       return Promise.reject(
-        new HttpError(503, 'queue-full', `the server is busy: ${this.waiting.length} requests are already waiting (limit ${this.options.capacity}); try again shortly`),
+        new HttpError(
+          503,
+          'queue-full',
+          `the server is busy: ${this.waiting.length} requests are already waiting (limit ${this.options.capacity}); try again shortly`,
+        ),
       );
     }
     return new Promise<R>((resolve, reject) => {
@@ -83,7 +94,15 @@ export class WorkQueue<J, R> {
   private expire(entry: Entry<J, R>): void {
     const index = this.waiting.indexOf(entry);
     if (index >= 0) this.waiting.splice(index, 1);
-    this.settle(entry, () => entry.reject(new HttpError(504, 'timeout', `the request took longer than the limit of ${this.options.timeoutMs} ms${index >= 0 ? ' waiting in the queue' : ''}`)));
+    this.settle(entry, () =>
+      entry.reject(
+        new HttpError(
+          504,
+          'timeout',
+          `the request took longer than the limit of ${this.options.timeoutMs} ms${index >= 0 ? ' waiting in the queue' : ''}`,
+        ),
+      ),
+    );
     // A running job learns of it through its signal; the queue moves on once it settles.
     entry.controller.abort();
   }
@@ -106,12 +125,14 @@ export class WorkQueue<J, R> {
     } catch (error) {
       outcome = Promise.reject(error);
     }
-    outcome.then(
-      (value) => this.settle(entry, () => entry.resolve(value)),
-      (error) => this.settle(entry, () => entry.reject(error)),
-    ).finally(() => {
-      this.running = null;
-      this.pump();
-    });
+    outcome
+      .then(
+        (value) => this.settle(entry, () => entry.resolve(value)),
+        (error) => this.settle(entry, () => entry.reject(error)),
+      )
+      .finally(() => {
+        this.running = null;
+        this.pump();
+      });
   }
 }

@@ -8,7 +8,8 @@ import type { Box } from './boxes.js';
 export type ResizeMode = 'nearest' | 'bilinear';
 
 function checkSize(mask: ArrayLike<number>, h: number, w: number, what: string): void {
-  if (!Number.isInteger(h) || !Number.isInteger(w) || h < 0 || w < 0) throw new Error(`${what}: size must be non-negative integers, got ${h}x${w}`);
+  if (!Number.isInteger(h) || !Number.isInteger(w) || h < 0 || w < 0)
+    throw new Error(`${what}: size must be non-negative integers, got ${h}x${w}`);
   if (mask.length !== h * w) throw new Error(`${what}: mask has ${mask.length} values, ${h}x${w} needs ${h * w}`);
 }
 
@@ -43,9 +44,30 @@ function bilinearTaps(inSize: number, outSize: number): { lo: Int32Array; hi: In
  * and binary masks stay exact); 'bilinear' (align_corners=False, no antialiasing) returns
  * Float32Array probabilities.
  */
-export function resizeMask(mask: Uint8Array, h: number, w: number, newH: number, newW: number, mode: 'nearest'): Uint8Array;
-export function resizeMask(mask: Float32Array, h: number, w: number, newH: number, newW: number, mode: 'nearest'): Float32Array;
-export function resizeMask(mask: Uint8Array | Float32Array, h: number, w: number, newH: number, newW: number, mode: 'bilinear'): Float32Array;
+export function resizeMask(
+  mask: Uint8Array,
+  h: number,
+  w: number,
+  newH: number,
+  newW: number,
+  mode: 'nearest',
+): Uint8Array;
+export function resizeMask(
+  mask: Float32Array,
+  h: number,
+  w: number,
+  newH: number,
+  newW: number,
+  mode: 'nearest',
+): Float32Array;
+export function resizeMask(
+  mask: Uint8Array | Float32Array,
+  h: number,
+  w: number,
+  newH: number,
+  newW: number,
+  mode: 'bilinear',
+): Float32Array;
 export function resizeMask(
   mask: Uint8Array | Float32Array,
   h: number,
@@ -228,7 +250,10 @@ export function maskToBox(mask: ArrayLike<number>, h: number, w: number): Box {
 }
 
 /** Pixel counts of the intersection and union of two same-size binary masks. */
-export function maskIntersectionUnion(a: ArrayLike<number>, b: ArrayLike<number>): { intersection: number; union: number } {
+export function maskIntersectionUnion(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+): { intersection: number; union: number } {
   if (a.length !== b.length) throw new Error(`maskIntersectionUnion: masks have ${a.length} and ${b.length} pixels`);
   let intersection = 0;
   let union = 0;

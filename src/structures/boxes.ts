@@ -38,7 +38,14 @@ export function convertBox(box: readonly number[], from: BoxFormat, to: BoxForma
 }
 
 /** Box `i` of a flat N*4 array, converted, written at out[offset..offset + 3] (default 4 i). */
-export function convertBoxAt(flat: ArrayLike<number>, i: number, from: BoxFormat, to: BoxFormat, out: Float32Array | Float64Array, offset = 4 * i): void {
+export function convertBoxAt(
+  flat: ArrayLike<number>,
+  i: number,
+  from: BoxFormat,
+  to: BoxFormat,
+  out: Float32Array | Float64Array,
+  offset = 4 * i,
+): void {
   const b = convertBox([flat[4 * i]!, flat[4 * i + 1]!, flat[4 * i + 2]!, flat[4 * i + 3]!], from, to);
   out[offset] = b[0];
   out[offset + 1] = b[1];

@@ -14,7 +14,8 @@ export interface LabeledComponents {
 }
 
 function checkMask(mask: ArrayLike<number>, h: number, w: number, what: string): void {
-  if (!Number.isInteger(h) || !Number.isInteger(w) || h < 0 || w < 0) throw new Error(`${what}: size must be non-negative integers, got ${h}x${w}`);
+  if (!Number.isInteger(h) || !Number.isInteger(w) || h < 0 || w < 0)
+    throw new Error(`${what}: size must be non-negative integers, got ${h}x${w}`);
   if (mask.length !== h * w) throw new Error(`${what}: mask has ${mask.length} values, ${h}x${w} needs ${h * w}`);
 }
 
@@ -60,15 +61,22 @@ function flood(
 }
 
 /** Labels the foreground (non-zero) components; 8-connectivity unless told otherwise. */
-export function labelComponents(mask: ArrayLike<number>, h: number, w: number, connectivity: Connectivity = 8): LabeledComponents {
+export function labelComponents(
+  mask: ArrayLike<number>,
+  h: number,
+  w: number,
+  connectivity: Connectivity = 8,
+): LabeledComponents {
   checkMask(mask, h, w, 'labelComponents');
-  if (connectivity !== 4 && connectivity !== 8) throw new Error(`labelComponents: connectivity must be 4 or 8, got ${connectivity}`);
+  if (connectivity !== 4 && connectivity !== 8)
+    throw new Error(`labelComponents: connectivity must be 4 or 8, got ${connectivity}`);
   const labels = new Int32Array(h * w);
   const queue = new Int32Array(h * w);
   const areas: number[] = [];
   const inside = (i: number) => mask[i] !== 0;
   for (let i = 0; i < h * w; i++) {
-    if (mask[i] !== 0 && labels[i] === 0) areas.push(flood(i, areas.length + 1, labels, inside, h, w, connectivity, queue));
+    if (mask[i] !== 0 && labels[i] === 0)
+      areas.push(flood(i, areas.length + 1, labels, inside, h, w, connectivity, queue));
   }
   return { labels, count: areas.length, areas };
 }
@@ -107,7 +115,12 @@ export interface SplitOptions {
 }
 
 /** One full-size 0/1 mask per connected component, in raster order of the components. */
-export function splitComponents(mask: ArrayLike<number>, h: number, w: number, options: SplitOptions = {}): Uint8Array[] {
+export function splitComponents(
+  mask: ArrayLike<number>,
+  h: number,
+  w: number,
+  options: SplitOptions = {},
+): Uint8Array[] {
   const { labels, count, areas } = labelComponents(mask, h, w, options.connectivity ?? 8);
   const minArea = options.minArea ?? 1;
   // One pass over the labels writes every kept component's pixels.

@@ -16,7 +16,14 @@ function byScore(indices: number[], scores: ArrayLike<number>): number[] {
 export function nms(boxes: Boxes, scores: ArrayLike<number>, iouThreshold: number): number[] {
   const n = boxCount(boxes);
   if (scores.length !== n) throw new Error(`nms: ${n} boxes but ${scores.length} scores`);
-  return suppress(boxes, byScore(Array.from({ length: n }, (_, i) => i), scores), iouThreshold);
+  return suppress(
+    boxes,
+    byScore(
+      Array.from({ length: n }, (_, i) => i),
+      scores,
+    ),
+    iouThreshold,
+  );
 }
 
 /**

@@ -32,7 +32,9 @@ export function rleFromPolygonRing(xy: ArrayLike<number>, h: number, w: number):
   let steps = 0;
   for (let j = 0; j < k; j++) steps += Math.max(Math.abs(x[j] - x[j + 1]), Math.abs(y[j] - y[j + 1])) + 1;
   if (steps > MAX_POLYGON_STEPS) {
-    throw new Error(`rleFromPolygon: outline of ${steps} fine-grid steps exceeds ${MAX_POLYGON_STEPS} (coordinates far outside a ${w}x${h} image?)`);
+    throw new Error(
+      `rleFromPolygon: outline of ${steps} fine-grid steps exceeds ${MAX_POLYGON_STEPS} (coordinates far outside a ${w}x${h} image?)`,
+    );
   }
 
   // Trace the outline point by point; keep, at each change of fine-grid column, the boundary
@@ -47,7 +49,7 @@ export function rleFromPolygonRing(xy: ArrayLike<number>, h: number, w: number):
       let xd = u < pu ? u : u - 1;
       xd = (xd + 0.5) / SCALE - 0.5;
       if (Math.floor(xd) === xd && xd >= 0 && xd <= w - 1) {
-        let yd = v < pv ? v : pv;
+        let yd = Math.min(v, pv);
         yd = (yd + 0.5) / SCALE - 0.5;
         if (yd < 0) yd = 0;
         else if (yd > h) yd = h;
@@ -113,7 +115,7 @@ export function rleFromPolygonRing(xy: ArrayLike<number>, h: number, w: number):
 }
 
 /** Rasterises a COCO polygon list (one object, possibly several rings) into one mask: the union of its rings. */
-export function rleFromPolygon(polygons: readonly (ArrayLike<number>)[], h: number, w: number): Rle {
+export function rleFromPolygon(polygons: readonly ArrayLike<number>[], h: number, w: number): Rle {
   if (polygons.length === 0) return { size: [h, w], counts: [h * w] };
   return rleMerge(polygons.map((p) => rleFromPolygonRing(p, h, w)));
 }

@@ -12,7 +12,8 @@ export function walkRunPairs(
   // zero-length stretches; maskApi.c assumes this never happens, external data can make it happen.
   const totalA = a.reduce((s, c) => s + c, 0);
   const totalB = b.reduce((s, c) => s + c, 0);
-  if (totalA !== totalB) throw new Error(`RLE runs cover ${totalA} and ${totalB} pixels: the masks do not have the same size`);
+  if (totalA !== totalB)
+    throw new Error(`RLE runs cover ${totalA} and ${totalB} pixels: the masks do not have the same size`);
   let ca = a[0] ?? 0;
   let cb = b[0] ?? 0;
   let va = false;

@@ -51,7 +51,8 @@ export function decompressRle(compressed: CompressedRle): Rle {
       more = (c & 0x20) !== 0;
       p++;
       k++;
-      if (k > MAX_GROUP) throw new Error(`compressed RLE: number at character ${p - k} is longer than ${MAX_GROUP} characters`);
+      if (k > MAX_GROUP)
+        throw new Error(`compressed RLE: number at character ${p - k} is longer than ${MAX_GROUP} characters`);
       if (!more && c & 0x10) x -= 2 ** (5 * k);
     }
     const m = counts.length;

@@ -22,7 +22,16 @@ export interface ClipTextConfig {
 
 /** EVA02-CLIP-bigE-14-plus's text tower, which APE-D and APE-Ti use (frozen). */
 export function eva02ClipBigETextConfig(): ClipTextConfig {
-  return { vocabSize: 49408, contextLength: 77, width: 1280, heads: 20, layers: 32, mlpRatio: 4, embedDim: 1024, layerNormEps: 1e-5 };
+  return {
+    vocabSize: 49408,
+    contextLength: 77,
+    width: 1280,
+    heads: 20,
+    layers: 32,
+    mlpRatio: 4,
+    embedDim: 1024,
+    layerNormEps: 1e-5,
+  };
 }
 
 /** The CPU-trainable size: width 128, 2 layers, over a small (word-level) vocabulary. */
@@ -68,7 +77,11 @@ export class PackedSelfAttention extends Module {
   readonly inProjBias: tf.Variable;
   readonly outProj: Linear;
 
-  constructor(readonly width: number, readonly heads: number, rng: Rng) {
+  constructor(
+    readonly width: number,
+    readonly heads: number,
+    rng: Rng,
+  ) {
     super();
     this.inProjWeight = this.param('in_proj_weight', [width, 3 * width], init.xavierUniform(), rng);
     this.inProjBias = this.param('in_proj_bias', [3 * width], init.zeros(), rng);
@@ -114,8 +127,17 @@ export class ClipResidualBlock extends Module {
     this.attn = this.child('attn', new PackedSelfAttention(width, heads, rng));
     this.ln2 = this.child('ln_2', new LayerNorm(width, rng, layerNormEps));
     const mlp = this.child('mlp', new ClipMlp());
-    this.cFc = mlp.add('c_fc', new Linear(width, hidden, rng, { weightInit: init.normal((2 * width) ** -0.5), biasInit: init.zeros() }));
-    this.cProj = mlp.add('c_proj', new Linear(hidden, width, rng, { weightInit: init.normal(width ** -0.5 * (2 * config.layers) ** -0.5), biasInit: init.zeros() }));
+    this.cFc = mlp.add(
+      'c_fc',
+      new Linear(width, hidden, rng, { weightInit: init.normal((2 * width) ** -0.5), biasInit: init.zeros() }),
+    );
+    this.cProj = mlp.add(
+      'c_proj',
+      new Linear(hidden, width, rng, {
+        weightInit: init.normal(width ** -0.5 * (2 * config.layers) ** -0.5),
+        biasInit: init.zeros(),
+      }),
+    );
   }
 
   forward(x: tf.Tensor3D, mask: tf.Tensor2D | null): tf.Tensor3D {
@@ -141,7 +163,10 @@ class ClipTransformerStack extends Module {
 
   constructor(config: ClipTextConfig, rng: Rng) {
     super();
-    this.resblocks = this.childList('resblocks', Array.from({ length: config.layers }, () => new ClipResidualBlock(config, rng)));
+    this.resblocks = this.childList(
+      'resblocks',
+      Array.from({ length: config.layers }, () => new ClipResidualBlock(config, rng)),
+    );
   }
 }
 
@@ -153,7 +178,10 @@ export class ClipTextTransformer extends Module {
   readonly transformer: ClipTransformerStack;
   readonly lnFinal: LayerNorm;
 
-  constructor(readonly config: ClipTextConfig, rng: Rng) {
+  constructor(
+    readonly config: ClipTextConfig,
+    rng: Rng,
+  ) {
     super();
     const { vocabSize, contextLength, width, embedDim } = config;
     // Registration order follows the released state dict.
@@ -188,13 +216,18 @@ export function causalMask(length: number): tf.Tensor2D {
 export class ClipTextEncoder extends Module {
   readonly text: ClipTextTransformer;
 
-  constructor(readonly config: ClipTextConfig, rng: Rng) {
+  constructor(
+    readonly config: ClipTextConfig,
+    rng: Rng,
+  ) {
     super();
     const c = config;
     for (const key of ['vocabSize', 'contextLength', 'width', 'heads', 'layers', 'embedDim'] as const) {
-      if (!Number.isInteger(c[key]) || c[key] <= 0) throw new Error(`ClipTextConfig: ${key} must be a positive integer, got ${c[key]}`);
+      if (!Number.isInteger(c[key]) || c[key] <= 0)
+        throw new Error(`ClipTextConfig: ${key} must be a positive integer, got ${c[key]}`);
     }
-    if (c.width % c.heads !== 0) throw new Error(`ClipTextConfig: width ${c.width} is not divisible by heads ${c.heads}`);
+    if (c.width % c.heads !== 0)
+      throw new Error(`ClipTextConfig: width ${c.width} is not divisible by heads ${c.heads}`);
     this.text = this.child('text', new ClipTextTransformer(config, rng));
   }
 
@@ -208,7 +241,8 @@ export class ClipTextEncoder extends Module {
     const n = ids.length;
     if (n === 0) throw new Error('ClipTextEncoder.forward: no prompts');
     const endTokenIdx = ids.map((row, r) => {
-      if (row.length !== contextLength) throw new Error(`ClipTextEncoder.forward: row ${r} has ${row.length} ids, expected ${contextLength}`);
+      if (row.length !== contextLength)
+        throw new Error(`ClipTextEncoder.forward: row ${r} has ${row.length} ids, expected ${contextLength}`);
       let best = 0;
       for (let j = 1; j < row.length; j++) if (row[j]! > row[best]!) best = j;
       return best;
@@ -218,7 +252,8 @@ export class ClipTextEncoder extends Module {
     ids.forEach((row, r) => {
       for (let j = 0; j < length; j++) {
         const id = row[j]!;
-        if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new Error(`ClipTextEncoder.forward: id ${id} (row ${r}, position ${j}) outside 0..${vocabSize - 1}`);
+        if (!Number.isInteger(id) || id < 0 || id >= vocabSize)
+          throw new Error(`ClipTextEncoder.forward: id ${id} (row ${r}, position ${j}) outside 0..${vocabSize - 1}`);
         flat[r * length + j] = id;
       }
     });
@@ -234,7 +269,8 @@ export class ClipTextEncoder extends Module {
     const t = this.text;
     const [embeddings, lastHiddenState] = tf.tidy(() => {
       const tokens = tf.gather(t.tokenEmbedding, tf.tensor1d(flat, 'int32'));
-      const positions = length === contextLength ? t.positionalEmbedding : tf.slice(t.positionalEmbedding, [0, 0], [length, width]);
+      const positions =
+        length === contextLength ? t.positionalEmbedding : tf.slice(t.positionalEmbedding, [0, 0], [length, width]);
       let x = tf.add(tf.reshape(tokens, [n, length, width]), positions) as tf.Tensor3D;
       const mask = causalMask(length);
       t.transformer.resblocks.forEach((block, i) => {
@@ -245,10 +281,19 @@ export class ClipTextEncoder extends Module {
       const weights = tf.tensor3d(poolWeights, [n, length, 1]);
       const pooled = tf.matMul(tf.sum(tf.mul(normed, weights), 1) as tf.Tensor2D, t.textProjection) as tf.Tensor2D;
       const hidden = options.returnHidden
-        ? (tf.reshape(tf.matMul(tf.reshape(normed, [n * length, width]), t.textProjection), [n, length, this.config.embedDim]) as tf.Tensor3D)
+        ? (tf.reshape(tf.matMul(tf.reshape(normed, [n * length, width]), t.textProjection), [
+            n,
+            length,
+            this.config.embedDim,
+          ]) as tf.Tensor3D)
         : null;
       return hidden ? [pooled, hidden] : [pooled];
     }) as [tf.Tensor2D, tf.Tensor3D?];
-    return { embeddings, lastHiddenState: lastHiddenState ?? null, attentionMask: tf.tensor2d(maskValues, [n, length], 'int32'), endTokenIdx };
+    return {
+      embeddings,
+      lastHiddenState: lastHiddenState ?? null,
+      attentionMask: tf.tensor2d(maskValues, [n, length], 'int32'),
+      endTokenIdx,
+    };
   }
 }

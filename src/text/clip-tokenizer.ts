@@ -62,12 +62,15 @@ export class ClipTokenizer implements TextTokenizer {
     const mergeCount = options.mergeCount ?? CLIP_MERGE_COUNT;
     const lines = mergesText.split('\n');
     if (lines.length < mergeCount + 1) {
-      throw new Error(`ClipTokenizer: the merges text has ${lines.length - 1} merge lines, ${mergeCount} needed (is it the CLIP bpe_simple_vocab file?)`);
+      throw new Error(
+        `ClipTokenizer: the merges text has ${lines.length - 1} merge lines, ${mergeCount} needed (is it the CLIP bpe_simple_vocab file?)`,
+      );
     }
     const merges: [string, string][] = [];
     for (let i = 1; i <= mergeCount; i++) {
       const parts = lines[i]!.split(' ');
-      if (parts.length !== 2 || !parts[0] || !parts[1]) throw new Error(`ClipTokenizer: merges line ${i + 1} is not "a b": ${JSON.stringify(lines[i]!.slice(0, 40))}`);
+      if (parts.length !== 2 || !parts[0] || !parts[1])
+        throw new Error(`ClipTokenizer: merges line ${i + 1} is not "a b": ${JSON.stringify(lines[i]!.slice(0, 40))}`);
       merges.push([parts[0], parts[1]]);
     }
     const { bytes, chars } = bytesToUnicode();
@@ -75,7 +78,7 @@ export class ClipTokenizer implements TextTokenizer {
       this.byteEncoder[b] = chars[i]!;
       this.byteDecoder.set(chars[i]!, b);
     });
-    const vocab = [...chars, ...chars.map((c) => c + '</w>'), ...merges.map(([a, b]) => a + b), CLIP_SOT, CLIP_EOT];
+    const vocab = [...chars, ...chars.map((c) => `${c}</w>`), ...merges.map(([a, b]) => a + b), CLIP_SOT, CLIP_EOT];
     vocab.forEach((token, id) => {
       this.encoder.set(token, id);
       this.decoder.push(token);
@@ -92,7 +95,7 @@ export class ClipTokenizer implements TextTokenizer {
     const cached = this.cache.get(token);
     if (cached) return cached;
     const symbols = [...token];
-    let word = [...symbols.slice(0, -1), symbols[symbols.length - 1]! + '</w>'];
+    let word = [...symbols.slice(0, -1), `${symbols[symbols.length - 1]!}</w>`];
     while (word.length > 1) {
       let best = -1;
       let bestRank = Infinity;

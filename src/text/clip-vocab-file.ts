@@ -18,7 +18,9 @@ export async function readClipMergesFile(path: string): Promise<string> {
   try {
     text = gzipped ? gunzipSync(raw, { maxOutputLength: MAX_VOCAB_BYTES }) : raw;
   } catch (err) {
-    throw new Error(`CLIP vocabulary ${path}: not a valid gzip file or larger than ${MAX_VOCAB_BYTES} bytes (${(err as Error).message})`);
+    throw new Error(
+      `CLIP vocabulary ${path}: not a valid gzip file or larger than ${MAX_VOCAB_BYTES} bytes (${(err as Error).message})`,
+    );
   }
   return new TextDecoder('utf-8', { fatal: true }).decode(text);
 }

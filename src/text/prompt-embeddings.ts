@@ -90,7 +90,11 @@ export class PromptEmbeddingCache {
   }
 
   /** Counts hits and misses, then encodes the texts `cache` lacks, batchSize at a time, and stores one value per text. */
-  private encodeMissing(cache: Map<string, Float32Array>, texts: readonly string[], encode: (chunk: string[]) => Float32Array[]): void {
+  private encodeMissing(
+    cache: Map<string, Float32Array>,
+    texts: readonly string[],
+    encode: (chunk: string[]) => Float32Array[],
+  ): void {
     const missing = unique(texts.filter((t) => !cache.has(t)));
     this.hits += texts.length - missing.length;
     this.misses += missing.length;
@@ -115,7 +119,12 @@ function unique(texts: string[]): string[] {
  * token), 'mean' averages its rows (start and end tokens included; + 1e-6 in the divisor as
  * APE's reduce_language_feature). tokens [B, T, D] -> [B, P, D].
  */
-export function poolPromptTokens(tokens: tf.Tensor3D, offsets: Int32Array, lengths: Int32Array, pooling: TextPooling): tf.Tensor3D {
+export function poolPromptTokens(
+  tokens: tf.Tensor3D,
+  offsets: Int32Array,
+  lengths: Int32Array,
+  pooling: TextPooling,
+): tf.Tensor3D {
   return tf.tidy(() => {
     const [b, t, d] = tokens.shape;
     const p = offsets.length;

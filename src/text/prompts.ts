@@ -25,7 +25,9 @@ export function parsePromptString(text: string): PromptSet {
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s.length > 0);
-  return items.some((s) => s.includes(' ')) ? { vocabulary: [], sentences: items } : { vocabulary: items, sentences: [] };
+  return items.some((s) => s.includes(' '))
+    ? { vocabulary: [], sentences: items }
+    : { vocabulary: items, sentences: [] };
 }
 
 /** Validates and lists the prompts of a set in model order. */

@@ -31,17 +31,21 @@ export function whitespaceClean(text: string): string {
   return pyStrip(text.replace(PY_SPACE_RUN, ' '));
 }
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching terminal escapes is the point
 const TERMINAL_ESCAPE = /\x1b\[((?:\d|;)*)([a-zA-Z])/g;
 const SINGLE_QUOTES = /[\u02bc\u2018-\u201b]/g;
 const DOUBLE_QUOTES = /[\u201c-\u201f]/g;
 const LINE_BREAKS = /\r\n|[\r\u2028\u2029\u0085]/g;
-const CONTROL_CHARS = /[\x00-\x08\x0b\x0e-\x1f\x7f\u206a-\u206f\ufeff\ufff9-\ufffc\u{1d173}-\u{1d17a}\u{e0000}-\u{e007f}]/gu;
+const CONTROL_CHARS =
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
+  /[\x00-\x08\x0b\x0e-\x1f\x7f\u206a-\u206f\ufeff\ufff9-\ufffc\u{1d173}-\u{1d17a}\u{e0000}-\u{e007f}]/gu;
 const LIGATURES = /[\u0132\u0133\u0149\u01c4-\u01cc\u01f1-\u01f3\ufb00-\ufb06]/g;
 const WIDE_OR_HALF = /[\u3000\uff01-\uffef]/g;
 const C1_CONTROLS = /[\x80-\x9f]/g;
 
 /** A character that only appears in UTF-8 text mis-decoded as Windows-1252: a lead byte followed by a continuation byte. */
-const MOJIBAKE_HINT = /[\u00c2-\u00f4][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014\u2018-\u201a\u201c-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]/;
+const MOJIBAKE_HINT =
+  /[\u00c2-\u00f4][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014\u2018-\u201a\u201c-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]/;
 
 const CP1252_BYTE = new Map<number, number>([...CP1252_C1].map(([byte, cp]) => [cp, byte]));
 

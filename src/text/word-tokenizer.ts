@@ -28,11 +28,18 @@ export class WordTokenizer implements TextTokenizer {
   private readonly ids = new Map<string, number>();
   private readonly firstBucket: number;
 
-  constructor(readonly words: readonly string[], readonly hashBuckets: number, readonly contextLength = 16) {
-    if (!Number.isInteger(hashBuckets) || hashBuckets < 0) throw new Error(`WordTokenizer: hashBuckets must be a non-negative integer, got ${hashBuckets}`);
-    if (!Number.isInteger(contextLength) || contextLength < 2) throw new Error(`WordTokenizer: contextLength must be an integer >= 2, got ${contextLength}`);
+  constructor(
+    readonly words: readonly string[],
+    readonly hashBuckets: number,
+    readonly contextLength = 16,
+  ) {
+    if (!Number.isInteger(hashBuckets) || hashBuckets < 0)
+      throw new Error(`WordTokenizer: hashBuckets must be a non-negative integer, got ${hashBuckets}`);
+    if (!Number.isInteger(contextLength) || contextLength < 2)
+      throw new Error(`WordTokenizer: contextLength must be an integer >= 2, got ${contextLength}`);
     words.forEach((w, i) => {
-      if (w !== normalizeWord(w) || splitWords(w).length !== 1) throw new Error(`WordTokenizer: vocabulary entry ${i} '${w}' is not a single normalised word`);
+      if (w !== normalizeWord(w) || splitWords(w).length !== 1)
+        throw new Error(`WordTokenizer: vocabulary entry ${i} '${w}' is not a single normalised word`);
       if (this.ids.has(w)) throw new Error(`WordTokenizer: vocabulary entry ${i} '${w}' repeats`);
       this.ids.set(w, FIRST_WORD + i);
     });
@@ -52,7 +59,11 @@ export class WordTokenizer implements TextTokenizer {
    * Builds a vocabulary from texts: the most frequent words (ties alphabetical) that occur at
    * least minCount times, so that the whole vocabulary has exactly `vocabSize` ids (the rest are buckets).
    */
-  static fromTexts(texts: Iterable<string>, vocabSize: number, options: { contextLength?: number; minCount?: number; maxWordsShare?: number } = {}): WordTokenizer {
+  static fromTexts(
+    texts: Iterable<string>,
+    vocabSize: number,
+    options: { contextLength?: number; minCount?: number; maxWordsShare?: number } = {},
+  ): WordTokenizer {
     const counts = new Map<string, number>();
     for (const text of texts) for (const w of splitWords(text)) counts.set(w, (counts.get(w) ?? 0) + 1);
     const free = vocabSize - 4;
@@ -70,21 +81,31 @@ export class WordTokenizer implements TextTokenizer {
 
   static fromJSON(json: unknown, source = 'tokenizer.json'): WordTokenizer {
     const j = json as Partial<WordTokenizerJson> | null;
-    if (!j || typeof j !== 'object' || j.kind !== 'word') throw new Error(`${source}: not a word tokenizer (kind must be 'word')`);
+    if (!j || typeof j !== 'object' || j.kind !== 'word')
+      throw new Error(`${source}: not a word tokenizer (kind must be 'word')`);
     if (j.version !== 1) throw new Error(`${source}: unsupported version ${String(j.version)}`);
-    if (!Array.isArray(j.words) || !j.words.every((w) => typeof w === 'string')) throw new Error(`${source}: 'words' must be a list of strings`);
+    if (!Array.isArray(j.words) || !j.words.every((w) => typeof w === 'string'))
+      throw new Error(`${source}: 'words' must be a list of strings`);
     if (typeof j.hashBuckets !== 'number') throw new Error(`${source}: 'hashBuckets' must be a number`);
     if (typeof j.contextLength !== 'number') throw new Error(`${source}: 'contextLength' must be a number`);
     return new WordTokenizer(j.words, j.hashBuckets, j.contextLength);
   }
 
   toJSON(): WordTokenizerJson {
-    return { kind: 'word', version: 1, contextLength: this.contextLength, words: [...this.words], hashBuckets: this.hashBuckets };
+    return {
+      kind: 'word',
+      version: 1,
+      contextLength: this.contextLength,
+      words: [...this.words],
+      hashBuckets: this.hashBuckets,
+    };
   }
 
   /** Ids of the words of one text, without start/end. */
   encode(text: string): number[] {
-    return splitWords(text).map((w) => this.ids.get(w) ?? (this.hashBuckets > 0 ? this.firstBucket + (fnv1a(w) % this.hashBuckets) : UNK));
+    return splitWords(text).map(
+      (w) => this.ids.get(w) ?? (this.hashBuckets > 0 ? this.firstBucket + (fnv1a(w) % this.hashBuckets) : UNK),
+    );
   }
 
   tokenize(texts: readonly string[]): number[][] {

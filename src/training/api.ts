@@ -34,7 +34,14 @@ export { sigmoidFocalLoss, sigmoidFocalElementwise, bceWithLogits } from './loss
 export { boxL1Loss, giouLoss } from './losses/box.js';
 export { maskBceLoss, diceLoss } from './losses/mask.js';
 export { computeLosses, DEFAULT_CRITERION } from './criterion.js';
-export type { CriterionConfig, LossWeights, LossResult, TrainingPredictions, DecoderLayerPredictions, EncoderPredictions } from './criterion.js';
+export type {
+  CriterionConfig,
+  LossWeights,
+  LossResult,
+  TrainingPredictions,
+  DecoderLayerPredictions,
+  EncoderPredictions,
+} from './criterion.js';
 export { NegativeBank } from './negative-bank.js';
 export { AdamW } from './optim/adamw.js';
 export type { AdamWOptions, AdamWState } from './optim/adamw.js';

@@ -2,7 +2,13 @@ import { tf } from '../engine/engine.js';
 import type { TrainingBatch } from '../data/batch.js';
 import type { ApeRawOutput, ApeNetwork, PromptInput } from '../modeling/ape-network.js';
 import type { Rng } from '../util/random.js';
-import { computeLosses, wantsPixelClass, wantsSeparation, type CriterionConfig, type TrainingPredictions } from './criterion.js';
+import {
+  computeLosses,
+  wantsPixelClass,
+  wantsSeparation,
+  type CriterionConfig,
+  type TrainingPredictions,
+} from './criterion.js';
 
 /** Extra negative prompts for a sentence batch: N embeddings of `dim` values, back to back. */
 export interface NegativeEmbeddings {
@@ -38,20 +44,30 @@ export function batchGradients(
   if (batch.promptKind === 'sentence' && batch.prompts.length === 0 && !(negatives && negatives.count > 0)) {
     // Cropping removed every referred object and the bank is empty: nothing to classify against.
     const switches = { ...batch.switches, decoderClass: false };
-    if (!switches.boxes && !switches.masks && !switches.encoder) return { grads: new Map(), losses: { total: 0 }, phaseMs: { forward: 0, losses: 0, backward: 0 } };
+    if (!switches.boxes && !switches.masks && !switches.encoder)
+      return { grads: new Map(), losses: { total: 0 }, phaseMs: { forward: 0, losses: 0, backward: 0 } };
     batch = { ...batch, promptKind: 'vocabulary', switches };
   }
   const s = batch.size;
   const images = tf.tensor4d(batch.images, [batch.batchSize, s, s, 3]);
   const extra = negatives && negatives.count > 0 ? tf.tensor2d(negatives.data, [negatives.count, negatives.dim]) : null;
   const prompts: PromptInput =
-    batch.promptKind === 'sentence' ? { sentences: batch.prompts, extraSentenceEmbeddings: extra } : { vocabulary: batch.prompts.length ? batch.prompts : ['object'] };
+    batch.promptKind === 'sentence'
+      ? { sentences: batch.prompts, extraSentenceEmbeddings: extra }
+      : { vocabulary: batch.prompts.length ? batch.prompts : ['object'] };
   const losses: Record<string, number> = {};
   const t0 = performance.now();
   let t1 = t0;
   let t2 = t0;
   const { value, grads } = tf.variableGrads(() => {
-    const out = network.forward({ images, sizes: batch.sizes }, prompts, { training: true, rng, layers: 'all', masks: criterion.maskLayers, pixelLogits: wantsPixelClass(criterion, batch.switches), textEmbeddings: wantsSeparation(criterion) });
+    const out = network.forward({ images, sizes: batch.sizes }, prompts, {
+      training: true,
+      rng,
+      layers: 'all',
+      masks: criterion.maskLayers,
+      pixelLogits: wantsPixelClass(criterion, batch.switches),
+      textEmbeddings: wantsSeparation(criterion),
+    });
     t1 = performance.now();
     const result = computeLosses(trainingPredictions(out), batch.targets, batch.switches, criterion, rng);
     for (const [name, t] of result.terms) losses[name] = t.dataSync()[0]!;

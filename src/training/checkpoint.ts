@@ -42,25 +42,30 @@ export function checkpointName(step: number): string {
 export async function saveCheckpoint(dir: string, checkpoint: TrainingCheckpoint, keep = 3): Promise<string> {
   mkdirSync(dir, { recursive: true });
   const tensors = new Map<string, SafetensorsInput>();
-  for (const [name, p] of checkpoint.params) tensors.set(`model.${name}`, { dtype: 'F32', shape: p.shape, data: p.data });
+  for (const [name, p] of checkpoint.params)
+    tensors.set(`model.${name}`, { dtype: 'F32', shape: p.shape, data: p.data });
   for (const [name, mv] of checkpoint.optimizer.moments) {
     const shape = checkpoint.params.get(name)?.shape ?? [mv.m.length];
     tensors.set(`optim.m.${name}`, { dtype: 'F32', shape, data: mv.m });
     tensors.set(`optim.v.${name}`, { dtype: 'F32', shape, data: mv.v });
   }
-  for (const [name, e] of checkpoint.extras) tensors.set(`extra.${name}`, { dtype: 'F32', shape: e.shape, data: e.data });
+  for (const [name, e] of checkpoint.extras)
+    tensors.set(`extra.${name}`, { dtype: 'F32', shape: e.shape, data: e.data });
   const metadata = {
     format: CHECKPOINT_FORMAT,
     step: String(checkpoint.step),
     optimizer: JSON.stringify({ step: checkpoint.optimizer.step, paramSteps: checkpoint.optimizerParamSteps }),
     state: JSON.stringify(checkpoint.state),
-    checksums: JSON.stringify(Object.fromEntries([...tensors].map(([name, t]) => [name, tensorChecksum(t.data as Float32Array)]))),
+    checksums: JSON.stringify(
+      Object.fromEntries([...tensors].map(([name, t]) => [name, tensorChecksum(t.data as Float32Array)])),
+    ),
   };
   const path = join(dir, checkpointName(checkpoint.step));
   await writeSafetensorsFile(path, tensors, metadata);
   syncDirectory(dir);
   const older = listCheckpoints(dir).filter((c) => c.step < checkpoint.step);
-  for (const old of older.slice(0, Math.max(0, older.length - (Math.max(1, keep) - 1)))) rmSync(join(dir, old.file), { force: true });
+  for (const old of older.slice(0, Math.max(0, older.length - (Math.max(1, keep) - 1))))
+    rmSync(join(dir, old.file), { force: true });
   return path;
 }
 
@@ -85,7 +90,8 @@ export function listCheckpoints(dir: string): Array<{ step: number; file: string
  */
 export async function loadCheckpoint(path: string): Promise<TrainingCheckpoint> {
   const file = await readSafetensorsFile(path);
-  if (file.metadata.format !== CHECKPOINT_FORMAT) throw new Error(`${path}: not a training checkpoint (format '${file.metadata.format ?? ''}')`);
+  if (file.metadata.format !== CHECKPOINT_FORMAT)
+    throw new Error(`${path}: not a training checkpoint (format '${file.metadata.format ?? ''}')`);
   if (file.metadata.checksums !== undefined) verifyChecksums(path, file.metadata.checksums, file.tensors);
   const params = new Map<string, { shape: number[]; data: Float32Array }>();
   const extras = new Map<string, { shape: number[]; data: Float32Array }>();
@@ -133,9 +139,13 @@ function verifyChecksums(path: string, text: string, tensors: Map<string, { data
     const want = expected[name];
     if (want === undefined) throw new Error(`${path}: tensor '${name}' has no checksum in the metadata`);
     const got = tensorChecksum(entry.data as Float32Array);
-    if (got !== want) throw new Error(`${path}: tensor '${name}' fails its checksum (CRC-32 ${got}, written as ${want}): the file was altered or damaged`);
+    if (got !== want)
+      throw new Error(
+        `${path}: tensor '${name}' fails its checksum (CRC-32 ${got}, written as ${want}): the file was altered or damaged`,
+      );
   }
-  for (const name of Object.keys(expected)) if (!tensors.has(name)) throw new Error(`${path}: tensor '${name}' is missing`);
+  for (const name of Object.keys(expected))
+    if (!tensors.has(name)) throw new Error(`${path}: tensor '${name}' is missing`);
 }
 
 /** A checkpoint file that could not be used, and why. */
@@ -172,14 +182,20 @@ export class NoReadableCheckpointError extends Error {
  * interrupted writes never get the final name) is reported through `warn` and the previous one
  * is tried; when every one fails, NoReadableCheckpointError names them all.
  */
-export async function loadLatestCheckpoint(dir: string, warn: (message: string) => void = console.warn): Promise<LatestCheckpoint | null> {
+export async function loadLatestCheckpoint(
+  dir: string,
+  warn: (message: string) => void = console.warn,
+): Promise<LatestCheckpoint | null> {
   const all = listCheckpoints(dir);
   const skipped: UnreadableCheckpoint[] = [];
   for (let i = all.length - 1; i >= 0; i--) {
     const path = join(dir, all[i]!.file);
     try {
       const checkpoint = await loadCheckpoint(path);
-      if (skipped.length > 0) warn(`falling back to checkpoint ${path} (step ${checkpoint.step}): the newer ${skipped.map((s) => s.file).join(', ')} cannot be used`);
+      if (skipped.length > 0)
+        warn(
+          `falling back to checkpoint ${path} (step ${checkpoint.step}): the newer ${skipped.map((s) => s.file).join(', ')} cannot be used`,
+        );
       return { checkpoint, path, skipped };
     } catch (err) {
       const reason = (err as Error).message.replace(`${path}: `, '');

@@ -112,7 +112,16 @@ export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'datasets' | 'output'> = {
   initFrom: null,
   model: { preset: 'tiny', textVocabSize: 4096 },
   optimizer: { lr: 2e-4, weightDecay: 0.05, betas: [0.9, 0.999], eps: 1e-8, clipNorm: 0.1, lrMultipliers: {} },
-  schedule: { warmupSteps: 100, warmupFactor: 0.001, decay: 'step', milestones: [], milestoneFractions: [], gamma: 0.1, minFactor: 0, plannedSteps: null },
+  schedule: {
+    warmupSteps: 100,
+    warmupFactor: 0.001,
+    decay: 'step',
+    milestones: [],
+    milestoneFractions: [],
+    gamma: 0.1,
+    minFactor: 0,
+    plannedSteps: null,
+  },
   loss: {
     assignment: 'hungarian',
     weights: { cls: 1, l1: 5, giou: 2, mask: 5, dice: 5, separation: 0, pixelClass: 0 },
@@ -125,7 +134,14 @@ export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'datasets' | 'output'> = {
   },
   negativeBank: { size: 256, perBatch: 64 },
   augment: { flipProbability: 0.5, scaleRange: [0.5, 1.5], crop: true, minSize: 2 },
-  data: { splitStuff: true, minComponentFraction: 0.0005, groundingNmsIou: 0.6, maxPrompts: 128, maxSegments: 100, federatedSampleCats: 50 },
+  data: {
+    splitStuff: true,
+    minComponentFraction: 0.0005,
+    groundingNmsIou: 0.6,
+    maxPrompts: 128,
+    maxSegments: 100,
+    federatedSampleCats: 50,
+  },
   checkpoint: { every: 500, keep: 3 },
   log: { every: 10 },
   prepare: { synth: [] },
@@ -140,7 +156,11 @@ export class ConfigError extends Error {
 const DATASET_TYPES: DatasetKind[] = ['detection', 'semantic', 'grounding', 'class-agnostic'];
 
 /** The settings are DEFAULT_TRAIN_CONFIG's; the two maps are free-form (checked by the rules below). */
-const TRAIN_SETTINGS_MERGE: MergeRules = { missing: 'default', unknown: 'error', freeForm: ['optimizer.lrMultipliers', 'model.overrides'] };
+const TRAIN_SETTINGS_MERGE: MergeRules = {
+  missing: 'default',
+  unknown: 'error',
+  freeForm: ['optimizer.lrMultipliers', 'model.overrides'],
+};
 
 /** Reads, defaults and validates a training config; relative paths become absolute. */
 export function loadTrainConfig(file: string): TrainConfig {
@@ -152,7 +172,9 @@ export function readConfigJson(file: string): unknown {
   try {
     return JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
-    throw new ConfigError(`${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `not valid JSON (${(err as Error).message})`}`);
+    throw new ConfigError(
+      `${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `not valid JSON (${(err as Error).message})`}`,
+    );
   }
 }
 
@@ -160,17 +182,33 @@ export function readConfigJson(file: string): unknown {
 type Rule = (value: unknown) => string | null;
 
 const got = (v: unknown) => `got ${showValue(v)}`;
-const positiveInteger: Rule = (v) => (Number.isInteger(v) && (v as number) > 0 ? null : `must be a positive integer, ${got(v)}`);
+const positiveInteger: Rule = (v) =>
+  Number.isInteger(v) && (v as number) > 0 ? null : `must be a positive integer, ${got(v)}`;
 const integer: Rule = (v) => (Number.isInteger(v) ? null : `must be an integer, ${got(v)}`);
 const positive: Rule = (v) => (typeof v === 'number' && v > 0 ? null : `must be positive, ${got(v)}`);
-const nonNegative: Rule = (v) => (typeof v === 'number' && v >= 0 && Number.isFinite(v) ? null : `must be a non-negative number, ${got(v)}`);
-const atLeast = (lo: number): Rule => (v) => (typeof v === 'number' && v >= lo ? null : `must be at least ${lo}, ${got(v)}`);
+const nonNegative: Rule = (v) =>
+  typeof v === 'number' && v >= 0 && Number.isFinite(v) ? null : `must be a non-negative number, ${got(v)}`;
+const atLeast =
+  (lo: number): Rule =>
+  (v) =>
+    typeof v === 'number' && v >= lo ? null : `must be at least ${lo}, ${got(v)}`;
 /** In [lo, hi] (or [lo, hi) when `hiOpen`). */
-const between = (lo: number, hi: number, hiOpen = false): Rule => (v) =>
-  typeof v === 'number' && v >= lo && (hiOpen ? v < hi : v <= hi) ? null : `must be in [${lo}, ${hi}${hiOpen ? ')' : ']'}, ${got(v)}`;
-const oneOf = (...options: readonly unknown[]): Rule => (v) =>
-  options.includes(v) ? null : `must be ${options.slice(0, -1).join(', ')} or ${String(options[options.length - 1])}, ${got(v)}`;
-const multipleOf = (n: number): Rule => (v) => (typeof v === 'number' && v % n === 0 ? null : `must be a multiple of ${n}, ${got(v)}`);
+const between =
+  (lo: number, hi: number, hiOpen = false): Rule =>
+  (v) =>
+    typeof v === 'number' && v >= lo && (hiOpen ? v < hi : v <= hi)
+      ? null
+      : `must be in [${lo}, ${hi}${hiOpen ? ')' : ']'}, ${got(v)}`;
+const oneOf =
+  (...options: readonly unknown[]): Rule =>
+  (v) =>
+    options.includes(v)
+      ? null
+      : `must be ${options.slice(0, -1).join(', ')} or ${String(options[options.length - 1])}, ${got(v)}`;
+const multipleOf =
+  (n: number): Rule =>
+  (v) =>
+    typeof v === 'number' && v % n === 0 ? null : `must be a multiple of ${n}, ${got(v)}`;
 
 /**
  * The checks of parseTrainConfig, by dotted path (`*` is every key of a map). A rule is skipped
@@ -189,12 +227,26 @@ const TRAIN_CONFIG_RULES: ReadonlyArray<readonly [string, Rule]> = [
   ['optimizer.lr', positive],
   ['optimizer.weightDecay', nonNegative],
   ['optimizer.clipNorm', nonNegative],
-  ['optimizer.betas', (v) => (Array.isArray(v) && v.length === 2 && v.every((b) => b >= 0 && b < 1) ? null : 'must be two numbers in [0, 1)')],
+  [
+    'optimizer.betas',
+    (v) =>
+      Array.isArray(v) && v.length === 2 && v.every((b) => b >= 0 && b < 1) ? null : 'must be two numbers in [0, 1)',
+  ],
   ['optimizer.lrMultipliers.*', nonNegative],
   ['schedule.decay', oneOf('constant', 'step', 'cosine')],
   ['schedule.warmupSteps', nonNegative],
-  ['schedule.milestones', (v) => (Array.isArray(v) && v.every((m) => Number.isInteger(m) && m >= 0) ? null : 'must be a list of step numbers')],
-  ['schedule.milestoneFractions', (v) => (Array.isArray(v) && v.every((f) => typeof f === 'number' && f > 0 && f < 1) ? null : `must be a list of fractions in (0, 1), ${got(v)}`)],
+  [
+    'schedule.milestones',
+    (v) =>
+      Array.isArray(v) && v.every((m) => Number.isInteger(m) && m >= 0) ? null : 'must be a list of step numbers',
+  ],
+  [
+    'schedule.milestoneFractions',
+    (v) =>
+      Array.isArray(v) && v.every((f) => typeof f === 'number' && f > 0 && f < 1)
+        ? null
+        : `must be a list of fractions in (0, 1), ${got(v)}`,
+  ],
   ['schedule.plannedSteps', (v) => (v === null ? null : positiveInteger(v))],
   ['loss.assignment', oneOf('hungarian', 'deta')],
   ['loss.maskLayers', oneOf('last', 'all')],
@@ -205,7 +257,10 @@ const TRAIN_CONFIG_RULES: ReadonlyArray<readonly [string, Rule]> = [
   ['loss.pointSampling.importance', between(0, 1)],
   ['negativeBank.size', nonNegative],
   ['negativeBank.perBatch', nonNegative],
-  ['augment.scaleRange', (v) => (Array.isArray(v) && v[0] > 0 && v[1] >= v[0] ? null : `must be [lo, hi] with 0 < lo <= hi, ${got(v)}`)],
+  [
+    'augment.scaleRange',
+    (v) => (Array.isArray(v) && v[0] > 0 && v[1] >= v[0] ? null : `must be [lo, hi] with 0 < lo <= hi, ${got(v)}`),
+  ],
   ['augment.flipProbability', between(0, 1)],
   ['checkpoint.every', positiveInteger],
   ['checkpoint.keep', positiveInteger],
@@ -242,8 +297,10 @@ export function parseTrainConfig(json: unknown, file: string): TrainConfig {
     const why = rule(value);
     return why === null ? value : fail(field, why);
   };
-  for (const [path, rule] of TRAIN_CONFIG_RULES) for (const [field, value] of valuesAt(c, path)) check(field, rule, value);
-  if (c.workers === 2 && c.batchSize % 2 !== 0) fail('batchSize', `must be even to split over 2 workers, got ${c.batchSize}`);
+  for (const [path, rule] of TRAIN_CONFIG_RULES)
+    for (const [field, value] of valuesAt(c, path)) check(field, rule, value);
+  if (c.workers === 2 && c.batchSize % 2 !== 0)
+    fail('batchSize', `must be even to split over 2 workers, got ${c.batchSize}`);
   if (typeof raw.output !== 'string' || raw.output.length === 0) fail('output', 'must name the run folder');
   if (!Array.isArray(raw.datasets) || raw.datasets.length === 0) fail('datasets', 'must list at least one dataset');
 
@@ -252,13 +309,15 @@ export function parseTrainConfig(json: unknown, file: string): TrainConfig {
   c.root = root;
   c.output = path(raw.output as string)!;
   if (c.initFrom !== null) {
-    if (typeof c.initFrom !== 'string' || c.initFrom.length === 0) fail('initFrom', `must name a training checkpoint or be null, got ${JSON.stringify(c.initFrom)}`);
+    if (typeof c.initFrom !== 'string' || c.initFrom.length === 0)
+      fail('initFrom', `must name a training checkpoint or be null, got ${JSON.stringify(c.initFrom)}`);
     c.initFrom = path(c.initFrom)!;
   }
   c.prepare = {
     synth: c.prepare.synth.map((entry, i) => {
       const where = `prepare.synth[${i}]`;
-      if (typeof entry !== 'object' || entry === null || typeof entry.out !== 'string') return fail(`${where}.out`, 'must name the folder to generate');
+      if (typeof entry !== 'object' || entry === null || typeof entry.out !== 'string')
+        return fail(`${where}.out`, 'must name the folder to generate');
       const images = check(`${where}.images`, positiveInteger, entry.images);
       check(`${where}.seed`, integer, entry.seed);
       const size = entry.size === undefined ? 256 : check(`${where}.size`, positiveInteger, entry.size);
@@ -278,19 +337,25 @@ export function parseTrainConfig(json: unknown, file: string): TrainConfig {
     if (typeof ds.name !== 'string' || !ds.name) fail(`${where}.name`, 'must be a non-empty string');
     if (names.has(ds.name as string)) fail(`${where}.name`, `repeats '${ds.name}'`);
     names.add(ds.name as string);
-    if (!DATASET_TYPES.includes(ds.type as DatasetKind)) fail(`${where}.type`, `must be one of ${DATASET_TYPES.join(', ')}, got ${JSON.stringify(ds.type)}`);
+    if (!DATASET_TYPES.includes(ds.type as DatasetKind))
+      fail(`${where}.type`, `must be one of ${DATASET_TYPES.join(', ')}, got ${JSON.stringify(ds.type)}`);
     const weight = ds.weight === undefined ? 1 : ds.weight;
-    if (typeof weight !== 'number' || !(weight > 0)) fail(`${where}.weight`, `must be positive, got ${JSON.stringify(weight)}`);
+    if (typeof weight !== 'number' || !(weight > 0))
+      fail(`${where}.weight`, `must be positive, got ${JSON.stringify(weight)}`);
     const type = ds.type as DatasetKind;
     if (type === 'semantic') {
-      if (!ds.semanticIndex && !(ds.labelDir && ds.categories && ds.imageRoot)) fail(where, "semantic sets need 'semanticIndex', or 'labelDir', 'imageRoot' and 'categories'");
+      if (!ds.semanticIndex && !(ds.labelDir && ds.categories && ds.imageRoot))
+        fail(where, "semantic sets need 'semanticIndex', or 'labelDir', 'imageRoot' and 'categories'");
     } else if (typeof ds.annotations !== 'string') {
       fail(`${where}.annotations`, 'must name the annotation file');
     }
-    for (const key of ['losses']) if (ds[key] !== undefined && (typeof ds[key] !== 'object' || ds[key] === null)) fail(`${where}.${key}`, 'must be an object');
+    for (const key of ['losses'])
+      if (ds[key] !== undefined && (typeof ds[key] !== 'object' || ds[key] === null))
+        fail(`${where}.${key}`, 'must be an object');
     const switches = (ds.losses ?? {}) as Record<string, unknown>;
     for (const [k, v] of Object.entries(switches)) {
-      if (!['decoderClass', 'boxes', 'masks', 'encoder', 'federated'].includes(k)) fail(`${where}.losses.${k}`, 'is not a loss switch (decoderClass, boxes, masks, encoder, federated)');
+      if (!['decoderClass', 'boxes', 'masks', 'encoder', 'federated'].includes(k))
+        fail(`${where}.losses.${k}`, 'is not a loss switch (decoderClass, boxes, masks, encoder, federated)');
       if (typeof v !== 'boolean') fail(`${where}.losses.${k}`, 'must be true or false');
     }
     return {

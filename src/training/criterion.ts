@@ -11,7 +11,12 @@ import { diceLoss, maskBceLoss } from './losses/mask.js';
 import { pixelClassLoss } from './losses/pixel-class.js';
 import { promptSeparationLoss } from './losses/prompt-separation.js';
 import { downsampleMaskArea } from './losses/mask-targets.js';
-import { pointSampleMasks, pointSampleTensor, uncertainPointCoords, type PointSamplingOptions } from './losses/point-sampling.js';
+import {
+  pointSampleMasks,
+  pointSampleTensor,
+  uncertainPointCoords,
+  type PointSamplingOptions,
+} from './losses/point-sampling.js';
 
 /** One decoder layer's outputs. */
 export interface DecoderLayerPredictions {
@@ -109,8 +114,14 @@ export function computeLosses(
     terms.set(name, value);
     if (weight !== 0) weighted.push(tf.mul(value, tf.scalar(weight)) as tf.Scalar);
   };
-  const numBoxes = Math.max(1, targets.reduce((n, t) => n + t.labels.length, 0));
-  const numMasks = Math.max(1, targets.reduce((n, t) => n + (t.masks ? t.masks.length : 0), 0));
+  const numBoxes = Math.max(
+    1,
+    targets.reduce((n, t) => n + t.labels.length, 0),
+  );
+  const numMasks = Math.max(
+    1,
+    targets.reduce((n, t) => n + (t.masks ? t.masks.length : 0), 0),
+  );
   const layers = pred.layers;
   if (layers.length === 0) throw new Error('computeLosses: no decoder layers');
 
@@ -119,14 +130,18 @@ export function computeLosses(
     if (!pred.references) throw new Error("computeLosses: 'deta' assignment needs the decoder's reference boxes");
     const refs = pred.references;
     const q = layers[0]!.boxes.shape[1]!;
-    if (refs.length !== targets.length * q * 4) throw new Error(`computeLosses: ${refs.length / 4} reference boxes for ${targets.length} images of ${q} queries`);
-    shared = targets.map((t, i) => iouAssign(refs.subarray(i * q * 4, (i + 1) * q * 4), t.boxes, decoderAssignOptions(q), rng));
+    if (refs.length !== targets.length * q * 4)
+      throw new Error(`computeLosses: ${refs.length / 4} reference boxes for ${targets.length} images of ${q} queries`);
+    shared = targets.map((t, i) =>
+      iouAssign(refs.subarray(i * q * 4, (i + 1) * q * 4), t.boxes, decoderAssignOptions(q), rng),
+    );
   }
 
   layers.forEach((layer, l) => {
     const suffix = l === layers.length - 1 ? '' : `_${l}`;
     const matches = shared ?? matchLayer(layer, targets, switches, config);
-    if (switches.decoderClass) add(`class${suffix}`, classLoss(layer.logits, targets, matches, switches, numBoxes, config), config.weights.cls);
+    if (switches.decoderClass)
+      add(`class${suffix}`, classLoss(layer.logits, targets, matches, switches, numBoxes, config), config.weights.cls);
     if (switches.boxes) {
       const [l1, giou] = boxLosses(layer.boxes, targets, matches, numBoxes);
       add(`l1${suffix}`, l1, config.weights.l1);
@@ -147,20 +162,36 @@ export function computeLosses(
     let matches: MatchIndices[];
     if (config.assignment === 'deta' && enc.anchors) {
       const anchors = enc.anchors;
-      matches = targets.map((t, i) => iouAssign(anchors.subarray(i * n * 4, (i + 1) * n * 4), t.boxes, encoderAssignOptions(), rng));
+      matches = targets.map((t, i) =>
+        iouAssign(anchors.subarray(i * n * 4, (i + 1) * n * 4), t.boxes, encoderAssignOptions(), rng),
+      );
     } else {
       const lv = logits.dataSync() as Float32Array;
       const bv = enc.boxes.dataSync() as Float32Array;
       matches = targets.map((t, i) =>
         hungarianMatch(
-          { logits: lv.subarray(i * n, (i + 1) * n), numPrompts: 1, boxes: bv.subarray(i * n * 4, (i + 1) * n * 4), numQueries: n },
+          {
+            logits: lv.subarray(i * n, (i + 1) * n),
+            numPrompts: 1,
+            boxes: bv.subarray(i * n * 4, (i + 1) * n * 4),
+            numQueries: n,
+          },
           { labels: new Int32Array(t.labels.length), boxes: t.boxes },
           config.matchCost,
         ),
       );
     }
-    const agnostic = targets.map((t) => ({ ...t, labels: new Int32Array(t.labels.length), promptWeights: null, positiveOnlyPrompts: [] }));
-    add('enc_class', classLoss(tf.reshape(logits, [b, n, 1]), agnostic, matches, { ...switches, federated: false }, numBoxes, config), config.weights.cls);
+    const agnostic = targets.map((t) => ({
+      ...t,
+      labels: new Int32Array(t.labels.length),
+      promptWeights: null,
+      positiveOnlyPrompts: [],
+    }));
+    add(
+      'enc_class',
+      classLoss(tf.reshape(logits, [b, n, 1]), agnostic, matches, { ...switches, federated: false }, numBoxes, config),
+      config.weights.cls,
+    );
     if (switches.boxes) {
       const [l1, giou] = boxLosses(enc.boxes, targets, matches, numBoxes);
       add('enc_l1', l1, config.weights.l1);
@@ -171,10 +202,23 @@ export function computeLosses(
   const pixels = pred.pixelLogits;
   if (pixels && wantsPixelClass(config, switches)) {
     const canvas = targets.flatMap((t) => t.masks ?? [])[0];
-    if (canvas) add('pixel_class', pixelClassLoss(pixels.logits, targets, Math.round(Math.sqrt(canvas.length)), pixels.grid, { alpha: config.focalAlpha, gamma: config.focalGamma }), config.weights.pixelClass);
+    if (canvas)
+      add(
+        'pixel_class',
+        pixelClassLoss(pixels.logits, targets, Math.round(Math.sqrt(canvas.length)), pixels.grid, {
+          alpha: config.focalAlpha,
+          gamma: config.focalGamma,
+        }),
+        config.weights.pixelClass,
+      );
   }
   const text = pred.textEmbeddings;
-  if (wantsSeparation(config) && text && text.texts.length > 1) add('separation', promptSeparationLoss(text.vectors, text.texts, config.separationMargin), config.weights.separation);
+  if (wantsSeparation(config) && text && text.texts.length > 1)
+    add(
+      'separation',
+      promptSeparationLoss(text.vectors, text.texts, config.separationMargin),
+      config.weights.separation,
+    );
 
   if (weighted.length === 0) throw new Error('computeLosses: the batch switches turn every loss off');
   return { total: tf.addN(weighted) as tf.Scalar, terms };
@@ -190,21 +234,38 @@ export function wantsSeparation(config: CriterionConfig): boolean {
   return config.weights.separation > 0;
 }
 
-function matchLayer(layer: DecoderLayerPredictions, targets: ImageTargets[], switches: LossSwitches, config: CriterionConfig): MatchIndices[] {
+function matchLayer(
+  layer: DecoderLayerPredictions,
+  targets: ImageTargets[],
+  switches: LossSwitches,
+  config: CriterionConfig,
+): MatchIndices[] {
   const [, q, p] = layer.logits.shape as [number, number, number];
   const logits = layer.logits.dataSync() as Float32Array;
   const boxes = layer.boxes.dataSync() as Float32Array;
   const weights = switches.decoderClass ? config.matchCost : { ...config.matchCost, cls: 0 };
   return targets.map((t, i) =>
     hungarianMatch(
-      { logits: logits.subarray(i * q * p, (i + 1) * q * p), numPrompts: p, boxes: boxes.subarray(i * q * 4, (i + 1) * q * 4), numQueries: q },
+      {
+        logits: logits.subarray(i * q * p, (i + 1) * q * p),
+        numPrompts: p,
+        boxes: boxes.subarray(i * q * 4, (i + 1) * q * 4),
+        numQueries: q,
+      },
       t,
       weights,
     ),
   );
 }
 
-function classLoss(logits: tf.Tensor, targets: ImageTargets[], matches: MatchIndices[], switches: LossSwitches, numBoxes: number, config: CriterionConfig): tf.Scalar {
+function classLoss(
+  logits: tf.Tensor,
+  targets: ImageTargets[],
+  matches: MatchIndices[],
+  switches: LossSwitches,
+  numBoxes: number,
+  config: CriterionConfig,
+): tf.Scalar {
   const [b, q, p] = logits.shape as [number, number, number];
   const onehot = new Float32Array(b * q * p);
   matches.forEach((m, i) => {
@@ -213,7 +274,8 @@ function classLoss(logits: tf.Tensor, targets: ImageTargets[], matches: MatchInd
       if (label >= 0) onehot[(i * q + query) * p + label] = 1;
     });
   });
-  const needWeights = targets.some((t) => t.promptWeights) || (switches.federated && targets.some((t) => t.positiveOnlyPrompts.length));
+  const needWeights =
+    targets.some((t) => t.promptWeights) || (switches.federated && targets.some((t) => t.positiveOnlyPrompts.length));
   let weights: tf.Tensor | undefined;
   if (needWeights) {
     const w = new Float32Array(b * q * p).fill(1);
@@ -226,7 +288,11 @@ function classLoss(logits: tf.Tensor, targets: ImageTargets[], matches: MatchInd
     });
     weights = tf.tensor3d(w, [b, q, p]);
   }
-  return sigmoidFocalLoss(logits, tf.tensor3d(onehot, [b, q, p]), numBoxes, { alpha: config.focalAlpha, gamma: config.focalGamma, weights });
+  return sigmoidFocalLoss(logits, tf.tensor3d(onehot, [b, q, p]), numBoxes, {
+    alpha: config.focalAlpha,
+    gamma: config.focalGamma,
+    weights,
+  });
 }
 
 /** Flat row indices (image * Q + query) of matched pairs and their target boxes. */
@@ -247,7 +313,12 @@ function gatherPairs(q: number, targets: ImageTargets[], matches: MatchIndices[]
   return { rows, boxes, masks };
 }
 
-function boxLosses(predBoxes: tf.Tensor, targets: ImageTargets[], matches: MatchIndices[], numBoxes: number): [tf.Scalar, tf.Scalar] {
+function boxLosses(
+  predBoxes: tf.Tensor,
+  targets: ImageTargets[],
+  matches: MatchIndices[],
+  numBoxes: number,
+): [tf.Scalar, tf.Scalar] {
   const [b, q] = predBoxes.shape as [number, number, number];
   const { rows, boxes } = gatherPairs(q, targets, matches);
   if (rows.length === 0) {

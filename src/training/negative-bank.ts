@@ -20,7 +20,8 @@ export class NegativeBank {
   private entries: BankEntry[] = [];
 
   constructor(readonly capacity: number) {
-    if (!Number.isInteger(capacity) || capacity < 0) throw new Error(`NegativeBank: capacity must be a non-negative integer, got ${capacity}`);
+    if (!Number.isInteger(capacity) || capacity < 0)
+      throw new Error(`NegativeBank: capacity must be a non-negative integer, got ${capacity}`);
   }
 
   get size(): number {
@@ -45,7 +46,8 @@ export class NegativeBank {
     if (this.capacity === 0) return;
     for (const e of entries) {
       const dim = this.entries[0]?.embedding.length;
-      if (dim !== undefined && e.embedding.length !== dim) throw new Error(`NegativeBank: embedding of ${e.embedding.length} values, the bank holds ${dim}`);
+      if (dim !== undefined && e.embedding.length !== dim)
+        throw new Error(`NegativeBank: embedding of ${e.embedding.length} values, the bank holds ${dim}`);
       this.entries.push({ text: e.text, embedding: Float32Array.from(e.embedding) });
     }
     if (this.entries.length > this.capacity) this.entries.splice(0, this.entries.length - this.capacity);
@@ -59,8 +61,12 @@ export class NegativeBank {
   }
 
   setState(state: NegativeBankState): void {
-    if (state.embeddings.length !== state.texts.length * state.dim) throw new Error('NegativeBank: saved state has mismatched texts and embeddings');
-    this.entries = state.texts.map((text, i) => ({ text, embedding: state.embeddings.slice(i * state.dim, (i + 1) * state.dim) }));
+    if (state.embeddings.length !== state.texts.length * state.dim)
+      throw new Error('NegativeBank: saved state has mismatched texts and embeddings');
+    this.entries = state.texts.map((text, i) => ({
+      text,
+      embedding: state.embeddings.slice(i * state.dim, (i + 1) * state.dim),
+    }));
     if (this.entries.length > this.capacity) this.entries.splice(0, this.entries.length - this.capacity);
   }
 }

@@ -38,7 +38,10 @@ export interface RunOptions<T extends SteppedRun = Trainer> {
  * `checkpoint.every` steps and at the end (or on a stop request). It writes no dataset: the
  * config's `prepare.synth` folders are the caller's to generate (`ape train` does).
  */
-export async function runTraining<T extends SteppedRun = Trainer>(config: TrainConfig, options: RunOptions<T> = {}): Promise<T> {
+export async function runTraining<T extends SteppedRun = Trainer>(
+  config: TrainConfig,
+  options: RunOptions<T> = {},
+): Promise<T> {
   const log = options.log ?? ((line: string) => console.error(line));
   mkdirSync(config.output, { recursive: true });
   if (options.restart) Trainer.setAside(config, log);
@@ -49,7 +52,10 @@ export async function runTraining<T extends SteppedRun = Trainer>(config: TrainC
     log(`nothing to do: the run is at step ${start} of ${config.steps}`);
     return trainer;
   }
-  const progress = options.progress === false ? null : new Progress({ total: end - start, label: 'train', unit: 'step', plainEverySeconds: 30 });
+  const progress =
+    options.progress === false
+      ? null
+      : new Progress({ total: end - start, label: 'train', unit: 'step', plainEverySeconds: 30 });
   const logFile = join(config.output, 'log.jsonl');
   const averages = new Map<string, number>();
   let windowStart = performance.now();
@@ -64,7 +70,19 @@ export async function runTraining<T extends SteppedRun = Trainer>(config: TrainC
     progress?.tick(1, formatLosses(report.step, averages));
     if (report.step % config.log.every === 0 || report.step === end) {
       const seconds = (performance.now() - windowStart) / 1000;
-      appendFileSync(logFile, JSON.stringify({ step: report.step, lr: report.lr, gradNorm: report.gradNorm, skipped: report.skipped, stepsPerSecond: windowSteps / seconds, datasets: report.datasets, losses: report.losses, time: new Date().toISOString() }) + '\n');
+      appendFileSync(
+        logFile,
+        `${JSON.stringify({
+          step: report.step,
+          lr: report.lr,
+          gradNorm: report.gradNorm,
+          skipped: report.skipped,
+          stepsPerSecond: windowSteps / seconds,
+          datasets: report.datasets,
+          losses: report.losses,
+          time: new Date().toISOString(),
+        })}\n`,
+      );
       windowStart = performance.now();
       windowSteps = 0;
     }
@@ -76,7 +94,10 @@ export async function runTraining<T extends SteppedRun = Trainer>(config: TrainC
     }
     if (config.eval && options.evaluate && report.step % config.eval.every === 0) {
       const metrics = await options.evaluate(trainer);
-      appendFileSync(logFile, JSON.stringify({ step: report.step, eval: metrics, time: new Date().toISOString() }) + '\n');
+      appendFileSync(
+        logFile,
+        `${JSON.stringify({ step: report.step, eval: metrics, time: new Date().toISOString() })}\n`,
+      );
       log(`eval at step ${report.step}: ${JSON.stringify(metrics)}`);
     }
   }
@@ -86,11 +107,13 @@ export async function runTraining<T extends SteppedRun = Trainer>(config: TrainC
   }
   progress?.finish(formatLosses(trainer.step, averages));
   const modelFolder = options.open ? '' : `, model folder ${Trainer.modelDir(config)}`;
-  log(`${options.signal?.stop ? 'stopped' : 'reached'} step ${trainer.step}; checkpoint in ${Trainer.checkpointDir(config)}${modelFolder}`);
+  log(
+    `${options.signal?.stop ? 'stopped' : 'reached'} step ${trainer.step}; checkpoint in ${Trainer.checkpointDir(config)}${modelFolder}`,
+  );
   return trainer;
 }
 
 function formatLosses(step: number, averages: Map<string, number>): string {
   const shown = ['total', 'class', 'l1', 'giou', 'mask', 'dice', 'enc_class'].filter((k) => averages.has(k));
-  return `step ${step} ` + shown.map((k) => `${k} ${averages.get(k)!.toFixed(3)}`).join(' ');
+  return `step ${step} ${shown.map((k) => `${k} ${averages.get(k)!.toFixed(3)}`).join(' ')}`;
 }

@@ -13,7 +13,13 @@ import { saveModel } from '../inference/model-files.js';
 import type { ApeConfig } from '../modeling/config.js';
 import type { WordTokenizer, WordTokenizerJson } from '../text/word-tokenizer.js';
 import { Rng } from '../util/random.js';
-import { loadCheckpoint, loadLatestCheckpoint, removeLeftoverTemporaries, saveCheckpoint, type TrainingCheckpoint } from './checkpoint.js';
+import {
+  loadCheckpoint,
+  loadLatestCheckpoint,
+  removeLeftoverTemporaries,
+  saveCheckpoint,
+  type TrainingCheckpoint,
+} from './checkpoint.js';
 import { assignCheckpointWeights } from './warm-start.js';
 import type { TrainConfig } from './config.js';
 import type { CriterionConfig } from './criterion.js';
@@ -87,7 +93,11 @@ export class Trainer {
   ) {
     this.schedule = plannedSchedule(config.optimizer.lr, config.schedule, plannedSteps);
     // A multiplier of 0 freezes a parameter: it is left out of the gradient and the optimizer.
-    this.params = new Map([...network.namedParameters()].filter(([name, v]) => v.trainable && lrMultiplierFor(name, config.optimizer.lrMultipliers) > 0));
+    this.params = new Map(
+      [...network.namedParameters()].filter(
+        ([name, v]) => v.trainable && lrMultiplierFor(name, config.optimizer.lrMultipliers) > 0,
+      ),
+    );
     for (const [name, v] of this.params) {
       this.nameOf.set(v.name, name);
       this.lrScale.set(name, lrMultiplierFor(name, config.optimizer.lrMultipliers));
@@ -106,10 +116,16 @@ export class Trainer {
     this.bank = new NegativeBank(config.negativeBank.size);
     this.switches = config.datasets.map((spec, i) => {
       const d = datasets[i]!;
-      const hasMasks = d.kind === 'semantic' || d.records.images.some((im) => im.annotations.some((a) => a.segmentation !== undefined));
+      const hasMasks =
+        d.kind === 'semantic' ||
+        d.records.images.some((im) => im.annotations.some((a) => a.segmentation !== undefined));
       return { ...defaultLossSwitches(d.kind, hasMasks, spec.federated === true), ...spec.losses };
     });
-    this.loadOptions = config.datasets.map((spec) => ({ ...DEFAULT_LOAD_OPTIONS, ...config.data, federated: spec.federated === true }));
+    this.loadOptions = config.datasets.map((spec) => ({
+      ...DEFAULT_LOAD_OPTIONS,
+      ...config.data,
+      federated: spec.federated === true,
+    }));
   }
 
   /**
@@ -125,15 +141,33 @@ export class Trainer {
     const state = checkpoint?.state as RunState | undefined;
     const start = !checkpoint && config.initFrom ? await loadCheckpoint(config.initFrom) : null;
     if (state && JSON.stringify(state.datasets) !== JSON.stringify(config.datasets.map((d) => d.name))) {
-      throw new Error(`the checkpoints in ${config.output} were made with datasets ${state.datasets.join(', ')}; the config lists ${config.datasets.map((d) => d.name).join(', ')}`);
+      throw new Error(
+        `the checkpoints in ${config.output} were made with datasets ${state.datasets.join(', ')}; the config lists ${config.datasets.map((d) => d.name).join(', ')}`,
+      );
     }
-    const modelConfig = state?.modelConfig ?? trainingModelConfig(config.model.preset, config.model.overrides, config.imageSize, config.model.textVocabSize);
-    const tokenizer = buildTokenizer(modelConfig, datasets, state?.tokenizer ?? (start?.state as RunState | undefined)?.tokenizer);
+    const modelConfig =
+      state?.modelConfig ??
+      trainingModelConfig(config.model.preset, config.model.overrides, config.imageSize, config.model.textVocabSize);
+    const tokenizer = buildTokenizer(
+      modelConfig,
+      datasets,
+      state?.tokenizer ?? (start?.state as RunState | undefined)?.tokenizer,
+    );
     const network = buildNetwork(modelConfig, tokenizer, config.seed);
-    const trainer = new Trainer(config, datasets, network, tokenizer, modelConfig, Trainer.plannedSteps(config, state?.plannedSteps));
+    const trainer = new Trainer(
+      config,
+      datasets,
+      network,
+      tokenizer,
+      modelConfig,
+      Trainer.plannedSteps(config, state?.plannedSteps),
+    );
     const unmatched = unmatchedMultiplierKeys(network.namedParameters().keys(), config.optimizer.lrMultipliers);
-    if (unmatched.length) log(`optimizer.lrMultipliers: no parameter matches ${unmatched.map((k) => `'${k}'`).join(', ')}`);
-    const frozen = [...network.namedParameters()].filter(([name, v]) => v.trainable && !trainer.params.has(name)).map(([name]) => name);
+    if (unmatched.length)
+      log(`optimizer.lrMultipliers: no parameter matches ${unmatched.map((k) => `'${k}'`).join(', ')}`);
+    const frozen = [...network.namedParameters()]
+      .filter(([name, v]) => v.trainable && !trainer.params.has(name))
+      .map(([name]) => name);
     if (frozen.length) log(`frozen (lr multiplier 0): ${frozen.length} parameter tensors`);
     if (checkpoint) {
       trainer.restore(checkpoint);
@@ -142,12 +176,19 @@ export class Trainer {
       log(`new run: ${network.parameterCount()} parameters (${trainer.params.size} trainable tensors)`);
       if (start) {
         const fresh = assignCheckpointWeights(network.namedParameters(), start, config.initFrom!);
-        log(`weights from ${config.initFrom} (step ${start.step})${fresh.length ? `; initialised afresh: ${fresh.join(', ')}` : ''}`);
+        log(
+          `weights from ${config.initFrom} (step ${start.step})${fresh.length ? `; initialised afresh: ${fresh.join(', ')}` : ''}`,
+        );
       }
     }
     if (config.workers === 2) {
-      const params = [...network.namedParameters()].map(([name, v]): [string, Float32Array] => [name, v.dataSync() as Float32Array]);
-      trainer.worker = await GradientWorker.start(modelConfig, tokenizer.toJSON(), params, trainer.criterionConfig(), [...trainer.params.keys()]);
+      const params = [...network.namedParameters()].map(([name, v]): [string, Float32Array] => [
+        name,
+        v.dataSync() as Float32Array,
+      ]);
+      trainer.worker = await GradientWorker.start(modelConfig, tokenizer.toJSON(), params, trainer.criterionConfig(), [
+        ...trainer.params.keys(),
+      ]);
       log('data parallel: a gradient worker thread computes half of every batch');
     }
     return trainer;
@@ -164,13 +205,18 @@ export class Trainer {
     const modelDir = Trainer.modelDir(config);
     for (const dir of [checkpointDir, modelDir]) {
       const removed = removeLeftoverTemporaries(dir);
-      if (removed.length > 0) log(`removed ${removed.length} temporary file(s) left by an interrupted write in ${dir}: ${removed.join(', ')}`);
+      if (removed.length > 0)
+        log(
+          `removed ${removed.length} temporary file(s) left by an interrupted write in ${dir}: ${removed.join(', ')}`,
+        );
     }
     const latest = await loadLatestCheckpoint(checkpointDir, log);
     const hasModel = existsSync(join(modelDir, 'model.safetensors'));
     if (!latest) {
       if (hasModel) {
-        throw new Error(`${modelDir} holds a trained model but ${checkpointDir} has no checkpoint to resume; a new run would replace it. Move it away, or pass --restart to start over (it is kept aside, renamed)`);
+        throw new Error(
+          `${modelDir} holds a trained model but ${checkpointDir} has no checkpoint to resume; a new run would replace it. Move it away, or pass --restart to start over (it is kept aside, renamed)`,
+        );
       }
       return null;
     }
@@ -200,7 +246,9 @@ export class Trainer {
   static plannedSteps(config: TrainConfig, saved: number | undefined): number {
     const asked = config.schedule.plannedSteps;
     if (saved !== undefined && asked !== null && asked !== saved) {
-      throw new Error(`schedule.plannedSteps is ${asked}, but the run in ${config.output} was planned for ${saved} steps; remove the setting (the run keeps its plan) or start a new run`);
+      throw new Error(
+        `schedule.plannedSteps is ${asked}, but the run in ${config.output} was planned for ${saved} steps; remove the setting (the run keeps its plan) or start a new run`,
+      );
     }
     return saved ?? asked ?? config.steps;
   }
@@ -226,7 +274,15 @@ export class Trainer {
 
   /** Images [start, end) of one sampler draw with this run's loading and augmentation (loadDrawBatch). */
   loadBatch(draw: SamplerDraw, start = 0, end = draw.images.length): Promise<TrainingBatch> {
-    return loadDrawBatch(this.datasets[draw.dataset]!, draw, this.loadOptions[draw.dataset]!, { size: this.config.imageSize, ...this.config.augment }, this.switches[draw.dataset]!, start, end);
+    return loadDrawBatch(
+      this.datasets[draw.dataset]!,
+      draw,
+      this.loadOptions[draw.dataset]!,
+      { size: this.config.imageSize, ...this.config.augment },
+      this.switches[draw.dataset]!,
+      start,
+      end,
+    );
   }
 
   /** Forward, losses and gradients of one batch; the gradients are keyed by parameter name. */
@@ -239,7 +295,14 @@ export class Trainer {
     if (batch.promptKind !== 'sentence' || !batch.switches.decoderClass) return null;
     const entries = this.bank.negatives(new Set(batch.prompts), this.config.negativeBank.perBatch);
     if (entries.length === 0) return null;
-    return { data: concatArrays(Float32Array, entries.map((n) => n.embedding)), count: entries.length, dim: entries[0]!.embedding.length };
+    return {
+      data: concatArrays(
+        Float32Array,
+        entries.map((n) => n.embedding),
+      ),
+      count: entries.length,
+      dim: entries[0]!.embedding.length,
+    };
   }
 
   /** One optimizer step over `accumulate` micro-batches. */
@@ -284,7 +347,8 @@ export class Trainer {
       computeMs += performance.now() - t1;
     }
     const t2 = performance.now();
-    if (this.config.accumulate > 1) for (const g of sum.values()) for (let i = 0; i < g.length; i++) g[i]! /= this.config.accumulate;
+    if (this.config.accumulate > 1)
+      for (const g of sum.values()) for (let i = 0; i < g.length; i++) g[i]! /= this.config.accumulate;
     const gradNorm = globalNorm(sum);
     const lr = learningRateAt(this.schedule, this.step);
     // A non-finite gradient (a rare bad batch) skips the update rather than poisoning the weights;
@@ -312,7 +376,8 @@ export class Trainer {
 
   async saveCheckpoint(): Promise<string> {
     const params = new Map<string, { shape: number[]; data: Float32Array }>();
-    for (const [name, v] of this.network.namedParameters()) params.set(name, { shape: v.shape.slice(), data: v.dataSync() as Float32Array });
+    for (const [name, v] of this.network.namedParameters())
+      params.set(name, { shape: v.shape.slice(), data: v.dataSync() as Float32Array });
     const bank = this.bank.getState();
     const state: RunState = {
       sampler: this.sampler.getState(),
@@ -338,14 +403,20 @@ export class Trainer {
     for (const [name, v] of this.network.namedParameters()) {
       const saved = checkpoint.params.get(name);
       if (!saved) throw new Error(`checkpoint step ${checkpoint.step} has no parameter '${name}'`);
-      if (saved.data.length !== v.size) throw new Error(`checkpoint parameter '${name}' has ${saved.data.length} values, the model ${v.size}`);
+      if (saved.data.length !== v.size)
+        throw new Error(`checkpoint parameter '${name}' has ${saved.data.length} values, the model ${v.size}`);
       v.assign(tf.tensor(saved.data, v.shape));
     }
     this.optimizer.setState(checkpoint.optimizer, checkpoint.optimizerParamSteps);
     const state = checkpoint.state as unknown as RunState;
     this.sampler.setState(state.sampler);
     const bank = checkpoint.extras.get('negative_bank');
-    this.bank.setState({ capacity: this.bank.capacity, texts: state.bankTexts, embeddings: bank?.data ?? new Float32Array(0), dim: state.bankDim });
+    this.bank.setState({
+      capacity: this.bank.capacity,
+      texts: state.bankTexts,
+      embeddings: bank?.data ?? new Float32Array(0),
+      dim: state.bankDim,
+    });
     this.step = checkpoint.step;
   }
 
@@ -355,7 +426,11 @@ export class Trainer {
   }
 
   /** The gradients of `batch` computed by the worker thread (with the current weights). */
-  computeGradientsInWorker(batch: TrainingBatch, seed: number, negatives = this.negativesFor(batch)): Promise<MicroBatchResult> {
+  computeGradientsInWorker(
+    batch: TrainingBatch,
+    seed: number,
+    negatives = this.negativesFor(batch),
+  ): Promise<MicroBatchResult> {
     if (!this.worker) throw new Error('computeGradientsInWorker: the run has no worker (workers: 1)');
     return this.worker.compute(batch, negatives, seed, this.paramsForWorker());
   }
@@ -386,7 +461,15 @@ export class Trainer {
  * Images [start, end) of a sampler draw, loaded, augmented and collated. Each image's random
  * choices depend on the draw and its position only, so a split batch sees the same samples.
  */
-export async function loadDrawBatch(dataset: TrainingDataset, draw: SamplerDraw, load: LoadOptions, augment: AugmentOptions, switches: LossSwitches, start = 0, end = draw.images.length): Promise<TrainingBatch> {
+export async function loadDrawBatch(
+  dataset: TrainingDataset,
+  draw: SamplerDraw,
+  load: LoadOptions,
+  augment: AugmentOptions,
+  switches: LossSwitches,
+  start = 0,
+  end = draw.images.length,
+): Promise<TrainingBatch> {
   const rng = new Rng(draw.seed);
   const seeds = draw.images.map(() => [rng.seed(), rng.seed()] as const).slice(start, end);
   const samples = await Promise.all(
@@ -409,8 +492,13 @@ export function averageResults(a: MicroBatchResult, b: MicroBatchResult): MicroB
     grads.set(name, out);
   }
   const losses: Record<string, number> = {};
-  for (const k of new Set([...Object.keys(a.losses), ...Object.keys(b.losses)])) losses[k] = ((a.losses[k] ?? 0) + (b.losses[k] ?? 0)) / 2;
-  const phaseMs = { forward: Math.max(a.phaseMs.forward, b.phaseMs.forward), losses: Math.max(a.phaseMs.losses, b.phaseMs.losses), backward: Math.max(a.phaseMs.backward, b.phaseMs.backward) };
+  for (const k of new Set([...Object.keys(a.losses), ...Object.keys(b.losses)]))
+    losses[k] = ((a.losses[k] ?? 0) + (b.losses[k] ?? 0)) / 2;
+  const phaseMs = {
+    forward: Math.max(a.phaseMs.forward, b.phaseMs.forward),
+    losses: Math.max(a.phaseMs.losses, b.phaseMs.losses),
+    backward: Math.max(a.phaseMs.backward, b.phaseMs.backward),
+  };
   return { grads, losses, phaseMs };
 }
 

@@ -7,12 +7,18 @@ import type { TrainingCheckpoint } from './checkpoint.js';
  * module is an error rather than a silent re-initialisation. Model parameters the checkpoint
  * lacks (modules added since) keep their initialisation; their names are returned.
  */
-export function assignCheckpointWeights(params: ReadonlyMap<string, tf.Variable>, checkpoint: Pick<TrainingCheckpoint, 'params'>, source: string): string[] {
+export function assignCheckpointWeights(
+  params: ReadonlyMap<string, tf.Variable>,
+  checkpoint: Pick<TrainingCheckpoint, 'params'>,
+  source: string,
+): string[] {
   for (const [name, saved] of checkpoint.params) {
     const v = params.get(name);
     if (!v) throw new Error(`${source}: parameter '${name}' is not in the model being trained`);
     if (saved.shape.length !== v.shape.length || saved.shape.some((d, i) => d !== v.shape[i])) {
-      throw new Error(`${source}: parameter '${name}' has shape [${saved.shape.join(', ')}], the model needs [${v.shape.join(', ')}]`);
+      throw new Error(
+        `${source}: parameter '${name}' has shape [${saved.shape.join(', ')}], the model needs [${v.shape.join(', ')}]`,
+      );
     }
   }
   const fresh: string[] = [];

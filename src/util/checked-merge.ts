@@ -45,7 +45,8 @@ export function checkedMerge<T>(template: T, value: unknown, rules: MergeRules, 
       return fail(path, `must be ${describeKind(t)}, got null`);
     }
     if (Array.isArray(t)) return Array.isArray(v) ? v : fail(path, `must be a list, got ${showValue(v)}`);
-    if (!isPlainObject(t)) return typeof v === typeof t ? v : fail(path, `must be ${describeKind(t)}, got ${showValue(v)}`);
+    if (!isPlainObject(t))
+      return typeof v === typeof t ? v : fail(path, `must be ${describeKind(t)}, got ${showValue(v)}`);
     if (!isPlainObject(v)) return fail(path, `must be an object, got ${showValue(v)}`);
     if (path !== '' && rules.freeForm?.includes(path)) return v;
     const out: Record<string, unknown> = {};

@@ -44,11 +44,13 @@ export class Progress {
     const rate = elapsed > 0 ? this.done / elapsed : 0;
     const eta = rate > 0 ? (total - this.done) / rate : Infinity;
     const pct = total > 0 ? Math.min(1, this.done / total) : 1;
-    const stats = `${this.done}/${total} ${formatRate(rate, unit)} elapsed ${formatSeconds(elapsed)} eta ${formatSeconds(eta)}${this.extra ? ' ' + this.extra : ''}`;
+    const stats = `${this.done}/${total} ${formatRate(rate, unit)} elapsed ${formatSeconds(elapsed)} eta ${formatSeconds(eta)}${this.extra ? ` ${this.extra}` : ''}`;
     if (this.tty) {
       const width = 24;
       const filled = Math.round(pct * width);
-      this.stream.write(`\r${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(pct * 100).toFixed(0).padStart(3)}% ${stats}\x1b[K`);
+      this.stream.write(
+        `\r${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(pct * 100).toFixed(0).padStart(3)}% ${stats}\x1b[K`,
+      );
       return;
     }
     const every = (this.options.plainEverySeconds ?? 10) * 1000;

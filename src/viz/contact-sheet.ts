@@ -33,13 +33,20 @@ export function contactSheet(tiles: readonly RgbImage[], options: ContactSheetOp
   });
   const captionH = Math.max(0, ...captionLines.map((l) => (l.length > 0 ? l.length * FONT.cellHeight * scale + 2 : 0)));
   const cellH = tileH + captionH;
-  const sheet = createRgbImage(columns * (cellW + pad) + pad, rows * (cellH + pad) + pad, options.background ?? [32, 32, 32]);
+  const sheet = createRgbImage(
+    columns * (cellW + pad) + pad,
+    rows * (cellH + pad) + pad,
+    options.background ?? [32, 32, 32],
+  );
   tiles.forEach((tile, i) => {
     const x = pad + (i % columns) * (cellW + pad);
     const y = pad + Math.floor(i / columns) * (cellH + pad);
     blit(sheet, tile, x, y);
     captionLines[i]!.forEach((line, k) => {
-      drawText(sheet, line, x, y + tileH + 2 + k * FONT.cellHeight * scale, { color: options.captionColor ?? [230, 230, 230], scale });
+      drawText(sheet, line, x, y + tileH + 2 + k * FONT.cellHeight * scale, {
+        color: options.captionColor ?? [230, 230, 230],
+        scale,
+      });
     });
   });
   return sheet;

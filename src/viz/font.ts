@@ -188,7 +188,7 @@ export function wrapText(text: string, maxChars: number): string[] {
       rest = rest.slice(maxChars);
     }
     if (!current) current = rest;
-    else if (current.length + 1 + rest.length <= maxChars) current += ' ' + rest;
+    else if (current.length + 1 + rest.length <= maxChars) current += ` ${rest}`;
     else {
       lines.push(current);
       current = rest;

@@ -43,7 +43,13 @@ export function drawLine(
 }
 
 /** The closed outline through `points` ([x0, y0, x1, y1, ...]). */
-export function drawPolyline(image: RgbImage, points: readonly number[], color: Rgb, thickness = 1, closed = true): void {
+export function drawPolyline(
+  image: RgbImage,
+  points: readonly number[],
+  color: Rgb,
+  thickness = 1,
+  closed = true,
+): void {
   const n = Math.floor(points.length / 2);
   for (let i = 0; i + 1 < n + (closed ? 1 : 0); i++) {
     const j = (i + 1) % n;

@@ -72,18 +72,35 @@ interface Drawable {
  */
 export function drawInstances(image: RgbImage, prediction: Prediction, options: DrawInstancesOptions = {}): RgbImage {
   if (prediction.width !== image.width || prediction.height !== image.height) {
-    throw new Error(`drawInstances: the prediction is for a ${prediction.width}x${prediction.height} image, this one is ${image.width}x${image.height}`);
+    throw new Error(
+      `drawInstances: the prediction is for a ${prediction.width}x${prediction.height} image, this one is ${image.width}x${image.height}`,
+    );
   }
   const threshold = options.scoreThreshold ?? 0;
-  const items: Drawable[] = prediction.instances.map((inst) => ({ promptIndex: inst.promptIndex, text: inst.prompt, score: inst.score, box: inst.box, mask: inst.mask }));
+  const items: Drawable[] = prediction.instances.map((inst) => ({
+    promptIndex: inst.promptIndex,
+    text: inst.prompt,
+    score: inst.score,
+    box: inst.box,
+    mask: inst.mask,
+  }));
   const note = options.belowThresholdNote;
   if (options.grounding ?? true) {
-    const drawn = new Set(prediction.instances.filter((inst) => inst.score >= threshold).map((inst) => `${inst.promptIndex}:${inst.query}`));
+    const drawn = new Set(
+      prediction.instances.filter((inst) => inst.score >= threshold).map((inst) => `${inst.promptIndex}:${inst.query}`),
+    );
     for (const g of prediction.grounding) {
       // Every sentence's best match, when asked, even under the threshold (its label says so).
       const below = g.score < threshold;
       if (!drawn.has(`${g.promptIndex}:${g.query}`) && (!below || note !== undefined)) {
-        items.push({ promptIndex: g.promptIndex, text: g.sentence, score: g.score, box: g.box, mask: g.mask, ...(below ? { note, always: true } : {}) });
+        items.push({
+          promptIndex: g.promptIndex,
+          text: g.sentence,
+          score: g.score,
+          box: g.box,
+          mask: g.mask,
+          ...(below ? { note, always: true } : {}),
+        });
       }
     }
   }
@@ -96,7 +113,8 @@ export function drawInstances(image: RgbImage, prediction: Prediction, options: 
   const overlays: OverlayInstance[] = chosen.map((item) => {
     const [x1, y1, x2, y2] = item.box;
     const overlay: OverlayInstance = { color: promptColor(item.promptIndex) };
-    if ((options.masks ?? true) && item.mask) overlay.mask = maskPixels(item.mask, image.width, image.height, `instance '${item.text}'`);
+    if ((options.masks ?? true) && item.mask)
+      overlay.mask = maskPixels(item.mask, image.width, image.height, `instance '${item.text}'`);
     if (options.boxes ?? true) overlay.box = [x1, y1, x2 - x1, y2 - y1];
     if (options.labels ?? true) {
       overlay.label = `${shortLabel(item.text, maxChars)} ${item.score.toFixed(2)}${item.note ?? ''}`;

@@ -35,7 +35,11 @@ export interface OverlayOptions {
  * each box's top-left corner (or the mask's first pixel when there is no box). Masks are drawn
  * before any box or label so that labels stay readable.
  */
-export function drawOverlays(image: RgbImage, instances: readonly OverlayInstance[], options: OverlayOptions = {}): RgbImage {
+export function drawOverlays(
+  image: RgbImage,
+  instances: readonly OverlayInstance[],
+  options: OverlayOptions = {},
+): RgbImage {
   const out = cloneRgbImage(image);
   const colors = instances.map((inst, i) => inst.color ?? distinctColor(i));
   instances.forEach((inst, i) => {
@@ -68,12 +72,27 @@ export function drawOverlays(image: RgbImage, instances: readonly OverlayInstanc
     for (let i = tags.length - 1; i >= 0; i--) {
       const t = tags[i];
       if (!t) continue;
-      if (kept.some((k) => t.x < k.x + k.width + scale && k.x < t.x + t.width + scale && t.y < k.y + k.height + scale && k.y < t.y + t.height + scale)) tags[i] = null;
+      if (
+        kept.some(
+          (k) =>
+            t.x < k.x + k.width + scale &&
+            k.x < t.x + t.width + scale &&
+            t.y < k.y + k.height + scale &&
+            k.y < t.y + t.height + scale,
+        )
+      )
+        tags[i] = null;
       else kept.push(t);
     }
   }
   tags.forEach((t, i) => {
-    if (t) drawText(out, t.text, t.x, t.y, { color: contrastingText(colors[i]!), background: colors[i]!, backgroundAlpha: 0.85, scale });
+    if (t)
+      drawText(out, t.text, t.x, t.y, {
+        color: contrastingText(colors[i]!),
+        background: colors[i]!,
+        backgroundAlpha: 0.85,
+        scale,
+      });
   });
   return out;
 }

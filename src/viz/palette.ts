@@ -3,7 +3,7 @@ export type Rgb = readonly [number, number, number];
 
 /** HSV (h in [0, 1), s and v in [0, 1]) to an sRGB triple. */
 export function hsvToRgb(h: number, s: number, v: number): Rgb {
-  const hh = ((h % 1) + 1) % 1 * 6;
+  const hh = (((h % 1) + 1) % 1) * 6;
   const i = Math.floor(hh);
   const f = hh - i;
   const p = v * (1 - s);

@@ -24,14 +24,20 @@ export function semanticAreas(semantic: SemanticResult): SemanticArea[] {
   }
   const total = semantic.width * semantic.height;
   return [...counts.entries()]
-    .map(([promptIndex, pixels]) => ({ promptIndex, prompt: semantic.prompts[promptIndex] ?? `#${promptIndex}`, pixels, fraction: pixels / total }))
+    .map(([promptIndex, pixels]) => ({
+      promptIndex,
+      prompt: semantic.prompts[promptIndex] ?? `#${promptIndex}`,
+      pixels,
+      fraction: pixels / total,
+    }))
     .sort((a, b) => b.pixels - a.pixels || a.promptIndex - b.promptIndex);
 }
 
 /** One colour per pixel: the winning prompt's colour, `background` where no prompt won. */
 export function semanticColorMap(semantic: SemanticResult, background: Rgb = [0, 0, 0]): RgbImage {
   const { width, height, labels } = semantic;
-  if (labels.length !== width * height) throw new Error(`semanticColorMap: ${labels.length} labels for a ${width}x${height} map`);
+  if (labels.length !== width * height)
+    throw new Error(`semanticColorMap: ${labels.length} labels for a ${width}x${height} map`);
   const out = createRgbImage(width, height, background);
   const cache = new Map<number, Rgb>();
   for (let i = 0; i < labels.length; i++) {
@@ -67,24 +73,37 @@ export interface DrawSemanticOptions {
  */
 export function drawSemantic(image: RgbImage, semantic: SemanticResult, options: DrawSemanticOptions = {}): RgbImage {
   if (semantic.width !== image.width || semantic.height !== image.height) {
-    throw new Error(`drawSemantic: the map is ${semantic.width}x${semantic.height}, the image ${image.width}x${image.height}`);
+    throw new Error(
+      `drawSemantic: the map is ${semantic.width}x${semantic.height}, the image ${image.width}x${image.height}`,
+    );
   }
   const alpha = Math.min(1, Math.max(0, options.alpha ?? 0.6));
   const colors = semanticColorMap(semantic, options.background ?? [0, 0, 0]);
   const blended = createRgbImage(image.width, image.height);
-  for (let i = 0; i < blended.data.length; i++) blended.data[i] = Math.round(image.data[i]! + (colors.data[i]! - image.data[i]!) * alpha);
+  for (let i = 0; i < blended.data.length; i++)
+    blended.data[i] = Math.round(image.data[i]! + (colors.data[i]! - image.data[i]!) * alpha);
   if (!(options.legend ?? true)) return blended;
 
   const scale = options.labelScale ?? defaultLabelScale(Math.max(image.width, image.height));
   const maxChars = options.maxLabelChars ?? 24;
-  const rows = semanticAreas(semantic).map((a) => ({ color: promptColor(a.promptIndex), text: `${shortLabel(a.prompt, maxChars)} ${(a.fraction * 100).toFixed(1)}%` }));
+  const rows = semanticAreas(semantic).map((a) => ({
+    color: promptColor(a.promptIndex),
+    text: `${shortLabel(a.prompt, maxChars)} ${(a.fraction * 100).toFixed(1)}%`,
+  }));
   const unlabeled = semantic.labels.reduce((n, v) => n + (v < 0 ? 1 : 0), 0);
-  if (unlabeled > 0) rows.push({ color: options.background ?? [0, 0, 0], text: `background ${((unlabeled / semantic.labels.length) * 100).toFixed(1)}%` });
+  if (unlabeled > 0)
+    rows.push({
+      color: options.background ?? [0, 0, 0],
+      text: `background ${((unlabeled / semantic.labels.length) * 100).toFixed(1)}%`,
+    });
   const pad = 6 * scale;
   const swatch = FONT.glyphHeight * scale;
   const rowHeight = FONT.cellHeight * scale + 4 * scale;
   const title = 'semantic map';
-  const textWidth = Math.max(measureText(title, scale).width, ...rows.map((r) => swatch + 4 * scale + measureText(r.text, scale).width));
+  const textWidth = Math.max(
+    measureText(title, scale).width,
+    ...rows.map((r) => swatch + 4 * scale + measureText(r.text, scale).width),
+  );
   const panelWidth = textWidth + 2 * pad;
   const panelHeight = pad * 2 + rowHeight * (rows.length + 1);
   const out = createRgbImage(image.width + panelWidth, Math.max(image.height, panelHeight), [24, 24, 28]);

@@ -12,10 +12,18 @@ export const VOCAB = 'circle,square,triangle,star';
 /** A folder `images/` of four 128x128 synthetic scenes and, third in order, a PNG that is not one. */
 export async function makeImageFolder(): Promise<{ root: string; images: string }> {
   const root = mkdtempSync(join(tmpdir(), 'ape-annotate-'));
-  await writeSynthDataset(join(root, 'synth'), { images: 4, seed: 11, size: 128, config: { minObjects: 2, maxObjects: 4 } });
+  await writeSynthDataset(join(root, 'synth'), {
+    images: 4,
+    seed: 11,
+    size: 128,
+    config: { minObjects: 2, maxObjects: 4 },
+  });
   const images = join(root, 'synth', 'images');
   // A PNG signature and then garbage: sniffed as PNG, refused by the decoder.
-  writeFileSync(join(images, '000001b.png'), Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(64, 7)]));
+  writeFileSync(
+    join(images, '000001b.png'),
+    Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(64, 7)]),
+  );
   return { root, images };
 }
 
@@ -28,7 +36,11 @@ export interface ApeProcess {
 
 /** Starts `ape ARGS` in its own process group, so a test can kill it with its model processes. */
 export function startApe(args: string[]): ApeProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: repoRoot, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+    cwd: repoRoot,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let text = '';
   child.stdout!.on('data', (d: Buffer) => (text += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (text += d.toString()));
@@ -57,7 +69,9 @@ export async function waitUntil(ready: () => boolean, what: string, timeoutMs = 
 /** Images recorded in a run's journal (lines after the header). */
 export function journalEntries(outDir: string): number {
   try {
-    return readFileSync(join(outDir, 'journal.jsonl'), 'utf8').split('\n').filter((l) => l.startsWith('{"i"')).length;
+    return readFileSync(join(outDir, 'journal.jsonl'), 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('{"i"')).length;
   } catch {
     return 0;
   }

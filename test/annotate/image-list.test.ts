@@ -10,8 +10,12 @@ describe('listImages', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ape-list-'));
     mkdirSync(join(dir, 'b'));
     mkdirSync(join(dir, '.cache'));
-    for (const name of ['z.JPG', 'a.png', 'notes.txt', '.hidden.png', 'b/c.webp', '.cache/d.png', 'm.jpeg']) writeFileSync(join(dir, name), '');
-    assert.deepEqual(listImages(dir), ['a.png', 'b/c.webp', 'm.jpeg', 'z.JPG'].map((n) => join(dir, n)));
+    for (const name of ['z.JPG', 'a.png', 'notes.txt', '.hidden.png', 'b/c.webp', '.cache/d.png', 'm.jpeg'])
+      writeFileSync(join(dir, name), '');
+    assert.deepEqual(
+      listImages(dir),
+      ['a.png', 'b/c.webp', 'm.jpeg', 'z.JPG'].map((n) => join(dir, n)),
+    );
   });
 
   it('reads a list file: paths relative to its folder, comments and blank lines skipped, duplicates refused', () => {

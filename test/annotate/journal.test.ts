@@ -6,8 +6,21 @@ import { describe, it } from 'node:test';
 import { Journal, type JournalHeader } from '../../src/annotate/journal.js';
 import type { ImageOutcome } from '../../src/annotate/types.js';
 
-const header: JournalHeader = { journal: 'ape-annotate/1', settings: { vocabulary: ['cat'], sentences: [], threshold: 0.3 }, model: 'abc', images: 3, imagesHash: 'h1' };
-const found: ImageOutcome = { ok: true, result: { width: 4, height: 2, objects: [{ prompt: 0, bbox: [0, 0, 2, 1], area: 2, score: 0.5, segmentation: { size: [2, 4], counts: '02N0' } }] } };
+const header: JournalHeader = {
+  journal: 'ape-annotate/1',
+  settings: { vocabulary: ['cat'], sentences: [], threshold: 0.3 },
+  model: 'abc',
+  images: 3,
+  imagesHash: 'h1',
+};
+const found: ImageOutcome = {
+  ok: true,
+  result: {
+    width: 4,
+    height: 2,
+    objects: [{ prompt: 0, bbox: [0, 0, 2, 1], area: 2, score: 0.5, segmentation: { size: [2, 4], counts: '02N0' } }],
+  },
+};
 const broken: ImageOutcome = { ok: false, reason: 'b.png: corrupt' };
 
 describe('Journal', () => {
@@ -21,7 +34,13 @@ describe('Journal', () => {
     const lines = readFileSync(path, 'utf8').split('\n');
     assert.equal(lines.length, 4); // header, two entries, and the empty string after the last newline
     const again = Journal.open(path, header);
-    assert.deepEqual([...again.done.entries()], [[2, broken], [0, found]]);
+    assert.deepEqual(
+      [...again.done.entries()],
+      [
+        [2, broken],
+        [0, found],
+      ],
+    );
     again.close();
   });
 
@@ -51,9 +70,18 @@ describe('Journal', () => {
   it('refuses a journal of another run, naming what differs', () => {
     const path = join(mkdtempSync(join(tmpdir(), 'ape-journal-')), 'journal.jsonl');
     Journal.open(path, header).close();
-    assert.throws(() => Journal.open(path, { ...header, model: 'xyz' }), /differs in its model \(fingerprint abc, this one xyz\)/);
-    assert.throws(() => Journal.open(path, { ...header, imagesHash: 'h2' }), /differs in its list of images \(3 images\)/);
-    assert.throws(() => Journal.open(path, { ...header, settings: { ...header.settings, threshold: 0.5 } }), /differs in its prompts or threshold/);
+    assert.throws(
+      () => Journal.open(path, { ...header, model: 'xyz' }),
+      /differs in its model \(fingerprint abc, this one xyz\)/,
+    );
+    assert.throws(
+      () => Journal.open(path, { ...header, imagesHash: 'h2' }),
+      /differs in its list of images \(3 images\)/,
+    );
+    assert.throws(
+      () => Journal.open(path, { ...header, settings: { ...header.settings, threshold: 0.5 } }),
+      /differs in its prompts or threshold/,
+    );
   });
 
   it('refuses an entry for an image the run does not have', () => {

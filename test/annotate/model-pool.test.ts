@@ -36,7 +36,10 @@ describe('ModelPool', () => {
     await killBusy(first);
     const outcome = await pending;
     assert.equal(outcome.ok, false);
-    assert.match(outcome.ok ? '' : outcome.reason, /scene-1\.png: the model process died on this image 2 times \(last: SIGKILL\)/);
+    assert.match(
+      outcome.ok ? '' : outcome.reason,
+      /scene-1\.png: the model process died on this image 2 times \(last: SIGKILL\)/,
+    );
     assert.equal((await pool.annotate({ name: image, path: image, settings })).ok, true);
   });
 });

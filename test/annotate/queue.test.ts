@@ -14,7 +14,17 @@ describe('ape annotate --queue and ape worker on a real Redis', () => {
   let images = '';
   let redis: TestRedis;
   const workers: ApeProcess[] = [];
-  const annotate = (out: string, ...extra: string[]) => ['annotate', images, '--vocab', VOCAB, '--out', join(root, out), '--queue', redis.url, ...extra];
+  const annotate = (out: string, ...extra: string[]) => [
+    'annotate',
+    images,
+    '--vocab',
+    VOCAB,
+    '--out',
+    join(root, out),
+    '--queue',
+    redis.url,
+    ...extra,
+  ];
   const sameAsOneProcess = (out: string) => {
     assert.equal(read(join(root, out, 'annotations.json')), read(join(root, 'ref', 'annotations.json')));
     // The poisoned image (a PNG that does not decode) is in errors.json, as in the local run.
@@ -55,9 +65,16 @@ describe('ape annotate --queue and ape worker on a real Redis', () => {
     await redis.up();
     assert.equal(await producer.exit, 0, producer.output());
     sameAsOneProcess('restart');
-    assert.match(producer.output(), /lost the connection to Redis at 127\.0\.0\.1:\d+.*; reconnecting \(giving up after 60 s\)/);
+    assert.match(
+      producer.output(),
+      /lost the connection to Redis at 127\.0\.0\.1:\d+.*; reconnecting \(giving up after 60 s\)/,
+    );
     assert.match(producer.output(), /reconnected to Redis at 127\.0\.0\.1:\d+ after \d+\.\d s/);
-    await waitUntil(() => workers.slice(1).every((w) => /reconnected to Redis/.test(w.output())), 'the workers to reconnect', 30_000);
+    await waitUntil(
+      () => workers.slice(1).every((w) => /reconnected to Redis/.test(w.output())),
+      'the workers to reconnect',
+      30_000,
+    );
   });
 
   it('a producer killed mid-run and started again finishes from the queue and its journal', async () => {
@@ -73,12 +90,31 @@ describe('ape annotate --queue and ape worker on a real Redis', () => {
 
   it('gives up with a clear error when Redis stays away past --redis-timeout', async () => {
     const port = await freePort();
-    const r = ape(['annotate', images, '--vocab', VOCAB, '--out', join(root, 'nowhere'), '--queue', `redis://127.0.0.1:${port}/0`, '--redis-timeout', '1']);
+    const r = ape([
+      'annotate',
+      images,
+      '--vocab',
+      VOCAB,
+      '--out',
+      join(root, 'nowhere'),
+      '--queue',
+      `redis://127.0.0.1:${port}/0`,
+      '--redis-timeout',
+      '1',
+    ]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, new RegExp(`cannot reach Redis at 127\\.0\\.0\\.1:${port} \\(ECONNREFUSED\\); retrying`));
-    assert.match(r.stderr, new RegExp(`could not connect to Redis at 127\\.0\\.0\\.1:${port} and it stayed unreachable for 1 s \\(ECONNREFUSED\\); giving up`));
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `could not connect to Redis at 127\\.0\\.0\\.1:${port} and it stayed unreachable for 1 s \\(ECONNREFUSED\\); giving up`,
+      ),
+    );
     const w = ape(['worker', '--queue', `redis://127.0.0.1:${port}/0`, '--redis-timeout', '1']);
     assert.equal(w.code, 1);
-    assert.match(w.stderr, new RegExp(`ape worker: could not connect to Redis at 127\\.0\\.0\\.1:${port} and it stayed unreachable for 1 s`));
+    assert.match(
+      w.stderr,
+      new RegExp(`ape worker: could not connect to Redis at 127\\.0\\.0\\.1:${port} and it stayed unreachable for 1 s`),
+    );
   });
 });

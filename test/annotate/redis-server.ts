@@ -26,7 +26,8 @@ export class TestRedis {
   private constructor(readonly port: number) {}
 
   static async start(): Promise<TestRedis> {
-    if (!existsSync(REDIS_SERVER)) throw new Error(`${REDIS_SERVER} is missing: install Debian's redis-server (.ci/run does)`);
+    if (!existsSync(REDIS_SERVER))
+      throw new Error(`${REDIS_SERVER} is missing: install Debian's redis-server (.ci/run does)`);
     const redis = new TestRedis(await freePort());
     await redis.up();
     return redis;
@@ -38,7 +39,11 @@ export class TestRedis {
 
   /** Starts the server; resolves once it accepts connections. */
   async up(): Promise<void> {
-    const child = spawn(REDIS_SERVER, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      REDIS_SERVER,
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     this.process = child;
     await new Promise<void>((resolve, reject) => {
       let log = '';

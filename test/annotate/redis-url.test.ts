@@ -10,9 +10,18 @@ describe('parseRedisUrl', () => {
   });
 
   it('names what is wrong with a URL it cannot use', () => {
-    assert.throws(() => parseRedisUrl('localhost:6379'), /--queue localhost:6379: the scheme must be redis:\/\/ or rediss:\/\/, got localhost:\/\//);
-    assert.throws(() => parseRedisUrl('not a url'), /--queue not a url: not a URL \(expected redis:\/\/HOST:PORT\/DB\)/);
+    assert.throws(
+      () => parseRedisUrl('localhost:6379'),
+      /--queue localhost:6379: the scheme must be redis:\/\/ or rediss:\/\/, got localhost:\/\//,
+    );
+    assert.throws(
+      () => parseRedisUrl('not a url'),
+      /--queue not a url: not a URL \(expected redis:\/\/HOST:PORT\/DB\)/,
+    );
     assert.throws(() => parseRedisUrl('http://h:1/0'), /the scheme must be redis:\/\/ or rediss:\/\/, got http:\/\//);
-    assert.throws(() => parseRedisUrl('redis://h:1/queue'), /the database must be a number \(redis:\/\/HOST:PORT\/DB\), got 'queue'/);
+    assert.throws(
+      () => parseRedisUrl('redis://h:1/queue'),
+      /the database must be a number \(redis:\/\/HOST:PORT\/DB\), got 'queue'/,
+    );
   });
 });

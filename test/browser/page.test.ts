@@ -38,7 +38,16 @@ before(async () => {
   url = (await app.listen(0)).url;
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   page.on('pageerror', (error) => pageErrors.push(error.message));
@@ -68,7 +77,9 @@ async function waitForState(names: string[], timeout = 60_000): Promise<string> 
 function snapshot(name: string): Promise<{ width: number; height: number }> {
   return page.evaluate((key) => {
     const c = document.getElementById('canvas') as HTMLCanvasElement;
-    const store = ((window as unknown as { snapshots?: Record<string, Uint8ClampedArray> }).snapshots ??= {});
+    const w = window as unknown as { snapshots?: Record<string, Uint8ClampedArray> };
+    w.snapshots ??= {};
+    const store = w.snapshots;
     store[key] = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
     return { width: c.width, height: c.height };
   }, name);
@@ -76,15 +87,18 @@ function snapshot(name: string): Promise<{ width: number; height: number }> {
 
 /** Channel values that differ between two snapshots (-1 when their sizes differ). */
 function differences(a: string, b: string): Promise<number> {
-  return page.evaluate(([x, y]) => {
-    const store = (window as unknown as { snapshots: Record<string, Uint8ClampedArray> }).snapshots;
-    const p = store[x!]!;
-    const q = store[y!]!;
-    if (p.length !== q.length) return -1;
-    let n = 0;
-    for (let i = 0; i < p.length; i++) if (p[i] !== q[i]) n++;
-    return n;
-  }, [a, b]);
+  return page.evaluate(
+    ([x, y]) => {
+      const store = (window as unknown as { snapshots: Record<string, Uint8ClampedArray> }).snapshots;
+      const p = store[x!]!;
+      const q = store[y!]!;
+      if (p.length !== q.length) return -1;
+      let n = 0;
+      for (let i = 0; i < p.length; i++) if (p[i] !== q[i]) n++;
+      return n;
+    },
+    [a, b],
+  );
 }
 
 async function setChecked(id: string, on: boolean): Promise<void> {
@@ -92,7 +106,9 @@ async function setChecked(id: string, on: boolean): Promise<void> {
 }
 
 async function tableRows(): Promise<string[][]> {
-  return page.$$eval('#results tbody tr', (rows) => rows.map((r) => Array.from(r.querySelectorAll('td')).map((td) => td.textContent ?? '')));
+  return page.$$eval('#results tbody tr', (rows) =>
+    rows.map((r) => Array.from(r.querySelectorAll('td')).map((td) => td.textContent ?? '')),
+  );
 }
 
 let serverRows: string[][] = [];
@@ -104,7 +120,10 @@ test('server mode: an example image, typed prompts, overlays drawn and a result 
   await page.click('#examples button[data-example="scene-2.png"]');
   await page.waitForFunction(() => document.body.dataset.image === 'scene-2.png');
   const size = await snapshot('before');
-  assert.ok(size.width >= 256 && size.width % 256 === 0, `the 256-pixel image is shown enlarged by a whole factor (${size.width})`);
+  assert.ok(
+    size.width >= 256 && size.width % 256 === 0,
+    `the 256-pixel image is shown enlarged by a whole factor (${size.width})`,
+  );
 
   // One default everywhere: score 0.3 (as the CLI and the API), semantic threshold 0.1.
   assert.equal(await page.inputValue('#score'), '0.3');
@@ -125,7 +144,10 @@ test('server mode: an example image, typed prompts, overlays drawn and a result 
   serverRows = await tableRows();
   assert.ok(serverRows.length > 0, 'result rows');
   for (const row of serverRows) {
-    assert.ok(['circle', 'star', 'sky', 'sand', 'the red cross to the right of the red star'].includes(row[1]!), `prompt ${row[1]}`);
+    assert.ok(
+      ['circle', 'star', 'sky', 'sand', 'the red cross to the right of the red star'].includes(row[1]!),
+      `prompt ${row[1]}`,
+    );
     assert.match(row[3]!, /^0\.\d{3}$/);
   }
   assert.match((await page.textContent('#count'))!, new RegExp(`^${serverRows.length} of ${serverRows.length}$`));
@@ -161,7 +183,11 @@ test('server mode: an example image, typed prompts, overlays drawn and a result 
 
 test('in-browser mode: the same model runs inside the page and finds the same objects', async () => {
   await page.click('label:has(input[value="browser"])');
-  await page.waitForFunction(() => /in this browser/.test(document.getElementById('model-status')?.textContent ?? ''), null, { timeout: 60_000 });
+  await page.waitForFunction(
+    () => /in this browser/.test(document.getElementById('model-status')?.textContent ?? ''),
+    null,
+    { timeout: 60_000 },
+  );
   await page.click('#run');
   assert.equal(await waitForState(['done', 'error']), 'done', (await page.textContent('#message'))!);
   assert.match((await page.textContent('#timing'))!, /in this browser: inference \d+ ms/);
@@ -179,7 +205,10 @@ test('a prompt word the model does not know gets a visible note, in both modes',
     await page.click('#run');
     assert.equal(await waitForState(['done', 'error']), 'done', (await page.textContent('#message'))!);
     assert.equal(await page.isVisible('#warnings'), true, mode);
-    assert.match((await page.textContent('#warnings'))!, /^'cat' is not in this model's vocabulary, so prompts with it get meaningless scores; this model knows 10 words: circle, cross, of, red, right, sand, sky, star, the, to$/);
+    assert.match(
+      (await page.textContent('#warnings'))!,
+      /^'cat' is not in this model's vocabulary, so prompts with it get meaningless scores; this model knows 10 words: circle, cross, of, red, right, sand, sky, star, the, to$/,
+    );
   }
   await page.fill('#vocabulary', 'circle, star');
   await page.click('#run');
@@ -197,11 +226,17 @@ test('every sentence is drawn with its score even under the slider (marked), row
   await page.fill('#score', '1');
   await page.dispatchEvent('#score', 'input');
   assert.equal((await tableRows()).length, 0);
-  assert.match((await page.textContent('#grounding li.below'))!, /the red cross to the right of the red star\s*0\.\d{3} \(below 1\.00\)/);
+  assert.match(
+    (await page.textContent('#grounding li.below'))!,
+    /the red cross to the right of the red star\s*0\.\d{3} \(below 1\.00\)/,
+  );
   await snapshot('grounding-on');
   for (const id of ['show-boxes', 'show-labels']) await setChecked(id, false);
   await snapshot('grounding-off');
-  assert.ok((await differences('grounding-on', 'grounding-off')) > 200, 'the match under the threshold is drawn (box and label)');
+  assert.ok(
+    (await differences('grounding-on', 'grounding-off')) > 200,
+    'the match under the threshold is drawn (box and label)',
+  );
   for (const id of ['show-boxes', 'show-labels']) await setChecked(id, true);
 
   // Hovering a row draws its object highlighted; leaving restores the picture.
@@ -220,7 +255,10 @@ test('every sentence is drawn with its score even under the slider (marked), row
   assert.equal(json.suggestedFilename(), 'scene-2.ape.json');
   const saved = JSON.parse(await readFile((await json.path())!, 'utf8'));
   assert.equal(saved.instances.length, serverRows.length);
-  assert.deepEqual(saved.prompts.map((p: { text: string }) => p.text), ['circle', 'star', 'sky', 'sand', 'the red cross to the right of the red star']);
+  assert.deepEqual(
+    saved.prompts.map((p: { text: string }) => p.text),
+    ['circle', 'star', 'sky', 'sand', 'the red cross to the right of the red star'],
+  );
   const [png] = await Promise.all([page.waitForEvent('download'), page.click('#download-png')]);
   assert.equal(png.suggestedFilename(), 'scene-2.ape.png');
   const bytes = await readFile((await png.path())!);

@@ -34,7 +34,16 @@ await app.host.start();
 const { url } = await app.listen(0);
 const browser = await chromium.launch({
   executablePath: process.env.APE_CHROMIUM ?? '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  args: [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
 });
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
@@ -51,7 +60,9 @@ try {
   await page.fill('#score', values.score!);
   await page.dispatchEvent('#score', 'input');
   await page.click('#run');
-  await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state ?? ''), null, { timeout: 120_000 });
+  await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state ?? ''), null, {
+    timeout: 120_000,
+  });
   console.log(await page.textContent('#message'));
   console.log(await page.textContent('#timing'));
   await page.screenshot({ path: values.out!, fullPage: true });

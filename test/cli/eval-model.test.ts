@@ -39,10 +39,18 @@ test('ape eval model writes the JSON contract with per_category, equal to an in-
   assert.equal(json.referring_acc, expected.referring_acc);
   assert.deepEqual(
     json.per_category,
-    expected.perCategory.map((c) => ({ id: c.id, name: c.name, isthing: c.isThing ? 1 : 0, box_ap: c.boxAp, mask_ap: c.maskAp, iou: c.iou })),
+    expected.perCategory.map((c) => ({
+      id: c.id,
+      name: c.name,
+      isthing: c.isThing ? 1 : 0,
+      box_ap: c.boxAp,
+      mask_ap: c.maskAp,
+      iou: c.iou,
+    })),
   );
   // The table names every category.
-  for (const c of expected.perCategory) assert.match(r.stdout, new RegExp(`^${c.name}\\s+${c.isThing ? 'thing' : 'stuff'}\\s`, 'm'));
+  for (const c of expected.perCategory)
+    assert.match(r.stdout, new RegExp(`^${c.name}\\s+${c.isThing ? 'thing' : 'stuff'}\\s`, 'm'));
 });
 
 test('ape eval model --size N evaluates at that input size; a size that is not a multiple of 64 is refused', async () => {

@@ -25,9 +25,15 @@ before(async () => {
 });
 
 /** `ape ...` as a child process with its own environment, asynchronously (the fake hub runs in this process). */
-function apeAsync(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function apeAsync(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: repoRoot, env: { ...process.env, ...env } });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+      cwd: repoRoot,
+      env: { ...process.env, ...env },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -37,24 +43,55 @@ function apeAsync(args: string[], env: Record<string, string>): Promise<{ code: 
 }
 
 test('the table: every name has its hub path and APE config from APE README; the other rows say what differs', () => {
-  assert.deepEqual(RELEASED_MODELS.map((m) => [m.name, m.preset]), [['ape-ti', 'ape-ti'], ['ape-l-d', 'ape-d'], ['ape-l-c', null], ['ape-l-b', null], ['ape-l-a', null]]);
-  assert.equal(releasedModel('APE-Ti').hub.path, 'configs/LVISCOCOCOCOSTUFF_O365_OID_VGR_SA1B_REFCOCO_GQA_PhraseCut_Flickr30k/ape_deta/ape_deta_vitt_eva02_vlf_lsj1024_cp_16x4_1080k_mdl_20240203_230000/model_final.pth');
+  assert.deepEqual(
+    RELEASED_MODELS.map((m) => [m.name, m.preset]),
+    [
+      ['ape-ti', 'ape-ti'],
+      ['ape-l-d', 'ape-d'],
+      ['ape-l-c', null],
+      ['ape-l-b', null],
+      ['ape-l-a', null],
+    ],
+  );
+  assert.equal(
+    releasedModel('APE-Ti').hub.path,
+    'configs/LVISCOCOCOCOSTUFF_O365_OID_VGR_SA1B_REFCOCO_GQA_PhraseCut_Flickr30k/ape_deta/ape_deta_vitt_eva02_vlf_lsj1024_cp_16x4_1080k_mdl_20240203_230000/model_final.pth',
+  );
   assert.equal(releasedModel('APE-L_D').name, 'ape-l-d');
-  assert.throws(() => releasedModel('ape-l-a'), /APE-L_A \('ape-l-a'\) is not supported yet: its text tower is EVA01-CLIP-g\/14/);
-  assert.throws(() => releasedModel('ape-xl'), /'ape-xl' is not a released model name \(ape-ti, ape-l-d, ape-l-c, ape-l-b, ape-l-a\)/);
+  assert.throws(
+    () => releasedModel('ape-l-a'),
+    /APE-L_A \('ape-l-a'\) is not supported yet: its text tower is EVA01-CLIP-g\/14/,
+  );
+  assert.throws(
+    () => releasedModel('ape-xl'),
+    /'ape-xl' is not a released model name \(ape-ti, ape-l-d, ape-l-c, ape-l-b, ape-l-a\)/,
+  );
 });
 
 test('ape pull ape-ti: downloaded from the hub (progress, sha256 verified), then converted; a checkpoint that does not fit is refused and kept, no model folder is left', async () => {
-  const hub = await startFakeHub([{ ...releasedModel('ape-ti').hub, bytes: new Uint8Array(readFileSync(new URL('../../../shared/fixtures/ape-reference/checkpoint.pth', import.meta.url))) }]);
+  const hub = await startFakeHub([
+    {
+      ...releasedModel('ape-ti').hub,
+      bytes: new Uint8Array(
+        readFileSync(new URL('../../../shared/fixtures/ape-reference/checkpoint.pth', import.meta.url)),
+      ),
+    },
+  ]);
   const home = join(dir, 'home-ti');
   try {
     const r = await apeAsync(['pull', 'ape-ti'], { HF_ENDPOINT: hub.endpoint, APE_HOME: home, HF_TOKEN: '' });
     assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, /downloading APE-Ti \(shenyunhang\/APE, configs\/LVISCOCOCOCOSTUFF_O365_OID_VGR_SA1B_REFCOCO_GQA_PhraseCut_Flickr30k\/ape_deta\/ape_deta_vitt_eva02_vlf_lsj1024_cp_16x4_1080k_mdl_20240203_230000\/model_final\.pth\)/);
+    assert.match(
+      r.stderr,
+      /downloading APE-Ti \(shenyunhang\/APE, configs\/LVISCOCOCOCOSTUFF_O365_OID_VGR_SA1B_REFCOCO_GQA_PhraseCut_Flickr30k\/ape_deta\/ape_deta_vitt_eva02_vlf_lsj1024_cp_16x4_1080k_mdl_20240203_230000\/model_final\.pth\)/,
+    );
     assert.match(r.stderr, /download: 8\/8 /);
     assert.match(r.stderr, new RegExp(`downloaded 7871560 bytes, sha256 ${FIXTURE_SHA256} \\(verified\\)`));
     // The fixture is APE-D's layout at toy sizes: the ape-ti preset's shapes do not fit.
-    assert.match(r.stderr, /ape pull: APE-Ti: the download is kept at .*model_final\.pth, but converting it failed: .*problem\(s\)/);
+    assert.match(
+      r.stderr,
+      /ape pull: APE-Ti: the download is kept at .*model_final\.pth, but converting it failed: .*problem\(s\)/,
+    );
     assert.deepEqual(readdirSync(home), ['downloads']);
     assert.equal(existsSync(join(home, 'downloads', 'ape-ti', 'model_final.pth')), true);
     // The next run uses the download, with no new request.
@@ -67,7 +104,10 @@ test('ape pull ape-ti: downloaded from the hub (progress, sha256 verified), then
     assert.match(unsupported.stderr, /APE-L_B \('ape-l-b'\) is not supported yet: its text tower is EVA01-CLIP-g\/14/);
     const list = ape(['pull', '--list']);
     assert.equal(list.code, 0);
-    assert.match(list.stdout, /ape-l-d +APE-L_D +preset ape-d: .*\n +APE config configs\/LVISCOCOCOCOSTUFF_O365_OID_VGR_SA1B_REFCOCO_GQA_PhraseCut_Flickr30k\/ape_deta\/ape_deta_vitl_eva02_clip_vlf_lsj1024_cp_16x4_1080k_mdl\.py/);
+    assert.match(
+      list.stdout,
+      /ape-l-d +APE-L_D +preset ape-d: .*\n +APE config configs\/LVISCOCOCOCOSTUFF_O365_OID_VGR_SA1B_REFCOCO_GQA_PhraseCut_Flickr30k\/ape_deta\/ape_deta_vitl_eva02_clip_vlf_lsj1024_cp_16x4_1080k_mdl\.py/,
+    );
   } finally {
     await hub.close();
   }
@@ -78,7 +118,14 @@ test('pullModel: download, conversion into APE_HOME/models/NAME (the checkpoint 
   const ckpt = join(dir, 'tiny.pth');
   const expected = writeTinyTorchCheckpoint(ckpt, net.namedParameters());
   net.dispose();
-  const entry = { name: 'tiny-test', title: 'Tiny', preset: 'tiny' as const, hub: { repo: 'someone/tiny', revision: 'main', path: 'run/model_final.pth' }, apeConfig: 'none', summary: 'test' };
+  const entry = {
+    name: 'tiny-test',
+    title: 'Tiny',
+    preset: 'tiny' as const,
+    hub: { repo: 'someone/tiny', revision: 'main', path: 'run/model_final.pth' },
+    apeConfig: 'none',
+    summary: 'test',
+  };
   const hub = await startFakeHub([{ ...entry.hub, bytes: new Uint8Array(readFileSync(ckpt)) }]);
   const home = join(dir, 'home-tiny');
   try {
@@ -122,5 +169,8 @@ test("loadModel('ape-ti') reads the cached folder of APE_HOME without asking the
   }
   const r = ape(['predict', 'examples/scene-1.png', '--vocab', 'circle', '--model', 'models/nothing-here']);
   assert.equal(r.code, 2);
-  assert.match(r.stderr, /--model models\/nothing-here: no such folder, and not a released model name \(ape-ti, ape-l-d; 'ape pull --list' shows them all\)/);
+  assert.match(
+    r.stderr,
+    /--model models\/nothing-here: no such folder, and not a released model name \(ape-ti, ape-l-d; 'ape pull --list' shows them all\)/,
+  );
 });

@@ -23,13 +23,24 @@ test('ape --version, and unknown commands and options answered with the usage an
   assert.match(cmd.stderr, /^ape: unknown command 'predcit' \(did you mean 'predict'\?\)\n\nusage: ape <command>/);
   const opt = ape(['predict', 'examples/scene-1.png', '--vocab', 'circle', '--treshold', '0.2']);
   assert.equal(opt.code, 2);
-  assert.match(opt.stderr, /^ape predict: Unknown option '--treshold' \(did you mean --threshold\?\)\n\nusage: ape predict IMAGE\|FOLDER/);
+  assert.match(
+    opt.stderr,
+    /^ape predict: Unknown option '--treshold' \(did you mean --threshold\?\)\n\nusage: ape predict IMAGE\|FOLDER/,
+  );
   const pull = ape(['pull', '--lst']);
   assert.equal(pull.code, 2);
   assert.match(pull.stderr, /Unknown option '--lst' \(did you mean --list\?\)/);
   // No TF.js "install tfjs-node" banner on any command (the cpu backend, which ape convert uses, printed one).
-  const convert = ape(['convert', '../shared/fixtures/ape-reference/checkpoint.pth', '--preset', 'tiny', '--out', 'tmp-never-written']);
+  const convert = ape([
+    'convert',
+    '../shared/fixtures/ape-reference/checkpoint.pth',
+    '--preset',
+    'tiny',
+    '--out',
+    'tmp-never-written',
+  ]);
   assert.equal(convert.code, 1);
   assert.match(convert.stderr, /problem\(s\)/);
-  for (const r of [v, cmd, opt, pull, convert]) assert.doesNotMatch(r.stdout + r.stderr, /tfjs-node|looks like you are running TensorFlow\.js/);
+  for (const r of [v, cmd, opt, pull, convert])
+    assert.doesNotMatch(r.stdout + r.stderr, /tfjs-node|looks like you are running TensorFlow\.js/);
 });

@@ -7,14 +7,24 @@ import { initEngine } from '../../src/engine/engine.js';
 import { releasedTargets } from '../../src/convert/released-mapping.js';
 import { apeTiConfig, apeDConfig } from '../../src/modeling/config.js';
 import { ApeNetwork } from '../../src/modeling/ape-network.js';
-import { WordTokenizer } from '../../src/text/word-tokenizer.js';
 
 before(async () => {
   await initEngine({ backend: 'wasm' });
 });
 
 /** torch key (without model_vision.) -> torch shape, for everything outside backbone.net and the text tower. */
-function releasedHeadKeys(o: { hidden: number; ffn: number; heads: number; levels: number; points: number; enc: number; dec: number; fusionDim: number; textDim: number; pyramidChannels: number }): Map<string, number[]> {
+function releasedHeadKeys(o: {
+  hidden: number;
+  ffn: number;
+  heads: number;
+  levels: number;
+  points: number;
+  enc: number;
+  dec: number;
+  fusionDim: number;
+  textDim: number;
+  pyramidChannels: number;
+}): Map<string, number[]> {
   const k = new Map<string, number[]>();
   const e = o.hidden;
   const linear = (name: string, inD: number, outD: number) => {
@@ -107,12 +117,28 @@ test('APE-Ti preset: every head, neck, transformer and fusion parameter has the 
   const tokenizer = { vocabSize: 49408, contextLength: 77, sot: 49406, eot: 49407, tokenize: () => [] };
   const net = new ApeNetwork(cfg, tokenizer, 0);
   const ours = new Map([...net.namedParameters()].map(([n, v]) => [n, v.shape]));
-  const expected = releasedHeadKeys({ hidden: 256, ffn: 2048, heads: 8, levels: 5, points: 4, enc: 6, dec: 6, fusionDim: 2048, textDim: 1024, pyramidChannels: 256 });
+  const expected = releasedHeadKeys({
+    hidden: 256,
+    ffn: 2048,
+    heads: 8,
+    levels: 5,
+    points: 4,
+    enc: 6,
+    dec: 6,
+    fusionDim: 2048,
+    textDim: 1024,
+    pyramidChannels: 256,
+  });
   const problems: string[] = [];
   for (const [key, torchShape] of expected) {
     const [target] = releasedTargets(`model_vision.${key}`, torchShape.length);
     const layout = target!.layout;
-    const want = layout === 'linear' ? [torchShape[1]!, torchShape[0]!] : layout === 'conv' ? [torchShape[2]!, torchShape[3]!, torchShape[1]!, torchShape[0]!] : torchShape;
+    const want =
+      layout === 'linear'
+        ? [torchShape[1]!, torchShape[0]!]
+        : layout === 'conv'
+          ? [torchShape[2]!, torchShape[3]!, torchShape[1]!, torchShape[0]!]
+          : torchShape;
     const got = ours.get(target!.name);
     if (!got) problems.push(`missing ${key}`);
     else if (got.join() !== want.join()) problems.push(`${key}: ours [${got}] vs released [${want}] (${layout})`);

@@ -6,13 +6,11 @@ import { join } from 'node:path';
 import { tf, initEngine } from '../../src/engine/engine.js';
 import { command, presetParameterShapes } from '../../src/cli/convert.js';
 import { UsageError } from '../../src/cli/command.js';
-import { releasedLayoutOfKey } from '../../src/convert/released-mapping.js';
 import { readSafetensorsFile } from '../../src/io/safetensors-node.js';
 import { ApeNetwork } from '../../src/modeling/ape-network.js';
 import { APE_PRESETS, tinyConfig } from '../../src/modeling/config.js';
 import { WordTokenizer } from '../../src/text/word-tokenizer.js';
 import { loadModel } from '../../src/inference/model-files.js';
-import { bytesOf, checkpointPickle, torchArchive, type TensorSpec } from '../io/torch-test-writer.js';
 import { writeTinyTorchCheckpoint } from '../io/tiny-torch-export.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ape-convert-cli-'));
@@ -21,7 +19,10 @@ before(async () => {
   await initEngine({ backend: 'cpu' });
 });
 
-function tinyTorchCheckpoint(params: Map<string, tf.Variable>, drop: string[] = []): { path: string; expected: Map<string, Float32Array> } {
+function tinyTorchCheckpoint(
+  params: Map<string, tf.Variable>,
+  drop: string[] = [],
+): { path: string; expected: Map<string, Float32Array> } {
   const path = join(dir, `tiny-${drop.length}.pth`);
   return { path, expected: writeTinyTorchCheckpoint(path, params, drop) };
 }
@@ -64,9 +65,14 @@ test('ape convert: a torch export of the tiny model round-trips exactly (float16
   assert.equal(code, 0);
   const groups = new Map<string, number>();
   for (const name of params.keys()) groups.set(name.split('.')[0]!, (groups.get(name.split('.')[0]!) ?? 0) + 1);
-  assert.equal(lines[0], `used ${params.size} checkpoint tensor(s) -> ${params.size} parameter(s): ${[...groups].map(([g, c]) => `${g} ${c}`).join(', ')}`);
+  assert.equal(
+    lines[0],
+    `used ${params.size} checkpoint tensor(s) -> ${params.size} parameter(s): ${[...groups].map(([g, c]) => `${g} ${c}`).join(', ')}`,
+  );
   const unusedAt = lines.findIndex((l) => l.startsWith('unused '));
-  const aliases = [...params.keys()].filter((k) => k.startsWith('class_embed.') && !k.startsWith('class_embed.6.')).length;
+  const aliases = [...params.keys()].filter(
+    (k) => k.startsWith('class_embed.') && !k.startsWith('class_embed.6.'),
+  ).length;
   assert.equal(lines[unusedAt], `unused ${aliases + 2} checkpoint key(s):`);
   const unused = lines.slice(unusedAt + 1, unusedAt + 1 + aliases + 2).map((l) => l.trim());
   assert.ok(unused.includes('model_vision.transformer.decoder.class_embed.0.bias0'));
@@ -85,8 +91,15 @@ test('ape convert: a torch export of the tiny model round-trips exactly (float16
     assert.equal(t.dtype, 'F32');
     assert.deepEqual(t.data, expected.get(name), name);
   }
-  assert.deepEqual(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')), { format: 'ape-model', version: 1, config: JSON.parse(JSON.stringify(tinyConfig())) });
-  const conversion = JSON.parse(readFileSync(join(out, 'conversion.json'), 'utf8')) as { used: unknown[]; missing: unknown[] };
+  assert.deepEqual(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')), {
+    format: 'ape-model',
+    version: 1,
+    config: JSON.parse(JSON.stringify(tinyConfig())),
+  });
+  const conversion = JSON.parse(readFileSync(join(out, 'conversion.json'), 'utf8')) as {
+    used: unknown[];
+    missing: unknown[];
+  };
   assert.equal(conversion.used.length, params.size);
   assert.ok(lines.some((l) => l.startsWith("note: the 'tiny' preset's word tokenizer is not in a torch checkpoint")));
 
@@ -108,22 +121,44 @@ test('ape convert: missing parameters are listed and stop the conversion unless 
   const lines: string[] = [];
   const log = mock.method(console, 'log', (...args: unknown[]) => void lines.push(args.join(' ')));
   try {
-    await assert.rejects(command.run([path, '--preset', 'tiny', '--out', out]), /2 parameter\(s\) of the model are not in the checkpoint: transformer\.level_embeds, model_language\.net\.text\.ln_final\.bias \(--allow-missing writes the rest\)/);
+    await assert.rejects(
+      command.run([path, '--preset', 'tiny', '--out', out]),
+      /2 parameter\(s\) of the model are not in the checkpoint: transformer\.level_embeds, model_language\.net\.text\.ln_final\.bias \(--allow-missing writes the rest\)/,
+    );
   } finally {
     log.mock.restore();
   }
   assert.ok(lines.includes('missing 2 model parameter(s):'));
   assert.ok(lines.includes('  transformer.level_embeds'));
   assert.equal(existsSync(join(out, 'model.safetensors')), false);
-  const { code, lines: again } = await runConvert([path, '--preset', 'tiny', '--out', out, '--allow-missing', '--list-used']);
+  const { code, lines: again } = await runConvert([
+    path,
+    '--preset',
+    'tiny',
+    '--out',
+    out,
+    '--allow-missing',
+    '--list-used',
+  ]);
   assert.equal(code, 0);
-  assert.ok(again.some((l) => /^ {2}model_vision\.backbone\.net\.patch_embed\.proj\.weight -> backbone\.net\.patch_embed\.proj\.weight \[16, 16, 3, 192\] conv$/.test(l)));
-  assert.ok(again.some((l) => /model_language\.net\.text\.token_embedding\.weight \[4096, 128\] asIs from F16$/.test(l)));
+  assert.ok(
+    again.some((l) =>
+      /^ {2}model_vision\.backbone\.net\.patch_embed\.proj\.weight -> backbone\.net\.patch_embed\.proj\.weight \[16, 16, 3, 192\] conv$/.test(
+        l,
+      ),
+    ),
+  );
+  assert.ok(
+    again.some((l) => /model_language\.net\.text\.token_embedding\.weight \[4096, 128\] asIs from F16$/.test(l)),
+  );
   assert.equal((await readSafetensorsFile(join(out, 'model.safetensors'))).tensors.size, params.size - 2);
 });
 
 test('ape convert: usage errors and a checkpoint that does not fit the preset', async () => {
-  await assert.rejects(command.run([]), (e: unknown) => e instanceof UsageError && /expected one checkpoint path, got 0/.test(e.message));
+  await assert.rejects(
+    command.run([]),
+    (e: unknown) => e instanceof UsageError && /expected one checkpoint path, got 0/.test(e.message),
+  );
   await assert.rejects(command.run(['x.pth', '--out', dir]), /--preset must be one of tiny, ape-ti, ape-d/);
   await assert.rejects(command.run(['x.pth', '--preset', 'ape-xl', '--out', dir]), /got 'ape-xl'/);
   await assert.rejects(command.run(['x.pth', '--preset', 'tiny']), /--out is required/);
@@ -133,8 +168,10 @@ test('ape convert: usage errors and a checkpoint that does not fit the preset', 
   const lines: string[] = [];
   const log = mock.method(console, 'log', (...args: unknown[]) => void lines.push(args.join(' ')));
   try {
-    await assert.rejects(command.run([fixture.pathname, '--preset', 'ape-d', '--out', join(dir, 'never')]),
-      /problem\(s\):\n {2}model_vision\.name_prompt_fusion_feature \[1, 1, 48\] \(asIs → \[1, 1, 48\]\) does not fit parameter 'name_prompt_fusion_feature' \[1, 1, 1024\]/);
+    await assert.rejects(
+      command.run([fixture.pathname, '--preset', 'ape-d', '--out', join(dir, 'never')]),
+      /problem\(s\):\n {2}model_vision\.name_prompt_fusion_feature \[1, 1, 48\] \(asIs → \[1, 1, 48\]\) does not fit parameter 'name_prompt_fusion_feature' \[1, 1, 1024\]/,
+    );
   } finally {
     log.mock.restore();
   }

@@ -66,14 +66,20 @@ test('the streaming writer refuses a tensor of the wrong size and leaves no file
     /tensor 'w' \(\[3\] F32\) needs 12 bytes, got 8/,
   );
   assert.equal(existsSync(path), false);
-  assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('bad.')), []);
+  assert.deepEqual(
+    readdirSync(dir).filter((f) => f.startsWith('bad.')),
+    [],
+  );
 });
 
 test('released key mapping: layouts by rank and name, packed qkv and w12 split into parts', () => {
   assert.equal(releasedLayoutOfKey('model_vision.backbone.net.patch_embed.proj.weight', 4), 'conv');
   assert.equal(releasedLayoutOfKey('model_vision.class_embed.6.weight', 2), 'linear');
   assert.equal(releasedLayoutOfKey('model_vision.bbox_embed.0.layers.1.weight', 2), 'linear');
-  assert.equal(releasedLayoutOfKey('model_vision.model_language.net.text.transformer.resblocks.0.attn.in_proj_weight', 2), 'linear');
+  assert.equal(
+    releasedLayoutOfKey('model_vision.model_language.net.text.transformer.resblocks.0.attn.in_proj_weight', 2),
+    'linear',
+  );
   assert.equal(releasedLayoutOfKey('model_vision.model_language.net.text.token_embedding.weight', 2), 'asIs');
   assert.equal(releasedLayoutOfKey('model_vision.model_language.net.text.text_projection', 2), 'asIs');
   assert.equal(releasedLayoutOfKey('model_vision.transformer.level_embeds', 2), 'asIs');
@@ -83,18 +89,38 @@ test('released key mapping: layouts by rank and name, packed qkv and w12 split i
     { name: 'backbone.net.blocks.3.attn.k_proj.weight', layout: 'linear', part: { index: 1, of: 3 } },
     { name: 'backbone.net.blocks.3.attn.v_proj.weight', layout: 'linear', part: { index: 2, of: 3 } },
   ]);
-  assert.deepEqual(releasedTargets('model_vision.backbone.net.blocks.0.mlp.w12.bias', 1).map((t) => [t.name, t.layout, t.part?.index]), [
-    ['backbone.net.blocks.0.mlp.w1.bias', 'asIs', 0],
-    ['backbone.net.blocks.0.mlp.w2.bias', 'asIs', 1],
-  ]);
+  assert.deepEqual(
+    releasedTargets('model_vision.backbone.net.blocks.0.mlp.w12.bias', 1).map((t) => [t.name, t.layout, t.part?.index]),
+    [
+      ['backbone.net.blocks.0.mlp.w1.bias', 'asIs', 0],
+      ['backbone.net.blocks.0.mlp.w2.bias', 'asIs', 1],
+    ],
+  );
   assert.deepEqual(releasedTargets('optimizer.state.0.exp_avg', 1), []);
 });
 
 function fixtureVitConfig(): Eva02VitConfig {
   return {
-    imgSize: 64, patchSize: 16, inChans: 3, embedDim: 64, depth: 4, numHeads: 4, mlpHidden: swigluHidden(64), qkvBias: true,
-    windowSize: 2, windowBlockIndexes: [0, 2], attnSubLn: true, mlpSubLn: true, rope: true, ptHwSeqLen: 16, intpFreq: true,
-    useAbsPos: true, pretrainImgSize: 48, pretrainUseClsToken: true, layerNormEps: 1e-6, dropPathRate: 0.4,
+    imgSize: 64,
+    patchSize: 16,
+    inChans: 3,
+    embedDim: 64,
+    depth: 4,
+    numHeads: 4,
+    mlpHidden: swigluHidden(64),
+    qkvBias: true,
+    windowSize: 2,
+    windowBlockIndexes: [0, 2],
+    attnSubLn: true,
+    mlpSubLn: true,
+    rope: true,
+    ptHwSeqLen: 16,
+    intpFreq: true,
+    useAbsPos: true,
+    pretrainImgSize: 48,
+    pretrainUseClsToken: true,
+    layerNormEps: 1e-6,
+    dropPathRate: 0.4,
   };
 }
 
@@ -124,13 +150,37 @@ function fixtureCase(name: string): tf.Tensor {
 
 test('the APE reference checkpoint converts for the ViT, pyramid and text tower; the converted ViT + pyramid reproduce APE', async () => {
   const vit = new Eva02Vit(fixtureVitConfig(), new Rng(1));
-  const pyramid = new SimpleFeaturePyramid({ inChannels: 64, inStride: 16, outChannels: 32, scaleFactors: [4, 2, 1, 0.5], topBlock: true, layerNormEps: 1e-6 }, new Rng(2));
-  const text = new ClipTextEncoder({ vocabSize: 49408, contextLength: 77, width: 32, heads: 4, layers: 2, mlpRatio: 4, embedDim: 48, layerNormEps: 1e-5 }, new Rng(3));
-  const modules: [string, Module][] = [['backbone.net.', vit], ['backbone.', pyramid], ['model_language.net.', text]];
+  const pyramid = new SimpleFeaturePyramid(
+    { inChannels: 64, inStride: 16, outChannels: 32, scaleFactors: [4, 2, 1, 0.5], topBlock: true, layerNormEps: 1e-6 },
+    new Rng(2),
+  );
+  const text = new ClipTextEncoder(
+    {
+      vocabSize: 49408,
+      contextLength: 77,
+      width: 32,
+      heads: 4,
+      layers: 2,
+      mlpRatio: 4,
+      embedDim: 48,
+      layerNormEps: 1e-5,
+    },
+    new Rng(3),
+  );
+  const modules: [string, Module][] = [
+    ['backbone.net.', vit],
+    ['backbone.', pyramid],
+    ['model_language.net.', text],
+  ];
   const expected = shapes(modules);
   const out = join(dir, 'fixture.safetensors');
   const seen: string[] = [];
-  const report = await convertTorchCheckpoint(checkpointPath, out, { ...released, expected, metadata: { preset: 'fixture' }, onTensor: (_d, _n, name) => seen.push(name) });
+  const report = await convertTorchCheckpoint(checkpointPath, out, {
+    ...released,
+    expected,
+    metadata: { preset: 'fixture' },
+    onTensor: (_d, _n, name) => seen.push(name),
+  });
   assert.deepEqual(report.missing, []);
   assert.equal(report.used.length, expected.size);
   assert.equal(seen.length, expected.size);
@@ -170,13 +220,35 @@ test('an APE-Ti-style checkpoint: fused qkv and packed SwiGLU w12 are split into
   const w12 = Float32Array.from({ length: 8 * 2 }, (_, i) => 100 + i); // [2*4, 2]
   const b12 = Float32Array.from({ length: 8 }, (_, i) => -i);
   const pkl = checkpointPickle({
-    'model_vision.backbone.net.blocks.0.attn.qkv.weight': { storage: '0', storageType: 'FloatStorage', numel: 12, shape: [6, 2] },
-    'model_vision.backbone.net.blocks.0.mlp.w12.weight': { storage: '1', storageType: 'HalfStorage', numel: 16, shape: [8, 2] },
-    'model_vision.backbone.net.blocks.0.mlp.w12.bias': { storage: '2', storageType: 'FloatStorage', numel: 8, shape: [8] },
+    'model_vision.backbone.net.blocks.0.attn.qkv.weight': {
+      storage: '0',
+      storageType: 'FloatStorage',
+      numel: 12,
+      shape: [6, 2],
+    },
+    'model_vision.backbone.net.blocks.0.mlp.w12.weight': {
+      storage: '1',
+      storageType: 'HalfStorage',
+      numel: 16,
+      shape: [8, 2],
+    },
+    'model_vision.backbone.net.blocks.0.mlp.w12.bias': {
+      storage: '2',
+      storageType: 'FloatStorage',
+      numel: 8,
+      shape: [8],
+    },
   });
-  const halfOf = (v: number) => { const f = new Float32Array([v]); const u = new Uint32Array(f.buffer)[0]!; return ((u >> 16) & 0x8000) | ((((u >> 23) & 0xff) - 112) << 10) | ((u >> 13) & 0x3ff); };
+  const halfOf = (v: number) => {
+    const f = new Float32Array([v]);
+    const u = new Uint32Array(f.buffer)[0]!;
+    return ((u >> 16) & 0x8000) | ((((u >> 23) & 0xff) - 112) << 10) | ((u >> 13) & 0x3ff);
+  };
   const path = join(dir, 'ti.pth');
-  writeFileSync(path, torchArchive(pkl, { 0: bytesOf(qkv), 1: bytesOf(Uint16Array.from(w12, halfOf)), 2: bytesOf(b12) }));
+  writeFileSync(
+    path,
+    torchArchive(pkl, { 0: bytesOf(qkv), 1: bytesOf(Uint16Array.from(w12, halfOf)), 2: bytesOf(b12) }),
+  );
   const expected = new Map<string, number[]>([
     ['backbone.net.blocks.0.attn.q_proj.weight', [2, 2]],
     ['backbone.net.blocks.0.attn.k_proj.weight', [2, 2]],

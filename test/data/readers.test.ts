@@ -16,7 +16,14 @@ const base = () => ({
   ],
   annotations: [
     { id: 11, image_id: 1, category_id: 3, bbox: [1, 2, 3, 4], segmentation: [[1, 2, 4, 2, 4, 6]], iscrowd: 0 },
-    { id: 12, image_id: 1, category_id: 7, bbox: [0, 0, 10, 2], segmentation: { size: [8, 10], counts: [0, 80] }, iscrowd: 1 },
+    {
+      id: 12,
+      image_id: 1,
+      category_id: 7,
+      bbox: [0, 0, 10, 2],
+      segmentation: { size: [8, 10], counts: [0, 80] },
+      iscrowd: 1,
+    },
   ],
 });
 
@@ -45,20 +52,44 @@ test('COCO instances: LVIS federated fields', () => {
   assert.deepEqual(d.images[0]!.negCategoryIds, [7]);
   assert.deepEqual(d.images[0]!.notExhaustiveCategoryIds, [3]);
   (json.images as Array<Record<string, unknown>>)[0]!.neg_category_ids = [99];
-  assert.throws(() => parseCocoInstances(json, 'lvis.json'), /lvis\.json: images\[0\] \(id 1\): 'neg_category_ids' names unknown category 99/);
+  assert.throws(
+    () => parseCocoInstances(json, 'lvis.json'),
+    /lvis\.json: images\[0\] \(id 1\): 'neg_category_ids' names unknown category 99/,
+  );
 });
 
 test('COCO instances: malformed records name the file, the record and the field', () => {
   const cases: Array<[(j: ReturnType<typeof base>) => void, RegExp]> = [
-    [(j) => ((j.annotations[0] as Record<string, unknown>).image_id = 5), /f\.json: annotations\[0\] \(id 11\): 'image_id' 5 is not in 'images'/],
-    [(j) => ((j.annotations[0] as Record<string, unknown>).bbox = [1, 2, 3]), /annotations\[0\] \(id 11\): 'bbox' must be 4 finite numbers/],
+    [
+      (j) => ((j.annotations[0] as Record<string, unknown>).image_id = 5),
+      /f\.json: annotations\[0\] \(id 11\): 'image_id' 5 is not in 'images'/,
+    ],
+    [
+      (j) => ((j.annotations[0] as Record<string, unknown>).bbox = [1, 2, 3]),
+      /annotations\[0\] \(id 11\): 'bbox' must be 4 finite numbers/,
+    ],
     [(j) => ((j.annotations[0] as Record<string, unknown>).bbox = [1, 2, -3, 4]), /'bbox' has a negative size/],
     [(j) => ((j.annotations[0] as Record<string, unknown>).category_id = 4), /'category_id' 4 is not in 'categories'/],
-    [(j) => ((j.annotations[0] as Record<string, unknown>).segmentation = [[1, 2, 3]]), /'segmentation\[0\]' has an odd number \(3\)/],
-    [(j) => ((j.annotations[1] as Record<string, unknown>).segmentation = { size: [8, 9], counts: [0, 72] }), /annotations\[1\] \(id 12\): RLE 'size' \[8,9\] does not match the image's \[8, 10\]/],
-    [(j) => ((j.annotations[1] as Record<string, unknown>).segmentation = { size: [8, 10], counts: [0, 79] }), /RLE 'counts' cover 79 pixels, the image has 80/],
-    [(j) => ((j.images[0] as Record<string, unknown>).width = 0), /images\[0\] \(id 1\): 'width' must be positive, got 0/],
-    [(j) => j.images.push({ id: 1, file_name: 'b.png', width: 1, height: 1 }), /images\[1\] \(id 1\): duplicate image id 1/],
+    [
+      (j) => ((j.annotations[0] as Record<string, unknown>).segmentation = [[1, 2, 3]]),
+      /'segmentation\[0\]' has an odd number \(3\)/,
+    ],
+    [
+      (j) => ((j.annotations[1] as Record<string, unknown>).segmentation = { size: [8, 9], counts: [0, 72] }),
+      /annotations\[1\] \(id 12\): RLE 'size' \[8,9\] does not match the image's \[8, 10\]/,
+    ],
+    [
+      (j) => ((j.annotations[1] as Record<string, unknown>).segmentation = { size: [8, 10], counts: [0, 79] }),
+      /RLE 'counts' cover 79 pixels, the image has 80/,
+    ],
+    [
+      (j) => ((j.images[0] as Record<string, unknown>).width = 0),
+      /images\[0\] \(id 1\): 'width' must be positive, got 0/,
+    ],
+    [
+      (j) => j.images.push({ id: 1, file_name: 'b.png', width: 1, height: 1 }),
+      /images\[1\] \(id 1\): duplicate image id 1/,
+    ],
     [(j) => ((j as Record<string, unknown>).categories = undefined), /'categories' is missing/],
   ];
   for (const [edit, message] of cases) {
@@ -84,7 +115,10 @@ test('grounding files: sentences as strings or {sent}; annotations without any a
   assert.equal(d.images[0]!.annotations.length, 1);
   assert.deepEqual(d.images[0]!.annotations[0]!.sentences, ['the dog on the left', 'a brown dog']);
   anns[0]!.sentences = [''];
-  assert.throws(() => parseCocoInstances(json, 'g.json', { kind: 'grounding' }), /g\.json: annotations\[0\] \(id 11\): 'sentences\[0\]' must be a non-empty string/);
+  assert.throws(
+    () => parseCocoInstances(json, 'g.json', { kind: 'grounding' }),
+    /g\.json: annotations\[0\] \(id 11\): 'sentences\[0\]' must be a non-empty string/,
+  );
 });
 
 test('class-agnostic segments: SA-1B per-image file and COCO-like file', () => {
@@ -101,7 +135,10 @@ test('class-agnostic segments: SA-1B per-image file and COCO-like file', () => {
   assert.equal(one.images[0]!.annotations[0]!.categoryId, -1);
   const folder = readSegments(dir);
   assert.equal(folder.images.length, 1);
-  const coco = { images: [{ id: 1, file_name: 'a.png', width: 4, height: 2 }], annotations: [{ id: 1, image_id: 1, bbox: [0, 0, 1, 1] }] };
+  const coco = {
+    images: [{ id: 1, file_name: 'a.png', width: 4, height: 2 }],
+    annotations: [{ id: 1, image_id: 1, bbox: [0, 0, 1, 1] }],
+  };
   writeFileSync(join(dir, 'segments.json'), JSON.stringify(coco));
   assert.equal(readSegments(join(dir, 'segments.json')).images[0]!.annotations[0]!.categoryId, -1);
 });
@@ -113,9 +150,16 @@ test('semantic folders: pairs images with label PNGs, sizes from the PNG header'
   await writeImage(join(dir, 'images', '0001.png'), { width: 5, height: 3, data: new Uint8Array(45) });
   await writeImage(join(dir, 'semantic', '0001.png'), { width: 5, height: 3, data: new Uint8Array(15) });
   assert.deepEqual(pngSize(join(dir, 'semantic', '0001.png')), { width: 5, height: 3 });
-  const d = readSemanticFolders({ imageDir: join(dir, 'images'), labelDir: join(dir, 'semantic'), categories: [{ id: 0, name: 'sky', isThing: false }] });
+  const d = readSemanticFolders({
+    imageDir: join(dir, 'images'),
+    labelDir: join(dir, 'semantic'),
+    categories: [{ id: 0, name: 'sky', isThing: false }],
+  });
   assert.equal(d.images.length, 1);
   assert.equal(d.images[0]!.semanticFile, join(dir, 'semantic', '0001.png'));
   await writeImage(join(dir, 'semantic', '0002.png'), { width: 5, height: 3, data: new Uint8Array(15) });
-  assert.throws(() => readSemanticFolders({ imageDir: join(dir, 'images'), labelDir: join(dir, 'semantic'), categories: [] }), /0002\.png: no image named 0002\.\*/);
+  assert.throws(
+    () => readSemanticFolders({ imageDir: join(dir, 'images'), labelDir: join(dir, 'semantic'), categories: [] }),
+    /0002\.png: no image named 0002\.\*/,
+  );
 });

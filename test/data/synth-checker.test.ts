@@ -24,6 +24,7 @@ after(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
+// biome-ignore lint/suspicious/noExplicitAny: the test walks parsed JSON of every shape
 type Json = Record<string, any>;
 
 /** Checks a copy of the base split after `mutate` has broken it. */
@@ -42,8 +43,13 @@ async function editJson(dir: string, name: string, edit: (j: Json) => void): Pro
 
 function hasIssue(report: CheckReport, file: string, record: string, field: string, message: RegExp): void {
   assert.equal(report.ok, false);
-  const found = report.issues.find((i) => i.file === file && i.record === record && i.field === field && message.test(i.message));
-  assert.ok(found, `no ${file} / ${record} / ${field} / ${message} among:\n${report.issues.map(formatIssue).join('\n')}`);
+  const found = report.issues.find(
+    (i) => i.file === file && i.record === record && i.field === field && message.test(i.message),
+  );
+  assert.ok(
+    found,
+    `no ${file} / ${record} / ${field} / ${message} among:\n${report.issues.map(formatIssue).join('\n')}`,
+  );
 }
 
 test('the untouched split passes', async () => {
@@ -51,23 +57,39 @@ test('the untouched split passes', async () => {
 });
 
 test('wrong bbox', async () => {
-  const r = await tampered((d) => editJson(d, 'instances.json', (j) => { j.annotations[0].bbox[2] += 1; }));
+  const r = await tampered((d) =>
+    editJson(d, 'instances.json', (j) => {
+      j.annotations[0].bbox[2] += 1;
+    }),
+  );
   hasIssue(r, 'instances.json', 'annotation id 1', 'bbox', /but the mask extent is \[/);
   assert.equal(r.issues.length, 1);
 });
 
 test('wrong area', async () => {
-  const r = await tampered((d) => editJson(d, 'segments.json', (j) => { j.annotations[2].area += 1; }));
+  const r = await tampered((d) =>
+    editJson(d, 'segments.json', (j) => {
+      j.annotations[2].area += 1;
+    }),
+  );
   hasIssue(r, 'segments.json', 'annotation id 3', 'area', /but the mask has \d+ pixels/);
 });
 
 test('duplicate annotation id', async () => {
-  const r = await tampered((d) => editJson(d, 'instances.json', (j) => { j.annotations[1].id = j.annotations[0].id; }));
+  const r = await tampered((d) =>
+    editJson(d, 'instances.json', (j) => {
+      j.annotations[1].id = j.annotations[0].id;
+    }),
+  );
   hasIssue(r, 'instances.json', 'annotation id 1', 'id', /duplicate annotation id 1/);
 });
 
 test('duplicate image id', async () => {
-  const r = await tampered((d) => editJson(d, 'grounding.json', (j) => { j.images[1].id = 1; }));
+  const r = await tampered((d) =>
+    editJson(d, 'grounding.json', (j) => {
+      j.images[1].id = 1;
+    }),
+  );
   hasIssue(r, 'grounding.json', 'image id 1', 'id', /duplicate image id 1/);
 });
 
@@ -78,7 +100,11 @@ test('missing image file', async () => {
 });
 
 test('image size that differs from the file', async () => {
-  const r = await tampered((d) => editJson(d, 'instances.json', (j) => { j.images[0].width = 97; }));
+  const r = await tampered((d) =>
+    editJson(d, 'instances.json', (j) => {
+      j.images[0].width = 97;
+    }),
+  );
   hasIssue(r, 'instances.json', 'image id 1', 'width/height', /97x96 but images\/000000.png is 96x96/);
 });
 
@@ -89,7 +115,9 @@ test('ambiguous sentence', async () => {
     await editJson(d, 'grounding.json', (j) => {
       // Find an image with two things of one shape and make one of its sentences name only the shape.
       for (const g of (j as GroundingFile).annotations) {
-        const shapes = inst.annotations.filter((a) => a.image_id === g.image_id && a.attributes).map((a) => categoryById(a.category_id)!.name);
+        const shapes = inst.annotations
+          .filter((a) => a.image_id === g.image_id && a.attributes)
+          .map((a) => categoryById(a.category_id)!.name);
         const repeated = shapes.find((s, i) => shapes.indexOf(s) !== i);
         if (repeated === undefined) continue;
         g.sentences[0] = { raw: `The ${repeated}.`, sent: `the ${repeated}`, kind: 'attribute' };
@@ -99,7 +127,13 @@ test('ambiguous sentence', async () => {
       throw new Error('fixture has no image with a repeated shape');
     });
   });
-  hasIssue(r, 'grounding.json', edited, 'sentences[0].sent', /does not name exactly one object: \d objects match '\w+'/);
+  hasIssue(
+    r,
+    'grounding.json',
+    edited,
+    'sentences[0].sent',
+    /does not name exactly one object: \d objects match '\w+'/,
+  );
 });
 
 test('sentence that names another object than its mask', async () => {
@@ -111,7 +145,13 @@ test('sentence that names another object than its mask', async () => {
       a!.bbox = b!.bbox;
     }),
   );
-  hasIssue(r, 'grounding.json', 'annotation id 1', 'segmentation', /names instance annotation id \d+, whose mask differs/);
+  hasIssue(
+    r,
+    'grounding.json',
+    'annotation id 1',
+    'segmentation',
+    /names instance annotation id \d+, whose mask differs/,
+  );
 });
 
 test('wrong sentence kind, unparsable sentence, raw and sent disagreeing', async () => {
@@ -127,7 +167,13 @@ test('wrong sentence kind, unparsable sentence, raw and sent disagreeing', async
   );
   hasIssue(r, 'grounding.json', 'annotation id 1', 'sentences[0].kind', /but the sentence is of kind/);
   hasIssue(r, 'grounding.json', 'annotation id 1', 'sentences[1].sent', /expected a shape .* at word 2 \('thing'\)/);
-  hasIssue(r, 'grounding.json', 'annotation id 1', 'sentences[2].sent', /is not the normalised raw sentence "something else"/);
+  hasIssue(
+    r,
+    'grounding.json',
+    'annotation id 1',
+    'sentences[2].sent',
+    /is not the normalised raw sentence "something else"/,
+  );
 });
 
 test('bad semantic pixel', async () => {
@@ -138,7 +184,13 @@ test('bad semantic pixel', async () => {
     label.data[i] = label.data[i] === 9 ? 10 : 9;
     await writeFile(path, await encodePng(label));
   });
-  hasIssue(r, 'semantic/000002.png', 'image id 3', 'pixel (20, 10)', /is \d+ but instances.json says \d+ \(annotation id \d+\); 1 pixels differ/);
+  hasIssue(
+    r,
+    'semantic/000002.png',
+    'image id 3',
+    'pixel (20, 10)',
+    /is \d+ but instances.json says \d+ \(annotation id \d+\); 1 pixels differ/,
+  );
   assert.equal(r.issues.length, 1);
 });
 
@@ -161,18 +213,26 @@ test('missing file, broken JSON, segments that are not whole segments', async ()
   const r3 = await tampered((d) =>
     editJson(d, 'segments.json', (j) => {
       const inst = j.annotations.filter((a: Json) => a.image_id === 1);
-      inst[0].segmentation = { size: inst[0].segmentation.size, counts: '0' + inst[0].segmentation.counts.slice(1) };
+      inst[0].segmentation = { size: inst[0].segmentation.size, counts: `0${inst[0].segmentation.counts.slice(1)}` };
     }),
   );
   assert.equal(r3.ok, false);
-  assert.ok(r3.issues.some((i) => i.file === 'segments.json' && i.record === 'annotation id 1'), r3.issues.map(formatIssue).join('\n'));
+  assert.ok(
+    r3.issues.some((i) => i.file === 'segments.json' && i.record === 'annotation id 1'),
+    r3.issues.map(formatIssue).join('\n'),
+  );
 });
 
 test('the issue limit stops a badly broken split early', async () => {
   const dir = join(root, `copy${copies++}`);
   await cp(base, dir, { recursive: true });
-  await editJson(dir, 'instances.json', (j) => { for (const a of j.annotations) a.area = -1; });
+  await editJson(dir, 'instances.json', (j) => {
+    for (const a of j.annotations) a.area = -1;
+  });
   const r = await checkDataset(dir, { maxIssues: 3 });
   assert.equal(r.issues.length, 3);
-  assert.equal(formatIssue(r.issues[0]!), `instances.json: annotation id 1: area: -1 but the mask has ${JSON.parse(await readFile(join(base, 'instances.json'), 'utf8')).annotations[0].area} pixels`);
+  assert.equal(
+    formatIssue(r.issues[0]!),
+    `instances.json: annotation id 1: area: -1 but the mask has ${JSON.parse(await readFile(join(base, 'instances.json'), 'utf8')).annotations[0].area} pixels`,
+  );
 });

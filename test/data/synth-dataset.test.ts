@@ -27,7 +27,9 @@ after(async () => {
 
 async function listFiles(dir: string, prefix = ''): Promise<string[]> {
   const out: string[] = [];
-  for (const entry of (await readdir(join(dir, prefix), { withFileTypes: true })).sort((x, y) => x.name.localeCompare(y.name))) {
+  for (const entry of (await readdir(join(dir, prefix), { withFileTypes: true })).sort((x, y) =>
+    x.name.localeCompare(y.name),
+  )) {
     const rel = prefix ? `${prefix}/${entry.name}` : entry.name;
     if (entry.isDirectory()) out.push(...(await listFiles(dir, rel)));
     else out.push(rel);
@@ -51,10 +53,22 @@ test('layout: exactly the documented files', async () => {
     ].sort(),
   );
   const inst = await json<InstancesFile>('a', 'instances.json');
-  assert.deepEqual(inst.images.map((i) => [i.id, i.file_name, i.width, i.height]), names.map((n, k) => [k + 1, n, 96, 96]));
+  assert.deepEqual(
+    inst.images.map((i) => [i.id, i.file_name, i.width, i.height]),
+    names.map((n, k) => [k + 1, n, 96, 96]),
+  );
   assert.deepEqual(inst.categories, SYNTH_CATEGORIES);
   const thing = inst.annotations.find((a) => a.attributes !== undefined)!;
-  assert.deepEqual(Object.keys(thing), ['id', 'image_id', 'category_id', 'segmentation', 'area', 'bbox', 'iscrowd', 'attributes']);
+  assert.deepEqual(Object.keys(thing), [
+    'id',
+    'image_id',
+    'category_id',
+    'segmentation',
+    'area',
+    'bbox',
+    'iscrowd',
+    'attributes',
+  ]);
   assert.equal(typeof thing.segmentation.counts, 'string');
   const img = await readImage(join(root, 'a', 'images', names[0]!));
   assert.equal(img.width, 96);
@@ -66,7 +80,8 @@ test('determinism: same seed gives identical bytes in every file; another seed d
     assert.deepEqual(await readFile(join(root, 'b', f)), await readFile(join(root, 'a', f)), f);
   }
   let differing = 0;
-  for (const f of files) if (!(await readFile(join(root, 'c', f))).equals(await readFile(join(root, 'a', f)))) differing++;
+  for (const f of files)
+    if (!(await readFile(join(root, 'c', f))).equals(await readFile(join(root, 'a', f)))) differing++;
   // Every image, label map and annotation file changes (semantic.json only lists categories and names).
   assert.equal(differing, files.length - 1);
 });
@@ -74,12 +89,21 @@ test('determinism: same seed gives identical bytes in every file; another seed d
 test('a non-empty folder is refused unless overwrite, and overwrite leaves no stale images', async () => {
   const dir = join(root, 'd');
   await writeSynthDataset(dir, { images: 3, seed: 1, size: 32 });
-  await assert.rejects(writeSynthDataset(dir, { images: 2, seed: 1, size: 32 }), /d is not empty; choose a new folder or pass overwrite/);
+  await assert.rejects(
+    writeSynthDataset(dir, { images: 2, seed: 1, size: 32 }),
+    /d is not empty; choose a new folder or pass overwrite/,
+  );
   await writeSynthDataset(dir, { images: 2, seed: 1, size: 32, overwrite: true });
   assert.deepEqual((await readdir(join(dir, 'images'))).sort(), ['000000.png', '000001.png']);
   await writeFile(join(dir, 'notes.txt'), 'mine');
-  await assert.rejects(writeSynthDataset(dir, { images: 2, seed: 1, size: 32, overwrite: true }), /not part of a split \(notes.txt\)/);
-  await assert.rejects(writeSynthDataset(join(root, 'e'), { images: 0, seed: 1 }), /images must be a positive integer, got 0/);
+  await assert.rejects(
+    writeSynthDataset(dir, { images: 2, seed: 1, size: 32, overwrite: true }),
+    /not part of a split \(notes.txt\)/,
+  );
+  await assert.rejects(
+    writeSynthDataset(join(root, 'e'), { images: 0, seed: 1 }),
+    /images must be a positive integer, got 0/,
+  );
 });
 
 test('the checker accepts a fresh split and counts what is in it', async () => {
@@ -92,11 +116,14 @@ test('the checker accepts a fresh split and counts what is in it', async () => {
   assert.equal(report.stats.things, things);
   assert.equal(report.stats.stuff, inst.annotations.length - things);
   const grounding = await json<GroundingFile>('a', 'grounding.json');
-  assert.equal(report.stats.sentences, grounding.annotations.reduce((n, a) => n + a.sentences.length, 0));
+  assert.equal(
+    report.stats.sentences,
+    grounding.annotations.reduce((n, a) => n + a.sentences.length, 0),
+  );
   assert.equal(report.stats.segments, (await json<SegmentsFile>('a', 'segments.json')).annotations.length);
 });
 
-test('RLE masks decode to exactly the semantic PNG labels; boxes and areas are the masks\'', async () => {
+test("RLE masks decode to exactly the semantic PNG labels; boxes and areas are the masks'", async () => {
   const inst = await json<InstancesFile>('a', 'instances.json');
   const index = await json<SemanticIndexFile>('a', 'semantic.json');
   assert.equal(index.ignore_label, 255);

@@ -17,7 +17,14 @@ import { generateSentences } from '../../src/data/synth/sentences.js';
 import { Rng } from '../../src/util/random.js';
 
 /** A thing whose box is centred at (cx, cy), 10x10. */
-function thing(id: number, shape: RefThing['shape'], color: RefThing['color'], size: RefThing['size'], cx: number, cy: number): RefThing {
+function thing(
+  id: number,
+  shape: RefThing['shape'],
+  color: RefThing['color'],
+  size: RefThing['size'],
+  cx: number,
+  cy: number,
+): RefThing {
   return { id, shape, color, size, bbox: [cx - 5, cy - 5, 10, 10] };
 }
 
@@ -34,7 +41,11 @@ const things = [
   thing(5, 'star', 'yellow', 'small', 60, 170),
   thing(6, 'star', 'yellow', 'small', 65, 20),
 ];
-const pieces = [piece(0, 'water', [0, 0, 200, 60]), piece(1, 'water', [0, 150, 200, 50]), piece(2, 'grass', [0, 60, 200, 90])];
+const pieces = [
+  piece(0, 'water', [0, 0, 200, 60]),
+  piece(1, 'water', [0, 150, 200, 50]),
+  piece(2, 'grass', [0, 60, 200, 90]),
+];
 const graph: SceneGraph = { width: 200, height: 200, things, pieces };
 
 const names = (q: RefQuery) => {
@@ -47,7 +58,12 @@ test('grammar: every kind renders and parses back to the same query', () => {
   const queries: RefQuery[] = [
     { kind: 'attribute', target: { shape: 'circle' } },
     { kind: 'attribute', target: { shape: 'heart', color: 'pink', size: 'large' } },
-    { kind: 'spatial', target: { shape: 'triangle', color: 'red' }, relation: 'left', anchor: { shape: 'square', color: 'blue' } },
+    {
+      kind: 'spatial',
+      target: { shape: 'triangle', color: 'red' },
+      relation: 'left',
+      anchor: { shape: 'square', color: 'blue' },
+    },
     { kind: 'spatial', target: { shape: 'ring' }, relation: 'below', anchor: { shape: 'star', size: 'small' } },
     { kind: 'ordinal', target: { shape: 'star' }, rank: 2, from: 'left' },
     { kind: 'ordinal', target: { shape: 'cross', color: 'cyan' }, rank: 5, from: 'bottom' },
@@ -61,7 +77,10 @@ test('grammar: every kind renders and parses back to the same query', () => {
   assert.equal(renderQuery(queries[6]!), 'the water at the top');
   assert.equal(renderQuery(queries[8]!), 'the gravel on the right');
   assert.equal(renderRaw(queries[1]!), 'The large pink heart.');
-  assert.equal(normalizeSentence('The  red Triangle, to the LEFT of the blue square!'), 'the red triangle to the left of the blue square');
+  assert.equal(
+    normalizeSentence('The  red Triangle, to the LEFT of the blue square!'),
+    'the red triangle to the left of the blue square',
+  );
 });
 
 test('grammar: sentences outside it are refused with the place they stop fitting', () => {
@@ -88,18 +107,46 @@ test('attribute semantics: all given words must match, exactly one object', () =
 
 test('spatial semantics: by box centres, a clear margin, near-ties refused, anchor must be unique', () => {
   // Circles left of the green square (x=100): only circle 1 (x=20); circle 2 is level with it.
-  assert.equal(names({ kind: 'spatial', target: { shape: 'circle' }, relation: 'left', anchor: { shape: 'square' } }), 1);
-  assert.equal(names({ kind: 'spatial', target: { shape: 'circle' }, relation: 'right', anchor: { shape: 'square' } }), 3);
+  assert.equal(
+    names({ kind: 'spatial', target: { shape: 'circle' }, relation: 'left', anchor: { shape: 'square' } }),
+    1,
+  );
+  assert.equal(
+    names({ kind: 'spatial', target: { shape: 'circle' }, relation: 'right', anchor: { shape: 'square' } }),
+    3,
+  );
   // All three circles are below the square: not unique.
-  assert.match(String(names({ kind: 'spatial', target: { shape: 'circle' }, relation: 'below', anchor: { shape: 'square' } })), /3 clear/);
+  assert.match(
+    String(names({ kind: 'spatial', target: { shape: 'circle' }, relation: 'below', anchor: { shape: 'square' } })),
+    /3 clear/,
+  );
   // The stars: star 6 is above the square by 10 px (>= margin 8); star 5 is below.
-  assert.equal(names({ kind: 'spatial', target: { shape: 'star' }, relation: 'above', anchor: { shape: 'square' } }), 6);
-  assert.match(String(names({ kind: 'spatial', target: { shape: 'star' }, relation: 'left', anchor: { shape: 'circle', color: 'red' } })), /anchor: 2 objects/);
+  assert.equal(
+    names({ kind: 'spatial', target: { shape: 'star' }, relation: 'above', anchor: { shape: 'square' } }),
+    6,
+  );
+  assert.match(
+    String(
+      names({
+        kind: 'spatial',
+        target: { shape: 'star' },
+        relation: 'left',
+        anchor: { shape: 'circle', color: 'red' },
+      }),
+    ),
+    /anchor: 2 objects/,
+  );
   // A near-tie: a second star 4 px left of the square's centre makes "left of" ambiguous.
   const tie: SceneGraph = { ...graph, things: [...things, thing(7, 'star', 'red', 'small', 96, 60)] };
-  const r = resolveQuery({ kind: 'spatial', target: { shape: 'star' }, relation: 'right', anchor: { shape: 'square' } }, tie);
+  const r = resolveQuery(
+    { kind: 'spatial', target: { shape: 'star' }, relation: 'right', anchor: { shape: 'square' } },
+    tie,
+  );
   assert.equal(r.ok, false);
-  const l = resolveQuery({ kind: 'spatial', target: { shape: 'star' }, relation: 'left', anchor: { shape: 'square' } }, tie);
+  const l = resolveQuery(
+    { kind: 'spatial', target: { shape: 'star' }, relation: 'left', anchor: { shape: 'square' } },
+    tie,
+  );
   assert.deepEqual(l, { ok: false, reason: '2 clear and 3 possible matches for the relation' });
 });
 
@@ -108,13 +155,25 @@ test('ordinal semantics: rank by centre from the named side, neighbours must be 
   assert.equal(names({ kind: 'ordinal', target: { shape: 'circle' }, rank: 2, from: 'left' }), 2);
   assert.equal(names({ kind: 'ordinal', target: { shape: 'circle' }, rank: 1, from: 'right' }), 3);
   assert.equal(names({ kind: 'ordinal', target: { shape: 'circle', color: 'red' }, rank: 2, from: 'right' }), 1);
-  assert.match(String(names({ kind: 'ordinal', target: { shape: 'circle' }, rank: 4, from: 'left' })), /rank 4 but only 3/);
+  assert.match(
+    String(names({ kind: 'ordinal', target: { shape: 'circle' }, rank: 4, from: 'left' })),
+    /rank 4 but only 3/,
+  );
   // Circles all share y = 100: ordering from the top is a three-way tie.
-  assert.match(String(names({ kind: 'ordinal', target: { shape: 'circle' }, rank: 1, from: 'top' })), /2 other candidates within the margin/);
+  assert.match(
+    String(names({ kind: 'ordinal', target: { shape: 'circle' }, rank: 1, from: 'top' })),
+    /2 other candidates within the margin/,
+  );
   // Stars 60 and 65 in x are within the margin of each other.
-  assert.match(String(names({ kind: 'ordinal', target: { shape: 'star' }, rank: 1, from: 'left' })), /within the margin/);
+  assert.match(
+    String(names({ kind: 'ordinal', target: { shape: 'star' }, rank: 1, from: 'left' })),
+    /within the margin/,
+  );
   assert.equal(names({ kind: 'ordinal', target: { shape: 'star' }, rank: 1, from: 'top' }), 6);
-  assert.match(String(names({ kind: 'ordinal', target: { shape: 'square' }, rank: 1, from: 'left' })), /needs at least 2/);
+  assert.match(
+    String(names({ kind: 'ordinal', target: { shape: 'square' }, rank: 1, from: 'left' })),
+    /needs at least 2/,
+  );
 });
 
 test('stuff semantics: one piece, or the piece furthest to a side, in that half, with a margin', () => {
@@ -124,10 +183,16 @@ test('stuff semantics: one piece, or the piece furthest to a side, in that half,
   assert.equal(names({ kind: 'stuff', stuff: 'water', position: 'bottom' }), 'piece 1');
   // Both water pieces span the full width: centred, so neither is "on the left".
   assert.match(String(names({ kind: 'stuff', stuff: 'water', position: 'left' })), /not in the left half/);
-  const tie: SceneGraph = { ...graph, pieces: [piece(0, 'water', [0, 0, 60, 60]), piece(1, 'water', [5, 150, 60, 50])] };
+  const tie: SceneGraph = {
+    ...graph,
+    pieces: [piece(0, 'water', [0, 0, 60, 60]), piece(1, 'water', [5, 150, 60, 50])],
+  };
   const r = resolveQuery({ kind: 'stuff', stuff: 'water', position: 'left' }, tie);
   assert.deepEqual(r, { ok: false, reason: 'two pieces of water are nearly as far left' });
-  const clear: SceneGraph = { ...graph, pieces: [piece(0, 'water', [0, 0, 60, 60]), piece(1, 'water', [20, 150, 60, 50])] };
+  const clear: SceneGraph = {
+    ...graph,
+    pieces: [piece(0, 'water', [0, 0, 60, 60]), piece(1, 'water', [20, 150, 60, 50])],
+  };
   const c = resolveQuery({ kind: 'stuff', stuff: 'water', position: 'left' }, clear);
   assert.ok(c.ok && c.referent.type === 'stuff' && c.referent.piece.index === 0);
   // The grass centre is at y = 105: not in the top half.
@@ -147,5 +212,8 @@ test('generated sentences all resolve to their referent and cover every kind', (
     assert.deepEqual(r.referent, s.referent, s.sent);
   }
   // Deterministic for a seed.
-  assert.deepEqual(generateSentences(graph, new Rng(3)).map((s) => s.sent), out.map((s) => s.sent));
+  assert.deepEqual(
+    generateSentences(graph, new Rng(3)).map((s) => s.sent),
+    out.map((s) => s.sent),
+  );
 });

@@ -13,8 +13,20 @@ test('categories: fixed ids, things 1-8 then stuff 9-14, unique names', () => {
   assert.deepEqual(
     SYNTH_CATEGORIES.map((c) => `${c.id}:${c.name}:${c.isthing}`),
     [
-      '1:circle:1', '2:square:1', '3:triangle:1', '4:star:1', '5:hexagon:1', '6:ring:1', '7:cross:1', '8:heart:1',
-      '9:sky:0', '10:grass:0', '11:water:0', '12:sand:0', '13:wall:0', '14:gravel:0',
+      '1:circle:1',
+      '2:square:1',
+      '3:triangle:1',
+      '4:star:1',
+      '5:hexagon:1',
+      '6:ring:1',
+      '7:cross:1',
+      '8:heart:1',
+      '9:sky:0',
+      '10:grass:0',
+      '11:water:0',
+      '12:sand:0',
+      '13:wall:0',
+      '14:gravel:0',
     ],
   );
   assert.equal(categoryId('water'), 11);
@@ -25,14 +37,19 @@ test('shapes: inside tests at the centre and outside the unit circle; areas clos
     assert.equal(shapeContains(shape, 0, 0.1), shape !== 'ring', `${shape} near its centre`);
     for (let k = 0; k < 16; k++) {
       const a = (2 * Math.PI * k) / 16;
-      assert.equal(shapeContains(shape, 1.05 * Math.cos(a), 1.05 * Math.sin(a)), false, `${shape} beyond the unit circle`);
+      assert.equal(
+        shapeContains(shape, 1.05 * Math.cos(a), 1.05 * Math.sin(a)),
+        false,
+        `${shape} beyond the unit circle`,
+      );
     }
   }
   const area = (shape: (typeof THING_SHAPES)[number], rotation = 0) => {
     const m = rasterizeShape({ shape, cx: 50, cy: 50, radius: 40, rotation }, 100, 100);
     return m.reduce((s, v) => s + v, 0);
   };
-  const near = (actual: number, expected: number) => assert.ok(Math.abs(actual - expected) / expected < 0.03, `${actual} vs ${expected}`);
+  const near = (actual: number, expected: number) =>
+    assert.ok(Math.abs(actual - expected) / expected < 0.03, `${actual} vs ${expected}`);
   const r2 = 40 * 40;
   near(area('circle'), Math.PI * r2);
   near(area('ring'), Math.PI * r2 * 0.7);
@@ -52,12 +69,7 @@ test('stuff layout: every pixel labelled, slivers absorbed', () => {
   assert.equal(labels.length, 64 * 48);
   assert.ok(labels.every((l) => l < STUFF_KINDS.length));
   // A one-pixel island of 1 inside 0s, and a 2-pixel strip of 2 on the border of 0 and 3.
-  const map = Uint8Array.from([
-    0, 0, 0, 3, 3,
-    0, 1, 0, 3, 3,
-    0, 0, 0, 3, 3,
-    2, 2, 0, 3, 3,
-  ]);
+  const map = Uint8Array.from([0, 0, 0, 3, 3, 0, 1, 0, 3, 3, 0, 0, 0, 3, 3, 2, 2, 0, 3, 3]);
   absorbSmallPieces(map, 5, 4, 3);
   assert.deepEqual([...map], [0, 0, 0, 3, 3, 0, 0, 0, 3, 3, 0, 0, 0, 3, 3, 0, 0, 0, 3, 3]);
 });
@@ -69,7 +81,10 @@ test('scenes: masks disjoint and covering, semantic map agrees, occlusion limit 
     assert.equal(scene.image.data.length, w * h * 3);
     assert.ok(scene.things.length >= 1 && scene.things.length <= config.maxObjects);
     const owner = new Int16Array(w * h).fill(-1);
-    const all = [...scene.things.map((t) => ({ mask: t.mask, id: categoryId(t.shape) })), ...scene.stuff.map((s) => ({ mask: s.mask, id: categoryId(s.kind) }))];
+    const all = [
+      ...scene.things.map((t) => ({ mask: t.mask, id: categoryId(t.shape) })),
+      ...scene.stuff.map((s) => ({ mask: s.mask, id: categoryId(s.kind) })),
+    ];
     all.forEach((m, k) => {
       for (let i = 0; i < w * h; i++) {
         if (!m.mask[i]) continue;
@@ -78,17 +93,26 @@ test('scenes: masks disjoint and covering, semantic map agrees, occlusion limit 
         assert.equal(scene.semantic[i], m.id);
       }
     });
-    assert.ok(owner.every((o) => o >= 0), `seed ${seed}: some pixel has no mask`);
+    assert.ok(
+      owner.every((o) => o >= 0),
+      `seed ${seed}: some pixel has no mask`,
+    );
     const s = Math.min(w, h);
     for (const t of scene.things) {
       const visible = t.mask.reduce((n, v) => n + v, 0);
-      assert.ok(visible >= config.minVisibleFraction * t.fullArea, `seed ${seed}: ${t.shape} ${visible}/${t.fullArea} visible`);
+      assert.ok(
+        visible >= config.minVisibleFraction * t.fullArea,
+        `seed ${seed}: ${t.shape} ${visible}/${t.fullArea} visible`,
+      );
       const [lo, hi] = SIZE_RADIUS[t.size];
       assert.ok(t.placement.radius >= Math.max(2.5, lo * s) && t.placement.radius <= Math.max(2.5, hi * s));
     }
     // The last object drawn is never occluded.
     const last = scene.things.at(-1)!;
-    assert.equal(last.mask.reduce((n, v) => n + v, 0), last.fullArea);
+    assert.equal(
+      last.mask.reduce((n, v) => n + v, 0),
+      last.fullArea,
+    );
   }
 });
 
@@ -100,5 +124,8 @@ test('scenes: same rng seed, same scene; different seed, different scene; bad co
   assert.deepEqual(a.semantic, b.semantic);
   assert.notDeepEqual(a.image.data, c.image.data);
   assert.throws(() => generateScene({ ...config, width: 8 }, new Rng(1)), /at least 16, got 8x80/);
-  assert.throws(() => generateScene({ ...config, minObjects: 5, maxObjects: 2 }, new Rng(1)), /0 <= min <= max, got 5..2/);
+  assert.throws(
+    () => generateScene({ ...config, minObjects: 5, maxObjects: 2 }, new Rng(1)),
+    /0 <= min <= max, got 5..2/,
+  );
 });

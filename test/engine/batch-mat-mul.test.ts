@@ -3,7 +3,15 @@ import assert from 'node:assert/strict';
 import { Rng } from '../../src/util/random.js';
 import { initEngine } from '../../src/engine/engine.js';
 import { broadcastBatchIndex } from '../../src/engine/patches/batch-mat-mul.js';
-import { assertClose, assertFiniteDifferences, assertWasmMatchesCpu, evaluate, input, tf, type Input } from './check.js';
+import {
+  assertClose,
+  assertFiniteDifferences,
+  assertWasmMatchesCpu,
+  evaluate,
+  input,
+  tf,
+  type Input,
+} from './check.js';
 
 /** Plain-loop matmul with numpy batch broadcasting, in float64. */
 function referenceMatMul(a: Input, b: Input, ta: boolean, tb: boolean): { shape: number[]; data: Float64Array } {
@@ -92,7 +100,12 @@ test('patched wasm BatchMatMul gradients match cpu and finite differences', asyn
   for (const [sa, sb, ta, tb] of cases) {
     const inputs = [input(rng, sa), input(rng, sb)];
     const f = (x?: tf.Tensor, y?: tf.Tensor) => tf.matMul(x!, y!, ta, tb);
-    const got = await assertWasmMatchesCpu(`matMul ${JSON.stringify(sa)} x ${JSON.stringify(sb)} ta=${ta} tb=${tb}`, f, inputs, rng);
+    const got = await assertWasmMatchesCpu(
+      `matMul ${JSON.stringify(sa)} x ${JSON.stringify(sb)} ta=${ta} tb=${tb}`,
+      f,
+      inputs,
+      rng,
+    );
     const dy = new Float32Array(got.value.length).map(() => rng.uniform(-1, 1));
     const withDy = await evaluate('wasm', f, inputs, dy);
     assertFiniteDifferences(`matMul ${sa} x ${sb}`, f, inputs, dy, withDy.grads, rng);
@@ -107,7 +120,10 @@ test('broadcast matMul gradients are summed over the broadcast batch dims', asyn
     const out = referenceMatMul(inputs[0]!, inputs[1]!, ta, tb);
     const dy = new Float32Array(out.data.length).map(() => rng.uniform(-1, 1));
     const got = await evaluate('wasm', f, inputs, dy);
-    assert.deepEqual(got.grads.map((g) => g.length), inputs.map((x) => x.data.length));
+    assert.deepEqual(
+      got.grads.map((g) => g.length),
+      inputs.map((x) => x.data.length),
+    );
     assertFiniteDifferences(`broadcast matMul ${sa} x ${sb}`, f, inputs, dy, got.grads, rng, 8);
   }
 });

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import '../../src/engine/gradients-node.js';
 import { initEngine, tf, type BackendName } from '../../src/engine/engine.js';
-import { Rng } from '../../src/util/random.js';
+import type { Rng } from '../../src/util/random.js';
 
 export { tf };
 
@@ -52,7 +52,11 @@ export async function evaluate(
   const gradValues = grads.map((g) => g.dataSync() as Float32Array);
   tf.dispose([...grads, dyT]);
   assert.equal(tf.memory().numTensors, before, `${backend}: tensors leaked`);
-  assert.equal((tf.engine().backend as unknown as { numDataIds(): number }).numDataIds(), dataIds, `${backend}: backend buffers leaked`);
+  assert.equal(
+    (tf.engine().backend as unknown as { numDataIds(): number }).numDataIds(),
+    dataIds,
+    `${backend}: backend buffers leaked`,
+  );
   tf.dispose(xs);
   return { shape, value, grads: gradValues };
 }
@@ -68,7 +72,10 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
       at = i;
     }
   }
-  assert.ok(worst <= tol, `${label}: element ${at} is ${actual[at]}, expected ${expected[at]} (relative error ${worst} > ${tol})`);
+  assert.ok(
+    worst <= tol,
+    `${label}: element ${at} is ${actual[at]}, expected ${expected[at]} (relative error ${worst} > ${tol})`,
+  );
 }
 
 /** Compares f's value and gradients on wasm against the cpu backend. */
@@ -119,9 +126,14 @@ export function assertFiniteDifferences(
       plus[j] += eps;
       minus[j] -= eps;
       const datas = inputs.map((y) => y.data);
-      const fd = (loss(datas.map((d, k) => (k === i ? plus : d))) - loss(datas.map((d, k) => (k === i ? minus : d)))) / (2 * eps);
+      const fd =
+        (loss(datas.map((d, k) => (k === i ? plus : d))) - loss(datas.map((d, k) => (k === i ? minus : d)))) /
+        (2 * eps);
       const g = grads[i]![j]!;
-      assert.ok(Math.abs(fd - g) <= tol * (1 + Math.abs(g)), `${label}: input ${i} entry ${j}: finite difference ${fd}, gradient ${g}`);
+      assert.ok(
+        Math.abs(fd - g) <= tol * (1 + Math.abs(g)),
+        `${label}: input ${i} entry ${j}: finite difference ${fd}, gradient ${g}`,
+      );
     }
   });
 }

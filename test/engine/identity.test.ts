@@ -51,7 +51,10 @@ test('gradients through saved (shared) tensors stay right after the variable is 
     const xtw = [0.5 * a + 2 * c, 0.5 * b + 2 * d, -1 * a + 0.25 * c, -1 * b + 0.25 * d];
     return xw.map((v, k) => v + xtw[k]!);
   };
-  for (const wv of [[1, 2, 3, 4], [-1, 0.5, 2, -3]]) {
+  for (const wv of [
+    [1, 2, 3, 4],
+    [-1, 0.5, 2, -3],
+  ]) {
     tf.tidy(() => w.assign(tf.tensor2d(wv, [2, 2])));
     const { value, grads } = tf.variableGrads(lossOf, [w]);
     const g = Array.from(grads[w.name]!.dataSync());

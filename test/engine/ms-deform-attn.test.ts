@@ -30,7 +30,16 @@ function reference(p: Problem, value = p.value, loc = p.loc, weights = p.weights
   const levels = shapes.length;
   const numValue = shapes.reduce((s, [h, w]) => s + h * w, 0);
   const out = new Float64Array(bs * numQuery * heads * dHead);
-  const read = (b: number, start: number, w: number, h: number, x: number, y: number, hd: number, c: number): number => {
+  const read = (
+    b: number,
+    start: number,
+    w: number,
+    h: number,
+    x: number,
+    y: number,
+    hd: number,
+    c: number,
+  ): number => {
     if (x < 0 || y < 0 || x >= w || y >= h) return 0;
     return value[((b * numValue + start + y * w + x) * heads + hd) * dHead + c]!;
   };
@@ -67,7 +76,11 @@ function reference(p: Problem, value = p.value, loc = p.loc, weights = p.weights
 
 /** Gradients of sum(reference * dy) by central differences in float64 (exact for value and weights). */
 function referenceGrads(p: Problem, dy: Float32Array): Float64Array[] {
-  const loss = (value: Float32Array | Float64Array, loc: Float32Array | Float64Array, weights: Float32Array | Float64Array): number => {
+  const loss = (
+    value: Float32Array | Float64Array,
+    loc: Float32Array | Float64Array,
+    weights: Float32Array | Float64Array,
+  ): number => {
     const y = reference(p, value as Float32Array, loc as Float32Array, weights as Float32Array);
     let s = 0;
     for (let i = 0; i < y.length; i++) s += y[i]! * dy[i]!;
@@ -91,8 +104,16 @@ function referenceGrads(p: Problem, dy: Float32Array): Float64Array[] {
 }
 
 function problem(rng: Rng): Problem {
-  const shapes: [number, number][] = [[4, 5], [2, 3], [1, 1]];
-  const bs = 2, heads = 2, dHead = 3, numQuery = 5, points = 3;
+  const shapes: [number, number][] = [
+    [4, 5],
+    [2, 3],
+    [1, 1],
+  ];
+  const bs = 2,
+    heads = 2,
+    dHead = 3,
+    numQuery = 5,
+    points = 3;
   const numValue = shapes.reduce((s, [h, w]) => s + h * w, 0);
   const samples = bs * numQuery * heads * shapes.length * points;
   const loc = randomArray(rng, 2 * samples, -0.2, 1.2);
@@ -101,7 +122,12 @@ function problem(rng: Rng): Problem {
   const special = [0, 0, 1, 1, 0, 1, 1, 0, -0.6, 0.37, 0.37, 1.7, 0.0, 0.37, 1.0, 0.37, 0.37, 0.0, 0.37, 1.0];
   special.forEach((v, i) => (loc[i * 7] = v));
   return {
-    shapes, bs, heads, dHead, numQuery, points,
+    shapes,
+    bs,
+    heads,
+    dHead,
+    numQuery,
+    points,
     value: randomArray(rng, bs * numValue * heads * dHead),
     loc,
     weights: randomArray(rng, samples, 0, 1),
@@ -147,8 +173,14 @@ test('msDeformAttn accepts rank-4 locations and weights and gives gradients of t
   const a = msDeformAttn(value as tf.Tensor4D, p.shapes, loc6!, w5!);
   const b = msDeformAttn(value as tf.Tensor4D, p.shapes, loc4, w4);
   assert.deepEqual(Array.from(await a.data()), Array.from(await b.data()));
-  const grads = tf.grads((l: tf.Tensor, w: tf.Tensor) => msDeformAttn(value as tf.Tensor4D, p.shapes, l, w))([loc4, w4]);
-  assert.deepEqual(grads.map((g) => g.shape), [loc4.shape, w4.shape]);
+  const grads = tf.grads((l: tf.Tensor, w: tf.Tensor) => msDeformAttn(value as tf.Tensor4D, p.shapes, l, w))([
+    loc4,
+    w4,
+  ]);
+  assert.deepEqual(
+    grads.map((g) => g.shape),
+    [loc4.shape, w4.shape],
+  );
   tf.dispose([value!, loc6!, w5!, loc4, w4, a, b, ...grads]);
 });
 
@@ -167,7 +199,9 @@ test('msDeformAttn names the bad argument', async () => {
 test('msDeformAttn reproduces APE reference outputs (msda_core and the module core calls)', async () => {
   const root = fileURLToPath(new URL('../..', import.meta.url));
   // A plain Uint8Array copy: readSafetensors mis-decodes a Node Buffer (Buffer.slice shares memory).
-  const file = readSafetensors(new Uint8Array(readFileSync(join(root, '../shared/fixtures/ape-reference/cases.safetensors'))));
+  const file = readSafetensors(
+    new Uint8Array(readFileSync(join(root, '../shared/fixtures/ape-reference/cases.safetensors'))),
+  );
   const get = (name: string) => {
     const entry = file.tensors.get(name);
     assert.ok(entry, `fixture tensor ${name}`);
@@ -186,7 +220,12 @@ test('msDeformAttn reproduces APE reference outputs (msda_core and the module co
       for (let i = 0; i < flat.length; i += 2) shapes.push([flat[i]!, flat[i + 1]!]);
       const [v, l, w, o] = ['value', 'sampling_locations', 'attention_weights', 'output'].map((n) => get(prefix + n));
       const y = tf.tidy(() =>
-        msDeformAttn(tf.tensor4d(v!.data, v!.shape as [number, number, number, number]), shapes, tf.tensor(l!.data, l!.shape), tf.tensor(w!.data, w!.shape)),
+        msDeformAttn(
+          tf.tensor4d(v!.data, v!.shape as [number, number, number, number]),
+          shapes,
+          tf.tensor(l!.data, l!.shape),
+          tf.tensor(w!.data, w!.shape),
+        ),
       );
       assert.deepEqual(y.shape, o!.shape, `${backend} ${prefix} shape`);
       const got = await y.data();

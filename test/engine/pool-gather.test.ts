@@ -36,9 +36,19 @@ test('maxPool gradients match cpu (negative inputs, strides, same/valid padding)
 
 test('unsortedSegmentSum on wasm: sums rows, drops out-of-range ids, keeps int32', async () => {
   await initEngine({ backend: 'wasm' });
-  const x = tf.tensor2d([[1, 2], [3, 4], [5, 6], [7, 8], [9, 10]]);
+  const x = tf.tensor2d([
+    [1, 2],
+    [3, 4],
+    [5, 6],
+    [7, 8],
+    [9, 10],
+  ]);
   const s = tf.unsortedSegmentSum(x, tf.tensor1d([2, 0, 2, -1, 5], 'int32'), 3);
-  assert.deepEqual(await s.array(), [[3, 4], [0, 0], [6, 8]]);
+  assert.deepEqual(await s.array(), [
+    [3, 4],
+    [0, 0],
+    [6, 8],
+  ]);
   const xi = tf.tensor1d([1, 2, 3, 4], 'int32');
   const si = tf.unsortedSegmentSum(xi, tf.tensor1d([1, 1, 0, 1], 'int32'), 2);
   assert.equal(si.dtype, 'int32');
@@ -49,12 +59,52 @@ test('unsortedSegmentSum on wasm: sums rows, drops out-of-range ids, keeps int32
 test('gather gradients (UnsortedSegmentSum) match cpu, repeated indices and inner axes included', async () => {
   const rng = new Rng(22);
   const idx = [3, 0, 3, 1, 3];
-  await assertWasmMatchesCpu('gather axis 0', (x) => tf.gather(x!, tf.tensor1d(idx, 'int32'), 0), [input(rng, [5, 6])], rng);
-  await assertWasmMatchesCpu('gather axis 1', (x) => tf.gather(x!, tf.tensor1d(idx, 'int32'), 1), [input(rng, [2, 4, 3])], rng);
-  await assertWasmMatchesCpu('gather 2-D indices', (x) => tf.gather(x!, tf.tensor2d([[0, 2], [2, 2]], [2, 2], 'int32'), 0), [input(rng, [3, 4])], rng);
+  await assertWasmMatchesCpu(
+    'gather axis 0',
+    (x) => tf.gather(x!, tf.tensor1d(idx, 'int32'), 0),
+    [input(rng, [5, 6])],
+    rng,
+  );
+  await assertWasmMatchesCpu(
+    'gather axis 1',
+    (x) => tf.gather(x!, tf.tensor1d(idx, 'int32'), 1),
+    [input(rng, [2, 4, 3])],
+    rng,
+  );
+  await assertWasmMatchesCpu(
+    'gather 2-D indices',
+    (x) =>
+      tf.gather(
+        x!,
+        tf.tensor2d(
+          [
+            [0, 2],
+            [2, 2],
+          ],
+          [2, 2],
+          'int32',
+        ),
+        0,
+      ),
+    [input(rng, [3, 4])],
+    rng,
+  );
   await assertWasmMatchesCpu(
     'gather batchDims 1',
-    (x) => tf.gather(x!, tf.tensor2d([[0, 2, 2], [1, 1, 0]], [2, 3], 'int32'), 1, 1),
+    (x) =>
+      tf.gather(
+        x!,
+        tf.tensor2d(
+          [
+            [0, 2, 2],
+            [1, 1, 0],
+          ],
+          [2, 3],
+          'int32',
+        ),
+        1,
+        1,
+      ),
     [input(rng, [2, 3, 4])],
     rng,
   );
@@ -63,10 +113,30 @@ test('gather gradients (UnsortedSegmentSum) match cpu, repeated indices and inne
 test('gather with batchDims 1 reads each batch its own rows (stock wasm did not)', async () => {
   await initEngine({ backend: 'wasm' });
   const x = tf.reshape(tf.range(0, 24), [2, 3, 4]);
-  const y = tf.gather(x, tf.tensor2d([[0, 2, 2], [1, 1, 0]], [2, 3], 'int32'), 1, 1);
+  const y = tf.gather(
+    x,
+    tf.tensor2d(
+      [
+        [0, 2, 2],
+        [1, 1, 0],
+      ],
+      [2, 3],
+      'int32',
+    ),
+    1,
+    1,
+  );
   assert.deepEqual(await y.array(), [
-    [[0, 1, 2, 3], [8, 9, 10, 11], [8, 9, 10, 11]],
-    [[16, 17, 18, 19], [16, 17, 18, 19], [12, 13, 14, 15]],
+    [
+      [0, 1, 2, 3],
+      [8, 9, 10, 11],
+      [8, 9, 10, 11],
+    ],
+    [
+      [16, 17, 18, 19],
+      [16, 17, 18, 19],
+      [12, 13, 14, 15],
+    ],
   ]);
   assert.throws(() => tf.gather(x, tf.tensor2d([[0], [3]], [2, 1], 'int32'), 1, 1), /index value 3/);
   tf.dispose([x, y]);

@@ -10,7 +10,10 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 const fixture = join(root, '../shared/fixtures/coco-eval');
 
 function ape(...args: string[]) {
-  return spawnSync(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), ...args], { cwd: root, encoding: 'utf8' });
+  return spawnSync(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), ...args], {
+    cwd: root,
+    encoding: 'utf8',
+  });
 }
 
 test('ape eval coco prints the summary and writes the twelve stats', () => {
@@ -18,11 +21,16 @@ test('ape eval coco prints the summary and writes the twelve stats', () => {
   try {
     const out = join(dir, 'stats.json');
     const run = ape(
-      'eval', 'coco',
-      '--gt', join(fixture, 'instances_val2014_100.json'),
-      '--results', join(fixture, 'instances_val2014_fakesegm100_results.json'),
-      '--type', 'segm',
-      '--json', out,
+      'eval',
+      'coco',
+      '--gt',
+      join(fixture, 'instances_val2014_100.json'),
+      '--results',
+      join(fixture, 'instances_val2014_fakesegm100_results.json'),
+      '--type',
+      'segm',
+      '--json',
+      out,
     );
     assert.equal(run.status, 0, run.stderr);
     const lines = run.stdout.trimEnd().split('\n');
@@ -43,7 +51,13 @@ test('ape eval coco rejects bad files and arguments with a clear message and non
   try {
     const gt = join(fixture, 'instances_val2014_100.json');
     const bad = join(dir, 'bad.json');
-    writeFileSync(bad, JSON.stringify([{ image_id: 42, category_id: 1, score: 0.5, bbox: [0, 0, 1, 1] }, { image_id: 42, category_id: 999, score: 0.5, bbox: [0, 0, 1, 1] }]));
+    writeFileSync(
+      bad,
+      JSON.stringify([
+        { image_id: 42, category_id: 1, score: 0.5, bbox: [0, 0, 1, 1] },
+        { image_id: 42, category_id: 999, score: 0.5, bbox: [0, 0, 1, 1] },
+      ]),
+    );
     const unknownCategory = ape('eval', 'coco', '--gt', gt, '--results', bad, '--type', 'bbox');
     assert.equal(unknownCategory.status, 1);
     assert.match(unknownCategory.stderr, /bad\.json: \[1\]\.category_id: not a category of the ground truth, got 999/);

@@ -63,26 +63,52 @@ function groundTruth(anns: Ann[]): CocoDataset {
       { id: 1, name: 'thing' },
       { id: 2, name: 'other' },
     ],
-    annotations: anns.map((a, i) => ({ id: i + 1, image_id: 1, category_id: 1, iscrowd: 0, area: a.bbox[2] * a.bbox[3], ...a })),
+    annotations: anns.map((a, i) => ({
+      id: i + 1,
+      image_id: 1,
+      category_id: 1,
+      iscrowd: 0,
+      area: a.bbox[2] * a.bbox[3],
+      ...a,
+    })),
   };
 }
 
-const det = (bbox: [number, number, number, number], score: number, category_id = 1): CocoResult => ({ image_id: 1, category_id, score, bbox });
+const det = (bbox: [number, number, number, number], score: number, category_id = 1): CocoResult => ({
+  image_id: 1,
+  category_id,
+  score,
+  bbox,
+});
 const stats = (gt: CocoDataset, res: CocoResult[], type: 'bbox' | 'segm' = 'bbox') => evaluateCoco(gt, res, type).stats;
 const assertStats = (actual: number[], expected: number[]) =>
-  actual.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) < 1e-12, `stat ${i}: ${v} vs ${expected[i]} (all: ${actual})`));
+  actual.forEach((v, i) =>
+    assert.ok(Math.abs(v - expected[i]) < 1e-12, `stat ${i}: ${v} vs ${expected[i]} (all: ${actual})`),
+  );
 
 test('a perfect detection scores 1; area ranges without objects are -1', () => {
   // area 400: a small object
-  assertStats(stats(groundTruth([{ bbox: [10, 10, 20, 20] }]), [det([10, 10, 20, 20], 0.9)]), [1, 1, 1, 1, -1, -1, 1, 1, 1, 1, -1, -1]);
+  assertStats(
+    stats(groundTruth([{ bbox: [10, 10, 20, 20] }]), [det([10, 10, 20, 20], 0.9)]),
+    [1, 1, 1, 1, -1, -1, 1, 1, 1, 1, -1, -1],
+  );
 });
 
 test('a false positive ranked above the true positive halves precision at every recall', () => {
   const gt = groundTruth([{ bbox: [10, 10, 20, 20] }]);
-  assertStats(stats(gt, [det([150, 150, 20, 20], 0.9), det([10, 10, 20, 20], 0.8)]), [0.5, 0.5, 0.5, 0.5, -1, -1, 0, 1, 1, 1, -1, -1]);
+  assertStats(
+    stats(gt, [det([150, 150, 20, 20], 0.9), det([10, 10, 20, 20], 0.8)]),
+    [0.5, 0.5, 0.5, 0.5, -1, -1, 0, 1, 1, 1, -1, -1],
+  );
   // ranked below, it costs nothing; of another category with no ground truth, it is not scored at all
-  assertStats(stats(gt, [det([150, 150, 20, 20], 0.7), det([10, 10, 20, 20], 0.8)]), [1, 1, 1, 1, -1, -1, 1, 1, 1, 1, -1, -1]);
-  assertStats(stats(gt, [det([150, 150, 20, 20], 0.9, 2), det([10, 10, 20, 20], 0.8)]), [1, 1, 1, 1, -1, -1, 1, 1, 1, 1, -1, -1]);
+  assertStats(
+    stats(gt, [det([150, 150, 20, 20], 0.7), det([10, 10, 20, 20], 0.8)]),
+    [1, 1, 1, 1, -1, -1, 1, 1, 1, 1, -1, -1],
+  );
+  assertStats(
+    stats(gt, [det([150, 150, 20, 20], 0.9, 2), det([10, 10, 20, 20], 0.8)]),
+    [1, 1, 1, 1, -1, -1, 1, 1, 1, 1, -1, -1],
+  );
 });
 
 test('IoU 0.72 matches at thresholds 0.50 to 0.70 only', () => {
@@ -106,7 +132,10 @@ test('a detection inside a crowd region is ignored, not a false positive', () =>
 
 test('maxDets limits detections per image (AR@1 vs AR@10)', () => {
   const gt = groundTruth([{ bbox: [10, 10, 20, 20] }, { bbox: [100, 100, 20, 20] }]);
-  assertStats(stats(gt, [det([10, 10, 20, 20], 0.9), det([100, 100, 20, 20], 0.8)]), [1, 1, 1, 1, -1, -1, 0.5, 1, 1, 1, -1, -1]);
+  assertStats(
+    stats(gt, [det([10, 10, 20, 20], 0.9), det([100, 100, 20, 20], 0.8)]),
+    [1, 1, 1, 1, -1, -1, 0.5, 1, 1, 1, -1, -1],
+  );
 });
 
 test('no detections: 0 where objects exist', () => {
@@ -115,7 +144,10 @@ test('no detections: 0 where objects exist', () => {
 
 test('the area range uses the annotation area field, not the box', () => {
   // A 20x20 box annotated with area 5000 is a medium object.
-  assertStats(stats(groundTruth([{ bbox: [10, 10, 20, 20], area: 5000 }]), [det([10, 10, 20, 20], 0.9)]), [1, 1, 1, -1, 1, -1, 1, 1, 1, -1, 1, -1]);
+  assertStats(
+    stats(groundTruth([{ bbox: [10, 10, 20, 20], area: 5000 }]), [det([10, 10, 20, 20], 0.9)]),
+    [1, 1, 1, -1, 1, -1, 1, 1, 1, -1, 1, -1],
+  );
 });
 
 test('segm: masks from polygons and compressed RLE; results are read like the first one (loadRes)', () => {
@@ -133,7 +165,10 @@ test('segm: masks from polygons and compressed RLE; results are read like the fi
   // ...but when the first result carries a box, every result's area is its box's w*h (pycocotools
   // loadRes), and a 50x50 box puts the unmatched false positive outside the small range.
   const fpWithBox: CocoResult = { ...fp, bbox: [150, 150, 50, 50] };
-  assertStats(stats(gt, [fpWithBox, { ...tp, bbox: [10, 10, 20, 20] }], 'segm'), [0.5, 0.5, 0.5, 1, -1, -1, 0, 1, 1, 1, -1, -1]);
+  assertStats(
+    stats(gt, [fpWithBox, { ...tp, bbox: [10, 10, 20, 20] }], 'segm'),
+    [0.5, 0.5, 0.5, 1, -1, -1, 0, 1, 1, 1, -1, -1],
+  );
   assert.throws(() => stats(gt, [fpWithBox, tp], 'segm'), /results\[1\]: has no bbox, but the first result has one/);
 });
 
@@ -175,28 +210,67 @@ test('numeric details match numpy and Python formatting', () => {
 // ---- Validation ----
 
 test('ground-truth problems name the file, record, field and value', () => {
-  const good = { images: [{ id: 1, width: 10, height: 10 }], categories: [{ id: 1, name: 'a' }], annotations: [] as unknown[] };
+  const good = {
+    images: [{ id: 1, width: 10, height: 10 }],
+    categories: [{ id: 1, name: 'a' }],
+    annotations: [] as unknown[],
+  };
   const bad = (patch: object) => JSON.stringify({ ...good, ...patch });
   assert.throws(() => parseCocoGroundTruth('{"images": [', 'gt.json'), /^CocoFormatError: gt.json: not valid JSON/);
   assert.throws(() => parseCocoGroundTruth('[]', 'gt.json'), /gt.json: top level: expected an object/);
-  assert.throws(() => parseCocoGroundTruth(JSON.stringify({ images: [] }), 'gt.json'), /gt.json: categories: expected an array, got nothing/);
-  assert.throws(() => parseCocoGroundTruth(bad({ images: [{ id: 1, width: 0, height: 10 }] }), 'gt.json'), /images\[0\]\.width: expected an integer in \[1, 100000\], got 0/);
-  assert.throws(() => parseCocoGroundTruth(bad({ images: [{ id: 1, width: 1e9, height: 10 }] }), 'gt.json'), /images\[0\]\.width/);
-  const ann = { id: 7, image_id: 1, category_id: 1, bbox: [0, 0, 2, 2], area: 4, iscrowd: 0 };
-  assert.throws(() => parseCocoGroundTruth(bad({ annotations: [{ ...ann, image_id: 2 }] }), 'gt.json'), /annotations\[0\]\.image_id: no image with this id in "images", got 2/);
-  assert.throws(() => parseCocoGroundTruth(bad({ annotations: [{ ...ann, category_id: 9 }] }), 'gt.json'), /annotations\[0\]\.category_id: .*got 9/);
-  assert.throws(() => parseCocoGroundTruth(bad({ annotations: [ann, ann] }), 'gt.json'), /annotations\[1\]\.id: duplicate annotation id, got 7/);
-  assert.throws(() => parseCocoGroundTruth(bad({ annotations: [{ ...ann, bbox: [0, 0, '2', 2] }] }), 'gt.json'), /annotations\[0\]\.bbox: expected \[x, y, width, height\]/);
-  assert.throws(() => parseCocoGroundTruth(bad({ annotations: [{ ...ann, iscrowd: 2 }] }), 'gt.json'), /iscrowd: expected 0 or 1, got 2/);
   assert.throws(
-    () => parseCocoGroundTruth(bad({ annotations: [{ ...ann, segmentation: { size: [10, 11], counts: [110] } }] }), 'gt.json'),
+    () => parseCocoGroundTruth(JSON.stringify({ images: [] }), 'gt.json'),
+    /gt.json: categories: expected an array, got nothing/,
+  );
+  assert.throws(
+    () => parseCocoGroundTruth(bad({ images: [{ id: 1, width: 0, height: 10 }] }), 'gt.json'),
+    /images\[0\]\.width: expected an integer in \[1, 100000\], got 0/,
+  );
+  assert.throws(
+    () => parseCocoGroundTruth(bad({ images: [{ id: 1, width: 1e9, height: 10 }] }), 'gt.json'),
+    /images\[0\]\.width/,
+  );
+  const ann = { id: 7, image_id: 1, category_id: 1, bbox: [0, 0, 2, 2], area: 4, iscrowd: 0 };
+  assert.throws(
+    () => parseCocoGroundTruth(bad({ annotations: [{ ...ann, image_id: 2 }] }), 'gt.json'),
+    /annotations\[0\]\.image_id: no image with this id in "images", got 2/,
+  );
+  assert.throws(
+    () => parseCocoGroundTruth(bad({ annotations: [{ ...ann, category_id: 9 }] }), 'gt.json'),
+    /annotations\[0\]\.category_id: .*got 9/,
+  );
+  assert.throws(
+    () => parseCocoGroundTruth(bad({ annotations: [ann, ann] }), 'gt.json'),
+    /annotations\[1\]\.id: duplicate annotation id, got 7/,
+  );
+  assert.throws(
+    () => parseCocoGroundTruth(bad({ annotations: [{ ...ann, bbox: [0, 0, '2', 2] }] }), 'gt.json'),
+    /annotations\[0\]\.bbox: expected \[x, y, width, height\]/,
+  );
+  assert.throws(
+    () => parseCocoGroundTruth(bad({ annotations: [{ ...ann, iscrowd: 2 }] }), 'gt.json'),
+    /iscrowd: expected 0 or 1, got 2/,
+  );
+  assert.throws(
+    () =>
+      parseCocoGroundTruth(
+        bad({ annotations: [{ ...ann, segmentation: { size: [10, 11], counts: [110] } }] }),
+        'gt.json',
+      ),
     /segmentation\.size: expected \[height, width\] = \[10, 10\] of image 1, got \[10,11\]/,
   );
   assert.throws(
-    () => parseCocoGroundTruth(bad({ annotations: [{ ...ann, segmentation: { size: [10, 10], counts: [50, 40] } }] }), 'gt.json'),
+    () =>
+      parseCocoGroundTruth(
+        bad({ annotations: [{ ...ann, segmentation: { size: [10, 10], counts: [50, 40] } }] }),
+        'gt.json',
+      ),
     /segmentation\.counts: runs cover 90 pixels, the 10x10 image has 100/,
   );
-  assert.throws(() => parseCocoGroundTruth(bad({ annotations: [{ ...ann, segmentation: [[0, 0, 'x']] }] }), 'gt.json'), /segmentation\[0\]\[2\]/);
+  assert.throws(
+    () => parseCocoGroundTruth(bad({ annotations: [{ ...ann, segmentation: [[0, 0, 'x']] }] }), 'gt.json'),
+    /segmentation\[0\]\[2\]/,
+  );
   const parsed = parseCocoGroundTruth(bad({ annotations: [ann] }), 'gt.json');
   assert.deepEqual(parsed.annotations, [ann]);
 });
@@ -206,12 +280,25 @@ test('results problems name the file, record, field and value', () => {
   const ok = { image_id: 1, category_id: 1, score: 0.5, bbox: [1, 2, 3, 4] };
   assert.throws(() => parseCocoResults('{}', gt, 'res.json'), /res.json: top level: expected an array of detections/);
   assert.throws(() => parseCocoResults('nope', gt, 'res.json'), /res.json: not valid JSON/);
-  assert.throws(() => parseCocoResults(JSON.stringify([ok, { ...ok, image_id: 42 }]), gt, 'res.json'), /res.json: \[1\]\.image_id: not an image of the ground truth, got 42/);
-  assert.throws(() => parseCocoResults(JSON.stringify([{ ...ok, category_id: 3 }]), gt, 'res.json'), /\[0\]\.category_id: not a category of the ground truth, got 3/);
-  assert.throws(() => parseCocoResults(JSON.stringify([{ ...ok, score: 'high' }]), gt, 'res.json'), /\[0\]\.score: expected a finite number, got "high"/);
-  assert.throws(() => parseCocoResults(JSON.stringify([{ image_id: 1, category_id: 1, score: 1 }]), gt, 'res.json'), /\[0\]: a detection needs "bbox" or "segmentation"/);
   assert.throws(
-    () => parseCocoResults(JSON.stringify([{ ...ok, segmentation: { size: [200, 200], counts: 'a b' } }]), gt, 'res.json'),
+    () => parseCocoResults(JSON.stringify([ok, { ...ok, image_id: 42 }]), gt, 'res.json'),
+    /res.json: \[1\]\.image_id: not an image of the ground truth, got 42/,
+  );
+  assert.throws(
+    () => parseCocoResults(JSON.stringify([{ ...ok, category_id: 3 }]), gt, 'res.json'),
+    /\[0\]\.category_id: not a category of the ground truth, got 3/,
+  );
+  assert.throws(
+    () => parseCocoResults(JSON.stringify([{ ...ok, score: 'high' }]), gt, 'res.json'),
+    /\[0\]\.score: expected a finite number, got "high"/,
+  );
+  assert.throws(
+    () => parseCocoResults(JSON.stringify([{ image_id: 1, category_id: 1, score: 1 }]), gt, 'res.json'),
+    /\[0\]: a detection needs "bbox" or "segmentation"/,
+  );
+  assert.throws(
+    () =>
+      parseCocoResults(JSON.stringify([{ ...ok, segmentation: { size: [200, 200], counts: 'a b' } }]), gt, 'res.json'),
     /\[0\]\.segmentation\.counts: compressed RLE: invalid character/,
   );
   assert.deepEqual(parseCocoResults(JSON.stringify([ok]), gt, 'res.json'), [ok]);
@@ -223,7 +310,12 @@ test('a deeply nested value gets a message naming the file and the record, not a
   const deep = '['.repeat(1_000_000) + ']'.repeat(1_000_000);
   assert.throws(
     () => parseCocoGroundTruth(`{"images": [${deep}], "annotations": [], "categories": []}`, 'gt.json'),
-    (error: unknown) => error instanceof CocoFormatError && /^gt\.json: images\[0\]: expected an object, got \[\[\[\.\.\.\]\]\]$/.test(error.message),
+    (error: unknown) =>
+      error instanceof CocoFormatError &&
+      /^gt\.json: images\[0\]: expected an object, got \[\[\[\.\.\.\]\]\]$/.test(error.message),
   );
-  assert.throws(() => parseCocoResults(deep, { images: [], annotations: [], categories: [] } as unknown as CocoDataset, 'res.json'), /^CocoFormatError: res\.json: \[0\]: expected an object, got \[\[\[\.\.\.\]\]\]$/);
+  assert.throws(
+    () => parseCocoResults(deep, { images: [], annotations: [], categories: [] } as unknown as CocoDataset, 'res.json'),
+    /^CocoFormatError: res\.json: \[0\]: expected an object, got \[\[\[\.\.\.\]\]\]$/,
+  );
 });

@@ -31,7 +31,8 @@ before(async () => {
   grounding = await json<GroundingFile>('grounding.json');
   semanticIndex = await json<SemanticIndexFile>('semantic.json');
   for (const im of instances.images) imageIds.set(hash(await readImage(join(root, 'images', im.file_name))), im.id);
-  for (const im of semanticIndex.images) semanticTruth.set(im.id, (await readGrayPng(join(root, im.sem_seg_file_name))).data);
+  for (const im of semanticIndex.images)
+    semanticTruth.set(im.id, (await readGrayPng(join(root, im.sem_seg_file_name))).data);
 });
 
 after(async () => {
@@ -53,25 +54,45 @@ function oracle(semantic: 'truth' | 'background' = 'truth') {
     const names = options.vocabulary ?? [];
     const indexOfCategory = new Map(instances.categories.map((c) => [c.id, names.indexOf(c.name)]));
     const tasks = options.tasks ?? [];
-    const prediction: Prediction = { width: image.width, height: image.height, prompts: [], instances: [], semantic: null, grounding: [], warnings: [] };
+    const prediction: Prediction = {
+      width: image.width,
+      height: image.height,
+      prompts: [],
+      instances: [],
+      semantic: null,
+      grounding: [],
+      warnings: [],
+    };
     if (tasks.includes('instances')) {
       prediction.instances = instances.annotations
         .filter((a) => a.image_id === id)
         .map((a, query) => ({
-          prompt: '', promptIndex: indexOfCategory.get(a.category_id)!, kind: 'vocabulary', score: 1, query,
-          box: [a.bbox[0], a.bbox[1], a.bbox[0] + a.bbox[2], a.bbox[1] + a.bbox[3]], mask: a.segmentation,
+          prompt: '',
+          promptIndex: indexOfCategory.get(a.category_id)!,
+          kind: 'vocabulary',
+          score: 1,
+          query,
+          box: [a.bbox[0], a.bbox[1], a.bbox[0] + a.bbox[2], a.bbox[1] + a.bbox[3]],
+          mask: a.segmentation,
         }));
     }
     if (tasks.includes('semantic')) {
       const background = semantic === 'background' || (options.semanticBackground ?? 0) >= 1e6;
-      const labels = Int32Array.from(semanticTruth.get(id)!, (v) => (background ? -1 : indexOfCategory.get(v) ?? 0));
+      const labels = Int32Array.from(semanticTruth.get(id)!, (v) => (background ? -1 : (indexOfCategory.get(v) ?? 0)));
       prediction.semantic = { width: image.width, height: image.height, labels, prompts: names };
     }
     if (tasks.includes('grounding')) {
       for (const a of grounding.annotations.filter((g) => g.image_id === id)) {
         for (const s of a.sentences) {
           if (!options.sentences?.includes(s.sent)) continue;
-          prediction.grounding.push({ sentence: s.sent, promptIndex: 0, score: 1, box: [a.bbox[0], a.bbox[1], a.bbox[0] + a.bbox[2], a.bbox[1] + a.bbox[3]], mask: null, query: 0 });
+          prediction.grounding.push({
+            sentence: s.sent,
+            promptIndex: 0,
+            score: 1,
+            box: [a.bbox[0], a.bbox[1], a.bbox[0] + a.bbox[2], a.bbox[1] + a.bbox[3]],
+            mask: null,
+            query: 0,
+          });
         }
       }
     }
@@ -102,7 +123,10 @@ test('evaluateModel: the ground truth as predictions scores box AP, mask AP, mIo
   assert.equal(r.miou, 1);
   assert.equal(r.referring_acc, 1);
   // Per category: things with ground truth score 1 everywhere, stuff has no AP, absent categories no numbers.
-  assert.deepEqual(r.perCategory.map((c) => c.id), instances.categories.map((c) => c.id));
+  assert.deepEqual(
+    r.perCategory.map((c) => c.id),
+    instances.categories.map((c) => c.id),
+  );
   const present = new Set(instances.annotations.map((a) => a.category_id));
   const inSemantic = new Set([...semanticTruth.values()].flatMap((px) => [...new Set(px)]));
   for (const c of r.perCategory) {
@@ -114,12 +138,19 @@ test('evaluateModel: the ground truth as predictions scores box AP, mask AP, mIo
     }
     assert.equal(c.iou, inSemantic.has(c.id) ? 1 : null, c.name);
   }
-  assert.ok(r.perCategory.some((c) => !c.isThing && c.iou === 1), 'some stuff category is scored');
+  assert.ok(
+    r.perCategory.some((c) => !c.isThing && c.iou === 1),
+    'some stuff category is scored',
+  );
 });
 
 test('evaluateModel: background everywhere scores mIoU 0; metrics and inference settings restrict and reach the predict calls', async () => {
   const { model, calls } = oracle('background');
-  const r = await evaluateModel(model, root, { maxImages: 2, metrics: ['semantic'], settings: { nmsThreshold: 0.3, semanticTemperature: 0.5, semanticBackground: 0 } });
+  const r = await evaluateModel(model, root, {
+    maxImages: 2,
+    metrics: ['semantic'],
+    settings: { nmsThreshold: 0.3, semanticTemperature: 0.5, semanticBackground: 0 },
+  });
   assert.equal(r.images, 2);
   assert.equal(r.miou, 0);
   assert.deepEqual(r.bbox, new Array(12).fill(-1));
@@ -138,7 +169,12 @@ test('evaluateModel: background everywhere scores mIoU 0; metrics and inference 
 
 test('evaluateModelVariants: one network pass per image serves every variant, each scored on its own', async () => {
   const { model, calls, passes } = oracle();
-  const [shipped, background] = await evaluateModelVariants(model, root, { maxImages: 3, metrics: ['instances', 'semantic'] }, [{}, { semanticBackground: 1e6, nmsThreshold: 0.4 }]);
+  const [shipped, background] = await evaluateModelVariants(
+    model,
+    root,
+    { maxImages: 3, metrics: ['instances', 'semantic'] },
+    [{}, { semanticBackground: 1e6, nmsThreshold: 0.4 }],
+  );
   assert.equal(passes(), 3);
   assert.equal(calls.length, 6);
   assert.equal(shipped!.miou, 1);
@@ -147,5 +183,8 @@ test('evaluateModelVariants: one network pass per image serves every variant, ea
   assert.equal(shipped!.bbox[0], 1);
   assert.equal(background!.bbox[0], 1);
   // Per image, the variants in order.
-  assert.deepEqual(calls.map((c) => c.nmsThreshold), [undefined, 0.4, undefined, 0.4, undefined, 0.4]);
+  assert.deepEqual(
+    calls.map((c) => c.nmsThreshold),
+    [undefined, 0.4, undefined, 0.4, undefined, 0.4],
+  );
 });

@@ -2,12 +2,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ReferringEvaluator, evaluateReferring, type ReferringSample } from '../../src/evaluation/referring.js';
 
-const close = (actual: number, expected: number) => assert.ok(Math.abs(actual - expected) < 1e-12, `${actual} != ${expected}`);
+const close = (actual: number, expected: number) =>
+  assert.ok(Math.abs(actual - expected) < 1e-12, `${actual} != ${expected}`);
 
 // Box IoUs: 1, 1/3 (half overlap), exactly 0.5, 0 (no prediction), 0.81 (9x9 inside 10x10).
 const samples: ReferringSample[] = [
   { predBox: [0, 0, 10, 10], gtBox: [0, 0, 10, 10], predMask: [1, 1, 0, 0], gtMask: [1, 1, 0, 0] },
-  { predBox: [0, 0, 10, 10], gtBox: [5, 0, 15, 10], predMask: Uint8Array.from([1, 0, 0, 0]), gtMask: Uint8Array.from([0, 1, 0, 0]) },
+  {
+    predBox: [0, 0, 10, 10],
+    gtBox: [5, 0, 15, 10],
+    predMask: Uint8Array.from([1, 0, 0, 0]),
+    gtMask: Uint8Array.from([0, 1, 0, 0]),
+  },
   { predBox: [0, 0, 10, 10], gtBox: [0, 0, 10, 5] },
   { predBox: null, gtBox: [0, 0, 10, 10], predMask: null, gtMask: [1, 1, 1, 1] },
   { predBox: [0, 0, 10, 10], gtBox: [1, 1, 10, 10] },
@@ -41,9 +47,18 @@ test('mask mean IoU, cumulative IoU and precision over samples that have masks',
 
 test('bad samples are refused with the sample named', () => {
   const ev = new ReferringEvaluator();
-  assert.throws(() => ev.add({ id: 'ref-7', predBox: [0, 0, 1], gtBox: [0, 0, 1, 1] }), /ref-7: predBox must be 4 finite numbers/);
-  assert.throws(() => ev.add({ id: 3, predBox: null, gtBox: [0, 0, NaN, 1] }), /sample 3: gtBox must be 4 finite numbers/);
-  assert.throws(() => ev.add({ predBox: null, gtBox: [0, 0, 1, 1], predMask: [1], gtMask: [1, 0] }), /predMask has 1 pixels, gtMask 2/);
+  assert.throws(
+    () => ev.add({ id: 'ref-7', predBox: [0, 0, 1], gtBox: [0, 0, 1, 1] }),
+    /ref-7: predBox must be 4 finite numbers/,
+  );
+  assert.throws(
+    () => ev.add({ id: 3, predBox: null, gtBox: [0, 0, NaN, 1] }),
+    /sample 3: gtBox must be 4 finite numbers/,
+  );
+  assert.throws(
+    () => ev.add({ predBox: null, gtBox: [0, 0, 1, 1], predMask: [1], gtMask: [1, 0] }),
+    /predMask has 1 pixels, gtMask 2/,
+  );
   assert.throws(() => ev.add({ predBox: null, gtBox: [0, 0, 1, 1], predMask: [1] }), /predMask given without gtMask/);
   assert.equal(ev.metrics().count, 0);
   assert.ok(Number.isNaN(ev.metrics().box.precision['0.5']));

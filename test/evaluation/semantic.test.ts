@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SemanticEvaluator } from '../../src/evaluation/semantic.js';
 
-const close = (actual: number, expected: number) => assert.ok(Math.abs(actual - expected) < 1e-12, `${actual} != ${expected}`);
+const close = (actual: number, expected: number) =>
+  assert.ok(Math.abs(actual - expected) < 1e-12, `${actual} != ${expected}`);
 
 test('hand-computed metrics over two images with ignored pixels', () => {
   const ev = new SemanticEvaluator({ numClasses: 3, classNames: ['sky', 'road', 'car'] });
@@ -19,7 +20,18 @@ test('hand-computed metrics over two images with ignored pixels', () => {
   close(m.pixelAccuracy, 6 / 9);
   close(m.fwIoU, 0.5 * (5 / 9) + 0.75 * (3 / 9));
   const report = ev.detectron2Report(m);
-  assert.deepEqual(Object.keys(report), ['mIoU', 'fwIoU', 'IoU-sky', 'IoU-road', 'IoU-car', 'mACC', 'pACC', 'ACC-sky', 'ACC-road', 'ACC-car']);
+  assert.deepEqual(Object.keys(report), [
+    'mIoU',
+    'fwIoU',
+    'IoU-sky',
+    'IoU-road',
+    'IoU-car',
+    'mACC',
+    'pACC',
+    'ACC-sky',
+    'ACC-road',
+    'ACC-car',
+  ]);
   close(report.mIoU, 125 / 3);
   close(report['IoU-road'], 75);
   close(report.pACC, 600 / 9);
@@ -50,7 +62,10 @@ test('merge, reset, custom ignore label, and input errors', () => {
   a.reset();
   assert.ok(Number.isNaN(a.metrics().mIoU));
   assert.throws(() => a.add([0, 2], [0, 0], 'x.png'), /x\.png: predicted class 2 at pixel 1 is outside \[0, 2\)/);
-  assert.throws(() => a.add([0, 1], [0, 255]), /ground-truth value 255 at pixel 1 is neither a class in \[0, 2\) nor the ignore label 9/);
+  assert.throws(
+    () => a.add([0, 1], [0, 255]),
+    /ground-truth value 255 at pixel 1 is neither a class in \[0, 2\) nor the ignore label 9/,
+  );
   assert.throws(() => a.add([0], [0, 0]), /prediction has 1 pixels, ground truth 2/);
   assert.equal(a.metrics().pixels, 0, 'rejected images leave the counts untouched');
   assert.throws(() => new SemanticEvaluator({ numClasses: 2, classNames: ['a'] }), /1 class names for 2 classes/);

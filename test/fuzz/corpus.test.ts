@@ -45,13 +45,16 @@ const corpus = JSON.parse(readFileSync(join(here, 'corpus.json'), 'utf8')) as { 
 const scratch = mkdtempSync(join(tmpdir(), 'ape-fuzz-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 
-const text = (t: Text): string => (typeof t === 'string' ? t : t.map((p) => (typeof p === 'string' ? p : p.repeat.repeat(p.times))).join(''));
+const text = (t: Text): string =>
+  typeof t === 'string' ? t : t.map((p) => (typeof p === 'string' ? p : p.repeat.repeat(p.times))).join('');
 
 /** A JSON body whose string values (or lists of parts) are expanded. */
 function expand(value: unknown): unknown {
-  if (Array.isArray(value) && value.some((v) => typeof v === 'object' && v !== null && 'repeat' in v)) return text(value as Text);
+  if (Array.isArray(value) && value.some((v) => typeof v === 'object' && v !== null && 'repeat' in v))
+    return text(value as Text);
   if (Array.isArray(value)) return value.map(expand);
-  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, expand(v)]));
+  if (typeof value === 'object' && value !== null)
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, expand(v)]));
   return value;
 }
 
@@ -88,7 +91,10 @@ async function outcome(c: Case): Promise<{ status?: number; code?: string; error
         };
       case 'torch-zip': {
         const path = join(scratch, `${c.name.replace(/[^a-z0-9]+/gi, '-')}.pth`);
-        writeFileSync(path, zipArchive(c.entries!.map((e) => ({ name: e.name, data: bytes(e.bytes), deflate: e.deflate }))));
+        writeFileSync(
+          path,
+          zipArchive(c.entries!.map((e) => ({ name: e.name, data: bytes(e.bytes), deflate: e.deflate }))),
+        );
         if (c.read) {
           const zip = await ZipArchive.open(path);
           try {
@@ -104,7 +110,13 @@ async function outcome(c: Case): Promise<{ status?: number; code?: string; error
       case 'coco-gt':
         return { value: parseCocoGroundTruth(text(c.text!), 'gt.json') };
       case 'coco-results':
-        return { value: parseCocoResults(text(c.text!), { images: [], annotations: [], categories: [] } as unknown as CocoDataset, 'res.json') };
+        return {
+          value: parseCocoResults(
+            text(c.text!),
+            { images: [], annotations: [], categories: [] } as unknown as CocoDataset,
+            'res.json',
+          ),
+        };
       case 'file': {
         const path = join(scratch, c.file!);
         if (c.file === 'fifo') execFileSync('mkfifo', [path]);
@@ -125,7 +137,11 @@ for (const c of corpus.cases) {
     const got = await outcome(c);
     if (c.expect.status !== undefined) assert.equal(got.status, c.expect.status, JSON.stringify(got).slice(0, 300));
     if (c.expect.code !== undefined) assert.equal(got.code, c.expect.code, got.error);
-    if (c.expect.error !== undefined) assert.ok(got.error?.includes(c.expect.error), `expected an error with '${c.expect.error}', got ${JSON.stringify(got).slice(0, 300)}`);
+    if (c.expect.error !== undefined)
+      assert.ok(
+        got.error?.includes(c.expect.error),
+        `expected an error with '${c.expect.error}', got ${JSON.stringify(got).slice(0, 300)}`,
+      );
     if (c.expect.equals !== undefined) assert.equal(got.value, c.expect.equals);
   });
 }

@@ -64,14 +64,19 @@ test('a wrong shape, a missing or extra tensor and a bad config give the same me
   const bad = join(dir, 'bad');
   await saveModel(model, bad);
   const weights = await readSafetensorsFile(join(good, 'model.safetensors'));
-  const entries = new Map([...weights.tensors].map(([k, v]) => [k, { dtype: 'F32' as const, shape: v.shape, data: v.data as Float32Array }]));
+  const entries = new Map(
+    [...weights.tensors].map(([k, v]) => [k, { dtype: 'F32' as const, shape: v.shape, data: v.data as Float32Array }]),
+  );
   const weightsPath = join(bad, 'model.safetensors');
   const before = tf.memory().numTensors;
   const both = async (): Promise<string> => {
     const node = await messageOf(loadModel(bad));
     const browser = await messageOf(modelFromBytes(folderBytes(bad)));
     // Same text once the Node path's file path is named as the browser names the file.
-    assert.equal(browser, node.replaceAll(weightsPath, 'model.safetensors').replaceAll(join(bad, 'config.json'), 'config.json'));
+    assert.equal(
+      browser,
+      node.replaceAll(weightsPath, 'model.safetensors').replaceAll(join(bad, 'config.json'), 'config.json'),
+    );
     return browser;
   };
 

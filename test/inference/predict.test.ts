@@ -20,7 +20,8 @@ before(async () => {
   await initEngine({ backend: 'wasm' });
   model = await createModel(microConfig(), { seed: 11 });
   // Random heads so that scores spread out.
-  for (const v of model.trainableVariables()) v.assign(tf.tidy(() => tf.add(v, tf.randomNormal(v.shape, 0, 0.05, 'float32', 13))));
+  for (const v of model.trainableVariables())
+    v.assign(tf.tidy(() => tf.add(v, tf.randomNormal(v.shape, 0, 0.05, 'float32', 13))));
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -37,7 +38,10 @@ test('predict: typed instances in original pixels with RLE masks, one grounding 
   const r = await model.predict(img, { ...prompts, threshold: 0, topK: 15 });
   assert.equal(r.width, 90);
   assert.equal(r.height, 60);
-  assert.deepEqual(r.prompts.map((p) => p.kind), ['vocabulary', 'vocabulary', 'vocabulary', 'sentence', 'sentence']);
+  assert.deepEqual(
+    r.prompts.map((p) => p.kind),
+    ['vocabulary', 'vocabulary', 'vocabulary', 'sentence', 'sentence'],
+  );
   assert.equal(r.instances.length, 15);
   for (const [i, inst] of r.instances.entries()) {
     assert.equal(inst.prompt, r.prompts[inst.promptIndex]!.text);
@@ -50,12 +54,19 @@ test('predict: typed instances in original pixels with RLE masks, one grounding 
     const bits = decodeRle(decompressRle(inst.mask!));
     for (let x = 0; x < 90; x++) {
       for (let y = 0; y < 60; y++) {
-        if (bits[y * 90 + x]) assert.ok(x >= Math.floor(x1) - 1 && x <= Math.ceil(x2) && y >= Math.floor(y1) - 1 && y <= Math.ceil(y2));
+        if (bits[y * 90 + x])
+          assert.ok(x >= Math.floor(x1) - 1 && x <= Math.ceil(x2) && y >= Math.floor(y1) - 1 && y <= Math.ceil(y2));
       }
     }
   }
   assert.equal(r.grounding.length, 2);
-  assert.deepEqual(r.grounding.map((g) => [g.sentence, g.promptIndex]), [['the red car', 3], ['a person on the left', 4]]);
+  assert.deepEqual(
+    r.grounding.map((g) => [g.sentence, g.promptIndex]),
+    [
+      ['the red car', 3],
+      ['a person on the left', 4],
+    ],
+  );
   assert.equal(r.semantic!.labels.length, 90 * 60);
   assert.deepEqual(r.semantic!.prompts, ['cat', 'dog', 'sky', 'the red car', 'a person on the left']);
   assert.ok(r.semantic!.labels.every((l) => l >= -1 && l < 5));
@@ -66,7 +77,10 @@ test('predict: grounding is the best query of each sentence; scores are the sigm
   const r = await model.predict(img, { ...prompts, tasks: ['grounding'] });
   assert.equal(r.instances.length, 0);
   assert.equal(r.semantic, null);
-  const batch = { images: tf.tensor4d(Float32Array.from(img.data), [1, 64, 64, 3]), sizes: [[64, 64]] as [number, number][] };
+  const batch = {
+    images: tf.tensor4d(Float32Array.from(img.data), [1, 64, 64, 3]),
+    sizes: [[64, 64]] as [number, number][],
+  };
   const out = model.forward(batch, prompts);
   const logits = out.layers[0]!.logits.arraySync()[0]!;
   for (const g of r.grounding) {
@@ -85,15 +99,30 @@ test('predict: a batch gives the same results as one image at a time; a prompt s
   const both = await model.predict([a, b], { vocabulary: ['cat', 'dog'], topK: 10 });
   const one = await model.predict(b, { vocabulary: ['cat', 'dog'], topK: 10 });
   assert.equal(both.length, 2);
-  assert.deepEqual(both[1]!.instances.map((i) => [i.query, i.promptIndex]), one.instances.map((i) => [i.query, i.promptIndex]));
+  assert.deepEqual(
+    both[1]!.instances.map((i) => [i.query, i.promptIndex]),
+    one.instances.map((i) => [i.query, i.promptIndex]),
+  );
   both[1]!.instances.forEach((inst, i) => assert.ok(Math.abs(inst.score - one.instances[i]!.score) < 1e-4));
   const viaString = await model.predict(b, { prompt: 'cat, dog', topK: 10 });
-  assert.deepEqual(viaString.prompts.map((p) => p.kind), ['vocabulary', 'vocabulary']);
-  assert.deepEqual(viaString.instances.map((i) => i.query), one.instances.map((i) => i.query));
+  assert.deepEqual(
+    viaString.prompts.map((p) => p.kind),
+    ['vocabulary', 'vocabulary'],
+  );
+  assert.deepEqual(
+    viaString.instances.map((i) => i.query),
+    one.instances.map((i) => i.query),
+  );
   const sentences = await model.predict(b, { prompt: 'a cat, dog', tasks: ['grounding'] });
-  assert.deepEqual(sentences.grounding.map((g) => g.sentence), ['a cat', 'dog']);
+  assert.deepEqual(
+    sentences.grounding.map((g) => g.sentence),
+    ['a cat', 'dog'],
+  );
   await assert.rejects(model.predict(b, {}), /no prompts/);
-  await assert.rejects(model.predict(b, { vocabulary: ['a'], tasks: ['panoptic' as 'semantic'] }), /unknown task 'panoptic'/);
+  await assert.rejects(
+    model.predict(b, { vocabulary: ['a'], tasks: ['panoptic' as 'semantic'] }),
+    /unknown task 'panoptic'/,
+  );
 });
 
 test('predict: a high threshold keeps only confident instances; masks can be turned off; no tensors leak', async () => {
@@ -103,7 +132,10 @@ test('predict: a high threshold keeps only confident instances; masks can be tur
   const cut = all.instances[4]!.score;
   const some = await model.predict(img, { vocabulary: ['cat', 'dog'], topK: 20, threshold: cut, masks: false });
   assert.ok(some.instances.every((i) => i.score > cut));
-  assert.deepEqual(some.instances.map((i) => i.query), all.instances.filter((i) => i.score > cut).map((i) => i.query));
+  assert.deepEqual(
+    some.instances.map((i) => i.query),
+    all.instances.filter((i) => i.score > cut).map((i) => i.query),
+  );
   const before = tf.memory().numTensors;
   await model.predict(img, { ...prompts });
   await model.predict([img, img], { ...prompts, fusion: 'word' });
@@ -115,15 +147,28 @@ test('predict: semantic temperature and background override the config; a huge b
   const vocabulary = ['cat', 'dog', 'sky'];
   const inf = model.config.inference;
   const byConfig = await model.predict(img, { vocabulary, tasks: ['semantic'] });
-  const explicit = await model.predict(img, { vocabulary, tasks: ['semantic'], semanticTemperature: inf.semanticTemperature, semanticBackground: inf.semanticBackground });
+  const explicit = await model.predict(img, {
+    vocabulary,
+    tasks: ['semantic'],
+    semanticTemperature: inf.semanticTemperature,
+    semanticBackground: inf.semanticBackground,
+  });
   assert.deepEqual(Array.from(explicit.semantic!.labels), Array.from(byConfig.semantic!.labels));
   // Accumulated maps are sums of at most Q mask probabilities, far below 1e6.
   const background = await model.predict(img, { vocabulary, tasks: ['semantic'], semanticBackground: 1e6 });
   assert.ok(background.semantic!.labels.every((l) => l === -1));
   // sigmoid / 1e9 rounds every softmax weight to exactly 1/3: equal maps, and ties go to prompt 0.
-  const flat = await model.predict(img, { vocabulary, tasks: ['semantic'], semanticTemperature: 1e9, semanticBackground: 0 });
+  const flat = await model.predict(img, {
+    vocabulary,
+    tasks: ['semantic'],
+    semanticTemperature: 1e9,
+    semanticBackground: 0,
+  });
   assert.ok(flat.semantic!.labels.every((l) => l === 0));
-  await assert.rejects(model.predict(img, { vocabulary, semanticTemperature: 0 }), /semanticTemperature must be > 0, got 0/);
+  await assert.rejects(
+    model.predict(img, { vocabulary, semanticTemperature: 0 }),
+    /semanticTemperature must be > 0, got 0/,
+  );
 });
 
 test('predictVariants: one network pass decoded per variant equals a predict call per variant', async () => {
@@ -160,15 +205,24 @@ test('save and load: the same predictions; a wrong or missing tensor is named', 
   const weights = await readSafetensorsFile(join(folder, 'model.safetensors'));
   const bad = join(dir, 'bad');
   await saveModel(model, bad);
-  const entries = new Map([...weights.tensors].map(([k, v]) => [k, { dtype: 'F32' as const, shape: v.shape, data: v.data as Float32Array }]));
+  const entries = new Map(
+    [...weights.tensors].map(([k, v]) => [k, { dtype: 'F32' as const, shape: v.shape, data: v.data as Float32Array }]),
+  );
   const key = 'transformer.decoder.layers.1.attentions.1.value_proj.weight';
   const orig = entries.get(key)!;
-  entries.set(key, { dtype: 'F32', shape: [orig.shape[1]!, orig.shape[0]! + 1], data: new Float32Array(orig.shape[1]! * (orig.shape[0]! + 1)) });
+  entries.set(key, {
+    dtype: 'F32',
+    shape: [orig.shape[1]!, orig.shape[0]! + 1],
+    data: new Float32Array(orig.shape[1]! * (orig.shape[0]! + 1)),
+  });
   await writeSafetensorsFile(join(bad, 'model.safetensors'), entries);
   await assert.rejects(loadModel(bad), /value_proj\.weight' has shape \[32, 33\], the model needs \[32, 32\]/);
   entries.delete(key);
   await writeSafetensorsFile(join(bad, 'model.safetensors'), entries);
-  await assert.rejects(loadModel(bad), /parameter 'transformer\.decoder\.layers\.1\.attentions\.1\.value_proj\.weight' \[32, 32\] is missing/);
+  await assert.rejects(
+    loadModel(bad),
+    /parameter 'transformer\.decoder\.layers\.1\.attentions\.1\.value_proj\.weight' \[32, 32\] is missing/,
+  );
   entries.set(key, orig);
   entries.set('surprise.weight', { dtype: 'F32', shape: [1], data: new Float32Array(1) });
   await writeSafetensorsFile(join(bad, 'model.safetensors'), entries);

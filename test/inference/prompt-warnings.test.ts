@@ -32,16 +32,29 @@ test('vocabulary warnings: words a word-level model does not know are named, wit
 test('semantic confidence: the mask-weighted mean score per cell, by hand; unsure labels become -1', () => {
   // Two queries, two prompts, a 2x2 mask grid at stride 1 over a 2x2 image.
   const logitOf = (p: number) => Math.log(p / (1 - p));
-  const logits = tf.tensor2d([[logitOf(0.9), logitOf(0.2)], [logitOf(0.1), logitOf(0.6)]]);
+  const logits = tf.tensor2d([
+    [logitOf(0.9), logitOf(0.2)],
+    [logitOf(0.1), logitOf(0.6)],
+  ]);
   const maskOf = (m: number) => logitOf(m);
   // q0 covers cells 0, 1 (0.8), q1 covers cells 2, 3 (0.8); each is 0.2 elsewhere.
-  const masks = tf.tensor2d([[maskOf(0.8), maskOf(0.8), maskOf(0.2), maskOf(0.2)], [maskOf(0.2), maskOf(0.2), maskOf(0.8), maskOf(0.8)]]);
+  const masks = tf.tensor2d([
+    [maskOf(0.8), maskOf(0.8), maskOf(0.2), maskOf(0.2)],
+    [maskOf(0.2), maskOf(0.2), maskOf(0.8), maskOf(0.8)],
+  ]);
   const conf = semanticConfidence(logits, masks);
   const values = conf.source(0, 2).arraySync();
   // Cell 0, prompt 0: (0.9*0.8 + 0.1*0.2) / 1.0 = 0.74; prompt 1: (0.2*0.8 + 0.6*0.2) = 0.28.
   // Cell 2, prompt 0: (0.9*0.2 + 0.1*0.8) = 0.26; prompt 1: (0.2*0.2 + 0.6*0.8) = 0.52.
-  const expected = [[0.74, 0.28], [0.74, 0.28], [0.26, 0.52], [0.26, 0.52]];
-  for (let c = 0; c < 4; c++) for (let p = 0; p < 2; p++) assert.ok(Math.abs(values[c]![p]! - expected[c]![p]!) < 1e-5, `cell ${c} prompt ${p}: ${values[c]![p]}`);
+  const expected = [
+    [0.74, 0.28],
+    [0.74, 0.28],
+    [0.26, 0.52],
+    [0.26, 0.52],
+  ];
+  for (let c = 0; c < 4; c++)
+    for (let p = 0; p < 2; p++)
+      assert.ok(Math.abs(values[c]![p]! - expected[c]![p]!) < 1e-5, `cell ${c} prompt ${p}: ${values[c]![p]}`);
   const geometry = { maskH: 2, maskW: 2, stride: 1, resizedW: 2, resizedH: 2, width: 2, height: 2 };
   const labels = Int32Array.from([0, 1, 1, -1]);
   unlabelUnsure(labels, conf.source, 2, geometry, 0.5);

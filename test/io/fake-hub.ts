@@ -34,7 +34,9 @@ export interface FakeHub {
   close(): Promise<void>;
 }
 
-async function listen(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ server: Server; origin: string }> {
+async function listen(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<{ server: Server; origin: string }> {
   const server = createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { server, origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
@@ -42,7 +44,12 @@ async function listen(handler: (req: IncomingMessage, res: ServerResponse) => vo
 
 export async function startFakeHub(files: FakeHubFile[], options: { token?: string } = {}): Promise<FakeHub> {
   const blobs = new Map<string, Uint8Array>();
-  const hub: Omit<FakeHub, 'endpoint' | 'close'> = { storageRequests: [], hubRequests: [], cuts: [], ignoreRanges: false };
+  const hub: Omit<FakeHub, 'endpoint' | 'close'> = {
+    storageRequests: [],
+    hubRequests: [],
+    cuts: [],
+    ignoreRanges: false,
+  };
   const storage = await listen((req, res) => {
     hub.storageRequests.push({ range: req.headers.range, authorization: req.headers.authorization });
     const blob = blobs.get(new URL(req.url!, 'http://x').pathname.slice('/blobs/'.length));
@@ -63,18 +70,25 @@ export async function startFakeHub(files: FakeHubFile[], options: { token?: stri
   });
   const front = await listen((req, res) => {
     const url = new URL(req.url!, 'http://x');
-    hub.hubRequests.push({ method: req.method!, path: decodeURIComponent(url.pathname), authorization: req.headers.authorization });
-    if (options.token && req.headers.authorization !== `Bearer ${options.token}`) return void res.writeHead(401, { 'x-error-code': 'GatedRepo' }).end();
+    hub.hubRequests.push({
+      method: req.method!,
+      path: decodeURIComponent(url.pathname),
+      authorization: req.headers.authorization,
+    });
+    if (options.token && req.headers.authorization !== `Bearer ${options.token}`)
+      return void res.writeHead(401, { 'x-error-code': 'GatedRepo' }).end();
     const file = files.find((f) => decodeURIComponent(url.pathname) === `/${f.repo}/resolve/main/${f.path}`);
     if (!file) return void res.writeHead(404, { 'x-error-code': 'EntryNotFound' }).end();
     const sha = createHash('sha256').update(file.bytes).digest('hex');
     blobs.set(sha, file.bytes);
-    res.writeHead(302, {
-      location: `${storage.origin}/blobs/${sha}?signature=abc`,
-      'x-linked-etag': `"${file.etag ?? sha}"`,
-      'x-linked-size': String(file.bytes.length),
-      etag: '"0123456789abcdef0123456789abcdef01234567"',
-    }).end();
+    res
+      .writeHead(302, {
+        location: `${storage.origin}/blobs/${sha}?signature=abc`,
+        'x-linked-etag': `"${file.etag ?? sha}"`,
+        'x-linked-size': String(file.bytes.length),
+        etag: '"0123456789abcdef0123456789abcdef01234567"',
+      })
+      .end();
   });
   return Object.assign(hub, {
     endpoint: front.origin,

@@ -18,7 +18,10 @@ let n = 0;
 const fresh = () => join(dir, `model-${++n}.pth`);
 
 test('hub URLs and ETags: the resolve URL escapes each path segment; only a 64-hex ETag is a sha256', () => {
-  assert.equal(hubFileUrl({ repo: 'a/b', revision: 'main', path: 'x y/m#1.pth' }, 'https://hf-mirror.example/'), 'https://hf-mirror.example/a/b/resolve/main/x%20y/m%231.pth');
+  assert.equal(
+    hubFileUrl({ repo: 'a/b', revision: 'main', path: 'x y/m#1.pth' }, 'https://hf-mirror.example/'),
+    'https://hf-mirror.example/a/b/resolve/main/x%20y/m%231.pth',
+  );
   assert.equal(sha256FromEtag(`W/"${FIXTURE_SHA256.toUpperCase()}"`), FIXTURE_SHA256);
   assert.equal(sha256FromEtag('"0123456789abcdef0123456789abcdef01234567"'), undefined);
   assert.equal(sha256FromEtag(null), undefined);
@@ -29,15 +32,28 @@ test('download through the redirect: bytes and sha256 checked, the token goes to
   try {
     const path = fresh();
     const seen: number[] = [];
-    const r = await downloadHubFile(ref, path, { endpoint: hub.endpoint, token: 'secret', onProgress: (received) => seen.push(received) });
-    assert.deepEqual({ size: r.size, sha256: r.sha256, resumedFrom: r.resumedFrom, verified: r.verified }, { size: 7871560, sha256: FIXTURE_SHA256, resumedFrom: 0, verified: true });
+    const r = await downloadHubFile(ref, path, {
+      endpoint: hub.endpoint,
+      token: 'secret',
+      onProgress: (received) => seen.push(received),
+    });
+    assert.deepEqual(
+      { size: r.size, sha256: r.sha256, resumedFrom: r.resumedFrom, verified: r.verified },
+      { size: 7871560, sha256: FIXTURE_SHA256, resumedFrom: 0, verified: true },
+    );
     assert.deepEqual(new Uint8Array(readFileSync(path)), bytes);
     assert.equal(existsSync(`${path}.incomplete`), false);
     assert.equal(seen.at(-1), 7871560);
-    assert.deepEqual(hub.hubRequests.map((q) => [q.method, q.path, q.authorization]), [['HEAD', `/shenyunhang/APE/resolve/main/${ref.path}`, 'Bearer secret']]);
+    assert.deepEqual(
+      hub.hubRequests.map((q) => [q.method, q.path, q.authorization]),
+      [['HEAD', `/shenyunhang/APE/resolve/main/${ref.path}`, 'Bearer secret']],
+    );
     assert.deepEqual(hub.storageRequests, [{ range: undefined, authorization: undefined }]);
     // HF_TOKEN is the default token; without one the gated repository refuses.
-    await assert.rejects(downloadHubFile(ref, fresh(), { endpoint: hub.endpoint, token: '' }), /refused shenyunhang\/APE\/configs\/x\/ape_deta\/run_1\/model_final\.pth \(HTTP 401\).*set HF_TOKEN/);
+    await assert.rejects(
+      downloadHubFile(ref, fresh(), { endpoint: hub.endpoint, token: '' }),
+      /refused shenyunhang\/APE\/configs\/x\/ape_deta\/run_1\/model_final\.pth \(HTTP 401\).*set HF_TOKEN/,
+    );
   } finally {
     await hub.close();
   }
@@ -61,15 +77,27 @@ test('an interrupted transfer resumes with a range, within the call and in the n
     hub.storageRequests.length = 0;
     hub.cuts.push(1_234_567);
     const second = fresh();
-    const error = await downloadHubFile(ref, second, { endpoint: hub.endpoint, retries: 0 }).then(() => null, (e: Error) => e);
-    assert.match(error!.message, /interrupted after \d+ of 7871560 bytes .*\.incomplete is kept and the next run resumes it/);
+    const error = await downloadHubFile(ref, second, { endpoint: hub.endpoint, retries: 0 }).then(
+      () => null,
+      (e: Error) => e,
+    );
+    assert.match(
+      error!.message,
+      /interrupted after \d+ of 7871560 bytes .*\.incomplete is kept and the next run resumes it/,
+    );
     const kept = Number(/after (\d+) of/.exec(error!.message)![1]);
     assert.ok(kept > 0 && kept <= 1_234_567, `${kept}`);
     assert.equal(statSync(`${second}.incomplete`).size, kept);
     assert.equal(existsSync(second), false);
     const resumed = await downloadHubFile(ref, second, { endpoint: hub.endpoint });
-    assert.deepEqual({ sha256: resumed.sha256, resumedFrom: resumed.resumedFrom }, { sha256: FIXTURE_SHA256, resumedFrom: kept });
-    assert.deepEqual(hub.storageRequests.map((q) => q.range), [undefined, `bytes=${kept}-`]);
+    assert.deepEqual(
+      { sha256: resumed.sha256, resumedFrom: resumed.resumedFrom },
+      { sha256: FIXTURE_SHA256, resumedFrom: kept },
+    );
+    assert.deepEqual(
+      hub.storageRequests.map((q) => q.range),
+      [undefined, `bytes=${kept}-`],
+    );
     assert.deepEqual(new Uint8Array(readFileSync(second)), bytes);
     assert.equal(existsSync(`${second}.incomplete`), false);
 
@@ -90,7 +118,10 @@ test('a wrong checksum, a missing file and no network are refused with clear mes
   const hub = await startFakeHub([{ ...ref, bytes, etag: wrong }]);
   try {
     const path = fresh();
-    await assert.rejects(downloadHubFile(ref, path, { endpoint: hub.endpoint }), new RegExp(`sha256 ${FIXTURE_SHA256} does not match the expected ${wrong}; the download was deleted`));
+    await assert.rejects(
+      downloadHubFile(ref, path, { endpoint: hub.endpoint }),
+      new RegExp(`sha256 ${FIXTURE_SHA256} does not match the expected ${wrong}; the download was deleted`),
+    );
     assert.equal(existsSync(path), false);
     assert.equal(existsSync(`${path}.incomplete`), false);
     // A pinned checksum wins over the hub's.
@@ -109,6 +140,11 @@ test('a wrong checksum, a missing file and no network are refused with clear mes
   const port = (probe.address() as { port: number }).port;
   await new Promise<void>((resolve) => probe.close(() => resolve()));
   const path = fresh();
-  await assert.rejects(downloadHubFile(ref, path, { endpoint: `http://127.0.0.1:${port}` }), new RegExp(`cannot reach http://127\\.0\\.0\\.1:${port} \\(ECONNREFUSED\\): no network\\? A mirror can be set with HF_ENDPOINT`));
+  await assert.rejects(
+    downloadHubFile(ref, path, { endpoint: `http://127.0.0.1:${port}` }),
+    new RegExp(
+      `cannot reach http://127\\.0\\.0\\.1:${port} \\(ECONNREFUSED\\): no network\\? A mirror can be set with HF_ENDPOINT`,
+    ),
+  );
   assert.equal(existsSync(`${path}.incomplete`), false);
 });

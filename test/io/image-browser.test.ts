@@ -40,16 +40,28 @@ test('encodePng (CompressionStream) is pixel-exact and readable by libvips', asy
 });
 
 test('readGrayPng reads what sharp writes, and refuses RGB', async () => {
-  const gray = { width: 300, height: 2, data: Uint8Array.from({ length: 600 }, (_, i) => i % 3 === 0 ? 255 : i % 19) };
+  const gray = {
+    width: 300,
+    height: 2,
+    data: Uint8Array.from({ length: 600 }, (_, i) => (i % 3 === 0 ? 255 : i % 19)),
+  };
   assert.deepEqual((await readGrayPng(await encodeWithSharp(gray))).data, gray.data);
   const rgb = { width: 2, height: 2, data: new Uint8Array(12) };
-  await assert.rejects(readGrayPng(await encodeWithSharp(rgb), { source: 'seg.png' }), /seg\.png: PNG is 8-bit RGB; label maps must be/);
+  await assert.rejects(
+    readGrayPng(await encodeWithSharp(rgb), { source: 'seg.png' }),
+    /seg\.png: PNG is 8-bit RGB; label maps must be/,
+  );
 });
 
 test('decodeImage checks bytes before decoding: same errors as on Node', async () => {
   const reasons: string[] = [];
   const bomb = await encodeWithSharp({ width: 10, height: 10, data: new Uint8Array(100) });
-  for (const input of [new Uint8Array(0), new TextEncoder().encode('GIF87a....'), bomb.subarray(0, 40), new Blob([blobBytes(bomb)])]) {
+  for (const input of [
+    new Uint8Array(0),
+    new TextEncoder().encode('GIF87a....'),
+    bomb.subarray(0, 40),
+    new Blob([blobBytes(bomb)]),
+  ]) {
     try {
       await decodeImage(input, { maxPixels: 50 });
     } catch (error) {
@@ -58,5 +70,8 @@ test('decodeImage checks bytes before decoding: same errors as on Node', async (
     }
   }
   assert.deepEqual(reasons, ['empty', 'unsupported', 'truncated', 'too-large']);
-  await assert.rejects(decodeImage(new Blob([blobBytes(bomb)]), { maxBytes: 10 }), /input is \d+ bytes, more than the limit of 10/);
+  await assert.rejects(
+    decodeImage(new Blob([blobBytes(bomb)]), { maxBytes: 10 }),
+    /input is \d+ bytes, more than the limit of 10/,
+  );
 });

@@ -30,7 +30,11 @@ function pattern(width: number, height: number): RgbImage {
 }
 
 /** A PNG assembled chunk by chunk, so tests can state exactly what the file holds. */
-function craftPng(ihdr: { width: number; height: number; depth: number; colorType: number }, raw: Uint8Array, extra: [string, Uint8Array][] = []): Uint8Array {
+function craftPng(
+  ihdr: { width: number; height: number; depth: number; colorType: number },
+  raw: Uint8Array,
+  extra: [string, Uint8Array][] = [],
+): Uint8Array {
   const chunk = (type: string, data: Uint8Array) => {
     const out = Buffer.alloc(12 + data.length);
     out.writeUInt32BE(data.length, 0);
@@ -102,13 +106,16 @@ test('greyscale PNG: exact one-channel file; decodeImage expands to RGB', async 
   assert.equal(bytes[24], 8, 'bit depth 8');
   assert.deepEqual((await readGrayPng(bytes)).data, gray.data);
   const rgb = await decodeImage(bytes);
-  for (let i = 0; i < 36; i++) assert.deepEqual([...rgb.data.subarray(i * 3, i * 3 + 3)], [gray.data[i], gray.data[i], gray.data[i]]);
+  for (let i = 0; i < 36; i++)
+    assert.deepEqual([...rgb.data.subarray(i * 3, i * 3 + 3)], [gray.data[i], gray.data[i], gray.data[i]]);
   assert.deepEqual((await readGrayPng(await encodePngPortable(gray))).data, gray.data);
 });
 
 test('alpha is dropped, not composited (as PIL convert("RGB"))', async () => {
   const rgba = Uint8Array.from([10, 20, 30, 0, 200, 100, 50, 128, 1, 2, 3, 255]);
-  const bytes = await sharp(rgba, { raw: { width: 3, height: 1, channels: 4 } }).png().toBuffer();
+  const bytes = await sharp(rgba, { raw: { width: 3, height: 1, channels: 4 } })
+    .png()
+    .toBuffer();
   const back = await decodeImage(bytes);
   assert.deepEqual([...back.data], [10, 20, 30, 200, 100, 50, 1, 2, 3]);
 });
@@ -119,7 +126,10 @@ test('EXIF orientation is applied', async () => {
   const height = 8;
   const data = new Uint8Array(width * height * 3);
   for (let i = 0; i < width * height; i++) data.set(i % width < 8 ? [255, 0, 0] : [0, 0, 255], i * 3);
-  const jpeg = await sharp(data, { raw: { width, height, channels: 3 } }).jpeg({ quality: 100 }).withMetadata({ orientation: 6 }).toBuffer();
+  const jpeg = await sharp(data, { raw: { width, height, channels: 3 } })
+    .jpeg({ quality: 100 })
+    .withMetadata({ orientation: 6 })
+    .toBuffer();
   const back = await decodeImage(jpeg);
   assert.equal(back.width, 8);
   assert.equal(back.height, 16);
@@ -141,7 +151,9 @@ test('palette PNG: readGrayPng gives the stored indices (1, 2, 4 and 8 bits)', a
         const bit = x * depth;
         raw[y * (rowBytes + 1) + 1 + (bit >> 3)] |= values[y * width + x] << (8 - depth - (bit & 7));
       }
-    const png = craftPng({ width, height, depth, colorType: 3 }, raw, [['PLTE', plte.subarray(0, 3 << depth > 48 ? 48 : 3 << depth)]]);
+    const png = craftPng({ width, height, depth, colorType: 3 }, raw, [
+      ['PLTE', plte.subarray(0, Math.min(3 << depth, 48))],
+    ]);
     const gray = await readGrayPng(png);
     assert.deepEqual([...gray.data], values, `depth ${depth}`);
   }
@@ -151,13 +163,18 @@ test('interlaced and filtered PNGs decode to the same values', async () => {
   const width = 13;
   const height = 11;
   const gray = Uint8Array.from({ length: width * height }, (_, i) => (i * i + 3 * i) % 251);
-  const interlaced = await sharp(gray, { raw: { width, height, channels: 1 } }).toColourspace('b-w').png({ progressive: true }).toBuffer();
+  const interlaced = await sharp(gray, { raw: { width, height, channels: 1 } })
+    .toColourspace('b-w')
+    .png({ progressive: true })
+    .toBuffer();
   assert.equal(interlaced[28], 1, 'file is Adam7-interlaced');
   assert.deepEqual((await readGrayPng(interlaced)).data, gray);
   // An 8-colour palette image from sharp: indices must map one-to-one onto the decoded colours.
   const rgb = new Uint8Array(width * height * 3);
   for (let i = 0; i < width * height; i++) rgb.set([(i % 8) * 30, 255 - (i % 8) * 30, 77], i * 3);
-  const paletted = await sharp(rgb, { raw: { width, height, channels: 3 } }).png({ palette: true, colours: 8, dither: 0 }).toBuffer();
+  const paletted = await sharp(rgb, { raw: { width, height, channels: 3 } })
+    .png({ palette: true, colours: 8, dither: 0 })
+    .toBuffer();
   assert.equal(paletted[25], 3, 'colour type 3 (palette)');
   const indices = await readGrayPng(paletted);
   const colours = await decodeImage(paletted);
@@ -192,10 +209,22 @@ test('readGrayPng refuses colour, alpha, 16-bit and non-PNG input, saying what i
 test('clear errors: empty, unsupported (named), random, truncated, corrupt, zero-sized, oversized', async () => {
   await rejectsWith(decodeImage(new Uint8Array(0)), 'empty', /empty/);
   await rejectsWith(decodeImage(new TextEncoder().encode('GIF89a\x01\x00\x01\x00\x00\x00\x00;')), 'unsupported', /GIF/);
-  await rejectsWith(decodeImage(Uint8Array.from([0x42, 0x4d, 0x3a, 0, 0, 0, 0, 0, 0, 0, 0x36, 0, 0, 0])), 'unsupported', /BMP/);
-  await rejectsWith(decodeImage(new TextEncoder().encode('<svg xmlns="http://www.w3.org/2000/svg"/>')), 'unsupported', /markup/);
+  await rejectsWith(
+    decodeImage(Uint8Array.from([0x42, 0x4d, 0x3a, 0, 0, 0, 0, 0, 0, 0, 0x36, 0, 0, 0])),
+    'unsupported',
+    /BMP/,
+  );
+  await rejectsWith(
+    decodeImage(new TextEncoder().encode('<svg xmlns="http://www.w3.org/2000/svg"/>')),
+    'unsupported',
+    /markup/,
+  );
   const random = Uint8Array.from({ length: 64 }, (_, i) => (i * 97 + 13) % 256);
-  await rejectsWith(decodeImage(random, { source: 'noise.bin' }), 'unsupported', /^noise\.bin: .*unknown data \(first bytes 0d 6e cf/);
+  await rejectsWith(
+    decodeImage(random, { source: 'noise.bin' }),
+    'unsupported',
+    /^noise\.bin: .*unknown data \(first bytes 0d 6e cf/,
+  );
 
   const png = await encodePng(pattern(40, 30));
   await rejectsWith(decodeImage(png.subarray(0, png.length - 30)), 'truncated', /before its IEND|inside chunk/);
@@ -215,7 +244,11 @@ test('clear errors: empty, unsupported (named), random, truncated, corrupt, zero
   await rejectsWith(decodeImage(zero), 'empty', /zero size \(0x5\)/);
   // The header claims 100000x100000: refused from the header, nothing is decoded.
   const bomb = craftPng({ width: 100000, height: 100000, depth: 8, colorType: 0 }, new Uint8Array(10));
-  await rejectsWith(decodeImage(bomb), 'too-large', /100000x100000 = 10000000000 pixels, more than the limit of 64000000/);
+  await rejectsWith(
+    decodeImage(bomb),
+    'too-large',
+    /100000x100000 = 10000000000 pixels, more than the limit of 64000000/,
+  );
   await rejectsWith(readGrayPng(bomb), 'too-large', /more than the limit/);
   await rejectsWith(decodeImage(png, { maxPixels: 1000 }), 'too-large', /40x30 = 1200 pixels/);
 });

@@ -16,9 +16,12 @@ function toTorchLayout(key: string, shape: number[], data: Float32Array): { shap
   if (layout === 'conv') {
     const [kh, kw, b, a] = shape as [number, number, number, number];
     const out = new Float32Array(data.length);
-    for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) for (let q = 0; q < b; q++) for (let p = 0; p < a; p++) {
-      out[((p * b + q) * kh + y) * kw + x] = data[((y * kw + x) * b + q) * a + p]!;
-    }
+    for (let y = 0; y < kh; y++)
+      for (let x = 0; x < kw; x++)
+        for (let q = 0; q < b; q++)
+          for (let p = 0; p < a; p++) {
+            out[((p * b + q) * kh + y) * kw + x] = data[((y * kw + x) * b + q) * a + p]!;
+          }
     return { shape: [a, b, kh, kw], data: out };
   }
   return { shape, data };
@@ -30,7 +33,11 @@ function toTorchLayout(key: string, shape: number[], data: Float32Array): { shap
  * layouts, the text tower in float16 (as APE-D stores it), class_embed aliased under
  * transformer.decoder (shared storages), a RoPE and a criterion buffer, and an optimizer.
  */
-export function writeTinyTorchCheckpoint(path: string, params: Map<string, tf.Variable>, drop: string[] = []): Map<string, Float32Array> {
+export function writeTinyTorchCheckpoint(
+  path: string,
+  params: Map<string, tf.Variable>,
+  drop: string[] = [],
+): Map<string, Float32Array> {
   const model: Record<string, TensorSpec> = {};
   const storages: Record<string, Uint8Array> = {};
   const expected = new Map<string, Float32Array>();
@@ -45,21 +52,34 @@ export function writeTinyTorchCheckpoint(path: string, params: Map<string, tf.Va
       const bits = Uint16Array.from(torch.data, (x) => floatToHalf(x));
       storages[storage] = bytesOf(bits);
       model[key] = { storage, storageType: 'HalfStorage', numel: bits.length, shape: torch.shape };
-      expected.set(name, Float32Array.from(values, (x) => halfToFloat(floatToHalf(x))));
+      expected.set(
+        name,
+        Float32Array.from(values, (x) => halfToFloat(floatToHalf(x))),
+      );
     } else {
       storages[storage] = bytesOf(torch.data);
       model[key] = { storage, storageType: 'FloatStorage', numel: torch.data.length, shape: torch.shape };
       expected.set(name, values);
     }
-    if (name.startsWith('class_embed.') && !name.startsWith('class_embed.6.')) model[`model_vision.transformer.decoder.${name}`] = { ...model[key]! };
+    if (name.startsWith('class_embed.') && !name.startsWith('class_embed.6.'))
+      model[`model_vision.transformer.decoder.${name}`] = { ...model[key]! };
   }
   storages[String(n)] = bytesOf(Float32Array.from({ length: 64 }, (_, i) => Math.cos(i)));
-  model['model_vision.backbone.net.rope_win.freqs_cos'] = { storage: String(n), storageType: 'FloatStorage', numel: 64, shape: [4, 16] };
+  model['model_vision.backbone.net.rope_win.freqs_cos'] = {
+    storage: String(n),
+    storageType: 'FloatStorage',
+    numel: 64,
+    shape: [4, 16],
+  };
   storages[String(n + 1)] = bytesOf(BigInt64Array.from([9n, 10n, 11n]));
-  model['model_vision.criterion.0.fed_loss_pad_classes'] = { storage: String(n + 1), storageType: 'LongStorage', numel: 3, shape: [3] };
+  model['model_vision.criterion.0.fed_loss_pad_classes'] = {
+    storage: String(n + 1),
+    storageType: 'LongStorage',
+    numel: 3,
+    shape: [3],
+  };
   storages[String(n + 2)] = bytesOf(new Float32Array(16));
   const optimizer: TensorSpec = { storage: String(n + 2), storageType: 'FloatStorage', numel: 16, shape: [16] };
   writeFileSync(path, torchArchive(checkpointPickle(model, optimizer), storages));
   return expected;
 }
-

@@ -5,7 +5,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TorchCheckpoint, listTorchCheckpoint, readTorchCheckpoint } from '../../src/io/torch/checkpoint.js';
-import { PickleBytes, bytesOf, checkpointPickle, emitTensor, torchArchive, zipArchive, type TensorSpec } from './torch-test-writer.js';
+import {
+  PickleBytes,
+  bytesOf,
+  checkpointPickle,
+  emitTensor,
+  torchArchive,
+  zipArchive,
+  type TensorSpec,
+} from './torch-test-writer.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const fixtures = join(root, '../shared/fixtures/ape-reference');
@@ -20,16 +28,30 @@ function file(bytes: Uint8Array): string {
   return p;
 }
 
-interface ManifestKey { key: string; shape: number[]; dtype: string }
-const manifest = JSON.parse(readFileSync(join(fixtures, 'manifest.json'), 'utf8')) as { modules: { keys: ManifestKey[] }[] };
+interface ManifestKey {
+  key: string;
+  shape: number[];
+  dtype: string;
+}
+const manifest = JSON.parse(readFileSync(join(fixtures, 'manifest.json'), 'utf8')) as {
+  modules: { keys: ManifestKey[] }[];
+};
 
-const sum = (a: ArrayLike<number>) => { let s = 0; for (let i = 0; i < a.length; i++) s += a[i]!; return s; };
-const sumSq = (a: ArrayLike<number>) => { let s = 0; for (let i = 0; i < a.length; i++) s += a[i]! * a[i]!; return s; };
+const sum = (a: ArrayLike<number>) => {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]!;
+  return s;
+};
+const sumSq = (a: ArrayLike<number>) => {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * a[i]!;
+  return s;
+};
 const close = (a: number, b: number, rel: number) => Math.abs(a - b) <= rel * Math.max(1, Math.abs(b));
 
 // ------------------------------------------------------------------ the APE reference checkpoint
 
-test('fixture: 200 model keys with the manifest\'s shapes and dtypes; optimizer, scheduler, iteration skipped', async () => {
+test("fixture: 200 model keys with the manifest's shapes and dtypes; optimizer, scheduler, iteration skipped", async () => {
   const ckpt = await TorchCheckpoint.open(checkpointPath);
   try {
     assert.equal(ckpt.root, 'model');
@@ -60,11 +82,19 @@ test('fixture: values match an independent reading (CPython pickle + struct) by 
   // Reference numbers from CPython: pickle.Unpickler with stand-in globals, storages unpacked with struct, math.fsum.
   const ref: Record<string, [number, number, number, number]> = {
     'model_vision.backbone.net.pos_embed': [640, -0.33430271688848734, 1.979920519125154, 0.09565498679876328],
-    'model_vision.backbone.net.patch_embed.proj.weight': [49152, -1.5641840783937369, 143.4476611060791, 0.020751312375068665],
-    'model_vision.model_language.net.text.token_embedding.weight': [1581056, 12.173327865944884, 4594.776721441789, 0.03724144771695137],
+    'model_vision.backbone.net.patch_embed.proj.weight': [
+      49152, -1.5641840783937369, 143.4476611060791, 0.020751312375068665,
+    ],
+    'model_vision.model_language.net.text.token_embedding.weight': [
+      1581056, 12.173327865944884, 4594.776721441789, 0.03724144771695137,
+    ],
     'model_vision.class_embed.0.bias0': [1, -4.677114963531494, 21.87540438209021, -4.677114963531494],
-    'model_vision.transformer.encoder.layers.0.attentions.0.sampling_offsets.bias': [96, 1.1233252284582704, 356.96216076121704, 1.0356122255325317],
-    'model_vision.backbone.net.blocks.3.mlp.w3.weight': [10880, 3.689297877048375, 31.75844501294104, 0.008076624944806099],
+    'model_vision.transformer.encoder.layers.0.attentions.0.sampling_offsets.bias': [
+      96, 1.1233252284582704, 356.96216076121704, 1.0356122255325317,
+    ],
+    'model_vision.backbone.net.blocks.3.mlp.w3.weight': [
+      10880, 3.689297877048375, 31.75844501294104, 0.008076624944806099,
+    ],
   };
   const tensors = await readTorchCheckpoint(checkpointPath);
   for (const [key, [n, s, sq, first]] of Object.entries(ref)) {
@@ -84,7 +114,10 @@ test('fixture: values match an independent reading (CPython pickle + struct) by 
   }
   assert.ok(close(total, 3091.9830415466367, 1e-9), `total ${total}`);
   assert.ok(close(totalSq, 14411.257973583111, 1e-9), `total of squares ${totalSq}`);
-  assert.deepEqual(tensors.get('model_vision.criterion.0.fed_loss_pad_classes')?.data, BigInt64Array.from([9n, 10n, 11n]));
+  assert.deepEqual(
+    tensors.get('model_vision.criterion.0.fed_loss_pad_classes')?.data,
+    BigInt64Array.from([9n, 10n, 11n]),
+  );
   // A 0-d tensor.
   const scale = tensors.get('model_vision.model_language.net.logit_scale')!;
   assert.deepEqual(scale.shape, []);
@@ -94,7 +127,13 @@ test('fixture: values match an independent reading (CPython pickle + struct) by 
 test('fixture: shared storages give equal tensors (class_embed aliases, RoPE tables), which match their formula', async () => {
   const ckpt = await TorchCheckpoint.open(checkpointPath);
   try {
-    for (const name of ['log_scale', 'bias_lang', 'bias0', 'dot_product_projection_text.weight', 'dot_product_projection_text.bias']) {
+    for (const name of [
+      'log_scale',
+      'bias_lang',
+      'bias0',
+      'dot_product_projection_text.weight',
+      'dot_product_projection_text.bias',
+    ]) {
       const a = ckpt.info(`model_vision.class_embed.0.${name}`);
       const b = ckpt.info(`model_vision.transformer.decoder.class_embed.0.${name}`);
       assert.equal(a.storageKey, b.storageKey, name);
@@ -104,7 +143,10 @@ test('fixture: shared storages give equal tensors (class_embed aliases, RoPE tab
     // channels 0..7 use t[h] with f0,f0,f1,f1,.. and channels 8..15 use t[w].
     const cos = await ckpt.read('model_vision.backbone.net.rope_glb.freqs_cos');
     const sin = await ckpt.read('model_vision.backbone.net.blocks.1.attn.rope.freqs_sin');
-    assert.equal(ckpt.info('model_vision.backbone.net.blocks.1.attn.rope.freqs_sin').storageKey, ckpt.info('model_vision.backbone.net.rope_glb.freqs_sin').storageKey);
+    assert.equal(
+      ckpt.info('model_vision.backbone.net.blocks.1.attn.rope.freqs_sin').storageKey,
+      ckpt.info('model_vision.backbone.net.rope_glb.freqs_sin').storageKey,
+    );
     assert.deepEqual(cos.shape, [16, 16]);
     for (let h = 0; h < 4; h++) {
       for (let w = 0; w < 4; w++) {
@@ -126,11 +168,21 @@ test('fixture: patch-embedding weights reproduce vit.patch_embed of cases.safete
   const cases = readSafetensorsMinimal(join(fixtures, 'cases.safetensors'));
   const input = cases.get('vit.input')!; // [2, 3, 64, 64]
   const expected = cases.get('vit.patch_embed')!; // [2, 4, 4, 64] (B, H, W, C)
-  const t = await readTorchCheckpoint(checkpointPath, { select: (k) => k.startsWith('model_vision.backbone.net.patch_embed.') });
-  assert.deepEqual([...t.keys()].sort(), ['model_vision.backbone.net.patch_embed.proj.bias', 'model_vision.backbone.net.patch_embed.proj.weight']);
+  const t = await readTorchCheckpoint(checkpointPath, {
+    select: (k) => k.startsWith('model_vision.backbone.net.patch_embed.'),
+  });
+  assert.deepEqual([...t.keys()].sort(), [
+    'model_vision.backbone.net.patch_embed.proj.bias',
+    'model_vision.backbone.net.patch_embed.proj.weight',
+  ]);
   const w = t.get('model_vision.backbone.net.patch_embed.proj.weight')!.data as Float32Array; // [64, 3, 16, 16]
   const b = t.get('model_vision.backbone.net.patch_embed.proj.bias')!.data as Float32Array;
-  for (const [bi, i, j, c] of [[0, 0, 0, 0], [0, 1, 2, 5], [1, 3, 3, 63], [1, 2, 0, 31]] as const) {
+  for (const [bi, i, j, c] of [
+    [0, 0, 0, 0],
+    [0, 1, 2, 5],
+    [1, 3, 3, 63],
+    [1, 2, 0, 31],
+  ] as const) {
     let acc = b[c]!;
     for (let ci = 0; ci < 3; ci++) {
       for (let y = 0; y < 16; y++) {
@@ -146,18 +198,30 @@ test('fixture: patch-embedding weights reproduce vit.patch_embed of cases.safete
 
 test('fixture: select reads only the chosen keys; root can be named; the optimizer root is readable on demand', async () => {
   const picked = await readTorchCheckpoint(checkpointPath, { select: (k) => k.endsWith('.bias0') });
-  assert.deepEqual([...picked.keys()], ['model_vision.transformer.decoder.class_embed.0.bias0', 'model_vision.class_embed.0.bias0']);
+  assert.deepEqual(
+    [...picked.keys()],
+    ['model_vision.transformer.decoder.class_embed.0.bias0', 'model_vision.class_embed.0.bias0'],
+  );
   const opt = await listTorchCheckpoint(checkpointPath, { root: 'optimizer' });
-  assert.deepEqual([...opt.keys()], ['state.0.step', 'state.0.exp_avg', 'state.0.exp_avg_sq', 'state.1.step', 'state.1.exp_avg', 'state.1.exp_avg_sq']);
+  assert.deepEqual(
+    [...opt.keys()],
+    ['state.0.step', 'state.0.exp_avg', 'state.0.exp_avg_sq', 'state.1.step', 'state.1.exp_avg', 'state.1.exp_avg_sq'],
+  );
   assert.deepEqual(opt.get('state.0.step')?.shape, []);
-  await assert.rejects(listTorchCheckpoint(checkpointPath, { root: 'weights' }), /no 'weights' at the top level \(found: model, optimizer, scheduler, iteration\)/);
+  await assert.rejects(
+    listTorchCheckpoint(checkpointPath, { root: 'weights' }),
+    /no 'weights' at the top level \(found: model, optimizer, scheduler, iteration\)/,
+  );
 });
 
 /** Just enough of safetensors to read the F32 cases (independent of src/io). */
 function readSafetensorsMinimal(path: string): Map<string, Float32Array> {
   const buf = readFileSync(path);
   const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; data_offsets: [number, number] }>;
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<
+    string,
+    { dtype: string; data_offsets: [number, number] }
+  >;
   const out = new Map<string, Float32Array>();
   for (const [k, v] of Object.entries(header)) {
     if (k === '__metadata__' || v.dtype !== 'F32') continue;
@@ -188,14 +252,30 @@ test('float16, bfloat16 and int64 storages (raw bits by default, float32 on requ
     flags: { storage: '5', storageType: 'BoolStorage', numel: 3, shape: [3] },
     empty: { storage: '6', storageType: 'FloatStorage', numel: 0, shape: [0, 3] },
   });
-  const path = file(torchArchive(pkl, {
-    0: bytesOf(halfBits), 1: bytesOf(bf), 2: bytesOf(longs), 3: bytesOf(Float32Array.from([42.5])),
-    4: bytesOf(Int32Array.from([-7, 7])), 5: Uint8Array.from([1, 0, 1]), 6: new Uint8Array(0),
-  }));
+  const path = file(
+    torchArchive(pkl, {
+      0: bytesOf(halfBits),
+      1: bytesOf(bf),
+      2: bytesOf(longs),
+      3: bytesOf(Float32Array.from([42.5])),
+      4: bytesOf(Int32Array.from([-7, 7])),
+      5: Uint8Array.from([1, 0, 1]),
+      6: new Uint8Array(0),
+    }),
+  );
   const list = await listTorchCheckpoint(path);
-  assert.deepEqual([...list.values()].map((i) => [i.key, i.dtype, i.shape]), [
-    ['half', 'F16', [2, 4]], ['bf16', 'BF16', [4]], ['long', 'I64', [5]], ['scalar', 'F32', []], ['ints', 'I32', [2]], ['flags', 'BOOL', [3]], ['empty', 'F32', [0, 3]],
-  ]);
+  assert.deepEqual(
+    [...list.values()].map((i) => [i.key, i.dtype, i.shape]),
+    [
+      ['half', 'F16', [2, 4]],
+      ['bf16', 'BF16', [4]],
+      ['long', 'I64', [5]],
+      ['scalar', 'F32', []],
+      ['ints', 'I32', [2]],
+      ['flags', 'BOOL', [3]],
+      ['empty', 'F32', [0, 3]],
+    ],
+  );
   const raw = await readTorchCheckpoint(path);
   assert.deepEqual(raw.get('half')!.data, halfBits);
   assert.equal(raw.get('half')!.dtype, 'F16');
@@ -212,19 +292,28 @@ test('float16, bfloat16 and int64 storages (raw bits by default, float32 on requ
   assert.ok(Object.is((up.get('half')!.data as Float32Array)[5], -0));
   assert.deepEqual([...(up.get('bf16')!.data as Float32Array)], bfValues);
   // A half NaN stays NaN.
-  const nanPath = file(torchArchive(checkpointPickle({ n: { storage: '0', storageType: 'HalfStorage', numel: 1, shape: [] } }), { 0: bytesOf(Uint16Array.from([0x7e00])) }));
+  const nanPath = file(
+    torchArchive(checkpointPickle({ n: { storage: '0', storageType: 'HalfStorage', numel: 1, shape: [] } }), {
+      0: bytesOf(Uint16Array.from([0x7e00])),
+    }),
+  );
   assert.ok(Number.isNaN((await readTorchCheckpoint(nanPath, { upcastHalf: true })).get('n')!.data[0]));
 });
 
 test('every binary16 pattern widens to the value it encodes', async () => {
   const all = Uint16Array.from({ length: 65536 }, (_, i) => i);
-  const path = file(torchArchive(checkpointPickle({ h: { storage: '0', storageType: 'HalfStorage', numel: 65536, shape: [65536] } }), { 0: bytesOf(all) }));
+  const path = file(
+    torchArchive(checkpointPickle({ h: { storage: '0', storageType: 'HalfStorage', numel: 65536, shape: [65536] } }), {
+      0: bytesOf(all),
+    }),
+  );
   const out = (await readTorchCheckpoint(path, { upcastHalf: true })).get('h')!.data as Float32Array;
   for (let h = 0; h < 65536; h++) {
     const sign = h & 0x8000 ? -1 : 1;
     const e = (h >> 10) & 31;
     const m = h & 1023;
-    const want = e === 0 ? sign * m * 2 ** -24 : e === 31 ? (m ? NaN : sign * Infinity) : sign * (1 + m / 1024) * 2 ** (e - 15);
+    const want =
+      e === 0 ? sign * m * 2 ** -24 : e === 31 ? (m ? NaN : sign * Infinity) : sign * (1 + m / 1024) * 2 ** (e - 15);
     if (!Object.is(out[h], want)) assert.fail(`half 0x${h.toString(16)}: got ${out[h]}, want ${want}`);
   }
 });
@@ -244,27 +333,31 @@ test('storages shared between keys, storage offsets, and non-contiguous views ma
     longT: { storage: '1', storageType: 'LongStorage', numel: 6, shape: [3, 2], stride: [1, 3] },
     halfT: { storage: '2', storageType: 'HalfStorage', numel: 4, shape: [2, 2], stride: [1, 2] },
   });
-  const path = file(torchArchive(pkl, {
-    0: bytesOf(base), 1: bytesOf(BigInt64Array.from([0n, 1n, 2n, -3n, -4n, 2n ** 62n])), 2: bytesOf(Uint16Array.from([0x3c00, 0x4000, 0x4200, 0x4400])),
-  }));
+  const path = file(
+    torchArchive(pkl, {
+      0: bytesOf(base),
+      1: bytesOf(BigInt64Array.from([0n, 1n, 2n, -3n, -4n, 2n ** 62n])),
+      2: bytesOf(Uint16Array.from([0x3c00, 0x4000, 0x4200, 0x4400])),
+    }),
+  );
   const ckpt = await TorchCheckpoint.open(path);
   try {
     assert.equal(ckpt.info('whole').storageKey, ckpt.info('alias').storageKey);
     assert.equal(ckpt.info('whole').contiguous, true);
     assert.equal(ckpt.info('slice').contiguous, true);
     assert.equal(ckpt.info('transposed').contiguous, false);
-    assert.deepEqual([...(await ckpt.read('whole')).data as Float32Array], [...base]);
-    assert.deepEqual([...(await ckpt.read('alias')).data as Float32Array], [...base]);
-    assert.deepEqual([...(await ckpt.read('slice')).data as Float32Array], [5, 6, 7]);
+    assert.deepEqual([...((await ckpt.read('whole')).data as Float32Array)], [...base]);
+    assert.deepEqual([...((await ckpt.read('alias')).data as Float32Array)], [...base]);
+    assert.deepEqual([...((await ckpt.read('slice')).data as Float32Array)], [5, 6, 7]);
     const t = (await ckpt.read('transposed')).data as Float32Array;
     const want: number[] = [];
     for (let k = 0; k < 4; k++) for (let j = 0; j < 3; j++) for (let i = 0; i < 2; i++) want.push(i * 12 + j * 4 + k);
     assert.deepEqual([...t], want);
-    assert.deepEqual([...(await ckpt.read('strided')).data as Float32Array], [4, 6, 16, 18]);
-    assert.deepEqual([...(await ckpt.read('expanded')).data as Float32Array], [20, 21, 22, 20, 21, 22]);
+    assert.deepEqual([...((await ckpt.read('strided')).data as Float32Array)], [4, 6, 16, 18]);
+    assert.deepEqual([...((await ckpt.read('expanded')).data as Float32Array)], [20, 21, 22, 20, 21, 22]);
     assert.deepEqual((await ckpt.read('longT')).data, BigInt64Array.from([0n, -3n, 1n, -4n, 2n, 2n ** 62n]));
     assert.deepEqual((await ckpt.read('halfT')).data, Uint16Array.from([0x3c00, 0x4200, 0x4000, 0x4400]));
-    assert.deepEqual([...(await ckpt.read('halfT', { upcastHalf: true })).data as Float32Array], [1, 3, 2, 4]);
+    assert.deepEqual([...((await ckpt.read('halfT', { upcastHalf: true })).data as Float32Array)], [1, 3, 2, 4]);
     // Reads hand out fresh arrays: writing one does not change another key sharing the storage.
     const a = (await ckpt.read('whole')).data as Float32Array;
     a[0] = 99;
@@ -289,7 +382,10 @@ test('optimizer tensors are never read: a corrupt optimizer storage does not mat
   const ckpt = await TorchCheckpoint.open(path);
   assert.deepEqual(ckpt.skipped, ['optimizer', 'iteration']);
   await ckpt.close();
-  await assert.rejects(readTorchCheckpoint(path, { root: 'optimizer' }), /tensor 'state\.0\.exp_avg'.*entry 'archive\/data\/9' is corrupt/);
+  await assert.rejects(
+    readTorchCheckpoint(path, { root: 'optimizer' }),
+    /tensor 'state\.0\.exp_avg'.*entry 'archive\/data\/9' is corrupt/,
+  );
 });
 
 test('refuses a checkpoint that reaches for a forbidden global, naming it, even deep inside the optimizer', async () => {
@@ -297,10 +393,20 @@ test('refuses a checkpoint that reaches for a forbidden global, naming it, even 
   p.str('model').emptyDict().str('w');
   emitTensor(p, { storage: '0', storageType: 'FloatStorage', numel: 1, shape: [1] });
   p.setitem();
-  p.str('optimizer').emptyDict().str('hook').global('posix', 'system').str('touch /tmp/pwned').tupleN(1).reduce().setitem();
+  p.str('optimizer')
+    .emptyDict()
+    .str('hook')
+    .global('posix', 'system')
+    .str('touch /tmp/pwned')
+    .tupleN(1)
+    .reduce()
+    .setitem();
   p.setitems().stop();
   const path = file(torchArchive(p.bytes(), { 0: bytesOf(Float32Array.from([1])) }));
-  await assert.rejects(readTorchCheckpoint(path), (err: Error) => err.message === `${path}: refused pickle global 'posix.system'`);
+  await assert.rejects(
+    readTorchCheckpoint(path),
+    (err: Error) => err.message === `${path}: refused pickle global 'posix.system'`,
+  );
   await assert.rejects(listTorchCheckpoint(path), /refused pickle global 'posix\.system'/);
   // A forbidden storage-like type.
   const q = new PickleBytes().proto(2).emptyDict().str('w');
@@ -310,17 +416,35 @@ test('refuses a checkpoint that reaches for a forbidden global, naming it, even 
 });
 
 test('lying files: nbytes that do not match the element count, views past the storage, missing records', async () => {
-  const spec = (over: Partial<TensorSpec>): TensorSpec => ({ storage: '0', storageType: 'FloatStorage', numel: 4, shape: [4], ...over });
+  const spec = (over: Partial<TensorSpec>): TensorSpec => ({
+    storage: '0',
+    storageType: 'FloatStorage',
+    numel: 4,
+    shape: [4],
+    ...over,
+  });
   const four = bytesOf(Float32Array.from([1, 2, 3, 4]));
   const cases: [Record<string, TensorSpec>, Record<string, Uint8Array>, RegExp][] = [
     [{ w: spec({ numel: 5 }) }, { 0: four }, /storage '0' is 5 x F32 \(20 bytes\) but its record data\/0 has 16 bytes/],
-    [{ w: spec({ storageType: 'DoubleStorage' }) }, { 0: four }, /storage '0' is 4 x F64 \(32 bytes\) but its record data\/0 has 16 bytes/],
-    [{ w: spec({ offset: 1 }) }, { 0: four }, /tensor of shape \[4\] strides \[1\] offset 1 reaches element 4 of storage '0', which has 4 elements/],
-    [{ w: spec({ offset: 9, shape: [] , stride: [] }) }, { 0: four }, /offset 9 reaches element 9 of storage '0'/],
+    [
+      { w: spec({ storageType: 'DoubleStorage' }) },
+      { 0: four },
+      /storage '0' is 4 x F64 \(32 bytes\) but its record data\/0 has 16 bytes/,
+    ],
+    [
+      { w: spec({ offset: 1 }) },
+      { 0: four },
+      /tensor of shape \[4\] strides \[1\] offset 1 reaches element 4 of storage '0', which has 4 elements/,
+    ],
+    [{ w: spec({ offset: 9, shape: [], stride: [] }) }, { 0: four }, /offset 9 reaches element 9 of storage '0'/],
     [{ w: spec({ shape: [2, 2], stride: [3, 1] }) }, { 0: four }, /reaches element 4 of storage '0'/],
     [{ w: spec({ shape: [2, 2], stride: [1] }) }, { 0: four }, /size has 2 dimensions but stride has 1/],
     [{ w: spec({}) }, {}, /storage '0' has no record data\/0 in the archive/],
-    [{ w: spec({}), v: spec({ numel: 2, shape: [2] }) }, { 0: four }, /storage '0' is referred to as 4 x F32 and as 2 x F32/],
+    [
+      { w: spec({}), v: spec({ numel: 2, shape: [2] }) },
+      { 0: four },
+      /storage '0' is referred to as 4 x F32 and as 2 x F32/,
+    ],
   ];
   for (const [model, storages, message] of cases) {
     const path = file(torchArchive(checkpointPickle(model), storages));
@@ -328,11 +452,20 @@ test('lying files: nbytes that do not match the element count, views past the st
   }
   // A record whose directory size agrees with the pickle but whose bytes run past the end of the file.
   const good = torchArchive(checkpointPickle({ w: spec({}) }), { 0: four });
-  const bytes = zipArchive([{ name: 'archive/data.pkl', data: checkpointPickle({ w: spec({ numel: 1 << 20 }) }) }, { name: 'archive/data/0', data: four, claimedSize: 4 << 20 }]);
-  await assert.rejects(listTorchCheckpoint(file(bytes)), /entry 'archive\/data\/0' \(4194304 bytes at offset \d+\) lies outside the archive's data area/);
+  const bytes = zipArchive([
+    { name: 'archive/data.pkl', data: checkpointPickle({ w: spec({ numel: 1 << 20 }) }) },
+    { name: 'archive/data/0', data: four, claimedSize: 4 << 20 },
+  ]);
+  await assert.rejects(
+    listTorchCheckpoint(file(bytes)),
+    /entry 'archive\/data\/0' \(4194304 bytes at offset \d+\) lies outside the archive's data area/,
+  );
   // Truncated archives.
   for (const cut of [good.length - 10, good.length >> 1, 100]) {
-    await assert.rejects(listTorchCheckpoint(file(good.subarray(0, cut))), /not a zip archive|points outside|truncated|lies outside/);
+    await assert.rejects(
+      listTorchCheckpoint(file(good.subarray(0, cut))),
+      /not a zip archive|points outside|truncated|lies outside/,
+    );
   }
 });
 
@@ -343,15 +476,22 @@ test('archive variants: another archive name, zip64 records, deflated entries, b
     const t = await readTorchCheckpoint(file(torchArchive(checkpointPickle(model), data, options)));
     assert.deepEqual(t.get('w')!.data, Float32Array.from([0.5, -1, 7]), JSON.stringify(options));
   }
-  const little = torchArchive(checkpointPickle(model), data, { extra: [{ name: 'archive/byteorder', data: new TextEncoder().encode('little') }] });
+  const little = torchArchive(checkpointPickle(model), data, {
+    extra: [{ name: 'archive/byteorder', data: new TextEncoder().encode('little') }],
+  });
   assert.equal((await readTorchCheckpoint(file(little))).size, 1);
-  const big = torchArchive(checkpointPickle(model), data, { extra: [{ name: 'archive/byteorder', data: new TextEncoder().encode('big') }] });
+  const big = torchArchive(checkpointPickle(model), data, {
+    extra: [{ name: 'archive/byteorder', data: new TextEncoder().encode('big') }],
+  });
   await assert.rejects(readTorchCheckpoint(file(big)), /storages are big-endian; only little-endian is supported/);
   // torch < 1.6 wrote a bare pickle stream starting with a magic number.
   const legacy = new PickleBytes().proto(2).long1(0x1950a86a20f9469cfc6cn).stop().bytes();
   await assert.rejects(readTorchCheckpoint(file(legacy)), /legacy torch\.save format/);
   const noPickle = zipArchive([{ name: 'archive/constants.pkl', data: new Uint8Array(4) }]);
-  await assert.rejects(readTorchCheckpoint(file(noPickle)), /no data\.pkl in the zip archive \(a TorchScript archive\?/);
+  await assert.rejects(
+    readTorchCheckpoint(file(noPickle)),
+    /no data\.pkl in the zip archive \(a TorchScript archive\?/,
+  );
   // A bare state dict at the top level (no "model" wrapper), with a nested dict flattened by dots.
   const p = new PickleBytes().proto(2).emptyDict().str('enc').emptyDict().str('w');
   emitTensor(p, { storage: '0', storageType: 'FloatStorage', numel: 3, shape: [3] });
@@ -372,11 +512,18 @@ test('large float16 storages are widened chunk by chunk; the checksum still cove
   const t = await readTorchCheckpoint(path, { upcastHalf: true });
   const h = t.get('h')!.data as Float32Array;
   assert.equal(h.length, n);
-  for (const i of [0, 1, 1023, 1024, 4 * 1024 * 1024 - 1, 4 * 1024 * 1024, n - 1]) assert.equal(h[i], 1 + (i % 1024) / 1024, `element ${i}`);
-  assert.deepEqual([...(t.get('tail')!.data as Float32Array)], [1 + ((n - 2) % 1024) / 1024, 1 + ((n - 1) % 1024) / 1024]);
+  for (const i of [0, 1, 1023, 1024, 4 * 1024 * 1024 - 1, 4 * 1024 * 1024, n - 1])
+    assert.equal(h[i], 1 + (i % 1024) / 1024, `element ${i}`);
+  assert.deepEqual(
+    [...(t.get('tail')!.data as Float32Array)],
+    [1 + ((n - 2) % 1024) / 1024, 1 + ((n - 1) % 1024) / 1024],
+  );
   const bad = zipArchive([
     { name: 'archive/data.pkl', data: pkl },
     { name: 'archive/data/0', data: bytesOf(bits), crc: 0x01020304 },
   ]);
-  await assert.rejects(readTorchCheckpoint(file(bad), { upcastHalf: true }), /tensor 'h': entry 'archive\/data\/0' is corrupt/);
+  await assert.rejects(
+    readTorchCheckpoint(file(bad), { upcastHalf: true }),
+    /tensor 'h': entry 'archive\/data\/0' is corrupt/,
+  );
 });

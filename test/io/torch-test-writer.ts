@@ -13,30 +13,78 @@ export class PickleBytes {
     this.out.push(...bytes);
     return this;
   }
-  proto(v = 2): this { return this.op(0x80, v); }
-  stop(): this { return this.op(0x2e); }
-  mark(): this { return this.op(0x28); }
-  none(): this { return this.op(0x4e); }
-  bool(v: boolean): this { return this.op(v ? 0x88 : 0x89); }
-  emptyDict(): this { return this.op(0x7d); }
-  emptyList(): this { return this.op(0x5d); }
-  emptyTuple(): this { return this.op(0x29); }
-  tuple(): this { return this.op(0x74); }
-  tupleN(n: 1 | 2 | 3): this { return this.op(0x84 + n); }
-  setitem(): this { return this.op(0x73); }
-  setitems(): this { return this.op(0x75); }
-  append(): this { return this.op(0x61); }
-  appends(): this { return this.op(0x65); }
-  reduce(): this { return this.op(0x52); }
-  build(): this { return this.op(0x62); }
-  newobj(): this { return this.op(0x81); }
-  binpersid(): this { return this.op(0x51); }
-  binput(i: number): this { return this.op(0x71, i); }
-  binget(i: number): this { return this.op(0x68, i); }
-  longBinput(i: number): this { return this.op(0x72, ...u32(i)); }
-  longBinget(i: number): this { return this.op(0x6a, ...u32(i)); }
-  memoize(): this { return this.op(0x94); }
-  pop(): this { return this.op(0x30); }
+  proto(v = 2): this {
+    return this.op(0x80, v);
+  }
+  stop(): this {
+    return this.op(0x2e);
+  }
+  mark(): this {
+    return this.op(0x28);
+  }
+  none(): this {
+    return this.op(0x4e);
+  }
+  bool(v: boolean): this {
+    return this.op(v ? 0x88 : 0x89);
+  }
+  emptyDict(): this {
+    return this.op(0x7d);
+  }
+  emptyList(): this {
+    return this.op(0x5d);
+  }
+  emptyTuple(): this {
+    return this.op(0x29);
+  }
+  tuple(): this {
+    return this.op(0x74);
+  }
+  tupleN(n: 1 | 2 | 3): this {
+    return this.op(0x84 + n);
+  }
+  setitem(): this {
+    return this.op(0x73);
+  }
+  setitems(): this {
+    return this.op(0x75);
+  }
+  append(): this {
+    return this.op(0x61);
+  }
+  appends(): this {
+    return this.op(0x65);
+  }
+  reduce(): this {
+    return this.op(0x52);
+  }
+  build(): this {
+    return this.op(0x62);
+  }
+  newobj(): this {
+    return this.op(0x81);
+  }
+  binpersid(): this {
+    return this.op(0x51);
+  }
+  binput(i: number): this {
+    return this.op(0x71, i);
+  }
+  binget(i: number): this {
+    return this.op(0x68, i);
+  }
+  longBinput(i: number): this {
+    return this.op(0x72, ...u32(i));
+  }
+  longBinget(i: number): this {
+    return this.op(0x6a, ...u32(i));
+  }
+  memoize(): this {
+    return this.op(0x94);
+  }
+  pop(): this {
+    return this.op(0x30);
+  }
 
   int(n: number): this {
     if (n >= 0 && n < 256) return this.op(0x4b, n);
@@ -127,7 +175,10 @@ export function emitTensor(p: PickleBytes, t: TensorSpec): void {
   if (t.parameter) p.global('torch._utils', '_rebuild_parameter').mark();
   p.global('torch._utils', '_rebuild_tensor_v2').mark();
   p.mark().str('storage').global('torch', t.storageType).str(t.storage).str('cpu').int(t.numel).tuple().binpersid();
-  p.int(t.offset ?? 0).ints(t.shape).ints(t.stride ?? rowMajorStrides(t.shape)).bool(false);
+  p.int(t.offset ?? 0)
+    .ints(t.shape)
+    .ints(t.stride ?? rowMajorStrides(t.shape))
+    .bool(false);
   p.global('collections', 'OrderedDict').emptyTuple().reduce();
   p.tuple().reduce();
   if (t.parameter) p.bool(true).global('collections', 'OrderedDict').emptyTuple().reduce().tuple().reduce();
@@ -146,8 +197,19 @@ export function checkpointPickle(model: Record<string, TensorSpec>, optimizer?: 
   }
   p.setitems();
   // The state dict's `_metadata` attribute, set with BUILD as torch does.
-  p.emptyDict().str('_metadata').global('collections', 'OrderedDict').emptyTuple().reduce()
-    .str('').emptyDict().str('version').int(1).setitem().setitem().setitem().build();
+  p.emptyDict()
+    .str('_metadata')
+    .global('collections', 'OrderedDict')
+    .emptyTuple()
+    .reduce()
+    .str('')
+    .emptyDict()
+    .str('version')
+    .int(1)
+    .setitem()
+    .setitem()
+    .setitem()
+    .build();
   if (optimizer) {
     p.str('optimizer').emptyDict().str('state').emptyDict().int(0).emptyDict().str('exp_avg');
     emitTensor(p, optimizer);
@@ -181,7 +243,7 @@ export function zipArchive(entries: ZipEntrySpec[], options: { zip64?: boolean }
   for (const e of entries) {
     const name = enc.encode(e.name);
     const body = e.deflate ? new Uint8Array(deflateRawSync(e.data)) : e.data;
-    const crc = e.crc ?? (crc32(e.data) >>> 0);
+    const crc = e.crc ?? crc32(e.data) >>> 0;
     const size = e.claimedSize ?? e.data.byteLength;
     const csize = e.deflate ? body.byteLength : (e.claimedSize ?? body.byteLength);
     const base = offset + 30 + name.length + 4;

@@ -36,8 +36,16 @@ function upwardImports(g: ImportGraph): string[] {
 
 test('every folder of src/ has a floor in test/layout/floors.ts', () => {
   const folders = readdirSync(join(root, 'src')).filter((n) => statSync(join(root, 'src', n)).isDirectory());
-  assert.deepEqual(folders.filter((f) => !floorOf.has(f)), [], 'add the new folder to FLOORS in test/layout/floors.ts');
-  assert.deepEqual([...floorOf.keys()].filter((f) => !folders.includes(f)), [], 'FLOORS names a folder that src/ lacks');
+  assert.deepEqual(
+    folders.filter((f) => !floorOf.has(f)),
+    [],
+    'add the new folder to FLOORS in test/layout/floors.ts',
+  );
+  assert.deepEqual(
+    [...floorOf.keys()].filter((f) => !folders.includes(f)),
+    [],
+    'FLOORS names a folder that src/ lacks',
+  );
 });
 
 test('no folder imports a folder on its own floor or above it', () => {
@@ -51,7 +59,10 @@ test('the check sees an upward import', () => {
     ['src/server/app.ts', [{ target: 'src/browser/in-browser.ts', local: true, typeOnly: false }]],
     ['src/modeling/config.ts', [{ target: 'src/nn/linear.ts', local: true, typeOnly: false }]],
   ]);
-  assert.deepEqual(upwardImports(planted), ['src/nn/linear.ts -> src/modeling/config.ts', 'src/server/app.ts -> src/browser/in-browser.ts']);
+  assert.deepEqual(upwardImports(planted), [
+    'src/nn/linear.ts -> src/modeling/config.ts',
+    'src/server/app.ts -> src/browser/in-browser.ts',
+  ]);
 });
 
 test('no import loops between files', () => {
@@ -59,7 +70,13 @@ test('no import loops between files', () => {
   const loop: ImportGraph = new Map([
     ['a.ts', [{ target: 'b.ts', local: true, typeOnly: false }]],
     ['b.ts', [{ target: 'c.ts', local: true, typeOnly: false }]],
-    ['c.ts', [{ target: 'a.ts', local: true, typeOnly: false }, { target: 'd.ts', local: true, typeOnly: false }]],
+    [
+      'c.ts',
+      [
+        { target: 'a.ts', local: true, typeOnly: false },
+        { target: 'd.ts', local: true, typeOnly: false },
+      ],
+    ],
     ['d.ts', []],
   ]);
   assert.deepEqual(importCycles(loop), [['a.ts', 'b.ts', 'c.ts']]);
@@ -75,7 +92,8 @@ function needsNode(specifier: string): boolean {
 function nodeImportsFrom(g: ImportGraph, entries: string[]): string[] {
   const found: string[] = [];
   for (const file of reachableFiles(g, entries)) {
-    for (const edge of g.get(file) ?? []) if (!edge.local && !edge.typeOnly && needsNode(edge.target)) found.push(`${file} imports ${edge.target}`);
+    for (const edge of g.get(file) ?? [])
+      if (!edge.local && !edge.typeOnly && needsNode(edge.target)) found.push(`${file} imports ${edge.target}`);
   }
   return found.sort();
 }
@@ -87,11 +105,16 @@ test('no Node built-in is reachable from the platform-neutral entry (ape) or the
   // The same walk from the Node entry finds sharp and the file system.
   const fromNode = nodeImportsFrom(graph, ['src/node.ts']);
   assert.ok(fromNode.includes('src/io/image-node.ts imports sharp'), fromNode.join('\n'));
-  assert.ok(fromNode.some((line) => line.startsWith('src/inference/model-files.ts imports node:fs')), fromNode.join('\n'));
+  assert.ok(
+    fromNode.some((line) => line.startsWith('src/inference/model-files.ts imports node:fs')),
+    fromNode.join('\n'),
+  );
 });
 
 test("package.json's exports each name a source entry directly in src/", () => {
-  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { exports: Record<string, { types: string; default: string }> };
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+    exports: Record<string, { types: string; default: string }>;
+  };
   const names = Object.keys(pkg.exports);
   assert.deepEqual(names, ['.', './node', './train', './eval', './server', './convert']);
   for (const name of names) {

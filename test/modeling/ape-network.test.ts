@@ -23,12 +23,20 @@ function batchOf(sizes: [number, number][], seed = 7): ModelBatch {
   return { images: tf.tensor4d(data, [n, 64, 64, 3]), sizes };
 }
 
-const column = (t: tf.Tensor3D, p: number) => tf.tidy(() => tf.squeeze(tf.slice(t, [0, 0, p], [-1, -1, 1]), [2]).arraySync() as number[][]);
+const column = (t: tf.Tensor3D, p: number) =>
+  tf.tidy(() => tf.squeeze(tf.slice(t, [0, 0, p], [-1, -1, 1]), [2]).arraySync() as number[][]);
 
 test('training forward: per-layer logits [B,Q,P], boxes in [0,1], masks, encoder proposals and the picked queries', () => {
   const net = network();
-  const batch = batchOf([[64, 64], [40, 56]]);
-  const out = net.forward(batch, { vocabulary: ['cat', 'dog'], sentences: ['a red car'] }, { training: true, masks: 'all' });
+  const batch = batchOf([
+    [64, 64],
+    [40, 56],
+  ]);
+  const out = net.forward(
+    batch,
+    { vocabulary: ['cat', 'dog'], sentences: ['a red car'] },
+    { training: true, masks: 'all' },
+  );
   const q = 12;
   assert.equal(out.layers.length, 2);
   for (const [i, l] of out.layers.entries()) {
@@ -40,7 +48,11 @@ test('training forward: per-layer logits [B,Q,P], boxes in [0,1], masks, encoder
     assert.ok(b.every((v) => v >= 0 && v <= 1));
   }
   // Tokens: 8x8 + 4x4 + 2x2 at strides 8, 16, 32.
-  assert.deepEqual(out.spatialShapes, [[8, 8], [4, 4], [2, 2]]);
+  assert.deepEqual(out.spatialShapes, [
+    [8, 8],
+    [4, 4],
+    [2, 2],
+  ]);
   assert.deepEqual(out.levelStart, [0, 64, 80]);
   assert.deepEqual(out.encoder.logits.shape, [2, 84, 1]);
   assert.deepEqual(out.encoder.boxes.shape, [2, 84, 4]);
@@ -53,7 +65,14 @@ test('training forward: per-layer logits [B,Q,P], boxes in [0,1], masks, encoder
   const valid = out.encoder.anchors.valid;
   assert.equal(valid[84 + 7 * 8 + 7], 0);
   assert.equal(out.maskStride, 8);
-  assert.deepEqual(out.prompts.map((p) => [p.text, p.kind, p.index]), [['cat', 'vocabulary', 0], ['dog', 'vocabulary', 1], ['a red car', 'sentence', 2]]);
+  assert.deepEqual(
+    out.prompts.map((p) => [p.text, p.kind, p.index]),
+    [
+      ['cat', 'vocabulary', 0],
+      ['dog', 'vocabulary', 1],
+      ['a red car', 'sentence', 2],
+    ],
+  );
   // Layer 1 starts from layer 0's refined boxes.
   assert.deepEqual(Array.from(out.references[1]!), Array.from(out.layers[0]!.boxes.dataSync()));
   out.dispose();
@@ -64,15 +83,27 @@ test('a backward pass from the outputs reaches every trainable parameter with a 
   const net = network(2);
   // Zero-initialised layers (last box layers, offset/weight projections) make some gradients
   // exactly zero at step 0 by design; a little noise shows every parameter is reached.
-  for (const v of net.trainableVariables()) v.assign(tf.tidy(() => tf.add(v, tf.randomNormal(v.shape, 0, 0.02, 'float32', 9))));
-  const batch = batchOf([[64, 64], [48, 64]]);
+  for (const v of net.trainableVariables())
+    v.assign(tf.tidy(() => tf.add(v, tf.randomNormal(v.shape, 0, 0.02, 'float32', 9))));
+  const batch = batchOf([
+    [64, 64],
+    [48, 64],
+  ]);
   const rng = new Rng(3);
   const vars = net.trainableVariables();
   const { grads, value } = tf.variableGrads(() => {
-    const out = net.forward(batch, { vocabulary: ['cat', 'dog'], sentences: ['a red car', 'the sky'] }, { training: true, rng });
+    const out = net.forward(
+      batch,
+      { vocabulary: ['cat', 'dog'], sentences: ['a red car', 'the sky'] },
+      { training: true, rng },
+    );
     // Fixed random weights over every output, so that no normalisation makes the sum constant.
     const weigh = (t: tf.Tensor, seed: number) => tf.sum(tf.mul(t, tf.randomUniform(t.shape, -1, 1, 'float32', seed)));
-    const parts = out.layers.flatMap((l, i) => [weigh(l.logits, 10 + i), weigh(l.boxes, 20 + i), ...(l.masks ? [weigh(l.masks, 30 + i)] : [])]);
+    const parts = out.layers.flatMap((l, i) => [
+      weigh(l.logits, 10 + i),
+      weigh(l.boxes, 20 + i),
+      ...(l.masks ? [weigh(l.masks, 30 + i)] : []),
+    ]);
     parts.push(weigh(out.encoder.logits, 40), weigh(out.encoder.boxes, 41));
     return parts.reduce((a, b) => tf.add(a, b)) as tf.Scalar;
   }, vars);
@@ -112,12 +143,16 @@ test('independence: a vocabulary prompt scores the same alone, among 1000 others
   // And every other prompt keeps its score when the list is reordered.
   const d = column(crowd.layers[0]!.logits, 0); // thing0
   const e = column(shuffled.layers[0]!.logits, 1000); // thing0 is last in the reversed list
-  const maxDiff = (x: number[][], y: number[][]) => Math.max(...x.flatMap((r, i) => r.map((v, j) => Math.abs(v - y[i]![j]!))));
+  const maxDiff = (x: number[][], y: number[][]) =>
+    Math.max(...x.flatMap((r, i) => r.map((v, j) => Math.abs(v - y[i]![j]!))));
   assert.ok(maxDiff(a, b) < 1e-4, `alone vs crowd ${maxDiff(a, b)}`);
   assert.ok(maxDiff(a, c) < 1e-4, `alone vs reordered ${maxDiff(a, c)}`);
   assert.ok(maxDiff(d, e) < 1e-4, `reordered ${maxDiff(d, e)}`);
   // Boxes and proposals do not depend on the vocabulary at all.
-  assert.deepEqual(alone.encoder.selected.map((s) => Array.from(s)), crowd.encoder.selected.map((s) => Array.from(s)));
+  assert.deepEqual(
+    alone.encoder.selected.map((s) => Array.from(s)),
+    crowd.encoder.selected.map((s) => Array.from(s)),
+  );
   for (const o of [alone, crowd, shuffled]) o.dispose();
   batch.images.dispose();
 });
@@ -150,14 +185,24 @@ test('fusion: vocabulary embeddings pass through unchanged and leave the image s
 
 test('a batch gives each image the same outputs as running it alone (padding handled per image)', () => {
   const net = network(6);
-  const both = batchOf([[64, 64], [40, 48]], 11);
-  const second: ModelBatch = { images: tf.slice(both.images, [1, 0, 0, 0], [1, -1, -1, -1]) as tf.Tensor4D, sizes: [[40, 48]] };
+  const both = batchOf(
+    [
+      [64, 64],
+      [40, 48],
+    ],
+    11,
+  );
+  const second: ModelBatch = {
+    images: tf.slice(both.images, [1, 0, 0, 0], [1, -1, -1, -1]) as tf.Tensor4D,
+    sizes: [[40, 48]],
+  };
   const prompts = { vocabulary: ['cat'], sentences: ['a dog'] };
   const a = net.forward(both, prompts);
   const b = net.forward(second, prompts);
   const la = a.layers[0]!;
   const lb = b.layers[0]!;
-  const diff = (x: tf.Tensor, y: tf.Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(tf.slice(x, [1], [1]), y))).dataSync()[0]!);
+  const diff = (x: tf.Tensor, y: tf.Tensor) =>
+    tf.tidy(() => tf.max(tf.abs(tf.sub(tf.slice(x, [1], [1]), y))).dataSync()[0]!);
   assert.ok(diff(la.logits, lb.logits) < 1e-3, `logits ${diff(la.logits, lb.logits)}`);
   assert.ok(diff(la.boxes, lb.boxes) < 1e-4);
   assert.ok(diff(la.masks!, lb.masks!) < 1e-3);
@@ -199,9 +244,15 @@ test('bad input is refused with a clear message', () => {
   assert.throws(() => net.forward(batch, { vocabulary: [''] }), /vocabulary\[0\] is empty/);
   assert.throws(() => net.forward({ images: batch.images, sizes: [[70, 64]] }, { vocabulary: ['a'] }), /does not fit/);
   const odd = tf.zeros([1, 60, 64, 3]) as tf.Tensor4D;
-  assert.throws(() => net.forward({ images: odd, sizes: [[60, 64]] }, { vocabulary: ['a'] }), /multiple of the coarsest stride 32/);
+  assert.throws(
+    () => net.forward({ images: odd, sizes: [[60, 64]] }, { vocabulary: ['a'] }),
+    /multiple of the coarsest stride 32/,
+  );
   const cfg = microConfig();
   assert.throws(() => new ApeNetwork(cfg, WordTokenizer.hashing(100, 8)), /tokenizer has 100 ids/);
-  assert.throws(() => new ApeNetwork({ ...cfg, transformer: { ...cfg.transformer, numLevels: 4 } }, WordTokenizer.hashing(260, 8)), /numLevels/);
+  assert.throws(
+    () => new ApeNetwork({ ...cfg, transformer: { ...cfg.transformer, numLevels: 4 } }, WordTokenizer.hashing(260, 8)),
+    /numLevels/,
+  );
   tf.dispose([batch.images, odd]);
 });

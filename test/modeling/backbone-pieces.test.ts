@@ -1,7 +1,11 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf, initEngine } from '../../src/engine/engine.js';
-import { bicubicResizeMatrix, resizeGridBicubic, absolutePositionGrid } from '../../src/modeling/backbone/position-grid.js';
+import {
+  bicubicResizeMatrix,
+  resizeGridBicubic,
+  absolutePositionGrid,
+} from '../../src/modeling/backbone/position-grid.js';
 import { visionRopeTables, rotateHalf, ropeTensors, applyRope } from '../../src/modeling/backbone/rope.js';
 import { windowLayout, windowPartition, windowUnpartition } from '../../src/modeling/backbone/window-attention.js';
 import { SwiGlu } from '../../src/modeling/backbone/swiglu.js';
@@ -50,11 +54,14 @@ test('resizeGridBicubic equals the separable loop and keeps channels apart', () 
   const ry = bicubicResizeMatrix(h, oh);
   const rx = bicubicResizeMatrix(w, ow);
   const expected = new Float32Array(oh * ow * c);
-  for (let y = 0; y < oh; y++) for (let x = 0; x < ow; x++) for (let k = 0; k < c; k++) {
-    let s = 0;
-    for (let i = 0; i < h; i++) for (let j = 0; j < w; j++) s += ry[y * h + i]! * rx[x * w + j]! * grid[(i * w + j) * c + k]!;
-    expected[(y * ow + x) * c + k] = s;
-  }
+  for (let y = 0; y < oh; y++)
+    for (let x = 0; x < ow; x++)
+      for (let k = 0; k < c; k++) {
+        let s = 0;
+        for (let i = 0; i < h; i++)
+          for (let j = 0; j < w; j++) s += ry[y * h + i]! * rx[x * w + j]! * grid[(i * w + j) * c + k]!;
+        expected[(y * ow + x) * c + k] = s;
+      }
   const out = resizeGridBicubic(tf.tensor3d(grid, [h, w, c]), oh, ow);
   assert.deepEqual(out.shape, [oh, ow, c]);
   assertClose(out.dataSync(), expected, 1e-5, 'resize');
@@ -71,14 +78,15 @@ test('RoPE tables follow VisionRotaryEmbeddingFast (loop reference, intp_freq on
     const { cos, sin } = visionRopeTables(rows, cols, { headDim, ptSeqLen: 16, interpolate });
     // freqs = 1 / 10000^(arange(0, 4, 2) / 4) = [1, 0.01]; each repeated twice; rows then cols.
     const freqs = [1, 1, 0.01, 0.01];
-    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) {
-      const tr = interpolate ? (r / rows) * 16 : r;
-      const tc = interpolate ? (c / cols) * 16 : c;
-      const angles = [...freqs.map((f) => tr * f), ...freqs.map((f) => tc * f)];
-      const base = (r * cols + c) * headDim;
-      assertClose(cos.subarray(base, base + headDim), angles.map(Math.cos), 1e-6, `cos ${r},${c}`);
-      assertClose(sin.subarray(base, base + headDim), angles.map(Math.sin), 1e-6, `sin ${r},${c}`);
-    }
+    for (let r = 0; r < rows; r++)
+      for (let c = 0; c < cols; c++) {
+        const tr = interpolate ? (r / rows) * 16 : r;
+        const tc = interpolate ? (c / cols) * 16 : c;
+        const angles = [...freqs.map((f) => tr * f), ...freqs.map((f) => tc * f)];
+        const base = (r * cols + c) * headDim;
+        assertClose(cos.subarray(base, base + headDim), angles.map(Math.cos), 1e-6, `cos ${r},${c}`);
+        assertClose(sin.subarray(base, base + headDim), angles.map(Math.sin), 1e-6, `sin ${r},${c}`);
+      }
   }
 });
 
@@ -93,19 +101,25 @@ test('rotateHalf and applyRope match the pairwise rotation loop', () => {
   const c = heads * headDim;
   const x = seq(b * n * c, (i) => Math.cos(i * 0.7));
   const expected = new Float32Array(x.length);
-  for (let bi = 0; bi < b; bi++) for (let t = 0; t < n; t++) for (let h = 0; h < heads; h++) for (let p = 0; p < headDim; p += 2) {
-    const o = (bi * n + t) * c + h * headDim + p;
-    const angleIndex = t * headDim + p;
-    const [x0, x1] = [x[o]!, x[o + 1]!];
-    expected[o] = x0 * cos[angleIndex]! - x1 * sin[angleIndex]!;
-    expected[o + 1] = x1 * cos[angleIndex + 1]! + x0 * sin[angleIndex + 1]!;
-  }
+  for (let bi = 0; bi < b; bi++)
+    for (let t = 0; t < n; t++)
+      for (let h = 0; h < heads; h++)
+        for (let p = 0; p < headDim; p += 2) {
+          const o = (bi * n + t) * c + h * headDim + p;
+          const angleIndex = t * headDim + p;
+          const [x0, x1] = [x[o]!, x[o + 1]!];
+          expected[o] = x0 * cos[angleIndex]! - x1 * sin[angleIndex]!;
+          expected[o + 1] = x1 * cos[angleIndex + 1]! + x0 * sin[angleIndex + 1]!;
+        }
   assertClose(applyRope(tf.tensor3d(x, [b, n, c]), rope).dataSync(), expected, 1e-6, 'rope');
 });
 
 test('window partition: padding, order, and exact round trip', () => {
   const [b, h, w, c, ws] = [2, 5, 7, 3, 3];
-  const x = tf.tensor4d(seq(b * h * w * c, (i) => i + 1), [b, h, w, c]);
+  const x = tf.tensor4d(
+    seq(b * h * w * c, (i) => i + 1),
+    [b, h, w, c],
+  );
   const layout = windowLayout(h, w, ws);
   assert.deepEqual([layout.paddedHeight, layout.paddedWidth], [6, 9]);
   const windows = windowPartition(x, layout);
@@ -126,7 +140,16 @@ test('SwiGLU with sub-LN matches a loop reference', () => {
   mlp.ffnLn!.weight.assign(tf.tensor1d(seq(6, (i) => 1 + 0.1 * i)));
   mlp.ffnLn!.bias.assign(tf.tensor1d(seq(6, (i) => 0.05 * i - 0.1)));
   const x = seq(3 * 4, (i) => Math.sin(i));
-  const [w1, b1, w2, b2, g, beta, w3, b3] = [mlp.w1.weight, mlp.w1.bias!, mlp.w2.weight, mlp.w2.bias!, mlp.ffnLn!.weight, mlp.ffnLn!.bias, mlp.w3.weight, mlp.w3.bias!].map((v) => v.dataSync());
+  const [w1, b1, w2, b2, g, beta, w3, b3] = [
+    mlp.w1.weight,
+    mlp.w1.bias!,
+    mlp.w2.weight,
+    mlp.w2.bias!,
+    mlp.ffnLn!.weight,
+    mlp.ffnLn!.bias,
+    mlp.w3.weight,
+    mlp.w3.bias!,
+  ].map((v) => v.dataSync());
   const expected: number[] = [];
   for (let r = 0; r < 3; r++) {
     const hidden: number[] = [];
@@ -179,13 +202,16 @@ test('EVA-02 attention: q/v bias, no k bias, RoPE, scaled softmax, sub-LN, proj 
   const k = rows.map((r, t) => rot(lin(r, W(attn.kProj.weight), null, dim), t));
   const v = rows.map((r) => lin(r, W(attn.vProj.weight), W(attn.vBias!), dim));
   const ctx = rows.map(() => new Array<number>(dim).fill(0));
-  for (let h = 0; h < heads; h++) for (let i = 0; i < n; i++) {
-    const logits = k.map((kr) => kr.slice(h * hd, (h + 1) * hd).reduce((s, kv, c) => s + kv * q[i]![h * hd + c]! * hd ** -0.5, 0));
-    const m = Math.max(...logits);
-    const e = logits.map((l) => Math.exp(l - m));
-    const z = e.reduce((a, b) => a + b, 0);
-    for (let j = 0; j < n; j++) for (let c = 0; c < hd; c++) ctx[i]![h * hd + c]! += (e[j]! / z) * v[j]![h * hd + c]!;
-  }
+  for (let h = 0; h < heads; h++)
+    for (let i = 0; i < n; i++) {
+      const logits = k.map((kr) =>
+        kr.slice(h * hd, (h + 1) * hd).reduce((s, kv, c) => s + kv * q[i]![h * hd + c]! * hd ** -0.5, 0),
+      );
+      const m = Math.max(...logits);
+      const e = logits.map((l) => Math.exp(l - m));
+      const z = e.reduce((a, b) => a + b, 0);
+      for (let j = 0; j < n; j++) for (let c = 0; c < hd; c++) ctx[i]![h * hd + c]! += (e[j]! / z) * v[j]![h * hd + c]!;
+    }
   const g = W(attn.innerAttnLn!.weight);
   const bb = W(attn.innerAttnLn!.bias);
   const expected = ctx.flatMap((r) => {

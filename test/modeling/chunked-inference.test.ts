@@ -1,7 +1,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { initEngine, tf } from '../../src/engine/engine.js';
-import { ApeNetwork, type ApeRawOutput, type ForwardTimings, type FusionMode, type ModelBatch, type PromptInput } from '../../src/modeling/ape-network.js';
+import {
+  ApeNetwork,
+  type ApeRawOutput,
+  type ForwardTimings,
+  type FusionMode,
+  type ModelBatch,
+  type PromptInput,
+} from '../../src/modeling/ape-network.js';
 import { tinyConfig } from '../../src/modeling/config.js';
 import { mapRowChunks, mapRows } from '../../src/modeling/row-chunks.js';
 import { WordTokenizer } from '../../src/text/word-tokenizer.js';
@@ -40,7 +47,10 @@ function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
 }
 
 function assertSameOutputs(chunked: ApeRawOutput, whole: ApeRawOutput): void {
-  assert.deepEqual(chunked.encoder.selected.map((s) => Array.from(s)), whole.encoder.selected.map((s) => Array.from(s)));
+  assert.deepEqual(
+    chunked.encoder.selected.map((s) => Array.from(s)),
+    whole.encoder.selected.map((s) => Array.from(s)),
+  );
   const pairs: [string, tf.Tensor, tf.Tensor][] = [
     ['encoder.logits', chunked.encoder.logits, whole.encoder.logits],
     ['encoder.boxes', chunked.encoder.boxes, whole.encoder.boxes],
@@ -59,7 +69,10 @@ function assertSameOutputs(chunked: ApeRawOutput, whole: ApeRawOutput): void {
 }
 
 test('row chunks: each chunk in its own scope, outputs concatenated in order; a single chunk runs fn once on the whole', () => {
-  const x = tf.tensor3d(Float32Array.from({ length: 2 * 7 * 3 }, (_, i) => i), [2, 7, 3]);
+  const x = tf.tensor3d(
+    Float32Array.from({ length: 2 * 7 * 3 }, (_, i) => i),
+    [2, 7, 3],
+  );
   const before = tf.memory().numTensors;
   const starts: number[] = [];
   const [sq, sum] = mapRowChunks(7, 3, 1, (start, size) => {
@@ -68,24 +81,51 @@ test('row chunks: each chunk in its own scope, outputs concatenated in order; a 
     return [tf.square(part), tf.sum(part, -1, true)];
   });
   assert.deepEqual(starts, [0, 3, 3, 3, 6, 1]);
-  assert.deepEqual(Array.from(sq!.dataSync()), Array.from(x.dataSync(), (v) => v * v));
+  assert.deepEqual(
+    Array.from(sq!.dataSync()),
+    Array.from(x.dataSync(), (v) => v * v),
+  );
   assert.deepEqual(sum!.shape, [2, 7, 1]);
-  assert.deepEqual(Array.from(sum!.dataSync()), Array.from({ length: 14 }, (_, r) => 9 * r + 3));
+  assert.deepEqual(
+    Array.from(sum!.dataSync()),
+    Array.from({ length: 14 }, (_, r) => 9 * r + 3),
+  );
   assert.equal(tf.memory().numTensors, before + 2);
   tf.dispose([sq!, sum!]);
 
-  const rows = tf.tensor2d([[1, 2], [3, 4], [5, 6], [7, 8], [9, 10]]);
+  const rows = tf.tensor2d([
+    [1, 2],
+    [3, 4],
+    [5, 6],
+    [7, 8],
+    [9, 10],
+  ]);
   const doubled = mapRows(rows, 2, (r) => tf.mul(r, 2));
-  assert.deepEqual(doubled.arraySync(), [[2, 4], [6, 8], [10, 12], [14, 16], [18, 20]]);
+  assert.deepEqual(doubled.arraySync(), [
+    [2, 4],
+    [6, 8],
+    [10, 12],
+    [14, 16],
+    [18, 20],
+  ]);
   const calls: number[] = [];
-  const whole = mapRows(rows, 5, (r) => (calls.push(r.shape[0]), tf.neg(r)));
+  const whole = mapRows(rows, 5, (r) => {
+    calls.push(r.shape[0]);
+    return tf.neg(r);
+  });
   assert.deepEqual(calls, [5]);
   tf.dispose([rows, doubled, whole, x]);
   assert.equal(tf.memory().numTensors, before - 1);
 });
 
 test('chunked inference equals the unchunked forward (sentence fusion, padded batch of two, all layers and masks)', () => {
-  const batch = batchOf([[256, 256], [200, 152]], 5);
+  const batch = batchOf(
+    [
+      [256, 256],
+      [200, 152],
+    ],
+    5,
+  );
   const prompts = { vocabulary: ['cat', 'dog', 'sky'], sentences: ['the red car on the left', 'a person'] };
   const options = { layers: 'all', masks: 'all' } as const;
   const whole = net.forward(batch, prompts, { ...options, chunkRows: Infinity });
@@ -94,7 +134,8 @@ test('chunked inference equals the unchunked forward (sentence fusion, padded ba
   const timings: ForwardTimings = {};
   const chunked = net.forward(batch, prompts, { ...options, chunkRows: 100, timings });
   assertSameOutputs(chunked, whole);
-  for (const phase of ['backbone', 'prompts', 'encoder', 'decoder', 'heads'] as const) assert.ok(timings[phase]! >= 0, phase);
+  for (const phase of ['backbone', 'prompts', 'encoder', 'decoder', 'heads'] as const)
+    assert.ok(timings[phase]! >= 0, phase);
   chunked.dispose();
   assert.equal(tf.memory().numTensors, before);
   whole.dispose();

@@ -14,7 +14,14 @@ before(async () => {
 });
 
 /** Loop reference: 3x3 stride-2 pad-1 conv (HWIO weight) on one HWC image. */
-function convLoop(x: Float32Array, h: number, w: number, c: number, weight: Float32Array, o: number): { y: Float32Array; h: number; w: number } {
+function convLoop(
+  x: Float32Array,
+  h: number,
+  w: number,
+  c: number,
+  weight: Float32Array,
+  o: number,
+): { y: Float32Array; h: number; w: number } {
   const oh = Math.floor((h - 1) / 2) + 1;
   const ow = Math.floor((w - 1) / 2) + 1;
   const y = new Float32Array(oh * ow * o);
@@ -26,7 +33,8 @@ function convLoop(x: Float32Array, h: number, w: number, c: number, weight: Floa
           const xj = 2 * j - 1 + b;
           if (yi < 0 || yi >= h || xj < 0 || xj >= w) continue;
           for (let k = 0; k < c; k++) {
-            for (let m = 0; m < o; m++) y[(i * ow + j) * o + m] += x[(yi * w + xj) * c + k]! * weight[((a * 3 + b) * c + k) * o + m]!;
+            for (let m = 0; m < o; m++)
+              y[(i * ow + j) * o + m] += x[(yi * w + xj) * c + k]! * weight[((a * 3 + b) * c + k) * o + m]!;
           }
         }
       }
@@ -40,7 +48,11 @@ function normGeluLoop(x: Float32Array, c: number, gamma: Float32Array, beta: Flo
   const erf = (v: number) => {
     // Abramowitz-Stegun 7.1.26 (|error| < 1.5e-7).
     const t = 1 / (1 + 0.3275911 * Math.abs(v));
-    const y = 1 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-v * v);
+    const y =
+      1 -
+      ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) *
+        t *
+        Math.exp(-v * v);
     return v >= 0 ? y : -y;
   };
   const out = new Float32Array(x.length);
@@ -60,16 +72,33 @@ function normGeluLoop(x: Float32Array, c: number, gamma: Float32Array, beta: Flo
 test('ConvStem equals a loop reference: stride-2 convs, channel LayerNorm, GELU, per-level projection', () => {
   const levels = { names: ['p2', 'p3'], strides: [4, 8] };
   const stem = new ConvStem({ channels: [3, 4, 5] }, levels, 2, 1e-6, new Rng(4));
-  assert.deepEqual(stem.outputs.map((o) => [o.level, o.stage]), [['p2', 1], ['p3', 2]]);
+  assert.deepEqual(
+    stem.outputs.map((o) => [o.level, o.stage]),
+    [
+      ['p2', 1],
+      ['p3', 2],
+    ],
+  );
   const params = stem.namedParameters();
   assert.deepEqual([...params.keys()].sort(), [
-    'convs.0.weight', 'convs.1.weight', 'convs.2.weight',
-    'norms.0.bias', 'norms.0.weight', 'norms.1.bias', 'norms.1.weight', 'norms.2.bias', 'norms.2.weight',
-    'proj_p2.bias', 'proj_p2.weight', 'proj_p3.bias', 'proj_p3.weight',
+    'convs.0.weight',
+    'convs.1.weight',
+    'convs.2.weight',
+    'norms.0.bias',
+    'norms.0.weight',
+    'norms.1.bias',
+    'norms.1.weight',
+    'norms.2.bias',
+    'norms.2.weight',
+    'proj_p2.bias',
+    'proj_p2.weight',
+    'proj_p3.bias',
+    'proj_p3.weight',
   ]);
   // Projections start at zero; give every affine parameter distinct values for the comparison.
   const rng = new Rng(9);
-  for (const [name, v] of params) v.assign(tf.randomNormal(v.shape, name.includes('norms') ? 0.5 : 0, 0.4, 'float32', rng.seed()));
+  for (const [name, v] of params)
+    v.assign(tf.randomNormal(v.shape, name.includes('norms') ? 0.5 : 0, 0.4, 'float32', rng.seed()));
   const image = Float32Array.from({ length: 16 * 16 * 3 }, (_, i) => Math.sin(i * 0.37) * 1.5);
   const got = stem.forward(tf.tensor4d(image, [1, 16, 16, 3]));
   const value = (name: string) => params.get(name)!.dataSync() as Float32Array;
@@ -82,7 +111,10 @@ test('ConvStem equals a loop reference: stride-2 convs, channel LayerNorm, GELU,
     [h, w, c] = [conv.h, conv.w, o];
     stages.push({ y: x, c: o });
   }
-  for (const [level, stage, side] of [['p2', 1, 4], ['p3', 2, 2]] as const) {
+  for (const [level, stage, side] of [
+    ['p2', 1, 4],
+    ['p3', 2, 2],
+  ] as const) {
     const { y, c: ci } = stages[stage]!;
     const pw = value(`proj_${level}.weight`);
     const pb = value(`proj_${level}.bias`);
@@ -105,7 +137,9 @@ test('ConvStem equals a loop reference: stride-2 convs, channel LayerNorm, GELU,
 test('a backbone with a fresh stem gives the same pyramid as without one, and its projections get gradients', () => {
   const config = microConfig();
   const plain = new ApeBackbone(config.backbone.vit, config.backbone.pyramid, new Rng(1));
-  const stemmed = new ApeBackbone(config.backbone.vit, config.backbone.pyramid, new Rng(1), { channels: [8, 8, 16, 16] });
+  const stemmed = new ApeBackbone(config.backbone.vit, config.backbone.pyramid, new Rng(1), {
+    channels: [8, 8, 16, 16],
+  });
   const own = plain.namedParameters();
   for (const [name, v] of stemmed.namedParameters()) if (own.has(name)) v.assign(own.get(name)!);
   const images = tf.randomNormal([2, 64, 64, 3], 0, 1, 'float32', 5) as tf.Tensor4D;
@@ -114,10 +148,13 @@ test('a backbone with a fresh stem gives the same pyramid as without one, and it
   assert.deepEqual(Object.keys(b), ['p3', 'p4', 'p5']);
   for (const level of Object.keys(a)) assert.deepEqual(b[level]!.dataSync(), a[level]!.dataSync(), level);
   const stemParams = [...stemmed.namedParameters()].filter(([name]) => name.startsWith('stem.'));
-  const { grads } = tf.variableGrads(() => {
-    const out = stemmed.forward(images);
-    return tf.add(tf.sum(tf.square(out.p3!)), tf.sum(tf.square(out.p4!))) as tf.Scalar;
-  }, stemParams.map(([, v]) => v));
+  const { grads } = tf.variableGrads(
+    () => {
+      const out = stemmed.forward(images);
+      return tf.add(tf.sum(tf.square(out.p3!)), tf.sum(tf.square(out.p4!))) as tf.Scalar;
+    },
+    stemParams.map(([, v]) => v),
+  );
   const norm = (name: string) => tf.sum(tf.abs(grads[stemmed.namedParameters().get(name)!.name]!)).dataSync()[0]!;
   // Zero projections pass no gradient back to the convs yet, but get one themselves.
   assert.ok(norm('stem.proj_p3.weight') > 0 && norm('stem.proj_p4.weight') > 0);
@@ -127,14 +164,38 @@ test('a backbone with a fresh stem gives the same pyramid as without one, and it
 
 test('stem settings that cannot work are named', () => {
   const levels = { names: ['p3', 'p4'], strides: [8, 16] };
-  assert.throws(() => new ConvStem({ channels: [4, 4] }, levels, 2, 1e-6, new Rng(1)), /last stage \(stride 4\) must match a pyramid level stride \(8, 16\)/);
-  assert.throws(() => new ConvStem({ channels: [4, 4, 4, 4, 4] }, levels, 2, 1e-6, new Rng(1)), /last stage \(stride 32\)/);
+  assert.throws(
+    () => new ConvStem({ channels: [4, 4] }, levels, 2, 1e-6, new Rng(1)),
+    /last stage \(stride 4\) must match a pyramid level stride \(8, 16\)/,
+  );
+  assert.throws(
+    () => new ConvStem({ channels: [4, 4, 4, 4, 4] }, levels, 2, 1e-6, new Rng(1)),
+    /last stage \(stride 32\)/,
+  );
   const config = microConfig();
-  assert.throws(() => validateConfig({ ...config, backbone: { ...config.backbone, stem: { channels: [4, 4] } } }), /backbone\.stem\.channels has 2 stride-2 stages \(stride 4\), which is not a pyramid stride \(8, 16, 32\)/);
-  assert.throws(() => validateConfig({ ...config, backbone: { ...config.backbone, stem: { channels: [4, 0, 4] } } }), /backbone\.stem\.channels must be a non-empty list of positive integers/);
-  assert.throws(() => validateConfig({ ...config, input: { ...config.input, size: 48 }, backbone: { ...config.backbone, stem: { channels: [4, 4, 4, 4, 4] } } }), /input\.size 48 is not a multiple of the conv stem's stride 32/);
+  assert.throws(
+    () => validateConfig({ ...config, backbone: { ...config.backbone, stem: { channels: [4, 4] } } }),
+    /backbone\.stem\.channels has 2 stride-2 stages \(stride 4\), which is not a pyramid stride \(8, 16, 32\)/,
+  );
+  assert.throws(
+    () => validateConfig({ ...config, backbone: { ...config.backbone, stem: { channels: [4, 0, 4] } } }),
+    /backbone\.stem\.channels must be a non-empty list of positive integers/,
+  );
+  assert.throws(
+    () =>
+      validateConfig({
+        ...config,
+        input: { ...config.input, size: 48 },
+        backbone: { ...config.backbone, stem: { channels: [4, 4, 4, 4, 4] } },
+      }),
+    /input\.size 48 is not a multiple of the conv stem's stride 32/,
+  );
   // Model folders from before the stem (no backbone.stem) still load; a stem in the file is kept.
   const { stem: _none, ...old } = config.backbone;
   assert.equal(checkModelConfig({ ...config, backbone: old }, 'config.json').backbone.stem, undefined);
-  assert.deepEqual(checkModelConfig({ ...config, backbone: { ...config.backbone, stem: { channels: [4, 4, 4] } } }, 'config.json').backbone.stem, { channels: [4, 4, 4] });
+  assert.deepEqual(
+    checkModelConfig({ ...config, backbone: { ...config.backbone, stem: { channels: [4, 4, 4] } } }, 'config.json')
+      .backbone.stem,
+    { channels: [4, 4, 4] },
+  );
 });

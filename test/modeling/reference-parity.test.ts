@@ -6,7 +6,11 @@ import { initEngine, tf } from '../../src/engine/engine.js';
 import { loadReleasedWeights } from '../../src/convert/released-mapping.js';
 import { VisionLanguageFusion } from '../../src/modeling/fusion/bi-attention.js';
 import { VisionLanguageAlign } from '../../src/modeling/heads/vision-language-align.js';
-import { MultiScaleDeformableAttention, boxSamplingFrame, pointSamplingFrame } from '../../src/modeling/deformable/ms-deform-attn-module.js';
+import {
+  MultiScaleDeformableAttention,
+  boxSamplingFrame,
+  pointSamplingFrame,
+} from '../../src/modeling/deformable/ms-deform-attn-module.js';
 import { Rng } from '../../src/util/random.js';
 import { fixtureCases, fixtureCheckpoint, maxAbsDiff, tolerance } from '../parity/towers-fixture.js';
 
@@ -18,24 +22,47 @@ const cases = () => fixtureCases();
 
 function fusionModule() {
   return new VisionLanguageFusion(
-    { vDim: 32, lDim: 48, embedDim: 64, numHeads: 4, dropout: 0.1, initValues: 1 / 6, stableSoftmax2d: true, clampMinForUnderflow: true, clampMaxForOverflow: true },
+    {
+      vDim: 32,
+      lDim: 48,
+      embedDim: 64,
+      numHeads: 4,
+      dropout: 0.1,
+      initValues: 1 / 6,
+      stableSoftmax2d: true,
+      clampMinForUnderflow: true,
+      clampMaxForOverflow: true,
+    },
     new Rng(5),
   );
 }
 
 test('fusion: sentence tokens and visual tokens both match APE (BiAttentionBlock, stable 2-D softmax, gammas)', async () => {
   const m = fusionModule();
-  loadReleasedWeights(m, await fixtureCheckpoint('model_vision.transformer.encoder.vl_layers.0.'), { prefix: 'model_vision.transformer.encoder.vl_layers.0.' });
+  loadReleasedWeights(m, await fixtureCheckpoint('model_vision.transformer.encoder.vl_layers.0.'), {
+    prefix: 'model_vision.transformer.encoder.vl_layers.0.',
+  });
   const c = cases();
   const tol = tolerance('fusion');
   const out = m.forward(c.tensor('fusion.v_in') as tf.Tensor3D, c.tensor('fusion.l_in') as tf.Tensor3D);
-  assert.ok(maxAbsDiff(out.v, c.tensor('fusion.v_out')) <= tol, `v_out diff ${maxAbsDiff(out.v, c.tensor('fusion.v_out'))}`);
-  assert.ok(maxAbsDiff(out.l!, c.tensor('fusion.l_out')) <= tol, `l_out diff ${maxAbsDiff(out.l!, c.tensor('fusion.l_out'))}`);
+  assert.ok(
+    maxAbsDiff(out.v, c.tensor('fusion.v_out')) <= tol,
+    `v_out diff ${maxAbsDiff(out.v, c.tensor('fusion.v_out'))}`,
+  );
+  assert.ok(
+    maxAbsDiff(out.l!, c.tensor('fusion.l_out')) <= tol,
+    `l_out diff ${maxAbsDiff(out.l!, c.tensor('fusion.l_out'))}`,
+  );
   // The one-head-at-a-time inference path (large maps) gives the same numbers.
-  const perHead = m.forward(c.tensor('fusion.v_in') as tf.Tensor3D, c.tensor('fusion.l_in') as tf.Tensor3D, { perHead: true });
+  const perHead = m.forward(c.tensor('fusion.v_in') as tf.Tensor3D, c.tensor('fusion.l_in') as tf.Tensor3D, {
+    perHead: true,
+  });
   assert.ok(maxAbsDiff(perHead.v, c.tensor('fusion.v_out')) <= tol);
   assert.ok(maxAbsDiff(perHead.l!, c.tensor('fusion.l_out')) <= tol);
-  const visionOnly = m.forward(c.tensor('fusion.v_in') as tf.Tensor3D, c.tensor('fusion.l_in') as tf.Tensor3D, { perHead: true, needLanguage: false });
+  const visionOnly = m.forward(c.tensor('fusion.v_in') as tf.Tensor3D, c.tensor('fusion.l_in') as tf.Tensor3D, {
+    perHead: true,
+    needLanguage: false,
+  });
   assert.ok(maxAbsDiff(visionOnly.v, c.tensor('fusion.v_out')) <= tol);
   const vIn = c.tensor('fusion.v_in') as tf.Tensor3D;
   const lIn = c.tensor('fusion.l_in') as tf.Tensor3D;
@@ -66,14 +93,19 @@ test('fusion: the zero token (vocabulary prompts) matches APE on both sides, and
 
 test('align: logits match APE, including an all-zero prompt row', async () => {
   const m = new VisionLanguageAlign(32, 48, new Rng(6));
-  loadReleasedWeights(m, await fixtureCheckpoint('model_vision.class_embed.0.'), { prefix: 'model_vision.class_embed.0.' });
+  loadReleasedWeights(m, await fixtureCheckpoint('model_vision.class_embed.0.'), {
+    prefix: 'model_vision.class_embed.0.',
+  });
   const c = cases();
   const queries = c.tensor('align.queries') as tf.Tensor3D;
   const text = c.tensor('align.text') as tf.Tensor3D;
   const logits = m.forward(queries, text);
   assert.ok(maxAbsDiff(logits, c.tensor('align.logits')) <= tolerance('align'));
   // Shared prompts ([P, D]) take the 2-D path: same numbers as image 0's rows.
-  const shared = m.forward(tf.slice(queries, [0, 0, 0], [1, -1, -1]) as tf.Tensor3D, tf.squeeze(tf.slice(text, [0, 0, 0], [1, -1, -1]), [0]) as tf.Tensor2D);
+  const shared = m.forward(
+    tf.slice(queries, [0, 0, 0], [1, -1, -1]) as tf.Tensor3D,
+    tf.squeeze(tf.slice(text, [0, 0, 0], [1, -1, -1]), [0]) as tf.Tensor2D,
+  );
   assert.ok(maxAbsDiff(shared, tf.slice(c.tensor('align.logits'), [0, 0, 0], [1, -1, -1])) <= tolerance('align'));
 });
 
@@ -87,12 +119,25 @@ async function msdaModule() {
 test('msda module, encoder call: 2-d reference points, padding mask, value = query', async () => {
   const m = await msdaModule();
   const c = cases();
-  const shapes: [number, number][] = [[8, 8], [4, 4], [2, 2]];
+  const shapes: [number, number][] = [
+    [8, 8],
+    [4, 4],
+    [2, 2],
+  ];
   const query = c.tensor('msda_enc.query') as tf.Tensor3D;
   const [b, lq] = query.shape;
   const frame = pointSamplingFrame(Float32Array.from(c.values('msda_enc.reference_points')), b, lq, shapes, 4);
-  const keep = tf.tensor3d(c.values('msda_enc.key_padding_mask').map((v) => 1 - v), [b, lq, 1]);
-  const out = m.forward({ query, queryPos: c.tensor('msda_enc.query_pos') as tf.Tensor3D, valueKeep: keep, frame, spatialShapes: shapes });
+  const keep = tf.tensor3d(
+    c.values('msda_enc.key_padding_mask').map((v) => 1 - v),
+    [b, lq, 1],
+  );
+  const out = m.forward({
+    query,
+    queryPos: c.tensor('msda_enc.query_pos') as tf.Tensor3D,
+    valueKeep: keep,
+    frame,
+    spatialShapes: shapes,
+  });
   const diff = maxAbsDiff(out, c.tensor('msda_enc.output'));
   assert.ok(diff <= tolerance('msda_module'), `diff ${diff}`);
 });
@@ -100,13 +145,27 @@ test('msda module, encoder call: 2-d reference points, padding mask, value = que
 test('msda module, decoder call: 4-d reference boxes, separate value', async () => {
   const m = await msdaModule();
   const c = cases();
-  const shapes: [number, number][] = [[8, 8], [4, 4], [2, 2]];
+  const shapes: [number, number][] = [
+    [8, 8],
+    [4, 4],
+    [2, 2],
+  ];
   const query = c.tensor('msda_dec.query') as tf.Tensor3D;
   const value = c.tensor('msda_dec.value') as tf.Tensor3D;
   const [b, lq] = query.shape;
   const frame = boxSamplingFrame(tf.tensor4d(c.values('msda_dec.reference_points'), [b, lq, 3, 4]), 4);
-  const keep = tf.tensor3d(c.values('msda_dec.key_padding_mask').map((v) => 1 - v), [b, value.shape[1], 1]);
-  const out = m.forward({ query, queryPos: c.tensor('msda_dec.query_pos') as tf.Tensor3D, value, valueKeep: keep, frame, spatialShapes: shapes });
+  const keep = tf.tensor3d(
+    c.values('msda_dec.key_padding_mask').map((v) => 1 - v),
+    [b, value.shape[1], 1],
+  );
+  const out = m.forward({
+    query,
+    queryPos: c.tensor('msda_dec.query_pos') as tf.Tensor3D,
+    value,
+    valueKeep: keep,
+    frame,
+    spatialShapes: shapes,
+  });
   const diff = maxAbsDiff(out, c.tensor('msda_dec.output'));
   assert.ok(diff <= tolerance('msda_module'), `diff ${diff}`);
 });

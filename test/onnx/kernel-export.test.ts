@@ -13,11 +13,24 @@ import { Rng } from '../../src/util/random.js';
 await initEngine();
 
 /** Records fn over named inputs, exports the graph and runs each of its segments in ONNX Runtime. */
-async function runExported(fn: () => tf.Tensor, inputs: Record<string, tf.Tensor>, weights: Record<string, tf.Tensor> = {}) {
-  const { result, recording } = recordKernels(fn, new Map(Object.entries(inputs).map(([n, t]) => [t, n])), new Map(Object.entries(weights)));
+async function runExported(
+  fn: () => tf.Tensor,
+  inputs: Record<string, tf.Tensor>,
+  weights: Record<string, tf.Tensor> = {},
+) {
+  const { result, recording } = recordKernels(
+    fn,
+    new Map(Object.entries(inputs).map(([n, t]) => [t, n])),
+    new Map(Object.entries(weights)),
+  );
   const out = `v${result.id}`;
   const graph = segmentRecording(recording, [out], (n) => weights[n]!.dataSync() as Float32Array, 'test');
-  const known = new Map<string, ort.Tensor>(Object.entries(inputs).map(([n, t]) => [n, new ort.Tensor(t.dtype === 'int32' ? 'int32' : 'float32', t.dataSync() as Float32Array, t.shape)]));
+  const known = new Map<string, ort.Tensor>(
+    Object.entries(inputs).map(([n, t]) => [
+      n,
+      new ort.Tensor(t.dtype === 'int32' ? 'int32' : 'float32', t.dataSync() as Float32Array, t.shape),
+    ]),
+  );
   for (const [i, s] of graph.segments.entries()) {
     if (i > 0) throw new Error('more than one segment');
     const session = await ort.InferenceSession.create(encodeOnnxModel(s.model));
@@ -25,7 +38,12 @@ async function runExported(fn: () => tf.Tensor, inputs: Record<string, tf.Tensor
     for (const o of s.outputs) known.set(o.name, res[o.name]!);
     await session.release();
   }
-  return { expected: result.dataSync() as Float32Array, actual: known.get(out)!.data as Float32Array, recording, graph };
+  return {
+    expected: result.dataSync() as Float32Array,
+    actual: known.get(out)!.data as Float32Array,
+    recording,
+    graph,
+  };
 }
 
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {
@@ -37,16 +55,40 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
 
 test('deformable attention kernel -> GridSample per level equals the TF.js kernel (points on and off the maps)', async () => {
   const rng = new Rng(7);
-  const shapes: [number, number][] = [[6, 5], [3, 3], [2, 1]];
+  const shapes: [number, number][] = [
+    [6, 5],
+    [3, 3],
+    [2, 1],
+  ];
   const [bs, heads, dHead, numQuery, points] = [2, 3, 4, 5, 2];
   const s = shapes.reduce((a, [h, w]) => a + h * w, 0);
-  const rand = (n: number, lo: number, hi: number) => Float32Array.from({ length: n }, () => lo + (hi - lo) * rng.next());
+  const rand = (n: number, lo: number, hi: number) =>
+    Float32Array.from({ length: n }, () => lo + (hi - lo) * rng.next());
   const value = tf.tensor4d(rand(bs * s * heads * dHead, -1, 1), [bs, s, heads, dHead]);
   // Locations from -0.3 to 1.3: some samples fall partly or wholly off the map (zero padding).
-  const loc = tf.tensor(rand(bs * numQuery * heads * shapes.length * points * 2, -0.3, 1.3), [bs, numQuery, heads, shapes.length, points * 2]);
-  const weights = tf.tensor(rand(bs * numQuery * heads * shapes.length * points, 0, 1), [bs, numQuery, heads, shapes.length, points]);
-  const { expected, actual, recording } = await runExported(() => msDeformAttn(value, shapes, loc, weights), { value, loc, weights });
-  assert.deepEqual(recording.kernels.map((k) => k.kernel), ['ApeMsDeformAttn']);
+  const loc = tf.tensor(rand(bs * numQuery * heads * shapes.length * points * 2, -0.3, 1.3), [
+    bs,
+    numQuery,
+    heads,
+    shapes.length,
+    points * 2,
+  ]);
+  const weights = tf.tensor(rand(bs * numQuery * heads * shapes.length * points, 0, 1), [
+    bs,
+    numQuery,
+    heads,
+    shapes.length,
+    points,
+  ]);
+  const { expected, actual, recording } = await runExported(() => msDeformAttn(value, shapes, loc, weights), {
+    value,
+    loc,
+    weights,
+  });
+  assert.deepEqual(
+    recording.kernels.map((k) => k.kernel),
+    ['ApeMsDeformAttn'],
+  );
   assert.ok(expected.some((v) => Math.abs(v) > 0.1));
   const diff = maxAbsDiff(actual, expected);
   assert.ok(diff < 1e-5, `max abs diff ${diff}`);
@@ -55,57 +97,94 @@ test('deformable attention kernel -> GridSample per level equals the TF.js kerne
 test('recorder: weights become initializers, host constants are kept, a detach is the same value, an unmapped kernel is named', async () => {
   const x = tf.tensor2d([1, -2, 3, 4], [2, 2]);
   const w = tf.variable(tf.tensor2d([0.5, 1, -1, 2], [2, 2]));
-  const { expected, actual, recording } = await runExported(() => tf.tidy(() => {
-    const y = detach(tf.relu(tf.matMul(x, w)));
-    return tf.add(tf.mul(y, tf.tensor1d([2, 3])), 1);
-  }), { x }, { w });
+  const { expected, actual, recording } = await runExported(
+    () =>
+      tf.tidy(() => {
+        const y = detach(tf.relu(tf.matMul(x, w)));
+        return tf.add(tf.mul(y, tf.tensor1d([2, 3])), 1);
+      }),
+    { x },
+    { w },
+  );
   // relu([[1*0.5 + -2*-1, 1 - 4], [1.5 - 4, 3 + 8]]) = [[2.5, 0], [0, 11]]; * [2, 3] + 1.
   assert.deepEqual(Array.from(expected), [6, 1, 1, 34]);
   assert.deepEqual(Array.from(actual), [6, 1, 1, 34]);
-  assert.deepEqual([...recording.values.values()].filter((v) => v.source === 'constant').map((v) => v.shape), [[2], []]);
+  assert.deepEqual(
+    [...recording.values.values()].filter((v) => v.source === 'constant').map((v) => v.shape),
+    [[2], []],
+  );
 
   const odd = tf.tensor1d([1, 2, 3]);
-  await assert.rejects(runExported(() => tf.cumsum(odd), { odd }), /no ONNX mapping for the TF.js kernel 'Cumsum'/);
+  await assert.rejects(
+    runExported(() => tf.cumsum(odd), { odd }),
+    /no ONNX mapping for the TF.js kernel 'Cumsum'/,
+  );
 });
 
 test('a host input cuts the graph: the values read before it leave segment 0, the host input enters segment 1', () => {
   const x = tf.tensor1d([3, 1, 2]);
-  const { recording } = recordKernels(() => tf.tidy(() => {
-    const scores = tf.mul(x, 2);
-    const best = scores.dataSync().indexOf(Math.max(...scores.dataSync()));
-    const index = hostInput('pick', tf.tensor1d([best], 'int32'));
-    return tf.add(tf.gather(scores, index), x.shape[0]);
-  }), new Map([[x, 'x']]), new Map());
+  const { recording } = recordKernels(
+    () =>
+      tf.tidy(() => {
+        const scores = tf.mul(x, 2);
+        const best = scores.dataSync().indexOf(Math.max(...scores.dataSync()));
+        const index = hostInput('pick', tf.tensor1d([best], 'int32'));
+        return tf.add(tf.gather(scores, index), x.shape[0]);
+      }),
+    new Map([[x, 'x']]),
+    new Map(),
+  );
   const out = recording.kernels[recording.kernels.length - 1]!.outputs[0]!;
   const graph = segmentRecording(recording, [out], () => new Float32Array(0), 'test');
   assert.equal(graph.segments.length, 2);
-  assert.deepEqual(graph.hostSteps.map((h) => [h.input.name, h.reads.length]), [['pick', 1]]);
+  assert.deepEqual(
+    graph.hostSteps.map((h) => [h.input.name, h.reads.length]),
+    [['pick', 1]],
+  );
   const read = graph.hostSteps[0]!.reads[0]!;
-  assert.deepEqual(graph.segments[0]!.inputs.map((i) => i.name), ['x']);
-  assert.deepEqual(graph.segments[0]!.outputs.map((o) => o.name), [read]);
+  assert.deepEqual(
+    graph.segments[0]!.inputs.map((i) => i.name),
+    ['x'],
+  );
+  assert.deepEqual(
+    graph.segments[0]!.outputs.map((o) => o.name),
+    [read],
+  );
   assert.deepEqual(graph.segments[1]!.inputs.map((i) => i.name).sort(), [read, 'pick'].sort());
 });
 
 test('two recordings on different data: host arithmetic on read-back values without a hostInput is reported', () => {
   const record = (values: number[]) => {
     const x = tf.tensor1d(values);
-    const { result, recording } = recordKernels(() => tf.tidy(() => {
-      const doubled = tf.mul(x, 2);
-      const shifted = Float32Array.from(doubled.dataSync(), (v) => v + 1);
-      return tf.add(x, tf.tensor1d(shifted));
-    }), new Map([[x, 'x']]), new Map());
+    const { result, recording } = recordKernels(
+      () =>
+        tf.tidy(() => {
+          const doubled = tf.mul(x, 2);
+          const shifted = Float32Array.from(doubled.dataSync(), (v) => v + 1);
+          return tf.add(x, tf.tensor1d(shifted));
+        }),
+      new Map([[x, 'x']]),
+      new Map(),
+    );
     tf.dispose([x, result]);
     return recording;
   };
   assert.deepEqual(recordingDifferences(record([1, 2]), record([1, 2])), []);
   const differences = recordingDifferences(record([1, 2]), record([3, 4]));
   assert.equal(differences.length, 1);
-  assert.match(differences[0]!, /kernel 1 \(Add\) input b: constant \[2\] differs between runs \(made after a host read: name it with hostInput\)/);
+  assert.match(
+    differences[0]!,
+    /kernel 1 \(Add\) input b: constant \[2\] differs between runs \(made after a host read: name it with hostInput\)/,
+  );
 });
 
 test('kernel mappings beyond the tiny forward: pooling, padding, stacking, casts, selects, reductions, strided and padded convs, transposed matmuls', async () => {
   const rng = new Rng(3);
-  const rand = (shape: number[]) => tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.next() * 2 - 1), shape);
+  const rand = (shape: number[]) =>
+    tf.tensor(
+      Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.next() * 2 - 1),
+      shape,
+    );
   const x = rand([1, 6, 5, 3]);
   const w = rand([3, 3, 3, 4]);
   const m = rand([2, 4, 3]);
@@ -114,15 +193,49 @@ test('kernel mappings beyond the tiny forward: pooling, padding, stacking, casts
     ['maxPool valid 3x3/1', () => tf.maxPool(x as tf.Tensor4D, 3, 1, 'valid')],
     ['conv stride 2 same', () => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 2, 'same')],
     ['conv valid, dilated', () => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'valid', 'NHWC', 2)],
-    ['conv explicit padding', () => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, [[0, 0], [2, 0], [1, 1], [0, 0]])],
-    ['pad', () => tf.pad(x, [[0, 0], [1, 2], [0, 1], [0, 0]], 0.5)],
+    [
+      'conv explicit padding',
+      () =>
+        tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, [
+          [0, 0],
+          [2, 0],
+          [1, 1],
+          [0, 0],
+        ]),
+    ],
+    [
+      'pad',
+      () =>
+        tf.pad(
+          x,
+          [
+            [0, 0],
+            [1, 2],
+            [0, 1],
+            [0, 0],
+          ],
+          0.5,
+        ),
+    ],
     ['stack', () => tf.stack([m, tf.neg(m)], 1)],
     ['split by sizes', () => tf.split(m, [1, 2], 2)[1]!],
-    ['cast, select, compare', () => tf.where(tf.greater(m, 0), tf.cast(tf.cast(tf.mul(m, 10), 'int32'), 'float32'), tf.minimum(m, -0.25))],
-    ['reductions: global max, sum over axes, min', () => tf.add(tf.add(tf.max(m), tf.sum(m, [0, 2], true)), tf.min(m, 1, true))],
+    [
+      'cast, select, compare',
+      () => tf.where(tf.greater(m, 0), tf.cast(tf.cast(tf.mul(m, 10), 'int32'), 'float32'), tf.minimum(m, -0.25)),
+    ],
+    [
+      'reductions: global max, sum over axes, min',
+      () => tf.add(tf.add(tf.max(m), tf.sum(m, [0, 2], true)), tf.min(m, 1, true)),
+    ],
     ['matMul with transposes, broadcast batch', () => tf.matMul(m, rand([3, 4]), true, true)],
-    ['squared difference, leaky relu, tanh, abs, pow', () => tf.pow(tf.abs(tf.tanh(tf.leakyRelu(tf.squaredDifference(m, 0.3), 0.2))), 1.5)],
-    ['squeeze, expandDims, transpose rank 4', () => tf.transpose(tf.expandDims(tf.squeeze(tf.slice(x, [0, 1, 0, 0], [1, 4, 5, 3]), [0]), 1), [2, 0, 1, 3])],
+    [
+      'squared difference, leaky relu, tanh, abs, pow',
+      () => tf.pow(tf.abs(tf.tanh(tf.leakyRelu(tf.squaredDifference(m, 0.3), 0.2))), 1.5),
+    ],
+    [
+      'squeeze, expandDims, transpose rank 4',
+      () => tf.transpose(tf.expandDims(tf.squeeze(tf.slice(x, [0, 1, 0, 0], [1, 4, 5, 3]), [0]), 1), [2, 0, 1, 3]),
+    ],
   ];
   for (const [name, fn] of cases) {
     const { expected, actual } = await runExported(() => tf.tidy(fn), { x, w, m });

@@ -36,24 +36,38 @@ test('the exported tiny model on ONNX Runtime gives the TF.js forward (last-laye
     const vocabulary = ['circle', 'star', 'grass'];
     const sentences = ['the red star'];
     // Recorded on a random image; checked on a real one, so nothing data-dependent was baked in.
-    await writeNetworkExport(dir, exportNetwork(model, { size, vocabulary: vocabulary.length, sentences: sentences.length }, 'test'));
+    await writeNetworkExport(
+      dir,
+      exportNetwork(model, { size, vocabulary: vocabulary.length, sentences: sentences.length }, 'test'),
+    );
     const net = await OrtNetwork.load(dir);
     const { batch } = prepareImages([await readImage(join(repoRoot, 'examples/scene-2.png'))], size);
     const vocab = model.encodePrompts(vocabulary);
     const sent = model.encodePrompts(sentences);
-    const got = await net.run({ image: batch.images.dataSync() as Float32Array, vocabulary: vocab.dataSync() as Float32Array, sentences: sent.dataSync() as Float32Array });
+    const got = await net.run({
+      image: batch.images.dataSync() as Float32Array,
+      vocabulary: vocab.dataSync() as Float32Array,
+      sentences: sent.dataSync() as Float32Array,
+    });
     const ref = model.forward(batch, { vocabulary, sentences }, { layers: 'last', masks: 'last' });
     const last = ref.layers[0]!;
     assert.deepEqual(Array.from(got.selected), Array.from(ref.encoder.selected[0]!));
     assert.deepEqual(got.logits.dims, last.logits.shape);
     assert.deepEqual(got.masks.dims, last.masks!.shape);
-    for (const [name, a, b] of [['logits', got.logits.data, last.logits], ['boxes', got.boxes.data, last.boxes], ['masks', got.masks.data, last.masks!]] as const) {
+    for (const [name, a, b] of [
+      ['logits', got.logits.data, last.logits],
+      ['boxes', got.boxes.data, last.boxes],
+      ['masks', got.masks.data, last.masks!],
+    ] as const) {
       const err = relativeError(a, b.dataSync() as Float32Array);
       assert.ok(err < 1e-4, `${name}: relative error ${err}`);
     }
     ref.dispose();
     tf.dispose([batch.images, vocab, sent]);
-    await assert.rejects(net.run({ image: new Float32Array(10) }), /image must have 49152 values \(shape \[1, 128, 128, 3\]\), got 10/);
+    await assert.rejects(
+      net.run({ image: new Float32Array(10) }),
+      /image must have 49152 values \(shape \[1, 128, 128, 3\]\), got 10/,
+    );
     await net.release();
 
     await writeFile(join(dir, MANIFEST_FILE), '{"format": "something else"}');

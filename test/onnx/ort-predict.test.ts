@@ -29,7 +29,10 @@ function assertSamePrediction(ort: Prediction, tfjs: Prediction): void {
     a.box.forEach((v, k) => assert.ok(Math.abs(v - b.box[k]!) < 1e-2, `box ${a.box} vs ${b.box}`));
     assert.deepEqual(a.mask, b.mask);
   });
-  assert.deepEqual(ort.grounding.map((g) => [g.sentence, g.query]), tfjs.grounding.map((g) => [g.sentence, g.query]));
+  assert.deepEqual(
+    ort.grounding.map((g) => [g.sentence, g.query]),
+    tfjs.grounding.map((g) => [g.sentence, g.query]),
+  );
   assert.deepEqual(ort.semantic!.labels, tfjs.semantic!.labels);
 }
 
@@ -37,7 +40,7 @@ test('vocabulary buckets: 8, 16, 32, ...; none for no vocabulary', () => {
   assert.deepEqual([0, 1, 8, 9, 14, 16, 17, 100].map(vocabularyBucket), [0, 8, 8, 16, 16, 16, 32, 128]);
 });
 
-test('predict on the ort engine gives the TF.js engine\'s instances, masks, grounding and semantic map (square and padded inputs); cached exports are reused, and made again when stale or damaged', async () => {
+test("predict on the ort engine gives the TF.js engine's instances, masks, grounding and semantic map (square and padded inputs); cached exports are reused, and made again when stale or damaged", async () => {
   const dir = join(repoRoot, 'models/default');
   const model = await loadModel(dir);
   const cache = await mkdtemp(join(tmpdir(), 'ape-ort-'));
@@ -46,7 +49,11 @@ test('predict on the ort engine gives the TF.js engine\'s instances, masks, grou
   try {
     const scene = await readImage(join(repoRoot, 'examples/scene-2.png'));
     // 5 names (padded to a bucket of 8 on ONNX Runtime) and a sentence (fused with the image).
-    const options = { vocabulary: ['circle', 'star', 'sky', 'water', 'gravel'], sentences: ['the red star'], threshold: 0.2 };
+    const options = {
+      vocabulary: ['circle', 'star', 'sky', 'water', 'gravel'],
+      sentences: ['the red star'],
+      threshold: 0.2,
+    };
     const images = [scene, topRows(scene, 200)];
     const tfjs = await model.predict(images, options);
     const engine = new OrtEngine(model, source, { cacheDir: cache, onExport: (m) => messages.push(m) });
@@ -64,15 +71,25 @@ test('predict on the ort engine gives the TF.js engine\'s instances, masks, grou
     assertSamePrediction(await model.predict(scene, options), tfjs[0]!);
     assert.equal(messages.length, 0, messages.join('; '));
     await again.release();
-    await writeFile(join(cache, '256-256x256-v8-s1', MANIFEST_FILE), JSON.stringify({ format: 'ape-onnx', model: { hash: 'other' } }));
+    await writeFile(
+      join(cache, '256-256x256-v8-s1', MANIFEST_FILE),
+      JSON.stringify({ format: 'ape-onnx', model: { hash: 'other' } }),
+    );
     await writeFile(join(cache, '256-200x256-v8-s1', MANIFEST_FILE), '{"format": "ape-onnx", ');
     const third = new OrtEngine(model, source, { cacheDir: cache, onExport: (m) => messages.push(m) });
     model.setInferenceRunner(third);
     const remade = await model.predict(images, options);
     remade.forEach((p, i) => assertSamePrediction(p, tfjs[i]!));
-    assert.equal(messages.filter((m) => /^exporting tiny to ONNX for 256-(256x256|200x256)-v8-s1/.test(m)).length, 2, messages.join('; '));
+    assert.equal(
+      messages.filter((m) => /^exporting tiny to ONNX for 256-(256x256|200x256)-v8-s1/.test(m)).length,
+      2,
+      messages.join('; '),
+    );
     await third.release();
-    await assert.rejects(model.predict(scene, { ...options, fusion: 'word' }), /the ort engine runs sentence fusion only/);
+    await assert.rejects(
+      model.predict(scene, { ...options, fusion: 'word' }),
+      /the ort engine runs sentence fusion only/,
+    );
   } finally {
     model.setInferenceRunner(null);
     model.dispose();

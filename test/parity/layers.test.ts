@@ -9,7 +9,12 @@ import { readFileSync } from 'node:fs';
 import { initEngine, tf } from '../../src/engine/engine.js';
 import { ApeNetwork } from '../../src/modeling/ape-network.js';
 import type { ApeConfig } from '../../src/modeling/config.js';
-import { encoderReferencePoints, levelGeometry, tokenKeepMask, type LevelGeometry } from '../../src/modeling/feature-geometry.js';
+import {
+  encoderReferencePoints,
+  levelGeometry,
+  tokenKeepMask,
+  type LevelGeometry,
+} from '../../src/modeling/feature-geometry.js';
 import { sinePositionEmbedding, proposalPositionEmbedding } from '../../src/modeling/position-encoding.js';
 import { selectProposals } from '../../src/modeling/proposals.js';
 import { scaleReferences } from '../../src/modeling/deformable/decoder.js';
@@ -21,7 +26,14 @@ import { convertFixtureCheckpoint, deviation, fixtureCases, fixtureDir } from '.
 const dir = `${fixtureDir}layers/`;
 
 interface LayersManifest {
-  modules: Record<string, { constructor: Record<string, unknown>; cases: Record<string, { shape: number[] }>; suggested_max_abs_tolerance: number }>;
+  modules: Record<
+    string,
+    {
+      constructor: Record<string, unknown>;
+      cases: Record<string, { shape: number[] }>;
+      suggested_max_abs_tolerance: number;
+    }
+  >;
   image_size: [number, number];
 }
 const manifest = JSON.parse(readFileSync(`${dir}manifest.json`, 'utf8')) as LayersManifest;
@@ -54,30 +66,84 @@ function fixtureNetwork(proposalAmbiguous = options('two_stage_proposals').propo
     input: { size: manifest.image_size[0], pixelMean: [123.675, 116.28, 103.53], pixelStd: [58.395, 57.12, 57.375] },
     backbone: {
       vit: {
-        imgSize: manifest.image_size[0], patchSize: 16, inChans: 3, embedDim: 16, depth: 1, numHeads: 1, mlpHidden: 16, qkvBias: true,
-        windowSize: 0, windowBlockIndexes: [], attnSubLn: false, mlpSubLn: false, rope: false, ptHwSeqLen: 16, intpFreq: false,
-        useAbsPos: false, pretrainImgSize: 64, pretrainUseClsToken: false, layerNormEps: 1e-6, dropPathRate: 0,
+        imgSize: manifest.image_size[0],
+        patchSize: 16,
+        inChans: 3,
+        embedDim: 16,
+        depth: 1,
+        numHeads: 1,
+        mlpHidden: 16,
+        qkvBias: true,
+        windowSize: 0,
+        windowBlockIndexes: [],
+        attnSubLn: false,
+        mlpSubLn: false,
+        rope: false,
+        ptHwSeqLen: 16,
+        intpFreq: false,
+        useAbsPos: false,
+        pretrainImgSize: 64,
+        pretrainUseClsToken: false,
+        layerNormEps: 1e-6,
+        dropPathRate: 0,
       },
       // Strides 8, 16, 32 as the fixture's p2, p3, p4 (named p3, p4, p5 here by their strides).
-      pyramid: { inChannels: 16, inStride: 16, outChannels: backboneChannels, scaleFactors: [2, 1, 0.5], topBlock: false, layerNormEps: 1e-6 },
+      pyramid: {
+        inChannels: 16,
+        inStride: 16,
+        outChannels: backboneChannels,
+        scaleFactors: [2, 1, 0.5],
+        topBlock: false,
+        layerNormEps: 1e-6,
+      },
       stem: null,
     },
     neck: { groups: 32 }, // nn.GroupNorm(num_groups=32, 256)
     transformer: {
-      embedDim: enc.embed_dim!, numHeads: enc.num_heads!, numLevels: enc.num_feature_levels!, numPoints: enc.msda_num_points!,
-      ffnDim: enc.feedforward_dim!, encoderLayers: enc.num_layers!, decoderLayers: dec.num_layers!,
-      proposals: { mode: 'level-nms', numQueries: prop.two_stage_num_proposals!, preNmsTopk: prop.pre_nms_topk!, nmsThreshold: prop.nms_thresh_enc! },
+      embedDim: enc.embed_dim!,
+      numHeads: enc.num_heads!,
+      numLevels: enc.num_feature_levels!,
+      numPoints: enc.msda_num_points!,
+      ffnDim: enc.feedforward_dim!,
+      encoderLayers: enc.num_layers!,
+      decoderLayers: dec.num_layers!,
+      proposals: {
+        mode: 'level-nms',
+        numQueries: prop.two_stage_num_proposals!,
+        preNmsTopk: prop.pre_nms_topk!,
+        nmsThreshold: prop.nms_thresh_enc!,
+      },
       proposalAmbiguous,
     },
     fusion: null, // vl_layer=None: the fusion block has its own case in the parent fixture
     text: {
-      encoder: { vocabSize: 16, contextLength: 4, width: 8, heads: 1, layers: 1, mlpRatio: 1, embedDim: textDim, layerNormEps: 1e-5 },
-      tokenizer: { kind: 'word' }, pooling: 'eot', trainable: false, batchSize: 1,
+      encoder: {
+        vocabSize: 16,
+        contextLength: 4,
+        width: 8,
+        heads: 1,
+        layers: 1,
+        mlpRatio: 1,
+        embedDim: textDim,
+        layerNormEps: 1e-5,
+      },
+      tokenizer: { kind: 'word' },
+      pooling: 'eot',
+      trainable: false,
+      batchSize: 1,
     },
     maskHead: { feature: 'p3', encodeLevel: options('mask_head').mask_encode_level!, groups: 32 }, // GN
     inference: { scoreThreshold: 0, nmsThreshold: 0.7, topK: 10, semanticTemperature: 0.06, semanticBackground: 0.1 },
   };
-  const tokenizer = { vocabSize: 16, contextLength: 4, sot: 14, eot: 15, tokenize: (): number[][] => { throw new Error('no prompts in this test'); } };
+  const tokenizer = {
+    vocabSize: 16,
+    contextLength: 4,
+    sot: 14,
+    eot: 15,
+    tokenize: (): number[][] => {
+      throw new Error('no prompts in this test');
+    },
+  };
   return new ApeNetwork(config, tokenizer, 3);
 }
 
@@ -115,7 +181,8 @@ function checker(t: TestContext, tol: number) {
       const d = deviation(ours, reference);
       const line = `${name}: max abs ${d.maxAbs.toExponential(2)}, rel ${d.rel.toExponential(2)} (tolerance ${tol})`;
       t.diagnostic(line);
-      if (!(d.maxAbs <= tol) || d.nonFiniteMismatches > 0) failures.push(`${line}${d.nonFiniteMismatches ? `, ${d.nonFiniteMismatches} non-finite entries differ` : ''}`);
+      if (!(d.maxAbs <= tol) || d.nonFiniteMismatches > 0)
+        failures.push(`${line}${d.nonFiniteMismatches ? `, ${d.nonFiniteMismatches} non-finite entries differ` : ''}`);
     },
     exact(name: string, ours: ArrayLike<number>, reference: number[] = ints(name)): void {
       const same = ours.length === reference.length && reference.every((v, i) => v === ours[i]);
@@ -141,21 +208,31 @@ after(() => net.dispose());
 
 test('layers checkpoint: the converter maps every key to the network, the decoder-held head aliases aside', () => {
   // APE's decoder holds the same class_embed / bbox_embed lists: second names of shared storages.
-  const aliases = report.unused.filter((k) => /^model_vision\.transformer\.decoder\.(class_embed|bbox_embed)\.\d+\./.test(k));
+  const aliases = report.unused.filter((k) =>
+    /^model_vision\.transformer\.decoder\.(class_embed|bbox_embed)\.\d+\./.test(k),
+  );
   assert.deepEqual(report.unused, aliases);
   assert.equal(aliases.length, 19);
   assert.equal(report.used.length, 114 - 19);
   // What the checkpoint does not hold: the backbone, the text tower, the fusion's zero token.
-  assert.deepEqual(report.missing.filter((n) => !/^(backbone\.|model_language\.|name_prompt_fusion_feature$)/.test(n)), []);
+  assert.deepEqual(
+    report.missing.filter((n) => !/^(backbone\.|model_language\.|name_prompt_fusion_feature$)/.test(n)),
+    [],
+  );
   const used = new Map(report.used.map((e) => [e.key, e.name]));
   assert.equal(used.get('model_vision.class_embed.1.weight'), 'class_embed.1.weight'); // the proposal classifier
-  assert.equal(used.get('model_vision.transformer.decoder.layers.0.attentions.0.attn.in_proj_weight'), 'transformer.decoder.layers.0.attentions.0.attn.in_proj_weight');
+  assert.equal(
+    used.get('model_vision.transformer.decoder.layers.0.attentions.0.attn.in_proj_weight'),
+    'transformer.decoder.layers.0.attentions.0.attn.in_proj_weight',
+  );
   assert.equal(report.used.find((e) => e.key === 'model_vision.neck.convs.0.conv.weight')!.layout, 'conv');
 });
 
 test('neck: ChannelMapper (1x1 conv + GroupNorm per level) matches APE', (t) => {
   const c = checker(t, tolerance('neck'));
-  ['p2', 'p3', 'p4'].forEach((p, i) => c.close(`neck.out.${i}`, nchw(net.neck!.convs[i]!.forward(nhwc(cases.tensor(`neck.in.${p}`))))));
+  ['p2', 'p3', 'p4'].forEach((p, i) =>
+    c.close(`neck.out.${i}`, nchw(net.neck!.convs[i]!.forward(nhwc(cases.tensor(`neck.in.${p}`))))),
+  );
   c.done();
 });
 
@@ -171,10 +248,22 @@ test('position embedding: level padding masks and sine embeddings match APE', (t
       const start = b * g.total + g.levelStart[l]!;
       masks.push(...Array.from(keep.subarray(start, start + h * w), (v) => 1 - v));
       const [vh, vw] = g.valid[b]![l]!;
-      pos.push(sinePositionEmbedding(h, w, vh, vw, { numPosFeats: pe.num_pos_feats!, temperature: pe.temperature, offset: pe.offset, eps: pe.eps }));
+      pos.push(
+        sinePositionEmbedding(h, w, vh, vw, {
+          numPosFeats: pe.num_pos_feats!,
+          temperature: pe.temperature,
+          offset: pe.offset,
+          eps: pe.eps,
+        }),
+      );
     }
     c.exact(`mask.level.${l}`, masks);
-    const ours = tf.tensor4d(Float32Array.from(pos.flatMap((p) => Array.from(p))), [g.batch, h, w, 2 * pe.num_pos_feats!]);
+    const ours = tf.tensor4d(Float32Array.from(pos.flatMap((p) => Array.from(p))), [
+      g.batch,
+      h,
+      w,
+      2 * pe.num_pos_feats!,
+    ]);
     c.close(`pos.level.${l}`, nchw(ours));
   });
   c.done();
@@ -190,7 +279,10 @@ test('transformer input: flattened tokens, level embeddings, shapes, valid ratio
   c.close('enc.query_pos', pos);
   c.exact('enc.spatial_shapes', g.shapes.flat());
   c.exact('enc.level_start_index', g.levelStart);
-  c.exact('enc.padding_mask', Array.from(tokenKeepMask(g), (v) => 1 - v));
+  c.exact(
+    'enc.padding_mask',
+    Array.from(tokenKeepMask(g), (v) => 1 - v),
+  );
   c.close('enc.valid_ratios', tf.tensor3d(g.validRatios, [g.batch, g.shapes.length, 2]));
   c.close('enc.reference_points', tf.tensor4d(encoderReferencePoints(g), [g.batch, g.total, g.shapes.length, 2]));
   c.done();
@@ -202,7 +294,13 @@ test('encoder layer: deformable self-attention, norm, FFN, norm match APE, whole
   const query = cases.tensor('enc.query') as tf.Tensor3D;
   const pos = cases.tensor('enc.query_pos') as tf.Tensor3D;
   const keep = keepFrom('enc.padding_mask');
-  const frame = pointSamplingFrame(Float32Array.from(cases.values('enc.reference_points')), g.batch, g.total, g.shapes, net.config.transformer.numPoints);
+  const frame = pointSamplingFrame(
+    Float32Array.from(cases.values('enc.reference_points')),
+    g.batch,
+    g.total,
+    g.shapes,
+    net.config.transformer.numPoints,
+  );
   const layer = net.transformer.encoder.layers[0]!;
   const attended = layer.attention.forward({ query, queryPos: pos, valueKeep: keep, frame, spatialShapes: g.shapes });
   c.close('enc.attentions.0.out', attended);
@@ -229,12 +327,17 @@ test('two-stage proposals: anchors, proposal heads, first-stage NMS selection an
   c.close('prop.enc_outputs_coord_unact', chunked.coordsUnact);
 
   const q = tr.decoderQueries(p.outputMemory, p.logits, p.coordsUnact, p.anchors, g);
-  c.exact('prop.topk_indices', q.selected.flatMap((s) => Array.from(s)));
-  const n = tr.config.proposals.numQueries;
+  c.exact(
+    'prop.topk_indices',
+    q.selected.flatMap((s) => Array.from(s)),
+  );
   c.close('prop.topk_coords_unact', q.topCoords);
   c.close('prop.reference_points', q.reference);
   const e = tr.config.embedDim;
-  c.close('prop.pos_trans_out', tr.posTransNorm.forward(tr.posTrans.forward(proposalPositionEmbedding(q.topCoords, e / 2))));
+  c.close(
+    'prop.pos_trans_out',
+    tr.posTransNorm.forward(tr.posTrans.forward(proposalPositionEmbedding(q.topCoords, e / 2))),
+  );
   c.close('prop.query_pos', q.queryPos);
   c.close('prop.query', q.query);
 
@@ -242,7 +345,15 @@ test('two-stage proposals: anchors, proposal heads, first-stage NMS selection an
   const logits = cases.values('prop.enc_outputs_class');
   const coords = cases.values('prop.enc_outputs_coord_unact');
   const picks = Array.from({ length: g.batch }, (_, b) =>
-    Array.from(selectProposals(logits.slice(b * g.total, (b + 1) * g.total), coords.slice(b * g.total * 4, (b + 1) * g.total * 4), ints('prop.level_ids'), g.shapes.length, tr.config.proposals)),
+    Array.from(
+      selectProposals(
+        logits.slice(b * g.total, (b + 1) * g.total),
+        coords.slice(b * g.total * 4, (b + 1) * g.total * 4),
+        ints('prop.level_ids'),
+        g.shapes.length,
+        tr.config.proposals,
+      ),
+    ),
   );
   c.exact('prop.topk_indices', picks.flat());
   c.done();
@@ -255,7 +366,13 @@ test('two-stage proposals with an extra (ambiguous) head, as APE-D has: per toke
   const amb = fixtureNetwork(1);
   try {
     const r = await convertFixtureCheckpoint(amb, dir);
-    assert.deepEqual(r.missing.filter((n) => n.includes('_ambiguous')).sort(), [...amb.transformer.decoder.namedParameters().keys()].filter((n) => n.includes('_ambiguous')).map((n) => `transformer.decoder.${n}`).sort());
+    assert.deepEqual(
+      r.missing.filter((n) => n.includes('_ambiguous')).sort(),
+      [...amb.transformer.decoder.namedParameters().keys()]
+        .filter((n) => n.includes('_ambiguous'))
+        .map((n) => `transformer.decoder.${n}`)
+        .sort(),
+    );
     const logits = cases.values('prop.enc_outputs_class');
     const sorted = [...new Set(logits)].sort((a, b) => a - b);
     const mid = sorted.length >> 1;
@@ -278,7 +395,10 @@ test('two-stage proposals with an extra (ambiguous) head, as APE-D has: per toke
     const wantLogits = logits.map((v, i) => (extraWins[i] ? 2 * m - v : v));
     const wantCoords = coords.map((v, i) => (extraWins[i >> 2] ? anchors[i]! + delta[i % 4]! : v));
     const g = fixtureGeometry();
-    const p = amb.transformer.encoderProposals(cases.tensor('enc.output') as tf.Tensor3D, g, { bboxEmbed: amb.bboxEmbed, proposalClass: amb.proposalClass });
+    const p = amb.transformer.encoderProposals(cases.tensor('enc.output') as tf.Tensor3D, g, {
+      bboxEmbed: amb.bboxEmbed,
+      proposalClass: amb.proposalClass,
+    });
     const c = checker(t, tolerance('two_stage_proposals'));
     c.close('prop.enc_outputs_class (ambiguous)', p.logits, tf.tensor3d(wantLogits, [g.batch, g.total, 1]));
     c.close('prop.enc_outputs_coord_unact (ambiguous)', p.coordsUnact, tf.tensor3d(wantCoords, [g.batch, g.total, 4]));
@@ -303,12 +423,22 @@ test('decoder layer: self-attention, deformable cross-attention, FFN, three norm
   c.close('dec.reference_points_input', tf.tensor4d(scaled, [g.batch, n, levels, 4]));
 
   const layer = net.transformer.decoder.layers[0]!;
-  const frame = boxSamplingFrame(cases.tensor('dec.reference_points_input') as tf.Tensor4D, net.config.transformer.numPoints);
+  const frame = boxSamplingFrame(
+    cases.tensor('dec.reference_points_input') as tf.Tensor4D,
+    net.config.transformer.numPoints,
+  );
   const selfAttended = layer.selfAttention.forward(query, pos);
   c.close('dec.attentions.0.out', selfAttended);
   const n0 = layer.norms[0]!.forward(selfAttended) as tf.Tensor3D;
   c.close('dec.norms.0.out', n0);
-  const crossAttended = layer.crossAttention.forward({ query: n0, queryPos: pos, value, valueKeep: keep, frame, spatialShapes: g.shapes });
+  const crossAttended = layer.crossAttention.forward({
+    query: n0,
+    queryPos: pos,
+    value,
+    valueKeep: keep,
+    frame,
+    spatialShapes: g.shapes,
+  });
   c.close('dec.attentions.1.out', crossAttended);
   const n1 = layer.norms[1]!.forward(crossAttended);
   c.close('dec.norms.1.out', n1);
@@ -317,7 +447,16 @@ test('decoder layer: self-attention, deformable cross-attention, FFN, three norm
   c.close('dec.norms.2.out', layer.norms[2]!.forward(ffn));
   c.close('dec.output', layer.forward(query, pos, value, keep, frame, g.shapes));
 
-  const decoded = net.transformer.decoder.forward(query, pos, value, keep, tf.tensor3d(reference, [g.batch, n, 4]), validRatios, g.shapes, net.bboxEmbed);
+  const decoded = net.transformer.decoder.forward(
+    query,
+    pos,
+    value,
+    keep,
+    tf.tensor3d(reference, [g.batch, n, 4]),
+    validRatios,
+    g.shapes,
+    net.bboxEmbed,
+  );
   c.close('dec.inter_states', tf.stack(decoded.hidden));
   c.close('dec.new_reference_points', tf.stack(decoded.boxes));
   c.done();
@@ -327,7 +466,10 @@ test('output heads: region-prompt logits and refined boxes of the decoder output
   const c = checker(t, tolerance('output_heads'));
   const hidden = tf.squeeze(cases.tensor('dec.inter_states'), [0]) as tf.Tensor3D;
   c.close('heads.logits', net.classEmbed[0]!.forward(hidden, cases.tensor('heads.text') as tf.Tensor3D));
-  c.close('heads.coord', tf.sigmoid(tf.add(net.bboxEmbed[0]!.forward(hidden), inverseSigmoid(cases.tensor('prop.reference_points')))));
+  c.close(
+    'heads.coord',
+    tf.sigmoid(tf.add(net.bboxEmbed[0]!.forward(hidden), inverseSigmoid(cases.tensor('prop.reference_points')))),
+  );
   c.done();
 });
 
@@ -336,7 +478,12 @@ test('mask head: pixel embedding from backbone p2 and encoder level 0, query emb
   const g = fixtureGeometry();
   const [h, w] = g.shapes[0]!;
   const e = net.config.transformer.embedDim;
-  const memoryLevel = tf.reshape(tf.slice(cases.tensor('enc.output'), [0, 0, 0], [g.batch, h * w, e]), [g.batch, h, w, e]) as tf.Tensor4D;
+  const memoryLevel = tf.reshape(tf.slice(cases.tensor('enc.output'), [0, 0, 0], [g.batch, h * w, e]), [
+    g.batch,
+    h,
+    w,
+    e,
+  ]) as tf.Tensor4D;
   const pixels = net.maskHead.pixelEmbedding(nhwc(cases.tensor('neck.in.p2')), memoryLevel);
   c.close('mask.features', nchw(pixels));
   const hidden = tf.squeeze(cases.tensor('dec.inter_states'), [0]) as tf.Tensor3D;
@@ -348,7 +495,9 @@ test('mask head: pixel embedding from backbone p2 and encoder level 0, query emb
 test('the whole chain from the neck input, as the network runs it (whole and in token chunks), matches APE', (t) => {
   const g = fixtureGeometry();
   const p2 = nhwc(cases.tensor('neck.in.p2'));
-  const feats = ['p2', 'p3', 'p4'].map((p, i) => net.neck!.convs[i]!.forward(i === 0 ? p2 : nhwc(cases.tensor(`neck.in.${p}`))));
+  const feats = ['p2', 'p3', 'p4'].map((p, i) =>
+    net.neck!.convs[i]!.forward(i === 0 ? p2 : nhwc(cases.tensor(`neck.in.${p}`))),
+  );
   const transformerHeads = { bboxEmbed: net.bboxEmbed, proposalClass: net.proposalClass };
   for (const chunkRows of [Infinity, 32]) {
     t.diagnostic(`chunkRows ${chunkRows}`);
@@ -357,8 +506,15 @@ test('the whole chain from the neck input, as the network runs it (whole and in 
     enc.close('enc.output', out.memory);
     const prop = checker(t, tolerance('two_stage_proposals'));
     prop.close('prop.enc_outputs_class', out.encoder.logits);
-    prop.close('sigmoid(prop.enc_outputs_coord_unact)', out.encoder.boxes, tf.sigmoid(cases.tensor('prop.enc_outputs_coord_unact')));
-    prop.exact('prop.topk_indices', out.encoder.selected.flatMap((s) => Array.from(s)));
+    prop.close(
+      'sigmoid(prop.enc_outputs_coord_unact)',
+      out.encoder.boxes,
+      tf.sigmoid(cases.tensor('prop.enc_outputs_coord_unact')),
+    );
+    prop.exact(
+      'prop.topk_indices',
+      out.encoder.selected.flatMap((s) => Array.from(s)),
+    );
     prop.close('prop.reference_points', tf.tensor3d(out.references[0]!, [g.batch, out.hidden[0]!.shape[1], 4]));
     const dec = checker(t, tolerance('decoder_layer'));
     dec.close('dec.output', out.hidden[0]!);
@@ -367,7 +523,12 @@ test('the whole chain from the neck input, as the network runs it (whole and in 
     heads.close('heads.logits', net.classEmbed[0]!.forward(out.hidden[0]!, cases.tensor('heads.text') as tf.Tensor3D));
     const [h, w] = g.shapes[0]!;
     const e = out.memory.shape[2];
-    const memoryLevel = tf.reshape(tf.slice(out.memory, [0, 0, 0], [g.batch, h * w, e]), [g.batch, h, w, e]) as tf.Tensor4D;
+    const memoryLevel = tf.reshape(tf.slice(out.memory, [0, 0, 0], [g.batch, h * w, e]), [
+      g.batch,
+      h,
+      w,
+      e,
+    ]) as tf.Tensor4D;
     const mask = checker(t, tolerance('mask_head'));
     mask.close('mask.logits', net.maskHead.maskLogits(out.hidden[0]!, net.maskHead.pixelEmbedding(p2, memoryLevel)));
     for (const k of [enc, prop, dec, heads, mask]) k.done();

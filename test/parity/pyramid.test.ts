@@ -5,7 +5,14 @@ import { Eva02Vit } from '../../src/modeling/backbone/eva02-vit.js';
 import { SimpleFeaturePyramid } from '../../src/modeling/backbone/simple-feature-pyramid.js';
 import { loadReleasedWeights } from '../../src/convert/released-mapping.js';
 import { Rng } from '../../src/util/random.js';
-import { fixtureCases, fixtureCheckpoint, fixturePyramidConfig, fixtureVitConfig, maxAbsDiff, tolerance } from './towers-fixture.js';
+import {
+  fixtureCases,
+  fixtureCheckpoint,
+  fixturePyramidConfig,
+  fixtureVitConfig,
+  maxAbsDiff,
+  tolerance,
+} from './towers-fixture.js';
 
 before(async () => {
   await initEngine({ backend: 'wasm' });

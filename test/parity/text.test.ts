@@ -5,7 +5,14 @@ import { ClipTextEncoder } from '../../src/text/clip-text-transformer.js';
 import { loadClipTokenizer } from '../../src/text/clip-vocab-file.js';
 import { loadReleasedWeights } from '../../src/convert/released-mapping.js';
 import { Rng } from '../../src/util/random.js';
-import { fixtureCases, fixtureCheckpoint, fixtureTextConfig, maxAbsDiff, tolerance, vocabPath } from './towers-fixture.js';
+import {
+  fixtureCases,
+  fixtureCheckpoint,
+  fixtureTextConfig,
+  maxAbsDiff,
+  tolerance,
+  vocabPath,
+} from './towers-fixture.js';
 
 before(async () => {
   await initEngine({ backend: 'wasm' });

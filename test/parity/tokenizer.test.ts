@@ -5,7 +5,7 @@ import { loadClipTokenizer } from '../../src/text/clip-vocab-file.js';
 import { clipCleanText } from '../../src/text/text-cleaning.js';
 import { fixtureDir, vocabPath } from './towers-fixture.js';
 
-test('all 48 fixture strings give APE\'s ids exactly (clean text, BPE ids, 77 framed ids)', async () => {
+test("all 48 fixture strings give APE's ids exactly (clean text, BPE ids, 77 framed ids)", async () => {
   const fixture = JSON.parse(readFileSync(`${fixtureDir}tokenizer.json`, 'utf8')) as {
     cases: { text: string; clean: string; bpe_ids: number[]; ids: number[] }[];
   };
@@ -18,4 +18,3 @@ test('all 48 fixture strings give APE\'s ids exactly (clean text, BPE ids, 77 fr
     assert.deepEqual(rows[i], c.ids, `ids: ${JSON.stringify(c.text)}`);
   });
 });
-

@@ -33,7 +33,10 @@ export function tolerance(moduleName: string): number {
 }
 
 export async function fixtureCheckpoint(prefix: string): Promise<Map<string, SourceTensor>> {
-  return (await readTorchCheckpoint(`${fixtureDir}checkpoint.pth`, { select: (k) => k.startsWith(prefix), upcastHalf: true })) as Map<string, SourceTensor>;
+  return (await readTorchCheckpoint(`${fixtureDir}checkpoint.pth`, {
+    select: (k) => k.startsWith(prefix),
+    upcastHalf: true,
+  })) as Map<string, SourceTensor>;
 }
 
 /**
@@ -42,13 +45,20 @@ export async function fixtureCheckpoint(prefix: string): Promise<Map<string, Sou
  * file of parameter names, whose tensors are then assigned by name. Parameters the checkpoint
  * lacks stay as they are and are listed in the report's `missing`.
  */
-export async function convertFixtureCheckpoint(model: { namedParameters(): Map<string, tf.Variable> }, dir = fixtureDir): Promise<ConversionReport> {
+export async function convertFixtureCheckpoint(
+  model: { namedParameters(): Map<string, tf.Variable> },
+  dir = fixtureDir,
+): Promise<ConversionReport> {
   const params = model.namedParameters();
   const expected = new Map([...params].map(([name, v]) => [name, v.shape]));
   const tmp = await mkdtemp(join(tmpdir(), 'ape-parity-'));
   try {
     const out = join(tmp, 'model.safetensors');
-    const report = await convertTorchCheckpoint(`${dir}checkpoint.pth`, out, { targets: (key, info) => releasedTargets(key, info.shape.length), expected, strict: false });
+    const report = await convertTorchCheckpoint(`${dir}checkpoint.pth`, out, {
+      targets: (key, info) => releasedTargets(key, info.shape.length),
+      expected,
+      strict: false,
+    });
     const file = await readSafetensorsFile(out);
     for (const [name, entry] of file.tensors) assignParameter(params.get(name)!, entry);
     return report;
@@ -91,7 +101,8 @@ export interface Deviation {
 
 /** How far `ours` is from `reference` (same shape); non-finite reference entries must match exactly. */
 export function deviation(ours: tf.Tensor, reference: tf.Tensor): Deviation {
-  if (ours.shape.join() !== reference.shape.join()) throw new Error(`shape [${ours.shape}] vs reference [${reference.shape}]`);
+  if (ours.shape.join() !== reference.shape.join())
+    throw new Error(`shape [${ours.shape}] vs reference [${reference.shape}]`);
   const a = ours.dataSync();
   const b = reference.dataSync();
   let maxAbs = 0;
@@ -113,17 +124,50 @@ export function deviation(ours: tf.Tensor, reference: tf.Tensor): Deviation {
 /** The fixture ViT: APE-D's options at small size (fixture README, manifest constructor_args). */
 export function fixtureVitConfig(): Eva02VitConfig {
   return {
-    imgSize: 64, patchSize: 16, inChans: 3, embedDim: 64, depth: 4, numHeads: 4, mlpHidden: swigluHidden(64), qkvBias: true,
-    windowSize: 2, windowBlockIndexes: [0, 2], attnSubLn: true, mlpSubLn: true, rope: true, ptHwSeqLen: 16, intpFreq: true,
-    useAbsPos: true, pretrainImgSize: 48, pretrainUseClsToken: true, layerNormEps: 1e-6, dropPathRate: 0.4,
+    imgSize: 64,
+    patchSize: 16,
+    inChans: 3,
+    embedDim: 64,
+    depth: 4,
+    numHeads: 4,
+    mlpHidden: swigluHidden(64),
+    qkvBias: true,
+    windowSize: 2,
+    windowBlockIndexes: [0, 2],
+    attnSubLn: true,
+    mlpSubLn: true,
+    rope: true,
+    ptHwSeqLen: 16,
+    intpFreq: true,
+    useAbsPos: true,
+    pretrainImgSize: 48,
+    pretrainUseClsToken: true,
+    layerNormEps: 1e-6,
+    dropPathRate: 0.4,
   };
 }
 
 export function fixturePyramidConfig(): SimpleFeaturePyramidConfig {
-  return { inChannels: 64, inStride: 16, outChannels: 32, scaleFactors: [4, 2, 1, 0.5], topBlock: true, layerNormEps: 1e-6 };
+  return {
+    inChannels: 64,
+    inStride: 16,
+    outChannels: 32,
+    scaleFactors: [4, 2, 1, 0.5],
+    topBlock: true,
+    layerNormEps: 1e-6,
+  };
 }
 
 /** EVA02-CLIP-oracle-tiny's text tower. */
 export function fixtureTextConfig(): ClipTextConfig {
-  return { vocabSize: 49408, contextLength: 77, width: 32, heads: 4, layers: 2, mlpRatio: 4, embedDim: 48, layerNormEps: 1e-5 };
+  return {
+    vocabSize: 49408,
+    contextLength: 77,
+    width: 32,
+    heads: 4,
+    layers: 2,
+    mlpRatio: 4,
+    embedDim: 48,
+    layerNormEps: 1e-5,
+  };
 }

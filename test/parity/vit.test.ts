@@ -18,8 +18,14 @@ test('EVA-02 ViT reproduces APE: patch_embed, pos_embed_resized, block_in, block
   const report = loadReleasedWeights(vit, weights, { prefix });
   assert.equal(report.loaded.length, vit.namedParameters().size);
   // Only the RoPE buffers are left over; they are recomputed, and must equal APE's.
-  assert.ok(report.unused.every((k) => k.includes('rope')), report.unused.join(', '));
-  for (const [name, side] of [['rope_win', 2], ['rope_glb', 4]] as const) {
+  assert.ok(
+    report.unused.every((k) => k.includes('rope')),
+    report.unused.join(', '),
+  );
+  for (const [name, side] of [
+    ['rope_win', 2],
+    ['rope_glb', 4],
+  ] as const) {
     const tables = visionRopeTables(side, side, { headDim: 16, ptSeqLen: 16, interpolate: true });
     for (const part of ['cos', 'sin'] as const) {
       const ref = weights.get(`${prefix}${name}.freqs_${part}`)!.data as Float32Array;
@@ -32,7 +38,15 @@ test('EVA-02 ViT reproduces APE: patch_embed, pos_embed_resized, block_in, block
   const taps = new Map<string, tf.Tensor>();
   const input = tf.transpose(cases.tensor('vit.input'), [0, 2, 3, 1]) as tf.Tensor4D;
   const lastFeat = vit.forward(input, { intermediates: taps });
-  const names = ['patch_embed', 'pos_embed_resized', 'block_in', 'block_out.0', 'block_out.1', 'block_out.2', 'block_out.3'];
+  const names = [
+    'patch_embed',
+    'pos_embed_resized',
+    'block_in',
+    'block_out.0',
+    'block_out.1',
+    'block_out.2',
+    'block_out.3',
+  ];
   assert.deepEqual([...taps.keys()], names);
   for (const name of names) {
     const diff = maxAbsDiff(taps.get(name)!, cases.tensor(`vit.${name}`));

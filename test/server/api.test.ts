@@ -20,6 +20,7 @@ let scene: Buffer;
 
 interface Answer {
   status: number;
+  // biome-ignore lint/suspicious/noExplicitAny: response JSON of every route
   body: any;
   headers: Headers;
 }
@@ -59,7 +60,18 @@ function assertError(answer: Answer, status: number, code: string, message?: Reg
 before(async () => {
   model = await makeTestModelDir();
   scene = await readFile(join(root, 'examples', 'scene-2.png'));
-  server = await startServer(['--model', model.dir, '--max-request-mb', '1', '--max-pixels', '200000', '--max-prompts', '5', '--max-prompt-length', '60']);
+  server = await startServer([
+    '--model',
+    model.dir,
+    '--max-request-mb',
+    '1',
+    '--max-pixels',
+    '200000',
+    '--max-prompts',
+    '5',
+    '--max-prompt-length',
+    '60',
+  ]);
 });
 
 after(async () => {
@@ -79,7 +91,10 @@ describe('ape serve API', () => {
     assert.equal(info.status, 200);
     assert.equal(info.body.name, 'test-tiny');
     assert.equal(info.body.config.input.size, 128);
-    assert.deepEqual(info.body.files.map((f: { name: string }) => f.name), ['config.json', 'model.safetensors', 'tokenizer.json']);
+    assert.deepEqual(
+      info.body.files.map((f: { name: string }) => f.name),
+      ['config.json', 'model.safetensors', 'tokenizer.json'],
+    );
     assert.equal(info.body.limits.maxPrompts, 5);
   });
 
@@ -88,12 +103,21 @@ describe('ape serve API', () => {
     assert.equal(config.status, 200);
     assert.equal(await config.text(), await readFile(join(model.dir, 'config.json'), 'utf8'));
     const weights = await fetch(new URL('/v1/model/files/model.safetensors', server.url), { method: 'HEAD' });
-    assert.equal(Number(weights.headers.get('content-length')), (await readFile(join(model.dir, 'model.safetensors'))).length);
+    assert.equal(
+      Number(weights.headers.get('content-length')),
+      (await readFile(join(model.dir, 'model.safetensors'))).length,
+    );
     const wasm = await fetch(new URL('/v1/wasm/tfjs-backend-wasm-simd.wasm', server.url));
     assert.equal(wasm.status, 200);
     assert.equal(wasm.headers.get('content-type'), 'application/wasm');
     assert.deepEqual([...new Uint8Array(await wasm.arrayBuffer()).subarray(0, 4)], [0, 0x61, 0x73, 0x6d]);
-    for (const path of ['/v1/model/files/..%2Fconfig.json', '/v1/model/files/%2e%2e', '/v1/model/files/%zz', '/v1/wasm/..%2F..%2Fpackage.json', '/v1/examples/..%2Fpackage.json']) {
+    for (const path of [
+      '/v1/model/files/..%2Fconfig.json',
+      '/v1/model/files/%2e%2e',
+      '/v1/model/files/%zz',
+      '/v1/wasm/..%2F..%2Fpackage.json',
+      '/v1/examples/..%2Fpackage.json',
+    ]) {
       assertError(await call(path), 404, 'not-found');
     }
     const examples = await call('/v1/examples');
@@ -101,16 +125,23 @@ describe('ape serve API', () => {
   });
 
   test('predict, multipart: instances with RLE masks, semantic segments, grounding, timing', async () => {
-    const answer = await predictForm({ vocabulary: 'circle, square,star', sentences: 'the red cross to the right of the red star', threshold: '0' });
+    const answer = await predictForm({
+      vocabulary: 'circle, square,star',
+      sentences: 'the red cross to the right of the red star',
+      threshold: '0',
+    });
     assert.equal(answer.status, 200, JSON.stringify(answer.body));
     const p = answer.body as PredictionJson;
     assert.deepEqual(p.image, { width: 256, height: 256, id: 0 });
-    assert.deepEqual(p.prompts.map((x) => [x.index, x.text, x.kind]), [
-      [0, 'circle', 'vocabulary'],
-      [1, 'square', 'vocabulary'],
-      [2, 'star', 'vocabulary'],
-      [3, 'the red cross to the right of the red star', 'sentence'],
-    ]);
+    assert.deepEqual(
+      p.prompts.map((x) => [x.index, x.text, x.kind]),
+      [
+        [0, 'circle', 'vocabulary'],
+        [1, 'square', 'vocabulary'],
+        [2, 'star', 'vocabulary'],
+        [3, 'the red cross to the right of the red star', 'sentence'],
+      ],
+    );
     assert.ok(p.instances.length > 0);
     for (const inst of p.instances) {
       assert.equal(inst.prompt, p.prompts[inst.category_id]!.text);
@@ -120,13 +151,18 @@ describe('ape serve API', () => {
       assert.equal(decodeRle(decompressRle(inst.segmentation!)).length, 256 * 256);
     }
     const sorted = [...p.instances].sort((a, b) => b.score - a.score);
-    assert.deepEqual(p.instances.map((i) => i.score), sorted.map((i) => i.score), 'best first');
+    assert.deepEqual(
+      p.instances.map((i) => i.score),
+      sorted.map((i) => i.score),
+      'best first',
+    );
     assert.equal(p.grounding.length, 1);
     assert.equal(p.grounding[0]!.sentence, 'the red cross to the right of the red star');
     assert.ok(p.semantic);
     const covered = p.semantic.segments.reduce((n, s) => n + s.area, 0);
     assert.ok(covered <= 256 * 256 && p.semantic.segments.every((s) => s.area > 0));
-    for (const key of ['readAndDecodeMs', 'queueMs', 'inferenceMs', 'totalMs']) assert.equal(typeof p.timing![key], 'number');
+    for (const key of ['readAndDecodeMs', 'queueMs', 'inferenceMs', 'totalMs'])
+      assert.equal(typeof p.timing![key], 'number');
   });
 
   test('predict, JSON with a base64 image and the comma rule gives the same answer', async () => {
@@ -139,7 +175,12 @@ describe('ape serve API', () => {
   });
 
   test('limits and bad input: the right status and a message that names the problem', async () => {
-    assertError(await predictJson({ image: 'A'.repeat(1_200_000), vocabulary: ['a'] }), 413, 'request-too-large', /more than the limit of 1048576 bytes/);
+    assertError(
+      await predictJson({ image: 'A'.repeat(1_200_000), vocabulary: ['a'] }),
+      413,
+      'request-too-large',
+      /more than the limit of 1048576 bytes/,
+    );
     // Without a Content-Length (chunked upload) the limit is enforced while reading.
     const chunk = new Uint8Array(64 * 1024).fill(65);
     let sent = 0;
@@ -150,19 +191,56 @@ describe('ape serve API', () => {
         controller.enqueue(chunk);
       },
     });
-    const chunked = await call('/v1/predict', { method: 'POST', headers: { 'content-type': 'application/json' }, body: stream, duplex: 'half' } as RequestInit);
+    const chunked = await call('/v1/predict', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: stream,
+      duplex: 'half',
+    } as RequestInit);
     assertError(chunked, 413, 'request-too-large', /larger than the limit of 1048576 bytes/);
     const big = await encodePng(createRgbImage(600, 400, [10, 20, 30]));
     assertError(await predictForm({ vocabulary: 'a' }, big, 'big.png'), 413, 'image-too-large', /240000/);
-    assertError(await predictForm({ vocabulary: 'a,b,c,d,e,f' }), 422, 'too-many-prompts', /6 prompts, more than the limit of 5/);
-    assertError(await predictForm({ sentences: 'x'.repeat(61) }), 422, 'prompt-too-long', /61 characters, more than the limit of 60/);
+    assertError(
+      await predictForm({ vocabulary: 'a,b,c,d,e,f' }),
+      422,
+      'too-many-prompts',
+      /6 prompts, more than the limit of 5/,
+    );
+    assertError(
+      await predictForm({ sentences: 'x'.repeat(61) }),
+      422,
+      'prompt-too-long',
+      /61 characters, more than the limit of 60/,
+    );
     assertError(await predictForm({ vocabulary: ' , ' }), 422, 'no-prompts');
     assertError(await predictForm({ vocabulary: 'a', threshold: 'high' }), 422, 'bad-threshold');
-    assertError(await predictForm({ vocabulary: 'a' }, scene.subarray(0, 4000), 'cut.png'), 400, 'bad-image-truncated', /cut\.png/);
-    assertError(await predictForm({ vocabulary: 'a' }, new TextEncoder().encode('{"not": "an image"}'), 'x.json'), 415, 'unsupported-image', /JSON/);
+    assertError(
+      await predictForm({ vocabulary: 'a' }, scene.subarray(0, 4000), 'cut.png'),
+      400,
+      'bad-image-truncated',
+      /cut\.png/,
+    );
+    assertError(
+      await predictForm({ vocabulary: 'a' }, new TextEncoder().encode('{"not": "an image"}'), 'x.json'),
+      415,
+      'unsupported-image',
+      /JSON/,
+    );
     assertError(await predictJson({ vocabulary: ['a'] }), 400, 'no-image');
-    assertError(await call('/v1/predict', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hi' }), 415, 'unsupported-content-type');
-    assertError(await call('/v1/predict', { method: 'POST', headers: { 'content-type': 'multipart/form-data; boundary=zz' }, body: 'nothing' }), 400, 'bad-multipart');
+    assertError(
+      await call('/v1/predict', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hi' }),
+      415,
+      'unsupported-content-type',
+    );
+    assertError(
+      await call('/v1/predict', {
+        method: 'POST',
+        headers: { 'content-type': 'multipart/form-data; boundary=zz' },
+        body: 'nothing',
+      }),
+      400,
+      'bad-multipart',
+    );
     assertError(await call('/v1/predict'), 405, 'method-not-allowed');
     assertError(await call('/v1/nothing'), 404, 'not-found');
     // After all of that the server answers normally.
@@ -172,11 +250,17 @@ describe('ape serve API', () => {
   test('concurrent requests are queued and each gets its own answer', async () => {
     const sets = [['circle'], ['square', 'star'], ['sky', 'grass', 'water']];
     const alone: PredictionJson[] = [];
-    for (const vocabulary of sets) alone.push((await predictJson({ image: scene.toString('base64'), vocabulary, threshold: 0 })).body);
-    const together = await Promise.all(sets.map((vocabulary) => predictJson({ image: scene.toString('base64'), vocabulary, threshold: 0 })));
+    for (const vocabulary of sets)
+      alone.push((await predictJson({ image: scene.toString('base64'), vocabulary, threshold: 0 })).body);
+    const together = await Promise.all(
+      sets.map((vocabulary) => predictJson({ image: scene.toString('base64'), vocabulary, threshold: 0 })),
+    );
     together.forEach((answer, i) => {
       assert.equal(answer.status, 200);
-      assert.deepEqual(answer.body.prompts.map((p: { text: string }) => p.text), sets[i]);
+      assert.deepEqual(
+        answer.body.prompts.map((p: { text: string }) => p.text),
+        sets[i],
+      );
       assert.deepEqual(answer.body.instances, alone[i].instances);
     });
   });
@@ -198,12 +282,20 @@ describe('ape serve under pressure', () => {
     const busy = await startServer(['--model', model.dir, '--queue', '0']);
     try {
       const body = JSON.stringify({ image: scene.toString('base64'), vocabulary: ['circle'], threshold: 0 });
-      const send = () => fetch(new URL('/v1/predict', busy.url), { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      const send = () =>
+        fetch(new URL('/v1/predict', busy.url), {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body,
+        });
       const answers = await Promise.all([send(), send(), send(), send()]);
       const statuses = answers.map((a) => a.status);
       assert.ok(statuses.includes(200), `statuses ${statuses}`);
       assert.ok(statuses.includes(503), `statuses ${statuses}`);
-      assert.ok(statuses.every((s) => s === 200 || s === 503), `statuses ${statuses}`);
+      assert.ok(
+        statuses.every((s) => s === 200 || s === 503),
+        `statuses ${statuses}`,
+      );
       const refused = await answers[statuses.indexOf(503)]!.json();
       assert.equal(refused.error.code, 'queue-full');
       assert.equal((await send()).status, 200);
@@ -239,10 +331,18 @@ describe('ape serve under pressure', () => {
 
 test('ape serve without a loadable model says why (exit 2 for a missing path, 1 for a folder without a model)', () => {
   // A path that is not there is refused before anything starts (a usage error, exit 2).
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--port', '0', '--model', join(root, 'no-such-model')], { cwd: root, encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--port', '0', '--model', join(root, 'no-such-model')],
+    { cwd: root, encoding: 'utf8' },
+  );
   assert.equal(r.status, 2);
   // A folder that exists but holds no model fails in the model thread, with the loader's message.
-  const empty = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--port', '0', '--model', join(root, 'examples')], { cwd: root, encoding: 'utf8' });
+  const empty = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--port', '0', '--model', join(root, 'examples')],
+    { cwd: root, encoding: 'utf8' },
+  );
   assert.equal(empty.status, 1);
   assert.match(empty.stderr, /could not load the model from .*examples: .*config\.json/);
   assert.match(r.stderr, /--model .*no-such-model: no such folder, and not a released model name \(ape-ti, ape-l-d/);

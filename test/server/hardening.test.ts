@@ -31,7 +31,9 @@ after(async () => {
   await model?.remove();
 });
 
-async function inProcess(limits: Parameters<typeof createApeServer>[0]['limits'] = {}): Promise<{ app: ApeServer; url: string }> {
+async function inProcess(
+  limits: Parameters<typeof createApeServer>[0]['limits'] = {},
+): Promise<{ app: ApeServer; url: string }> {
   const app = await createApeServer({ modelDir: model.dir, limits, webDir: join(root, 'no-page') });
   await app.host.start();
   const { url } = await app.listen(0);
@@ -70,12 +72,20 @@ test('405 answers carry an Allow header naming the methods', async () => {
 
 test(`the API keeps instances scoring above ${DEFAULT_SCORE_THRESHOLD} unless told otherwise, as the CLI does`, async () => {
   const { url } = shared;
-  const all = (await (await predict(url, { vocabulary: 'circle,square,star', threshold: '0' })).json()) as PredictionJson;
+  const all = (await (
+    await predict(url, { vocabulary: 'circle,square,star', threshold: '0' })
+  ).json()) as PredictionJson;
   const byDefault = (await (await predict(url, { vocabulary: 'circle,square,star' })).json()) as PredictionJson;
-  assert.ok(all.instances.some((i) => i.score <= DEFAULT_SCORE_THRESHOLD), 'the test needs some low-scoring instances');
+  assert.ok(
+    all.instances.some((i) => i.score <= DEFAULT_SCORE_THRESHOLD),
+    'the test needs some low-scoring instances',
+  );
   // Class-wise NMS and top-K keep higher-scored instances regardless of lower ones, so the
   // default answer is exactly the threshold-0 answer cut at the default.
-  assert.deepEqual(byDefault.instances, all.instances.filter((i) => i.score > DEFAULT_SCORE_THRESHOLD));
+  assert.deepEqual(
+    byDefault.instances,
+    all.instances.filter((i) => i.score > DEFAULT_SCORE_THRESHOLD),
+  );
 });
 
 test('the default pixel budget follows the model: (4 x its input side)^2; --max-pixels overrides it', async () => {
@@ -126,7 +136,10 @@ test('a run stopped past its deadline answers 504 and the model worker is loaded
     const running = app.host.predict({ image, vocabulary: ['circle'], sentences: [] }, controller.signal);
     await new Promise((r) => setTimeout(r, 0));
     controller.abort();
-    await assert.rejects(running, (e: unknown) => e instanceof HttpError && e.status === 504 && /while the model was running/.test(e.message));
+    await assert.rejects(
+      running,
+      (e: unknown) => e instanceof HttpError && e.status === 504 && /while the model was running/.test(e.message),
+    );
     assert.equal(app.host.restarts, 1);
     await app.host.start();
     assert.equal(app.host.loaded, true);
@@ -142,8 +155,14 @@ test('closing with requests in flight answers them; requests after the close beg
   await taken;
   const closing = app.close(20_000);
   const answers = await Promise.all(inFlight);
-  assert.deepEqual(answers.map((a) => a.status), [200, 200]);
-  const late = await predict(url, { vocabulary: 'circle' }).then((a) => a.status, () => 'refused');
+  assert.deepEqual(
+    answers.map((a) => a.status),
+    [200, 200],
+  );
+  const late = await predict(url, { vocabulary: 'circle' }).then(
+    (a) => a.status,
+    () => 'refused',
+  );
   assert.ok(late === 503 || late === 'refused', String(late));
   await closing;
 });
@@ -151,7 +170,11 @@ test('closing with requests in flight answers them; requests after the close beg
 test('past the grace period, requests still in flight are answered 503 shutting-down, not dropped', async () => {
   const { app, url } = await inProcess();
   const taken = requestsTaken(app, 3);
-  const inFlight = [predict(url, { vocabulary: 'circle' }), predict(url, { vocabulary: 'star' }), predict(url, { vocabulary: 'sky' })];
+  const inFlight = [
+    predict(url, { vocabulary: 'circle' }),
+    predict(url, { vocabulary: 'star' }),
+    predict(url, { vocabulary: 'sky' }),
+  ];
   await taken;
   await app.close(0);
   const answers = await Promise.all(inFlight);
@@ -160,14 +183,21 @@ test('past the grace period, requests still in flight are answered 503 shutting-
     assert.equal(answer.status, 503);
     assert.equal(((await answer.json()) as { error: { code: string } }).error.code, 'shutting-down');
   }
-  assert.ok(answers.some((a) => a.status === 503), `statuses ${answers.map((a) => a.status)}`);
+  assert.ok(
+    answers.some((a) => a.status === 503),
+    `statuses ${answers.map((a) => a.status)}`,
+  );
 });
 
 test('ape serve on SIGTERM finishes the request in flight before it exits', async () => {
   const server = await startServer(['--model', model.dir]);
   const body = JSON.stringify({ image: scene.toString('base64'), vocabulary: ['circle', 'square'] });
   let settled = false;
-  const answer = fetch(new URL('/v1/predict', server.url), { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  const answer = fetch(new URL('/v1/predict', server.url), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body,
+  });
   void answer.finally(() => (settled = true)).catch(() => undefined);
   // Signal once the model is working on it (or it is already answered).
   for (let running = false; !running && !settled; ) {
@@ -175,7 +205,10 @@ test('ape serve on SIGTERM finishes the request in flight before it exits', asyn
     running = health.queue.running === 1;
   }
   await server.stop();
-  const result = await answer.then((a) => a.status, (e: Error) => `no answer: ${e.message}`);
+  const result = await answer.then(
+    (a) => a.status,
+    (e: Error) => `no answer: ${e.message}`,
+  );
   assert.equal(result, 200, server.output());
   assert.match(server.output(), /shutting down/);
 });

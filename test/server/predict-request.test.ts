@@ -32,10 +32,18 @@ test('base64 check: accepts digits, whitespace and padding; refuses the rest', (
 // this body; the test then runs into its time limit. The time bound itself is `npm run bench --
 // request-validation`.
 test('a multi-megabyte whitespace run followed by one bad character is a 400, not a stall', { timeout: 20_000 }, () => {
-  const image = ' '.repeat(4 * 1024 * 1024) + '!';
-  refused(() => parsePredictRequest(json({ image, vocabulary: ['cat'] }), 'application/json', DEFAULT_LIMITS), 400, 'bad-image-encoding');
-  const padded = 'AAAA' + '\n'.repeat(4 * 1024 * 1024) + '=\t!';
-  refused(() => parsePredictRequest(json({ image: padded, vocabulary: ['cat'] }), 'application/json', DEFAULT_LIMITS), 400, 'bad-image-encoding');
+  const image = `${' '.repeat(4 * 1024 * 1024)}!`;
+  refused(
+    () => parsePredictRequest(json({ image, vocabulary: ['cat'] }), 'application/json', DEFAULT_LIMITS),
+    400,
+    'bad-image-encoding',
+  );
+  const padded = `AAAA${'\n'.repeat(4 * 1024 * 1024)}=\t!`;
+  refused(
+    () => parsePredictRequest(json({ image: padded, vocabulary: ['cat'] }), 'application/json', DEFAULT_LIMITS),
+    400,
+    'bad-image-encoding',
+  );
 });
 
 test('prompt length counts code points, not UTF-16 units', () => {
@@ -44,16 +52,34 @@ test('prompt length counts code points, not UTF-16 units', () => {
   // Ten emoji: 10 code points, 20 UTF-16 units.
   const ok = parsePredictRequest(json({ image, vocabulary: ['😀'.repeat(10)] }), 'application/json', limits);
   assert.deepEqual(ok.vocabulary, ['😀'.repeat(10)]);
-  const error = refused(() => parsePredictRequest(json({ image, vocabulary: ['😀'.repeat(11)] }), 'application/json', limits), 422, 'prompt-too-long');
+  const error = refused(
+    () => parsePredictRequest(json({ image, vocabulary: ['😀'.repeat(11)] }), 'application/json', limits),
+    422,
+    'prompt-too-long',
+  );
   assert.match(error.message, /is 11 characters/);
 });
 
 test('thresholds are decimal numbers from 0 to 1: hex, binary, exponent-free junk refused', () => {
   const image = Buffer.from('png').toString('base64');
   for (const threshold of ['0x1', '0b1', '0o1', 'Infinity', '1e', '.', '1.2.3']) {
-    refused(() => parsePredictRequest(json({ image, vocabulary: ['cat'], threshold }), 'application/json', DEFAULT_LIMITS), 422, 'bad-threshold');
+    refused(
+      () => parsePredictRequest(json({ image, vocabulary: ['cat'], threshold }), 'application/json', DEFAULT_LIMITS),
+      422,
+      'bad-threshold',
+    );
   }
-  for (const [threshold, value] of [['0.25', 0.25], [' 1 ', 1], ['0', 0], ['5e-1', 0.5], [0.75, 0.75]] as const) {
-    assert.equal(parsePredictRequest(json({ image, vocabulary: ['cat'], threshold }), 'application/json', DEFAULT_LIMITS).threshold, value);
+  for (const [threshold, value] of [
+    ['0.25', 0.25],
+    [' 1 ', 1],
+    ['0', 0],
+    ['5e-1', 0.5],
+    [0.75, 0.75],
+  ] as const) {
+    assert.equal(
+      parsePredictRequest(json({ image, vocabulary: ['cat'], threshold }), 'application/json', DEFAULT_LIMITS)
+        .threshold,
+      value,
+    );
   }
 });

@@ -35,7 +35,10 @@ test('readBody reads an over-limit upload to its end before refusing it (no brok
 
 test('readBody cuts an upload that goes on past the drain allowance', async () => {
   const { request, written } = streamedRequest(1000, 100);
-  await assert.rejects(readBody(request, 400, 1000), (e: unknown) => e instanceof HttpError && /larger than the limit of 400 bytes/.test(e.message));
+  await assert.rejects(
+    readBody(request, 400, 1000),
+    (e: unknown) => e instanceof HttpError && /larger than the limit of 400 bytes/.test(e.message),
+  );
   assert.ok(written() < 1000, `written ${written()}`);
 });
 

@@ -29,7 +29,10 @@ export function testModelConfig(): ApeConfig {
  * Writes the test model to a fresh temporary folder; call `remove` when done. With `words`, its
  * tokenizer knows those words (and warns about others); without, it hashes every word.
  */
-export async function makeTestModelDir(seed = 11, words?: string[]): Promise<{ dir: string; remove: () => Promise<void> }> {
+export async function makeTestModelDir(
+  seed = 11,
+  words?: string[],
+): Promise<{ dir: string; remove: () => Promise<void> }> {
   await initEngine({ backend: 'wasm' });
   const dir = await mkdtemp(join(tmpdir(), 'ape-test-model-'));
   const config = testModelConfig();

@@ -18,8 +18,13 @@ after(async () => {
   await server?.stop();
 });
 
+// biome-ignore lint/suspicious/noExplicitAny: response JSON
 async function predict(body: Record<string, unknown>): Promise<{ status: number; body: any }> {
-  const r = await fetch(new URL('/v1/predict', server.url), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ image: scene, ...body }) });
+  const r = await fetch(new URL('/v1/predict', server.url), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ image: scene, ...body }),
+  });
   return { status: r.status, body: await r.json() };
 }
 
@@ -30,7 +35,10 @@ test('the API names prompt words the shipped model does not know (warnings) and 
   const r = await predict({ vocabulary: ['cat', 'circle'] });
   assert.equal(r.status, 200, JSON.stringify(r.body));
   assert.equal(r.body.warnings.length, 1);
-  assert.match(r.body.warnings[0], /^'cat' is not in this model's vocabulary, so prompts with it get meaningless scores; this model knows 41 words: above, .*circle.*$/);
+  assert.match(
+    r.body.warnings[0],
+    /^'cat' is not in this model's vocabulary, so prompts with it get meaningless scores; this model knows 41 words: above, .*circle.*$/,
+  );
   assert.ok(share(r.body, 'circle') < 0.1, `circle ${share(r.body, 'circle')}`);
   const known = await predict({ vocabulary: ['circle', 'sky'], sentences: ['the red star'] });
   assert.deepEqual(known.body.warnings, []);

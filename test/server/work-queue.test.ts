@@ -66,17 +66,23 @@ test('deadlines: a waiting job is dropped unrun, a running one is told to stop (
 
 test('a runner that throws fails only its own job', async () => {
   let n = 0;
-  const q = new WorkQueue<number, number>(async (job) => {
-    n++;
-    if (job < 0) throw new Error(`bad job ${job}`);
-    return job * 2;
-  }, { capacity: 4, timeoutMs: 1000 });
+  const q = new WorkQueue<number, number>(
+    async (job) => {
+      n++;
+      if (job < 0) throw new Error(`bad job ${job}`);
+      return job * 2;
+    },
+    { capacity: 4, timeoutMs: 1000 },
+  );
   const results = await Promise.allSettled([q.submit(1), q.submit(-1), q.submit(3)]);
-  assert.deepEqual(results.map((x) => (x.status === 'fulfilled' ? x.value : (x.reason as Error).message)), [2, 'bad job -1', 6]);
+  assert.deepEqual(
+    results.map((x) => (x.status === 'fulfilled' ? x.value : (x.reason as Error).message)),
+    [2, 'bad job -1', 6],
+  );
   assert.equal(n, 3);
 });
 
-test('the deadline counts from the request\'s arrival, not from when it was queued', async () => {
+test("the deadline counts from the request's arrival, not from when it was queued", async () => {
   const r = controlledRunner();
   const q = new WorkQueue(r.run, { capacity: 2, timeoutMs: 200 });
   // The request arrived 150 ms before it was queued (reading its body): 50 ms are left.

@@ -53,7 +53,10 @@ test('pasteMask: bilinear grid sampling of the box-local mask at pixel centres',
   const ones = Float32Array.from([1, 1, 1, 1]);
   const p = [0, 0.25, 0.75, 1, 1, 0.75, 0.25, 0];
   const soft = pasteMaskSoft(ones, 2, 2, [2, 2, 6, 6], 8, 8);
-  assert.deepEqual(rows(soft, 8), p.map((a) => p.map((b) => a * b)));
+  assert.deepEqual(
+    rows(soft, 8),
+    p.map((a) => p.map((b) => a * b)),
+  );
   const hard = pasteMask(ones, 2, 2, [2, 2, 6, 6], 8, 8);
   assert.deepEqual(maskToBox(hard, 8, 8), [2, 2, 6, 6]);
   assert.equal(maskArea(hard), 16);
@@ -61,7 +64,10 @@ test('pasteMask: bilinear grid sampling of the box-local mask at pixel centres',
   // Only the top-left cell set, box [0,0,4,4]: weight on cell 0 per axis is [.75, .75, .25, 0].
   const corner = Float32Array.from([1, 0, 0, 0]);
   const a = [0.75, 0.75, 0.25, 0];
-  assert.deepEqual(rows(pasteMaskSoft(corner, 2, 2, [0, 0, 4, 4], 4, 4), 4), a.map((u) => a.map((v) => u * v)));
+  assert.deepEqual(
+    rows(pasteMaskSoft(corner, 2, 2, [0, 0, 4, 4], 4, 4), 4),
+    a.map((u) => a.map((v) => u * v)),
+  );
   assert.deepEqual(rows(pasteMask(corner, 2, 2, [0, 0, 4, 4], 4, 4), 4), [
     [1, 1, 0, 0],
     [1, 1, 0, 0],
@@ -74,18 +80,16 @@ test('pasteMask: bilinear grid sampling of the box-local mask at pixel centres',
 
   // A box hanging off the top-left corner is clipped by the image.
   const q = [1, 0.75, 0.25, 0];
-  assert.deepEqual(rows(pasteMaskSoft(ones, 2, 2, [-2, -2, 2, 2], 4, 4), 4), q.map((u) => q.map((v) => u * v)));
+  assert.deepEqual(
+    rows(pasteMaskSoft(ones, 2, 2, [-2, -2, 2, 2], 4, 4), 4),
+    q.map((u) => q.map((v) => u * v)),
+  );
   // Degenerate boxes paste nothing.
   assert.equal(maskArea(pasteMask(ones, 2, 2, [3, 3, 3, 5], 8, 8)), 0);
 });
 
 test('maskToBox, maskArea, IoU, threshold', () => {
-  const m = Uint8Array.from([
-    0, 0, 0, 0, 0,
-    0, 0, 1, 0, 0,
-    0, 1, 1, 0, 0,
-    0, 0, 0, 0, 0,
-  ]);
+  const m = Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0]);
   assert.deepEqual(maskToBox(m, 4, 5), [1, 1, 3, 3]);
   assert.deepEqual(maskToBox(new Uint8Array(20), 4, 5), [0, 0, 0, 0]);
   assert.deepEqual(maskToBox(Uint8Array.from([0, 0, 0, 1]), 2, 2), [1, 1, 2, 2]);

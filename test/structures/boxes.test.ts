@@ -17,7 +17,14 @@ import {
   xyxyToXywh,
   type Box,
 } from '../../src/structures/boxes.js';
-import { boxGiou, boxIou, pairwiseGiou, pairwiseIou, pairwiseIouFlat, pairwiseIouXywh } from '../../src/structures/box-iou.js';
+import {
+  boxGiou,
+  boxIou,
+  pairwiseGiou,
+  pairwiseIou,
+  pairwiseIouFlat,
+  pairwiseIouXywh,
+} from '../../src/structures/box-iou.js';
 import {
   boxCxcywhToXyxyTensor,
   boxXyxyToCxcywhTensor,
@@ -35,7 +42,8 @@ test('format conversions are exact inverses', () => {
   assert.deepEqual(cxcywhToXyxy([20, 40, 20, 40]), [10, 20, 30, 60]);
   const formats = ['xyxy', 'xywh', 'cxcywh'] as const;
   const box: Box = [3, 5, 11, 17];
-  for (const f of formats) for (const g of formats) assert.deepEqual(convertBox(convertBox(box, 'xyxy', f), f, g), convertBox(box, 'xyxy', g));
+  for (const f of formats)
+    for (const g of formats) assert.deepEqual(convertBox(convertBox(box, 'xyxy', f), f, g), convertBox(box, 'xyxy', g));
   const flat = Float32Array.from([10, 20, 30, 60, 0, 0, 4, 2]);
   assert.deepEqual(Array.from(convertBoxes(flat, 'xyxy', 'cxcywh')), [20, 40, 20, 40, 2, 1, 4, 2]);
   assert.ok(convertBoxes(flat, 'xyxy', 'xywh') instanceof Float32Array);
@@ -75,7 +83,10 @@ test('IoU and GIoU on hand-computed pairs', () => {
 
 test('COCO xywh IoU treats crowd ground truth as intersection over detection area', () => {
   const dt = [[0, 0, 2, 2]];
-  const gt = [[1, 1, 2, 2], [1, 1, 2, 2]];
+  const gt = [
+    [1, 1, 2, 2],
+    [1, 1, 2, 2],
+  ];
   assert.deepEqual(pairwiseIouXywh(dt, gt, [false, true]), [[1 / 7, 1 / 4]]);
   assert.deepEqual(pairwiseIouXywh(dt, [[2, 0, 1, 1]]), [[0]]);
 });
@@ -83,18 +94,26 @@ test('COCO xywh IoU treats crowd ground truth as intersection over detection are
 test('tensor forms agree with the plain ones and are differentiable', async () => {
   await initEngine({ backend: 'cpu' });
   // No coordinate ties between paired boxes: min/max have kinks there that finite differences straddle.
-  const aList: Box[] = [[0, 0, 2, 2], [1.2, 1.1, 5.3, 4.4], [2.1, 2.2, 3.3, 7.1]];
-  const bList: Box[] = [[1, 1, 3, 3], [0, 0, 4, 4]];
+  const aList: Box[] = [
+    [0, 0, 2, 2],
+    [1.2, 1.1, 5.3, 4.4],
+    [2.1, 2.2, 3.3, 7.1],
+  ];
+  const bList: Box[] = [
+    [1, 1, 3, 3],
+    [0, 0, 4, 4],
+  ];
   const a = tf.tensor2d(aList);
   const b = tf.tensor2d(bList);
   const pg = (await pairwiseGiouTensor(a, b).array()) as number[][];
   const pi = (await pairwiseIouTensor(a, b).array()) as number[][];
   const ref = pairwiseGiou(aList, bList);
   const refIou = pairwiseIou(aList, bList);
-  for (let i = 0; i < 3; i++) for (let j = 0; j < 2; j++) {
-    close(pg[i][j], ref[i][j], 1e-5);
-    close(pi[i][j], refIou[i][j], 1e-5);
-  }
+  for (let i = 0; i < 3; i++)
+    for (let j = 0; j < 2; j++) {
+      close(pg[i][j], ref[i][j], 1e-5);
+      close(pi[i][j], refIou[i][j], 1e-5);
+    }
   const pairs = tf.tensor2d([bList[0], bList[1], bList[0]]);
   const g = await giouTensor(a, pairs).array();
   g.forEach((v, i) => close(v, boxGiou(aList[i], [bList[0], bList[1], bList[0]][i]), 1e-5));
@@ -104,7 +123,9 @@ test('tensor forms agree with the plain ones and are differentiable', async () =
   assert.deepEqual(await boxXyxyToCxcywhTensor(boxCxcywhToXyxyTensor(cxcywh)).array(), [[20, 40, 20, 40]]);
 
   // d(sum GIoU)/d(a) against central finite differences of the plain function.
-  const grad = await tf.grad((x: tf.Tensor) => tf.sum(giouTensor(x, pairs)))(a).array() as number[][];
+  const grad = (await tf
+    .grad((x: tf.Tensor) => tf.sum(giouTensor(x, pairs)))(a)
+    .array()) as number[][];
   const others = [bList[0], bList[1], bList[0]];
   const h = 1e-3;
   for (let i = 0; i < 3; i++) {

@@ -3,7 +3,10 @@ import assert from 'node:assert/strict';
 import { fillHoles, labelComponents, splitComponents } from '../../src/structures/components.js';
 
 const grid = (text: string) => {
-  const lines = text.trim().split('\n').map((l) => l.trim().split(/\s+/).map(Number));
+  const lines = text
+    .trim()
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/).map(Number));
   return { mask: Uint8Array.from(lines.flat()), h: lines.length, w: lines[0].length };
 };
 const rows = (data: ArrayLike<number>, w: number) =>
@@ -79,7 +82,10 @@ test('fillHoles fills enclosed background only', () => {
 test('splitComponents: one mask per component, minArea, optional hole filling', () => {
   const parts = splitComponents(sample.mask, sample.h, sample.w, { minArea: 2 });
   assert.equal(parts.length, 3);
-  assert.deepEqual(parts.map((p) => p.reduce((a, b) => a + b, 0)), [3, 2, 3]);
+  assert.deepEqual(
+    parts.map((p) => p.reduce((a, b) => a + b, 0)),
+    [3, 2, 3],
+  );
   assert.deepEqual(rows(parts[2], 6).slice(2, 4), [
     [0, 0, 1, 0, 0, 0],
     [0, 0, 1, 1, 0, 0],

@@ -12,11 +12,54 @@ import { toRle, type Segmentation } from '../../src/structures/segmentation.js';
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const fixture = join(root, '../shared/fixtures/coco-eval');
 
-const cases: { name: string; polygons: number[][]; h: number; w: number; counts: string; area: number; bbox: number[] }[] = [
-  { name: 'triangle', polygons: [[2, 1, 8, 3, 3, 9]], h: 10, w: 10, counts: 'e0463NN1O1O2Nb0', area: 24, bbox: [2, 1, 6, 7] },
-  { name: 'half-pixel square', polygons: [[1.5, 1.5, 6.5, 1.5, 6.5, 4.5, 1.5, 4.5]], h: 8, w: 9, counts: 'b0350000000>', area: 15, bbox: [2, 2, 5, 3] },
-  { name: 'partly outside the image', polygons: [[-3, -2, 12.3, 4.7, 5.2, 14.9]], h: 10, w: 11, counts: '0552N2O0O01O001O000O2MN', area: 78, bbox: [0, 0, 11, 10] },
-  { name: 'two rings', polygons: [[0, 0, 3, 0, 3, 3, 0, 3], [5, 5, 9, 5, 9, 8]], h: 10, w: 10, counts: '037000S1NoN1O14', area: 15, bbox: [0, 0, 9, 8] },
+const cases: {
+  name: string;
+  polygons: number[][];
+  h: number;
+  w: number;
+  counts: string;
+  area: number;
+  bbox: number[];
+}[] = [
+  {
+    name: 'triangle',
+    polygons: [[2, 1, 8, 3, 3, 9]],
+    h: 10,
+    w: 10,
+    counts: 'e0463NN1O1O2Nb0',
+    area: 24,
+    bbox: [2, 1, 6, 7],
+  },
+  {
+    name: 'half-pixel square',
+    polygons: [[1.5, 1.5, 6.5, 1.5, 6.5, 4.5, 1.5, 4.5]],
+    h: 8,
+    w: 9,
+    counts: 'b0350000000>',
+    area: 15,
+    bbox: [2, 2, 5, 3],
+  },
+  {
+    name: 'partly outside the image',
+    polygons: [[-3, -2, 12.3, 4.7, 5.2, 14.9]],
+    h: 10,
+    w: 11,
+    counts: '0552N2O0O01O001O000O2MN',
+    area: 78,
+    bbox: [0, 0, 11, 10],
+  },
+  {
+    name: 'two rings',
+    polygons: [
+      [0, 0, 3, 0, 3, 3, 0, 3],
+      [5, 5, 9, 5, 9, 8],
+    ],
+    h: 10,
+    w: 10,
+    counts: '037000S1NoN1O14',
+    area: 15,
+    bbox: [0, 0, 9, 8],
+  },
 ];
 
 for (const c of cases) {
@@ -31,7 +74,8 @@ for (const c of cases) {
 test('a half-pixel square covers exactly the pixels whose centres it contains', () => {
   const mask = decodeRle(rleFromPolygonRing([1.5, 1.5, 6.5, 1.5, 6.5, 4.5, 1.5, 4.5], 8, 9));
   for (let y = 0; y < 8; y++) {
-    for (let x = 0; x < 9; x++) assert.equal(mask[y * 9 + x], x >= 2 && x <= 6 && y >= 2 && y <= 4 ? 1 : 0, `pixel ${x},${y}`);
+    for (let x = 0; x < 9; x++)
+      assert.equal(mask[y * 9 + x], x >= 2 && x <= 6 && y >= 2 && y <= 4 ? 1 : 0, `pixel ${x},${y}`);
   }
 });
 
@@ -51,7 +95,9 @@ test('degenerate polygons give empty masks; absurd coordinates are rejected', ()
 
 test('every fixture annotation rasterises to the pycocotools areas and boxes', () => {
   const gt = JSON.parse(readFileSync(join(fixture, 'instances_val2014_100.json'), 'utf8'));
-  const images = new Map<number, { height: number; width: number }>(gt.images.map((im: { id: number; height: number; width: number }) => [im.id, im]));
+  const images = new Map<number, { height: number; width: number }>(
+    gt.images.map((im: { id: number; height: number; width: number }) => [im.id, im]),
+  );
   let areaSum = 0;
   let boxSum = 0;
   for (const ann of gt.annotations as { image_id: number; segmentation: Segmentation }[]) {
@@ -67,11 +113,11 @@ test('every fixture annotation rasterises to the pycocotools areas and boxes', (
   assert.equal(
     compressRle(toRle(first.segmentation, image.height, image.width)).counts,
     'ZTj01X=3M2N2N2N3N1O1O0000000O1000000O1O100O1O100M3K4L5N2N2N2O1N2N2N2O1O1O001O100O1O1O001O1O01O001O00' +
-    '0100O1O2O0O100O2N10O0100O2O001N2O1O0O2O1O0O2O1O1O1N2O1O1N101O1N2O1O1O1O1O10O0000000000000001OO1O1O1O' +
-    '2N10000O10000O1DVEXNj:h1YEWNe:i1]EoMi:P29000000O2O000O1000000000000000000000000001O0000001O0000001O0' +
-    '00O101O00001O000000001O0O100000000000001O00000O10000000001N10000O10000O10001O0O10000O1000001N1000000' +
-    '0001N100000000O101O2N1O1O1N2O1O1O1O1O001N101O00001O00000000000O101O0001O0000001O001O1O1N2N2N2M3N1O2N' +
-    '3J5K5K5N2O1O1O2M3N2N2M3N2O1N2N2O1N2N2O1N4M0O1O2O0O1O101N1O100O2N1O100O1O100O1O100O1000000O1O100O1O1O' +
-    '1O001O1O1O101Nind3',
+      '0100O1O2O0O100O2N10O0100O2O001N2O1O0O2O1O0O2O1O1O1N2O1O1N101O1N2O1O1O1O1O10O0000000000000001OO1O1O1O' +
+      '2N10000O10000O1DVEXNj:h1YEWNe:i1]EoMi:P29000000O2O000O1000000000000000000000000001O0000001O0000001O0' +
+      '00O101O00001O000000001O0O100000000000001O00000O10000000001N10000O10000O10001O0O10000O1000001N1000000' +
+      '0001N100000000O101O2N1O1O1N2O1O1O1O1O001N101O00001O00000000000O101O0001O0000001O001O1O1N2N2N2M3N1O2N' +
+      '3J5K5K5N2O1O1O2M3N2N2M3N2O1N2N2O1N2N2O1N4M0O1O2O0O1O101N1O100O2N1O100O1O100O1O100O1000000O1O100O1O1O' +
+      '1O001O1O1O101Nind3',
   );
 });

@@ -57,7 +57,8 @@ test('compressed strings match pycocotools for a larger mask (multi-character an
 
 test('L-shaped mask: string and box as pycocotools', () => {
   const mask = Uint8Array.from([
-    0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1,
+    1, 1, 0,
   ]);
   const rle = encodeRle(mask, 6, 7);
   assert.equal(compressRle(rle).counts, '754M0000002');

@@ -55,7 +55,7 @@ test('cleaning: ftfy-like fixes, HTML entities, Python whitespace', () => {
 // `[\s]+$` backtracked quadratically on a long run of spaces before a letter (minutes for this
 // text); the strip is now two scans.
 test('stripping a long whitespace run before a letter is linear', { timeout: 20_000 }, () => {
-  const text = ' '.repeat(300_000) + 'x' + '\t'.repeat(300_000) + 'y';
+  const text = `${' '.repeat(300_000)}x${'\t'.repeat(300_000)}y`;
   assert.equal(clipCleanText(text), 'x y');
 });
 

@@ -29,7 +29,10 @@ test('prompt entries: vocabulary first, then sentences, each with its column ind
 
 function encoder() {
   const tokenizer = WordTokenizer.hashing(64, 8);
-  const enc = new ClipTextEncoder({ vocabSize: 64, contextLength: 8, width: 16, heads: 2, layers: 1, mlpRatio: 4, embedDim: 12, layerNormEps: 1e-5 }, new Rng(1));
+  const enc = new ClipTextEncoder(
+    { vocabSize: 64, contextLength: 8, width: 16, heads: 2, layers: 1, mlpRatio: 4, embedDim: 12, layerNormEps: 1e-5 },
+    new Rng(1),
+  );
   return { tokenizer, enc };
 }
 
@@ -59,13 +62,23 @@ test('token cache and pooling: eot takes the end token row, mean averages start.
   assert.deepEqual(Array.from(toks.offsets), [0, 4]);
   assert.deepEqual(toks.tokens.shape, [7, 12]);
   const rows = toks.tokens.arraySync();
-  const pooledEot = poolPromptTokens(tf.expandDims(toks.tokens, 0) as tf.Tensor3D, toks.offsets, toks.lengths, 'eot').arraySync()[0]!;
+  const pooledEot = poolPromptTokens(
+    tf.expandDims(toks.tokens, 0) as tf.Tensor3D,
+    toks.offsets,
+    toks.lengths,
+    'eot',
+  ).arraySync()[0]!;
   assert.deepEqual(pooledEot[0], rows[3]);
   assert.deepEqual(pooledEot[1], rows[6]);
   // eot pooling of the token rows equals the sentence embedding.
   const sentence = cache.sentences(['red car']).arraySync()[0]!;
   assert.ok(sentence.every((v, i) => Math.abs(v - rows[3]![i]!) < 1e-5));
-  const pooledMean = poolPromptTokens(tf.stack([toks.tokens, tf.mul(toks.tokens, 2)]) as tf.Tensor3D, toks.offsets, toks.lengths, 'mean').arraySync();
+  const pooledMean = poolPromptTokens(
+    tf.stack([toks.tokens, tf.mul(toks.tokens, 2)]) as tf.Tensor3D,
+    toks.offsets,
+    toks.lengths,
+    'mean',
+  ).arraySync();
   const mean = rows.slice(4, 7).reduce((acc, r) => acc.map((v, i) => v + r[i]! / (3 + 1e-6)), new Array(12).fill(0));
   assert.ok(mean.every((v, i) => Math.abs(v - pooledMean[0]![1]![i]!) < 1e-5));
   assert.ok(mean.every((v, i) => Math.abs(2 * v - pooledMean[1]![1]![i]!) < 1e-5));

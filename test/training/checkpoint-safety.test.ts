@@ -1,6 +1,16 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync, writeSync, closeSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+  writeSync,
+  closeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initEngine } from '../../src/engine/engine.js';
@@ -26,7 +36,10 @@ before(async () => {
 const make = (step: number): TrainingCheckpoint => ({
   step,
   params: new Map([['layer.weight', { shape: [40, 40], data: new Float32Array(1600).fill(step) }]]),
-  optimizer: { step, moments: new Map([['layer.weight', { m: new Float32Array(1600).fill(0.5), v: new Float32Array(1600).fill(0.25) }]]) },
+  optimizer: {
+    step,
+    moments: new Map([['layer.weight', { m: new Float32Array(1600).fill(0.5), v: new Float32Array(1600).fill(0.25) }]]),
+  },
   optimizerParamSteps: { 'layer.weight': step },
   extras: new Map(),
   state: { step },
@@ -49,7 +62,10 @@ test('an altered checkpoint fails its checksum; the previous one is used, saying
   await saveCheckpoint(dir, make(10), 3);
   const newest = await saveCheckpoint(dir, make(20), 3);
   await writeNaNs(newest, 1000);
-  await assert.rejects(loadCheckpoint(newest), /tensor '[^']+' fails its checksum \(CRC-32 [0-9a-f]{8}, written as [0-9a-f]{8}\): the file was altered or damaged/);
+  await assert.rejects(
+    loadCheckpoint(newest),
+    /tensor '[^']+' fails its checksum \(CRC-32 [0-9a-f]{8}, written as [0-9a-f]{8}\): the file was altered or damaged/,
+  );
   const lines: string[] = [];
   const latest = await loadLatestCheckpoint(dir, (line) => lines.push(line));
   assert.equal(latest!.checkpoint.step, 10);
@@ -69,11 +85,15 @@ test('checkpoints written before checksums were kept still load (the shipped res
   const { checksums, ...metadata } = old.metadata;
   assert.ok(checksums);
   const c = make(5);
-  await writeSafetensorsFile(join(dir, checkpointName(6)), new Map([
-    ['model.layer.weight', { dtype: 'F32', shape: [40, 40], data: c.params.get('layer.weight')!.data }],
-    ['optim.m.layer.weight', { dtype: 'F32', shape: [40, 40], data: c.optimizer.moments.get('layer.weight')!.m }],
-    ['optim.v.layer.weight', { dtype: 'F32', shape: [40, 40], data: c.optimizer.moments.get('layer.weight')!.v }],
-  ]), { ...metadata, step: '6' });
+  await writeSafetensorsFile(
+    join(dir, checkpointName(6)),
+    new Map([
+      ['model.layer.weight', { dtype: 'F32', shape: [40, 40], data: c.params.get('layer.weight')!.data }],
+      ['optim.m.layer.weight', { dtype: 'F32', shape: [40, 40], data: c.optimizer.moments.get('layer.weight')!.m }],
+      ['optim.v.layer.weight', { dtype: 'F32', shape: [40, 40], data: c.optimizer.moments.get('layer.weight')!.v }],
+    ]),
+    { ...metadata, step: '6' },
+  );
   assert.equal((await loadCheckpoint(join(dir, checkpointName(6)))).step, 6);
 });
 
@@ -82,7 +102,10 @@ test('pruning keeps the checkpoint just written even when damaged files of later
   writeFileSync(join(dir, checkpointName(900)), 'damaged');
   writeFileSync(join(dir, checkpointName(1000)), 'damaged');
   for (const step of [10, 20, 30]) await saveCheckpoint(dir, make(step), 2);
-  assert.deepEqual(listCheckpoints(dir).map((c) => c.step), [20, 30, 900, 1000]);
+  assert.deepEqual(
+    listCheckpoints(dir).map((c) => c.step),
+    [20, 30, 900, 1000],
+  );
 });
 
 test('every checkpoint unreadable: training refuses, names the files, and leaves model/ as it was; --restart keeps them aside', async () => {
@@ -104,7 +127,11 @@ test('every checkpoint unreadable: training refuses, names the files, and leaves
     return true;
   });
   assert.deepEqual(readFileSync(model), trained, 'model/ untouched');
-  assert.deepEqual(listCheckpoints(checkpoints).map((c) => c.step), [2, 9], 'nothing pruned');
+  assert.deepEqual(
+    listCheckpoints(checkpoints).map((c) => c.step),
+    [2, 9],
+    'nothing pruned',
+  );
   // The command line exits non-zero with the same message.
   const cli = ape(['train', '--config', join(dir, 'config.json')]);
   assert.equal(cli.code, 1, cli.stderr);
@@ -116,7 +143,10 @@ test('every checkpoint unreadable: training refuses, names the files, and leaves
   fresh.dispose();
   const aside = readdirSync(config.output).filter((n) => n.includes('before-restart'));
   assert.equal(aside.length, 2, aside.join(', '));
-  assert.deepEqual(readFileSync(join(config.output, aside.find((n) => n.startsWith('model'))!, 'model.safetensors')), trained);
+  assert.deepEqual(
+    readFileSync(join(config.output, aside.find((n) => n.startsWith('model'))!, 'model.safetensors')),
+    trained,
+  );
   assert.match(lines.join('\n'), /restart: .*checkpoints moved to/);
 });
 
@@ -125,7 +155,10 @@ test('a model folder without checkpoints is not overwritten by a new run; leftov
   const config = tinyConfig(dir, { steps: 1 });
   mkdirSync(Trainer.modelDir(config), { recursive: true });
   writeFileSync(join(Trainer.modelDir(config), 'model.safetensors'), 'the only good copy');
-  await assert.rejects(runTraining(config, { progress: false, log: () => {} }), /holds a trained model but .* has no checkpoint to resume; a new run would replace it/);
+  await assert.rejects(
+    runTraining(config, { progress: false, log: () => {} }),
+    /holds a trained model but .* has no checkpoint to resume; a new run would replace it/,
+  );
   assert.equal(readFileSync(join(Trainer.modelDir(config), 'model.safetensors'), 'utf8'), 'the only good copy');
 
   const other = tinyConfig(dir, { steps: 1, output: 'run-tmp' });
@@ -138,7 +171,7 @@ test('a model folder without checkpoints is not overwritten by a new run; leftov
   assert.match(lines.join('\n'), /removed 1 temporary file\(s\) left by an interrupted write/);
 });
 
-test('a run whose newest checkpoint fails its checksum resumes from the previous one and keeps that checkpoint\'s model folder aside', async () => {
+test("a run whose newest checkpoint fails its checksum resumes from the previous one and keeps that checkpoint's model folder aside", async () => {
   const dir = await makeSynthDir(6);
   const config = tinyConfig(dir, { steps: 2, checkpoint: { every: 1, keep: 3 } });
   const quiet = { progress: false, log: () => {} };
@@ -147,7 +180,10 @@ test('a run whose newest checkpoint fails its checksum resumes from the previous
   await writeNaNs(join(checkpoints, checkpointName(2)), 1000);
   const exported = readFileSync(join(Trainer.modelDir(config), 'model.safetensors'));
   const lines: string[] = [];
-  const resumed = await runTraining(tinyConfig(dir, { steps: 3, checkpoint: { every: 1, keep: 3 } }), { progress: false, log: (l) => lines.push(l) });
+  const resumed = await runTraining(tinyConfig(dir, { steps: 3, checkpoint: { every: 1, keep: 3 } }), {
+    progress: false,
+    log: (l) => lines.push(l),
+  });
   assert.equal(resumed.step, 3);
   resumed.dispose();
   const log = lines.join('\n');

@@ -28,15 +28,33 @@ test('config errors name the file and the field', () => {
     [{ ...minimal(), imageSize: 100 }, /'imageSize' must be a multiple of 32/],
     [{ ...minimal(), loss: { assignment: 'greedy' } }, /'loss\.assignment' must be hungarian or deta/],
     [{ output: 'run', datasets: [] }, /'datasets' must list at least one dataset/],
-    [{ output: 'run', datasets: [{ name: 'a', type: 'photos', annotations: 'x' }] }, /'datasets\[0\]\.type' must be one of detection, semantic, grounding, class-agnostic/],
+    [
+      { output: 'run', datasets: [{ name: 'a', type: 'photos', annotations: 'x' }] },
+      /'datasets\[0\]\.type' must be one of detection, semantic, grounding, class-agnostic/,
+    ],
     [{ output: 'run', datasets: [{ name: 'a', type: 'semantic' }] }, /'datasets\[0\]' semantic sets need/],
-    [{ output: 'run', datasets: [{ name: 'a', type: 'detection', annotations: 'x', losses: { mask: true } }] }, /'datasets\[0\]\.losses\.mask' is not a loss switch/],
+    [
+      { output: 'run', datasets: [{ name: 'a', type: 'detection', annotations: 'x', losses: { mask: true } }] },
+      /'datasets\[0\]\.losses\.mask' is not a loss switch/,
+    ],
     [{ ...minimal(), workers: 3 }, /'workers' must be 1 or 2/],
-    [{ ...minimal(), loss: { weights: { separation: -1 } } }, /'loss\.weights\.separation' must be a non-negative number, got -1/],
+    [
+      { ...minimal(), loss: { weights: { separation: -1 } } },
+      /'loss\.weights\.separation' must be a non-negative number, got -1/,
+    ],
     [{ ...minimal(), loss: { separationMargin: 1 } }, /'loss\.separationMargin' must be in \[-1, 1\), got 1/],
-    [{ ...minimal(), optimizer: { lrMultipliers: 'fast' } }, /'optimizer\.lrMultipliers' must be an object, got "fast"/],
-    [{ ...minimal(), optimizer: { lrMultipliers: { 'backbone.': -1 } } }, /'optimizer\.lrMultipliers\.backbone\.' must be a non-negative number, got -1/],
-    [{ ...minimal(), schedule: { milestoneFractions: [0.8, 1.2] } }, /'schedule\.milestoneFractions' must be a list of fractions in \(0, 1\), got \[0\.8,1\.2\]/],
+    [
+      { ...minimal(), optimizer: { lrMultipliers: 'fast' } },
+      /'optimizer\.lrMultipliers' must be an object, got "fast"/,
+    ],
+    [
+      { ...minimal(), optimizer: { lrMultipliers: { 'backbone.': -1 } } },
+      /'optimizer\.lrMultipliers\.backbone\.' must be a non-negative number, got -1/,
+    ],
+    [
+      { ...minimal(), schedule: { milestoneFractions: [0.8, 1.2] } },
+      /'schedule\.milestoneFractions' must be a list of fractions in \(0, 1\), got \[0\.8,1\.2\]/,
+    ],
     [{ ...minimal(), schedule: { plannedSteps: 0 } }, /'schedule\.plannedSteps' must be a positive integer, got 0/],
   ];
   for (const [json, message] of bad) assert.throws(() => parseTrainConfig(json, '/c.json'), message);

@@ -18,7 +18,12 @@ test('one-to-many: proposals with IoU >= 0.6 are positives, at most k per target
   // A far target with no proposal above 0.6 still gets its best one (low-quality match).
   const far = iouAssign([box(0.5), box(0.75)].flat(), box(0.8), decoderAssignOptions(100), new Rng(1));
   assert.deepEqual(far, { queries: [1], targets: [0] });
-  const none = iouAssign([box(0.5), box(0.75)].flat(), box(0.8), { ...decoderAssignOptions(100), allowLowQuality: false }, new Rng(1));
+  const none = iouAssign(
+    [box(0.5), box(0.75)].flat(),
+    box(0.8),
+    { ...decoderAssignOptions(100), allowLowQuality: false },
+    new Rng(1),
+  );
   assert.deepEqual(none, { queries: [], targets: [] });
 });
 

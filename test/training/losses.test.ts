@@ -14,7 +14,8 @@ before(async () => {
   await initEngine({ backend: 'cpu' });
 });
 
-const close = (a: number, b: number, tol = 1e-5) => assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${a} vs ${b}`);
+const close = (a: number, b: number, tol = 1e-5) =>
+  assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${a} vs ${b}`);
 const value = (t: tf.Tensor) => {
   const v = t.dataSync()[0]!;
   t.dispose();
@@ -55,8 +56,14 @@ test('focal loss gradient matches a finite difference', () => {
 });
 
 test('L1 and GIoU box losses by hand', () => {
-  const pred = tf.tensor2d([[0.5, 0.5, 0.2, 0.2], [0.7, 0.5, 0.2, 0.2]]);
-  const target = tf.tensor2d([[0.5, 0.5, 0.2, 0.2], [0.5, 0.5, 0.4, 0.2]]);
+  const pred = tf.tensor2d([
+    [0.5, 0.5, 0.2, 0.2],
+    [0.7, 0.5, 0.2, 0.2],
+  ]);
+  const target = tf.tensor2d([
+    [0.5, 0.5, 0.2, 0.2],
+    [0.5, 0.5, 0.4, 0.2],
+  ]);
   // L1: 0 + (0.2 + 0.2) = 0.4, over 2 boxes.
   close(value(boxL1Loss(pred, target, 2)), 0.2);
   // Second pair: pred [0.6,0.4,0.8,0.6], target [0.3,0.4,0.7,0.6]: inter 0.1x0.2 = 0.02,
@@ -66,8 +73,14 @@ test('L1 and GIoU box losses by hand', () => {
 });
 
 test('mask BCE and dice by hand', () => {
-  const logits = tf.tensor2d([[0, 0, 0, 0], [10, -10, 10, -10]]);
-  const targets = tf.tensor2d([[1, 0, 1, 1], [1, 0, 1, 0]]);
+  const logits = tf.tensor2d([
+    [0, 0, 0, 0],
+    [10, -10, 10, -10],
+  ]);
+  const targets = tf.tensor2d([
+    [1, 0, 1, 1],
+    [1, 0, 1, 0],
+  ]);
   // Row 0: every BCE is ln 2. Row 1: nearly perfect: 4 * softplus(-10) / 4.
   const bce = (Math.log(2) + Math.log(1 + Math.exp(-10))) / 2;
   close(value(maskBceLoss(logits, targets, 2)), bce);
@@ -85,8 +98,13 @@ test('point sampling reads bilinear values with zero padding and passes gradient
   close(sampled[0]!, 2.5);
   close(sampled[1]!, 1); // exactly the top-left pixel centre
   close(sampled[2]!, 0.25); // the corner: one quarter of pixel 0, the rest outside
-  const g = tf.grad((m: tf.Tensor) => tf.sum(pointSampleTensor(m, coords, 1, 2, 2)))(map).dataSync();
-  assert.deepEqual(Array.from(g).map((v) => Math.round(v * 1e6) / 1e6), [1.5, 0.25, 0.25, 0.25]);
+  const g = tf
+    .grad((m: tf.Tensor) => tf.sum(pointSampleTensor(m, coords, 1, 2, 2)))(map)
+    .dataSync();
+  assert.deepEqual(
+    Array.from(g).map((v) => Math.round(v * 1e6) / 1e6),
+    [1.5, 0.25, 0.25, 0.25],
+  );
   const targets = pointSampleMasks([new Uint8Array([1, 0, 0, 0])], 2, 2, coords);
   assert.deepEqual(Array.from(targets), [0.25, 1, 0.25]);
 });
@@ -100,12 +118,20 @@ test('downsampleMaskArea averages blocks', () => {
 test('prompt separation: each prompt pays for its closest different text, by hand', () => {
   // Vectors (1,0), (2,2), (0,3): cosines ab = bc = 1/sqrt2, ac = 0; margin 0.2. Each of a, b, c
   // has a partner at 1/sqrt2, so the mean is the excess (1/sqrt2 - 0.2)^2 itself.
-  const e = tf.tensor2d([[1, 0], [2, 2], [0, 3]]);
+  const e = tf.tensor2d([
+    [1, 0],
+    [2, 2],
+    [0, 3],
+  ]);
   const excess = (Math.SQRT1_2 - 0.2) ** 2;
   close(value(promptSeparationLoss(e, ['a', 'b', 'c'], 0.2)), excess);
   // Vectors (1,0), (1,0.1), (0,1): a-b nearly parallel, c apart (cos 0.0995 < margin).
   const near = Math.cos(Math.atan(0.1));
-  const f = tf.tensor2d([[1, 0], [1, 0.1], [0, 1]]);
+  const f = tf.tensor2d([
+    [1, 0],
+    [1, 0.1],
+    [0, 1],
+  ]);
   close(value(promptSeparationLoss(f, ['a', 'b', 'c'], 0.2)), (2 * (near - 0.2) ** 2) / 3);
   // The same text twice is not a pair: a and b are then both only compared with c (cos 0, 0.0995).
   close(value(promptSeparationLoss(f, ['a', 'a', 'c'], 0.2)), 0);
@@ -114,7 +140,12 @@ test('prompt separation: each prompt pays for its closest different text, by han
 });
 
 test('prompt separation: the gradient pushes a close pair apart, and one text costs nothing', () => {
-  const e = tf.variable(tf.tensor2d([[1, 0.1], [1, -0.1]]));
+  const e = tf.variable(
+    tf.tensor2d([
+      [1, 0.1],
+      [1, -0.1],
+    ]),
+  );
   const { value: loss, grads } = tf.variableGrads(() => promptSeparationLoss(e, ['circle', 'square'], 0), [e]);
   assert.ok(value(loss) > 0.9);
   const g = grads[e.name]!.arraySync() as number[][];
@@ -128,12 +159,26 @@ test('prompt separation: the gradient pushes a close pair apart, and one text co
 test('pixel-class targets: area shares per prompt inside the image, weights as the class loss', () => {
   // A 4x4 canvas on a 2x2 grid; the image is 4 wide and 2 high, so only the top cells count.
   const mask = Uint8Array.from([1, 1, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-  const image = { labels: Int32Array.from([1]), boxes: new Float32Array(4), masks: [mask], promptWeights: null, positiveOnlyPrompts: [] as number[], width: 4, height: 2 };
+  const image = {
+    labels: Int32Array.from([1]),
+    boxes: new Float32Array(4),
+    masks: [mask],
+    promptWeights: null,
+    positiveOnlyPrompts: [] as number[],
+    width: 4,
+    height: 2,
+  };
   const t = pixelClassTargets([image], 4, 2, 2, 2);
   assert.deepEqual(Array.from(t.target), [0, 1, 0, 0.25, 0, 0, 0, 0]);
   assert.deepEqual(Array.from(t.weight), [1, 1, 1, 1, 0, 0, 0, 0]);
   close(t.positive, 1.25);
-  const federated = pixelClassTargets([{ ...image, promptWeights: Float32Array.from([0, 1]), positiveOnlyPrompts: [1] }], 4, 2, 2, 2);
+  const federated = pixelClassTargets(
+    [{ ...image, promptWeights: Float32Array.from([0, 1]), positiveOnlyPrompts: [1] }],
+    4,
+    2,
+    2,
+    2,
+  );
   assert.deepEqual(Array.from(federated.weight), [0, 1, 0, 0.25, 0, 0, 0, 0]);
   close(federated.positive, 1 + 0.25 * 0.25);
   // No masks: nothing is trained.
@@ -143,5 +188,8 @@ test('pixel-class targets: area shares per prompt inside the image, weights as t
   // Weighted cells: t = (0, 1) and (0, 0.25) -> alpha sum 0.75 + 0.25 + 0.75 + 0.625 = 2.375.
   const loss = pixelClassLoss(tf.zeros([1, 4, 2]) as tf.Tensor3D, [image], 4, [2, 2], { alpha: 0.25, gamma: 2 });
   close(value(loss), (2.375 * 0.25 * Math.LN2) / 1.25);
-  assert.throws(() => pixelClassLoss(tf.zeros([1, 3, 2]) as tf.Tensor3D, [image], 4, [2, 2], { alpha: 0.25, gamma: 2 }), /do not fit 1 images of 2x2 cells/);
+  assert.throws(
+    () => pixelClassLoss(tf.zeros([1, 3, 2]) as tf.Tensor3D, [image], 4, [2, 2], { alpha: 0.25, gamma: 2 }),
+    /do not fit 1 images of 2x2 cells/,
+  );
 });

@@ -8,7 +8,12 @@ import { AdamW } from '../../src/training/optim/adamw.js';
 import { learningRateAt } from '../../src/training/optim/schedule.js';
 import { clipFactor, accumulateGradients, globalNorm } from '../../src/training/optim/gradients.js';
 import { NegativeBank } from '../../src/training/negative-bank.js';
-import { saveCheckpoint, loadLatestCheckpoint, listCheckpoints, checkpointName } from '../../src/training/checkpoint.js';
+import {
+  saveCheckpoint,
+  loadLatestCheckpoint,
+  listCheckpoints,
+  checkpointName,
+} from '../../src/training/checkpoint.js';
 
 before(async () => {
   await initEngine({ backend: 'cpu' });
@@ -17,19 +22,28 @@ before(async () => {
 test('AdamW matches torch.optim.AdamW by hand for two steps', () => {
   const w = tf.variable(tf.tensor2d([[1, -2]]));
   const b = tf.variable(tf.tensor1d([0.5]));
-  const opt = new AdamW(new Map<string, tf.Variable>([['w', w], ['b', b]]), { weightDecay: 0.1, eps: 1e-8 });
+  const opt = new AdamW(
+    new Map<string, tf.Variable>([
+      ['w', w],
+      ['b', b],
+    ]),
+    { weightDecay: 0.1, eps: 1e-8 },
+  );
   const lr = 0.01;
   let p = [1, -2];
   let m = [0, 0];
   let v = [0, 0];
-  const grads = [[0.5, -1], [0.2, 0.3]];
+  const grads = [
+    [0.5, -1],
+    [0.2, 0.3],
+  ];
   for (let t = 1; t <= 2; t++) {
     const g = grads[t - 1]!;
     opt.apply(new Map([['w', Float32Array.from(g)]]), lr);
     p = p.map((x) => x * (1 - lr * 0.1));
     m = m.map((x, i) => 0.9 * x + 0.1 * g[i]!);
     v = v.map((x, i) => 0.999 * x + 0.001 * g[i]! ** 2);
-    p = p.map((x, i) => x - (lr / (1 - 0.9 ** t)) * m[i]! / (Math.sqrt(v[i]!) / Math.sqrt(1 - 0.999 ** t) + 1e-8));
+    p = p.map((x, i) => x - ((lr / (1 - 0.9 ** t)) * m[i]!) / (Math.sqrt(v[i]!) / Math.sqrt(1 - 0.999 ** t) + 1e-8));
   }
   const got = w.dataSync();
   p.forEach((x, i) => assert.ok(Math.abs(got[i]! - x) < 1e-6, `${got[i]} vs ${x}`));
@@ -38,7 +52,13 @@ test('AdamW matches torch.optim.AdamW by hand for two steps', () => {
   const state = opt.getState();
   const w2 = tf.variable(tf.tensor2d([[0, 0]]));
   const b2 = tf.variable(tf.tensor1d([0]));
-  const opt2 = new AdamW(new Map<string, tf.Variable>([['w', w2], ['b', b2]]), { weightDecay: 0.1 });
+  const opt2 = new AdamW(
+    new Map<string, tf.Variable>([
+      ['w', w2],
+      ['b', b2],
+    ]),
+    { weightDecay: 0.1 },
+  );
   opt2.setState(state, opt.getParamSteps());
   assert.deepEqual(Array.from(opt2.getState().moments.get('w')!.m), Array.from(state.moments.get('w')!.m));
 });
@@ -58,7 +78,10 @@ test('learning-rate schedule: linear warmup then step and cosine decay', () => {
 });
 
 test('global-norm clipping factor max/norm; accumulation sums by name', () => {
-  const grads = new Map([['a', Float32Array.from([3])], ['b', Float32Array.from([4])]]);
+  const grads = new Map([
+    ['a', Float32Array.from([3])],
+    ['b', Float32Array.from([4])],
+  ]);
   const norm = globalNorm(grads);
   assert.equal(norm, 5);
   assert.ok(Math.abs(clipFactor(norm, 1) - 0.2) < 1e-6);
@@ -66,8 +89,21 @@ test('global-norm clipping factor max/norm; accumulation sums by name', () => {
   assert.equal(clipFactor(norm, 0), 1);
   assert.ok(Number.isNaN(globalNorm(new Map([['x', Float32Array.from([NaN])]]))));
   assert.throws(() => clipFactor(NaN, 1), /gradient norm is NaN/);
-  accumulateGradients(grads, new Map([['a', Float32Array.from([1])], ['c', Float32Array.from([2])]]));
-  assert.deepEqual([...grads].map(([k, v]) => [k, v[0]]), [['a', 4], ['b', 4], ['c', 2]]);
+  accumulateGradients(
+    grads,
+    new Map([
+      ['a', Float32Array.from([1])],
+      ['c', Float32Array.from([2])],
+    ]),
+  );
+  assert.deepEqual(
+    [...grads].map(([k, v]) => [k, v[0]]),
+    [
+      ['a', 4],
+      ['b', 4],
+      ['c', 2],
+    ],
+  );
 });
 
 test('AdamW applies the gradient scale before the moments (clipping is exact)', () => {
@@ -82,12 +118,28 @@ test('negative bank: FIFO, newest first, excludes current texts, state round tri
   const bank = new NegativeBank(3);
   const e = (t: string, v: number) => ({ text: t, embedding: new Float32Array([v, v]) });
   bank.push([e('a', 1), e('b', 2), e('c', 3), e('d', 4)]);
-  assert.deepEqual(bank.negatives(new Set()).map((x) => x.text), ['d', 'c', 'b']);
-  assert.deepEqual(bank.negatives(new Set(['c']), 5).map((x) => x.text), ['d', 'b']);
+  assert.deepEqual(
+    bank.negatives(new Set()).map((x) => x.text),
+    ['d', 'c', 'b'],
+  );
+  assert.deepEqual(
+    bank.negatives(new Set(['c']), 5).map((x) => x.text),
+    ['d', 'b'],
+  );
   const copy = new NegativeBank(3);
   copy.setState(bank.getState());
-  assert.deepEqual(copy.negatives(new Set()).map((x) => Array.from(x.embedding)), [[4, 4], [3, 3], [2, 2]]);
-  assert.throws(() => bank.push([{ text: 'x', embedding: new Float32Array(3) }]), /embedding of 3 values, the bank holds 2/);
+  assert.deepEqual(
+    copy.negatives(new Set()).map((x) => Array.from(x.embedding)),
+    [
+      [4, 4],
+      [3, 3],
+      [2, 2],
+    ],
+  );
+  assert.throws(
+    () => bank.push([{ text: 'x', embedding: new Float32Array(3) }]),
+    /embedding of 3 values, the bank holds 2/,
+  );
 });
 
 test('checkpoints: round trip, keep the newest N, a damaged newest falls back to the previous', async () => {
@@ -95,13 +147,19 @@ test('checkpoints: round trip, keep the newest N, a damaged newest falls back to
   const make = (step: number) => ({
     step,
     params: new Map([['layer.weight', { shape: [2, 2], data: new Float32Array([step, 1, 2, 3]) }]]),
-    optimizer: { step, moments: new Map([['layer.weight', { m: new Float32Array(4).fill(0.5), v: new Float32Array(4).fill(0.25) }]]) },
+    optimizer: {
+      step,
+      moments: new Map([['layer.weight', { m: new Float32Array(4).fill(0.5), v: new Float32Array(4).fill(0.25) }]]),
+    },
     optimizerParamSteps: { 'layer.weight': step },
     extras: new Map([['bank', { shape: [1, 2], data: new Float32Array([7, 8]) }]]),
     state: { sampler: { rng: 123, cursors: [{ epoch: 1, position: 2 }] }, step },
   });
   for (const step of [10, 20, 30, 40]) await saveCheckpoint(dir, make(step), 3);
-  assert.deepEqual(listCheckpoints(dir).map((c) => c.step), [20, 30, 40]);
+  assert.deepEqual(
+    listCheckpoints(dir).map((c) => c.step),
+    [20, 30, 40],
+  );
   // A temporary file from an interrupted write is never taken for a checkpoint.
   writeFileSync(join(dir, `${checkpointName(50)}.123.456.tmp`), 'partial');
   const latest = (await loadLatestCheckpoint(dir))?.checkpoint;
@@ -114,7 +172,10 @@ test('checkpoints: round trip, keep the newest N, a damaged newest falls back to
   const warnings: string[] = [];
   const fallback = await loadLatestCheckpoint(dir, (m) => warnings.push(m));
   assert.equal(fallback!.checkpoint.step, 40);
-  assert.deepEqual(fallback!.skipped.map((s) => s.file), [checkpointName(60)]);
+  assert.deepEqual(
+    fallback!.skipped.map((s) => s.file),
+    [checkpointName(60)],
+  );
   assert.match(warnings[0]!, /checkpoint .*step-000000060\.safetensors cannot be used/);
   assert.match(warnings[1]!, /falling back to checkpoint .*step-000000040\.safetensors \(step 40\)/);
   assert.ok(readdirSync(dir).length >= 4);

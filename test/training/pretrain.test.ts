@@ -23,13 +23,24 @@ function targets(): ImageTargets {
   for (const i of [0, 1, 4, 5]) a[i] = 1;
   const b = new Uint8Array(16);
   for (const i of [0, 1, 2, 3]) b[i] = 1;
-  return { labels: Int32Array.from([1, 0]), boxes: new Float32Array(8), masks: [a, b], promptWeights: null, positiveOnlyPrompts: [], width: 4, height: 4 };
+  return {
+    labels: Int32Array.from([1, 0]),
+    boxes: new Float32Array(8),
+    masks: [a, b],
+    promptWeights: null,
+    positiveOnlyPrompts: [],
+    width: 4,
+    height: 4,
+  };
 }
 
 test('dense targets: per-cell class shares, covered weight, object pooling rows, by hand', () => {
   const { probs, weights } = cellClassTargets(targets(), 4, 2, 2, 2);
   // Cell 0 (top-left 2x2): mask a covers 4/4, mask b 2/4 -> shares 1 and 0.5, normalised to 2/3 and 1/3.
-  assert.deepEqual(Array.from(probs.slice(0, 2)).map((v) => +v.toFixed(4)), [0.3333, 0.6667]);
+  assert.deepEqual(
+    Array.from(probs.slice(0, 2)).map((v) => +v.toFixed(4)),
+    [0.3333, 0.6667],
+  );
   // Cell 1 (top-right): only b, 2/4 -> all prompt 0, weight 0.5. Bottom cells: nothing.
   assert.deepEqual(Array.from(probs.slice(2, 4)), [1, 0]);
   assert.deepEqual(Array.from(weights), [1, 0.5, 0, 0]);
@@ -54,15 +65,30 @@ test('ape pretrain: trains the backbone and text tower, resume is exact, the wei
   const open = (log: (l: string) => void) => Pretrainer.create(config, log);
   const straight: number[] = [];
   const tensors: number[] = [];
-  const a = await runTraining(config, { ...quiet, open, onStep: (r) => (straight.push(r.losses.total!), tensors.push(tf.memory().numTensors)) });
+  const a = await runTraining(config, {
+    ...quiet,
+    open,
+    onStep: (r) => {
+      straight.push(r.losses.total!);
+      tensors.push(tf.memory().numTensors);
+    },
+  });
   assert.equal(a.step, 3);
   assert.equal(tensors[2], tensors[1], 'no tensor outlives its step');
   assert.ok(straight.every(Number.isFinite));
   const expected = new Map([...a.network.namedParameters()].map(([k, v]) => [k, Array.from(v.dataSync())]));
   a.dispose();
   const init = await Pretrainer.create(pretrainConfig(dir, { output: 'pre-init' }));
-  for (const name of ['backbone.net.blocks.0.attn.q_proj.weight', 'backbone.simfp_3.1.weight', 'model_language.net.text.ln_final.weight']) {
-    assert.notDeepEqual(Array.from(init.network.namedParameters().get(name)!.dataSync()), expected.get(name), `${name} was trained`);
+  for (const name of [
+    'backbone.net.blocks.0.attn.q_proj.weight',
+    'backbone.simfp_3.1.weight',
+    'model_language.net.text.ln_final.weight',
+  ]) {
+    assert.notDeepEqual(
+      Array.from(init.network.namedParameters().get(name)!.dataSync()),
+      expected.get(name),
+      `${name} was trained`,
+    );
   }
   init.dispose();
   rmSync(config.output, { recursive: true, force: true });
@@ -76,13 +102,23 @@ test('ape pretrain: trains the backbone and text tower, resume is exact, the wei
   const [weights] = listCheckpoints(Pretrainer.weightsDir(config));
   assert.equal(weights!.step, 3);
   const lines: string[] = [];
-  const detector = await Trainer.create(tinyConfig(dir, { output: 'det', initFrom: join(Pretrainer.weightsDir(config), weights!.file) }), (l) => lines.push(l));
+  const detector = await Trainer.create(
+    tinyConfig(dir, { output: 'det', initFrom: join(Pretrainer.weightsDir(config), weights!.file) }),
+    (l) => lines.push(l),
+  );
   const got = detector.network.namedParameters();
-  for (const name of ['backbone.net.blocks.0.attn.q_proj.weight', 'backbone.simfp_3.1.weight', 'model_language.net.text.token_embedding.weight']) {
+  for (const name of [
+    'backbone.net.blocks.0.attn.q_proj.weight',
+    'backbone.simfp_3.1.weight',
+    'model_language.net.text.token_embedding.weight',
+  ]) {
     assert.deepEqual(Array.from(got.get(name)!.dataSync()), expected.get(name), name);
   }
   const fresh = lines.find((l) => l.includes('initialised afresh'))!;
-  assert.ok(fresh.includes('transformer.') && !fresh.includes('backbone.') && !fresh.includes('model_language.'), fresh);
+  assert.ok(
+    fresh.includes('transformer.') && !fresh.includes('backbone.') && !fresh.includes('model_language.'),
+    fresh,
+  );
   detector.dispose();
 });
 
@@ -98,10 +134,42 @@ test('shape probe: accuracy of a ridge probe on pooled backbone features, over t
 });
 
 test('pretrain config: the pretrain section is checked, and a training config underneath', () => {
-  const ok = parsePretrainConfig({ output: 'x', datasets: [{ name: 'a', type: 'detection', annotations: 'i.json' }], pretrain: { levels: ['p2', 'p3'] } }, '/p.json');
+  const ok = parsePretrainConfig(
+    {
+      output: 'x',
+      datasets: [{ name: 'a', type: 'detection', annotations: 'i.json' }],
+      pretrain: { levels: ['p2', 'p3'] },
+    },
+    '/p.json',
+  );
   assert.deepEqual(ok.pretrain.levels, ['p2', 'p3']);
   assert.equal(ok.pretrain.temperature, 0.07);
-  assert.throws(() => parsePretrainConfig({ output: 'x', datasets: [{ name: 'a', type: 'detection', annotations: 'i.json' }], pretrain: { temprature: 1 } }, '/p.json'), /'pretrain.temprature' is not a known setting/);
-  assert.throws(() => parsePretrainConfig({ output: 'x', datasets: [{ name: 'a', type: 'grounding', annotations: 'g.json' }] }, '/p.json'), /'datasets' must include a detection or semantic set/);
-  assert.throws(() => parsePretrainConfig({ output: 'x', workers: 2, datasets: [{ name: 'a', type: 'detection', annotations: 'i.json' }] }, '/p.json'), /'workers' must be 1 for pretraining/);
+  assert.throws(
+    () =>
+      parsePretrainConfig(
+        {
+          output: 'x',
+          datasets: [{ name: 'a', type: 'detection', annotations: 'i.json' }],
+          pretrain: { temprature: 1 },
+        },
+        '/p.json',
+      ),
+    /'pretrain.temprature' is not a known setting/,
+  );
+  assert.throws(
+    () =>
+      parsePretrainConfig(
+        { output: 'x', datasets: [{ name: 'a', type: 'grounding', annotations: 'g.json' }] },
+        '/p.json',
+      ),
+    /'datasets' must include a detection or semantic set/,
+  );
+  assert.throws(
+    () =>
+      parsePretrainConfig(
+        { output: 'x', workers: 2, datasets: [{ name: 'a', type: 'detection', annotations: 'i.json' }] },
+        '/p.json',
+      ),
+    /'workers' must be 1 for pretraining/,
+  );
 });

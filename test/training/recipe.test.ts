@@ -27,11 +27,21 @@ test('lr multipliers: prefixes and * patterns, the last matching key wins, 0 is 
   assert.equal(lrMultiplierFor('a.sampling_offsets.weight', { '*sampling_offsets': 0.1 }), 1);
   assert.equal(lrMultiplierFor('a.b', { 'a*b*b': 2 }), 1);
   assert.equal(lrMultiplierFor('a.bb', { 'a*b*b': 2 }), 2);
-  assert.deepEqual(unmatchedMultiplierKeys(['backbone.x', 'transformer.encoder.layers.0.attentions.0.sampling_offsets.weight'], ape), ['*reference_points*', 'model_language.']);
+  assert.deepEqual(
+    unmatchedMultiplierKeys(['backbone.x', 'transformer.encoder.layers.0.attentions.0.sampling_offsets.weight'], ape),
+    ['*reference_points*', 'model_language.'],
+  );
 });
 
 test('planned schedule: fractional milestones and the cosine length come from the plan, not from steps', () => {
-  const settings = { ...DEFAULT_TRAIN_CONFIG.schedule, warmupSteps: 10, warmupFactor: 0.001, decay: 'step' as const, milestoneFractions: [0.8333], gamma: 0.1 };
+  const settings = {
+    ...DEFAULT_TRAIN_CONFIG.schedule,
+    warmupSteps: 10,
+    warmupFactor: 0.001,
+    decay: 'step' as const,
+    milestoneFractions: [0.8333],
+    gamma: 0.1,
+  };
   const s = plannedSchedule(2e-4, settings, 1200);
   assert.deepEqual(s.milestones, [1000]);
   assert.equal(learningRateAt(s, 0), 2e-4 * 0.001);
@@ -54,10 +64,16 @@ test('a run keeps its planned length when steps grow; an explicit plan that diff
   assert.equal(first.plannedSteps, 2);
   first.dispose();
   // Lengthened to 4: the drop stays at step 1 (half of the planned 2), it does not move to 2.
-  const second = await runTraining(tinyConfig(dir, { steps: 4, schedule }), { ...quiet, onStep: (r) => lrs.push(r.lr) });
+  const second = await runTraining(tinyConfig(dir, { steps: 4, schedule }), {
+    ...quiet,
+    onStep: (r) => lrs.push(r.lr),
+  });
   assert.equal(second.plannedSteps, 2);
   second.dispose();
-  assert.deepEqual(lrs.map((lr) => Number(lr.toExponential(6))), [1e-3, 1e-4, 1e-4, 1e-4]);
+  assert.deepEqual(
+    lrs.map((lr) => Number(lr.toExponential(6))),
+    [1e-3, 1e-4, 1e-4, 1e-4],
+  );
   await assert.rejects(
     Trainer.create(tinyConfig(dir, { steps: 4, schedule: { ...schedule, plannedSteps: 4 } })),
     /schedule.plannedSteps is 4, but the run in .* was planned for 2 steps/,
@@ -66,9 +82,18 @@ test('a run keeps its planned length when steps grow; an explicit plan that diff
 
 test('a multiplier of 0 freezes a tower: no gradient, no update, no optimizer state', async () => {
   const dir = await makeSynthDir(4);
-  const snapshot = (t: Trainer, prefix: string) => [...t.network.namedParameters()].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k, Array.from(v.dataSync())] as const);
+  const snapshot = (t: Trainer, prefix: string) =>
+    [...t.network.namedParameters()]
+      .filter(([k]) => k.startsWith(prefix))
+      .map(([k, v]) => [k, Array.from(v.dataSync())] as const);
   const lines: string[] = [];
-  const frozen = await Trainer.create(tinyConfig(dir, { output: 'frozen', optimizer: { lr: 1e-3, clipNorm: 1, lrMultipliers: { 'model_language.': 0, '*.sampling_offsets.*': 0.1 } } }), (l) => lines.push(l));
+  const frozen = await Trainer.create(
+    tinyConfig(dir, {
+      output: 'frozen',
+      optimizer: { lr: 1e-3, clipNorm: 1, lrMultipliers: { 'model_language.': 0, '*.sampling_offsets.*': 0.1 } },
+    }),
+    (l) => lines.push(l),
+  );
   const before = snapshot(frozen, 'model_language.');
   assert.ok(before.length > 0);
   const offsetsBefore = snapshot(frozen, 'transformer.encoder.layers.0.attentions.0.sampling_offsets.bias');
@@ -76,8 +101,17 @@ test('a multiplier of 0 freezes a tower: no gradient, no update, no optimizer st
   for (let i = 0; i < 2; i++) await frozen.trainStep();
   assert.deepEqual(snapshot(frozen, 'model_language.'), before, 'the frozen text tower did not move');
   assert.notDeepEqual(snapshot(frozen, 'class_embed.0.bias_lang'), headBefore, 'the rest trains');
-  assert.notDeepEqual(snapshot(frozen, 'transformer.encoder.layers.0.attentions.0.sampling_offsets.bias'), offsetsBefore);
-  assert.ok(!frozen.optimizer.getState().moments.has('model_language.net.text.ln_final.bias'), 'no optimizer state for frozen tensors');
-  assert.ok(lines.some((l) => /^frozen \(lr multiplier 0\): \d+ parameter tensors$/.test(l)), lines.join('\n'));
+  assert.notDeepEqual(
+    snapshot(frozen, 'transformer.encoder.layers.0.attentions.0.sampling_offsets.bias'),
+    offsetsBefore,
+  );
+  assert.ok(
+    !frozen.optimizer.getState().moments.has('model_language.net.text.ln_final.bias'),
+    'no optimizer state for frozen tensors',
+  );
+  assert.ok(
+    lines.some((l) => /^frozen \(lr multiplier 0\): \d+ parameter tensors$/.test(l)),
+    lines.join('\n'),
+  );
   frozen.dispose();
 });

@@ -11,7 +11,8 @@ before(async () => {
   await initEngine({ backend: 'wasm' });
 });
 
-const paramsOf = (t: Trainer) => new Map([...t.network.namedParameters()].map(([k, v]) => [k, Array.from(v.dataSync())]));
+const paramsOf = (t: Trainer) =>
+  new Map([...t.network.namedParameters()].map(([k, v]) => [k, Array.from(v.dataSync())]));
 
 test('resuming from a checkpoint continues exactly like an uninterrupted run', async () => {
   const dir = await makeSynthDir(6);
@@ -27,21 +28,29 @@ test('resuming from a checkpoint continues exactly like an uninterrupted run', a
   rmSync(config.output, { recursive: true, force: true });
 
   const resumedLosses: number[] = [];
-  const first = await runTraining(config, { ...quiet, maxSteps: 2, onStep: (r) => resumedLosses.push(r.losses.total!) });
+  const first = await runTraining(config, {
+    ...quiet,
+    maxSteps: 2,
+    onStep: (r) => resumedLosses.push(r.losses.total!),
+  });
   assert.equal(first.step, 2);
   first.dispose();
-  assert.deepEqual(listCheckpoints(Trainer.checkpointDir(config)).map((c) => c.step), [2]);
+  assert.deepEqual(
+    listCheckpoints(Trainer.checkpointDir(config)).map((c) => c.step),
+    [2],
+  );
   const second = await runTraining(config, { ...quiet, onStep: (r) => resumedLosses.push(r.losses.total!) });
   assert.equal(second.step, 4);
 
   assert.deepEqual(resumedLosses, straightLosses);
   const got = paramsOf(second);
-  for (const [name, values] of expected) assert.deepEqual(got.get(name), values, `parameter ${name} differs after resume`);
+  for (const [name, values] of expected)
+    assert.deepEqual(got.get(name), values, `parameter ${name} differs after resume`);
   assert.deepEqual(second.bank.getState().texts, expectedBank.texts);
   second.dispose();
 });
 
-test('a run with initFrom starts from another run\'s checkpoint: its weights and tokenizer, a fresh stem, step 0', async () => {
+test("a run with initFrom starts from another run's checkpoint: its weights and tokenizer, a fresh stem, step 0", async () => {
   const dir = await makeSynthDir(6);
   const quiet = { progress: false, log: () => {} };
   const first = await runTraining(tinyConfig(dir, { steps: 2 }), quiet);
@@ -52,16 +61,40 @@ test('a run with initFrom starts from another run\'s checkpoint: its weights and
   assert.equal(checkpoint!.step, 2);
   const lines: string[] = [];
   const stemModel = { ...TINY_TEST_MODEL, backbone: { ...TINY_TEST_MODEL.backbone, stem: { channels: [8, 8, 16] } } };
-  const config = tinyConfig(dir, { output: 'run-stem', initFrom: `run/checkpoints/${checkpoint!.file}`, model: { preset: 'tiny', textVocabSize: 256, overrides: stemModel } });
+  const config = tinyConfig(dir, {
+    output: 'run-stem',
+    initFrom: `run/checkpoints/${checkpoint!.file}`,
+    model: { preset: 'tiny', textVocabSize: 256, overrides: stemModel },
+  });
   const second = await Trainer.create(config, (line) => lines.push(line));
   assert.equal(second.step, 0);
   assert.deepEqual(second.tokenizer.toJSON(), vocab);
   const got = paramsOf(second);
   for (const [name, values] of trained) assert.deepEqual(got.get(name), values, name);
   const fresh = [...got.keys()].filter((name) => !trained.has(name));
-  assert.deepEqual(fresh.sort(), ['backbone.stem.convs.0.weight', 'backbone.stem.convs.1.weight', 'backbone.stem.convs.2.weight', 'backbone.stem.norms.0.bias', 'backbone.stem.norms.0.weight', 'backbone.stem.norms.1.bias', 'backbone.stem.norms.1.weight', 'backbone.stem.norms.2.bias', 'backbone.stem.norms.2.weight', 'backbone.stem.proj_p3.bias', 'backbone.stem.proj_p3.weight']);
-  assert.ok(lines.some((l) => l.includes(`weights from ${config.initFrom} (step 2); initialised afresh: backbone.stem.`)), lines.join('\n'));
+  assert.deepEqual(fresh.sort(), [
+    'backbone.stem.convs.0.weight',
+    'backbone.stem.convs.1.weight',
+    'backbone.stem.convs.2.weight',
+    'backbone.stem.norms.0.bias',
+    'backbone.stem.norms.0.weight',
+    'backbone.stem.norms.1.bias',
+    'backbone.stem.norms.1.weight',
+    'backbone.stem.norms.2.bias',
+    'backbone.stem.norms.2.weight',
+    'backbone.stem.proj_p3.bias',
+    'backbone.stem.proj_p3.weight',
+  ]);
+  assert.ok(
+    lines.some((l) => l.includes(`weights from ${config.initFrom} (step 2); initialised afresh: backbone.stem.`)),
+    lines.join('\n'),
+  );
   await second.trainStep();
-  assert.ok(paramsOf(second).get('backbone.stem.proj_p3.weight')!.some((v) => v !== 0), 'the stem projection moved');
+  assert.ok(
+    paramsOf(second)
+      .get('backbone.stem.proj_p3.weight')!
+      .some((v) => v !== 0),
+    'the stem projection moved',
+  );
   second.dispose();
 });

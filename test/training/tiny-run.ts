@@ -9,10 +9,27 @@ import { swigluHidden } from '../../src/modeling/backbone/eva02-vit.js';
 /** A model small enough to take a training step in a fraction of a second. */
 export const TINY_TEST_MODEL = {
   backbone: {
-    vit: { embedDim: 64, depth: 2, numHeads: 2, mlpHidden: swigluHidden(64), windowSize: 2, windowBlockIndexes: [0], dropPathRate: 0, pretrainImgSize: 64, imgSize: 64 },
+    vit: {
+      embedDim: 64,
+      depth: 2,
+      numHeads: 2,
+      mlpHidden: swigluHidden(64),
+      windowSize: 2,
+      windowBlockIndexes: [0],
+      dropPathRate: 0,
+      pretrainImgSize: 64,
+      imgSize: 64,
+    },
     pyramid: { inChannels: 64, outChannels: 64 },
   },
-  transformer: { embedDim: 64, numHeads: 2, ffnDim: 128, encoderLayers: 1, decoderLayers: 2, proposals: { numQueries: 20 } },
+  transformer: {
+    embedDim: 64,
+    numHeads: 2,
+    ffnDim: 128,
+    encoderLayers: 1,
+    decoderLayers: 2,
+    proposals: { numQueries: 20 },
+  },
   fusion: { embedDim: 64, numHeads: 2 },
   text: { encoder: { width: 64, heads: 2, layers: 1, embedDim: 64 } },
 };
@@ -47,7 +64,13 @@ export function tinyConfigJson(dir: string, extra: Record<string, unknown> = {})
     datasets: [
       { name: 'inst', type: 'detection', annotations: 'synth/instances.json', imageRoot: 'synth/images', weight: 1 },
       { name: 'ground', type: 'grounding', annotations: 'synth/grounding.json', imageRoot: 'synth/images', weight: 1 },
-      { name: 'seg', type: 'class-agnostic', annotations: 'synth/segments.json', imageRoot: 'synth/images', weight: 0.5 },
+      {
+        name: 'seg',
+        type: 'class-agnostic',
+        annotations: 'synth/segments.json',
+        imageRoot: 'synth/images',
+        weight: 0.5,
+      },
     ],
     ...extra,
   };

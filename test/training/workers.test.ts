@@ -37,7 +37,9 @@ test('workers: 2 trains with a worker thread whose weights stay identical to the
 
 test('workers: parameters frozen by a 0 multiplier get no gradient in the worker either', async () => {
   const dir = await makeSynthDir(4);
-  const trainer = await Trainer.create(tinyConfig(dir, { workers: 2, optimizer: { lr: 1e-3, clipNorm: 1, lrMultipliers: { 'model_language.': 0 } } }));
+  const trainer = await Trainer.create(
+    tinyConfig(dir, { workers: 2, optimizer: { lr: 1e-3, clipNorm: 1, lrMultipliers: { 'model_language.': 0 } } }),
+  );
   try {
     const r = await trainer.trainStep();
     assert.ok(Number.isFinite(r.losses.total));

@@ -10,7 +10,9 @@ import type { RgbImage } from '../../src/io/image-types.js';
 
 /** The image's red channel as rows, for pictures drawn in pure red on black. */
 const red = (img: RgbImage) =>
-  Array.from({ length: img.height }, (_, y) => Array.from({ length: img.width }, (_, x) => (img.data[(y * img.width + x) * 3]! > 0 ? 1 : 0)).join(''));
+  Array.from({ length: img.height }, (_, y) =>
+    Array.from({ length: img.width }, (_, x) => (img.data[(y * img.width + x) * 3]! > 0 ? 1 : 0)).join(''),
+  );
 const rows = (m: ArrayLike<number>, w: number) =>
   Array.from({ length: m.length / w }, (_, y) => Array.from({ length: w }, (_, x) => m[y * w + x]).join(''));
 const R = [255, 0, 0] as const;
@@ -68,7 +70,20 @@ test('rasterizePolygons: pixel centres inside, even-odd, union of polygons', () 
   const right = rasterizePolygons([[2, 0, 4, 0, 4, 2, 2, 2]], 2, 4);
   assert.deepEqual(rows(left, 4), ['1100', '1100']);
   assert.deepEqual(rows(right, 4), ['0011', '0011']);
-  assert.deepEqual(rows(rasterizePolygons([[0, 0, 2, 0, 2, 2, 0, 2], [2, 0, 4, 0, 4, 2, 2, 2]], 2, 4), 4), ['1111', '1111']);
+  assert.deepEqual(
+    rows(
+      rasterizePolygons(
+        [
+          [0, 0, 2, 0, 2, 2, 0, 2],
+          [2, 0, 4, 0, 4, 2, 2, 2],
+        ],
+        2,
+        4,
+      ),
+      4,
+    ),
+    ['1111', '1111'],
+  );
   const img = createRgbImage(4, 4);
   fillPolygons(img, [[0, 0, 4, 0, 0, 4]], R);
   assert.deepEqual(red(img), ['1110', '1100', '1000', '0000']);
@@ -86,7 +101,11 @@ test('blendMask mixes only masked pixels; contour marks the boundary; size misma
 });
 
 test('colorizeLabels maps labels through the palette and leaves ignore black', () => {
-  const img = colorizeLabels({ width: 3, height: 1, data: Uint8Array.from([1, 255, 2]) }, (v) => [v * 10, v * 20, v * 30]);
+  const img = colorizeLabels({ width: 3, height: 1, data: Uint8Array.from([1, 255, 2]) }, (v) => [
+    v * 10,
+    v * 20,
+    v * 30,
+  ]);
   assert.deepEqual([...img.data], [10, 20, 30, 0, 0, 0, 20, 40, 60]);
 });
 

@@ -5,7 +5,9 @@ import { createRgbImage } from '../../src/viz/image.js';
 import type { RgbImage } from '../../src/io/image-types.js';
 
 const lit = (img: RgbImage) =>
-  Array.from({ length: img.height }, (_, y) => Array.from({ length: img.width }, (_, x) => (img.data[(y * img.width + x) * 3]! > 128 ? '#' : '.')).join(''));
+  Array.from({ length: img.height }, (_, y) =>
+    Array.from({ length: img.width }, (_, x) => (img.data[(y * img.width + x) * 3]! > 128 ? '#' : '.')).join(''),
+  );
 
 test('drawText draws the 5x7 glyph of "T" and "L" at (x, y), one column apart', () => {
   const img = createRgbImage(12, 9);
@@ -29,7 +31,24 @@ test('scale magnifies each font pixel; descenders use the eighth row', () => {
   drawText(img, '.', 0, 0, { scale: 2 });
   // '.' is rows 5-6, columns 1-2 of the glyph.
   const on = lit(img).flatMap((row, y) => [...row].map((c, x) => (c === '#' ? `${x},${y}` : '')).filter(Boolean));
-  assert.deepEqual(on, ['2,10', '3,10', '4,10', '5,10', '2,11', '3,11', '4,11', '5,11', '2,12', '3,12', '4,12', '5,12', '2,13', '3,13', '4,13', '5,13']);
+  assert.deepEqual(on, [
+    '2,10',
+    '3,10',
+    '4,10',
+    '5,10',
+    '2,11',
+    '3,11',
+    '4,11',
+    '5,11',
+    '2,12',
+    '3,12',
+    '4,12',
+    '5,12',
+    '2,13',
+    '3,13',
+    '4,13',
+    '5,13',
+  ]);
   const g = createRgbImage(5, 8);
   drawText(g, 'g', 0, 0);
   assert.equal(lit(g)[7], '.###.');

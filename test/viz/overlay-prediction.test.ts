@@ -25,8 +25,24 @@ function prediction(): Prediction {
       { text: 'the big one', kind: 'sentence', index: 1 },
     ],
     instances: [
-      { prompt: 'circle', promptIndex: 0, kind: 'vocabulary', score: 0.9, box: [2, 2, 12, 12], mask: rectMask(4, 4, 10, 10), query: 3 },
-      { prompt: 'circle', promptIndex: 0, kind: 'vocabulary', score: 0.2, box: [20, 15, 30, 25], mask: rectMask(22, 17, 28, 23), query: 5 },
+      {
+        prompt: 'circle',
+        promptIndex: 0,
+        kind: 'vocabulary',
+        score: 0.9,
+        box: [2, 2, 12, 12],
+        mask: rectMask(4, 4, 10, 10),
+        query: 3,
+      },
+      {
+        prompt: 'circle',
+        promptIndex: 0,
+        kind: 'vocabulary',
+        score: 0.2,
+        box: [20, 15, 30, 25],
+        mask: rectMask(22, 17, 28, 23),
+        query: 5,
+      },
     ],
     semantic: null,
     grounding: [{ sentence: 'the big one', promptIndex: 1, score: 0.7, box: [30, 2, 38, 10], mask: null, query: 9 }],
@@ -34,7 +50,9 @@ function prediction(): Prediction {
   };
 }
 
-const px = (img: { width: number; data: Uint8Array }, x: number, y: number) => [...img.data.subarray((y * img.width + x) * 3, (y * img.width + x) * 3 + 3)];
+const px = (img: { width: number; data: Uint8Array }, x: number, y: number) => [
+  ...img.data.subarray((y * img.width + x) * 3, (y * img.width + x) * 3 + 3),
+];
 
 test('drawInstances: masks tinted in the prompt colour, boxes outlined, the input untouched', () => {
   const base = createRgbImage(W, H, [100, 100, 100]);
@@ -42,7 +60,10 @@ test('drawInstances: masks tinted in the prompt colour, boxes outlined, the inpu
   assert.deepEqual(px(base, 6, 6), [100, 100, 100]);
   const c = promptColor(0);
   // Inside the mask, away from its outline: half way from grey to the colour.
-  assert.deepEqual(px(out, 6, 6), c.map((v) => Math.round(100 + (v - 100) * 0.5)));
+  assert.deepEqual(
+    px(out, 6, 6),
+    c.map((v) => Math.round(100 + (v - 100) * 0.5)),
+  );
   // Mask outline and box line carry the plain colour.
   assert.deepEqual(px(out, 4, 6), [...c]);
   assert.deepEqual(px(out, 2, 7), [...c]);
@@ -71,12 +92,26 @@ test('drawInstances: score threshold, switches and grounding that repeats an ins
 
 test('drawInstances: labels read "prompt score" on a tag; sizes must match', () => {
   const base = createRgbImage(W, H, [0, 0, 0]);
-  const withLabels = drawInstances(base, prediction(), { masks: false, boxes: false, grounding: false, scoreThreshold: 0.5 });
-  const without = drawInstances(base, prediction(), { masks: false, boxes: false, grounding: false, scoreThreshold: 0.5, labels: false });
+  const withLabels = drawInstances(base, prediction(), {
+    masks: false,
+    boxes: false,
+    grounding: false,
+    scoreThreshold: 0.5,
+  });
+  const without = drawInstances(base, prediction(), {
+    masks: false,
+    boxes: false,
+    grounding: false,
+    scoreThreshold: 0.5,
+    labels: false,
+  });
   // The tag of the 0.9 circle starts one pixel inside its box corner (2, 2) and is filled.
   assert.notDeepEqual(px(withLabels, 3, 3), [0, 0, 0]);
   assert.deepEqual(px(without, 3, 3), [0, 0, 0]);
-  assert.throws(() => drawInstances(createRgbImage(10, 10), prediction()), /prediction is for a 40x30 image, this one is 10x10/);
+  assert.throws(
+    () => drawInstances(createRgbImage(10, 10), prediction()),
+    /prediction is for a 40x30 image, this one is 10x10/,
+  );
   assert.equal(shortLabel('the red star on the left', 10), 'the red...');
   assert.equal(shortLabel('circle', 10), 'circle');
 });
@@ -87,7 +122,13 @@ test('semantic map: areas, colours, background, legend panel', () => {
   for (let i = 600; i < 900; i++) labels[i] = 0; // rows 15-22
   const semantic = { width: W, height: H, labels, prompts: ['sky', 'circle', 'grass'] };
   const areas = semanticAreas(semantic);
-  assert.deepEqual(areas.map((a) => [a.prompt, a.pixels]), [['grass', 600], ['sky', 300]]);
+  assert.deepEqual(
+    areas.map((a) => [a.prompt, a.pixels]),
+    [
+      ['grass', 600],
+      ['sky', 300],
+    ],
+  );
   assert.equal(areas[0]!.fraction, 0.5);
   const colors = semanticColorMap(semantic, [1, 2, 3]);
   assert.deepEqual(px(colors, 0, 0), [...promptColor(2)]);
@@ -102,7 +143,10 @@ test('semantic map: areas, colours, background, legend panel', () => {
   assert.ok(withLegend.width > W, 'a legend panel to the right');
   assert.ok(withLegend.height >= H);
   // Blended at 0.6 over the image.
-  assert.deepEqual(px(withLegend, 5, 5), promptColor(2).map((v) => Math.round(200 + (v - 200) * 0.6)));
+  assert.deepEqual(
+    px(withLegend, 5, 5),
+    promptColor(2).map((v) => Math.round(200 + (v - 200) * 0.6)),
+  );
   // The first legend row's swatch (largest area first: grass) sits in the panel.
   const panel = withLegend.data;
   let found = false;

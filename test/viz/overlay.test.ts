@@ -9,7 +9,14 @@ test('drawOverlays tints the mask, draws the box, leaves the input untouched', (
   const base = createRgbImage(8, 8, [100, 100, 100]);
   const mask = new Uint8Array(64);
   for (let y = 2; y < 5; y++) for (let x = 2; x < 5; x++) mask[y * 8 + x] = 1;
-  const out = drawOverlays(base, [{ mask, color: [200, 0, 0] }, { box: [0, 6, 8, 2], color: [0, 0, 255] }], { maskAlpha: 0.5, contours: false });
+  const out = drawOverlays(
+    base,
+    [
+      { mask, color: [200, 0, 0] },
+      { box: [0, 6, 8, 2], color: [0, 0, 255] },
+    ],
+    { maskAlpha: 0.5, contours: false },
+  );
   assert.deepEqual([...base.data.subarray(0, 3)], [100, 100, 100]);
   const px = (x: number, y: number) => [...out.data.subarray((y * 8 + x) * 3, (y * 8 + x) * 3 + 3)];
   assert.deepEqual(px(3, 3), [150, 50, 50]);
@@ -34,11 +41,17 @@ test('labels are drawn on a tag inside the image', () => {
 });
 
 test('contactSheet: grid geometry, tiles placed, captions wrapped under tiles', () => {
-  const tiles = [createRgbImage(10, 6, [255, 0, 0]), createRgbImage(10, 6, [0, 255, 0]), createRgbImage(8, 4, [0, 0, 255])];
+  const tiles = [
+    createRgbImage(10, 6, [255, 0, 0]),
+    createRgbImage(10, 6, [0, 255, 0]),
+    createRgbImage(8, 4, [0, 0, 255]),
+  ];
   const sheet = contactSheet(tiles, { columns: 2, padding: 2, background: [0, 0, 0] });
   assert.equal(sheet.width, 2 * (10 + 2) + 2);
   assert.equal(sheet.height, 2 * (6 + 2) + 2);
-  const px = (x: number, y: number) => [...sheet.data.subarray((y * sheet.width + x) * 3, (y * sheet.width + x) * 3 + 3)];
+  const px = (x: number, y: number) => [
+    ...sheet.data.subarray((y * sheet.width + x) * 3, (y * sheet.width + x) * 3 + 3),
+  ];
   assert.deepEqual(px(2, 2), [255, 0, 0]);
   assert.deepEqual(px(14, 2), [0, 255, 0]);
   assert.deepEqual(px(2, 10), [0, 0, 255]);

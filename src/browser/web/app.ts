@@ -30,7 +30,17 @@ interface State {
   hover: { box: [number, number, number, number]; promptIndex: number } | null;
 }
 
-const state: State = { image: null, file: null, fileName: '', json: null, prediction: null, mode: 'server', browserModel: null, busy: false, hover: null };
+const state: State = {
+  image: null,
+  file: null,
+  fileName: '',
+  json: null,
+  prediction: null,
+  mode: 'server',
+  browserModel: null,
+  busy: false,
+  hover: null,
+};
 
 function $(id: string): HTMLElement {
   const el = document.getElementById(id);
@@ -55,7 +65,11 @@ function cssColor(index: number): string {
   return `rgb(${r}, ${g}, ${b})`;
 }
 
-function element<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<HTMLElementTagNameMap[K]> = {}, children: (Node | string)[] = []): HTMLElementTagNameMap[K] {
+function element<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  props: Partial<HTMLElementTagNameMap[K]> = {},
+  children: (Node | string)[] = [],
+): HTMLElementTagNameMap[K] {
   const el = Object.assign(document.createElement(tag), props);
   el.append(...children);
   return el;
@@ -114,16 +128,24 @@ function drawPicture(): void {
   const current = p && p.width === image.width && p.height === image.height ? p : null;
   const threshold = scoreThreshold();
   if (current) {
-    if (input('show-semantic').checked && current.semantic) picture = drawSemantic(picture, current.semantic, { legend: false, alpha: 0.55 });
-    if (input('show-masks').checked) picture = drawInstances(picture, current, { scoreThreshold: threshold, boxes: false, labels: false });
+    if (input('show-semantic').checked && current.semantic)
+      picture = drawSemantic(picture, current.semantic, { legend: false, alpha: 0.55 });
+    if (input('show-masks').checked)
+      picture = drawInstances(picture, current, { scoreThreshold: threshold, boxes: false, labels: false });
   }
   if (k > 1) picture = resizeNearest(picture, image.width * k, image.height * k);
   const boxes = input('show-boxes').checked;
   const labels = input('show-labels').checked;
   if (current && (boxes || labels)) {
     picture = drawInstances(picture, scaledBoxes(current, k), {
-      scoreThreshold: threshold, masks: false, boxes, labels, boxThickness: 2, labelScale: k >= 3 ? 2 : 1,
-      belowThresholdNote: ` (below ${threshold.toFixed(2)})`, skipOverlappingLabels: true,
+      scoreThreshold: threshold,
+      masks: false,
+      boxes,
+      labels,
+      boxThickness: 2,
+      labelScale: k >= 3 ? 2 : 1,
+      belowThresholdNote: ` (below ${threshold.toFixed(2)})`,
+      skipOverlappingLabels: true,
     });
   }
   if (current && state.hover) {
@@ -138,7 +160,10 @@ function drawPicture(): void {
 }
 
 /** Table rows and list items highlight their object on the picture while the mouse is over them. */
-function hoverable<T extends HTMLElement>(el: T, target: { box: [number, number, number, number]; promptIndex: number }): T {
+function hoverable<T extends HTMLElement>(
+  el: T,
+  target: { box: [number, number, number, number]; promptIndex: number },
+): T {
   el.addEventListener('mouseenter', () => {
     state.hover = target;
     el.classList.add('hovered');
@@ -162,7 +187,7 @@ function download(blob: Blob, name: string): void {
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
-const resultStem = () => (state.fileName.replace(/\.[^.]*$/, '') || 'image') + '.ape';
+const resultStem = () => `${state.fileName.replace(/\.[^.]*$/, '') || 'image'}.ape`;
 
 function renderTables(): void {
   const body = ($('results') as HTMLTableElement).tBodies[0]!;
@@ -182,35 +207,63 @@ function renderTables(): void {
   for (const inst of rows) {
     const [x1, y1, x2, y2] = inst.box;
     body.append(
-      hoverable(element('tr', {}, [
-        element('td', {}, [swatch(inst.promptIndex)]),
-        element('td', { textContent: inst.prompt }),
-        element('td', { textContent: inst.kind }),
-        element('td', { className: 'num', textContent: inst.score.toFixed(3) }),
-        element('td', { className: 'num', textContent: [x1, y1, x2 - x1, y2 - y1].map((v) => Math.round(v)).join(', ') }),
-      ]), inst),
+      hoverable(
+        element('tr', {}, [
+          element('td', {}, [swatch(inst.promptIndex)]),
+          element('td', { textContent: inst.prompt }),
+          element('td', { textContent: inst.kind }),
+          element('td', { className: 'num', textContent: inst.score.toFixed(3) }),
+          element('td', {
+            className: 'num',
+            textContent: [x1, y1, x2 - x1, y2 - y1].map((v) => Math.round(v)).join(', '),
+          }),
+        ]),
+        inst,
+      ),
     );
   }
   if (p.grounding.length === 0) grounding.append(element('li', { className: 'empty', textContent: 'no sentences' }));
   for (const g of p.grounding) {
     const below = g.score < threshold;
-    const score = element('span', { className: 'num', textContent: `${g.score.toFixed(3)}${below ? ` (below ${threshold.toFixed(2)})` : ''}` });
-    grounding.append(hoverable(element('li', below ? { className: 'below' } : {}, [swatch(g.promptIndex), element('span', { textContent: g.sentence }), score]), g));
+    const score = element('span', {
+      className: 'num',
+      textContent: `${g.score.toFixed(3)}${below ? ` (below ${threshold.toFixed(2)})` : ''}`,
+    });
+    grounding.append(
+      hoverable(
+        element('li', below ? { className: 'below' } : {}, [
+          swatch(g.promptIndex),
+          element('span', { textContent: g.sentence }),
+          score,
+        ]),
+        g,
+      ),
+    );
   }
   const areas = p.semantic ? semanticAreas(p.semantic) : [];
-  if (areas.length === 0) legend.append(element('li', { className: 'empty', textContent: p.semantic ? 'all background' : 'not computed' }));
+  if (areas.length === 0)
+    legend.append(element('li', { className: 'empty', textContent: p.semantic ? 'all background' : 'not computed' }));
   for (const a of areas) {
-    legend.append(element('li', {}, [swatch(a.promptIndex), element('span', { textContent: a.prompt }), element('span', { className: 'num', textContent: `${(a.fraction * 100).toFixed(1)}%` })]));
+    legend.append(
+      element('li', {}, [
+        swatch(a.promptIndex),
+        element('span', { textContent: a.prompt }),
+        element('span', { className: 'num', textContent: `${(a.fraction * 100).toFixed(1)}%` }),
+      ]),
+    );
   }
   const t = state.json?.timing;
   $('timing').textContent = t
-    ? `${state.mode === 'server' ? 'server' : 'in this browser'}: ${Object.entries(t).map(([k, v]) => `${k.replace(/Ms$/, '')} ${Math.round(v)} ms`).join(', ')}`
+    ? `${state.mode === 'server' ? 'server' : 'in this browser'}: ${Object.entries(t)
+        .map(([k, v]) => `${k.replace(/Ms$/, '')} ${Math.round(v)} ms`)
+        .join(', ')}`
     : '';
 }
 
 function updateRunButton(): void {
   (input('run') as unknown as HTMLButtonElement).disabled = state.busy || !state.image;
-  for (const id of ['download-json', 'download-png']) (input(id) as unknown as HTMLButtonElement).disabled = state.busy || !state.json;
+  for (const id of ['download-json', 'download-png'])
+    (input(id) as unknown as HTMLButtonElement).disabled = state.busy || !state.json;
 }
 
 async function setImage(file: Blob, name: string): Promise<void> {
@@ -241,7 +294,10 @@ function browserModel(): Promise<InBrowserModel> {
       InBrowserModel.load({
         wasmPaths: new URL('v1/wasm/', location.href).href,
         filesUrl: new URL('v1/model/files/', location.href).href,
-        onProgress: (file, loaded, total) => message(`downloading ${file}: ${(loaded / 1e6).toFixed(1)}${total ? ` of ${(total / 1e6).toFixed(1)}` : ''} MB`),
+        onProgress: (file, loaded, total) =>
+          message(
+            `downloading ${file}: ${(loaded / 1e6).toFixed(1)}${total ? ` of ${(total / 1e6).toFixed(1)}` : ''} MB`,
+          ),
       }),
     );
     state.browserModel.then(
@@ -292,7 +348,12 @@ async function run(): Promise<void> {
       message('running in this browser...');
       // Let the page paint the message before the (synchronous) forward pass.
       await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
-      json = model.predict(state.image, { vocabulary, sentences, threshold: 0, semanticThreshold: semanticThreshold() });
+      json = model.predict(state.image, {
+        vocabulary,
+        sentences,
+        threshold: 0,
+        semanticThreshold: semanticThreshold(),
+      });
     }
     state.json = json;
     state.hover = null;
@@ -350,20 +411,30 @@ function wire(): void {
     e.preventDefault();
     e.stopPropagation();
   };
-  for (const type of ['dragenter', 'dragover']) drop.addEventListener(type, (e) => (stop(e), drop.classList.add('over')));
-  for (const type of ['dragleave', 'drop']) drop.addEventListener(type, (e) => (stop(e), drop.classList.remove('over')));
+  for (const type of ['dragenter', 'dragover'])
+    drop.addEventListener(type, (e) => {
+      stop(e);
+      drop.classList.add('over');
+    });
+  for (const type of ['dragleave', 'drop'])
+    drop.addEventListener(type, (e) => {
+      stop(e);
+      drop.classList.remove('over');
+    });
   drop.addEventListener('drop', (e) => {
     const file = (e as DragEvent).dataTransfer?.files?.[0];
     if (file) void setImage(file, file.name);
   });
   $('run').addEventListener('click', () => void run());
   $('download-json').addEventListener('click', () => {
-    if (state.json) download(new Blob([JSON.stringify(state.json, null, 2)], { type: 'application/json' }), `${resultStem()}.json`);
+    if (state.json)
+      download(new Blob([JSON.stringify(state.json, null, 2)], { type: 'application/json' }), `${resultStem()}.json`);
   });
   $('download-png').addEventListener('click', () => {
     canvas.toBlob((blob) => blob && download(blob, `${resultStem()}.png`), 'image/png');
   });
-  for (const id of ['show-masks', 'show-boxes', 'show-labels', 'show-semantic']) input(id).addEventListener('change', render);
+  for (const id of ['show-masks', 'show-boxes', 'show-labels', 'show-semantic'])
+    input(id).addEventListener('change', render);
   // The slider starts at the threshold the CLI and the API use (the page asks the server for
   // every instance and filters here, so moving it needs no new request).
   input('score').value = String(DEFAULT_SCORE_THRESHOLD);

@@ -2,7 +2,13 @@ import { resizeMask, maskToBox } from '../../structures/bitmap.js';
 import type { Rng } from '../../util/random.js';
 import type { Sample, SampleInstance } from '../sample.js';
 import type { BoxXYXY } from '../types.js';
-import { cropImage, cropMask, flipImageHorizontal, flipMaskHorizontal, resizeImageBilinear } from '../../io/image-ops.js';
+import {
+  cropImage,
+  cropMask,
+  flipImageHorizontal,
+  flipMaskHorizontal,
+  resizeImageBilinear,
+} from '../../io/image-ops.js';
 import { hasOrdinalWord, swapLeftRight } from './sentence-words.js';
 
 export interface AugmentOptions {
@@ -66,7 +72,8 @@ export function resizeSample(sample: Sample, newW: number, newH: number): Sample
     ...sample,
     image: resizeImageBilinear(sample.image, newW, newH),
     instances: sample.instances.map((inst) => {
-      if (!inst.mask) return { ...inst, box: [inst.box[0] * sx, inst.box[1] * sy, inst.box[2] * sx, inst.box[3] * sy] as BoxXYXY };
+      if (!inst.mask)
+        return { ...inst, box: [inst.box[0] * sx, inst.box[1] * sy, inst.box[2] * sx, inst.box[3] * sy] as BoxXYXY };
       const mask = resizeMask(inst.mask, height, width, newH, newW, 'nearest');
       return { ...inst, mask, box: maskToBox(mask, newH, newW) };
     }),
@@ -82,7 +89,10 @@ export function cropSample(sample: Sample, x: number, y: number, w: number, h: n
     instances: sample.instances.map((inst) => {
       if (!inst.mask) {
         const b = inst.box;
-        return { ...inst, box: [clamp(b[0] - x, w), clamp(b[1] - y, h), clamp(b[2] - x, w), clamp(b[3] - y, h)] as BoxXYXY };
+        return {
+          ...inst,
+          box: [clamp(b[0] - x, w), clamp(b[1] - y, h), clamp(b[2] - x, w), clamp(b[3] - y, h)] as BoxXYXY,
+        };
       }
       const mask = cropMask(inst.mask, imageWidth, x, y, w, h);
       return { ...inst, mask, box: maskToBox(mask, h, w) };
@@ -95,7 +105,9 @@ export function cropSample(sample: Sample, x: number, y: number, w: number, h: n
  * dropped too (the phrase would otherwise turn into a false negative) and labels renumbered.
  */
 export function dropSmall(sample: Sample, minSize: number): Sample {
-  const kept = sample.instances.filter((inst) => inst.box[2] - inst.box[0] >= minSize && inst.box[3] - inst.box[1] >= minSize);
+  const kept = sample.instances.filter(
+    (inst) => inst.box[2] - inst.box[0] >= minSize && inst.box[3] - inst.box[1] >= minSize,
+  );
   if (sample.promptKind !== 'sentence') return { ...sample, instances: kept };
   const used = [...new Set(kept.map((i) => i.label))].sort((a, b) => a - b);
   const remap = new Map(used.map((old, i) => [old, i]));

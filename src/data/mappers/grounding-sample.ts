@@ -22,10 +22,20 @@ export interface GroundingSelection {
  * overlapping boxes are ambiguous targets), identical phrases are merged into one prompt with
  * every object they name, and at most `maxPrompts` phrases are kept, chosen at random.
  */
-export function selectGroundingPhrases(annotations: readonly AnnotationRecord[], rng: Rng, options: GroundingSampleOptions): GroundingSelection {
-  const candidates = annotations.map((a, i) => ({ a, i })).filter(({ a }) => !a.isCrowd && (a.sentences?.length ?? 0) > 0);
+export function selectGroundingPhrases(
+  annotations: readonly AnnotationRecord[],
+  rng: Rng,
+  options: GroundingSampleOptions,
+): GroundingSelection {
+  const candidates = annotations
+    .map((a, i) => ({ a, i }))
+    .filter(({ a }) => !a.isCrowd && (a.sentences?.length ?? 0) > 0);
   const scores = candidates.map(() => rng.next());
-  const kept = nms(candidates.map(({ a }) => a.box), scores, options.nmsIou).sort((x, y) => x - y);
+  const kept = nms(
+    candidates.map(({ a }) => a.box),
+    scores,
+    options.nmsIou,
+  ).sort((x, y) => x - y);
   const byPhrase = new Map<string, number[]>();
   for (const k of kept) {
     const { a, i } = candidates[k]!;

@@ -44,11 +44,18 @@ export const DEFAULT_LOAD_OPTIONS: LoadOptions = {
  * masks, and the prompts they answer to. Random choices (grounding NMS scores, federated subsets,
  * segment subsets) come from `rng` so a seed fixes the sample.
  */
-export async function loadSample(dataset: TrainingDataset, index: number, rng: Rng, options: LoadOptions = DEFAULT_LOAD_OPTIONS): Promise<Sample> {
+export async function loadSample(
+  dataset: TrainingDataset,
+  index: number,
+  rng: Rng,
+  options: LoadOptions = DEFAULT_LOAD_OPTIONS,
+): Promise<Sample> {
   const record = dataset.image(index);
   const image = await readImage(record.file);
   if (image.width !== record.width || image.height !== record.height) {
-    throw new Error(`${record.file}: image is ${image.width}x${image.height}, ${dataset.records.source} says ${record.width}x${record.height}`);
+    throw new Error(
+      `${record.file}: image is ${image.width}x${image.height}, ${dataset.records.source} says ${record.width}x${record.height}`,
+    );
   }
   const base = { image, source: dataset.name, imageId: record.id };
   const minArea = Math.max(1, Math.round(options.minComponentFraction * record.width * record.height));
@@ -60,19 +67,34 @@ export async function loadSample(dataset: TrainingDataset, index: number, rng: R
         const label = dataset.categoryIndex.get(a.categoryId)!;
         const mask = a.segmentation ? decodeSegmentation(a, record) : undefined;
         if (mask && options.splitStuff && !dataset.isThing[label]) {
-          for (const part of splitComponents(mask, record.height, record.width, { minArea })) instances.push({ box: maskToBox(part, record.height, record.width), mask: part, label });
+          for (const part of splitComponents(mask, record.height, record.width, { minArea }))
+            instances.push({ box: maskToBox(part, record.height, record.width), mask: part, label });
         } else {
           instances.push(mask ? { box: a.box, mask, label } : { box: a.box, label });
         }
       }
-      const sample: Sample = { ...base, instances, prompts: dataset.prompts, promptKind: 'vocabulary', hasMasks: allHaveMasks(instances) };
+      const sample: Sample = {
+        ...base,
+        instances,
+        prompts: dataset.prompts,
+        promptKind: 'vocabulary',
+        hasMasks: allHaveMasks(instances),
+      };
       if (options.federated) addFederated(sample, dataset, record, rng, options);
       return sample;
     }
     case 'semantic':
-      return { ...base, ...(await semanticInstances(dataset, record, options, minArea)), prompts: dataset.prompts, promptKind: 'vocabulary' };
+      return {
+        ...base,
+        ...(await semanticInstances(dataset, record, options, minArea)),
+        prompts: dataset.prompts,
+        promptKind: 'vocabulary',
+      };
     case 'grounding': {
-      const selection = selectGroundingPhrases(record.annotations, rng, { nmsIou: options.groundingNmsIou, maxPrompts: options.maxPrompts });
+      const selection = selectGroundingPhrases(record.annotations, rng, {
+        nmsIou: options.groundingNmsIou,
+        maxPrompts: options.maxPrompts,
+      });
       const masks = new Map<number, Uint8Array | undefined>();
       const instances = selection.pairs.map(({ annotation, prompt }): SampleInstance => {
         const a = record.annotations[annotation]!;
@@ -80,14 +102,23 @@ export async function loadSample(dataset: TrainingDataset, index: number, rng: R
         const mask = masks.get(annotation);
         return mask ? { box: a.box, mask, label: prompt } : { box: a.box, label: prompt };
       });
-      return { ...base, instances, prompts: selection.prompts, promptKind: 'sentence', hasMasks: allHaveMasks(instances) };
+      return {
+        ...base,
+        instances,
+        prompts: selection.prompts,
+        promptKind: 'sentence',
+        hasMasks: allHaveMasks(instances),
+      };
     }
     case 'class-agnostic': {
       let annotations = record.annotations.filter((a) => !a.isCrowd);
-      if (annotations.length > options.maxSegments) annotations = rng.shuffle(annotations.slice()).slice(0, options.maxSegments);
+      if (annotations.length > options.maxSegments)
+        annotations = rng.shuffle(annotations.slice()).slice(0, options.maxSegments);
       const instances = annotations.map((a): SampleInstance => {
         const mask = a.segmentation ? decodeSegmentation(a, record) : undefined;
-        return mask ? { box: maskToBox(mask, record.height, record.width), mask, label: -1 } : { box: a.box, label: -1 };
+        return mask
+          ? { box: maskToBox(mask, record.height, record.width), mask, label: -1 }
+          : { box: a.box, label: -1 };
       });
       return { ...base, instances, prompts: [], promptKind: 'vocabulary', hasMasks: allHaveMasks(instances) };
     }
@@ -106,20 +137,39 @@ function allHaveMasks(instances: SampleInstance[]): boolean {
   return instances.length > 0 && instances.every((i) => i.mask !== undefined);
 }
 
-function addFederated(sample: Sample, dataset: TrainingDataset, record: ImageRecord, rng: Rng, options: LoadOptions): void {
+function addFederated(
+  sample: Sample,
+  dataset: TrainingDataset,
+  record: ImageRecord,
+  rng: Rng,
+  options: LoadOptions,
+): void {
   const index = (ids: number[] | undefined) => (ids ?? []).map((id) => dataset.categoryIndex.get(id)!);
   const present = new Set(sample.instances.map((i) => i.label));
-  sample.promptWeights = federatedPromptWeights(present, index(record.negCategoryIds), dataset.federatedWeights, { numSampleCats: options.federatedSampleCats }, rng);
+  sample.promptWeights = federatedPromptWeights(
+    present,
+    index(record.negCategoryIds),
+    dataset.federatedWeights,
+    { numSampleCats: options.federatedSampleCats },
+    rng,
+  );
   const notExhaustive = index(record.notExhaustiveCategoryIds);
   if (notExhaustive.length) sample.positiveOnlyPrompts = notExhaustive;
 }
 
 /** Every labelled region of a semantic label map, split into connected components. */
-async function semanticInstances(dataset: TrainingDataset, record: ImageRecord, options: LoadOptions, minArea: number): Promise<{ instances: SampleInstance[]; hasMasks: boolean }> {
+async function semanticInstances(
+  dataset: TrainingDataset,
+  record: ImageRecord,
+  options: LoadOptions,
+  minArea: number,
+): Promise<{ instances: SampleInstance[]; hasMasks: boolean }> {
   const file = record.semanticFile!;
   const labels = await readGrayPng(file);
   if (labels.width !== record.width || labels.height !== record.height) {
-    throw new Error(`${file}: label map is ${labels.width}x${labels.height}, the image ${record.width}x${record.height}`);
+    throw new Error(
+      `${file}: label map is ${labels.width}x${labels.height}, the image ${record.width}x${record.height}`,
+    );
   }
   const { width: w, height: h } = labels;
   const ignore = new Set(dataset.records.ignoreLabels ?? options.ignoreLabels);
@@ -129,7 +179,10 @@ async function semanticInstances(dataset: TrainingDataset, record: ImageRecord, 
     if (ignore.has(v)) continue;
     let mask = masks.get(v);
     if (!mask) {
-      if (!dataset.categoryIndex.has(v)) throw new Error(`${file}: pixel ${i % w},${Math.floor(i / w)} has label ${v}, which is no category id (and not ignored)`);
+      if (!dataset.categoryIndex.has(v))
+        throw new Error(
+          `${file}: pixel ${i % w},${Math.floor(i / w)} has label ${v}, which is no category id (and not ignored)`,
+        );
       mask = new Uint8Array(w * h);
       masks.set(v, mask);
     }

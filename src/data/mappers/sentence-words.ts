@@ -2,7 +2,14 @@
  * Word-level edits and checks on grounding sentences that geometric augmentation needs.
  */
 
-const SWAPS: Record<string, string> = { left: 'right', right: 'left', leftmost: 'rightmost', rightmost: 'leftmost', lefter: 'righter', righter: 'lefter' };
+const SWAPS: Record<string, string> = {
+  left: 'right',
+  right: 'left',
+  leftmost: 'rightmost',
+  rightmost: 'leftmost',
+  lefter: 'righter',
+  righter: 'lefter',
+};
 
 /** Swaps "left" and "right" (and -most forms) as whole words, keeping the case of the first letter. */
 export function swapLeftRight(sentence: string): string {
@@ -15,8 +22,26 @@ export function swapLeftRight(sentence: string): string {
 }
 
 const ORDINALS = new Set([
-  'first', 'second', 'third', 'fourth', 'fifth', 'sixth', 'seventh', 'eighth', 'ninth', 'tenth', 'last',
-  'leftmost', 'rightmost', 'topmost', 'bottommost', 'uppermost', 'lowermost', 'middle', 'center', 'centre',
+  'first',
+  'second',
+  'third',
+  'fourth',
+  'fifth',
+  'sixth',
+  'seventh',
+  'eighth',
+  'ninth',
+  'tenth',
+  'last',
+  'leftmost',
+  'rightmost',
+  'topmost',
+  'bottommost',
+  'uppermost',
+  'lowermost',
+  'middle',
+  'center',
+  'centre',
 ]);
 
 /**

@@ -1,5 +1,13 @@
 import { dirname, resolve } from 'node:path';
-import type { AnnotationRecord, BoxXYXY, CategoryRecord, DatasetKind, DatasetRecords, ImageRecord, Segmentation } from '../types.js';
+import type {
+  AnnotationRecord,
+  BoxXYXY,
+  CategoryRecord,
+  DatasetKind,
+  DatasetRecords,
+  ImageRecord,
+  Segmentation,
+} from '../types.js';
 import { Fields, describe } from './fields.js';
 import { readJsonFile } from './json-file.js';
 
@@ -31,7 +39,8 @@ export function parseCocoInstances(json: unknown, file: string, options: CocoRea
   const categories: CategoryRecord[] = [];
   const categoryIds = new Set<number>();
   const rawCategories = kind === 'class-agnostic' ? undefined : f.optionalArray(root, 'categories', 'top level');
-  if (kind === 'detection' && !rawCategories) f.fail('top level', "'categories' is missing (a detection file needs them)");
+  if (kind === 'detection' && !rawCategories)
+    f.fail('top level', "'categories' is missing (a detection file needs them)");
   (rawCategories ?? []).forEach((raw, i) => {
     const where = `categories[${i}]`;
     const c = f.object(raw, where);
@@ -39,7 +48,8 @@ export function parseCocoInstances(json: unknown, file: string, options: CocoRea
     if (categoryIds.has(id)) f.fail(where, `duplicate category id ${id}`);
     categoryIds.add(id);
     const isThing = c.isthing === undefined ? true : c.isthing === 1 || c.isthing === true;
-    if (c.isthing !== undefined && !isThing && c.isthing !== 0 && c.isthing !== false) f.fail(where, `'isthing' must be 0 or 1, got ${describe(c.isthing)}`);
+    if (c.isthing !== undefined && !isThing && c.isthing !== 0 && c.isthing !== false)
+      f.fail(where, `'isthing' must be 0 or 1, got ${describe(c.isthing)}`);
     const category: CategoryRecord = { id, name: f.string(c, 'name', where), isThing };
     if (c.image_count !== undefined) category.imageCount = f.integer(c, 'image_count', where);
     categories.push(category);
@@ -54,7 +64,12 @@ export function parseCocoInstances(json: unknown, file: string, options: CocoRea
     const id = f.integer(im, 'id', where0);
     const where = `${where0} (id ${id})`;
     if (byId.has(id)) f.fail(where, `duplicate image id ${id}`);
-    const name = typeof im.file_name === 'string' ? im.file_name : typeof im.coco_url === 'string' ? im.coco_url.split('/').pop()! : f.string(im, 'file_name', where);
+    const name =
+      typeof im.file_name === 'string'
+        ? im.file_name
+        : typeof im.coco_url === 'string'
+          ? im.coco_url.split('/').pop()!
+          : f.string(im, 'file_name', where);
     if (name.length === 0 || name.includes('\0')) f.fail(where, `bad 'file_name' ${describe(name)}`);
     const record: ImageRecord = {
       id,
@@ -65,7 +80,10 @@ export function parseCocoInstances(json: unknown, file: string, options: CocoRea
     };
     const neg = f.integerList(im, 'neg_category_ids', where);
     const notExhaustive = f.integerList(im, 'not_exhaustive_category_ids', where);
-    for (const [key, list] of [['neg_category_ids', neg], ['not_exhaustive_category_ids', notExhaustive]] as const) {
+    for (const [key, list] of [
+      ['neg_category_ids', neg],
+      ['not_exhaustive_category_ids', notExhaustive],
+    ] as const) {
       for (const c of list ?? []) if (!categoryIds.has(c)) f.fail(where, `'${key}' names unknown category ${c}`);
     }
     if (neg) record.negCategoryIds = neg;
@@ -91,7 +109,8 @@ export function parseCocoInstances(json: unknown, file: string, options: CocoRea
       f.fail(where, "'category_id' is missing");
     }
     const isCrowd = a.iscrowd === 1 || a.iscrowd === true;
-    if (a.iscrowd !== undefined && !isCrowd && a.iscrowd !== 0 && a.iscrowd !== false) f.fail(where, `'iscrowd' must be 0 or 1, got ${describe(a.iscrowd)}`);
+    if (a.iscrowd !== undefined && !isCrowd && a.iscrowd !== 0 && a.iscrowd !== false)
+      f.fail(where, `'iscrowd' must be 0 or 1, got ${describe(a.iscrowd)}`);
     const annotation: AnnotationRecord = { id, box: parseBox(f, a, where), categoryId, isCrowd };
     if (a.segmentation !== undefined && a.segmentation !== null) {
       const seg = parseSegmentation(f, a.segmentation, where, image.width, image.height);
@@ -107,20 +126,31 @@ export function parseCocoInstances(json: unknown, file: string, options: CocoRea
 
 function parseBox(f: Fields, a: Record<string, unknown>, where: string): BoxXYXY {
   const b = f.array(a, 'bbox', where);
-  if (b.length !== 4 || !b.every((v) => typeof v === 'number' && Number.isFinite(v))) f.fail(where, `'bbox' must be 4 finite numbers [x, y, w, h], got ${JSON.stringify(b).slice(0, 80)}`);
+  if (b.length !== 4 || !b.every((v) => typeof v === 'number' && Number.isFinite(v)))
+    f.fail(where, `'bbox' must be 4 finite numbers [x, y, w, h], got ${JSON.stringify(b).slice(0, 80)}`);
   const [x, y, w, h] = b as number[];
   if (w! < 0 || h! < 0) f.fail(where, `'bbox' has a negative size ${w}x${h}`);
   return [x!, y!, x! + w!, y! + h!];
 }
 
 /** Polygons with fewer than 3 points enclose nothing and are dropped (COCO has a few). */
-export function parseSegmentation(f: Fields, raw: unknown, where: string, width: number, height: number): Segmentation | undefined {
+export function parseSegmentation(
+  f: Fields,
+  raw: unknown,
+  where: string,
+  width: number,
+  height: number,
+): Segmentation | undefined {
   if (Array.isArray(raw)) {
     const polygons: number[][] = [];
     raw.forEach((poly, j) => {
-      if (!Array.isArray(poly)) f.fail(where, `'segmentation[${j}]' must be a list of coordinates, got ${describe(poly)}`);
-      if (poly.length % 2 !== 0) f.fail(where, `'segmentation[${j}]' has an odd number (${poly.length}) of coordinates`);
-      for (const v of poly) if (typeof v !== 'number' || !Number.isFinite(v)) f.fail(where, `'segmentation[${j}]' holds ${describe(v)}, not a number`);
+      if (!Array.isArray(poly))
+        f.fail(where, `'segmentation[${j}]' must be a list of coordinates, got ${describe(poly)}`);
+      if (poly.length % 2 !== 0)
+        f.fail(where, `'segmentation[${j}]' has an odd number (${poly.length}) of coordinates`);
+      for (const v of poly)
+        if (typeof v !== 'number' || !Number.isFinite(v))
+          f.fail(where, `'segmentation[${j}]' holds ${describe(v)}, not a number`);
       if (poly.length >= 6) polygons.push(poly as number[]);
     });
     return polygons.length > 0 ? polygons : undefined;
@@ -132,13 +162,16 @@ export function parseSegmentation(f: Fields, raw: unknown, where: string, width:
   }
   const counts = rle.counts;
   if (typeof counts === 'string') {
-    if (counts.length > 8 * width * height + 16) f.fail(where, 'RLE counts string is longer than any mask of this size');
+    if (counts.length > 8 * width * height + 16)
+      f.fail(where, 'RLE counts string is longer than any mask of this size');
     return { size: [height, width], counts };
   }
-  if (!Array.isArray(counts)) f.fail(where, `RLE 'counts' must be a string or a list of integers, got ${describe(counts)}`);
+  if (!Array.isArray(counts))
+    f.fail(where, `RLE 'counts' must be a string or a list of integers, got ${describe(counts)}`);
   let total = 0;
   for (const c of counts) {
-    if (typeof c !== 'number' || !Number.isInteger(c) || c < 0) f.fail(where, `RLE 'counts' holds ${describe(c)}, not a non-negative integer`);
+    if (typeof c !== 'number' || !Number.isInteger(c) || c < 0)
+      f.fail(where, `RLE 'counts' holds ${describe(c)}, not a non-negative integer`);
     total += c;
   }
   if (total !== width * height) f.fail(where, `RLE 'counts' cover ${total} pixels, the image has ${width * height}`);
@@ -150,8 +183,10 @@ function parseSentences(f: Fields, raw: unknown, where: string): string[] {
   if (!Array.isArray(raw)) f.fail(where, `'sentences' must be an array, got ${describe(raw)}`);
   return raw.map((s, j) => {
     let text: unknown = s;
-    if (typeof s === 'object' && s !== null && !Array.isArray(s)) text = (s as Record<string, unknown>).sent ?? (s as Record<string, unknown>).raw;
-    if (typeof text !== 'string' || text.trim().length === 0) f.fail(where, `'sentences[${j}]' must be a non-empty string (or {sent}), got ${describe(s)}`);
+    if (typeof s === 'object' && s !== null && !Array.isArray(s))
+      text = (s as Record<string, unknown>).sent ?? (s as Record<string, unknown>).raw;
+    if (typeof text !== 'string' || text.trim().length === 0)
+      f.fail(where, `'sentences[${j}]' must be a non-empty string (or {sent}), got ${describe(s)}`);
     if (text.length > 1000) f.fail(where, `'sentences[${j}]' is ${text.length} characters long (at most 1000)`);
     return text.trim();
   });

@@ -12,7 +12,8 @@ export class Fields {
   }
 
   object(value: unknown, where: string): Record<string, unknown> {
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) this.fail(where, `expected an object, got ${describe(value)}`);
+    if (typeof value !== 'object' || value === null || Array.isArray(value))
+      this.fail(where, `expected an object, got ${describe(value)}`);
     return value as Record<string, unknown>;
   }
 
@@ -28,7 +29,8 @@ export class Fields {
 
   number(record: Record<string, unknown>, key: string, where: string): number {
     const value = record[key];
-    if (typeof value !== 'number' || !Number.isFinite(value)) this.fail(where, `'${key}' must be a finite number, got ${describe(value)}`);
+    if (typeof value !== 'number' || !Number.isFinite(value))
+      this.fail(where, `'${key}' must be a finite number, got ${describe(value)}`);
     return value;
   }
 
@@ -54,7 +56,8 @@ export class Fields {
     const list = this.optionalArray(record, key, where);
     if (!list) return undefined;
     return list.map((v, i) => {
-      if (typeof v !== 'number' || !Number.isInteger(v)) this.fail(where, `'${key}[${i}]' must be an integer, got ${describe(v)}`);
+      if (typeof v !== 'number' || !Number.isInteger(v))
+        this.fail(where, `'${key}[${i}]' must be an integer, got ${describe(v)}`);
       return v;
     });
   }
@@ -64,7 +67,8 @@ export function describe(value: unknown): string {
   if (value === undefined) return 'nothing (missing)';
   if (value === null) return 'null';
   if (Array.isArray(value)) return `an array of ${value.length}`;
-  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '...' : value)}`;
+  if (typeof value === 'string')
+    return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value)}`;
   if (typeof value === 'object') return 'an object';
   return `${typeof value} ${String(value)}`;
 }

@@ -11,7 +11,7 @@ export class DatasetFormatError extends Error {
     readonly where: string,
     detail: string,
   ) {
-    super(`${file}: ${where ? where + ': ' : ''}${detail}`);
+    super(`${file}: ${where ? `${where}: ` : ''}${detail}`);
   }
 }
 

@@ -18,8 +18,13 @@ export interface SegmentsReadOptions {
  */
 export function readSegments(path: string, options: SegmentsReadOptions = {}): DatasetRecords {
   if (statSync(path).isDirectory()) {
-    const files = readdirSync(path).filter((n) => n.endsWith('.json')).sort().slice(0, options.maxFiles ?? Infinity);
-    const images = files.map((n) => parseSa1bImage(readJsonFile(join(path, n), options.maxBytes), join(path, n), options.imageRoot ?? path));
+    const files = readdirSync(path)
+      .filter((n) => n.endsWith('.json'))
+      .sort()
+      .slice(0, options.maxFiles ?? Infinity);
+    const images = files.map((n) =>
+      parseSa1bImage(readJsonFile(join(path, n), options.maxBytes), join(path, n), options.imageRoot ?? path),
+    );
     return { source: path, kind: 'class-agnostic', categories: [], images, federated: false };
   }
   const json = readJsonFile(path, options.maxBytes);
@@ -50,7 +55,8 @@ function parseSa1bImage(json: unknown, file: string, imageRoot: string): ImageRe
     const id = a.id === undefined ? i : f.integer(a, 'id', where0);
     const where = `${where0} (id ${id})`;
     const b = f.array(a, 'bbox', where);
-    if (b.length !== 4 || !b.every((v) => typeof v === 'number' && Number.isFinite(v) && v >= -1e6 && v <= 1e6)) f.fail(where, "'bbox' must be 4 finite numbers [x, y, w, h]");
+    if (b.length !== 4 || !b.every((v) => typeof v === 'number' && Number.isFinite(v) && v >= -1e6 && v <= 1e6))
+      f.fail(where, "'bbox' must be 4 finite numbers [x, y, w, h]");
     const [x, y, w, h] = b as number[];
     if (w! < 0 || h! < 0) f.fail(where, `'bbox' has a negative size ${w}x${h}`);
     const annotation: AnnotationRecord = { id, box: [x!, y!, x! + w!, y! + h!], categoryId: -1, isCrowd: false };

@@ -24,19 +24,31 @@ export function readSemanticIndex(file: string, options: SemanticIndexOptions = 
     const c = f.object(raw, `categories[${i}]`);
     const id = f.integer(c, 'id', `categories[${i}]`);
     if (id < 0 || id > 255) f.fail(`categories[${i}]`, `id ${id} cannot be an 8-bit label value`);
-    return { id, name: f.string(c, 'name', `categories[${i}]`), isThing: c.isthing === undefined ? true : c.isthing === 1 || c.isthing === true };
+    return {
+      id,
+      name: f.string(c, 'name', `categories[${i}]`),
+      isThing: c.isthing === undefined ? true : c.isthing === 1 || c.isthing === true,
+    };
   });
   let ignore = 255;
   if (root.ignore_label !== undefined) {
     ignore = Number(root.ignore_label);
-    if (!Number.isInteger(ignore) || ignore < 0 || ignore > 255) f.fail('top level', `'ignore_label' must be an integer 0-255, got ${describe(root.ignore_label)}`);
+    if (!Number.isInteger(ignore) || ignore < 0 || ignore > 255)
+      f.fail('top level', `'ignore_label' must be an integer 0-255, got ${describe(root.ignore_label)}`);
   }
   const images: ImageRecord[] = f.array(root, 'images', 'top level').map((raw, i) => {
     const im = f.object(raw, `images[${i}]`);
     const where = `images[${i}]`;
     const semanticFile = resolve(base, f.string(im, 'sem_seg_file_name', where));
     const { width, height } = pngSize(semanticFile);
-    return { id: im.id === undefined ? i : f.integer(im, 'id', where), file: resolve(imageRoot, f.string(im, 'file_name', where)), width, height, annotations: [], semanticFile };
+    return {
+      id: im.id === undefined ? i : f.integer(im, 'id', where),
+      file: resolve(imageRoot, f.string(im, 'file_name', where)),
+      width,
+      height,
+      annotations: [],
+      semanticFile,
+    };
   });
   return { source: file, kind: 'semantic', categories, images, federated: false, ignoreLabels: [ignore] };
 }
@@ -63,13 +75,22 @@ export function readSemanticFolders(options: SemanticReadOptions): DatasetRecord
     if (IMAGE_EXTENSIONS.includes(extname(name).toLowerCase())) imagesByStem.set(basename(name, extname(name)), name);
   }
   const images: ImageRecord[] = [];
-  for (const name of listDir(labelDir).filter((n) => extname(n).toLowerCase() === '.png').sort()) {
+  for (const name of listDir(labelDir)
+    .filter((n) => extname(n).toLowerCase() === '.png')
+    .sort()) {
     const stem = basename(name, extname(name));
     const imageName = imagesByStem.get(stem);
     if (!imageName) throw new DatasetFormatError(join(labelDir, name), '', `no image named ${stem}.* in ${imageDir}`);
     const labelFile = join(labelDir, name);
     const { width, height } = pngSize(labelFile);
-    images.push({ id: images.length, file: join(imageDir, imageName), width, height, annotations: [], semanticFile: labelFile });
+    images.push({
+      id: images.length,
+      file: join(imageDir, imageName),
+      width,
+      height,
+      annotations: [],
+      semanticFile: labelFile,
+    });
   }
   if (images.length === 0) throw new DatasetFormatError(labelDir, '', 'holds no label PNGs');
   return { source: labelDir, kind: 'semantic', categories: options.categories, images, federated: false };

@@ -38,7 +38,8 @@ export class MultiDatasetSampler {
   ) {
     if (sources.length === 0) throw new Error('MultiDatasetSampler: no datasets');
     for (const s of sources) {
-      if (!(s.weight > 0) || !Number.isFinite(s.weight)) throw new Error(`MultiDatasetSampler: dataset '${s.name}' needs a positive weight, got ${s.weight}`);
+      if (!(s.weight > 0) || !Number.isFinite(s.weight))
+        throw new Error(`MultiDatasetSampler: dataset '${s.name}' needs a positive weight, got ${s.weight}`);
       if (s.size <= 0) throw new Error(`MultiDatasetSampler: dataset '${s.name}' has no images`);
     }
     this.rng = new Rng(seed);
@@ -69,7 +70,9 @@ export class MultiDatasetSampler {
 
   setState(state: SamplerState): void {
     if (state.cursors.length !== this.sources.length) {
-      throw new Error(`MultiDatasetSampler: saved state has ${state.cursors.length} datasets, the config has ${this.sources.length}`);
+      throw new Error(
+        `MultiDatasetSampler: saved state has ${state.cursors.length} datasets, the config has ${this.sources.length}`,
+      );
     }
     this.rng.setState(state.rng);
     this.cursors = state.cursors.map((c) => ({ ...c }));

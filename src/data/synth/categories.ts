@@ -31,7 +31,14 @@ const STUFF_SUPERCATEGORY: Record<StuffKind, string> = {
 
 export const SYNTH_CATEGORIES: readonly SynthCategory[] = [
   ...THING_SHAPES.map((name, i): SynthCategory => ({ id: i + 1, name, supercategory: 'shape', isthing: 1 })),
-  ...STUFF_KINDS.map((name, i): SynthCategory => ({ id: THING_SHAPES.length + i + 1, name, supercategory: STUFF_SUPERCATEGORY[name], isthing: 0 })),
+  ...STUFF_KINDS.map(
+    (name, i): SynthCategory => ({
+      id: THING_SHAPES.length + i + 1,
+      name,
+      supercategory: STUFF_SUPERCATEGORY[name],
+      isthing: 0,
+    }),
+  ),
 ];
 
 /** Pixel value for "no label" in semantic PNGs. */
@@ -73,7 +80,7 @@ export const THING_SIZES = ['small', 'large'] as const;
 export type ThingSize = (typeof THING_SIZES)[number];
 
 export function isThingColor(name: string): name is ThingColor {
-  return Object.prototype.hasOwnProperty.call(THING_COLORS, name);
+  return Object.hasOwn(THING_COLORS, name);
 }
 
 export function isThingSize(name: string): name is ThingSize {

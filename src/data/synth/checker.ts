@@ -20,7 +20,14 @@ import {
 import { IssueList, TooManyIssues, type CheckIssue } from './check-issues.js';
 import { DATASET_FILES, SEGMENT_CATEGORY, type CocoImage } from './formats.js';
 import { connectedPieces } from './pieces.js';
-import { SENTENCE_KINDS, normalizeSentence, parseQuery, resolveQuery, type RefThing, type SentenceKind } from './referring.js';
+import {
+  SENTENCE_KINDS,
+  normalizeSentence,
+  parseQuery,
+  resolveQuery,
+  type RefThing,
+  type SentenceKind,
+} from './referring.js';
 import { buildSceneGraph } from './scene-graph.js';
 
 export interface CheckOptions {
@@ -70,7 +77,7 @@ function isPositiveInt(v: unknown): v is number {
 
 function show(v: unknown): string {
   const s = JSON.stringify(v);
-  return s === undefined ? String(v) : s.length > 80 ? s.slice(0, 77) + '...' : s;
+  return s === undefined ? String(v) : s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
 function sameNumbers(a: readonly number[], b: readonly number[]): boolean {
@@ -119,7 +126,8 @@ function checkImageRecords(file: string, records: unknown[], issues: IssueList):
       return issues.add(file, where, 'file_name', `${show(r.file_name)} is not a plain file name`);
     }
     if (!isPositiveInt(r.width)) return issues.add(file, where, 'width', `${show(r.width)} is not a positive integer`);
-    if (!isPositiveInt(r.height)) return issues.add(file, where, 'height', `${show(r.height)} is not a positive integer`);
+    if (!isPositiveInt(r.height))
+      return issues.add(file, where, 'height', `${show(r.height)} is not a positive integer`);
     byId.set(r.id, { id: r.id, file_name: r.file_name, width: r.width, height: r.height });
   });
   return byId;
@@ -132,10 +140,16 @@ function checkSameImages(file: string, records: unknown[], reference: Map<number
     const ref = reference.get(id);
     if (ref === undefined) issues.add(file, `image id ${id}`, 'id', `not in ${DATASET_FILES.instances}`);
     else if (ref.file_name !== img.file_name || ref.width !== img.width || ref.height !== img.height) {
-      issues.add(file, `image id ${id}`, 'file_name/width/height', `${show(img)} differs from ${DATASET_FILES.instances}: ${show(ref)}`);
+      issues.add(
+        file,
+        `image id ${id}`,
+        'file_name/width/height',
+        `${show(img)} differs from ${DATASET_FILES.instances}: ${show(ref)}`,
+      );
     }
   }
-  for (const id of reference.keys()) if (!own.has(id)) issues.add(file, `image id ${id}`, 'id', `in ${DATASET_FILES.instances} but missing here`);
+  for (const id of reference.keys())
+    if (!own.has(id)) issues.add(file, `image id ${id}`, 'id', `in ${DATASET_FILES.instances} but missing here`);
 }
 
 function checkCategories(file: string, records: unknown[], issues: IssueList): void {
@@ -145,13 +159,15 @@ function checkCategories(file: string, records: unknown[], issues: IssueList): v
     const where = isObject(r) && r.id !== undefined ? `category id ${show(r.id)}` : `category #${index}`;
     if (!isObject(r)) return issues.add(file, where, '-', 'not an object');
     const want = isPositiveInt(r.id) ? expected.get(r.id) : undefined;
-    if (want === undefined) return issues.add(file, where, 'id', `${show(r.id)} is not a category of the synthetic world`);
+    if (want === undefined)
+      return issues.add(file, where, 'id', `${show(r.id)} is not a category of the synthetic world`);
     if (seen.has(want.id)) return issues.add(file, where, 'id', `duplicate category id ${want.id}`);
     seen.add(want.id);
     if (r.name !== want.name) issues.add(file, where, 'name', `${show(r.name)}, expected "${want.name}"`);
     if (r.isthing !== want.isthing) issues.add(file, where, 'isthing', `${show(r.isthing)}, expected ${want.isthing}`);
   });
-  for (const c of SYNTH_CATEGORIES) if (!seen.has(c.id)) issues.add(file, `category id ${c.id}`, 'id', `category "${c.name}" is missing`);
+  for (const c of SYNTH_CATEGORIES)
+    if (!seen.has(c.id)) issues.add(file, `category id ${c.id}`, 'id', `category "${c.name}" is missing`);
 }
 
 interface CheckedAnnotation {
@@ -184,15 +200,22 @@ function checkAnnotations(
     if (seen.has(r.id)) return issues.add(file, where, 'id', `duplicate annotation id ${r.id}`);
     seen.add(r.id);
     const image = isPositiveInt(r.image_id) ? images.get(r.image_id) : undefined;
-    if (image === undefined) return issues.add(file, where, 'image_id', `${show(r.image_id)} is not an image of this file`);
-    if (!isPositiveInt(r.category_id) || !isCategory(r.category_id)) return issues.add(file, where, 'category_id', `${show(r.category_id)} is not a category of this file`);
+    if (image === undefined)
+      return issues.add(file, where, 'image_id', `${show(r.image_id)} is not an image of this file`);
+    if (!isPositiveInt(r.category_id) || !isCategory(r.category_id))
+      return issues.add(file, where, 'category_id', `${show(r.category_id)} is not a category of this file`);
     if (r.iscrowd !== 0) issues.add(file, where, 'iscrowd', `${show(r.iscrowd)}, expected 0`);
     const seg = r.segmentation;
     if (!isObject(seg) || typeof seg.counts !== 'string' || !Array.isArray(seg.size)) {
       return issues.add(file, where, 'segmentation', 'not a compressed RLE {size: [h, w], counts: string}');
     }
     if (seg.size.length !== 2 || seg.size[0] !== image.height || seg.size[1] !== image.width) {
-      return issues.add(file, where, 'segmentation.size', `${show(seg.size)} but image ${image.id} is ${image.height}x${image.width} (h x w)`);
+      return issues.add(
+        file,
+        where,
+        'segmentation.size',
+        `${show(seg.size)} but image ${image.id} is ${image.height}x${image.width} (h x w)`,
+      );
     }
     let rle: Rle;
     try {
@@ -274,14 +297,25 @@ async function runChecks(dir: string, issues: IssueList, stats: DatasetStats): P
       bytes = await readRegularFile(join(dir, rel), DEFAULT_MAX_BYTES);
     } catch (error) {
       if (!(error instanceof BoundedReadError)) throw error;
-      issues.add(F.instances, where, 'file_name', error.reason === 'missing' ? `${rel} does not exist` : `${rel}: ${error.detail}`);
+      issues.add(
+        F.instances,
+        where,
+        'file_name',
+        error.reason === 'missing' ? `${rel} does not exist` : `${rel}: ${error.detail}`,
+      );
       continue;
     }
     try {
       const header = inspectImage(bytes, { source: rel });
-      if (header.format !== 'png') issues.add(F.instances, where, 'file_name', `${rel} is ${header.format}, expected png`);
+      if (header.format !== 'png')
+        issues.add(F.instances, where, 'file_name', `${rel} is ${header.format}, expected png`);
       if (header.width !== img.width || header.height !== img.height) {
-        issues.add(F.instances, where, 'width/height', `${img.width}x${img.height} but ${rel} is ${header.width}x${header.height}`);
+        issues.add(
+          F.instances,
+          where,
+          'width/height',
+          `${img.width}x${img.height} but ${rel} is ${header.width}x${header.height}`,
+        );
       }
     } catch (error) {
       issues.add(F.instances, where, 'file_name', (error as Error).message);
@@ -289,7 +323,13 @@ async function runChecks(dir: string, issues: IssueList, stats: DatasetStats): P
   }
 
   const isSynthCategory = (id: number) => categoryById(id) !== undefined;
-  const instanceAnns = checkAnnotations(F.instances, instances.annotations as unknown[], images, isSynthCategory, issues);
+  const instanceAnns = checkAnnotations(
+    F.instances,
+    instances.annotations as unknown[],
+    images,
+    isSynthCategory,
+    issues,
+  );
   let groundingAnns = new Map<number, CheckedAnnotation[]>();
   if (grounding) {
     checkSameImages(F.grounding, grounding.images as unknown[], images, issues);
@@ -299,7 +339,13 @@ async function runChecks(dir: string, issues: IssueList, stats: DatasetStats): P
   let segmentAnns = new Map<number, CheckedAnnotation[]>();
   if (segments) {
     checkSameImages(F.segments, segments.images as unknown[], images, issues);
-    segmentAnns = checkAnnotations(F.segments, segments.annotations as unknown[], images, (id) => id === SEGMENT_CATEGORY.id, issues);
+    segmentAnns = checkAnnotations(
+      F.segments,
+      segments.annotations as unknown[],
+      images,
+      (id) => id === SEGMENT_CATEGORY.id,
+      issues,
+    );
   }
   const semanticFiles = semanticIndex ? checkSemanticIndex(semanticIndex, images, issues) : new Map<number, string>();
 
@@ -308,13 +354,25 @@ async function runChecks(dir: string, issues: IssueList, stats: DatasetStats): P
   let maxThings = 0;
   for (const img of [...images.values()].sort((a, b) => a.id - b.id)) {
     const anns = instanceAnns.get(img.id) ?? [];
-    const thingCount = await checkImage(dir, img, anns, semanticFiles.get(img.id), groundingAnns.get(img.id) ?? [], segmentAnns.get(img.id) ?? [], issues, stats);
+    const thingCount = await checkImage(
+      dir,
+      img,
+      anns,
+      semanticFiles.get(img.id),
+      groundingAnns.get(img.id) ?? [],
+      segmentAnns.get(img.id) ?? [],
+      issues,
+      stats,
+    );
     thingCountSum += thingCount;
     minThings = Math.min(minThings, thingCount);
     maxThings = Math.max(maxThings, thingCount);
   }
   stats.images = images.size;
-  stats.thingsPerImage = images.size > 0 ? { min: minThings, mean: thingCountSum / images.size, max: maxThings } : { min: 0, mean: 0, max: 0 };
+  stats.thingsPerImage =
+    images.size > 0
+      ? { min: minThings, mean: thingCountSum / images.size, max: maxThings }
+      : { min: 0, mean: 0, max: 0 };
 }
 
 async function readSemanticIndex(dir: string, issues: IssueList): Promise<Json | undefined> {
@@ -324,7 +382,12 @@ async function readSemanticIndex(dir: string, issues: IssueList): Promise<Json |
   try {
     value = JSON.parse(Buffer.from(await readRegularFile(path, MAX_JSON_BYTES)).toString('utf8'));
   } catch (error) {
-    const detail = error instanceof BoundedReadError ? (error.reason === 'missing' ? `missing (${path})` : error.detail) : `not valid JSON: ${(error as Error).message}`;
+    const detail =
+      error instanceof BoundedReadError
+        ? error.reason === 'missing'
+          ? `missing (${path})`
+          : error.detail
+        : `not valid JSON: ${(error as Error).message}`;
     issues.add(name, 'file', '-', detail);
     return undefined;
   }
@@ -338,20 +401,31 @@ async function readSemanticIndex(dir: string, issues: IssueList): Promise<Json |
 /** semantic.json: ignore label, categories, and one label-map file per image; returns the files by image id. */
 function checkSemanticIndex(index: Json, images: Map<number, CocoImage>, issues: IssueList): Map<number, string> {
   const file = DATASET_FILES.semanticIndex;
-  if (index.ignore_label !== IGNORE_LABEL) issues.add(file, 'file', 'ignore_label', `${show(index.ignore_label)}, expected ${IGNORE_LABEL}`);
+  if (index.ignore_label !== IGNORE_LABEL)
+    issues.add(file, 'file', 'ignore_label', `${show(index.ignore_label)}, expected ${IGNORE_LABEL}`);
   checkCategories(file, index.categories as unknown[], issues);
   const files = new Map<number, string>();
   (index.images as unknown[]).forEach((r, i) => {
     const where = isObject(r) && r.id !== undefined ? `image id ${show(r.id)}` : `image #${i}`;
-    if (!isObject(r) || !isPositiveInt(r.id) || !images.has(r.id)) return issues.add(file, where, 'id', `not an image of ${DATASET_FILES.instances}`);
+    if (!isObject(r) || !isPositiveInt(r.id) || !images.has(r.id))
+      return issues.add(file, where, 'id', `not an image of ${DATASET_FILES.instances}`);
     if (files.has(r.id)) return issues.add(file, where, 'id', `duplicate image id ${r.id}`);
     const name = r.sem_seg_file_name;
-    if (typeof name !== 'string' || !new RegExp(`^${DATASET_FILES.semantic}/[A-Za-z0-9_-][A-Za-z0-9_.-]*$`).test(name)) {
-      return issues.add(file, where, 'sem_seg_file_name', `${show(name)} is not a file under ${DATASET_FILES.semantic}/`);
+    if (
+      typeof name !== 'string' ||
+      !new RegExp(`^${DATASET_FILES.semantic}/[A-Za-z0-9_-][A-Za-z0-9_.-]*$`).test(name)
+    ) {
+      return issues.add(
+        file,
+        where,
+        'sem_seg_file_name',
+        `${show(name)} is not a file under ${DATASET_FILES.semantic}/`,
+      );
     }
     files.set(r.id, name);
   });
-  for (const id of images.keys()) if (!files.has(id)) issues.add(file, `image id ${id}`, 'sem_seg_file_name', 'no label map listed for this image');
+  for (const id of images.keys())
+    if (!files.has(id)) issues.add(file, `image id ${id}`, 'sem_seg_file_name', 'no label map listed for this image');
   return files;
 }
 
@@ -379,7 +453,12 @@ async function checkImage(
     for (let i = 0; i < mask.length; i++) {
       if (!mask[i]) continue;
       if (owner[i] !== 0) {
-        issues.add(F.instances, a.where, 'segmentation', `overlaps annotation id ${owner[i]} at pixel (${i % w}, ${Math.floor(i / w)})`);
+        issues.add(
+          F.instances,
+          a.where,
+          'segmentation',
+          `overlaps annotation id ${owner[i]} at pixel (${i % w}, ${Math.floor(i / w)})`,
+        );
         break;
       }
       owner[i] = a.id;
@@ -387,18 +466,41 @@ async function checkImage(
     }
     if (cat.isthing) {
       const attrs = a.record.attributes;
-      if (!isObject(attrs) || typeof attrs.color !== 'string' || !isThingColor(attrs.color) || typeof attrs.size !== 'string' || !isThingSize(attrs.size)) {
-        issues.add(F.instances, a.where, 'attributes', `${show(attrs)} is not {color: <colour name>, size: "small" | "large"}`);
+      if (
+        !isObject(attrs) ||
+        typeof attrs.color !== 'string' ||
+        !isThingColor(attrs.color) ||
+        typeof attrs.size !== 'string' ||
+        !isThingSize(attrs.size)
+      ) {
+        issues.add(
+          F.instances,
+          a.where,
+          'attributes',
+          `${show(attrs)} is not {color: <colour name>, size: "small" | "large"}`,
+        );
         continue;
       }
-      things.push({ id: a.id, shape: cat.name as ThingShape, color: attrs.color as ThingColor, size: attrs.size as ThingSize, bbox: rleToBbox(a.rle) });
+      things.push({
+        id: a.id,
+        shape: cat.name as ThingShape,
+        color: attrs.color as ThingColor,
+        size: attrs.size as ThingSize,
+        bbox: rleToBbox(a.rle),
+      });
       thingRles.set(a.id, a.rle);
       stats.things++;
       bump(stats.thingsByCategory, cat.name);
       bump(stats.thingsByColor, attrs.color);
       bump(stats.thingsBySize, attrs.size);
     } else {
-      if (stuff.some((s) => s.kind === cat.name)) issues.add(F.instances, a.where, 'category_id', `second "${cat.name}" annotation in image ${img.id}; stuff is one annotation per class per image`);
+      if (stuff.some((s) => s.kind === cat.name))
+        issues.add(
+          F.instances,
+          a.where,
+          'category_id',
+          `second "${cat.name}" annotation in image ${img.id}; stuff is one annotation per class per image`,
+        );
       stuff.push({ kind: cat.name as StuffKind, mask });
       stats.stuff++;
       bump(stats.stuffImagesByCategory, cat.name);
@@ -441,16 +543,28 @@ async function checkImage(
   for (const g of groundingAnns) checkGroundingAnnotation(g, graph, pieceMasks, thingRles, issues, stats);
 
   const wholeMasks = new Set<string>([...thingRles.values()].map((r) => r.counts.join(',')));
-  for (const s of stuff) for (const p of connectedPieces(s.mask, h, w)) wholeMasks.add(encodeRle(p.mask, h, w).counts.join(','));
+  for (const s of stuff)
+    for (const p of connectedPieces(s.mask, h, w)) wholeMasks.add(encodeRle(p.mask, h, w).counts.join(','));
   const segOwner = new Int32Array(w * h);
   for (const s of segmentAnns) {
     stats.segments++;
-    if (!wholeMasks.has(s.rle.counts.join(','))) issues.add(F.segments, s.where, 'segmentation', 'is neither a whole object nor a whole stuff piece of this image');
+    if (!wholeMasks.has(s.rle.counts.join(',')))
+      issues.add(
+        F.segments,
+        s.where,
+        'segmentation',
+        'is neither a whole object nor a whole stuff piece of this image',
+      );
     const mask = decodeRle(s.rle);
     for (let i = 0; i < mask.length; i++) {
       if (!mask[i]) continue;
       if (segOwner[i] !== 0) {
-        issues.add(F.segments, s.where, 'segmentation', `overlaps segment id ${segOwner[i]} at pixel (${i % w}, ${Math.floor(i / w)})`);
+        issues.add(
+          F.segments,
+          s.where,
+          'segmentation',
+          `overlaps segment id ${segOwner[i]} at pixel (${i % w}, ${Math.floor(i / w)})`,
+        );
         break;
       }
       segOwner[i] = s.id;
@@ -470,31 +584,66 @@ function checkGroundingAnnotation(
   const file = DATASET_FILES.grounding;
   const sentences = g.record.sentences;
   stats.groundingObjects++;
-  if (!Array.isArray(sentences) || sentences.length === 0) return issues.add(file, g.where, 'sentences', 'missing or empty');
+  if (!Array.isArray(sentences) || sentences.length === 0) {
+    issues.add(file, g.where, 'sentences', 'missing or empty');
+    return;
+  }
   sentences.forEach((s: unknown, k) => {
     const field = `sentences[${k}]`;
     if (!isObject(s) || typeof s.raw !== 'string' || typeof s.sent !== 'string' || typeof s.kind !== 'string') {
       return issues.add(file, g.where, field, 'expected {raw: string, sent: string, kind: string}');
     }
     stats.sentences++;
-    if (!(SENTENCE_KINDS as readonly string[]).includes(s.kind)) return issues.add(file, g.where, `${field}.kind`, `${show(s.kind)} is not one of ${SENTENCE_KINDS.join(', ')}`);
+    if (!(SENTENCE_KINDS as readonly string[]).includes(s.kind))
+      return issues.add(file, g.where, `${field}.kind`, `${show(s.kind)} is not one of ${SENTENCE_KINDS.join(', ')}`);
     stats.sentencesByKind[s.kind as SentenceKind]++;
-    if (normalizeSentence(s.raw) !== s.sent) issues.add(file, g.where, `${field}.sent`, `${show(s.sent)} is not the normalised raw sentence ${show(normalizeSentence(s.raw))}`);
-    let query;
+    if (normalizeSentence(s.raw) !== s.sent)
+      issues.add(
+        file,
+        g.where,
+        `${field}.sent`,
+        `${show(s.sent)} is not the normalised raw sentence ${show(normalizeSentence(s.raw))}`,
+      );
+    let query: ReturnType<typeof parseQuery>;
     try {
       query = parseQuery(s.sent);
     } catch (error) {
       return issues.add(file, g.where, `${field}.sent`, (error as Error).message);
     }
-    if (query.kind !== s.kind) issues.add(file, g.where, `${field}.kind`, `"${s.kind}" but the sentence is of kind "${query.kind}"`);
+    if (query.kind !== s.kind)
+      issues.add(file, g.where, `${field}.kind`, `"${s.kind}" but the sentence is of kind "${query.kind}"`);
     const resolution = resolveQuery(query, graph);
-    if (!resolution.ok) return issues.add(file, g.where, `${field}.sent`, `"${s.sent}" does not name exactly one object: ${resolution.reason}`);
+    if (!resolution.ok)
+      return issues.add(
+        file,
+        g.where,
+        `${field}.sent`,
+        `"${s.sent}" does not name exactly one object: ${resolution.reason}`,
+      );
     const ref = resolution.referent;
-    const refRle = ref.type === 'thing' ? thingRles.get(ref.thing.id)! : encodeRle(pieceMasks[ref.piece.index]!, graph.height, graph.width);
+    const refRle =
+      ref.type === 'thing'
+        ? thingRles.get(ref.thing.id)!
+        : encodeRle(pieceMasks[ref.piece.index]!, graph.height, graph.width);
     const refCategory = ref.type === 'thing' ? categoryId(ref.thing.shape) : categoryId(ref.piece.stuff);
-    const refName = ref.type === 'thing' ? `instance annotation id ${ref.thing.id}` : `the ${ref.piece.stuff} piece at ${show(ref.piece.bbox)}`;
-    if (!sameNumbers(refRle.counts, g.rle.counts)) issues.add(file, g.where, 'segmentation', `"${s.sent}" names ${refName}, whose mask differs from this annotation's`);
-    if (refCategory !== g.categoryId) issues.add(file, g.where, 'category_id', `${g.categoryId} but "${s.sent}" names ${refName} of category ${refCategory}`);
+    const refName =
+      ref.type === 'thing'
+        ? `instance annotation id ${ref.thing.id}`
+        : `the ${ref.piece.stuff} piece at ${show(ref.piece.bbox)}`;
+    if (!sameNumbers(refRle.counts, g.rle.counts))
+      issues.add(
+        file,
+        g.where,
+        'segmentation',
+        `"${s.sent}" names ${refName}, whose mask differs from this annotation's`,
+      );
+    if (refCategory !== g.categoryId)
+      issues.add(
+        file,
+        g.where,
+        'category_id',
+        `${g.categoryId} but "${s.sent}" names ${refName} of category ${refCategory}`,
+      );
     const instanceId = g.record.instance_id;
     if (ref.type === 'thing' ? instanceId !== ref.thing.id : instanceId !== undefined) {
       issues.add(file, g.where, 'instance_id', `${show(instanceId)} but "${s.sent}" names ${refName}`);

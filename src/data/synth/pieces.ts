@@ -18,7 +18,11 @@ export interface MaskPiece {
 /** The connected components of a row-major mask, in raster order of their first pixel. */
 export function connectedPieces(mask: ArrayLike<number>, height: number, width: number): MaskPiece[] {
   const { labels, count, areas } = labelComponents(mask, height, width, STUFF_PIECE_CONNECTIVITY);
-  const pieces: MaskPiece[] = areas.map((area) => ({ mask: new Uint8Array(height * width), pixels: new Int32Array(area), area }));
+  const pieces: MaskPiece[] = areas.map((area) => ({
+    mask: new Uint8Array(height * width),
+    pixels: new Int32Array(area),
+    area,
+  }));
   const filled = new Int32Array(count);
   for (let i = 0; i < labels.length; i++) {
     const k = labels[i]! - 1;

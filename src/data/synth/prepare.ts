@@ -14,7 +14,10 @@ export interface SynthFolderSpec {
  * Generates the folders of `specs` that do not exist yet. Each is written under a temporary name
  * and renamed when complete, so an interrupted generation is redone rather than half used.
  */
-export async function writeMissingSynthFolders(specs: readonly SynthFolderSpec[], log: (line: string) => void): Promise<void> {
+export async function writeMissingSynthFolders(
+  specs: readonly SynthFolderSpec[],
+  log: (line: string) => void,
+): Promise<void> {
   for (const s of specs) {
     if (existsSync(s.out)) continue;
     const temp = `${s.out}.partial`;

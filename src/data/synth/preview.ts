@@ -51,9 +51,13 @@ export async function renderDatasetPreview(dir: string, options: PreviewOptions 
   const groundingPath = join(dir, DATASET_FILES.grounding);
   const instances = readJsonFile(instancesPath) as InstancesFile;
   const grounding = readJsonFile(groundingPath) as GroundingFile;
-  for (const [path, file, keys] of [[instancesPath, instances, ['images', 'annotations']], [groundingPath, grounding, ['annotations']]] as const) {
+  for (const [path, file, keys] of [
+    [instancesPath, instances, ['images', 'annotations']],
+    [groundingPath, grounding, ['annotations']],
+  ] as const) {
     for (const key of keys) {
-      if (!Array.isArray((file as unknown as Record<string, unknown>)?.[key])) throw new Error(`${path}: "${key}" must be a list (run ape data check ${dir})`);
+      if (!Array.isArray((file as unknown as Record<string, unknown>)?.[key]))
+        throw new Error(`${path}: "${key}" must be a list (run ape data check ${dir})`);
     }
   }
   const images: CocoImage[] = [...instances.images].sort((a, b) => a.id - b.id).slice(0, options.images ?? 8);
@@ -81,7 +85,12 @@ export async function renderDatasetPreview(dir: string, options: PreviewOptions 
         const words = a.attributes ? `${a.attributes.size} ${a.attributes.color} ${cat.name}` : cat.name;
         overlay.push({ mask: m, box: a.bbox, label: words, color: distinctColor(overlay.length) });
       } else {
-        overlay.push({ mask: m, label: cat?.name ?? String(a.category_id), labelAt: middlePixel(m, img.width), color: STUFF_TINT[cat?.name ?? ''] ?? [128, 128, 128] });
+        overlay.push({
+          mask: m,
+          label: cat?.name ?? String(a.category_id),
+          labelAt: middlePixel(m, img.width),
+          color: STUFF_TINT[cat?.name ?? ''] ?? [128, 128, 128],
+        });
       }
     }
     // Stuff first so that thing masks, boxes and labels are drawn over it.
@@ -95,19 +104,27 @@ export async function renderDatasetPreview(dir: string, options: PreviewOptions 
       chosen.map((c, k) => ({ box: c.ann.bbox, label: String(k + 1), color: distinctColor(k + 3) })),
       { boxThickness: 2 },
     );
-    chosen.forEach((c, k) => drawMaskContour(referring, mask(c.ann.segmentation, groundingPath, c.ann.id), distinctColor(k + 3)));
+    chosen.forEach((c, k) =>
+      drawMaskContour(referring, mask(c.ann.segmentation, groundingPath, c.ann.id), distinctColor(k + 3)),
+    );
 
     const tile = createRgbImage(img.width * 2 + 4, img.height, [32, 32, 32]);
     blit(tile, annotated, 0, 0);
     blit(tile, referring, img.width + 4, 0);
     tiles.push(tile);
-    captions.push([`#${img.id}: ${anns.filter((a) => categoryById(a.category_id)?.isthing).length} things, ${refs.length} referents`, ...chosen.map((c, k) => `${k + 1} ${c.sentence}`)]);
+    captions.push([
+      `#${img.id}: ${anns.filter((a) => categoryById(a.category_id)?.isthing).length} things, ${refs.length} referents`,
+      ...chosen.map((c, k) => `${k + 1} ${c.sentence}`),
+    ]);
   }
   return contactSheet(tiles, { columns: options.columns ?? 2, padding: 6, captions, captionScale: 1 });
 }
 
 /** Up to `n` sentences on distinct objects, one kind after another so every kind shows up. */
-function pickSentences(refs: GroundingFile['annotations'], n: number): { ann: GroundingFile['annotations'][number]; sentence: string }[] {
+function pickSentences(
+  refs: GroundingFile['annotations'],
+  n: number,
+): { ann: GroundingFile['annotations'][number]; sentence: string }[] {
   const out: { ann: GroundingFile['annotations'][number]; sentence: string }[] = [];
   const used = new Set<number>();
   for (const kind of ['spatial', 'ordinal', 'stuff', 'attribute']) {

@@ -3,7 +3,13 @@ import { encodeRle, rleArea, rleToBbox } from '../../structures/rle.js';
 import { compressRle } from '../../structures/rle-string.js';
 import type { Rng } from '../../util/random.js';
 import { categoryId } from './categories.js';
-import { SEGMENT_CATEGORY, type CocoAnnotation, type CocoImage, type GroundingAnnotation, type InstanceAnnotation } from './formats.js';
+import {
+  SEGMENT_CATEGORY,
+  type CocoAnnotation,
+  type CocoImage,
+  type GroundingAnnotation,
+  type InstanceAnnotation,
+} from './formats.js';
 import { connectedPieces } from './pieces.js';
 import type { RefThing } from './referring.js';
 import type { Scene } from './scene.js';
@@ -40,7 +46,13 @@ function maskRecord(mask: Uint8Array, h: number, w: number): Pick<CocoAnnotation
  * stuff). Sentences are drawn with `rng` and grouped by the object they name, one grounding
  * annotation per named object.
  */
-export function sceneToRecords(scene: Scene, imageId: number, fileName: string, ids: IdCounters, rng: Rng): SceneRecords {
+export function sceneToRecords(
+  scene: Scene,
+  imageId: number,
+  fileName: string,
+  ids: IdCounters,
+  rng: Rng,
+): SceneRecords {
   const { width: w, height: h } = scene;
   const image: CocoImage = { id: imageId, file_name: fileName, width: w, height: h };
   const instances: InstanceAnnotation[] = [];
@@ -58,7 +70,13 @@ export function sceneToRecords(scene: Scene, imageId: number, fileName: string, 
     refThings.push({ id: ann.id, shape: t.shape, color: t.color, size: t.size, bbox: ann.bbox });
   }
   for (const s of scene.stuff) {
-    instances.push({ id: ids.instance++, image_id: imageId, category_id: categoryId(s.kind), ...maskRecord(s.mask, h, w), iscrowd: 0 });
+    instances.push({
+      id: ids.instance++,
+      image_id: imageId,
+      category_id: categoryId(s.kind),
+      ...maskRecord(s.mask, h, w),
+      iscrowd: 0,
+    });
   }
 
   const { graph, pieceMasks } = buildSceneGraph(w, h, refThings, scene.stuff);
@@ -103,10 +121,20 @@ export function sceneToRecords(scene: Scene, imageId: number, fileName: string, 
   const minSegment = Math.max(1, Math.ceil(MIN_SEGMENT_FRACTION * w * h));
   const segmentMasks = [
     ...scene.things.map((t) => t.mask),
-    ...scene.stuff.flatMap((s) => connectedPieces(s.mask, h, w).filter((p) => p.area >= minSegment).map((p) => p.mask)),
+    ...scene.stuff.flatMap((s) =>
+      connectedPieces(s.mask, h, w)
+        .filter((p) => p.area >= minSegment)
+        .map((p) => p.mask),
+    ),
   ];
   for (const mask of segmentMasks) {
-    segments.push({ id: ids.segment++, image_id: imageId, category_id: SEGMENT_CATEGORY.id, ...maskRecord(mask, h, w), iscrowd: 0 });
+    segments.push({
+      id: ids.segment++,
+      image_id: imageId,
+      category_id: SEGMENT_CATEGORY.id,
+      ...maskRecord(mask, h, w),
+      iscrowd: 0,
+    });
   }
   return { image, instances, grounding, segments, semantic: { width: w, height: h, data: scene.semantic } };
 }

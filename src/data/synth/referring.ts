@@ -109,7 +109,7 @@ export function renderQuery(q: RefQuery): string {
 /** The sentence as a person would write it: the `raw` field. */
 export function renderRaw(q: RefQuery): string {
   const s = renderQuery(q);
-  return s.charAt(0).toUpperCase() + s.slice(1) + '.';
+  return `${s.charAt(0).toUpperCase() + s.slice(1)}.`;
 }
 
 /** raw -> sent: lower case, punctuation dropped, whitespace collapsed. */
@@ -174,7 +174,8 @@ export function parseQuery(sent: string): RefQuery {
     const target = description();
     expect('from', 'the');
     const from = words[i];
-    if (from !== 'left' && from !== 'right' && from !== 'top' && from !== 'bottom') fail(`'left', 'right', 'top' or 'bottom'`);
+    if (from !== 'left' && from !== 'right' && from !== 'top' && from !== 'bottom')
+      fail(`'left', 'right', 'top' or 'bottom'`);
     i++;
     return end({ kind: 'ordinal', target, rank: rank + 1, from: from as Direction });
   }
@@ -212,7 +213,9 @@ function centre(b: readonly [number, number, number, number]): [number, number] 
 }
 
 export function matchesDescription(t: RefThing, d: ThingDescription): boolean {
-  return t.shape === d.shape && (d.color === undefined || t.color === d.color) && (d.size === undefined || t.size === d.size);
+  return (
+    t.shape === d.shape && (d.color === undefined || t.color === d.color) && (d.size === undefined || t.size === d.size)
+  );
 }
 
 export type Referent = { type: 'thing'; thing: RefThing } | { type: 'stuff'; piece: RefStuffPiece };
@@ -268,7 +271,8 @@ export function resolveQuery(q: RefQuery, graph: SceneGraph): Resolution {
   switch (q.kind) {
     case 'attribute': {
       const matches = graph.things.filter((t) => matchesDescription(t, q.target));
-      if (matches.length !== 1) return { ok: false, reason: `${matches.length} objects match '${describeThing(q.target)}'` };
+      if (matches.length !== 1)
+        return { ok: false, reason: `${matches.length} objects match '${describeThing(q.target)}'` };
       return { ok: true, referent: { type: 'thing', thing: matches[0]! } };
     }
     case 'spatial': {
@@ -286,13 +290,19 @@ export function resolveQuery(q: RefQuery, graph: SceneGraph): Resolution {
     }
     case 'ordinal': {
       const candidates = graph.things.filter((t) => matchesDescription(t, q.target));
-      if (candidates.length < 2) return { ok: false, reason: `${candidates.length} objects match '${describeThing(q.target)}'; an ordinal needs at least 2` };
-      if (q.rank > candidates.length) return { ok: false, reason: `rank ${q.rank} but only ${candidates.length} candidates` };
+      if (candidates.length < 2)
+        return {
+          ok: false,
+          reason: `${candidates.length} objects match '${describeThing(q.target)}'; an ordinal needs at least 2`,
+        };
+      if (q.rank > candidates.length)
+        return { ok: false, reason: `rank ${q.rank} but only ${candidates.length} candidates` };
       const sorted = [...candidates].sort((s, t) => orderKey(s.bbox, q.from) - orderKey(t.bbox, q.from));
       const ref = sorted[q.rank - 1]!;
       const key = orderKey(ref.bbox, q.from);
       const close = sorted.filter((t) => t !== ref && Math.abs(orderKey(t.bbox, q.from) - key) < margin);
-      if (close.length > 0) return { ok: false, reason: `${close.length} other candidates within the margin of rank ${q.rank}` };
+      if (close.length > 0)
+        return { ok: false, reason: `${close.length} other candidates within the margin of rank ${q.rank}` };
       return { ok: true, referent: { type: 'thing', thing: ref } };
     }
     case 'stuff': {
@@ -307,7 +317,13 @@ export function resolveQuery(q: RefQuery, graph: SceneGraph): Resolution {
       const ref = sorted[0]!;
       const [cx, cy] = centre(ref.bbox);
       const inHalf =
-        pos === 'top' ? cy < graph.height / 2 : pos === 'bottom' ? cy > graph.height / 2 : pos === 'left' ? cx < graph.width / 2 : cx > graph.width / 2;
+        pos === 'top'
+          ? cy < graph.height / 2
+          : pos === 'bottom'
+            ? cy > graph.height / 2
+            : pos === 'left'
+              ? cx < graph.width / 2
+              : cx > graph.width / 2;
       if (!inHalf) return { ok: false, reason: `the ${q.stuff} furthest ${pos} is not in the ${pos} half` };
       const second = sorted[1];
       if (second !== undefined && orderKey(second.bbox, pos) - orderKey(ref.bbox, pos) < margin) {
@@ -321,8 +337,23 @@ export function resolveQuery(q: RefQuery, graph: SceneGraph): Resolution {
 /** All words the grammar can produce, for tokenizer vocabularies and tests. */
 export function referringVocabulary(): string[] {
   const words = new Set<string>([
-    'the', 'to', 'of', 'left', 'right', 'above', 'below', 'from', 'top', 'bottom', 'at', 'on',
-    ...ORDINALS, ...THING_SHAPES, ...THING_COLOR_NAMES, ...THING_SIZES, ...STUFF_KINDS,
+    'the',
+    'to',
+    'of',
+    'left',
+    'right',
+    'above',
+    'below',
+    'from',
+    'top',
+    'bottom',
+    'at',
+    'on',
+    ...ORDINALS,
+    ...THING_SHAPES,
+    ...THING_COLOR_NAMES,
+    ...THING_SIZES,
+    ...STUFF_KINDS,
   ]);
   return [...words].sort();
 }

@@ -27,7 +27,12 @@ export function buildSceneGraph(
   for (const s of stuff) {
     for (const p of connectedPieces(s.mask, height, width)) {
       if (p.area < minArea) continue;
-      pieces.push({ index: pieces.length, stuff: s.kind, bbox: rleToBbox(encodeRle(p.mask, height, width)), area: p.area });
+      pieces.push({
+        index: pieces.length,
+        stuff: s.kind,
+        bbox: rleToBbox(encodeRle(p.mask, height, width)),
+        area: p.area,
+      });
       pieceMasks.push(p.mask);
     }
   }

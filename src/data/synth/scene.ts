@@ -1,6 +1,13 @@
 import type { RgbImage } from '../../io/image-types.js';
 import type { Rng } from '../../util/random.js';
-import { STUFF_KINDS, categoryId, type StuffKind, type ThingColor, type ThingShape, type ThingSize } from './categories.js';
+import {
+  STUFF_KINDS,
+  categoryId,
+  type StuffKind,
+  type ThingColor,
+  type ThingShape,
+  type ThingSize,
+} from './categories.js';
 import { rasterizeShape, type ShapePlacement } from './shapes.js';
 import { DEFAULT_STUFF_LAYOUT, layoutStuff, type StuffLayoutOptions } from './stuff-layout.js';
 import { createStuffTexture } from './stuff-textures.js';
@@ -80,12 +87,17 @@ export function generateScene(config: SynthConfig, rng: Rng): Scene {
     throw new Error(`generateScene: image size must be integers of at least 16, got ${width}x${height}`);
   }
   if (!(config.minObjects >= 0 && config.maxObjects >= config.minObjects)) {
-    throw new Error(`generateScene: objects per image must satisfy 0 <= min <= max, got ${config.minObjects}..${config.maxObjects}`);
+    throw new Error(
+      `generateScene: objects per image must satisfy 0 <= min <= max, got ${config.minObjects}..${config.maxObjects}`,
+    );
   }
   const stuffLabels = layoutStuff(width, height, rng, config.stuff);
   const image: RgbImage = { width, height, data: new Uint8Array(width * height * 3) };
-  const painters = STUFF_KINDS.map((kind) => (stuffLabels.includes(STUFF_KINDS.indexOf(kind)) ? createStuffTexture(kind, width, height, rng) : undefined));
-  for (let i = 0; i < width * height; i++) painters[stuffLabels[i]!]!(i % width, Math.floor(i / width), image.data, 3 * i);
+  const painters = STUFF_KINDS.map((kind) =>
+    stuffLabels.includes(STUFF_KINDS.indexOf(kind)) ? createStuffTexture(kind, width, height, rng) : undefined,
+  );
+  for (let i = 0; i < width * height; i++)
+    painters[stuffLabels[i]!]!(i % width, Math.floor(i / width), image.data, 3 * i);
 
   const wanted = rng.int(config.minObjects, config.maxObjects);
   const things: SceneThing[] = [];
@@ -104,7 +116,14 @@ export function generateScene(config: SynthConfig, rng: Rng): Scene {
       if (!keepsOthersVisible) continue;
       for (const t of things) for (const i of pixels) t.mask[i] = 0;
       paintThing(image, spec, full);
-      things.push({ shape: spec.shape, color: spec.color, size: spec.size, placement: spec.placement, mask: full, fullArea: pixels.length });
+      things.push({
+        shape: spec.shape,
+        color: spec.color,
+        size: spec.size,
+        placement: spec.placement,
+        mask: full,
+        fullArea: pixels.length,
+      });
       break;
     }
   }

@@ -123,12 +123,11 @@ export function generateSentences(graph: SceneGraph, rng: Rng): GeneratedSentenc
     if (p.area < minNamed) continue;
     const referent: Referent = { type: 'stuff', piece: p };
     const plain: RefQuery = { kind: 'stuff', stuff: p.stuff };
-    const positioned = DIRECTIONS.map((position): RefQuery => ({ kind: 'stuff', stuff: p.stuff, position })).filter((q) =>
-      namesPiece(q, graph, p),
+    const positioned = DIRECTIONS.map((position): RefQuery => ({ kind: 'stuff', stuff: p.stuff, position })).filter(
+      (q) => namesPiece(q, graph, p),
     );
     if (namesPiece(plain, graph, p) && (positioned.length === 0 || rng.next() < 0.6)) out.push(make(plain, referent));
     else if (positioned.length > 0) out.push(make(rng.pick(positioned), referent));
   }
   return out;
 }
-

@@ -28,7 +28,12 @@ export const DEFAULT_STUFF_LAYOUT: StuffLayoutOptions = {
  * boundaries; sky seeds sit in the upper half. Slivers below `minPieceFraction` are then handed
  * to the neighbour they touch most. Returns, per pixel (row-major), an index into STUFF_KINDS.
  */
-export function layoutStuff(width: number, height: number, rng: Rng, options: StuffLayoutOptions = DEFAULT_STUFF_LAYOUT): Uint8Array {
+export function layoutStuff(
+  width: number,
+  height: number,
+  rng: Rng,
+  options: StuffLayoutOptions = DEFAULT_STUFF_LAYOUT,
+): Uint8Array {
   const kindCount = rng.int(options.minKinds, Math.min(options.maxKinds, STUFF_KINDS.length));
   const kinds = rng.shuffle([...STUFF_KINDS]).slice(0, kindCount);
   const regionCount = rng.int(Math.max(options.minRegions, kindCount), Math.max(options.maxRegions, kindCount));

@@ -13,7 +13,11 @@ function put(rgb: Uint8Array, o: number, r: number, g: number, b: number): void 
 
 /** A base colour with a per-image multiplicative jitter on each channel. */
 function jittered(rng: Rng, base: readonly [number, number, number], amount: number): [number, number, number] {
-  return [base[0] * (1 + amount * rng.normal()), base[1] * (1 + amount * rng.normal()), base[2] * (1 + amount * rng.normal())];
+  return [
+    base[0] * (1 + amount * rng.normal()),
+    base[1] * (1 + amount * rng.normal()),
+    base[2] * (1 + amount * rng.normal()),
+  ];
 }
 
 /**

@@ -85,7 +85,14 @@ export function paintThing(image: RgbImage, spec: ThingSpec, mask: Uint8Array): 
       const t = ((x + 0.5 - cx) * spec.light[0] + (y + 0.5 - cy) * spec.light[1]) / radius;
       let f = 0.97 + spec.lightStrength * t;
       const rim =
-        x === 0 || !mask[i - 1] || x === w - 1 || !mask[i + 1] || y === 0 || !mask[i - w] || y === h - 1 || !mask[i + w];
+        x === 0 ||
+        !mask[i - 1] ||
+        x === w - 1 ||
+        !mask[i + 1] ||
+        y === 0 ||
+        !mask[i - w] ||
+        y === h - 1 ||
+        !mask[i + w];
       if (rim) f *= 0.7;
       data[3 * i] = clamp(spec.rgb[0] * f);
       data[3 * i + 1] = clamp(spec.rgb[1] * f);

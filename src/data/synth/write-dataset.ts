@@ -62,8 +62,10 @@ export function resolveSynthConfig(options: Pick<SynthDatasetOptions, 'size' | '
  * PNGs are encoded with fixed settings.
  */
 export async function writeSynthDataset(outDir: string, options: SynthDatasetOptions): Promise<SynthDatasetSummary> {
-  if (!Number.isInteger(options.images) || options.images < 1) throw new Error(`writeSynthDataset: images must be a positive integer, got ${options.images}`);
-  if (!Number.isInteger(options.seed)) throw new Error(`writeSynthDataset: seed must be an integer, got ${options.seed}`);
+  if (!Number.isInteger(options.images) || options.images < 1)
+    throw new Error(`writeSynthDataset: images must be a positive integer, got ${options.images}`);
+  if (!Number.isInteger(options.seed))
+    throw new Error(`writeSynthDataset: seed must be an integer, got ${options.seed}`);
   const config = resolveSynthConfig(options);
   await prepareOutput(outDir, options.overwrite ?? false);
   await mkdir(join(outDir, DATASET_FILES.images), { recursive: true });
@@ -101,7 +103,11 @@ export async function writeSynthDataset(outDir: string, options: SynthDatasetOpt
     instances.images.push(records.image);
     grounding.images.push(records.image);
     segments.images.push(records.image);
-    semanticIndex.images.push({ id: imageId, file_name: fileName, sem_seg_file_name: `${DATASET_FILES.semantic}/${fileName}` });
+    semanticIndex.images.push({
+      id: imageId,
+      file_name: fileName,
+      sem_seg_file_name: `${DATASET_FILES.semantic}/${fileName}`,
+    });
     instances.annotations.push(...records.instances);
     grounding.annotations.push(...records.grounding);
     segments.annotations.push(...records.segments);
@@ -136,12 +142,21 @@ async function prepareOutput(outDir: string, overwrite: boolean): Promise<void> 
   const ours = new Set<string>(Object.values(DATASET_FILES));
   const foreign = entries.filter((e) => !ours.has(e));
   if (!overwrite) throw new Error(`writeSynthDataset: ${outDir} is not empty; choose a new folder or pass overwrite`);
-  if (foreign.length > 0) throw new Error(`writeSynthDataset: ${outDir} holds files that are not part of a split (${foreign.slice(0, 3).join(', ')}); not overwriting`);
+  if (foreign.length > 0)
+    throw new Error(
+      `writeSynthDataset: ${outDir} holds files that are not part of a split (${foreign.slice(0, 3).join(', ')}); not overwriting`,
+    );
   for (const e of entries) await rm(join(outDir, e), { recursive: true, force: true });
 }
 
 /** COCO JSON with one image or annotation per line: compact, yet diff- and grep-friendly. */
-function cocoJson(file: { info: DatasetInfo; images: unknown[]; categories: unknown[]; annotations: CocoAnnotation[] | unknown[] }): string {
-  const list = (items: unknown[]): string => (items.length === 0 ? '[]' : `[\n${items.map((x) => JSON.stringify(x)).join(',\n')}\n]`);
+function cocoJson(file: {
+  info: DatasetInfo;
+  images: unknown[];
+  categories: unknown[];
+  annotations: CocoAnnotation[] | unknown[];
+}): string {
+  const list = (items: unknown[]): string =>
+    items.length === 0 ? '[]' : `[\n${items.map((x) => JSON.stringify(x)).join(',\n')}\n]`;
   return `{"info": ${JSON.stringify(file.info)},\n"images": ${list(file.images)},\n"categories": ${list(file.categories)},\n"annotations": ${list(file.annotations)}\n}\n`;
 }

@@ -23,9 +23,15 @@ import {
 import { transposeBatched } from './transpose.js';
 
 type Gemm = (
-  aId: number, aShape: Uint8Array, aRank: number,
-  bId: number, bShape: Uint8Array, bRank: number,
-  transposeA: boolean, transposeB: boolean, outId: number,
+  aId: number,
+  aShape: Uint8Array,
+  aRank: number,
+  bId: number,
+  bShape: Uint8Array,
+  bRank: number,
+  transposeA: boolean,
+  transposeB: boolean,
+  outId: number,
 ) => void;
 
 const gemms = new WeakMap<WasmModule, Gemm>();
@@ -34,7 +40,15 @@ function gemmOf(backend: WasmBackend): Gemm {
   let gemm = gemms.get(backend.wasm);
   if (!gemm) {
     gemm = backend.wasm.cwrap('BatchMatMul', null, [
-      'number', 'array', 'number', 'number', 'array', 'number', 'number', 'number', 'number',
+      'number',
+      'array',
+      'number',
+      'number',
+      'array',
+      'number',
+      'number',
+      'number',
+      'number',
     ]) as unknown as Gemm;
     gemms.set(backend.wasm, gemm);
   }
@@ -105,8 +119,14 @@ function cacheableId(backend: WasmBackend, b: tf.TensorInfo, k: number, n: numbe
  * when B is all of it (its packing can then be cached across calls).
  */
 function gemmAt(
-  backend: WasmBackend, m: number, k: number, n: number,
-  aOff: number, bOff: number, cOff: number, wholeB: tf.TensorInfo | null,
+  backend: WasmBackend,
+  m: number,
+  k: number,
+  n: number,
+  aOff: number,
+  bOff: number,
+  cOff: number,
+  wholeB: tf.TensorInfo | null,
 ): void {
   const views: tf.TensorInfo[] = [];
   const viewId = (shape: number[], offset: number): number => {
@@ -175,7 +195,16 @@ export function batchMatMulWasm(stock: KernelImpl | null): KernelImpl {
         const ia = broadcastBatchIndex(outerA, outerOut);
         const ib = broadcastBatchIndex(outerB, outerOut);
         for (let i = 0; i < batchOut; i++) {
-          gemmAt(backend, m, k, n, aOff + ia[i]! * m * k * 4, bOff + ib[i]! * k * n * 4, cOff + i * m * n * 4, batchB === 1 ? (bRows ?? b) : null);
+          gemmAt(
+            backend,
+            m,
+            k,
+            n,
+            aOff + ia[i]! * m * k * 4,
+            bOff + ib[i]! * k * n * 4,
+            cOff + i * m * n * 4,
+            batchB === 1 ? (bRows ?? b) : null,
+          );
         }
       }
       return out;

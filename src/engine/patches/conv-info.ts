@@ -12,16 +12,28 @@ export interface ConvAttrs {
 }
 
 export function convInfoOf(
-  kernel: string, xShape: number[], filterShape: number[], attrs: ConvAttrs, depthwise = false,
+  kernel: string,
+  xShape: number[],
+  filterShape: number[],
+  attrs: ConvAttrs,
+  depthwise = false,
 ): tf.backend_util.Conv2DInfo {
   if (attrs.dataFormat !== undefined && attrs.dataFormat !== 'NHWC') {
     throw new Error(`${kernel} (wasm patch): dataFormat '${attrs.dataFormat}' is not supported, use 'NHWC'`);
   }
   if (xShape.length !== 4 || filterShape.length !== 4) {
-    throw new Error(`${kernel} (wasm patch): rank-4 input and filter expected, got ${JSON.stringify(xShape)} and ${JSON.stringify(filterShape)}`);
+    throw new Error(
+      `${kernel} (wasm patch): rank-4 input and filter expected, got ${JSON.stringify(xShape)} and ${JSON.stringify(filterShape)}`,
+    );
   }
   return tf.backend_util.computeConv2DInfo(
-    xShape as Shape4, filterShape as Shape4, attrs.strides, attrs.dilations ?? 1, attrs.pad,
-    attrs.dimRoundingMode, depthwise, 'channelsLast',
+    xShape as Shape4,
+    filterShape as Shape4,
+    attrs.strides,
+    attrs.dilations ?? 1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    depthwise,
+    'channelsLast',
   );
 }

@@ -4,11 +4,19 @@
  * in/out channels swapped, padded by (filter - 1 - pad) on each side. Other strides: one GEMM
  * dcol = dy W^T followed by col2im, which wastes no work on the zeros a dilated dy would hold.
  */
-import { tf } from '../tf.js';
+import type { tf } from '../tf.js';
 import { convInfoOf, type ConvAttrs } from './conv-info.js';
 import { col2im } from './im2col.js';
 import {
-  asWasm, disposeInfo, f32View, offsetOf, patchWasmKernel, runWasmKernel, type KernelArgs, type KernelImpl, type WasmBackend,
+  asWasm,
+  disposeInfo,
+  f32View,
+  offsetOf,
+  patchWasmKernel,
+  runWasmKernel,
+  type KernelArgs,
+  type KernelImpl,
+  type WasmBackend,
 } from './wasm-internals.js';
 
 /** w'[a, b, o, i] = w[fh-1-a, fw-1-b, i, o]. */
@@ -34,7 +42,8 @@ export function conv2DBackpropInputWasm(): KernelImpl {
     const backend = asWasm(args.backend);
     const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
     const attrs = args.attrs as unknown as ConvAttrs & { inputShape: number[] };
-    if (dy.dtype !== 'float32' || filter.dtype !== 'float32') throw new Error('Conv2DBackpropInput (wasm patch): float32 inputs expected');
+    if (dy.dtype !== 'float32' || filter.dtype !== 'float32')
+      throw new Error('Conv2DBackpropInput (wasm patch): float32 inputs expected');
     const info = convInfoOf('Conv2DBackpropInput', attrs.inputShape, filter.shape, attrs);
     const { filterHeight: fh, filterWidth: fw, padInfo } = info;
     const pads = [fh - 1 - padInfo.top, fh - 1 - padInfo.bottom, fw - 1 - padInfo.left, fw - 1 - padInfo.right];
@@ -45,8 +54,15 @@ export function conv2DBackpropInputWasm(): KernelImpl {
           inputs: { x: dy, filter: flipped },
           backend,
           attrs: {
-            strides: [1, 1], dilations: [1, 1], dataFormat: 'NHWC',
-            pad: [[0, 0], [pads[0]!, pads[1]!], [pads[2]!, pads[3]!], [0, 0]],
+            strides: [1, 1],
+            dilations: [1, 1],
+            dataFormat: 'NHWC',
+            pad: [
+              [0, 0],
+              [pads[0]!, pads[1]!],
+              [pads[2]!, pads[3]!],
+              [0, 0],
+            ],
           },
         });
       } finally {

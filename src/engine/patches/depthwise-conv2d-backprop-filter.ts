@@ -1,5 +1,5 @@
 /** DepthwiseConv2dNativeBackpropFilter for wasm (stock wasm has none): a direct accumulation loop. */
-import { tf } from '../tf.js';
+import type { tf } from '../tf.js';
 import { convInfoOf, type ConvAttrs } from './conv-info.js';
 import { asWasm, f32View, patchWasmKernel, type KernelArgs, type KernelImpl } from './wasm-internals.js';
 
@@ -10,7 +10,14 @@ export function depthwiseBackpropFilterWasm(): KernelImpl {
     const attrs = args.attrs as unknown as ConvAttrs & { filterShape: number[] };
     const info = convInfoOf('DepthwiseConv2dNativeBackpropFilter', x.shape, attrs.filterShape, attrs, true);
     const { batchSize, inHeight: h, inWidth: w, inChannels: c, outHeight: oh, outWidth: ow, outChannels: co } = info;
-    const { filterHeight: fh, filterWidth: fw, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
+    const {
+      filterHeight: fh,
+      filterWidth: fw,
+      strideHeight: sh,
+      strideWidth: sw,
+      dilationHeight: dh,
+      dilationWidth: dw,
+    } = info;
     const mult = co / c;
     const top = info.padInfo.top;
     const left = info.padInfo.left;

@@ -2,7 +2,7 @@
  * DepthwiseConv2dNativeBackpropInput for wasm (stock wasm has none). A direct scatter loop:
  * depthwise convolutions are cheap enough that this stays a small share of a backward pass.
  */
-import { tf } from '../tf.js';
+import type { tf } from '../tf.js';
 import { convInfoOf, type ConvAttrs } from './conv-info.js';
 import { asWasm, f32View, patchWasmKernel, type KernelArgs, type KernelImpl } from './wasm-internals.js';
 
@@ -13,7 +13,14 @@ export function depthwiseBackpropInputWasm(): KernelImpl {
     const attrs = args.attrs as unknown as ConvAttrs & { inputShape: number[] };
     const info = convInfoOf('DepthwiseConv2dNativeBackpropInput', attrs.inputShape, filter.shape, attrs, true);
     const { batchSize, inHeight: h, inWidth: w, inChannels: c, outHeight: oh, outWidth: ow, outChannels: co } = info;
-    const { filterHeight: fh, filterWidth: fw, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
+    const {
+      filterHeight: fh,
+      filterWidth: fw,
+      strideHeight: sh,
+      strideWidth: sw,
+      dilationHeight: dh,
+      dilationWidth: dw,
+    } = info;
     const mult = co / c;
     const top = info.padInfo.top;
     const left = info.padInfo.left;

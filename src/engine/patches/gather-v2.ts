@@ -12,10 +12,14 @@ export function gatherV2Wasm(stock: KernelImpl | null): KernelImpl {
     const { axis, batchDims } = args.attrs as unknown as tf.GatherV2Attrs;
     if (stock && !(batchDims > 0)) return stock(args);
     const backend = asWasm(args.backend);
-    if (indices.dtype !== 'int32') throw new Error(`GatherV2 (wasm patch): indices must be int32, got ${indices.dtype}`);
+    if (indices.dtype !== 'int32')
+      throw new Error(`GatherV2 (wasm patch): indices must be int32, got ${indices.dtype}`);
     const parsedAxis = tf.util.parseAxisParam(axis, x.shape)[0]!;
     const info = tf.backend_util.segment_util.collectGatherOpShapeInfo(
-      x as tf.Tensor, indices as tf.Tensor, parsedAxis, batchDims,
+      x as tf.Tensor,
+      indices as tf.Tensor,
+      parsedAxis,
+      batchDims,
     );
     const { batchSize, outerSize, dimSize, sliceSize } = info;
     const out = backend.makeOutput(info.outputShape, x.dtype);

@@ -9,8 +9,16 @@
  * Cast to bool is x != 0 here; the stock kernel stored the number truncated into a byte, so -2.2
  * became 254 and 0.5 became 0 (false).
  */
-import { tf } from '../tf.js';
-import { asWasm, f32View, i32View, offsetOf, patchWasmKernel, type KernelArgs, type KernelImpl } from './wasm-internals.js';
+import type { tf } from '../tf.js';
+import {
+  asWasm,
+  f32View,
+  i32View,
+  offsetOf,
+  patchWasmKernel,
+  type KernelArgs,
+  type KernelImpl,
+} from './wasm-internals.js';
 
 function share(args: KernelArgs): tf.TensorInfo {
   const { x } = args.inputs as { x: tf.TensorInfo };

@@ -13,7 +13,8 @@ export function maxPoolGradWasm(): KernelImpl {
     const backend = asWasm(args.backend);
     const { dy, input } = args.inputs as { dy: tf.TensorInfo; input: tf.TensorInfo };
     const { filterSize, strides, pad, dimRoundingMode } = args.attrs as unknown as tf.MaxPoolGradAttrs;
-    if (input.shape.length !== 4) throw new Error(`MaxPoolGrad (wasm patch): rank-4 input expected, got ${JSON.stringify(input.shape)}`);
+    if (input.shape.length !== 4)
+      throw new Error(`MaxPoolGrad (wasm patch): rank-4 input expected, got ${JSON.stringify(input.shape)}`);
     const info = tf.backend_util.computePool2DInfo(input.shape as Shape4, filterSize, strides, 1, pad, dimRoundingMode);
     const { batchSize, inHeight: h, inWidth: w, inChannels: c, outHeight: oh, outWidth: ow } = info;
     const { filterHeight: fh, filterWidth: fw, strideHeight: sh, strideWidth: sw } = info;

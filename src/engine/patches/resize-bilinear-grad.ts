@@ -22,7 +22,11 @@ function sourceTaps(outSize: number, inSize: number, alignCorners: boolean, half
 
 /** dx (zeroed here) = adjoint of resizeBilinear applied to dy. */
 export function resizeBilinearBackward(
-  dy: Float32Array, dyShape: readonly number[], imageShape: readonly number[], attrs: ResizeAttrs, dx: Float32Array,
+  dy: Float32Array,
+  dyShape: readonly number[],
+  imageShape: readonly number[],
+  attrs: ResizeAttrs,
+  dx: Float32Array,
 ): void {
   const [batch, inH, inW, depth] = imageShape as [number, number, number, number];
   const [, outH, outW] = dyShape as [number, number, number, number];
@@ -40,7 +44,10 @@ export function resizeBilinearBackward(
         const cf = cols.frac[c]!;
         const left = cols.lo[c]! * depth;
         const right = cols.hi[c]! * depth;
-        const wTL = (1 - rf) * (1 - cf), wTR = (1 - rf) * cf, wBL = rf * (1 - cf), wBR = rf * cf;
+        const wTL = (1 - rf) * (1 - cf),
+          wTR = (1 - rf) * cf,
+          wBL = rf * (1 - cf),
+          wBR = rf * cf;
         for (let d = 0; d < depth; d++, g++) {
           const v = dy[g]!;
           dx[top + left + d] += v * wTL;

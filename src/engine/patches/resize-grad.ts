@@ -17,7 +17,11 @@ export function resizeRatio(outSize: number, inSize: number, alignCorners: boole
 
 /** Writes dx (zeroing it first) = adjoint of the resize applied to dy; images [B, H, W, C], dy [B, outH, outW, C]. */
 export type ResizeBackward = (
-  dy: Float32Array, dyShape: readonly number[], imageShape: readonly number[], attrs: ResizeAttrs, dx: Float32Array,
+  dy: Float32Array,
+  dyShape: readonly number[],
+  imageShape: readonly number[],
+  attrs: ResizeAttrs,
+  dx: Float32Array,
 ) => void;
 
 interface CpuBackend {
@@ -28,7 +32,9 @@ interface CpuBackend {
 function rank4Inputs(kernelName: string, args: KernelArgs): { images: tf.TensorInfo; dy: tf.TensorInfo } {
   const { images, dy } = args.inputs as { images: tf.TensorInfo; dy: tf.TensorInfo };
   if (images.shape.length !== 4 || dy.shape.length !== 4) {
-    throw new Error(`${kernelName}: rank-4 images and dy expected, got ${JSON.stringify(images.shape)} and ${JSON.stringify(dy.shape)}`);
+    throw new Error(
+      `${kernelName}: rank-4 images and dy expected, got ${JSON.stringify(images.shape)} and ${JSON.stringify(dy.shape)}`,
+    );
   }
   return { images, dy };
 }
@@ -50,7 +56,13 @@ export function patchResizeGradCpu(kernelName: string, backward: ResizeBackward)
     const backend = args.backend as CpuBackend;
     const { images, dy } = rank4Inputs(kernelName, args);
     const dx = new Float32Array(tf.util.sizeFromShape(images.shape));
-    backward(backend.data.get(dy.dataId).values as Float32Array, dy.shape, images.shape, args.attrs as unknown as ResizeAttrs, dx);
+    backward(
+      backend.data.get(dy.dataId).values as Float32Array,
+      dy.shape,
+      images.shape,
+      args.attrs as unknown as ResizeAttrs,
+      dx,
+    );
     return backend.makeTensorInfo([...images.shape], 'float32', dx);
   };
   if (tf.getKernel(kernelName, 'cpu')) tf.unregisterKernel(kernelName, 'cpu');

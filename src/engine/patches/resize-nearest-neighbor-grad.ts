@@ -19,7 +19,11 @@ function nearestSource(outSize: number, inSize: number, alignCorners: boolean, h
 
 /** dx (zeroed here) = adjoint of resizeNearestNeighbor applied to dy. */
 export function resizeNearestBackward(
-  dy: Float32Array, dyShape: readonly number[], imageShape: readonly number[], attrs: ResizeAttrs, dx: Float32Array,
+  dy: Float32Array,
+  dyShape: readonly number[],
+  imageShape: readonly number[],
+  attrs: ResizeAttrs,
+  dx: Float32Array,
 ): void {
   const [batch, inH, inW, depth] = imageShape as [number, number, number, number];
   const [, outH, outW] = dyShape as [number, number, number, number];

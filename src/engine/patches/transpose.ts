@@ -5,7 +5,14 @@
  */
 const BLOCK = 64;
 
-export function transposeBatched(heap: Float32Array, src: number, dst: number, batch: number, rows: number, cols: number): void {
+export function transposeBatched(
+  heap: Float32Array,
+  src: number,
+  dst: number,
+  batch: number,
+  rows: number,
+  cols: number,
+): void {
   const size = rows * cols;
   for (let b = 0; b < batch; b++) {
     const s0 = src + b * size;

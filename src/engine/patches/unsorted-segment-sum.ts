@@ -14,7 +14,8 @@ export function unsortedSegmentSumWasm(): KernelImpl {
     if (x.dtype !== 'float32' && x.dtype !== 'int32') {
       throw new Error(`UnsortedSegmentSum (wasm patch): x must be float32 or int32, got ${x.dtype}`);
     }
-    if (segmentIds.dtype !== 'int32') throw new Error(`UnsortedSegmentSum (wasm patch): segmentIds must be int32, got ${segmentIds.dtype}`);
+    if (segmentIds.dtype !== 'int32')
+      throw new Error(`UnsortedSegmentSum (wasm patch): segmentIds must be int32, got ${segmentIds.dtype}`);
     const idsRank = segmentIds.shape.length;
     if (segmentIds.shape.some((d, i) => d !== x.shape[i])) {
       throw new Error(
@@ -28,7 +29,9 @@ export function unsortedSegmentSumWasm(): KernelImpl {
     const buffer = backend.wasm.HEAPU8.buffer;
     const ids = new Int32Array(buffer, offsetOf(backend, segmentIds), rows);
     const view = (t: tf.TensorInfo, size: number): Float32Array | Int32Array =>
-      x.dtype === 'float32' ? new Float32Array(buffer, offsetOf(backend, t), size) : new Int32Array(buffer, offsetOf(backend, t), size);
+      x.dtype === 'float32'
+        ? new Float32Array(buffer, offsetOf(backend, t), size)
+        : new Int32Array(buffer, offsetOf(backend, t), size);
     const src = view(x, rows * inner);
     const dst = view(out, numSegments * inner);
     dst.fill(0);

@@ -17,7 +17,14 @@ export interface Accumulated {
  * are [T, nd]. outcome holds each detection's T outcomes together (0 false positive, 1 true
  * positive, 2 ignored), packed per category and area range so this hot loop stays in cache.
  */
-function cumulate(rankedAt: Int32Array, outcome: Uint8Array, positives: number, T: number, rc: Float64Array, pr: Float64Array): void {
+function cumulate(
+  rankedAt: Int32Array,
+  outcome: Uint8Array,
+  positives: number,
+  T: number,
+  rc: Float64Array,
+  pr: Float64Array,
+): void {
   const nd = rankedAt.length;
   const tp = new Float64Array(T);
   const fp = new Float64Array(T);

@@ -48,8 +48,19 @@ function rankDetections(dts: readonly DtInstance[], maxDet: number): DtInstance[
 function computeIous(type: CocoIouType, gts: readonly GtInstance[], dts: readonly DtInstance[]): number[][] {
   if (gts.length === 0 || dts.length === 0) return [];
   const crowd = gts.map((g) => g.crowd);
-  if (type === 'bbox') return pairwiseIouXywh(dts.map((d) => d.box), gts.map((g) => g.box), crowd);
-  return rleIouWithBoxes(dts.map((d) => d.rle as Rle), dts.map((d) => d.box), gts.map((g) => g.rle as Rle), gts.map((g) => g.box), crowd);
+  if (type === 'bbox')
+    return pairwiseIouXywh(
+      dts.map((d) => d.box),
+      gts.map((g) => g.box),
+      crowd,
+    );
+  return rleIouWithBoxes(
+    dts.map((d) => d.rle as Rle),
+    dts.map((d) => d.box),
+    gts.map((g) => g.rle as Rle),
+    gts.map((g) => g.box),
+    crowd,
+  );
 }
 
 /**
@@ -66,7 +77,8 @@ export function evaluateCoco(
   type: CocoIouType,
   options: CocoEvaluateOptions = {},
 ): CocoEvaluation {
-  if (type !== 'bbox' && type !== 'segm') throw new Error(`COCO evaluation: type must be 'bbox' or 'segm', got ${JSON.stringify(type)}`);
+  if (type !== 'bbox' && type !== 'segm')
+    throw new Error(`COCO evaluation: type must be 'bbox' or 'segm', got ${JSON.stringify(type)}`);
   const imgIds = sortedUnique(options.imageIds ?? gt.images.map((im) => im.id));
   const catIds = sortedUnique(options.categoryIds ?? gt.categories.map((c) => c.id));
   const params = defaultCocoParams(imgIds, catIds);
@@ -86,7 +98,8 @@ export function evaluateCoco(
       if (g.length === 0 && d.length === 0) continue;
       const ious = computeIous(type, g, d);
       const scores = Float64Array.from(d, (x) => x.score);
-      for (let a = 0; a < A; a++) evals[(k * A + a) * I + i] = evaluateImage(g, d, ious, scores, params.areaRanges[a], params.iouThrs);
+      for (let a = 0; a < A; a++)
+        evals[(k * A + a) * I + i] = evaluateImage(g, d, ious, scores, params.areaRanges[a], params.iouThrs);
     }
   }
 
@@ -102,7 +115,11 @@ export function evaluateCoco(
         if (v > -1) values.push(v);
       }
     }
-    return { categoryId, name: names.get(categoryId) ?? String(categoryId), ap: values.length ? pairwiseSum(values) / values.length : NaN };
+    return {
+      categoryId,
+      name: names.get(categoryId) ?? String(categoryId),
+      ap: values.length ? pairwiseSum(values) / values.length : NaN,
+    };
   });
   return { type, stats, summary: lines.join('\n'), params, precision: acc.precision, recall: acc.recall, perCategory };
 }

@@ -25,12 +25,17 @@ type Json = Record<string, unknown>;
 function preview(value: unknown, depth = 0): string {
   if (Array.isArray(value)) {
     if (depth >= 2) return value.length === 0 ? '[]' : '[...]';
-    return `[${value.slice(0, 4).map((v) => preview(v, depth + 1)).join(',')}${value.length > 4 ? ',...' : ''}]`;
+    return `[${value
+      .slice(0, 4)
+      .map((v) => preview(v, depth + 1))
+      .join(',')}${value.length > 4 ? ',...' : ''}]`;
   }
   if (typeof value === 'object' && value !== null) {
     const keys = Object.keys(value);
     if (depth >= 2) return keys.length === 0 ? '{}' : '{...}';
-    const shown = keys.slice(0, 4).map((k) => `${JSON.stringify(k.slice(0, 40))}:${preview((value as Json)[k], depth + 1)}`);
+    const shown = keys
+      .slice(0, 4)
+      .map((k) => `${JSON.stringify(k.slice(0, 40))}:${preview((value as Json)[k], depth + 1)}`);
     return `{${shown.join(',')}${keys.length > 4 ? ',...' : ''}}`;
   }
   const text = typeof value === 'string' ? JSON.stringify(value.slice(0, 100)) : String(value);
@@ -51,7 +56,8 @@ class Checker {
   }
 
   record(value: unknown, path: string): Json {
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) this.fail(path, 'expected an object', value);
+    if (typeof value !== 'object' || value === null || Array.isArray(value))
+      this.fail(path, 'expected an object', value);
     return value as Json;
   }
 
@@ -77,7 +83,11 @@ class Checker {
   }
 
   bbox(value: unknown, path: string): [number, number, number, number] {
-    if (!Array.isArray(value) || value.length !== 4 || !value.every((v) => typeof v === 'number' && Number.isFinite(v))) {
+    if (
+      !Array.isArray(value) ||
+      value.length !== 4 ||
+      !value.every((v) => typeof v === 'number' && Number.isFinite(v))
+    ) {
       this.fail(path, 'expected [x, y, width, height] of 4 finite numbers', value);
     }
     if (value[2] < 0 || value[3] < 0) this.fail(path, 'width and height must be >= 0', value);
@@ -99,7 +109,11 @@ class Checker {
     const rle = this.record(value, path);
     const size = rle.size;
     if (!Array.isArray(size) || size.length !== 2 || size[0] !== image.height || size[1] !== image.width) {
-      this.fail(`${path}.size`, `expected [height, width] = [${image.height}, ${image.width}] of image ${image.id}`, size);
+      this.fail(
+        `${path}.size`,
+        `expected [height, width] = [${image.height}, ${image.width}] of image ${image.id}`,
+        size,
+      );
     }
     const pixels = image.height * image.width;
     const counts = rle.counts;
@@ -113,13 +127,19 @@ class Checker {
     } else if (Array.isArray(counts)) {
       for (let i = 0; i < counts.length; i++) {
         const c = counts[i];
-        if (typeof c !== 'number' || !Number.isInteger(c) || c < 0) this.fail(`${path}.counts[${i}]`, 'expected a non-negative integer run length', c);
+        if (typeof c !== 'number' || !Number.isInteger(c) || c < 0)
+          this.fail(`${path}.counts[${i}]`, 'expected a non-negative integer run length', c);
         total += c;
       }
     } else {
       this.fail(`${path}.counts`, 'expected a compressed RLE string or an array of run lengths', counts);
     }
-    if (total !== pixels) this.fail(`${path}.counts`, `runs cover ${total} pixels, the ${image.height}x${image.width} image has ${pixels}`, counts);
+    if (total !== pixels)
+      this.fail(
+        `${path}.counts`,
+        `runs cover ${total} pixels, the ${image.height}x${image.width} image has ${pixels}`,
+        counts,
+      );
     return { size: [image.height, image.width], counts } as Segmentation;
   }
 }
@@ -142,7 +162,11 @@ export function parseCocoGroundTruth(input: unknown, fileName = 'ground truth'):
   const check: Checker = new Checker(fileName);
   const root = parseJson(input, check);
   if (typeof root !== 'object' || root === null || Array.isArray(root)) {
-    check.fail('top level', 'expected an object with "images", "annotations" and "categories"', Array.isArray(root) ? '[...]' : root);
+    check.fail(
+      'top level',
+      'expected an object with "images", "annotations" and "categories"',
+      Array.isArray(root) ? '[...]' : root,
+    );
   }
   const json = root as Json;
 
@@ -192,7 +216,8 @@ export function parseCocoGroundTruth(input: unknown, fileName = 'ground truth'):
     const image = imageById.get(imageId);
     if (!image) check.fail(`${path}.image_id`, 'no image with this id in "images"', imageId);
     const categoryId = check.id(r.category_id, `${path}.category_id`);
-    if (!categoryIds.has(categoryId)) check.fail(`${path}.category_id`, 'no category with this id in "categories"', categoryId);
+    if (!categoryIds.has(categoryId))
+      check.fail(`${path}.category_id`, 'no category with this id in "categories"', categoryId);
     const ann: CocoAnnotation = { id, image_id: imageId, category_id: categoryId };
     if (r.bbox !== undefined) ann.bbox = check.bbox(r.bbox, `${path}.bbox`);
     if (r.area !== undefined) {
@@ -203,7 +228,8 @@ export function parseCocoGroundTruth(input: unknown, fileName = 'ground truth'):
       if (r.iscrowd === 0 || r.iscrowd === 1 || typeof r.iscrowd === 'boolean') ann.iscrowd = Number(r.iscrowd);
       else check.fail(`${path}.iscrowd`, 'expected 0 or 1', r.iscrowd);
     }
-    if (r.segmentation !== undefined) ann.segmentation = check.segmentation(r.segmentation, `${path}.segmentation`, image);
+    if (r.segmentation !== undefined)
+      ann.segmentation = check.segmentation(r.segmentation, `${path}.segmentation`, image);
     annotations.push(ann);
   });
 
@@ -227,10 +253,16 @@ export function parseCocoResults(input: unknown, gt: CocoDataset, fileName = 're
     const image = imageById.get(imageId);
     if (!image) check.fail(`${path}.image_id`, 'not an image of the ground truth', imageId);
     const categoryId = check.id(r.category_id, `${path}.category_id`);
-    if (!categoryIds.has(categoryId)) check.fail(`${path}.category_id`, 'not a category of the ground truth', categoryId);
-    const result: CocoResult = { image_id: imageId, category_id: categoryId, score: check.finite(r.score, `${path}.score`) };
+    if (!categoryIds.has(categoryId))
+      check.fail(`${path}.category_id`, 'not a category of the ground truth', categoryId);
+    const result: CocoResult = {
+      image_id: imageId,
+      category_id: categoryId,
+      score: check.finite(r.score, `${path}.score`),
+    };
     if (r.bbox !== undefined) result.bbox = check.bbox(r.bbox, `${path}.bbox`);
-    if (r.segmentation !== undefined) result.segmentation = check.segmentation(r.segmentation, `${path}.segmentation`, image);
+    if (r.segmentation !== undefined)
+      result.segmentation = check.segmentation(r.segmentation, `${path}.segmentation`, image);
     if (result.bbox === undefined && result.segmentation === undefined) {
       check.fail(path, 'a detection needs "bbox" or "segmentation"', raw);
     }

@@ -91,7 +91,8 @@ export function prepareInstances(
     if (k === undefined) return;
     let instance: DtInstance;
     if (readAsBoxes) {
-      if (res.bbox === undefined) throw new Error(`${where}: has no bbox, but the first result has one, so all are read as boxes`);
+      if (res.bbox === undefined)
+        throw new Error(`${where}: has no bbox, but the first result has one, so all are read as boxes`);
       const [x, y, bw, bh] = res.bbox;
       let rle: Rle | undefined;
       if (type === 'segm') {

@@ -2,7 +2,20 @@ import type { Accumulated } from './accumulate.js';
 import type { CocoEvalParams } from './params.js';
 
 /** The twelve standard numbers, in pycocotools' order. */
-export const COCO_STAT_NAMES = ['AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'AR1', 'AR10', 'AR100', 'ARs', 'ARm', 'ARl'] as const;
+export const COCO_STAT_NAMES = [
+  'AP',
+  'AP50',
+  'AP75',
+  'APs',
+  'APm',
+  'APl',
+  'AR1',
+  'AR10',
+  'AR100',
+  'ARs',
+  'ARm',
+  'ARl',
+] as const;
 
 /**
  * numpy's float64 sum (pairwise summation in blocks of 8, recursion above 128 values), so means
@@ -38,7 +51,8 @@ export function formatFixed3(x: number): string {
   // toFixed(100) spells out the exact value of every double this can meet (|x| >= 2^-47; smaller ones print 0.000 anyway).
   const exact = Math.abs(x).toFixed(100);
   const cut = exact.indexOf('.') + 4;
-  if (/^50*$/.test(exact.slice(cut)) && Number(exact[cut - 1]) % 2 === 0) return (x < 0 ? '-' : '') + exact.slice(0, cut);
+  if (/^50*$/.test(exact.slice(cut)) && Number(exact[cut - 1]) % 2 === 0)
+    return (x < 0 ? '-' : '') + exact.slice(0, cut);
   return x.toFixed(3);
 }
 
@@ -61,7 +75,8 @@ export function summarize(acc: Accumulated, params: CocoEvalParams): Summary {
     if (a >= 0 && m >= 0) {
       for (const t of ts) {
         if (ap) {
-          for (let r = 0; r < R; r++) for (let k = 0; k < K; k++) values.push(acc.precision[(((t * R + r) * K + k) * A + a) * M + m]);
+          for (let r = 0; r < R; r++)
+            for (let k = 0; k < K; k++) values.push(acc.precision[(((t * R + r) * K + k) * A + a) * M + m]);
         } else {
           for (let k = 0; k < K; k++) values.push(acc.recall[((t * K + k) * A + a) * M + m]);
         }
@@ -70,9 +85,8 @@ export function summarize(acc: Accumulated, params: CocoEvalParams): Summary {
     const mean = meanOfValid(values);
     const title = ap ? 'Average Precision' : 'Average Recall';
     const kind = ap ? '(AP)' : '(AR)';
-    const iou = iouThr === null
-      ? `${params.iouThrs[0].toFixed(2)}:${params.iouThrs[T - 1].toFixed(2)}`
-      : iouThr.toFixed(2);
+    const iou =
+      iouThr === null ? `${params.iouThrs[0].toFixed(2)}:${params.iouThrs[T - 1].toFixed(2)}` : iouThr.toFixed(2);
     lines.push(
       ` ${title.padEnd(18)} ${kind} @[ IoU=${iou.padEnd(9)} | area=${areaLabel.padStart(6)} | maxDets=${String(maxDets).padStart(3)} ] = ${formatFixed3(mean)}`,
     );

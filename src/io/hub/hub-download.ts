@@ -75,22 +75,34 @@ interface Endpoint {
   token: string | undefined;
 }
 
-async function request(url: URL, method: 'HEAD' | 'GET', hub: Endpoint, headers: Record<string, string> = {}): Promise<Response> {
+async function request(
+  url: URL,
+  method: 'HEAD' | 'GET',
+  hub: Endpoint,
+  headers: Record<string, string> = {},
+): Promise<Response> {
   const h: Record<string, string> = { 'user-agent': 'ape-ts', ...headers };
   // The token goes to the hub only: storage redirects carry their own signature.
   if (hub.token && url.origin === hub.origin) h.authorization = `Bearer ${hub.token}`;
   try {
     return await fetch(url, { method, headers: h, redirect: 'manual' });
   } catch (err) {
-    throw new HubDownloadError(`cannot reach ${url.origin} (${networkReason(err)}): no network? A mirror can be set with HF_ENDPOINT`);
+    throw new HubDownloadError(
+      `cannot reach ${url.origin} (${networkReason(err)}): no network? A mirror can be set with HF_ENDPOINT`,
+    );
   }
 }
 
 function statusError(status: number, url: URL, ref: HubFileRef): HubDownloadError {
   if (status === 401 || status === 403) {
-    return new HubDownloadError(`${url.origin} refused ${ref.repo}/${ref.path} (HTTP ${status}): the repository is private or gated; set HF_TOKEN to a token that may read it`);
+    return new HubDownloadError(
+      `${url.origin} refused ${ref.repo}/${ref.path} (HTTP ${status}): the repository is private or gated; set HF_TOKEN to a token that may read it`,
+    );
   }
-  if (status === 404) return new HubDownloadError(`${ref.path} is not in ${ref.repo} at revision '${ref.revision}' (HTTP 404 from ${url.href})`);
+  if (status === 404)
+    return new HubDownloadError(
+      `${ref.path} is not in ${ref.repo} at revision '${ref.revision}' (HTTP 404 from ${url.href})`,
+    );
   return new HubDownloadError(`${url.href}: HTTP ${status}`);
 }
 
@@ -112,7 +124,8 @@ async function fileMetadata(ref: HubFileRef, hub: Endpoint, endpoint: string): P
       if (!location) throw new HubDownloadError(`${url.href}: HTTP ${res.status} without a Location`);
       const next = new URL(location, url);
       // An LFS file: the hub names size and sha256 and sends us to storage, where HEAD may not be signed.
-      if (linkedEtag !== null || linkedSize !== undefined) return { downloadUrl: next, size: linkedSize, sha256: sha256FromEtag(linkedEtag) };
+      if (linkedEtag !== null || linkedSize !== undefined)
+        return { downloadUrl: next, size: linkedSize, sha256: sha256FromEtag(linkedEtag) };
       url = next;
       continue;
     }
@@ -147,7 +160,11 @@ async function hashFile(path: string, hash: Hash): Promise<void> {
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
 }
 
-const fileSize = (path: string) => stat(path).then((s) => s.size, () => 0);
+const fileSize = (path: string) =>
+  stat(path).then(
+    (s) => s.size,
+    () => 0,
+  );
 
 /**
  * Downloads `ref` to `destination` (through `destination.incomplete`, which a later call resumes).
@@ -155,9 +172,16 @@ const fileSize = (path: string) => stat(path).then((s) => s.size, () => 0);
  * partial file is kept for the next call), or a size / sha256 that does not match (the file is
  * deleted).
  */
-export async function downloadHubFile(ref: HubFileRef, destination: string, options: HubDownloadOptions = {}): Promise<HubDownloadResult> {
+export async function downloadHubFile(
+  ref: HubFileRef,
+  destination: string,
+  options: HubDownloadOptions = {},
+): Promise<HubDownloadResult> {
   const endpoint = options.endpoint ?? process.env.HF_ENDPOINT ?? DEFAULT_HF_ENDPOINT;
-  const hub: Endpoint = { origin: new URL(endpoint).origin, token: options.token ?? (process.env.HF_TOKEN || undefined) };
+  const hub: Endpoint = {
+    origin: new URL(endpoint).origin,
+    token: options.token ?? (process.env.HF_TOKEN || undefined),
+  };
   const meta = await fileMetadata(ref, hub, endpoint);
   const size = options.size ?? meta.size;
   const expectedSha = options.sha256?.toLowerCase() ?? meta.sha256;
@@ -187,7 +211,9 @@ export async function downloadHubFile(ref: HubFileRef, destination: string, opti
         const m = /^bytes (\d+)-/.exec(res.headers.get('content-range') ?? '');
         if (!m || Number(m[1]) !== received) {
           await res.body?.cancel();
-          throw new HubDownloadError(`${meta.downloadUrl.href}: asked for bytes from ${received}, got '${res.headers.get('content-range')}'`);
+          throw new HubDownloadError(
+            `${meta.downloadUrl.href}: asked for bytes from ${received}, got '${res.headers.get('content-range')}'`,
+          );
         }
       }
       try {
@@ -197,7 +223,9 @@ export async function downloadHubFile(ref: HubFileRef, destination: string, opti
       } catch (err) {
         if (err instanceof HubDownloadError) throw err;
         if (attemptsLeft-- <= 0) {
-          throw new HubDownloadError(`download of ${ref.path} interrupted after ${received} of ${size ?? '?'} bytes (${networkReason(err)}); ${part} is kept and the next run resumes it`);
+          throw new HubDownloadError(
+            `download of ${ref.path} interrupted after ${received} of ${size ?? '?'} bytes (${networkReason(err)}); ${part} is kept and the next run resumes it`,
+          );
         }
       }
     }
@@ -228,13 +256,16 @@ export async function downloadHubFile(ref: HubFileRef, destination: string, opti
   async function discard(why: string): Promise<never> {
     await handle.close().catch(() => undefined);
     await unlink(part).catch(() => undefined);
-    throw new HubDownloadError(`${ref.repo}/${ref.path}: ${why}; the download was deleted (run again to fetch it anew)`);
+    throw new HubDownloadError(
+      `${ref.repo}/${ref.path}: ${why}; the download was deleted (run again to fetch it anew)`,
+    );
   }
 
   async function finish(): Promise<HubDownloadResult> {
     if (size !== undefined && received !== size) await discard(`got ${received} bytes, expected ${size}`);
     const sha256 = hash.digest('hex');
-    if (expectedSha !== undefined && sha256 !== expectedSha) await discard(`sha256 ${sha256} does not match the expected ${expectedSha}`);
+    if (expectedSha !== undefined && sha256 !== expectedSha)
+      await discard(`sha256 ${sha256} does not match the expected ${expectedSha}`);
     await handle.close();
     await rename(part, destination);
     return { path: destination, size: received, sha256, resumedFrom, verified: expectedSha !== undefined };

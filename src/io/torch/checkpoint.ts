@@ -88,7 +88,8 @@ export class TorchCheckpoint {
       const byteorder = archive.entries.get(`${prefix}byteorder`);
       if (byteorder) {
         const order = new TextDecoder().decode(await archive.read(byteorder.name, 64)).trim();
-        if (order !== 'little') throw new Error(`${path}: storages are ${order}-endian; only little-endian is supported`);
+        if (order !== 'little')
+          throw new Error(`${path}: storages are ${order}-endian; only little-endian is supported`);
       }
       const pkl = await archive.read(`${prefix}data.pkl`, options.maxPickleBytes ?? 512 * 1024 * 1024);
       let top: unknown;
@@ -167,7 +168,10 @@ export class TorchCheckpoint {
 }
 
 /** Keys, dtypes, shapes (and layout) of a checkpoint's state dict, reading no tensor data. */
-export async function listTorchCheckpoint(path: string, options: TorchCheckpointOptions = {}): Promise<Map<string, TorchTensorInfo>> {
+export async function listTorchCheckpoint(
+  path: string,
+  options: TorchCheckpointOptions = {},
+): Promise<Map<string, TorchTensorInfo>> {
   const ckpt = await TorchCheckpoint.open(path, options);
   try {
     return ckpt.list();
@@ -177,7 +181,10 @@ export async function listTorchCheckpoint(path: string, options: TorchCheckpoint
 }
 
 /** Reads the (selected) tensors of a checkpoint's state dict, one at a time from the file. */
-export async function readTorchCheckpoint(path: string, options: ReadTorchCheckpointOptions = {}): Promise<Map<string, TorchTensor>> {
+export async function readTorchCheckpoint(
+  path: string,
+  options: ReadTorchCheckpointOptions = {},
+): Promise<Map<string, TorchTensor>> {
   const ckpt = await TorchCheckpoint.open(path, options);
   try {
     const out = new Map<string, TorchTensor>();
@@ -195,18 +202,27 @@ export async function readTorchCheckpoint(path: string, options: ReadTorchCheckp
 function findPrefix(path: string, archive: ZipArchive): string {
   const candidates = [...archive.entries.keys()].filter((n) => /^[^/]*\/data\.pkl$/.test(n) || n === 'data.pkl');
   if (candidates.length === 0) {
-    const hint = [...archive.entries.keys()].some((n) => n.endsWith('constants.pkl')) ? ' (a TorchScript archive? those are not supported)' : '';
+    const hint = [...archive.entries.keys()].some((n) => n.endsWith('constants.pkl'))
+      ? ' (a TorchScript archive? those are not supported)'
+      : '';
     throw new Error(`${path}: not a torch.save checkpoint: no data.pkl in the zip archive${hint}`);
   }
-  if (candidates.length > 1) throw new Error(`${path}: more than one data.pkl in the zip archive (${candidates.join(', ')})`);
+  if (candidates.length > 1)
+    throw new Error(`${path}: more than one data.pkl in the zip archive (${candidates.join(', ')})`);
   return candidates[0]!.slice(0, -'data.pkl'.length);
 }
 
-function pickRoot(path: string, top: unknown, root: string | undefined): { root: string; value: unknown; skipped: string[] } {
+function pickRoot(
+  path: string,
+  top: unknown,
+  root: string | undefined,
+): { root: string; value: unknown; skipped: string[] } {
   const others = (name: string) => (top instanceof Map ? [...top.keys()].map(String).filter((k) => k !== name) : []);
   if (root !== undefined) {
-    if (!(top instanceof Map)) throw new Error(`${path}: the checkpoint's top level is not a dict, so it has no '${root}'`);
-    if (!top.has(root)) throw new Error(`${path}: no '${root}' at the top level (found: ${[...top.keys()].map(String).join(', ')})`);
+    if (!(top instanceof Map))
+      throw new Error(`${path}: the checkpoint's top level is not a dict, so it has no '${root}'`);
+    if (!top.has(root))
+      throw new Error(`${path}: no '${root}' at the top level (found: ${[...top.keys()].map(String).join(', ')})`);
     return { root, value: top.get(root), skipped: others(root) };
   }
   if (top instanceof Map) {
@@ -217,7 +233,14 @@ function pickRoot(path: string, top: unknown, root: string | undefined): { root:
   return { root: '', value: top, skipped: [] };
 }
 
-function flatten(path: string, value: unknown, prefix: string, out: Map<string, TorchTensorRef>, depth: number, seen: Set<unknown>): void {
+function flatten(
+  path: string,
+  value: unknown,
+  prefix: string,
+  out: Map<string, TorchTensorRef>,
+  depth: number,
+  seen: Set<unknown>,
+): void {
   if (!(value instanceof PickleDict)) {
     throw new Error(`${path}: the state dict${prefix ? ` at '${prefix.slice(0, -1)}'` : ''} is not a dict`);
   }
@@ -231,7 +254,7 @@ function flatten(path: string, value: unknown, prefix: string, out: Map<string, 
       if (out.has(key)) throw new Error(`${path}: key '${key}' appears twice`);
       out.set(key, v);
     } else if (v instanceof PickleDict) {
-      flatten(path, v, key + '.', out, depth + 1, seen);
+      flatten(path, v, `${key}.`, out, depth + 1, seen);
     }
   }
 }

@@ -5,18 +5,35 @@ import type { ZipArchive } from './zip-archive.js';
 
 /** Typed array per dtype; F16/BF16 keep their raw bit patterns in a Uint16Array unless upcast. */
 export type TensorData =
-  | Float64Array | Float32Array | Uint16Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array;
+  | Float64Array
+  | Float32Array
+  | Uint16Array
+  | BigInt64Array
+  | Int32Array
+  | Int16Array
+  | Int8Array
+  | Uint8Array;
 
 function allocate(dtype: TorchDType, n: number): TensorData {
   switch (dtype) {
-    case 'F64': return new Float64Array(n);
-    case 'F32': return new Float32Array(n);
-    case 'F16': case 'BF16': return new Uint16Array(n);
-    case 'I64': return new BigInt64Array(n);
-    case 'I32': return new Int32Array(n);
-    case 'I16': return new Int16Array(n);
-    case 'I8': return new Int8Array(n);
-    case 'U8': case 'BOOL': return new Uint8Array(n);
+    case 'F64':
+      return new Float64Array(n);
+    case 'F32':
+      return new Float32Array(n);
+    case 'F16':
+    case 'BF16':
+      return new Uint16Array(n);
+    case 'I64':
+      return new BigInt64Array(n);
+    case 'I32':
+      return new Int32Array(n);
+    case 'I16':
+      return new Int16Array(n);
+    case 'I8':
+      return new Int8Array(n);
+    case 'U8':
+    case 'BOOL':
+      return new Uint8Array(n);
   }
 }
 
@@ -42,7 +59,9 @@ export async function readTensorData(
   if (n > 0) {
     const { first, end } = ref.extent();
     if (end > ref.storage.numel) {
-      throw new Error(`tensor reaches element ${end - 1} of storage '${ref.storage.key}', which has ${ref.storage.numel} elements`);
+      throw new Error(
+        `tensor reaches element ${end - 1} of storage '${ref.storage.key}', which has ${ref.storage.numel} elements`,
+      );
     }
     const outBytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
     if (ref.contiguous) {
@@ -80,12 +99,20 @@ async function readHalfAsFloat32(archive: ZipArchive, entryName: string, ref: To
  * Elements are moved as 1-, 2- or 4-byte words (8-byte ones as two words) so that no float
  * passes through a JS number, which could change NaN payloads.
  */
-export function gather(src: Uint8Array, dst: Uint8Array, elementSize: number, shape: readonly number[], strides: readonly number[]): void {
+export function gather(
+  src: Uint8Array,
+  dst: Uint8Array,
+  elementSize: number,
+  shape: readonly number[],
+  strides: readonly number[],
+): void {
   const words = elementSize === 8 ? 2 : 1;
   const wordSize = elementSize === 8 ? 4 : elementSize;
   const view = (b: Uint8Array) =>
-    wordSize === 4 ? new Uint32Array(b.buffer, b.byteOffset, b.byteLength / 4)
-      : wordSize === 2 ? new Uint16Array(b.buffer, b.byteOffset, b.byteLength / 2)
+    wordSize === 4
+      ? new Uint32Array(b.buffer, b.byteOffset, b.byteLength / 4)
+      : wordSize === 2
+        ? new Uint16Array(b.buffer, b.byteOffset, b.byteLength / 2)
         : b;
   // `src` may start at any byte; copy it to an aligned buffer when its offset does not suit the word view.
   const s = view(src.byteOffset % wordSize === 0 ? src : src.slice());

@@ -1,4 +1,11 @@
-import { PickleDict, PickleError, PickleRefusedError, describe, type PickleGlobal, type PickleHooks } from './pickle.js';
+import {
+  PickleDict,
+  PickleError,
+  PickleRefusedError,
+  describe,
+  type PickleGlobal,
+  type PickleHooks,
+} from './pickle.js';
 
 /**
  * The allow-list of Python globals a `torch.save` state dict may name, and the plain objects they
@@ -11,7 +18,16 @@ import { PickleDict, PickleError, PickleRefusedError, describe, type PickleGloba
 export type TorchDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
 export const dtypeByteSize: Record<TorchDType, number> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
 };
 
 const storageTypes: Record<string, TorchDType> = {
@@ -29,7 +45,10 @@ const storageTypes: Record<string, TorchDType> = {
 
 /** The class a storage's persistent id names (`torch.FloatStorage`, ...). */
 export class TorchStorageType implements PickleGlobal {
-  constructor(readonly qualifiedName: string, readonly dtype: TorchDType) {}
+  constructor(
+    readonly qualifiedName: string,
+    readonly dtype: TorchDType,
+  ) {}
 }
 
 /** One `data/<key>` record of the archive, as the pickle refers to it. */
@@ -100,7 +119,8 @@ function makeDict(name: string, args: readonly unknown[]): PickleDict {
   }
   if (!Array.isArray(items)) throw new PickleError(`${name} called with ${describe(items)}`);
   for (const pair of items) {
-    if (!Array.isArray(pair) || pair.length !== 2) throw new PickleError(`${name} item is not a pair (${describe(pair)})`);
+    if (!Array.isArray(pair) || pair.length !== 2)
+      throw new PickleError(`${name} item is not a pair (${describe(pair)})`);
     d.set(pair[0], pair[1]);
   }
   return d;
@@ -128,15 +148,22 @@ const storageRefs = new WeakSet<object>();
 const rebuildTensorV2: PickleGlobal = {
   qualifiedName: 'torch._utils._rebuild_tensor_v2',
   call(args) {
-    if (args.length < 4 || args.length > 7) throw new PickleError(`_rebuild_tensor_v2 called with ${args.length} arguments`);
+    if (args.length < 4 || args.length > 7)
+      throw new PickleError(`_rebuild_tensor_v2 called with ${args.length} arguments`);
     const [storage, offset, size, stride] = args;
-    if (!isStorageRef(storage)) throw new PickleError(`_rebuild_tensor_v2: first argument is not a storage (${describe(storage)})`);
+    if (!isStorageRef(storage))
+      throw new PickleError(`_rebuild_tensor_v2: first argument is not a storage (${describe(storage)})`);
     const shape = intTuple(size, '_rebuild_tensor_v2 size');
     const strides = intTuple(stride, '_rebuild_tensor_v2 stride');
     if (shape.length !== strides.length) {
       throw new PickleError(`_rebuild_tensor_v2: size has ${shape.length} dimensions but stride has ${strides.length}`);
     }
-    const ref = new TorchTensorRef(storage, nonNegativeInt(offset, '_rebuild_tensor_v2 storage offset'), shape, strides);
+    const ref = new TorchTensorRef(
+      storage,
+      nonNegativeInt(offset, '_rebuild_tensor_v2 storage offset'),
+      shape,
+      strides,
+    );
     const { end } = ref.extent();
     if (ref.numel > 0 && end > storage.numel) {
       throw new PickleError(
@@ -162,7 +189,10 @@ const allowed = new Map<string, PickleGlobal>([
   [orderedDict.qualifiedName, orderedDict],
   [rebuildTensorV2.qualifiedName, rebuildTensorV2],
   [rebuildParameter.qualifiedName, rebuildParameter],
-  ...Object.entries(storageTypes).map(([name, dtype]): [string, PickleGlobal] => [`torch.${name}`, new TorchStorageType(`torch.${name}`, dtype)]),
+  ...Object.entries(storageTypes).map(([name, dtype]): [string, PickleGlobal] => [
+    `torch.${name}`,
+    new TorchStorageType(`torch.${name}`, dtype),
+  ]),
 ]);
 
 export interface TorchArchiveStorages {
@@ -185,17 +215,23 @@ export function torchPickleHooks(archive: TorchArchiveStorages): PickleHooks {
     },
     persistentLoad(pid) {
       if (!Array.isArray(pid) || pid.length !== 5 || pid[0] !== 'storage') {
-        throw new PickleError(`unsupported persistent id (${describe(pid)}); expected ('storage', type, key, location, numel)`);
+        throw new PickleError(
+          `unsupported persistent id (${describe(pid)}); expected ('storage', type, key, location, numel)`,
+        );
       }
       const [, type, key, location, numel] = pid;
-      if (!(type instanceof TorchStorageType)) throw new PickleError(`persistent id names storage type ${describe(type)}`);
-      if (typeof key !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(key)) throw new PickleError(`bad storage key ${describe(key)}`);
+      if (!(type instanceof TorchStorageType))
+        throw new PickleError(`persistent id names storage type ${describe(type)}`);
+      if (typeof key !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(key))
+        throw new PickleError(`bad storage key ${describe(key)}`);
       if (typeof location !== 'string') throw new PickleError(`bad storage location ${describe(location)}`);
       const count = nonNegativeInt(numel, `element count of storage '${key}'`);
       const seen = storages.get(key);
       if (seen) {
         if (seen.dtype !== type.dtype || seen.numel !== count) {
-          throw new PickleError(`storage '${key}' is referred to as ${seen.numel} x ${seen.dtype} and as ${count} x ${type.dtype}`);
+          throw new PickleError(
+            `storage '${key}' is referred to as ${seen.numel} x ${seen.dtype} and as ${count} x ${type.dtype}`,
+          );
         }
         return seen;
       }

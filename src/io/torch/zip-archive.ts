@@ -46,7 +46,11 @@ export interface ZipLimits {
   maxInflateRatio: number;
 }
 
-const defaultLimits: ZipLimits = { maxCentralDirectoryBytes: 256 * 1024 * 1024, maxEntries: 4_000_000, maxInflateRatio: 100 };
+const defaultLimits: ZipLimits = {
+  maxCentralDirectoryBytes: 256 * 1024 * 1024,
+  maxEntries: 4_000_000,
+  maxInflateRatio: 100,
+};
 /** Entries this small may inflate past the ratio (an all-zero few KB is legitimately tiny packed). */
 const SMALL_ENTRY_BYTES = 64 * 1024;
 
@@ -129,10 +133,24 @@ export class ZipArchive {
    * chunk (a view of `buffer`, valid until the callback returns) and its position within the range
    * to `onChunk`. The CRC is checked when the range is the whole entry.
    */
-  async readChunks(name: string, offset: number, length: number, buffer: Uint8Array, onChunk: (chunk: Uint8Array, at: number) => void): Promise<void> {
+  async readChunks(
+    name: string,
+    offset: number,
+    length: number,
+    buffer: Uint8Array,
+    onChunk: (chunk: Uint8Array, at: number) => void,
+  ): Promise<void> {
     const e = this.entry(name);
-    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0 || offset + length > e.size) {
-      throw new ZipFormatError(`${this.path}: range [${offset}, ${offset + length}) is outside entry '${name}' (${e.size} bytes)`);
+    if (
+      !Number.isSafeInteger(offset) ||
+      offset < 0 ||
+      !Number.isSafeInteger(length) ||
+      length < 0 ||
+      offset + length > e.size
+    ) {
+      throw new ZipFormatError(
+        `${this.path}: range [${offset}, ${offset + length}) is outside entry '${name}' (${e.size} bytes)`,
+      );
     }
     if (buffer.byteLength === 0 && length > 0) throw new Error('ZipArchive.readChunks: empty buffer');
     if (e.method !== 0) {
@@ -155,7 +173,9 @@ export class ZipArchive {
       onChunk(chunk, at);
     }
     if (whole && e.crc32 !== 0 && length > 0 && crc >>> 0 !== e.crc32) {
-      throw new ZipFormatError(`${this.path}: entry '${e.name}' is corrupt (CRC-32 ${hex(crc >>> 0)}, the directory says ${hex(e.crc32)})`);
+      throw new ZipFormatError(
+        `${this.path}: entry '${e.name}' is corrupt (CRC-32 ${hex(crc >>> 0)}, the directory says ${hex(e.crc32)})`,
+      );
     }
   }
 
@@ -179,7 +199,9 @@ export class ZipArchive {
       throw new ZipFormatError(`${this.path}: entry '${e.name}' does not inflate: ${(err as Error).message}`);
     }
     if (out.byteLength !== e.size) {
-      throw new ZipFormatError(`${this.path}: entry '${e.name}' inflates to ${out.byteLength} bytes, the directory says ${e.size}`);
+      throw new ZipFormatError(
+        `${this.path}: entry '${e.name}' inflates to ${out.byteLength} bytes, the directory says ${e.size}`,
+      );
     }
     return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
   }
@@ -201,7 +223,9 @@ export class ZipArchive {
     if (known !== undefined) return known;
     const header = new Uint8Array(30);
     if (e.headerOffset + 30 > this.fileSize) {
-      throw new ZipFormatError(`${this.path}: local header of '${e.name}' at ${e.headerOffset} is past the end of the file (${this.fileSize} bytes)`);
+      throw new ZipFormatError(
+        `${this.path}: local header of '${e.name}' at ${e.headerOffset} is past the end of the file (${this.fileSize} bytes)`,
+      );
     }
     await this.readAt(header, e.headerOffset);
     const view = new DataView(header.buffer);
@@ -236,7 +260,7 @@ async function readFully(path: string, file: FileHandle, into: Uint8Array, posit
 }
 
 function hex(n: number): string {
-  return '0x' + n.toString(16).padStart(8, '0');
+  return `0x${n.toString(16).padStart(8, '0')}`;
 }
 
 async function readCentralDirectory(
@@ -273,7 +297,9 @@ async function readCentralDirectory(
   if (locatorAt >= 0 && tv.getUint32(locatorAt, true) === ZIP64_LOCATOR_SIG) {
     const recordOffset = Number(tv.getBigUint64(locatorAt + 8, true));
     if (recordOffset + 56 > fileSize) {
-      throw new ZipFormatError(`${path}: zip64 end-of-central-directory at ${recordOffset} is outside the file (${fileSize} bytes)`);
+      throw new ZipFormatError(
+        `${path}: zip64 end-of-central-directory at ${recordOffset} is outside the file (${fileSize} bytes)`,
+      );
     }
     const rec = new Uint8Array(56);
     await readFully(path, file, rec, recordOffset);
@@ -287,9 +313,12 @@ async function readCentralDirectory(
   } else if (needsZip64) {
     throw new ZipFormatError(`${path}: the archive needs zip64 records but has no zip64 locator`);
   }
-  if (count > limits.maxEntries) throw new ZipFormatError(`${path}: ${count} entries is more than the ${limits.maxEntries} allowed`);
+  if (count > limits.maxEntries)
+    throw new ZipFormatError(`${path}: ${count} entries is more than the ${limits.maxEntries} allowed`);
   if (cdSize > limits.maxCentralDirectoryBytes) {
-    throw new ZipFormatError(`${path}: central directory of ${cdSize} bytes is more than the ${limits.maxCentralDirectoryBytes} allowed`);
+    throw new ZipFormatError(
+      `${path}: central directory of ${cdSize} bytes is more than the ${limits.maxCentralDirectoryBytes} allowed`,
+    );
   }
   if (cdOffset + cdSize > fileSize) {
     throw new ZipFormatError(
@@ -351,7 +380,9 @@ async function readCentralDirectory(
       );
     }
     if (method === 0 && compressedSize !== size) {
-      throw new ZipFormatError(`${path}: stored entry '${name}' has compressed size ${compressedSize} but size ${size}`);
+      throw new ZipFormatError(
+        `${path}: stored entry '${name}' has compressed size ${compressedSize} but size ${size}`,
+      );
     }
     if (entries.has(name)) throw new ZipFormatError(`${path}: duplicate entry '${name}'`);
     entries.set(name, { name, method, compressedSize, size, crc32: crc, headerOffset });

@@ -17,16 +17,28 @@ export class ApeBackbone extends Module {
 
   constructor(vit: Eva02VitConfig, pyramid: SimpleFeaturePyramidConfig, rng: Rng, stem: ConvStemConfig | null = null) {
     super();
-    if (pyramid.inChannels !== vit.embedDim) throw new Error(`ApeBackbone: pyramid inChannels ${pyramid.inChannels} differ from the ViT width ${vit.embedDim}`);
-    if (pyramid.inStride !== vit.patchSize) throw new Error(`ApeBackbone: pyramid inStride ${pyramid.inStride} differs from the ViT patch size ${vit.patchSize}`);
+    if (pyramid.inChannels !== vit.embedDim)
+      throw new Error(
+        `ApeBackbone: pyramid inChannels ${pyramid.inChannels} differ from the ViT width ${vit.embedDim}`,
+      );
+    if (pyramid.inStride !== vit.patchSize)
+      throw new Error(
+        `ApeBackbone: pyramid inStride ${pyramid.inStride} differs from the ViT patch size ${vit.patchSize}`,
+      );
     this.net = this.child('net', new Eva02Vit(vit, rng));
     this.pyramid = new SimpleFeaturePyramid(pyramid, rng);
     // The pyramid's stages are registered here, so their names sit beside `net`.
-    for (const { stride, stage } of [...this.pyramid.stages, ...this.pyramid.maskOnlyStages]) this.child(`simfp_${Math.log2(stride)}`, stage);
+    for (const { stride, stage } of [...this.pyramid.stages, ...this.pyramid.maskOnlyStages])
+      this.child(`simfp_${Math.log2(stride)}`, stage);
     // The stem feeds the mask-only levels too (a stride-4 stage gives the stride-4 mask feature its detail).
     const extra = this.pyramid.maskOnlyStages;
-    const levels = { names: [...this.pyramid.featureNames, ...extra.map((s) => s.name)], strides: [...this.pyramid.strides, ...extra.map((s) => s.stride)] };
-    this.stem = stem ? this.child('stem', new ConvStem(stem, levels, pyramid.outChannels, pyramid.layerNormEps, rng)) : null;
+    const levels = {
+      names: [...this.pyramid.featureNames, ...extra.map((s) => s.name)],
+      strides: [...this.pyramid.strides, ...extra.map((s) => s.stride)],
+    };
+    this.stem = stem
+      ? this.child('stem', new ConvStem(stem, levels, pyramid.outChannels, pyramid.layerNormEps, rng))
+      : null;
   }
 
   get featureNames(): string[] {
@@ -41,7 +53,9 @@ export class ApeBackbone extends Module {
     if (!this.stem) return out;
     const [, h, w] = images.shape;
     if (h % this.stem.maxStride !== 0 || w % this.stem.maxStride !== 0) {
-      throw new Error(`ApeBackbone: the conv stem needs an input size that is a multiple of ${this.stem.maxStride}, got ${h}x${w}`);
+      throw new Error(
+        `ApeBackbone: the conv stem needs an input size that is a multiple of ${this.stem.maxStride}, got ${h}x${w}`,
+      );
     }
     const added = this.stem.forward(images);
     for (const [level, extra] of Object.entries(added)) {

@@ -29,22 +29,42 @@ export class ConvStem extends Module {
   /** Pyramid level name and the stem stage that feeds it. */
   readonly outputs: { level: string; stage: number; proj: Linear }[] = [];
 
-  constructor(config: ConvStemConfig, levels: { names: readonly string[]; strides: readonly number[] }, outChannels: number, eps: number, rng: Rng) {
+  constructor(
+    config: ConvStemConfig,
+    levels: { names: readonly string[]; strides: readonly number[] },
+    outChannels: number,
+    eps: number,
+    rng: Rng,
+  ) {
     super();
     const { channels } = config;
-    if (channels.length === 0 || !channels.every((c) => Number.isInteger(c) && c > 0)) throw new Error(`ConvStem: channels must be positive integers, got ${JSON.stringify(channels)}`);
-    this.convs = this.childList('convs', channels.map((c, k) => new Conv2d(k === 0 ? 3 : channels[k - 1]!, c, 3, rng, { stride: 2, padding: 1, bias: false })));
-    this.norms = this.childList('norms', channels.map((c) => new LayerNorm(c, rng, eps)));
+    if (channels.length === 0 || !channels.every((c) => Number.isInteger(c) && c > 0))
+      throw new Error(`ConvStem: channels must be positive integers, got ${JSON.stringify(channels)}`);
+    this.convs = this.childList(
+      'convs',
+      channels.map(
+        (c, k) => new Conv2d(k === 0 ? 3 : channels[k - 1]!, c, 3, rng, { stride: 2, padding: 1, bias: false }),
+      ),
+    );
+    this.norms = this.childList(
+      'norms',
+      channels.map((c) => new LayerNorm(c, rng, eps)),
+    );
     levels.names.forEach((level, i) => {
       const stage = channels.findIndex((_, k) => 2 ** (k + 1) === levels.strides[i]);
       if (stage < 0) return;
-      const proj = this.child(`proj_${level}`, new Linear(channels[stage]!, outChannels, rng, { weightInit: init.zeros(), biasInit: init.zeros() }));
+      const proj = this.child(
+        `proj_${level}`,
+        new Linear(channels[stage]!, outChannels, rng, { weightInit: init.zeros(), biasInit: init.zeros() }),
+      );
       this.outputs.push({ level, stage, proj });
     });
     const last = Math.max(-1, ...this.outputs.map((o) => o.stage));
     // A stage past the last one that feeds a level would get no gradient.
     if (last !== channels.length - 1) {
-      throw new Error(`ConvStem: the last stage (stride ${2 ** channels.length}) must match a pyramid level stride (${levels.strides.join(', ')})`);
+      throw new Error(
+        `ConvStem: the last stage (stride ${2 ** channels.length}) must match a pyramid level stride (${levels.strides.join(', ')})`,
+      );
     }
   }
 

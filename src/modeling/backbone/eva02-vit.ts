@@ -54,11 +54,26 @@ function allBlocksExcept(depth: number, globalBlocks: number[]): number[] {
 /** APE-D's backbone: EVA-02-CLIP ViT-L/16 (configs/common/backbone/vitl_eva02_clip.py). */
 export function apeDVitConfig(): Eva02VitConfig {
   return {
-    imgSize: 1024, patchSize: 16, inChans: 3, embedDim: 1024, depth: 24, numHeads: 16,
-    mlpHidden: swigluHidden(1024), qkvBias: true, windowSize: 32,
+    imgSize: 1024,
+    patchSize: 16,
+    inChans: 3,
+    embedDim: 1024,
+    depth: 24,
+    numHeads: 16,
+    mlpHidden: swigluHidden(1024),
+    qkvBias: true,
+    windowSize: 32,
     windowBlockIndexes: allBlocksExcept(24, [2, 5, 8, 11, 14, 17, 20, 23]),
-    attnSubLn: true, mlpSubLn: true, rope: true, ptHwSeqLen: 16, intpFreq: true,
-    useAbsPos: true, pretrainImgSize: 336, pretrainUseClsToken: true, layerNormEps: 1e-6, dropPathRate: 0.4,
+    attnSubLn: true,
+    mlpSubLn: true,
+    rope: true,
+    ptHwSeqLen: 16,
+    intpFreq: true,
+    useAbsPos: true,
+    pretrainImgSize: 336,
+    pretrainUseClsToken: true,
+    layerNormEps: 1e-6,
+    dropPathRate: 0.4,
   };
 }
 
@@ -70,22 +85,52 @@ export function apeDVitConfig(): Eva02VitConfig {
  */
 export function apeTiVitConfig(): Eva02VitConfig {
   return {
-    imgSize: 1024, patchSize: 16, inChans: 3, embedDim: 192, depth: 12, numHeads: 3,
-    mlpHidden: swigluHidden(192), qkvBias: true, windowSize: 14,
+    imgSize: 1024,
+    patchSize: 16,
+    inChans: 3,
+    embedDim: 192,
+    depth: 12,
+    numHeads: 3,
+    mlpHidden: swigluHidden(192),
+    qkvBias: true,
+    windowSize: 14,
     windowBlockIndexes: allBlocksExcept(12, [2, 5, 8, 11]),
-    attnSubLn: false, mlpSubLn: false, rope: true, ptHwSeqLen: 16, intpFreq: true,
-    useAbsPos: true, pretrainImgSize: 224, pretrainUseClsToken: true, layerNormEps: 1e-6, dropPathRate: 0.8,
+    attnSubLn: false,
+    mlpSubLn: false,
+    rope: true,
+    ptHwSeqLen: 16,
+    intpFreq: true,
+    useAbsPos: true,
+    pretrainImgSize: 224,
+    pretrainUseClsToken: true,
+    layerNormEps: 1e-6,
+    dropPathRate: 0.8,
   };
 }
 
 /** The CPU-trainable size: 256x256 input, 16x16 tokens, 8x8 windows, blocks 2 and 5 global. */
 export function tinyVitConfig(): Eva02VitConfig {
   return {
-    imgSize: 256, patchSize: 16, inChans: 3, embedDim: 192, depth: 6, numHeads: 3,
-    mlpHidden: swigluHidden(192), qkvBias: true, windowSize: 8,
+    imgSize: 256,
+    patchSize: 16,
+    inChans: 3,
+    embedDim: 192,
+    depth: 6,
+    numHeads: 3,
+    mlpHidden: swigluHidden(192),
+    qkvBias: true,
+    windowSize: 8,
     windowBlockIndexes: [0, 1, 3, 4],
-    attnSubLn: true, mlpSubLn: true, rope: true, ptHwSeqLen: 16, intpFreq: true,
-    useAbsPos: true, pretrainImgSize: 256, pretrainUseClsToken: true, layerNormEps: 1e-6, dropPathRate: 0.1,
+    attnSubLn: true,
+    mlpSubLn: true,
+    rope: true,
+    ptHwSeqLen: 16,
+    intpFreq: true,
+    useAbsPos: true,
+    pretrainImgSize: 256,
+    pretrainUseClsToken: true,
+    layerNormEps: 1e-6,
+    dropPathRate: 0.1,
   };
 }
 
@@ -103,10 +148,14 @@ export function validateVitConfig(c: Eva02VitConfig): void {
     if (!Number.isInteger(c[key]) || c[key] <= 0) fail(`${key} must be a positive integer, got ${c[key]}`);
   }
   if (c.embedDim % c.numHeads !== 0) fail(`embedDim ${c.embedDim} is not divisible by numHeads ${c.numHeads}`);
-  if (c.rope && (c.embedDim / c.numHeads) % 4 !== 0) fail(`RoPE needs a head dim divisible by 4, got ${c.embedDim / c.numHeads}`);
-  if (c.windowBlockIndexes.length > 0 && !(c.windowSize > 0)) fail(`windowSize must be positive when window blocks are listed`);
-  for (const i of c.windowBlockIndexes) if (!(i >= 0 && i < c.depth)) fail(`window block index ${i} outside 0..${c.depth - 1}`);
-  if (c.useAbsPos && c.pretrainImgSize % c.patchSize !== 0) fail(`pretrainImgSize ${c.pretrainImgSize} is not a multiple of patchSize ${c.patchSize}`);
+  if (c.rope && (c.embedDim / c.numHeads) % 4 !== 0)
+    fail(`RoPE needs a head dim divisible by 4, got ${c.embedDim / c.numHeads}`);
+  if (c.windowBlockIndexes.length > 0 && !(c.windowSize > 0))
+    fail(`windowSize must be positive when window blocks are listed`);
+  for (const i of c.windowBlockIndexes)
+    if (!(i >= 0 && i < c.depth)) fail(`window block index ${i} outside 0..${c.depth - 1}`);
+  if (c.useAbsPos && c.pretrainImgSize % c.patchSize !== 0)
+    fail(`pretrainImgSize ${c.pretrainImgSize} is not a multiple of patchSize ${c.patchSize}`);
   if (!(c.dropPathRate >= 0 && c.dropPathRate < 1)) fail(`dropPathRate must be in [0, 1), got ${c.dropPathRate}`);
 }
 
@@ -138,16 +187,30 @@ function dropPath(x: tf.Tensor, p: number, rng: Rng | undefined): tf.Tensor {
 const MAX_SCORE_ELEMENTS = 1 << 25;
 
 /** softmax(q k^T) v over [G, N, d] groups (q already scaled), chunked along G to bound memory. */
-export function scaledDotProductAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, maxScoreElements = MAX_SCORE_ELEMENTS): tf.Tensor3D {
+export function scaledDotProductAttention(
+  q: tf.Tensor3D,
+  k: tf.Tensor3D,
+  v: tf.Tensor3D,
+  maxScoreElements = MAX_SCORE_ELEMENTS,
+): tf.Tensor3D {
   const [g, n, d] = q.shape;
   const m = k.shape[1];
-  const attend = (qq: tf.Tensor3D, kk: tf.Tensor3D, vv: tf.Tensor3D): tf.Tensor3D => tf.matMul(tf.softmax(tf.matMul(qq, kk, false, true)), vv);
+  const attend = (qq: tf.Tensor3D, kk: tf.Tensor3D, vv: tf.Tensor3D): tf.Tensor3D =>
+    tf.matMul(tf.softmax(tf.matMul(qq, kk, false, true)), vv);
   const chunk = Math.max(1, Math.floor(maxScoreElements / (n * m)));
   if (chunk >= g) return attend(q, k, v);
   const parts: tf.Tensor3D[] = [];
   for (let start = 0; start < g; start += chunk) {
     const size = Math.min(chunk, g - start);
-    parts.push(tf.tidy(() => attend(tf.slice(q, [start, 0, 0], [size, n, d]), tf.slice(k, [start, 0, 0], [size, m, d]), tf.slice(v, [start, 0, 0], [size, m, d]))));
+    parts.push(
+      tf.tidy(() =>
+        attend(
+          tf.slice(q, [start, 0, 0], [size, n, d]),
+          tf.slice(k, [start, 0, 0], [size, m, d]),
+          tf.slice(v, [start, 0, 0], [size, m, d]),
+        ),
+      ),
+    );
   }
   return tf.concat(parts, 0);
 }
@@ -163,7 +226,12 @@ export class Eva02Attention extends Module {
   readonly proj: Linear;
   readonly headDim: number;
 
-  constructor(readonly dim: number, readonly numHeads: number, rng: Rng, options: { qkvBias: boolean; subLn: boolean; layerNormEps: number }) {
+  constructor(
+    readonly dim: number,
+    readonly numHeads: number,
+    rng: Rng,
+    options: { qkvBias: boolean; subLn: boolean; layerNormEps: number },
+  ) {
     super();
     this.headDim = dim / numHeads;
     const weightInit = init.truncatedNormal(0.02);
@@ -172,7 +240,9 @@ export class Eva02Attention extends Module {
     this.qProj = this.child('q_proj', new Linear(dim, dim, rng, { bias: false, weightInit }));
     this.kProj = this.child('k_proj', new Linear(dim, dim, rng, { bias: false, weightInit }));
     this.vProj = this.child('v_proj', new Linear(dim, dim, rng, { bias: false, weightInit }));
-    this.innerAttnLn = options.subLn ? this.child('inner_attn_ln', new LayerNorm(dim, rng, options.layerNormEps)) : null;
+    this.innerAttnLn = options.subLn
+      ? this.child('inner_attn_ln', new LayerNorm(dim, rng, options.layerNormEps))
+      : null;
     this.proj = this.child('proj', new Linear(dim, dim, rng, { weightInit, biasInit: init.zeros() }));
   }
 
@@ -195,12 +265,17 @@ export class Eva02Attention extends Module {
         k = applyRope(k, rope);
       }
       const heads = (t: tf.Tensor): tf.Tensor3D =>
-        h === 1 ? (tf.reshape(t, [b, n, d]) as tf.Tensor3D) : (tf.reshape(tf.transpose(tf.reshape(t, [b, n, h, d]), [0, 2, 1, 3]), [b * h, n, d]) as tf.Tensor3D);
+        h === 1
+          ? (tf.reshape(t, [b, n, d]) as tf.Tensor3D)
+          : (tf.reshape(tf.transpose(tf.reshape(t, [b, n, h, d]), [0, 2, 1, 3]), [b * h, n, d]) as tf.Tensor3D);
       const qh = heads(tf.mul(q, d ** -0.5));
       const kh = heads(k);
       const vh = heads(v);
       let out: tf.Tensor = scaledDotProductAttention(qh, kh, vh);
-      out = h === 1 ? tf.reshape(out, [b * n, c]) : tf.reshape(tf.transpose(tf.reshape(out, [b, h, n, d]), [0, 2, 1, 3]), [b * n, c]);
+      out =
+        h === 1
+          ? tf.reshape(out, [b * n, c])
+          : tf.reshape(tf.transpose(tf.reshape(out, [b, h, n, d]), [0, 2, 1, 3]), [b * n, c]);
       if (this.innerAttnLn) out = this.innerAttnLn.forward(out);
       return tf.reshape(this.proj.forward(out), [b, n, c]) as tf.Tensor3D;
     });
@@ -214,13 +289,28 @@ export class Eva02Block extends Module {
   readonly norm2: LayerNorm;
   readonly mlp: SwiGlu;
 
-  constructor(config: Eva02VitConfig, readonly windowSize: number, readonly dropPathProb: number, rng: Rng) {
+  constructor(
+    config: Eva02VitConfig,
+    readonly windowSize: number,
+    readonly dropPathProb: number,
+    rng: Rng,
+  ) {
     super();
     const eps = config.layerNormEps;
     this.norm1 = this.child('norm1', new LayerNorm(config.embedDim, rng, eps));
-    this.attn = this.child('attn', new Eva02Attention(config.embedDim, config.numHeads, rng, { qkvBias: config.qkvBias, subLn: config.attnSubLn, layerNormEps: eps }));
+    this.attn = this.child(
+      'attn',
+      new Eva02Attention(config.embedDim, config.numHeads, rng, {
+        qkvBias: config.qkvBias,
+        subLn: config.attnSubLn,
+        layerNormEps: eps,
+      }),
+    );
     this.norm2 = this.child('norm2', new LayerNorm(config.embedDim, rng, eps));
-    this.mlp = this.child('mlp', new SwiGlu(config.embedDim, config.mlpHidden, rng, { subLn: config.mlpSubLn, layerNormEps: eps }));
+    this.mlp = this.child(
+      'mlp',
+      new SwiGlu(config.embedDim, config.mlpHidden, rng, { subLn: config.mlpSubLn, layerNormEps: eps }),
+    );
   }
 
   /** x: [B, H, W, C]. `rope` gives the table for this block's token groups (window or whole grid). */
@@ -248,7 +338,12 @@ export class PatchEmbed extends Module {
   readonly weight: tf.Variable;
   readonly bias: tf.Variable;
 
-  constructor(readonly patchSize: number, readonly inChans: number, readonly embedDim: number, rng: Rng) {
+  constructor(
+    readonly patchSize: number,
+    readonly inChans: number,
+    readonly embedDim: number,
+    rng: Rng,
+  ) {
     super();
     const fanIn = patchSize * patchSize * inChans;
     const limit = 1 / Math.sqrt(fanIn);
@@ -263,7 +358,8 @@ export class PatchEmbed extends Module {
     return tf.tidy(() => {
       const p = this.patchSize;
       const [b, hIn, wIn, cIn] = images.shape;
-      if (cIn !== this.inChans) throw new Error(`PatchEmbed: expected ${this.inChans} input channels, got ${cIn} (input must be NHWC)`);
+      if (cIn !== this.inChans)
+        throw new Error(`PatchEmbed: expected ${this.inChans} input channels, got ${cIn} (input must be NHWC)`);
       const gh = Math.floor(hIn / p);
       const gw = Math.floor(wIn / p);
       if (gh === 0 || gw === 0) throw new Error(`PatchEmbed: image ${hIn}x${wIn} is smaller than one ${p}x${p} patch`);
@@ -297,7 +393,10 @@ export class Eva02Vit extends Module {
   readonly blocks: Eva02Block[];
   private readonly ropeCache = new Map<string, RopeTensors>();
 
-  constructor(readonly config: Eva02VitConfig, rng: Rng) {
+  constructor(
+    readonly config: Eva02VitConfig,
+    rng: Rng,
+  ) {
     super();
     validateVitConfig(config);
     this.patchEmbed = this.child('patch_embed', new PatchEmbed(config.patchSize, config.inChans, config.embedDim, rng));
@@ -332,7 +431,11 @@ export class Eva02Vit extends Module {
     let tables = this.ropeCache.get(key);
     if (!tables) {
       const { embedDim, numHeads, ptHwSeqLen, intpFreq } = this.config;
-      tables = ropeTensors(rows, cols, numHeads, { headDim: embedDim / numHeads, ptSeqLen: ptHwSeqLen, interpolate: intpFreq });
+      tables = ropeTensors(rows, cols, numHeads, {
+        headDim: embedDim / numHeads,
+        ptSeqLen: ptHwSeqLen,
+        interpolate: intpFreq,
+      });
       tf.keep(tables.cos);
       tf.keep(tables.sin);
       this.ropeCache.set(key, tables);

@@ -21,13 +21,17 @@ export interface VisionRopeOptions {
  * repeated twice (interleaved pairs), the first d channels rotated by the row coordinate and the
  * last d by the column coordinate. Computed in float64, returned as float32.
  */
-export function visionRopeTables(rows: number, cols: number, options: VisionRopeOptions): { cos: Float32Array; sin: Float32Array } {
+export function visionRopeTables(
+  rows: number,
+  cols: number,
+  options: VisionRopeOptions,
+): { cos: Float32Array; sin: Float32Array } {
   const { headDim, ptSeqLen, interpolate } = options;
   const theta = options.theta ?? 10000;
   if (headDim % 4 !== 0) throw new Error(`visionRopeTables: head dim ${headDim} must be a multiple of 4`);
   const half = headDim / 2;
   const freqs: number[] = [];
-  for (let i = 0; i < half; i += 2) freqs.push(1 / Math.pow(theta, i / half));
+  for (let i = 0; i < half; i += 2) freqs.push(1 / theta ** (i / half));
   const position = (index: number, n: number): number => (interpolate ? (index / n) * ptSeqLen : index);
   const cos = new Float32Array(rows * cols * headDim);
   const sin = new Float32Array(rows * cols * headDim);

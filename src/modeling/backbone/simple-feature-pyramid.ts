@@ -25,14 +25,15 @@ export interface SimpleFeaturePyramidConfig {
 }
 
 export function apePyramidConfig(inChannels: number, outChannels = 256): SimpleFeaturePyramidConfig {
-  return { inChannels, inStride: 16, outChannels, scaleFactors: [4, 2, 1, 0.5], maskOnlyScales: null, topBlock: true, layerNormEps: 1e-6 };
-}
-
-/** A module holding raw named tensors (weight/bias of a conv, which are not a Linear). */
-class Params extends Module {
-  add(name: string, shape: number[], initializer: ReturnType<typeof init.zeros>, rng: Rng): tf.Variable {
-    return this.param(name, shape, initializer, rng);
-  }
+  return {
+    inChannels,
+    inStride: 16,
+    outChannels,
+    scaleFactors: [4, 2, 1, 0.5],
+    maskOnlyScales: null,
+    topBlock: true,
+    layerNormEps: 1e-6,
+  };
 }
 
 /**
@@ -44,7 +45,11 @@ export class ConvTranspose2x2 extends Module {
   readonly weight: tf.Variable;
   readonly bias: tf.Variable;
 
-  constructor(readonly inChannels: number, readonly outChannels: number, rng: Rng) {
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    rng: Rng,
+  ) {
     super();
     // torch's default for ConvTranspose2d: kaiming-uniform(a=sqrt 5) with fan_in = weight.size(1) * k * k = out * 4.
     const limit = 1 / Math.sqrt(outChannels * 4);
@@ -71,7 +76,13 @@ export class ConvNorm extends Module {
   readonly weight: tf.Variable;
   readonly norm: LayerNorm;
 
-  constructor(readonly inChannels: number, readonly outChannels: number, readonly kernelSize: 1 | 3, eps: number, rng: Rng) {
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly kernelSize: 1 | 3,
+    eps: number,
+    rng: Rng,
+  ) {
     super();
     // c2_msra_fill: kaiming normal, fan_out mode, relu gain.
     const std = Math.sqrt(2 / (outChannels * kernelSize * kernelSize));
@@ -116,13 +127,22 @@ export function subsample2(x: tf.Tensor4D): tf.Tensor4D {
   return tf.tidy(() => tf.maxPool(x, 1, 2, 'valid'));
 }
 
-type StageOp = { kind: 'deconv'; m: ConvTranspose2x2 } | { kind: 'ln'; m: ChannelNorm } | { kind: 'gelu' } | { kind: 'maxpool' } | { kind: 'conv'; m: ConvNorm };
+type StageOp =
+  | { kind: 'deconv'; m: ConvTranspose2x2 }
+  | { kind: 'ln'; m: ChannelNorm }
+  | { kind: 'gelu' }
+  | { kind: 'maxpool' }
+  | { kind: 'conv'; m: ConvNorm };
 
 /** One pyramid level: an nn.Sequential whose parameter-bearing entries keep their torch indices. */
 class PyramidStage extends Module {
   private readonly ops: StageOp[] = [];
 
-  constructor(readonly scale: number, config: SimpleFeaturePyramidConfig, rng: Rng) {
+  constructor(
+    readonly scale: number,
+    config: SimpleFeaturePyramidConfig,
+    rng: Rng,
+  ) {
     super();
     const dim = config.inChannels;
     const eps = config.layerNormEps;
@@ -174,19 +194,29 @@ export class SimpleFeaturePyramid extends Module {
   readonly maskOnlyStages: { name: string; stride: number; stage: PyramidStage }[] = [];
   readonly featureNames: string[];
 
-  constructor(readonly config: SimpleFeaturePyramidConfig, rng: Rng) {
+  constructor(
+    readonly config: SimpleFeaturePyramidConfig,
+    rng: Rng,
+  ) {
     super();
     const { inChannels, scaleFactors } = config;
     const maskOnly = config.maskOnlyScales ?? [];
-    if ([...scaleFactors, ...maskOnly].includes(4) && inChannels % 4 !== 0) throw new Error(`SimpleFeaturePyramid: inChannels ${inChannels} must be divisible by 4 for scale 4`);
-    if ([...scaleFactors, ...maskOnly].includes(2) && inChannels % 2 !== 0) throw new Error(`SimpleFeaturePyramid: inChannels ${inChannels} must be divisible by 2 for scale 2`);
+    if ([...scaleFactors, ...maskOnly].includes(4) && inChannels % 4 !== 0)
+      throw new Error(`SimpleFeaturePyramid: inChannels ${inChannels} must be divisible by 4 for scale 4`);
+    if ([...scaleFactors, ...maskOnly].includes(2) && inChannels % 2 !== 0)
+      throw new Error(`SimpleFeaturePyramid: inChannels ${inChannels} must be divisible by 2 for scale 2`);
     for (const scale of [...scaleFactors, ...maskOnly]) {
       const stride = config.inStride / scale;
       const level = Math.log2(stride);
       if (!Number.isInteger(level)) throw new Error(`SimpleFeaturePyramid: stride ${stride} is not a power of 2`);
-      if ([...this.stages, ...this.maskOnlyStages].some((s) => s.stride === stride)) throw new Error(`SimpleFeaturePyramid: scale ${scale} is listed twice`);
+      if ([...this.stages, ...this.maskOnlyStages].some((s) => s.stride === stride))
+        throw new Error(`SimpleFeaturePyramid: scale ${scale} is listed twice`);
       const stage = this.child(`simfp_${level}`, new PyramidStage(scale, config, rng));
-      (this.stages.length < scaleFactors.length ? this.stages : this.maskOnlyStages).push({ name: `p${level}`, stride, stage });
+      (this.stages.length < scaleFactors.length ? this.stages : this.maskOnlyStages).push({
+        name: `p${level}`,
+        stride,
+        stage,
+      });
     }
     this.featureNames = this.stages.map((s) => s.name);
     if (config.topBlock) {

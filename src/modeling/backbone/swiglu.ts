@@ -17,7 +17,12 @@ export class SwiGlu extends Module {
   readonly ffnLn: LayerNorm | null;
   readonly w3: Linear;
 
-  constructor(readonly dim: number, readonly hidden: number, rng: Rng, options: SwiGluOptions) {
+  constructor(
+    readonly dim: number,
+    readonly hidden: number,
+    rng: Rng,
+    options: SwiGluOptions,
+  ) {
     super();
     const weightInit = init.truncatedNormal(0.02);
     this.w1 = this.child('w1', new Linear(dim, hidden, rng, { weightInit, biasInit: init.zeros() }));

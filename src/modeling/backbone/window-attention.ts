@@ -25,7 +25,13 @@ export function windowPartition(x: tf.Tensor4D, layout: WindowLayout): tf.Tensor
     const [b, h, w, c] = x.shape;
     const { windowSize: ws, paddedHeight: hp, paddedWidth: wp } = layout;
     let padded: tf.Tensor4D = x;
-    if (hp !== h || wp !== w) padded = tf.pad(x, [[0, 0], [0, hp - h], [0, wp - w], [0, 0]]);
+    if (hp !== h || wp !== w)
+      padded = tf.pad(x, [
+        [0, 0],
+        [0, hp - h],
+        [0, wp - w],
+        [0, 0],
+      ]);
     const nh = hp / ws;
     const nw = wp / ws;
     // [B*nh, ws, nw, ws*C] -> [B*nh, nw, ws, ws*C]: each window's rows become contiguous.

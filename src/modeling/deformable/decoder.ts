@@ -25,7 +25,11 @@ export class DeformableDecoderLayer extends Module {
       new MultiScaleDeformableAttention(embedDim, numHeads, numLevels, numPoints, rng),
     ]) as [DetrexMultiheadAttention, MultiScaleDeformableAttention];
     [this.ffn] = this.childList('ffns', [new Ffn(embedDim, ffnDim, rng)]);
-    this.norms = this.childList('norms', [new LayerNorm(embedDim, rng), new LayerNorm(embedDim, rng), new LayerNorm(embedDim, rng)]);
+    this.norms = this.childList('norms', [
+      new LayerNorm(embedDim, rng),
+      new LayerNorm(embedDim, rng),
+      new LayerNorm(embedDim, rng),
+    ]);
   }
 
   forward(
@@ -39,7 +43,17 @@ export class DeformableDecoderLayer extends Module {
   ): tf.Tensor3D {
     return tf.tidy(() => {
       let x = this.norms[0]!.forward(this.selfAttention.forward(query, pos)) as tf.Tensor3D;
-      x = this.norms[1]!.forward(this.crossAttention.forward({ query: x, queryPos: pos, value: memory, valueKeep: keep, frame, spatialShapes: shapes, chunkRows })) as tf.Tensor3D;
+      x = this.norms[1]!.forward(
+        this.crossAttention.forward({
+          query: x,
+          queryPos: pos,
+          value: memory,
+          valueKeep: keep,
+          frame,
+          spatialShapes: shapes,
+          chunkRows,
+        }),
+      ) as tf.Tensor3D;
       return this.norms[2]!.forward(this.ffn.forward(x)) as tf.Tensor3D;
     });
   }
@@ -67,12 +81,31 @@ export class DeformableDecoder extends Module {
 
   constructor(numLayers: number, config: DeformableLayerConfig, proposalAmbiguous: number, rng: Rng) {
     super();
-    this.layers = this.childList('layers', Array.from({ length: numLayers }, () => new DeformableDecoderLayer(config, rng)));
+    this.layers = this.childList(
+      'layers',
+      Array.from({ length: numLayers }, () => new DeformableDecoderLayer(config, rng)),
+    );
     const prior = -Math.log(99);
-    this.bboxEmbedAmbiguous = proposalAmbiguous > 0 ? this.childList('bbox_embed_ambiguous', Array.from({ length: proposalAmbiguous }, () => new Mlp(config.embedDim, config.embedDim, 4, 3, rng, { zeroLast: true }))) : [];
-    this.classEmbedAmbiguous = proposalAmbiguous > 0
-      ? this.childList('class_embed_ambiguous', Array.from({ length: proposalAmbiguous }, () => new Linear(config.embedDim, 1, rng, { biasInit: () => tf.fill([1], prior) })))
-      : [];
+    this.bboxEmbedAmbiguous =
+      proposalAmbiguous > 0
+        ? this.childList(
+            'bbox_embed_ambiguous',
+            Array.from(
+              { length: proposalAmbiguous },
+              () => new Mlp(config.embedDim, config.embedDim, 4, 3, rng, { zeroLast: true }),
+            ),
+          )
+        : [];
+    this.classEmbedAmbiguous =
+      proposalAmbiguous > 0
+        ? this.childList(
+            'class_embed_ambiguous',
+            Array.from(
+              { length: proposalAmbiguous },
+              () => new Linear(config.embedDim, 1, rng, { biasInit: () => tf.fill([1], prior) }),
+            ),
+          )
+        : [];
   }
 
   /** initialReference: [B, Q, 4] cxcywh boxes without gradient (not disposed here). */
@@ -94,15 +127,24 @@ export class DeformableDecoder extends Module {
     const boxes: tf.Tensor3D[] = [];
     const references: Float32Array[] = [];
     // (w, h, w, h) of each level's valid ratios, [B, 1, L, 4].
-    const ratios = tf.tensor4d(scaleReferences(new Float32Array(b * 4).fill(1), validRatios, b, 1, levels), [b, 1, levels, 4]);
+    const ratios = tf.tensor4d(scaleReferences(new Float32Array(b * 4).fill(1), validRatios, b, 1, levels), [
+      b,
+      1,
+      levels,
+      4,
+    ]);
     let x = query;
     let reference = initialReference;
     this.layers.forEach((layer, i) => {
-      const frame = tidyKeep(() => boxSamplingFrame(tf.mul(tf.expandDims(reference, 2), ratios) as tf.Tensor4D, numPoints));
+      const frame = tidyKeep(() =>
+        boxSamplingFrame(tf.mul(tf.expandDims(reference, 2), ratios) as tf.Tensor4D, numPoints),
+      );
       const next = layer.forward(x, pos, memory, keep, frame, shapes, chunkRows);
       frame.base.dispose();
       frame.scale.dispose();
-      const refined = tf.tidy(() => tf.sigmoid(tf.add(bboxEmbed[i]!.forward(next), inverseSigmoid(reference))) as tf.Tensor3D);
+      const refined = tf.tidy(
+        () => tf.sigmoid(tf.add(bboxEmbed[i]!.forward(next), inverseSigmoid(reference))) as tf.Tensor3D,
+      );
       hidden.push(next);
       boxes.push(refined);
       references.push(Float32Array.from(reference.dataSync()));
@@ -118,7 +160,13 @@ export class DeformableDecoder extends Module {
 }
 
 /** reference [B, Q, 4] -> [B, Q, L, 4], each level's copy scaled by that level's valid ratios (w, h, w, h). */
-export function scaleReferences(reference: Float32Array, validRatios: Float32Array, batch: number, queries: number, levels: number): Float32Array {
+export function scaleReferences(
+  reference: Float32Array,
+  validRatios: Float32Array,
+  batch: number,
+  queries: number,
+  levels: number,
+): Float32Array {
   const out = new Float32Array(batch * queries * levels * 4);
   for (let b = 0; b < batch; b++) {
     for (let q = 0; q < queries; q++) {

@@ -6,7 +6,12 @@ import { mapRowChunks, sliceRows } from '../row-chunks.js';
 import { Ffn } from '../../nn/ffn.js';
 import { LayerNorm } from '../../nn/layer-norm.js';
 import { VisionLanguageFusion, type BiAttentionConfig } from '../fusion/bi-attention.js';
-import { MultiScaleDeformableAttention, sliceSamplingFrame, type SamplingFrame, type SpatialShapes } from './ms-deform-attn-module.js';
+import {
+  MultiScaleDeformableAttention,
+  sliceSamplingFrame,
+  type SamplingFrame,
+  type SpatialShapes,
+} from './ms-deform-attn-module.js';
 
 export interface DeformableLayerConfig {
   embedDim: number;
@@ -25,7 +30,9 @@ export class DeformableEncoderLayer extends Module {
   constructor(config: DeformableLayerConfig, rng: Rng) {
     super();
     const { embedDim, numHeads, numLevels, numPoints, ffnDim } = config;
-    [this.attention] = this.childList('attentions', [new MultiScaleDeformableAttention(embedDim, numHeads, numLevels, numPoints, rng)]);
+    [this.attention] = this.childList('attentions', [
+      new MultiScaleDeformableAttention(embedDim, numHeads, numLevels, numPoints, rng),
+    ]);
     [this.ffn] = this.childList('ffns', [new Ffn(embedDim, ffnDim, rng)]);
     this.norms = this.childList('norms', [new LayerNorm(embedDim, rng), new LayerNorm(embedDim, rng)]);
   }
@@ -35,19 +42,30 @@ export class DeformableEncoderLayer extends Module {
    * of the layer (sampling, norms, FFN) runs chunkRows queries at a time: every step after the
    * value projection is per query, so the outputs are the same.
    */
-  forward(query: tf.Tensor3D, pos: tf.Tensor3D, frame: SamplingFrame, shapes: SpatialShapes, keep: tf.Tensor3D | null, chunkRows = Infinity): tf.Tensor3D {
+  forward(
+    query: tf.Tensor3D,
+    pos: tf.Tensor3D,
+    frame: SamplingFrame,
+    shapes: SpatialShapes,
+    keep: tf.Tensor3D | null,
+    chunkRows = Infinity,
+  ): tf.Tensor3D {
     const [b, s] = query.shape;
     const rest = (x: tf.Tensor3D): tf.Tensor3D => {
       const y = this.norms[0]!.forward(x) as tf.Tensor3D;
       return this.norms[1]!.forward(this.ffn.forward(y)) as tf.Tensor3D;
     };
     if (s <= chunkRows) {
-      return tf.tidy(() => rest(this.attention.forward({ query, queryPos: pos, valueKeep: keep, frame, spatialShapes: shapes })));
+      return tf.tidy(() =>
+        rest(this.attention.forward({ query, queryPos: pos, valueKeep: keep, frame, spatialShapes: shapes })),
+      );
     }
     const value = this.attention.projectValue(query, keep, chunkRows);
     const [out] = mapRowChunks(s, chunkRows, 1, (start, size) => {
       const part = sliceSamplingFrame(frame, b, s, start, size);
-      return [rest(this.attention.attend(sliceRows(query, start, size), sliceRows(pos, start, size), value, part, shapes))];
+      return [
+        rest(this.attention.attend(sliceRows(query, start, size), sliceRows(pos, start, size), value, part, shapes)),
+      ];
     });
     value.dispose();
     return out as tf.Tensor3D;
@@ -71,8 +89,16 @@ export class DeformableEncoder extends Module {
 
   constructor(numLayers: number, config: DeformableLayerConfig, fusion: BiAttentionConfig | null, rng: Rng) {
     super();
-    this.layers = this.childList('layers', Array.from({ length: numLayers }, () => new DeformableEncoderLayer(config, rng)));
-    this.vlLayers = fusion ? this.childList('vl_layers', Array.from({ length: numLayers }, () => new VisionLanguageFusion(fusion, rng))) : [];
+    this.layers = this.childList(
+      'layers',
+      Array.from({ length: numLayers }, () => new DeformableEncoderLayer(config, rng)),
+    );
+    this.vlLayers = fusion
+      ? this.childList(
+          'vl_layers',
+          Array.from({ length: numLayers }, () => new VisionLanguageFusion(fusion, rng)),
+        )
+      : [];
   }
 
   forward(
@@ -84,7 +110,7 @@ export class DeformableEncoder extends Module {
     text: EncoderText | null,
     options: { training?: boolean; rng?: Rng; chunkRows?: number } = {},
   ): { memory: tf.Tensor3D; text: tf.Tensor3D | null } {
-    const chunkRows = options.training ? Infinity : options.chunkRows ?? Infinity;
+    const chunkRows = options.training ? Infinity : (options.chunkRows ?? Infinity);
     return tidyKeep(() => {
       let x = query;
       let l: tf.Tensor3D | null = text ? text.tokens : null;

@@ -24,10 +24,18 @@ export interface SamplingFrame {
  * Encoder-style frame from 2-d reference points [B, Lq, levels, 2] (host array): offsets are in
  * pixels of each level, so scale = (1/W_l, 1/H_l).
  */
-export function pointSamplingFrame(reference: Float32Array, batch: number, numQueries: number, shapes: SpatialShapes, numPoints: number): SamplingFrame {
+export function pointSamplingFrame(
+  reference: Float32Array,
+  batch: number,
+  numQueries: number,
+  shapes: SpatialShapes,
+  numPoints: number,
+): SamplingFrame {
   const levels = shapes.length;
   if (reference.length !== batch * numQueries * levels * 2) {
-    throw new Error(`pointSamplingFrame: reference has ${reference.length} values, expected ${batch}x${numQueries}x${levels}x2`);
+    throw new Error(
+      `pointSamplingFrame: reference has ${reference.length} values, expected ${batch}x${numQueries}x${levels}x2`,
+    );
   }
   const width = levels * numPoints * 2;
   const base = new Float32Array(batch * numQueries * width);
@@ -61,7 +69,8 @@ export function pointSamplingFrame(reference: Float32Array, batch: number, numQu
  */
 export function boxSamplingFrame(reference: tf.Tensor4D, numPoints: number): SamplingFrame {
   const [batch, numQueries, levels, four] = reference.shape;
-  if (four !== 4) throw new Error(`boxSamplingFrame: reference must be [B, Lq, levels, 4], got [${reference.shape.join(', ')}]`);
+  if (four !== 4)
+    throw new Error(`boxSamplingFrame: reference must be [B, Lq, levels, 4], got [${reference.shape.join(', ')}]`);
   return tidyKeep(() => {
     const rows = tf.reshape(reference, [batch * numQueries, 1, levels, 4]);
     const [centre, size] = tf.split(rows, 2, 3);
@@ -77,12 +86,23 @@ export function boxSamplingFrame(reference: tf.Tensor4D, numPoints: number): Sam
  * The frame of queries [start, start + size) of each batch entry (of a frame made for numQueries
  * per entry). Call inside a tidy: a shared scale is returned as is, the rest are new tensors.
  */
-export function sliceSamplingFrame(frame: SamplingFrame, batch: number, numQueries: number, start: number, size: number): SamplingFrame {
+export function sliceSamplingFrame(
+  frame: SamplingFrame,
+  batch: number,
+  numQueries: number,
+  start: number,
+  size: number,
+): SamplingFrame {
   const rows = (t: tf.Tensor4D): tf.Tensor4D => {
     if (t.shape[0] !== batch * numQueries) return t; // shared by every query ([1, ...])
     const [, , levels, width] = t.shape;
     const perBatch = tf.reshape(t, [batch, numQueries, levels, width]);
-    return tf.reshape(tf.slice(perBatch, [0, start, 0, 0], [batch, size, levels, width]), [batch * size, 1, levels, width]);
+    return tf.reshape(tf.slice(perBatch, [0, start, 0, 0], [batch, size, levels, width]), [
+      batch * size,
+      1,
+      levels,
+      width,
+    ]);
   };
   return { base: rows(frame.base), scale: rows(frame.scale) };
 }
@@ -117,13 +137,29 @@ export class MultiScaleDeformableAttention extends Module {
     rng: Rng,
   ) {
     super();
-    if (embedDim % numHeads !== 0) throw new Error(`MultiScaleDeformableAttention: ${embedDim} is not divisible by ${numHeads} heads`);
+    if (embedDim % numHeads !== 0)
+      throw new Error(`MultiScaleDeformableAttention: ${embedDim} is not divisible by ${numHeads} heads`);
     this.headDim = embedDim / numHeads;
     const offsets = numHeads * numLevels * numPoints * 2;
-    this.samplingOffsets = this.child('sampling_offsets', new Linear(embedDim, offsets, rng, { weightInit: init.zeros(), biasInit: polarGridInit(numHeads, numLevels, numPoints) }));
-    this.attentionWeights = this.child('attention_weights', new Linear(embedDim, numHeads * numLevels * numPoints, rng, { weightInit: init.zeros(), biasInit: init.zeros() }));
-    this.valueProj = this.child('value_proj', new Linear(embedDim, embedDim, rng, { weightInit: init.xavierUniform(), biasInit: init.zeros() }));
-    this.outputProj = this.child('output_proj', new Linear(embedDim, embedDim, rng, { weightInit: init.xavierUniform(), biasInit: init.zeros() }));
+    this.samplingOffsets = this.child(
+      'sampling_offsets',
+      new Linear(embedDim, offsets, rng, {
+        weightInit: init.zeros(),
+        biasInit: polarGridInit(numHeads, numLevels, numPoints),
+      }),
+    );
+    this.attentionWeights = this.child(
+      'attention_weights',
+      new Linear(embedDim, numHeads * numLevels * numPoints, rng, { weightInit: init.zeros(), biasInit: init.zeros() }),
+    );
+    this.valueProj = this.child(
+      'value_proj',
+      new Linear(embedDim, embedDim, rng, { weightInit: init.xavierUniform(), biasInit: init.zeros() }),
+    );
+    this.outputProj = this.child(
+      'output_proj',
+      new Linear(embedDim, embedDim, rng, { weightInit: init.xavierUniform(), biasInit: init.zeros() }),
+    );
   }
 
   forward(input: MsdaInput): tf.Tensor3D {
@@ -141,7 +177,9 @@ export class MultiScaleDeformableAttention extends Module {
       return k ? tf.mul(value, k) : value;
     };
     if (s <= chunkRows) return tf.tidy(() => project(valueIn, keep)) as tf.Tensor3D;
-    const [value] = mapRowChunks(s, chunkRows, 1, (start, size) => [project(sliceRows(valueIn, start, size), keep ? sliceRows(keep, start, size) : null)]);
+    const [value] = mapRowChunks(s, chunkRows, 1, (start, size) => [
+      project(sliceRows(valueIn, start, size), keep ? sliceRows(keep, start, size) : null),
+    ]);
     return value as tf.Tensor3D;
   }
 
@@ -149,14 +187,22 @@ export class MultiScaleDeformableAttention extends Module {
    * The attention of queries [B, Lq, E] (frame made for these Lq queries) over an already
    * projected value [B, S, E], plus the identity. Each query's output depends on that query alone.
    */
-  attend(query: tf.Tensor3D, queryPos: tf.Tensor3D | null, value: tf.Tensor3D, frame: SamplingFrame, spatialShapes: SpatialShapes): tf.Tensor3D {
+  attend(
+    query: tf.Tensor3D,
+    queryPos: tf.Tensor3D | null,
+    value: tf.Tensor3D,
+    frame: SamplingFrame,
+    spatialShapes: SpatialShapes,
+  ): tf.Tensor3D {
     return tf.tidy(() => {
       const [b, lq, e] = query.shape;
       const { numHeads: h, numLevels: l, numPoints: p } = this;
-      if (spatialShapes.length !== l) throw new Error(`MultiScaleDeformableAttention: ${spatialShapes.length} levels given, built for ${l}`);
+      if (spatialShapes.length !== l)
+        throw new Error(`MultiScaleDeformableAttention: ${spatialShapes.length} levels given, built for ${l}`);
       const s = value.shape[1];
       const total = spatialShapes.reduce((acc, [hh, ww]) => acc + hh * ww, 0);
-      if (total !== s) throw new Error(`MultiScaleDeformableAttention: value has ${s} tokens, spatial shapes give ${total}`);
+      if (total !== s)
+        throw new Error(`MultiScaleDeformableAttention: value has ${s} tokens, spatial shapes give ${total}`);
       const q = queryPos ? tf.add(query, queryPos) : query;
       const flatQ = tf.reshape(q, [b * lq, e]);
       const offsets = tf.reshape(this.samplingOffsets.forward(flatQ), [b * lq, h, l, p * 2]);

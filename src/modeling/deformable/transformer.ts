@@ -7,7 +7,14 @@ import type { Mlp } from '../../nn/mlp.js';
 import type { BiAttentionConfig } from '../fusion/bi-attention.js';
 import { detach } from '../../nn/ops.js';
 import { mapRowChunks, sliceRows } from '../row-chunks.js';
-import { encoderReferencePoints, flattenedPositionEmbeddings, proposalAnchors, tokenKeepMask, type LevelGeometry, type ProposalAnchors } from '../feature-geometry.js';
+import {
+  encoderReferencePoints,
+  flattenedPositionEmbeddings,
+  proposalAnchors,
+  tokenKeepMask,
+  type LevelGeometry,
+  type ProposalAnchors,
+} from '../feature-geometry.js';
 import { proposalPositionEmbedding, sinePositionEmbedding } from '../position-encoding.js';
 import { selectQueries, type ProposalSelectionConfig } from '../proposals.js';
 import { hostInput } from '../../engine/graph-inputs.js';
@@ -94,13 +101,20 @@ export class DeformableTransformer extends Module {
   readonly pixTrans: Linear;
   readonly pixTransNorm: LayerNorm;
 
-  constructor(readonly config: DeformableTransformerConfig, fusion: BiAttentionConfig | null, rng: Rng) {
+  constructor(
+    readonly config: DeformableTransformerConfig,
+    fusion: BiAttentionConfig | null,
+    rng: Rng,
+  ) {
     super();
     const e = config.embedDim;
     const xavier = { weightInit: init.xavierUniform() };
     this.levelEmbeds = this.param('level_embeds', [config.numLevels, e], init.normal(1), rng);
     this.encoder = this.child('encoder', new DeformableEncoder(config.encoderLayers, config, fusion, rng));
-    this.decoder = this.child('decoder', new DeformableDecoder(config.decoderLayers, config, config.proposalAmbiguous, rng));
+    this.decoder = this.child(
+      'decoder',
+      new DeformableDecoder(config.decoderLayers, config, config.proposalAmbiguous, rng),
+    );
     this.encOutput = this.child('enc_output', new Linear(e, e, rng, xavier));
     this.encOutputNorm = this.child('enc_output_norm', new LayerNorm(e, rng));
     this.posTrans = this.child('pos_trans', new Linear(2 * e, 2 * e, rng, xavier));
@@ -121,26 +135,47 @@ export class DeformableTransformer extends Module {
     const s = geometry.total;
     const shapes = geometry.shapes;
     const levels = shapes.length;
-    if (levels !== this.config.numLevels) throw new Error(`DeformableTransformer: ${levels} feature levels, built for ${this.config.numLevels}`);
+    if (levels !== this.config.numLevels)
+      throw new Error(`DeformableTransformer: ${levels} feature levels, built for ${this.config.numLevels}`);
 
     const keepHost = tokenKeepMask(geometry);
     const allKept = keepHost.every((v) => v === 1);
     const keep = allKept ? null : tf.tensor3d(keepHost, [b, s, 1]);
     const frame = pointSamplingFrame(encoderReferencePoints(geometry), b, s, shapes, this.config.numPoints);
 
-    const chunkRows = options.training ? Infinity : options.chunkRows ?? Infinity;
+    const chunkRows = options.training ? Infinity : (options.chunkRows ?? Infinity);
     const { source, pos } = this.encoderInput(feats, geometry);
-    const { memory, text: fusedText } = this.encoder.forward(source, pos, frame, shapes, keep, text, { training: options.training, rng: options.rng, chunkRows });
+    const { memory, text: fusedText } = this.encoder.forward(source, pos, frame, shapes, keep, text, {
+      training: options.training,
+      rng: options.rng,
+      chunkRows,
+    });
     tf.dispose([source, pos]);
     frame.base.dispose();
     frame.scale.dispose();
 
     const { outputMemory, logits, coordsUnact, anchors } = this.encoderProposals(memory, geometry, heads, chunkRows);
-    const { selected, query, queryPos, topCoords, reference } = this.decoderQueries(outputMemory, logits, coordsUnact, anchors, geometry);
+    const { selected, query, queryPos, topCoords, reference } = this.decoderQueries(
+      outputMemory,
+      logits,
+      coordsUnact,
+      anchors,
+      geometry,
+    );
     tf.dispose([outputMemory, topCoords]);
     options.onPhase?.('encoder');
 
-    const decoded = this.decoder.forward(query, queryPos, memory, keep, reference, geometry.validRatios, shapes, heads.bboxEmbed, chunkRows);
+    const decoded = this.decoder.forward(
+      query,
+      queryPos,
+      memory,
+      keep,
+      reference,
+      geometry.validRatios,
+      shapes,
+      heads.bboxEmbed,
+      chunkRows,
+    );
     tf.dispose([query, queryPos, reference]);
     keep?.dispose();
     const boxes = tf.tidy(() => tf.sigmoid(coordsUnact)) as tf.Tensor3D;
@@ -163,13 +198,21 @@ export class DeformableTransformer extends Module {
     const e = this.config.embedDim;
     const { batch: b, total: s, shapes } = geometry;
     const levels = shapes.length;
-    const source = tf.tidy(() => tf.concat(feats.map((f) => tf.reshape(f, [b, f.shape[1] * f.shape[2], e])), 1) as tf.Tensor3D);
+    const source = tf.tidy(
+      () =>
+        tf.concat(
+          feats.map((f) => tf.reshape(f, [b, f.shape[1] * f.shape[2], e])),
+          1,
+        ) as tf.Tensor3D,
+    );
     const pos = tf.tidy(() => {
       const levelOneHot = new Float32Array(s * levels);
       shapes.forEach(([h, w], l) => {
         for (let i = 0; i < h * w; i++) levelOneHot[(geometry.levelStart[l]! + i) * levels + l] = 1;
       });
-      const sine = flattenedPositionEmbeddings(geometry, e / 2, (h, w, vh, vw) => sinePositionEmbedding(h, w, vh, vw, { numPosFeats: e / 2 }));
+      const sine = flattenedPositionEmbeddings(geometry, e / 2, (h, w, vh, vw) =>
+        sinePositionEmbedding(h, w, vh, vw, { numPosFeats: e / 2 }),
+      );
       const levelPos = tf.matMul(tf.tensor2d(levelOneHot, [s, levels]), this.levelEmbeds); // [S, E]
       return tf.add(tf.tensor3d(sine, [b, s, e]), levelPos) as tf.Tensor3D;
     });
@@ -182,7 +225,12 @@ export class DeformableTransformer extends Module {
    * its objectness logits [B, S, 1] and its proposal boxes before the sigmoid [B, S, 4]
    * (box delta + anchor; +Infinity where the anchor is unusable).
    */
-  encoderProposals(memory: tf.Tensor3D, geometry: LevelGeometry, heads: TransformerHeads, chunkRows = Infinity): EncoderProposalHeads {
+  encoderProposals(
+    memory: tf.Tensor3D,
+    geometry: LevelGeometry,
+    heads: TransformerHeads,
+    chunkRows = Infinity,
+  ): EncoderProposalHeads {
     const { batch: b, total: s } = geometry;
     const anchors = proposalAnchors(geometry);
     const allValid = anchors.valid.every((v) => v === 1);
@@ -190,7 +238,9 @@ export class DeformableTransformer extends Module {
     const unactTensor = tf.tensor3d(anchors.unact, [b, s, 4]);
     // Per token: the projected memory the queries start from, its objectness and proposal box.
     const proposalHeads = (mem: tf.Tensor3D, valid: tf.Tensor3D | null, unact: tf.Tensor3D): tf.Tensor[] => {
-      const outputMemory = this.encOutputNorm.forward(this.encOutput.forward(valid ? tf.mul(mem, valid) : mem)) as tf.Tensor3D;
+      const outputMemory = this.encOutputNorm.forward(
+        this.encOutput.forward(valid ? tf.mul(mem, valid) : mem),
+      ) as tf.Tensor3D;
       let logits = heads.proposalClass.forward(outputMemory) as tf.Tensor3D;
       let delta = heads.bboxEmbed[this.config.decoderLayers]!.forward(outputMemory);
       this.decoder.classEmbedAmbiguous.forEach((extraClass, k) => {
@@ -206,7 +256,11 @@ export class DeformableTransformer extends Module {
     const [outputMemory, logits, coordsUnact] = mapRowChunks(s, chunkRows, 1, (start, size) =>
       s <= chunkRows
         ? proposalHeads(memory, validTensor, unactTensor)
-        : proposalHeads(sliceRows(memory, start, size), validTensor ? sliceRows(validTensor, start, size) : null, sliceRows(unactTensor, start, size)),
+        : proposalHeads(
+            sliceRows(memory, start, size),
+            validTensor ? sliceRows(validTensor, start, size) : null,
+            sliceRows(unactTensor, start, size),
+          ),
     ) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
     validTensor?.dispose();
     unactTensor.dispose();
@@ -221,20 +275,38 @@ export class DeformableTransformer extends Module {
    * Everything after the host selection is tensor arithmetic on the picked rows, so that a
    * recorded graph takes the picks as its one host input.
    */
-  decoderQueries(outputMemory: tf.Tensor3D, logits: tf.Tensor3D, coordsUnact: tf.Tensor3D, anchors: ProposalAnchors, geometry: LevelGeometry): DecoderQueries {
+  decoderQueries(
+    outputMemory: tf.Tensor3D,
+    logits: tf.Tensor3D,
+    coordsUnact: tf.Tensor3D,
+    anchors: ProposalAnchors,
+    geometry: LevelGeometry,
+  ): DecoderQueries {
     const e = this.config.embedDim;
     const { batch: b, total: s } = geometry;
     const levels = geometry.shapes.length;
     const q = this.config.proposals.numQueries;
-    const { selected, flatIndex } = selectQueries(logits.dataSync(), coordsUnact.dataSync(), anchors.levelIds, b, levels, this.config.proposals);
+    const { selected, flatIndex } = selectQueries(
+      logits.dataSync(),
+      coordsUnact.dataSync(),
+      anchors.levelIds,
+      b,
+      levels,
+      this.config.proposals,
+    );
     const index = hostInput('query_index', tf.tensor1d(flatIndex, 'int32'));
-    const topCoords = tf.tidy(() => detach(tf.reshape(tf.gather(tf.reshape(coordsUnact, [b * s, 4]), index), [b, q, 4])) as tf.Tensor3D);
+    const topCoords = tf.tidy(
+      () => detach(tf.reshape(tf.gather(tf.reshape(coordsUnact, [b * s, 4]), index), [b, q, 4])) as tf.Tensor3D,
+    );
     const { query, queryPos, reference } = tf.tidy(() => {
       const posEmbed = proposalPositionEmbedding(topCoords, e / 2);
       const trans = this.posTransNorm.forward(this.posTrans.forward(posEmbed));
       const [queryPos, queryBase] = tf.split(trans, 2, 2) as [tf.Tensor3D, tf.Tensor3D];
       const picked = detach(tf.gather(tf.reshape(outputMemory, [b * s, e]), index));
-      const query = tf.add(queryBase, this.pixTransNorm.forward(this.pixTrans.forward(tf.reshape(picked, [b, q, e])))) as tf.Tensor3D;
+      const query = tf.add(
+        queryBase,
+        this.pixTransNorm.forward(this.pixTrans.forward(tf.reshape(picked, [b, q, e]))),
+      ) as tf.Tensor3D;
       return { query, queryPos, reference: tf.sigmoid(topCoords) as tf.Tensor3D };
     });
     index.dispose();

@@ -53,10 +53,14 @@ export class BiMultiHeadAttention extends Module {
   readonly outLProj: Linear;
   readonly headDim: number;
 
-  constructor(readonly config: BiAttentionConfig, rng: Rng) {
+  constructor(
+    readonly config: BiAttentionConfig,
+    rng: Rng,
+  ) {
     super();
     const { vDim, lDim, embedDim, numHeads } = config;
-    if (embedDim % numHeads !== 0) throw new Error(`BiMultiHeadAttention: embedDim ${embedDim} is not divisible by ${numHeads} heads`);
+    if (embedDim % numHeads !== 0)
+      throw new Error(`BiMultiHeadAttention: embedDim ${embedDim} is not divisible by ${numHeads} heads`);
     this.headDim = embedDim / numHeads;
     const xavier = { weightInit: init.xavierUniform(), biasInit: init.zeros() };
     this.vProj = this.child('v_proj', new Linear(vDim, embedDim, rng, xavier));
@@ -87,7 +91,11 @@ export class BiMultiHeadAttention extends Module {
    * (language delta null when not needed). With a single text token and no language output the
    * vision delta is [B, 1, vDim], the same for every pixel.
    */
-  forward(v: tf.Tensor3D, l: tf.Tensor3D, options: FusionRunOptions = {}): { deltaV: tf.Tensor3D; deltaL: tf.Tensor3D | null } {
+  forward(
+    v: tf.Tensor3D,
+    l: tf.Tensor3D,
+    options: FusionRunOptions = {},
+  ): { deltaV: tf.Tensor3D; deltaL: tf.Tensor3D | null } {
     const needLanguage = options.needLanguage ?? true;
     const [b, nv] = v.shape;
     const nl = l.shape[1];
@@ -102,13 +110,20 @@ export class BiMultiHeadAttention extends Module {
         return { deltaV, deltaL: null };
       });
     }
-    const large = !options.training && (options.perHead ?? b * heads * nv * nl > (1 << 22));
+    const large = !options.training && (options.perHead ?? b * heads * nv * nl > 1 << 22);
     if (large) return this.forwardPerHead(v, l, needLanguage);
-    const chunkRows = options.training ? Infinity : options.chunkRows ?? Infinity;
-    return nv > chunkRows ? this.forwardChunked(v, l, needLanguage, chunkRows) : this.forwardBatched(v, l, options, needLanguage);
+    const chunkRows = options.training ? Infinity : (options.chunkRows ?? Infinity);
+    return nv > chunkRows
+      ? this.forwardChunked(v, l, needLanguage, chunkRows)
+      : this.forwardBatched(v, l, options, needLanguage);
   }
 
-  private forwardBatched(v: tf.Tensor3D, l: tf.Tensor3D, options: FusionRunOptions, needLanguage: boolean): { deltaV: tf.Tensor3D; deltaL: tf.Tensor3D | null } {
+  private forwardBatched(
+    v: tf.Tensor3D,
+    l: tf.Tensor3D,
+    options: FusionRunOptions,
+    needLanguage: boolean,
+  ): { deltaV: tf.Tensor3D; deltaL: tf.Tensor3D | null } {
     return tidyKeep(() => {
       const b = v.shape[0];
       const heads = this.config.numHeads;
@@ -137,7 +152,12 @@ export class BiMultiHeadAttention extends Module {
    * a time. The vision side is row-wise, so its numbers are the batched path's; the language
    * side sums its product over the visual tokens chunk by chunk (float rounding only).
    */
-  private forwardChunked(v: tf.Tensor3D, l: tf.Tensor3D, needLanguage: boolean, chunkRows: number): { deltaV: tf.Tensor3D; deltaL: tf.Tensor3D | null } {
+  private forwardChunked(
+    v: tf.Tensor3D,
+    l: tf.Tensor3D,
+    needLanguage: boolean,
+    chunkRows: number,
+  ): { deltaV: tf.Tensor3D; deltaL: tf.Tensor3D | null } {
     return tidyKeep(() => {
       const [b, nv] = v.shape;
       const nl = l.shape[1];
@@ -186,7 +206,11 @@ export class BiMultiHeadAttention extends Module {
    * the outputs), and the output projections are summed over heads, so no tensor as wide as the
    * inner width times the tokens, and no more than one head's map, is ever alive.
    */
-  private forwardPerHead(v: tf.Tensor3D, l: tf.Tensor3D, needLanguage: boolean): { deltaV: tf.Tensor3D; deltaL: tf.Tensor3D | null } {
+  private forwardPerHead(
+    v: tf.Tensor3D,
+    l: tf.Tensor3D,
+    needLanguage: boolean,
+  ): { deltaV: tf.Tensor3D; deltaL: tf.Tensor3D | null } {
     const d = this.headDim;
     const project = (layer: Linear, x: tf.Tensor3D, h: number, scale = 1): tf.Tensor3D =>
       tf.tidy(() => {
@@ -196,7 +220,9 @@ export class BiMultiHeadAttention extends Module {
         return tf.reshape(scale === 1 ? y : tf.mul(y, scale), [b, n, d]) as tf.Tensor3D;
       });
     const headMap = (h: number): tf.Tensor3D =>
-      tf.tidy(() => tf.matMul(project(this.vProj, v, h, d ** -0.5), project(this.lProj, l, h), false, true) as tf.Tensor3D); // [B, Nv, Nl]
+      tf.tidy(
+        () => tf.matMul(project(this.vProj, v, h, d ** -0.5), project(this.lProj, l, h), false, true) as tf.Tensor3D,
+      ); // [B, Nv, Nl]
     let globalMax = -Infinity;
     if (this.config.stableSoftmax2d) {
       for (let h = 0; h < this.config.numHeads; h++) {
@@ -252,7 +278,10 @@ export class BiAttentionBlock extends Module {
   readonly gammaV: tf.Variable;
   readonly gammaL: tf.Variable;
 
-  constructor(readonly config: BiAttentionConfig, rng: Rng) {
+  constructor(
+    readonly config: BiAttentionConfig,
+    rng: Rng,
+  ) {
     super();
     this.layerNormV = this.child('layer_norm_v', new LayerNorm(config.vDim, rng));
     this.layerNormL = this.child('layer_norm_l', new LayerNorm(config.lDim, rng));
@@ -263,7 +292,7 @@ export class BiAttentionBlock extends Module {
 
   forward(v: tf.Tensor3D, l: tf.Tensor3D, options: FusionRunOptions = {}): { v: tf.Tensor3D; l: tf.Tensor3D | null } {
     return tidyKeep(() => {
-      const chunkRows = options.training ? Infinity : options.chunkRows ?? Infinity;
+      const chunkRows = options.training ? Infinity : (options.chunkRows ?? Infinity);
       const nv = mapRows(v, chunkRows, (x) => this.layerNormV.forward(x)) as tf.Tensor3D;
       const nl = this.layerNormL.forward(l) as tf.Tensor3D;
       const { deltaV, deltaL } = this.attn.forward(nv, nl, options);
@@ -278,7 +307,10 @@ export class BiAttentionBlock extends Module {
 export class VisionLanguageFusion extends Module {
   readonly bAttn: BiAttentionBlock;
 
-  constructor(readonly config: BiAttentionConfig, rng: Rng) {
+  constructor(
+    readonly config: BiAttentionConfig,
+    rng: Rng,
+  ) {
     super();
     this.bAttn = this.child('b_attn', new BiAttentionBlock(config, rng));
   }

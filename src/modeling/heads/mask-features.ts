@@ -19,7 +19,12 @@ export class MaskHeadModules {
   constructor(inChannels: number, hidden: number, groups: number, rng: Rng) {
     const xavier = c2XavierInit();
     this.lateralConv = new Detectron2ConvNorm(inChannels, hidden, 1, rng, { bias: false, groups, weightInit: xavier });
-    this.outputConv = new Detectron2ConvNorm(hidden, hidden, 3, rng, { bias: false, groups, relu: true, weightInit: xavier });
+    this.outputConv = new Detectron2ConvNorm(hidden, hidden, 3, rng, {
+      bias: false,
+      groups,
+      relu: true,
+      weightInit: xavier,
+    });
     this.maskConv = new Detectron2ConvNorm(hidden, hidden, 1, rng, { bias: false, groups: null, weightInit: xavier });
     this.maskEmbed = new Mlp(hidden, hidden, hidden, 3, rng);
   }
@@ -29,7 +34,10 @@ export class MaskHeadModules {
     return tf.tidy(() => {
       let x = this.lateralConv.forward(backboneFeature);
       const [, h, w] = x.shape;
-      const m = memoryLevel.shape[1] === h && memoryLevel.shape[2] === w ? memoryLevel : tf.image.resizeBilinear(memoryLevel, [h, w], false, true);
+      const m =
+        memoryLevel.shape[1] === h && memoryLevel.shape[2] === w
+          ? memoryLevel
+          : tf.image.resizeBilinear(memoryLevel, [h, w], false, true);
       x = tf.add(x, m) as tf.Tensor4D;
       return this.maskConv.forward(this.outputConv.forward(x));
     });
@@ -42,11 +50,11 @@ export class MaskHeadModules {
       const [, h, w] = pixels.shape;
       const embed = this.maskEmbed.forward(queries);
       const flat = tf.reshape(pixels, [b, h * w, e]);
-      const logits = b === 1
-        ? tf.matMul(tf.reshape(embed, [q, e]), tf.reshape(flat, [h * w, e]), false, true)
-        : tf.matMul(embed as tf.Tensor3D, flat, false, true);
+      const logits =
+        b === 1
+          ? tf.matMul(tf.reshape(embed, [q, e]), tf.reshape(flat, [h * w, e]), false, true)
+          : tf.matMul(embed as tf.Tensor3D, flat, false, true);
       return tf.reshape(logits, [b, q, h, w]) as tf.Tensor4D;
     });
   }
 }
-

@@ -16,7 +16,12 @@ export class VisionLanguageAlign extends Module {
   readonly biasLang: tf.Variable;
   readonly bias0: tf.Variable;
 
-  constructor(readonly embedDim: number, readonly embedDimLanguage: number, rng: Rng, options: { priorProb?: number; logScale?: number } = {}) {
+  constructor(
+    readonly embedDim: number,
+    readonly embedDimLanguage: number,
+    rng: Rng,
+    options: { priorProb?: number; logScale?: number } = {},
+  ) {
     super();
     const prior = options.priorProb ?? 0.01;
     this.projection = this.child('dot_product_projection_text', new Linear(embedDimLanguage, embedDim, rng));
@@ -38,7 +43,10 @@ export class VisionLanguageAlign extends Module {
       const e2d = tf.div(rows, norms) as tf.Tensor2D;
       const e = prompts.rank === 2 ? e2d : tf.reshape(e2d, prompts.shape);
       const projected = this.projection.forward(tf.mul(e, 0.5)); // [.., P, D]
-      const promptBias = tf.reshape(tf.add(tf.matMul(e2d, tf.reshape(this.biasLang, [dl, 1])), this.bias0), prompts.shape.slice(0, -1)); // [.., P]
+      const promptBias = tf.reshape(
+        tf.add(tf.matMul(e2d, tf.reshape(this.biasLang, [dl, 1])), this.bias0),
+        prompts.shape.slice(0, -1),
+      ); // [.., P]
       const invScale = tf.exp(tf.neg(this.logScale));
       let logits: tf.Tensor;
       if (projected.rank === 2) {

@@ -23,23 +23,43 @@ export interface IouAssignOptions {
 
 /** Decoder queries (DETA Stage2Assigner): IoU >= 0.6 positive, a quarter of the queries at most. */
 export function decoderAssignOptions(numQueries: number): IouAssignOptions {
-  return { thresholds: [0.6], labels: [0, 1], allowLowQuality: true, batchSizePerImage: numQueries, positiveFraction: 0.25, topK: 4 };
+  return {
+    thresholds: [0.6],
+    labels: [0, 1],
+    allowLowQuality: true,
+    batchSizePerImage: numQueries,
+    positiveFraction: 0.25,
+    topK: 4,
+  };
 }
 
 /** Encoder proposals (DETA Stage1Assigner): < 0.3 background, >= 0.7 foreground, between ignored. */
 export function encoderAssignOptions(): IouAssignOptions {
-  return { thresholds: [0.3, 0.7], labels: [0, -1, 1], allowLowQuality: true, batchSizePerImage: 256, positiveFraction: 0.5, topK: 4 };
+  return {
+    thresholds: [0.3, 0.7],
+    labels: [0, -1, 1],
+    allowLowQuality: true,
+    batchSizePerImage: 256,
+    positiveFraction: 0.5,
+    topK: 4,
+  };
 }
 
 /**
  * `proposals` [N, 4] and `targets` [G, 4] are normalised cxcywh. Returns positive pairs sorted by
  * proposal index.
  */
-export function iouAssign(proposals: ArrayLike<number>, targets: ArrayLike<number>, options: IouAssignOptions, rng: Rng): MatchIndices {
+export function iouAssign(
+  proposals: ArrayLike<number>,
+  targets: ArrayLike<number>,
+  options: IouAssignOptions,
+  rng: Rng,
+): MatchIndices {
   const n = proposals.length / 4;
   const g = targets.length / 4;
   if (g === 0 || n === 0) return { queries: [], targets: [] };
-  if (options.labels.length !== options.thresholds.length + 1) throw new Error('iouAssign: need one label more than thresholds');
+  if (options.labels.length !== options.thresholds.length + 1)
+    throw new Error('iouAssign: need one label more than thresholds');
   const iou = pairwiseIouFlat(xyxyOf(targets, g), xyxyOf(proposals, n)); // [G, N]
 
   const matched = new Int32Array(n);

@@ -33,7 +33,11 @@ export interface MatchTargets {
  * (alpha (1-p)^gamma (-log p) - (1-alpha) p^gamma (-log(1-p)) at the target's prompt), L1 between
  * cxcywh boxes and -GIoU between their xyxy forms.
  */
-export function matchCostMatrix(pred: MatchPredictions, targets: MatchTargets, weights: MatchCostWeights): Float64Array {
+export function matchCostMatrix(
+  pred: MatchPredictions,
+  targets: MatchTargets,
+  weights: MatchCostWeights,
+): Float64Array {
   const q = pred.numQueries;
   const g = targets.labels.length;
   const alpha = weights.focalAlpha ?? 0.25;
@@ -49,7 +53,8 @@ export function matchCostMatrix(pred: MatchPredictions, targets: MatchTargets, w
     convertBoxAt(targets.boxes, i, 'cxcywh', 'xyxy', tXyxy, 0);
     for (let k = 0; k < 4; k++) tBox[k] = tXyxy[k]!;
     const label = targets.labels[i]!;
-    if (useClass && (label < 0 || label >= pred.numPrompts)) throw new Error(`matchCostMatrix: target ${i} has prompt ${label}, there are ${pred.numPrompts}`);
+    if (useClass && (label < 0 || label >= pred.numPrompts))
+      throw new Error(`matchCostMatrix: target ${i} has prompt ${label}, there are ${pred.numPrompts}`);
     for (let j = 0; j < q; j++) {
       let c = 0;
       if (useClass) {

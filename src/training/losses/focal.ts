@@ -18,7 +18,8 @@ export function sigmoidFocalElementwise(logits: tf.Tensor, targets: tf.Tensor, o
     const ce = bceWithLogits(logits, targets);
     // 1 - p_t = p + t - 2 p t for t in [0, 1]
     const oneMinusPt = tf.sub(tf.add(p, targets), tf.mul(tf.scalar(2), tf.mul(p, targets)));
-    let loss = gamma === 0 ? ce : tf.mul(ce, gamma === 2 ? tf.square(oneMinusPt) : tf.pow(oneMinusPt, tf.scalar(gamma)));
+    let loss =
+      gamma === 0 ? ce : tf.mul(ce, gamma === 2 ? tf.square(oneMinusPt) : tf.pow(oneMinusPt, tf.scalar(gamma)));
     if (alpha >= 0) {
       const alphaT = tf.add(tf.scalar(1 - alpha), tf.mul(tf.scalar(2 * alpha - 1), targets));
       loss = tf.mul(loss, alphaT);
@@ -29,9 +30,7 @@ export function sigmoidFocalElementwise(logits: tf.Tensor, targets: tf.Tensor, o
 
 /** Numerically stable binary cross-entropy on logits: max(x, 0) - x t + log(1 + exp(-|x|)). */
 export function bceWithLogits(logits: tf.Tensor, targets: tf.Tensor): tf.Tensor {
-  return tf.tidy(() =>
-    tf.add(tf.sub(tf.relu(logits), tf.mul(logits, targets)), tf.softplus(tf.neg(tf.abs(logits)))),
-  );
+  return tf.tidy(() => tf.add(tf.sub(tf.relu(logits), tf.mul(logits, targets)), tf.softplus(tf.neg(tf.abs(logits)))));
 }
 
 /**

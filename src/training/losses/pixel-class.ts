@@ -36,7 +36,7 @@ export function pixelClassTargets(targets: ImageTargets[], canvas: number, h: nu
         if ((x + 0.5) * cellW > t.width) break;
         const row = base + (y * w + x) * numPrompts;
         for (let p = 0; p < numPrompts; p++) {
-          const pw = t.promptWeights ? t.promptWeights[p] ?? 1 : 1;
+          const pw = t.promptWeights ? (t.promptWeights[p] ?? 1) : 1;
           weight[row + p] = positiveOnly.has(p) ? pw * target[row + p]! : pw;
           positive += weight[row + p]! * target[row + p]!;
         }
@@ -60,9 +60,16 @@ export function pixelClassLoss(
 ): tf.Scalar {
   const [b, cells, p] = logits.shape;
   const [h, w] = grid;
-  if (cells !== h * w || b !== targets.length) throw new Error(`pixelClassLoss: logits [${logits.shape.join(', ')}] do not fit ${targets.length} images of ${h}x${w} cells`);
+  if (cells !== h * w || b !== targets.length)
+    throw new Error(
+      `pixelClassLoss: logits [${logits.shape.join(', ')}] do not fit ${targets.length} images of ${h}x${w} cells`,
+    );
   const t = pixelClassTargets(targets, canvas, h, w, p);
   return tf.tidy(() =>
-    sigmoidFocalLoss(logits, tf.tensor3d(t.target, [b, cells, p]), t.positive, { alpha: options.alpha, gamma: options.gamma, weights: tf.tensor3d(t.weight, [b, cells, p]) }),
+    sigmoidFocalLoss(logits, tf.tensor3d(t.target, [b, cells, p]), t.positive, {
+      alpha: options.alpha,
+      gamma: options.gamma,
+      weights: tf.tensor3d(t.weight, [b, cells, p]),
+    }),
   );
 }

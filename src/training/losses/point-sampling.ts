@@ -60,7 +60,13 @@ export function uncertainPointCoords(
  * Bilinear samples of `maps` ([M, h*w] or [M, h, w], differentiable) at `coords` ([M, N, 2]),
  * built from one flat gather of the four corners so that the gradient is a scatter-add.
  */
-export function pointSampleTensor(maps: tf.Tensor, coords: Float32Array, numMasks: number, h: number, w: number): tf.Tensor2D {
+export function pointSampleTensor(
+  maps: tf.Tensor,
+  coords: Float32Array,
+  numMasks: number,
+  h: number,
+  w: number,
+): tf.Tensor2D {
   const n = coords.length / (2 * numMasks);
   if (!Number.isInteger(n)) throw new Error(`pointSampleTensor: ${coords.length} coordinates for ${numMasks} masks`);
   const index = new Int32Array(numMasks * n * 4);

@@ -63,7 +63,8 @@ export class AdamW {
     for (const [name, g] of grads) {
       const param = this.params.get(name);
       if (!param) throw new Error(`AdamW: gradient for unknown parameter '${name}'`);
-      if (g.length !== param.size) throw new Error(`AdamW: gradient for '${name}' has ${g.length} values, the parameter ${param.size}`);
+      if (g.length !== param.size)
+        throw new Error(`AdamW: gradient for '${name}' has ${g.length} values, the parameter ${param.size}`);
       const lr = baseLr * (lrScale?.get(name) ?? 1);
       const t = this.stepsPerParam.get(name)! + 1;
       this.stepsPerParam.set(name, t);
@@ -102,7 +103,9 @@ export class AdamW {
       const s = state.moments.get(name);
       if (!s) throw new Error(`AdamW: the saved state has no moments for '${name}'`);
       if (s.m.length !== variable.size || s.v.length !== variable.size) {
-        throw new Error(`AdamW: saved moments for '${name}' have ${s.m.length} values, the parameter has ${variable.size}`);
+        throw new Error(
+          `AdamW: saved moments for '${name}' have ${s.m.length} values, the parameter has ${variable.size}`,
+        );
       }
       this.moments.set(name, { m: s.m.slice(), v: s.v.slice() });
       this.stepsPerParam.set(name, paramSteps?.[name] ?? state.step);

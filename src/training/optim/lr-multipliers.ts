@@ -27,7 +27,10 @@ function keyMatches(key: string, name: string): boolean {
 }
 
 /** The multipliers' keys that match none of `names` (a typo would otherwise change nothing silently). */
-export function unmatchedMultiplierKeys(names: Iterable<string>, multipliers: Readonly<Record<string, number>>): string[] {
+export function unmatchedMultiplierKeys(
+  names: Iterable<string>,
+  multipliers: Readonly<Record<string, number>>,
+): string[] {
   const all = [...names];
   return Object.keys(multipliers).filter((key) => !all.some((name) => keyMatches(key, name)));
 }

@@ -33,7 +33,16 @@ export interface ScheduleSettings {
 export function plannedSchedule(baseLr: number, settings: ScheduleSettings, plannedSteps: number): ScheduleConfig {
   const fromFractions = settings.milestoneFractions.map((f) => Math.round(f * plannedSteps));
   const milestones = [...new Set([...settings.milestones, ...fromFractions])].sort((a, b) => a - b);
-  return { baseLr, warmupSteps: settings.warmupSteps, warmupFactor: settings.warmupFactor, decay: settings.decay, milestones, gamma: settings.gamma, totalSteps: plannedSteps, minFactor: settings.minFactor };
+  return {
+    baseLr,
+    warmupSteps: settings.warmupSteps,
+    warmupFactor: settings.warmupFactor,
+    decay: settings.decay,
+    milestones,
+    gamma: settings.gamma,
+    totalSteps: plannedSteps,
+    minFactor: settings.minFactor,
+  };
 }
 
 /** The learning rate for (0-based) step `step`. */

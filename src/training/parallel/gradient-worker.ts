@@ -45,8 +45,21 @@ port.on('message', async (message: ToWorker) => {
     if (message.params) assign(message.params, trainable);
     const r = batchGradients(network, trainable, message.batch, message.negatives, criterion, new Rng(message.seed));
     const grads = [...r.grads];
-    port.postMessage({ type: 'result', grads, losses: r.losses, phaseMs: r.phaseMs, numTensors: tf.memory().numTensors } satisfies FromWorker, grads.map(([, g]) => g.buffer as ArrayBuffer));
+    port.postMessage(
+      {
+        type: 'result',
+        grads,
+        losses: r.losses,
+        phaseMs: r.phaseMs,
+        numTensors: tf.memory().numTensors,
+      } satisfies FromWorker,
+      grads.map(([, g]) => g.buffer as ArrayBuffer),
+    );
   } catch (err) {
-    port.postMessage({ type: 'error', message: (err as Error).message, stack: (err as Error).stack } satisfies FromWorker);
+    port.postMessage({
+      type: 'error',
+      message: (err as Error).message,
+      stack: (err as Error).stack,
+    } satisfies FromWorker);
   }
 });

@@ -15,7 +15,10 @@ function spawn(): Worker {
   if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./gradient-worker.js', import.meta.url));
   const api = import.meta.resolve('tsx/esm/api');
   const entry = new URL('./gradient-worker.ts', import.meta.url).href;
-  return new Worker(`import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`, { eval: true });
+  return new Worker(
+    `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`,
+    { eval: true },
+  );
 }
 
 /**
@@ -62,14 +65,28 @@ export class GradientWorker {
   }
 
   /** `trained`: the names of the parameters to differentiate (the trainer's, frozen ones left out). */
-  static async start(modelConfig: ApeConfig, tokenizer: WordTokenizerJson, params: Array<[string, Float32Array]>, criterion: CriterionConfig, trained: string[]): Promise<GradientWorker> {
+  static async start(
+    modelConfig: ApeConfig,
+    tokenizer: WordTokenizerJson,
+    params: Array<[string, Float32Array]>,
+    criterion: CriterionConfig,
+    trained: string[],
+  ): Promise<GradientWorker> {
     const w = new GradientWorker();
-    await w.request({ type: 'init', modelConfig, tokenizer, params, criterion, trained }, params.map(([, d]) => d.buffer as ArrayBuffer));
+    await w.request(
+      { type: 'init', modelConfig, tokenizer, params, criterion, trained },
+      params.map(([, d]) => d.buffer as ArrayBuffer),
+    );
     return w;
   }
 
   /** Starts the gradients of `batch` in the worker (after loading `params`, when given). */
-  compute(batch: TrainingBatch, negatives: NegativeEmbeddings | null, seed: number, params: Array<[string, Float32Array]> | null): Promise<MicroBatchResult> {
+  compute(
+    batch: TrainingBatch,
+    negatives: NegativeEmbeddings | null,
+    seed: number,
+    params: Array<[string, Float32Array]> | null,
+  ): Promise<MicroBatchResult> {
     const transfer = [batch.images.buffer as ArrayBuffer, ...(params ?? []).map(([, d]) => d.buffer as ArrayBuffer)];
     return this.request({ type: 'step', params, batch, negatives, seed }, transfer).then((m) => {
       if (m.type !== 'result') throw new Error(`gradient worker: unexpected reply '${m.type}'`);

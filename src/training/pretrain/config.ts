@@ -43,12 +43,22 @@ export function parsePretrainConfig(json: unknown, file: string): PretrainConfig
   if (typeof json !== 'object' || json === null || Array.isArray(json)) fail('(top level)', 'must be an object');
   const { pretrain, ...rest } = json as Record<string, unknown>;
   const train = parseTrainConfig(rest, file);
-  const settings = checkedMerge(DEFAULT_PRETRAIN_SETTINGS, pretrain ?? {}, { missing: 'default', unknown: 'error' }, (path, why) => fail(`pretrain.${path}`, why));
+  const settings = checkedMerge(
+    DEFAULT_PRETRAIN_SETTINGS,
+    pretrain ?? {},
+    { missing: 'default', unknown: 'error' },
+    (path, why) => fail(`pretrain.${path}`, why),
+  );
   if (train.workers !== 1) fail('workers', `must be 1 for pretraining, got ${train.workers}`);
   if (train.accumulate !== 1) fail('accumulate', `must be 1 for pretraining, got ${train.accumulate}`);
-  if (settings.levels.length === 0 || !settings.levels.every((l) => typeof l === 'string')) fail('pretrain.levels', `must list pyramid levels, got ${showValue(settings.levels)}`);
-  for (const key of ['segmentationWeight', 'objectWeight'] as const) if (!(settings[key] >= 0)) fail(`pretrain.${key}`, `must be a non-negative number, got ${showValue(settings[key])}`);
-  if (!(settings.temperature > 0)) fail('pretrain.temperature', `must be positive, got ${showValue(settings.temperature)}`);
-  if (!train.datasets.some((d) => d.type === 'detection' || d.type === 'semantic')) fail('datasets', 'must include a detection or semantic set (the pretraining targets)');
+  if (settings.levels.length === 0 || !settings.levels.every((l) => typeof l === 'string'))
+    fail('pretrain.levels', `must list pyramid levels, got ${showValue(settings.levels)}`);
+  for (const key of ['segmentationWeight', 'objectWeight'] as const)
+    if (!(settings[key] >= 0))
+      fail(`pretrain.${key}`, `must be a non-negative number, got ${showValue(settings[key])}`);
+  if (!(settings.temperature > 0))
+    fail('pretrain.temperature', `must be positive, got ${showValue(settings.temperature)}`);
+  if (!train.datasets.some((d) => d.type === 'detection' || d.type === 'semantic'))
+    fail('datasets', 'must include a detection or semantic set (the pretraining targets)');
   return { ...train, pretrain: settings };
 }

@@ -6,7 +6,13 @@ import type { ImageTargets } from '../../data/batch.js';
  * (area-averaged from the canvas), normalised over the cell's covered part, and the covered
  * fraction as the cell's weight (0 = unlabelled: padding, pixels no mask covers).
  */
-export function cellClassTargets(targets: ImageTargets, canvas: number, h: number, w: number, prompts: number): { probs: Float32Array; weights: Float32Array } {
+export function cellClassTargets(
+  targets: ImageTargets,
+  canvas: number,
+  h: number,
+  w: number,
+  prompts: number,
+): { probs: Float32Array; weights: Float32Array } {
   const probs = new Float32Array(h * w * prompts);
   const weights = new Float32Array(h * w);
   if (!targets.masks) return { probs, weights };
@@ -31,7 +37,12 @@ export function cellClassTargets(targets: ImageTargets, canvas: number, h: numbe
  * area-averaged mask, normalised to sum 1), over the [B * h * w] cells of the batch; objects
  * with a prompt only, and only those that cover some cell.
  */
-export function objectPooling(all: readonly ImageTargets[], canvas: number, h: number, w: number): { weights: Float32Array; labels: Int32Array; count: number } {
+export function objectPooling(
+  all: readonly ImageTargets[],
+  canvas: number,
+  h: number,
+  w: number,
+): { weights: Float32Array; labels: Int32Array; count: number } {
   const rows: Float32Array[] = [];
   const labels: number[] = [];
   const cells = h * w;

@@ -75,22 +75,45 @@ export class Pretrainer {
   ) {
     const p = config.pretrain;
     const levels = [...new Set([...p.levels, p.objectLevel])];
-    this.heads = new PretrainHeads(levels, modelConfig.backbone.pyramid.outChannels, modelConfig.text.encoder.embedDim, new Rng(config.seed + 1));
-    const candidates = [...network.namedParameters()].filter(([name]) => p.export.some((prefix) => name.startsWith(prefix)));
-    for (const [name, v] of [...candidates, ...[...this.heads.namedParameters()].map(([n, v]) => [HEADS + n, v] as const)]) {
+    this.heads = new PretrainHeads(
+      levels,
+      modelConfig.backbone.pyramid.outChannels,
+      modelConfig.text.encoder.embedDim,
+      new Rng(config.seed + 1),
+    );
+    const candidates = [...network.namedParameters()].filter(([name]) =>
+      p.export.some((prefix) => name.startsWith(prefix)),
+    );
+    for (const [name, v] of [
+      ...candidates,
+      ...[...this.heads.namedParameters()].map(([n, v]) => [HEADS + n, v] as const),
+    ]) {
       const scale = lrMultiplierFor(name, config.optimizer.lrMultipliers);
       if (scale <= 0) continue;
       this.params.set(name, v);
       this.lrScale.set(name, scale);
     }
-    this.optimizer = new AdamW(this.params, { beta1: config.optimizer.betas[0], beta2: config.optimizer.betas[1], eps: config.optimizer.eps, weightDecay: config.optimizer.weightDecay });
-    const picked = config.datasets.flatMap((spec, i) => (spec.type === 'detection' || spec.type === 'semantic' ? [i] : []));
+    this.optimizer = new AdamW(this.params, {
+      beta1: config.optimizer.betas[0],
+      beta2: config.optimizer.betas[1],
+      eps: config.optimizer.eps,
+      weightDecay: config.optimizer.weightDecay,
+    });
+    const picked = config.datasets.flatMap((spec, i) =>
+      spec.type === 'detection' || spec.type === 'semantic' ? [i] : [],
+    );
     this.sources = picked.map((i) => datasets[i]!);
-    this.sampler = new MultiDatasetSampler(picked.map((i) => ({ name: datasets[i]!.name, size: datasets[i]!.size, weight: config.datasets[i]!.weight })), config.batchSize, config.seed);
+    this.sampler = new MultiDatasetSampler(
+      picked.map((i) => ({ name: datasets[i]!.name, size: datasets[i]!.size, weight: config.datasets[i]!.weight })),
+      config.batchSize,
+      config.seed,
+    );
     this.loadOptions = { ...DEFAULT_LOAD_OPTIONS, ...config.data };
     this.schedule = plannedSchedule(config.optimizer.lr, config.schedule, plannedSteps);
     const known = this.featureLevels();
-    for (const level of levels) if (!known.includes(level)) throw new Error(`pretrain: level '${level}' is not a pyramid level of the model (${known.join(', ')})`);
+    for (const level of levels)
+      if (!known.includes(level))
+        throw new Error(`pretrain: level '${level}' is not a pyramid level of the model (${known.join(', ')})`);
   }
 
   /** Opens the datasets, the newest checkpoint in output/checkpoints if any, else a new run. */
@@ -101,17 +124,30 @@ export class Pretrainer {
     const checkpoint = await Trainer.resumePoint(config, log);
     const state = checkpoint?.state as PretrainState | undefined;
     if (state && JSON.stringify(state.datasets) !== JSON.stringify(config.datasets.map((d) => d.name))) {
-      throw new Error(`the checkpoints in ${config.output} were made with datasets ${state.datasets.join(', ')}; the config lists ${config.datasets.map((d) => d.name).join(', ')}`);
+      throw new Error(
+        `the checkpoints in ${config.output} were made with datasets ${state.datasets.join(', ')}; the config lists ${config.datasets.map((d) => d.name).join(', ')}`,
+      );
     }
-    const modelConfig = state?.modelConfig ?? trainingModelConfig(config.model.preset, config.model.overrides, config.imageSize, config.model.textVocabSize);
+    const modelConfig =
+      state?.modelConfig ??
+      trainingModelConfig(config.model.preset, config.model.overrides, config.imageSize, config.model.textVocabSize);
     const tokenizer = buildTokenizer(modelConfig, datasets, state?.tokenizer);
     const network = buildNetwork(modelConfig, tokenizer, config.seed);
-    const run = new Pretrainer(config, datasets, network, tokenizer, modelConfig, Trainer.plannedSteps(config, state?.plannedSteps));
+    const run = new Pretrainer(
+      config,
+      datasets,
+      network,
+      tokenizer,
+      modelConfig,
+      Trainer.plannedSteps(config, state?.plannedSteps),
+    );
     if (checkpoint) {
       run.restore(checkpoint);
       log(`resumed from step ${checkpoint.step}`);
     } else {
-      log(`new pretraining run: ${run.params.size} trained tensors (${config.pretrain.export.join(', ')} and the heads)`);
+      log(
+        `new pretraining run: ${run.params.size} trained tensors (${config.pretrain.export.join(', ')} and the heads)`,
+      );
     }
     return run;
   }
@@ -131,7 +167,13 @@ export class Pretrainer {
     const draw = this.sampler.next();
     const dataset = this.sources[draw.dataset]!;
     const switches = defaultLossSwitches(dataset.kind, true, false);
-    const batch = await loadDrawBatch(dataset, draw, this.loadOptions, { size: this.config.imageSize, ...this.config.augment }, switches);
+    const batch = await loadDrawBatch(
+      dataset,
+      draw,
+      this.loadOptions,
+      { size: this.config.imageSize, ...this.config.augment },
+      switches,
+    );
     const t1 = performance.now();
     const rng = new Rng(mixSeed(this.config.seed, this.step));
     const { losses, grads } = this.gradients(batch, rng);
@@ -140,7 +182,16 @@ export class Pretrainer {
     const skipped = !Number.isFinite(gradNorm);
     if (!skipped) this.optimizer.apply(grads, lr, this.lrScale, clipFactor(gradNorm, this.config.optimizer.clipNorm));
     this.step++;
-    return { step: this.step, losses, lr, gradNorm, skipped, datasets: [dataset.name], dataMs: t1 - t0, computeMs: performance.now() - t1 };
+    return {
+      step: this.step,
+      losses,
+      lr,
+      gradNorm,
+      skipped,
+      datasets: [dataset.name],
+      dataMs: t1 - t0,
+      computeMs: performance.now() - t1,
+    };
   }
 
   /** The pretraining losses of one batch and their gradients by parameter name. */
@@ -164,8 +215,17 @@ export class Pretrainer {
         const { z, h, w } = projected(level);
         const logp = tf.logSoftmax(tf.div(tf.matMul(l2normalize(z), text, false, true), p.temperature));
         const cells = batch.targets.map((t) => cellClassTargets(t, s, h, w, batch.prompts.length));
-        const probs = tf.tensor2d(concatArrays(Float32Array, cells.map((c) => c.probs)), [batch.batchSize * h * w, batch.prompts.length]);
-        const weights = concatArrays(Float32Array, cells.map((c) => c.weights));
+        const probs = tf.tensor2d(
+          concatArrays(
+            Float32Array,
+            cells.map((c) => c.probs),
+          ),
+          [batch.batchSize * h * w, batch.prompts.length],
+        );
+        const weights = concatArrays(
+          Float32Array,
+          cells.map((c) => c.weights),
+        );
         const covered = weights.reduce((a, v) => a + v, 0);
         const perCell = tf.neg(tf.sum(tf.mul(probs, logp), 1));
         return tf.div(tf.sum(tf.mul(perCell, tf.tensor1d(weights))), Math.max(covered, 1)) as tf.Scalar;
@@ -208,7 +268,8 @@ export class Pretrainer {
 
   async saveCheckpoint(): Promise<string> {
     const params = new Map<string, { shape: number[]; data: Float32Array }>();
-    for (const [name, v] of this.allParams()) params.set(name, { shape: v.shape.slice(), data: v.dataSync() as Float32Array });
+    for (const [name, v] of this.allParams())
+      params.set(name, { shape: v.shape.slice(), data: v.dataSync() as Float32Array });
     const state: PretrainState = {
       sampler: this.sampler.getState(),
       tokenizer: this.tokenizer.toJSON(),
@@ -216,14 +277,18 @@ export class Pretrainer {
       datasets: this.config.datasets.map((d) => d.name),
       plannedSteps: this.plannedSteps,
     };
-    return saveCheckpoint(Trainer.checkpointDir(this.config), {
-      step: this.step,
-      params,
-      optimizer: this.optimizer.getState(),
-      optimizerParamSteps: this.optimizer.getParamSteps(),
-      extras: new Map(),
-      state: state as unknown as Record<string, unknown>,
-    }, this.config.checkpoint.keep);
+    return saveCheckpoint(
+      Trainer.checkpointDir(this.config),
+      {
+        step: this.step,
+        params,
+        optimizer: this.optimizer.getState(),
+        optimizerParamSteps: this.optimizer.getParamSteps(),
+        extras: new Map(),
+        state: state as unknown as Record<string, unknown>,
+      },
+      this.config.checkpoint.keep,
+    );
   }
 
   /**
@@ -233,23 +298,29 @@ export class Pretrainer {
   async exportModel(): Promise<string> {
     const params = new Map<string, { shape: number[]; data: Float32Array }>();
     for (const [name, v] of this.network.namedParameters()) {
-      if (this.config.pretrain.export.some((prefix) => name.startsWith(prefix))) params.set(name, { shape: v.shape.slice(), data: v.dataSync() as Float32Array });
+      if (this.config.pretrain.export.some((prefix) => name.startsWith(prefix)))
+        params.set(name, { shape: v.shape.slice(), data: v.dataSync() as Float32Array });
     }
-    return saveCheckpoint(Pretrainer.weightsDir(this.config), {
-      step: this.step,
-      params,
-      optimizer: { step: this.step, moments: new Map() },
-      optimizerParamSteps: {},
-      extras: new Map(),
-      state: { tokenizer: this.tokenizer.toJSON(), modelConfig: this.modelConfig, pretrained: true },
-    }, 1);
+    return saveCheckpoint(
+      Pretrainer.weightsDir(this.config),
+      {
+        step: this.step,
+        params,
+        optimizer: { step: this.step, moments: new Map() },
+        optimizerParamSteps: {},
+        extras: new Map(),
+        state: { tokenizer: this.tokenizer.toJSON(), modelConfig: this.modelConfig, pretrained: true },
+      },
+      1,
+    );
   }
 
   private restore(checkpoint: TrainingCheckpoint): void {
     for (const [name, v] of this.allParams()) {
       const saved = checkpoint.params.get(name);
       if (!saved) throw new Error(`checkpoint step ${checkpoint.step} has no parameter '${name}'`);
-      if (saved.data.length !== v.size) throw new Error(`checkpoint parameter '${name}' has ${saved.data.length} values, the model ${v.size}`);
+      if (saved.data.length !== v.size)
+        throw new Error(`checkpoint parameter '${name}' has ${saved.data.length} values, the model ${v.size}`);
       tf.tidy(() => v.assign(tf.tensor(saved.data, v.shape)));
     }
     this.optimizer.setState(checkpoint.optimizer, checkpoint.optimizerParamSteps);

@@ -24,9 +24,19 @@ export interface ShapeProbeResult {
  * on the objects of the first half of the images and scored on the second half (accuracy of the
  * best thing class). Images are shown at scale 1 without flips or crops.
  */
-export async function shapeProbe(network: ApeNetwork, dataDir: string, options: { images?: number; level?: string } = {}): Promise<ShapeProbeResult> {
+export async function shapeProbe(
+  network: ApeNetwork,
+  dataDir: string,
+  options: { images?: number; level?: string } = {},
+): Promise<ShapeProbeResult> {
   const level = options.level ?? 'p3';
-  const dataset = openDataset({ name: 'probe', type: 'detection', annotations: join(dataDir, 'instances.json'), imageRoot: join(dataDir, 'images'), weight: 1 });
+  const dataset = openDataset({
+    name: 'probe',
+    type: 'detection',
+    annotations: join(dataDir, 'instances.json'),
+    imageRoot: join(dataDir, 'images'),
+    weight: 1,
+  });
   const count = Math.min(options.images ?? 16, dataset.size);
   if (count < 2) throw new Error(`shape probe: ${dataDir} needs at least 2 images, has ${dataset.size}`);
   const size = network.config.input.size;
@@ -35,13 +45,20 @@ export async function shapeProbe(network: ApeNetwork, dataDir: string, options: 
   const rows: Array<{ image: number; feature: Float32Array; label: number }> = [];
   for (let i = 0; i < count; i++) {
     const raw = await loadSample(dataset, i, new Rng(i + 1), DEFAULT_LOAD_OPTIONS);
-    const sample = augmentSample(raw, new Rng(i + 1), { size, flipProbability: 0, scaleRange: [1, 1], crop: false, minSize: 0 });
+    const sample = augmentSample(raw, new Rng(i + 1), {
+      size,
+      flipProbability: 0,
+      scaleRange: [1, 1],
+      crop: false,
+      minSize: 0,
+    });
     const batch = collateBatch([sample], size, switches, dataset.name);
     const feature = tf.tidy(() => {
       const images = tf.tensor4d(batch.images, [1, size, size, 3]);
       const features = network.backbone.forward(network.normalize({ images, sizes: batch.sizes }));
       const f = features[level];
-      if (!f) throw new Error(`shape probe: the backbone has no level '${level}' (${Object.keys(features).join(', ')})`);
+      if (!f)
+        throw new Error(`shape probe: the backbone has no level '${level}' (${Object.keys(features).join(', ')})`);
       return f;
     });
     const [, h, w, c] = feature.shape;
@@ -62,8 +79,13 @@ export async function shapeProbe(network: ApeNetwork, dataDir: string, options: 
   const half = Math.ceil(count / 2);
   const train = rows.filter((r) => r.image < half);
   const test = rows.filter((r) => r.image >= half);
-  if (train.length === 0 || test.length === 0) throw new Error(`shape probe: no thing objects in one half of the ${count} images of ${dataDir}`);
-  const probe = ridgeFit(train.map((r) => r.feature), train.map((r) => r.label), dataset.prompts.length);
+  if (train.length === 0 || test.length === 0)
+    throw new Error(`shape probe: no thing objects in one half of the ${count} images of ${dataDir}`);
+  const probe = ridgeFit(
+    train.map((r) => r.feature),
+    train.map((r) => r.label),
+    dataset.prompts.length,
+  );
   const right = test.filter((r) => bestOf(probe.predict(r.feature), things) === r.label).length;
   return { accuracy: right / test.length, trainObjects: train.length, testObjects: test.length, level };
 }
