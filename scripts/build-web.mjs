@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Bundles the web page (src/browser/web/app.ts and, as a chunk loaded on demand, the in-browser
-// model) with esbuild and copies the page's static files next to it. `npm run build` runs it.
+// Bundles the web page (src/browser/web/app.ts and, as chunks loaded on demand, the in-browser
+// model and onnxruntime-web) with esbuild and copies the page's static files next to it. `npm run build` runs it.
 import { copyFile, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +26,9 @@ export async function buildWeb({ outDir = join(root, 'dist', 'web'), minify = tr
     chunkNames: 'chunk-[hash]',
     legalComments: 'linked',
     metafile: true,
+    // onnxruntime-web's builds that load their wasm runtime (.mjs + .wasm) from env.wasm.wasmPaths
+    // (the server's /v1/ort/) rather than carrying the .mjs inside the bundle.
+    conditions: ['onnxruntime-web-use-extern-wasm'],
     logLevel: 'warning',
   });
   for (const name of STATIC_FILES) await copyFile(join(root, 'src', 'browser', 'web', name), join(outDir, name));

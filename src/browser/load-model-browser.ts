@@ -110,11 +110,13 @@ async function fetchBytes(url: string, name: string, onProgress?: DownloadProgre
   return all;
 }
 
-/**
- * Downloads a model folder from `filesUrl` (e.g. '/v1/model/files/') and builds the model.
- * The engine must be initialised first.
- */
-export async function fetchModel(filesUrl: string, onProgress?: DownloadProgress): Promise<ApeModel> {
+/** A model folder's files as downloaded, with config.json's bytes as they came (what the model hash covers). */
+export interface FetchedModelFiles extends ModelBytes {
+  configBytes: Uint8Array;
+}
+
+/** Downloads a model folder's files from `filesUrl` (e.g. '/v1/model/files/'). */
+export async function fetchModelFiles(filesUrl: string, onProgress?: DownloadProgress): Promise<FetchedModelFiles> {
   const base = filesUrl.endsWith('/') ? filesUrl : `${filesUrl}/`;
   const configBytes = await fetchBytes(`${base}${CONFIG_FILE}`, CONFIG_FILE, onProgress);
   const configText = new TextDecoder().decode(configBytes);
@@ -124,5 +126,26 @@ export async function fetchModel(filesUrl: string, onProgress?: DownloadProgress
     fetchBytes(`${base}${encodeURIComponent(tokenizerName)}`, tokenizerName, onProgress),
     fetchBytes(`${base}${WEIGHTS_FILE}`, WEIGHTS_FILE, onProgress),
   ]);
-  return modelFromBytes({ config: configText, weights, tokenizer });
+  return { config: configText, configBytes, weights, tokenizer };
+}
+
+/**
+ * Downloads a model folder from `filesUrl` (e.g. '/v1/model/files/') and builds the model.
+ * The engine must be initialised first.
+ */
+export async function fetchModel(filesUrl: string, onProgress?: DownloadProgress): Promise<ApeModel> {
+  return modelFromBytes(await fetchModelFiles(filesUrl, onProgress));
+}
+
+/**
+ * The hash Node keys its ONNX export cache with (sha256 over config.json, then the weights; see
+ * filesHash), or null where the page has no Web Crypto (a plain-http page on another host).
+ */
+export async function modelFilesHash(files: FetchedModelFiles): Promise<string | null> {
+  if (!globalThis.crypto?.subtle) return null;
+  const digest = await crypto.subtle.digest(
+    'SHA-256',
+    concatArrays(Uint8Array, [files.configBytes, files.weights]) as Uint8Array<ArrayBuffer>,
+  );
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
 }

@@ -1,19 +1,19 @@
 /**
- * The network forward of predict on ONNX Runtime: exports are made on first use for each input
- * geometry and prompt count, cached on disk next to the model (checked against the model's hash)
- * and in memory; prompt embeddings still come from the model's text tower and prompt cache.
- * Outputs come back as TF.js tensors so that post-processing is the same code for both engines.
+ * The network forward of predict on ONNX Runtime in Node: exports are made on first use for each
+ * input geometry and prompt count, cached on disk next to the model (checked against the model's
+ * hash) and in memory; prompt embeddings still come from the model's text tower and prompt cache.
+ * The forward itself is OrtRunner's (shared with the page).
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { tf } from '../engine/engine.js';
-import type { ApeNetwork, ModelBatch } from '../modeling/ape-network.js';
-import type { PromptSet } from '../text/prompts.js';
-import { exportKey, exportNetwork, MANIFEST_FILE, type ExportShape } from './export-network.js';
+import type { ApeNetwork } from '../modeling/ape-network.js';
+import { exportNetwork, MANIFEST_FILE, type ExportShape } from './export-network.js';
 import { filesHash, writeNetworkExport } from './export-files.js';
-import { OrtNetwork, type OrtNetworkOutputs } from './ort-network.js';
+import { OrtNetwork } from './ort-network.js';
 import { OPSET } from './kernel-ops.js';
-import type { InferenceRunner, NetworkOutputs } from './inference-runner.js';
+import { OrtRunner } from './ort-runner.js';
+
+export { vocabularyBucket } from './ort-runner.js';
 
 /** Where the model came from: its folder and the files whose hash keys the cached exports. */
 export interface ModelSource {
@@ -30,95 +30,20 @@ export interface OrtEngineOptions {
   onExport?: (message: string) => void;
 }
 
-/**
- * Vocabulary prompts never enter the fusion, so each logit column depends on its own prompt alone:
- * padding the vocabulary to a bucket and dropping the extra columns changes no result.
- */
-export function vocabularyBucket(count: number): number {
-  if (count === 0) return 0;
-  let bucket = 8;
-  while (bucket < count) bucket *= 2;
-  return bucket;
-}
-
-export class OrtEngine implements InferenceRunner {
+export class OrtEngine extends OrtRunner {
   readonly name = 'ort';
-  private readonly networks = new Map<string, Promise<OrtNetwork>>();
   private hash: Promise<string> | null = null;
 
   constructor(
-    private readonly network: ApeNetwork,
+    network: ApeNetwork,
     private readonly source: ModelSource,
     private readonly options: OrtEngineOptions = {},
-  ) {}
-
-  async run(batch: ModelBatch, prompts: PromptSet): Promise<NetworkOutputs> {
-    const [b, h, w] = batch.images.shape;
-    if (h !== w) throw new Error(`OrtEngine: the input must be square, got ${h}x${w}`);
-    const vocabulary = prompts.vocabulary.length;
-    const bucket = vocabularyBucket(vocabulary);
-    const embeddings = tf.tidy(() => {
-      const vocab = vocabulary > 0 ? this.network.encodePrompts(prompts.vocabulary) : null;
-      // Padding rows repeat the last prompt (a zero vector would normalise to NaN).
-      const padded =
-        vocab && bucket > vocabulary
-          ? tf.concat([vocab, tf.tile(tf.slice(vocab, [vocabulary - 1, 0], [1, -1]), [bucket - vocabulary, 1])], 0)
-          : vocab;
-      const sentences = prompts.sentences.length > 0 ? this.network.encodePrompts(prompts.sentences) : null;
-      return {
-        vocabulary: padded ? (padded.dataSync() as Float32Array) : undefined,
-        sentences: sentences ? (sentences.dataSync() as Float32Array) : undefined,
-      };
-    });
-    const pixels = batch.images.dataSync() as Float32Array;
-    const perImage = h * w * 3;
-    const outs: OrtNetworkOutputs[] = [];
-    for (let i = 0; i < b; i++) {
-      const net = await this.networkFor({
-        size: h,
-        valid: batch.sizes[i]!,
-        vocabulary: bucket,
-        sentences: prompts.sentences.length,
-      });
-      outs.push(await net.run({ image: pixels.subarray(i * perImage, (i + 1) * perImage), ...embeddings }));
-    }
-    const p = vocabulary + prompts.sentences.length;
-    return tf.tidy(() => {
-      const stack = <T extends tf.Tensor>(pick: (o: OrtNetworkOutputs) => { data: Float32Array; dims: number[] }) =>
-        tf.concat(
-          outs.map((o) => tf.tensor(pick(o).data, pick(o).dims)),
-          0,
-        ) as T;
-      let logits = stack<tf.Tensor3D>((o) => o.logits);
-      if (bucket > vocabulary) {
-        const [, q, total] = logits.shape;
-        const keep = [tf.slice(logits, [0, 0, 0], [b, q, vocabulary])];
-        if (total > bucket) keep.push(tf.slice(logits, [0, 0, bucket], [b, q, total - bucket]));
-        logits = (keep.length === 1 ? keep[0]! : tf.concat(keep, 2)) as tf.Tensor3D;
-      }
-      if (logits.shape[2] !== p) throw new Error(`OrtEngine: ${logits.shape[2]} logit columns for ${p} prompts`);
-      return {
-        logits,
-        boxes: stack<tf.Tensor3D>((o) => o.boxes),
-        masks: stack<tf.Tensor4D>((o) => o.masks),
-        maskStride: this.network.maskStride,
-      };
-    });
+  ) {
+    super(network);
   }
 
-  /** The loaded export for one shape: from memory, from the disk cache when its hash matches, or made now. */
-  private networkFor(shape: ExportShape): Promise<OrtNetwork> {
-    const key = exportKey(shape);
-    let net = this.networks.get(key);
-    if (!net) {
-      net = this.load(key, shape);
-      this.networks.set(key, net);
-      net.catch(() => this.networks.delete(key));
-    }
-    return net;
-  }
-
-  private async load(key: string, shape: ExportShape): Promise<OrtNetwork> {
+  /** From the disk cache when its hash matches, or made now and cached. */
+  protected async loadNetwork(key: string, shape: ExportShape): Promise<OrtNetwork> {
     this.hash ??= filesHash(this.source.files);
     const hash = await this.hash;
     const dir = join(this.options.cacheDir ?? join(this.source.dir, 'onnx'), key);
@@ -138,11 +63,5 @@ export class OrtEngine implements InferenceRunner {
     await writeNetworkExport(dir, exportNetwork(this.network, shape, hash));
     this.options.onExport?.(`exported in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     return OrtNetwork.load(dir, { threads: this.options.threads });
-  }
-
-  async release(): Promise<void> {
-    const nets = await Promise.allSettled(this.networks.values());
-    this.networks.clear();
-    await Promise.all(nets.flatMap((n) => (n.status === 'fulfilled' ? [n.value.release()] : [])));
   }
 }

@@ -25,6 +25,8 @@ export interface ApeServerOptions {
   webDir?: string;
   /** Where tfjs-backend-wasm's .wasm files are; default: found through module resolution. */
   wasmDir?: string;
+  /** Where onnxruntime-web's .mjs and .wasm files are; default: found through module resolution. */
+  ortWasmDir?: string;
   /** Example images offered on the page (PNG/JPEG files); default: examples/ of this package. */
   examplesDir?: string;
 }
@@ -47,6 +49,26 @@ export function defaultWasmDir(): string {
   // The package's main file lives in dist/, next to its .wasm files.
   return dirname(require.resolve('@tensorflow/tfjs-backend-wasm'));
 }
+
+export function defaultOrtWasmDir(): string {
+  const require = createRequire(import.meta.url);
+  // The package's CommonJS entry lives in dist/, next to its .mjs loaders and .wasm files.
+  return dirname(require.resolve('onnxruntime-web'));
+}
+
+/** onnxruntime-web's runtimes the page may load: the wasm build (threaded and not) and the WebGPU one. */
+const ORT_WASM_FILE = /^ort-wasm-simd-threaded(\.asyncify)?\.(mjs|wasm)$/;
+
+/**
+ * Sent with every answer: the page is cross-origin isolated (COOP + COEP), so it may use
+ * SharedArrayBuffer and onnxruntime-web runs wasm with threads; everything it loads comes from this
+ * server (same origin), which CORP says.
+ */
+const ISOLATION_HEADERS: Record<string, string> = {
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-embedder-policy': 'require-corp',
+  'cross-origin-resource-policy': 'same-origin',
+};
 
 function sendJson(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
@@ -109,7 +131,8 @@ export interface ApeServer {
 
 /**
  * The HTTP service: `POST /v1/predict`, `GET /v1/health`, `GET /v1/model`, the model's files for
- * the in-browser mode, the wasm binaries, and the web page at `/`. node:http only.
+ * the in-browser mode, the wasm binaries of TF.js (/v1/wasm/) and onnxruntime-web (/v1/ort/), and
+ * the web page at `/`, cross-origin isolated. node:http only.
  */
 export async function createApeServer(options: ApeServerOptions): Promise<ApeServer> {
   const webDir = options.webDir ?? defaultWebDir();
@@ -131,6 +154,10 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
   });
   const modelFileNames = new Set(modelFiles.map((f) => f.name));
   const wasmFiles = new Set((await listServableFiles(wasmDir, ['.wasm'])).map((f) => f.name));
+  const ortWasmDir = options.ortWasmDir ?? defaultOrtWasmDir();
+  const ortWasmFiles = new Set(
+    (await listServableFiles(ortWasmDir, ['.mjs', '.wasm'])).map((f) => f.name).filter((n) => ORT_WASM_FILE.test(n)),
+  );
   const examplesDir = options.examplesDir ?? defaultExamplesDir();
   const examples = await listServableFiles(examplesDir, ['.png', '.jpg', '.jpeg']).catch(() => []);
   const exampleNames = new Set(examples.map((f) => f.name));
@@ -256,6 +283,12 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
       handle: (request, response, file) =>
         sendFile(response, wasmDir, file, wasmFiles, { cache: 'max-age=86400', head: head(request) }),
     },
+    {
+      path: '/v1/ort/',
+      method: 'GET',
+      handle: (request, response, file) =>
+        sendFile(response, ortWasmDir, file, ortWasmFiles, { cache: 'max-age=86400', head: head(request) }),
+    },
   ];
 
   async function route(request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -306,6 +339,7 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
   }
 
   const server = createServer((request, response) => {
+    for (const [name, value] of Object.entries(ISOLATION_HEADERS)) response.setHeader(name, value);
     if (shuttingDown) return fail(request, response, shuttingDownError());
     inFlight++;
     response.once('close', () => {

@@ -1,74 +1,62 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { initEngine } from '../../src/engine/engine.js';
 import { DEFAULT_SEMANTIC_THRESHOLD } from '../../src/inference/semantic-confidence.js';
-import { createApeServer, type ApeServer } from '../../src/server/app.js';
+import { loadModel } from '../../src/inference/model-files.js';
+import { predictionToJson, type PredictionJson } from '../../src/inference/prediction-json.js';
+import { decodeImage } from '../../src/io/image-node.js';
 import { makeTestModelDir } from '../server/test-model.js';
+import {
+  assertSameResults,
+  downloadedJson,
+  launchChromium,
+  root,
+  servePage,
+  type ServedPage,
+  waitForState as waitForStateOf,
+} from './page-harness.js';
 
 /**
  * The web page in real headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core):
  * pick an example, type prompts, run on the server, check what is drawn and listed, then switch
- * to running the model inside the page and compare.
+ * to running the model inside the page (onnxruntime-web, then TF.js) and compare.
  */
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const CHROMIUM = process.env.APE_CHROMIUM ?? '/usr/bin/chromium';
-
 let model: { dir: string; remove: () => Promise<void> };
-let webDir: string;
-let app: ApeServer;
+let served: ServedPage;
 let url: string;
+let webDir: string;
 let browser: Browser;
 let page: Page;
 const pageErrors: string[] = [];
+/** The page's web workers (onnxruntime-web's wasm threads are workers running its .mjs runtime). */
+const workers: string[] = [];
+const isOrtThread = (u: string) => u.endsWith('/v1/ort/ort-wasm-simd-threaded.mjs');
 
 before(async () => {
   // A word list, so that the page has something to warn about.
   model = await makeTestModelDir(21, ['circle', 'star', 'sky', 'sand', 'the', 'red', 'cross', 'to', 'right', 'of']);
-  webDir = await mkdtemp(join(tmpdir(), 'ape-web-'));
-  const build = spawnSync(process.execPath, ['scripts/build-web.mjs', webDir], { cwd: root, encoding: 'utf8' });
-  assert.equal(build.status, 0, build.stderr);
-  app = await createApeServer({ modelDir: model.dir, webDir });
-  await app.host.start();
-  url = (await app.listen(0)).url;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  served = await servePage(model.dir);
+  ({ url, webDir } = served);
+  browser = await launchChromium();
   page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   page.on('pageerror', (error) => pageErrors.push(error.message));
   page.on('console', (m) => {
     if (m.type() === 'error') pageErrors.push(m.text());
   });
+  page.on('worker', (w) => workers.push(w.url()));
 });
 
 after(async () => {
   await browser?.close();
-  await app?.close();
+  await served?.close();
   await model?.remove();
-  if (webDir) await rm(webDir, { recursive: true, force: true });
 });
 
-const state = () => page.evaluate(() => document.body.dataset.state);
-
-async function waitForState(names: string[], timeout = 60_000): Promise<string> {
-  await page.waitForFunction((wanted) => wanted.includes(document.body.dataset.state ?? ''), names, { timeout });
-  return (await state())!;
-}
+const waitForState = (names: string[], timeout?: number) => waitForStateOf(page, names, timeout);
 
 /**
  * Keeps a copy of the canvas pixels in the page under `name` (reading millions of values out
@@ -112,10 +100,19 @@ async function tableRows(): Promise<string[][]> {
 }
 
 let serverRows: string[][] = [];
+/** The server's answer to the first test's request (the page's Download JSON). */
+let serverJson: PredictionJson;
+const PROMPTS = {
+  vocabulary: ['circle', 'star', 'sky', 'sand'],
+  sentences: ['the red cross to the right of the red star'],
+};
 
 test('server mode: an example image, typed prompts, overlays drawn and a result table', async () => {
   await page.goto(url);
   await waitForState(['idle']);
+  // Served by the project's server, the page is cross-origin isolated: SharedArrayBuffer, wasm threads.
+  assert.equal(await page.evaluate(() => crossOriginIsolated), true);
+  assert.equal(await page.isDisabled('#browser-engine'), true, 'the engine choice is for the in-browser mode');
   assert.match((await page.textContent('#model-status'))!, /model test-tiny · server \(wasm\)/);
   await page.click('#examples button[data-example="scene-2.png"]');
   await page.waitForFunction(() => document.body.dataset.image === 'scene-2.png');
@@ -130,8 +127,8 @@ test('server mode: an example image, typed prompts, overlays drawn and a result 
   assert.equal(await page.textContent('#score-value'), '0.30');
   assert.equal(await page.inputValue('#semantic-threshold'), String(DEFAULT_SEMANTIC_THRESHOLD));
   assert.equal(await page.isVisible('#warnings'), false);
-  await page.fill('#vocabulary', 'circle, star, sky, sand');
-  await page.fill('#sentences', 'the red cross to the right of the red star');
+  await page.fill('#vocabulary', PROMPTS.vocabulary.join(', '));
+  await page.fill('#sentences', PROMPTS.sentences.join('\n'));
   await page.fill('#score', '0');
   await page.dispatchEvent('#score', 'input');
   // The random model's scores are meaningless: label every pixel (APE's map) to see the map drawn.
@@ -154,6 +151,8 @@ test('server mode: an example image, typed prompts, overlays drawn and a result 
   assert.equal(await page.$$eval('#grounding li', (li) => li.length), 1);
   assert.ok((await page.$$eval('#legend li', (li) => li.length)) >= 1);
   assert.match((await page.textContent('#timing'))!, /server: .*inference \d+ ms/);
+  serverJson = await downloadedJson(page);
+  assert.equal(serverJson.instances.length, serverRows.length);
 
   await snapshot('drawn');
   for (const id of ['show-masks', 'show-boxes', 'show-labels']) await setChecked(id, false);
@@ -181,16 +180,67 @@ test('server mode: an example image, typed prompts, overlays drawn and a result 
   assert.ok((await stat(shot)).size > 20_000);
 });
 
-test('in-browser mode: the same model runs inside the page and finds the same objects', async () => {
+test('in-browser mode on onnxruntime-web: the graphs Node exports, run in the page, find what the server and Node find', async () => {
   await page.click('label:has(input[value="browser"])');
   await page.waitForFunction(
     () => /in this browser/.test(document.getElementById('model-status')?.textContent ?? ''),
     null,
     { timeout: 60_000 },
   );
+  assert.equal(await page.inputValue('#browser-engine'), 'ort', 'ONNX Runtime is the in-browser default');
+  // Headless Chromium (--disable-gpu) offers no WebGPU adapter, so this is the wasm fallback, with
+  // threads because the page is cross-origin isolated.
+  const webgpu = await page.evaluate(async () => {
+    const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
+    return gpu ? (await gpu.requestAdapter()) != null : false;
+  });
+  const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+  const threads = Math.min(4, cores);
+  const status = (await page.textContent('#model-status'))!;
+  assert.equal(
+    status,
+    `model test-tiny · in this browser (onnxruntime-web 1.30.0, ${webgpu ? 'webgpu' : 'wasm'}, ${threads} thread${threads === 1 ? '' : 's'})`,
+  );
+  await page.click('#run');
+  assert.equal(await waitForState(['done', 'error'], 120_000), 'done', (await page.textContent('#message'))!);
+  // The first run of this geometry exports the graph in the page (a recorded TF.js forward) and makes its sessions.
+  assert.match(
+    (await page.textContent('#timing'))!,
+    /^in this browser \(onnxruntime-web 1\.30\.0, (wasm|webgpu), \d threads?\): export \d+ ms, network \d+ ms, inference \d+ ms$/,
+  );
+  const ortJson = await downloadedJson(page);
+  if (threads > 1) assert.ok(workers.some(isOrtThread), `onnxruntime-web's thread workers: ${workers.join(', ')}`);
+  assertSameResults(ortJson, serverJson, 'onnxruntime-web vs the server (TF.js)');
+
+  // Node's ONNX Runtime path on the same pixels and prompts (its own export, cached in the model folder).
+  await initEngine();
+  const nodeModel = await loadModel(model.dir, { engine: 'ort' });
+  try {
+    const image = await decodeImage(await readFile(join(root, 'examples', 'scene-2.png')));
+    const prediction = await nodeModel.predict(image, { ...PROMPTS, threshold: 0, semanticThreshold: 0 });
+    assertSameResults(ortJson, predictionToJson(prediction), 'onnxruntime-web vs onnxruntime-node');
+  } finally {
+    nodeModel.dispose();
+  }
+
+  // Again: the export is kept, so no export time.
+  await page.click('#run');
+  assert.equal(await waitForState(['done', 'error'], 120_000), 'done', (await page.textContent('#message'))!);
+  assert.match((await page.textContent('#timing'))!, /\): network \d+ ms, inference \d+ ms$/);
+  assertSameResults(await downloadedJson(page), ortJson, 'a second run');
+  assert.deepEqual(pageErrors, []);
+});
+
+test('in-browser mode on TF.js: the same model runs inside the page and finds the same objects', async () => {
+  await page.selectOption('#browser-engine', 'tfjs');
+  await page.waitForFunction(() => /\(TF\.js wasm\)$/.test(document.getElementById('model-status')?.textContent ?? ''));
+  await waitForState(['idle']);
   await page.click('#run');
   assert.equal(await waitForState(['done', 'error']), 'done', (await page.textContent('#message'))!);
-  assert.match((await page.textContent('#timing'))!, /in this browser: inference \d+ ms/);
+  assert.match(
+    (await page.textContent('#timing'))!,
+    /^in this browser \(TF\.js wasm\): network \d+ ms, inference \d+ ms$/,
+  );
   const rows = await tableRows();
   assert.equal(rows.length, serverRows.length);
   // Same weights, same pixels, the same wasm kernels: the same rows, scores and boxes.
@@ -264,4 +314,50 @@ test('every sentence is drawn with its score even under the slider (marked), row
   const bytes = await readFile((await png.path())!);
   assert.deepEqual([...bytes.subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
   assert.deepEqual(pageErrors, []);
+});
+
+test('not cross-origin isolated (the isolation headers stripped on the way): onnxruntime-web runs one wasm thread and finds the same', async () => {
+  const plain = await browser.newPage();
+  const errors: string[] = [];
+  const plainWorkers: string[] = [];
+  plain.on('pageerror', (error) => errors.push(error.message));
+  plain.on('worker', (w) => plainWorkers.push(w.url()));
+  await plain.route('**/*', async (route) => {
+    const response = await route.fetch();
+    const headers = { ...response.headers() };
+    delete headers['cross-origin-opener-policy'];
+    delete headers['cross-origin-embedder-policy'];
+    await route.fulfill({ response, headers });
+  });
+  try {
+    await plain.goto(url);
+    await waitForStateOf(plain, ['idle']);
+    assert.equal(await plain.evaluate(() => crossOriginIsolated), false);
+    await plain.click('#examples button[data-example="scene-2.png"]');
+    await plain.waitForFunction(() => document.body.dataset.image === 'scene-2.png');
+    await plain.fill('#vocabulary', PROMPTS.vocabulary.join(', '));
+    await plain.fill('#sentences', PROMPTS.sentences.join('\n'));
+    await plain.click('label:has(input[value="browser"])');
+    await plain.waitForFunction(
+      () => /in this browser/.test(document.getElementById('model-status')?.textContent ?? ''),
+      null,
+      { timeout: 60_000 },
+    );
+    assert.match((await plain.textContent('#model-status'))!, /\(onnxruntime-web 1\.30\.0, wasm, 1 thread\)$/);
+    await plain.click('#run');
+    assert.equal(
+      await waitForStateOf(plain, ['done', 'error'], 120_000),
+      'done',
+      (await plain.textContent('#message'))!,
+    );
+    assert.match(
+      (await plain.textContent('#timing'))!,
+      /^in this browser \(onnxruntime-web 1\.30\.0, wasm, 1 thread\): /,
+    );
+    assertSameResults(await downloadedJson(plain), serverJson, 'onnxruntime-web, one thread, vs the server');
+    assert.deepEqual(plainWorkers.filter(isOrtThread), [], 'no thread workers without isolation');
+    assert.deepEqual(errors, []);
+  } finally {
+    await plain.close();
+  }
 });

@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { chromium } from 'playwright-core';
 import { createApeServer } from '../../src/server/app.js';
+import { launchChromium } from './page-harness.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const { values } = parseArgs({
@@ -32,19 +32,7 @@ if (build.status !== 0) throw new Error(build.stderr);
 const app = await createApeServer({ modelDir: values.model!, webDir });
 await app.host.start();
 const { url } = await app.listen(0);
-const browser = await chromium.launch({
-  executablePath: process.env.APE_CHROMIUM ?? '/usr/bin/chromium',
-  args: [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   await page.goto(url);

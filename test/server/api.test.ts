@@ -111,17 +111,46 @@ describe('ape serve API', () => {
     assert.equal(wasm.status, 200);
     assert.equal(wasm.headers.get('content-type'), 'application/wasm');
     assert.deepEqual([...new Uint8Array(await wasm.arrayBuffer()).subarray(0, 4)], [0, 0x61, 0x73, 0x6d]);
+    // onnxruntime-web's runtimes: the wasm build (threaded and not) and the WebGPU one, loader and binary.
+    for (const name of ['ort-wasm-simd-threaded', 'ort-wasm-simd-threaded.asyncify']) {
+      const binary = await fetch(new URL(`/v1/ort/${name}.wasm`, server.url));
+      assert.equal(binary.status, 200, name);
+      assert.equal(binary.headers.get('content-type'), 'application/wasm');
+      assert.deepEqual([...new Uint8Array(await binary.arrayBuffer()).subarray(0, 4)], [0, 0x61, 0x73, 0x6d]);
+      const loader = await fetch(new URL(`/v1/ort/${name}.mjs`, server.url), { method: 'HEAD' });
+      assert.equal(loader.status, 200, name);
+      assert.equal(loader.headers.get('content-type'), 'text/javascript; charset=utf-8');
+    }
     for (const path of [
       '/v1/model/files/..%2Fconfig.json',
       '/v1/model/files/%2e%2e',
       '/v1/model/files/%zz',
       '/v1/wasm/..%2F..%2Fpackage.json',
+      '/v1/ort/ort.node.min.js',
+      '/v1/ort/ort.webgpu.min.mjs.map',
+      '/v1/ort/..%2Fpackage.json',
       '/v1/examples/..%2Fpackage.json',
     ]) {
       assertError(await call(path), 404, 'not-found');
     }
     const examples = await call('/v1/examples');
     assert.ok(examples.body.examples.some((e: { name: string }) => e.name === 'scene-2.png'));
+  });
+
+  test('every answer carries the cross-origin isolation headers (COOP, COEP, CORP), errors too', async () => {
+    for (const [path, status] of [
+      ['/v1/model', 200],
+      ['/v1/ort/ort-wasm-simd-threaded.mjs', 200],
+      ['/v1/health', 200],
+      ['/v1/nothing', 404],
+    ] as const) {
+      const answer = await fetch(new URL(path, server.url));
+      await answer.arrayBuffer();
+      assert.equal(answer.status, status, path);
+      assert.equal(answer.headers.get('cross-origin-opener-policy'), 'same-origin', path);
+      assert.equal(answer.headers.get('cross-origin-embedder-policy'), 'require-corp', path);
+      assert.equal(answer.headers.get('cross-origin-resource-policy'), 'same-origin', path);
+    }
   });
 
   test('predict, multipart: instances with RLE masks, semantic segments, grounding, timing', async () => {

@@ -1,7 +1,8 @@
 /**
  * The web page: pick an image, type category names and sentences, see masks, boxes, labels and
  * the semantic map drawn by the same viz code the CLI uses. The model runs on the server
- * (POST /v1/predict) or, switched, inside the page (TF.js wasm; loaded on first use).
+ * (POST /v1/predict) or, switched, inside the page (loaded on first use): the network on
+ * onnxruntime-web (WebGPU or wasm) or on TF.js wasm, the prompts on TF.js.
  */
 import type { RgbImage } from '../../io/image-types.js';
 import { decodeImage, toImageData } from '../../io/image-browser.js';
@@ -12,7 +13,7 @@ import { drawSemantic, semanticAreas } from '../../viz/semantic-map.js';
 import { resizeNearest } from '../../viz/image.js';
 import { predictionFromJson, type PredictionJson } from '../../inference/prediction-json.js';
 import { splitSentences, splitVocabulary } from '../../text/prompt-fields.js';
-import type { InBrowserModel } from '../in-browser.js';
+import type { BrowserEngine, InBrowserModel } from '../in-browser.js';
 
 type Mode = 'server' | 'browser';
 
@@ -24,6 +25,10 @@ interface State {
   json: PredictionJson | null;
   prediction: Prediction | null;
   mode: Mode;
+  /** What runs the network in the page. */
+  engine: BrowserEngine;
+  /** Where the shown result was computed, in words (the timing line says it). */
+  ranOn: string;
   browserModel: Promise<InBrowserModel> | null;
   busy: boolean;
   /** The object under the mouse in a table (its box and prompt), drawn highlighted. */
@@ -37,6 +42,8 @@ const state: State = {
   json: null,
   prediction: null,
   mode: 'server',
+  engine: 'ort',
+  ranOn: '',
   browserModel: null,
   busy: false,
   hover: null,
@@ -254,7 +261,7 @@ function renderTables(): void {
   }
   const t = state.json?.timing;
   $('timing').textContent = t
-    ? `${state.mode === 'server' ? 'server' : 'in this browser'}: ${Object.entries(t)
+    ? `${state.ranOn}: ${Object.entries(t)
         .map(([k, v]) => `${k.replace(/Ms$/, '')} ${Math.round(v)} ms`)
         .join(', ')}`
     : '';
@@ -293,6 +300,7 @@ function browserModel(): Promise<InBrowserModel> {
     state.browserModel = import('../in-browser.js').then(({ InBrowserModel }) =>
       InBrowserModel.load({
         wasmPaths: new URL('v1/wasm/', location.href).href,
+        ortWasmPaths: new URL('v1/ort/', location.href).href,
         filesUrl: new URL('v1/model/files/', location.href).href,
         onProgress: (file, loaded, total) =>
           message(
@@ -301,16 +309,23 @@ function browserModel(): Promise<InBrowserModel> {
       }),
     );
     state.browserModel.then(
-      (m) => {
-        $('model-status').textContent = `model ${m.name} · in this browser (${m.backend})`;
-        message(`model loaded in ${Math.round(m.loadMs)} ms`);
-      },
+      (m) => message(`model loaded in ${Math.round(m.loadMs)} ms`),
       () => {
         state.browserModel = null;
       },
     );
   }
   return state.browserModel;
+}
+
+/** Loads the model into the page (and onnxruntime-web when that engine is picked) and says what runs it. */
+async function showBrowserEngine(): Promise<void> {
+  const model = await browserModel();
+  const engine = state.engine;
+  const description = await model.describe(engine);
+  if (state.mode === 'browser' && state.engine === engine) {
+    $('model-status').textContent = `model ${model.name} · in this browser (${description})`;
+  }
 }
 
 async function predictOnServer(vocabulary: string[], sentences: string[]): Promise<PredictionJson> {
@@ -342,18 +357,23 @@ async function run(): Promise<void> {
       setState('running');
       message('running on the server...');
       json = await predictOnServer(vocabulary, sentences);
+      state.ranOn = 'server';
     } else {
       const model = await browserModel();
+      const engine = state.engine;
       setState('running');
-      message('running in this browser...');
-      // Let the page paint the message before the (synchronous) forward pass.
+      message(`running in this browser (${await model.describe(engine)})...`);
+      // Let the page paint the message before the forward pass (synchronous on TF.js, and the
+      // first ONNX Runtime run of a new image size or prompt count exports the graph first).
       await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
-      json = model.predict(state.image, {
-        vocabulary,
-        sentences,
-        threshold: 0,
-        semanticThreshold: semanticThreshold(),
-      });
+      json = await model.predict(
+        state.image,
+        { vocabulary, sentences, threshold: 0, semanticThreshold: semanticThreshold() },
+        engine,
+      );
+      // Described after the run: onnxruntime-web settles its threads when its first session starts.
+      state.ranOn = `in this browser (${await model.describe(engine)})`;
+      void showBrowserEngine();
     }
     state.json = json;
     state.hover = null;
@@ -450,8 +470,9 @@ function wire(): void {
     radio.addEventListener('change', () => {
       if (!radio.checked) return;
       state.mode = radio.value as Mode;
+      (input('browser-engine') as unknown as HTMLSelectElement).disabled = state.mode !== 'browser';
       if (state.mode === 'browser') {
-        browserModel().then(
+        showBrowserEngine().then(
           () => setState('idle'),
           (error: Error) => {
             message(`could not load the model into this page: ${error.message}`, true);
@@ -463,6 +484,19 @@ function wire(): void {
       }
     });
   }
+  const engineSelect = $('browser-engine') as HTMLSelectElement;
+  engineSelect.addEventListener('change', () => {
+    state.engine = engineSelect.value as BrowserEngine;
+    if (state.mode !== 'browser') return;
+    setState('loading');
+    showBrowserEngine().then(
+      () => setState('idle'),
+      (error: Error) => {
+        message(`could not start ${engineSelect.selectedOptions[0]?.textContent}: ${error.message}`, true);
+        setState('error');
+      },
+    );
+  });
 }
 
 document.body.dataset.image = 'none';
