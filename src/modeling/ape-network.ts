@@ -306,6 +306,8 @@ export class ApeNetwork extends Module {
       return Array.from(tf.stack(sums).dataSync()).join(',');
     });
     if (fingerprint !== this.cacheFingerprint) {
+      // The stored vectors are those of the weights the model was loaded with.
+      if (this.cacheFingerprint !== '') this.promptCache.setStore(null);
       this.promptCache.clear();
       this.cacheFingerprint = fingerprint;
     }
