@@ -220,37 +220,44 @@ export class PromptFileStore implements PromptVectorStore {
       return;
     }
     try {
-      const size = statSync(path).size;
-      const header = Buffer.alloc(HEADER);
-      if (size < HEADER || readSync(fd, header, 0, HEADER, 0) !== HEADER) return this.report(file, 'is truncated');
-      if (header.toString('latin1', 0, 8) !== MAGIC) return this.report(file, 'is not a prompt cache file');
-      const version = header.readUInt32LE(8);
-      const dim = header.readUInt32LE(12);
-      const count = header.readUInt32LE(16);
-      const dtype = header.readUInt32LE(20);
-      const textBytes = header.readUInt32LE(24);
-      if (version !== VERSION || dtype !== FLOAT32)
-        return this.report(file, `has version ${version} / dtype ${dtype} (expected ${VERSION} / ${FLOAT32})`);
-      if (!header.subarray(32, 64).equals(this.keyBytes)) return this.report(file, 'belongs to another model');
-      if (dim !== this.dim) return this.report(file, `has vectors of ${dim} values, the model makes ${this.dim}`);
-      const rowStart = HEADER + count * 8 + textBytes;
-      // Checked before anything is allocated: the header's counts must add up to the file's length.
-      if (rowStart + count * dim * 4 !== size)
-        return this.report(file, `is ${size} bytes, its header describes ${rowStart + count * dim * 4}`);
-      const meta = Buffer.alloc(count * 8 + textBytes);
-      if (readSync(fd, meta, 0, meta.length, HEADER) !== meta.length || crc32(meta) !== header.readUInt32LE(28))
-        return this.report(file, 'has a damaged index');
-      let at = count * 8;
-      for (let i = 0; i < count; i++) {
-        const length = meta.readUInt32LE(i * 8);
-        if (at + length > meta.length) return this.report(file, 'has a damaged index');
-        const text = meta.toString('utf8', at, at + length);
-        at += length;
-        this.rows.set(text, { file, offset: rowStart + i * dim * 4, crc: meta.readUInt32LE(i * 8 + 4) });
-      }
+      const problem = this.readIndex(file, path, fd);
+      if (problem) this.report(file, problem);
     } finally {
       closeSync(fd);
     }
+  }
+
+  /** The indexing of one open shard: null, or what is wrong with it. */
+  private readIndex(file: string, path: string, fd: number): string | null {
+    const size = statSync(path).size;
+    const header = Buffer.alloc(HEADER);
+    if (size < HEADER || readSync(fd, header, 0, HEADER, 0) !== HEADER) return 'is truncated';
+    if (header.toString('latin1', 0, 8) !== MAGIC) return 'is not a prompt cache file';
+    const version = header.readUInt32LE(8);
+    const dim = header.readUInt32LE(12);
+    const count = header.readUInt32LE(16);
+    const dtype = header.readUInt32LE(20);
+    const textBytes = header.readUInt32LE(24);
+    if (version !== VERSION || dtype !== FLOAT32)
+      return `has version ${version} / dtype ${dtype} (expected ${VERSION} / ${FLOAT32})`;
+    if (!header.subarray(32, 64).equals(this.keyBytes)) return 'belongs to another model';
+    if (dim !== this.dim) return `has vectors of ${dim} values, the model makes ${this.dim}`;
+    const rowStart = HEADER + count * 8 + textBytes;
+    // Checked before anything is allocated: the header's counts must add up to the file's length.
+    if (rowStart + count * dim * 4 !== size)
+      return `is ${size} bytes, its header describes ${rowStart + count * dim * 4}`;
+    const meta = Buffer.alloc(count * 8 + textBytes);
+    if (readSync(fd, meta, 0, meta.length, HEADER) !== meta.length || crc32(meta) !== header.readUInt32LE(28))
+      return 'has a damaged index';
+    let at = count * 8;
+    for (let i = 0; i < count; i++) {
+      const length = meta.readUInt32LE(i * 8);
+      if (at + length > meta.length) return 'has a damaged index';
+      const text = meta.toString('utf8', at, at + length);
+      at += length;
+      this.rows.set(text, { file, offset: rowStart + i * dim * 4, crc: meta.readUInt32LE(i * 8 + 4) });
+    }
+    return null;
   }
 
   /** Removes the oldest shards while the folder is over its size cap. */
