@@ -80,6 +80,7 @@ export class PromptFileStore implements PromptVectorStore {
   private readonly keyBytes: Uint8Array;
   private readonly warn: (message: string) => void;
   private readonly warned = new Set<string>();
+  private written = 0;
 
   /** `key`: 64 hex digits (sha256 of the model's files); `dim`: the vector width. */
   constructor(
@@ -196,7 +197,9 @@ export class PromptFileStore implements PromptVectorStore {
     out.writeUInt32LE(textBytes, 24);
     out.writeUInt32LE(crc32(out.subarray(indexStart, rowStart)), 28);
     Buffer.from(this.keyBytes).copy(out, 32);
-    const name = `${Date.now().toString().padStart(15, '0')}-${process.pid}-${randomBytes(4).toString('hex')}${SHARD_SUFFIX}`;
+    // Names sort by age: the time, then this store's own count (several writes in one millisecond).
+    this.written += 1;
+    const name = `${Date.now().toString().padStart(15, '0')}-${String(this.written).padStart(6, '0')}-${process.pid}-${randomBytes(4).toString('hex')}${SHARD_SUFFIX}`;
     const temp = join(this.dir, `.${name}.tmp`);
     const fd = openSync(temp, 'w');
     try {
