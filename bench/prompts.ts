@@ -1,5 +1,10 @@
 /**
- * `npm run bench -- prompts [--json PATH] [--runs N] [--max-baseline N]`: inference time of the
+ * `npm run bench -- prompts [--json PATH] [--runs N] [--max-baseline N] [--scale-only] [--engines tfjs,ort]`:
+ * first, prompt count at scale: the shipped model on examples/scene-2.png with 14, 10,000 and
+ * 100,000 names (the scene's 14 and made-up ones) on each engine: the first encoding (empty
+ * on-disk prompt cache), the read back from the disk cache by a fresh model (a restart), the
+ * predict time with the vectors in memory (fastest of N) and the process's peak RSS so far.
+ * Then (unless --scale-only) inference time of the
  * tiny preset on one 256x256 image as the number of prompts grows, APE's way (vocabulary prompts
  * kept out of the fusion, one vector per sentence) and with a word-level deep-fusion baseline
  * (every token of every prompt through the fusion, as GLIP / Grounding DINO do; the same model in
@@ -9,7 +14,11 @@
  * for sentences), in milliseconds.
  */
 import { parseArgs } from 'node:util';
-import { cpus, loadavg } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadModel } from '../src/inference/model-files.js';
+import { readImage } from '../src/io/image-node.js';
 import { initEngine } from '../src/engine/engine.js';
 import { createModel } from '../src/inference/create-model.js';
 import type { ApeModel, PredictOptions } from '../src/inference/ape-model.js';
@@ -102,6 +111,82 @@ function encodingMs(model: ApeModel, texts: string[], word: boolean): number {
 
 const round = (x: number) => Math.round(x * 10) / 10;
 
+const SCALE_COUNTS = [14, 10_000, 100_000];
+const SCENE_NAMES = 'circle,square,triangle,star,hexagon,ring,cross,heart,sky,grass,water,sand,wall,gravel'.split(',');
+
+interface ScaleRow {
+  engine: string;
+  names: number;
+  /** Encoding every name with the text tower (empty caches). */
+  firstEncodeMs: number | null;
+  /** A fresh model reading every name's vector from the on-disk cache. */
+  fromDiskMs: number;
+  /** Fastest predict with the vectors in memory. */
+  predictMs: number;
+  alignmentMs: number;
+  peakRssMb: number;
+}
+
+/** The scale rows: per engine a fresh model over one on-disk prompt cache (the first engine fills it). */
+async function scaleRows(engines: ('tfjs' | 'ort')[], runs: number): Promise<ScaleRow[]> {
+  const modelDir = 'models/default';
+  const root = mkdtempSync(join(tmpdir(), 'ape-bench-prompts-'));
+  const image = await readImage('examples/scene-2.png');
+  const made = categoryNames(Math.max(...SCALE_COUNTS));
+  const rows: ScaleRow[] = [];
+  try {
+    for (const engine of engines) {
+      // One on-disk cache per count, filled by the first engine.
+      const open = (n: number) =>
+        loadModel(modelDir, {
+          engine,
+          promptCache: { dir: join(root, `prompts-${n}`) },
+          ort: { cacheDir: join(root, 'onnx') },
+        });
+      for (const n of SCALE_COUNTS) {
+        const vocabulary = [...SCENE_NAMES, ...made.slice(0, n - SCENE_NAMES.length)];
+        let firstEncodeMs: number | null = null;
+        let model = await open(n);
+        if (engine === engines[0]) {
+          const t0 = performance.now();
+          model.encodePrompts(vocabulary).dispose();
+          firstEncodeMs = round(performance.now() - t0);
+          model.dispose();
+          model = await open(n);
+        }
+        const t1 = performance.now();
+        model.encodePrompts(vocabulary).dispose();
+        const fromDiskMs = round(performance.now() - t1);
+        await model.predict(image, { vocabulary, threshold: 0.3 }); // warm-up (and the ORT export)
+        let best = { ms: Infinity, alignment: 0 };
+        for (let r = 0; r < runs; r++) {
+          const t2 = performance.now();
+          await model.predict(image, { vocabulary, threshold: 0.3 });
+          const ms = performance.now() - t2;
+          if (ms < best.ms) best = { ms, alignment: model.lastTimings.alignment };
+        }
+        const row = {
+          engine,
+          names: n,
+          firstEncodeMs,
+          fromDiskMs,
+          predictMs: round(best.ms),
+          alignmentMs: round(best.alignment),
+          peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
+        };
+        rows.push(row);
+        console.log(
+          `${engine.padEnd(5)} ${String(n).padStart(7)} names: predict ${row.predictMs} ms (alignment ${row.alignmentMs}), first encoding ${firstEncodeMs ?? '-'} ms, from disk ${fromDiskMs} ms, peak RSS ${row.peakRssMb} MB`,
+        );
+        model.dispose();
+      }
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+  return rows;
+}
+
 interface Timing {
   ms: number;
   networkMs: number;
@@ -135,6 +220,8 @@ export async function run(argv: string[]): Promise<BenchResult> {
       json: { type: 'string' },
       runs: { type: 'string', default: '3' },
       'max-baseline': { type: 'string', default: '4000' },
+      'scale-only': { type: 'boolean', default: false },
+      engines: { type: 'string', default: 'tfjs,ort' },
     },
     allowPositionals: false,
   });
@@ -142,6 +229,19 @@ export async function run(argv: string[]): Promise<BenchResult> {
   const maxBaseline = Number(values['max-baseline']);
   if (!(runs >= 1)) throw new Error(`--runs must be a positive number, got ${values.runs}`);
   await initEngine({ backend: 'wasm' });
+  const engines = values.engines.split(',').map((e) => {
+    if (e !== 'tfjs' && e !== 'ort') throw new Error(`--engines: tfjs or ort, got '${e}'`);
+    return e;
+  });
+  console.log(`prompt count at scale (models/default, scene-2.png; load average ${loadavg()[0]!.toFixed(2)})`);
+  const scale = await scaleRows(engines, runs);
+  const machine = {
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    loadAverage: round(loadavg()[0]!),
+    node: process.version,
+  };
+  if (values['scale-only']) return { results: { scale, machine, runs } };
   const model = await createModel('tiny', { seed: 0 });
   const image = testImage(model.config.input.size);
   const names = categoryNames(Math.max(...VOCAB_COUNTS));
@@ -247,12 +347,8 @@ export async function run(argv: string[]): Promise<BenchResult> {
       textEncodingMs: encoding,
       networkMs: network,
       vocab4000over1: ratio,
-      machine: {
-        cpu: cpus()[0]?.model ?? 'unknown',
-        cores: cpus().length,
-        loadAverage: round(loadavg()[0]!),
-        node: process.version,
-      },
+      scale,
+      machine,
       runs,
     },
   };

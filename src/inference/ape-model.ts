@@ -6,9 +6,9 @@ import { ApeNetwork, type FusionMode } from '../modeling/ape-network.js';
 import { vocabularyWarnings } from '../text/prompt-vocabulary.js';
 import { parsePromptString, promptEntries, type PromptSet } from '../text/prompts.js';
 import { prepareImages } from './preprocess.js';
-import { boxToOriginal, boxesToPixels, pasteInstanceMaskRle, selectInstances, type InstancePick } from './instances.js';
-import { semanticAccumulator, semanticLabels } from './semantic.js';
-import { semanticConfidence, unlabelUnsure } from './semantic-confidence.js';
+import { boxToOriginal, boxesToPixels, pasteInstanceMaskRle } from './instances.js';
+import { InstanceStream } from './instance-stream.js';
+import { SEMANTIC_BLOCK, SemanticStream } from './semantic-stream.js';
 import type { GroundingResult, InstanceResult, Prediction, PredictTask, SemanticResult } from './results.js';
 import type { InferenceRunner, NetworkOutputs } from '../onnx/inference-runner.js';
 
@@ -44,7 +44,16 @@ export interface PredictOptions {
   masks?: boolean;
   /** 'sentence' (APE) or 'word' (every token through the fusion; the baseline). */
   fusion?: FusionMode;
+  /**
+   * Vocabulary prompts scored per chunk (default DEFAULT_PROMPT_CHUNK; rounded up to a multiple
+   * of SEMANTIC_BLOCK): the instance selection and the semantic accumulation run over the chunks,
+   * so memory does not grow with the vocabulary. The results do not depend on it.
+   */
+  promptChunk?: number;
 }
+
+/** Vocabulary prompts scored at a time by predict. */
+export const DEFAULT_PROMPT_CHUNK = 4096;
 
 /** The settings that act after the network: which instances are kept and how the semantic map is made. */
 export type PostprocessSettings = Pick<
@@ -57,6 +66,8 @@ export interface PredictTimings {
   preprocess: number;
   network: number;
   postprocess: number;
+  /** The part of postprocess that scores the prompts chunk by chunk and streams them through selection and accumulation. */
+  alignment: number;
 }
 
 /**
@@ -64,7 +75,7 @@ export interface PredictTimings {
  * outputs), `predict` for images -> typed results in original pixels.
  */
 export class ApeModel extends ApeNetwork {
-  lastTimings: PredictTimings = { preprocess: 0, network: 0, postprocess: 0 };
+  lastTimings: PredictTimings = { preprocess: 0, network: 0, postprocess: 0, alignment: 0 };
 
   /** Where predict runs the network: null for the TF.js engine (this model), else e.g. ONNX Runtime. */
   private runner: InferenceRunner | null = null;
@@ -106,7 +117,7 @@ export class ApeModel extends ApeNetwork {
       try {
         results = this.decodePredictions(call, outputs, t0)[0]!;
       } finally {
-        tf.dispose([outputs.logits, outputs.boxes, outputs.masks]);
+        tf.dispose([outputs.sentenceLogits, outputs.hidden, outputs.boxes, outputs.masks]);
       }
     } else {
       results = this.predictSync(list, options);
@@ -127,14 +138,28 @@ export class ApeModel extends ApeNetwork {
   predictVariants(images: RgbImage[], options: PredictOptions, variants: PostprocessSettings[]): Prediction[][] {
     const call = this.preparePredict(images, options, variants);
     const t0 = performance.now();
-    const out = this.forward(call.batch, call.prompts, { fusion: options.fusion, layers: 'last', masks: 'last' });
+    const word = options.fusion === 'word';
+    const out = this.forward(call.batch, call.prompts, {
+      fusion: options.fusion,
+      layers: 'last',
+      masks: 'last',
+      vocabularyLogits: word,
+      hidden: true,
+    });
     call.batch.images.dispose();
     const last = out.layers[out.layers.length - 1]!;
     try {
       return this.decodePredictions(
         call,
-        { logits: last.logits, boxes: last.boxes, masks: last.masks!, maskStride: out.maskStride },
+        {
+          sentenceLogits: last.logits,
+          hidden: last.hidden!,
+          boxes: last.boxes,
+          masks: last.masks!,
+          maskStride: out.maskStride,
+        },
         t0,
+        word,
       );
     } finally {
       out.dispose();
@@ -158,9 +183,13 @@ export class ApeModel extends ApeNetwork {
         throw new Error(`predict: unknown task '${t}' (instances, semantic, grounding)`);
     if (variants.length === 0) throw new Error('predictVariants: no variants (give at least one, {} for the defaults)');
     const settings = variants.map((variant) => this.resolveSettings({ ...options, ...variant }));
+    const chunk = options.promptChunk ?? DEFAULT_PROMPT_CHUNK;
+    if (!(Number.isInteger(chunk) && chunk > 0))
+      throw new Error(`predict: promptChunk must be a positive integer, got ${options.promptChunk}`);
     const t0 = performance.now();
     const { batch, placements } = prepareImages(images, this.config.input.size);
     return {
+      promptChunk: Math.ceil(chunk / SEMANTIC_BLOCK) * SEMANTIC_BLOCK,
       prompts,
       entries,
       warnings,
@@ -175,26 +204,31 @@ export class ApeModel extends ApeNetwork {
 
   /**
    * Post-processing shared by every engine: the last layer's outputs -> results per variant and
-   * image. `networkStart` is when the network began (its time ends once scores and boxes are read).
+   * image. `networkStart` is when the network began. The vocabulary is scored against the hidden
+   * queries a chunk at a time (`allScored`: the sentence logits already hold every prompt, as in
+   * word fusion), and every chunk goes through the instance selection and the semantic
+   * accumulation of each variant before the next is made.
    */
   private decodePredictions(
     call: ReturnType<ApeModel['preparePredict']>,
     outputs: NetworkOutputs,
     networkStart: number,
+    allScored = false,
   ): Prediction[][] {
     const { entries, warnings, tasks, settings, placements, withMasks } = call;
     const { masks } = outputs;
-    const [, q, p] = outputs.logits.shape;
-    const scores = readValues(() => tf.sigmoid(outputs.logits));
+    const [, q] = outputs.boxes.shape;
+    const p = entries.length;
     const boxes = outputs.boxes.dataSync() as Float32Array;
     const tNet = performance.now() - networkStart;
     const t0 = performance.now();
+    let alignment = 0;
     const [, , maskH, maskW] = masks.shape;
     const stride = outputs.maskStride;
+    const vocabulary = allScored ? [] : call.prompts.vocabulary;
 
-    // What does not depend on the settings is read once per image and shared by every variant.
-    const perImage = placements.map((placement, i) => {
-      const imageScores = scores.subarray(i * q * p, (i + 1) * q * p);
+    const results: Prediction[][] = settings.map(() => []);
+    placements.forEach((placement, i) => {
       const pixelBoxes = boxesToPixels(
         boxes.subarray(i * q * 4, (i + 1) * q * 4),
         placement.resizedWidth,
@@ -221,20 +255,61 @@ export class ApeModel extends ApeNetwork {
         }
         return rle;
       };
-      return { imageScores, pixelBoxes, toResultBox, maskFor };
-    });
 
-    const results = settings.map((s) =>
-      placements.map((placement, i): Prediction => {
-        const { imageScores, pixelBoxes, toResultBox, maskFor } = perImage[i]!;
-        let instances: InstanceResult[] = [];
-        if (tasks.has('instances')) {
-          const picks: InstancePick[] = selectInstances(imageScores, q, p, pixelBoxes, {
-            threshold: s.threshold,
-            nmsThreshold: s.nmsThreshold,
-            topK: s.topK,
-          });
-          instances = picks.map((pick) => {
+      const streams = settings.map((s) => ({
+        instances: tasks.has('instances')
+          ? new InstanceStream(q, p, pixelBoxes, { threshold: s.threshold, nmsThreshold: s.nmsThreshold, topK: s.topK })
+          : null,
+        semantic: tasks.has('semantic') ? new SemanticStream(q, s.semanticTemperature, s.semanticBackground) : null,
+      }));
+      // Grounding: per sentence prompt, the first query with the best score.
+      const best = new Map<number, { query: number; score: number }>();
+      const tAlign = performance.now();
+      for (const { start, logits } of this.promptChunks(outputs, i, vocabulary, call.promptChunk)) {
+        const scores = tf.tidy(() => tf.sigmoid(logits) as tf.Tensor2D);
+        logits.dispose();
+        const values = scores.dataSync() as Float32Array;
+        const count = scores.shape[1];
+        for (const stream of streams) {
+          stream.instances?.add(values, start, count);
+          stream.semantic?.add(scores, values, start, count);
+        }
+        if (tasks.has('grounding')) {
+          for (let c = 0; c < count; c++) {
+            if (entries[start + c]!.kind !== 'sentence') continue;
+            let k = 0;
+            for (let j = 1; j < q; j++) if (values[j * count + c]! > values[k * count + c]!) k = j;
+            best.set(start + c, { query: k, score: values[k * count + c]! });
+          }
+        }
+        scores.dispose();
+      }
+      alignment += performance.now() - tAlign;
+
+      const grounding = (): GroundingResult[] =>
+        entries.flatMap((e) => {
+          const b = best.get(e.index);
+          if (!b) return [];
+          return [
+            {
+              sentence: e.text,
+              promptIndex: e.index,
+              score: b.score,
+              box: toResultBox(b.query),
+              mask: maskFor(b.query),
+              query: b.query,
+            },
+          ];
+        });
+      const masks2d = tasks.has('semantic')
+        ? tf.tidy(
+            () => tf.reshape(tf.slice(masks, [i, 0, 0, 0], [1, q, maskH, maskW]), [q, maskH * maskW]) as tf.Tensor2D,
+          )
+        : null;
+      try {
+        settings.forEach((s, v) => {
+          const { instances: picks, semantic: accumulated } = streams[v]!;
+          const instances: InstanceResult[] = (picks?.picks() ?? []).map((pick) => {
             const e = entries[pick.prompt]!;
             return {
               prompt: e.text,
@@ -246,66 +321,85 @@ export class ApeModel extends ApeNetwork {
               query: pick.query,
             };
           });
-        }
-
-        const grounding: GroundingResult[] = [];
-        if (tasks.has('grounding')) {
-          for (const e of entries) {
-            if (e.kind !== 'sentence') continue;
-            let best = 0;
-            for (let k = 1; k < q; k++) if (imageScores[k * p + e.index]! > imageScores[best * p + e.index]!) best = k;
-            grounding.push({
-              sentence: e.text,
-              promptIndex: e.index,
-              score: imageScores[best * p + e.index]!,
-              box: toResultBox(best),
-              mask: maskFor(best),
-              query: best,
-            });
+          let semantic: SemanticResult | null = null;
+          if (accumulated && masks2d) {
+            const geometry = {
+              maskH,
+              maskW,
+              stride,
+              resizedW: placement.resizedWidth,
+              resizedH: placement.resizedHeight,
+              width: placement.width,
+              height: placement.height,
+            };
+            const labels = accumulated.labels(masks2d, geometry, s.semanticBackground, s.semanticThreshold);
+            semantic = {
+              width: placement.width,
+              height: placement.height,
+              labels,
+              prompts: entries.map((e) => e.text),
+            };
           }
-        }
-
-        let semantic: SemanticResult | null = null;
-        if (tasks.has('semantic')) {
-          const logits2d = tf.tidy(
-            () => tf.reshape(tf.slice(outputs.logits, [i, 0, 0], [1, q, p]), [q, p]) as tf.Tensor2D,
-          );
-          const masks2d = tf.tidy(
-            () => tf.reshape(tf.slice(masks, [i, 0, 0, 0], [1, q, maskH, maskW]), [q, maskH * maskW]) as tf.Tensor2D,
-          );
-          const accumulator = semanticAccumulator(logits2d, masks2d, s.semanticTemperature);
-          const geometry = {
-            maskH,
-            maskW,
-            stride,
-            resizedW: placement.resizedWidth,
-            resizedH: placement.resizedHeight,
+          results[v]!.push({
             width: placement.width,
             height: placement.height,
-          };
-          const labels = semanticLabels(accumulator.source, p, geometry, s.semanticBackground);
-          accumulator.dispose();
-          if (s.semanticThreshold > 0) {
-            const confidence = semanticConfidence(logits2d, masks2d);
-            unlabelUnsure(labels, confidence.source, p, geometry, s.semanticThreshold);
-            confidence.dispose();
-          }
-          tf.dispose([logits2d, masks2d]);
-          semantic = { width: placement.width, height: placement.height, labels, prompts: entries.map((e) => e.text) };
-        }
-        return {
-          width: placement.width,
-          height: placement.height,
-          prompts: entries,
-          instances,
-          semantic,
-          grounding,
-          warnings: [...warnings],
-        };
-      }),
-    );
-    this.lastTimings = { preprocess: call.preprocessMs, network: tNet, postprocess: performance.now() - t0 };
+            prompts: entries,
+            instances,
+            semantic,
+            grounding: tasks.has('grounding') ? grounding() : [],
+            warnings: [...warnings],
+          });
+        });
+      } finally {
+        masks2d?.dispose();
+      }
+    });
+    this.lastTimings = {
+      preprocess: call.preprocessMs,
+      network: tNet,
+      postprocess: performance.now() - t0,
+      alignment,
+    };
     return results;
+  }
+
+  /**
+   * The logits [Q, count] of image i's prompts, a chunk at a time in column order (each the
+   * caller's to dispose): the vocabulary scored against the hidden queries `chunk` prompts at a
+   * time, then the sentences' own logits.
+   */
+  private *promptChunks(
+    outputs: NetworkOutputs,
+    i: number,
+    vocabulary: readonly string[],
+    chunk: number,
+  ): Generator<{ start: number; logits: tf.Tensor2D }> {
+    const [, q, d] = outputs.hidden.shape;
+    if (vocabulary.length > 0) {
+      const head = this.classEmbed[this.classEmbed.length - 1]!;
+      const keys = tf.tidy(() =>
+        head.queryKeys(tf.reshape(tf.slice(outputs.hidden, [i, 0, 0], [1, q, d]), [q, d]) as tf.Tensor2D),
+      );
+      try {
+        this.refreshPromptCache();
+        for (let start = 0; start < vocabulary.length; start += chunk) {
+          const embeddings = this.promptCache.sentences(vocabulary.slice(start, start + chunk));
+          const logits = head.scorePrompts(keys, embeddings);
+          embeddings.dispose();
+          yield { start, logits };
+        }
+      } finally {
+        tf.dispose([keys.keys, keys.offsets]);
+      }
+    }
+    const s = outputs.sentenceLogits.shape[2];
+    if (s > 0)
+      yield {
+        start: vocabulary.length,
+        logits: tf.tidy(
+          () => tf.reshape(tf.slice(outputs.sentenceLogits, [i, 0, 0], [1, q, s]), [q, s]) as tf.Tensor2D,
+        ),
+      };
   }
 
   /** The post-processing settings of one call: the options' values, else the config's. */

@@ -15,6 +15,8 @@ export interface InstanceSelection {
   /** Class-wise NMS IoU threshold. */
   nmsThreshold: number;
   topK: number;
+  /** Candidates must also score at least this (inclusive; default none): a bound a caller already knows. */
+  floor?: number;
 }
 
 /**
@@ -36,8 +38,12 @@ export function selectInstances(
     throw new Error(`selectInstances: ${scores.length} scores for ${numQueries}x${numPrompts}`);
   // Compared in float32, as a float32 score tensor against a Python float in the reference.
   const threshold = Math.fround(options.threshold);
+  const floor = options.floor ?? -Infinity;
   const candidates: number[] = [];
-  for (let i = 0; i < scores.length; i++) if (scores[i]! > threshold && Number.isFinite(scores[i]!)) candidates.push(i);
+  for (let i = 0; i < scores.length; i++) {
+    const s = scores[i]!;
+    if (s > threshold && s >= floor && Number.isFinite(s)) candidates.push(i);
+  }
   const heap = new MaxHeap(candidates, scores);
   const kept: InstancePick[] = [];
   const keptByPrompt = new Map<number, number[]>();

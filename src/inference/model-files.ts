@@ -8,7 +8,7 @@ import type { TextTokenizer } from '../text/tokenizer.js';
 import { WordTokenizer } from '../text/word-tokenizer.js';
 import { validateConfig, type ApeConfig } from '../modeling/config.js';
 import { writeJsonFile } from '../util/write-json.js';
-import { pullModel, type PullOptions } from './model-hub.js';
+import { apeHome, pullModel, type PullOptions } from './model-hub.js';
 import { RELEASED_MODELS, findReleasedModel } from './released-models.js';
 import { ApeModel } from './ape-model.js';
 import {
@@ -23,6 +23,8 @@ import {
   tokenizerFileName,
 } from './model-folder.js';
 import type { OrtEngineOptions } from '../onnx/ort-engine.js';
+import { filesHash } from '../onnx/export-files.js';
+import { PromptFileStore, promptStoreRoot, type PromptStoreOptions } from './prompt-store.js';
 
 /**
  * Model folders on disk (Node). The format itself (file names, config.json parsing and checks,
@@ -73,6 +75,13 @@ export interface LoadModelOptions extends PullOptions {
   ort?: OrtEngineOptions;
   /** Input size (long side, pixels) instead of the config's: smaller is faster and coarser. */
   inputSize?: number;
+  /**
+   * The on-disk prompt cache (prompt-store.ts): encoded prompt vectors are kept in
+   * MODEL/prompt-cache (APE_HOME/prompt-cache when the model folder is read-only), keyed by a
+   * sha256 of the model's files, so another process does not encode them again. Default on;
+   * false: memory only. `dir` puts the cache elsewhere.
+   */
+  promptCache?: false | (PromptStoreOptions & { dir?: string });
 }
 
 /**
@@ -101,9 +110,11 @@ export async function loadModel(dirOrName: string, options: LoadModelOptions = {
   if (options.inputSize !== undefined) withInputSize(config, options.inputSize);
 
   let tokenizer: TextTokenizer;
+  let tokenizerPath: string;
   const t = config.text.tokenizer;
   if (t.kind === 'word') {
     const path = join(dir, WORD_TOKENIZER_FILE);
+    tokenizerPath = path;
     const text = await readFile(path, 'utf8').catch((e: Error) => {
       throw new Error(`loadModel: cannot read ${path}: ${e.message}`);
     });
@@ -116,6 +127,7 @@ export async function loadModel(dirOrName: string, options: LoadModelOptions = {
     ))
       ? inDir
       : (options.vocabPath ?? BUNDLED_CLIP_VOCAB);
+    tokenizerPath = path;
     tokenizer = await loadClipTokenizer(path, { contextLength: config.text.encoder.contextLength });
   }
   const engine = options.engine ?? 'tfjs';
@@ -127,6 +139,12 @@ export async function loadModel(dirOrName: string, options: LoadModelOptions = {
   } catch (e) {
     model.dispose();
     throw e;
+  }
+  if (options.promptCache !== false) {
+    const store = options.promptCache ?? {};
+    const key = await filesHash([configPath, join(dir, WEIGHTS_FILE), tokenizerPath]);
+    const root = store.dir ?? promptStoreRoot(dir, options.home ?? apeHome());
+    model.promptCache.setStore(new PromptFileStore(root, key, config.text.encoder.embedDim, store));
   }
   if (engine === 'ort') {
     // Loaded on demand: ONNX Runtime's native binding is not needed by TF.js-only users.

@@ -21,12 +21,21 @@ export function semanticConfidence(
   maskLogits: tf.Tensor2D,
 ): { source: (start: number, count: number) => tf.Tensor2D; dispose(): void } {
   const scores = tf.tidy(() => tf.sigmoid(logits) as tf.Tensor2D); // [Q, P]
+  const confidence = scoreConfidence(scores, maskLogits);
+  return { source: confidence.source, dispose: () => tf.dispose([scores, ...confidence.held]) };
+}
+
+/** semanticConfidence from the scores (sigmoid of the logits) [Q, P], which the caller keeps and disposes. */
+export function scoreConfidence(
+  scores: tf.Tensor2D,
+  maskLogits: tf.Tensor2D,
+): { source: (start: number, count: number) => tf.Tensor2D; held: tf.Tensor[] } {
   const masksT = tf.tidy(() => tf.transpose(tf.sigmoid(maskLogits)) as tf.Tensor2D); // [cells, Q]
   const coverage = tf.tidy(() => tf.maximum(tf.sum(masksT, 1, true), 1e-6) as tf.Tensor2D); // [cells, 1]
   return {
     source: (start, count) =>
       tf.tidy(() => tf.div(tf.matMul(masksT, tf.slice(scores, [0, start], [-1, count])), coverage) as tf.Tensor2D),
-    dispose: () => tf.dispose([scores, masksT, coverage]),
+    held: [masksT, coverage],
   };
 }
 

@@ -60,6 +60,15 @@ export interface ForwardOptions {
   chunkRows?: number;
   /** Filled with the milliseconds spent in each phase of this forward (added to what is there). */
   timings?: ForwardTimings;
+  /**
+   * false: the classifier scores the sentences only, and the vocabulary is neither encoded nor
+   * scored; the last layer's hidden queries come back (LayerOutput.hidden) so that the caller can
+   * score vocabulary chunks itself (VisionLanguageAlign.queryKeys / scorePrompts). Vocabulary
+   * prompts never enter the fusion, so nothing else changes. Default true.
+   */
+  vocabularyLogits?: boolean;
+  /** Also return the last layer's hidden queries (LayerOutput.hidden). */
+  hidden?: boolean;
   /** Also score every pixel embedding against the prompts with the last classifier (for the pixel-class training loss). */
   pixelLogits?: boolean;
   /** Training a trainable text tower: also return its pooled prompt vectors (for the prompt-separation loss). */
@@ -90,8 +99,10 @@ export interface ForwardTimings {
 export interface LayerOutput {
   /** Decoder layer index. */
   index: number;
-  /** [B, Q, P] region-prompt logits (sigmoid gives the score). */
+  /** [B, Q, P] region-prompt logits (sigmoid gives the score); the sentences' only with `vocabularyLogits: false`. */
   logits: tf.Tensor3D;
+  /** [B, Q, D] the layer's hidden queries (the last layer's, when asked for). */
+  hidden?: tf.Tensor3D;
   /** [B, Q, 4] boxes (cx, cy, w, h) in [0, 1] of each image's valid region. */
   boxes: tf.Tensor3D;
   /** [B, Q, h, w] mask logits over the padded input at `maskStride`, or null for layers without masks. */
@@ -113,7 +124,8 @@ export interface ApeRawOutput {
   maskStride: number;
   /**
    * The prompt vectors the classifier compared queries with: [P, D] when shared by the batch
-   * (vocabulary only), else [B, P, D] (fused sentences / word tokens are per image).
+   * (vocabulary only), else [B, P, D] (fused sentences / word tokens are per image); [0, D] when
+   * nothing was scored (`vocabularyLogits: false` without sentences).
    */
   promptVectors: tf.Tensor2D | tf.Tensor3D;
   /**
@@ -265,7 +277,7 @@ export class ApeNetwork extends Module {
    * runs inside the caller's gradient tape; otherwise results come from the embedding cache.
    */
   encodePrompts(texts: readonly string[], withGradient = false): tf.Tensor2D {
-    if (texts.length === 0) return tf.zeros([0, this.config.text.encoder.embedDim]);
+    if (texts.length === 0) return tf.zeros([0, this.config.text.encoder.embedDim]) as tf.Tensor2D;
     if (!withGradient) {
       this.refreshPromptCache();
       return this.promptCache.sentences(texts);
@@ -286,7 +298,7 @@ export class ApeNetwork extends Module {
   }
 
   /** Drops cached prompt embeddings when the text tower's weights changed since they were made. */
-  private refreshPromptCache(): void {
+  protected refreshPromptCache(): void {
     if (!this.config.text.trainable) return;
     // Sum and sum of squares of every text parameter: any optimizer step changes them.
     const fingerprint = tf.tidy(() => {
@@ -294,6 +306,8 @@ export class ApeNetwork extends Module {
       return Array.from(tf.stack(sums).dataSync()).join(',');
     });
     if (fingerprint !== this.cacheFingerprint) {
+      // The stored vectors are those of the weights the model was loaded with.
+      if (this.cacheFingerprint !== '') this.promptCache.setStore(null);
       this.promptCache.clear();
       this.cacheFingerprint = fingerprint;
     }
@@ -331,8 +345,11 @@ export class ApeNetwork extends Module {
 
     const visual = this.visualFeatures(batch, training, options.rng);
     lap('backbone');
+    const vocabularyLogits = options.vocabularyLogits ?? true;
+    if (!vocabularyLogits && mode !== 'sentence')
+      throw new Error('ApeNetwork.forward: vocabularyLogits false needs sentence fusion');
     const text = this.promptSide(
-      prompts,
+      vocabularyLogits ? prompts : { ...prompts, vocabulary: [] },
       batch.images.shape[0],
       mode,
       training && this.config.text.trainable,
@@ -358,6 +375,7 @@ export class ApeNetwork extends Module {
       layers: options.layers ?? (training ? 'all' : 'last'),
       masks: options.masks ?? 'last',
       pixelLogits: options.pixelLogits ?? false,
+      hidden: (options.hidden ?? false) || !vocabularyLogits,
     });
     pixels.dispose();
     lap('heads');
@@ -379,7 +397,8 @@ export class ApeNetwork extends Module {
       spatialShapes: visual.shapes,
       levelStart: visual.geometry.levelStart,
       dispose() {
-        for (const l of layers) tf.dispose([l.logits, l.boxes, ...(l.masks ? [l.masks] : [])]);
+        for (const l of layers)
+          tf.dispose([l.logits, l.boxes, ...(l.masks ? [l.masks] : []), ...(l.hidden ? [l.hidden] : [])]);
         tf.dispose([
           encoder.logits,
           encoder.boxes,
@@ -484,6 +503,8 @@ export class ApeNetwork extends Module {
     mode: FusionMode,
   ): tf.Tensor2D | tf.Tensor3D {
     const { b, vocabEmb, sentenceEmb, wordPool } = text;
+    if (mode === 'sentence' && !vocabEmb && !sentenceEmb)
+      return tf.zeros([0, this.config.text.encoder.embedDim]) as tf.Tensor2D;
     return tf.tidy((): tf.Tensor2D | tf.Tensor3D => {
       if (mode === 'word')
         return poolPromptTokens(fusedText!, wordPool!.offsets, wordPool!.lengths, this.config.text.pooling);
@@ -517,26 +538,30 @@ export class ApeNetwork extends Module {
     out: Pick<TransformerOutput, 'hidden' | 'boxes'>,
     promptVectors: tf.Tensor2D | tf.Tensor3D,
     pixels: tf.Tensor4D,
-    which: { layers: 'all' | 'last'; masks: 'all' | 'last'; pixelLogits: boolean },
+    which: { layers: 'all' | 'last'; masks: 'all' | 'last'; pixelLogits: boolean; hidden: boolean },
   ): Pick<ApeRawOutput, 'layers' | 'pixelLogits'> {
     const numLayers = out.hidden.length;
+    const scored = promptVectors.shape[promptVectors.rank - 2]! > 0;
     const layers: LayerOutput[] = [];
     out.hidden.forEach((h, i) => {
       const last = i === numLayers - 1;
       if (which.layers === 'all' || last) {
+        const [b, q] = h.shape;
         layers.push({
           index: i,
-          logits: this.classEmbed[i]!.forward(h, promptVectors),
+          logits: scored ? this.classEmbed[i]!.forward(h, promptVectors) : tf.zeros([b, q, 0]),
           boxes: out.boxes[i]!,
           masks: which.masks === 'all' || last ? this.maskHead.maskLogits(h, pixels) : null,
+          ...(last && which.hidden ? { hidden: h } : {}),
         });
       } else {
         out.boxes[i]!.dispose();
       }
-      h.dispose();
+      if (!(last && which.hidden)) h.dispose();
     });
     let pixelLogits: ApeRawOutput['pixelLogits'] = null;
     if (which.pixelLogits) {
+      if (!scored) throw new Error('ApeNetwork.forward: pixelLogits need scored prompts');
       const [b, ph, pw, pe] = pixels.shape;
       const flat = tf.reshape(pixels, [b, ph * pw, pe]) as tf.Tensor3D;
       pixelLogits = { logits: this.classEmbed[numLayers - 1]!.forward(flat, promptVectors), grid: [ph, pw] };

@@ -39,8 +39,12 @@ export interface OnnxExportManifest {
   shape: ExportShape;
   /** The graph inputs: image [1, size, size, 3] 0..255, prompt embeddings [N, D]. */
   inputs: { image: string; vocabulary: string | null; sentences: string | null };
-  /** The last decoder layer's logits [1, Q, P], boxes [1, Q, 4] (cxcywh in [0, 1]) and mask logits [1, Q, h, w]. */
-  outputs: { logits: string; boxes: string; masks: string };
+  /**
+   * The last decoder layer's logits [1, Q, P] (null when no prompt is scored in the graph: the
+   * vocabulary is scored outside it when the export is made for 0 vocabulary prompts), boxes
+   * [1, Q, 4] (cxcywh in [0, 1]), mask logits [1, Q, h, w] and hidden queries [1, Q, D].
+   */
+  outputs: { logits: string | null; boxes: string; masks: string; hidden: string };
   spatialShapes: [number, number][];
   maskStride: number;
   proposals: ProposalSelectionConfig;
@@ -71,12 +75,12 @@ export function recordNetwork(network: ApeNetwork, shape: ExportShape, seed = 1)
   if (!Number.isInteger(size) || size <= 0)
     throw new Error(`exportNetwork: size must be a positive integer, got ${size}`);
   const valid = shape.valid ?? [size, size];
-  if (vocabulary + sentences === 0) throw new Error('exportNetwork: give at least one vocabulary or sentence prompt');
   const dim = network.config.text.encoder.embedDim;
   const image = tf.randomUniform([1, size, size, 3], 0, 255, 'float32', seed) as tf.Tensor4D;
   const vocab = vocabulary > 0 ? (tf.randomNormal([vocabulary, dim], 0, 1, 'float32', seed + 1) as tf.Tensor2D) : null;
   const sent = sentences > 0 ? (tf.randomNormal([sentences, dim], 0, 1, 'float32', seed + 2) as tf.Tensor2D) : null;
-  const vocabTexts = Array.from({ length: vocabulary }, (_, i) => `vocabulary ${i}`);
+  // Without prompts the forward still needs one name, which it neither encodes nor scores.
+  const vocabTexts = Array.from({ length: Math.max(vocabulary, sentences > 0 ? 0 : 1) }, (_, i) => `vocabulary ${i}`);
   const sentenceTexts = Array.from({ length: sentences }, (_, i) => `sentence ${i}`);
   const inputs = new Map<tf.Tensor, string>([[image, 'image']]);
   if (vocab) inputs.set(vocab, 'vocabulary');
@@ -93,7 +97,7 @@ export function recordNetwork(network: ApeNetwork, shape: ExportShape, seed = 1)
         network.forward(
           { images: image, sizes: [valid] },
           { vocabulary: vocabTexts, sentences: sentenceTexts },
-          { layers: 'last', masks: 'last', chunkRows: Infinity },
+          { layers: 'last', masks: 'last', chunkRows: Infinity, vocabularyLogits: vocabulary > 0, hidden: true },
         ),
       inputs,
       network.namedParameters(),
@@ -109,7 +113,12 @@ export function recordNetwork(network: ApeNetwork, shape: ExportShape, seed = 1)
     if (!v) throw new Error(`exportNetwork: an output (tensor ${t.id}) was not recorded`);
     return v.name;
   };
-  const outputs = { logits: name(last.logits), boxes: name(last.boxes), masks: name(last.masks!) };
+  const outputs = {
+    logits: vocabulary + sentences > 0 ? name(last.logits) : null,
+    boxes: name(last.boxes),
+    masks: name(last.masks!),
+    hidden: name(last.hidden!),
+  };
   const spatialShapes = result.spatialShapes.map(([h, w]) => [h, w] as [number, number]);
   result.dispose();
   return { recording, outputs, spatialShapes };
@@ -126,7 +135,7 @@ export function exportNetwork(network: ApeNetwork, shape: ExportShape, modelHash
   const params = network.namedParameters();
   const graph = segmentRecording(
     recording,
-    [outputs.logits, outputs.boxes, outputs.masks],
+    [outputs.logits, outputs.boxes, outputs.masks, outputs.hidden].filter((o): o is string => o !== null),
     (name) => params.get(name)!.dataSync() as Float32Array,
     'ape',
   );

@@ -4,8 +4,10 @@ import type { PromptSet } from '../text/prompts.js';
 
 /** The last decoder layer of a forward: what predict's post-processing reads. */
 export interface NetworkOutputs {
-  /** [B, Q, P] */
-  logits: tf.Tensor3D;
+  /** [B, Q, S] logits of the sentence prompts (fused with each image). */
+  sentenceLogits: tf.Tensor3D;
+  /** [B, Q, D] the last decoder layer's hidden queries: predict scores the vocabulary against them a chunk at a time. */
+  hidden: tf.Tensor3D;
   /** [B, Q, 4] cxcywh in [0, 1] of each image's valid region. */
   boxes: tf.Tensor3D;
   /** [B, Q, h, w] mask logits at maskStride. */

@@ -1,8 +1,7 @@
 /**
  * The network forward of predict on ONNX Runtime in Node: exports are made on first use for each
- * input geometry and prompt count, cached on disk next to the model (checked against the model's
- * hash) and in memory; prompt embeddings still come from the model's text tower and prompt cache.
- * The forward itself is OrtRunner's (shared with the page).
+ * input geometry and sentence count, cached on disk next to the model (checked against the model's
+ * hash) and in memory. The forward itself is OrtRunner's (shared with the page).
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -13,7 +12,6 @@ import { OrtNetwork } from './ort-network.js';
 import { OPSET } from './kernel-ops.js';
 import { OrtRunner } from './ort-runner.js';
 
-export { vocabularyBucket } from './ort-runner.js';
 
 /** Where the model came from: its folder and the files whose hash keys the cached exports. */
 export interface ModelSource {

@@ -1,8 +1,10 @@
 /**
- * predict's network forward on an ONNX Runtime (Node's or the page's): prompt embeddings from the
- * model's text tower (TF.js), the vocabulary padded to a bucket, one loaded export per input
- * geometry and prompt count, outputs handed back as TF.js tensors so that post-processing is the
- * same code for both engines. Where exports come from (a disk cache, or made in memory) is the
+ * predict's network forward on an ONNX Runtime (Node's or the page's). Vocabulary prompts never
+ * enter the fusion, so the graph takes none: it returns the hidden queries, which predict scores
+ * against the vocabulary a chunk at a time (as on TF.js), and one export serves every vocabulary.
+ * Sentence embeddings come from the model's text tower (TF.js) and prompt cache; one loaded export
+ * per input geometry and sentence count; outputs handed back as TF.js tensors so that
+ * post-processing is the same code for both engines. Where exports come from (a disk cache, or made in memory) is the
  * subclass's.
  */
 import { tf } from '../engine/engine.js';
@@ -12,15 +14,11 @@ import { exportKey, type ExportShape } from './export-network.js';
 import type { InferenceRunner, NetworkOutputs } from './inference-runner.js';
 import type { OrtNetworkOutputs, SegmentedNetwork } from './segmented-network.js';
 
-/**
- * Vocabulary prompts never enter the fusion, so each logit column depends on its own prompt alone:
- * padding the vocabulary to a bucket and dropping the extra columns changes no result.
- */
-export function vocabularyBucket(count: number): number {
-  if (count === 0) return 0;
-  let bucket = 8;
-  while (bucket < count) bucket *= 2;
-  return bucket;
+/** The values of a tensor (disposed). */
+function readValues(t: tf.Tensor): Float32Array {
+  const values = t.dataSync() as Float32Array;
+  t.dispose();
+  return values;
 }
 
 export abstract class OrtRunner implements InferenceRunner {
@@ -35,51 +33,30 @@ export abstract class OrtRunner implements InferenceRunner {
   async run(batch: ModelBatch, prompts: PromptSet): Promise<NetworkOutputs> {
     const [b, h, w] = batch.images.shape;
     if (h !== w) throw new Error(`OrtEngine: the input must be square, got ${h}x${w}`);
-    const vocabulary = prompts.vocabulary.length;
-    const bucket = vocabularyBucket(vocabulary);
-    const embeddings = tf.tidy(() => {
-      const vocab = vocabulary > 0 ? this.network.encodePrompts(prompts.vocabulary) : null;
-      // Padding rows repeat the last prompt (a zero vector would normalise to NaN).
-      const padded =
-        vocab && bucket > vocabulary
-          ? tf.concat([vocab, tf.tile(tf.slice(vocab, [vocabulary - 1, 0], [1, -1]), [bucket - vocabulary, 1])], 0)
-          : vocab;
-      const sentences = prompts.sentences.length > 0 ? this.network.encodePrompts(prompts.sentences) : null;
-      return {
-        vocabulary: padded ? (padded.dataSync() as Float32Array) : undefined,
-        sentences: sentences ? (sentences.dataSync() as Float32Array) : undefined,
-      };
-    });
+    const s = prompts.sentences.length;
+    const sentences = s > 0 ? readValues(this.network.encodePrompts(prompts.sentences)) : undefined;
     const pixels = batch.images.dataSync() as Float32Array;
     const perImage = h * w * 3;
     const outs: OrtNetworkOutputs[] = [];
     for (let i = 0; i < b; i++) {
-      const net = await this.networkFor({
-        size: h,
-        valid: batch.sizes[i]!,
-        vocabulary: bucket,
-        sentences: prompts.sentences.length,
-      });
-      outs.push(await net.run({ image: pixels.subarray(i * perImage, (i + 1) * perImage), ...embeddings }));
+      const net = await this.networkFor({ size: h, valid: batch.sizes[i]!, vocabulary: 0, sentences: s });
+      outs.push(await net.run({ image: pixels.subarray(i * perImage, (i + 1) * perImage), sentences }));
     }
-    const p = vocabulary + prompts.sentences.length;
     return tf.tidy(() => {
       const stack = <T extends tf.Tensor>(pick: (o: OrtNetworkOutputs) => { data: Float32Array; dims: number[] }) =>
         tf.concat(
           outs.map((o) => tf.tensor(pick(o).data, pick(o).dims)),
           0,
         ) as T;
-      let logits = stack<tf.Tensor3D>((o) => o.logits);
-      if (bucket > vocabulary) {
-        const [, q, total] = logits.shape;
-        const keep = [tf.slice(logits, [0, 0, 0], [b, q, vocabulary])];
-        if (total > bucket) keep.push(tf.slice(logits, [0, 0, bucket], [b, q, total - bucket]));
-        logits = (keep.length === 1 ? keep[0]! : tf.concat(keep, 2)) as tf.Tensor3D;
-      }
-      if (logits.shape[2] !== p) throw new Error(`OrtEngine: ${logits.shape[2]} logit columns for ${p} prompts`);
+      const boxes = stack<tf.Tensor3D>((o) => o.boxes);
+      const sentenceLogits =
+        s > 0 ? stack<tf.Tensor3D>((o) => o.logits!) : (tf.zeros([b, boxes.shape[1], 0]) as tf.Tensor3D);
+      if (sentenceLogits.shape[2] !== s)
+        throw new Error(`OrtEngine: ${sentenceLogits.shape[2]} logit columns for ${s} sentences`);
       return {
-        logits,
-        boxes: stack<tf.Tensor3D>((o) => o.boxes),
+        sentenceLogits,
+        hidden: stack<tf.Tensor3D>((o) => o.hidden),
+        boxes,
         masks: stack<tf.Tensor4D>((o) => o.masks),
         maskStride: this.network.maskStride,
       };

@@ -37,7 +37,9 @@ export interface OrtNetworkInputs {
 }
 
 export interface OrtNetworkOutputs {
-  logits: { data: Float32Array; dims: number[] };
+  /** Null when the export scores no prompt (see OnnxExportManifest.outputs). */
+  logits: { data: Float32Array; dims: number[] } | null;
+  hidden: { data: Float32Array; dims: number[] };
   boxes: { data: Float32Array; dims: number[] };
   masks: { data: Float32Array; dims: number[] };
   /** Token indices picked as decoder queries. */
@@ -61,6 +63,8 @@ export function checkManifest(value: unknown, source: string): OnnxExportManifes
   }
   if (!m.shape || !m.outputs || !m.inputs || !Array.isArray(m.spatialShapes) || !m.proposals)
     throw new Error(`${source}: missing shape, inputs, outputs, spatialShapes or proposals`);
+  if (typeof m.outputs.hidden !== 'string')
+    throw new Error(`${source}: no hidden-query output (made by an older exporter); export it again`);
   return m as OnnxExportManifest;
 }
 
@@ -146,7 +150,8 @@ export class SegmentedNetwork {
       return { data: t.data as Float32Array, dims: [...t.dims] };
     };
     return {
-      logits: read(m.outputs.logits),
+      logits: m.outputs.logits === null ? null : read(m.outputs.logits),
+      hidden: read(m.outputs.hidden),
       boxes: read(m.outputs.boxes),
       masks: read(m.outputs.masks),
       selected,

@@ -15,6 +15,18 @@ export interface PromptCacheStats {
   hits: number;
   misses: number;
   entries: number;
+  /** Texts the text tower encoded (sentence vectors and token rows). */
+  encoded: number;
+  /** Sentence vectors read from the store instead of encoded. */
+  stored: number;
+}
+
+/** Where sentence vectors outlive the process (the on-disk prompt cache, src/inference/prompt-store.ts). */
+export interface PromptVectorStore {
+  readonly dim: number;
+  /** The vectors it has for those of `texts` that it has. */
+  get(texts: readonly string[]): Map<string, Float32Array>;
+  put(entries: ReadonlyMap<string, Float32Array>): void;
 }
 
 /**
@@ -28,6 +40,9 @@ export class PromptEmbeddingCache {
   private readonly tokenCache = new Map<string, Float32Array>();
   private hits = 0;
   private misses = 0;
+  private encoded = 0;
+  private stored = 0;
+  private store: PromptVectorStore | null = null;
 
   constructor(
     private readonly encoder: ClipTextEncoder,
@@ -43,7 +58,23 @@ export class PromptEmbeddingCache {
   }
 
   stats(): PromptCacheStats {
-    return { hits: this.hits, misses: this.misses, entries: this.sentenceCache.size + this.tokenCache.size };
+    return {
+      hits: this.hits,
+      misses: this.misses,
+      entries: this.sentenceCache.size + this.tokenCache.size,
+      encoded: this.encoded,
+      stored: this.stored,
+    };
+  }
+
+  /**
+   * Sentence vectors missing from memory are looked up in `store` before the tower encodes them,
+   * and what the tower encodes is added to it (null: memory only).
+   */
+  setStore(store: PromptVectorStore | null): void {
+    if (store && store.dim !== this.dim)
+      throw new Error(`PromptEmbeddingCache: the store holds ${store.dim}-d vectors, the tower makes ${this.dim}`);
+    this.store = store;
   }
 
   clear(): void {
@@ -54,13 +85,18 @@ export class PromptEmbeddingCache {
   /** [N, D] one embedding per text, from the cache where possible. */
   sentences(texts: readonly string[]): tf.Tensor2D {
     const d = this.dim;
-    this.encodeMissing(this.sentenceCache, texts, (chunk) => {
-      const out = this.encoder.forward(this.tokenizer.tokenize(chunk), { pooling: this.pooling });
-      const values = out.embeddings.dataSync() as Float32Array;
-      out.embeddings.dispose();
-      out.attentionMask.dispose();
-      return chunk.map((_, i) => values.slice(i * d, (i + 1) * d));
-    });
+    this.encodeMissing(
+      this.sentenceCache,
+      texts,
+      (chunk) => {
+        const out = this.encoder.forward(this.tokenizer.tokenize(chunk), { pooling: this.pooling });
+        const values = out.embeddings.dataSync() as Float32Array;
+        out.embeddings.dispose();
+        out.attentionMask.dispose();
+        return chunk.map((_, i) => values.slice(i * d, (i + 1) * d));
+      },
+      this.store,
+    );
     const flat = new Float32Array(texts.length * d);
     texts.forEach((t, i) => flat.set(this.sentenceCache.get(t)!, i * d));
     return tf.tensor2d(flat, [texts.length, d]);
@@ -94,14 +130,30 @@ export class PromptEmbeddingCache {
     cache: Map<string, Float32Array>,
     texts: readonly string[],
     encode: (chunk: string[]) => Float32Array[],
+    store: PromptVectorStore | null = null,
   ): void {
-    const missing = unique(texts.filter((t) => !cache.has(t)));
+    let missing = unique(texts.filter((t) => !cache.has(t)));
     this.hits += texts.length - missing.length;
     this.misses += missing.length;
+    if (missing.length === 0) return;
+    if (store) {
+      const found = store.get(missing);
+      this.stored += found.size;
+      for (const [t, v] of found) this.remember(cache, t, v);
+      missing = missing.filter((t) => !found.has(t));
+    }
+    // One shard per call: the store's files are written whole.
+    const fresh = new Map<string, Float32Array>();
     for (let start = 0; start < missing.length; start += this.batchSize) {
       const chunk = missing.slice(start, start + this.batchSize);
-      encode(chunk).forEach((value, i) => this.remember(cache, chunk[i]!, value));
+      const values = encode(chunk);
+      this.encoded += chunk.length;
+      values.forEach((value, i) => {
+        this.remember(cache, chunk[i]!, value);
+        if (store) fresh.set(chunk[i]!, value);
+      });
     }
+    if (fresh.size > 0) store?.put(fresh);
   }
 
   private remember(cache: Map<string, Float32Array>, key: string, value: Float32Array): void {

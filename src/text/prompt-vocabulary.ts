@@ -9,9 +9,22 @@ import { WordTokenizer, splitWords } from './word-tokenizer.js';
  */
 export function unknownWords(tokenizer: TextTokenizer, text: string): string[] {
   if (!(tokenizer instanceof WordTokenizer) || tokenizer.words.length === 0) return [];
-  const known = new Set(tokenizer.words);
+  const known = knownWords(tokenizer);
   // Punctuation is not a word a user asked for.
   return [...new Set(splitWords(text).filter((w) => /[\p{L}\p{N}]/u.test(w) && !known.has(w)))];
+}
+
+// A memo, not state: keyed by the word list itself, so a new list gets its own set.
+const wordSets = new WeakMap<readonly string[], Set<string>>();
+
+/** The tokenizer's words as a set, made once per word list (predict checks every prompt of a vocabulary of 100,000). */
+function knownWords(tokenizer: WordTokenizer): Set<string> {
+  let set = wordSets.get(tokenizer.words);
+  if (!set) {
+    set = new Set(tokenizer.words);
+    wordSets.set(tokenizer.words, set);
+  }
+  return set;
 }
 
 /**

@@ -49,13 +49,15 @@ test('the exported tiny model on ONNX Runtime gives the TF.js forward (last-laye
       vocabulary: vocab.dataSync() as Float32Array,
       sentences: sent.dataSync() as Float32Array,
     });
-    const ref = model.forward(batch, { vocabulary, sentences }, { layers: 'last', masks: 'last' });
+    const ref = model.forward(batch, { vocabulary, sentences }, { layers: 'last', masks: 'last', hidden: true });
     const last = ref.layers[0]!;
     assert.deepEqual(Array.from(got.selected), Array.from(ref.encoder.selected[0]!));
-    assert.deepEqual(got.logits.dims, last.logits.shape);
+    assert.deepEqual(got.logits!.dims, last.logits.shape);
+    assert.deepEqual(got.hidden.dims, last.hidden!.shape);
     assert.deepEqual(got.masks.dims, last.masks!.shape);
     for (const [name, a, b] of [
-      ['logits', got.logits.data, last.logits],
+      ['logits', got.logits!.data, last.logits],
+      ['hidden queries', got.hidden.data, last.hidden!],
       ['boxes', got.boxes.data, last.boxes],
       ['masks', got.masks.data, last.masks!],
     ] as const) {

@@ -8,7 +8,7 @@ import { loadModel } from '../../src/inference/model-files.js';
 import type { Prediction } from '../../src/inference/results.js';
 import { readImage } from '../../src/io/image-node.js';
 import type { RgbImage } from '../../src/io/image-types.js';
-import { OrtEngine, vocabularyBucket } from '../../src/onnx/ort-engine.js';
+import { OrtEngine } from '../../src/onnx/ort-engine.js';
 import { MANIFEST_FILE } from '../../src/onnx/export-network.js';
 import { repoRoot } from '../cli/ape-cli.js';
 
@@ -36,10 +36,6 @@ function assertSamePrediction(ort: Prediction, tfjs: Prediction): void {
   assert.deepEqual(ort.semantic!.labels, tfjs.semantic!.labels);
 }
 
-test('vocabulary buckets: 8, 16, 32, ...; none for no vocabulary', () => {
-  assert.deepEqual([0, 1, 8, 9, 14, 16, 17, 100].map(vocabularyBucket), [0, 8, 8, 16, 16, 16, 32, 128]);
-});
-
 test("predict on the ort engine gives the TF.js engine's instances, masks, grounding and semantic map (square and padded inputs); cached exports are reused, and made again when stale or damaged", async () => {
   const dir = join(repoRoot, 'models/default');
   const model = await loadModel(dir);
@@ -48,7 +44,7 @@ test("predict on the ort engine gives the TF.js engine's instances, masks, groun
   const source = { dir, files: [join(dir, 'config.json'), join(dir, 'model.safetensors')] };
   try {
     const scene = await readImage(join(repoRoot, 'examples/scene-2.png'));
-    // 5 names (padded to a bucket of 8 on ONNX Runtime) and a sentence (fused with the image).
+    // 5 names (scored outside the graph: the export takes none) and a sentence (fused with the image).
     const options = {
       vocabulary: ['circle', 'star', 'sky', 'water', 'gravel'],
       sentences: ['the red star'],
@@ -61,7 +57,7 @@ test("predict on the ort engine gives the TF.js engine's instances, masks, groun
     assert.equal(model.inferenceEngine, 'ort');
     const ort = await model.predict(images, options);
     ort.forEach((p, i) => assertSamePrediction(p, tfjs[i]!));
-    assert.deepEqual((await readdir(cache)).sort(), ['256-200x256-v8-s1', '256-256x256-v8-s1']);
+    assert.deepEqual((await readdir(cache)).sort(), ['256-200x256-v0-s1', '256-256x256-v0-s1']);
     await engine.release();
 
     // A fresh engine finds the cached exports; a cached export of other weights is made again.
@@ -72,16 +68,16 @@ test("predict on the ort engine gives the TF.js engine's instances, masks, groun
     assert.equal(messages.length, 0, messages.join('; '));
     await again.release();
     await writeFile(
-      join(cache, '256-256x256-v8-s1', MANIFEST_FILE),
+      join(cache, '256-256x256-v0-s1', MANIFEST_FILE),
       JSON.stringify({ format: 'ape-onnx', model: { hash: 'other' } }),
     );
-    await writeFile(join(cache, '256-200x256-v8-s1', MANIFEST_FILE), '{"format": "ape-onnx", ');
+    await writeFile(join(cache, '256-200x256-v0-s1', MANIFEST_FILE), '{"format": "ape-onnx", ');
     const third = new OrtEngine(model, source, { cacheDir: cache, onExport: (m) => messages.push(m) });
     model.setInferenceRunner(third);
     const remade = await model.predict(images, options);
     remade.forEach((p, i) => assertSamePrediction(p, tfjs[i]!));
     assert.equal(
-      messages.filter((m) => /^exporting tiny to ONNX for 256-(256x256|200x256)-v8-s1/.test(m)).length,
+      messages.filter((m) => /^exporting tiny to ONNX for 256-(256x256|200x256)-v0-s1/.test(m)).length,
       2,
       messages.join('; '),
     );

@@ -40,12 +40,12 @@ test('embedding cache: each text encoded once, same vector alone or in a crowd',
   const { tokenizer, enc } = encoder();
   const cache = new PromptEmbeddingCache(enc, tokenizer, 'eot', 4);
   const alone = cache.sentences(['red car']).arraySync()[0]!;
-  assert.deepEqual(cache.stats(), { hits: 0, misses: 1, entries: 1 });
+  assert.deepEqual(cache.stats(), { hits: 0, misses: 1, entries: 1, encoded: 1, stored: 0 });
   const fresh = new PromptEmbeddingCache(enc, tokenizer, 'eot', 4);
   const crowd = fresh.sentences(['a', 'b b', 'red car', 'c c c c c', 'd', 'e']).arraySync();
   assert.ok(alone.every((v, i) => Math.abs(v - crowd[2]![i]!) < 1e-5));
   const again = cache.sentences(['red car', 'red car']);
-  assert.deepEqual(cache.stats(), { hits: 2, misses: 1, entries: 1 });
+  assert.deepEqual(cache.stats(), { hits: 2, misses: 1, entries: 1, encoded: 1, stored: 0 });
   assert.deepEqual(again.shape, [2, 12]);
   // The cached vector is what the tower gives directly.
   const direct = enc.forward(tokenizer.tokenize(['red car'])).embeddings.arraySync()[0]!;

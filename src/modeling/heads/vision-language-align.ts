@@ -61,4 +61,36 @@ export class VisionLanguageAlign extends Module {
       return tf.clipByValue(logits, -CLAMP, CLAMP) as tf.Tensor3D;
     });
   }
+
+  /**
+   * The query side of `forward`, for scoring many prompts shared by the batch a chunk at a time:
+   * x . (W e/2 + b_proj) / s + e . bias_lang + bias0 = (W^T x / (2s) + bias_lang) . e + (x . b_proj / s + bias0),
+   * so the prompts need only their normalisation per chunk and the projection runs on the Q
+   * queries instead of the P prompts. queries [N, D] -> keys [N, Dl] and offsets [N, 1].
+   */
+  queryKeys(queries: tf.Tensor2D): QueryKeys {
+    return tf.tidy(() => {
+      const invScale = tf.exp(tf.neg(this.logScale));
+      const w = this.projection.weight; // [Dl, D]
+      const keys = tf.add(tf.mul(tf.matMul(queries, w, false, true), tf.mul(invScale, 0.5)), this.biasLang);
+      const bias = this.projection.bias;
+      const dot = bias ? tf.matMul(queries, tf.reshape(bias, [-1, 1])) : tf.zeros([queries.shape[0], 1]);
+      const offsets = tf.add(tf.mul(dot, invScale), this.bias0);
+      return { keys: keys as tf.Tensor2D, offsets: offsets as tf.Tensor2D };
+    });
+  }
+
+  /** Logits [N, C] of the queries behind `keys` against prompts [C, Dl] (as `forward`, up to rounding). */
+  scorePrompts(keys: QueryKeys, prompts: tf.Tensor2D): tf.Tensor2D {
+    return tf.tidy(() => {
+      const dl = this.embedDimLanguage;
+      const norms = tf.sqrt(tf.maximum(tf.matMul(tf.square(prompts), tf.ones([dl, 1])), 1e-24));
+      const e = tf.div(prompts, norms);
+      const logits = tf.add(tf.matMul(keys.keys, e, false, true), keys.offsets);
+      return tf.clipByValue(logits, -CLAMP, CLAMP) as tf.Tensor2D;
+    });
+  }
 }
+
+/** The prompt-independent part of the classifier for a set of queries (VisionLanguageAlign.queryKeys). */
+export type QueryKeys = { keys: tf.Tensor2D; offsets: tf.Tensor2D };
