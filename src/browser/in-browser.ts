@@ -9,6 +9,7 @@ import type { Prediction } from '../inference/results.js';
 import { DEFAULT_SEMANTIC_THRESHOLD } from '../inference/semantic-confidence.js';
 import { predictionToJson, type PredictionJson } from '../inference/prediction-json.js';
 import { fetchModel, type DownloadProgress } from './load-model-browser.js';
+import { required } from '../util/checked.js';
 
 export interface InBrowserOptions {
   /** URL folder serving tfjs-backend-wasm's .wasm files (the server's /v1/wasm/). */
@@ -63,8 +64,8 @@ export class InBrowserModel {
         semanticThreshold: request.semanticThreshold ?? DEFAULT_SEMANTIC_THRESHOLD,
       });
     });
-    const prediction = predictions[0];
+    const prediction = required(predictions[0], 'the in-browser prediction');
     const inferenceMs = performance.now() - t0;
-    return { ...predictionToJson(prediction!), timing: { inferenceMs: Math.round(inferenceMs * 10) / 10 } };
+    return { ...predictionToJson(prediction), timing: { inferenceMs: Math.round(inferenceMs * 10) / 10 } };
   }
 }

@@ -11,6 +11,7 @@ import { semanticAccumulator, semanticLabels } from './semantic.js';
 import { semanticConfidence, unlabelUnsure } from './semantic-confidence.js';
 import type { GroundingResult, InstanceResult, Prediction, PredictTask, SemanticResult } from './results.js';
 import type { InferenceRunner, NetworkOutputs } from '../onnx/inference-runner.js';
+import { required } from '../util/checked.js';
 
 export interface PredictOptions {
   /** Category names (each its own prompt, kept out of the fusion). */
@@ -133,7 +134,12 @@ export class ApeModel extends ApeNetwork {
     try {
       return this.decodePredictions(
         call,
-        { logits: last.logits, boxes: last.boxes, masks: last.masks!, maskStride: out.maskStride },
+        {
+          logits: last.logits,
+          boxes: last.boxes,
+          masks: required(last.masks, "the last decoder layer's masks"),
+          maskStride: out.maskStride,
+        },
         t0,
       );
     } finally {

@@ -10,6 +10,7 @@ import { levelGeometry, proposalAnchors } from '../modeling/feature-geometry.js'
 import { selectQueries } from '../modeling/proposals.js';
 import { MANIFEST_FILE, MANIFEST_FORMAT, type OnnxExportManifest } from './export-network.js';
 import type { TensorSpec } from './segments.js';
+import { getOrThrow } from '../util/checked.js';
 
 export interface OrtNetworkInputs {
   /** [1, size, size, 3] RGB 0..255. */
@@ -141,7 +142,7 @@ export class OrtNetwork {
       for (const o of segment.outputs) known.set(o.name, out[o.name]!);
     }
     const read = (name: string) => {
-      const t = known.get(name)!;
+      const t = getOrThrow(known, name, 'OrtNetwork: computed values');
       return { data: t.data as Float32Array, dims: [...t.dims] };
     };
     return {
@@ -155,7 +156,9 @@ export class OrtNetwork {
 
   /** The proposal selection: objectness logits and unactivated boxes -> rows of the picked tokens. */
   private hostStep(step: { input: TensorSpec; reads: string[] }, known: Map<string, ort.Tensor>): Int32Array {
-    const [logits, boxes] = step.reads.map((r) => known.get(r)!.data as Float32Array) as [Float32Array, Float32Array];
+    const [logits, boxes] = step.reads.map(
+      (r) => getOrThrow(known, r, 'OrtNetwork: computed values').data as Float32Array,
+    ) as [Float32Array, Float32Array];
     const { flatIndex } = selectQueries(
       logits,
       boxes,
