@@ -102,8 +102,8 @@ export async function run(argv: string[]) {
   console.log(
     `${images} images, ${gt.annotations.length} objects, ${results.length} detections (synthesised in ${(synthMs / 1000).toFixed(1)} s)`,
   );
-  console.log(`bbox: ${bboxWall.toFixed(2)} s wall, ${bboxCpu.toFixed(2)} s CPU  AP ${bbox.stats[0].toFixed(3)}`);
-  console.log(`segm: ${segmWall.toFixed(2)} s wall, ${segmCpu.toFixed(2)} s CPU  AP ${segm.stats[0].toFixed(3)}`);
+  console.log(`bbox: ${bboxWall.toFixed(2)} s wall, ${bboxCpu.toFixed(2)} s CPU  AP ${bbox.stats[0]!.toFixed(3)}`);
+  console.log(`segm: ${segmWall.toFixed(2)} s wall, ${segmCpu.toFixed(2)} s CPU  AP ${segm.stats[0]!.toFixed(3)}`);
   return {
     results: {
       images,

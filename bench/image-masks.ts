@@ -17,7 +17,7 @@ async function median(f: () => unknown, runs: number): Promise<number> {
     times.push(performance.now() - t);
   }
   times.sort((a, b) => a - b);
-  return Number(times[Math.floor(runs / 2)].toFixed(2));
+  return Number(times[Math.floor(runs / 2)]!.toFixed(2));
 }
 
 export async function run(): Promise<{ results: Record<string, number> }> {

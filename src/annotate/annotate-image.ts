@@ -4,6 +4,7 @@ import type { RgbImage } from '../io/image-types.js';
 import { rleArea } from '../structures/rle.js';
 import { decompressRle } from '../structures/rle-string.js';
 import type { AnnotateSettings, FoundObject, ImageAnnotations } from './types.js';
+import { required } from '../util/checked.js';
 
 const round = (v: number, digits: number) => {
   const f = 10 ** digits;
@@ -25,7 +26,7 @@ export function annotateImage(model: ApeModel, image: RgbImage, settings: Annota
       threshold: settings.threshold,
       tasks: ['instances'],
     });
-    objects = prediction!.instances.map((inst) => {
+    objects = required(prediction, 'annotateImage: the prediction').instances.map((inst) => {
       const [x1, y1, x2, y2] = inst.box;
       const bbox: [number, number, number, number] = [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)];
       const area = inst.mask ? rleArea(decompressRle(inst.mask)) : round((x2 - x1) * (y2 - y1), 2);

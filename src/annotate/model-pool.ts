@@ -141,7 +141,8 @@ export class ModelPool {
     for (const slot of this.slots) {
       if (this.waiting.length === 0) return;
       if (slot.busy || !slot.child.connected || !this.loaded.has(slot.child)) continue;
-      const pending = this.waiting.shift()!;
+      const pending = this.waiting.shift();
+      if (pending === undefined) return;
       const id = this.nextId++;
       slot.busy = { id, pending };
       const message: ToModelProcess = { type: 'image', id, task: pending.task };

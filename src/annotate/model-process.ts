@@ -10,10 +10,16 @@ import { annotateImage } from './annotate-image.js';
 import type { FromModelProcess, ImageTask, ToModelProcess } from './model-protocol.js';
 import type { ImageOutcome } from './types.js';
 import type { ApeModel } from '../inference/ape-model.js';
+import { required } from '../util/checked.js';
 
-const send = (message: FromModelProcess) => process.send!(message);
+const NO_CHANNEL = 'model-process: must be started by a ModelPool (no IPC channel)';
 
-if (!process.send) throw new Error('model-process: must be started by a ModelPool (no IPC channel)');
+function send(message: FromModelProcess): void {
+  if (!process.send) throw new Error(NO_CHANNEL);
+  process.send(message);
+}
+
+if (!process.send) throw new Error(NO_CHANNEL);
 // The pool is this process's only reason to exist: when it goes (even by SIGKILL), so does this.
 process.on('disconnect', () => process.exit(0));
 
@@ -22,7 +28,7 @@ async function outcome(model: ApeModel, task: ImageTask): Promise<ImageOutcome> 
   try {
     image = task.bytes
       ? await decodeImage(task.bytes, { source: task.name })
-      : await readImage(task.path!, { source: task.name });
+      : await readImage(required(task.path, `${task.name}: the task's path`), { source: task.name });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     return { ok: false, reason: code ? `cannot read ${task.name}: ${code}` : (error as Error).message };

@@ -13,6 +13,7 @@ import {
 } from './queue-jobs.js';
 import { RedisLink } from './redis-link.js';
 import type { AnnotateSettings, ImageOutcome } from './types.js';
+import { getOrThrow } from '../util/checked.js';
 
 export interface QueueProducerOptions {
   /** redis://HOST:PORT/DB */
@@ -155,7 +156,7 @@ export class QueueProducer implements AnnotationBackend {
       if (this.lostRedis) {
         this.lostRedis = false;
         o.log(`adding the ${inFlight.size} images in flight again, in case Redis lost them`);
-        for (const index of [...inFlight]) await add(byIndex.get(index)!);
+        for (const index of [...inFlight]) await add(getOrThrow(byIndex, index, 'images in flight'));
       }
       while (inFlight.size < o.inFlight && next < images.length) {
         const image = images[next++]!;

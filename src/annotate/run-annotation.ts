@@ -65,7 +65,7 @@ export async function runAnnotation(run: AnnotationRun, backend: AnnotationBacke
       if (!journal.record(index, outcome)) return;
       done++;
       if (run.progress) run.progress(done, pending.length);
-      else bar!.tick();
+      else bar?.tick();
       if (run.overlays && outcome.ok) {
         const path = run.images[index]!;
         drawing = drawing

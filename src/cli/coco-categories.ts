@@ -3,6 +3,7 @@ import { basename } from 'node:path';
 import { parseCocoGroundTruth } from '../evaluation/coco/parse.js';
 import type { CocoInstanceJson } from '../inference/prediction-json.js';
 import { UsageError } from './command.js';
+import { getOrThrow } from '../util/checked.js';
 
 /**
  * `ape predict --categories GT.json`: a COCO ground-truth file whose category names become the
@@ -38,7 +39,7 @@ export function imageIdsOf(paths: readonly string[], mapping: CategoryMapping): 
       `--categories ${mapping.source}: ${missing.length} input(s) are not images of it (matched by file name): ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}`,
     );
   }
-  return paths.map((p) => mapping.imageIdByFile.get(basename(p))!);
+  return paths.map((p) => getOrThrow(mapping.imageIdByFile, basename(p), `--categories ${mapping.source}: image ids`));
 }
 
 /** Results with the ground truth's category ids; instances of prompts it does not name are left out. */

@@ -29,9 +29,9 @@ export const command: Command = {
         maxSteps,
         signal,
         open: (log) => Pretrainer.create(config, log),
-        evaluate: async (run) => ({
-          ...(await shapeProbe(run.network, config.eval!.data, {
-            images: config.eval!.images,
+        evaluate: async (run, settings) => ({
+          ...(await shapeProbe(run.network, settings.data, {
+            images: settings.images,
             level: config.pretrain.objectLevel,
           })),
         }),

@@ -43,8 +43,8 @@ export const command: Command = {
         maxSteps,
         signal,
         restart: values.restart === true,
-        evaluate: async (trainer) => {
-          const r = await evaluateModel(trainer.network, config.eval!.data, { maxImages: config.eval!.images });
+        evaluate: async (trainer, settings) => {
+          const r = await evaluateModel(trainer.network, settings.data, { maxImages: settings.images });
           return {
             boxAP: r.bbox[0],
             maskAP: r.segm[0],

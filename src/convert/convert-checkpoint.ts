@@ -7,6 +7,7 @@ import {
 } from './released-mapping.js';
 import { writeSafetensorsStreaming, type StreamedTensorSpec } from '../io/safetensors-stream.js';
 import { TorchCheckpoint, type TorchCheckpointOptions, type TorchTensorInfo } from '../io/torch/checkpoint.js';
+import { getOrThrow } from '../util/checked.js';
 
 /**
  * Converting a torch checkpoint into a safetensors file of this project's parameter names and
@@ -161,7 +162,7 @@ export async function writeConversion(
     outPath,
     specs,
     async (spec) => {
-      const e = byName.get(spec.name)!;
+      const e = getOrThrow(byName, spec.name, `${ckpt.path}: conversion entries`);
       const t = await ckpt.read(e.key, { upcastHalf: true });
       let values = sourceToFloat32(e.key, t);
       if (e.part) {

@@ -1,6 +1,7 @@
 import { normalizeBox, xyxyToCxcywh } from '../structures/boxes.js';
 import type { Sample } from './sample.js';
 import type { LossSwitches } from './sampler/loss-switches.js';
+import { required } from '../util/checked.js';
 
 /** One image's targets, in the batch's prompt numbering. */
 export interface ImageTargets {
@@ -100,7 +101,11 @@ export function collateBatch(samples: Sample[], size: number, switches: LossSwit
     return {
       labels,
       boxes,
-      masks: s.hasMasks ? s.instances.map((inst) => padMask(inst.mask!, width, height, size)) : null,
+      masks: s.hasMasks
+        ? s.instances.map((inst) =>
+            padMask(required(inst.mask, 'an instance mask of a sample with masks'), width, height, size),
+          )
+        : null,
       promptWeights,
       positiveOnlyPrompts: (s.positiveOnlyPrompts ?? []).map((p) => map[p]!),
       width,

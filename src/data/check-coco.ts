@@ -7,6 +7,7 @@ import { IssueList, TooManyIssues, type CheckIssue } from './synth/check-issues.
 import { parseCocoInstances } from './readers/coco.js';
 import { DatasetFormatError, readJsonFile } from './readers/json-file.js';
 import type { DatasetRecords } from './types.js';
+import { getOrThrow } from '../util/checked.js';
 
 export interface CocoCheckStats {
   images: number;
@@ -87,16 +88,12 @@ export async function checkCocoInstancesFile(
     for (const raw of (json as Json).annotations as Json[]) {
       stats.annotations++;
       const where = `annotation id ${String(raw.id)}`;
-      const image = byId.get(raw.image_id as number)!;
+      const image = getOrThrow(byId, raw.image_id as number, `${where}: image ids`);
       const label = categoryName.get(raw.category_id as number) ?? String(raw.category_id);
       stats.byCategory[label] = (stats.byCategory[label] ?? 0) + 1;
-      const [x, y, w, h] = raw.bbox as number[];
-      if (
-        x! < -BOX_SLACK ||
-        y! < -BOX_SLACK ||
-        x! + w! > image.width + BOX_SLACK ||
-        y! + h! > image.height + BOX_SLACK
-      ) {
+      // parseCocoInstances has checked that every bbox is 4 finite numbers.
+      const [x, y, w, h] = raw.bbox as [number, number, number, number];
+      if (x < -BOX_SLACK || y < -BOX_SLACK || x + w > image.width + BOX_SLACK || y + h > image.height + BOX_SLACK) {
         issues.add(
           name,
           where,

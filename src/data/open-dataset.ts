@@ -6,6 +6,7 @@ import { readSemanticFolders, readSemanticIndex } from './readers/semantic.js';
 import { TrainingDataset } from './dataset.js';
 import type { LossSwitches } from './sampler/loss-switches.js';
 import type { CategoryRecord, DatasetKind } from './types.js';
+import { required } from '../util/checked.js';
 
 /** Where a dataset's files are and how it trains; paths absolute. */
 export interface DatasetSpec {
@@ -35,19 +36,25 @@ export function openDataset(spec: DatasetSpec): TrainingDataset {
     case 'grounding':
       return new TrainingDataset(
         spec.name,
-        readCocoInstances(spec.annotations!, { imageRoot: spec.imageRoot, kind: spec.type }),
+        readCocoInstances(required(spec.annotations, `dataset '${spec.name}': annotations`), {
+          imageRoot: spec.imageRoot,
+          kind: spec.type,
+        }),
       );
     case 'class-agnostic':
-      return new TrainingDataset(spec.name, readSegments(spec.annotations!, { imageRoot: spec.imageRoot }));
+      return new TrainingDataset(
+        spec.name,
+        readSegments(required(spec.annotations, `dataset '${spec.name}': annotations`), { imageRoot: spec.imageRoot }),
+      );
     case 'semantic': {
       if (spec.semanticIndex)
         return new TrainingDataset(spec.name, readSemanticIndex(spec.semanticIndex, { imageRoot: spec.imageRoot }));
       return new TrainingDataset(
         spec.name,
         readSemanticFolders({
-          imageDir: spec.imageRoot!,
-          labelDir: spec.labelDir!,
-          categories: readCategories(spec.categories!),
+          imageDir: required(spec.imageRoot, `dataset '${spec.name}': imageRoot`),
+          labelDir: required(spec.labelDir, `dataset '${spec.name}': labelDir`),
+          categories: readCategories(required(spec.categories, `dataset '${spec.name}': categories`)),
         }),
       );
     }

@@ -10,6 +10,7 @@
  * those again afterwards replaces the wrapped ones, so initEngine re-applies this on every call.
  */
 import { tf } from './tf.js';
+import { required } from '../util/checked.js';
 
 /** Sums g over the leading dims it has beyond `shape` and over dims where `shape` has 1. */
 export function sumToShape(g: tf.Tensor, shape: readonly number[]): tf.Tensor {
@@ -38,7 +39,10 @@ function reduceBroadcast(stock: tf.GradConfig['gradFunc']): tf.GradConfig['gradF
   return (dy, saved, attrs) => {
     const [a, b] = saved as [tf.Tensor, tf.Tensor];
     const grads = stock(dy, saved, attrs);
-    return { a: () => sumToShape(grads.a!(), a.shape), b: () => sumToShape(grads.b!(), b.shape) };
+    return {
+      a: () => sumToShape(required(grads.a, 'the stock gradient of input a')(), a.shape),
+      b: () => sumToShape(required(grads.b, 'the stock gradient of input b')(), b.shape),
+    };
   };
 }
 

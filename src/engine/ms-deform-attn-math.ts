@@ -144,7 +144,7 @@ export function msdaForward(
               o10 = t.o10,
               o11 = t.o11;
             for (let k = 0; k < c; k++) {
-              out[o + k] +=
+              out[o + k]! +=
                 w00 * value[o00 + k]! + w01 * value[o01 + k]! + w10 * value[o10 + k]! + w11 * value[o11 + k]!;
             }
           }
@@ -209,10 +209,10 @@ export function msdaBackward(
               s01 += g * value[o01 + k]!;
               s10 += g * value[o10 + k]!;
               s11 += g * value[o11 + k]!;
-              dValue[o00 + k] += g00 * g;
-              dValue[o01 + k] += g01 * g;
-              dValue[o10 + k] += g10 * g;
-              dValue[o11 + k] += g11 * g;
+              dValue[o00 + k]! += g00 * g;
+              dValue[o01 + k]! += g01 * g;
+              dValue[o10 + k]! += g10 * g;
+              dValue[o11 + k]! += g11 * g;
             }
             s00 *= t.m00;
             s01 *= t.m01;

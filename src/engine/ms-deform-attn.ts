@@ -102,29 +102,37 @@ function dimsOf(value: tf.TensorInfo, loc: tf.TensorInfo, weights: tf.TensorInfo
   return { batch, numValue, heads, dHead, numQuery, levels, points, shapes };
 }
 
+/** The kernel's inputs by name, as msDeformAttn (and, with dy, its gradient) passes them. */
+type MsdaInputs = Record<'value' | 'samplingLocations' | 'attentionWeights', tf.TensorInfo>;
+
 function forwardKernel(memory: (backend: object) => Memory): tf.KernelFunc {
   return ({ inputs, backend, attrs }) => {
-    const { value, samplingLocations: loc, attentionWeights: weights } = inputs as Record<string, tf.TensorInfo>;
-    const d = dimsOf(value!, loc!, weights!, (attrs as unknown as MsdaAttrs).spatialShapes);
+    const { value, samplingLocations: loc, attentionWeights: weights } = inputs as unknown as MsdaInputs;
+    const d = dimsOf(value, loc, weights, (attrs as unknown as MsdaAttrs).spatialShapes);
     const mem = memory(backend);
     const { infos, arrays } = mem.alloc([[d.batch, d.numQuery, d.heads * d.dHead]]);
-    msdaForward(d, mem.read(value!), mem.read(loc!), mem.read(weights!), arrays[0]!);
+    msdaForward(d, mem.read(value), mem.read(loc), mem.read(weights), arrays[0]!);
     return infos[0]!;
   };
 }
 
 function gradKernel(memory: (backend: object) => Memory): tf.KernelFunc {
   return ({ inputs, backend, attrs }) => {
-    const { dy, value, samplingLocations: loc, attentionWeights: weights } = inputs as Record<string, tf.TensorInfo>;
-    const d = dimsOf(value!, loc!, weights!, (attrs as unknown as MsdaAttrs).spatialShapes);
+    const {
+      dy,
+      value,
+      samplingLocations: loc,
+      attentionWeights: weights,
+    } = inputs as unknown as MsdaInputs & { dy: tf.TensorInfo };
+    const d = dimsOf(value, loc, weights, (attrs as unknown as MsdaAttrs).spatialShapes);
     const mem = memory(backend);
-    const { infos, arrays } = mem.alloc([value!.shape, loc!.shape, weights!.shape]);
+    const { infos, arrays } = mem.alloc([value.shape, loc.shape, weights.shape]);
     msdaBackward(
       d,
-      mem.read(value!),
-      mem.read(loc!),
-      mem.read(weights!),
-      mem.read(dy!),
+      mem.read(value),
+      mem.read(loc),
+      mem.read(weights),
+      mem.read(dy),
       arrays[0]!,
       arrays[1]!,
       arrays[2]!,

@@ -147,8 +147,9 @@ export async function evaluateModelVariants(
         : [];
     const semFile = semanticFiles.get(im.id);
     const gtLabels = semFile && preds.some((p) => p[0]!.semantic) ? await readGrayPng(join(dataDir, semFile)) : null;
-    preds.forEach(([pred], v) => {
-      for (const inst of pred!.instances) {
+    preds.forEach((perImage, v) => {
+      const pred = perImage[0]!;
+      for (const inst of pred.instances) {
         results[v]!.push({
           image_id: im.id,
           category_id: idOfPrompt[inst.promptIndex],
@@ -157,11 +158,11 @@ export async function evaluateModelVariants(
           segmentation: inst.mask,
         });
       }
-      if (gtLabels && pred!.semantic) {
-        const labels = pred!.semantic.labels;
+      if (gtLabels && semFile && pred.semantic) {
+        const labels = pred.semantic.labels;
         const mapped = new Int32Array(labels.length);
         for (let i = 0; i < labels.length; i++) mapped[i] = labels[i]! < 0 ? maxId + 1 : idOfPrompt[labels[i]!]!;
-        semantic[v]!.add(mapped, gtLabels.data, semFile!);
+        semantic[v]!.add(mapped, gtLabels.data, semFile);
       }
     });
     const refs = sentencesByImage.get(im.id);

@@ -7,6 +7,7 @@
  */
 import { boxIou } from '../structures/box-iou.js';
 import { maskIntersectionUnion } from '../structures/bitmap.js';
+import type { BoxLike } from '../structures/boxes.js';
 
 export interface ReferringSample {
   /** Top-1 predicted box, xyxy pixels; null when the model returned nothing (IoU 0). */
@@ -36,7 +37,7 @@ export interface ReferringMetrics {
 
 export const DEFAULT_REFERRING_THRESHOLDS: readonly number[] = [0.5, 0.6, 0.7, 0.8, 0.9];
 
-function checkBox(box: readonly number[], what: string): void {
+function checkBox(box: readonly number[], what: string): asserts box is BoxLike {
   if (box.length !== 4 || box.some((v) => !Number.isFinite(v)))
     throw new Error(`${what} must be 4 finite numbers [x1, y1, x2, y2], got ${JSON.stringify(box)}`);
 }

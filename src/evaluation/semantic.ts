@@ -54,8 +54,8 @@ export class SemanticEvaluator {
     const stride = n + 1;
     // Validate first so a bad image leaves the matrix untouched.
     for (let i = 0; i < pred.length; i++) {
-      const p = pred[i];
-      const g = gt[i];
+      const p = pred[i]!;
+      const g = gt[i]!;
       if (!(Number.isInteger(p) && p >= 0 && p < n)) {
         throw new Error(`SemanticEvaluator: ${source}: predicted class ${p} at pixel ${i} is outside [0, ${n})`);
       }
@@ -66,8 +66,8 @@ export class SemanticEvaluator {
       }
     }
     for (let i = 0; i < pred.length; i++) {
-      const g = gt[i] === this.ignoreLabel ? n : gt[i];
-      this.confusion[pred[i] * stride + g]++;
+      const g = gt[i] === this.ignoreLabel ? n : gt[i]!;
+      this.confusion[pred[i]! * stride + g]!++;
     }
   }
 
@@ -75,7 +75,7 @@ export class SemanticEvaluator {
   merge(other: SemanticEvaluator): void {
     if (other.numClasses !== this.numClasses)
       throw new Error(`SemanticEvaluator: cannot merge ${other.numClasses} classes into ${this.numClasses}`);
-    for (let i = 0; i < this.confusion.length; i++) this.confusion[i] += other.confusion[i];
+    for (let i = 0; i < this.confusion.length; i++) this.confusion[i]! += other.confusion[i]!;
   }
 
   reset(): void {
@@ -90,17 +90,17 @@ export class SemanticEvaluator {
     const predCount = new Float64Array(n);
     for (let p = 0; p < n; p++) {
       for (let g = 0; g < n; g++) {
-        const c = this.confusion[p * stride + g];
-        gtCount[g] += c;
-        predCount[p] += c;
+        const c = this.confusion[p * stride + g]!;
+        gtCount[g]! += c;
+        predCount[p]! += c;
         if (p === g) tp[g] = c;
       }
     }
     let pixels = 0;
     let correct = 0;
     for (let c = 0; c < n; c++) {
-      pixels += gtCount[c];
-      correct += tp[c];
+      pixels += gtCount[c]!;
+      correct += tp[c]!;
     }
     const perClassIoU = new Array<number>(n).fill(NaN);
     const perClassAccuracy = new Array<number>(n).fill(NaN);
@@ -110,16 +110,16 @@ export class SemanticEvaluator {
     let accCount = 0;
     let fw = 0;
     for (let c = 0; c < n; c++) {
-      if (gtCount[c] <= 0) continue;
-      perClassAccuracy[c] = tp[c] / gtCount[c];
-      accSum += perClassAccuracy[c];
+      if (gtCount[c]! <= 0) continue;
+      perClassAccuracy[c] = tp[c]! / gtCount[c]!;
+      accSum += perClassAccuracy[c]!;
       accCount++;
-      const union = gtCount[c] + predCount[c] - tp[c];
+      const union = gtCount[c]! + predCount[c]! - tp[c]!;
       if (union <= 0) continue;
-      perClassIoU[c] = tp[c] / union;
-      iouSum += perClassIoU[c];
+      perClassIoU[c] = tp[c]! / union;
+      iouSum += perClassIoU[c]!;
       iouCount++;
-      fw += perClassIoU[c] * (gtCount[c] / pixels);
+      fw += perClassIoU[c]! * (gtCount[c]! / pixels);
     }
     return {
       mIoU: iouSum / iouCount,
@@ -135,10 +135,10 @@ export class SemanticEvaluator {
   /** detectron2's result dict: percentages, keys mIoU, fwIoU, IoU-<name>, mACC, pACC, ACC-<name>. */
   detectron2Report(metrics: SemanticMetrics = this.metrics()): Record<string, number> {
     const report: Record<string, number> = { mIoU: 100 * metrics.mIoU, fwIoU: 100 * metrics.fwIoU };
-    this.classNames.forEach((name, c) => (report[`IoU-${name}`] = 100 * metrics.perClassIoU[c]));
+    this.classNames.forEach((name, c) => (report[`IoU-${name}`] = 100 * metrics.perClassIoU[c]!));
     report.mACC = 100 * metrics.meanClassAccuracy;
     report.pACC = 100 * metrics.pixelAccuracy;
-    this.classNames.forEach((name, c) => (report[`ACC-${name}`] = 100 * metrics.perClassAccuracy[c]));
+    this.classNames.forEach((name, c) => (report[`ACC-${name}`] = 100 * metrics.perClassAccuracy[c]!));
     return report;
   }
 }

@@ -11,6 +11,7 @@ import { InstanceStream } from './instance-stream.js';
 import { SEMANTIC_BLOCK, SemanticStream } from './semantic-stream.js';
 import type { GroundingResult, InstanceResult, Prediction, PredictTask, SemanticResult } from './results.js';
 import type { InferenceRunner, NetworkOutputs } from '../onnx/inference-runner.js';
+import { required } from '../util/checked.js';
 
 export interface PredictOptions {
   /** Category names (each its own prompt, kept out of the fusion). */
@@ -153,9 +154,9 @@ export class ApeModel extends ApeNetwork {
         call,
         {
           sentenceLogits: last.logits,
-          hidden: last.hidden!,
+          hidden: required(last.hidden, 'the decoder hidden queries'),
           boxes: last.boxes,
-          masks: last.masks!,
+          masks: required(last.masks, 'the mask logits'),
           maskStride: out.maskStride,
         },
         t0,

@@ -1,5 +1,5 @@
 import { boxIou } from '../structures/box-iou.js';
-import { cxcywhToXyxy } from '../structures/boxes.js';
+import { cxcywhToXyxy, type Box } from '../structures/boxes.js';
 import { pasteMask } from '../structures/bitmap.js';
 import type { ImagePlacement } from './preprocess.js';
 
@@ -47,7 +47,7 @@ export function selectInstances(
   const heap = new MaxHeap(candidates, scores);
   const kept: InstancePick[] = [];
   const keptByPrompt = new Map<number, number[]>();
-  const box = (q: number) => [boxes[q * 4]!, boxes[q * 4 + 1]!, boxes[q * 4 + 2]!, boxes[q * 4 + 3]!];
+  const box = (q: number): Box => [boxes[q * 4]!, boxes[q * 4 + 1]!, boxes[q * 4 + 2]!, boxes[q * 4 + 3]!];
   while (kept.length < options.topK && heap.size > 0) {
     const i = heap.pop();
     const q = Math.floor(i / numPrompts);

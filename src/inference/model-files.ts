@@ -25,6 +25,7 @@ import {
 import type { OrtEngineOptions } from '../onnx/ort-engine.js';
 import { filesHash } from '../onnx/export-files.js';
 import { PromptFileStore, promptStoreRoot, type PromptStoreOptions } from './prompt-store.js';
+import { getOrThrow } from '../util/checked.js';
 
 /**
  * Model folders on disk (Node). The format itself (file names, config.json parsing and checks,
@@ -183,7 +184,9 @@ export async function loadWeights(model: ApeModel, path: string): Promise<void> 
     if (group.length === 0) return;
     const wanted = new Set(group);
     const file = await readSafetensorsFile(path, { filter: (n) => wanted.has(n) });
-    for (const name of group) assignParameter(params.get(name)!, file.tensors.get(name)!);
+    for (const name of group) {
+      assignParameter(getOrThrow(params, name, `${path}: model parameters`), getOrThrow(file.tensors, name, path));
+    }
     group = [];
     bytes = 0;
   };

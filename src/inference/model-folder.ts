@@ -13,6 +13,7 @@ import { toFloat32, type SafetensorsDtype, type SafetensorsEntry, type Safetenso
 import { APE_CONFIG_SHAPE, tinyConfig, validateConfig, type ApeConfig } from '../modeling/config.js';
 import { checkedMerge } from '../util/checked-merge.js';
 import { WordTokenizer } from '../text/word-tokenizer.js';
+import { getOrThrow } from '../util/checked.js';
 
 export const CONFIG_FILE = 'config.json';
 export const WEIGHTS_FILE = 'model.safetensors';
@@ -73,7 +74,9 @@ export function checkModelConfig(value: unknown, source: string): ApeConfig {
 /** The tokenizer file a config needs, by name (the last path component of a CLIP vocabFile). */
 export function tokenizerFileName(config: ApeConfig): string {
   const t = config.text.tokenizer;
-  return t.kind === 'word' ? WORD_TOKENIZER_FILE : t.vocabFile.split(/[\\/]/).pop()!;
+  return t.kind === 'word'
+    ? WORD_TOKENIZER_FILE
+    : t.vocabFile.slice(Math.max(t.vocabFile.lastIndexOf('/'), t.vocabFile.lastIndexOf('\\')) + 1);
 }
 
 /** A word tokenizer from the text of its tokenizer.json. */
@@ -142,5 +145,5 @@ export function assignWeights(model: WeightTarget, file: SafetensorsFile, source
     source,
     model.config.name,
   );
-  for (const [name, v] of params) assignParameter(v, file.tensors.get(name)!);
+  for (const [name, v] of params) assignParameter(v, getOrThrow(file.tensors, name, source));
 }

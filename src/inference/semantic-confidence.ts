@@ -1,5 +1,6 @@
 import { tf } from '../engine/engine.js';
 import { CHUNK_VALUES, type SemanticGeometry } from './semantic.js';
+import { getOrThrow } from '../util/checked.js';
 
 /**
  * The semantic threshold of the command line, the HTTP API and the page. With the shipped model
@@ -84,6 +85,7 @@ export function unlabelUnsure(
   }
   for (let i = 0; i < labels.length; i++) {
     const label = labels[i]!;
-    if (label >= 0 && wanted.get(cellOf[i]! * numPrompts + label)! < threshold) labels[i] = -1;
+    if (label >= 0 && getOrThrow(wanted, cellOf[i]! * numPrompts + label, 'confidences read') < threshold)
+      labels[i] = -1;
   }
 }

@@ -1,6 +1,7 @@
 import { tf } from '../engine/engine.js';
 import { semanticLabels, type SemanticGeometry } from './semantic.js';
 import { scoreConfidence, unlabelUnsure } from './semantic-confidence.js';
+import { getOrThrow } from '../util/checked.js';
 
 /**
  * Prompt columns are reduced in blocks of this many (aligned to the first column of each series
@@ -144,7 +145,7 @@ export class SemanticStream {
     const q = this.numQueries;
     const flat = new Float32Array(q * k);
     prompts.forEach((p, j) => {
-      const col = this.kept.get(p)!;
+      const col = getOrThrow(this.kept, p, 'SemanticStream: kept prompts');
       for (let i = 0; i < q; i++) flat[i * k + j] = col[i]!;
     });
     const scores = tf.tensor2d(flat, [q, k]);

@@ -144,7 +144,7 @@ export function toImageData(image: RgbImage | GrayImage): ImageData {
   const pixels = image.width * image.height;
   const rgba = new Uint8ClampedArray(pixels * 4);
   for (let i = 0; i < pixels; i++) {
-    for (let c = 0; c < 3; c++) rgba[i * 4 + c] = image.data[channels === 3 ? i * 3 + c : i];
+    for (let c = 0; c < 3; c++) rgba[i * 4 + c] = image.data[channels === 3 ? i * 3 + c : i]!;
     rgba[i * 4 + 3] = 255;
   }
   return new ImageData(rgba, image.width, image.height);

@@ -21,7 +21,7 @@ function startsWith(bytes: Uint8Array, prefix: readonly number[], at = 0): boole
 
 function ascii(bytes: Uint8Array, at: number, length: number): string {
   let s = '';
-  for (let i = at; i < Math.min(bytes.length, at + length); i++) s += String.fromCharCode(bytes[i]);
+  for (let i = at; i < Math.min(bytes.length, at + length); i++) s += String.fromCharCode(bytes[i]!);
   return s;
 }
 
@@ -76,13 +76,13 @@ export function sniffImageFormat(bytes: Uint8Array, source = 'image'): ImageForm
 }
 
 function u16be(b: Uint8Array, i: number): number {
-  return (b[i] << 8) | b[i + 1];
+  return (b[i]! << 8) | b[i + 1]!;
 }
 function u32be(b: Uint8Array, i: number): number {
-  return ((b[i] << 24) | (b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3]) >>> 0;
+  return ((b[i]! << 24) | (b[i + 1]! << 16) | (b[i + 2]! << 8) | b[i + 3]!) >>> 0;
 }
 function u32le(b: Uint8Array, i: number): number {
-  return (b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)) >>> 0;
+  return (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24)) >>> 0;
 }
 
 function pngHeader(b: Uint8Array, source: string): [number, number] {
@@ -133,10 +133,10 @@ function jpegHeader(b: Uint8Array, source: string): [number, number] {
     if (at >= b.length)
       throw new ImageError('truncated', source, `JPEG ends at byte ${b.length} before its image data`);
     if (b[at] !== 0xff)
-      throw new ImageError('corrupt', source, `JPEG marker expected at byte ${at}, found 0x${b[at].toString(16)}`);
+      throw new ImageError('corrupt', source, `JPEG marker expected at byte ${at}, found 0x${b[at]!.toString(16)}`);
     while (at < b.length && b[at] === 0xff) at++; // fill bytes
     if (at >= b.length) throw new ImageError('truncated', source, `JPEG ends at byte ${b.length} inside a marker`);
-    const marker = b[at++];
+    const marker = b[at++]!;
     if (marker === 0xd8 || marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) continue; // no length
     if (marker === 0xd9) throw new ImageError('corrupt', source, 'JPEG ends (EOI) before any image data');
     if (at + 2 > b.length)
@@ -180,7 +180,7 @@ function webpHeader(b: Uint8Array, source: string): [number, number] {
   if (chunk === 'VP8 ') {
     if (!startsWith(b, [0x9d, 0x01, 0x2a], 23))
       throw new ImageError('corrupt', source, 'WebP VP8 frame lacks its start code');
-    return [(b[26] | (b[27] << 8)) & 0x3fff, (b[28] | (b[29] << 8)) & 0x3fff];
+    return [(b[26]! | (b[27]! << 8)) & 0x3fff, (b[28]! | (b[29]! << 8)) & 0x3fff];
   }
   if (chunk === 'VP8L') {
     if (b[20] !== 0x2f) throw new ImageError('corrupt', source, 'WebP lossless stream lacks its signature byte');
@@ -188,10 +188,10 @@ function webpHeader(b: Uint8Array, source: string): [number, number] {
     return [(bits & 0x3fff) + 1, ((bits >>> 14) & 0x3fff) + 1];
   }
   if (chunk === 'VP8X') {
-    if (b[20] & 0x02)
+    if (b[20]! & 0x02)
       throw new ImageError('unsupported', source, 'animated WebP is not supported; expected a still image');
-    const w = 1 + (b[24] | (b[25] << 8) | (b[26] << 16));
-    const h = 1 + (b[27] | (b[28] << 8) | (b[29] << 16));
+    const w = 1 + (b[24]! | (b[25]! << 8) | (b[26]! << 16));
+    const h = 1 + (b[27]! | (b[28]! << 8) | (b[29]! << 16));
     return [w, h];
   }
   throw new ImageError('corrupt', source, `WebP has unknown first chunk '${chunk}'`);

@@ -32,12 +32,12 @@ const CRC_TABLE = (() => {
 
 function crc32(bytes: Uint8Array, start: number, end: number): number {
   let c = 0xffffffff;
-  for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
 }
 
 function u32be(b: Uint8Array, i: number): number {
-  return ((b[i] << 24) | (b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3]) >>> 0;
+  return ((b[i]! << 24) | (b[i + 1]! << 16) | (b[i + 2]! << 8) | b[i + 3]!) >>> 0;
 }
 
 const COLOR_TYPE_NAMES: Record<number, string> = {
@@ -77,21 +77,21 @@ function unfilter(data: Uint8Array, offset: number, rows: number, rowBytes: numb
     if (filter === 0) {
       // None
     } else if (filter === 1) {
-      for (let i = bpp; i < rowBytes; i++) data[row + i] = (data[row + i] + data[row + i - bpp]) & 0xff;
+      for (let i = bpp; i < rowBytes; i++) data[row + i] = (data[row + i]! + data[row + i - bpp]!) & 0xff;
     } else if (filter === 2) {
-      if (prev >= 0) for (let i = 0; i < rowBytes; i++) data[row + i] = (data[row + i] + data[prev + i]) & 0xff;
+      if (prev >= 0) for (let i = 0; i < rowBytes; i++) data[row + i] = (data[row + i]! + data[prev + i]!) & 0xff;
     } else if (filter === 3) {
       for (let i = 0; i < rowBytes; i++) {
-        const a = i >= bpp ? data[row + i - bpp] : 0;
-        const b = prev >= 0 ? data[prev + i] : 0;
-        data[row + i] = (data[row + i] + ((a + b) >> 1)) & 0xff;
+        const a = i >= bpp ? data[row + i - bpp]! : 0;
+        const b = prev >= 0 ? data[prev + i]! : 0;
+        data[row + i] = (data[row + i]! + ((a + b) >> 1)) & 0xff;
       }
     } else if (filter === 4) {
       for (let i = 0; i < rowBytes; i++) {
-        const a = i >= bpp ? data[row + i - bpp] : 0;
-        const b = prev >= 0 ? data[prev + i] : 0;
-        const c = prev >= 0 && i >= bpp ? data[prev + i - bpp] : 0;
-        data[row + i] = (data[row + i] + paeth(a, b, c)) & 0xff;
+        const a = i >= bpp ? data[row + i - bpp]! : 0;
+        const b = prev >= 0 ? data[prev + i]! : 0;
+        const c = prev >= 0 && i >= bpp ? data[prev + i - bpp]! : 0;
+        data[row + i] = (data[row + i]! + paeth(a, b, c)) & 0xff;
       }
     } else {
       throw new ImageError('corrupt', source, `PNG row ${y} has invalid filter type ${filter}`);
@@ -135,7 +135,7 @@ export async function decodeSingleChannelPng(
     if (at + 12 > bytes.length)
       throw new ImageError('truncated', source, `PNG ends at byte ${bytes.length} before its IEND chunk`);
     const length = u32be(bytes, at);
-    const type = String.fromCharCode(bytes[at + 4], bytes[at + 5], bytes[at + 6], bytes[at + 7]);
+    const type = String.fromCharCode(bytes[at + 4]!, bytes[at + 5]!, bytes[at + 6]!, bytes[at + 7]!);
     const dataStart = at + 8;
     const dataEnd = dataStart + length;
     if (length > 0x7fffffff || dataEnd + 4 > bytes.length) {
@@ -151,9 +151,9 @@ export async function decodeSingleChannelPng(
       header = {
         width: u32be(bytes, dataStart),
         height: u32be(bytes, dataStart + 4),
-        depth: bytes[dataStart + 8],
-        colorType: bytes[dataStart + 9],
-        interlace: bytes[dataStart + 12],
+        depth: bytes[dataStart + 8]!,
+        colorType: bytes[dataStart + 9]!,
+        interlace: bytes[dataStart + 12]!,
       };
       if (bytes[dataStart + 10] !== 0 || bytes[dataStart + 11] !== 0 || header.interlace > 1) {
         throw new ImageError('corrupt', source, 'PNG IHDR has an unknown compression, filter or interlace method');
@@ -233,9 +233,9 @@ export async function decodeSingleChannelPng(
       }
       for (let x = 0; x < p.w; x++) {
         let v: number;
-        if (depth === 8) v = raw[row + x];
+        if (depth === 8) v = raw[row + x]!;
         else {
-          const byte = raw[row + Math.floor(x / perByte)];
+          const byte = raw[row + Math.floor(x / perByte)]!;
           v = (byte >> (8 - depth * ((x % perByte) + 1))) & maskBits;
         }
         out[outRow + p.x0 + x * p.dx] = v;
@@ -273,10 +273,10 @@ function filterRows(pixels: Uint8Array, width: number, height: number, bpp: numb
     for (let filter = 0; filter <= 4; filter++) {
       let score = 0;
       for (let i = 0; i < rowBytes; i++) {
-        const x = pixels[row + i];
-        const a = i >= bpp ? pixels[row + i - bpp] : 0;
-        const b = y > 0 ? pixels[prev + i] : 0;
-        const c = y > 0 && i >= bpp ? pixels[prev + i - bpp] : 0;
+        const x = pixels[row + i]!;
+        const a = i >= bpp ? pixels[row + i - bpp]! : 0;
+        const b = y > 0 ? pixels[prev + i]! : 0;
+        const c = y > 0 && i >= bpp ? pixels[prev + i - bpp]! : 0;
         const pred =
           filter === 0 ? 0 : filter === 1 ? a : filter === 2 ? b : filter === 3 ? (a + b) >> 1 : paeth(a, b, c);
         const v = (x - pred) & 0xff;

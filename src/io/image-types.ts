@@ -84,16 +84,16 @@ export function toRgb(data: Uint8Array | Uint8ClampedArray, pixels: number, chan
   const out = new Uint8Array(pixels * 3);
   if (channels === 1 || channels === 2) {
     for (let i = 0; i < pixels; i++) {
-      const v = data[i * channels];
+      const v = data[i * channels]!;
       out[i * 3] = v;
       out[i * 3 + 1] = v;
       out[i * 3 + 2] = v;
     }
   } else if (channels === 4) {
     for (let i = 0; i < pixels; i++) {
-      out[i * 3] = data[i * 4];
-      out[i * 3 + 1] = data[i * 4 + 1];
-      out[i * 3 + 2] = data[i * 4 + 2];
+      out[i * 3] = data[i * 4]!;
+      out[i * 3 + 1] = data[i * 4 + 1]!;
+      out[i * 3 + 2] = data[i * 4 + 2]!;
     }
   } else {
     throw new Error(`toRgb: cannot convert ${channels}-channel data`);

@@ -143,7 +143,7 @@ export function halfToFloat(h: number): number {
 /** A number to IEEE half bits, rounding to nearest even (as torch's .half()). */
 export function floatToHalf(value: number): number {
   f32[0] = value;
-  const x = u32[0];
+  const x = u32[0]!;
   const sign = (x >>> 16) & 0x8000;
   const exponent = (x >>> 23) & 0xff;
   let mantissa = x & 0x7fffff;
@@ -168,13 +168,13 @@ export function floatToHalf(value: number): number {
 
 function bf16ToFloat(b: number): number {
   u32[0] = b << 16;
-  return f32[0];
+  return f32[0]!;
 }
 
 /** A number to bfloat16 bits, rounding to nearest even (as torch's .bfloat16()). */
 export function floatToBf16(value: number): number {
   f32[0] = value;
-  const x = u32[0];
+  const x = u32[0]!;
   if ((x & 0x7fffffff) > 0x7f800000) return ((x >>> 16) | 0x40) & 0xffff; // NaN stays NaN (quiet)
   return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
 }
@@ -346,7 +346,7 @@ export function decodeTensor(info: Pick<SafetensorsTensorInfo, 'dtype'>, bytes: 
       const bits = new Uint16Array(buffer);
       const out = new Float32Array(bits.length);
       const convert = info.dtype === 'F16' ? halfToFloat : bf16ToFloat;
-      for (let i = 0; i < bits.length; i++) out[i] = convert(bits[i]);
+      for (let i = 0; i < bits.length; i++) out[i] = convert(bits[i]!);
       return out;
     }
   }
@@ -382,7 +382,7 @@ function compareUtf8(a: string, b: string): number {
   const enc = new TextEncoder();
   const x = enc.encode(a);
   const y = enc.encode(b);
-  for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i] - y[i];
+  for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
   return x.length - y.length;
 }
 
@@ -458,7 +458,7 @@ export function encodeTensor(name: string, input: SafetensorsInput): Uint8Array 
   const view = new DataView(out.buffer);
   const range = integerRange(dtype);
   for (let i = 0; i < n; i++) {
-    const v = data[i];
+    const v = data[i]!;
     if (range) {
       let b: bigint;
       if (typeof v === 'bigint') b = v;

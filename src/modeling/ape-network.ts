@@ -15,6 +15,7 @@ import { ClipTextEncoder } from '../text/clip-text-transformer.js';
 import type { TextTokenizer } from '../text/tokenizer.js';
 import { PromptEmbeddingCache, poolPromptTokens } from '../text/prompt-embeddings.js';
 import { promptEntries, type PromptEntry } from '../text/prompts.js';
+import { required } from '../util/checked.js';
 
 /** A batch of images as the network takes them. */
 export interface ModelBatch {
@@ -269,7 +270,7 @@ export class ApeNetwork extends Module {
   }
 
   get maskStride(): number {
-    return maskFeatureStride(this.config)!;
+    return required(maskFeatureStride(this.config), `the stride of maskHead.feature '${this.config.maskHead.feature}'`);
   }
 
   /**
@@ -506,11 +507,14 @@ export class ApeNetwork extends Module {
     if (mode === 'sentence' && !vocabEmb && !sentenceEmb)
       return tf.zeros([0, this.config.text.encoder.embedDim]) as tf.Tensor2D;
     return tf.tidy((): tf.Tensor2D | tf.Tensor3D => {
-      if (mode === 'word')
-        return poolPromptTokens(fusedText!, wordPool!.offsets, wordPool!.lengths, this.config.text.pooling);
-      if (!sentenceEmb) return tf.clone(vocabEmb!);
+      if (mode === 'word') {
+        const pool = required(wordPool, 'the word pool of the prompts');
+        const tokens = required(fusedText, 'the fused text tokens');
+        return poolPromptTokens(tokens, pool.offsets, pool.lengths, this.config.text.pooling);
+      }
+      if (!sentenceEmb) return tf.clone(required(vocabEmb, 'the vocabulary embeddings'));
       const fused = this.config.fusion
-        ? fusedText!
+        ? required(fusedText, 'the fused text tokens')
         : (tf.tile(tf.expandDims(sentenceEmb, 0), [b, 1, 1]) as tf.Tensor3D);
       if (!vocabEmb) return tf.clone(fused);
       return tf.concat([tf.tile(tf.expandDims(vocabEmb, 0), [b, 1, 1]), fused], 1) as tf.Tensor3D;
@@ -580,7 +584,7 @@ export class ApeNetwork extends Module {
       pooling: this.config.text.pooling,
       returnHidden: true,
     });
-    const hidden = out.lastHiddenState!;
+    const hidden = required(out.lastHiddenState, "the text tower's hidden states");
     const length = hidden.shape[1];
     const lengths = Int32Array.from(out.endTokenIdx, (e) => e + 1);
     const offsets = new Int32Array(texts.length);

@@ -41,9 +41,10 @@ export function selectProposals(
   const pre = byLevel.flatMap((members) => topIndices(logits, members, config.preNmsTopk));
   const boxes = new Float32Array(pre.length * 4);
   pre.forEach((t, j) => {
-    const [cx, cy, w, h] = [0, 1, 2, 3].map((c) => sigmoid(boxesUnact[t * 4 + c]!));
+    const coordinate = (c: number) => sigmoid(boxesUnact[t * 4 + c]!);
+    const [cx, cy, w, h] = [coordinate(0), coordinate(1), coordinate(2), coordinate(3)];
     const clip = (v: number) => Math.min(Math.max(v, 0), 1);
-    boxes.set([clip(cx! - w! / 2), clip(cy! - h! / 2), clip(cx! + w! / 2), clip(cy! + h! / 2)], j * 4);
+    boxes.set([clip(cx - w / 2), clip(cy - h / 2), clip(cx + w / 2), clip(cy + h / 2)], j * 4);
   });
   const kept = batchedNms(
     boxes,

@@ -11,6 +11,7 @@ import { encodeOnnxModel } from './onnx-model.js';
 import { recordKernels, type Recording } from './kernel-recorder.js';
 import { segmentRecording, type TensorSpec } from './segments.js';
 import { OPSET } from './kernel-ops.js';
+import { getOrThrow, required } from '../util/checked.js';
 
 export const MANIFEST_FILE = 'onnx-export.json';
 export const MANIFEST_FORMAT = 'ape-onnx';
@@ -89,7 +90,12 @@ export function recordNetwork(network: ApeNetwork, shape: ExportShape, seed = 1)
   // The prompt embeddings come from the graph inputs instead of the text tower (an own property
   // shadows the method for this one forward).
   const own = network as unknown as { encodePrompts?: (texts: readonly string[]) => tf.Tensor2D };
-  own.encodePrompts = (texts) => tf.clone(texts[0] === vocabTexts[0] ? vocab! : sent!);
+  own.encodePrompts = (texts) =>
+    tf.clone(
+      texts[0] === vocabTexts[0]
+        ? required(vocab, 'exportNetwork: the vocabulary input')
+        : required(sent, 'exportNetwork: the sentences input'),
+    );
   let recorded: ReturnType<typeof recordKernels<ReturnType<typeof network.forward>>>;
   try {
     recorded = recordKernels(
@@ -116,8 +122,8 @@ export function recordNetwork(network: ApeNetwork, shape: ExportShape, seed = 1)
   const outputs = {
     logits: vocabulary + sentences > 0 ? name(last.logits) : null,
     boxes: name(last.boxes),
-    masks: name(last.masks!),
-    hidden: name(last.hidden!),
+    masks: name(required(last.masks, 'the recorded mask logits')),
+    hidden: name(required(last.hidden, 'the recorded hidden queries')),
   };
   const spatialShapes = result.spatialShapes.map(([h, w]) => [h, w] as [number, number]);
   result.dispose();
@@ -136,7 +142,7 @@ export function exportNetwork(network: ApeNetwork, shape: ExportShape, modelHash
   const graph = segmentRecording(
     recording,
     [outputs.logits, outputs.boxes, outputs.masks, outputs.hidden].filter((o): o is string => o !== null),
-    (name) => params.get(name)!.dataSync() as Float32Array,
+    (name) => getOrThrow(params, name, 'exportNetwork: parameters').dataSync() as Float32Array,
     'ape',
   );
   for (const step of graph.hostSteps) {

@@ -90,8 +90,8 @@ function padAttributes(pad: unknown): { auto_pad: string } | { pads: number[] } 
   if (typeof pad === 'number') return { pads: [pad, pad, pad, pad] };
   // Explicit NHWC paddings [[0, 0], [top, bottom], [left, right], [0, 0]] -> [top, left, bottom, right].
   if (Array.isArray(pad) && pad.length === 4) {
-    const [, [top, bottom], [left, right]] = pad as [number, number][];
-    return { pads: [top!, left!, bottom!, right!] };
+    const [, [top, bottom], [left, right]] = pad as [[number, number], [number, number], [number, number], unknown];
+    return { pads: [top, left, bottom, right] };
   }
   throw new Error(`ONNX export: padding ${JSON.stringify(pad)} is not handled`);
 }

@@ -7,6 +7,7 @@
  */
 import { tf } from '../engine/engine.js';
 import { setHostInputListener } from '../engine/graph-inputs.js';
+import { getOrThrow, required } from '../util/checked.js';
 
 export type ValueSource = 'input' | 'weight' | 'constant' | 'kernel' | 'host-input';
 
@@ -90,7 +91,7 @@ export function recordKernels<T>(
   for (const [name, t] of weights) define(t, { name, shape: t.shape, dtype: t.dtype, source: 'weight' });
 
   const alias = (t: tf.Tensor, source: string): string => {
-    const value = values.get(source)!;
+    const value = getOrThrow(values, source, 'recordKernels: recorded values');
     if (tf.util.arraysEqual(value.shape, t.shape)) {
       byId.set(t.id, source);
       return source;
@@ -110,12 +111,10 @@ export function recordKernels<T>(
     const known = byId.get(t.id);
     if (known !== undefined) return known;
     const sameData = byDataId.get(t.dataId);
-    if (
-      sameData !== undefined &&
-      values.get(sameData)!.dtype === t.dtype &&
-      tf.util.sizeFromShape(values.get(sameData)!.shape) === t.size
-    )
-      return alias(t, sameData);
+    if (sameData !== undefined) {
+      const same = getOrThrow(values, sameData, 'recordKernels: recorded values');
+      if (same.dtype === t.dtype && tf.util.sizeFromShape(same.shape) === t.size) return alias(t, sameData);
+    }
     // Built on the host during the forward: a constant (its values are read now, unrecorded).
     reading = true;
     const data = (tf.engine() as unknown as EngineInternals).readSync(t.dataId).slice();
@@ -177,11 +176,13 @@ export function recordKernels<T>(
   ) {
     const t = makeTensor.call(this, data, shape, dtype, backend);
     const read = depth === 0 ? readArrays.get(data) : undefined;
-    const source = read ? values.get(read.value)! : undefined;
-    // A host copy of a recorded value (a detach): the same value.
-    if (read && source!.dtype === dtype && tf.util.sizeFromShape(source!.shape) === t.size) {
-      read.copied = true;
-      alias(t, read.value);
+    if (read) {
+      const source = getOrThrow(values, read.value, 'recordKernels: recorded values');
+      // A host copy of a recorded value (a detach): the same value.
+      if (source.dtype === dtype && tf.util.sizeFromShape(source.shape) === t.size) {
+        read.copied = true;
+        alias(t, read.value);
+      }
     }
     return t;
   };
@@ -221,14 +222,16 @@ export function recordingDifferences(a: Recording, b: Recording): string[] {
     k.outputs.forEach((o, j) => renames.set(o, l.outputs[j]!));
     k.inputs.forEach((input, j) => {
       const other = l.inputs[j]!;
-      const va = a.values.get(input.value)!;
-      const vb = b.values.get(other.value)!;
+      const va = getOrThrow(a.values, input.value, 'the first recording: values');
+      const vb = getOrThrow(b.values, other.value, 'the second recording: values');
       if (va.source !== vb.source)
         out.push(`kernel ${i} (${k.kernel}) input ${input.key}: ${va.source} vs ${vb.source}`);
       else if (va.source !== 'kernel' && va.source !== 'constant' && va.name !== vb.name)
         out.push(`kernel ${i} (${k.kernel}) input ${input.key}: ${va.name} vs ${vb.name}`);
       else if (va.source === 'constant') {
-        const equal = va.data!.length === vb.data!.length && va.data!.every((v, n) => Object.is(v, vb.data![n]));
+        const da = required(va.data, `the first recording: the data of constant ${va.name}`);
+        const db = required(vb.data, `the second recording: the data of constant ${vb.name}`);
+        const equal = da.length === db.length && da.every((v, n) => Object.is(v, db[n]));
         if (!equal)
           out.push(
             `kernel ${i} (${k.kernel}) input ${input.key}: constant [${va.shape.join(', ')}] differs between runs${va.afterRead ? ' (made after a host read: name it with hostInput)' : ''}`,

@@ -12,7 +12,6 @@ import { OrtNetwork } from './ort-network.js';
 import { OPSET } from './kernel-ops.js';
 import { OrtRunner } from './ort-runner.js';
 
-
 /** Where the model came from: its folder and the files whose hash keys the cached exports. */
 export interface ModelSource {
   dir: string;

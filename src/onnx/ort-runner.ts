@@ -13,6 +13,7 @@ import type { PromptSet } from '../text/prompts.js';
 import { exportKey, type ExportShape } from './export-network.js';
 import type { InferenceRunner, NetworkOutputs } from './inference-runner.js';
 import type { OrtNetworkOutputs, SegmentedNetwork } from './segmented-network.js';
+import { required } from '../util/checked.js';
 
 /** The values of a tensor (disposed). */
 function readValues(t: tf.Tensor): Float32Array {
@@ -50,7 +51,9 @@ export abstract class OrtRunner implements InferenceRunner {
         ) as T;
       const boxes = stack<tf.Tensor3D>((o) => o.boxes);
       const sentenceLogits =
-        s > 0 ? stack<tf.Tensor3D>((o) => o.logits!) : (tf.zeros([b, boxes.shape[1], 0]) as tf.Tensor3D);
+        s > 0
+          ? stack<tf.Tensor3D>((o) => required(o.logits, 'OrtEngine: the sentence logits'))
+          : (tf.zeros([b, boxes.shape[1], 0]) as tf.Tensor3D);
       if (sentenceLogits.shape[2] !== s)
         throw new Error(`OrtEngine: ${sentenceLogits.shape[2]} logit columns for ${s} sentences`);
       return {

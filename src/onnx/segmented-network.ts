@@ -8,6 +8,7 @@ import { levelGeometry, proposalAnchors } from '../modeling/feature-geometry.js'
 import { selectQueries } from '../modeling/proposals.js';
 import { MANIFEST_FORMAT, type OnnxExportManifest } from './export-network.js';
 import type { TensorSpec } from './segments.js';
+import { getOrThrow } from '../util/checked.js';
 
 /** The part of an ONNX Runtime tensor this runner reads. */
 export interface OrtTensorLike {
@@ -146,7 +147,7 @@ export class SegmentedNetwork {
       for (const o of segment.outputs) known.set(o.name, out[o.name]!);
     }
     const read = (name: string) => {
-      const t = known.get(name)!;
+      const t = getOrThrow(known, name, 'OrtNetwork: outputs');
       return { data: t.data as Float32Array, dims: [...t.dims] };
     };
     return {
@@ -161,7 +162,9 @@ export class SegmentedNetwork {
 
   /** The proposal selection: objectness logits and unactivated boxes -> rows of the picked tokens. */
   private hostStep(step: { input: TensorSpec; reads: string[] }, known: Map<string, OrtTensorLike>): Int32Array {
-    const [logits, boxes] = step.reads.map((r) => known.get(r)!.data as Float32Array) as [Float32Array, Float32Array];
+    const [logits, boxes] = step.reads.map(
+      (r) => getOrThrow(known, r, 'OrtNetwork: host step inputs').data as Float32Array,
+    ) as [Float32Array, Float32Array];
     const { flatIndex } = selectQueries(
       logits,
       boxes,

@@ -8,6 +8,7 @@ import type { Recording, RecordedValue } from './kernel-recorder.js';
 import { GraphBuilder } from './graph-builder.js';
 import { mapKernel, onnxType, OPSET } from './kernel-ops.js';
 import type { OnnxModel, OnnxTensor, OnnxValueInfo } from './onnx-model.js';
+import { getOrThrow } from '../util/checked.js';
 
 export interface TensorSpec {
   name: string;
@@ -76,7 +77,9 @@ export function segmentRecording(
     else if (v.source !== 'kernel') segmentOf.set(v.name, hostIndex.get(v.name) ?? 0);
   }
   for (const k of kernels) {
-    const from = k.inputs.map((i) => segmentOf.get(i.value)!).filter((x): x is number => x !== null);
+    const from = k.inputs
+      .map((i) => getOrThrow(segmentOf, i.value, 'segments of values'))
+      .filter((x): x is number => x !== null);
     for (const o of k.outputs) segmentOf.set(o, from.length === 0 ? null : Math.max(...from));
   }
   const stepReads: string[][] = recording.hostInputs.map((h, i) => {
@@ -126,7 +129,10 @@ export function segmentRecording(
         } else if (v.source === 'constant') {
           if (!initializers.has(v.name))
             initializers.set(v.name, initializer(v, v.data as Float32Array | Int32Array | Uint8Array));
-        } else if (v.source !== 'kernel' || !members[s]!.has(producerOf.get(v.name)!)) {
+        } else if (
+          v.source !== 'kernel' ||
+          !members[s]!.has(getOrThrow(producerOf, v.name, 'producers of kernel values'))
+        ) {
           inputs.set(v.name, spec(v));
         }
       }

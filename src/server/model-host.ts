@@ -2,6 +2,7 @@ import { Worker } from 'node:worker_threads';
 import { HttpError } from './http-error.js';
 import type { PredictionJson } from '../inference/prediction-json.js';
 import type { EngineMemory, ModelInfo, WorkerPredictJob, WorkerReply } from './worker-protocol.js';
+import { required } from '../util/checked.js';
 
 export interface ModelWorkerData {
   modelDir: string;
@@ -115,7 +116,7 @@ export class ModelHost {
   async predict(job: Omit<WorkerPredictJob, 'type' | 'id'>, signal: AbortSignal): Promise<PredictOutcome> {
     await this.start();
     if (signal.aborted) throw new HttpError(504, 'timeout', 'the request timed out before it ran');
-    const worker = this.worker!;
+    const worker = required(this.worker, 'the model worker');
     const id = this.nextId++;
     return new Promise<PredictOutcome>((resolve, reject) => {
       const onAbort = () => {

@@ -11,6 +11,7 @@ import { DEFAULT_SCORE_THRESHOLD, type Prediction } from '../inference/results.j
 import { predictionToJson } from '../inference/prediction-json.js';
 import type { ModelWorkerData } from './model-host.js';
 import type { EngineMemory, WorkerReply, WorkerRequest } from './worker-protocol.js';
+import { required } from '../util/checked.js';
 
 const port = parentPort;
 if (!port) throw new Error('model-worker: must run as a worker thread');
@@ -61,8 +62,7 @@ if (model) {
           semanticThreshold: job.semanticThreshold ?? DEFAULT_SEMANTIC_THRESHOLD,
         });
       });
-      const prediction = predictions[0];
-      const json = predictionToJson(prediction!);
+      const json = predictionToJson(required(predictions[0], 'the prediction'));
       reply({ type: 'result', id: job.id, json, inferenceMs: performance.now() - t0, memory: memory() });
     } catch (error) {
       reply({

@@ -206,8 +206,9 @@ export function parsePredictRequest(
   contentType: string | undefined,
   limits: ServerLimits,
 ): PredictRequest {
-  const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type === 'multipart/form-data') return fromMultipart(body, contentType!, limits);
+  const header = contentType ?? '';
+  const type = header.split(';')[0]!.trim().toLowerCase();
+  if (type === 'multipart/form-data') return fromMultipart(body, header, limits);
   if (type === 'application/json') return fromJson(body, limits);
   throw new HttpError(
     415,

@@ -94,8 +94,8 @@ export function resizeMask(
     const ys = nearestIndices(h, newH);
     const xs = nearestIndices(w, newW);
     for (let y = 0; y < newH; y++) {
-      const row = ys[y] * w;
-      for (let x = 0; x < newW; x++) out[y * newW + x] = mask[row + xs[x]];
+      const row = ys[y]! * w;
+      for (let x = 0; x < newW; x++) out[y * newW + x] = mask[row + xs[x]!]!;
     }
     return out;
   }
@@ -104,15 +104,15 @@ export function resizeMask(
   const ty = bilinearTaps(h, newH);
   const tx = bilinearTaps(w, newW);
   for (let y = 0; y < newH; y++) {
-    const r0 = ty.lo[y] * w;
-    const r1 = ty.hi[y] * w;
-    const fy = ty.frac[y];
+    const r0 = ty.lo[y]! * w;
+    const r1 = ty.hi[y]! * w;
+    const fy = ty.frac[y]!;
     for (let x = 0; x < newW; x++) {
-      const c0 = tx.lo[x];
-      const c1 = tx.hi[x];
-      const fx = tx.frac[x];
-      const top = mask[r0 + c0] * (1 - fx) + mask[r0 + c1] * fx;
-      const bottom = mask[r1 + c0] * (1 - fx) + mask[r1 + c1] * fx;
+      const c0 = tx.lo[x]!;
+      const c1 = tx.hi[x]!;
+      const fx = tx.frac[x]!;
+      const top = mask[r0 + c0]! * (1 - fx) + mask[r0 + c1]! * fx;
+      const bottom = mask[r1 + c0]! * (1 - fx) + mask[r1 + c1]! * fx;
       out[y * newW + x] = top * (1 - fy) + bottom * fy;
     }
   }
@@ -135,7 +135,7 @@ export function pasteMaskSoft(
 ): Float32Array {
   checkSize(boxMask, maskH, maskW, 'pasteMask');
   const out = new Float32Array(imageH * imageW);
-  const [x0, y0, x1, y1] = box.map(fround);
+  const [x0, y0, x1, y1] = [fround(box[0]), fround(box[1]), fround(box[2]), fround(box[3])];
   if (!(x1 > x0 && y1 > y0) || maskH === 0 || maskW === 0) return out;
   const xStart = Math.max(Math.floor(x0) - 1, 0);
   const yStart = Math.max(Math.floor(y0) - 1, 0);
@@ -178,13 +178,13 @@ export function pasteMaskSoft(
     const rowS = (yN + 1) * maskW;
     const outRow = y * imageW;
     for (let c = 0; c < cols; c++) {
-      const xW = west[c];
-      const ww = wWest[c];
-      const we = wEast[c];
-      const nw = northIn && ww !== 0 ? boxMask[rowN + xW] : 0;
-      const ne = northIn && we !== 0 ? boxMask[rowN + xW + 1] : 0;
-      const sw = southIn && ww !== 0 ? boxMask[rowS + xW] : 0;
-      const se = southIn && we !== 0 ? boxMask[rowS + xW + 1] : 0;
+      const xW = west[c]!;
+      const ww = wWest[c]!;
+      const we = wEast[c]!;
+      const nw = northIn && ww !== 0 ? boxMask[rowN + xW]! : 0;
+      const ne = northIn && we !== 0 ? boxMask[rowN + xW + 1]! : 0;
+      const sw = southIn && ww !== 0 ? boxMask[rowS + xW]! : 0;
+      const se = southIn && we !== 0 ? boxMask[rowS + xW + 1]! : 0;
       // Same products and left-to-right sum as PyTorch's CPU grid sampler, in float32.
       const vNW = fround(nw * fround(ww * wNorth));
       const vNE = fround(ne * fround(we * wNorth));
@@ -208,14 +208,14 @@ export function pasteMask(
 ): Uint8Array {
   const soft = pasteMaskSoft(boxMask, maskH, maskW, box, imageH, imageW);
   const out = new Uint8Array(soft.length);
-  for (let i = 0; i < soft.length; i++) out[i] = soft[i] >= threshold ? 1 : 0;
+  for (let i = 0; i < soft.length; i++) out[i] = soft[i]! >= threshold ? 1 : 0;
   return out;
 }
 
 /** Binary mask from probabilities or logits: value > threshold. */
 export function thresholdMask(values: ArrayLike<number>, threshold = 0.5): Uint8Array {
   const out = new Uint8Array(values.length);
-  for (let i = 0; i < values.length; i++) out[i] = values[i] > threshold ? 1 : 0;
+  for (let i = 0; i < values.length; i++) out[i] = values[i]! > threshold ? 1 : 0;
   return out;
 }
 

@@ -1,7 +1,7 @@
-import { boxArea, type Box } from './boxes.js';
+import { boxArea, boxAt, type Box, type BoxLike } from './boxes.js';
 
 /** IoU of two xyxy boxes; 0 when the union is empty. */
-export function boxIou(a: readonly number[], b: readonly number[]): number {
+export function boxIou(a: BoxLike, b: BoxLike): number {
   const iw = Math.min(a[2], b[2]) - Math.max(a[0], b[0]);
   const ih = Math.min(a[3], b[3]) - Math.max(a[1], b[1]);
   const inter = iw > 0 && ih > 0 ? iw * ih : 0;
@@ -13,7 +13,7 @@ export function boxIou(a: readonly number[], b: readonly number[]): number {
  * Generalised IoU (Rezatofighi et al.) of two xyxy boxes: IoU minus the share of the enclosing box
  * that the union does not cover. In [-1, 1].
  */
-export function boxGiou(a: readonly number[], b: readonly number[]): number {
+export function boxGiou(a: BoxLike, b: BoxLike): number {
   const iw = Math.min(a[2], b[2]) - Math.max(a[0], b[0]);
   const ih = Math.min(a[3], b[3]) - Math.max(a[1], b[1]);
   const inter = iw > 0 && ih > 0 ? iw * ih : 0;
@@ -39,8 +39,8 @@ export function pairwiseIouFlat(a: ArrayLike<number>, b: ArrayLike<number>): Flo
   const m = b.length / 4;
   const out = new Float64Array(n * m);
   for (let i = 0; i < n; i++) {
-    const p = [a[4 * i], a[4 * i + 1], a[4 * i + 2], a[4 * i + 3]];
-    for (let j = 0; j < m; j++) out[i * m + j] = boxIou(p, [b[4 * j], b[4 * j + 1], b[4 * j + 2], b[4 * j + 3]]);
+    const p = boxAt(a, i);
+    for (let j = 0; j < m; j++) out[i * m + j] = boxIou(p, boxAt(b, j));
   }
   return out;
 }
@@ -51,8 +51,8 @@ export function pairwiseIouFlat(a: ArrayLike<number>, b: ArrayLike<number>): Flo
  * union, so a detection inside a crowd scores 1.
  */
 export function pairwiseIouXywh(
-  dt: readonly (readonly number[])[],
-  gt: readonly (readonly number[])[],
+  dt: readonly BoxLike[],
+  gt: readonly BoxLike[],
   iscrowd?: readonly boolean[],
 ): number[][] {
   return dt.map((d) => {

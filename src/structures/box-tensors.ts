@@ -8,10 +8,13 @@ import { tf } from '../engine/engine.js';
 /** Small constant keeping the divisions finite for degenerate (zero-area) predictions. */
 const EPS = 1e-7;
 
-function coords(boxes: tf.Tensor): [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor] {
+/** The four coordinate tensors of a box tensor, each [..., 1]. */
+type Coords = [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+
+function coords(boxes: tf.Tensor): Coords {
   const last = boxes.shape[boxes.rank - 1];
   if (last !== 4) throw new Error(`box tensor: last axis must be 4, got shape [${boxes.shape.join(', ')}]`);
-  return tf.split(boxes, 4, boxes.rank - 1) as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+  return tf.split(boxes, 4, boxes.rank - 1) as Coords;
 }
 
 /** [..., 4] cxcywh to [..., 4] xyxy. */
@@ -39,7 +42,7 @@ export function boxXyxyToCxcywhTensor(boxes: tf.Tensor): tf.Tensor {
  * GIoU from matching coordinate tensors (all of one broadcastable shape); shared by the
  * elementwise and pairwise forms.
  */
-function giouFromCoords(a: tf.Tensor[], b: tf.Tensor[]): tf.Tensor {
+function giouFromCoords(a: Coords, b: Coords): tf.Tensor {
   const [ax1, ay1, ax2, ay2] = a;
   const [bx1, by1, bx2, by2] = b;
   const areaA = tf.mul(tf.sub(ax2, ax1), tf.sub(ay2, ay1));
@@ -71,7 +74,7 @@ export function pairwiseGiouTensor(aXyxy: tf.Tensor, bXyxy: tf.Tensor): tf.Tenso
   return tf.tidy(() => {
     const m = bXyxy.shape[0];
     // a's coordinates as [N, 1] columns and b's as [1, M] rows broadcast to [N, M].
-    const bRows = coords(bXyxy).map((c) => tf.reshape(c, [1, m]));
+    const bRows = coords(bXyxy).map((c) => tf.reshape(c, [1, m])) as Coords;
     return giouFromCoords(coords(aXyxy), bRows) as tf.Tensor2D;
   });
 }
@@ -81,7 +84,7 @@ export function pairwiseIouTensor(aXyxy: tf.Tensor, bXyxy: tf.Tensor): tf.Tensor
   return tf.tidy(() => {
     const m = bXyxy.shape[0];
     const [ax1, ay1, ax2, ay2] = coords(aXyxy);
-    const [bx1, by1, bx2, by2] = coords(bXyxy).map((c) => tf.reshape(c, [1, m]));
+    const [bx1, by1, bx2, by2] = coords(bXyxy).map((c) => tf.reshape(c, [1, m])) as Coords;
     const areaA = tf.mul(tf.sub(ax2, ax1), tf.sub(ay2, ay1));
     const areaB = tf.mul(tf.sub(bx2, bx1), tf.sub(by2, by1));
     const inter = tf.mul(

@@ -38,7 +38,7 @@ function flood(
   queue[tail++] = seed;
   labels[seed] = label;
   while (head < tail) {
-    const i = queue[head++];
+    const i = queue[head++]!;
     const y = (i / w) | 0;
     const x = i - y * w;
     for (let dy = -1; dy <= 1; dy++) {
@@ -127,14 +127,14 @@ export function splitComponents(
   const slot = new Int32Array(count + 1).fill(-1);
   const parts: Uint8Array[] = [];
   for (let k = 1; k <= count; k++) {
-    if (areas[k - 1] >= minArea) {
+    if (areas[k - 1]! >= minArea) {
       slot[k] = parts.length;
       parts.push(new Uint8Array(h * w));
     }
   }
   for (let i = 0; i < h * w; i++) {
-    const s = slot[labels[i]];
-    if (labels[i] !== 0 && s >= 0) parts[s][i] = 1;
+    const s = slot[labels[i]!]!;
+    if (labels[i] !== 0 && s >= 0) parts[s]![i] = 1;
   }
   return options.fillHoles ? parts.map((p) => fillHoles(p, h, w)) : parts;
 }

@@ -5,7 +5,7 @@ type Boxes = readonly Box[] | ArrayLike<number>;
 
 /** Indices sorted by descending score; equal scores keep index order. */
 function byScore(indices: number[], scores: ArrayLike<number>): number[] {
-  return indices.sort((i, j) => scores[j] - scores[i] || i - j);
+  return indices.sort((i, j) => scores[j]! - scores[i]! || i - j);
 }
 
 /**
@@ -42,9 +42,9 @@ export function batchedNms(
   }
   const groups = new Map<number, number[]>();
   for (let i = 0; i < n; i++) {
-    const g = groups.get(classes[i]);
+    const g = groups.get(classes[i]!);
     if (g) g.push(i);
-    else groups.set(classes[i], [i]);
+    else groups.set(classes[i]!, [i]);
   }
   const kept: number[] = [];
   for (const members of groups.values()) kept.push(...suppress(boxes, byScore(members, scores), iouThreshold));

@@ -1,5 +1,6 @@
 import { assertMaskSize, type Rle } from './rle.js';
 import { rleMerge } from './rle-merge.js';
+import type { BoxLike } from './boxes.js';
 
 /**
  * Polygon rasterisation identical to pycocotools (maskApi.c rleFrPoly): the outline is traced on
@@ -18,8 +19,8 @@ export function rleFromPolygonRing(xy: ArrayLike<number>, h: number, w: number):
   const x = new Array<number>(k + 1);
   const y = new Array<number>(k + 1);
   for (let j = 0; j < k; j++) {
-    const px = xy[2 * j];
-    const py = xy[2 * j + 1];
+    const px = xy[2 * j]!;
+    const py = xy[2 * j + 1]!;
     if (!Number.isFinite(px) || !Number.isFinite(py) || Math.abs(px) > 1e8 || Math.abs(py) > 1e8) {
       throw new Error(`rleFromPolygon: point ${j} (${px}, ${py}) is not a pair of finite coordinates within 1e8`);
     }
@@ -27,10 +28,10 @@ export function rleFromPolygonRing(xy: ArrayLike<number>, h: number, w: number):
     x[j] = Math.trunc(SCALE * px + 0.5);
     y[j] = Math.trunc(SCALE * py + 0.5);
   }
-  x[k] = x[0];
-  y[k] = y[0];
+  x[k] = x[0]!;
+  y[k] = y[0]!;
   let steps = 0;
-  for (let j = 0; j < k; j++) steps += Math.max(Math.abs(x[j] - x[j + 1]), Math.abs(y[j] - y[j + 1])) + 1;
+  for (let j = 0; j < k; j++) steps += Math.max(Math.abs(x[j]! - x[j + 1]!), Math.abs(y[j]! - y[j + 1]!)) + 1;
   if (steps > MAX_POLYGON_STEPS) {
     throw new Error(
       `rleFromPolygon: outline of ${steps} fine-grid steps exceeds ${MAX_POLYGON_STEPS} (coordinates far outside a ${w}x${h} image?)`,
@@ -62,10 +63,10 @@ export function rleFromPolygonRing(xy: ArrayLike<number>, h: number, w: number):
     pv = v;
   };
   for (let j = 0; j < k; j++) {
-    let xs = x[j];
-    let xe = x[j + 1];
-    let ys = y[j];
-    let ye = y[j + 1];
+    let xs = x[j]!;
+    let xe = x[j + 1]!;
+    let ys = y[j]!;
+    let ye = y[j + 1]!;
     const dx = Math.abs(xe - xs);
     const dy = Math.abs(ys - ye);
     const flip = (dx >= dy && xs > xe) || (dx < dy && ys > ye);
@@ -92,23 +93,23 @@ export function rleFromPolygonRing(xy: ArrayLike<number>, h: number, w: number):
   // Column-major pixel index of each boundary point, sorted; the gaps between them are the runs.
   const n = bx.length;
   const a = new Float64Array(n + 1);
-  for (let j = 0; j < n; j++) a[j] = bx[j] * h + by[j];
+  for (let j = 0; j < n; j++) a[j] = bx[j]! * h + by[j]!;
   a[n] = h * w;
   a.sort();
   let previous = 0;
   for (let j = 0; j <= n; j++) {
-    const t = a[j];
-    a[j] -= previous;
+    const t = a[j]!;
+    a[j]! -= previous;
     previous = t;
   }
   // Empty runs are dropped by joining their neighbours.
-  const counts: number[] = [a[0]];
+  const counts: number[] = [a[0]!];
   let j = 1;
   while (j <= n) {
-    if (a[j] > 0) counts.push(a[j++]);
+    if (a[j]! > 0) counts.push(a[j++]!);
     else {
       j++;
-      if (j <= n) counts[counts.length - 1] += a[j++];
+      if (j <= n) counts[counts.length - 1]! += a[j++]!;
     }
   }
   return { size: [h, w], counts };
@@ -121,9 +122,9 @@ export function rleFromPolygon(polygons: readonly ArrayLike<number>[], h: number
 }
 
 /** Mask of an xywh box, rasterised as the polygon of its corners (maskApi.c rleFrBbox). */
-export function rleFromBbox(box: readonly number[], h: number, w: number): Rle {
-  const [xs, ys] = box;
-  const xe = xs + box[2];
-  const ye = ys + box[3];
+export function rleFromBbox(box: BoxLike, h: number, w: number): Rle {
+  const [xs, ys, bw, bh] = box;
+  const xe = xs + bw;
+  const ye = ys + bh;
   return rleFromPolygonRing([xs, ys, xs, ye, xe, ye, xe, ys], h, w);
 }

@@ -1,4 +1,5 @@
 import { pairwiseIouXywh } from './box-iou.js';
+import type { BoxLike } from './boxes.js';
 import { rleArea, rleToBbox, type Rle } from './rle.js';
 import { walkRunPairs } from './rle-runs.js';
 
@@ -14,23 +15,23 @@ export function rleIou(dt: readonly Rle[], gt: readonly Rle[], iscrowd: readonly
 /** rleIou with the masks' rleToBbox boxes already computed (the evaluator reuses them). */
 export function rleIouWithBoxes(
   dt: readonly Rle[],
-  dtBoxes: readonly (readonly number[])[],
+  dtBoxes: readonly BoxLike[],
   gt: readonly Rle[],
-  gtBoxes: readonly (readonly number[])[],
+  gtBoxes: readonly BoxLike[],
   iscrowd: readonly boolean[],
 ): number[][] {
   // Boxes that do not overlap bound masks that do not overlap: only overlapping pairs walk their runs.
   const out = pairwiseIouXywh(dtBoxes, gtBoxes, iscrowd);
   for (let d = 0; d < dt.length; d++) {
     for (let g = 0; g < gt.length; g++) {
-      if (!(out[d][g] > 0)) continue;
-      const a = dt[d];
-      const b = gt[g];
+      if (!(out[d]![g]! > 0)) continue;
+      const a = dt[d]!;
+      const b = gt[g]!;
       if (a.size[0] !== b.size[0] || a.size[1] !== b.size[1]) {
-        out[d][g] = -1;
+        out[d]![g] = -1;
         continue;
       }
-      out[d][g] = pairIou(a.counts, b.counts, iscrowd[g] === true, a);
+      out[d]![g] = pairIou(a.counts, b.counts, iscrowd[g] === true, a);
     }
   }
   return out;

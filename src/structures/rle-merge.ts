@@ -7,10 +7,10 @@ import { walkRunPairs } from './rle-runs.js';
  */
 export function rleMerge(rles: readonly Rle[], intersect = false): Rle {
   if (rles.length === 0) throw new Error('rleMerge: no masks to merge');
-  const [h, w] = rles[0].size;
-  let counts = rles[0].counts.slice();
+  const [h, w] = rles[0]!.size;
+  let counts = rles[0]!.counts.slice();
   for (let i = 1; i < rles.length; i++) {
-    const b = rles[i];
+    const b = rles[i]!;
     if (b.size[0] !== h || b.size[1] !== w) {
       throw new Error(`rleMerge: mask ${i} has size [${b.size}] but mask 0 has [${h}, ${w}]`);
     }

@@ -27,13 +27,13 @@ export function walkRunPairs(
     ct = 0;
     ca -= c;
     if (!ca && ia < a.length) {
-      ca = a[ia++];
+      ca = a[ia++]!;
       va = !va;
     }
     ct += ca;
     cb -= c;
     if (!cb && ib < b.length) {
-      cb = b[ib++];
+      cb = b[ib++]!;
       vb = !vb;
     }
     ct += cb;

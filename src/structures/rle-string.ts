@@ -14,8 +14,8 @@ export function compressRle(rle: Rle): CompressedRle {
   const codes: number[] = [];
   const counts = rle.counts;
   for (let i = 0; i < counts.length; i++) {
-    let x = counts[i];
-    if (i > 2) x -= counts[i - 2];
+    let x = counts[i]!;
+    if (i > 2) x -= counts[i - 2]!;
     let more = true;
     while (more) {
       // x & 0x1f and x >> 5 with arithmetic that stays exact beyond 32 bits.
@@ -56,7 +56,7 @@ export function decompressRle(compressed: CompressedRle): Rle {
       if (!more && c & 0x10) x -= 2 ** (5 * k);
     }
     const m = counts.length;
-    if (m > 2) x += counts[m - 2];
+    if (m > 2) x += counts[m - 2]!;
     if (x < 0 || x > 0xffffffff) throw new Error(`compressed RLE: run ${m} decodes to ${x}, not a valid run length`);
     counts.push(x);
   }

@@ -70,7 +70,7 @@ export function decodeRle(rle: Rle): Uint8Array {
   const mask = new Uint8Array(h * w);
   let p = 0;
   for (let j = 0; j < rle.counts.length; j++) {
-    const end = p + rle.counts[j];
+    const end = p + rle.counts[j]!;
     if (j % 2 === 1) {
       for (let q = p; q < end; q++) {
         const x = Math.floor(q / h);
@@ -85,7 +85,7 @@ export function decodeRle(rle: Rle): Uint8Array {
 /** Number of foreground pixels. */
 export function rleArea(rle: Rle): number {
   let a = 0;
-  for (let j = 1; j < rle.counts.length; j += 2) a += rle.counts[j];
+  for (let j = 1; j < rle.counts.length; j += 2) a += rle.counts[j]!;
   return a;
 }
 
@@ -104,7 +104,7 @@ export function rleToBbox(rle: Rle): [number, number, number, number] {
   let cc = 0;
   let xp = 0;
   for (let j = 0; j < m; j++) {
-    cc = (cc + rle.counts[j]) >>> 0;
+    cc = (cc + rle.counts[j]!) >>> 0;
     // uint arithmetic as in C: the end of a run is the pixel before the running total.
     const t = (cc - (j % 2)) >>> 0;
     const y = t % h;

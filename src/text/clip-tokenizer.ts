@@ -1,5 +1,6 @@
 import { clipCleanText } from './text-cleaning.js';
 import { frameTokens, type TextTokenizer } from './tokenizer.js';
+import { getOrThrow } from '../util/checked.js';
 
 /**
  * CLIP's byte-pair tokenizer as APE's EVA02-CLIP copy runs it (ape/modeling/text/eva02_clip/
@@ -85,8 +86,8 @@ export class ClipTokenizer implements TextTokenizer {
     });
     merges.forEach(([a, b], rank) => this.ranks.set(`${a} ${b}`, rank));
     this.vocabSize = vocab.length;
-    this.sot = this.encoder.get(CLIP_SOT)!;
-    this.eot = this.encoder.get(CLIP_EOT)!;
+    this.sot = getOrThrow(this.encoder, CLIP_SOT, 'the CLIP vocabulary');
+    this.eot = getOrThrow(this.encoder, CLIP_EOT, 'the CLIP vocabulary');
   }
 
   /** Byte-pair merges of one pre-token (already byte-mapped); the last symbol carries '</w>'. */

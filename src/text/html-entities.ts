@@ -4,6 +4,7 @@
  * names and amp/lt/gt/quot (upper-case spellings included) are also accepted without the closing
  * semicolon, as HTML5 and Python do. Names outside this table are left as they are.
  */
+import { getOrThrow } from '../util/checked.js';
 
 const LATIN1_NAMES = [
   'nbsp',
@@ -351,7 +352,7 @@ export function htmlUnescape(text: string): string {
     // Longest legacy name that prefixes the reference, the rest kept verbatim.
     for (let n = Math.min(body.length, 32); n > 1; n--) {
       const name = body.slice(0, n);
-      if (SEMICOLON_OPTIONAL.has(name)) return NAMED_ENTITIES.get(name)! + body.slice(n);
+      if (SEMICOLON_OPTIONAL.has(name)) return getOrThrow(NAMED_ENTITIES, name, 'HTML named entities') + body.slice(n);
     }
     return whole;
   });

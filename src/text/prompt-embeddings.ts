@@ -1,6 +1,7 @@
 import { tf } from '../engine/engine.js';
 import type { ClipTextEncoder, TextPooling } from './clip-text-transformer.js';
 import type { TextTokenizer } from './tokenizer.js';
+import { getOrThrow, required } from '../util/checked.js';
 
 /** Token-level features of a list of prompts, every prompt's tokens (start to end) back to back. */
 export interface PromptTokens {
@@ -98,7 +99,7 @@ export class PromptEmbeddingCache {
       this.store,
     );
     const flat = new Float32Array(texts.length * d);
-    texts.forEach((t, i) => flat.set(this.sentenceCache.get(t)!, i * d));
+    texts.forEach((t, i) => flat.set(getOrThrow(this.sentenceCache, t, 'the sentence embedding cache'), i * d));
     return tf.tensor2d(flat, [texts.length, d]);
   }
 
@@ -107,13 +108,13 @@ export class PromptEmbeddingCache {
     const d = this.dim;
     this.encodeMissing(this.tokenCache, texts, (chunk) => {
       const out = this.encoder.forward(this.tokenizer.tokenize(chunk), { pooling: this.pooling, returnHidden: true });
-      const hidden = out.lastHiddenState!;
+      const hidden = required(out.lastHiddenState, "the text tower's hidden states");
       const length = hidden.shape[1];
       const values = hidden.dataSync() as Float32Array;
       tf.dispose([out.embeddings, hidden, out.attentionMask]);
       return chunk.map((_, i) => values.slice(i * length * d, (i * length + out.endTokenIdx[i]! + 1) * d));
     });
-    const lengths = Int32Array.from(texts, (t) => this.tokenCache.get(t)!.length / d);
+    const lengths = Int32Array.from(texts, (t) => getOrThrow(this.tokenCache, t, 'the token feature cache').length / d);
     const offsets = new Int32Array(texts.length);
     let total = 0;
     lengths.forEach((n, i) => {
@@ -121,7 +122,7 @@ export class PromptEmbeddingCache {
       total += n;
     });
     const flat = new Float32Array(total * d);
-    texts.forEach((t, i) => flat.set(this.tokenCache.get(t)!, offsets[i]! * d));
+    texts.forEach((t, i) => flat.set(getOrThrow(this.tokenCache, t, 'the token feature cache'), offsets[i]! * d));
     return { tokens: tf.tensor2d(flat, [total, d]), offsets, lengths };
   }
 

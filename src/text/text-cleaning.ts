@@ -1,4 +1,5 @@
 import { CP1252_C1, htmlUnescape } from './html-entities.js';
+import { required } from '../util/checked.js';
 
 /**
  * The text clean-up CLIP's tokenizer does before BPE (basic_clean + whitespace_clean), with the
@@ -54,7 +55,7 @@ export function fixMojibake(text: string): string {
   if (!MOJIBAKE_HINT.test(text)) return text;
   const bytes: number[] = [];
   for (const ch of text) {
-    const cp = ch.codePointAt(0)!;
+    const cp = required(ch.codePointAt(0), 'the code point of a character');
     if (cp < 0x100) bytes.push(cp);
     else {
       const b = CP1252_BYTE.get(cp);

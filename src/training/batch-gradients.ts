@@ -9,6 +9,7 @@ import {
   type CriterionConfig,
   type TrainingPredictions,
 } from './criterion.js';
+import { getOrThrow } from '../util/checked.js';
 
 /** Extra negative prompts for a sentence batch: N embeddings of `dim` values, back to back. */
 export interface NegativeEmbeddings {
@@ -81,7 +82,7 @@ export function batchGradients(
   extra?.dispose();
   const named = new Map<string, Float32Array>();
   for (const [id, g] of Object.entries(grads)) {
-    named.set(nameOf.get(id)!, g.dataSync() as Float32Array);
+    named.set(getOrThrow(nameOf, id, 'parameter names by variable'), g.dataSync() as Float32Array);
     g.dispose();
   }
   return { grads: named, losses, phaseMs };

@@ -305,13 +305,14 @@ export function parseTrainConfig(json: unknown, file: string): TrainConfig {
   if (!Array.isArray(raw.datasets) || raw.datasets.length === 0) fail('datasets', 'must list at least one dataset');
 
   const root = resolve(dirname(resolve(file)), c.root);
-  const path = (p: string | undefined) => (p === undefined ? undefined : resolve(root, p));
+  const path = (p: string) => resolve(root, p);
+  const optionalPath = (p: string | undefined) => (p === undefined ? undefined : path(p));
   c.root = root;
-  c.output = path(raw.output as string)!;
+  c.output = path(raw.output as string);
   if (c.initFrom !== null) {
     if (typeof c.initFrom !== 'string' || c.initFrom.length === 0)
       fail('initFrom', `must name a training checkpoint or be null, got ${JSON.stringify(c.initFrom)}`);
-    c.initFrom = path(c.initFrom)!;
+    c.initFrom = path(c.initFrom);
   }
   c.prepare = {
     synth: c.prepare.synth.map((entry, i) => {
@@ -321,13 +322,13 @@ export function parseTrainConfig(json: unknown, file: string): TrainConfig {
       const images = check(`${where}.images`, positiveInteger, entry.images);
       check(`${where}.seed`, integer, entry.seed);
       const size = entry.size === undefined ? 256 : check(`${where}.size`, positiveInteger, entry.size);
-      return { out: path(entry.out)!, images, seed: entry.seed, size };
+      return { out: path(entry.out), images, seed: entry.seed, size };
     }),
   };
   if (c.eval) {
     check('eval.every', positiveInteger, c.eval.every);
     if (typeof c.eval.data !== 'string') fail('eval.data', 'must be a folder');
-    c.eval = { ...c.eval, data: path(c.eval.data)! };
+    c.eval = { ...c.eval, data: path(c.eval.data) };
   }
   const names = new Set<string>();
   c.datasets = (raw.datasets as unknown[]).map((d, i): DatasetConfig => {
@@ -361,11 +362,11 @@ export function parseTrainConfig(json: unknown, file: string): TrainConfig {
     return {
       name: ds.name as string,
       type,
-      annotations: path(ds.annotations as string | undefined),
-      semanticIndex: path(ds.semanticIndex as string | undefined),
-      labelDir: path(ds.labelDir as string | undefined),
-      categories: path(ds.categories as string | undefined),
-      imageRoot: path(ds.imageRoot as string | undefined),
+      annotations: optionalPath(ds.annotations as string | undefined),
+      semanticIndex: optionalPath(ds.semanticIndex as string | undefined),
+      labelDir: optionalPath(ds.labelDir as string | undefined),
+      categories: optionalPath(ds.categories as string | undefined),
+      imageRoot: optionalPath(ds.imageRoot as string | undefined),
       weight: weight as number,
       losses: switches as Partial<LossSwitches>,
       federated: ds.federated === true,

@@ -147,9 +147,9 @@ export function computeLosses(
       add(`l1${suffix}`, l1, config.weights.l1);
       add(`giou${suffix}`, giou, config.weights.giou);
     }
-    const wantMasks = switches.masks && layer.masks && (config.maskLayers === 'all' || l === layers.length - 1);
-    if (wantMasks && targets.some((t) => t.masks && t.labels.length > 0)) {
-      const [bce, dice] = maskLosses(layer.masks!, targets, matches, numMasks, config, rng);
+    const masks = switches.masks && (config.maskLayers === 'all' || l === layers.length - 1) ? layer.masks : undefined;
+    if (masks && targets.some((t) => t.masks && t.labels.length > 0)) {
+      const [bce, dice] = maskLosses(masks, targets, matches, numMasks, config, rng);
       add(`mask${suffix}`, bce, config.weights.mask);
       add(`dice${suffix}`, dice, config.weights.dice);
     }

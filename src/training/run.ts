@@ -22,8 +22,8 @@ export interface RunOptions<T extends SteppedRun = Trainer> {
   progress?: boolean;
   /** Called after every step (tests, benchmarks). */
   onStep?: (report: StepReport) => void;
-  /** Periodic evaluation hook; gets the trainer at every `eval.every` steps. */
-  evaluate?: (trainer: T) => Promise<Record<string, unknown>>;
+  /** Periodic evaluation hook; gets the trainer and the config's `eval` settings at every `eval.every` steps. */
+  evaluate?: (trainer: T, settings: NonNullable<TrainConfig['eval']>) => Promise<Record<string, unknown>>;
   /** Set to request a clean stop (checkpoint, then return) at the next step boundary. */
   signal?: { stop: boolean };
   /** Start a new run even though the output folder holds one (its checkpoints and model are renamed, not deleted). */
@@ -93,7 +93,7 @@ export async function runTraining<T extends SteppedRun = Trainer>(
       if (!progress) log(`checkpoint ${path}`);
     }
     if (config.eval && options.evaluate && report.step % config.eval.every === 0) {
-      const metrics = await options.evaluate(trainer);
+      const metrics = await options.evaluate(trainer, config.eval);
       appendFileSync(
         logFile,
         `${JSON.stringify({ step: report.step, eval: metrics, time: new Date().toISOString() })}\n`,
@@ -114,6 +114,9 @@ export async function runTraining<T extends SteppedRun = Trainer>(
 }
 
 function formatLosses(step: number, averages: Map<string, number>): string {
-  const shown = ['total', 'class', 'l1', 'giou', 'mask', 'dice', 'enc_class'].filter((k) => averages.has(k));
-  return `step ${step} ${shown.map((k) => `${k} ${averages.get(k)!.toFixed(3)}`).join(' ')}`;
+  const shown = ['total', 'class', 'l1', 'giou', 'mask', 'dice', 'enc_class'].flatMap((k) => {
+    const average = averages.get(k);
+    return average === undefined ? [] : [`${k} ${average.toFixed(3)}`];
+  });
+  return `step ${step} ${shown.join(' ')}`;
 }

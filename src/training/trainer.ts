@@ -33,6 +33,7 @@ import { lrMultiplierFor, unmatchedMultiplierKeys } from './optim/lr-multipliers
 import { learningRateAt, plannedSchedule, type ScheduleConfig } from './optim/schedule.js';
 import { GradientWorker } from './parallel/worker-pool.js';
 import { concatArrays } from '../util/concat-arrays.js';
+import { required } from '../util/checked.js';
 
 /** What one optimizer step did. */
 export interface StepReport {
@@ -175,7 +176,7 @@ export class Trainer {
     } else {
       log(`new run: ${network.parameterCount()} parameters (${trainer.params.size} trainable tensors)`);
       if (start) {
-        const fresh = assignCheckpointWeights(network.namedParameters(), start, config.initFrom!);
+        const fresh = assignCheckpointWeights(network.namedParameters(), start, required(config.initFrom, 'initFrom'));
         log(
           `weights from ${config.initFrom} (step ${start.step})${fresh.length ? `; initialised afresh: ${fresh.join(', ')}` : ''}`,
         );
@@ -487,7 +488,7 @@ export function averageResults(a: MicroBatchResult, b: MicroBatchResult): MicroB
   for (const name of new Set([...a.grads.keys(), ...b.grads.keys()])) {
     const ga = a.grads.get(name);
     const gb = b.grads.get(name);
-    const out = new Float32Array((ga ?? gb)!.length);
+    const out = new Float32Array(required(ga ?? gb, `the gradient of '${name}'`).length);
     for (let i = 0; i < out.length; i++) out[i] = ((ga?.[i] ?? 0) + (gb?.[i] ?? 0)) / 2;
     grads.set(name, out);
   }

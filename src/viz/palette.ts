@@ -9,15 +9,16 @@ export function hsvToRgb(h: number, s: number, v: number): Rgb {
   const p = v * (1 - s);
   const q = v * (1 - s * f);
   const t = v * (1 - s * (1 - f));
-  const [r, g, b] = [
+  const sectors: [number, number, number][] = [
     [v, t, p],
     [q, v, p],
     [p, v, t],
     [p, q, v],
     [t, p, v],
     [v, p, q],
-  ][i % 6]!;
-  return [Math.round(r! * 255), Math.round(g! * 255), Math.round(b! * 255)];
+  ];
+  const [r, g, b] = sectors[i % 6]!;
+  return [Math.round(r * 255), Math.round(g * 255), Math.round(b * 255)];
 }
 
 /**

@@ -123,8 +123,8 @@ export function assertFiniteDifferences(
       const j = rng.int(0, x.data.length - 1);
       const plus = x.data.slice();
       const minus = x.data.slice();
-      plus[j] += eps;
-      minus[j] -= eps;
+      plus[j]! += eps;
+      minus[j]! -= eps;
       const datas = inputs.map((y) => y.data);
       const fd =
         (loss(datas.map((d, k) => (k === i ? plus : d))) - loss(datas.map((d, k) => (k === i ? minus : d)))) /

@@ -63,7 +63,7 @@ function reference(p: Problem, value = p.value, loc = p.loc, weights = p.weights
                 fx * (1 - fy) * read(b, start, w, h, x0 + 1, y0, hd, c) +
                 (1 - fx) * fy * read(b, start, w, h, x0, y0 + 1, hd, c) +
                 fx * fy * read(b, start, w, h, x0 + 1, y0 + 1, hd, c);
-              out[((b * numQuery + q) * heads + hd) * dHead + c] += weights[s]! * v;
+              out[((b * numQuery + q) * heads + hd) * dHead + c]! += weights[s]! * v;
             }
           }
           start += h * w;

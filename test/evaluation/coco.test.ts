@@ -83,7 +83,7 @@ const det = (bbox: [number, number, number, number], score: number, category_id 
 const stats = (gt: CocoDataset, res: CocoResult[], type: 'bbox' | 'segm' = 'bbox') => evaluateCoco(gt, res, type).stats;
 const assertStats = (actual: number[], expected: number[]) =>
   actual.forEach((v, i) =>
-    assert.ok(Math.abs(v - expected[i]) < 1e-12, `stat ${i}: ${v} vs ${expected[i]} (all: ${actual})`),
+    assert.ok(Math.abs(v - expected[i]!) < 1e-12, `stat ${i}: ${v} vs ${expected[i]} (all: ${actual})`),
   );
 
 test('a perfect detection scores 1; area ranges without objects are -1', () => {
@@ -125,7 +125,7 @@ test('a detection inside a crowd region is ignored, not a false positive', () =>
   // The same region as an ordinary object: the first-ranked detection is a false positive and the
   // region is missed, so precision is 0.5 up to recall 0.5 and 0 beyond: AP = 51 * 0.5 / 101.
   // Among small objects the (medium) region is ignored but the small unmatched detection still counts.
-  objects[1].iscrowd = 0;
+  objects[1]!.iscrowd = 0;
   const ap = (51 * 0.5) / 101;
   assertStats(stats(groundTruth(objects), results), [ap, ap, ap, 0.5, 0, -1, 0, 0.5, 0.5, 1, 0, -1]);
 });

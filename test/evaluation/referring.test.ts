@@ -36,12 +36,12 @@ test('mask mean IoU, cumulative IoU and precision over samples that have masks',
   assert.equal(m.mask.count, 3);
   close(m.mask.meanIoU, (1 + 0 + 0) / 3);
   assert.equal(m.mask.cumulativeIoU, 2 / (2 + 2 + 4)); // intersections 2+0+0 over unions 2+2+4
-  close(m.mask.precision['0.5'], 1 / 3);
+  close(m.mask.precision['0.5']!, 1 / 3);
   const report = ev.apeReport(m);
   assert.deepEqual(Object.keys(report), ['P@0.5', 'P@0.6', 'P@0.7', 'P@0.8', 'P@0.9', 'oIoU', 'mIoU']);
-  close(report['P@0.5'], 40);
-  close(report.oIoU, 25);
-  close(report.mIoU, 100 / 3);
+  close(report['P@0.5']!, 40);
+  close(report.oIoU!, 25);
+  close(report.mIoU!, 100 / 3);
   assert.equal(evaluateReferring(samples.slice(2, 3)).mask, undefined);
 });
 

@@ -32,9 +32,9 @@ test('hand-computed metrics over two images with ignored pixels', () => {
     'ACC-road',
     'ACC-car',
   ]);
-  close(report.mIoU, 125 / 3);
-  close(report['IoU-road'], 75);
-  close(report.pACC, 600 / 9);
+  close(report.mIoU!, 125 / 3);
+  close(report['IoU-road']!, 75);
+  close(report.pACC!, 600 / 9);
 });
 
 test('classes absent from the ground truth are NaN and left out of the means', () => {

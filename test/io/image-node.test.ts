@@ -94,7 +94,7 @@ test('WebP lossless is exact; JPEG and lossy WebP are close', async () => {
     const back = await decodeImage(bytes);
     assert.equal(back.width, width);
     let sum = 0;
-    for (let i = 0; i < data.length; i++) sum += Math.abs(back.data[i] - data[i]);
+    for (let i = 0; i < data.length; i++) sum += Math.abs(back.data[i]! - data[i]!);
     assert.ok(sum / data.length < 3, `mean abs error ${sum / data.length}`);
   }
 });
@@ -134,8 +134,8 @@ test('EXIF orientation is applied', async () => {
   assert.equal(back.width, 8);
   assert.equal(back.height, 16);
   const at = (x: number, y: number) => [...back.data.subarray((y * 8 + x) * 3, (y * 8 + x) * 3 + 3)];
-  assert.ok(at(4, 2)[0] > 200 && at(4, 2)[2] < 50, `top is red: ${at(4, 2)}`);
-  assert.ok(at(4, 13)[2] > 200 && at(4, 13)[0] < 50, `bottom is blue: ${at(4, 13)}`);
+  assert.ok(at(4, 2)[0]! > 200 && at(4, 2)[2]! < 50, `top is red: ${at(4, 2)}`);
+  assert.ok(at(4, 13)[2]! > 200 && at(4, 13)[0]! < 50, `bottom is blue: ${at(4, 13)}`);
 });
 
 test('palette PNG: readGrayPng gives the stored indices (1, 2, 4 and 8 bits)', async () => {
@@ -149,7 +149,7 @@ test('palette PNG: readGrayPng gives the stored indices (1, 2, 4 and 8 bits)', a
     for (let y = 0; y < height; y++)
       for (let x = 0; x < width; x++) {
         const bit = x * depth;
-        raw[y * (rowBytes + 1) + 1 + (bit >> 3)] |= values[y * width + x] << (8 - depth - (bit & 7));
+        raw[y * (rowBytes + 1) + 1 + (bit >> 3)]! |= values[y * width + x]! << (8 - depth - (bit & 7));
       }
     const png = craftPng({ width, height, depth, colorType: 3 }, raw, [
       ['PLTE', plte.subarray(0, Math.min(3 << depth, 48))],
@@ -182,10 +182,10 @@ test('interlaced and filtered PNGs decode to the same values', async () => {
   const indexOf = new Map<string, number>();
   for (let i = 0; i < width * height; i++) {
     const colour = colours.data.subarray(i * 3, i * 3 + 3).join(',');
-    assert.equal(colourOf.get(indices.data[i]) ?? colour, colour);
+    assert.equal(colourOf.get(indices.data[i]!) ?? colour, colour);
     assert.equal(indexOf.get(colour) ?? indices.data[i], indices.data[i]);
-    colourOf.set(indices.data[i], colour);
-    indexOf.set(colour, indices.data[i]);
+    colourOf.set(indices.data[i]!, colour);
+    indexOf.set(colour, indices.data[i]!);
   }
   assert.ok(colourOf.size >= 2);
   assert.equal(colourOf.size, indexOf.size);
@@ -202,7 +202,7 @@ test('readGrayPng refuses colour, alpha, 16-bit and non-PNG input, saying what i
   await rejectsWith(readGrayPng(short), 'truncated', /holds 10 bytes.*needs 20/);
   const png = await encodePng({ width: 3, height: 3, data: new Uint8Array(9) });
   const flipped = new Uint8Array(png);
-  flipped[40] ^= 0xff; // inside IDAT data: the CRC no longer matches
+  flipped[40]! ^= 0xff; // inside IDAT data: the CRC no longer matches
   await rejectsWith(readGrayPng(flipped), 'corrupt', /CRC/);
 });
 
@@ -237,7 +237,7 @@ test('clear errors: empty, unsupported (named), random, truncated, corrupt, zero
 
   const corrupt = new Uint8Array(png);
   const idat = Buffer.from(png).indexOf('IDAT');
-  for (let i = idat + 10; i < idat + 40; i++) corrupt[i] ^= 0x5a; // chunk structure intact, data broken
+  for (let i = idat + 10; i < idat + 40; i++) corrupt[i]! ^= 0x5a; // chunk structure intact, data broken
   await rejectsWith(decodeImage(corrupt), 'corrupt', /could not be decoded/);
 
   const zero = craftPng({ width: 0, height: 5, depth: 8, colorType: 2 }, new Uint8Array(5));

@@ -65,7 +65,7 @@ test('reads the APE reference cases: every manifest entry with its shape and dty
     41,
   );
   assert.equal(file.metadata.ape_commit, '8c4920e2014d4818ec3ecafb7b526d896a659d1c');
-  assert.equal((JSON.parse(file.metadata['text.strings']) as string[]).length, 6);
+  assert.equal((JSON.parse(file.metadata['text.strings']!) as string[]).length, 6);
 });
 
 test('writer layout follows the reference: metadata first, data by descending dtype then name, header padded to 8', () => {

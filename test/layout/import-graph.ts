@@ -17,7 +17,8 @@ export interface ImportEdge {
 
 export type ImportGraph = Map<string, ImportEdge[]>;
 
-function listSources(dir: string): string[] {
+/** Every .ts source file below dir (not .d.ts), in sorted order. */
+export function listSources(dir: string): string[] {
   const out: string[] = [];
   for (const name of readdirSync(dir).sort()) {
     const path = join(dir, name);

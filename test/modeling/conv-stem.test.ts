@@ -34,7 +34,7 @@ function convLoop(
           if (yi < 0 || yi >= h || xj < 0 || xj >= w) continue;
           for (let k = 0; k < c; k++) {
             for (let m = 0; m < o; m++)
-              y[(i * ow + j) * o + m] += x[(yi * w + xj) * c + k]! * weight[((a * 3 + b) * c + k) * o + m]!;
+              y[(i * ow + j) * o + m]! += x[(yi * w + xj) * c + k]! * weight[((a * 3 + b) * c + k) * o + m]!;
           }
         }
       }

@@ -290,7 +290,7 @@ describe('ape serve API', () => {
         answer.body.prompts.map((p: { text: string }) => p.text),
         sets[i],
       );
-      assert.deepEqual(answer.body.instances, alone[i].instances);
+      assert.deepEqual(answer.body.instances, alone[i]!.instances);
     });
   });
 

@@ -5,6 +5,8 @@ import { initEngine, tf } from '../../src/engine/engine.js';
 import '../../src/engine/gradients-node.js';
 import {
   boxArea,
+  boxAt,
+  boxCount,
   clipBox,
   convertBox,
   convertBoxAt,
@@ -61,6 +63,20 @@ test('normalise, area, clip', () => {
   assert.deepEqual(clipBox([-5, 3, 120, 90], 100, 80), [0, 3, 100, 80]);
 });
 
+test('boxAt reads a box of a list or a flat array and names an index out of range', () => {
+  const list: Box[] = [
+    [0, 1, 2, 3],
+    [4, 5, 6, 7],
+  ];
+  const flat = Float32Array.from(list.flat());
+  assert.deepEqual(boxAt(list, 1), [4, 5, 6, 7]);
+  assert.deepEqual(boxAt(flat, 1), [4, 5, 6, 7]);
+  assert.equal(boxCount(flat), 2);
+  assert.throws(() => boxAt(list, 2), { message: 'boxAt: no box 2 among 2' });
+  assert.throws(() => boxAt(flat, -1), { message: 'boxAt: no box -1 among 2' });
+  assert.throws(() => boxAt(flat.subarray(0, 6), 0), /flat length 6 is not a multiple of 4/);
+});
+
 test('IoU and GIoU on hand-computed pairs', () => {
   const a: Box = [0, 0, 2, 2];
   const b: Box = [1, 1, 3, 3];
@@ -73,17 +89,17 @@ test('IoU and GIoU on hand-computed pairs', () => {
   assert.equal(boxGiou(a, a), 1);
   const iou = pairwiseIou([a, far], [b, a]);
   assert.equal(iou.length, 2);
-  close(iou[0][0], 1 / 7);
-  assert.equal(iou[0][1], 1);
-  assert.equal(iou[1][0], 0);
+  close(iou[0]![0]!, 1 / 7);
+  assert.equal(iou[0]![1], 1);
+  assert.equal(iou[1]![0], 0);
   const flat = pairwiseIouFlat([...a, ...far], [...b, ...a]);
   assert.deepEqual(Array.from(flat), iou.flat());
-  close(pairwiseGiou([a], [far])[0][0], -1 / 3);
+  close(pairwiseGiou([a], [far])[0]![0]!, -1 / 3);
 });
 
 test('COCO xywh IoU treats crowd ground truth as intersection over detection area', () => {
-  const dt = [[0, 0, 2, 2]];
-  const gt = [
+  const dt: Box[] = [[0, 0, 2, 2]];
+  const gt: Box[] = [
     [1, 1, 2, 2],
     [1, 1, 2, 2],
   ];
@@ -111,12 +127,12 @@ test('tensor forms agree with the plain ones and are differentiable', async () =
   const refIou = pairwiseIou(aList, bList);
   for (let i = 0; i < 3; i++)
     for (let j = 0; j < 2; j++) {
-      close(pg[i][j], ref[i][j], 1e-5);
-      close(pi[i][j], refIou[i][j], 1e-5);
+      close(pg[i]![j]!, ref[i]![j]!, 1e-5);
+      close(pi[i]![j]!, refIou[i]![j]!, 1e-5);
     }
-  const pairs = tf.tensor2d([bList[0], bList[1], bList[0]]);
+  const pairs = tf.tensor2d([bList[0]!, bList[1]!, bList[0]!]);
   const g = await giouTensor(a, pairs).array();
-  g.forEach((v, i) => close(v, boxGiou(aList[i], [bList[0], bList[1], bList[0]][i]), 1e-5));
+  g.forEach((v, i) => close(v, boxGiou(aList[i]!, [bList[0], bList[1], bList[0]][i]!), 1e-5));
 
   const cxcywh = tf.tensor2d([[20, 40, 20, 40]]);
   assert.deepEqual(await boxCxcywhToXyxyTensor(cxcywh).array(), [[10, 20, 30, 60]]);
@@ -130,11 +146,11 @@ test('tensor forms agree with the plain ones and are differentiable', async () =
   const h = 1e-3;
   for (let i = 0; i < 3; i++) {
     for (let c = 0; c < 4; c++) {
-      const up = [...aList[i]] as Box;
-      const down = [...aList[i]] as Box;
-      up[c] += h;
-      down[c] -= h;
-      close(grad[i][c], (boxGiou(up, others[i]) - boxGiou(down, others[i])) / (2 * h), 2e-3);
+      const up = [...aList[i]!] as Box;
+      const down = [...aList[i]!] as Box;
+      up[c]! += h;
+      down[c]! -= h;
+      close(grad[i]![c]!, (boxGiou(up, others[i]!) - boxGiou(down, others[i]!)) / (2 * h), 2e-3);
     }
   }
   tf.dispose([a, b, pairs, cxcywh]);

@@ -7,7 +7,7 @@ const grid = (text: string) => {
     .trim()
     .split('\n')
     .map((l) => l.trim().split(/\s+/).map(Number));
-  return { mask: Uint8Array.from(lines.flat()), h: lines.length, w: lines[0].length };
+  return { mask: Uint8Array.from(lines.flat()), h: lines.length, w: lines[0]!.length };
 };
 const rows = (data: ArrayLike<number>, w: number) =>
   Array.from({ length: data.length / w }, (_, y) => Array.from({ length: w }, (_, x) => data[y * w + x]));
@@ -86,7 +86,7 @@ test('splitComponents: one mask per component, minArea, optional hole filling', 
     parts.map((p) => p.reduce((a, b) => a + b, 0)),
     [3, 2, 3],
   );
-  assert.deepEqual(rows(parts[2], 6).slice(2, 4), [
+  assert.deepEqual(rows(parts[2]!, 6).slice(2, 4), [
     [0, 0, 1, 0, 0, 0],
     [0, 0, 1, 1, 0, 0],
   ]);
@@ -97,10 +97,10 @@ test('splitComponents: one mask per component, minArea, optional hole filling', 
   `);
   const filled = splitComponents(ringAndDot.mask, 3, 5, { fillHoles: true });
   assert.equal(filled.length, 2);
-  assert.deepEqual(rows(filled[0], 5), [
+  assert.deepEqual(rows(filled[0]!, 5), [
     [1, 1, 1, 0, 0],
     [1, 1, 1, 0, 0],
     [1, 1, 1, 0, 0],
   ]);
-  assert.deepEqual([...filled[1]], [0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0]);
+  assert.deepEqual([...filled[1]!], [0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0]);
 });

@@ -16,8 +16,8 @@ test('nms keeps the best of each overlapping group, in score order', () => {
   // 1 (0.95) suppresses 0 (0.68 > 0.6); 3 overlaps 1 by 45/125 = 0.36; 2 suppresses 4.
   assert.deepEqual(nms(boxes, scores, 0.6), [1, 3, 2]);
   // Strict '>' comparison: IoU exactly 0.5 with box 0 is kept at threshold 0.5.
-  assert.deepEqual(nms([boxes[0], boxes[3]], [0.9, 0.8], 0.5), [0, 1]);
-  assert.deepEqual(nms([boxes[0], boxes[3]], [0.9, 0.8], 0.49), [0]);
+  assert.deepEqual(nms([boxes[0]!, boxes[3]!], [0.9, 0.8], 0.5), [0, 1]);
+  assert.deepEqual(nms([boxes[0]!, boxes[3]!], [0.9, 0.8], 0.49), [0]);
   assert.deepEqual(nms(boxes, scores, 1), [1, 0, 3, 2, 4]);
   assert.deepEqual(nms([], [], 0.5), []);
 });
@@ -25,7 +25,7 @@ test('nms keeps the best of each overlapping group, in score order', () => {
 test('nms accepts flat Float32Array boxes; ties keep index order', () => {
   const flat = Float32Array.from(boxes.flat());
   assert.deepEqual(nms(flat, scores, 0.6), [1, 3, 2]);
-  assert.deepEqual(nms([boxes[2], boxes[2]], [0.5, 0.5], 0.5), [0]);
+  assert.deepEqual(nms([boxes[2]!, boxes[2]!], [0.5, 0.5], 0.5), [0]);
   assert.throws(() => nms(flat, [1, 2], 0.5), /5 boxes but 2 scores/);
 });
 

@@ -9,7 +9,7 @@ import { toRle } from '../../src/structures/segmentation.js';
 // Expected strings, areas and boxes below come from pycocotools 2.0.11 (mask.encode/area/toBbox/merge/iou).
 
 function maskFromRows(rows: number[][]): { mask: Uint8Array; h: number; w: number } {
-  return { mask: Uint8Array.from(rows.flat()), h: rows.length, w: rows[0].length };
+  return { mask: Uint8Array.from(rows.flat()), h: rows.length, w: rows[0]!.length };
 }
 
 function rect(h: number, w: number, y0: number, y1: number, x0: number, x1: number, into?: Uint8Array): Uint8Array {
@@ -80,7 +80,7 @@ test('merge and IoU (crowd divides by the detection area)', () => {
   assert.deepEqual(rleIou([a], [b], [false]), [[4 / 48]]);
   assert.deepEqual(rleIou([a], [b], [true]), [[4 / 16]]);
   // merged runs are those of the decoded union
-  const union = decodeRle(a).map((v, i) => v | decodeRle(b)[i]);
+  const union = decodeRle(a).map((v, i) => v | decodeRle(b)[i]!);
   assert.deepEqual(rleMerge([a, b]), encodeRle(union, 8, 8));
   // disjoint masks, and masks of different sizes (-1 as in the reference)
   const c = encodeRle(rect(8, 8, 5, 8, 5, 8), 8, 8);

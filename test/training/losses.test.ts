@@ -48,8 +48,8 @@ test('focal loss gradient matches a finite difference', () => {
     const h = 1e-3;
     const up = x.slice();
     const down = x.slice();
-    up[i] += h;
-    down[i] -= h;
+    up[i]! += h;
+    down[i]! -= h;
     const numeric = (value(f(tf.tensor1d(up))) - value(f(tf.tensor1d(down)))) / (2 * h);
     close(grad[i]!, numeric, 1e-3);
   }

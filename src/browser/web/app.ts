@@ -14,6 +14,7 @@ import { resizeNearest } from '../../viz/image.js';
 import { predictionFromJson, type PredictionJson } from '../../inference/prediction-json.js';
 import { splitSentences, splitVocabulary } from '../../text/prompt-fields.js';
 import type { BrowserEngine, InBrowserModel } from '../in-browser.js';
+import { required } from '../../util/checked.js';
 
 type Mode = 'server' | 'browser';
 
@@ -163,7 +164,7 @@ function drawPicture(): void {
   }
   canvas.width = picture.width;
   canvas.height = picture.height;
-  canvas.getContext('2d')!.putImageData(toImageData(picture), 0, 0);
+  required(canvas.getContext('2d'), 'a 2D canvas context').putImageData(toImageData(picture), 0, 0);
 }
 
 /** Table rows and list items highlight their object on the picture while the mouse is over them. */
@@ -330,7 +331,7 @@ async function showBrowserEngine(): Promise<void> {
 
 async function predictOnServer(vocabulary: string[], sentences: string[]): Promise<PredictionJson> {
   const form = new FormData();
-  form.append('image', state.file!, state.fileName);
+  form.append('image', required(state.file, 'the image to predict on'), state.fileName);
   if (vocabulary.length > 0) form.append('vocabulary', vocabulary.join(','));
   if (sentences.length > 0) form.append('sentences', sentences.join('\n'));
   form.append('threshold', '0');

@@ -10,6 +10,7 @@ import {
   resizeImageBilinear,
 } from '../../io/image-ops.js';
 import { hasOrdinalWord, swapLeftRight } from './sentence-words.js';
+import { getOrThrow } from '../../util/checked.js';
 
 export interface AugmentOptions {
   /** Side of the square training canvas; samples come out at most this large (the batcher pads). */
@@ -114,7 +115,9 @@ export function dropSmall(sample: Sample, minSize: number): Sample {
   return {
     ...sample,
     prompts: used.map((i) => sample.prompts[i]!),
-    instances: kept.map((inst): SampleInstance => ({ ...inst, label: remap.get(inst.label)! })),
+    instances: kept.map(
+      (inst): SampleInstance => ({ ...inst, label: getOrThrow(remap, inst.label, 'dropSmall: kept labels') }),
+    ),
   };
 }
 

@@ -1,6 +1,7 @@
 import { nms } from '../../structures/nms.js';
 import type { Rng } from '../../util/random.js';
 import type { AnnotationRecord } from '../types.js';
+import { getOrThrow } from '../../util/checked.js';
 
 export interface GroundingSampleOptions {
   /** Overlapping referred objects above this box IoU are thinned (APE: 0.6). */
@@ -51,7 +52,7 @@ export function selectGroundingPhrases(
   }
   const pairs: GroundingSelection['pairs'] = [];
   phrases.forEach((p, prompt) => {
-    for (const annotation of byPhrase.get(p)!) pairs.push({ annotation, prompt });
+    for (const annotation of getOrThrow(byPhrase, p, 'grounding phrases')) pairs.push({ annotation, prompt });
   });
   return { prompts: phrases, pairs };
 }

@@ -9,6 +9,7 @@ import type { Sample, SampleInstance } from '../sample.js';
 import type { AnnotationRecord, ImageRecord } from '../types.js';
 import { federatedPromptWeights } from './federated.js';
 import { selectGroundingPhrases } from './grounding-sample.js';
+import { getOrThrow, required } from '../../util/checked.js';
 
 export interface LoadOptions {
   /** Split stuff masks (and semantic-label regions) into connected components, one instance each. */
@@ -64,7 +65,7 @@ export async function loadSample(
       const instances: SampleInstance[] = [];
       for (const a of record.annotations) {
         if (a.isCrowd) continue;
-        const label = dataset.categoryIndex.get(a.categoryId)!;
+        const label = getOrThrow(dataset.categoryIndex, a.categoryId, `${dataset.records.source}: category ids`);
         const mask = a.segmentation ? decodeSegmentation(a, record) : undefined;
         if (mask && options.splitStuff && !dataset.isThing[label]) {
           for (const part of splitComponents(mask, record.height, record.width, { minArea }))
@@ -144,7 +145,8 @@ function addFederated(
   rng: Rng,
   options: LoadOptions,
 ): void {
-  const index = (ids: number[] | undefined) => (ids ?? []).map((id) => dataset.categoryIndex.get(id)!);
+  const index = (ids: number[] | undefined) =>
+    (ids ?? []).map((id) => getOrThrow(dataset.categoryIndex, id, `${dataset.records.source}: category ids`));
   const present = new Set(sample.instances.map((i) => i.label));
   sample.promptWeights = federatedPromptWeights(
     present,
@@ -164,7 +166,7 @@ async function semanticInstances(
   options: LoadOptions,
   minArea: number,
 ): Promise<{ instances: SampleInstance[]; hasMasks: boolean }> {
-  const file = record.semanticFile!;
+  const file = required(record.semanticFile, `${record.file}: the semantic label map`);
   const labels = await readGrayPng(file);
   if (labels.width !== record.width || labels.height !== record.height) {
     throw new Error(
@@ -190,7 +192,7 @@ async function semanticInstances(
   }
   const instances: SampleInstance[] = [];
   for (const [value, mask] of [...masks].sort((a, b) => a[0] - b[0])) {
-    const label = dataset.categoryIndex.get(value)!;
+    const label = getOrThrow(dataset.categoryIndex, value, `${file}: category ids`);
     const parts = options.splitStuff ? splitComponents(mask, h, w, { minArea }) : [mask];
     for (const part of parts) instances.push({ box: maskToBox(part, h, w), mask: part, label });
   }

@@ -68,7 +68,7 @@ export function parseCocoInstances(json: unknown, file: string, options: CocoRea
       typeof im.file_name === 'string'
         ? im.file_name
         : typeof im.coco_url === 'string'
-          ? im.coco_url.split('/').pop()!
+          ? im.coco_url.slice(im.coco_url.lastIndexOf('/') + 1)
           : f.string(im, 'file_name', where);
     if (name.length === 0 || name.includes('\0')) f.fail(where, `bad 'file_name' ${describe(name)}`);
     const record: ImageRecord = {
@@ -128,9 +128,9 @@ function parseBox(f: Fields, a: Record<string, unknown>, where: string): BoxXYXY
   const b = f.array(a, 'bbox', where);
   if (b.length !== 4 || !b.every((v) => typeof v === 'number' && Number.isFinite(v)))
     f.fail(where, `'bbox' must be 4 finite numbers [x, y, w, h], got ${JSON.stringify(b).slice(0, 80)}`);
-  const [x, y, w, h] = b as number[];
-  if (w! < 0 || h! < 0) f.fail(where, `'bbox' has a negative size ${w}x${h}`);
-  return [x!, y!, x! + w!, y! + h!];
+  const [x, y, w, h] = b as [number, number, number, number];
+  if (w < 0 || h < 0) f.fail(where, `'bbox' has a negative size ${w}x${h}`);
+  return [x, y, x + w, y + h];
 }
 
 /** Polygons with fewer than 3 points enclose nothing and are dropped (COCO has a few). */

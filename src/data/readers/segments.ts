@@ -57,9 +57,9 @@ function parseSa1bImage(json: unknown, file: string, imageRoot: string): ImageRe
     const b = f.array(a, 'bbox', where);
     if (b.length !== 4 || !b.every((v) => typeof v === 'number' && Number.isFinite(v) && v >= -1e6 && v <= 1e6))
       f.fail(where, "'bbox' must be 4 finite numbers [x, y, w, h]");
-    const [x, y, w, h] = b as number[];
-    if (w! < 0 || h! < 0) f.fail(where, `'bbox' has a negative size ${w}x${h}`);
-    const annotation: AnnotationRecord = { id, box: [x!, y!, x! + w!, y! + h!], categoryId: -1, isCrowd: false };
+    const [x, y, w, h] = b as [number, number, number, number];
+    if (w < 0 || h < 0) f.fail(where, `'bbox' has a negative size ${w}x${h}`);
+    const annotation: AnnotationRecord = { id, box: [x, y, x + w, y + h], categoryId: -1, isCrowd: false };
     const seg = parseSegmentation(f, a.segmentation, where, width, height);
     if (seg) annotation.segmentation = seg;
     record.annotations.push(annotation);

@@ -29,6 +29,7 @@ import {
   type SentenceKind,
 } from './referring.js';
 import { buildSceneGraph } from './scene-graph.js';
+import { getOrThrow, required } from '../../util/checked.js';
 
 export interface CheckOptions {
   /** Stop after this many issues (default 20). */
@@ -448,7 +449,7 @@ async function checkImage(
   const stuff: { kind: StuffKind; mask: Uint8Array }[] = [];
   const thingRles = new Map<number, Rle>();
   for (const a of anns) {
-    const cat = categoryById(a.categoryId)!;
+    const cat = required(categoryById(a.categoryId), `synth category ${a.categoryId}`);
     const mask = decodeRle(a.rle);
     for (let i = 0; i < mask.length; i++) {
       if (!mask[i]) continue;
@@ -623,7 +624,7 @@ function checkGroundingAnnotation(
     const ref = resolution.referent;
     const refRle =
       ref.type === 'thing'
-        ? thingRles.get(ref.thing.id)!
+        ? getOrThrow(thingRles, ref.thing.id, `${file}: the masks of things`)
         : encodeRle(pieceMasks[ref.piece.index]!, graph.height, graph.width);
     const refCategory = ref.type === 'thing' ? categoryId(ref.thing.shape) : categoryId(ref.piece.stuff);
     const refName =

@@ -15,6 +15,7 @@ import type { RefThing } from './referring.js';
 import type { Scene } from './scene.js';
 import { buildSceneGraph } from './scene-graph.js';
 import { generateSentences } from './sentences.js';
+import { required } from '../../util/checked.js';
 
 /** Segments (segments.json) smaller than this fraction of the image are left out as specks. */
 export const MIN_SEGMENT_FRACTION = 0.001;
@@ -88,7 +89,10 @@ export function sceneToRecords(
     if (ann === undefined) {
       if (s.referent.type === 'thing') {
         const thingId = s.referent.thing.id;
-        const inst = instances.find((a) => a.id === thingId)!;
+        const inst = required(
+          instances.find((a) => a.id === thingId),
+          `the instance annotation of thing ${thingId}`,
+        );
         ann = {
           id: ids.grounding++,
           image_id: imageId,

@@ -40,7 +40,7 @@ export function depthwiseBackpropFilterWasm(): KernelImpl {
               const kAt = (kh * fw + kw) * co;
               for (let ch = 0; ch < c; ch++) {
                 const v = xs[at + ch]!;
-                for (let q = 0; q < mult; q++) out[kAt + ch * mult + q] += v * g[gAt + ch * mult + q]!;
+                for (let q = 0; q < mult; q++) out[kAt + ch * mult + q]! += v * g[gAt + ch * mult + q]!;
               }
             }
           }

@@ -42,12 +42,12 @@ export function depthwiseBackpropInputWasm(): KernelImpl {
               const at = ((n * h + iy) * w + ix) * c;
               const kAt = (kh * fw + kw) * co;
               if (mult === 1) {
-                for (let ch = 0; ch < c; ch++) out[at + ch] += g[gAt + ch]! * k[kAt + ch]!;
+                for (let ch = 0; ch < c; ch++) out[at + ch]! += g[gAt + ch]! * k[kAt + ch]!;
               } else {
                 for (let ch = 0; ch < c; ch++) {
                   let sum = 0;
                   for (let q = 0; q < mult; q++) sum += g[gAt + ch * mult + q]! * k[kAt + ch * mult + q]!;
-                  out[at + ch] += sum;
+                  out[at + ch]! += sum;
                 }
               }
             }

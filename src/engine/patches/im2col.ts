@@ -75,7 +75,7 @@ export function col2im(heap: Float32Array, colAt: number, dxAt: number, info: Co
             if (ix < 0 || ix >= w) continue;
             const d = dxRow + ix * cin;
             const s = seg + kw * cin;
-            for (let c = 0; c < cin; c++) heap[d + c] += heap[s + c]!;
+            for (let c = 0; c < cin; c++) heap[d + c]! += heap[s + c]!;
           }
         }
       }

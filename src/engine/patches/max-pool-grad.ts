@@ -51,7 +51,7 @@ export function maxPoolGradWasm(): KernelImpl {
           const gAt = ((n * oh + y) * ow + xo) * c;
           for (let ch = 0; ch < c; ch++) {
             const at = where[ch]!;
-            if (at >= 0) out[at] += g[gAt + ch]!;
+            if (at >= 0) out[at]! += g[gAt + ch]!;
           }
         }
       }

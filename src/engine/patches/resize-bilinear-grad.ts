@@ -50,10 +50,10 @@ export function resizeBilinearBackward(
           wBR = rf * cf;
         for (let d = 0; d < depth; d++, g++) {
           const v = dy[g]!;
-          dx[top + left + d] += v * wTL;
-          dx[top + right + d] += v * wTR;
-          dx[bottom + left + d] += v * wBL;
-          dx[bottom + right + d] += v * wBR;
+          dx[top + left + d]! += v * wTL;
+          dx[top + right + d]! += v * wTR;
+          dx[bottom + left + d]! += v * wBL;
+          dx[bottom + right + d]! += v * wBR;
         }
       }
     }

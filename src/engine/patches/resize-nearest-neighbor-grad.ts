@@ -36,7 +36,7 @@ export function resizeNearestBackward(
       const row = (b * inH + rows[r]!) * inW;
       for (let c = 0; c < outW; c++) {
         const at = (row + cols[c]!) * depth;
-        for (let d = 0; d < depth; d++, g++) dx[at + d] += dy[g]!;
+        for (let d = 0; d < depth; d++, g++) dx[at + d]! += dy[g]!;
       }
     }
   }

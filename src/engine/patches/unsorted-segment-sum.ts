@@ -40,7 +40,7 @@ export function unsortedSegmentSumWasm(): KernelImpl {
       if (seg < 0 || seg >= numSegments) continue;
       const s = r * inner;
       const d = seg * inner;
-      for (let j = 0; j < inner; j++) dst[d + j] += src[s + j]!;
+      for (let j = 0; j < inner; j++) dst[d + j]! += src[s + j]!;
     }
     return out;
   };

@@ -29,13 +29,13 @@ function cumulate(
   const tp = new Float64Array(T);
   const fp = new Float64Array(T);
   for (let r = 0; r < nd; r++) {
-    const base = rankedAt[r];
+    const base = rankedAt[r]!;
     for (let t = 0; t < T; t++) {
       const o = outcome[base + t];
-      if (o === 1) tp[t]++;
-      else if (o === 0) fp[t]++;
-      rc[t * nd + r] = tp[t] / positives;
-      pr[t * nd + r] = tp[t] / (fp[t] + tp[t] + EPS);
+      if (o === 1) tp[t]!++;
+      else if (o === 0) fp[t]!++;
+      rc[t * nd + r] = tp[t]! / positives;
+      pr[t * nd + r] = tp[t]! / (fp[t]! + tp[t]! + EPS);
     }
   }
 }
@@ -66,23 +66,23 @@ export function accumulate(evals: readonly (ImageEvaluation | null)[], params: C
     if (present.length === 0) continue;
     // Where each present image's detections start in the packed per-(category, area) outcomes.
     const start = new Int32Array(present.length + 1);
-    present.forEach((i, n) => (start[n + 1] = start[n] + evals[k * A * I + i]!.scores.length * T));
+    present.forEach((i, n) => (start[n + 1] = start[n]! + evals[k * A * I + i]!.scores.length * T));
     const outcomes: (Uint8Array | null)[] = [];
     const positives: number[] = [];
     for (let a = 0; a < A; a++) {
       let p = 0;
-      const packed = new Uint8Array(start[present.length]);
+      const packed = new Uint8Array(start[present.length]!);
       present.forEach((i, n) => {
         const e = evals[(k * A + a) * I + i]!;
         p += e.positives;
-        const o = start[n];
-        for (let j = 0; j < e.matched.length; j++) packed[o + j] = e.ignored[j] ? 2 : e.matched[j];
+        const o = start[n]!;
+        for (let j = 0; j < e.matched.length; j++) packed[o + j] = e.ignored[j] ? 2 : e.matched[j]!;
       });
       positives.push(p);
       outcomes.push(p > 0 ? packed : null);
     }
     for (let m = 0; m < M; m++) {
-      const maxDet = params.maxDets[m];
+      const maxDet = params.maxDets[m]!;
       // Every image's first maxDet detections, ranked by score (stable: ties keep image order).
       const at: number[] = [];
       const scores: number[] = [];
@@ -90,30 +90,30 @@ export function accumulate(evals: readonly (ImageEvaluation | null)[], params: C
         const e = evals[k * A * I + i]!;
         const d = Math.min(e.scores.length, maxDet);
         for (let j = 0; j < d; j++) {
-          at.push(start[n] + j * T);
-          scores.push(e.scores[j]);
+          at.push(start[n]! + j * T);
+          scores.push(e.scores[j]!);
         }
       });
       const nd = scores.length;
       const rankedAt = Int32Array.from(
-        [...Array(nd).keys()].sort((x, y) => scores[y] - scores[x]),
-        (r) => at[r],
+        [...Array(nd).keys()].sort((x, y) => scores[y]! - scores[x]!),
+        (r) => at[r]!,
       );
       const rc = new Float64Array(T * nd);
       const pr = new Float64Array(T * nd);
       for (let a = 0; a < A; a++) {
         const outcome = outcomes[a];
         if (!outcome) continue;
-        cumulate(rankedAt, outcome, positives[a], T, rc, pr);
+        cumulate(rankedAt, outcome, positives[a]!, T, rc, pr);
         for (let t = 0; t < T; t++) {
           const o = t * nd;
-          recall[((t * K + k) * A + a) * M + m] = nd ? rc[o + nd - 1] : 0;
-          for (let r = nd - 1; r > 0; r--) if (pr[o + r] > pr[o + r - 1]) pr[o + r - 1] = pr[o + r];
+          recall[((t * K + k) * A + a) * M + m] = nd ? rc[o + nd - 1]! : 0;
+          for (let r = nd - 1; r > 0; r--) if (pr[o + r]! > pr[o + r - 1]!) pr[o + r - 1] = pr[o + r]!;
           // Precision at the first rank reaching each recall point (searchsorted 'left'); 0 past the curve's end.
           let r = 0;
           for (let q = 0; q < R; q++) {
-            while (r < nd && rc[o + r] < params.recThrs[q]) r++;
-            precision[(((t * R + q) * K + k) * A + a) * M + m] = r < nd ? pr[o + r] : 0;
+            while (r < nd && rc[o + r]! < params.recThrs[q]!) r++;
+            precision[(((t * R + q) * K + k) * A + a) * M + m] = r < nd ? pr[o + r]! : 0;
           }
         }
       }

@@ -39,8 +39,8 @@ export function evaluateImage(
   const gtIgnoreRaw = gts.map((g) => g.crowd || outside(g.area));
   const order = [...Array(G).keys()].sort((a, b) => Number(gtIgnoreRaw[a]) - Number(gtIgnoreRaw[b]));
   const gtIgnore = order.map((g) => gtIgnoreRaw[g]);
-  const crowd = order.map((g) => gts[g].crowd);
-  const gtIds = order.map((g) => gts[g].id);
+  const crowd = order.map((g) => gts[g]!.crowd);
+  const gtIds = order.map((g) => gts[g]!.id);
 
   const matched = new Uint8Array(T * D);
   const ignored = new Uint8Array(T * D);
@@ -49,14 +49,14 @@ export function evaluateImage(
     for (let t = 0; t < T; t++) {
       gtTaken.fill(0);
       for (let d = 0; d < D; d++) {
-        const row = ious[d];
-        let best = Math.min(iouThrs[t], 1 - 1e-10);
+        const row = ious[d]!;
+        let best = Math.min(iouThrs[t]!, 1 - 1e-10);
         let m = -1;
         for (let j = 0; j < G; j++) {
           if (gtTaken[j] && !crowd[j]) continue;
           // Once matched to a counted object, ignored ones (sorted last) cannot take over.
           if (m > -1 && !gtIgnore[m] && gtIgnore[j]) break;
-          const iou = row[order[j]];
+          const iou = row[order[j]!]!;
           if (iou < best) continue;
           best = iou;
           m = j;
@@ -69,7 +69,7 @@ export function evaluateImage(
     }
   }
   for (let d = 0; d < D; d++) {
-    if (!outside(dts[d].area)) continue;
+    if (!outside(dts[d]!.area)) continue;
     for (let t = 0; t < T; t++) if (!matched[d * T + t]) ignored[d * T + t] = 1;
   }
   let positives = 0;

@@ -87,7 +87,7 @@ export function evaluateCoco(
   const I = imgIds.length;
   const K = catIds.length;
   const A = params.areaRanges.length;
-  const maxDet = params.maxDets[params.maxDets.length - 1];
+  const maxDet = params.maxDets[params.maxDets.length - 1]!;
   const evals: (ImageEvaluation | null)[] = new Array(K * A * I).fill(null);
   // Category-major like the reference's evalImgs, which keeps each category's results together in memory.
   for (let k = 0; k < K; k++) {
@@ -99,7 +99,7 @@ export function evaluateCoco(
       const ious = computeIous(type, g, d);
       const scores = Float64Array.from(d, (x) => x.score);
       for (let a = 0; a < A; a++)
-        evals[(k * A + a) * I + i] = evaluateImage(g, d, ious, scores, params.areaRanges[a], params.iouThrs);
+        evals[(k * A + a) * I + i] = evaluateImage(g, d, ious, scores, params.areaRanges[a]!, params.iouThrs);
     }
   }
 
@@ -111,7 +111,7 @@ export function evaluateCoco(
     const values: number[] = [];
     for (let t = 0; t < T; t++) {
       for (let r = 0; r < R; r++) {
-        const v = acc.precision[(((t * R + r) * K + k) * A + 0) * M + (M - 1)];
+        const v = acc.precision[(((t * R + r) * K + k) * A + 0) * M + (M - 1)]!;
         if (v > -1) values.push(v);
       }
     }

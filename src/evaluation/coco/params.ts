@@ -6,8 +6,8 @@ export interface CocoEvalParams {
   iouThrs: number[];
   /** R recall points 0:0.01:1 at which precision is interpolated. */
   recThrs: number[];
-  /** M per-image detection limits, ascending. */
-  maxDets: number[];
+  /** M = 3 per-image detection limits, ascending (summarize reports each). */
+  maxDets: [number, number, number];
   /** A area ranges [min, max] in pixels, inclusive. */
   areaRanges: [number, number][];
   areaLabels: string[];

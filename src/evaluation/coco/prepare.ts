@@ -1,3 +1,4 @@
+import type { Box } from '../../structures/boxes.js';
 import { rleArea, rleToBbox, type Rle } from '../../structures/rle.js';
 import { toRle } from '../../structures/segmentation.js';
 import type { CocoDataset, CocoIouType, CocoResult } from './types.js';
@@ -9,7 +10,7 @@ export interface GtInstance {
   area: number;
   crowd: boolean;
   /** xywh used for bbox IoU: the annotation box for 'bbox', the mask's box for 'segm'. */
-  box: number[];
+  box: Box;
   rle?: Rle;
 }
 
@@ -19,7 +20,7 @@ export interface DtInstance {
   id: number;
   score: number;
   area: number;
-  box: number[];
+  box: Box;
   rle?: Rle;
 }
 
@@ -77,13 +78,13 @@ export function prepareInstances(
     // pycocotools requires area and bbox; where a file lacks them they are derived from the mask or box.
     const area = ann.area ?? (rle ? rleArea(rle) : ann.bbox ? ann.bbox[2] * ann.bbox[3] : undefined);
     if (area === undefined) throw new Error(`${where}: has no area, bbox or segmentation to take an area from`);
-    const box = type === 'segm' ? rleToBbox(rle!) : (ann.bbox ?? (rle ? rleToBbox(rle) : undefined));
+    const box = type === 'segm' && rle ? rleToBbox(rle) : (ann.bbox ?? (rle ? rleToBbox(rle) : undefined));
     if (box === undefined) throw new Error(`${where}: 'bbox' evaluation needs a bbox`);
     push(gts, k, { id: ann.id, area, crowd: ann.iscrowd === 1, box, rle: type === 'segm' ? rle : undefined });
   });
 
   const dts = new Map<number, DtInstance[]>();
-  const readAsBoxes = results.length > 0 && results[0].bbox !== undefined;
+  const readAsBoxes = results.length > 0 && results[0]!.bbox !== undefined;
   results.forEach((res, n) => {
     const where = `results[${n}]`;
     const [h, w] = size(res.image_id);
@@ -100,7 +101,7 @@ export function prepareInstances(
         const y2 = y + bh;
         rle = toRle(res.segmentation ?? [[x, y, x, y2, x2, y2, x2, y]], h, w);
       }
-      instance = { id: n + 1, score: res.score, area: bw * bh, box: type === 'segm' ? rleToBbox(rle!) : res.bbox, rle };
+      instance = { id: n + 1, score: res.score, area: bw * bh, box: rle ? rleToBbox(rle) : res.bbox, rle };
     } else {
       if (res.segmentation === undefined) {
         throw new Error(`${where}: has no segmentation, but the first result has no bbox, so all are read as masks`);

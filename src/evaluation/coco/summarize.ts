@@ -24,15 +24,15 @@ export const COCO_STAT_NAMES = [
 export function pairwiseSum(values: ArrayLike<number>, start = 0, n = values.length): number {
   if (n < 8) {
     let s = 0;
-    for (let i = 0; i < n; i++) s += values[start + i];
+    for (let i = 0; i < n; i++) s += values[start + i]!;
     return s;
   }
   if (n <= 128) {
     const r = [0, 1, 2, 3, 4, 5, 6, 7].map((j) => values[start + j]);
     let i = 8;
-    for (; i < n - (n % 8); i += 8) for (let j = 0; j < 8; j++) r[j] += values[start + i + j];
-    let s = r[0] + r[1] + (r[2] + r[3]) + (r[4] + r[5] + (r[6] + r[7]));
-    for (; i < n; i++) s += values[start + i];
+    for (; i < n - (n % 8); i += 8) for (let j = 0; j < 8; j++) r[j]! += values[start + i + j]!;
+    let s = r[0]! + r[1]! + (r[2]! + r[3]!) + (r[4]! + r[5]! + (r[6]! + r[7]!));
+    for (; i < n; i++) s += values[start + i]!;
     return s;
   }
   let n2 = Math.floor(n / 2);
@@ -76,9 +76,9 @@ export function summarize(acc: Accumulated, params: CocoEvalParams): Summary {
       for (const t of ts) {
         if (ap) {
           for (let r = 0; r < R; r++)
-            for (let k = 0; k < K; k++) values.push(acc.precision[(((t * R + r) * K + k) * A + a) * M + m]);
+            for (let k = 0; k < K; k++) values.push(acc.precision[(((t * R + r) * K + k) * A + a) * M + m]!);
         } else {
-          for (let k = 0; k < K; k++) values.push(acc.recall[((t * K + k) * A + a) * M + m]);
+          for (let k = 0; k < K; k++) values.push(acc.recall[((t * K + k) * A + a) * M + m]!);
         }
       }
     }
@@ -86,7 +86,7 @@ export function summarize(acc: Accumulated, params: CocoEvalParams): Summary {
     const title = ap ? 'Average Precision' : 'Average Recall';
     const kind = ap ? '(AP)' : '(AR)';
     const iou =
-      iouThr === null ? `${params.iouThrs[0].toFixed(2)}:${params.iouThrs[T - 1].toFixed(2)}` : iouThr.toFixed(2);
+      iouThr === null ? `${params.iouThrs[0]!.toFixed(2)}:${params.iouThrs[T - 1]!.toFixed(2)}` : iouThr.toFixed(2);
     lines.push(
       ` ${title.padEnd(18)} ${kind} @[ IoU=${iou.padEnd(9)} | area=${areaLabel.padStart(6)} | maxDets=${String(maxDets).padStart(3)} ] = ${formatFixed3(mean)}`,
     );

@@ -34,7 +34,7 @@ export function bicubicResizeMatrix(inSize: number, outSize: number): Float32Arr
     const weights = [cubicFar(t + 1), cubicNear(t), cubicNear(1 - t), cubicFar(2 - t)];
     for (let k = 0; k < 4; k++) {
       const src = Math.min(Math.max(base - 1 + k, 0), inSize - 1);
-      m[i * inSize + src] += weights[k]!;
+      m[i * inSize + src]! += weights[k]!;
     }
   }
   return m;

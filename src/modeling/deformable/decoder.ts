@@ -24,7 +24,8 @@ export class DeformableDecoderLayer extends Module {
       new DetrexMultiheadAttention(embedDim, numHeads, rng),
       new MultiScaleDeformableAttention(embedDim, numHeads, numLevels, numPoints, rng),
     ]) as [DetrexMultiheadAttention, MultiScaleDeformableAttention];
-    [this.ffn] = this.childList('ffns', [new Ffn(embedDim, ffnDim, rng)]);
+    this.ffn = new Ffn(embedDim, ffnDim, rng);
+    this.childList('ffns', [this.ffn]);
     this.norms = this.childList('norms', [
       new LayerNorm(embedDim, rng),
       new LayerNorm(embedDim, rng),

@@ -12,6 +12,7 @@ import {
   type SamplingFrame,
   type SpatialShapes,
 } from './ms-deform-attn-module.js';
+import { required } from '../../util/checked.js';
 
 export interface DeformableLayerConfig {
   embedDim: number;
@@ -30,10 +31,10 @@ export class DeformableEncoderLayer extends Module {
   constructor(config: DeformableLayerConfig, rng: Rng) {
     super();
     const { embedDim, numHeads, numLevels, numPoints, ffnDim } = config;
-    [this.attention] = this.childList('attentions', [
-      new MultiScaleDeformableAttention(embedDim, numHeads, numLevels, numPoints, rng),
-    ]);
-    [this.ffn] = this.childList('ffns', [new Ffn(embedDim, ffnDim, rng)]);
+    this.attention = new MultiScaleDeformableAttention(embedDim, numHeads, numLevels, numPoints, rng);
+    this.childList('attentions', [this.attention]);
+    this.ffn = new Ffn(embedDim, ffnDim, rng);
+    this.childList('ffns', [this.ffn]);
     this.norms = this.childList('norms', [new LayerNorm(embedDim, rng), new LayerNorm(embedDim, rng)]);
   }
 
@@ -125,7 +126,7 @@ export class DeformableEncoder extends Module {
         if (fusion && text && l) {
           const fused = fusion.forward(x, l, { ...options, chunkRows, needLanguage: text.keep });
           x = replace(x, fused.v, query);
-          if (text.keep) l = replace(l, fused.l!, text.tokens);
+          if (text.keep) l = replace(l, required(fused.l, 'the fused language tokens'), text.tokens);
         }
         x = replace(x, layer.forward(x, pos, frame, shapes, keep, chunkRows), query);
       });

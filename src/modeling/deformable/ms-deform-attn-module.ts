@@ -73,11 +73,11 @@ export function boxSamplingFrame(reference: tf.Tensor4D, numPoints: number): Sam
     throw new Error(`boxSamplingFrame: reference must be [B, Lq, levels, 4], got [${reference.shape.join(', ')}]`);
   return tidyKeep(() => {
     const rows = tf.reshape(reference, [batch * numQueries, 1, levels, 4]);
-    const [centre, size] = tf.split(rows, 2, 3);
+    const [centre, size] = tf.split(rows, 2, 3) as [tf.Tensor4D, tf.Tensor4D];
     // (x, y) repeated per point: [.., levels, points * 2].
     return {
-      base: tf.tile(centre!, [1, 1, 1, numPoints]) as tf.Tensor4D,
-      scale: tf.tile(tf.mul(size!, 0.5 / numPoints), [1, 1, 1, numPoints]) as tf.Tensor4D,
+      base: tf.tile(centre, [1, 1, 1, numPoints]) as tf.Tensor4D,
+      scale: tf.tile(tf.mul(size, 0.5 / numPoints), [1, 1, 1, numPoints]) as tf.Tensor4D,
     };
   });
 }

@@ -5,6 +5,7 @@ import { Linear } from '../../nn/linear.js';
 import { LayerNorm } from '../../nn/layer-norm.js';
 import { mergeHeads, splitHeads, subtractMax, tidyKeep } from '../../nn/ops.js';
 import { mapRowChunks, mapRows, sliceRows } from '../row-chunks.js';
+import { required } from '../../util/checked.js';
 
 export interface BiAttentionConfig {
   /** Visual token width. */
@@ -165,11 +166,11 @@ export class BiMultiHeadAttention extends Module {
       const bh = b * heads;
       const k = splitHeads(this.lProj.forward(l), heads);
       const valueL = splitHeads(this.valuesLProj.forward(l), heads);
-      const [raw] = mapRowChunks(nv, chunkRows, 1, (start, size) => {
+      // fn returns one tensor, so the concatenated result holds one.
+      let attn: tf.Tensor = mapRowChunks(nv, chunkRows, 1, (start, size) => {
         const q = splitHeads(tf.mul(this.vProj.forward(sliceRows(v, start, size)), this.headDim ** -0.5), heads);
         return [tf.matMul(q, k, false, true)]; // [B*H, n, Nl]
-      });
-      let attn: tf.Tensor = raw!;
+      })[0]!;
       if (this.config.stableSoftmax2d) attn = subtractMax(attn);
       attn = this.clamp(attn);
       const probsV = tf.softmax(attn);
@@ -195,7 +196,9 @@ export class BiMultiHeadAttention extends Module {
           sum = part;
         }
       }
-      const deltaL = this.outLProj.forward(mergeHeads(sum!, b, heads)) as tf.Tensor3D;
+      const deltaL = this.outLProj.forward(
+        mergeHeads(required(sum, 'the language-side sum over visual tokens'), b, heads),
+      ) as tf.Tensor3D;
       return { deltaV: deltaV as tf.Tensor3D, deltaL };
     });
   }
@@ -216,7 +219,10 @@ export class BiMultiHeadAttention extends Module {
       tf.tidy(() => {
         const [b, n, c] = x.shape;
         const w = tf.slice(layer.weight, [0, h * d], [c, d]);
-        const y = tf.add(tf.matMul(tf.reshape(x, [b * n, c]), w), tf.slice(layer.bias!, [h * d], [d]));
+        const y = tf.add(
+          tf.matMul(tf.reshape(x, [b * n, c]), w),
+          tf.slice(required(layer.bias, 'the bias of a fusion projection'), [h * d], [d]),
+        );
         return tf.reshape(scale === 1 ? y : tf.mul(y, scale), [b, n, d]) as tf.Tensor3D;
       });
     const headMap = (h: number): tf.Tensor3D =>
@@ -259,11 +265,14 @@ export class BiMultiHeadAttention extends Module {
       if (ol) deltaL = accumulate(deltaL, ol);
     }
     const withBias = (sum: tf.Tensor3D, layer: Linear): tf.Tensor3D => {
-      const out = tf.add(sum, layer.bias!) as tf.Tensor3D;
+      const out = tf.add(sum, required(layer.bias, 'the bias of a fusion output projection')) as tf.Tensor3D;
       sum.dispose();
       return out;
     };
-    return { deltaV: withBias(deltaV!, this.outVProj), deltaL: deltaL ? withBias(deltaL, this.outLProj) : null };
+    return {
+      deltaV: withBias(required(deltaV, 'the visual update of the heads'), this.outVProj),
+      deltaL: deltaL ? withBias(deltaL, this.outLProj) : null,
+    };
   }
 }
 

@@ -74,10 +74,10 @@ function solve(at: (i: number, j: number) => number, n: number, m: number): Int3
       }
       for (let j = 0; j <= m; j++) {
         if (used[j]) {
-          u[rowOfCol[j]!] += delta;
-          v[j] -= delta;
+          u[rowOfCol[j]!]! += delta;
+          v[j]! -= delta;
         } else {
-          minv[j] -= delta;
+          minv[j]! -= delta;
         }
       }
       j0 = j1;

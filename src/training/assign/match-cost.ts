@@ -1,4 +1,4 @@
-import { convertBoxAt } from '../../structures/boxes.js';
+import { convertBoxAt, type Box } from '../../structures/boxes.js';
 import { boxGiou } from '../../structures/box-iou.js';
 
 /** Weights of the one-to-one matching cost (DETR/detrex: class 2, L1 5, GIoU 2). */
@@ -42,13 +42,14 @@ export function matchCostMatrix(
   const g = targets.labels.length;
   const alpha = weights.focalAlpha ?? 0.25;
   const gamma = weights.focalGamma ?? 2;
-  const useClass = weights.cls !== 0 && pred.logits !== undefined;
+  const logits = pred.logits;
+  const useClass = weights.cls !== 0 && logits !== undefined;
   const cost = new Float64Array(g * q);
   const predXyxy = new Float64Array(q * 4);
   for (let j = 0; j < q; j++) convertBoxAt(pred.boxes, j, 'cxcywh', 'xyxy', predXyxy);
   const tXyxy = new Float64Array(4);
-  const pBox = [0, 0, 0, 0];
-  const tBox = [0, 0, 0, 0];
+  const pBox: Box = [0, 0, 0, 0];
+  const tBox: Box = [0, 0, 0, 0];
   for (let i = 0; i < g; i++) {
     convertBoxAt(targets.boxes, i, 'cxcywh', 'xyxy', tXyxy, 0);
     for (let k = 0; k < 4; k++) tBox[k] = tXyxy[k]!;
@@ -58,7 +59,7 @@ export function matchCostMatrix(
     for (let j = 0; j < q; j++) {
       let c = 0;
       if (useClass) {
-        const p = sigmoid(pred.logits![j * pred.numPrompts + label]!);
+        const p = sigmoid(logits[j * pred.numPrompts + label]!);
         const pos = alpha * (1 - p) ** gamma * -Math.log(p + 1e-8);
         const neg = (1 - alpha) * p ** gamma * -Math.log(1 - p + 1e-8);
         c += weights.cls * (pos - neg);

@@ -14,7 +14,7 @@ export function downsampleMaskArea(mask: Uint8Array, H: number, W: number, h: nu
   const out = new Float32Array(h * w);
   for (let y = 0; y < H; y++) {
     const row = Math.floor(y / fy) * w;
-    for (let x = 0; x < W; x++) if (mask[y * W + x]) out[row + Math.floor(x / fx)] += 1;
+    for (let x = 0; x < W; x++) if (mask[y * W + x]) out[row + Math.floor(x / fx)]! += 1;
   }
   const inv = 1 / (fx * fy);
   for (let i = 0; i < out.length; i++) out[i]! *= inv;

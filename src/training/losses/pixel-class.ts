@@ -16,11 +16,12 @@ export function pixelClassTargets(targets: ImageTargets[], canvas: number, h: nu
   const weight = new Float32Array(b * cells * numPrompts);
   let positive = 0;
   targets.forEach((t, i) => {
-    if (!t.masks) return;
+    const masks = t.masks;
+    if (!masks) return;
     const base = i * cells * numPrompts;
     t.labels.forEach((label, g) => {
       if (label < 0) return;
-      const soft = downsampleMaskArea(t.masks![g]!, canvas, canvas, h, w);
+      const soft = downsampleMaskArea(masks[g]!, canvas, canvas, h, w);
       for (let c = 0; c < cells; c++) {
         const k = base + c * numPrompts + label;
         if (soft[c]! > target[k]!) target[k] = soft[c]!;

@@ -1,4 +1,5 @@
 import { tf } from '../../engine/engine.js';
+import { getOrThrow } from '../../util/checked.js';
 
 export interface AdamWOptions {
   beta1?: number;
@@ -66,9 +67,9 @@ export class AdamW {
       if (g.length !== param.size)
         throw new Error(`AdamW: gradient for '${name}' has ${g.length} values, the parameter ${param.size}`);
       const lr = baseLr * (lrScale?.get(name) ?? 1);
-      const t = this.stepsPerParam.get(name)! + 1;
+      const t = getOrThrow(this.stepsPerParam, name, 'AdamW: steps per parameter') + 1;
       this.stepsPerParam.set(name, t);
-      const { m, v } = this.moments.get(name)!;
+      const { m, v } = getOrThrow(this.moments, name, 'AdamW: moments');
       const p = param.dataSync() as Float32Array;
       const next = new Float32Array(p.length);
       const stepSize = lr / (1 - b1 ** t);

@@ -23,6 +23,7 @@ import type { StepReport } from '../trainer.js';
 import { Trainer, loadDrawBatch, mixSeed } from '../trainer.js';
 import type { PretrainConfig } from './config.js';
 import { cellClassTargets, objectPooling } from './dense-targets.js';
+import { getOrThrow } from '../../util/checked.js';
 
 /** The pretraining heads: a projection per pyramid level from the pyramid width to the text tower's. */
 class PretrainHeads extends Module {
@@ -208,7 +209,13 @@ export class Pretrainer {
       const projected = (level: string) => {
         const f = features[level]!;
         const [b, h, w, c] = f.shape;
-        return { z: this.heads.proj.get(level)!.forward(tf.reshape(f, [b * h * w, c])) as tf.Tensor2D, h, w };
+        return {
+          z: getOrThrow(this.heads.proj, level, 'pretraining projections').forward(
+            tf.reshape(f, [b * h * w, c]),
+          ) as tf.Tensor2D,
+          h,
+          w,
+        };
       };
       const terms: tf.Scalar[] = [];
       const segTerms = p.levels.map((level) => {
@@ -253,7 +260,7 @@ export class Pretrainer {
     value.dispose();
     const named = new Map<string, Float32Array>();
     for (const [id, g] of Object.entries(grads)) {
-      named.set(names.get(id)!, g.dataSync() as Float32Array);
+      named.set(getOrThrow(names, id, 'parameter names by variable'), g.dataSync() as Float32Array);
       g.dispose();
     }
     return { losses, grads: named };
