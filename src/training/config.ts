@@ -5,6 +5,7 @@ import type { DatasetSpec } from '../data/open-dataset.js';
 import type { LossSwitches } from '../data/sampler/loss-switches.js';
 import { APE_PRESETS, type ApePresetName } from '../modeling/config.js';
 import { checkedMerge, showValue, type MergeRules } from '../util/checked-merge.js';
+import type { CheckpointFormat } from './checkpoint.js';
 import type { LossWeights } from './criterion.js';
 import type { MatchCostWeights } from './assign/match-cost.js';
 import type { PointSamplingOptions } from './losses/point-sampling.js';
@@ -89,7 +90,12 @@ export interface TrainConfig {
     maxSegments: number;
     federatedSampleCats: number;
   };
-  checkpoint: { every: number; keep: number };
+  checkpoint: {
+    every: number;
+    keep: number;
+    /** How the AdamW moments are stored: `full` (float32) or `compact` (8-bit codes, about half the file). */
+    format: CheckpointFormat;
+  };
   log: { every: number };
   /**
    * Synthetic-world folders to generate before training when they do not exist yet (so that one
@@ -142,7 +148,7 @@ export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'datasets' | 'output'> = {
     maxSegments: 100,
     federatedSampleCats: 50,
   },
-  checkpoint: { every: 500, keep: 3 },
+  checkpoint: { every: 500, keep: 3, format: 'full' },
   log: { every: 10 },
   prepare: { synth: [] },
   eval: null,
@@ -264,6 +270,7 @@ const TRAIN_CONFIG_RULES: ReadonlyArray<readonly [string, Rule]> = [
   ['augment.flipProbability', between(0, 1)],
   ['checkpoint.every', positiveInteger],
   ['checkpoint.keep', positiveInteger],
+  ['checkpoint.format', oneOf('full', 'compact')],
   ['log.every', positiveInteger],
 ];
 

@@ -56,6 +56,7 @@ test('config errors name the file and the field', () => {
       /'schedule\.milestoneFractions' must be a list of fractions in \(0, 1\), got \[0\.8,1\.2\]/,
     ],
     [{ ...minimal(), schedule: { plannedSteps: 0 } }, /'schedule\.plannedSteps' must be a positive integer, got 0/],
+    [{ ...minimal(), checkpoint: { format: 'bf16' } }, /'checkpoint\.format' must be full or compact, got "bf16"/],
   ];
   for (const [json, message] of bad) assert.throws(() => parseTrainConfig(json, '/c.json'), message);
 });

@@ -4,7 +4,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initEngine, tf } from '../../src/engine/engine.js';
 import type { ImageTargets } from '../../src/data/batch.js';
-import { listCheckpoints } from '../../src/training/checkpoint.js';
+import { listCheckpoints, loadCheckpoint } from '../../src/training/checkpoint.js';
 import { parsePretrainConfig, type PretrainConfig } from '../../src/training/pretrain/config.js';
 import { cellClassTargets, objectPooling } from '../../src/training/pretrain/dense-targets.js';
 import { Pretrainer } from '../../src/training/pretrain/pretrainer.js';
@@ -120,6 +120,43 @@ test('ape pretrain: trains the backbone and text tower, resume is exact, the wei
     fresh,
   );
   detector.dispose();
+});
+
+test('ape pretrain resumes from a compact checkpoint: the next loss is exact, the first update within 5% of a step', async () => {
+  const dir = await makeSynthDir(4);
+  const quiet = { progress: false, log: () => {} };
+  const full = pretrainConfig(dir);
+  const straight: number[] = [];
+  const a = await runTraining(full, {
+    ...quiet,
+    open: (log) => Pretrainer.create(full, log),
+    onStep: (r) => straight.push(r.losses.total!),
+  });
+  const expected = new Map([...a.allNamedParameters()].map(([k, v]) => [k, v.dataSync()]));
+  a.dispose();
+  const config = pretrainConfig(dir, { output: 'pre-compact', checkpoint: { every: 1000, format: 'compact' } });
+  const open = (log: (l: string) => void) => Pretrainer.create(config, log);
+  const losses: number[] = [];
+  (await runTraining(config, { ...quiet, open, maxSteps: 2, onStep: (r) => losses.push(r.losses.total!) })).dispose();
+  const [saved] = listCheckpoints(Trainer.checkpointDir(config));
+  assert.equal((await loadCheckpoint(join(Trainer.checkpointDir(config), saved!.file))).format, 'compact');
+  const lines: string[] = [];
+  const b = await runTraining(config, {
+    ...quiet,
+    open,
+    log: (l) => lines.push(l),
+    onStep: (r) => losses.push(r.losses.total!),
+  });
+  assert.match(lines.join('\n'), /resumed from step 2/);
+  assert.deepEqual(losses, straight, 'step 3 is computed from the restored float32 weights');
+  let largest = 0;
+  for (const [name, v] of b.allNamedParameters()) {
+    const values = v.dataSync();
+    const want = expected.get(name)!;
+    for (let i = 0; i < values.length; i++) largest = Math.max(largest, Math.abs(values[i]! - want[i]!));
+  }
+  assert.ok(largest > 0 && largest < 0.05 * config.optimizer.lr, `largest weight difference ${largest}`);
+  b.dispose();
 });
 
 test('shape probe: accuracy of a ridge probe on pooled backbone features, over the second half of the images', async () => {

@@ -259,8 +259,8 @@ export class Pretrainer {
     return { losses, grads: named };
   }
 
-  /** Every parameter of the network and the heads (heads under `pretrain.`), for checkpoints. */
-  private allParams(): Map<string, tf.Variable> {
+  /** Every parameter of the network and the heads (heads under `pretrain.`), as the checkpoints name them. */
+  allNamedParameters(): Map<string, tf.Variable> {
     const out = new Map(this.network.namedParameters());
     for (const [name, v] of this.heads.namedParameters()) out.set(HEADS + name, v);
     return out;
@@ -268,7 +268,7 @@ export class Pretrainer {
 
   async saveCheckpoint(): Promise<string> {
     const params = new Map<string, { shape: number[]; data: Float32Array }>();
-    for (const [name, v] of this.allParams())
+    for (const [name, v] of this.allNamedParameters())
       params.set(name, { shape: v.shape.slice(), data: v.dataSync() as Float32Array });
     const state: PretrainState = {
       sampler: this.sampler.getState(),
@@ -288,6 +288,7 @@ export class Pretrainer {
         state: state as unknown as Record<string, unknown>,
       },
       this.config.checkpoint.keep,
+      this.config.checkpoint.format,
     );
   }
 
@@ -316,7 +317,7 @@ export class Pretrainer {
   }
 
   private restore(checkpoint: TrainingCheckpoint): void {
-    for (const [name, v] of this.allParams()) {
+    for (const [name, v] of this.allNamedParameters()) {
       const saved = checkpoint.params.get(name);
       if (!saved) throw new Error(`checkpoint step ${checkpoint.step} has no parameter '${name}'`);
       if (saved.data.length !== v.size)
