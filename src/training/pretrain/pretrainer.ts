@@ -22,7 +22,8 @@ import { learningRateAt, plannedSchedule, type ScheduleConfig } from '../optim/s
 import type { StepReport } from '../trainer.js';
 import { Trainer, loadDrawBatch, mixSeed } from '../trainer.js';
 import type { PretrainConfig } from './config.js';
-import { cellClassTargets, objectPooling } from './dense-targets.js';
+import { cellClassTargets, objectPooling, phraseCandidates } from './dense-targets.js';
+import { phraseNaming } from './phrase-loss.js';
 
 /** The pretraining heads: a projection per pyramid level from the pyramid width to the text tower's. */
 class PretrainHeads extends Module {
@@ -100,7 +101,9 @@ export class Pretrainer {
       weightDecay: config.optimizer.weightDecay,
     });
     const picked = config.datasets.flatMap((spec, i) =>
-      spec.type === 'detection' || spec.type === 'semantic' ? [i] : [],
+      spec.type === 'detection' || spec.type === 'semantic' || (spec.type === 'grounding' && p.phraseWeight > 0)
+        ? [i]
+        : [],
     );
     this.sources = picked.map((i) => datasets[i]!);
     this.sampler = new MultiDatasetSampler(
@@ -211,6 +214,11 @@ export class Pretrainer {
         return { z: this.heads.proj.get(level)!.forward(tf.reshape(f, [b * h * w, c])) as tf.Tensor2D, h, w };
       };
       const terms: tf.Scalar[] = [];
+      if (batch.promptKind === 'sentence') {
+        terms.push(this.phraseTerm(batch, projected(p.objectLevel), text, losses));
+        for (const f of Object.values(features)) f.dispose();
+        return terms[0]!;
+      }
       const segTerms = p.levels.map((level) => {
         const { z, h, w } = projected(level);
         const logp = tf.logSoftmax(tf.div(tf.matMul(l2normalize(z), text, false, true), p.temperature));
@@ -257,6 +265,32 @@ export class Pretrainer {
       g.dispose();
     }
     return { losses, grads: named };
+  }
+
+  /**
+   * Grounding batches (`pretrain.phraseWeight` > 0): each referred object's pooled features named
+   * among its image's phrases (attribute phrases such as "the small blue ring", and relations),
+   * cross-entropy over cosine logits with the other phrases of the same object left out; weighted,
+   * and logged as `phrase` and `phrase_accuracy`.
+   */
+  private phraseTerm(
+    batch: TrainingBatch,
+    level: { z: tf.Tensor2D; h: number; w: number },
+    text: tf.Tensor2D,
+    losses: Record<string, number>,
+  ): tf.Scalar {
+    const { z, h, w } = level;
+    const p = batch.prompts.length;
+    const pool = objectPooling(batch.targets, batch.size, h, w);
+    // No referred object left after cropping: a zero that still reaches the trained tensors.
+    if (pool.count === 0 || p === 0) return tf.mul(tf.add(tf.sum(z), tf.sum(text)), 0) as tf.Scalar;
+    const candidates = phraseCandidates(batch.targets, pool, p);
+    const pooled = tf.matMul(tf.tensor2d(pool.weights, [pool.count, batch.batchSize * h * w]), z) as tf.Tensor2D;
+    const logits = tf.div(tf.matMul(l2normalize(pooled), text, false, true), this.config.pretrain.temperature);
+    const { loss, accuracy } = phraseNaming(logits as tf.Tensor2D, pool.labels, candidates);
+    losses.phrase = loss.dataSync()[0]!;
+    losses.phrase_accuracy = accuracy;
+    return tf.mul(loss, this.config.pretrain.phraseWeight) as tf.Scalar;
   }
 
   /** Every parameter of the network and the heads (heads under `pretrain.`), as the checkpoints name them. */
