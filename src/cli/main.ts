@@ -11,6 +11,10 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
       'label a folder of images: a COCO dataset with masks (resumable; --workers N, or --queue for many machines)',
     load: async () => (await import('./annotate.js')).command,
   },
+  checkpoint: {
+    summary: 'convert a training checkpoint to the compact format (8-bit optimizer moments)',
+    load: async () => (await import('./checkpoint.js')).command,
+  },
   convert: {
     summary: 'convert a released APE checkpoint (.pth) to safetensors + config',
     load: async () => (await import('./convert.js')).command,

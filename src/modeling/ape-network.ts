@@ -5,7 +5,13 @@ import { Linear } from '../nn/linear.js';
 import { Mlp } from '../nn/mlp.js';
 import { ApeBackbone } from './backbone/ape-backbone.js';
 import { ChannelMapper } from './neck.js';
-import { DeformableTransformer, type EncoderProposals, type TransformerOutput } from './deformable/transformer.js';
+import {
+  DeformableTransformer,
+  type DenoisingQueries,
+  type EncoderProposals,
+  type TransformerOutput,
+} from './deformable/transformer.js';
+import { denoisingQueries, splitQueries, splitQueryBoxes, type DenoisingInput } from './denoising-queries.js';
 import { VisionLanguageAlign } from './heads/vision-language-align.js';
 import { MaskHeadModules } from './heads/mask-features.js';
 import { levelGeometry, type LevelGeometry } from './feature-geometry.js';
@@ -75,6 +81,11 @@ export interface ForwardOptions {
   /** Training a trainable text tower: also return its pooled prompt vectors (for the prompt-separation loss). */
   textEmbeddings?: boolean;
   /**
+   * Training only: contrastive denoising queries (DINO's CDN) run through the decoder before the
+   * proposal queries; their per-layer outputs come back in `denoising`, apart from `layers`.
+   */
+  denoising?: DenoisingInput | null;
+  /**
    * Called with the mask level's intermediate maps (diagnostics: feature probes); they are
    * disposed after the call, so read what you need inside it.
    */
@@ -137,6 +148,8 @@ export interface ApeRawOutput {
   textEmbeddings: { vectors: tf.Tensor2D; texts: string[] } | null;
   /** With `pixelLogits`: [B, h*w, P] logits of the mask head's pixel embeddings on its h x w grid. */
   pixelLogits: { logits: tf.Tensor3D; grid: [number, number] } | null;
+  /** With `denoising`: the denoising queries' outputs per decoder layer (as `layers`), else null. */
+  denoising: LayerOutput[] | null;
   /** Token grid of each encoder level. */
   spatialShapes: [number, number][];
   levelStart: number[];
@@ -358,12 +371,16 @@ export class ApeNetwork extends Module {
     );
     lap('prompts');
     const heads = { bboxEmbed: this.bboxEmbed, proposalClass: this.proposalClass };
+    const denoising = options.denoising ? this.denoisingQueries(options.denoising, text) : null;
     const out = this.transformer.forward(visual.levelFeats, visual.geometry, text.encoderText, heads, {
       training,
       rng: options.rng,
       chunkRows,
       onPhase: lap,
+      denoising,
     });
+    if (denoising) tf.dispose([denoising.boxes, denoising.content, denoising.attentionBias]);
+    const dn = options.denoising ? this.splitDenoising(out, options.denoising.count) : null;
     text.encoderText?.tokens.dispose();
     if (this.neck) tf.dispose(visual.levelFeats);
 
@@ -372,12 +389,15 @@ export class ApeNetwork extends Module {
     const pixels = this.pixelEmbedding(visual, out.memory, options.inspect);
     for (const f of Object.values(visual.features)) f.dispose();
     out.memory.dispose();
+    const which = { layers: options.layers ?? (training ? 'all' : 'last'), masks: options.masks ?? 'last' } as const;
     const { layers, pixelLogits } = this.heads(out, promptVectors, pixels, {
-      layers: options.layers ?? (training ? 'all' : 'last'),
-      masks: options.masks ?? 'last',
+      ...which,
       pixelLogits: options.pixelLogits ?? false,
       hidden: (options.hidden ?? false) || !vocabularyLogits,
     });
+    const denoisingLayers = dn
+      ? this.heads(dn, promptVectors, pixels, { ...which, pixelLogits: false, hidden: false }).layers
+      : null;
     pixels.dispose();
     lap('heads');
 
@@ -392,13 +412,14 @@ export class ApeNetwork extends Module {
       promptVectors,
       textEmbeddings,
       pixelLogits,
+      denoising: denoisingLayers,
       inputSize: [hIn, wIn],
       sizes: batch.sizes.map(([h, w]) => [h, w]),
       maskStride: this.maskStride,
       spatialShapes: visual.shapes,
       levelStart: visual.geometry.levelStart,
       dispose() {
-        for (const l of layers)
+        for (const l of [...layers, ...(denoisingLayers ?? [])])
           tf.dispose([l.logits, l.boxes, ...(l.masks ? [l.masks] : []), ...(l.hidden ? [l.hidden] : [])]);
         tf.dispose([
           encoder.logits,
@@ -409,6 +430,38 @@ export class ApeNetwork extends Module {
         ]);
       },
     };
+  }
+
+  /** The denoising queries' tensors: their label content from the prompt embeddings in column order (denoising-queries.ts). */
+  private denoisingQueries(input: DenoisingInput, text: PromptSide): DenoisingQueries {
+    if (text.wordPool) throw new Error('ApeNetwork.forward: denoising queries need sentence-level prompts');
+    const parts = [text.vocabEmb, text.sentenceEmb].filter((t): t is tf.Tensor2D => t !== null);
+    const prompts = parts.length === 1 ? parts[0]! : (tf.concat(parts, 0) as tf.Tensor2D);
+    const queries = denoisingQueries(
+      input,
+      prompts,
+      this.classEmbed[0]!.projection,
+      text.b,
+      this.config.transformer.proposals.numQueries,
+    );
+    if (parts.length > 1) prompts.dispose();
+    return queries;
+  }
+
+  /**
+   * Takes the first `d` queries (the denoising ones) out of the decoder's output, in place: `out`
+   * keeps the proposal queries; the returned hidden states and boxes are the denoising queries'.
+   */
+  private splitDenoising(out: TransformerOutput, d: number): Pick<TransformerOutput, 'hidden' | 'boxes'> {
+    const hidden: tf.Tensor3D[] = [];
+    const boxes: tf.Tensor3D[] = [];
+    out.hidden.forEach((h, i) => {
+      [hidden[i], out.hidden[i]] = splitQueries(h, d);
+      [boxes[i], out.boxes[i]] = splitQueries(out.boxes[i]!, d);
+    });
+    const b = out.memory.shape[0];
+    out.references = out.references.map((r) => splitQueryBoxes(r, b, d)[1]);
+    return { hidden, boxes };
   }
 
   /** Checks the input size and the prompts; the prompts in column order (extra embeddings as sentences with text ''). */

@@ -26,8 +26,11 @@ export class TorchMultiheadAttention extends Module {
     this.outProj = this.child('out_proj', new Linear(embedDim, embedDim, rng, { biasInit: init.zeros() }));
   }
 
-  /** query/key [B, Nq|Nk, E] (position already added), value [B, Nk, E] -> [B, Nq, E] */
-  forward(query: tf.Tensor3D, key: tf.Tensor3D, value: tf.Tensor3D): tf.Tensor3D {
+  /**
+   * query/key [B, Nq|Nk, E] (position already added), value [B, Nk, E] -> [B, Nq, E]. `scoreBias`
+   * [B, Nq, Nk] is added to every head's scores before the softmax (a large negative hides a key).
+   */
+  forward(query: tf.Tensor3D, key: tf.Tensor3D, value: tf.Tensor3D, scoreBias: tf.Tensor3D | null = null): tf.Tensor3D {
     return tf.tidy(() => {
       const e = this.embedDim;
       const h = this.numHeads;
@@ -40,7 +43,10 @@ export class TorchMultiheadAttention extends Module {
       const q = tf.mul(splitHeads(tf.reshape(project(query, 0), [b, nq, e]), h), 1 / Math.sqrt(e / h));
       const k = splitHeads(tf.reshape(project(key, 1), [b, nk, e]), h);
       const v = splitHeads(tf.reshape(project(value, 2), [b, nk, e]), h);
-      const attn = tf.softmax(tf.matMul(q, k, false, true));
+      let scores = tf.matMul(q, k, false, true);
+      if (scoreBias)
+        scores = tf.reshape(tf.add(tf.reshape(scores, [b, h, nq, nk]), tf.expandDims(scoreBias, 1)), [b * h, nq, nk]);
+      const attn = tf.softmax(scores);
       const out = mergeHeads(tf.matMul(attn, v), b, h);
       return this.outProj.forward(out) as tf.Tensor3D;
     });
@@ -56,11 +62,11 @@ export class DetrexMultiheadAttention extends Module {
     this.attn = this.child('attn', new TorchMultiheadAttention(embedDim, numHeads, rng));
   }
 
-  /** Self-attention: q = k = query + pos, v = query; returns query + attention. */
-  forward(query: tf.Tensor3D, queryPos: tf.Tensor3D | null): tf.Tensor3D {
+  /** Self-attention: q = k = query + pos, v = query; returns query + attention (`scoreBias`: see TorchMultiheadAttention). */
+  forward(query: tf.Tensor3D, queryPos: tf.Tensor3D | null, scoreBias: tf.Tensor3D | null = null): tf.Tensor3D {
     return tf.tidy(() => {
       const qk = queryPos ? (tf.add(query, queryPos) as tf.Tensor3D) : query;
-      return tf.add(query, this.attn.forward(qk, qk, query)) as tf.Tensor3D;
+      return tf.add(query, this.attn.forward(qk, qk, query, scoreBias)) as tf.Tensor3D;
     });
   }
 }

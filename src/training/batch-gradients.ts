@@ -1,7 +1,8 @@
 import { tf } from '../engine/engine.js';
 import type { TrainingBatch } from '../data/batch.js';
 import type { ApeRawOutput, ApeNetwork, PromptInput } from '../modeling/ape-network.js';
-import type { Rng } from '../util/random.js';
+import { Rng } from '../util/random.js';
+import { denoisingBatch, type DenoisingBatch } from './denoising.js';
 import {
   computeLosses,
   wantsPixelClass,
@@ -10,6 +11,9 @@ import {
   type TrainingPredictions,
 } from './criterion.js';
 import { getOrThrow } from '../util/checked.js';
+
+/** Mixed into the step generator's state for the denoising queries' own generator. */
+const DENOISING_STREAM = 0x636e5f31;
 
 /** Extra negative prompts for a sentence batch: N embeddings of `dim` values, back to back. */
 export interface NegativeEmbeddings {
@@ -56,6 +60,17 @@ export function batchGradients(
     batch.promptKind === 'sentence'
       ? { sentences: batch.prompts, extraSentenceEmbeddings: extra }
       : { vocabulary: batch.prompts.length ? batch.prompts : ['object'] };
+  // From a generator derived from the step's without drawing from it: turning the queries on
+  // leaves the step's other draws (drop path, point sampling) as they were.
+  const denoising = criterion.denoising
+    ? denoisingBatch(
+        batch.targets,
+        Math.max(1, batch.prompts.length),
+        network.config.transformer.proposals.numQueries,
+        criterion.denoising,
+        new Rng((rng.getState() ^ DENOISING_STREAM) >>> 0),
+      )
+    : null;
   const losses: Record<string, number> = {};
   const t0 = performance.now();
   let t1 = t0;
@@ -68,9 +83,10 @@ export function batchGradients(
       masks: criterion.maskLayers,
       pixelLogits: wantsPixelClass(criterion, batch.switches),
       textEmbeddings: wantsSeparation(criterion),
+      denoising: denoising?.input ?? null,
     });
     t1 = performance.now();
-    const result = computeLosses(trainingPredictions(out), batch.targets, batch.switches, criterion, rng);
+    const result = computeLosses(trainingPredictions(out, denoising), batch.targets, batch.switches, criterion, rng);
     for (const [name, t] of result.terms) losses[name] = t.dataSync()[0]!;
     t2 = performance.now();
     return result.total;
@@ -88,8 +104,8 @@ export function batchGradients(
   return { grads: named, losses, phaseMs };
 }
 
-/** The criterion's view of the network's raw output. */
-export function trainingPredictions(out: ApeRawOutput): TrainingPredictions {
+/** The criterion's view of the network's raw output (and of its denoising queries, when it ran some). */
+export function trainingPredictions(out: ApeRawOutput, denoising: DenoisingBatch | null = null): TrainingPredictions {
   const anchors = out.encoder.anchors;
   const anchorBoxes = anchors.boxes.slice();
   for (let i = 0; i < anchors.valid.length; i++) if (!anchors.valid[i]) anchorBoxes.fill(0, i * 4 + 2, i * 4 + 4);
@@ -99,5 +115,17 @@ export function trainingPredictions(out: ApeRawOutput): TrainingPredictions {
     references: out.references[0],
     textEmbeddings: out.textEmbeddings,
     pixelLogits: out.pixelLogits,
+    denoising:
+      denoising && out.denoising
+        ? {
+            layers: out.denoising.map((l) => ({
+              logits: l.logits,
+              boxes: l.boxes,
+              ...(l.masks ? { masks: l.masks } : {}),
+            })),
+            matches: denoising.matches,
+            groups: denoising.groups,
+          }
+        : null,
   };
 }

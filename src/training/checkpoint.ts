@@ -2,11 +2,21 @@ import { mkdirSync, openSync, fsyncSync, closeSync, readdirSync, rmSync } from '
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { readSafetensorsFile, writeSafetensorsFile } from '../io/safetensors-node.js';
-import { toFloat32, type SafetensorsInput } from '../io/safetensors.js';
+import { toFloat32, type SafetensorsInput, type TensorData } from '../io/safetensors.js';
 import type { AdamWState } from './optim/adamw.js';
+import { decodeMoments, encodeMoments, momentBlocks } from './optim/compact-moments.js';
 
 /** Format tag in every training checkpoint's metadata. */
 export const CHECKPOINT_FORMAT = 'ape-train-checkpoint-v1';
+
+/**
+ * How a checkpoint stores the AdamW moments (weights are always float32): `full` as float32,
+ * `compact` as 8-bit codes with per-block scales (optim/compact-moments.ts), half the file.
+ */
+export type CheckpointFormat = 'full' | 'compact';
+
+/** The metadata's `moments` value per format (absent: float32, as in checkpoints before compact ones). */
+const MOMENT_ENCODING: Record<CheckpointFormat, string> = { full: 'f32', compact: 'q8-block' };
 
 /** Everything a run needs to continue exactly where it stopped. */
 export interface TrainingCheckpoint {
@@ -20,10 +30,12 @@ export interface TrainingCheckpoint {
   extras: Map<string, { shape: number[]; data: Float32Array }>;
   /** JSON-able run state: sampler cursors, generator states, bank texts, config fingerprint. */
   state: Record<string, unknown>;
+  /** How the file stored the moments (set by loadCheckpoint; saving takes the format as an argument). */
+  format?: CheckpointFormat;
 }
 
 /** CRC-32 of a tensor's bytes, as 8 hex digits. */
-function tensorChecksum(data: Float32Array): string {
+function tensorChecksum(data: TensorData): string {
   return (crc32(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)) >>> 0).toString(16).padStart(8, '0');
 }
 
@@ -35,30 +47,44 @@ export function checkpointName(step: number): string {
 /**
  * Writes one checkpoint as a single safetensors file: written to a temporary name, fsynced,
  * renamed into place, and the folder fsynced, so a crash at any point leaves either the previous
- * checkpoints only or the new one complete. The metadata holds a CRC-32 of every tensor, checked
- * on load. Afterwards older checkpoints are pruned so that `keep` remain up to this one; files of
- * later steps (not this run's: damaged or foreign) are never what pruning keeps instead of it.
+ * checkpoints only or the new one complete. The metadata holds a CRC-32 of every tensor (of the
+ * bytes stored, codes and scales for compact moments), checked on load. Afterwards older
+ * checkpoints are pruned so that `keep` remain up to this one; files of later steps (not this
+ * run's: damaged or foreign) are never what pruning keeps instead of it.
  */
-export async function saveCheckpoint(dir: string, checkpoint: TrainingCheckpoint, keep = 3): Promise<string> {
+export async function saveCheckpoint(
+  dir: string,
+  checkpoint: TrainingCheckpoint,
+  keep = 3,
+  format: CheckpointFormat = 'full',
+): Promise<string> {
   mkdirSync(dir, { recursive: true });
-  const tensors = new Map<string, SafetensorsInput>();
+  const tensors = new Map<string, SafetensorsInput & { data: TensorData }>();
   for (const [name, p] of checkpoint.params)
     tensors.set(`model.${name}`, { dtype: 'F32', shape: p.shape, data: p.data });
   for (const [name, mv] of checkpoint.optimizer.moments) {
     const shape = checkpoint.params.get(name)?.shape ?? [mv.m.length];
-    tensors.set(`optim.m.${name}`, { dtype: 'F32', shape, data: mv.m });
-    tensors.set(`optim.v.${name}`, { dtype: 'F32', shape, data: mv.v });
+    if (format === 'full') {
+      tensors.set(`optim.m.${name}`, { dtype: 'F32', shape, data: mv.m });
+      tensors.set(`optim.v.${name}`, { dtype: 'F32', shape, data: mv.v });
+      continue;
+    }
+    const c = encodeMoments(mv.m, mv.v, name);
+    const blocks = momentBlocks(mv.m.length);
+    tensors.set(`optim.v8.${name}`, { dtype: 'U8', shape, data: c.vCodes });
+    tensors.set(`optim.v8range.${name}`, { dtype: 'F32', shape: [blocks, 2], data: c.vRanges });
+    tensors.set(`optim.r8.${name}`, { dtype: 'I8', shape, data: c.rCodes });
+    tensors.set(`optim.r8scale.${name}`, { dtype: 'F32', shape: [blocks], data: c.rScales });
   }
   for (const [name, e] of checkpoint.extras)
     tensors.set(`extra.${name}`, { dtype: 'F32', shape: e.shape, data: e.data });
   const metadata = {
     format: CHECKPOINT_FORMAT,
+    moments: MOMENT_ENCODING[format],
     step: String(checkpoint.step),
     optimizer: JSON.stringify({ step: checkpoint.optimizer.step, paramSteps: checkpoint.optimizerParamSteps }),
     state: JSON.stringify(checkpoint.state),
-    checksums: JSON.stringify(
-      Object.fromEntries([...tensors].map(([name, t]) => [name, tensorChecksum(t.data as Float32Array)])),
-    ),
+    checksums: JSON.stringify(Object.fromEntries([...tensors].map(([name, t]) => [name, tensorChecksum(t.data)]))),
   };
   const path = join(dir, checkpointName(checkpoint.step));
   await writeSafetensorsFile(path, tensors, metadata);
@@ -92,24 +118,22 @@ export async function loadCheckpoint(path: string): Promise<TrainingCheckpoint> 
   const file = await readSafetensorsFile(path);
   if (file.metadata.format !== CHECKPOINT_FORMAT)
     throw new Error(`${path}: not a training checkpoint (format '${file.metadata.format ?? ''}')`);
+  const encoding = file.metadata.moments ?? MOMENT_ENCODING.full;
+  const format = (Object.keys(MOMENT_ENCODING) as CheckpointFormat[]).find((f) => MOMENT_ENCODING[f] === encoding);
+  if (format === undefined)
+    throw new Error(
+      `${path}: unknown optimizer-moment encoding '${encoding}' (known: ${Object.values(MOMENT_ENCODING).join(', ')})`,
+    );
   if (file.metadata.checksums !== undefined) verifyChecksums(path, file.metadata.checksums, file.tensors);
   const params = new Map<string, { shape: number[]; data: Float32Array }>();
   const extras = new Map<string, { shape: number[]; data: Float32Array }>();
-  const m = new Map<string, Float32Array>();
-  const v = new Map<string, Float32Array>();
+  const optim = new Map<string, TensorData>();
   for (const [name, entry] of file.tensors) {
-    const value = { shape: entry.shape, data: toFloat32(entry) };
-    if (name.startsWith('model.')) params.set(name.slice(6), value);
-    else if (name.startsWith('optim.m.')) m.set(name.slice(8), value.data);
-    else if (name.startsWith('optim.v.')) v.set(name.slice(8), value.data);
-    else if (name.startsWith('extra.')) extras.set(name.slice(6), value);
+    if (name.startsWith('model.')) params.set(name.slice(6), { shape: entry.shape, data: toFloat32(entry) });
+    else if (name.startsWith('extra.')) extras.set(name.slice(6), { shape: entry.shape, data: toFloat32(entry) });
+    else if (name.startsWith('optim.')) optim.set(name.slice(6), entry.data);
   }
-  const moments = new Map<string, { m: Float32Array; v: Float32Array }>();
-  for (const [name, mm] of m) {
-    const vv = v.get(name);
-    if (!vv) throw new Error(`${path}: optimizer state for '${name}' has m but no v`);
-    moments.set(name, { m: mm, v: vv });
-  }
+  const moments = format === 'full' ? fullMoments(path, optim) : compactMoments(path, optim);
   let optimizerMeta: { step: number; paramSteps: Record<string, number> };
   let state: Record<string, unknown>;
   try {
@@ -125,10 +149,43 @@ export async function loadCheckpoint(path: string): Promise<TrainingCheckpoint> 
     optimizerParamSteps: optimizerMeta.paramSteps,
     extras,
     state,
+    format,
   };
 }
 
-function verifyChecksums(path: string, text: string, tensors: Map<string, { data: unknown }>): void {
+type Moments = Map<string, { m: Float32Array; v: Float32Array }>;
+
+/** Moments stored as `m.<name>` and `v.<name>` float32 tensors. */
+function fullMoments(path: string, optim: Map<string, TensorData>): Moments {
+  const moments: Moments = new Map();
+  for (const [key, m] of optim) {
+    if (!key.startsWith('m.')) continue;
+    const name = key.slice(2);
+    const v = optim.get(`v.${name}`);
+    if (!v) throw new Error(`${path}: optimizer state for '${name}' has m but no v`);
+    moments.set(name, { m: toFloat32({ data: m }), v: toFloat32({ data: v }) });
+  }
+  return moments;
+}
+
+/** Moments stored as 8-bit codes: `v8.<name>` with `v8range.<name>`, `r8.<name>` with `r8scale.<name>`. */
+function compactMoments(path: string, optim: Map<string, TensorData>): Moments {
+  const moments: Moments = new Map();
+  for (const [key, vCodes] of optim) {
+    if (!key.startsWith('v8.')) continue;
+    const name = key.slice(3);
+    const parts = ['v8range', 'r8', 'r8scale'].map((part) => optim.get(`${part}.${name}`));
+    const [vRanges, rCodes, rScales] = parts;
+    if (!(vCodes instanceof Uint8Array && vRanges instanceof Float32Array))
+      throw new Error(`${path}: the 8-bit second moment of '${name}' is not U8 codes with F32 ranges`);
+    if (!(rCodes instanceof Int8Array && rScales instanceof Float32Array))
+      throw new Error(`${path}: the 8-bit first moment of '${name}' is missing or not I8 codes with F32 scales`);
+    moments.set(name, decodeMoments({ vCodes, vRanges, rCodes, rScales }, `${path}: optimizer state for '${name}'`));
+  }
+  return moments;
+}
+
+function verifyChecksums(path: string, text: string, tensors: Map<string, { data: TensorData }>): void {
   let expected: Record<string, string>;
   try {
     expected = JSON.parse(text) as Record<string, string>;
@@ -138,7 +195,7 @@ function verifyChecksums(path: string, text: string, tensors: Map<string, { data
   for (const [name, entry] of tensors) {
     const want = expected[name];
     if (want === undefined) throw new Error(`${path}: tensor '${name}' has no checksum in the metadata`);
-    const got = tensorChecksum(entry.data as Float32Array);
+    const got = tensorChecksum(entry.data);
     if (got !== want)
       throw new Error(
         `${path}: tensor '${name}' fails its checksum (CRC-32 ${got}, written as ${want}): the file was altered or damaged`,

@@ -5,7 +5,9 @@ import type { DatasetSpec } from '../data/open-dataset.js';
 import type { LossSwitches } from '../data/sampler/loss-switches.js';
 import { APE_PRESETS, type ApePresetName } from '../modeling/config.js';
 import { checkedMerge, showValue, type MergeRules } from '../util/checked-merge.js';
+import type { CheckpointFormat } from './checkpoint.js';
 import type { LossWeights } from './criterion.js';
+import type { DenoisingConfig } from './denoising.js';
 import type { MatchCostWeights } from './assign/match-cost.js';
 import type { PointSamplingOptions } from './losses/point-sampling.js';
 import type { ScheduleSettings } from './optim/schedule.js';
@@ -68,6 +70,8 @@ export interface TrainConfig {
     maskLayers: 'last' | 'all';
     pointSampling: PointSamplingOptions | null;
     separationMargin: number;
+    /** DINO's contrastive denoising queries (training only; null = off); missing fields take DEFAULT_DENOISING's. */
+    denoising: DenoisingConfig | null;
   };
   negativeBank: {
     /** Sentence embeddings kept (0 = off). */
@@ -89,7 +93,12 @@ export interface TrainConfig {
     maxSegments: number;
     federatedSampleCats: number;
   };
-  checkpoint: { every: number; keep: number };
+  checkpoint: {
+    every: number;
+    keep: number;
+    /** How the AdamW moments are stored: `full` (float32) or `compact` (8-bit codes, about half the file). */
+    format: CheckpointFormat;
+  };
   log: { every: number };
   /**
    * Synthetic-world folders to generate before training when they do not exist yet (so that one
@@ -131,6 +140,7 @@ export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'datasets' | 'output'> = {
     maskLayers: 'last',
     pointSampling: null,
     separationMargin: 0.2,
+    denoising: null,
   },
   negativeBank: { size: 256, perBatch: 64 },
   augment: { flipProbability: 0.5, scaleRange: [0.5, 1.5], crop: true, minSize: 2 },
@@ -142,11 +152,14 @@ export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'datasets' | 'output'> = {
     maxSegments: 100,
     federatedSampleCats: 50,
   },
-  checkpoint: { every: 500, keep: 3 },
+  checkpoint: { every: 500, keep: 3, format: 'full' },
   log: { every: 10 },
   prepare: { synth: [] },
   eval: null,
 };
+
+/** DINO's settings (detrex: label_noise_ratio 0.5, box_noise_scale 1.0, dn_number 100 pairs), five groups at most. */
+export const DEFAULT_DENOISING: DenoisingConfig = { groups: 5, labelNoise: 0.5, boxNoise: 1, maxQueries: 200 };
 
 /** A config problem: names the file and the field. */
 export class ConfigError extends Error {
@@ -252,6 +265,13 @@ const TRAIN_CONFIG_RULES: ReadonlyArray<readonly [string, Rule]> = [
   ['loss.maskLayers', oneOf('last', 'all')],
   ['loss.weights.*', nonNegative],
   ['loss.separationMargin', between(-1, 1, true)],
+  [
+    'loss.denoising.groups',
+    (v) => (Number.isInteger(v) && (v as number) >= 0 ? null : `must be a whole number, ${got(v)}`),
+  ],
+  ['loss.denoising.labelNoise', between(0, 1)],
+  ['loss.denoising.boxNoise', nonNegative],
+  ['loss.denoising.maxQueries', positiveInteger],
   ['loss.pointSampling.numPoints', positiveInteger],
   ['loss.pointSampling.oversample', atLeast(1)],
   ['loss.pointSampling.importance', between(0, 1)],
@@ -264,6 +284,7 @@ const TRAIN_CONFIG_RULES: ReadonlyArray<readonly [string, Rule]> = [
   ['augment.flipProbability', between(0, 1)],
   ['checkpoint.every', positiveInteger],
   ['checkpoint.keep', positiveInteger],
+  ['checkpoint.format', oneOf('full', 'compact')],
   ['log.every', positiveInteger],
 ];
 
@@ -293,6 +314,13 @@ export function parseTrainConfig(json: unknown, file: string): TrainConfig {
   const raw = json as Record<string, unknown>;
   const settings = Object.fromEntries(Object.entries(raw).filter(([key]) => !NOT_SETTINGS.includes(key)));
   const c = checkedMerge(DEFAULT_TRAIN_CONFIG, settings, TRAIN_SETTINGS_MERGE, fail) as TrainConfig;
+  if (c.loss.denoising !== null)
+    c.loss.denoising = checkedMerge(
+      DEFAULT_DENOISING,
+      c.loss.denoising,
+      { missing: 'default', unknown: 'error' },
+      (p, why) => fail(p === '' ? 'loss.denoising' : `loss.denoising.${p}`, why),
+    );
   const check = <V>(field: string, rule: Rule, value: V): V => {
     const why = rule(value);
     return why === null ? value : fail(field, why);

@@ -8,6 +8,7 @@ import { DEFAULT_MATCH_COST, type MatchCostWeights } from './assign/match-cost.j
 import { boxL1Loss, giouLoss } from './losses/box.js';
 import { sigmoidFocalLoss } from './losses/focal.js';
 import { diceLoss, maskBceLoss } from './losses/mask.js';
+import type { DenoisingConfig } from './denoising.js';
 import { pixelClassLoss } from './losses/pixel-class.js';
 import { promptSeparationLoss } from './losses/prompt-separation.js';
 import { downsampleMaskArea } from './losses/mask-targets.js';
@@ -48,6 +49,8 @@ export interface TrainingPredictions {
   textEmbeddings?: { vectors: tf.Tensor2D; texts: readonly string[] } | null;
   /** [B, h*w, P] logits of the pixel embeddings, for the pixel-class loss. */
   pixelLogits?: { logits: tf.Tensor3D; grid: [number, number] } | null;
+  /** The denoising queries' outputs per decoder layer, which target each positive answers for, and the group count. */
+  denoising?: { layers: DecoderLayerPredictions[]; matches: MatchIndices[]; groups: number } | null;
 }
 
 export interface LossWeights {
@@ -75,6 +78,8 @@ export interface CriterionConfig {
   pointSampling: PointSamplingOptions | null;
   /** Cosine below which two prompts' vectors cost the separation loss nothing. */
   separationMargin: number;
+  /** Contrastive denoising queries (training/denoising.ts), or null. */
+  denoising: DenoisingConfig | null;
 }
 
 export const DEFAULT_CRITERION: CriterionConfig = {
@@ -86,6 +91,7 @@ export const DEFAULT_CRITERION: CriterionConfig = {
   maskLayers: 'last',
   pointSampling: null,
   separationMargin: 0.2,
+  denoising: null,
 };
 
 export interface LossResult {
@@ -152,6 +158,31 @@ export function computeLosses(
       const [bce, dice] = maskLosses(masks, targets, matches, numMasks, config, rng);
       add(`mask${suffix}`, bce, config.weights.mask);
       add(`dice${suffix}`, dice, config.weights.dice);
+    }
+  });
+
+  // Denoising queries (DINO): the pairs are known, the losses those of matched queries, averaged
+  // over the groups as well as the targets.
+  const denoising = pred.denoising;
+  denoising?.layers.forEach((layer, l) => {
+    const { matches, groups } = denoising;
+    const suffix = l === denoising.layers.length - 1 ? '' : `_${l}`;
+    if (switches.decoderClass)
+      add(
+        `dn_class${suffix}`,
+        classLoss(layer.logits, targets, matches, switches, numBoxes * groups, config),
+        config.weights.cls,
+      );
+    if (switches.boxes) {
+      const [l1, giou] = boxLosses(layer.boxes, targets, matches, numBoxes * groups);
+      add(`dn_l1${suffix}`, l1, config.weights.l1);
+      add(`dn_giou${suffix}`, giou, config.weights.giou);
+    }
+    const masks = switches.masks && (config.maskLayers === 'all' || l === layers.length - 1) ? layer.masks : undefined;
+    if (masks && targets.some((t) => t.masks && t.labels.length > 0)) {
+      const [bce, dice] = maskLosses(masks, targets, matches, numMasks * groups, config, rng);
+      add(`dn_mask${suffix}`, bce, config.weights.mask);
+      add(`dn_dice${suffix}`, dice, config.weights.dice);
     }
   });
 

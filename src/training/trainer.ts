@@ -397,7 +397,12 @@ export class Trainer {
       extras: new Map([['negative_bank', { shape: [bank.texts.length, bank.dim], data: bank.embeddings }]]),
       state: state as unknown as Record<string, unknown>,
     };
-    return saveCheckpoint(Trainer.checkpointDir(this.config), checkpoint, this.config.checkpoint.keep);
+    return saveCheckpoint(
+      Trainer.checkpointDir(this.config),
+      checkpoint,
+      this.config.checkpoint.keep,
+      this.config.checkpoint.format,
+    );
   }
 
   private restore(checkpoint: TrainingCheckpoint): void {

@@ -56,6 +56,16 @@ test('config errors name the file and the field', () => {
       /'schedule\.milestoneFractions' must be a list of fractions in \(0, 1\), got \[0\.8,1\.2\]/,
     ],
     [{ ...minimal(), schedule: { plannedSteps: 0 } }, /'schedule\.plannedSteps' must be a positive integer, got 0/],
+    [{ ...minimal(), checkpoint: { format: 'bf16' } }, /'checkpoint\.format' must be full or compact, got "bf16"/],
+    [
+      { ...minimal(), loss: { denoising: { labelNoise: 2 } } },
+      /'loss\.denoising\.labelNoise' must be in \[0, 1\], got 2/,
+    ],
+    [{ ...minimal(), loss: { denoising: { grups: 2 } } }, /'loss\.denoising\.grups' is not a known setting/],
+    [
+      { ...minimal(), loss: { denoising: { groups: 1.5 } } },
+      /'loss\.denoising\.groups' must be a whole number, got 1\.5/,
+    ],
   ];
   for (const [json, message] of bad) assert.throws(() => parseTrainConfig(json, '/c.json'), message);
 });

@@ -41,9 +41,10 @@ export class DeformableDecoderLayer extends Module {
     frame: ReturnType<typeof boxSamplingFrame>,
     shapes: SpatialShapes,
     chunkRows = Infinity,
+    selfAttentionBias: tf.Tensor3D | null = null,
   ): tf.Tensor3D {
     return tf.tidy(() => {
-      let x = this.norms[0]!.forward(this.selfAttention.forward(query, pos)) as tf.Tensor3D;
+      let x = this.norms[0]!.forward(this.selfAttention.forward(query, pos, selfAttentionBias)) as tf.Tensor3D;
       x = this.norms[1]!.forward(
         this.crossAttention.forward({
           query: x,
@@ -109,7 +110,11 @@ export class DeformableDecoder extends Module {
         : [];
   }
 
-  /** initialReference: [B, Q, 4] cxcywh boxes without gradient (not disposed here). */
+  /**
+   * initialReference: [B, Q, 4] cxcywh boxes without gradient (not disposed here).
+   * selfAttentionBias: [B, Q, Q] added to the self-attention scores of every layer (training's
+   * denoising queries hide themselves from the others), or null.
+   */
   forward(
     query: tf.Tensor3D,
     pos: tf.Tensor3D,
@@ -120,6 +125,7 @@ export class DeformableDecoder extends Module {
     shapes: SpatialShapes,
     bboxEmbed: Mlp[],
     chunkRows = Infinity,
+    selfAttentionBias: tf.Tensor3D | null = null,
   ): DecoderOutput {
     const [b] = query.shape;
     const levels = shapes.length;
@@ -140,7 +146,7 @@ export class DeformableDecoder extends Module {
       const frame = tidyKeep(() =>
         boxSamplingFrame(tf.mul(tf.expandDims(reference, 2), ratios) as tf.Tensor4D, numPoints),
       );
-      const next = layer.forward(x, pos, memory, keep, frame, shapes, chunkRows);
+      const next = layer.forward(x, pos, memory, keep, frame, shapes, chunkRows, selfAttentionBias);
       frame.base.dispose();
       frame.scale.dispose();
       const refined = tf.tidy(

@@ -5,7 +5,7 @@ import { LayerNorm } from '../../nn/layer-norm.js';
 import { Linear } from '../../nn/linear.js';
 import type { Mlp } from '../../nn/mlp.js';
 import type { BiAttentionConfig } from '../fusion/bi-attention.js';
-import { detach } from '../../nn/ops.js';
+import { detach, inverseSigmoid } from '../../nn/ops.js';
 import { mapRowChunks, sliceRows } from '../row-chunks.js';
 import {
   encoderReferencePoints,
@@ -49,7 +49,22 @@ export interface EncoderProposals {
   selected: Int32Array[];
 }
 
+/**
+ * Training only: extra decoder queries placed before the proposals' (DINO's contrastive
+ * denoising), each built like a proposal query from its box, plus `content`.
+ */
+export interface DenoisingQueries {
+  /** [B, D, 4] cxcywh in [0, 1] of each image's valid region: their first reference boxes. */
+  boxes: tf.Tensor3D;
+  /** [B, D, E] added to each query's content (its label's vector; zero for none). */
+  content: tf.Tensor3D;
+  /** [B, D + Q, D + Q] added to every decoder layer's self-attention scores (a large negative hides a key). */
+  attentionBias: tf.Tensor3D;
+}
+
 export interface TransformerRunOptions {
+  /** Training-only denoising queries; the decoder outputs then hold them first, then the Q proposal queries. */
+  denoising?: DenoisingQueries | null;
   training?: boolean;
   rng?: Rng;
   /** Inference: tokens per chunk for token-wise work over the encoder's tokens (default: all at once). */
@@ -165,18 +180,23 @@ export class DeformableTransformer extends Module {
     tf.dispose([outputMemory, topCoords]);
     options.onPhase?.('encoder');
 
+    const start = options.denoising
+      ? this.withDenoisingQueries({ query, queryPos, reference }, options.denoising)
+      : null;
+    if (start) tf.dispose([query, queryPos, reference]);
     const decoded = this.decoder.forward(
-      query,
-      queryPos,
+      start?.query ?? query,
+      start?.queryPos ?? queryPos,
       memory,
       keep,
-      reference,
+      start?.reference ?? reference,
       geometry.validRatios,
       shapes,
       heads.bboxEmbed,
       chunkRows,
+      options.denoising?.attentionBias ?? null,
     );
-    tf.dispose([query, queryPos, reference]);
+    tf.dispose(start ? [start.query, start.queryPos, start.reference] : [query, queryPos, reference]);
     keep?.dispose();
     const boxes = tf.tidy(() => tf.sigmoid(coordsUnact)) as tf.Tensor3D;
     coordsUnact.dispose();
@@ -265,6 +285,29 @@ export class DeformableTransformer extends Module {
     validTensor?.dispose();
     unactTensor.dispose();
     return { outputMemory, logits, coordsUnact, anchors };
+  }
+
+  /**
+   * The proposal queries with the denoising queries before them: each denoising box is embedded
+   * as decoderQueries embeds a proposal's (pos_trans of the sine embedding of the box before the
+   * sigmoid, split into position and content), and its content gets `content` where a proposal's
+   * gets its picked memory row. The boxes are constants (no gradient), as the proposals' are.
+   */
+  withDenoisingQueries(
+    queries: Pick<DecoderQueries, 'query' | 'queryPos' | 'reference'>,
+    denoising: Pick<DenoisingQueries, 'boxes' | 'content'>,
+  ): Pick<DecoderQueries, 'query' | 'queryPos' | 'reference'> {
+    return tf.tidy(() => {
+      const e = this.config.embedDim;
+      const unact = inverseSigmoid(detach(denoising.boxes));
+      const trans = this.posTransNorm.forward(this.posTrans.forward(proposalPositionEmbedding(unact, e / 2)));
+      const [pos, base] = tf.split(trans, 2, 2) as [tf.Tensor3D, tf.Tensor3D];
+      return {
+        query: tf.concat([tf.add(base, denoising.content), queries.query], 1) as tf.Tensor3D,
+        queryPos: tf.concat([pos, queries.queryPos], 1) as tf.Tensor3D,
+        reference: tf.concat([tf.sigmoid(unact), queries.reference], 1) as tf.Tensor3D,
+      };
+    });
   }
 
   /**

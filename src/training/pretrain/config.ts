@@ -9,6 +9,11 @@ export interface PretrainSettings {
   objectLevel: string;
   segmentationWeight: number;
   objectWeight: number;
+  /**
+   * Naming referred objects among their images' phrases (grounding sets then join the draws;
+   * 0 = off, and grounding sets only feed the tokenizer).
+   */
+  phraseWeight: number;
   /** Softmax temperature of the cosine logits (CLIP's initial 0.07). */
   temperature: number;
   /** Parameter-name prefixes written to the weights file a detector run starts from (`initFrom`). */
@@ -23,6 +28,7 @@ export const DEFAULT_PRETRAIN_SETTINGS: PretrainSettings = {
   objectLevel: 'p3',
   segmentationWeight: 1,
   objectWeight: 1,
+  phraseWeight: 0,
   temperature: 0.07,
   export: ['backbone.', 'model_language.'],
 };
@@ -53,7 +59,7 @@ export function parsePretrainConfig(json: unknown, file: string): PretrainConfig
   if (train.accumulate !== 1) fail('accumulate', `must be 1 for pretraining, got ${train.accumulate}`);
   if (settings.levels.length === 0 || !settings.levels.every((l) => typeof l === 'string'))
     fail('pretrain.levels', `must list pyramid levels, got ${showValue(settings.levels)}`);
-  for (const key of ['segmentationWeight', 'objectWeight'] as const)
+  for (const key of ['segmentationWeight', 'objectWeight', 'phraseWeight'] as const)
     if (!(settings[key] >= 0))
       fail(`pretrain.${key}`, `must be a non-negative number, got ${showValue(settings[key])}`);
   if (!(settings.temperature > 0))

@@ -35,16 +35,19 @@ export function cellClassTargets(
 /**
  * Object pooling over a batch's grid cells: row k holds object k's mask share per cell (its
  * area-averaged mask, normalised to sum 1), over the [B * h * w] cells of the batch; objects
- * with a prompt only, and only those that cover some cell.
+ * with a prompt only, and only those that cover some cell. `images` and `objects` say which
+ * image and which of its targets each row is.
  */
 export function objectPooling(
   all: readonly ImageTargets[],
   canvas: number,
   h: number,
   w: number,
-): { weights: Float32Array; labels: Int32Array; count: number } {
+): { weights: Float32Array; labels: Int32Array; count: number; images: Int32Array; objects: Int32Array } {
   const rows: Float32Array[] = [];
   const labels: number[] = [];
+  const images: number[] = [];
+  const objects: number[] = [];
   const cells = h * w;
   all.forEach((targets, b) => {
     targets.masks?.forEach((mask, k) => {
@@ -58,9 +61,44 @@ export function objectPooling(
       for (let i = 0; i < cells; i++) row[b * cells + i] = share[i]! / sum;
       rows.push(row);
       labels.push(label);
+      images.push(b);
+      objects.push(k);
     });
   });
   const weights = new Float32Array(rows.length * all.length * cells);
   rows.forEach((r, i) => weights.set(r, i * r.length));
-  return { weights, labels: Int32Array.from(labels), count: rows.length };
+  return {
+    weights,
+    labels: Int32Array.from(labels),
+    count: rows.length,
+    images: Int32Array.from(images),
+    objects: Int32Array.from(objects),
+  };
+}
+
+/**
+ * Which phrases each pooled object of a sentence batch is named against (1 = a candidate), [rows
+ * x prompts]: the phrases of its own image (another image's phrase may be true of it as well),
+ * less the other phrases that refer to the same object (same box), which are not wrong.
+ */
+export function phraseCandidates(
+  all: readonly ImageTargets[],
+  pool: { labels: Int32Array; images: Int32Array; objects: Int32Array; count: number },
+  prompts: number,
+): Uint8Array {
+  const out = new Uint8Array(pool.count * prompts);
+  for (let r = 0; r < pool.count; r++) {
+    const t = all[pool.images[r]!]!;
+    const k = pool.objects[r]!;
+    const row = out.subarray(r * prompts, (r + 1) * prompts);
+    for (let c = 0; c < prompts; c++) row[c] = !t.promptWeights || (t.promptWeights[c] ?? 0) > 0 ? 1 : 0;
+    for (let j = 0; j < t.labels.length; j++) {
+      if (j === k || t.labels[j] === pool.labels[r]) continue;
+      let same = true;
+      for (let e = 0; e < 4; e++) same &&= t.boxes[j * 4 + e] === t.boxes[k * 4 + e];
+      if (same && t.labels[j]! >= 0) row[t.labels[j]!] = 0;
+    }
+    row[pool.labels[r]!] = 1;
+  }
+  return out;
 }

@@ -22,7 +22,8 @@ import { learningRateAt, plannedSchedule, type ScheduleConfig } from '../optim/s
 import type { StepReport } from '../trainer.js';
 import { Trainer, loadDrawBatch, mixSeed } from '../trainer.js';
 import type { PretrainConfig } from './config.js';
-import { cellClassTargets, objectPooling } from './dense-targets.js';
+import { cellClassTargets, objectPooling, phraseCandidates } from './dense-targets.js';
+import { phraseNaming } from './phrase-loss.js';
 import { getOrThrow } from '../../util/checked.js';
 
 /** The pretraining heads: a projection per pyramid level from the pyramid width to the text tower's. */
@@ -101,7 +102,9 @@ export class Pretrainer {
       weightDecay: config.optimizer.weightDecay,
     });
     const picked = config.datasets.flatMap((spec, i) =>
-      spec.type === 'detection' || spec.type === 'semantic' ? [i] : [],
+      spec.type === 'detection' || spec.type === 'semantic' || (spec.type === 'grounding' && p.phraseWeight > 0)
+        ? [i]
+        : [],
     );
     this.sources = picked.map((i) => datasets[i]!);
     this.sampler = new MultiDatasetSampler(
@@ -218,6 +221,11 @@ export class Pretrainer {
         };
       };
       const terms: tf.Scalar[] = [];
+      if (batch.promptKind === 'sentence') {
+        terms.push(this.phraseTerm(batch, projected(p.objectLevel), text, losses));
+        for (const f of Object.values(features)) f.dispose();
+        return terms[0]!;
+      }
       const segTerms = p.levels.map((level) => {
         const { z, h, w } = projected(level);
         const logp = tf.logSoftmax(tf.div(tf.matMul(l2normalize(z), text, false, true), p.temperature));
@@ -266,8 +274,34 @@ export class Pretrainer {
     return { losses, grads: named };
   }
 
-  /** Every parameter of the network and the heads (heads under `pretrain.`), for checkpoints. */
-  private allParams(): Map<string, tf.Variable> {
+  /**
+   * Grounding batches (`pretrain.phraseWeight` > 0): each referred object's pooled features named
+   * among its image's phrases (attribute phrases such as "the small blue ring", and relations),
+   * cross-entropy over cosine logits with the other phrases of the same object left out; weighted,
+   * and logged as `phrase` and `phrase_accuracy`.
+   */
+  private phraseTerm(
+    batch: TrainingBatch,
+    level: { z: tf.Tensor2D; h: number; w: number },
+    text: tf.Tensor2D,
+    losses: Record<string, number>,
+  ): tf.Scalar {
+    const { z, h, w } = level;
+    const p = batch.prompts.length;
+    const pool = objectPooling(batch.targets, batch.size, h, w);
+    // No referred object left after cropping: a zero that still reaches the trained tensors.
+    if (pool.count === 0 || p === 0) return tf.mul(tf.add(tf.sum(z), tf.sum(text)), 0) as tf.Scalar;
+    const candidates = phraseCandidates(batch.targets, pool, p);
+    const pooled = tf.matMul(tf.tensor2d(pool.weights, [pool.count, batch.batchSize * h * w]), z) as tf.Tensor2D;
+    const logits = tf.div(tf.matMul(l2normalize(pooled), text, false, true), this.config.pretrain.temperature);
+    const { loss, accuracy } = phraseNaming(logits as tf.Tensor2D, pool.labels, candidates);
+    losses.phrase = loss.dataSync()[0]!;
+    losses.phrase_accuracy = accuracy;
+    return tf.mul(loss, this.config.pretrain.phraseWeight) as tf.Scalar;
+  }
+
+  /** Every parameter of the network and the heads (heads under `pretrain.`), as the checkpoints name them. */
+  allNamedParameters(): Map<string, tf.Variable> {
     const out = new Map(this.network.namedParameters());
     for (const [name, v] of this.heads.namedParameters()) out.set(HEADS + name, v);
     return out;
@@ -275,7 +309,7 @@ export class Pretrainer {
 
   async saveCheckpoint(): Promise<string> {
     const params = new Map<string, { shape: number[]; data: Float32Array }>();
-    for (const [name, v] of this.allParams())
+    for (const [name, v] of this.allNamedParameters())
       params.set(name, { shape: v.shape.slice(), data: v.dataSync() as Float32Array });
     const state: PretrainState = {
       sampler: this.sampler.getState(),
@@ -295,6 +329,7 @@ export class Pretrainer {
         state: state as unknown as Record<string, unknown>,
       },
       this.config.checkpoint.keep,
+      this.config.checkpoint.format,
     );
   }
 
@@ -323,7 +358,7 @@ export class Pretrainer {
   }
 
   private restore(checkpoint: TrainingCheckpoint): void {
-    for (const [name, v] of this.allParams()) {
+    for (const [name, v] of this.allNamedParameters()) {
       const saved = checkpoint.params.get(name);
       if (!saved) throw new Error(`checkpoint step ${checkpoint.step} has no parameter '${name}'`);
       if (saved.data.length !== v.size)
