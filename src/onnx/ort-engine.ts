@@ -4,15 +4,14 @@
  * and in memory; prompt embeddings still come from the model's text tower and prompt cache.
  * Outputs come back as TF.js tensors so that post-processing is the same code for both engines.
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tf } from '../engine/engine.js';
 import type { ApeNetwork, ModelBatch } from '../modeling/ape-network.js';
 import type { PromptSet } from '../text/prompts.js';
-import { exportKey, exportNetwork, MANIFEST_FILE, type ExportShape } from './export-network.js';
-import { filesHash, writeNetworkExport } from './export-files.js';
-import { OrtNetwork, type OrtNetworkOutputs } from './ort-network.js';
-import { OPSET } from './kernel-ops.js';
+import { exportKey, exportNetwork, type ExportShape } from './export-network.js';
+import { filesHash } from './export-files.js';
+import { exportCacheDirs, loadCachedExport } from './export-cache.js';
+import type { OrtNetwork, OrtNetworkOutputs } from './ort-network.js';
 import type { InferenceRunner, NetworkOutputs } from './inference-runner.js';
 
 /** Where the model came from: its folder and the files whose hash keys the cached exports. */
@@ -24,6 +23,18 @@ export interface ModelSource {
 export interface OrtEngineOptions {
   /** Where exports are cached (default: MODEL_DIR/onnx). */
   cacheDir?: string;
+  /**
+   * Where exports go when cacheDir cannot be written (a read-only model folder, such as one inside
+   * an installed package): a folder per model (name and hash) under it, looked in after cacheDir.
+   * loadModel sets $APE_HOME/onnx (default ~/.cache/ape/onnx); unset, there is no fallback.
+   */
+  fallbackCacheDir?: string;
+  /**
+   * Exports kept loaded (ONNX Runtime sessions: about 130 MB each for the tiny model at 256): the
+   * least recently used beyond this many is released, and loaded again from the disk cache when
+   * its shape comes back (default DEFAULT_MAX_LOADED).
+   */
+  maxLoaded?: number;
   /** ONNX Runtime threads per session (default: all cores). */
   threads?: number;
   /** Told when an export is being made (it takes seconds for the tiny model, minutes for large ones). */
@@ -41,9 +52,25 @@ export function vocabularyBucket(count: number): number {
   return bucket;
 }
 
+/** Exports kept loaded when OrtEngineOptions.maxLoaded is not given. */
+export const DEFAULT_MAX_LOADED = 4;
+
+interface LoadedNetwork {
+  net: Promise<OrtNetwork>;
+  /** Calls running on it now. */
+  users: number;
+  /** Dropped from the loaded set: released when its last user is done. */
+  evicted: boolean;
+}
+
+function releaseLoaded(entry: LoadedNetwork): void {
+  entry.net.then((net) => net.release()).catch(() => undefined);
+}
+
 export class OrtEngine implements InferenceRunner {
   readonly name = 'ort';
-  private readonly networks = new Map<string, Promise<OrtNetwork>>();
+  /** Loaded exports by shape key, least recently used first. */
+  private readonly networks = new Map<string, LoadedNetwork>();
   private hash: Promise<string> | null = null;
 
   constructor(
@@ -74,13 +101,9 @@ export class OrtEngine implements InferenceRunner {
     const perImage = h * w * 3;
     const outs: OrtNetworkOutputs[] = [];
     for (let i = 0; i < b; i++) {
-      const net = await this.networkFor({
-        size: h,
-        valid: batch.sizes[i]!,
-        vocabulary: bucket,
-        sentences: prompts.sentences.length,
-      });
-      outs.push(await net.run({ image: pixels.subarray(i * perImage, (i + 1) * perImage), ...embeddings }));
+      const shape = { size: h, valid: batch.sizes[i]!, vocabulary: bucket, sentences: prompts.sentences.length };
+      const image = pixels.subarray(i * perImage, (i + 1) * perImage);
+      outs.push(await this.withNetwork(shape, (net) => net.run({ image, ...embeddings })));
     }
     const p = vocabulary + prompts.sentences.length;
     return tf.tidy(() => {
@@ -106,42 +129,71 @@ export class OrtEngine implements InferenceRunner {
     });
   }
 
-  /** The loaded export for one shape: from memory, from the disk cache when its hash matches, or made now. */
-  private networkFor(shape: ExportShape): Promise<OrtNetwork> {
+  /** The shapes whose exports are loaded now, least recently used first. */
+  get loaded(): string[] {
+    return [...this.networks.keys()];
+  }
+
+  /**
+   * Runs `use` on the loaded export for one shape: from memory, from the disk cache, or made now.
+   * At most maxLoaded stay loaded: the least recently used beyond it is released once no call
+   * uses it, so a server that sees many shapes does not grow by a session per shape.
+   */
+  private async withNetwork<T>(shape: ExportShape, use: (net: OrtNetwork) => Promise<T>): Promise<T> {
     const key = exportKey(shape);
-    let net = this.networks.get(key);
-    if (!net) {
-      net = this.load(key, shape);
-      this.networks.set(key, net);
-      net.catch(() => this.networks.delete(key));
+    let entry = this.networks.get(key);
+    if (entry) {
+      this.networks.delete(key); // re-inserted below: the most recently used come last
+    } else {
+      const loading: LoadedNetwork = { net: this.load(key, shape), users: 0, evicted: false };
+      loading.net.catch(() => {
+        if (this.networks.get(key) === loading) this.networks.delete(key);
+      });
+      entry = loading;
     }
-    return net;
+    this.networks.set(key, entry);
+    const limit = Math.max(1, this.options.maxLoaded ?? DEFAULT_MAX_LOADED);
+    for (const [k, old] of this.networks) {
+      if (this.networks.size <= limit) break;
+      this.networks.delete(k);
+      old.evicted = true;
+      if (old.users === 0) releaseLoaded(old);
+    }
+    entry.users++;
+    try {
+      return await use(await entry.net);
+    } finally {
+      entry.users--;
+      if (entry.evicted && entry.users === 0) releaseLoaded(entry);
+    }
   }
 
   private async load(key: string, shape: ExportShape): Promise<OrtNetwork> {
     this.hash ??= filesHash(this.source.files);
     const hash = await this.hash;
-    const dir = join(this.options.cacheDir ?? join(this.source.dir, 'onnx'), key);
-    const cached = await readFile(join(dir, MANIFEST_FILE), 'utf8')
-      .then((t) => JSON.parse(t) as { model?: { hash?: string }; opset?: number } | null)
-      .catch(() => null);
-    // Made from these weights by this exporter (same opset): load it; anything else is made again.
-    if (cached?.model?.hash === hash && cached.opset === OPSET) {
-      try {
-        return await OrtNetwork.load(dir, { threads: this.options.threads });
-      } catch (e) {
-        this.options.onExport?.(`ONNX export ${dir} is unusable (${(e as Error).message}); making it again`);
-      }
-    }
-    const started = performance.now();
-    this.options.onExport?.(`exporting ${this.network.config.name} to ONNX for ${key} (once; cached in ${dir}) ...`);
-    await writeNetworkExport(dir, exportNetwork(this.network, shape, hash));
-    this.options.onExport?.(`exported in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-    return OrtNetwork.load(dir, { threads: this.options.threads });
+    return loadCachedExport({
+      dirs: exportCacheDirs(
+        this.source.dir,
+        this.network.config.name,
+        hash,
+        this.options.cacheDir,
+        this.options.fallbackCacheDir,
+      ).map((d) => join(d, key)),
+      hash,
+      shape,
+      make: () => {
+        this.options.onExport?.(
+          `exporting ${this.network.config.name} to ONNX for ${key} (once per image shape and prompt count) ...`,
+        );
+        return exportNetwork(this.network, shape, hash);
+      },
+      threads: this.options.threads,
+      report: (message) => this.options.onExport?.(message),
+    });
   }
 
   async release(): Promise<void> {
-    const nets = await Promise.allSettled(this.networks.values());
+    const nets = await Promise.allSettled([...this.networks.values()].map((e) => e.net));
     this.networks.clear();
     await Promise.all(nets.flatMap((n) => (n.status === 'fulfilled' ? [n.value.release()] : [])));
   }

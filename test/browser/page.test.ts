@@ -33,7 +33,8 @@ before(async () => {
   webDir = await mkdtemp(join(tmpdir(), 'ape-web-'));
   const build = spawnSync(process.execPath, ['scripts/build-web.mjs', webDir], { cwd: root, encoding: 'utf8' });
   assert.equal(build.status, 0, build.stderr);
-  app = await createApeServer({ modelDir: model.dir, webDir });
+  // The server's model on TF.js, as the page's in-browser mode runs it: the two are compared exactly.
+  app = await createApeServer({ modelDir: model.dir, webDir, engine: 'tfjs' });
   await app.host.start();
   url = (await app.listen(0)).url;
   browser = await chromium.launch({
