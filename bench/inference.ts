@@ -35,7 +35,7 @@ export async function run(argv: string[]): Promise<BenchResult> {
   const runs = Number(option(argv, '--runs', '5'));
   const threads = argv.includes('--threads') ? Number(option(argv, '--threads', '0')) : undefined;
   await initEngine({ backend: 'wasm' });
-  const model = await loadModel(modelDir);
+  const model = await loadModel(modelDir, { engine: 'tfjs' });
   const image = await readImage(imagePath);
   const size = model.config.input.size;
   const prompts = { vocabulary: VOCABULARY, sentences: SENTENCES };

@@ -28,7 +28,7 @@ export async function probeInputs(argv: string[]): Promise<ProbeInputs> {
   const dataDir = option(argv, '--data', 'data/synth/val');
   const count = Number(option(argv, '--images', '16'));
   await initEngine({ backend: 'wasm' });
-  const model = await loadModel(modelDir);
+  const model = await loadModel(modelDir, { engine: 'tfjs' });
   const semantic = JSON.parse(readFileSync(join(dataDir, 'semantic.json'), 'utf8')) as ProbeInputs['semantic'];
   return {
     modelDir,

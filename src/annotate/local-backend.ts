@@ -1,13 +1,13 @@
 import type { AnnotationBackend, PendingImage } from './backend.js';
-import { ModelPool } from './model-pool.js';
+import { ModelPool, type ModelPoolOptions } from './model-pool.js';
 import type { AnnotateSettings, ImageOutcome } from './types.js';
 
 /** `--workers N`: N model processes on this machine, each reading its images from disk. */
 export class LocalBackend implements AnnotationBackend {
   private readonly pool: ModelPool;
 
-  constructor(modelDir: string, workers: number) {
-    this.pool = new ModelPool(modelDir, workers);
+  constructor(modelDir: string, workers: number, options: ModelPoolOptions = {}) {
+    this.pool = new ModelPool(modelDir, workers, options);
   }
 
   async run(

@@ -1,5 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import type { FromModelProcess, ImageTask, ToModelProcess } from './model-protocol.js';
+import { availableParallelism } from 'node:os';
+import type { InferenceEngineName } from '../inference/model-files.js';
+import type { FromModelProcess, ImageTask, ModelProcessSpec, ToModelProcess } from './model-protocol.js';
 import type { ImageOutcome } from './types.js';
 
 /** How many times an image may take a model process down with it before it is called poisoned. */
@@ -9,14 +11,21 @@ const CRASHES_PER_IMAGE = 2;
  * The process's entry: the compiled .js next to this file, or, when running from the TypeScript
  * sources (tests, tsx), the .ts file with tsx's loader, which a forked process does not inherit.
  */
-function spawnModelProcess(modelDir: string): ChildProcess {
+function spawnModelProcess(spec: ModelProcessSpec): ChildProcess {
   const fromSource = import.meta.url.endsWith('.ts');
   const entry = new URL(fromSource ? './model-process.ts' : './model-process.js', import.meta.url);
-  return fork(entry, [modelDir], {
+  return fork(entry, [JSON.stringify(spec)], {
     execArgv: fromSource ? ['--import', 'tsx'] : [],
     serialization: 'advanced',
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
+}
+
+export interface ModelPoolOptions {
+  /** Where the processes run the network (default loadModel's: ort). */
+  engine?: InferenceEngineName;
+  /** Told the processes' notes (an ONNX export being made on first use). */
+  log?: (line: string) => void;
 }
 
 interface Pending {
@@ -48,11 +57,21 @@ export class ModelPool {
   /** Milliseconds each process took to load the model. */
   readonly loadMs: number[] = [];
 
+  private readonly spec: ModelProcessSpec;
+
   constructor(
     private readonly modelDir: string,
     readonly size: number,
+    private readonly options: ModelPoolOptions = {},
   ) {
     if (!Number.isInteger(size) || size < 1) throw new Error(`a model pool needs at least one process, got ${size}`);
+    // ONNX Runtime takes every core per session: N processes share them instead of fighting over them.
+    const threads = size > 1 ? Math.max(1, Math.floor(availableParallelism() / size)) : undefined;
+    this.spec = {
+      modelDir,
+      ...(options.engine !== undefined ? { engine: options.engine } : {}),
+      ...(threads !== undefined ? { threads } : {}),
+    };
   }
 
   /** Starts the processes; resolves once every one has loaded the model. */
@@ -62,7 +81,7 @@ export class ModelPool {
   }
 
   private spawn(): Slot {
-    const child = spawnModelProcess(this.modelDir);
+    const child = spawnModelProcess(this.spec);
     const slot: Slot = { child, ready: Promise.resolve(), busy: null };
     slot.ready = new Promise<void>((resolve, reject) => {
       child.on('message', (message: FromModelProcess) => {
@@ -73,6 +92,8 @@ export class ModelPool {
           this.dispatch();
         } else if (message.type === 'load-failed') {
           reject(new Error(`could not load the model from ${this.modelDir}: ${message.message}`));
+        } else if (message.type === 'note') {
+          this.options.log?.(`model process ${child.pid}: ${message.line}`);
         } else if (slot.busy && slot.busy.id === message.id) {
           const { pending } = slot.busy;
           slot.busy = null;

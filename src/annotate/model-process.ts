@@ -1,13 +1,13 @@
 /**
  * A model process of a ModelPool: loads the model once, then annotates the images it is sent,
  * one at a time. An image that cannot be read or decoded is answered with the reason, never
- * with a crash. Started by ModelPool (argv[2] = the model folder); not meant to be run by hand.
+ * with a crash. Started by ModelPool (argv[2]: ModelProcessSpec as JSON); not meant to be run by hand.
  */
 import { initEngine } from '../engine/engine.js';
 import { loadModel } from '../inference/model-files.js';
 import { decodeImage, readImage } from '../io/image-node.js';
 import { annotateImage } from './annotate-image.js';
-import type { FromModelProcess, ImageTask, ToModelProcess } from './model-protocol.js';
+import type { FromModelProcess, ImageTask, ModelProcessSpec, ToModelProcess } from './model-protocol.js';
 import type { ImageOutcome } from './types.js';
 import type { ApeModel } from '../inference/ape-model.js';
 import { required } from '../util/checked.js';
@@ -34,7 +34,7 @@ async function outcome(model: ApeModel, task: ImageTask): Promise<ImageOutcome> 
     return { ok: false, reason: code ? `cannot read ${task.name}: ${code}` : (error as Error).message };
   }
   try {
-    return { ok: true, result: annotateImage(model, image, task.settings) };
+    return { ok: true, result: await annotateImage(model, image, task.settings) };
   } catch (error) {
     return { ok: false, reason: `${task.name}: the model failed on this image: ${(error as Error).message}` };
   }
@@ -43,8 +43,12 @@ async function outcome(model: ApeModel, task: ImageTask): Promise<ImageOutcome> 
 let model: ApeModel;
 try {
   const t0 = performance.now();
+  const spec = JSON.parse(process.argv[2]!) as ModelProcessSpec;
   await initEngine({ backend: 'wasm' });
-  model = await loadModel(process.argv[2]!);
+  model = await loadModel(spec.modelDir, {
+    engine: spec.engine,
+    ort: { threads: spec.threads, onExport: (line) => send({ type: 'note', line }) },
+  });
   send({ type: 'ready', loadMs: Math.round(performance.now() - t0) });
 } catch (error) {
   send({ type: 'load-failed', message: (error as Error).message });

@@ -1,6 +1,16 @@
+import type { InferenceEngineName } from '../inference/model-files.js';
 import type { AnnotateSettings, ImageOutcome } from './types.js';
 
 /** Messages between a ModelPool and its model processes (model-process.ts). */
+
+/** What a model process loads (its argv[2], as JSON). */
+export interface ModelProcessSpec {
+  modelDir: string;
+  /** Default loadModel's (ort). */
+  engine?: InferenceEngineName;
+  /** ONNX Runtime threads per session (default: ONNX Runtime's choice, all cores). */
+  threads?: number;
+}
 
 export interface ImageTask {
   /** The image's name in messages (its path, or the name the producer gave it). */
@@ -17,4 +27,6 @@ export type ToModelProcess = { type: 'image'; id: number; task: ImageTask };
 export type FromModelProcess =
   | { type: 'ready'; loadMs: number }
   | { type: 'load-failed'; message: string }
+  /** A line worth showing (an ONNX export being made on first use). */
+  | { type: 'note'; line: string }
   | { type: 'done'; id: number; outcome: ImageOutcome; ms: number };

@@ -1,4 +1,5 @@
 import { Worker, type Job } from 'bullmq';
+import type { InferenceEngineName } from '../inference/model-files.js';
 import { modelFingerprint } from './model-fingerprint.js';
 import { ModelPool } from './model-pool.js';
 import { DEFAULT_QUEUE_NAME, type ImageJobData, type ImageJobResult } from './queue-jobs.js';
@@ -9,6 +10,8 @@ export interface QueueWorkerOptions {
   url: string;
   queueName?: string;
   modelDir: string;
+  /** Where the model processes run the network (default loadModel's: ort). */
+  engine?: InferenceEngineName;
   /** Model processes, and jobs run at once. */
   concurrency: number;
   /**
@@ -34,7 +37,10 @@ const MAX_STALLS = 3;
  */
 export async function runQueueWorker(o: QueueWorkerOptions): Promise<{ jobs: number }> {
   const model = await modelFingerprint(o.modelDir);
-  const pool = new ModelPool(o.modelDir, o.concurrency);
+  const pool = new ModelPool(o.modelDir, o.concurrency, {
+    ...(o.engine !== undefined ? { engine: o.engine } : {}),
+    log: o.log,
+  });
   await pool.start();
   o.log(
     `model ${model} loaded in ${o.concurrency} process${o.concurrency === 1 ? '' : 'es'} (${Math.max(...pool.loadMs)} ms)`,

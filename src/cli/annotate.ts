@@ -13,7 +13,7 @@ import { DEFAULT_SCORE_THRESHOLD } from '../inference/results.js';
 import { UsageError, type Command } from './command.js';
 
 const usage = `usage: ape annotate IMAGES_DIR|LIST.txt --vocab "cat,dog" [--sentence TEXT]... --out DIR
-                    [--model DIR] [--engine tfjs] [--threshold ${DEFAULT_SCORE_THRESHOLD}] [--workers N] [--overlays]
+                    [--model DIR] [--engine ort|tfjs] [--threshold ${DEFAULT_SCORE_THRESHOLD}] [--workers N] [--overlays]
                     [--queue redis://HOST:PORT/DB [--queue-name ape-annotate] [--in-flight 64] [--redis-timeout 60]]
   Labels a collection: every image of the folder (searched recursively) or of the list file (one
   path per line) goes through the model once; DIR/annotations.json is a COCO instances file with
@@ -24,7 +24,8 @@ const usage = `usage: ape annotate IMAGES_DIR|LIST.txt --vocab "cat,dog" [--sent
   --sentence TEXT    a sentence to find (repeatable; its own category)
   --prompt TEXT      APE's rule: split on commas; all sentences if any item has a space, else vocabulary
   --model DIR        model folder (default: the shipped models/default)
-  --engine NAME      inference engine: tfjs (TF.js on wasm, the only one in this build)
+  --engine NAME      ort (default: ONNX Runtime; the network is exported on first use for each
+                     image shape and prompt count, cached in MODEL/onnx) or tfjs (TF.js on wasm)
   --threshold T      lowest score kept (0-1, default ${DEFAULT_SCORE_THRESHOLD})
   --workers N        model processes on this machine (default 1)
   --overlays         also draw each image's annotations into DIR/overlays
@@ -60,13 +61,15 @@ async function run(argv: string[]): Promise<number> {
   });
   if (positionals.length !== 1) throw new UsageError('give one images folder or list file');
   if (values.out === undefined) throw new UsageError('--out is required');
-  engineOption(values.engine, ['tfjs']);
+  const engine = engineOption(values.engine);
   const { vocabulary, sentences } = promptOptions(values);
   distinctPrompts({ vocabulary, sentences });
   const settings = { vocabulary, sentences, threshold: thresholdOption(values.threshold) };
   const workers = positiveIntegerOption(values.workers, 'workers') ?? 1;
   if (values.queue !== undefined && values.workers !== undefined)
     throw new UsageError('--workers is for local runs; with --queue, start ape worker processes instead');
+  if (values.queue !== undefined && values.engine !== undefined)
+    throw new UsageError('--engine is for local runs; with --queue, each ape worker takes its own --engine');
   if (values.queue === undefined) {
     for (const name of ['queue-name', 'in-flight', 'redis-timeout'] as const)
       if (values[name] !== undefined) throw new UsageError(`--${name} goes with --queue`);
@@ -95,10 +98,10 @@ async function run(argv: string[]): Promise<number> {
       log: (line) => console.error(`ape annotate: ${line}`),
     });
   } else {
-    backend = new LocalBackend(modelDir, workers);
+    backend = new LocalBackend(modelDir, workers, { engine, log: (line) => console.error(`ape annotate: ${line}`) });
   }
   console.error(
-    `ape annotate: ${images.length} images, ${vocabulary.length + sentences.length} prompts, ${values.queue ? `queue ${values.queue}` : `${workers} model process${workers === 1 ? '' : 'es'}`}`,
+    `ape annotate: ${images.length} images, ${vocabulary.length + sentences.length} prompts, ${values.queue ? `queue ${values.queue}` : `${workers} model process${workers === 1 ? '' : 'es'} (${engine})`}`,
   );
   try {
     const summary = await runAnnotation(

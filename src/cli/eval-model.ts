@@ -7,9 +7,12 @@ import { writeJsonFile } from '../util/write-json.js';
 import { backendOption, parseCommandArgs, positiveIntegerOption } from './args.js';
 import type { Command } from './command.js';
 import { UsageError } from './command.js';
+import { engineOption } from './engine-option.js';
 
-const usage = `usage: ape eval model --model DIR|NAME --data DIR [--images N] [--size N] [--json OUT.json]
-  --size N  input size in pixels instead of the model's (a multiple of 64; see ape predict --size)
+const usage = `usage: ape eval model --model DIR|NAME --data DIR [--images N] [--size N] [--engine ort|tfjs] [--json OUT.json]
+  --size N      input size in pixels instead of the model's (a multiple of 64; see ape predict --size)
+  --engine E    ort (default: ONNX Runtime; the network is exported on first use for each image
+                shape and prompt count, cached in MODEL/onnx) or tfjs (TF.js on wasm, the reference)
   Prints a table per category (box AP, mask AP, semantic IoU), the totals, and the JSON
   {"bbox": [12], "segm": [12], "miou": x, "referring_acc": x, "per_category": [...]}`;
 
@@ -41,6 +44,7 @@ export const command: Command = {
         json: { type: 'string' },
         backend: { type: 'string' },
         size: { type: 'string' },
+        engine: { type: 'string' },
       },
       strict: true,
       allowPositionals: false,
@@ -50,8 +54,13 @@ export const command: Command = {
     const maxImages = positiveIntegerOption(values.images, 'images');
     const backend = backendOption(values.backend);
     const inputSize = sizeOption(values.size);
+    const engine = engineOption(values.engine);
     await initEngine({ backend });
-    const model = await loadModel(await resolveModelOption(values.model), inputSize !== undefined ? { inputSize } : {});
+    const model = await loadModel(await resolveModelOption(values.model), {
+      engine,
+      ort: { onExport: (message) => console.error(`ape eval model: ${message}`) },
+      ...(inputSize !== undefined ? { inputSize } : {}),
+    });
     let progress: Progress | undefined;
     const result = await evaluateModel(model, values.data, {
       maxImages,

@@ -42,7 +42,7 @@ async function run(argv: string[]): Promise<number> {
   const sentences = countOption(values.sentences, 'sentences', 0);
   if (vocabulary + sentences === 0) throw new UsageError('--vocab and --sentences cannot both be 0');
   await initEngine();
-  const model = await loadModel(modelDir);
+  const model = await loadModel(modelDir, { engine: 'tfjs' });
   try {
     const size = positiveIntegerOption(values.size, 'size') ?? model.config.input.size;
     const coarsest = Math.max(...model.levelStrides);

@@ -23,7 +23,7 @@ export const RESULTS_FILE = 'results.json';
 
 const usage = `usage: ape predict IMAGE|FOLDER... [--vocab "circle,square,grass"] [--sentence "the red star on the left"]...
                    [--prompt "a,b"] [--model DIR|NAME] [--size N] [--threshold ${DEFAULT_SCORE_THRESHOLD}]
-                   [--semantic-threshold ${DEFAULT_SEMANTIC_THRESHOLD}] [--out predictions] [--engine tfjs|ort]
+                   [--semantic-threshold ${DEFAULT_SEMANTIC_THRESHOLD}] [--out predictions] [--engine ort|tfjs]
   Detects, segments and grounds what the prompts name, one forward pass per image.
   --vocab LIST      category names, comma-separated (each its own prompt)
   --sentence TEXT   a sentence / referring expression (repeatable)
@@ -39,8 +39,9 @@ const usage = `usage: ape predict IMAGE|FOLDER... [--vocab "circle,square,grass"
   --out DIR         where the results go (default: predictions); a folder that already has
                     results is not overwritten: DIR-2, DIR-3, ... is used instead
   --overwrite       write into --out even when it has results
-  --engine E        tfjs (default) or ort: the network on ONNX Runtime, exported on first use for
-                    each image shape and prompt count and cached in the model folder (MODEL/onnx)
+  --engine E        ort (default: the network on ONNX Runtime, exported on first use for each
+                    image shape and prompt count and cached in MODEL/onnx, or in $APE_HOME/onnx
+                    when the model folder is read-only) or tfjs (TF.js on wasm, the reference)
   --categories GT   a COCO ground-truth file: its category names are the vocabulary (unless
                     --vocab is given) and results.json takes its category and image ids (images
                     matched by file name), ready for 'ape eval coco --gt GT --results OUT/results.json'

@@ -3,8 +3,9 @@ import { createApeServer } from '../server/app.js';
 import { DEFAULT_LIMITS, type ServerLimits } from '../server/limits.js';
 import { resolveModelOption, sizeOption } from './model-option.js';
 import { UsageError, type Command } from './command.js';
+import { engineOption } from './engine-option.js';
 
-const usage = `usage: ape serve [--port 8080] [--host 127.0.0.1] [--model DIR|NAME] [limits]
+const usage = `usage: ape serve [--port 8080] [--host 127.0.0.1] [--model DIR|NAME] [--engine ort|tfjs] [limits]
   HTTP API and web page for one model:
     POST /v1/predict     multipart/form-data (image file; vocabulary, sentences, prompt, threshold fields)
                          or JSON {image: base64, vocabulary: [...], sentences: [...], prompt, threshold}
@@ -15,6 +16,9 @@ const usage = `usage: ape serve [--port 8080] [--host 127.0.0.1] [--model DIR|NA
                          by name: ape-ti, ape-l-d (pulled on first use, see 'ape pull')
   --size N               input size in pixels instead of the model's (a multiple of 64; the
                          encoder's cost grows with N squared)
+  --engine E             where the model thread runs the network: ort (default: ONNX Runtime;
+                         exported on first use for each image shape and prompt count, cached in
+                         MODEL/onnx: the first request of a new shape waits for it) or tfjs (TF.js)
   --port P               0 picks a free port (default 8080)
   --host H               address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)
 limits (answers: 413 too large, 422 bad prompts, 503 queue full, 504 too slow):
@@ -52,6 +56,7 @@ async function run(argv: string[]): Promise<number> {
       'grace-ms': { type: 'string' },
       'web-dir': { type: 'string' },
       size: { type: 'string' },
+      engine: { type: 'string' },
     },
     allowPositionals: true,
   });
@@ -76,9 +81,12 @@ async function run(argv: string[]): Promise<number> {
     shutdownGraceMs: integer('grace-ms', 0),
   };
   const inputSize = sizeOption(values.size);
+  const engine = engineOption(values.engine);
   const modelDir = await resolveModelOption(values.model);
   const app = await createApeServer({
     modelDir,
+    engine,
+    log: (line) => console.error(`ape serve: ${line}`),
     limits,
     ...(inputSize !== undefined ? { inputSize } : {}),
     ...(values['web-dir'] ? { webDir: values['web-dir'] } : {}),
@@ -88,7 +96,9 @@ async function run(argv: string[]): Promise<number> {
     throw error;
   });
   const { url } = await app.listen(port, values.host ?? '127.0.0.1');
-  console.log(`ape serve: model '${info.name}' from ${modelDir} (${info.backend}, loaded in ${info.loadMs} ms)`);
+  console.log(
+    `ape serve: model '${info.name}' from ${modelDir} (${info.inferenceEngine}, ${info.backend}, loaded in ${info.loadMs} ms)`,
+  );
   console.log(`ape serve: listening on ${url}`);
   await new Promise<void>((resolve) => {
     const stop = () => {

@@ -6,7 +6,7 @@ import { engineOption } from './engine-option.js';
 import { defaultModelDir } from './model-option.js';
 import { UsageError, type Command } from './command.js';
 
-const usage = `usage: ape worker --queue redis://HOST:PORT/DB [--queue-name ape-annotate] [--model DIR] [--engine tfjs]
+const usage = `usage: ape worker --queue redis://HOST:PORT/DB [--queue-name ape-annotate] [--model DIR] [--engine ort|tfjs]
                   [--concurrency 1] [--lock-seconds 30] [--redis-timeout 60]
   Runs the image jobs of 'ape annotate --queue' runs, on as many machines as there are workers:
   each job is one image, answered with its annotations (or why it could not be read). A worker
@@ -16,7 +16,8 @@ const usage = `usage: ape worker --queue redis://HOST:PORT/DB [--queue-name ape-
   --queue URL         the Redis the producer uses
   --queue-name NAME   the BullMQ queue (default ape-annotate)
   --model DIR         model folder (default: the shipped models/default)
-  --engine NAME       inference engine: tfjs (TF.js on wasm, the only one in this build)
+  --engine NAME       ort (default: ONNX Runtime; the network is exported on first use for each
+                      image shape and prompt count, cached in MODEL/onnx) or tfjs (TF.js on wasm)
   --concurrency N     model processes, and images annotated at once (default 1)
   --lock-seconds S    a dead worker's job goes to another after about this long (default 30)
   --redis-timeout S   give up when Redis stays unreachable this many seconds (default 60)`;
@@ -51,7 +52,7 @@ async function run(argv: string[]): Promise<number> {
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
-  engineOption(values.engine, ['tfjs']);
+  const engine = engineOption(values.engine);
   const lockSeconds = values['lock-seconds'] === undefined ? 30 : Number(values['lock-seconds']);
   if (!Number.isFinite(lockSeconds) || lockSeconds < 1)
     throw new UsageError(`--lock-seconds must be a number of at least 1, got '${values['lock-seconds']}'`);
@@ -68,6 +69,7 @@ async function run(argv: string[]): Promise<number> {
     url: values.queue,
     queueName: values['queue-name'],
     modelDir: resolve(values.model ?? defaultModelDir()),
+    engine,
     concurrency: positiveIntegerOption(values.concurrency, 'concurrency') ?? 1,
     lockMs: lockSeconds * 1000,
     giveUpMs: redisTimeoutOption(values['redis-timeout']) * 1000,

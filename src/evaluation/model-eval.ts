@@ -20,7 +20,7 @@ export interface ModelEvalOptions {
 }
 
 /** What evaluation needs of a model (ApeModel; tests give a stand-in). */
-export type EvaluatedModel = Pick<ApeModel, 'predict' | 'predictVariants'>;
+export type EvaluatedModel = Pick<ApeModel, 'predict' | 'predictVariantsOnEngine'>;
 
 /** The numbers of `ape eval model`: COCO box and mask stats (12 each), semantic mIoU, referring P@0.5. */
 export interface ModelEvalResult {
@@ -74,8 +74,9 @@ export async function evaluateModel(
 
 /**
  * evaluateModel once per variant of the post-processing settings, running the network once per
- * image (`predictVariants`); result v is the evaluation under variants[v] (`options.settings` is
- * ignored). Referring precision does not depend on these settings and is the same in every result.
+ * image (`predictVariantsOnEngine`: on the engine the model was loaded with); result v is the
+ * evaluation under variants[v] (`options.settings` is ignored). Referring precision does not
+ * depend on these settings and is the same in every result.
  */
 export async function evaluateModelVariants(
   model: EvaluatedModel,
@@ -143,7 +144,11 @@ export async function evaluateModelVariants(
     const image = await readImage(join(dataDir, 'images', im.file_name ?? ''));
     const preds =
       tasks.length > 0
-        ? await model.predictVariants([image], { vocabulary: names, tasks, masks: wanted.has('instances') }, variants)
+        ? await model.predictVariantsOnEngine(
+            [image],
+            { vocabulary: names, tasks, masks: wanted.has('instances') },
+            variants,
+          )
         : [];
     const semFile = semanticFiles.get(im.id);
     const gtLabels = semFile && preds.some((p) => p[0]!.semantic) ? await readGrayPng(join(dataDir, semFile)) : null;

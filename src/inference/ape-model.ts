@@ -103,27 +103,35 @@ export class ApeModel extends ApeNetwork {
   predict(images: RgbImage[], options?: PredictOptions): Promise<Prediction[]>;
   async predict(input: RgbImage | RgbImage[], options: PredictOptions = {}): Promise<Prediction | Prediction[]> {
     const list = Array.isArray(input) ? input : [input];
-    let results: Prediction[];
-    if (this.runner) {
-      if ((options.fusion ?? 'sentence') !== 'sentence')
-        throw new Error(`predict: the ${this.runner.name} engine runs sentence fusion only`);
-      const call = this.preparePredict(list, options, [{}]);
-      const t0 = performance.now();
-      let outputs: NetworkOutputs;
-      try {
-        outputs = await this.runner.run(call.batch, call.prompts);
-      } finally {
-        call.batch.images.dispose();
-      }
-      try {
-        results = this.decodePredictions(call, outputs, t0)[0]!;
-      } finally {
-        tf.dispose([outputs.sentenceLogits, outputs.hidden, outputs.boxes, outputs.masks]);
-      }
-    } else {
-      results = this.predictSync(list, options);
-    }
+    const results = (await this.predictVariantsOnEngine(list, options, [{}]))[0]!;
     return Array.isArray(input) ? results : results[0]!;
+  }
+
+  /**
+   * predictVariants on the engine predict runs on: the inference runner when one is set (ONNX
+   * Runtime), else TF.js. One network pass, decoded once per variant.
+   */
+  async predictVariantsOnEngine(
+    images: RgbImage[],
+    options: PredictOptions,
+    variants: PostprocessSettings[],
+  ): Promise<Prediction[][]> {
+    if (!this.runner) return this.predictVariants(images, options, variants);
+    if ((options.fusion ?? 'sentence') !== 'sentence')
+      throw new Error(`predict: the ${this.runner.name} engine runs sentence fusion only`);
+    const call = this.preparePredict(images, options, variants);
+    const t0 = performance.now();
+    let outputs: NetworkOutputs;
+    try {
+      outputs = await this.runner.run(call.batch, call.prompts);
+    } finally {
+      call.batch.images.dispose();
+    }
+    try {
+      return this.decodePredictions(call, outputs, t0);
+    } finally {
+      tf.dispose([outputs.sentenceLogits, outputs.hidden, outputs.boxes, outputs.masks]);
+    }
   }
 
   /** The synchronous core of predict on the TF.js engine (the wasm and cpu backends compute synchronously). */

@@ -63,16 +63,25 @@ export async function saveModel(model: ApeModel, dir: string, options: SaveModel
   await writeJsonFile(join(dir, CONFIG_FILE), file, 2);
 }
 
+/** The engines predict can run the network on (see LoadModelOptions.engine). */
+export const INFERENCE_ENGINES = ['tfjs', 'ort'] as const;
+export type InferenceEngineName = (typeof INFERENCE_ENGINES)[number];
+
+/** Node's inference engine: ONNX Runtime, whose parity with the TF.js reference is tested (docs/onnx.md). */
+export const DEFAULT_ENGINE: InferenceEngineName = 'ort';
+
 export interface LoadModelOptions extends PullOptions {
   /** For CLIP BPE models whose folder lacks the merges file (default: the bundled one). */
   vocabPath?: string;
   /**
-   * Where predict runs the network: 'tfjs' (default; also the engine of training and of forward)
-   * or 'ort' (ONNX Runtime; the graph is exported on first use per input geometry and prompt
-   * count and cached in DIR/onnx).
+   * Where predict runs the network: 'ort' (default: ONNX Runtime; the graph is exported on first
+   * use per input geometry and prompt count and cached in DIR/onnx, or in $APE_HOME/onnx, default
+   * ~/.cache/ape/onnx, when DIR cannot be written) or 'tfjs' (the reference, the engine of training
+   * and of `forward`). Code that changes the weights after loading (training) wants 'tfjs': an
+   * export holds the weights it was made from.
    */
-  engine?: 'tfjs' | 'ort';
-  /** With engine 'ort': told when an export is made, and ONNX Runtime's threads per session. */
+  engine?: InferenceEngineName;
+  /** With engine 'ort': told when an export is made, its cache folders, and ONNX Runtime's threads per session. */
   ort?: OrtEngineOptions;
   /** Input size (long side, pixels) instead of the config's: smaller is faster and coarser. */
   inputSize?: number;
@@ -131,9 +140,11 @@ export async function loadModel(dirOrName: string, options: LoadModelOptions = {
     tokenizerPath = path;
     tokenizer = await loadClipTokenizer(path, { contextLength: config.text.encoder.contextLength });
   }
-  const engine = options.engine ?? 'tfjs';
-  if (engine !== 'tfjs' && engine !== 'ort')
-    throw new Error(`loadModel: engine must be 'tfjs' or 'ort', got '${String(engine)}'`);
+  const engine = options.engine ?? DEFAULT_ENGINE;
+  if (!INFERENCE_ENGINES.includes(engine))
+    throw new Error(
+      `loadModel: engine must be ${INFERENCE_ENGINES.map((e) => `'${e}'`).join(' or ')}, got '${String(engine)}'`,
+    );
   const model = new ApeModel(config, tokenizer);
   try {
     await loadWeights(model, join(dir, WEIGHTS_FILE));
@@ -150,7 +161,13 @@ export async function loadModel(dirOrName: string, options: LoadModelOptions = {
   if (engine === 'ort') {
     // Loaded on demand: ONNX Runtime's native binding is not needed by TF.js-only users.
     const { OrtEngine } = await import('../onnx/ort-engine.js');
-    model.setInferenceRunner(new OrtEngine(model, { dir, files: [configPath, join(dir, WEIGHTS_FILE)] }, options.ort));
+    model.setInferenceRunner(
+      new OrtEngine(
+        model,
+        { dir, files: [configPath, join(dir, WEIGHTS_FILE)] },
+        { fallbackCacheDir: join(apeHome(), 'onnx'), ...options.ort },
+      ),
+    );
   }
   return model;
 }

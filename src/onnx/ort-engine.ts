@@ -3,13 +3,12 @@
  * input geometry and sentence count, cached on disk next to the model (checked against the model's
  * hash) and in memory. The forward itself is OrtRunner's (shared with the page).
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ApeNetwork } from '../modeling/ape-network.js';
-import { exportNetwork, MANIFEST_FILE, type ExportShape } from './export-network.js';
-import { filesHash, writeNetworkExport } from './export-files.js';
-import { OrtNetwork } from './ort-network.js';
-import { OPSET } from './kernel-ops.js';
+import { exportNetwork, type ExportShape } from './export-network.js';
+import { filesHash } from './export-files.js';
+import { exportCacheDirs, loadCachedExport } from './export-cache.js';
+import type { OrtNetwork } from './ort-network.js';
 import { OrtRunner } from './ort-runner.js';
 
 /** Where the model came from: its folder and the files whose hash keys the cached exports. */
@@ -21,6 +20,18 @@ export interface ModelSource {
 export interface OrtEngineOptions {
   /** Where exports are cached (default: MODEL_DIR/onnx). */
   cacheDir?: string;
+  /**
+   * Where exports go when cacheDir cannot be written (a read-only model folder, such as one inside
+   * an installed package): a folder per model (name and hash) under it, looked in after cacheDir.
+   * loadModel sets $APE_HOME/onnx (default ~/.cache/ape/onnx); unset, there is no fallback.
+   */
+  fallbackCacheDir?: string;
+  /**
+   * Exports kept loaded (ONNX Runtime sessions: about 130 MB each for the tiny model at 256): the
+   * least recently used beyond this many is released, and loaded again from the disk cache when
+   * its shape comes back (default DEFAULT_MAX_LOADED in ort-runner.ts).
+   */
+  maxLoaded?: number;
   /** ONNX Runtime threads per session (default: all cores). */
   threads?: number;
   /** Told when an export is being made (it takes seconds for the tiny model, minutes for large ones). */
@@ -36,29 +47,31 @@ export class OrtEngine extends OrtRunner {
     private readonly source: ModelSource,
     private readonly options: OrtEngineOptions = {},
   ) {
-    super(network);
+    super(network, options.maxLoaded);
   }
 
-  /** From the disk cache when its hash matches, or made now and cached. */
+  /** From the disk cache (the model folder's, then the fallback) when it matches, or made now and cached. */
   protected async loadNetwork(key: string, shape: ExportShape): Promise<OrtNetwork> {
     this.hash ??= filesHash(this.source.files);
     const hash = await this.hash;
-    const dir = join(this.options.cacheDir ?? join(this.source.dir, 'onnx'), key);
-    const cached = await readFile(join(dir, MANIFEST_FILE), 'utf8')
-      .then((t) => JSON.parse(t) as { model?: { hash?: string }; opset?: number } | null)
-      .catch(() => null);
-    // Made from these weights by this exporter (same opset): load it; anything else is made again.
-    if (cached?.model?.hash === hash && cached.opset === OPSET) {
-      try {
-        return await OrtNetwork.load(dir, { threads: this.options.threads });
-      } catch (e) {
-        this.options.onExport?.(`ONNX export ${dir} is unusable (${(e as Error).message}); making it again`);
-      }
-    }
-    const started = performance.now();
-    this.options.onExport?.(`exporting ${this.network.config.name} to ONNX for ${key} (once; cached in ${dir}) ...`);
-    await writeNetworkExport(dir, exportNetwork(this.network, shape, hash));
-    this.options.onExport?.(`exported in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-    return OrtNetwork.load(dir, { threads: this.options.threads });
+    return loadCachedExport({
+      dirs: exportCacheDirs(
+        this.source.dir,
+        this.network.config.name,
+        hash,
+        this.options.cacheDir,
+        this.options.fallbackCacheDir,
+      ).map((d) => join(d, key)),
+      hash,
+      shape,
+      make: () => {
+        this.options.onExport?.(
+          `exporting ${this.network.config.name} to ONNX for ${key} (once per image shape and sentence count) ...`,
+        );
+        return exportNetwork(this.network, shape, hash);
+      },
+      threads: this.options.threads,
+      report: (message) => this.options.onExport?.(message),
+    });
   }
 }

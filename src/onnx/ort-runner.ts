@@ -22,11 +22,34 @@ function readValues(t: tf.Tensor): Float32Array {
   return values;
 }
 
+/** Exports kept loaded when no maxLoaded is given. */
+export const DEFAULT_MAX_LOADED = 4;
+
+interface LoadedNetwork {
+  net: Promise<SegmentedNetwork>;
+  /** Calls running on it now. */
+  users: number;
+  /** Dropped from the loaded set: released when its last user is done. */
+  evicted: boolean;
+}
+
+function releaseLoaded(entry: LoadedNetwork): void {
+  entry.net.then((net) => net.release()).catch(() => undefined);
+}
+
 export abstract class OrtRunner implements InferenceRunner {
   abstract readonly name: string;
-  private readonly networks = new Map<string, Promise<SegmentedNetwork>>();
+  /** Loaded exports by shape key, least recently used first. */
+  private readonly networks = new Map<string, LoadedNetwork>();
 
-  constructor(protected readonly network: ApeNetwork) {}
+  /**
+   * `maxLoaded`: exports kept loaded (ONNX Runtime sessions: about 130 MB each for the tiny model
+   * at 256); the least recently used beyond it is released, and loaded again when its shape comes back.
+   */
+  constructor(
+    protected readonly network: ApeNetwork,
+    private readonly maxLoaded = DEFAULT_MAX_LOADED,
+  ) {}
 
   /** The export for one shape, loaded into sessions (`key` is its exportKey). */
   protected abstract loadNetwork(key: string, shape: ExportShape): Promise<SegmentedNetwork>;
@@ -40,8 +63,9 @@ export abstract class OrtRunner implements InferenceRunner {
     const perImage = h * w * 3;
     const outs: OrtNetworkOutputs[] = [];
     for (let i = 0; i < b; i++) {
-      const net = await this.networkFor({ size: h, valid: batch.sizes[i]!, vocabulary: 0, sentences: s });
-      outs.push(await net.run({ image: pixels.subarray(i * perImage, (i + 1) * perImage), sentences }));
+      const shape = { size: h, valid: batch.sizes[i]!, vocabulary: 0, sentences: s };
+      const image = pixels.subarray(i * perImage, (i + 1) * perImage);
+      outs.push(await this.withNetwork(shape, (net) => net.run({ image, sentences })));
     }
     return tf.tidy(() => {
       const stack = <T extends tf.Tensor>(pick: (o: OrtNetworkOutputs) => { data: Float32Array; dims: number[] }) =>
@@ -66,20 +90,47 @@ export abstract class OrtRunner implements InferenceRunner {
     });
   }
 
-  /** The loaded export for one shape: made or loaded once, then kept (a failed load is tried again next time). */
-  private networkFor(shape: ExportShape): Promise<SegmentedNetwork> {
+  /** The shapes whose exports are loaded now, least recently used first. */
+  get loaded(): string[] {
+    return [...this.networks.keys()];
+  }
+
+  /**
+   * Runs `use` on the loaded export for one shape: from memory, or loaded now (a failed load is
+   * tried again next time). At most maxLoaded stay loaded: the least recently used beyond it is
+   * released once no call uses it, so a server that sees many shapes does not grow by a session per shape.
+   */
+  private async withNetwork<T>(shape: ExportShape, use: (net: SegmentedNetwork) => Promise<T>): Promise<T> {
     const key = exportKey(shape);
-    let net = this.networks.get(key);
-    if (!net) {
-      net = this.loadNetwork(key, shape);
-      this.networks.set(key, net);
-      net.catch(() => this.networks.delete(key));
+    let entry = this.networks.get(key);
+    if (entry) {
+      this.networks.delete(key); // re-inserted below: the most recently used come last
+    } else {
+      const loading: LoadedNetwork = { net: this.loadNetwork(key, shape), users: 0, evicted: false };
+      loading.net.catch(() => {
+        if (this.networks.get(key) === loading) this.networks.delete(key);
+      });
+      entry = loading;
     }
-    return net;
+    this.networks.set(key, entry);
+    const limit = Math.max(1, this.maxLoaded);
+    for (const [k, old] of this.networks) {
+      if (this.networks.size <= limit) break;
+      this.networks.delete(k);
+      old.evicted = true;
+      if (old.users === 0) releaseLoaded(old);
+    }
+    entry.users++;
+    try {
+      return await use(await entry.net);
+    } finally {
+      entry.users--;
+      if (entry.evicted && entry.users === 0) releaseLoaded(entry);
+    }
   }
 
   async release(): Promise<void> {
-    const nets = await Promise.allSettled(this.networks.values());
+    const nets = await Promise.allSettled([...this.networks.values()].map((e) => e.net));
     this.networks.clear();
     await Promise.all(nets.flatMap((n) => (n.status === 'fulfilled' ? [n.value.release()] : [])));
   }

@@ -7,6 +7,7 @@ import { decodeImage } from '../io/image-node.js';
 import { inspectImage } from '../io/image-header.js';
 import { ImageError } from '../io/image-types.js';
 import { CONFIG_FILE, parseModelConfig } from '../inference/model-folder.js';
+import type { InferenceEngineName } from '../inference/model-files.js';
 import { HttpError, errorBody } from './http-error.js';
 import { pixelBudgetFor, resolveLimits, type ServerLimits } from './limits.js';
 import { ModelHost, type PredictOutcome } from './model-host.js';
@@ -20,6 +21,10 @@ export interface ApeServerOptions {
   modelDir: string;
   /** Input size instead of the model's (a multiple of 64): smaller is faster and coarser. */
   inputSize?: number;
+  /** Where the network runs: 'ort' (default, ONNX Runtime) or 'tfjs'. */
+  engine?: InferenceEngineName;
+  /** Told the model thread's notes (an ONNX export being made on first use); default: none. */
+  log?: (line: string) => void;
   limits?: Partial<ServerLimits>;
   /** The built web page (index.html, app.js, style.css); default: dist/web of this package. */
   webDir?: string;
@@ -137,7 +142,11 @@ export interface ApeServer {
 export async function createApeServer(options: ApeServerOptions): Promise<ApeServer> {
   const webDir = options.webDir ?? defaultWebDir();
   const wasmDir = options.wasmDir ?? defaultWasmDir();
-  const host = new ModelHost(options.modelDir, options.inputSize);
+  const host = new ModelHost(options.modelDir, {
+    ...(options.inputSize !== undefined ? { inputSize: options.inputSize } : {}),
+    ...(options.engine !== undefined ? { engine: options.engine } : {}),
+    ...(options.log !== undefined ? { log: options.log } : {}),
+  });
   const cannotLoad = (error: Error) => {
     throw new Error(`could not load the model from ${options.modelDir}: ${error.message}`);
   };
@@ -244,6 +253,7 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
           status: host.loaded ? 'ok' : 'loading',
           model: host.info?.name ?? null,
           backend: host.info?.backend ?? null,
+          inferenceEngine: host.info?.inferenceEngine ?? null,
           queue: queue.stats(),
           engine: host.memory,
           served,
@@ -260,6 +270,7 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
           name: info.name,
           config: info.config,
           backend: info.backend,
+          inferenceEngine: info.inferenceEngine,
           files: modelFiles,
           limits,
         });

@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { HttpError } from './http-error.js';
+import type { InferenceEngineName } from '../inference/model-files.js';
 import type { PredictionJson } from '../inference/prediction-json.js';
 import type { EngineMemory, ModelInfo, WorkerPredictJob, WorkerReply } from './worker-protocol.js';
 import { required } from '../util/checked.js';
@@ -8,6 +9,13 @@ export interface ModelWorkerData {
   modelDir: string;
   /** Input size instead of the model's (`ape serve --size`). */
   inputSize?: number;
+  /** Where the network runs (default loadModel's: ort). */
+  engine?: InferenceEngineName;
+}
+
+export interface ModelHostOptions extends Omit<ModelWorkerData, 'modelDir'> {
+  /** Told the model thread's notes (an ONNX export being made on first use). */
+  log?: (line: string) => void;
 }
 
 /**
@@ -51,16 +59,18 @@ export class ModelHost {
 
   constructor(
     private readonly modelDir: string,
-    private readonly inputSize?: number,
+    private readonly options: ModelHostOptions = {},
   ) {}
 
   /** Loads the model (once); resolves with what the worker reports about it. */
   start(): Promise<ModelInfo> {
     if (this.closed) return Promise.reject(new HttpError(503, 'shutting-down', 'the server is shutting down'));
     if (this.ready) return this.ready;
+    const { inputSize, engine } = this.options;
     const worker = spawnModelWorker({
       modelDir: this.modelDir,
-      ...(this.inputSize !== undefined ? { inputSize: this.inputSize } : {}),
+      ...(inputSize !== undefined ? { inputSize } : {}),
+      ...(engine !== undefined ? { engine } : {}),
     });
     this.worker = worker;
     this.ready = new Promise<ModelInfo>((resolve, reject) => {
@@ -71,6 +81,8 @@ export class ModelHost {
           resolve(reply.info);
         } else if (reply.type === 'load-failed') {
           reject(new Error(`could not load the model from ${this.modelDir}: ${reply.message}`));
+        } else if (reply.type === 'note') {
+          this.options.log?.(reply.line);
         } else {
           this.lastMemory = reply.memory;
           const pending = this.pending.get(reply.id);

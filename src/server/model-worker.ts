@@ -7,11 +7,11 @@ import { initEngine, tf } from '../engine/engine.js';
 import { loadModel } from '../inference/model-files.js';
 import { DEFAULT_SEMANTIC_THRESHOLD } from '../inference/semantic-confidence.js';
 import type { ApeModel } from '../inference/ape-model.js';
-import { DEFAULT_SCORE_THRESHOLD, type Prediction } from '../inference/results.js';
+import { DEFAULT_SCORE_THRESHOLD } from '../inference/results.js';
+import { predictLeakFree } from '../inference/predict-leak-free.js';
 import { predictionToJson } from '../inference/prediction-json.js';
 import type { ModelWorkerData } from './model-host.js';
 import type { EngineMemory, WorkerReply, WorkerRequest } from './worker-protocol.js';
-import { required } from '../util/checked.js';
 
 const port = parentPort;
 if (!port) throw new Error('model-worker: must run as a worker thread');
@@ -24,17 +24,22 @@ function memory(): EngineMemory {
 const reply = (message: WorkerReply) => port.postMessage(message);
 
 async function start(): Promise<ApeModel | null> {
-  const { modelDir, inputSize } = workerData as ModelWorkerData;
+  const { modelDir, inputSize, engine } = workerData as ModelWorkerData;
   try {
     const t0 = performance.now();
     await initEngine({ backend: 'wasm' });
-    const model = await loadModel(modelDir, inputSize !== undefined ? { inputSize } : {});
+    const model = await loadModel(modelDir, {
+      ...(engine !== undefined ? { engine } : {}),
+      ort: { onExport: (line) => reply({ type: 'note', line }) },
+      ...(inputSize !== undefined ? { inputSize } : {}),
+    });
     reply({
       type: 'ready',
       info: {
         name: model.config.name,
         config: model.config,
         backend: tf.getBackend(),
+        inferenceEngine: model.inferenceEngine,
         loadMs: Math.round(performance.now() - t0),
       },
       memory: memory(),
@@ -46,31 +51,36 @@ async function start(): Promise<ApeModel | null> {
   }
 }
 
+async function answer(model: ApeModel, job: WorkerRequest): Promise<void> {
+  const t0 = performance.now();
+  try {
+    const prediction = await predictLeakFree(
+      model,
+      { width: job.image.width, height: job.image.height, data: job.image.data },
+      {
+        vocabulary: job.vocabulary,
+        sentences: job.sentences,
+        threshold: job.threshold ?? DEFAULT_SCORE_THRESHOLD,
+        semanticThreshold: job.semanticThreshold ?? DEFAULT_SEMANTIC_THRESHOLD,
+      },
+    );
+    const json = predictionToJson(prediction);
+    reply({ type: 'result', id: job.id, json, inferenceMs: performance.now() - t0, memory: memory() });
+  } catch (error) {
+    reply({
+      type: 'error',
+      id: job.id,
+      message: error instanceof Error ? error.message : String(error),
+      memory: memory(),
+    });
+  }
+}
+
 const model = await start();
 if (model) {
+  // One job at a time, in arrival order, also when a job awaits its engine.
+  let chain = Promise.resolve();
   port.on('message', (job: WorkerRequest) => {
-    const t0 = performance.now();
-    try {
-      // predictSync is synchronous, so a tidy scope around it frees any tensor it leaves behind:
-      // a long-running server must not grow by even one tensor per request.
-      let predictions: Prediction[] = [];
-      tf.tidy(() => {
-        predictions = model.predictSync([{ width: job.image.width, height: job.image.height, data: job.image.data }], {
-          vocabulary: job.vocabulary,
-          sentences: job.sentences,
-          threshold: job.threshold ?? DEFAULT_SCORE_THRESHOLD,
-          semanticThreshold: job.semanticThreshold ?? DEFAULT_SEMANTIC_THRESHOLD,
-        });
-      });
-      const json = predictionToJson(required(predictions[0], 'the prediction'));
-      reply({ type: 'result', id: job.id, json, inferenceMs: performance.now() - t0, memory: memory() });
-    } catch (error) {
-      reply({
-        type: 'error',
-        id: job.id,
-        message: error instanceof Error ? error.message : String(error),
-        memory: memory(),
-      });
-    }
+    chain = chain.then(() => answer(model, job));
   });
 }

@@ -21,7 +21,10 @@ export interface ModelInfo {
   name: string;
   /** The model's configuration as loaded (plain JSON). */
   config: unknown;
+  /** The TF.js backend (prompt encoding, post-processing; the network too with the tfjs engine). */
   backend: string;
+  /** Where the network runs: 'ort' (ONNX Runtime) or 'tfjs'. */
+  inferenceEngine: string;
   loadMs: number;
 }
 
@@ -30,5 +33,7 @@ export type WorkerRequest = WorkerPredictJob;
 export type WorkerReply =
   | { type: 'ready'; info: ModelInfo; memory: EngineMemory }
   | { type: 'load-failed'; message: string }
+  /** A line worth showing (an ONNX export being made on first use). */
+  | { type: 'note'; line: string }
   | { type: 'result'; id: number; json: PredictionJson; inferenceMs: number; memory: EngineMemory }
   | { type: 'error'; id: number; message: string; memory: EngineMemory };

@@ -124,10 +124,27 @@ describe('ape annotate on one machine', () => {
     assert.ok(existsSync(join(root, 'run', 'checkpoints')), r.stderr);
   });
 
-  it('refuses an engine ape annotate does not run on, and a run with other prompts in the same folder', () => {
-    const ort = ape(annotate('x', '--engine', 'ort'));
-    assert.equal(ort.code, 2);
-    assert.match(ort.stderr, /--engine ort: not an engine this command runs on; available: tfjs/);
+  it('runs on TF.js with --engine tfjs: the annotations of the default engine (ONNX Runtime) to 0.5 px and 1e-3', () => {
+    const r = ape(annotate('tfjs', '--engine', 'tfjs'));
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /1 model process \(tfjs\)/);
+    const ort = JSON.parse(read(join(root, 'ref', 'annotations.json')));
+    const tfjs = JSON.parse(read(join(root, 'tfjs', 'annotations.json')));
+    assert.deepEqual(tfjs.images, ort.images);
+    assert.equal(tfjs.annotations.length, ort.annotations.length);
+    type Annotation = { image_id: number; category_id: number; bbox: number[]; score: number };
+    ort.annotations.forEach((a: Annotation, k: number) => {
+      const b = tfjs.annotations[k] as Annotation;
+      assert.deepEqual([b.image_id, b.category_id], [a.image_id, a.category_id]);
+      assert.ok(Math.abs(b.score - a.score) < 1e-3, `score ${b.score} vs ${a.score}`);
+      b.bbox.forEach((v, i) => assert.ok(Math.abs(v - a.bbox[i]!) <= 0.5, `bbox ${b.bbox} vs ${a.bbox}`));
+    });
+  });
+
+  it('refuses --engine with --queue (each worker picks its own), and a run with other prompts in the same folder', () => {
+    const queued = ape(annotate('x', '--engine', 'tfjs', '--queue', 'redis://127.0.0.1:1/0'));
+    assert.equal(queued.code, 2);
+    assert.match(queued.stderr, /--engine is for local runs; with --queue, each ape worker takes its own --engine/);
     const other = ape(['annotate', images, '--vocab', 'circle', '--out', join(root, 'ref')]);
     assert.equal(other.code, 1);
     assert.match(other.stderr, /journal\.jsonl belongs to a run that differs in its prompts or threshold/);

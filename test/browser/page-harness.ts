@@ -48,7 +48,8 @@ export async function servePage(modelDir: string): Promise<ServedPage> {
   const webDir = await mkdtemp(join(tmpdir(), 'ape-web-'));
   const build = spawnSync(process.execPath, ['scripts/build-web.mjs', webDir], { cwd: root, encoding: 'utf8' });
   assert.equal(build.status, 0, build.stderr);
-  const app = await createApeServer({ modelDir, webDir });
+  // The server's model on TF.js, as the page's TF.js mode runs it: the two are compared exactly.
+  const app = await createApeServer({ modelDir, webDir, engine: 'tfjs' });
   await app.host.start();
   const { url } = await app.listen(0);
   return {

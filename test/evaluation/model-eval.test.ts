@@ -43,7 +43,7 @@ after(async () => {
  * A stand-in for the network that answers from the ground truth (every thing with its mask, the
  * semantic PNG, each sentence's own box), or labels every pixel background when `semantic` is
  * 'background' or a call's semanticBackground is 1e6 or more. It records the options of every
- * answer and counts the network passes (one per predict or predictVariants call).
+ * answer and counts the network passes (one per predict or predictVariantsOnEngine call).
  */
 function oracle(semantic: 'truth' | 'background' = 'truth') {
   const calls: PredictOptions[] = [];
@@ -103,7 +103,11 @@ function oracle(semantic: 'truth' | 'background' = 'truth') {
       passes++;
       return answer(image, options);
     },
-    predictVariants(images: RgbImage[], options: PredictOptions, variants: PostprocessSettings[]): Prediction[][] {
+    async predictVariantsOnEngine(
+      images: RgbImage[],
+      options: PredictOptions,
+      variants: PostprocessSettings[],
+    ): Promise<Prediction[][]> {
       passes++;
       return variants.map((v) => images.map((image) => answer(image, { ...options, ...v })));
     },

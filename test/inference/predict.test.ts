@@ -196,7 +196,7 @@ test('save and load: the same predictions; a wrong or missing tensor is named', 
   const img = image(64, 64, 6);
   const folder = join(dir, 'm');
   await saveModel(model, folder);
-  const loaded = await loadModel(folder);
+  const loaded = await loadModel(folder, { engine: 'tfjs' });
   const x = await model.predict(img, { ...prompts, topK: 8 });
   const y = await loaded.predict(img, { ...prompts, topK: 8 });
   assert.deepEqual(y.instances, x.instances);

@@ -36,9 +36,9 @@ function assertSamePrediction(ort: Prediction, tfjs: Prediction): void {
   assert.deepEqual(ort.semantic!.labels, tfjs.semantic!.labels);
 }
 
-test("predict on the ort engine gives the TF.js engine's instances, masks, grounding and semantic map (square and padded inputs); cached exports are reused, and made again when stale or damaged", async () => {
+test("predict on the ort engine gives the TF.js engine's instances, masks, grounding and semantic map (square and padded inputs); cached exports are reused, and made again when stale or damaged; at most maxLoaded stay loaded", async () => {
   const dir = join(repoRoot, 'models/default');
-  const model = await loadModel(dir);
+  const model = await loadModel(dir, { engine: 'tfjs' });
   const cache = await mkdtemp(join(tmpdir(), 'ape-ort-'));
   const messages: string[] = [];
   const source = { dir, files: [join(dir, 'config.json'), join(dir, 'model.safetensors')] };
@@ -82,6 +82,17 @@ test("predict on the ort engine gives the TF.js engine's instances, masks, groun
       messages.join('; '),
     );
     await third.release();
+
+    // With room for one loaded export, the other shape's is released and loaded again from disk.
+    messages.length = 0;
+    const small = new OrtEngine(model, source, { cacheDir: cache, maxLoaded: 1, onExport: (m) => messages.push(m) });
+    model.setInferenceRunner(small);
+    (await model.predict(images, options)).forEach((p, i) => assertSamePrediction(p, tfjs[i]!));
+    assert.deepEqual(small.loaded, ['256-200x256-v0-s1']);
+    assertSamePrediction(await model.predict(scene, options), tfjs[0]!);
+    assert.deepEqual(small.loaded, ['256-256x256-v0-s1']);
+    assert.deepEqual(messages, []);
+    await small.release();
     await assert.rejects(
       model.predict(scene, { ...options, fusion: 'word' }),
       /the ort engine runs sentence fusion only/,

@@ -86,11 +86,13 @@ describe('ape serve API', () => {
     assert.equal(health.body.status, 'ok');
     assert.equal(health.body.model, 'test-tiny');
     assert.equal(health.body.backend, 'wasm');
+    assert.equal(health.body.inferenceEngine, 'ort');
     assert.deepEqual(health.body.queue, { running: 0, waiting: 0, capacity: 8 });
     const info = await call('/v1/model');
     assert.equal(info.status, 200);
     assert.equal(info.body.name, 'test-tiny');
     assert.equal(info.body.config.input.size, 128);
+    assert.equal(info.body.inferenceEngine, 'ort');
     assert.deepEqual(
       info.body.files.map((f: { name: string }) => f.name),
       ['config.json', 'model.safetensors', 'tokenizer.json'],
@@ -303,6 +305,49 @@ describe('ape serve API', () => {
     }
     assert.ok(counts[0]! > 0);
     assert.deepEqual(counts, Array(6).fill(counts[0]), `tensor counts ${counts.join(', ')}`);
+  });
+});
+
+describe('ape serve engines', () => {
+  test('ort by default (each export made on first use, with a line on stderr); --engine tfjs gives the same answers', async () => {
+    const request = {
+      image: scene.toString('base64'),
+      vocabulary: ['circle', 'star'],
+      sentences: ['the red star'],
+      threshold: 0,
+    };
+    const ort = await predictJson(request);
+    assert.equal(ort.status, 200);
+    assert.match(server.output(), /model 'test-tiny' from .* \(ort, wasm, loaded in \d+ ms\)/);
+    assert.match(
+      server.output(),
+      /ape serve: exporting test-tiny to ONNX for 128-128x128-v0-s1 .*\n.*ape serve: exported in/,
+    );
+    const tfjsServer = await startServer(['--model', model.dir, '--engine', 'tfjs']);
+    try {
+      assert.match(tfjsServer.output(), /\(tfjs, wasm, loaded in/);
+      const health = await (await fetch(new URL('/v1/health', tfjsServer.url))).json();
+      assert.equal(health.inferenceEngine, 'tfjs');
+      const answer = await fetch(new URL('/v1/predict', tfjsServer.url), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(request),
+      });
+      const tfjs = (await answer.json()) as PredictionJson;
+      const instances = ort.body.instances as PredictionJson['instances'];
+      assert.ok(instances.length > 0, 'no instances to compare');
+      assert.deepEqual(
+        tfjs.instances.map((i) => [i.prompt, i.query]),
+        instances.map((i) => [i.prompt, i.query]),
+      );
+      tfjs.instances.forEach((inst, k) => {
+        assert.ok(Math.abs(inst.score - instances[k]!.score) < 1e-3, `score ${inst.score} vs ${instances[k]!.score}`);
+        inst.bbox.forEach((v, j) => assert.ok(Math.abs(v - instances[k]!.bbox[j]!) <= 0.5, `bbox ${inst.bbox}`));
+      });
+      assert.equal(tfjs.grounding[0]!.query, ort.body.grounding[0].query);
+    } finally {
+      await tfjsServer.stop();
+    }
   });
 });
 
