@@ -3,13 +3,14 @@
  * selection between them done by the project's own TypeScript (selectQueries), as in the TF.js
  * forward.
  */
-import { readFile } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { levelGeometry, proposalAnchors } from '../modeling/feature-geometry.js';
 import { selectQueries } from '../modeling/proposals.js';
 import { MANIFEST_FILE, MANIFEST_FORMAT, type OnnxExportManifest } from './export-network.js';
 import type { TensorSpec } from './segments.js';
+import { checkExternalData } from './export-files.js';
 
 export interface OrtNetworkInputs {
   /** [1, size, size, 3] RGB 0..255. */
@@ -32,6 +33,8 @@ export interface OrtNetworkOutputs {
 export interface OrtNetworkOptions {
   /** Threads of each ONNX Runtime session (default: ONNX Runtime's choice, all cores). */
   threads?: number;
+  /** Write ONNX Runtime's per-op profile (JSON) with this file prefix; endProfiling ends it. */
+  profile?: string;
 }
 
 export function checkManifest(value: unknown, source: string): OnnxExportManifest {
@@ -71,18 +74,26 @@ export class OrtNetwork {
       throw new Error(`${path}: ${(e as Error).message}`);
     }
     const manifest = checkManifest(parsed, path);
-    const sessionOptions: ort.InferenceSession.SessionOptions = options.threads
-      ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 }
-      : {};
+    const sessionOptions: ort.InferenceSession.SessionOptions = {
+      graphOptimizationLevel: 'all',
+      executionMode: 'sequential',
+      ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
+      ...(options.profile ? { enableProfiling: true, profileFilePrefix: options.profile } : {}),
+    };
     const sessions: ort.InferenceSession[] = [];
     try {
       for (const s of manifest.segments) {
         const file = join(dir, s.file);
-        const bytes = await readFile(file).catch((e: Error) => {
+        await access(file).catch((e: Error) => {
           throw new Error(`OrtNetwork: cannot read ${file}: ${e.message}`);
         });
+        if (s.data)
+          await checkExternalData(dir, s.data).catch((e: Error) => {
+            throw new Error(`OrtNetwork: ${e.message}`);
+          });
+        // From the path, so that ONNX Runtime finds (and maps) the external data next to it.
         sessions.push(
-          await ort.InferenceSession.create(bytes, sessionOptions).catch((e: Error) => {
+          await ort.InferenceSession.create(file, sessionOptions).catch((e: Error) => {
             throw new Error(`OrtNetwork: ONNX Runtime refused ${file}: ${e.message}`);
           }),
         );
@@ -166,6 +177,11 @@ export class OrtNetwork {
     );
     known.set(step.input.name, new ort.Tensor('int32', flatIndex, step.input.shape));
     return flatIndex;
+  }
+
+  /** Ends profiling (OrtNetworkOptions.profile): ONNX Runtime writes each session's profile file. */
+  endProfiling(): void {
+    for (const s of this.sessions) s.endProfiling();
   }
 
   async release(): Promise<void> {
