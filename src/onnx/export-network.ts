@@ -11,6 +11,7 @@ import { encodeOnnxModel, externalizeInitializers, initializerBytes } from './on
 import { chunkEdges, dataFingerprint } from './external-data.js';
 import { recordKernels, type RecordOptions, type Recording } from './kernel-recorder.js';
 import { segmentRecording, type TensorSpec } from './segments.js';
+import { fuseLayerNorms } from './fuse-layer-norm.js';
 import { OPSET } from './kernel-ops.js';
 
 export const MANIFEST_FILE = 'onnx-export.json';
@@ -165,7 +166,7 @@ export function exportNetwork(
   const { recording, outputs, spatialShapes } = recordNetwork(network, shape, 1, { compute: 'shapes', ...options });
   const params = network.namedParameters();
   const graph = segmentRecording(
-    recording,
+    fuseLayerNorms(recording).recording,
     [outputs.logits, outputs.boxes, outputs.masks],
     (name) => params.get(name)!.dataSync() as Float32Array,
     'ape',
