@@ -2,7 +2,7 @@ import { tf } from '../engine/engine.js';
 import type { RgbImage } from '../io/image-types.js';
 import type { CompressedRle } from '../structures/rle.js';
 import { compressRle } from '../structures/rle-string.js';
-import { ApeNetwork, type FusionMode } from '../modeling/ape-network.js';
+import { ApeNetwork, type ForwardTimings, type FusionMode } from '../modeling/ape-network.js';
 import { vocabularyWarnings } from '../text/prompt-vocabulary.js';
 import { parsePromptString, promptEntries, type PromptSet } from '../text/prompts.js';
 import { prepareImages } from './preprocess.js';
@@ -44,6 +44,8 @@ export interface PredictOptions {
   masks?: boolean;
   /** 'sentence' (APE) or 'word' (every token through the fusion; the baseline). */
   fusion?: FusionMode;
+  /** Filled with the TF.js forward's phase times (ms; benchmarks). */
+  timings?: ForwardTimings;
 }
 
 /** The settings that act after the network: which instances are kept and how the semantic map is made. */
@@ -127,7 +129,12 @@ export class ApeModel extends ApeNetwork {
   predictVariants(images: RgbImage[], options: PredictOptions, variants: PostprocessSettings[]): Prediction[][] {
     const call = this.preparePredict(images, options, variants);
     const t0 = performance.now();
-    const out = this.forward(call.batch, call.prompts, { fusion: options.fusion, layers: 'last', masks: 'last' });
+    const out = this.forward(call.batch, call.prompts, {
+      fusion: options.fusion,
+      layers: 'last',
+      masks: 'last',
+      timings: options.timings,
+    });
     call.batch.images.dispose();
     const last = out.layers[out.layers.length - 1]!;
     try {

@@ -43,6 +43,8 @@ export function vocabularyBucket(count: number): number {
 
 export class OrtEngine implements InferenceRunner {
   readonly name = 'ort';
+  /** The last run's network timings (ms, summed over its images): segments and host selection. */
+  lastTimings: OrtNetworkOutputs['timings'] = { segments: [], host: 0 };
   private readonly networks = new Map<string, Promise<OrtNetwork>>();
   private hash: Promise<string> | null = null;
 
@@ -82,6 +84,10 @@ export class OrtEngine implements InferenceRunner {
       });
       outs.push(await net.run({ image: pixels.subarray(i * perImage, (i + 1) * perImage), ...embeddings }));
     }
+    this.lastTimings = {
+      segments: outs[0]!.timings.segments.map((_, s) => outs.reduce((a, o) => a + o.timings.segments[s]!, 0)),
+      host: outs.reduce((a, o) => a + o.timings.host, 0),
+    };
     const p = vocabulary + prompts.sentences.length;
     return tf.tidy(() => {
       const stack = <T extends tf.Tensor>(pick: (o: OrtNetworkOutputs) => { data: Float32Array; dims: number[] }) =>

@@ -77,6 +77,9 @@ export class OrtNetwork {
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       graphOptimizationLevel: 'all',
       executionMode: 'sequential',
+      // Idle intra-op threads sleep instead of spinning: on a 2-core machine the spinning threads
+      // otherwise take the core that the host selection and post-processing (JS) run on.
+      extra: { session: { intra_op: { allow_spinning: '0' } } },
       ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
       ...(options.profile ? { enableProfiling: true, profileFilePrefix: options.profile } : {}),
     };
