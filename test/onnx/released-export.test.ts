@@ -13,20 +13,9 @@ import { OrtNetwork } from '../../src/onnx/ort-network.js';
 import { repoRoot } from '../cli/ape-cli.js';
 import { releasedShapesNetwork } from './released-shapes.js';
 
-await initEngine();
+import { relativeError } from './relative-error.js';
 
-/** max |a - b| / max |b|: the error relative to the output's scale. */
-function relativeError(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  assert.ok(scale > 0);
-  return diff / scale;
-}
+await initEngine();
 
 test('ape-ti shapes (ViT-Ti, 5 levels, fusion, 900 queries; random weights) at 128: ONNX Runtime gives the TF.js forward within 1e-4 relative on the same query picks', async () => {
   const net = releasedShapesNetwork('ape-ti');
