@@ -1,154 +1,222 @@
 /**
- * `npm run bench -- inference [--model DIR] [--image PATH] [--runs 5] [--threads N] [--json OUT]`:
- * predict on both engines in one process, the TF.js wasm engine and ONNX Runtime (the network
- * exported from the same model; the export and session creation are timed apart as the first
- * call), with the prompts of `npm start` (14 names and a sentence). Per engine: the network's
- * parts (TF.js: backbone, prompts, encoder, decoder, heads; ONNX Runtime: segment 0 = backbone +
- * encoder + proposals, host = the proposal selection, segment 1 = decoder + heads), the network
- * and whole-predict times (min and median of the runs), and the process's peak RSS after each
- * engine's runs. The input size is the model's.
+ * `npm run bench -- inference [--rows tiny-256,ape-ti-512,ape-ti-1024,ape-d-1024] [--runs N]
+ * [--threads N] [--tfjs-1024] [--json OUT]`: predict on the TF.js wasm engine and on ONNX Runtime
+ * (the network exported from the same model; the export and session creation are timed apart as
+ * the first call), with the prompts of `npm start` (14 names and a sentence) on
+ * examples/scene-2.png.
+ *
+ * Rows: the shipped tiny model at 256, and the released presets with random weights of the real
+ * detector shapes (test/onnx/released-shapes.ts: a one-layer stand-in text tower of the real
+ * output width; prompt encoding is not what is measured): ape-ti at 512 and 1024, ape-d at 1024
+ * (ONNX Runtime only: it does not fit TF.js's 4 GB wasm heap). The TF.js ape-ti 1024 row takes
+ * minutes per forward and runs only with --tfjs-1024; otherwise the documented figure is
+ * reported as such.
+ *
+ * Each (row, engine) runs in its own child process, one after the other, so that its peak RSS is
+ * its own. Per run: the network's parts (TF.js: backbone, prompts, encoder, decoder, heads; ONNX
+ * Runtime: segment 0 = backbone + encoder + proposals, host = the proposal selection, segment 1 =
+ * decoder + heads), the post-processing (the same TypeScript on both engines), network and
+ * whole-predict times. Runs: --runs (default 5 after a warm-up) for tiny, 1 without warm-up for
+ * the large rows (a run takes minutes).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { initEngine } from '../src/engine/engine.js';
 import { loadModel } from '../src/inference/model-files.js';
-import { prepareImages } from '../src/inference/preprocess.js';
 import { readImage } from '../src/io/image-node.js';
-import type { ForwardTimings } from '../src/modeling/ape-network.js';
+import { filesHash, writeNetworkExport } from '../src/onnx/export-files.js';
+import { exportBytes, exportKey, exportNetwork } from '../src/onnx/export-network.js';
 import { OrtEngine } from '../src/onnx/ort-engine.js';
-import { OrtNetwork } from '../src/onnx/ort-network.js';
-import { exportKey, exportNetwork } from '../src/onnx/export-network.js';
+import { releasedShapesNetwork } from '../test/onnx/released-shapes.js';
 import type { BenchResult } from './main.js';
 import { option } from './options.js';
 
 const VOCABULARY = 'circle,square,triangle,star,hexagon,ring,cross,heart,sky,grass,water,sand,wall,gravel'.split(',');
 const SENTENCES = ['the red star'];
+const ROWS = ['tiny-256', 'ape-ti-512', 'ape-ti-1024', 'ape-d-1024'] as const;
+type Row = (typeof ROWS)[number];
+type Engine = 'tfjs' | 'ort';
 
+/** docs/released-weights.md: ape-ti forward at 1024 on TF.js wasm (random weights, quiet machine). */
+const TFJS_APE_TI_1024_DOCUMENTED_MS = 181_000;
+
+const here = fileURLToPath(new URL('.', import.meta.url));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const summary = (xs: number[]) => ({ min: Math.round(Math.min(...xs)), median: Math.round(median(xs)) });
-const rssMb = () => Math.round(process.memoryUsage().rss / 2 ** 20);
 
-export async function run(argv: string[]): Promise<BenchResult> {
-  const modelDir = option(argv, '--model', 'models/default');
-  const imagePath = option(argv, '--image', 'examples/scene-2.png');
-  const runs = Number(option(argv, '--runs', '5'));
-  const threads = argv.includes('--threads') ? Number(option(argv, '--threads', '0')) : undefined;
+interface EngineResult {
+  engine: Engine;
+  runs: number;
+  parts: Record<string, { min: number; median: number }>;
+  network: { min: number; median: number };
+  postprocess: { min: number; median: number };
+  predict: { min: number; median: number };
+  peakRssMb: number;
+  exportMs?: number;
+  exportMb?: number;
+  firstCallMs?: number;
+}
+
+/** One (row, engine) in this process: the child's work. */
+async function measure(row: Row, engine: Engine, runs: number, threads: number | undefined): Promise<EngineResult> {
   await initEngine({ backend: 'wasm' });
-  const model = await loadModel(modelDir, { engine: 'tfjs' });
-  const image = await readImage(imagePath);
-  const size = model.config.input.size;
+  const [, preset, sizeText] = /^(.*)-(\d+)$/.exec(row)!;
+  const size = Number(sizeText);
+  const model =
+    preset === 'tiny'
+      ? await loadModel('models/default', { engine: 'tfjs' })
+      : releasedShapesNetwork(preset as 'ape-ti' | 'ape-d');
+  model.config.input.size = size;
+  const image = await readImage(join(here, '..', 'examples/scene-2.png'));
   const prompts = { vocabulary: VOCABULARY, sentences: SENTENCES };
-  console.log(
-    `${model.config.name} at ${size}x${size}, ${VOCABULARY.length} names + ${SENTENCES.length} sentence, ${runs} runs per engine (after one warm-up)`,
-  );
-
-  // TF.js: the forward's own phase timings, and whole predict calls.
-  const tfjs = { parts: [] as ForwardTimings[], network: [] as number[], predict: [] as number[] };
-  await model.predict(image, prompts);
-  const { batch } = prepareImages([image], size);
-  for (let i = 0; i < runs; i++) {
-    const timings: ForwardTimings = {};
-    const t0 = performance.now();
-    model.forward(batch, prompts, { layers: 'last', masks: 'last', timings }).dispose();
-    tfjs.network.push(performance.now() - t0);
-    tfjs.parts.push(timings);
-    const t1 = performance.now();
-    await model.predict(image, prompts);
-    tfjs.predict.push(performance.now() - t1);
-  }
-  const tfjsRss = rssMb();
-
-  // ONNX Runtime: export + session creation once, then the network alone and whole predict calls.
   const cache = mkdtempSync(join(tmpdir(), 'ape-bench-ort-'));
+  const out: Partial<EngineResult> = { engine, runs };
+  let ort: OrtEngine | null = null;
   try {
-    const source = { dir: modelDir, files: [join(modelDir, 'config.json'), join(modelDir, 'model.safetensors')] };
-    let t0 = performance.now();
-    // As predict exports it: the vocabulary is scored outside the graph, against its hidden queries.
-    const shape = { size, vocabulary: 0, sentences: SENTENCES.length };
-    const exported = exportNetwork(model, shape, 'bench');
-    const exportMs = performance.now() - t0;
-    const engine = new OrtEngine(model, source, { cacheDir: cache, threads });
-    model.setInferenceRunner(engine);
-    t0 = performance.now();
-    await model.predict(image, prompts);
-    const firstCallMs = performance.now() - t0;
-    const net = await OrtNetwork.load(join(cache, exportKey({ ...shape, valid: [size, size] })), { threads });
-    const sentences = model.encodePrompts(SENTENCES).dataSync() as Float32Array;
-    const pixels = batch.images.dataSync() as Float32Array;
-    const ort = { segments: [] as number[][], host: [] as number[], network: [] as number[], predict: [] as number[] };
-    await net.run({ image: pixels, sentences });
-    for (let i = 0; i < runs; i++) {
-      const t1 = performance.now();
-      const out = await net.run({ image: pixels, sentences });
-      ort.network.push(performance.now() - t1);
-      ort.segments.push(out.timings.segments);
-      ort.host.push(out.timings.host);
-      const t2 = performance.now();
-      await model.predict(image, prompts);
-      ort.predict.push(performance.now() - t2);
+    if (engine === 'ort') {
+      // The export is keyed by the model's files: a released-shapes model has none, so its config stands in.
+      const files = preset === 'tiny' ? ['models/default/config.json', 'models/default/model.safetensors'] : [];
+      if (files.length === 0) {
+        files.push(join(cache, 'config.json'));
+        writeFileSync(files[0]!, JSON.stringify(model.config));
+      }
+      ort = new OrtEngine(model, { dir: cache, files }, { cacheDir: cache, threads });
+      // The export timed on its own, into the engine's cache (the first predict then loads it).
+      const shape = {
+        size,
+        valid: [size, size] as [number, number],
+        // As predict exports it: the vocabulary is scored outside the graph, against its hidden queries.
+        vocabulary: 0,
+        sentences: SENTENCES.length,
+      };
+      const t0 = performance.now();
+      const exported = exportNetwork(model, shape, await filesHash(files));
+      await writeNetworkExport(join(cache, exportKey(shape)), exported);
+      out.exportMs = Math.round(performance.now() - t0);
+      out.exportMb = Math.round(exportBytes(exported) / 1e5) / 10;
+      model.setInferenceRunner(ort);
     }
-    const ortRss = rssMb();
-    await net.release();
-    await engine.release();
-    model.setInferenceRunner(null);
-    batch.images.dispose();
-    const exportBytes = exported.files.reduce((a, f) => a + f.length, 0);
-
-    const phase = (k: keyof ForwardTimings) => summary(tfjs.parts.map((p) => p[k] ?? 0));
-    const results = {
-      model: modelDir,
-      size,
-      prompts: { vocabulary: VOCABULARY.length, sentences: SENTENCES.length },
-      runs,
-      threads: threads ?? 'default',
-      tfjs: {
-        parts: {
-          backbone: phase('backbone'),
-          prompts: phase('prompts'),
-          encoder: phase('encoder'),
-          decoder: phase('decoder'),
-          heads: phase('heads'),
-        },
-        network: summary(tfjs.network),
-        predict: summary(tfjs.predict),
-        rssMb: tfjsRss,
-      },
-      ort: {
-        exportMs: Math.round(exportMs),
-        exportMb: Math.round(exportBytes / 1e5) / 10,
-        firstCallMs: Math.round(firstCallMs),
-        parts: {
-          segment0: summary(ort.segments.map((s) => s[0]!)),
-          host: summary(ort.host),
-          segment1: summary(ort.segments.map((s) => s[1]!)),
-        },
-        network: summary(ort.network),
-        predict: summary(ort.predict),
-        rssMb: ortRss,
-      },
-      ratio: {
-        network: Math.round((median(ort.network) / median(tfjs.network)) * 100) / 100,
-        predict: Math.round((median(ort.predict) / median(tfjs.predict)) * 100) / 100,
-      },
-    };
-    const row = (
-      name: string,
-      r: { network: { min: number; median: number }; predict: { min: number; median: number } },
-    ) =>
-      `${name.padEnd(6)} network ${r.network.median} ms (min ${r.network.min})  predict ${r.predict.median} ms (min ${r.predict.min})`;
-    console.log(`tfjs parts (median ms): ${JSON.stringify(results.tfjs.parts)}`);
-    console.log(
-      `ort parts (median ms): ${JSON.stringify(results.ort.parts)}; export ${results.ort.exportMs} ms (${results.ort.exportMb} MB), first call ${results.ort.firstCallMs} ms`,
-    );
-    console.log(row('tfjs', results.tfjs));
-    console.log(row('ort', results.ort));
-    console.log(
-      `ort / tfjs: network ${results.ratio.network}, predict ${results.ratio.predict}; peak RSS ${tfjsRss} MB after tfjs, ${ortRss} MB after ort`,
-    );
-    return { results };
+    const t0 = performance.now();
+    // tiny: a warm-up call; ort: the first call loads the export (session creation), timed apart,
+    // except for ape-d, whose forward alone takes minutes: its one predict includes the session
+    // creation, and its network time is the segments' and host step's own.
+    const warm = preset === 'tiny' || (engine === 'ort' && row !== 'ape-d-1024');
+    if (warm) await model.predict(image, prompts);
+    if (engine === 'ort' && warm) out.firstCallMs = Math.round(performance.now() - t0);
+    const parts: Record<string, number>[] = [];
+    const network: number[] = [];
+    const postprocess: number[] = [];
+    const predict: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const timings: Record<string, number> = {};
+      const t1 = performance.now();
+      await model.predict(image, { ...prompts, timings });
+      predict.push(performance.now() - t1);
+      const own = ort && !warm ? ort.lastTimings.segments.reduce((a, b) => a + b, ort.lastTimings.host) : null;
+      network.push(own ?? model.lastTimings.network);
+      postprocess.push(model.lastTimings.postprocess);
+      if (ort) {
+        const [segment0, segment1] = ort.lastTimings.segments;
+        parts.push({ segment0: segment0!, host: ort.lastTimings.host, segment1: segment1! });
+      } else parts.push(timings);
+    }
+    const names = Object.keys(parts[0]!);
+    out.parts = Object.fromEntries(names.map((k) => [k, summary(parts.map((p) => p[k] ?? 0))]));
+    out.network = summary(network);
+    out.postprocess = summary(postprocess);
+    out.predict = summary(predict);
+    out.peakRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
+    return out as EngineResult;
   } finally {
+    await ort?.release();
     model.dispose();
     rmSync(cache, { recursive: true, force: true });
+  }
+}
+
+function child(row: Row, engine: Engine, runs: number, threads: number | undefined): EngineResult {
+  const args = [
+    '--import',
+    'tsx',
+    join(here, 'inference.ts'),
+    '--child',
+    row,
+    engine,
+    String(runs),
+    String(threads ?? 0),
+  ];
+  const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 26, cwd: join(here, '..') });
+  const last = r.stdout.trim().split('\n').at(-1) ?? '';
+  if (r.status !== 0 || !last.startsWith('{'))
+    throw new Error(
+      `${row} on ${engine} failed (exit ${r.status}): ${r.stderr.trim().split('\n').slice(-5).join(' | ')}`,
+    );
+  return JSON.parse(last) as EngineResult;
+}
+
+export async function run(argv: string[]): Promise<BenchResult> {
+  const rows = option(argv, '--rows', ROWS.join(',')).split(',') as Row[];
+  for (const r of rows) if (!ROWS.includes(r)) throw new Error(`inference: unknown row '${r}' (${ROWS.join(', ')})`);
+  const tinyRuns = Number(option(argv, '--runs', '5'));
+  const threads = argv.includes('--threads') ? Number(option(argv, '--threads', '0')) : undefined;
+  console.log(
+    `${VOCABULARY.length} names + ${SENTENCES.length} sentence on examples/scene-2.png; ONNX Runtime threads: ${threads ?? 'default (all cores)'}`,
+  );
+  const results: Record<string, unknown> = { threads: threads ?? 'default', rows: {} };
+  const fmt = (r: EngineResult) =>
+    `network ${r.network.median} ms (min ${r.network.min}), post-processing ${r.postprocess.median} ms, predict ${r.predict.median} ms; parts ${Object.entries(
+      r.parts,
+    )
+      .map(([k, v]) => `${k} ${v.median}`)
+      .join(
+        ', ',
+      )}; peak RSS ${r.peakRssMb} MB${r.exportMs !== undefined ? `; export ${r.exportMs} ms (${r.exportMb} MB)` : ''}${r.firstCallMs !== undefined ? `, first call ${r.firstCallMs} ms` : ''}`;
+  for (const row of rows) {
+    const runs = row === 'tiny-256' ? tinyRuns : 1;
+    const engines: Engine[] =
+      row === 'ape-d-1024' || (row === 'ape-ti-1024' && !argv.includes('--tfjs-1024')) ? ['ort'] : ['tfjs', 'ort'];
+    const entry: Record<string, unknown> = { runs };
+    for (const engine of engines) {
+      const started = new Date().toISOString();
+      try {
+        const r = child(row, engine, runs, threads);
+        entry[engine] = { started, ...r };
+        console.log(`${row} ${engine.padEnd(4)} ${fmt(r)}`);
+      } catch (e) {
+        entry[`${engine}Error`] = (e as Error).message;
+        console.log(`${row} ${engine} failed: ${(e as Error).message}`);
+      }
+    }
+    const tfjs = entry.tfjs as EngineResult | undefined;
+    const ort = entry.ort as EngineResult | undefined;
+    if (row === 'ape-ti-1024' && !tfjs) {
+      entry.tfjsDocumented = {
+        networkMs: TFJS_APE_TI_1024_DOCUMENTED_MS,
+        source: 'docs/released-weights.md (quiet machine; not rerun: pass --tfjs-1024)',
+      };
+    }
+    const tfjsNetwork = tfjs?.network.median ?? (row === 'ape-ti-1024' ? TFJS_APE_TI_1024_DOCUMENTED_MS : undefined);
+    if (ort && tfjsNetwork) {
+      entry.ratio = {
+        network: Math.round((ort.network.median / tfjsNetwork) * 100) / 100,
+        ...(tfjs ? { predict: Math.round((ort.predict.median / tfjs.predict.median) * 100) / 100 } : {}),
+        ...(tfjs ? {} : { against: 'the documented TF.js figure' }),
+      };
+      console.log(`${row} ort / tfjs: ${JSON.stringify(entry.ratio)}`);
+    }
+    (results.rows as Record<string, unknown>)[row] = entry;
+  }
+  return { results };
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const i = process.argv.indexOf('--child');
+  if (i >= 0) {
+    const [row, engine, runs, threads] = process.argv.slice(i + 1);
+    const r = await measure(row as Row, engine as Engine, Number(runs), Number(threads) || undefined);
+    console.log(JSON.stringify(r));
   }
 }

@@ -2,7 +2,7 @@ import { tf } from '../engine/engine.js';
 import type { RgbImage } from '../io/image-types.js';
 import type { CompressedRle } from '../structures/rle.js';
 import { compressRle } from '../structures/rle-string.js';
-import { ApeNetwork, type FusionMode } from '../modeling/ape-network.js';
+import { ApeNetwork, type ForwardTimings, type FusionMode } from '../modeling/ape-network.js';
 import { vocabularyWarnings } from '../text/prompt-vocabulary.js';
 import { parsePromptString, promptEntries, type PromptSet } from '../text/prompts.js';
 import { prepareImages } from './preprocess.js';
@@ -51,6 +51,8 @@ export interface PredictOptions {
    * so memory does not grow with the vocabulary. The results do not depend on it.
    */
   promptChunk?: number;
+  /** Filled with the TF.js forward's phase times (ms; benchmarks). */
+  timings?: ForwardTimings;
 }
 
 /** Vocabulary prompts scored at a time by predict. */
@@ -154,6 +156,7 @@ export class ApeModel extends ApeNetwork {
       masks: 'last',
       vocabularyLogits: word,
       hidden: true,
+      timings: options.timings,
     });
     call.batch.images.dispose();
     const last = out.layers[out.layers.length - 1]!;

@@ -1,10 +1,11 @@
 /** Node side of the ONNX export: the model's hash, and writing an export folder. */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { type FileHandle, mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomically, writeFully } from '../io/atomic-write.js';
 import { MANIFEST_FILE, type NetworkExport } from './export-network.js';
+import { dataFingerprint, FINGERPRINT_EDGE } from './external-data.js';
 
 /** sha256 over the files a model is made of (its config and weights: what an export was made from). */
 export async function filesHash(paths: readonly string[]): Promise<string> {
@@ -20,12 +21,60 @@ export async function filesHash(paths: readonly string[]): Promise<string> {
   return hash.digest('hex');
 }
 
-/** Writes the segments, then the manifest (so a folder with a manifest is complete). */
+/** Writes the segments (external data, then graphs), then the manifest (so a folder with a manifest is complete). */
 export async function writeNetworkExport(dir: string, exported: NetworkExport): Promise<void> {
   await mkdir(dir, { recursive: true });
   for (const [i, segment] of exported.manifest.segments.entries()) {
+    const chunks = exported.data[i];
+    if (segment.data && chunks) {
+      await writeFileAtomically(join(dir, segment.data.file), async (handle) => {
+        let at = 0;
+        for (const c of chunks) {
+          await writeFully(handle, c, at);
+          at += c.length;
+        }
+      });
+    }
     await writeFileAtomically(join(dir, segment.file), (handle) => writeFully(handle, exported.files[i]!, 0));
   }
   const manifest = new TextEncoder().encode(`${JSON.stringify(exported.manifest, null, 2)}\n`);
   await writeFileAtomically(join(dir, MANIFEST_FILE), (handle) => writeFully(handle, manifest, 0));
+}
+
+/**
+ * Refuses a segment's external data file that is missing or is not the one the export wrote
+ * (size and fingerprint), naming the file: ONNX Runtime's own error would come later and say less.
+ */
+export async function checkExternalData(
+  dir: string,
+  data: { file: string; bytes: number; fingerprint: string },
+): Promise<void> {
+  const path = join(dir, data.file);
+  let handle: FileHandle;
+  try {
+    handle = await open(path, 'r');
+  } catch (e) {
+    throw new Error(
+      `the export's weights file ${path} is missing or unreadable (${(e as Error).message}); export again`,
+    );
+  }
+  try {
+    const { size } = await handle.stat();
+    if (size !== data.bytes)
+      throw new Error(
+        `the export's weights file ${path} has ${size} bytes, the export wrote ${data.bytes}; export again`,
+      );
+    const edge = Math.min(size, FINGERPRINT_EDGE);
+    const head = new Uint8Array(edge);
+    const tail = new Uint8Array(edge);
+    await handle.read(head, 0, edge, 0);
+    await handle.read(tail, 0, edge, size - edge);
+    const got = dataFingerprint(head, tail, size);
+    if (got !== data.fingerprint)
+      throw new Error(
+        `the export's weights file ${path} is not the one the export wrote (fingerprint ${got}, expected ${data.fingerprint}); export again`,
+      );
+  } finally {
+    await handle.close();
+  }
 }

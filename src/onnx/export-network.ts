@@ -7,9 +7,11 @@
 import { tf } from '../engine/engine.js';
 import type { ApeNetwork } from '../modeling/ape-network.js';
 import type { ProposalSelectionConfig } from '../modeling/proposals.js';
-import { encodeOnnxModel } from './onnx-model.js';
-import { recordKernels, type Recording } from './kernel-recorder.js';
+import { encodeOnnxModel, externalizeInitializers, initializerBytes } from './onnx-model.js';
+import { chunkEdges, dataFingerprint } from './external-data.js';
+import { recordKernels, type RecordOptions, type Recording } from './kernel-recorder.js';
 import { segmentRecording, type TensorSpec } from './segments.js';
+import { fuseLayerNorms } from './fuse-layer-norm.js';
 import { OPSET } from './kernel-ops.js';
 import { getOrThrow, required } from '../util/checked.js';
 
@@ -49,7 +51,13 @@ export interface OnnxExportManifest {
   spatialShapes: [number, number][];
   maskStride: number;
   proposals: ProposalSelectionConfig;
-  segments: { file: string; inputs: TensorSpec[]; outputs: TensorSpec[] }[];
+  segments: {
+    file: string;
+    inputs: TensorSpec[];
+    outputs: TensorSpec[];
+    /** The segment's external data file (its weights), with its size and fingerprint (dataFingerprint). */
+    data?: { file: string; bytes: number; fingerprint: string };
+  }[];
   /** Host inputs between segments: 'query_index' is the proposal selection of the reads (objectness logits, unactivated boxes). */
   hostSteps: { input: TensorSpec; reads: string[] }[];
 }
@@ -58,6 +66,19 @@ export interface NetworkExport {
   manifest: OnnxExportManifest;
   /** The .onnx bytes of each segment, in manifest order. */
   files: Uint8Array[];
+  /** Each segment's external data file as chunks (in order), or null when its weights are inside the graph. */
+  data: (Uint8Array[] | null)[];
+}
+
+/**
+ * Segments whose weights exceed this go to an external data file: protobuf cannot hold 2 GB, and
+ * below that the in-graph copy costs the writer's memory several times over.
+ */
+export const EXTERNAL_DATA_ABOVE = 1 << 30;
+
+export interface ExportOptions extends RecordOptions {
+  /** 'auto' (default): external data for a segment whose weights exceed EXTERNAL_DATA_ABOVE. */
+  externalData?: 'auto' | 'always' | 'never';
 }
 
 /** One recorded forward of the network, with the names of its last layer's outputs. */
@@ -67,11 +88,24 @@ export interface NetworkRecording {
   spatialShapes: [number, number][];
 }
 
+/** Encoder tokens (all levels) at a square input of `size`. */
+function encoderTokens(network: ApeNetwork, size: number): number {
+  return network.levelStrides.reduce((a, s) => a + Math.ceil(size / s) ** 2, 0);
+}
+
+const defaultChunkRows = (network: ApeNetwork, size: number): number =>
+  encoderTokens(network, size) > 1 << 15 ? 1 << 14 : Infinity;
+
 /**
  * Records one forward of `network` (inference settings: last layer, its masks, no chunking) on a
  * random image and random prompt embeddings of the given shape (`seed` picks them).
  */
-export function recordNetwork(network: ApeNetwork, shape: ExportShape, seed = 1): NetworkRecording {
+export function recordNetwork(
+  network: ApeNetwork,
+  shape: ExportShape,
+  seed = 1,
+  options: RecordOptions = {},
+): NetworkRecording {
   const { size, vocabulary, sentences } = shape;
   if (!Number.isInteger(size) || size <= 0)
     throw new Error(`exportNetwork: size must be a positive integer, got ${size}`);
@@ -103,10 +137,17 @@ export function recordNetwork(network: ApeNetwork, shape: ExportShape, seed = 1)
         network.forward(
           { images: image, sizes: [valid] },
           { vocabulary: vocabTexts, sentences: sentenceTexts },
-          { layers: 'last', masks: 'last', chunkRows: Infinity, vocabularyLogits: vocabulary > 0, hidden: true },
+          {
+            layers: 'last',
+            masks: 'last',
+            chunkRows: options.chunkRows ?? defaultChunkRows(network, size),
+            vocabularyLogits: vocabulary > 0,
+            hidden: true,
+          },
         ),
       inputs,
       network.namedParameters(),
+      options,
     );
   } finally {
     delete own.encodePrompts;
@@ -131,16 +172,22 @@ export function recordNetwork(network: ApeNetwork, shape: ExportShape, seed = 1)
 }
 
 /**
- * Records the network (recordNetwork) and translates the recording. The padding geometry (the
- * valid region) is baked in as constants: an export serves one valid size.
+ * Records the network (recordNetwork; by default without running its heavy kernels, which the
+ * graph does not need) and translates the recording. The padding geometry (the valid region) is
+ * baked in as constants: an export serves one valid size.
  */
-export function exportNetwork(network: ApeNetwork, shape: ExportShape, modelHash: string): NetworkExport {
+export function exportNetwork(
+  network: ApeNetwork,
+  shape: ExportShape,
+  modelHash: string,
+  options: ExportOptions = {},
+): NetworkExport {
   const { size, vocabulary, sentences } = shape;
   const valid = shape.valid ?? [size, size];
-  const { recording, outputs, spatialShapes } = recordNetwork(network, shape);
+  const { recording, outputs, spatialShapes } = recordNetwork(network, shape, 1, { compute: 'shapes', ...options });
   const params = network.namedParameters();
   const graph = segmentRecording(
-    recording,
+    fuseLayerNorms(recording).recording,
     [outputs.logits, outputs.boxes, outputs.masks, outputs.hidden].filter((o): o is string => o !== null),
     (name) => getOrThrow(params, name, 'exportNetwork: parameters').dataSync() as Float32Array,
     'ape',
@@ -167,7 +214,25 @@ export function exportNetwork(network: ApeNetwork, shape: ExportShape, modelHash
     segments: graph.segments.map((s, i) => ({ file: `segment-${i}.onnx`, inputs: s.inputs, outputs: s.outputs })),
     hostSteps: graph.hostSteps,
   };
+  const data = graph.segments.map((s, i) => {
+    const segment = manifest.segments[i]!;
+    const external = options.externalData ?? 'auto';
+    if (external === 'never' || (external === 'auto' && initializerBytes(s.model) <= EXTERNAL_DATA_ABOVE)) return null;
+    const file = `${segment.file}.data`;
+    const { chunks, bytes } = externalizeInitializers(s.model, file);
+    const { head, tail } = chunkEdges(chunks, bytes);
+    segment.data = { file, bytes, fingerprint: dataFingerprint(head, tail, bytes) };
+    return chunks;
+  });
   for (const s of graph.segments)
     s.model.metadata = { model: network.config.name, model_hash: modelHash, size: String(size) };
-  return { manifest, files: graph.segments.map((s) => encodeOnnxModel(s.model)) };
+  return { manifest, files: graph.segments.map((s) => encodeOnnxModel(s.model)), data };
+}
+
+/** The bytes an export writes (graphs and external data). */
+export function exportBytes(exported: NetworkExport): number {
+  return (
+    exported.files.reduce((a, f) => a + f.length, 0) +
+    exported.manifest.segments.reduce((a, s) => a + (s.data?.bytes ?? 0), 0)
+  );
 }

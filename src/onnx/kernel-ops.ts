@@ -7,6 +7,7 @@ import type { RecordedKernel, RecordedValue } from './kernel-recorder.js';
 import type { GraphBuilder } from './graph-builder.js';
 import type { OnnxElementType } from './onnx-model.js';
 import { MS_DEFORM_ATTN } from '../engine/ms-deform-attn.js';
+import { LAYER_NORM_KERNEL } from './fuse-layer-norm.js';
 
 export const OPSET = 17;
 
@@ -232,7 +233,15 @@ function msDeformAttn(c: KernelContext): void {
   const [value, loc, weights] = c.inputs as [string, string, string];
   const locations = b.reshape(loc, [batch, numQuery, heads, levels, points, 2]);
   const grid = b.op('Sub', [b.op('Mul', [locations, b.scalar('float', 2)]), b.scalar('float', 1)]);
-  const sampled: string[] = [];
+  // [B, Lq, heads, L, P] -> [B*heads, 1, Lq, L, P]: each level's weights are a slice of it.
+  const wts = b.reshape(b.transpose(b.reshape(weights, [batch, numQuery, heads, levels, points]), [0, 2, 1, 3, 4]), [
+    batch * heads,
+    1,
+    numQuery,
+    levels,
+    points,
+  ]);
+  let summed = '';
   let start = 0;
   for (let l = 0; l < levels; l++) {
     const [h, w] = [flat[2 * l]!, flat[2 * l + 1]!];
@@ -248,21 +257,31 @@ function msDeformAttn(c: KernelContext): void {
       points,
       2,
     ]);
-    sampled.push(b.op('GridSample', [map, g], { mode: 'bilinear', padding_mode: 'zeros', align_corners: 0 }));
+    const sampled = b.op('GridSample', [map, g], { mode: 'bilinear', padding_mode: 'zeros', align_corners: 0 });
+    // [B*heads, d, Lq, P] weighted by [B*heads, 1, Lq, P] and summed over the points; levels add
+    // up (no concatenation of all levels' samples: an inner-axis concat of the largest tensor).
+    const levelWeights = b.reshape(b.op('Slice', [wts, b.int64s([l]), b.int64s([l + 1]), b.int64s([3])]), [
+      batch * heads,
+      1,
+      numQuery,
+      points,
+    ]);
+    const part = b.op('ReduceSum', [b.op('Mul', [sampled, levelWeights]), b.int64s([3])], { keepdims: 0 });
+    summed = l === 0 ? part : b.op('Add', [summed, part]);
   }
-  // [B*heads, d, Lq, L*P] weighted by [B*heads, 1, Lq, L*P], summed over samples.
-  const all = levels === 1 ? sampled[0]! : b.op('Concat', sampled, { axis: 3 });
-  const wts = b.reshape(b.transpose(b.reshape(weights, [batch, numQuery, heads, levels * points]), [0, 2, 1, 3]), [
-    batch * heads,
-    1,
-    numQuery,
-    levels * points,
-  ]);
-  const summed = b.op('ReduceSum', [b.op('Mul', [all, wts]), b.int64s([3])], { keepdims: 0 });
   // [B*heads, d, Lq] -> [B, heads, d, Lq] -> [B, Lq, heads, d] -> [B, Lq, heads*d]
   const out = b.transpose(b.reshape(summed, [batch, heads, dHead, numQuery]), [0, 3, 1, 2]);
   b.reshape(out, [batch, numQuery, heads * dHead], c.outputs[0]);
 }
+
+/** The fused layer norm (fuse-layer-norm.ts) over the last axis. */
+const layerNorm: Mapper = (c) =>
+  void c.b.op(
+    'LayerNormalization',
+    [c.inputs[0]!, c.inputs[1]!, c.inputs[2]!],
+    { axis: -1, epsilon: { float: attr<number>(c, 'epsilon') } },
+    c.outputs[0],
+  );
 
 const MAPPERS: Record<string, Mapper> = {
   Identity: unary('Identity'),
@@ -321,6 +340,7 @@ const MAPPERS: Record<string, Mapper> = {
   FusedConv2D: conv2d,
   MaxPool: maxPool,
   [MS_DEFORM_ATTN]: msDeformAttn,
+  [LAYER_NORM_KERNEL]: layerNorm,
 };
 
 /** Appends the ONNX nodes of one recorded kernel; an unmapped kernel is an error that names it. */

@@ -8,6 +8,7 @@
 import { tf } from '../engine/engine.js';
 import { setHostInputListener } from '../engine/graph-inputs.js';
 import { getOrThrow, required } from '../util/checked.js';
+import { MS_DEFORM_ATTN } from '../engine/ms-deform-attn.js';
 
 export type ValueSource = 'input' | 'weight' | 'constant' | 'kernel' | 'host-input';
 
@@ -57,6 +58,23 @@ interface EngineInternals {
   makeTensor(values: unknown, shape: number[], dtype: tf.DataType, backend?: unknown): tf.Tensor;
 }
 
+export interface RecordOptions {
+  /**
+   * 'full' runs every kernel. 'shapes' runs the heavy kernels (matmuls, convolutions, the
+   * deformable sampling: nearly all of a forward's time) as zeros of their output shape: the
+   * recording is the same (the forward's control flow and host-made constants depend on shapes
+   * only; the host selection reads values but is a host input), only the values along the way are
+   * not the network's. The large models record in seconds instead of minutes this way.
+   */
+  compute?: 'full' | 'shapes';
+  /**
+   * Encoder tokens per chunk of the recorded forward (the inference option of the same name):
+   * the graph then holds the chunks too, which bounds its memory at large inputs as it does
+   * TF.js's. Default: none below 32,768 tokens, 16,384 above.
+   */
+  chunkRows?: number;
+}
+
 /**
  * Runs `fn` and records every kernel it calls (kernels called from inside a kernel are part of
  * it). `inputs` names the caller's tensors that are graph inputs, `weights` the parameters.
@@ -67,7 +85,9 @@ export function recordKernels<T>(
   fn: () => T,
   inputs: ReadonlyMap<tf.Tensor, string>,
   weights: ReadonlyMap<string, tf.Tensor>,
+  options: RecordOptions = {},
 ): { result: T; recording: Recording } {
+  const shapesOnly = options.compute === 'shapes';
   const engine = tf.engine() as unknown as EngineInternals;
   const values = new Map<string, RecordedValue>();
   const byId = new Map<number, string>();
@@ -148,7 +168,10 @@ export function recordKernels<T>(
     depth++;
     let out: tf.Tensor | tf.Tensor[];
     try {
-      out = runKernel.call(this, name, kernelInputs, attrs);
+      const skipped = shapesOnly ? skippedKernelShape(name, kernelInputs, attrs) : null;
+      out = skipped
+        ? runKernel.call(this, 'Fill', {}, { shape: skipped, value: 0, dtype: 'float32' })
+        : runKernel.call(this, name, kernelInputs, attrs);
     } finally {
       depth--;
     }
@@ -200,6 +223,93 @@ export function recordKernels<T>(
     delete own.makeTensor;
     setHostInputListener(previousListener);
   }
+}
+
+const SAME_SHAPE = new Set([
+  'Identity',
+  'Abs',
+  'Exp',
+  'Log',
+  'Sqrt',
+  'Neg',
+  'Relu',
+  'Sigmoid',
+  'Tanh',
+  'Erf',
+  'Sin',
+  'Cos',
+  'Floor',
+  'Reciprocal',
+  'Rsqrt',
+  'Square',
+  'LeakyRelu',
+  'ClipByValue',
+  'Softmax',
+]);
+const BROADCAST = new Set(['Add', 'Sub', 'Multiply', 'RealDiv', 'Maximum', 'Minimum', 'Pow', 'SquaredDifference']);
+const REDUCTIONS: Record<string, string> = { Mean: 'axis', Sum: 'axis', Max: 'reductionIndices', Min: 'axis' };
+
+/**
+ * The output shape of a kernel that 'shapes' recording does not run (null: run it): the heavy
+ * kernels and the float element-wise, transpose, slice, concat, pad, tile and reduction kernels,
+ * which are the time of a forward; reshapes, gathers and integer kernels run.
+ */
+export function skippedKernelShape(
+  name: string,
+  inputs: Record<string, tf.Tensor>,
+  attrs: Record<string, unknown>,
+): number[] | null {
+  const all = Object.values(inputs).filter((t) => t != null);
+  const input = (key: string): tf.Tensor => required(inputs[key], `${name}: input '${key}'`);
+  if (all.some((t) => t.dtype !== 'float32')) return null;
+  if (SAME_SHAPE.has(name)) return all[0]!.shape;
+  if (BROADCAST.has(name)) return tf.broadcast_util.assertAndGetBroadcastShape(all[0]!.shape, all[1]!.shape);
+  if (name === 'Transpose') return (attrs.perm as number[]).map((p) => input('x').shape[p]!);
+  if (name === 'Slice') {
+    const begin = attrs.begin as number[];
+    return (attrs.size as number[]).map((n, i) => (n === -1 ? input('x').shape[i]! - begin[i]! : n));
+  }
+  if (name === 'Concat') {
+    const rank = all[0]!.shape.length;
+    const axis = (attrs.axis as number) < 0 ? (attrs.axis as number) + rank : (attrs.axis as number);
+    return all[0]!.shape.map((d, i) => (i === axis ? all.reduce((a, t) => a + t.shape[i]!, 0) : d));
+  }
+  if (name === 'Tile') return input('x').shape.map((d, i) => d * (attrs.reps as number[])[i]!);
+  if (name === 'PadV2')
+    return input('x').shape.map((d, i) => d + (attrs.paddings as number[][])[i]!.reduce((a, p) => a + p));
+  if (name in REDUCTIONS) {
+    const shape = input('x').shape;
+    const axis = attrs[REDUCTIONS[name]!] as number | number[] | null | undefined;
+    const axes = axis == null ? shape.map((_, i) => i) : Array.isArray(axis) ? axis : [axis];
+    const reduced = new Set(axes.map((a) => (a < 0 ? a + shape.length : a)));
+    return attrs.keepDims ? shape.map((d, i) => (reduced.has(i) ? 1 : d)) : shape.filter((_, i) => !reduced.has(i));
+  }
+  if (name === 'BatchMatMul' || name === '_FusedMatMul') {
+    const a = input('a').shape;
+    const b = input('b').shape;
+    const m = attrs.transposeA ? a[a.length - 1]! : a[a.length - 2]!;
+    const n = attrs.transposeB ? b[b.length - 2]! : b[b.length - 1]!;
+    const batch = tf.broadcast_util.assertAndGetBroadcastShape(a.slice(0, -2), b.slice(0, -2));
+    return [...batch, m, n];
+  }
+  if (name === 'Conv2D' || name === 'FusedConv2D') {
+    const info = tf.backend_util.computeConv2DInfo(
+      input('x').shape as [number, number, number, number],
+      input('filter').shape as [number, number, number, number],
+      attrs.strides as [number, number],
+      (attrs.dilations as [number, number] | undefined) ?? 1,
+      attrs.pad as 'same',
+      attrs.dimRoundingMode as 'floor' | undefined,
+      false,
+      attrs.dataFormat === 'NCHW' ? 'channelsFirst' : 'channelsLast',
+    );
+    return info.outShape;
+  }
+  if (name === MS_DEFORM_ATTN) {
+    const [batch, , heads, dHead] = input('value').shape as [number, number, number, number];
+    return [batch, input('attentionWeights').shape[1]!, heads * dHead];
+  }
+  return null;
 }
 
 /**

@@ -15,6 +15,8 @@ export interface OnnxTensor {
   dims: number[];
   /** float: Float32Array; int32: Int32Array; int64: BigInt64Array; bool: Uint8Array (0/1). */
   data: Float32Array | Int32Array | BigInt64Array | Uint8Array;
+  /** Stored in an external data file (next to the .onnx file) instead of in the model: where. */
+  external?: { location: string; offset: number; length: number };
 }
 
 export type OnnxAttribute = number | number[] | string | OnnxTensor | { float: number } | { floats: number[] };
@@ -65,6 +67,18 @@ function writeTensor(w: ProtoWriter, t: OnnxTensor): void {
   if (t.data.length !== expectedLength(t))
     throw new Error(`onnx: tensor '${t.name}' has ${t.data.length} values for dims [${t.dims.join(', ')}]`);
   w.packedInts(1, t.dims).int(2, OnnxType[t.type]).string(8, t.name);
+  if (t.external) {
+    // external_data (13): location, offset, length entries; data_location (14) = EXTERNAL.
+    const { location, offset, length } = t.external;
+    for (const [key, value] of [
+      ['location', location],
+      ['offset', String(offset)],
+      ['length', String(length)],
+    ] as const)
+      w.message(13, (e) => e.string(1, key).string(2, value));
+    w.int(14, 1);
+    return;
+  }
   // raw_data is little-endian, as typed arrays are on every platform Node and browsers run on.
   w.bytes(9, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
 }
@@ -115,4 +129,34 @@ export function encodeOnnxModel(model: OnnxModel): Uint8Array {
   for (const [key, value] of Object.entries(model.metadata ?? {}))
     w.message(14, (m) => m.string(1, key).string(2, value));
   return w.finish();
+}
+
+/** Tensors at least this large go to the external data file when a model's weights need one. */
+const EXTERNAL_MIN_BYTES = 1024;
+/** External data offsets are aligned so that ONNX Runtime can map the file. */
+const EXTERNAL_ALIGN = 4096;
+
+/**
+ * Moves the model's large initializers to an external data file named `location` (ONNX's format
+ * for models over protobuf's 2 GB limit): the model's tensors then only point into the file.
+ * Returns the chunks of the file in order (with alignment padding) and its size.
+ */
+export function externalizeInitializers(model: OnnxModel, location: string): { chunks: Uint8Array[]; bytes: number } {
+  const chunks: Uint8Array[] = [];
+  let bytes = 0;
+  for (const t of model.graph.initializers) {
+    if (t.data.byteLength < EXTERNAL_MIN_BYTES) continue;
+    const pad = (EXTERNAL_ALIGN - (bytes % EXTERNAL_ALIGN)) % EXTERNAL_ALIGN;
+    if (pad > 0) chunks.push(new Uint8Array(pad));
+    bytes += pad;
+    chunks.push(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+    t.external = { location, offset: bytes, length: t.data.byteLength };
+    bytes += t.data.byteLength;
+  }
+  return { chunks, bytes };
+}
+
+/** The bytes of a model's initializers (what decides whether it needs an external data file). */
+export function initializerBytes(model: OnnxModel): number {
+  return model.graph.initializers.reduce((a, t) => a + t.data.byteLength, 0);
 }

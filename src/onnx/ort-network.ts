@@ -2,17 +2,21 @@
  * An exported network on ONNX Runtime in Node: the export folder read from disk into
  * onnxruntime-node sessions; running it is SegmentedNetwork's (shared with the page).
  */
-import { readFile } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { MANIFEST_FILE } from './export-network.js';
+import { checkExternalData } from './export-files.js';
 import { checkManifest, createSegmentSessions, SegmentedNetwork } from './segmented-network.js';
+import { required } from '../util/checked.js';
 
 export { checkManifest, type OrtNetworkInputs, type OrtNetworkOutputs } from './segmented-network.js';
 
 export interface OrtNetworkOptions {
   /** Threads of each ONNX Runtime session (default: ONNX Runtime's choice, all cores). */
   threads?: number;
+  /** Write ONNX Runtime's per-op profile (JSON) with this file prefix; endProfiling ends it. */
+  profile?: string;
 }
 
 export class OrtNetwork extends SegmentedNetwork {
@@ -28,15 +32,27 @@ export class OrtNetwork extends SegmentedNetwork {
       throw new Error(`${path}: ${(e as Error).message}`);
     }
     const manifest = checkManifest(parsed, path);
-    const sessionOptions: ort.InferenceSession.SessionOptions = options.threads
-      ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 }
-      : {};
+    const sessionOptions: ort.InferenceSession.SessionOptions = {
+      graphOptimizationLevel: 'all',
+      executionMode: 'sequential',
+      // Idle intra-op threads sleep instead of spinning: on a 2-core machine the spinning threads
+      // otherwise take the core that the host selection and post-processing (JS) run on.
+      extra: { session: { intra_op: { allow_spinning: '0' } } },
+      ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
+      ...(options.profile ? { enableProfiling: true, profileFilePrefix: options.profile } : {}),
+    };
     const sessions = await createSegmentSessions(manifest, async (i) => {
-      const file = join(dir, manifest.segments[i]!.file);
-      const bytes = await readFile(file).catch((e: Error) => {
+      const segment = required(manifest.segments[i], 'OrtNetwork: the segment');
+      const file = join(dir, segment.file);
+      await access(file).catch((e: Error) => {
         throw new Error(`OrtNetwork: cannot read ${file}: ${e.message}`);
       });
-      return ort.InferenceSession.create(bytes, sessionOptions).catch((e: Error) => {
+      if (segment.data)
+        await checkExternalData(dir, segment.data).catch((e: Error) => {
+          throw new Error(`OrtNetwork: ${e.message}`);
+        });
+      // From the path, so that ONNX Runtime finds (and maps) the external data next to it.
+      return ort.InferenceSession.create(file, sessionOptions).catch((e: Error) => {
         throw new Error(`OrtNetwork: ONNX Runtime refused ${file}: ${e.message}`);
       });
     });

@@ -41,6 +41,8 @@ export abstract class OrtRunner implements InferenceRunner {
   abstract readonly name: string;
   /** Loaded exports by shape key, least recently used first. */
   private readonly networks = new Map<string, LoadedNetwork>();
+  /** The last run's network timings (ms, summed over its images): segments and host selection. */
+  lastTimings: OrtNetworkOutputs['timings'] = { segments: [], host: 0 };
 
   /**
    * `maxLoaded`: exports kept loaded (ONNX Runtime sessions: about 130 MB each for the tiny model
@@ -67,6 +69,12 @@ export abstract class OrtRunner implements InferenceRunner {
       const image = pixels.subarray(i * perImage, (i + 1) * perImage);
       outs.push(await this.withNetwork(shape, (net) => net.run({ image, sentences })));
     }
+    this.lastTimings = {
+      segments: (outs[0]?.timings.segments ?? []).map((_, k) =>
+        outs.reduce((a, o) => a + (o.timings.segments[k] ?? 0), 0),
+      ),
+      host: outs.reduce((a, o) => a + o.timings.host, 0),
+    };
     return tf.tidy(() => {
       const stack = <T extends tf.Tensor>(pick: (o: OrtNetworkOutputs) => { data: Float32Array; dims: number[] }) =>
         tf.concat(

@@ -20,6 +20,7 @@ export interface OrtTensorLike {
 export interface OrtSessionLike {
   run(feeds: Record<string, OrtTensorLike>): Promise<Record<string, OrtTensorLike>>;
   release(): Promise<void>;
+  endProfiling(): void;
 }
 
 /** Makes a tensor of the runtime the sessions belong to (each runtime accepts only its own). */
@@ -104,7 +105,11 @@ export class SegmentedNetwork {
     this.levelIds = Int32Array.from(anchors.levelIds);
   }
 
-  async run(inputs: OrtNetworkInputs): Promise<OrtNetworkOutputs> {
+  /**
+   * One forward. `queryIndex` replaces the host selection with given picks (flat token indices, as
+   * TF.js's encoder.selected): a parity check can then compare the decoder on the same queries.
+   */
+  async run(inputs: OrtNetworkInputs, queryIndex?: Int32Array): Promise<OrtNetworkOutputs> {
     const m = this.manifest;
     const known = new Map<string, OrtTensorLike>();
     const feed = (name: string | null, data: Float32Array | undefined, what: string): void => {
@@ -131,7 +136,7 @@ export class SegmentedNetwork {
     for (let i = 0; i < this.sessions.length; i++) {
       if (i > 0) {
         const t0 = performance.now();
-        selected = this.hostStep(m.hostSteps[i - 1]!, known);
+        selected = this.hostStep(m.hostSteps[i - 1]!, known, queryIndex);
         timings.host += performance.now() - t0;
       }
       const segment = m.segments[i]!;
@@ -161,20 +166,28 @@ export class SegmentedNetwork {
   }
 
   /** The proposal selection: objectness logits and unactivated boxes -> rows of the picked tokens. */
-  private hostStep(step: { input: TensorSpec; reads: string[] }, known: Map<string, OrtTensorLike>): Int32Array {
+  private hostStep(
+    step: { input: TensorSpec; reads: string[] },
+    known: Map<string, OrtTensorLike>,
+    given?: Int32Array,
+  ): Int32Array {
     const [logits, boxes] = step.reads.map(
       (r) => getOrThrow(known, r, 'OrtNetwork: host step inputs').data as Float32Array,
     ) as [Float32Array, Float32Array];
-    const { flatIndex } = selectQueries(
-      logits,
-      boxes,
-      this.levelIds,
-      1,
-      this.manifest.spatialShapes.length,
-      this.manifest.proposals,
-    );
+    const expected = step.input.shape.reduce((a, b) => a * b, 1);
+    if (given && given.length !== expected)
+      throw new Error(`OrtNetwork: queryIndex must have ${expected} picks, got ${given.length}`);
+    const flatIndex =
+      given ??
+      selectQueries(logits, boxes, this.levelIds, 1, this.manifest.spatialShapes.length, this.manifest.proposals)
+        .flatIndex;
     known.set(step.input.name, this.tensor('int32', flatIndex, step.input.shape));
     return flatIndex;
+  }
+
+  /** Ends profiling (sessions made with profiling on): ONNX Runtime writes each session's profile file. */
+  endProfiling(): void {
+    for (const s of this.sessions) s.endProfiling();
   }
 
   async release(): Promise<void> {

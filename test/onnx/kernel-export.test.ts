@@ -8,6 +8,8 @@ import { recordKernels, recordingDifferences } from '../../src/onnx/kernel-recor
 import { segmentRecording } from '../../src/onnx/segments.js';
 import { encodeOnnxModel } from '../../src/onnx/onnx-model.js';
 import { detach } from '../../src/nn/ops.js';
+import { layerNorm } from '../../src/nn/layer-norm.js';
+import { fuseLayerNorms } from '../../src/onnx/fuse-layer-norm.js';
 import { Rng } from '../../src/util/random.js';
 
 await initEngine();
@@ -242,4 +244,57 @@ test('kernel mappings beyond the tiny forward: pooling, padding, stacking, casts
     const diff = maxAbsDiff(actual, expected);
     assert.ok(diff < 1e-5, `${name}: max abs diff ${diff}`);
   }
+});
+
+test('layer norms are fused into one ONNX LayerNormalization with the TF.js numbers; a chain whose intermediates are used elsewhere is left as it is', async () => {
+  const rng = new Rng(5);
+  const rand = (n: number) => Float32Array.from({ length: n }, () => 3 * rng.next() - 1);
+  const x = tf.tensor3d(rand(2 * 5 * 8), [2, 5, 8]);
+  const gamma = tf.tensor1d(rand(8));
+  const beta = tf.tensor1d(rand(8));
+  const weights = { gamma, beta };
+  const record = (fn: () => tf.Tensor) =>
+    recordKernels(fn, new Map([[x, 'x']]), new Map(Object.entries(weights))).recording;
+
+  const plain = record(() => layerNorm(x, gamma, beta, 1e-5));
+  const { recording, fused } = fuseLayerNorms(plain);
+  assert.equal(fused, 1);
+  const out = recording.kernels.at(-1)!.outputs[0]!;
+  const graph = segmentRecording(recording, [out], (n) => weights[n as 'gamma']!.dataSync() as Float32Array, 'test');
+  const ops = graph.segments[0]!.model.graph.nodes.map((n) => n.op);
+  assert.deepEqual(ops, ['LayerNormalization']);
+  const session = await ort.InferenceSession.create(encodeOnnxModel(graph.segments[0]!.model));
+  const res = await session.run({ x: new ort.Tensor('float32', x.dataSync() as Float32Array, x.shape) });
+  await session.release();
+  const expected = layerNorm(x, gamma, beta, 1e-5);
+  assert.ok(maxAbsDiff(res[out]!.data as Float32Array, expected.dataSync() as Float32Array) < 1e-5);
+
+  // The centered values also feed another kernel: the chain must stay unfused.
+  const shared = record(() => {
+    const centered = tf.sub(x, tf.mean(x, -1, true));
+    const rstd = tf.rsqrt(tf.add(tf.mean(tf.square(centered), -1, true), 1e-5));
+    return tf.add(tf.add(tf.mul(tf.mul(centered, rstd), gamma), beta), tf.abs(centered));
+  });
+  assert.equal(fuseLayerNorms(shared).fused, 0);
+  tf.dispose([x, gamma, beta, expected]);
+});
+
+test("'shapes' recording (heavy kernels not run) records what a full forward records", () => {
+  const w = tf.tensor2d([1, 2, 3, 4, 5, 6], [3, 2]);
+  const x = tf.tensor3d([1, -2, 3, 4, 0.5, 6], [1, 2, 3]);
+  const fn = () => {
+    const h = tf.add(tf.matMul(tf.reshape(x, [2, 3]), w), 1);
+    const logits = tf.sum(tf.softmax(tf.concat([h, tf.slice(h, [0, 0], [2, 1])], 1)), -1);
+    // A host read made into a host input, as the proposal selection does.
+    const picks = Array.from(logits.dataSync()).map((_, i) => i);
+    return tf.gather(h, hostInput('picks', tf.tensor1d(picks, 'int32')));
+  };
+  const full = recordKernels(fn, new Map([[x, 'x']]), new Map([['w', w]]));
+  const shapes = recordKernels(fn, new Map([[x, 'x']]), new Map([['w', w]]), { compute: 'shapes' });
+  assert.deepEqual(recordingDifferences(full.recording, shapes.recording), []);
+  assert.deepEqual(shapes.result.shape, [2, 2]);
+  assert.deepEqual(Array.from(shapes.result.dataSync()), [0, 0, 0, 0]);
+  // [[1, -2, 3], [4, 0.5, 6]] x [[1, 2], [3, 4], [5, 6]] + 1
+  assert.deepEqual(Array.from(full.result.dataSync()), [11, 13, 36.5, 47]);
+  tf.dispose([w, x, full.result, shapes.result]);
 });

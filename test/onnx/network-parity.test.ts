@@ -13,20 +13,9 @@ import { writeNetworkExport } from '../../src/onnx/export-files.js';
 import { OrtNetwork } from '../../src/onnx/ort-network.js';
 import { ape, repoRoot } from '../cli/ape-cli.js';
 
-await initEngine();
+import { relativeError } from './relative-error.js';
 
-/** max |a - b| / max |b|: the error relative to the output's scale. */
-function relativeError(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  assert.ok(scale > 0);
-  return diff / scale;
-}
+await initEngine();
 
 test('the exported tiny model on ONNX Runtime gives the TF.js forward (last-layer logits, boxes, masks, query picks) within 1e-4 relative', async () => {
   const model = await loadModel(join(repoRoot, 'models/default'));
