@@ -29,9 +29,9 @@ export function fuseLayerNorms(recording: Recording): { recording: Recording; fu
     const k = kernels[list[0]!]!;
     return k.kernel === kernel ? k : null;
   };
-  const valueOf = (name: string) => getOrThrow(values, name, 'fuseLayerNorms: recorded values');
+  const recorded = (name: string) => getOrThrow(values, name, 'fuseLayerNorms: recorded values');
   const lastAxis = (k: RecordedKernel): boolean => {
-    const rank = valueOf(k.inputs[0]!.value).shape.length;
+    const rank = recorded(k.inputs[0]!.value).shape.length;
     const axis = k.attrs.axis as number | number[];
     const a = Array.isArray(axis) ? (axis.length === 1 ? axis[0]! : Number.NaN) : axis;
     return k.attrs.keepDims === true && (a === -1 || a === rank - 1);
@@ -70,12 +70,12 @@ export function fuseLayerNorms(recording: Recording): { recording: Recording; fu
       shifted.inputs[0]!.value !== scaled.outputs[0]
     )
       continue;
-    const dim = valueOf(x).shape.at(-1);
+    const dim = recorded(x).shape.at(-1);
     const gamma = scaled.inputs[1]!.value;
     const beta = shifted.inputs[1]!.value;
     // LayerNormalization takes a per-channel scale and shift only.
     const perChannel = (p: string) => {
-      const shape = valueOf(p).shape;
+      const shape = recorded(p).shape;
       return shape.length === 1 && shape[0] === dim;
     };
     if (!perChannel(gamma) || !perChannel(beta)) continue;
