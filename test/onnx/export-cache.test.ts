@@ -54,7 +54,7 @@ test('inspectCachedExport: a manifest fits only when made from these weights, by
     });
     assert.deepEqual(await inspect({ ...good, shape: { ...shape, sentences: 2 } }), {
       state: 'stale',
-      why: 'was made for 128-128x128-v0-s2, not 128-128x128-v0-s1',
+      why: 'was made for 128-128x128-v8-s2, not 128-128x128-v8-s1',
     });
     const damaged = await inspect('{"format": ');
     assert.equal(damaged.state, 'stale');
