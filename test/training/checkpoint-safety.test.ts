@@ -26,7 +26,7 @@ import {
   saveCheckpoint,
   type TrainingCheckpoint,
 } from '../../src/training/checkpoint.js';
-import { ape, repoRoot } from '../cli/ape-cli.js';
+import { ape } from '../cli/ape-cli.js';
 import { makeSynthDir, tinyConfig } from './tiny-run.js';
 
 before(async () => {
@@ -73,12 +73,8 @@ test('an altered checkpoint fails its checksum; the previous one is used, saying
   assert.match(lines.join('\n'), /falling back to checkpoint .*step-000000010\.safetensors \(step 10\)/);
 });
 
-test('checkpoints written before checksums were kept still load (the shipped resume checkpoint has none)', async () => {
-  const shipped = join(repoRoot, 'runs', 'default-synth-stem', 'checkpoints', checkpointName(4800));
-  const header = await readSafetensorsHeaderFile(shipped);
-  assert.equal(header.metadata.checksums, undefined);
-  assert.equal((await loadCheckpoint(shipped)).step, 4800);
-  // And a small one of the old form: the same file minus the checksums entry.
+test('checkpoints written before checksums were kept still load (as the old runs in the history have none)', async () => {
+  // A small one of the old form: the same file minus the checksums entry.
   const dir = mkdtempSync(join(tmpdir(), 'ape-ckpt-old-'));
   const written = await saveCheckpoint(dir, make(5), 3);
   const old = await readSafetensorsHeaderFile(written);
