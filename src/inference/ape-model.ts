@@ -12,6 +12,7 @@ import { SEMANTIC_BLOCK, SemanticStream } from './semantic-stream.js';
 import type { GroundingResult, InstanceResult, Prediction, PredictTask, SemanticResult } from './results.js';
 import type { InferenceRunner, NetworkOutputs } from '../onnx/inference-runner.js';
 import { required } from '../util/checked.js';
+import { readValues } from '../engine/read-values.js';
 
 export interface PredictOptions {
   /** Category names (each its own prompt, kept out of the fusion). */
@@ -429,14 +430,6 @@ export class ApeModel extends ApeNetwork {
       throw new Error(`predict: semanticTemperature must be > 0, got ${resolved.semanticTemperature}`);
     return resolved;
   }
-}
-
-/** Host copy of a tensor computed for reading only (the tensor is disposed). */
-function readValues(fn: () => tf.Tensor): Float32Array {
-  const t = tf.tidy(fn);
-  const values = t.dataSync() as Float32Array;
-  t.dispose();
-  return values;
 }
 
 function resolvePrompts(options: PredictOptions): PromptSet {

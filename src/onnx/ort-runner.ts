@@ -14,13 +14,7 @@ import { exportKey, type ExportShape } from './export-network.js';
 import type { InferenceRunner, NetworkOutputs } from './inference-runner.js';
 import type { OrtNetworkOutputs, SegmentedNetwork } from './segmented-network.js';
 import { required } from '../util/checked.js';
-
-/** The values of a tensor (disposed). */
-function readValues(t: tf.Tensor): Float32Array {
-  const values = t.dataSync() as Float32Array;
-  t.dispose();
-  return values;
-}
+import { readValues } from '../engine/read-values.js';
 
 /** Exports kept loaded when no maxLoaded is given. */
 export const DEFAULT_MAX_LOADED = 4;
@@ -60,7 +54,7 @@ export abstract class OrtRunner implements InferenceRunner {
     const [b, h, w] = batch.images.shape;
     if (h !== w) throw new Error(`OrtEngine: the input must be square, got ${h}x${w}`);
     const s = prompts.sentences.length;
-    const sentences = s > 0 ? readValues(this.network.encodePrompts(prompts.sentences)) : undefined;
+    const sentences = s > 0 ? readValues(() => this.network.encodePrompts(prompts.sentences)) : undefined;
     const pixels = batch.images.dataSync() as Float32Array;
     const perImage = h * w * 3;
     const outs: OrtNetworkOutputs[] = [];
