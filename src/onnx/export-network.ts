@@ -153,13 +153,10 @@ export function recordNetwork(
     delete own.encodePrompts;
     tf.dispose([image, ...(vocab ? [vocab] : []), ...(sent ? [sent] : [])]);
   }
-  const { result, recording } = recorded;
+  const { result, recording, recordedValue } = recorded;
   const last = result.layers[result.layers.length - 1]!;
-  const name = (t: tf.Tensor): string => {
-    const v = recording.values.get(`v${t.id}`);
-    if (!v) throw new Error(`exportNetwork: an output (tensor ${t.id}) was not recorded`);
-    return v.name;
-  };
+  const name = (t: tf.Tensor): string =>
+    required(recordedValue(t), `exportNetwork: the recorded value of an output (tensor ${t.id})`).name;
   const outputs = {
     logits: vocabulary + sentences > 0 ? name(last.logits) : null,
     boxes: name(last.boxes),

@@ -79,14 +79,15 @@ export interface RecordOptions {
  * Runs `fn` and records every kernel it calls (kernels called from inside a kernel are part of
  * it). `inputs` names the caller's tensors that are graph inputs, `weights` the parameters.
  * Tensors the code makes from a host copy of a recorded value (a detach) are recorded as the
- * same value.
+ * same value. `recordedValue` gives the recorded value that a tensor of the call is (e.g. one it
+ * returned), or undefined for a tensor the recording never saw.
  */
 export function recordKernels<T>(
   fn: () => T,
   inputs: ReadonlyMap<tf.Tensor, string>,
   weights: ReadonlyMap<string, tf.Tensor>,
   options: RecordOptions = {},
-): { result: T; recording: Recording } {
+): { result: T; recording: Recording; recordedValue: (t: tf.Tensor) => RecordedValue | undefined } {
   const shapesOnly = options.compute === 'shapes';
   const engine = tf.engine() as unknown as EngineInternals;
   const values = new Map<string, RecordedValue>();
@@ -216,7 +217,11 @@ export function recordKernels<T>(
   });
   try {
     const result = fn();
-    return { result, recording: { kernels, values, reads, hostInputs } };
+    const recordedValue = (t: tf.Tensor): RecordedValue | undefined => {
+      const name = byId.get(t.id);
+      return name === undefined ? undefined : values.get(name);
+    };
+    return { result, recording: { kernels, values, reads, hostInputs }, recordedValue };
   } finally {
     delete own.runKernel;
     delete own.readSync;

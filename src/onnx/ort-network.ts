@@ -19,6 +19,19 @@ export interface OrtNetworkOptions {
   profile?: string;
 }
 
+/** The onnxruntime-node session options of the project's graphs. */
+export function nodeSessionOptions(options: OrtNetworkOptions = {}): ort.InferenceSession.SessionOptions {
+  return {
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
+    // Idle intra-op threads sleep instead of spinning: on a 2-core machine the spinning threads
+    // otherwise take the core that the host selection and post-processing (JS) run on.
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
+    ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
+    ...(options.profile ? { enableProfiling: true, profileFilePrefix: options.profile } : {}),
+  };
+}
+
 export class OrtNetwork extends SegmentedNetwork {
   static async load(dir: string, options: OrtNetworkOptions = {}): Promise<OrtNetwork> {
     const path = join(dir, MANIFEST_FILE);
@@ -32,15 +45,7 @@ export class OrtNetwork extends SegmentedNetwork {
       throw new Error(`${path}: ${(e as Error).message}`);
     }
     const manifest = checkManifest(parsed, path);
-    const sessionOptions: ort.InferenceSession.SessionOptions = {
-      graphOptimizationLevel: 'all',
-      executionMode: 'sequential',
-      // Idle intra-op threads sleep instead of spinning: on a 2-core machine the spinning threads
-      // otherwise take the core that the host selection and post-processing (JS) run on.
-      extra: { session: { intra_op: { allow_spinning: '0' } } },
-      ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
-      ...(options.profile ? { enableProfiling: true, profileFilePrefix: options.profile } : {}),
-    };
+    const sessionOptions = nodeSessionOptions(options);
     const sessions = await createSegmentSessions(manifest, async (i) => {
       const segment = required(manifest.segments[i], 'OrtNetwork: the segment');
       const file = join(dir, segment.file);

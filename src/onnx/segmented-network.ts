@@ -88,6 +88,43 @@ export async function createSegmentSessions<S extends OrtSessionLike>(
   return sessions;
 }
 
+/**
+ * Runs segments in order on their sessions: each takes its inputs from `known` (the caller's
+ * feeds, earlier segments' outputs, host inputs) and adds its outputs there; before segment i > 0,
+ * `hostStep(i - 1)` adds that host step's input. Returns the milliseconds of each segment and of
+ * the host steps together.
+ */
+export async function runSegments(
+  segments: readonly { inputs: readonly TensorSpec[]; outputs: readonly TensorSpec[] }[],
+  sessions: readonly OrtSessionLike[],
+  known: Map<string, OrtTensorLike>,
+  where: string,
+  hostStep: (index: number) => void,
+): Promise<{ segments: number[]; host: number }> {
+  if (sessions.length !== segments.length)
+    throw new Error(`${where}: ${sessions.length} sessions for ${segments.length} segments`);
+  const timings = { segments: [] as number[], host: 0 };
+  for (let i = 0; i < sessions.length; i++) {
+    if (i > 0) {
+      const t0 = performance.now();
+      hostStep(i - 1);
+      timings.host += performance.now() - t0;
+    }
+    const segment = segments[i]!;
+    const feeds: Record<string, OrtTensorLike> = {};
+    for (const input of segment.inputs) {
+      const t = known.get(input.name);
+      if (!t) throw new Error(`${where}: segment ${i} needs '${input.name}', which nothing produced`);
+      feeds[input.name] = t;
+    }
+    const t0 = performance.now();
+    const out = await sessions[i]!.run(feeds);
+    timings.segments.push(performance.now() - t0);
+    for (const o of segment.outputs) known.set(o.name, out[o.name]!);
+  }
+  return timings;
+}
+
 export class SegmentedNetwork {
   private readonly levelIds: Int32Array;
 
@@ -132,25 +169,9 @@ export class SegmentedNetwork {
     feed(m.inputs.sentences, inputs.sentences, 'sentence embeddings');
 
     let selected: Int32Array = new Int32Array(0);
-    const timings = { segments: [] as number[], host: 0 };
-    for (let i = 0; i < this.sessions.length; i++) {
-      if (i > 0) {
-        const t0 = performance.now();
-        selected = this.hostStep(m.hostSteps[i - 1]!, known, queryIndex);
-        timings.host += performance.now() - t0;
-      }
-      const segment = m.segments[i]!;
-      const feeds: Record<string, OrtTensorLike> = {};
-      for (const input of segment.inputs) {
-        const t = known.get(input.name);
-        if (!t) throw new Error(`OrtNetwork: segment ${i} needs '${input.name}', which nothing produced`);
-        feeds[input.name] = t;
-      }
-      const t0 = performance.now();
-      const out = await this.sessions[i]!.run(feeds);
-      timings.segments.push(performance.now() - t0);
-      for (const o of segment.outputs) known.set(o.name, out[o.name]!);
-    }
+    const timings = await runSegments(m.segments, this.sessions, known, 'OrtNetwork', (i) => {
+      selected = this.hostStep(m.hostSteps[i]!, known, queryIndex);
+    });
     const read = (name: string) => {
       const t = getOrThrow(known, name, 'OrtNetwork: outputs');
       return { data: t.data as Float32Array, dims: [...t.dims] };

@@ -4,6 +4,7 @@ import { Module, init } from '../nn/module.js';
 import { Linear } from '../nn/linear.js';
 import { LayerNorm } from '../nn/layer-norm.js';
 import { gelu } from '../nn/gelu.js';
+import { tidyKeep } from '../nn/ops.js';
 
 /** Plain-object description of a CLIP / EVA-CLIP text tower. */
 export interface ClipTextConfig {
@@ -237,7 +238,31 @@ export class ClipTextEncoder extends Module {
 
   /** Encodes rows of token ids (as a tokenizer returns them: sot ... eot, zero-padded). */
   forward(ids: readonly (readonly number[])[], options: ClipTextForwardOptions = {}): ClipTextOutput {
-    const { contextLength, vocabSize, width } = this.config;
+    const { tokens, poolWeights, length, endTokenIdx } = this.tokenBatch(ids, options);
+    const n = ids.length;
+    const { embeddings, lastHiddenState } = tidyKeep(() =>
+      this.encodeTokens(tf.tensor2d(tokens, [n, length], 'int32'), tf.tensor3d(poolWeights, [n, length, 1]), options),
+    );
+    const maskValues = new Int32Array(n * length);
+    endTokenIdx.forEach((e, r) => maskValues.fill(1, r * length, r * length + e + 1));
+    return {
+      embeddings,
+      lastHiddenState,
+      attentionMask: tf.tensor2d(maskValues, [n, length], 'int32'),
+      endTokenIdx,
+    };
+  }
+
+  /**
+   * The host part of forward: the rows checked, each row's end-of-text position (argmax of its
+   * ids), the sequence length kept (the longest prompt's, or contextLength with fullLength), the
+   * ids [N, length] and the pooling weights [N, length] that encodeTokens takes.
+   */
+  tokenBatch(
+    ids: readonly (readonly number[])[],
+    options: Pick<ClipTextForwardOptions, 'pooling' | 'fullLength'> = {},
+  ): { tokens: Int32Array; poolWeights: Float32Array; length: number; endTokenIdx: number[] } {
+    const { contextLength, vocabSize } = this.config;
     const n = ids.length;
     if (n === 0) throw new Error('ClipTextEncoder.forward: no prompts');
     const endTokenIdx = ids.map((row, r) => {
@@ -248,52 +273,59 @@ export class ClipTextEncoder extends Module {
       return best;
     });
     const length = options.fullLength ? contextLength : Math.max(...endTokenIdx) + 1;
-    const flat = new Int32Array(n * length);
+    const tokens = new Int32Array(n * length);
     ids.forEach((row, r) => {
       for (let j = 0; j < length; j++) {
         const id = row[j]!;
         if (!Number.isInteger(id) || id < 0 || id >= vocabSize)
           throw new Error(`ClipTextEncoder.forward: id ${id} (row ${r}, position ${j}) outside 0..${vocabSize - 1}`);
-        flat[r * length + j] = id;
+        tokens[r * length + j] = id;
       }
     });
     const pooling = options.pooling ?? 'eot';
     const poolWeights = new Float32Array(n * length);
-    const maskValues = new Int32Array(n * length);
     endTokenIdx.forEach((e, r) => {
-      for (let j = 0; j <= e; j++) maskValues[r * length + j] = 1;
       if (pooling === 'eot') poolWeights[r * length + e] = 1;
-      else for (let j = 0; j <= e; j++) poolWeights[r * length + j] = 1 / (e + 1);
+      else poolWeights.fill(1 / (e + 1), r * length, r * length + e + 1);
     });
+    return { tokens, poolWeights, length, endTokenIdx };
+  }
+
+  /**
+   * The tensor part of forward: token ids [N, L] (int32, L <= contextLength) and per-position
+   * pooling weights [N, L, 1] -> the pooled prompt vectors (and, with returnHidden, every
+   * position's projected state). Call inside a tidy.
+   */
+  encodeTokens(
+    tokens: tf.Tensor2D,
+    poolWeights: tf.Tensor3D,
+    options: Pick<ClipTextForwardOptions, 'returnHidden' | 'intermediates'> = {},
+  ): { embeddings: tf.Tensor2D; lastHiddenState: tf.Tensor3D | null } {
+    const { contextLength, width } = this.config;
+    const [n, length] = tokens.shape;
     const taps = options.intermediates;
     const t = this.text;
-    const [embeddings, lastHiddenState] = tf.tidy(() => {
-      const tokens = tf.gather(t.tokenEmbedding, tf.tensor1d(flat, 'int32'));
-      const positions =
-        length === contextLength ? t.positionalEmbedding : tf.slice(t.positionalEmbedding, [0, 0], [length, width]);
-      let x = tf.add(tf.reshape(tokens, [n, length, width]), positions) as tf.Tensor3D;
-      const mask = causalMask(length);
-      t.transformer.resblocks.forEach((block, i) => {
-        x = block.forward(x, mask);
-        if (taps) taps.set(`resblock_out.${i}`, tf.keep(tf.clone(x)));
-      });
-      const normed = t.lnFinal.forward(x);
-      const weights = tf.tensor3d(poolWeights, [n, length, 1]);
-      const pooled = tf.matMul(tf.sum(tf.mul(normed, weights), 1) as tf.Tensor2D, t.textProjection) as tf.Tensor2D;
-      const hidden = options.returnHidden
-        ? (tf.reshape(tf.matMul(tf.reshape(normed, [n * length, width]), t.textProjection), [
-            n,
-            length,
-            this.config.embedDim,
-          ]) as tf.Tensor3D)
-        : null;
-      return hidden ? [pooled, hidden] : [pooled];
-    }) as [tf.Tensor2D, tf.Tensor3D?];
-    return {
-      embeddings,
-      lastHiddenState: lastHiddenState ?? null,
-      attentionMask: tf.tensor2d(maskValues, [n, length], 'int32'),
-      endTokenIdx,
-    };
+    const embedded = tf.gather(t.tokenEmbedding, tf.reshape(tokens, [n * length]));
+    const positions =
+      length === contextLength ? t.positionalEmbedding : tf.slice(t.positionalEmbedding, [0, 0], [length, width]);
+    let x = tf.add(tf.reshape(embedded, [n, length, width]), positions) as tf.Tensor3D;
+    const mask = causalMask(length);
+    t.transformer.resblocks.forEach((block, i) => {
+      x = block.forward(x, mask);
+      if (taps) taps.set(`resblock_out.${i}`, tf.keep(tf.clone(x)));
+    });
+    const normed = t.lnFinal.forward(x);
+    const embeddings = tf.matMul(
+      tf.sum(tf.mul(normed, poolWeights), 1) as tf.Tensor2D,
+      t.textProjection,
+    ) as tf.Tensor2D;
+    const lastHiddenState = options.returnHidden
+      ? (tf.reshape(tf.matMul(tf.reshape(normed, [n * length, width]), t.textProjection), [
+          n,
+          length,
+          this.config.embedDim,
+        ]) as tf.Tensor3D)
+      : null;
+    return { embeddings, lastHiddenState };
   }
 }
