@@ -30,10 +30,13 @@ export interface TextExportShape {
 /** Rows per run: one (a single new sentence costs one row), a few, and many (a vocabulary). */
 export const TEXT_BATCH_BUCKETS = [1, 8, 64];
 
-/** The buckets for a tower of `contextLength` positions: lengths 4, 8, 16, ... below it, then the whole context. */
+/**
+ * The buckets for a tower of `contextLength` positions: lengths 3, 6, 12, 24, ... below it, then the
+ * whole context (a one-word name is 3 positions: start, word, end).
+ */
 export function textExportShape(contextLength: number, batch: number[] = TEXT_BATCH_BUCKETS): TextExportShape {
   const lengths: number[] = [];
-  for (let l = 4; l < contextLength; l *= 2) lengths.push(l);
+  for (let l = 3; l < contextLength; l *= 2) lengths.push(l);
   return { batch: [...batch], lengths: [...lengths, contextLength] };
 }
 

@@ -154,7 +154,7 @@ test('a model folder that cannot be written keeps its exports in $APE_HOME/onnx/
     const first = await model.predict(scene, prompts);
     model.dispose();
     // The text tower's export (made first, for the prompts) takes the same way.
-    const textKey = 'text-b1.8.64-l4.8.16';
+    const textKey = 'text-b1.8.64-l3.6.12.16';
     const textMessages = messages.filter((m) => m.includes(textKey));
     assert.equal(textMessages.length, 3, textMessages.join('; '));
     assert.ok(

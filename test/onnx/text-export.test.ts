@@ -83,9 +83,9 @@ test('planTextRuns: rows sorted by length, batches of 64 / 8 / 1 (padding a batc
     ],
   );
   assert.deepEqual(runs[0]!.rows.slice(0, 3), [130, 131, 0]);
-  assert.deepEqual(textExportShape(77), shape);
-  assert.deepEqual(textExportShape(16), { batch: [1, 8, 64], lengths: [4, 8, 16] });
-  assert.equal(textExportKey(textExportShape(16)), 'text-b1.8.64-l4.8.16');
+  assert.deepEqual(textExportShape(77), { batch: [1, 8, 64], lengths: [3, 6, 12, 24, 48, 77] });
+  assert.deepEqual(textExportShape(16), { batch: [1, 8, 64], lengths: [3, 6, 12, 16] });
+  assert.equal(textExportKey(textExportShape(16)), 'text-b1.8.64-l3.6.12.16');
 });
 
 test('the ape-reference text tower on ONNX Runtime gives the TF.js vectors within 1e-4 relative and APE text.output within the fixture tolerance; mean pooling too', async () => {
@@ -111,17 +111,25 @@ test('the ape-reference text tower on ONNX Runtime gives the TF.js vectors withi
   }
 });
 
-test('padding never changes a vector: each prompt alone (1 row, its own length bucket), all in one padded batch, everything padded to 64 rows x 77 positions and the reversed order give the same bits', async () => {
+test('padding never changes a vector: each prompt alone (1 row, its own length bucket), in padded batches of 8 at 12 and at 77 positions, everything padded to 64 rows x 77, and in reversed order give the same bits', async () => {
   const { encoder, rows } = await fixtureTower();
-  const buckets = inMemoryTower(encoder, 'eot', { batch: [1, 8, 64], lengths: [4, 8, 16, 32, 64, 77] });
+  const buckets = inMemoryTower(encoder, 'eot', textExportShape(77));
   const widest = inMemoryTower(encoder, 'eot', { batch: [64], lengths: [77] });
   try {
-    // 6 rows of 3..12 tokens: one batch of 8 at length 16 (two padding rows).
+    // Five rows of 3..12 positions and one of the whole context (77): one batch of 8 at 77 (two
+    // padding rows); the five short ones alone: a batch of 8 at 12.
+    const ends = rows.map((r) => r.indexOf(Math.max(...r)));
     assert.deepEqual(
-      planTextRuns([2, 3, 5, 7, 9, 11], buckets.manifest.shape).map((r) => [r.batch, r.length]),
-      [[8, 16]],
+      planTextRuns(ends, buckets.manifest.shape).map((r) => [r.batch, r.length]),
+      [[8, 77]],
+    );
+    assert.deepEqual(
+      planTextRuns(ends.slice(0, 5), buckets.manifest.shape).map((r) => [r.batch, r.length]),
+      [[8, 12]],
     );
     const together = flat(await buckets.encode(rows));
+    const short = flat(await buckets.encode(rows.slice(0, 5)));
+    assert.deepEqual(short, together.slice(0, short.length), 'the five short rows at 12 positions differ from 77');
     const alone = flat((await Promise.all(rows.map((r) => buckets.encode([r])))).map((v) => v[0]!));
     const padded = flat(await widest.encode(rows));
     const reversed = flat((await buckets.encode([...rows].reverse())).reverse());
@@ -174,8 +182,8 @@ test('the shipped model on the ort engine encodes names and sentences on ONNX Ru
     assert.ok(rel < 1e-4, `ORT vs TF.js: ${rel}`);
     tf.dispose([got, want]);
     assert.equal(model.promptCache.stats().encoded, texts.length);
-    assert.deepEqual(await readdir(cache), ['text-b1.8.64-l4.8.16']);
-    assert.ok(messages.some((m) => /^exporting tiny's text tower to ONNX \(text-b1\.8\.64-l4\.8\.16/.test(m)));
+    assert.deepEqual(await readdir(cache), ['text-b1.8.64-l3.6.12.16']);
+    assert.ok(messages.some((m) => /^exporting tiny's text tower to ONNX \(text-b1\.8\.64-l3\.6\.12\.16/.test(m)));
 
     const scene = await readImage(join(repoRoot, 'examples/scene-2.png'));
     const options = {
