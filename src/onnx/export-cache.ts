@@ -28,16 +28,16 @@ export function exportCacheDirs(
 export type CachedExport = { state: 'missing' } | { state: 'fits' } | { state: 'stale'; why: string };
 
 /** What a cached export's manifest must say to fit: its file, the model hash, and the key of its shape. */
-export interface ExpectedExport {
+export interface ExpectedExport<S> {
   manifestFile: string;
   hash: string;
   key: string;
   /** The key of the shape a manifest records (as the export's key function makes it). */
-  keyOf: (shape: never) => string;
+  keyOf: (shape: S) => string;
 }
 
 /** Reads the manifest in `dir`: an export fits when made from these weights, by this exporter's opset, for this shape. */
-export async function inspectManifest(dir: string, expected: ExpectedExport): Promise<CachedExport> {
+export async function inspectManifest<S>(dir: string, expected: ExpectedExport<S>): Promise<CachedExport> {
   const { manifestFile, hash, key } = expected;
   const stale = (why: string): CachedExport => ({ state: 'stale', why });
   let text: string;
@@ -60,7 +60,7 @@ export async function inspectManifest(dir: string, expected: ExpectedExport): Pr
       `was made from other weights (model hash ${String(m.model?.hash).slice(0, 12)}, these are ${hash.slice(0, 12)})`,
     );
   if (m.opset !== OPSET) return stale(`has opset ${String(m.opset)}; this exporter writes opset ${OPSET}`);
-  const made = m.shape ? expected.keyOf(m.shape as never) : null;
+  const made = m.shape ? expected.keyOf(m.shape as S) : null;
   if (made !== key) return stale(`was made for ${made ?? 'no recorded shape'}, not ${key}`);
   return { state: 'fits' };
 }
