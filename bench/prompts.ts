@@ -1,6 +1,11 @@
 /**
- * `npm run bench -- prompts [--json PATH] [--runs N] [--max-baseline N] [--scale-only] [--engines tfjs,ort]`:
- * first, prompt count at scale: the shipped model on examples/scene-2.png with 14, 10,000 and
+ * `npm run bench -- prompts [--json PATH] [--runs N] [--max-baseline N] [--scale-only] [--engines tfjs,ort]
+ * [--encoding-only] [--encode-counts 10000,100000]`:
+ * first, text encoding on each engine: the shipped model encodes N made-up names (default 10,000;
+ * --encode-counts) and 1,000 sentences with empty caches (no on-disk prompt cache; the fastest of
+ * --runs), on TF.js and on the text tower's ONNX export, after a warm-up on the scene's 14 names (which on ONNX Runtime makes
+ * the export); `--encoding-only` stops there and keeps the other rows of bench/results/prompts.json.
+ * Then prompt count at scale: the shipped model on examples/scene-2.png with 14, 10,000 and
  * 100,000 names (the scene's 14 and made-up ones) on each engine: the first encoding (empty
  * on-disk prompt cache), the read back from the disk cache by a fresh model (a restart), the
  * predict time with the vectors in memory (fastest of N) and the process's peak RSS so far.
@@ -15,7 +20,7 @@
  */
 import { parseArgs } from 'node:util';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadModel } from '../src/inference/model-files.js';
 import { readImage } from '../src/io/image-node.js';
@@ -187,6 +192,87 @@ async function scaleRows(engines: ('tfjs' | 'ort')[], runs: number): Promise<Sca
   return rows;
 }
 
+interface EncodingRow {
+  engine: string;
+  prompts: 'names' | 'sentences';
+  count: number;
+  /** Tokenizing and encoding every prompt, empty caches (ms): the fastest of the runs, and each run. */
+  ms: number;
+  runsMs: number[];
+  perPromptUs: number;
+  /** The warm-up: 14 names, with the text tower's export (and its sessions) on ONNX Runtime. */
+  warmUpMs: number;
+}
+
+/** Encoding `counts` names and 1,000 sentences from empty caches on each engine (a fresh model per engine), `runs` times. */
+async function encodingRows(engines: ('tfjs' | 'ort')[], counts: number[], runs: number): Promise<EncodingRow[]> {
+  const root = mkdtempSync(join(tmpdir(), 'ape-bench-encoding-'));
+  const made = categoryNames(Math.max(...counts));
+  const phrases = sentences(1000);
+  const rows: EncodingRow[] = [];
+  try {
+    for (const engine of engines) {
+      const model = await loadModel('models/default', {
+        engine,
+        promptCache: false,
+        ort: { cacheDir: join(root, `onnx-${engine}`) },
+      });
+      try {
+        const t0 = performance.now();
+        (await model.encodePromptsOnEngine(SCENE_NAMES)).dispose();
+        const warmUpMs = round(performance.now() - t0);
+        const cases = [
+          ...counts.map((n) => ({ prompts: 'names' as const, texts: made.slice(0, n) })),
+          { prompts: 'sentences' as const, texts: phrases },
+        ];
+        for (const { prompts, texts } of cases) {
+          const runsMs: number[] = [];
+          for (let r = 0; r < runs; r++) {
+            model.promptCache.clear();
+            const t1 = performance.now();
+            (await model.encodePromptsOnEngine(texts)).dispose();
+            runsMs.push(round(performance.now() - t1));
+          }
+          const ms = Math.min(...runsMs);
+          const row = {
+            engine,
+            prompts,
+            count: texts.length,
+            ms,
+            runsMs,
+            perPromptUs: round((ms * 1000) / texts.length),
+            warmUpMs,
+          };
+          rows.push(row);
+          console.log(
+            `${engine.padEnd(5)} encodes ${String(texts.length).padStart(7)} ${prompts.padEnd(9)}: ${ms} ms (${row.perPromptUs} us each; runs ${runsMs.join(', ')} ms; warm-up with 14 names ${warmUpMs} ms)`,
+          );
+        }
+      } finally {
+        model.dispose();
+      }
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+  return rows;
+}
+
+/** bench/results/prompts.json as it is (or nothing), for a partial run that keeps the rows it does not make. */
+function previousResults(): Record<string, unknown> {
+  try {
+    const {
+      bench: _bench,
+      date: _date,
+      node: _node,
+      ...rest
+    } = JSON.parse(readFileSync('bench/results/prompts.json', 'utf8')) as Record<string, unknown>;
+    return rest;
+  } catch {
+    return {};
+  }
+}
+
 interface Timing {
   ms: number;
   networkMs: number;
@@ -222,6 +308,8 @@ export async function run(argv: string[]): Promise<BenchResult> {
       'max-baseline': { type: 'string', default: '4000' },
       'scale-only': { type: 'boolean', default: false },
       engines: { type: 'string', default: 'tfjs,ort' },
+      'encoding-only': { type: 'boolean', default: false },
+      'encode-counts': { type: 'string', default: '10000' },
     },
     allowPositionals: false,
   });
@@ -233,15 +321,28 @@ export async function run(argv: string[]): Promise<BenchResult> {
     if (e !== 'tfjs' && e !== 'ort') throw new Error(`--engines: tfjs or ort, got '${e}'`);
     return e;
   });
-  console.log(`prompt count at scale (models/default, scene-2.png; load average ${loadavg()[0]!.toFixed(2)})`);
-  const scale = await scaleRows(engines, runs);
-  const machine = {
+  const encodeCounts = values['encode-counts'].split(',').map((c) => {
+    const n = Number(c);
+    if (!(Number.isInteger(n) && n > 0)) throw new Error(`--encode-counts: positive integers, got '${c}'`);
+    return n;
+  });
+  const machineNow = () => ({
     cpu: cpus()[0]?.model ?? 'unknown',
     cores: cpus().length,
     loadAverage: round(loadavg()[0]!),
     node: process.version,
+  });
+  console.log(`text encoding (models/default, empty caches; load average ${loadavg()[0]!.toFixed(2)})`);
+  const encodingRun = {
+    encoding: await encodingRows(engines, encodeCounts, runs),
+    encodingDate: new Date().toISOString(),
+    encodingMachine: machineNow(),
   };
-  if (values['scale-only']) return { results: { scale, machine, runs } };
+  if (values['encoding-only']) return { results: { ...previousResults(), ...encodingRun } };
+  console.log(`prompt count at scale (models/default, scene-2.png; load average ${loadavg()[0]!.toFixed(2)})`);
+  const scale = await scaleRows(engines, runs);
+  const machine = machineNow();
+  if (values['scale-only']) return { results: { scale, machine, runs, ...encodingRun } };
   const model = await createModel('tiny', { seed: 0 });
   const image = testImage(model.config.input.size);
   const names = categoryNames(Math.max(...VOCAB_COUNTS));
@@ -350,6 +451,7 @@ export async function run(argv: string[]): Promise<BenchResult> {
       scale,
       machine,
       runs,
+      ...encodingRun,
     },
   };
 }

@@ -3,13 +3,16 @@
  * adapter (ops WebGPU lacks run on its wasm CPU provider), else wasm, with threads where the page
  * is cross-origin isolated (SharedArrayBuffer), one thread otherwise. The graphs are made in the
  * page by the exporter Node uses (a recorded TF.js forward of the loaded model, per input geometry
- * and prompt count) and kept in memory; the runtime's .mjs and .wasm files come from the server.
+ * and prompt count, and the text tower's graphs for the prompts) and kept in memory; the runtime's
+ * .mjs and .wasm files come from the server.
  */
 import type * as OrtWeb from 'onnxruntime-web';
 import type { ApeNetwork } from '../modeling/ape-network.js';
 import { exportNetwork, type ExportShape } from '../onnx/export-network.js';
 import { OrtRunner } from '../onnx/ort-runner.js';
 import { createSegmentSessions, SegmentedNetwork } from '../onnx/segmented-network.js';
+import { OrtTextTower } from '../onnx/ort-text-tower.js';
+import { exportTextTower, textExportShape } from '../onnx/text-export.js';
 
 export type WebOrtBackend = 'webgpu' | 'wasm';
 
@@ -40,7 +43,7 @@ export function wasmThreads(): number {
 
 export class WebOrtEngine extends OrtRunner {
   readonly name = 'ort';
-  /** Milliseconds spent exporting and creating sessions in the last run that needed a new export (0: none). */
+  /** Milliseconds spent exporting (and creating the network's sessions) since the caller last set it to 0. */
   lastExportMs = 0;
 
   private constructor(
@@ -80,6 +83,38 @@ export class WebOrtEngine extends OrtRunner {
     return `onnxruntime-web ${this.ort.env.versions.web}, ${this.backend}, ${threads} thread${threads === 1 ? '' : 's'}`;
   }
 
+  /** The text tower's graphs, made in the page (weights inside each: no files here), a session per bucket on first use. */
+  protected async loadTextTower(): Promise<OrtTextTower> {
+    const t0 = performance.now();
+    const { name, text } = this.network.config;
+    const exported = exportTextTower(
+      this.network.language.net,
+      text.pooling,
+      textExportShape(text.encoder.contextLength),
+      { name, hash: this.modelHash },
+      { externalData: false },
+    );
+    const { graphs } = exported.manifest;
+    this.lastExportMs += performance.now() - t0;
+    return new OrtTextTower(
+      exported.manifest,
+      async (graph) => {
+        const bytes = exported.files[graphs.indexOf(graph)]!;
+        const create = (backend: WebOrtBackend) =>
+          this.ort.InferenceSession.create(bytes, { executionProviders: [backend], graphOptimizationLevel: 'all' });
+        try {
+          return await create(this.backendInUse);
+        } catch (error) {
+          if (this.backendInUse === 'wasm') throw error;
+          console.warn(`onnxruntime-web: WebGPU failed on the text tower (${(error as Error).message}); using wasm`);
+          this.backendInUse = 'wasm';
+          return create('wasm');
+        }
+      },
+      (type, data, dims) => new this.ort.Tensor(type, data, dims),
+    );
+  }
+
   protected async loadNetwork(_key: string, shape: ExportShape): Promise<SegmentedNetwork> {
     const t0 = performance.now();
     const exported = exportNetwork(this.network, shape, this.modelHash);
@@ -100,7 +135,7 @@ export class WebOrtEngine extends OrtRunner {
       this.backendInUse = 'wasm';
       sessions = await make('wasm');
     }
-    this.lastExportMs = performance.now() - t0;
+    this.lastExportMs += performance.now() - t0;
     return new SegmentedNetwork(
       exported.manifest,
       sessions,

@@ -102,6 +102,15 @@ export class ApeModel extends ApeNetwork {
     super.dispose();
   }
 
+  /**
+   * One vector per prompt text ([N, D], the caller's to dispose), as encodePrompts, with the new
+   * ones encoded on the engine predict runs on (the text tower's ONNX export on 'ort').
+   */
+  async encodePromptsOnEngine(texts: readonly string[]): Promise<tf.Tensor2D> {
+    await this.runner?.encodePrompts(texts);
+    return this.encodePrompts(texts);
+  }
+
   predict(image: RgbImage, options?: PredictOptions): Promise<Prediction>;
   predict(images: RgbImage[], options?: PredictOptions): Promise<Prediction[]>;
   async predict(input: RgbImage | RgbImage[], options: PredictOptions = {}): Promise<Prediction | Prediction[]> {

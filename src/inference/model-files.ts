@@ -81,7 +81,11 @@ export interface LoadModelOptions extends PullOptions {
    * export holds the weights it was made from.
    */
   engine?: InferenceEngineName;
-  /** With engine 'ort': told when an export is made, its cache folders, and ONNX Runtime's threads per session. */
+  /**
+   * With engine 'ort': told when an export is made, its cache folders, ONNX Runtime's threads per
+   * session, and whether the text tower's TF.js weights are freed once its ONNX export encodes
+   * prompts (releaseTextWeights; default: for a frozen tower, as the released models have).
+   */
   ort?: OrtEngineOptions;
   /** Input size (long side, pixels) instead of the config's: smaller is faster and coarser. */
   inputSize?: number;
@@ -165,7 +169,8 @@ export async function loadModel(dirOrName: string, options: LoadModelOptions = {
       new OrtEngine(
         model,
         { dir, files: [configPath, join(dir, WEIGHTS_FILE)] },
-        { fallbackCacheDir: join(apeHome(), 'onnx'), ...options.ort },
+        // A frozen text tower (the released models') is freed once its ONNX export encodes prompts.
+        { fallbackCacheDir: join(apeHome(), 'onnx'), releaseTextWeights: !config.text.trainable, ...options.ort },
       ),
     );
   }

@@ -19,7 +19,7 @@ import { INFERENCE_CHUNK_ROWS } from './row-chunks.js';
 import { maskFeatureStride, pyramidLevels, validateConfig, type ApeConfig } from './config.js';
 import { ClipTextEncoder } from '../text/clip-text-transformer.js';
 import type { TextTokenizer } from '../text/tokenizer.js';
-import { PromptEmbeddingCache, poolPromptTokens } from '../text/prompt-embeddings.js';
+import { PromptEmbeddingCache, poolPromptTokens, type PromptRowEncoder } from '../text/prompt-embeddings.js';
 import { promptEntries, type PromptEntry } from '../text/prompts.js';
 import { required } from '../util/checked.js';
 
@@ -215,6 +215,8 @@ export class ApeNetwork extends Module {
   readonly levelStrides: number[];
   readonly promptCache: PromptEmbeddingCache;
   private cacheFingerprint = '';
+  /** Why the text tower's TF.js weights are gone (releaseTextTower), or null while they are loaded. */
+  private textReleased: string | null = null;
 
   constructor(
     readonly config: ApeConfig,
@@ -296,6 +298,8 @@ export class ApeNetwork extends Module {
       this.refreshPromptCache();
       return this.promptCache.sentences(texts);
     }
+    if (this.textReleased !== null)
+      throw new Error(`ApeNetwork.encodePrompts: the text tower's TF.js weights were released (${this.textReleased})`);
     const size = this.config.text.batchSize;
     const parts: tf.Tensor2D[] = [];
     for (let start = 0; start < texts.length; start += size) {
@@ -309,6 +313,37 @@ export class ApeNetwork extends Module {
     const joined = tf.concat(parts, 0);
     tf.dispose(parts);
     return joined;
+  }
+
+  /**
+   * Puts the vectors of `texts` that neither the prompt cache nor its store has into the cache,
+   * encoded by `encode` (the text tower on another engine) instead of TF.js; encodePrompts then
+   * serves them from the cache.
+   */
+  async preparePrompts(texts: readonly string[], encode: PromptRowEncoder): Promise<void> {
+    if (texts.length === 0) return;
+    this.refreshPromptCache();
+    await this.promptCache.prepare(texts, encode);
+  }
+
+  /** Whether the text tower's TF.js weights were released (releaseTextTower). */
+  get textTowerReleased(): boolean {
+    return this.textReleased !== null;
+  }
+
+  /**
+   * Frees the text tower's TF.js weights (about 2.8 GB for the released models' EVA02-CLIP-E) once
+   * another engine encodes prompts (`preparePrompts`): prompts not cached are then refused on the
+   * TF.js path with `why`. Only for a frozen tower, whose vectors never change; the rest of the
+   * network (and its ONNX export, which takes prompt vectors as inputs) does not use these weights.
+   */
+  releaseTextTower(why: string): void {
+    if (this.config.text.trainable)
+      throw new Error('ApeNetwork.releaseTextTower: the text tower is trainable (text.trainable); it must stay loaded');
+    if (this.textReleased !== null) return;
+    this.language.dispose();
+    this.textReleased = why;
+    this.promptCache.towerReleased(`the text tower's TF.js weights were released (${why})`);
   }
 
   /** Drops cached prompt embeddings when the text tower's weights changed since they were made. */
@@ -633,6 +668,8 @@ export class ApeNetwork extends Module {
       this.refreshPromptCache();
       return this.promptCache.tokens(texts);
     }
+    if (this.textReleased !== null)
+      throw new Error(`ApeNetwork.forward: the text tower's TF.js weights were released (${this.textReleased})`);
     const out = this.language.net.forward(this.tokenizer.tokenize(texts), {
       pooling: this.config.text.pooling,
       returnHidden: true,

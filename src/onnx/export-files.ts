@@ -1,7 +1,7 @@
-/** Node side of the ONNX export: the model's hash, and writing an export folder. */
+/** Node side of the ONNX exports: the model's hash, writing an export folder and reading its manifest. */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { type FileHandle, mkdir, open } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomically, writeFully } from '../io/atomic-write.js';
 import { MANIFEST_FILE, type NetworkExport } from './export-network.js';
@@ -21,24 +21,40 @@ export async function filesHash(paths: readonly string[]): Promise<string> {
   return hash.digest('hex');
 }
 
+/** An export's manifest file, parsed (not yet checked); a missing or unparsable file is named (`who` says whose). */
+export async function readManifestJson(path: string, who: string): Promise<unknown> {
+  const text = await readFile(path, 'utf8').catch((e: Error) => {
+    throw new Error(`${who}: cannot read ${path}: ${e.message}`);
+  });
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw new Error(`${path}: ${(e as Error).message}`);
+  }
+}
+
 /** Writes the segments (external data, then graphs), then the manifest (so a folder with a manifest is complete). */
 export async function writeNetworkExport(dir: string, exported: NetworkExport): Promise<void> {
   await mkdir(dir, { recursive: true });
   for (const [i, segment] of exported.manifest.segments.entries()) {
     const chunks = exported.data[i];
-    if (segment.data && chunks) {
-      await writeFileAtomically(join(dir, segment.data.file), async (handle) => {
-        let at = 0;
-        for (const c of chunks) {
-          await writeFully(handle, c, at);
-          at += c.length;
-        }
-      });
-    }
-    await writeFileAtomically(join(dir, segment.file), (handle) => writeFully(handle, exported.files[i]!, 0));
+    if (segment.data && chunks) await writeChunks(join(dir, segment.data.file), chunks);
+    await writeChunks(join(dir, segment.file), [exported.files[i]!]);
   }
-  const manifest = new TextEncoder().encode(`${JSON.stringify(exported.manifest, null, 2)}\n`);
-  await writeFileAtomically(join(dir, MANIFEST_FILE), (handle) => writeFully(handle, manifest, 0));
+  await writeChunks(join(dir, MANIFEST_FILE), [
+    new TextEncoder().encode(`${JSON.stringify(exported.manifest, null, 2)}\n`),
+  ]);
+}
+
+/** Writes a file from chunks in order, atomically (a reader sees the old file or the whole new one). */
+export async function writeChunks(path: string, chunks: readonly Uint8Array[]): Promise<void> {
+  await writeFileAtomically(path, async (handle) => {
+    let at = 0;
+    for (const c of chunks) {
+      await writeFully(handle, c, at);
+      at += c.length;
+    }
+  });
 }
 
 /**

@@ -19,5 +19,7 @@ export interface NetworkOutputs {
 export interface InferenceRunner {
   readonly name: string;
   run(batch: ModelBatch, prompts: PromptSet): Promise<NetworkOutputs>;
+  /** Puts the vectors of prompts into the model's prompt cache, encoding the new ones on this engine. */
+  encodePrompts(texts: readonly string[]): Promise<void>;
   release(): Promise<void>;
 }

@@ -6,7 +6,7 @@ import * as ort from 'onnxruntime-node';
 import { encodeOnnxModel } from './onnx-model.js';
 import type { ModuleExport } from './export-module.js';
 import type { TensorSpec } from './segments.js';
-import { nodeSessionOptions, type OrtNetworkOptions } from './ort-network.js';
+import { ortSessionOptions, type OrtNetworkOptions } from './ort-network.js';
 import { runSegments, type OrtTensorLike } from './segmented-network.js';
 import { getOrThrow } from '../util/checked.js';
 
@@ -44,7 +44,7 @@ export class OrtModule<K extends string> {
     const sessions: ort.InferenceSession[] = [];
     try {
       for (const [i, s] of exported.graph.segments.entries()) {
-        const session = await ort.InferenceSession.create(encodeOnnxModel(s.model), nodeSessionOptions(options)).catch(
+        const session = await ort.InferenceSession.create(encodeOnnxModel(s.model), ortSessionOptions(options)).catch(
           (e: Error) => {
             throw new Error(`OrtModule: ONNX Runtime refused segment ${i}: ${e.message}`);
           },

@@ -4,7 +4,6 @@ import { Module, init } from '../nn/module.js';
 import { Linear } from '../nn/linear.js';
 import { LayerNorm } from '../nn/layer-norm.js';
 import { gelu } from '../nn/gelu.js';
-import { tidyKeep } from '../nn/ops.js';
 
 /** Plain-object description of a CLIP / EVA-CLIP text tower. */
 export interface ClipTextConfig {
@@ -238,94 +237,124 @@ export class ClipTextEncoder extends Module {
 
   /** Encodes rows of token ids (as a tokenizer returns them: sot ... eot, zero-padded). */
   forward(ids: readonly (readonly number[])[], options: ClipTextForwardOptions = {}): ClipTextOutput {
-    const { tokens, poolWeights, length, endTokenIdx } = this.tokenBatch(ids, options);
-    const n = ids.length;
-    const { embeddings, lastHiddenState } = tidyKeep(() =>
-      this.encodeTokens(tf.tensor2d(tokens, [n, length], 'int32'), tf.tensor3d(poolWeights, [n, length, 1]), options),
-    );
-    const maskValues = new Int32Array(n * length);
-    endTokenIdx.forEach((e, r) => maskValues.fill(1, r * length, r * length + e + 1));
+    const batch = textTokenBatch(ids, this.config, {
+      pooling: options.pooling ?? 'eot',
+      length: options.fullLength ? this.config.contextLength : undefined,
+    });
+    const { rows: n, length } = batch;
+    const idsTensor = tf.tensor1d(batch.ids, 'int32');
+    const weights = tf.tensor3d(batch.poolWeights, [n, length, 1]);
+    const [embeddings, lastHiddenState] = this.encodeTokens(idsTensor, weights, {
+      returnHidden: options.returnHidden,
+      intermediates: options.intermediates,
+    });
+    tf.dispose([idsTensor, weights]);
     return {
       embeddings,
       lastHiddenState,
-      attentionMask: tf.tensor2d(maskValues, [n, length], 'int32'),
-      endTokenIdx,
+      attentionMask: tf.tensor2d(batch.attentionMask, [n, length], 'int32'),
+      endTokenIdx: batch.endTokenIdx,
     };
   }
 
   /**
-   * The host part of forward: the rows checked, each row's end-of-text position (argmax of its
-   * ids), the sequence length kept (the longest prompt's, or contextLength with fullLength), the
-   * ids [N, length] and the pooling weights [N, length] that encodeTokens takes.
-   */
-  tokenBatch(
-    ids: readonly (readonly number[])[],
-    options: Pick<ClipTextForwardOptions, 'pooling' | 'fullLength'> = {},
-  ): { tokens: Int32Array; poolWeights: Float32Array; length: number; endTokenIdx: number[] } {
-    const { contextLength, vocabSize } = this.config;
-    const n = ids.length;
-    if (n === 0) throw new Error('ClipTextEncoder.forward: no prompts');
-    const endTokenIdx = ids.map((row, r) => {
-      if (row.length !== contextLength)
-        throw new Error(`ClipTextEncoder.forward: row ${r} has ${row.length} ids, expected ${contextLength}`);
-      let best = 0;
-      for (let j = 1; j < row.length; j++) if (row[j]! > row[best]!) best = j;
-      return best;
-    });
-    const length = options.fullLength ? contextLength : Math.max(...endTokenIdx) + 1;
-    const tokens = new Int32Array(n * length);
-    ids.forEach((row, r) => {
-      for (let j = 0; j < length; j++) {
-        const id = row[j]!;
-        if (!Number.isInteger(id) || id < 0 || id >= vocabSize)
-          throw new Error(`ClipTextEncoder.forward: id ${id} (row ${r}, position ${j}) outside 0..${vocabSize - 1}`);
-        tokens[r * length + j] = id;
-      }
-    });
-    const pooling = options.pooling ?? 'eot';
-    const poolWeights = new Float32Array(n * length);
-    endTokenIdx.forEach((e, r) => {
-      if (pooling === 'eot') poolWeights[r * length + e] = 1;
-      else poolWeights.fill(1 / (e + 1), r * length, r * length + e + 1);
-    });
-    return { tokens, poolWeights, length, endTokenIdx };
-  }
-
-  /**
-   * The tensor part of forward: token ids [N, L] (int32, L <= contextLength) and per-position
-   * pooling weights [N, L, 1] -> the pooled prompt vectors (and, with returnHidden, every
-   * position's projected state). Call inside a tidy.
+   * The tower's tensor work over a prepared batch (textTokenBatch): `ids` [n * L] int32 token ids,
+   * `poolWeights` [n, L, 1] each row's pooling weights over its positions -> [n, embedDim] pooled
+   * vectors (and [n, L, embedDim] projected states with returnHidden). The ONNX export records this
+   * (src/onnx/text-export.ts) with both as graph inputs.
    */
   encodeTokens(
-    tokens: tf.Tensor2D,
+    ids: tf.Tensor1D,
     poolWeights: tf.Tensor3D,
     options: Pick<ClipTextForwardOptions, 'returnHidden' | 'intermediates'> = {},
-  ): { embeddings: tf.Tensor2D; lastHiddenState: tf.Tensor3D | null } {
+  ): [tf.Tensor2D, tf.Tensor3D | null] {
     const { contextLength, width } = this.config;
-    const [n, length] = tokens.shape;
+    const [n, length] = poolWeights.shape;
+    if (ids.size !== n * length)
+      throw new Error(`ClipTextEncoder.encodeTokens: ${ids.size} ids for ${n} rows of ${length} positions`);
+    if (length > contextLength)
+      throw new Error(`ClipTextEncoder.encodeTokens: ${length} positions, the context holds ${contextLength}`);
     const taps = options.intermediates;
     const t = this.text;
-    const embedded = tf.gather(t.tokenEmbedding, tf.reshape(tokens, [n * length]));
-    const positions =
-      length === contextLength ? t.positionalEmbedding : tf.slice(t.positionalEmbedding, [0, 0], [length, width]);
-    let x = tf.add(tf.reshape(embedded, [n, length, width]), positions) as tf.Tensor3D;
-    const mask = causalMask(length);
-    t.transformer.resblocks.forEach((block, i) => {
-      x = block.forward(x, mask);
-      if (taps) taps.set(`resblock_out.${i}`, tf.keep(tf.clone(x)));
-    });
-    const normed = t.lnFinal.forward(x);
-    const embeddings = tf.matMul(
-      tf.sum(tf.mul(normed, poolWeights), 1) as tf.Tensor2D,
-      t.textProjection,
-    ) as tf.Tensor2D;
-    const lastHiddenState = options.returnHidden
-      ? (tf.reshape(tf.matMul(tf.reshape(normed, [n * length, width]), t.textProjection), [
-          n,
-          length,
-          this.config.embedDim,
-        ]) as tf.Tensor3D)
-      : null;
-    return { embeddings, lastHiddenState };
+    const [embeddings, lastHiddenState] = tf.tidy(() => {
+      const tokens = tf.gather(t.tokenEmbedding, ids);
+      const positions =
+        length === contextLength ? t.positionalEmbedding : tf.slice(t.positionalEmbedding, [0, 0], [length, width]);
+      let x = tf.add(tf.reshape(tokens, [n, length, width]), positions) as tf.Tensor3D;
+      const mask = causalMask(length);
+      t.transformer.resblocks.forEach((block, i) => {
+        x = block.forward(x, mask);
+        if (taps) taps.set(`resblock_out.${i}`, tf.keep(tf.clone(x)));
+      });
+      const normed = t.lnFinal.forward(x);
+      const pooled = tf.matMul(tf.sum(tf.mul(normed, poolWeights), 1) as tf.Tensor2D, t.textProjection) as tf.Tensor2D;
+      const hidden = options.returnHidden
+        ? (tf.reshape(tf.matMul(tf.reshape(normed, [n * length, width]), t.textProjection), [
+            n,
+            length,
+            this.config.embedDim,
+          ]) as tf.Tensor3D)
+        : null;
+      return hidden ? [pooled, hidden] : [pooled];
+    }) as [tf.Tensor2D, tf.Tensor3D?];
+    return [embeddings, lastHiddenState ?? null];
   }
+}
+
+/** Rows of token ids made ready for the tower's tensors (ClipTextEncoder.encodeTokens): validated, cut to `length` positions. */
+export interface TextTokenBatch {
+  rows: number;
+  /** Positions per row. */
+  length: number;
+  /** [rows * length] the ids of each row's first `length` positions. */
+  ids: Int32Array;
+  /** Per row, the end-of-text position (argmax of its ids, the first of equal ones). */
+  endTokenIdx: number[];
+  /** [rows * length] each row's pooling weights: 1 at its end token ('eot'), 1/(end + 1) up to it ('mean'). */
+  poolWeights: Float32Array;
+  /** [rows * length] 1 for positions <= the end token. */
+  attentionMask: Int32Array;
+}
+
+/**
+ * The host side of a text forward: checks every row (contextLength ids within the vocabulary) and
+ * cuts it to `length` positions, by default just past the longest row's end token (later positions
+ * never reach earlier ones through the causal mask, so the pooled vectors do not depend on it).
+ */
+export function textTokenBatch(
+  ids: readonly (readonly number[])[],
+  config: Pick<ClipTextConfig, 'contextLength' | 'vocabSize'>,
+  options: { pooling: TextPooling; length?: number },
+): TextTokenBatch {
+  const { contextLength, vocabSize } = config;
+  const n = ids.length;
+  if (n === 0) throw new Error('ClipTextEncoder.forward: no prompts');
+  const endTokenIdx = ids.map((row, r) => {
+    if (row.length !== contextLength)
+      throw new Error(`ClipTextEncoder.forward: row ${r} has ${row.length} ids, expected ${contextLength}`);
+    let best = 0;
+    for (let j = 1; j < row.length; j++) if (row[j]! > row[best]!) best = j;
+    return best;
+  });
+  const needed = Math.max(...endTokenIdx) + 1;
+  const length = options.length ?? needed;
+  if (!Number.isInteger(length) || length < needed || length > contextLength)
+    throw new Error(`ClipTextEncoder.forward: length ${length} outside ${needed}..${contextLength} for these rows`);
+  const flat = new Int32Array(n * length);
+  ids.forEach((row, r) => {
+    for (let j = 0; j < length; j++) {
+      const id = row[j]!;
+      if (!Number.isInteger(id) || id < 0 || id >= vocabSize)
+        throw new Error(`ClipTextEncoder.forward: id ${id} (row ${r}, position ${j}) outside 0..${vocabSize - 1}`);
+      flat[r * length + j] = id;
+    }
+  });
+  const poolWeights = new Float32Array(n * length);
+  const attentionMask = new Int32Array(n * length);
+  endTokenIdx.forEach((e, r) => {
+    for (let j = 0; j <= e; j++) attentionMask[r * length + j] = 1;
+    if (options.pooling === 'eot') poolWeights[r * length + e] = 1;
+    else for (let j = 0; j <= e; j++) poolWeights[r * length + j] = 1 / (e + 1);
+  });
+  return { rows: n, length, ids: flat, endTokenIdx, poolWeights, attentionMask };
 }

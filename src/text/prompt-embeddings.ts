@@ -22,6 +22,12 @@ export interface PromptCacheStats {
   stored: number;
 }
 
+/**
+ * Encodes rows of token ids (as the tokenizer gives them) to one vector each, somewhere other than
+ * the TF.js tower: the same tower exported to ONNX Runtime (src/onnx/ort-text-tower.ts).
+ */
+export type PromptRowEncoder = (rows: readonly (readonly number[])[]) => Promise<Float32Array[]>;
+
 /** Where sentence vectors outlive the process (the on-disk prompt cache, src/inference/prompt-store.ts). */
 export interface PromptVectorStore {
   readonly dim: number;
@@ -44,6 +50,8 @@ export class PromptEmbeddingCache {
   private encoded = 0;
   private stored = 0;
   private store: PromptVectorStore | null = null;
+  /** Why the TF.js tower can no longer encode (its weights were released), or null. */
+  private towerGone: string | null = null;
 
   constructor(
     private readonly encoder: ClipTextEncoder,
@@ -76,6 +84,39 @@ export class PromptEmbeddingCache {
     if (store && store.dim !== this.dim)
       throw new Error(`PromptEmbeddingCache: the store holds ${store.dim}-d vectors, the tower makes ${this.dim}`);
     this.store = store;
+  }
+
+  /**
+   * From now on the TF.js tower is not run (its weights are gone): a text that is neither in
+   * memory nor in the store is refused with `why`, and `prepare` is the way to encode.
+   */
+  towerReleased(why: string): void {
+    this.towerGone = why;
+  }
+
+  /**
+   * Makes sure every text's sentence vector is in memory (and in the store): those found in
+   * neither are encoded by `encode` (all in one call, so that it can batch them as it likes) instead
+   * of the TF.js tower. `sentences` then serves them without encoding, unless more texts than the
+   * memory holds (maxEntries) pushed some out again.
+   */
+  async prepare(texts: readonly string[], encode: PromptRowEncoder): Promise<void> {
+    const missing = this.lookUp(this.sentenceCache, texts, this.store);
+    if (missing.length === 0) return;
+    const values = await encode(this.tokenizer.tokenize(missing));
+    if (values.length !== missing.length)
+      throw new Error(`PromptEmbeddingCache: the encoder gave ${values.length} vectors for ${missing.length} texts`);
+    const fresh = new Map<string, Float32Array>();
+    values.forEach((value, i) => {
+      if (value.length !== this.dim)
+        throw new Error(
+          `PromptEmbeddingCache: the encoder gave a ${value.length}-d vector, the tower makes ${this.dim}`,
+        );
+      this.remember(this.sentenceCache, missing[i]!, value);
+      fresh.set(missing[i]!, value);
+    });
+    this.encoded += missing.length;
+    if (this.store) this.store.put(fresh);
   }
 
   clear(): void {
@@ -133,16 +174,12 @@ export class PromptEmbeddingCache {
     encode: (chunk: string[]) => Float32Array[],
     store: PromptVectorStore | null = null,
   ): void {
-    let missing = unique(texts.filter((t) => !cache.has(t)));
-    this.hits += texts.length - missing.length;
-    this.misses += missing.length;
+    const missing = this.lookUp(cache, texts, store);
     if (missing.length === 0) return;
-    if (store) {
-      const found = store.get(missing);
-      this.stored += found.size;
-      for (const [t, v] of found) this.remember(cache, t, v);
-      missing = missing.filter((t) => !found.has(t));
-    }
+    if (this.towerGone !== null)
+      throw new Error(
+        `PromptEmbeddingCache: cannot encode ${missing.length} prompt${missing.length === 1 ? '' : 's'} (first: '${missing[0]}'): ${this.towerGone}`,
+      );
     // One shard per call: the store's files are written whole.
     const fresh = new Map<string, Float32Array>();
     for (let start = 0; start < missing.length; start += this.batchSize) {
@@ -155,6 +192,24 @@ export class PromptEmbeddingCache {
       });
     }
     if (fresh.size > 0) store?.put(fresh);
+  }
+
+  /** Counts hits and misses, reads what the store has into `cache`; the texts still missing (each once). */
+  private lookUp(
+    cache: Map<string, Float32Array>,
+    texts: readonly string[],
+    store: PromptVectorStore | null,
+  ): string[] {
+    let missing = unique(texts.filter((t) => !cache.has(t)));
+    this.hits += texts.length - missing.length;
+    this.misses += missing.length;
+    if (missing.length > 0 && store) {
+      const found = store.get(missing);
+      this.stored += found.size;
+      for (const [t, v] of found) this.remember(cache, t, v);
+      missing = missing.filter((t) => !found.has(t));
+    }
+    return missing;
   }
 
   private remember(cache: Map<string, Float32Array>, key: string, value: Float32Array): void {

@@ -10,6 +10,7 @@ import { readImage } from '../../src/io/image-node.js';
 import { exportCacheDirs, inspectCachedExport } from '../../src/onnx/export-cache.js';
 import { filesHash } from '../../src/onnx/export-files.js';
 import { MANIFEST_FILE } from '../../src/onnx/export-network.js';
+import { TEXT_MANIFEST_FILE } from '../../src/onnx/text-export.js';
 import { OPSET } from '../../src/onnx/kernel-ops.js';
 import { OrtEngine } from '../../src/onnx/ort-engine.js';
 import { repoRoot } from '../cli/ape-cli.js';
@@ -152,6 +153,15 @@ test('a model folder that cannot be written keeps its exports in $APE_HOME/onnx/
     assert.equal(model.inferenceEngine, 'ort');
     const first = await model.predict(scene, prompts);
     model.dispose();
+    // The text tower's export (made first, for the prompts) takes the same way.
+    const textKey = 'text-b1.8.64-l3.6.12.16';
+    const textMessages = messages.filter((m) => m.includes(textKey));
+    assert.equal(textMessages.length, 3, textMessages.join('; '));
+    assert.ok(
+      (await readdir(join(fallback, '..', textKey))).includes(TEXT_MANIFEST_FILE),
+      `no text export in ${join(fallback, '..')}`,
+    );
+    messages.splice(0, messages.length, ...messages.filter((m) => !m.includes(textKey)));
     assert.match(messages[0]!, new RegExp(`^exporting tiny to ONNX for ${key}`));
     assert.match(
       messages[1]!,

@@ -12,7 +12,7 @@ import { exportModule } from '../../src/onnx/export-module.js';
 import { OrtModule, type OrtModuleHostStep } from '../../src/onnx/ort-module.js';
 import { Eva02Vit } from '../../src/modeling/backbone/eva02-vit.js';
 import { SimpleFeaturePyramid } from '../../src/modeling/backbone/simple-feature-pyramid.js';
-import { ClipTextEncoder } from '../../src/text/clip-text-transformer.js';
+import { ClipTextEncoder, textTokenBatch } from '../../src/text/clip-text-transformer.js';
 import { loadReleasedWeights } from '../../src/convert/released-mapping.js';
 import type { ApeNetwork } from '../../src/modeling/ape-network.js';
 import type { Module } from '../../src/nn/module.js';
@@ -176,8 +176,8 @@ test('text tower on ONNX Runtime: token ids and pooling weights as graph inputs 
   loadReleasedWeights(encoder, await fixtureCheckpoint(prefix), { prefix });
   const flat = cases.values('text.input_ids');
   const ids = Array.from({ length: 6 }, (_, i) => flat.slice(i * 77, (i + 1) * 77));
-  const batch = encoder.tokenBatch(ids, { fullLength: true });
-  const tokens = tf.tensor2d(batch.tokens, [ids.length, batch.length], 'int32');
+  const batch = textTokenBatch(ids, encoder.config, { pooling: 'eot', length: 77 });
+  const tokens = tf.tensor1d(batch.ids, 'int32');
   const pooling = tf.tensor3d(batch.poolWeights, [ids.length, batch.length, 1]);
   await checkOnOrt(
     t,
@@ -186,10 +186,13 @@ test('text tower on ONNX Runtime: token ids and pooling weights as graph inputs 
       weights: encoder.namedParameters(),
       run: () => {
         const taps = new Map<string, tf.Tensor>();
-        const out = encoder.encodeTokens(tokens, pooling, { returnHidden: true, intermediates: taps });
+        const [embeddings, lastHiddenState] = encoder.encodeTokens(tokens, pooling, {
+          returnHidden: true,
+          intermediates: taps,
+        });
         return {
-          'text.output': out.embeddings,
-          'text.last_hidden_state': out.lastHiddenState!,
+          'text.output': embeddings,
+          'text.last_hidden_state': lastHiddenState!,
           ...Object.fromEntries([...taps].map(([name, x]) => [`text.${name}`, x])),
         };
       },
