@@ -13,6 +13,9 @@ import { OrtRunner } from '../onnx/ort-runner.js';
 import { createSegmentSessions, SegmentedNetwork } from '../onnx/segmented-network.js';
 import { OrtTextTower } from '../onnx/ort-text-tower.js';
 import { exportTextTower, textExportShape } from '../onnx/text-export.js';
+import { OrtPromptScorer } from '../onnx/ort-prompt-scorer.js';
+import { exportPromptScorer, type PromptScoreShape } from '../onnx/prompt-score-export.js';
+import { required } from '../util/checked.js';
 
 export type WebOrtBackend = 'webgpu' | 'wasm';
 
@@ -115,6 +118,29 @@ export class WebOrtEngine extends OrtRunner {
     );
   }
 
+  /** The vocabulary chunks' scoring graphs, made in the page (a few kilobytes, no weights), a session per chunk width. */
+  protected async loadPromptScorer(shape: PromptScoreShape): Promise<OrtPromptScorer> {
+    const t0 = performance.now();
+    const head = required(this.network.classEmbed[this.network.classEmbed.length - 1], 'the classifier');
+    const exported = exportPromptScorer(head, shape, { name: this.network.config.name, hash: this.modelHash });
+    const sessions = await this.onBackend('the vocabulary scoring', async (backend) => {
+      const made: OrtWeb.InferenceSession[] = [];
+      try {
+        for (const bytes of exported.files) made.push(await this.session(bytes, backend));
+      } catch (error) {
+        await Promise.all(made.map((m) => m.release()));
+        throw error;
+      }
+      return made;
+    });
+    this.lastExportMs += performance.now() - t0;
+    return new OrtPromptScorer(
+      exported.manifest,
+      sessions,
+      (type, data, dims) => new this.ort.Tensor(type, data, dims),
+    );
+  }
+
   protected async loadNetwork(_key: string, shape: ExportShape): Promise<SegmentedNetwork> {
     const t0 = performance.now();
     const exported = exportNetwork(this.network, shape, this.modelHash);
@@ -141,5 +167,24 @@ export class WebOrtEngine extends OrtRunner {
       sessions,
       (type, data, dims) => new this.ort.Tensor(type, data, dims),
     );
+  }
+
+  private session(bytes: Uint8Array, backend: WebOrtBackend): Promise<OrtWeb.InferenceSession> {
+    return this.ort.InferenceSession.create(bytes, { executionProviders: [backend], graphOptimizationLevel: 'all' });
+  }
+
+  /**
+   * `make` on the backend in use; where WebGPU offered an adapter but cannot run `what`, on wasm
+   * (in the same runtime build) from then on.
+   */
+  private async onBackend<T>(what: string, make: (backend: WebOrtBackend) => Promise<T>): Promise<T> {
+    try {
+      return await make(this.backendInUse);
+    } catch (error) {
+      if (this.backendInUse === 'wasm') throw error;
+      console.warn(`onnxruntime-web: WebGPU failed on ${what} (${(error as Error).message}); using wasm`);
+      this.backendInUse = 'wasm';
+      return make('wasm');
+    }
   }
 }

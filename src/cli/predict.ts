@@ -6,6 +6,7 @@ import { loadModel } from '../inference/model-files.js';
 import { DEFAULT_SCORE_THRESHOLD, type Prediction } from '../inference/results.js';
 import { DEFAULT_SEMANTIC_THRESHOLD } from '../inference/semantic-confidence.js';
 import { vocabularyWarnings } from '../text/prompt-vocabulary.js';
+import { encodePromptsWithProgress } from './encode-prompts.js';
 import { drawInstances } from '../viz/overlay-prediction.js';
 import { drawSemantic, semanticAreas } from '../viz/semantic-map.js';
 import { predictionToJson, type CocoInstanceJson } from '../inference/prediction-json.js';
@@ -135,6 +136,8 @@ async function run(argv: string[]): Promise<number> {
     console.error(
       `ape predict: ${wanted} already has results; writing to ${outDir} (--overwrite writes into ${wanted})`,
     );
+  // A first run of a large vocabulary encodes it here, with progress, rather than silently in the first predict.
+  await encodePromptsWithProgress(model, [...vocabulary, ...sentences], 'ape predict: encoding prompts');
   // 'results' is taken by results.json: an image of that name becomes results-2.
   const stems = outputStems([RESULTS_FILE, ...images]).slice(1);
   const cocoResults: CocoInstanceJson[] = [];

@@ -17,6 +17,10 @@ export interface InstanceSelection {
   topK: number;
   /** Candidates must also score at least this (inclusive; default none): a bound a caller already knows. */
   floor?: number;
+  /** IoU of the boxes of queries a and b (default: boxIou of `boxes`); a caller selecting again on the same boxes memoizes it. */
+  iou?: (a: number, b: number) => number;
+  /** Per prompt, its best score over the queries: prompts whose best cannot pass are not scanned. */
+  promptBest?: Float32Array;
 }
 
 /**
@@ -40,26 +44,44 @@ export function selectInstances(
   const threshold = Math.fround(options.threshold);
   const floor = options.floor ?? -Infinity;
   const candidates: number[] = [];
-  for (let i = 0; i < scores.length; i++) {
-    const s = scores[i]!;
-    if (s > threshold && s >= floor && Number.isFinite(s)) candidates.push(i);
+  const best = options.promptBest;
+  if (best) {
+    if (best.length < numPrompts)
+      throw new Error(`selectInstances: ${best.length} best scores for ${numPrompts} prompts`);
+    for (let p = 0; p < numPrompts; p++) {
+      const m = best[p]!;
+      if (m <= threshold || m < floor) continue;
+      for (let i = p; i < scores.length; i += numPrompts) {
+        const s = scores[i]!;
+        if (s > threshold && s >= floor && Number.isFinite(s)) candidates.push(i);
+      }
+    }
+  } else {
+    for (let i = 0; i < scores.length; i++) {
+      const s = scores[i]!;
+      if (s > threshold && s >= floor && Number.isFinite(s)) candidates.push(i);
+    }
   }
   const heap = new MaxHeap(candidates, scores);
   const kept: InstancePick[] = [];
   const keptByPrompt = new Map<number, number[]>();
-  const box = (q: number): Box => [boxes[q * 4]!, boxes[q * 4 + 1]!, boxes[q * 4 + 2]!, boxes[q * 4 + 3]!];
+  const iou = options.iou ?? ((a: number, b: number) => boxIou(queryBox(boxes, a), queryBox(boxes, b)));
   while (kept.length < options.topK && heap.size > 0) {
     const i = heap.pop();
     const q = Math.floor(i / numPrompts);
     const p = i % numPrompts;
     const same = keptByPrompt.get(p) ?? [];
-    const b = box(q);
-    if (same.some((k) => boxIou(box(k), b) > options.nmsThreshold)) continue;
+    if (same.some((k) => iou(k, q) > options.nmsThreshold)) continue;
     same.push(q);
     keptByPrompt.set(p, same);
     kept.push({ query: q, prompt: p, score: scores[i]! });
   }
   return kept;
+}
+
+/** Query q's box of [Q * 4] xyxy boxes. */
+export function queryBox(boxes: Float32Array, q: number): Box {
+  return [boxes[q * 4]!, boxes[q * 4 + 1]!, boxes[q * 4 + 2]!, boxes[q * 4 + 3]!];
 }
 
 /** Binary max-heap of indices ordered by score (ties: lower index first). */

@@ -19,7 +19,12 @@ import { INFERENCE_CHUNK_ROWS } from './row-chunks.js';
 import { maskFeatureStride, pyramidLevels, validateConfig, type ApeConfig } from './config.js';
 import { ClipTextEncoder } from '../text/clip-text-transformer.js';
 import type { TextTokenizer } from '../text/tokenizer.js';
-import { PromptEmbeddingCache, poolPromptTokens, type PromptRowEncoder } from '../text/prompt-embeddings.js';
+import {
+  PromptEmbeddingCache,
+  poolPromptTokens,
+  type EncodeProgress,
+  type PromptRowEncoder,
+} from '../text/prompt-embeddings.js';
 import { promptEntries, type PromptEntry } from '../text/prompts.js';
 import { required } from '../util/checked.js';
 
@@ -320,10 +325,10 @@ export class ApeNetwork extends Module {
    * encoded by `encode` (the text tower on another engine) instead of TF.js; encodePrompts then
    * serves them from the cache.
    */
-  async preparePrompts(texts: readonly string[], encode: PromptRowEncoder): Promise<void> {
+  async preparePrompts(texts: readonly string[], encode: PromptRowEncoder, onProgress?: EncodeProgress): Promise<void> {
     if (texts.length === 0) return;
     this.refreshPromptCache();
-    await this.promptCache.prepare(texts, encode);
+    await this.promptCache.prepare(texts, encode, onProgress);
   }
 
   /** Whether the text tower's TF.js weights were released (releaseTextTower). */

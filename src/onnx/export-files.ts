@@ -1,7 +1,7 @@
 /** Node side of the ONNX exports: the model's hash, writing an export folder and reading its manifest. */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { type FileHandle, mkdir, open, readFile } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomically, writeFully } from '../io/atomic-write.js';
 import { MANIFEST_FILE, type NetworkExport } from './export-network.js';
@@ -93,4 +93,36 @@ export async function checkExternalData(
   } finally {
     await handle.close();
   }
+}
+
+/** Refuses an export whose graph files are missing or not the size the export wrote (`who` says whose). */
+export async function checkGraphFiles(
+  dir: string,
+  graphs: readonly { file: string; bytes: number }[],
+  who: string,
+): Promise<void> {
+  for (const graph of graphs) {
+    const file = join(dir, graph.file);
+    const size = await stat(file).then(
+      (s) => s.size,
+      (e: Error) => {
+        throw new Error(`${who}: cannot read ${file}: ${e.message}`);
+      },
+    );
+    if (size !== graph.bytes)
+      throw new Error(`${who}: ${file} has ${size} bytes, the export wrote ${graph.bytes}; export again`);
+  }
+}
+
+/** Writes each graph file, then the manifest (so a folder with a manifest is complete). */
+export async function writeGraphsAndManifest(
+  dir: string,
+  graphs: readonly { file: string }[],
+  files: readonly Uint8Array[],
+  manifestFile: string,
+  manifest: unknown,
+): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  for (const [i, graph] of graphs.entries()) await writeChunks(join(dir, graph.file), [files[i]!]);
+  await writeChunks(join(dir, manifestFile), [new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`)]);
 }

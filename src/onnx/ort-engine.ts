@@ -14,6 +14,10 @@ import { OrtRunner } from './ort-runner.js';
 import type { OrtTextTower } from './ort-text-tower.js';
 import { exportTextTower, textExportKey, textExportShape } from './text-export.js';
 import { loadCachedTextExport } from './text-export-files.js';
+import type { OrtPromptScorer } from './ort-prompt-scorer.js';
+import { exportPromptScorer, promptScoreExportKey, type PromptScoreShape } from './prompt-score-export.js';
+import { loadCachedPromptScorer } from './prompt-score-files.js';
+import { required } from '../util/checked.js';
 
 /** Where the model came from: its folder and the files whose hash keys the cached exports. */
 export interface ModelSource {
@@ -93,6 +97,25 @@ export class OrtEngine extends OrtRunner {
           );
         this.options.onExport?.(`exporting ${name}'s text tower to ONNX (${key}, once per model) ...`);
         return exportTextTower(this.network.language.net, text.pooling, shape, { name, hash }, { externalData: true });
+      },
+      threads: this.options.threads,
+      report: (message) => this.options.onExport?.(message),
+    });
+  }
+
+  /** The vocabulary chunks' scoring graphs from the disk cache when they match, or made now (all widths at once) and cached. */
+  protected async loadPromptScorer(shape: PromptScoreShape): Promise<OrtPromptScorer> {
+    const hash = await this.modelHash();
+    const { name } = this.network.config;
+    const key = promptScoreExportKey(shape);
+    const head = required(this.network.classEmbed[this.network.classEmbed.length - 1], 'the classifier');
+    return loadCachedPromptScorer({
+      dirs: this.cacheDirs(hash, key),
+      hash,
+      shape,
+      make: () => {
+        this.options.onExport?.(`exporting ${name}'s vocabulary scoring to ONNX (${key}, once per model) ...`);
+        return exportPromptScorer(head, shape, { name, hash });
       },
       threads: this.options.threads,
       report: (message) => this.options.onExport?.(message),

@@ -11,12 +11,15 @@
 import { tf } from '../engine/engine.js';
 import type { ApeNetwork, ModelBatch } from '../modeling/ape-network.js';
 import type { PromptSet } from '../text/prompts.js';
+import type { EncodeProgress } from '../text/prompt-embeddings.js';
 import { exportKey, type ExportShape } from './export-network.js';
 import type { InferenceRunner, NetworkOutputs } from './inference-runner.js';
 import type { OrtNetworkOutputs, SegmentedNetwork } from './segmented-network.js';
 import { required } from '../util/checked.js';
 import { readValues } from '../engine/read-values.js';
 import type { OrtTextTower } from './ort-text-tower.js';
+import type { OrtPromptScorer } from './ort-prompt-scorer.js';
+import { PROMPT_SCORE_WIDTHS, type PromptScoreShape } from './prompt-score-export.js';
 
 /** Exports kept loaded when no maxLoaded is given. */
 export const DEFAULT_MAX_LOADED = 4;
@@ -52,6 +55,8 @@ export abstract class OrtRunner implements InferenceRunner {
   private readonly networks = new Map<string, LoadedNetwork>();
   private readonly maxLoaded: number;
   private textTower: Promise<OrtTextTower> | null = null;
+  /** Prompt-score exports by query count (one in practice: the model's). */
+  private readonly scorers = new Map<number, Promise<OrtPromptScorer>>();
   /** The last run's timings (ms): encoding its new prompts, and the network (summed over its images): segments and host selection. */
   lastTimings: OrtNetworkOutputs['timings'] & { prompts: number } = { segments: [], host: 0, prompts: 0 };
 
@@ -68,17 +73,42 @@ export abstract class OrtRunner implements InferenceRunner {
   /** The text tower's export, loaded (made on first use where there is none). */
   protected abstract loadTextTower(): Promise<OrtTextTower>;
 
+  /** The prompt-score export for `shape` (a graph per chunk width), loaded (made on first use where there is none). */
+  protected abstract loadPromptScorer(shape: PromptScoreShape): Promise<OrtPromptScorer>;
+
+  /**
+   * Scores vocabulary chunks on this runtime: the prompt-score export for `queries` queries and the
+   * classifier's prompt size, loaded once (a failed load is tried again next time).
+   */
+  promptScorer(queries: number): Promise<OrtPromptScorer> {
+    let scorer = this.scorers.get(queries);
+    if (!scorer) {
+      const head = required(this.network.classEmbed[this.network.classEmbed.length - 1], 'the classifier');
+      const loading = this.loadPromptScorer({ queries, dim: head.embedDimLanguage, widths: [...PROMPT_SCORE_WIDTHS] });
+      loading.catch(() => {
+        if (this.scorers.get(queries) === loading) this.scorers.delete(queries);
+      });
+      this.scorers.set(queries, loading);
+      scorer = loading;
+    }
+    return scorer;
+  }
+
   /**
    * Puts the vectors of `texts` into the model's prompt cache: those neither it nor its store has
    * are encoded by the text tower's export (then, with releaseTextWeights, the TF.js tower is freed).
    */
-  async encodePrompts(texts: readonly string[]): Promise<void> {
+  async encodePrompts(texts: readonly string[], onProgress?: EncodeProgress): Promise<void> {
     let encoded = false as boolean;
-    await this.network.preparePrompts(texts, async (rows) => {
-      const vectors = await (await this.tower()).encode(rows);
-      encoded = true;
-      return vectors;
-    });
+    await this.network.preparePrompts(
+      texts,
+      async (rows, progress) => {
+        const vectors = await (await this.tower()).encode(rows, progress);
+        encoded = true;
+        return vectors;
+      },
+      onProgress,
+    );
     if (encoded && this.runnerOptions.releaseTextWeights && !this.network.textTowerReleased)
       this.network.releaseTextTower(
         "engine 'ort' with releaseTextWeights: prompts are encoded by the text tower's ONNX export; load the model with engine 'tfjs' to encode on TF.js",
@@ -186,6 +216,9 @@ export abstract class OrtRunner implements InferenceRunner {
     const text = this.textTower;
     this.textTower = null;
     await text?.then((t) => t.release()).catch(() => undefined);
+    const scorers = await Promise.allSettled([...this.scorers.values()]);
+    this.scorers.clear();
+    await Promise.all(scorers.flatMap((s) => (s.status === 'fulfilled' ? [s.value.release()] : [])));
     const nets = await Promise.allSettled([...this.networks.values()].map((e) => e.net));
     this.networks.clear();
     await Promise.all(nets.flatMap((n) => (n.status === 'fulfilled' ? [n.value.release()] : [])));

@@ -87,20 +87,24 @@ export class OrtTextTower {
     private readonly maxLoaded = manifest.graphs.length,
   ) {}
 
-  /** [embedDim] per row of token ids (as the tokenizer gives them), in order. */
-  encode(rows: readonly (readonly number[])[]): Promise<Float32Array[]> {
-    const run = this.queue.then(() => this.encodeNow(rows));
+  /** [embedDim] per row of token ids (as the tokenizer gives them), in order; `onProgress(rows done)` after each run. */
+  encode(rows: readonly (readonly number[])[], onProgress?: (done: number) => void): Promise<Float32Array[]> {
+    const run = this.queue.then(() => this.encodeNow(rows, onProgress));
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async encodeNow(rows: readonly (readonly number[])[]): Promise<Float32Array[]> {
+  private async encodeNow(
+    rows: readonly (readonly number[])[],
+    onProgress?: (done: number) => void,
+  ): Promise<Float32Array[]> {
     if (rows.length === 0) return [];
     const { contextLength, vocabSize, embedDim, pooling } = this.manifest.tower;
     const tower = { contextLength, vocabSize };
     // Every row checked (length, ids) as the TF.js forward checks them, and its end token found.
     const { endTokenIdx } = textTokenBatch(rows, tower, { pooling });
     const out = new Array<Float32Array>(rows.length);
+    let done = 0;
     for (const run of planTextRuns(endTokenIdx, this.manifest.shape)) {
       // Padding rows repeat a real one: rows never mix, and their vectors are dropped.
       const picked = Array.from({ length: run.batch }, (_, k) => rows[run.rows[Math.min(k, run.rows.length - 1)]!]!);
@@ -122,6 +126,8 @@ export class OrtTextTower {
       run.rows.forEach((r, k) => {
         out[r] = values.slice(k * embedDim, (k + 1) * embedDim);
       });
+      done += run.rows.length;
+      onProgress?.(done);
     }
     return out;
   }

@@ -3,10 +3,16 @@
  * onnxruntime-node sessions (one per bucket, opened on first use), and the disk cache around
  * them (the network exports' checks: model hash, opset, buckets).
  */
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { checkExternalData, readManifestJson, writeChunks } from './export-files.js';
+import {
+  checkExternalData,
+  checkGraphFiles,
+  readManifestJson,
+  writeChunks,
+  writeGraphsAndManifest,
+} from './export-files.js';
 import { type CachedExportRequest, inspectManifest, loadOrMakeExport } from './export-cache.js';
 import { ortSessionOptions } from './ort-network.js';
 import { checkTextManifest, OrtTextTower } from './ort-text-tower.js';
@@ -20,10 +26,7 @@ export async function writeTextExport(dir: string, exported: TextExport): Promis
   await mkdir(dir, { recursive: true });
   const { manifest, data } = exported;
   if (manifest.data && data) await writeChunks(join(dir, manifest.data.file), data);
-  for (const [i, graph] of manifest.graphs.entries()) await writeChunks(join(dir, graph.file), [exported.files[i]!]);
-  await writeChunks(join(dir, TEXT_MANIFEST_FILE), [
-    new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`),
-  ]);
+  await writeGraphsAndManifest(dir, manifest.graphs, exported.files, TEXT_MANIFEST_FILE, manifest);
 }
 
 /**
@@ -37,17 +40,7 @@ export async function loadTextExport(dir: string, options: { threads?: number } 
     await checkExternalData(dir, manifest.data).catch((e: Error) => {
       throw new Error(`OrtTextTower: ${e.message}`);
     });
-  for (const graph of manifest.graphs) {
-    const file = join(dir, graph.file);
-    const size = await stat(file).then(
-      (s) => s.size,
-      (e: Error) => {
-        throw new Error(`OrtTextTower: cannot read ${file}: ${e.message}`);
-      },
-    );
-    if (size !== graph.bytes)
-      throw new Error(`OrtTextTower: ${file} has ${size} bytes, the export wrote ${graph.bytes}; export again`);
-  }
+  await checkGraphFiles(dir, manifest.graphs, 'OrtTextTower');
   const sessionOptions = ortSessionOptions(options);
   return new OrtTextTower(
     manifest,

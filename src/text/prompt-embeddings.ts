@@ -26,7 +26,13 @@ export interface PromptCacheStats {
  * Encodes rows of token ids (as the tokenizer gives them) to one vector each, somewhere other than
  * the TF.js tower: the same tower exported to ONNX Runtime (src/onnx/ort-text-tower.ts).
  */
-export type PromptRowEncoder = (rows: readonly (readonly number[])[]) => Promise<Float32Array[]>;
+export type PromptRowEncoder = (
+  rows: readonly (readonly number[])[],
+  onProgress?: (done: number) => void,
+) => Promise<Float32Array[]>;
+
+/** Progress of an encoding: prompts encoded so far of those that were new (`total`), after each batch. */
+export type EncodeProgress = (done: number, total: number) => void;
 
 /** Where sentence vectors outlive the process (the on-disk prompt cache, src/inference/prompt-store.ts). */
 export interface PromptVectorStore {
@@ -100,10 +106,14 @@ export class PromptEmbeddingCache {
    * of the TF.js tower. `sentences` then serves them without encoding, unless more texts than the
    * memory holds (maxEntries) pushed some out again.
    */
-  async prepare(texts: readonly string[], encode: PromptRowEncoder): Promise<void> {
+  async prepare(texts: readonly string[], encode: PromptRowEncoder, onProgress?: EncodeProgress): Promise<void> {
     const missing = this.lookUp(this.sentenceCache, texts, this.store);
     if (missing.length === 0) return;
-    const values = await encode(this.tokenizer.tokenize(missing));
+    onProgress?.(0, missing.length);
+    const values = await encode(
+      this.tokenizer.tokenize(missing),
+      onProgress && ((done) => onProgress(done, missing.length)),
+    );
     if (values.length !== missing.length)
       throw new Error(`PromptEmbeddingCache: the encoder gave ${values.length} vectors for ${missing.length} texts`);
     const fresh = new Map<string, Float32Array>();
@@ -126,22 +136,46 @@ export class PromptEmbeddingCache {
 
   /** [N, D] one embedding per text, from the cache where possible. */
   sentences(texts: readonly string[]): tf.Tensor2D {
+    const flat = new Float32Array(texts.length * this.dim);
+    this.sentenceRows(texts, flat);
+    return tf.tensor2d(flat, [texts.length, this.dim]);
+  }
+
+  /**
+   * Makes sure every text's sentence vector is in memory (and in the store), encoding those found
+   * in neither on the TF.js tower, `batchSize` at a time (`onProgress` after each batch).
+   */
+  cacheSentences(texts: readonly string[], onProgress?: EncodeProgress): void {
+    this.encodeMissing(this.sentenceCache, texts, (chunk) => this.encodeSentences(chunk), this.store, onProgress);
+  }
+
+  private encodeSentences(chunk: string[]): Float32Array[] {
     const d = this.dim;
-    this.encodeMissing(
-      this.sentenceCache,
-      texts,
-      (chunk) => {
-        const out = this.encoder.forward(this.tokenizer.tokenize(chunk), { pooling: this.pooling });
-        const values = out.embeddings.dataSync() as Float32Array;
-        out.embeddings.dispose();
-        out.attentionMask.dispose();
-        return chunk.map((_, i) => values.slice(i * d, (i + 1) * d));
-      },
-      this.store,
-    );
-    const flat = new Float32Array(texts.length * d);
-    texts.forEach((t, i) => flat.set(getOrThrow(this.sentenceCache, t, 'the sentence embedding cache'), i * d));
-    return tf.tensor2d(flat, [texts.length, d]);
+    const out = this.encoder.forward(this.tokenizer.tokenize(chunk), { pooling: this.pooling });
+    const values = out.embeddings.dataSync() as Float32Array;
+    out.embeddings.dispose();
+    out.attentionMask.dispose();
+    return chunk.map((_, i) => values.slice(i * d, (i + 1) * d));
+  }
+
+  /** Writes one embedding per text (from the cache where possible) as the first rows of `into` ([rows, D] row-major). */
+  sentenceRows(texts: readonly string[], into: Float32Array): void {
+    const d = this.dim;
+    if (into.length < texts.length * d)
+      throw new Error(`PromptEmbeddingCache: ${into.length} values cannot hold ${texts.length} ${d}-d rows`);
+    // All in memory (a vocabulary scored image after image): one lookup per text.
+    let found = 0;
+    for (; found < texts.length; found++) {
+      const value = this.sentenceCache.get(texts[found]!);
+      if (value === undefined) break;
+      into.set(value, found * d);
+    }
+    if (found === texts.length) {
+      this.hits += found;
+      return;
+    }
+    this.cacheSentences(texts);
+    texts.forEach((t, i) => into.set(getOrThrow(this.sentenceCache, t, 'the sentence embedding cache'), i * d));
   }
 
   /** Token features (start through end token) of every text, concatenated; cached per text. */
@@ -173,6 +207,7 @@ export class PromptEmbeddingCache {
     texts: readonly string[],
     encode: (chunk: string[]) => Float32Array[],
     store: PromptVectorStore | null = null,
+    onProgress?: EncodeProgress,
   ): void {
     const missing = this.lookUp(cache, texts, store);
     if (missing.length === 0) return;
@@ -182,6 +217,7 @@ export class PromptEmbeddingCache {
       );
     // One shard per call: the store's files are written whole.
     const fresh = new Map<string, Float32Array>();
+    onProgress?.(0, missing.length);
     for (let start = 0; start < missing.length; start += this.batchSize) {
       const chunk = missing.slice(start, start + this.batchSize);
       const values = encode(chunk);
@@ -190,6 +226,7 @@ export class PromptEmbeddingCache {
         this.remember(cache, chunk[i]!, value);
         if (store) fresh.set(chunk[i]!, value);
       });
+      onProgress?.(start + chunk.length, missing.length);
     }
     if (fresh.size > 0) store?.put(fresh);
   }

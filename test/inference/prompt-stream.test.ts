@@ -40,11 +40,19 @@ test('instance stream: chunks of prompts give exactly the whole selection (NMS, 
     assert.ok(whole.length > 0);
     for (const chunk of [1, 7, 16, p]) {
       const stream = new InstanceStream(q, p, boxes, options);
+      // The same with each prompt's best score given: prompts that cannot pass are skipped, nothing else changes.
+      const skipping = new InstanceStream(q, p, boxes, options);
       for (let start = 0; start < p; start += chunk) {
         const count = Math.min(chunk, p - start);
-        stream.add(columns(scores, q, p, start, count), start, count);
+        const values = columns(scores, q, p, start, count);
+        stream.add(values, start, count);
+        const best = Float32Array.from({ length: count }, (_, c) =>
+          Math.max(...Array.from({ length: q }, (_, i) => values[i * count + c]!)),
+        );
+        skipping.add(values, start, count, best);
       }
       assert.deepEqual(stream.picks(), whole, `chunk ${chunk}, ${JSON.stringify(options)}`);
+      assert.deepEqual(skipping.picks(), whole, `chunk ${chunk} with best scores, ${JSON.stringify(options)}`);
     }
   }
   assert.throws(
