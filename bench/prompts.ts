@@ -5,10 +5,13 @@
  * --encode-counts) and 1,000 sentences with empty caches (no on-disk prompt cache; the fastest of
  * --runs), on TF.js and on the text tower's ONNX export, after a warm-up on the scene's 14 names (which on ONNX Runtime makes
  * the export); `--encoding-only` stops there and keeps the other rows of bench/results/prompts.json.
- * Then prompt count at scale: the shipped model on examples/scene-2.png with 14, 10,000 and
- * 100,000 names (the scene's 14 and made-up ones) on each engine: the first encoding (empty
- * on-disk prompt cache), the read back from the disk cache by a fresh model (a restart), the
- * predict time with the vectors in memory (fastest of N) and the process's peak RSS so far.
+ * Then prompt count at scale (`--scale-only` makes only these rows and keeps the others of the
+ * file): the shipped model on examples/scene-2.png with 14, 10,000 and 100,000 names (the
+ * scene's 14 and made-up ones) on each engine: the first encoding (empty on-disk prompt cache),
+ * the read back from the disk cache by a fresh model (a restart), the
+ * predict time with the vectors in memory (fastest of N) and the process's peak RSS so far; then,
+ * per engine, 14 and 100,000 names predicted in turn on one model (the fastest of N each, and
+ * their ratio: one count after another, a shifting load skews the rows' ratio).
  * Then (unless --scale-only) inference time of the
  * tiny preset on one 256x256 image as the number of prompts grows, APE's way (vocabulary prompts
  * kept out of the fusion, one vector per sentence) and with a word-level deep-fusion baseline
@@ -132,13 +135,33 @@ interface ScaleRow {
   peakRssMb: number;
 }
 
-/** The scale rows: per engine a fresh model over one on-disk prompt cache (the first engine fills it). */
-async function scaleRows(engines: ('tfjs' | 'ort')[], runs: number): Promise<ScaleRow[]> {
+/**
+ * The fewest and the most names predicted in turn on one model, `runs` times each (the fastest of
+ * each): their ratio holds under a load that shifts from minute to minute, which the rows (one
+ * count after another) do not.
+ */
+interface InterleavedRow {
+  engine: string;
+  names: number[];
+  predictMs: number[];
+  alignmentMs: number[];
+  ratio: number;
+}
+
+/**
+ * The scale rows: per engine a fresh model over one on-disk prompt cache (the first engine fills
+ * it), then the interleaved comparison of the smallest and largest count.
+ */
+async function scaleRows(
+  engines: ('tfjs' | 'ort')[],
+  runs: number,
+): Promise<{ rows: ScaleRow[]; interleaved: InterleavedRow[] }> {
   const modelDir = 'models/default';
   const root = mkdtempSync(join(tmpdir(), 'ape-bench-prompts-'));
   const image = await readImage('examples/scene-2.png');
   const made = categoryNames(Math.max(...SCALE_COUNTS));
   const rows: ScaleRow[] = [];
+  const interleaved: InterleavedRow[] = [];
   try {
     for (const engine of engines) {
       // One on-disk cache per count, filled by the first engine.
@@ -185,11 +208,37 @@ async function scaleRows(engines: ('tfjs' | 'ort')[], runs: number): Promise<Sca
         );
         model.dispose();
       }
+      const counts = [Math.min(...SCALE_COUNTS), Math.max(...SCALE_COUNTS)];
+      // The largest count's cache holds every name of the smaller ones (the scene's come first).
+      const model = await open(counts[1]!);
+      const lists = counts.map((n) => [...SCENE_NAMES, ...made.slice(0, n - SCENE_NAMES.length)]);
+      model.encodePrompts(lists[1]!).dispose();
+      const best = counts.map(() => ({ ms: Infinity, alignment: 0 }));
+      for (let r = -1; r < runs; r++)
+        for (const [k, vocabulary] of lists.entries()) {
+          const t0 = performance.now();
+          await model.predict(image, { vocabulary, threshold: 0.3 });
+          const ms = performance.now() - t0;
+          // Round -1 warms up.
+          if (r >= 0 && ms < best[k]!.ms) best[k] = { ms, alignment: model.lastTimings.alignment };
+        }
+      model.dispose();
+      const row = {
+        engine,
+        names: counts,
+        predictMs: best.map((b) => round(b.ms)),
+        alignmentMs: best.map((b) => round(b.alignment)),
+        ratio: Math.round((best[1]!.ms / best[0]!.ms) * 100) / 100,
+      };
+      interleaved.push(row);
+      console.log(
+        `${engine.padEnd(5)} in turn: ${counts.map((n, k) => `${n} names ${row.predictMs[k]} ms (alignment ${row.alignmentMs[k]})`).join(', ')}: ${row.ratio}x`,
+      );
     }
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
-  return rows;
+  return { rows, interleaved };
 }
 
 interface EncodingRow {
@@ -332,17 +381,32 @@ export async function run(argv: string[]): Promise<BenchResult> {
     loadAverage: round(loadavg()[0]!),
     node: process.version,
   });
-  console.log(`text encoding (models/default, empty caches; load average ${loadavg()[0]!.toFixed(2)})`);
-  const encodingRun = {
-    encoding: await encodingRows(engines, encodeCounts, runs),
-    encodingDate: new Date().toISOString(),
-    encodingMachine: machineNow(),
-  };
+  if (values['encoding-only'] && values['scale-only'])
+    throw new Error('--encoding-only and --scale-only each make one part; give one');
+  let encodingRun = {};
+  if (!values['scale-only']) {
+    console.log(`text encoding (models/default, empty caches; load average ${loadavg()[0]!.toFixed(2)})`);
+    encodingRun = {
+      encoding: await encodingRows(engines, encodeCounts, runs),
+      encodingDate: new Date().toISOString(),
+      encodingMachine: machineNow(),
+    };
+  }
   if (values['encoding-only']) return { results: { ...previousResults(), ...encodingRun } };
   console.log(`prompt count at scale (models/default, scene-2.png; load average ${loadavg()[0]!.toFixed(2)})`);
-  const scale = await scaleRows(engines, runs);
+  const { rows: scale, interleaved: scaleInterleaved } = await scaleRows(engines, runs);
   const machine = machineNow();
-  if (values['scale-only']) return { results: { scale, machine, runs, ...encodingRun } };
+  if (values['scale-only'])
+    return {
+      results: {
+        ...previousResults(),
+        scale,
+        scaleInterleaved,
+        scaleDate: new Date().toISOString(),
+        scaleMachine: machine,
+        scaleRuns: runs,
+      },
+    };
   const model = await createModel('tiny', { seed: 0 });
   const image = testImage(model.config.input.size);
   const names = categoryNames(Math.max(...VOCAB_COUNTS));
@@ -449,6 +513,7 @@ export async function run(argv: string[]): Promise<BenchResult> {
       networkMs: network,
       vocab4000over1: ratio,
       scale,
+      scaleInterleaved,
       machine,
       runs,
       ...encodingRun,

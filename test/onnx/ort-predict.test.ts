@@ -44,7 +44,7 @@ test("predict on the ort engine gives the TF.js engine's instances, masks, groun
   const source = { dir, files: [join(dir, 'config.json'), join(dir, 'model.safetensors')] };
   try {
     const scene = await readImage(join(repoRoot, 'examples/scene-2.png'));
-    // 5 names (scored outside the graph: the export takes none) and a sentence (fused with the image).
+    // 5 names (scored by graphs of their own: the network export takes none) and a sentence (fused with the image).
     const options = {
       vocabulary: ['circle', 'star', 'sky', 'water', 'gravel'],
       sentences: ['the red star'],
@@ -57,7 +57,12 @@ test("predict on the ort engine gives the TF.js engine's instances, masks, groun
     assert.equal(model.inferenceEngine, 'ort');
     const ort = await model.predict(images, options);
     ort.forEach((p, i) => assertSamePrediction(p, tfjs[i]!));
-    assert.deepEqual((await readdir(cache)).sort(), ['256-200x256-v0-s1', '256-256x256-v0-s1']);
+    // One export per input shape, and the vocabulary's scoring graphs (the names' vectors came from TF.js's predict).
+    assert.deepEqual((await readdir(cache)).sort(), [
+      '256-200x256-v0-s1',
+      '256-256x256-v0-s1',
+      'scores-q100-d128-w256.1024.4096',
+    ]);
     await engine.release();
 
     // A fresh engine finds the cached exports; a cached export of other weights is made again.
