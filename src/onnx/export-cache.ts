@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import {
   exportKey,
   MANIFEST_FILE,
+  MANIFEST_VERSION,
   type ExportShape,
   type NetworkExport,
   type OnnxExportManifest,
@@ -33,7 +34,7 @@ export function exportCacheDirs(
 /** What a cache folder holds for one model and shape: nothing, an export that fits, or a stale one (and why). */
 export type CachedExport = { state: 'missing' } | { state: 'fits' } | { state: 'stale'; why: string };
 
-/** Reads the manifest in `dir`: an export fits when made from these weights, by this exporter's opset, for this shape. */
+/** Reads the manifest in `dir`: an export fits when made from these weights, by this exporter's opset and format version, for this shape. */
 export async function inspectCachedExport(dir: string, hash: string, shape: ExportShape): Promise<CachedExport> {
   const stale = (why: string): CachedExport => ({ state: 'stale', why });
   let text: string;
@@ -56,6 +57,8 @@ export async function inspectCachedExport(dir: string, hash: string, shape: Expo
       `was made from other weights (model hash ${String(m.model?.hash).slice(0, 12)}, these are ${hash.slice(0, 12)})`,
     );
   if (m.opset !== OPSET) return stale(`has opset ${String(m.opset)}; this exporter writes opset ${OPSET}`);
+  if (m.version !== MANIFEST_VERSION)
+    return stale(`has format version ${String(m.version)}; this exporter writes version ${MANIFEST_VERSION}`);
   if (!m.shape || exportKey(m.shape) !== exportKey(shape))
     return stale(`was made for ${m.shape ? exportKey(m.shape) : 'no recorded shape'}, not ${exportKey(shape)}`);
   return { state: 'fits' };

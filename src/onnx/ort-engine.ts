@@ -1,6 +1,6 @@
 /**
  * The network forward of predict on ONNX Runtime in Node: exports are made on first use for each
- * input geometry and sentence count, cached on disk next to the model (checked against the model's
+ * input size and sentence bucket, cached on disk next to the model (checked against the model's
  * hash) and in memory. The forward itself is OrtRunner's (shared with the page).
  */
 import { join } from 'node:path';
@@ -66,7 +66,7 @@ export class OrtEngine extends OrtRunner {
       shape,
       make: () => {
         this.options.onExport?.(
-          `exporting ${this.network.config.name} to ONNX for ${key} (once per image shape and sentence count) ...`,
+          `exporting ${this.network.config.name} to ONNX for ${key} (once per input size and sentence bucket) ...`,
         );
         return exportNetwork(this.network, shape, hash);
       },
