@@ -2,8 +2,8 @@
  * Records the TF.js engine's kernel calls while a function runs (one forward of the network): the
  * kernels with their attributes, and where each of their inputs came from (a kernel output, a
  * weight, a caller's input, a constant the code built on the host, a host input the model named
- * with hostInput, or a data input it named with dataInput, which is recorded as a caller's input). The recording is what the ONNX exporter translates; the code that runs is the
- * same code that trains.
+ * with hostInput, or a data input it named with dataInput, recorded as a caller's input). The
+ * recording is what the ONNX exporter translates; the code that runs is the same code that trains.
  */
 import { tf } from '../engine/engine.js';
 import { setGraphInputListener } from '../engine/graph-inputs.js';

@@ -30,20 +30,8 @@ test('sentence buckets: 0, then powers of two; the mask keeps the real rows; pad
 });
 
 test('fusion: a masked text token changes neither the visual tokens nor the other text tokens (batched, chunked and per-head paths), even when its logits would set the global max', () => {
-  const fusion = new VisionLanguageFusion(
-    {
-      vDim: 32,
-      lDim: 48,
-      embedDim: 64,
-      numHeads: 4,
-      dropout: 0,
-      initValues: 1 / 6,
-      stableSoftmax2d: true,
-      clampMinForUnderflow: true,
-      clampMaxForOverflow: true,
-    },
-    new Rng(3),
-  );
+  // The micro preset's fusion options (stable 2-D softmax, both clamps) at other widths.
+  const fusion = new VisionLanguageFusion({ ...microConfig().fusion!, vDim: 32, lDim: 48, embedDim: 64 }, new Rng(3));
   const v = tf.randomNormal([2, 50, 32], 0, 1, 'float32', 1) as tf.Tensor3D;
   const real = tf.randomNormal([2, 3, 48], 0, 1, 'float32', 2) as tf.Tensor3D;
   // A padding row far larger than the others: unmasked, its logits would dominate every softmax.

@@ -14,6 +14,7 @@ import { OrtNetwork } from '../../src/onnx/ort-network.js';
 import { recordKernels } from '../../src/onnx/kernel-recorder.js';
 import { VisionLanguageFusion } from '../../src/modeling/fusion/bi-attention.js';
 import { Rng } from '../../src/util/random.js';
+import { microConfig } from '../modeling/micro-config.js';
 import { repoRoot } from '../cli/ape-cli.js';
 
 import { relativeError } from './relative-error.js';
@@ -85,20 +86,7 @@ test('the sentence bucket does not change a result: 3 sentences on an export for
 });
 
 test("the fusion's per-head path (large maps: many sentences at large inputs) reads nothing back, so a recorded graph computes its global max", () => {
-  const fusion = new VisionLanguageFusion(
-    {
-      vDim: 16,
-      lDim: 24,
-      embedDim: 32,
-      numHeads: 4,
-      dropout: 0,
-      initValues: 1 / 6,
-      stableSoftmax2d: true,
-      clampMinForUnderflow: true,
-      clampMaxForOverflow: true,
-    },
-    new Rng(1),
-  );
+  const fusion = new VisionLanguageFusion({ ...microConfig().fusion!, vDim: 16, lDim: 24, embedDim: 32 }, new Rng(1));
   const v = tf.randomNormal([1, 40, 16], 0, 1, 'float32', 1) as tf.Tensor3D;
   const l = tf.randomNormal([1, 4, 24], 0, 1, 'float32', 2) as tf.Tensor3D;
   const keep = tf.tensor1d([1, 1, 1, 0]);
