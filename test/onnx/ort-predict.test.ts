@@ -36,7 +36,7 @@ function assertSamePrediction(ort: Prediction, tfjs: Prediction): void {
   assert.deepEqual(ort.semantic!.labels, tfjs.semantic!.labels);
 }
 
-test("predict on the ort engine gives the TF.js engine's instances, masks, grounding and semantic map (square and padded inputs); cached exports are reused, and made again when stale or damaged; at most maxLoaded stay loaded", async () => {
+test("predict on the ort engine gives the TF.js engine's instances, masks, grounding and semantic map (square and padded inputs on one export; 3 sentences on the 4-sentence export); cached exports are reused, and made again when stale or damaged; at most maxLoaded stay loaded", async () => {
   const dir = join(repoRoot, 'models/default');
   const model = await loadModel(dir, { engine: 'tfjs' });
   const cache = await mkdtemp(join(tmpdir(), 'ape-ort-'));
@@ -50,14 +50,22 @@ test("predict on the ort engine gives the TF.js engine's instances, masks, groun
       sentences: ['the red star'],
       threshold: 0.2,
     };
+    // Three sentences: the export is made for 4, the fourth row padding.
+    const three = { ...options, sentences: ['the red star', 'the blue circle', 'the grass'] };
     const images = [scene, topRows(scene, 200)];
     const tfjs = await model.predict(images, options);
+    const tfjsThree = await model.predict(images, three);
     const engine = new OrtEngine(model, source, { cacheDir: cache, onExport: (m) => messages.push(m) });
     model.setInferenceRunner(engine);
     assert.equal(model.inferenceEngine, 'ort');
     const ort = await model.predict(images, options);
     ort.forEach((p, i) => assertSamePrediction(p, tfjs[i]!));
-    assert.deepEqual((await readdir(cache)).sort(), ['256-200x256-v0-s1', '256-256x256-v0-s1']);
+    // The square and the 256x200 image run on one export.
+    assert.deepEqual(await readdir(cache), ['256-v0-s1']);
+    const ortThree = await model.predict(images, three);
+    ortThree.forEach((p, i) => assertSamePrediction(p, tfjsThree[i]!));
+    assert.equal(ortThree[0]!.grounding.length, 3);
+    assert.deepEqual((await readdir(cache)).sort(), ['256-v0-s1', '256-v0-s4']);
     await engine.release();
 
     // A fresh engine finds the cached exports; a cached export of other weights is made again.
@@ -68,29 +76,29 @@ test("predict on the ort engine gives the TF.js engine's instances, masks, groun
     assert.equal(messages.length, 0, messages.join('; '));
     await again.release();
     await writeFile(
-      join(cache, '256-256x256-v0-s1', MANIFEST_FILE),
+      join(cache, '256-v0-s1', MANIFEST_FILE),
       JSON.stringify({ format: 'ape-onnx', model: { hash: 'other' } }),
     );
-    await writeFile(join(cache, '256-200x256-v0-s1', MANIFEST_FILE), '{"format": "ape-onnx", ');
+    await writeFile(join(cache, '256-v0-s4', MANIFEST_FILE), '{"format": "ape-onnx", ');
     const third = new OrtEngine(model, source, { cacheDir: cache, onExport: (m) => messages.push(m) });
     model.setInferenceRunner(third);
-    const remade = await model.predict(images, options);
-    remade.forEach((p, i) => assertSamePrediction(p, tfjs[i]!));
+    (await model.predict(images, options)).forEach((p, i) => assertSamePrediction(p, tfjs[i]!));
+    (await model.predict(images, three)).forEach((p, i) => assertSamePrediction(p, tfjsThree[i]!));
     assert.equal(
-      messages.filter((m) => /^exporting tiny to ONNX for 256-(256x256|200x256)-v0-s1/.test(m)).length,
+      messages.filter((m) => /^exporting tiny to ONNX for 256-v0-s[14] /.test(m)).length,
       2,
       messages.join('; '),
     );
     await third.release();
 
-    // With room for one loaded export, the other shape's is released and loaded again from disk.
+    // With room for one loaded export, the other bucket's is released and loaded again from disk.
     messages.length = 0;
     const small = new OrtEngine(model, source, { cacheDir: cache, maxLoaded: 1, onExport: (m) => messages.push(m) });
     model.setInferenceRunner(small);
-    (await model.predict(images, options)).forEach((p, i) => assertSamePrediction(p, tfjs[i]!));
-    assert.deepEqual(small.loaded, ['256-200x256-v0-s1']);
+    (await model.predict(images, three)).forEach((p, i) => assertSamePrediction(p, tfjsThree[i]!));
+    assert.deepEqual(small.loaded, ['256-v0-s4']);
     assertSamePrediction(await model.predict(scene, options), tfjs[0]!);
-    assert.deepEqual(small.loaded, ['256-256x256-v0-s1']);
+    assert.deepEqual(small.loaded, ['256-v0-s1']);
     assert.deepEqual(messages, []);
     await small.release();
     await assert.rejects(

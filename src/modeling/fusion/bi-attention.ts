@@ -40,9 +40,24 @@ export interface FusionRunOptions {
    * stays whole; maps too large for that take the per-head path). Default: all at once.
    */
   chunkRows?: number;
+  /**
+   * [T]: 1 for each real text token, 0 for padding (the rows that fill a sentence-count bucket).
+   * The visual tokens give padding no attention and the stable softmax's global max leaves it out
+   * (APE masks the vision side the same way, attention_mask_l, but takes the max over every
+   * token), so padding changes neither the image side nor the real tokens; padded tokens' own
+   * outputs mean nothing. Null or absent: every token is real.
+   */
+  textKeep?: tf.Tensor | null;
 }
 
 const CLAMP = 50000;
+/** The logit padding gets: exp of it minus any real logit is exactly 0 in float32. */
+const PADDING_LOGIT = -1e30;
+
+/** [1, 1, T]: 0 for a real text token, PADDING_LOGIT for padding (added to logits over the text tokens). */
+function paddingBias(keep: tf.Tensor): tf.Tensor {
+  return tf.reshape(tf.mul(tf.sub(keep, 1), -PADDING_LOGIT), [1, 1, keep.size]);
+}
 
 /** GLIP's BiMultiHeadAttention: one attention map read in both directions. */
 export class BiMultiHeadAttention extends Module {
@@ -104,7 +119,7 @@ export class BiMultiHeadAttention extends Module {
     const dropoutActive = !!options.training && this.config.dropout > 0;
     // With one text token the vision-side softmax is exactly 1: the vision delta is that token's
     // value for every pixel, and the vision-side projections drop out.
-    if (nl === 1 && !dropoutActive && !needLanguage) {
+    if (nl === 1 && !dropoutActive && !needLanguage && !options.textKeep) {
       return tidyKeep(() => {
         // [B, 1, vDim]: broadcast over the pixels by the caller's add.
         const deltaV = this.outVProj.forward(this.valuesLProj.forward(l)) as tf.Tensor3D;
@@ -112,11 +127,12 @@ export class BiMultiHeadAttention extends Module {
       });
     }
     const large = !options.training && (options.perHead ?? b * heads * nv * nl > 1 << 22);
-    if (large) return this.forwardPerHead(v, l, needLanguage);
+    const keep = options.textKeep ?? null;
+    if (large) return this.forwardPerHead(v, l, needLanguage, keep);
     const chunkRows = options.training ? Infinity : (options.chunkRows ?? Infinity);
     return nv > chunkRows
-      ? this.forwardChunked(v, l, needLanguage, chunkRows)
-      : this.forwardBatched(v, l, options, needLanguage);
+      ? this.forwardChunked(v, l, needLanguage, chunkRows, keep)
+      : this.forwardBatched(v, l, options, needLanguage, keep);
   }
 
   private forwardBatched(
@@ -124,18 +140,20 @@ export class BiMultiHeadAttention extends Module {
     l: tf.Tensor3D,
     options: FusionRunOptions,
     needLanguage: boolean,
+    keep: tf.Tensor | null,
   ): { deltaV: tf.Tensor3D; deltaL: tf.Tensor3D | null } {
     return tidyKeep(() => {
       const b = v.shape[0];
       const heads = this.config.numHeads;
+      const bias = keep ? paddingBias(keep) : null;
       const q = splitHeads(tf.mul(this.vProj.forward(v), this.headDim ** -0.5), heads);
       const k = splitHeads(this.lProj.forward(l), heads);
       const valueV = splitHeads(this.valuesVProj.forward(v), heads);
       const valueL = splitHeads(this.valuesLProj.forward(l), heads);
       let attn: tf.Tensor = tf.matMul(q, k, false, true); // [B*H, Nv, Nl]
-      if (this.config.stableSoftmax2d) attn = subtractMax(attn);
+      if (this.config.stableSoftmax2d) attn = subtractMax(attn, undefined, bias);
       attn = this.clamp(attn);
-      const probsV = this.dropout(tf.softmax(attn), options);
+      const probsV = this.dropout(tf.softmax(bias ? tf.add(attn, bias) : attn), options);
       const deltaV = this.outVProj.forward(mergeHeads(tf.matMul(probsV, valueL), b, heads)) as tf.Tensor3D;
       if (!needLanguage) return { deltaV, deltaL: null };
       let attnL: tf.Tensor = tf.transpose(attn, [0, 2, 1]);
@@ -158,12 +176,14 @@ export class BiMultiHeadAttention extends Module {
     l: tf.Tensor3D,
     needLanguage: boolean,
     chunkRows: number,
+    keep: tf.Tensor | null,
   ): { deltaV: tf.Tensor3D; deltaL: tf.Tensor3D | null } {
     return tidyKeep(() => {
       const [b, nv] = v.shape;
       const nl = l.shape[1];
       const heads = this.config.numHeads;
       const bh = b * heads;
+      const bias = keep ? paddingBias(keep) : null;
       const k = splitHeads(this.lProj.forward(l), heads);
       const valueL = splitHeads(this.valuesLProj.forward(l), heads);
       // fn returns one tensor, so the concatenated result holds one.
@@ -171,9 +191,9 @@ export class BiMultiHeadAttention extends Module {
         const q = splitHeads(tf.mul(this.vProj.forward(sliceRows(v, start, size)), this.headDim ** -0.5), heads);
         return [tf.matMul(q, k, false, true)]; // [B*H, n, Nl]
       })[0]!;
-      if (this.config.stableSoftmax2d) attn = subtractMax(attn);
+      if (this.config.stableSoftmax2d) attn = subtractMax(attn, undefined, bias);
       attn = this.clamp(attn);
-      const probsV = tf.softmax(attn);
+      const probsV = tf.softmax(bias ? tf.add(attn, bias) : attn);
       const [deltaV] = mapRowChunks(nv, chunkRows, 1, (start, size) => [
         this.outVProj.forward(mergeHeads(tf.matMul(sliceRows(probsV, start, size), valueL), b, heads)),
       ]);
@@ -213,6 +233,7 @@ export class BiMultiHeadAttention extends Module {
     v: tf.Tensor3D,
     l: tf.Tensor3D,
     needLanguage: boolean,
+    keep: tf.Tensor | null,
   ): { deltaV: tf.Tensor3D; deltaL: tf.Tensor3D | null } {
     const d = this.headDim;
     const project = (layer: Linear, x: tf.Tensor3D, h: number, scale = 1): tf.Tensor3D =>
@@ -229,13 +250,15 @@ export class BiMultiHeadAttention extends Module {
       tf.tidy(
         () => tf.matMul(project(this.vProj, v, h, d ** -0.5), project(this.lProj, l, h), false, true) as tf.Tensor3D,
       ); // [B, Nv, Nl]
-    let globalMax = -Infinity;
+    const bias = keep ? paddingBias(keep) : null;
+    // The global max stays a tensor (no read back), so that a recorded graph computes it too.
+    let globalMax: tf.Tensor | null = null;
     if (this.config.stableSoftmax2d) {
-      for (let h = 0; h < this.config.numHeads; h++) {
-        const m = tf.tidy(() => tf.max(headMap(h)));
-        globalMax = Math.max(globalMax, m.dataSync()[0]!);
-        m.dispose();
-      }
+      const maxes = Array.from({ length: this.config.numHeads }, (_, h) =>
+        tf.tidy(() => tf.max(bias ? tf.add(headMap(h), bias) : headMap(h))),
+      );
+      globalMax = tf.tidy(() => tf.max(tf.stack(maxes)));
+      tf.dispose(maxes);
     }
     let deltaV: tf.Tensor3D | null = null;
     let deltaL: tf.Tensor3D | null = null;
@@ -248,14 +271,15 @@ export class BiMultiHeadAttention extends Module {
     for (let h = 0; h < this.config.numHeads; h++) {
       const [ov, ol] = tidyKeep((): [tf.Tensor3D, tf.Tensor3D | null] => {
         let a: tf.Tensor = headMap(h);
-        if (this.config.stableSoftmax2d) a = tf.sub(a, globalMax);
+        if (globalMax) a = tf.sub(a, globalMax);
         a = this.clamp(a);
         const outRows = (layer: Linear, x: tf.Tensor3D): tf.Tensor3D => {
           const [b, n] = x.shape;
           const w = tf.slice(layer.weight, [h * d, 0], [d, layer.outDim]);
           return tf.reshape(tf.matMul(tf.reshape(x, [b * n, d]), w), [b, n, layer.outDim]) as tf.Tensor3D;
         };
-        const ov = outRows(this.outVProj, tf.matMul(tf.softmax(a), project(this.valuesLProj, l, h)) as tf.Tensor3D);
+        const probs = tf.softmax(bias ? tf.add(a, bias) : a);
+        const ov = outRows(this.outVProj, tf.matMul(probs, project(this.valuesLProj, l, h)) as tf.Tensor3D);
         if (!needLanguage) return [ov, null];
         const t = tf.transpose(a, [0, 2, 1]);
         const aL = this.clamp(subtractMax(t, -1));
@@ -264,6 +288,7 @@ export class BiMultiHeadAttention extends Module {
       deltaV = accumulate(deltaV, ov);
       if (ol) deltaL = accumulate(deltaL, ol);
     }
+    tf.dispose([...(bias ? [bias] : []), ...(globalMax ? [globalMax] : [])]);
     const withBias = (sum: tf.Tensor3D, layer: Linear): tf.Tensor3D => {
       const out = tf.add(sum, required(layer.bias, 'the bias of a fusion output projection')) as tf.Tensor3D;
       sum.dispose();
