@@ -9,10 +9,11 @@ import { prepareImages } from './preprocess.js';
 import { boxToOriginal, boxesToPixels, pasteInstanceMaskRle } from './instances.js';
 import { InstanceStream } from './instance-stream.js';
 import { SEMANTIC_BLOCK, SemanticStream } from './semantic-stream.js';
+import { cellMaskProbabilities } from './semantic.js';
 import type { GroundingResult, InstanceResult, Prediction, PredictTask, SemanticResult } from './results.js';
 import type { InferenceRunner, NetworkOutputs } from '../onnx/inference-runner.js';
-import { required } from '../util/checked.js';
-import { readValues } from '../engine/read-values.js';
+import { getOrThrow, required } from '../util/checked.js';
+import { forEachQueryMask, imageMaskLogits } from './instance-masks.js';
 
 export interface PredictOptions {
   /** Category names (each its own prompt, kept out of the fusion). */
@@ -263,20 +264,6 @@ export class ApeModel extends ApeNetwork {
         pixelBoxes[query * 4 + 3]!,
       ];
       const toResultBox = (query: number) => boxToOriginal(inputBox(query), placement);
-      // One RLE per query, the same object in every variant that keeps the query.
-      const maskRles = new Map<number, CompressedRle>();
-      const maskFor = (query: number): CompressedRle | null => {
-        if (!withMasks) return null;
-        let rle = maskRles.get(query);
-        if (rle === undefined) {
-          const m = readValues(() => tf.slice(masks, [i, query, 0, 0], [1, 1, maskH, maskW]));
-          rle = compressRle(
-            pasteInstanceMaskRle({ logits: m, height: maskH, width: maskW, stride }, inputBox(query), placement),
-          );
-          maskRles.set(query, rle);
-        }
-        return rle;
-      };
 
       const streams = settings.map((s) => ({
         instances: tasks.has('instances')
@@ -308,6 +295,21 @@ export class ApeModel extends ApeNetwork {
       }
       alignment += performance.now() - tAlign;
 
+      const picks = streams.map((stream) => stream.instances?.picks() ?? []);
+      // One RLE per query, the same object in every variant that keeps the query.
+      const maskRles = new Map<number, CompressedRle>();
+      if (withMasks) {
+        const queries = [
+          ...picks.flatMap((list) => list.map((pick) => pick.query)),
+          ...[...best.values()].map((b) => b.query),
+        ];
+        forEachQueryMask(masks, i, queries, (query, logits) => {
+          const map = { logits, height: maskH, width: maskW, stride };
+          maskRles.set(query, compressRle(pasteInstanceMaskRle(map, inputBox(query), placement)));
+        });
+      }
+      const maskFor = (query: number): CompressedRle | null =>
+        withMasks ? getOrThrow(maskRles, query, 'predict: instance masks') : null;
       const grounding = (): GroundingResult[] =>
         entries.flatMap((e) => {
           const b = best.get(e.index);
@@ -323,15 +325,12 @@ export class ApeModel extends ApeNetwork {
             },
           ];
         });
-      const masks2d = tasks.has('semantic')
-        ? tf.tidy(
-            () => tf.reshape(tf.slice(masks, [i, 0, 0, 0], [1, q, maskH, maskW]), [q, maskH * maskW]) as tf.Tensor2D,
-          )
-        : null;
+      // Made once for the image, shared by every variant's accumulation and confidence.
+      const masksT = tasks.has('semantic') ? tf.tidy(() => cellMaskProbabilities(imageMaskLogits(masks, i))) : null;
       try {
         settings.forEach((s, v) => {
-          const { instances: picks, semantic: accumulated } = streams[v]!;
-          const instances: InstanceResult[] = (picks?.picks() ?? []).map((pick) => {
+          const { semantic: accumulated } = streams[v]!;
+          const instances: InstanceResult[] = picks[v]!.map((pick) => {
             const e = entries[pick.prompt]!;
             return {
               prompt: e.text,
@@ -344,7 +343,7 @@ export class ApeModel extends ApeNetwork {
             };
           });
           let semantic: SemanticResult | null = null;
-          if (accumulated && masks2d) {
+          if (accumulated && masksT) {
             const geometry = {
               maskH,
               maskW,
@@ -354,7 +353,7 @@ export class ApeModel extends ApeNetwork {
               width: placement.width,
               height: placement.height,
             };
-            const labels = accumulated.labels(masks2d, geometry, s.semanticBackground, s.semanticThreshold);
+            const labels = accumulated.labels(masksT, geometry, s.semanticBackground, s.semanticThreshold);
             semantic = {
               width: placement.width,
               height: placement.height,
@@ -373,7 +372,7 @@ export class ApeModel extends ApeNetwork {
           });
         });
       } finally {
-        masks2d?.dispose();
+        masksT?.dispose();
       }
     });
     this.lastTimings = {
