@@ -16,6 +16,7 @@ import { VisionLanguageAlign } from './heads/vision-language-align.js';
 import { MaskHeadModules } from './heads/mask-features.js';
 import { levelGeometry, type LevelGeometry } from './feature-geometry.js';
 import { INFERENCE_CHUNK_ROWS } from './row-chunks.js';
+import { stageEnd } from '../engine/graph-inputs.js';
 import { maskFeatureStride, pyramidLevels, validateConfig, type ApeConfig } from './config.js';
 import { ClipTextEncoder } from '../text/clip-text-transformer.js';
 import type { TextTokenizer } from '../text/tokenizer.js';
@@ -359,6 +360,7 @@ export class ApeNetwork extends Module {
 
     const visual = this.visualFeatures(batch, training, options.rng);
     lap('backbone');
+    stageEnd('backbone');
     const vocabularyLogits = options.vocabularyLogits ?? true;
     if (!vocabularyLogits && mode !== 'sentence')
       throw new Error('ApeNetwork.forward: vocabularyLogits false needs sentence fusion');

@@ -6,7 +6,7 @@
  * same code that trains.
  */
 import { tf } from '../engine/engine.js';
-import { setHostInputListener } from '../engine/graph-inputs.js';
+import { setHostInputListener, setStageEndListener } from '../engine/graph-inputs.js';
 import { getOrThrow, required } from '../util/checked.js';
 import { MS_DEFORM_ATTN } from '../engine/ms-deform-attn.js';
 
@@ -45,11 +45,18 @@ export interface HostInputEvent {
   kernelCount: number;
 }
 
+/** The end of a stage the model marked (stageEnd), after `kernelCount` kernels had run. */
+export interface StageEndEvent {
+  stage: string;
+  kernelCount: number;
+}
+
 export interface Recording {
   kernels: RecordedKernel[];
   values: Map<string, RecordedValue>;
   reads: HostRead[];
   hostInputs: HostInputEvent[];
+  stageEnds: StageEndEvent[];
 }
 
 interface EngineInternals {
@@ -96,6 +103,7 @@ export function recordKernels<T>(
   const kernels: RecordedKernel[] = [];
   const reads: HostRead[] = [];
   const hostInputs: HostInputEvent[] = [];
+  const stageEnds: StageEndEvent[] = [];
   let constants = 0;
   let depth = 0;
   let reading = false;
@@ -214,14 +222,16 @@ export function recordKernels<T>(
     define(t, { name, shape: t.shape, dtype: t.dtype, source: 'host-input' });
     hostInputs.push({ value: name, kernelCount: kernels.length });
   });
+  const previousStageListener = setStageEndListener((stage) => stageEnds.push({ stage, kernelCount: kernels.length }));
   try {
     const result = fn();
-    return { result, recording: { kernels, values, reads, hostInputs } };
+    return { result, recording: { kernels, values, reads, hostInputs, stageEnds } };
   } finally {
     delete own.runKernel;
     delete own.readSync;
     delete own.makeTensor;
     setHostInputListener(previousListener);
+    setStageEndListener(previousStageListener);
   }
 }
 

@@ -46,7 +46,11 @@ export interface OrtNetworkOutputs {
   masks: { data: Float32Array; dims: number[] };
   /** Token indices picked as decoder queries. */
   selected: Int32Array;
-  /** Milliseconds in each segment (0: backbone and encoder with proposals; 1: decoder and heads) and in the host selection between them. */
+  /**
+   * Milliseconds in each segment (without cuts, 0: backbone and encoder with proposals, 1: decoder
+   * and heads; an export cut after the backbone has backbone, encoder, decoder) and in the host
+   * selection.
+   */
   timings: { segments: number[]; host: number };
 }
 
@@ -59,7 +63,7 @@ export function checkManifest(value: unknown, source: string): OnnxExportManifes
     !Array.isArray(m.segments) ||
     m.segments.length === 0 ||
     !Array.isArray(m.hostSteps) ||
-    m.hostSteps.length !== m.segments.length - 1
+    m.hostSteps.length !== m.segments.filter((s, i) => i > 0 && !s?.after).length
   ) {
     throw new Error(`${source}: segments and host steps do not fit together`);
   }
@@ -133,13 +137,15 @@ export class SegmentedNetwork {
 
     let selected: Int32Array = new Int32Array(0);
     const timings = { segments: [] as number[], host: 0 };
+    let steps = 0;
     for (let i = 0; i < this.sessions.length; i++) {
-      if (i > 0) {
+      const segment = m.segments[i]!;
+      // A segment that begins at a stage's end (a cut) has no host step before it.
+      if (i > 0 && !segment.after) {
         const t0 = performance.now();
-        selected = this.hostStep(m.hostSteps[i - 1]!, known, queryIndex);
+        selected = this.hostStep(m.hostSteps[steps++]!, known, queryIndex);
         timings.host += performance.now() - t0;
       }
-      const segment = m.segments[i]!;
       const feeds: Record<string, OrtTensorLike> = {};
       for (const input of segment.inputs) {
         const t = known.get(input.name);

@@ -54,6 +54,37 @@ test('the exported tiny model on ONNX Runtime gives the TF.js forward (last-laye
       assert.ok(err < 1e-4, `${name}: relative error ${err}`);
     }
     ref.dispose();
+
+    // Cut after the backbone: three segments, the second without a host step before it; the
+    // same picks and outputs as the uncut graph, and a time for each stage.
+    const cutDir = join(dir, 'cut');
+    const cut = exportNetwork(model, { size, vocabulary: vocabulary.length, sentences: sentences.length }, 'test', {
+      cutAfter: ['backbone'],
+    });
+    assert.deepEqual(
+      cut.manifest.segments.map((s) => s.after ?? null),
+      [null, 'backbone', null],
+    );
+    assert.equal(cut.manifest.hostSteps.length, 1);
+    // The backbone segment takes the image only and passes features on.
+    assert.deepEqual(
+      cut.manifest.segments[0]!.inputs.map((i) => i.name),
+      ['image'],
+    );
+    await writeNetworkExport(cutDir, cut);
+    const cutNet = await OrtNetwork.load(cutDir);
+    const again = await cutNet.run({
+      image: batch.images.dataSync() as Float32Array,
+      vocabulary: vocab.dataSync() as Float32Array,
+      sentences: sent.dataSync() as Float32Array,
+    });
+    assert.equal(again.timings.segments.length, 3);
+    assert.deepEqual(Array.from(again.selected), Array.from(got.selected));
+    for (const name of ['logits', 'hidden', 'boxes', 'masks'] as const) {
+      const err = relativeError(again[name]!.data, got[name]!.data);
+      assert.ok(err < 1e-6, `cut export, ${name}: relative error ${err} to the uncut one`);
+    }
+    await cutNet.release();
     tf.dispose([batch.images, vocab, sent]);
     await assert.rejects(
       net.run({ image: new Float32Array(10) }),
