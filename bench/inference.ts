@@ -15,9 +15,10 @@
  * Each (row, engine) runs in its own child process, one after the other, so that its peak RSS is
  * its own. Per run: the network's parts (TF.js: backbone, prompts, encoder, decoder, heads; ONNX
  * Runtime, on an export cut after the backbone: backbone (with the neck), encoder = prompts +
- * fusion + encoder + proposals, host = the proposal selection, decoder = decoder + heads), the post-processing (the same TypeScript on both engines), network and
- * whole-predict times, and the process's CPU time (all threads) in the network and in the whole predict. Runs: --runs (default 5 after a warm-up) for tiny, 1 without warm-up for
- * the large rows (a run takes minutes).
+ * fusion + encoder + proposals, host = the proposal selection, decoder = decoder + heads), the
+ * post-processing (the same TypeScript on both engines), network and whole-predict times, and the
+ * process's CPU time (all threads) in the network and in the whole predict. Runs: --runs (default
+ * 5 after a warm-up) for tiny, 1 without warm-up for the large rows (a run takes minutes).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';

@@ -232,8 +232,8 @@ function msDeformAttn(c: KernelContext): void {
   const points = size / (batch * numQuery * heads * levels);
   const [value, loc, weights] = c.inputs as [string, string, string];
   // Grid and weights level-major, each in one transpose: [B, Lq, heads, L, P(, 2)] -> [L, B*heads,
-  // Lq, P(, 2)], so that each level's part is a contiguous slice of axis 0 (a transpose per level
-  // of a strided slice cost about twice as much).
+  // Lq, P(, 2)], so that each level's part is a contiguous slice of axis 0 (a strided split and a
+  // transpose per level moved the data twice).
   const byLevel = (x: string, inner: number[]) =>
     b.transpose(b.reshape(x, [batch, numQuery, heads, levels, ...inner]), [3, 0, 2, 1, ...inner.map((_, i) => 4 + i)]);
   const locations = byLevel(loc, [points, 2]);

@@ -87,7 +87,8 @@ export function segmentRecording(
 
   // Static values (weights, constants, and what is computed from them alone) belong to no
   // segment: each segment that needs one recomputes it (ONNX Runtime folds them at load).
-  // Other values: segment 0 before any host input, else 1 + the latest host input they depend on.
+  // Other values: the latest segment among their inputs' (a host input starts its boundary's
+  // segment), and no earlier than the segment of the last cut made before them.
   const hostIndex = new Map(boundaries.flatMap((b, i) => (b.host === null ? [] : [[b.host, i + 1] as const])));
   const segmentOf = new Map<string, number | null>();
   for (const v of values.values()) {
