@@ -45,3 +45,23 @@ export function setGraphInputListener(next: Listener | null): Listener | null {
   listener = next;
   return previous;
 }
+
+type StageListener = (stage: string) => void;
+
+let stageListener: StageListener | null = null;
+
+/**
+ * Model code marks where a stage of the forward ends (e.g. 'backbone'): a kernel recorder notes the
+ * place, and an export may cut its graph there into two segments so that each stage can be timed
+ * on its own (src/onnx/segments.ts). Without a recorder listening it does nothing.
+ */
+export function stageEnd(stage: string): void {
+  stageListener?.(stage);
+}
+
+/** Installs the recorder's stage listener (null removes it); returns the previous one. */
+export function setStageEndListener(next: StageListener | null): StageListener | null {
+  const previous = stageListener;
+  stageListener = next;
+  return previous;
+}

@@ -19,6 +19,7 @@ import { GEOMETRY_INPUTS, levelGeometry, pixelKeepMask, type LevelGeometry } fro
 import { keepMaskInput } from '../engine/graph-inputs.js';
 import { SENTENCE_KEEP_INPUT, sentenceKeepMask } from './sentence-buckets.js';
 import { INFERENCE_CHUNK_ROWS } from './row-chunks.js';
+import { stageEnd } from '../engine/graph-inputs.js';
 import { maskFeatureStride, pyramidLevels, validateConfig, type ApeConfig } from './config.js';
 import { ClipTextEncoder } from '../text/clip-text-transformer.js';
 import type { TextTokenizer } from '../text/tokenizer.js';
@@ -401,6 +402,7 @@ export class ApeNetwork extends Module {
 
     const visual = this.visualFeatures(batch, training, options.rng);
     lap('backbone');
+    stageEnd('backbone');
     const vocabularyLogits = options.vocabularyLogits ?? true;
     if (!vocabularyLogits && mode !== 'sentence')
       throw new Error('ApeNetwork.forward: vocabularyLogits false needs sentence fusion');

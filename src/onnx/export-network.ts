@@ -70,10 +70,15 @@ export interface OnnxExportManifest {
     file: string;
     inputs: TensorSpec[];
     outputs: TensorSpec[];
+    /** Set when the segment begins at a stage's end (ExportOptions.cutAfter): no host step runs before it. */
+    after?: string;
     /** The segment's external data file (its weights), with its size and fingerprint (dataFingerprint). */
     data?: { file: string; bytes: number; fingerprint: string };
   }[];
-  /** Host inputs between segments: 'query_index' is the proposal selection of the reads (objectness logits, unactivated boxes). */
+  /**
+   * Host inputs between segments (before each segment after the first that has no `after`):
+   * 'query_index' is the proposal selection of the reads (objectness logits, unactivated boxes).
+   */
   hostSteps: { input: TensorSpec; reads: string[] }[];
 }
 
@@ -94,6 +99,11 @@ export const EXTERNAL_DATA_ABOVE = 1 << 30;
 export interface ExportOptions extends RecordOptions {
   /** 'auto' (default): external data for a segment whose weights exceed EXTERNAL_DATA_ABOVE. */
   externalData?: 'auto' | 'always' | 'never';
+  /**
+   * Stages of the forward to end a segment after (the model marks 'backbone'): each stage then
+   * runs, and is timed, on its own; the values crossing a cut pass through the runner. Default none.
+   */
+  cutAfter?: readonly string[];
 }
 
 /** One recorded forward of the network, with the names of its last layer's outputs. */
@@ -241,6 +251,7 @@ export function exportNetwork(
     [outputs.logits, outputs.boxes, outputs.masks, outputs.hidden].filter((o): o is string => o !== null),
     (name) => getOrThrow(params, name, 'exportNetwork: parameters').dataSync() as Float32Array,
     'ape',
+    options.cutAfter,
   );
   for (const step of graph.hostSteps) {
     if (step.input.name !== 'query_index' || step.reads.length !== 2)
@@ -266,7 +277,12 @@ export function exportNetwork(
     spatialShapes,
     maskStride: network.maskStride,
     proposals: { ...network.config.transformer.proposals },
-    segments: graph.segments.map((s, i) => ({ file: `segment-${i}.onnx`, inputs: s.inputs, outputs: s.outputs })),
+    segments: graph.segments.map((s, i) => ({
+      file: `segment-${i}.onnx`,
+      inputs: s.inputs,
+      outputs: s.outputs,
+      ...(s.after ? { after: s.after } : {}),
+    })),
     hostSteps: graph.hostSteps,
   };
   const data = graph.segments.map((s, i) => {

@@ -6,7 +6,7 @@
  * recording is what the ONNX exporter translates; the code that runs is the same code that trains.
  */
 import { tf } from '../engine/engine.js';
-import { setGraphInputListener } from '../engine/graph-inputs.js';
+import { setGraphInputListener, setStageEndListener } from '../engine/graph-inputs.js';
 import { getOrThrow, required } from '../util/checked.js';
 import { MS_DEFORM_ATTN } from '../engine/ms-deform-attn.js';
 
@@ -45,6 +45,12 @@ export interface HostInputEvent {
   kernelCount: number;
 }
 
+/** The end of a stage the model marked (stageEnd), after `kernelCount` kernels had run. */
+export interface StageEndEvent {
+  stage: string;
+  kernelCount: number;
+}
+
 export interface Recording {
   kernels: RecordedKernel[];
   values: Map<string, RecordedValue>;
@@ -52,6 +58,7 @@ export interface Recording {
   hostInputs: HostInputEvent[];
   /** The data inputs the model named (dataInput), in the order it made them; their values have source 'input'. */
   dataInputs: string[];
+  stageEnds: StageEndEvent[];
 }
 
 interface EngineInternals {
@@ -100,6 +107,7 @@ export function recordKernels<T>(
   const reads: HostRead[] = [];
   const hostInputs: HostInputEvent[] = [];
   const dataInputs: string[] = [];
+  const stageEnds: StageEndEvent[] = [];
   let constants = 0;
   let depth = 0;
   let reading = false;
@@ -225,18 +233,20 @@ export function recordKernels<T>(
     define(t, { name, shape: t.shape, dtype: t.dtype, source: 'input', data });
     dataInputs.push(name);
   });
+  const previousStageListener = setStageEndListener((stage) => stageEnds.push({ stage, kernelCount: kernels.length }));
   try {
     const result = fn();
     const recordedValue = (t: tf.Tensor): RecordedValue | undefined => {
       const name = byId.get(t.id);
       return name === undefined ? undefined : values.get(name);
     };
-    return { result, recording: { kernels, values, reads, hostInputs, dataInputs }, recordedValue };
+    return { result, recording: { kernels, values, reads, hostInputs, dataInputs, stageEnds }, recordedValue };
   } finally {
     delete own.runKernel;
     delete own.readSync;
     delete own.makeTensor;
     setGraphInputListener(previousListener);
+    setStageEndListener(previousStageListener);
   }
 }
 

@@ -53,7 +53,11 @@ export interface OrtNetworkOutputs {
   masks: { data: Float32Array; dims: number[] };
   /** Token indices picked as decoder queries. */
   selected: Int32Array;
-  /** Milliseconds in each segment (0: backbone and encoder with proposals; 1: decoder and heads) and in the host selection between them. */
+  /**
+   * Milliseconds in each segment (without cuts, 0: backbone and encoder with proposals, 1: decoder
+   * and heads; an export cut after the backbone has backbone, encoder, decoder) and in the host
+   * selection.
+   */
   timings: { segments: number[]; host: number };
 }
 
@@ -68,7 +72,7 @@ export function checkManifest(value: unknown, source: string): OnnxExportManifes
     !Array.isArray(m.segments) ||
     m.segments.length === 0 ||
     !Array.isArray(m.hostSteps) ||
-    m.hostSteps.length !== m.segments.length - 1
+    m.hostSteps.length !== m.segments.filter((s, i) => i > 0 && !s?.after).length
   ) {
     throw new Error(`${source}: segments and host steps do not fit together`);
   }
@@ -107,12 +111,12 @@ export async function createSegmentSessions<S extends OrtSessionLike>(
 
 /**
  * Runs segments in order on their sessions: each takes its inputs from `known` (the caller's
- * feeds, earlier segments' outputs, host inputs) and adds its outputs there; before segment i > 0,
- * `hostStep(i - 1)` adds that host step's input. Returns the milliseconds of each segment and of
+ * feeds, earlier segments' outputs, host inputs) and adds its outputs there; before each segment
+ * i > 0 that is not a cut after a stage (`after`), `hostStep(k)` adds the k-th host step's input. Returns the milliseconds of each segment and of
  * the host steps together.
  */
 export async function runSegments(
-  segments: readonly { inputs: readonly TensorSpec[]; outputs: readonly TensorSpec[] }[],
+  segments: readonly { inputs: readonly TensorSpec[]; outputs: readonly TensorSpec[]; after?: string }[],
   sessions: readonly OrtSessionLike[],
   known: Map<string, OrtTensorLike>,
   where: string,
@@ -121,13 +125,15 @@ export async function runSegments(
   if (sessions.length !== segments.length)
     throw new Error(`${where}: ${sessions.length} sessions for ${segments.length} segments`);
   const timings = { segments: [] as number[], host: 0 };
+  let steps = 0;
   for (let i = 0; i < sessions.length; i++) {
-    if (i > 0) {
+    const segment = segments[i]!;
+    // A segment that begins at a stage's end (a cut) has no host step before it.
+    if (i > 0 && !segment.after) {
       const t0 = performance.now();
-      hostStep(i - 1);
+      hostStep(steps++);
       timings.host += performance.now() - t0;
     }
-    const segment = segments[i]!;
     const feeds: Record<string, OrtTensorLike> = {};
     for (const input of segment.inputs) {
       const t = known.get(input.name);

@@ -29,7 +29,7 @@ test('sentence buckets: 0, then powers of two; the mask keeps the real rows; pad
   assert.throws(() => padSentenceRows(new Float32Array(10), 2, 4), /10 values are not 1 to 4 rows of 2/);
 });
 
-test('fusion: a masked text token changes neither the visual tokens nor the other text tokens (batched, chunked and per-head paths), even when its logits would set the global max', () => {
+test('fusion: a masked text token changes neither the visual tokens nor the other text tokens (batched, factored, chunked and per-head paths), even when its logits would set the global max', () => {
   // The micro preset's fusion options (stable 2-D softmax, both clamps) at other widths.
   const fusion = new VisionLanguageFusion({ ...microConfig().fusion!, vDim: 32, lDim: 48, embedDim: 64 }, new Rng(3));
   const v = tf.randomNormal([2, 50, 32], 0, 1, 'float32', 1) as tf.Tensor3D;
@@ -39,8 +39,9 @@ test('fusion: a masked text token changes neither the visual tokens nor the othe
   const padded = tf.concat([real, pad], 1) as tf.Tensor3D;
   const keep = tf.tensor1d(sentenceKeepMask(3, 4));
   for (const [path, options] of [
-    ['batched', {}],
-    ['chunked', { chunkRows: 16 }],
+    ['batched', { factored: false }],
+    ['factored', { factored: true }],
+    ['chunked', { chunkRows: 16, factored: false }],
     ['per-head', { perHead: true }],
   ] as const) {
     const want = fusion.forward(v, real, options);

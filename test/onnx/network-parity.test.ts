@@ -78,7 +78,41 @@ test('one export of the tiny model on ONNX Runtime gives the TF.js forward (last
       [100, 128],
       [128, 75],
     ]);
-    tf.dispose([vocab, sent]);
+    // Cut after the backbone: three segments, the second without a host step before it; the
+    // same picks and outputs as the uncut graph, and a time for each stage.
+    const cutDir = join(dir, 'cut');
+    const cut = exportNetwork(model, { size, vocabulary: vocabulary.length, sentences: sentences.length }, 'test', {
+      cutAfter: ['backbone'],
+    });
+    assert.deepEqual(
+      cut.manifest.segments.map((s) => s.after ?? null),
+      [null, 'backbone', null],
+    );
+    assert.equal(cut.manifest.hostSteps.length, 1);
+    // The backbone segment takes the image and its padding mask only and passes features on.
+    assert.deepEqual(
+      cut.manifest.segments[0]!.inputs.map((i) => i.name),
+      ['image', 'pixel_keep'],
+    );
+    await writeNetworkExport(cutDir, cut);
+    const { batch } = prepareImages([scene], size);
+    const feeds = {
+      image: batch.images.dataSync() as Float32Array,
+      valid: batch.sizes[0]!,
+      vocabulary: vocab.dataSync() as Float32Array,
+      sentences: sent.dataSync() as Float32Array,
+    };
+    const got = await net.run(feeds);
+    const cutNet = await OrtNetwork.load(cutDir);
+    const again = await cutNet.run(feeds);
+    assert.equal(again.timings.segments.length, 3);
+    assert.deepEqual(Array.from(again.selected), Array.from(got.selected));
+    for (const name of ['logits', 'hidden', 'boxes', 'masks'] as const) {
+      const err = relativeError(again[name]!.data, got[name]!.data);
+      assert.ok(err < 1e-6, `cut export, ${name}: relative error ${err} to the uncut one`);
+    }
+    await cutNet.release();
+    tf.dispose([batch.images, vocab, sent]);
     await assert.rejects(
       net.run({ image: new Float32Array(10) }),
       /image must have 49152 values \(shape \[1, 128, 128, 3\]\), got 10/,
