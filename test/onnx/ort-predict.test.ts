@@ -27,7 +27,10 @@ function topRows(image: RgbImage, rows: number): RgbImage {
  * threshold may fall either way: at most 2 pixels, or 0.1% of the mask, may differ.
  */
 function assertSameMask(a: CompressedRle | null, b: CompressedRle | null): void {
-  if (a === null || b === null) return assert.equal(a, b);
+  if (a === null || b === null) {
+    assert.equal(a, b);
+    return;
+  }
   assert.deepEqual(a.size, b.size);
   const x = decodeRle(decompressRle(a));
   const y = decodeRle(decompressRle(b));
