@@ -2,9 +2,9 @@
  * predict's network forward on onnxruntime-web in the page: WebGPU where the browser gives an
  * adapter (ops WebGPU lacks run on its wasm CPU provider), else wasm, with threads where the page
  * is cross-origin isolated (SharedArrayBuffer), one thread otherwise. The graphs are made in the
- * page by the exporter Node uses (a recorded TF.js forward of the loaded model, per input geometry
- * and prompt count, and the text tower's graphs for the prompts) and kept in memory; the runtime's
- * .mjs and .wasm files come from the server.
+ * page by the exporter Node uses (a recorded TF.js forward of the loaded model, per input size
+ * and sentence bucket, and the text tower's graphs for the prompts) and kept in memory; the
+ * runtime's .mjs and .wasm files come from the server.
  */
 import type * as OrtWeb from 'onnxruntime-web';
 import type { ApeNetwork } from '../modeling/ape-network.js';

@@ -41,7 +41,7 @@ const usage = `usage: ape predict IMAGE|FOLDER... [--vocab "circle,square,grass"
                     results is not overwritten: DIR-2, DIR-3, ... is used instead
   --overwrite       write into --out even when it has results
   --engine E        ort (default: the network on ONNX Runtime, exported on first use for each
-                    image shape and prompt count and cached in MODEL/onnx, or in $APE_HOME/onnx
+                    input size and sentence bucket and cached in MODEL/onnx, or in $APE_HOME/onnx
                     when the model folder is read-only) or tfjs (TF.js on wasm, the reference)
   --categories GT   a COCO ground-truth file: its category names are the vocabulary (unless
                     --vocab is given) and results.json takes its category and image ids (images

@@ -10,10 +10,11 @@ import { prepareImages } from './preprocess.js';
 import { boxToOriginal, boxesToPixels, pasteInstanceMaskRle } from './instances.js';
 import { InstanceStream } from './instance-stream.js';
 import { SemanticStream } from './semantic-stream.js';
+import { cellMaskProbabilities } from './semantic.js';
 import type { GroundingResult, InstanceResult, Prediction, PredictTask, SemanticResult } from './results.js';
 import type { InferenceRunner, NetworkOutputs } from '../onnx/inference-runner.js';
-import { required } from '../util/checked.js';
-import { readValues } from '../engine/read-values.js';
+import { getOrThrow, required } from '../util/checked.js';
+import { forEachQueryMask, imageMaskLogits } from './instance-masks.js';
 import {
   type PromptChunkJob,
   type PromptChunkScorer,
@@ -300,20 +301,6 @@ export class ApeModel extends ApeNetwork {
         pixelBoxes[query * 4 + 3]!,
       ];
       const toResultBox = (query: number) => boxToOriginal(inputBox(query), placement);
-      // One RLE per query, the same object in every variant that keeps the query.
-      const maskRles = new Map<number, CompressedRle>();
-      const maskFor = (query: number): CompressedRle | null => {
-        if (!withMasks) return null;
-        let rle = maskRles.get(query);
-        if (rle === undefined) {
-          const m = readValues(() => tf.slice(masks, [i, query, 0, 0], [1, 1, maskH, maskW]));
-          rle = compressRle(
-            pasteInstanceMaskRle({ logits: m, height: maskH, width: maskW, stride }, inputBox(query), placement),
-          );
-          maskRles.set(query, rle);
-        }
-        return rle;
-      };
 
       const streams = settings.map((s) => ({
         instances: tasks.has('instances')
@@ -332,18 +319,18 @@ export class ApeModel extends ApeNetwork {
       for (const chunk of this.vocabularyChunks(outputs, i, vocabulary, call.promptChunk, scorer)) {
         const { start, count, width } = chunk;
         let values: Float32Array | null = null;
-        let best: Float32Array | undefined;
+        let promptBest: Float32Array | undefined;
         for (const inverseTemperature of temperatures.length > 0 ? temperatures : [1]) {
           const alike = semanticStreams.filter((t) => t.fixedShift && t.inverseTemperature === inverseTemperature);
           // Streams of one temperature have seen the same columns: one normaliser, one prior.
           const prior = alike[0]?.prior() ?? new Float32Array(q);
           const scored: PromptChunkValues = yield { ...chunk.job, inverseTemperature, prior };
           values ??= firstColumns(scored.scores, q, width, count);
-          best ??= scored.best;
+          promptBest ??= scored.best;
           for (const stream of alike) stream.addStats(values, start, count, scored, width);
         }
         if (!values) throw new Error('predict: a chunk was not scored');
-        for (const stream of streams) stream.instances?.add(values, start, count, best);
+        for (const stream of streams) stream.instances?.add(values, start, count, promptBest);
         if (unfixed.length > 0) {
           const scores = tf.tensor2d(values, [q, count]);
           for (const stream of unfixed) stream.add(scores, values, start, count);
@@ -376,6 +363,21 @@ export class ApeModel extends ApeNetwork {
       }
       alignment += performance.now() - tAlign;
 
+      const picks = streams.map((stream) => stream.instances?.picks() ?? []);
+      // One RLE per query, the same object in every variant that keeps the query.
+      const maskRles = new Map<number, CompressedRle>();
+      if (withMasks) {
+        const queries = [
+          ...picks.flatMap((list) => list.map((pick) => pick.query)),
+          ...[...best.values()].map((b) => b.query),
+        ];
+        forEachQueryMask(masks, i, queries, (query, logits) => {
+          const map = { logits, height: maskH, width: maskW, stride };
+          maskRles.set(query, compressRle(pasteInstanceMaskRle(map, inputBox(query), placement)));
+        });
+      }
+      const maskFor = (query: number): CompressedRle | null =>
+        withMasks ? getOrThrow(maskRles, query, 'predict: instance masks') : null;
       const grounding = (): GroundingResult[] =>
         entries.flatMap((e) => {
           const b = best.get(e.index);
@@ -391,15 +393,12 @@ export class ApeModel extends ApeNetwork {
             },
           ];
         });
-      const masks2d = tasks.has('semantic')
-        ? tf.tidy(
-            () => tf.reshape(tf.slice(masks, [i, 0, 0, 0], [1, q, maskH, maskW]), [q, maskH * maskW]) as tf.Tensor2D,
-          )
-        : null;
+      // Made once for the image, shared by every variant's accumulation and confidence.
+      const masksT = tasks.has('semantic') ? tf.tidy(() => cellMaskProbabilities(imageMaskLogits(masks, i))) : null;
       try {
         settings.forEach((s, v) => {
-          const { instances: picks, semantic: accumulated } = streams[v]!;
-          const instances: InstanceResult[] = (picks?.picks() ?? []).map((pick) => {
+          const { semantic: accumulated } = streams[v]!;
+          const instances: InstanceResult[] = picks[v]!.map((pick) => {
             const e = entries[pick.prompt]!;
             return {
               prompt: e.text,
@@ -412,7 +411,7 @@ export class ApeModel extends ApeNetwork {
             };
           });
           let semantic: SemanticResult | null = null;
-          if (accumulated && masks2d) {
+          if (accumulated && masksT) {
             const geometry = {
               maskH,
               maskW,
@@ -422,7 +421,7 @@ export class ApeModel extends ApeNetwork {
               width: placement.width,
               height: placement.height,
             };
-            const labels = accumulated.labels(masks2d, geometry, s.semanticBackground, s.semanticThreshold);
+            const labels = accumulated.labels(masksT, geometry, s.semanticBackground, s.semanticThreshold);
             semantic = {
               width: placement.width,
               height: placement.height,
@@ -441,7 +440,7 @@ export class ApeModel extends ApeNetwork {
           });
         });
       } finally {
-        masks2d?.dispose();
+        masksT?.dispose();
       }
     }
     this.lastTimings = {

@@ -187,11 +187,11 @@ export class SemanticStream {
   }
 
   /**
-   * The label map (prompt indices, -1 for background) from the mask logits [Q, h*w], as
-   * semanticLabels over every prompt would give it; with `confidence` > 0, labels whose
-   * confidence is under it are removed (unlabelUnsure).
+   * The label map (prompt indices, -1 for background) from the mask probabilities per cell
+   * [h*w, Q] (cellMaskProbabilities, the caller's), as semanticLabels over every prompt would
+   * give it; with `confidence` > 0, labels whose confidence is under it are removed (unlabelUnsure).
    */
-  labels(maskLogits: tf.Tensor2D, geometry: SemanticGeometry, background: number, confidence: number): Int32Array {
+  labels(masksT: tf.Tensor2D, geometry: SemanticGeometry, background: number, confidence: number): Int32Array {
     const prompts = this.keptPrompts();
     const k = prompts.length;
     if (k === 0) return new Int32Array(geometry.width * geometry.height).fill(-1);
@@ -204,7 +204,6 @@ export class SemanticStream {
     const scores = tf.tensor2d(flat, [q, k]);
     const norm = tf.tensor2d(Float32Array.from(this.logNorm), [q, 1]);
     const weights = tf.tidy(() => tf.exp(tf.sub(tf.div(scores, this.temperature), norm)) as tf.Tensor2D);
-    const masksT = tf.tidy(() => tf.transpose(tf.sigmoid(maskLogits)) as tf.Tensor2D); // [h*w, Q]
     const source = (start: number, count: number) =>
       tf.tidy(
         () =>
@@ -216,14 +215,14 @@ export class SemanticStream {
     try {
       const labels = semanticLabels(source, k, geometry, background);
       if (confidence > 0) {
-        const sure = scoreConfidence(scores, maskLogits);
+        const sure = scoreConfidence(scores, masksT);
         unlabelUnsure(labels, sure.source, k, geometry, confidence);
         tf.dispose(sure.held);
       }
       for (let i = 0; i < labels.length; i++) if (labels[i]! >= 0) labels[i] = prompts[labels[i]!]!;
       return labels;
     } finally {
-      tf.dispose([scores, norm, weights, masksT]);
+      tf.dispose([scores, norm, weights]);
     }
   }
 }

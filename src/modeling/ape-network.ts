@@ -11,11 +11,15 @@ import {
   type EncoderProposals,
   type TransformerOutput,
 } from './deformable/transformer.js';
+import type { EncoderText } from './deformable/encoder.js';
 import { denoisingQueries, splitQueries, splitQueryBoxes, type DenoisingInput } from './denoising-queries.js';
 import { VisionLanguageAlign } from './heads/vision-language-align.js';
 import { MaskHeadModules } from './heads/mask-features.js';
-import { levelGeometry, type LevelGeometry } from './feature-geometry.js';
+import { GEOMETRY_INPUTS, levelGeometry, pixelKeepMask, type LevelGeometry } from './feature-geometry.js';
+import { keepMaskInput } from '../engine/graph-inputs.js';
+import { SENTENCE_KEEP_INPUT, sentenceKeepMask } from './sentence-buckets.js';
 import { INFERENCE_CHUNK_ROWS } from './row-chunks.js';
+import { stageEnd } from '../engine/graph-inputs.js';
 import { maskFeatureStride, pyramidLevels, validateConfig, type ApeConfig } from './config.js';
 import { ClipTextEncoder } from '../text/clip-text-transformer.js';
 import type { TextTokenizer } from '../text/tokenizer.js';
@@ -45,6 +49,12 @@ export interface PromptInput {
    * embeddings used as negatives); they are fused like sentences.
    */
   extraSentenceEmbeddings?: tf.Tensor2D | null;
+  /**
+   * The last this many of `sentences` only fill a sentence-count bucket (sentence-buckets.ts): the
+   * fusion masks them out, so that they change nothing else; their own logit columns mean nothing
+   * (callers drop them). Sentence fusion without extra embeddings only. Default 0.
+   */
+  paddedSentences?: number;
 }
 
 /**
@@ -178,7 +188,7 @@ interface PromptSide {
   sentenceEmb: tf.Tensor2D | null;
   /** 'word' fusion: where each prompt's tokens start in the token rows, and how many. */
   wordPool: { offsets: Int32Array; lengths: Int32Array } | null;
-  encoderText: { tokens: tf.Tensor3D; keep: boolean } | null;
+  encoderText: EncoderText | null;
   textEmbeddings: ApeRawOutput['textEmbeddings'];
 }
 
@@ -372,17 +382,15 @@ export class ApeNetwork extends Module {
     const [b, h, w, c] = batch.images.shape;
     if (c !== 3) throw new Error(`ApeNetwork.forward: images must have 3 channels, got ${c}`);
     if (batch.sizes.length !== b) throw new Error(`ApeNetwork.forward: ${b} images but ${batch.sizes.length} sizes`);
-    const keep = new Float32Array(b * h * w);
     batch.sizes.forEach(([vh, vw], i) => {
       if (!(vh > 0 && vw > 0 && vh <= h && vw <= w))
         throw new Error(`ApeNetwork.forward: size ${vh}x${vw} of image ${i} does not fit the ${h}x${w} input`);
-      for (let y = 0; y < vh; y++) keep.fill(1, (i * h + y) * w, (i * h + y) * w + vw);
     });
     const { pixelMean, pixelStd } = this.config.input;
-    const full = batch.sizes.every(([vh, vw]) => vh === h && vw === w);
     return tf.tidy(() => {
+      const keep = keepMaskInput(GEOMETRY_INPUTS.pixelKeep, pixelKeepMask(batch.sizes, [h, w]), [b, h, w, 1]);
       const normed = tf.div(tf.sub(batch.images, pixelMean), pixelStd) as tf.Tensor4D;
-      return full ? normed : (tf.mul(normed, tf.tensor4d(keep, [b, h, w, 1])) as tf.Tensor4D);
+      return keep ? (tf.mul(normed, keep) as tf.Tensor4D) : normed;
     });
   }
 
@@ -399,6 +407,7 @@ export class ApeNetwork extends Module {
 
     const visual = this.visualFeatures(batch, training, options.rng);
     lap('backbone');
+    stageEnd('backbone');
     const vocabularyLogits = options.vocabularyLogits ?? true;
     if (!vocabularyLogits && mode !== 'sentence')
       throw new Error('ApeNetwork.forward: vocabularyLogits false needs sentence fusion');
@@ -422,6 +431,7 @@ export class ApeNetwork extends Module {
     if (denoising) tf.dispose([denoising.boxes, denoising.content, denoising.attentionBias]);
     const dn = options.denoising ? this.splitDenoising(out, options.denoising.count) : null;
     text.encoderText?.tokens.dispose();
+    text.encoderText?.mask?.dispose();
     if (this.neck) tf.dispose(visual.levelFeats);
 
     const promptVectors = this.promptVectors(text, out.text, mode);
@@ -518,6 +528,14 @@ export class ApeNetwork extends Module {
         `ApeNetwork.forward: extraSentenceEmbeddings must be [N, ${textDim}], got [${extra.shape.join(', ')}]`,
       );
     if (extra && mode === 'word') throw new Error('ApeNetwork.forward: extraSentenceEmbeddings need sentence fusion');
+    const padded = prompts.paddedSentences ?? 0;
+    const sentenceCount = prompts.sentences?.length ?? 0;
+    if (!(Number.isInteger(padded) && padded >= 0 && padded < Math.max(sentenceCount, 1)))
+      throw new Error(
+        `ApeNetwork.forward: paddedSentences must be a whole number below the ${sentenceCount} sentences, got ${padded}`,
+      );
+    if (padded > 0 && (mode !== 'sentence' || extra))
+      throw new Error('ApeNetwork.forward: paddedSentences need sentence fusion without extraSentenceEmbeddings');
     const extraCount = extra ? extra.shape[0] : 0;
     for (let i = 0; i < extraCount; i++) entries.push({ text: '', kind: 'sentence', index: entries.length });
     if (entries.length === 0)
@@ -582,7 +600,15 @@ export class ApeNetwork extends Module {
     if (own && extra) own.dispose();
     if (this.config.fusion) {
       side.encoderText = sentenceEmb
-        ? { tokens: tf.tidy(() => tf.tile(tf.expandDims(sentenceEmb, 0), [b, 1, 1]) as tf.Tensor3D), keep: true }
+        ? {
+            tokens: tf.tidy(() => tf.tile(tf.expandDims(sentenceEmb, 0), [b, 1, 1]) as tf.Tensor3D),
+            keep: true,
+            mask: keepMaskInput(
+              SENTENCE_KEEP_INPUT,
+              sentenceKeepMask(sentenceEmb.shape[0] - (prompts.paddedSentences ?? 0), sentenceEmb.shape[0]),
+              [sentenceEmb.shape[0]],
+            ),
+          }
         : { tokens: tf.tidy(() => tf.tile(this.namePromptFusionFeature, [b, 1, 1]) as tf.Tensor3D), keep: false };
     }
     side.vocabEmb = vocabEmb;

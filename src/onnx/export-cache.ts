@@ -4,7 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { exportKey, MANIFEST_FILE, type ExportShape, type NetworkExport } from './export-network.js';
+import { exportKey, MANIFEST_FILE, MANIFEST_VERSION, type ExportShape, type NetworkExport } from './export-network.js';
 import { writeNetworkExport } from './export-files.js';
 import { OPSET } from './kernel-ops.js';
 import { OrtNetwork } from './ort-network.js';
@@ -32,11 +32,13 @@ export interface ExpectedExport<S> {
   manifestFile: string;
   hash: string;
   key: string;
+  /** The manifest format version it must have, where the export's format has one. */
+  version?: number;
   /** The key of the shape a manifest records (as the export's key function makes it). */
   keyOf: (shape: S) => string;
 }
 
-/** Reads the manifest in `dir`: an export fits when made from these weights, by this exporter's opset, for this shape. */
+/** Reads the manifest in `dir`: an export fits when made from these weights, by this exporter's opset (and format version), for this shape. */
 export async function inspectManifest<S>(dir: string, expected: ExpectedExport<S>): Promise<CachedExport> {
   const { manifestFile, hash, key } = expected;
   const stale = (why: string): CachedExport => ({ state: 'stale', why });
@@ -48,7 +50,7 @@ export async function inspectManifest<S>(dir: string, expected: ExpectedExport<S
     if (code === 'ENOENT' || code === 'ENOTDIR') return { state: 'missing' };
     return stale(`cannot be read (${(e as Error).message})`);
   }
-  let m: { model?: { hash?: unknown }; opset?: unknown; shape?: unknown } | null;
+  let m: { model?: { hash?: unknown }; opset?: unknown; version?: unknown; shape?: unknown } | null;
   try {
     m = JSON.parse(text) as typeof m;
   } catch (e) {
@@ -60,6 +62,8 @@ export async function inspectManifest<S>(dir: string, expected: ExpectedExport<S
       `was made from other weights (model hash ${String(m.model?.hash).slice(0, 12)}, these are ${hash.slice(0, 12)})`,
     );
   if (m.opset !== OPSET) return stale(`has opset ${String(m.opset)}; this exporter writes opset ${OPSET}`);
+  if (expected.version !== undefined && m.version !== expected.version)
+    return stale(`has format version ${String(m.version)}; this exporter writes version ${expected.version}`);
   const made = m.shape ? expected.keyOf(m.shape as S) : null;
   if (made !== key) return stale(`was made for ${made ?? 'no recorded shape'}, not ${key}`);
   return { state: 'fits' };
@@ -67,7 +71,13 @@ export async function inspectManifest<S>(dir: string, expected: ExpectedExport<S
 
 /** inspectManifest for a network export of `shape`. */
 export function inspectCachedExport(dir: string, hash: string, shape: ExportShape): Promise<CachedExport> {
-  return inspectManifest(dir, { manifestFile: MANIFEST_FILE, hash, key: exportKey(shape), keyOf: exportKey });
+  return inspectManifest(dir, {
+    manifestFile: MANIFEST_FILE,
+    hash,
+    key: exportKey(shape),
+    keyOf: exportKey,
+    version: MANIFEST_VERSION,
+  });
 }
 
 /** Finding, making, writing and loading one export: what loadOrMakeExport needs. */

@@ -22,7 +22,8 @@ export interface ModuleExport<K extends string> {
 /**
  * Records `fn` and translates the recording. `inputs` are the graph inputs (tensors made before
  * the call), `weights` the parameters (initializers under these names); tensors the code builds on
- * the host during the call become constants. Each tensor `fn` returns is a graph output.
+ * the host during the call become constants, the data inputs it names (padding geometry) included:
+ * a module's graph serves the one call it was recorded from. Each tensor `fn` returns is a graph output.
  */
 export function exportModule<K extends string>(
   fn: () => Record<K, tf.Tensor>,
@@ -36,6 +37,11 @@ export function exportModule<K extends string>(
     weights,
     options,
   );
+  for (const name of recording.dataInputs) {
+    const value = getOrThrow(recording.values, name, 'exportModule: recorded values');
+    recording.values.set(name, { ...value, source: 'constant' });
+  }
+  recording.dataInputs = [];
   const outputs = {} as Record<K, string>;
   for (const [key, t] of Object.entries(result) as [K, tf.Tensor][]) {
     const value = recordedValue(t);

@@ -1,7 +1,7 @@
 /**
  * The network forward of predict on ONNX Runtime in Node: exports are made on first use for each
- * input geometry and sentence count, and one of the text tower for the prompts, cached on disk
- * next to the model (checked against the model's hash) and in memory. The forward itself is
+ * input size and sentence bucket, and one of the text tower for the prompts, cached on disk next
+ * to the model (checked against the model's hash) and in memory. The forward itself is
  * OrtRunner's (shared with the page).
  */
 import { join } from 'node:path';
@@ -131,7 +131,7 @@ export class OrtEngine extends OrtRunner {
       shape,
       make: () => {
         this.options.onExport?.(
-          `exporting ${this.network.config.name} to ONNX for ${key} (once per image shape and sentence count) ...`,
+          `exporting ${this.network.config.name} to ONNX for ${key} (once per input size and sentence bucket) ...`,
         );
         return exportNetwork(this.network, shape, hash);
       },

@@ -27,6 +27,10 @@ export function ortSessionOptions(options: OrtNetworkOptions = {}): ort.Inferenc
     // Idle intra-op threads sleep instead of spinning: on a 2-core machine the spinning threads
     // otherwise take the core that the host selection and post-processing (JS) run on.
     extra: { session: { intra_op: { allow_spinning: '0' } } },
+    // No CPU memory arena: the arena keeps its high-water mark of activations for the session's
+    // life (ape-ti segment 0 peaked 0.8-0.9 GB higher at 512 and 1024 with it, at the same CPU
+    // time; docs/onnx.md, Measured).
+    enableCpuMemArena: false,
     ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
     ...(options.profile ? { enableProfiling: true, profileFilePrefix: options.profile } : {}),
   };

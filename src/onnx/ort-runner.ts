@@ -4,9 +4,9 @@
  * against the vocabulary a chunk at a time (as on TF.js), and one export serves every vocabulary.
  * Prompts the model's prompt cache (and its store) lacks are encoded first by the text tower's
  * own export on the same runtime (ort-text-tower.ts), then served from the cache; one loaded
- * export per input geometry and sentence count; outputs handed back as TF.js tensors so that
- * post-processing is the same code for both engines. Where exports come from (a disk cache, or
- * made in memory) is the subclass's.
+ * export per input size and sentence bucket (1, 2, 4, 8, ... rows), whatever the image's valid
+ * region; outputs handed back as TF.js tensors so that post-processing is the same code for both
+ * engines. Where exports come from (a disk cache, or made in memory) is the subclass's.
  */
 import { tf } from '../engine/engine.js';
 import type { ApeNetwork, ModelBatch } from '../modeling/ape-network.js';
@@ -20,6 +20,7 @@ import { readValues } from '../engine/read-values.js';
 import type { OrtTextTower } from './ort-text-tower.js';
 import type { OrtPromptScorer } from './ort-prompt-scorer.js';
 import { PROMPT_SCORE_WIDTHS, type PromptScoreShape } from './prompt-score-export.js';
+import { sentenceBucket } from '../modeling/sentence-buckets.js';
 
 /** Exports kept loaded when no maxLoaded is given. */
 export const DEFAULT_MAX_LOADED = 4;
@@ -138,10 +139,12 @@ export abstract class OrtRunner implements InferenceRunner {
     const pixels = batch.images.dataSync() as Float32Array;
     const perImage = h * w * 3;
     const outs: OrtNetworkOutputs[] = [];
+    // One export per input size and sentence bucket: every valid region runs on it, and the
+    // padded sentence rows are masked out of the fusion (their logit columns come back dropped).
+    const shape = { size: h, vocabulary: 0, sentences: sentenceBucket(s) };
     for (let i = 0; i < b; i++) {
-      const shape = { size: h, valid: batch.sizes[i]!, vocabulary: 0, sentences: s };
       const image = pixels.subarray(i * perImage, (i + 1) * perImage);
-      outs.push(await this.withNetwork(shape, (net) => net.run({ image, sentences })));
+      outs.push(await this.withNetwork(shape, (net) => net.run({ image, sentences, valid: batch.sizes[i]! })));
     }
     this.lastTimings = {
       segments: (outs[0]?.timings.segments ?? []).map((_, k) =>

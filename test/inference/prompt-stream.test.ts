@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { initEngine, tf } from '../../src/engine/engine.js';
 import { selectInstances } from '../../src/inference/instances.js';
 import { InstanceStream } from '../../src/inference/instance-stream.js';
-import { semanticAccumulator, semanticLabels } from '../../src/inference/semantic.js';
+import { cellMaskProbabilities, semanticAccumulator, semanticLabels } from '../../src/inference/semantic.js';
 import { SemanticStream } from '../../src/inference/semantic-stream.js';
 
 before(async () => {
@@ -81,7 +81,10 @@ function streamLabels(
     t.dispose();
   }
   const kept = stream.keptPrompts().length;
-  return { labels: stream.labels(masks, geometry, background, 0), kept };
+  const masksT = cellMaskProbabilities(masks);
+  const labels = stream.labels(masksT, geometry, background, 0);
+  masksT.dispose();
+  return { labels, kept };
 }
 
 test('semantic stream: the labels of the whole accumulation, for any chunk size that is a multiple of 256, keeping at most Q / background prompts', () => {

@@ -37,6 +37,20 @@ test('fusion: sentence tokens and visual tokens both match APE (BiAttentionBlock
     maxAbsDiff(out.l!, c.tensor('fusion.l_out')) <= tol,
     `l_out diff ${maxAbsDiff(out.l!, c.tensor('fusion.l_out'))}`,
   );
+  // The default inference call here takes the factored path (4 heads x 5 tokens < 64): the
+  // batched order must match APE as well.
+  const batched = m.forward(c.tensor('fusion.v_in') as tf.Tensor3D, c.tensor('fusion.l_in') as tf.Tensor3D, {
+    factored: false,
+  });
+  assert.ok(maxAbsDiff(batched.v, c.tensor('fusion.v_out')) <= tol);
+  assert.ok(maxAbsDiff(batched.l!, c.tensor('fusion.l_out')) <= tol);
+  // ... and so must its row-chunked form (84 visual tokens in chunks of 20).
+  const chunked = m.forward(c.tensor('fusion.v_in') as tf.Tensor3D, c.tensor('fusion.l_in') as tf.Tensor3D, {
+    factored: false,
+    chunkRows: 20,
+  });
+  assert.ok(maxAbsDiff(chunked.v, c.tensor('fusion.v_out')) <= tol);
+  assert.ok(maxAbsDiff(chunked.l!, c.tensor('fusion.l_out')) <= tol);
   // The one-head-at-a-time inference path (large maps) gives the same numbers.
   const perHead = m.forward(c.tensor('fusion.v_in') as tf.Tensor3D, c.tensor('fusion.l_in') as tf.Tensor3D, {
     perHead: true,

@@ -19,7 +19,7 @@ await initEngine();
 
 const shipped = join(repoRoot, 'models/default');
 const shape = { size: 128, vocabulary: 8, sentences: 1 };
-const key = '128-128x128-v0-s1';
+const key = '128-v0-s1';
 const prompts = { vocabulary: ['circle', 'star', 'sky'], sentences: ['the red star'], threshold: 0.2 };
 
 function assertSameInstances(a: Prediction, b: Prediction): void {
@@ -33,18 +33,21 @@ function assertSameInstances(a: Prediction, b: Prediction): void {
   );
 }
 
-test('inspectCachedExport: a manifest fits only when made from these weights, by this opset, for this shape; each mismatch is named', async () => {
+test('inspectCachedExport: a manifest fits only when made from these weights, by this opset and format version, for this shape; each mismatch is named', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'ape-onnx-manifest-'));
   try {
-    const good = { format: 'ape-onnx', version: 1, opset: OPSET, model: { name: 'tiny', hash: 'abc' }, shape };
+    const good = { format: 'ape-onnx', version: 2, opset: OPSET, model: { name: 'tiny', hash: 'abc' }, shape };
     const inspect = async (manifest: unknown) => {
       await writeFile(join(dir, MANIFEST_FILE), typeof manifest === 'string' ? manifest : JSON.stringify(manifest));
       return inspectCachedExport(dir, 'abc', shape);
     };
     assert.deepEqual(await inspectCachedExport(join(dir, 'nothing'), 'abc', shape), { state: 'missing' });
     assert.deepEqual(await inspect(good), { state: 'fits' });
-    // The same shape written with its valid region is the same export.
-    assert.deepEqual(await inspect({ ...good, shape: { ...shape, valid: [128, 128] } }), { state: 'fits' });
+    // An export of the older format (one per valid region, the geometry baked in) is made again.
+    assert.deepEqual(await inspect({ ...good, version: 1, shape: { ...shape, valid: [128, 96] } }), {
+      state: 'stale',
+      why: 'has format version 1; this exporter writes version 2',
+    });
     assert.deepEqual(await inspect({ ...good, model: { name: 'tiny', hash: 'def' } }), {
       state: 'stale',
       why: 'was made from other weights (model hash def, these are abc)',
@@ -55,7 +58,7 @@ test('inspectCachedExport: a manifest fits only when made from these weights, by
     });
     assert.deepEqual(await inspect({ ...good, shape: { ...shape, sentences: 2 } }), {
       state: 'stale',
-      why: 'was made for 128-128x128-v8-s2, not 128-128x128-v8-s1',
+      why: 'was made for 128-v8-s2, not 128-v8-s1',
     });
     const damaged = await inspect('{"format": ');
     assert.equal(damaged.state, 'stale');

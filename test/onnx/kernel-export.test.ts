@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
 import { initEngine, tf } from '../../src/engine/engine.js';
-import { hostInput } from '../../src/engine/graph-inputs.js';
+import { hostInput, stageEnd } from '../../src/engine/graph-inputs.js';
 import { msDeformAttn } from '../../src/engine/ms-deform-attn.js';
 import { recordKernels, recordingDifferences } from '../../src/onnx/kernel-recorder.js';
 import { segmentRecording } from '../../src/onnx/segments.js';
@@ -176,6 +176,48 @@ test("OrtModule runs a graph cut at a host input with the caller's step between 
     await module.release();
   }
   tf.dispose([x, exported.tfjs.out]);
+});
+
+test('a stage end cuts the graph when asked: values made after it run in segment 1 (no host step), the values it needs pass from segment 0', async () => {
+  const x = tf.tensor1d([3, -1, 2]);
+  const { result, recording } = recordKernels(
+    () =>
+      tf.tidy(() => {
+        const y = tf.relu(tf.mul(x, 2)); // [6, 0, 4]
+        stageEnd('first');
+        return tf.add(tf.mul(y, x), x); // [21, -1, 10]
+      }),
+    new Map([[x, 'x']]),
+    new Map(),
+  );
+  assert.deepEqual(recording.stageEnds, [{ stage: 'first', kernelCount: 2 }]);
+  const out = `v${result.id}`;
+  const uncut = segmentRecording(recording, [out], () => new Float32Array(0), 'test');
+  assert.equal(uncut.segments.length, 1);
+  assert.throws(
+    () => segmentRecording(recording, [out], () => new Float32Array(0), 'test', ['second']),
+    /no stage 'second' to cut after \(the forward marked: first\)/,
+  );
+  const graph = segmentRecording(recording, [out], () => new Float32Array(0), 'test', ['first']);
+  assert.equal(graph.segments.length, 2);
+  assert.deepEqual(graph.hostSteps, []);
+  const [first, second] = graph.segments as [(typeof graph.segments)[0], (typeof graph.segments)[0]];
+  assert.equal(first.after, undefined);
+  assert.equal(second.after, 'first');
+  const relu = recording.kernels[1]!.outputs[0]!;
+  assert.deepEqual(
+    first.outputs.map((o) => o.name),
+    [relu],
+  );
+  assert.deepEqual(second.inputs.map((i) => i.name).sort(), [relu, 'x'].sort());
+  const known = new Map<string, ort.Tensor>([['x', new ort.Tensor('float32', Float32Array.of(3, -1, 2), [3])]]);
+  for (const segment of graph.segments) {
+    const session = await ort.InferenceSession.create(encodeOnnxModel(segment.model));
+    const res = await session.run(Object.fromEntries(segment.inputs.map((i) => [i.name, known.get(i.name)!])));
+    for (const o of segment.outputs) known.set(o.name, res[o.name]!);
+    await session.release();
+  }
+  assert.deepEqual(Array.from(known.get(out)!.data as Float32Array), [21, -1, 10]);
 });
 
 test('two recordings on different data: host arithmetic on read-back values without a hostInput is reported', () => {
