@@ -81,8 +81,19 @@ export interface CachedExportRequest {
  * A stale or damaged export (other weights, another opset or shape, a truncated or missing
  * segment) is made again, never run.
  */
-export async function loadCachedExport(request: CachedExportRequest): Promise<OrtNetwork> {
-  const { dirs, hash, shape, threads, report } = request;
+export function loadCachedExport(request: CachedExportRequest): Promise<OrtNetwork> {
+  return openCachedExport(request, (dir) => OrtNetwork.load(dir, { threads: request.threads }));
+}
+
+/**
+ * loadCachedExport's search with another way to open a folder: `open` refuses an export that
+ * fits on paper but is unusable (it throws), which makes it again.
+ */
+export async function openCachedExport<T>(
+  request: Omit<CachedExportRequest, 'threads'>,
+  open: (dir: string) => Promise<T>,
+): Promise<T> {
+  const { dirs, hash, shape, report } = request;
   for (const dir of dirs) {
     const cached = await inspectCachedExport(dir, hash, shape);
     if (cached.state === 'missing') continue;
@@ -91,7 +102,7 @@ export async function loadCachedExport(request: CachedExportRequest): Promise<Or
       continue;
     }
     try {
-      return await OrtNetwork.load(dir, { threads });
+      return await open(dir);
     } catch (e) {
       report(`the ONNX export in ${dir} is unusable (${(e as Error).message}); making it again`);
     }
@@ -111,7 +122,7 @@ export async function loadCachedExport(request: CachedExportRequest): Promise<Or
       continue;
     }
     report(`exported in ${((performance.now() - started) / 1000).toFixed(1)} s to ${dir}`);
-    return OrtNetwork.load(dir, { threads });
+    return open(dir);
   }
-  throw new Error('loadCachedExport: no cache folder given');
+  throw new Error('openCachedExport: no cache folder given');
 }

@@ -5,9 +5,9 @@
  */
 import { join } from 'node:path';
 import type { ApeNetwork } from '../modeling/ape-network.js';
-import { exportNetwork, type ExportShape } from './export-network.js';
-import { filesHash } from './export-files.js';
-import { exportCacheDirs, loadCachedExport } from './export-cache.js';
+import { exportKey, exportNetwork, type ExportShape } from './export-network.js';
+import { checkExportFolder, filesHash, type ExportFolder } from './export-files.js';
+import { exportCacheDirs, loadCachedExport, openCachedExport, type CachedExportRequest } from './export-cache.js';
 import type { OrtNetwork } from './ort-network.js';
 import { OrtRunner } from './ort-runner.js';
 
@@ -50,11 +50,28 @@ export class OrtEngine extends OrtRunner {
     super(network, options.maxLoaded);
   }
 
+  /** sha256 of the model's config and weights (computed once): the hash its exports are checked against. */
+  modelHash(): Promise<string> {
+    this.hash ??= filesHash(this.source.files);
+    return this.hash;
+  }
+
   /** From the disk cache (the model folder's, then the fallback) when it matches, or made now and cached. */
   protected async loadNetwork(key: string, shape: ExportShape): Promise<OrtNetwork> {
-    this.hash ??= filesHash(this.source.files);
-    const hash = await this.hash;
-    return loadCachedExport({
+    return loadCachedExport({ ...(await this.cacheRequest(key, shape)), threads: this.options.threads });
+  }
+
+  /**
+   * The export's folder for one shape, from the disk cache or made now, with its files checked
+   * but not opened in ONNX Runtime: what `ape serve` hands to the page.
+   */
+  async exportFolder(shape: ExportShape): Promise<ExportFolder> {
+    return openCachedExport(await this.cacheRequest(exportKey(shape), shape), checkExportFolder);
+  }
+
+  private async cacheRequest(key: string, shape: ExportShape): Promise<Omit<CachedExportRequest, 'threads'>> {
+    const hash = await this.modelHash();
+    return {
       dirs: exportCacheDirs(
         this.source.dir,
         this.network.config.name,
@@ -70,8 +87,7 @@ export class OrtEngine extends OrtRunner {
         );
         return exportNetwork(this.network, shape, hash);
       },
-      threads: this.options.threads,
       report: (message) => this.options.onExport?.(message),
-    });
+    };
   }
 }
