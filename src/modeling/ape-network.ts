@@ -1,6 +1,6 @@
 import { tf } from '../engine/engine.js';
 import { Rng } from '../util/random.js';
-import { Module, init } from '../nn/module.js';
+import { Module, init, withParameterValues } from '../nn/module.js';
 import { Linear } from '../nn/linear.js';
 import { Mlp } from '../nn/mlp.js';
 import { ApeBackbone } from './backbone/ape-backbone.js';
@@ -203,6 +203,14 @@ function phaseTimer(timings: ForwardTimings | undefined): (phase: keyof ForwardT
   };
 }
 
+/**
+ * Which parts of the network get real parameters: 'all', or 'prompts': the text tower and the last
+ * decoder layer's classifier (what predict needs around a network forward that runs elsewhere, as
+ * ONNX graphs: encoding prompts and scoring the vocabulary against the hidden queries); every other
+ * parameter is an empty placeholder (nn/module.ts), so the detector takes no memory.
+ */
+export type NetworkParts = 'all' | 'prompts';
+
 /** Holder that gives the text tower its released prefix (`model_language.net.*`). */
 class LanguageModel extends Module {
   readonly net: ClipTextEncoder;
@@ -237,6 +245,7 @@ export class ApeNetwork extends Module {
     readonly config: ApeConfig,
     readonly tokenizer: TextTokenizer,
     seed = 0,
+    readonly parts: NetworkParts = 'all',
   ) {
     super();
     validateConfig(config);
@@ -258,35 +267,47 @@ export class ApeNetwork extends Module {
     this.levelNames = levels.names;
     this.levelStrides = levels.strides;
 
+    const detector = <T>(make: () => T): T => (parts === 'prompts' ? withParameterValues('placeholder', make) : make());
     this.backbone = this.child(
       'backbone',
-      new ApeBackbone(config.backbone.vit, config.backbone.pyramid, rng, config.backbone.stem ?? null),
+      detector(() => new ApeBackbone(config.backbone.vit, config.backbone.pyramid, rng, config.backbone.stem ?? null)),
     );
     const pyramidChannels = config.backbone.pyramid.outChannels;
-    this.neck = config.neck
-      ? this.child('neck', new ChannelMapper(pyramidChannels, e, t.numLevels, config.neck.groups, rng))
+    const neck = config.neck;
+    this.neck = neck
+      ? this.child(
+          'neck',
+          detector(() => new ChannelMapper(pyramidChannels, e, t.numLevels, neck.groups, rng)),
+        )
       : null;
     const fusion = config.fusion ? { ...config.fusion, vDim: e, lDim: textDim } : null;
-    this.transformer = this.child('transformer', new DeformableTransformer(t, fusion, rng));
-
-    const classHeads: Module[] = Array.from(
-      { length: t.decoderLayers },
-      () => new VisionLanguageAlign(e, textDim, rng),
+    this.transformer = this.child(
+      'transformer',
+      detector(() => new DeformableTransformer(t, fusion, rng)),
     );
-    this.proposalClass = new Linear(e, 1, rng, { biasInit: init.constant(-Math.log(99)) });
+
+    // The last layer's classifier scores the vocabulary after the network: it is part of the prompt side.
+    const classHeads: Module[] = Array.from({ length: t.decoderLayers }, (_, i) =>
+      i === t.decoderLayers - 1
+        ? new VisionLanguageAlign(e, textDim, rng)
+        : detector(() => new VisionLanguageAlign(e, textDim, rng)),
+    );
+    this.proposalClass = detector(() => new Linear(e, 1, rng, { biasInit: init.constant(-Math.log(99)) }));
     classHeads.push(this.proposalClass);
     this.classEmbed = this.childList('class_embed', classHeads).slice(0, t.decoderLayers) as VisionLanguageAlign[];
     this.bboxEmbed = this.childList(
       'bbox_embed',
-      Array.from({ length: t.decoderLayers + 1 }, () => new Mlp(e, e, 4, 3, rng, { zeroLast: true })),
+      Array.from({ length: t.decoderLayers + 1 }, () => detector(() => new Mlp(e, e, 4, 3, rng, { zeroLast: true }))),
     );
 
-    this.maskHead = new MaskHeadModules(pyramidChannels, e, config.maskHead.groups, rng);
+    this.maskHead = detector(() => new MaskHeadModules(pyramidChannels, e, config.maskHead.groups, rng));
     this.child('lateral_conv', this.maskHead.lateralConv);
     this.child('output_conv', this.maskHead.outputConv);
     this.child('mask_conv', this.maskHead.maskConv);
     this.child('mask_embed', this.maskHead.maskEmbed);
-    this.namePromptFusionFeature = this.param('name_prompt_fusion_feature', [1, 1, textDim], init.zeros(), rng, false);
+    this.namePromptFusionFeature = detector(() =>
+      this.param('name_prompt_fusion_feature', [1, 1, textDim], init.zeros(), rng, false),
+    );
 
     this.language = this.child('model_language', new LanguageModel(new ClipTextEncoder(config.text.encoder, rng)));
     if (!config.text.trainable)
@@ -399,6 +420,10 @@ export class ApeNetwork extends Module {
    * (fusion, encoder, proposals, decoder), prompt vectors, pixel embedding, heads.
    */
   forward(batch: ModelBatch, prompts: PromptInput, options: ForwardOptions = {}): ApeRawOutput {
+    if (this.parts !== 'all')
+      throw new Error(
+        `ApeNetwork.forward: this network has its prompt side only (parts '${this.parts}'); load the whole model`,
+      );
     const training = options.training ?? false;
     const mode = options.fusion ?? 'sentence';
     const entries = this.checkInputs(batch, prompts, mode);

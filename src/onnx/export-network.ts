@@ -68,6 +68,8 @@ export interface OnnxExportManifest {
   proposals: ProposalSelectionConfig;
   segments: {
     file: string;
+    /** The .onnx file's size (older exports lack it), so that a truncated copy is refused before it is opened. */
+    bytes?: number;
     inputs: TensorSpec[];
     outputs: TensorSpec[];
     /** Set when the segment begins at a stage's end (ExportOptions.cutAfter): no host step runs before it. */
@@ -297,7 +299,9 @@ export function exportNetwork(
   });
   for (const s of graph.segments)
     s.model.metadata = { model: network.config.name, model_hash: modelHash, size: String(size) };
-  return { manifest, files: graph.segments.map((s) => encodeOnnxModel(s.model)), data };
+  const files = graph.segments.map((s) => encodeOnnxModel(s.model));
+  for (const [i, f] of files.entries()) manifest.segments[i]!.bytes = f.length;
+  return { manifest, files, data };
 }
 
 /** The bytes an export writes (graphs and external data). */

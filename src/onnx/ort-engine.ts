@@ -6,9 +6,9 @@
  */
 import { join } from 'node:path';
 import type { ApeNetwork } from '../modeling/ape-network.js';
-import { exportNetwork, type ExportShape } from './export-network.js';
-import { filesHash } from './export-files.js';
-import { exportCacheDirs, loadCachedExport } from './export-cache.js';
+import { exportKey, exportNetwork, type ExportShape, type NetworkExport } from './export-network.js';
+import { checkExportFolder, filesHash, writeNetworkExport, type ExportFolder } from './export-files.js';
+import { exportCacheDirs, inspectCachedExport, loadCachedExport, loadOrMakeExport } from './export-cache.js';
 import type { OrtNetwork } from './ort-network.js';
 import { OrtRunner } from './ort-runner.js';
 import type { OrtTextTower } from './ort-text-tower.js';
@@ -64,7 +64,8 @@ export class OrtEngine extends OrtRunner {
     super(network, { maxLoaded: options.maxLoaded, releaseTextWeights: options.releaseTextWeights });
   }
 
-  private modelHash(): Promise<string> {
+  /** sha256 of the model's config and weights (computed once): the hash its exports are checked against. */
+  modelHash(): Promise<string> {
     this.hash ??= filesHash(this.source.files);
     return this.hash;
   }
@@ -129,14 +130,33 @@ export class OrtEngine extends OrtRunner {
       dirs: this.cacheDirs(hash, key),
       hash,
       shape,
-      make: () => {
-        this.options.onExport?.(
-          `exporting ${this.network.config.name} to ONNX for ${key} (once per input size and sentence bucket) ...`,
-        );
-        return exportNetwork(this.network, shape, hash);
-      },
+      make: () => this.makeNetworkExport(key, shape, hash),
       threads: this.options.threads,
       report: (message) => this.options.onExport?.(message),
     });
+  }
+
+  /**
+   * The export's folder for one shape, from the disk cache or made now, with its files checked
+   * but not opened in ONNX Runtime: what `ape serve` hands to the page.
+   */
+  async exportFolder(shape: ExportShape): Promise<ExportFolder> {
+    const hash = await this.modelHash();
+    const key = exportKey(shape);
+    return loadOrMakeExport({
+      dirs: this.cacheDirs(hash, key),
+      inspect: (dir) => inspectCachedExport(dir, hash, shape),
+      make: () => this.makeNetworkExport(key, shape, hash),
+      write: writeNetworkExport,
+      load: checkExportFolder,
+      report: (message) => this.options.onExport?.(message),
+    });
+  }
+
+  private makeNetworkExport(key: string, shape: ExportShape, hash: string): NetworkExport {
+    this.options.onExport?.(
+      `exporting ${this.network.config.name} to ONNX for ${key} (once per input size and sentence bucket) ...`,
+    );
+    return exportNetwork(this.network, shape, hash);
   }
 }
