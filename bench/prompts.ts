@@ -1,9 +1,17 @@
 /**
- * `npm run bench -- prompts [--json PATH] [--runs N] [--max-baseline N] [--scale-only] [--engines tfjs,ort]`:
- * first, prompt count at scale: the shipped model on examples/scene-2.png with 14, 10,000 and
- * 100,000 names (the scene's 14 and made-up ones) on each engine: the first encoding (empty
- * on-disk prompt cache), the read back from the disk cache by a fresh model (a restart), the
- * predict time with the vectors in memory (fastest of N) and the process's peak RSS so far.
+ * `npm run bench -- prompts [--json PATH] [--runs N] [--max-baseline N] [--scale-only] [--engines tfjs,ort]
+ * [--encoding-only] [--encode-counts 10000,100000]`:
+ * first, text encoding on each engine: the shipped model encodes N made-up names (default 10,000;
+ * --encode-counts) and 1,000 sentences with empty caches (no on-disk prompt cache; the fastest of
+ * --runs), on TF.js and on the text tower's ONNX export, after a warm-up on the scene's 14 names (which on ONNX Runtime makes
+ * the export); `--encoding-only` stops there and keeps the other rows of bench/results/prompts.json.
+ * Then prompt count at scale (`--scale-only` makes only these rows and keeps the others of the
+ * file): the shipped model on examples/scene-2.png with 14, 10,000 and 100,000 names (the
+ * scene's 14 and made-up ones) on each engine: the first encoding (empty on-disk prompt cache),
+ * the read back from the disk cache by a fresh model (a restart), the
+ * predict time with the vectors in memory (fastest of N) and the process's peak RSS so far; then,
+ * per engine, 14 and 100,000 names predicted in turn on one model (the fastest of N each, and
+ * their ratio: one count after another, a shifting load skews the rows' ratio).
  * Then (unless --scale-only) inference time of the
  * tiny preset on one 256x256 image as the number of prompts grows, APE's way (vocabulary prompts
  * kept out of the fusion, one vector per sentence) and with a word-level deep-fusion baseline
@@ -15,7 +23,7 @@
  */
 import { parseArgs } from 'node:util';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadModel } from '../src/inference/model-files.js';
 import { readImage } from '../src/io/image-node.js';
@@ -127,13 +135,33 @@ interface ScaleRow {
   peakRssMb: number;
 }
 
-/** The scale rows: per engine a fresh model over one on-disk prompt cache (the first engine fills it). */
-async function scaleRows(engines: ('tfjs' | 'ort')[], runs: number): Promise<ScaleRow[]> {
+/**
+ * The fewest and the most names predicted in turn on one model, `runs` times each (the fastest of
+ * each): their ratio holds under a load that shifts from minute to minute, which the rows (one
+ * count after another) do not.
+ */
+interface InterleavedRow {
+  engine: string;
+  names: number[];
+  predictMs: number[];
+  alignmentMs: number[];
+  ratio: number;
+}
+
+/**
+ * The scale rows: per engine a fresh model over one on-disk prompt cache (the first engine fills
+ * it), then the interleaved comparison of the smallest and largest count.
+ */
+async function scaleRows(
+  engines: ('tfjs' | 'ort')[],
+  runs: number,
+): Promise<{ rows: ScaleRow[]; interleaved: InterleavedRow[] }> {
   const modelDir = 'models/default';
   const root = mkdtempSync(join(tmpdir(), 'ape-bench-prompts-'));
   const image = await readImage('examples/scene-2.png');
   const made = categoryNames(Math.max(...SCALE_COUNTS));
   const rows: ScaleRow[] = [];
+  const interleaved: InterleavedRow[] = [];
   try {
     for (const engine of engines) {
       // One on-disk cache per count, filled by the first engine.
@@ -180,11 +208,118 @@ async function scaleRows(engines: ('tfjs' | 'ort')[], runs: number): Promise<Sca
         );
         model.dispose();
       }
+      const counts = [Math.min(...SCALE_COUNTS), Math.max(...SCALE_COUNTS)];
+      // The largest count's cache holds every name of the smaller ones (the scene's come first).
+      const model = await open(counts[1]!);
+      const lists = counts.map((n) => [...SCENE_NAMES, ...made.slice(0, n - SCENE_NAMES.length)]);
+      model.encodePrompts(lists[1]!).dispose();
+      const best = counts.map(() => ({ ms: Infinity, alignment: 0 }));
+      for (let r = -1; r < runs; r++)
+        for (const [k, vocabulary] of lists.entries()) {
+          const t0 = performance.now();
+          await model.predict(image, { vocabulary, threshold: 0.3 });
+          const ms = performance.now() - t0;
+          // Round -1 warms up.
+          if (r >= 0 && ms < best[k]!.ms) best[k] = { ms, alignment: model.lastTimings.alignment };
+        }
+      model.dispose();
+      const row = {
+        engine,
+        names: counts,
+        predictMs: best.map((b) => round(b.ms)),
+        alignmentMs: best.map((b) => round(b.alignment)),
+        ratio: Math.round((best[1]!.ms / best[0]!.ms) * 100) / 100,
+      };
+      interleaved.push(row);
+      console.log(
+        `${engine.padEnd(5)} in turn: ${counts.map((n, k) => `${n} names ${row.predictMs[k]} ms (alignment ${row.alignmentMs[k]})`).join(', ')}: ${row.ratio}x`,
+      );
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+  return { rows, interleaved };
+}
+
+interface EncodingRow {
+  engine: string;
+  prompts: 'names' | 'sentences';
+  count: number;
+  /** Tokenizing and encoding every prompt, empty caches (ms): the fastest of the runs, and each run. */
+  ms: number;
+  runsMs: number[];
+  perPromptUs: number;
+  /** The warm-up: 14 names, with the text tower's export (and its sessions) on ONNX Runtime. */
+  warmUpMs: number;
+}
+
+/** Encoding `counts` names and 1,000 sentences from empty caches on each engine (a fresh model per engine), `runs` times. */
+async function encodingRows(engines: ('tfjs' | 'ort')[], counts: number[], runs: number): Promise<EncodingRow[]> {
+  const root = mkdtempSync(join(tmpdir(), 'ape-bench-encoding-'));
+  const made = categoryNames(Math.max(...counts));
+  const phrases = sentences(1000);
+  const rows: EncodingRow[] = [];
+  try {
+    for (const engine of engines) {
+      const model = await loadModel('models/default', {
+        engine,
+        promptCache: false,
+        ort: { cacheDir: join(root, `onnx-${engine}`) },
+      });
+      try {
+        const t0 = performance.now();
+        (await model.encodePromptsOnEngine(SCENE_NAMES)).dispose();
+        const warmUpMs = round(performance.now() - t0);
+        const cases = [
+          ...counts.map((n) => ({ prompts: 'names' as const, texts: made.slice(0, n) })),
+          { prompts: 'sentences' as const, texts: phrases },
+        ];
+        for (const { prompts, texts } of cases) {
+          const runsMs: number[] = [];
+          for (let r = 0; r < runs; r++) {
+            model.promptCache.clear();
+            const t1 = performance.now();
+            (await model.encodePromptsOnEngine(texts)).dispose();
+            runsMs.push(round(performance.now() - t1));
+          }
+          const ms = Math.min(...runsMs);
+          const row = {
+            engine,
+            prompts,
+            count: texts.length,
+            ms,
+            runsMs,
+            perPromptUs: round((ms * 1000) / texts.length),
+            warmUpMs,
+          };
+          rows.push(row);
+          console.log(
+            `${engine.padEnd(5)} encodes ${String(texts.length).padStart(7)} ${prompts.padEnd(9)}: ${ms} ms (${row.perPromptUs} us each; runs ${runsMs.join(', ')} ms; warm-up with 14 names ${warmUpMs} ms)`,
+          );
+        }
+      } finally {
+        model.dispose();
+      }
     }
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
   return rows;
+}
+
+/** bench/results/prompts.json as it is (or nothing), for a partial run that keeps the rows it does not make. */
+function previousResults(): Record<string, unknown> {
+  try {
+    const {
+      bench: _bench,
+      date: _date,
+      node: _node,
+      ...rest
+    } = JSON.parse(readFileSync('bench/results/prompts.json', 'utf8')) as Record<string, unknown>;
+    return rest;
+  } catch {
+    return {};
+  }
 }
 
 interface Timing {
@@ -222,6 +357,8 @@ export async function run(argv: string[]): Promise<BenchResult> {
       'max-baseline': { type: 'string', default: '4000' },
       'scale-only': { type: 'boolean', default: false },
       engines: { type: 'string', default: 'tfjs,ort' },
+      'encoding-only': { type: 'boolean', default: false },
+      'encode-counts': { type: 'string', default: '10000' },
     },
     allowPositionals: false,
   });
@@ -233,15 +370,43 @@ export async function run(argv: string[]): Promise<BenchResult> {
     if (e !== 'tfjs' && e !== 'ort') throw new Error(`--engines: tfjs or ort, got '${e}'`);
     return e;
   });
-  console.log(`prompt count at scale (models/default, scene-2.png; load average ${loadavg()[0]!.toFixed(2)})`);
-  const scale = await scaleRows(engines, runs);
-  const machine = {
+  const encodeCounts = values['encode-counts'].split(',').map((c) => {
+    const n = Number(c);
+    if (!(Number.isInteger(n) && n > 0)) throw new Error(`--encode-counts: positive integers, got '${c}'`);
+    return n;
+  });
+  const machineNow = () => ({
     cpu: cpus()[0]?.model ?? 'unknown',
     cores: cpus().length,
     loadAverage: round(loadavg()[0]!),
     node: process.version,
-  };
-  if (values['scale-only']) return { results: { scale, machine, runs } };
+  });
+  if (values['encoding-only'] && values['scale-only'])
+    throw new Error('--encoding-only and --scale-only each make one part; give one');
+  let encodingRun = {};
+  if (!values['scale-only']) {
+    console.log(`text encoding (models/default, empty caches; load average ${loadavg()[0]!.toFixed(2)})`);
+    encodingRun = {
+      encoding: await encodingRows(engines, encodeCounts, runs),
+      encodingDate: new Date().toISOString(),
+      encodingMachine: machineNow(),
+    };
+  }
+  if (values['encoding-only']) return { results: { ...previousResults(), ...encodingRun } };
+  console.log(`prompt count at scale (models/default, scene-2.png; load average ${loadavg()[0]!.toFixed(2)})`);
+  const { rows: scale, interleaved: scaleInterleaved } = await scaleRows(engines, runs);
+  const machine = machineNow();
+  if (values['scale-only'])
+    return {
+      results: {
+        ...previousResults(),
+        scale,
+        scaleInterleaved,
+        scaleDate: new Date().toISOString(),
+        scaleMachine: machine,
+        scaleRuns: runs,
+      },
+    };
   const model = await createModel('tiny', { seed: 0 });
   const image = testImage(model.config.input.size);
   const names = categoryNames(Math.max(...VOCAB_COUNTS));
@@ -348,8 +513,10 @@ export async function run(argv: string[]): Promise<BenchResult> {
       networkMs: network,
       vocab4000over1: ratio,
       scale,
+      scaleInterleaved,
       machine,
       runs,
+      ...encodingRun,
     },
   };
 }

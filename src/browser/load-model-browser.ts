@@ -17,6 +17,11 @@ import { readSafetensors } from '../io/safetensors.js';
 import { ClipTokenizer } from '../text/clip-tokenizer.js';
 import type { TextTokenizer } from '../text/tokenizer.js';
 import { concatArrays } from '../util/concat-arrays.js';
+import type { ApeConfig } from '../modeling/config.js';
+import { withParameterValues } from '../nn/module.js';
+import { fetchBytes, type DownloadProgress } from './fetch-bytes.js';
+
+export type { DownloadProgress };
 
 // The folder format (names, config checks, weight checks) is model-folder.ts, shared with the Node loader.
 export { CONFIG_FILE, WEIGHTS_FILE, WORD_TOKENIZER_FILE, parseModelConfig, tokenizerFileName };
@@ -58,22 +63,21 @@ export function assignWeightBytes(model: ApeModel, bytes: Uint8Array, source = W
   assignWeights(model, readSafetensors(bytes, source), source);
 }
 
+/** The tokenizer a config names, from its file's bytes (tokenizer.json, or the CLIP merges, plain or gzipped). */
+export async function tokenizerFromBytes(config: ApeConfig, bytes: Uint8Array): Promise<TextTokenizer> {
+  if (config.text.tokenizer.kind === 'word')
+    return parseWordTokenizer(new TextDecoder('utf-8', { fatal: true }).decode(bytes), WORD_TOKENIZER_FILE);
+  return new ClipTokenizer(await gunzipText(bytes, tokenizerFileName(config)), {
+    contextLength: config.text.encoder.contextLength,
+  });
+}
+
 /** An ApeModel from the bytes of its folder's files. */
 export async function modelFromBytes(files: ModelBytes): Promise<ApeModel> {
   const config = parseModelConfig(files.config);
-  let tokenizer: TextTokenizer;
-  if (config.text.tokenizer.kind === 'word') {
-    tokenizer = parseWordTokenizer(
-      new TextDecoder('utf-8', { fatal: true }).decode(files.tokenizer),
-      WORD_TOKENIZER_FILE,
-    );
-  } else {
-    const name = tokenizerFileName(config);
-    tokenizer = new ClipTokenizer(await gunzipText(files.tokenizer, name), {
-      contextLength: config.text.encoder.contextLength,
-    });
-  }
-  const model = new ApeModel(config, tokenizer);
+  const tokenizer = await tokenizerFromBytes(config, files.tokenizer);
+  // Every parameter is assigned from the weights (checkWeights): random initial values would be wasted.
+  const model = withParameterValues('zeros', () => new ApeModel(config, tokenizer));
   try {
     assignWeightBytes(model, files.weights);
   } catch (e) {
@@ -83,50 +87,39 @@ export async function modelFromBytes(files: ModelBytes): Promise<ApeModel> {
   return model;
 }
 
-/** Progress of a download: bytes so far and expected (0 when the server does not say). */
-export type DownloadProgress = (file: string, loaded: number, total: number) => void;
-
-async function fetchBytes(url: string, name: string, onProgress?: DownloadProgress): Promise<Uint8Array> {
-  const response = await fetch(url);
-  if (!response.ok) throw new Error(`${name}: the server answered ${response.status} ${response.statusText}`);
-  const total = Number(response.headers.get('content-length') ?? 0);
-  if (!response.body) return new Uint8Array(await response.arrayBuffer());
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let loaded = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    loaded += value.length;
-    onProgress?.(name, loaded, total);
-  }
-  const all = new Uint8Array(loaded);
-  let offset = 0;
-  for (const c of chunks) {
-    all.set(c, offset);
-    offset += c.length;
-  }
-  return all;
-}
-
 /** A model folder's files as downloaded, with config.json's bytes as they came (what the model hash covers). */
 export interface FetchedModelFiles extends ModelBytes {
   configBytes: Uint8Array;
 }
 
-/** Downloads a model folder's files from `filesUrl` (e.g. '/v1/model/files/'). */
-export async function fetchModelFiles(filesUrl: string, onProgress?: DownloadProgress): Promise<FetchedModelFiles> {
-  const base = filesUrl.endsWith('/') ? filesUrl : `${filesUrl}/`;
-  const configBytes = await fetchBytes(`${base}${CONFIG_FILE}`, CONFIG_FILE, onProgress);
+/** A model folder's config and tokenizer as downloaded (everything but the weights). */
+export type FetchedModelText = Omit<FetchedModelFiles, 'weights'>;
+
+/** The URL of a file of the model folder served at `filesUrl` (e.g. '/v1/model/files/'). */
+export function modelFileUrl(filesUrl: string, name: string): string {
+  return `${filesUrl.endsWith('/') ? filesUrl : `${filesUrl}/`}${encodeURIComponent(name)}`;
+}
+
+/** Downloads a model folder's config.json and tokenizer file from `filesUrl`. */
+export async function fetchModelText(filesUrl: string, onProgress?: DownloadProgress): Promise<FetchedModelText> {
+  const { bytes: configBytes } = await fetchBytes(modelFileUrl(filesUrl, CONFIG_FILE), CONFIG_FILE, { onProgress });
   const configText = new TextDecoder().decode(configBytes);
-  const config = parseModelConfig(configText);
-  const tokenizerName = tokenizerFileName(config);
-  const [tokenizer, weights] = await Promise.all([
-    fetchBytes(`${base}${encodeURIComponent(tokenizerName)}`, tokenizerName, onProgress),
-    fetchBytes(`${base}${WEIGHTS_FILE}`, WEIGHTS_FILE, onProgress),
+  const tokenizerName = tokenizerFileName(parseModelConfig(configText));
+  const { bytes: tokenizer } = await fetchBytes(modelFileUrl(filesUrl, tokenizerName), tokenizerName, { onProgress });
+  return { config: configText, configBytes, tokenizer };
+}
+
+/** Downloads a model folder's files from `filesUrl` (e.g. '/v1/model/files/'); `text` when already fetched. */
+export async function fetchModelFiles(
+  filesUrl: string,
+  onProgress?: DownloadProgress,
+  text?: FetchedModelText,
+): Promise<FetchedModelFiles> {
+  const [fetched, { bytes: weights }] = await Promise.all([
+    text ?? fetchModelText(filesUrl, onProgress),
+    fetchBytes(modelFileUrl(filesUrl, WEIGHTS_FILE), WEIGHTS_FILE, { onProgress }),
   ]);
-  return { config: configText, configBytes, weights, tokenizer };
+  return { ...fetched, weights };
 }
 
 /**

@@ -1,25 +1,58 @@
 /**
  * predict's network forward on onnxruntime-web in the page: WebGPU where the browser gives an
  * adapter (ops WebGPU lacks run on its wasm CPU provider), else wasm, with threads where the page
- * is cross-origin isolated (SharedArrayBuffer), one thread otherwise. The graphs are made in the
- * page by the exporter Node uses (a recorded TF.js forward of the loaded model, per input geometry
- * and prompt count) and kept in memory; the runtime's .mjs and .wasm files come from the server.
+ * is cross-origin isolated (SharedArrayBuffer), one thread otherwise. The graphs of each input
+ * size and sentence bucket are fetched from the server (`ape serve` hands out the export Node
+ * caches next to the model, checked against the page's model hash), or, where the server has none
+ * or it is refused, made in the page by the exporter Node uses (a recorded TF.js forward of the
+ * whole model); either way they are kept in memory. The text tower's graphs are made in the page
+ * from its TF.js tower (the prompt side the page holds). The runtime's .mjs and .wasm files come
+ * from the server.
  */
 import type * as OrtWeb from 'onnxruntime-web';
 import type { ApeNetwork } from '../modeling/ape-network.js';
 import { exportNetwork, type ExportShape } from '../onnx/export-network.js';
 import { OrtRunner } from '../onnx/ort-runner.js';
 import { createSegmentSessions, SegmentedNetwork } from '../onnx/segmented-network.js';
+import { OrtTextTower } from '../onnx/ort-text-tower.js';
+import { exportTextTower, textExportShape } from '../onnx/text-export.js';
+import { OrtPromptScorer } from '../onnx/ort-prompt-scorer.js';
+import { exportPromptScorer, type PromptScoreShape } from '../onnx/prompt-score-export.js';
+import { required } from '../util/checked.js';
+import { concatArrays } from '../util/concat-arrays.js';
+import type { DownloadProgress } from './fetch-bytes.js';
+import { ExportRefused, fetchServerExport, type ExportGraphs } from './server-export.js';
 
 export type WebOrtBackend = 'webgpu' | 'wasm';
 
 export interface WebOrtOptions {
   /** URL folder serving onnxruntime-web's .mjs and .wasm files (the server's /v1/ort/). */
   wasmPaths: string;
-  /** Recorded in each export's manifest, as Node's cache does (sha256 of config.json and the weights). */
+  /** The hash of the weights `network` holds (sha256 of config.json and the weights): fetched exports must name it. */
   modelHash: string;
   /** 'auto' (default): WebGPU when navigator.gpu gives an adapter, else wasm. */
   backend?: WebOrtBackend | 'auto';
+  /** The server's ONNX exports (its /v1/onnx/), or null: the page makes every graph itself. */
+  onnxUrl: string | null;
+  /**
+   * The whole model and its hash, for making graphs in the page (the network given to create may
+   * hold its prompt side only); called only when the server's export is missing or refused.
+   */
+  wholeNetwork: () => Promise<{ network: ApeNetwork; hash: string }>;
+  onProgress?: DownloadProgress;
+  /** Told why a server's export was not used (the page then makes the graphs itself). */
+  onNote?: (note: string) => void;
+}
+
+/** Where the graphs of the last run that needed new ones came from, and the milliseconds to get them and to make their sessions. */
+export interface GraphsLoaded {
+  source: 'server' | 'page';
+  /**
+   * Downloading them (server), or making them (page: with the whole model's download when the page
+   * held its prompt side only, and a refused export's fetch).
+   */
+  ms: number;
+  sessionsMs: number;
 }
 
 /** Whether the browser offers a WebGPU adapter (headless browsers and most without a GPU do not). */
@@ -40,14 +73,14 @@ export function wasmThreads(): number {
 
 export class WebOrtEngine extends OrtRunner {
   readonly name = 'ort';
-  /** Milliseconds spent exporting and creating sessions in the last run that needed a new export (0: none). */
-  lastExportMs = 0;
+  /** The last run's new graphs (null: it used graphs already loaded). */
+  lastGraphs: GraphsLoaded | null = null;
 
   private constructor(
     network: ApeNetwork,
     private readonly ort: typeof OrtWeb,
     private backendInUse: WebOrtBackend,
-    private readonly modelHash: string,
+    private readonly options: WebOrtOptions,
   ) {
     super(network);
   }
@@ -61,7 +94,7 @@ export class WebOrtEngine extends OrtRunner {
     ort.env.wasm.wasmPaths = options.wasmPaths;
     ort.env.wasm.numThreads = wasmThreads();
     ort.env.logLevel = 'error';
-    return new WebOrtEngine(network, ort, backend, options.modelHash);
+    return new WebOrtEngine(network, ort, backend, options);
   }
 
   /** The execution provider the sessions use: 'webgpu', or 'wasm' (also after WebGPU failed to start). */
@@ -80,31 +113,136 @@ export class WebOrtEngine extends OrtRunner {
     return `onnxruntime-web ${this.ort.env.versions.web}, ${this.backend}, ${threads} thread${threads === 1 ? '' : 's'}`;
   }
 
-  protected async loadNetwork(_key: string, shape: ExportShape): Promise<SegmentedNetwork> {
+  /** The text tower's graphs, made in the page (weights inside each: no files here), a session per bucket on first use. */
+  protected async loadTextTower(): Promise<OrtTextTower> {
+    const { name, text } = this.network.config;
+    const exported = exportTextTower(
+      this.network.language.net,
+      text.pooling,
+      textExportShape(text.encoder.contextLength),
+      { name, hash: this.options.modelHash },
+      { externalData: false },
+    );
+    const { graphs } = exported.manifest;
+    return new OrtTextTower(
+      exported.manifest,
+      async (graph) => {
+        const bytes = exported.files[graphs.indexOf(graph)]!;
+        const create = (backend: WebOrtBackend) =>
+          this.ort.InferenceSession.create(bytes, { executionProviders: [backend], graphOptimizationLevel: 'all' });
+        try {
+          return await create(this.backendInUse);
+        } catch (error) {
+          if (this.backendInUse === 'wasm') throw error;
+          console.warn(`onnxruntime-web: WebGPU failed on the text tower (${(error as Error).message}); using wasm`);
+          this.backendInUse = 'wasm';
+          return create('wasm');
+        }
+      },
+      (type, data, dims) => new this.ort.Tensor(type, data, dims),
+    );
+  }
+
+  /**
+   * The vocabulary chunks' scoring graphs, made in the page from the classifier of the prompt side
+   * (a few kilobytes, no weights), a session per chunk width.
+   */
+  protected async loadPromptScorer(shape: PromptScoreShape): Promise<OrtPromptScorer> {
+    const head = required(this.network.classEmbed[this.network.classEmbed.length - 1], 'the classifier');
+    const exported = exportPromptScorer(head, shape, {
+      name: this.network.config.name,
+      hash: this.options.modelHash,
+    });
+    const sessions = await this.onBackend('the vocabulary scoring', async (backend) => {
+      const made: OrtWeb.InferenceSession[] = [];
+      try {
+        for (const bytes of exported.files) made.push(await this.session(bytes, backend));
+      } catch (error) {
+        await Promise.all(made.map((m) => m.release()));
+        throw error;
+      }
+      return made;
+    });
+    return new OrtPromptScorer(
+      exported.manifest,
+      sessions,
+      (type, data, dims) => new this.ort.Tensor(type, data, dims),
+    );
+  }
+
+  /** The server's export of the shape when it has a usable one, else graphs made in the page. */
+  protected async loadNetwork(key: string, shape: ExportShape): Promise<SegmentedNetwork> {
     const t0 = performance.now();
-    const exported = exportNetwork(this.network, shape, this.modelHash);
+    const { onnxUrl } = this.options;
+    if (onnxUrl !== null) {
+      try {
+        const graphs = await fetchServerExport(onnxUrl, shape, this.options.modelHash, this.options.onProgress);
+        const t1 = performance.now();
+        const sessions = await this.sessions(graphs).catch((e: Error) => {
+          throw new ExportRefused(`was refused by onnxruntime-web (${e.message})`);
+        });
+        return this.ready(graphs, sessions, { source: 'server', ms: t1 - t0, sessionsMs: performance.now() - t1 });
+      } catch (e) {
+        const why = e instanceof ExportRefused ? e.message : `could not be fetched (${(e as Error).message})`;
+        this.options.onNote?.(`the server's ONNX export for ${key} ${why}; the graphs were made in this page instead`);
+      }
+    }
+    const { network, hash } = await this.options.wholeNetwork();
+    const exported = exportNetwork(network, shape, hash);
+    const graphs: ExportGraphs = {
+      manifest: exported.manifest,
+      files: exported.files,
+      data: exported.data.map((chunks) => (chunks ? concatArrays(Uint8Array, chunks) : null)),
+    };
+    const t2 = performance.now();
+    const sessions = await this.sessions(graphs);
+    return this.ready(graphs, sessions, { source: 'page', ms: t2 - t0, sessionsMs: performance.now() - t2 });
+  }
+
+  private ready(graphs: ExportGraphs, sessions: OrtWeb.InferenceSession[], loaded: GraphsLoaded): SegmentedNetwork {
+    this.lastGraphs = loaded;
+    return new SegmentedNetwork(graphs.manifest, sessions, (type, data, dims) => new this.ort.Tensor(type, data, dims));
+  }
+
+  /** One session per segment (external data passed with its file name), on WebGPU falling back to wasm. */
+  private async sessions(graphs: ExportGraphs): Promise<OrtWeb.InferenceSession[]> {
     const make = (backend: WebOrtBackend) =>
-      createSegmentSessions(exported.manifest, (i) =>
-        this.ort.InferenceSession.create(exported.files[i]!, {
+      createSegmentSessions(graphs.manifest, (i) => {
+        const data = graphs.data[i];
+        const file = graphs.manifest.segments[i]?.data?.file;
+        return this.ort.InferenceSession.create(graphs.files[i]!, {
           executionProviders: [backend],
           graphOptimizationLevel: 'all',
-        }),
-      );
-    let sessions: OrtWeb.InferenceSession[];
+          ...(data && file ? { externalData: [{ path: file, data }] } : {}),
+        });
+      });
     try {
-      sessions = await make(this.backendInUse);
+      return await make(this.backendInUse);
     } catch (error) {
       if (this.backendInUse === 'wasm') throw error;
       // WebGPU offered an adapter but could not run the graph: wasm, in the same runtime build.
       console.warn(`onnxruntime-web: WebGPU failed (${(error as Error).message}); using wasm`);
       this.backendInUse = 'wasm';
-      sessions = await make('wasm');
+      return make('wasm');
     }
-    this.lastExportMs = performance.now() - t0;
-    return new SegmentedNetwork(
-      exported.manifest,
-      sessions,
-      (type, data, dims) => new this.ort.Tensor(type, data, dims),
-    );
+  }
+
+  private session(bytes: Uint8Array, backend: WebOrtBackend): Promise<OrtWeb.InferenceSession> {
+    return this.ort.InferenceSession.create(bytes, { executionProviders: [backend], graphOptimizationLevel: 'all' });
+  }
+
+  /**
+   * `make` on the backend in use; where WebGPU offered an adapter but cannot run `what`, on wasm
+   * (in the same runtime build) from then on.
+   */
+  private async onBackend<T>(what: string, make: (backend: WebOrtBackend) => Promise<T>): Promise<T> {
+    try {
+      return await make(this.backendInUse);
+    } catch (error) {
+      if (this.backendInUse === 'wasm') throw error;
+      console.warn(`onnxruntime-web: WebGPU failed on ${what} (${(error as Error).message}); using wasm`);
+      this.backendInUse = 'wasm';
+      return make('wasm');
+    }
   }
 }

@@ -25,7 +25,7 @@ const usage = `usage: ape annotate IMAGES_DIR|LIST.txt --vocab "cat,dog" [--sent
   --prompt TEXT      APE's rule: split on commas; all sentences if any item has a space, else vocabulary
   --model DIR        model folder (default: the shipped models/default)
   --engine NAME      ort (default: ONNX Runtime; the network is exported on first use for each
-                     image shape and prompt count, cached in MODEL/onnx) or tfjs (TF.js on wasm)
+                     input size and sentence bucket, cached in MODEL/onnx) or tfjs (TF.js on wasm)
   --threshold T      lowest score kept (0-1, default ${DEFAULT_SCORE_THRESHOLD})
   --workers N        model processes on this machine (default 1)
   --overlays         also draw each image's annotations into DIR/overlays

@@ -15,8 +15,10 @@ const usage = `usage: ape export [--model DIR] [--size N] [--vocab N] [--sentenc
   --model DIR       model folder (default: the shipped models/default)
   --size N          square input side (default: the model's input size)
   --vocab N         number of vocabulary prompts the graph takes (default 14)
-  --sentences N     number of sentence prompts (default 0)
-  --out DIR         output folder (default: DIR/onnx/N-NxN-vV-sS, where predict --engine ort looks)`;
+  --sentences N     sentence rows: the graph runs 1 to N sentences, padding masked (default 0;
+                    predict --engine ort uses 0, 1, 2, 4, 8, ... with --vocab 0)
+  --out DIR         output folder (default: DIR/onnx/N-vV-sS, where predict --engine ort looks)
+  Every image aspect ratio runs on the same export: the padding geometry is a graph input.`;
 
 function countOption(value: string | undefined, name: string, fallback: number): number {
   if (value === undefined) return fallback;

@@ -6,6 +6,7 @@ import { loadModel } from '../inference/model-files.js';
 import { DEFAULT_SCORE_THRESHOLD, type Prediction } from '../inference/results.js';
 import { DEFAULT_SEMANTIC_THRESHOLD } from '../inference/semantic-confidence.js';
 import { vocabularyWarnings } from '../text/prompt-vocabulary.js';
+import { encodePromptsWithProgress } from './encode-prompts.js';
 import { drawInstances } from '../viz/overlay-prediction.js';
 import { drawSemantic, semanticAreas } from '../viz/semantic-map.js';
 import { predictionToJson, type CocoInstanceJson } from '../inference/prediction-json.js';
@@ -40,7 +41,7 @@ const usage = `usage: ape predict IMAGE|FOLDER... [--vocab "circle,square,grass"
                     results is not overwritten: DIR-2, DIR-3, ... is used instead
   --overwrite       write into --out even when it has results
   --engine E        ort (default: the network on ONNX Runtime, exported on first use for each
-                    image shape and prompt count and cached in MODEL/onnx, or in $APE_HOME/onnx
+                    input size and sentence bucket and cached in MODEL/onnx, or in $APE_HOME/onnx
                     when the model folder is read-only) or tfjs (TF.js on wasm, the reference)
   --categories GT   a COCO ground-truth file: its category names are the vocabulary (unless
                     --vocab is given) and results.json takes its category and image ids (images
@@ -135,6 +136,8 @@ async function run(argv: string[]): Promise<number> {
     console.error(
       `ape predict: ${wanted} already has results; writing to ${outDir} (--overwrite writes into ${wanted})`,
     );
+  // A first run of a large vocabulary encodes it here, with progress, rather than silently in the first predict.
+  await encodePromptsWithProgress(model, [...vocabulary, ...sentences], 'ape predict: encoding prompts');
   // 'results' is taken by results.json: an image of that name becomes results-2.
   const stems = outputStems([RESULTS_FILE, ...images]).slice(1);
   const cocoResults: CocoInstanceJson[] = [];

@@ -17,8 +17,8 @@ const usage = `usage: ape serve [--port 8080] [--host 127.0.0.1] [--model DIR|NA
   --size N               input size in pixels instead of the model's (a multiple of 64; the
                          encoder's cost grows with N squared)
   --engine E             where the model thread runs the network: ort (default: ONNX Runtime;
-                         exported on first use for each image shape and prompt count, cached in
-                         MODEL/onnx: the first request of a new shape waits for it) or tfjs (TF.js)
+                         exported on first use for each input size and sentence bucket (1, 2, 4, ...),
+                         cached in MODEL/onnx: the first request of a new one waits for it) or tfjs (TF.js)
   --port P               0 picks a free port (default 8080)
   --host H               address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)
 limits (answers: 413 too large, 422 bad prompts, 503 queue full, 504 too slow):

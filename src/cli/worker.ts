@@ -17,7 +17,7 @@ const usage = `usage: ape worker --queue redis://HOST:PORT/DB [--queue-name ape-
   --queue-name NAME   the BullMQ queue (default ape-annotate)
   --model DIR         model folder (default: the shipped models/default)
   --engine NAME       ort (default: ONNX Runtime; the network is exported on first use for each
-                      image shape and prompt count, cached in MODEL/onnx) or tfjs (TF.js on wasm)
+                      input size and sentence bucket, cached in MODEL/onnx) or tfjs (TF.js on wasm)
   --concurrency N     model processes, and images annotated at once (default 1)
   --lock-seconds S    a dead worker's job goes to another after about this long (default 30)
   --redis-timeout S   give up when Redis stays unreachable this many seconds (default 60)`;

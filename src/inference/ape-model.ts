@@ -5,14 +5,24 @@ import { compressRle } from '../structures/rle-string.js';
 import { ApeNetwork, type ForwardTimings, type FusionMode } from '../modeling/ape-network.js';
 import { vocabularyWarnings } from '../text/prompt-vocabulary.js';
 import { parsePromptString, promptEntries, type PromptSet } from '../text/prompts.js';
+import type { EncodeProgress } from '../text/prompt-embeddings.js';
 import { prepareImages } from './preprocess.js';
 import { boxToOriginal, boxesToPixels, pasteInstanceMaskRle } from './instances.js';
 import { InstanceStream } from './instance-stream.js';
-import { SEMANTIC_BLOCK, SemanticStream } from './semantic-stream.js';
+import { SemanticStream } from './semantic-stream.js';
+import { cellMaskProbabilities } from './semantic.js';
 import type { GroundingResult, InstanceResult, Prediction, PredictTask, SemanticResult } from './results.js';
 import type { InferenceRunner, NetworkOutputs } from '../onnx/inference-runner.js';
-import { required } from '../util/checked.js';
-import { readValues } from '../engine/read-values.js';
+import { getOrThrow, required } from '../util/checked.js';
+import { forEachQueryMask, imageMaskLogits } from './instance-masks.js';
+import {
+  type PromptChunkJob,
+  type PromptChunkScorer,
+  type PromptChunkValues,
+  SEMANTIC_BLOCK,
+  type SyncPromptChunkScorer,
+  tfjsPromptScorer,
+} from '../modeling/prompt-chunk-scores.js';
 
 export interface PredictOptions {
   /** Category names (each its own prompt, kept out of the fusion). */
@@ -102,6 +112,26 @@ export class ApeModel extends ApeNetwork {
     super.dispose();
   }
 
+  /**
+   * One vector per prompt text ([N, D], the caller's to dispose), as encodePrompts, with the new
+   * ones encoded on the engine predict runs on (the text tower's ONNX export on 'ort').
+   */
+  async encodePromptsOnEngine(texts: readonly string[]): Promise<tf.Tensor2D> {
+    await this.cachePromptsOnEngine(texts);
+    return this.encodePrompts(texts);
+  }
+
+  /**
+   * Puts every text's vector in the prompt cache (and its store), encoding those neither holds on
+   * the engine predict runs on; `onProgress(done, total)` follows the new ones batch by batch
+   * (a first encoding of a large vocabulary takes minutes with the released text tower).
+   */
+  async cachePromptsOnEngine(texts: readonly string[], onProgress?: EncodeProgress): Promise<void> {
+    if (this.runner) return this.runner.encodePrompts(texts, onProgress);
+    this.refreshPromptCache();
+    this.promptCache.cacheSentences(texts, onProgress);
+  }
+
   predict(image: RgbImage, options?: PredictOptions): Promise<Prediction>;
   predict(images: RgbImage[], options?: PredictOptions): Promise<Prediction[]>;
   async predict(input: RgbImage | RgbImage[], options: PredictOptions = {}): Promise<Prediction | Prediction[]> {
@@ -131,10 +161,20 @@ export class ApeModel extends ApeNetwork {
       call.batch.images.dispose();
     }
     try {
-      return this.decodePredictions(call, outputs, t0);
+      const queries = outputs.hidden.shape[1];
+      const scorer =
+        call.prompts.vocabulary.length > 0 && this.runner.promptScorer
+          ? await this.runner.promptScorer(queries)
+          : this.promptScorer();
+      return await scoreChunksAsync(this.decodePredictions(call, outputs, t0, scorer), scorer);
     } finally {
       tf.dispose([outputs.sentenceLogits, outputs.hidden, outputs.boxes, outputs.masks]);
     }
+  }
+
+  /** Scores vocabulary chunks on TF.js (scorePromptChunk run eagerly). */
+  private promptScorer(): SyncPromptChunkScorer {
+    return tfjsPromptScorer(this.classEmbed[this.classEmbed.length - 1]!);
   }
 
   /** The synchronous core of predict on the TF.js engine (the wasm and cpu backends compute synchronously). */
@@ -162,17 +202,22 @@ export class ApeModel extends ApeNetwork {
     call.batch.images.dispose();
     const last = out.layers[out.layers.length - 1]!;
     try {
-      return this.decodePredictions(
-        call,
-        {
-          sentenceLogits: last.logits,
-          hidden: required(last.hidden, 'the decoder hidden queries'),
-          boxes: last.boxes,
-          masks: required(last.masks, 'the mask logits'),
-          maskStride: out.maskStride,
-        },
-        t0,
-        word,
+      const scorer = this.promptScorer();
+      return scoreChunksSync(
+        this.decodePredictions(
+          call,
+          {
+            sentenceLogits: last.logits,
+            hidden: required(last.hidden, 'the decoder hidden queries'),
+            boxes: last.boxes,
+            masks: required(last.masks, 'the mask logits'),
+            maskStride: out.maskStride,
+          },
+          t0,
+          scorer,
+          word,
+        ),
+        scorer,
       );
     } finally {
       out.dispose();
@@ -218,16 +263,18 @@ export class ApeModel extends ApeNetwork {
   /**
    * Post-processing shared by every engine: the last layer's outputs -> results per variant and
    * image. `networkStart` is when the network began. The vocabulary is scored against the hidden
-   * queries a chunk at a time (`allScored`: the sentence logits already hold every prompt, as in
-   * word fusion), and every chunk goes through the instance selection and the semantic
-   * accumulation of each variant before the next is made.
+   * queries a chunk at a time by `scorer` (`allScored`: the sentence logits already hold every
+   * prompt, as in word fusion): each chunk to score is yielded, its scores come back (the driver
+   * runs the engine's scorer, synchronously on TF.js), and every chunk goes through the instance
+   * selection and the semantic accumulation of each variant before the next is made.
    */
-  private decodePredictions(
+  private *decodePredictions(
     call: ReturnType<ApeModel['preparePredict']>,
     outputs: NetworkOutputs,
     networkStart: number,
+    scorer: PromptChunkScorer,
     allScored = false,
-  ): Prediction[][] {
+  ): Generator<PromptChunkJob, Prediction[][], PromptChunkValues> {
     const { entries, warnings, tasks, settings, placements, withMasks } = call;
     const { masks } = outputs;
     const [, q] = outputs.boxes.shape;
@@ -241,7 +288,7 @@ export class ApeModel extends ApeNetwork {
     const vocabulary = allScored ? [] : call.prompts.vocabulary;
 
     const results: Prediction[][] = settings.map(() => []);
-    placements.forEach((placement, i) => {
+    for (const [i, placement] of placements.entries()) {
       const pixelBoxes = boxesToPixels(
         boxes.subarray(i * q * 4, (i + 1) * q * 4),
         placement.resizedWidth,
@@ -254,20 +301,6 @@ export class ApeModel extends ApeNetwork {
         pixelBoxes[query * 4 + 3]!,
       ];
       const toResultBox = (query: number) => boxToOriginal(inputBox(query), placement);
-      // One RLE per query, the same object in every variant that keeps the query.
-      const maskRles = new Map<number, CompressedRle>();
-      const maskFor = (query: number): CompressedRle | null => {
-        if (!withMasks) return null;
-        let rle = maskRles.get(query);
-        if (rle === undefined) {
-          const m = readValues(() => tf.slice(masks, [i, query, 0, 0], [1, 1, maskH, maskW]));
-          rle = compressRle(
-            pasteInstanceMaskRle({ logits: m, height: maskH, width: maskW, stride }, inputBox(query), placement),
-          );
-          maskRles.set(query, rle);
-        }
-        return rle;
-      };
 
       const streams = settings.map((s) => ({
         instances: tasks.has('instances')
@@ -278,27 +311,73 @@ export class ApeModel extends ApeNetwork {
       // Grounding: per sentence prompt, the first query with the best score.
       const best = new Map<number, { query: number; score: number }>();
       const tAlign = performance.now();
-      for (const { start, logits } of this.promptChunks(outputs, i, vocabulary, call.promptChunk)) {
-        const scores = tf.tidy(() => tf.sigmoid(logits) as tf.Tensor2D);
-        logits.dispose();
-        const values = scores.dataSync() as Float32Array;
-        const count = scores.shape[1];
-        for (const stream of streams) {
-          stream.instances?.add(values, start, count);
-          stream.semantic?.add(scores, values, start, count);
+      const semanticStreams = streams.flatMap((t) => (t.semantic ? [t.semantic] : []));
+      // Each chunk is scored once per temperature whose statistics the scorer makes; one pass at
+      // any temperature when none (the statistics are then unused).
+      const temperatures = [...new Set(semanticStreams.filter((t) => t.fixedShift).map((t) => t.inverseTemperature))];
+      const unfixed = semanticStreams.filter((t) => !t.fixedShift);
+      for (const chunk of this.vocabularyChunks(outputs, i, vocabulary, call.promptChunk, scorer)) {
+        const { start, count, width } = chunk;
+        let values: Float32Array | null = null;
+        let promptBest: Float32Array | undefined;
+        for (const inverseTemperature of temperatures.length > 0 ? temperatures : [1]) {
+          const alike = semanticStreams.filter((t) => t.fixedShift && t.inverseTemperature === inverseTemperature);
+          // Streams of one temperature have seen the same columns: one normaliser, one prior.
+          const prior = alike[0]?.prior() ?? new Float32Array(q);
+          const scored: PromptChunkValues = yield { ...chunk.job, inverseTemperature, prior };
+          values ??= firstColumns(scored.scores, q, width, count);
+          promptBest ??= scored.best;
+          for (const stream of alike) stream.addStats(values, start, count, scored, width);
         }
-        if (tasks.has('grounding')) {
-          for (let c = 0; c < count; c++) {
-            if (entries[start + c]!.kind !== 'sentence') continue;
-            let k = 0;
-            for (let j = 1; j < q; j++) if (values[j * count + c]! > values[k * count + c]!) k = j;
-            best.set(start + c, { query: k, score: values[k * count + c]! });
-          }
+        if (!values) throw new Error('predict: a chunk was not scored');
+        for (const stream of streams) stream.instances?.add(values, start, count, promptBest);
+        if (unfixed.length > 0) {
+          const scores = tf.tensor2d(values, [q, count]);
+          for (const stream of unfixed) stream.add(scores, values, start, count);
+          scores.dispose();
+        }
+      }
+      const sentenceCount = outputs.sentenceLogits.shape[2];
+      if (sentenceCount > 0) {
+        const start = vocabulary.length;
+        const scores = tf.tidy(
+          () =>
+            tf.sigmoid(
+              tf.reshape(tf.slice(outputs.sentenceLogits, [i, 0, 0], [1, q, sentenceCount]), [q, sentenceCount]),
+            ) as tf.Tensor2D,
+        );
+        const values = scores.dataSync() as Float32Array;
+        for (const stream of streams) {
+          stream.instances?.add(values, start, sentenceCount);
+          stream.semantic?.add(scores, values, start, sentenceCount);
         }
         scores.dispose();
+        if (tasks.has('grounding')) {
+          for (let c = 0; c < sentenceCount; c++) {
+            if (entries[start + c]!.kind !== 'sentence') continue;
+            let k = 0;
+            for (let j = 1; j < q; j++) if (values[j * sentenceCount + c]! > values[k * sentenceCount + c]!) k = j;
+            best.set(start + c, { query: k, score: values[k * sentenceCount + c]! });
+          }
+        }
       }
       alignment += performance.now() - tAlign;
 
+      const picks = streams.map((stream) => stream.instances?.picks() ?? []);
+      // One RLE per query, the same object in every variant that keeps the query.
+      const maskRles = new Map<number, CompressedRle>();
+      if (withMasks) {
+        const queries = [
+          ...picks.flatMap((list) => list.map((pick) => pick.query)),
+          ...[...best.values()].map((b) => b.query),
+        ];
+        forEachQueryMask(masks, i, queries, (query, logits) => {
+          const map = { logits, height: maskH, width: maskW, stride };
+          maskRles.set(query, compressRle(pasteInstanceMaskRle(map, inputBox(query), placement)));
+        });
+      }
+      const maskFor = (query: number): CompressedRle | null =>
+        withMasks ? getOrThrow(maskRles, query, 'predict: instance masks') : null;
       const grounding = (): GroundingResult[] =>
         entries.flatMap((e) => {
           const b = best.get(e.index);
@@ -314,15 +393,12 @@ export class ApeModel extends ApeNetwork {
             },
           ];
         });
-      const masks2d = tasks.has('semantic')
-        ? tf.tidy(
-            () => tf.reshape(tf.slice(masks, [i, 0, 0, 0], [1, q, maskH, maskW]), [q, maskH * maskW]) as tf.Tensor2D,
-          )
-        : null;
+      // Made once for the image, shared by every variant's accumulation and confidence.
+      const masksT = tasks.has('semantic') ? tf.tidy(() => cellMaskProbabilities(imageMaskLogits(masks, i))) : null;
       try {
         settings.forEach((s, v) => {
-          const { instances: picks, semantic: accumulated } = streams[v]!;
-          const instances: InstanceResult[] = (picks?.picks() ?? []).map((pick) => {
+          const { semantic: accumulated } = streams[v]!;
+          const instances: InstanceResult[] = picks[v]!.map((pick) => {
             const e = entries[pick.prompt]!;
             return {
               prompt: e.text,
@@ -335,7 +411,7 @@ export class ApeModel extends ApeNetwork {
             };
           });
           let semantic: SemanticResult | null = null;
-          if (accumulated && masks2d) {
+          if (accumulated && masksT) {
             const geometry = {
               maskH,
               maskW,
@@ -345,7 +421,7 @@ export class ApeModel extends ApeNetwork {
               width: placement.width,
               height: placement.height,
             };
-            const labels = accumulated.labels(masks2d, geometry, s.semanticBackground, s.semanticThreshold);
+            const labels = accumulated.labels(masksT, geometry, s.semanticBackground, s.semanticThreshold);
             semantic = {
               width: placement.width,
               height: placement.height,
@@ -364,9 +440,9 @@ export class ApeModel extends ApeNetwork {
           });
         });
       } finally {
-        masks2d?.dispose();
+        masksT?.dispose();
       }
-    });
+    }
     this.lastTimings = {
       preprocess: call.preprocessMs,
       network: tNet,
@@ -377,42 +453,49 @@ export class ApeModel extends ApeNetwork {
   }
 
   /**
-   * The logits [Q, count] of image i's prompts, a chunk at a time in column order (each the
-   * caller's to dispose): the vocabulary scored against the hidden queries `chunk` prompts at a
-   * time, then the sentences' own logits.
+   * Image i's vocabulary a chunk at a time, in column order, as jobs for `scorer` (without the
+   * temperature and prior, which are the caller's): the query keys (VisionLanguageAlign.queryKeys
+   * of its hidden queries, made once) and each chunk's prompt vectors, padded to the width the
+   * scorer runs it at.
    */
-  private *promptChunks(
+  private *vocabularyChunks(
     outputs: NetworkOutputs,
     i: number,
     vocabulary: readonly string[],
     chunk: number,
-  ): Generator<{ start: number; logits: tf.Tensor2D }> {
+    scorer: PromptChunkScorer,
+  ): Generator<{
+    start: number;
+    count: number;
+    width: number;
+    job: Omit<PromptChunkJob, 'inverseTemperature' | 'prior'>;
+  }> {
+    if (vocabulary.length === 0) return;
     const [, q, d] = outputs.hidden.shape;
-    if (vocabulary.length > 0) {
-      const head = this.classEmbed[this.classEmbed.length - 1]!;
-      const keys = tf.tidy(() =>
-        head.queryKeys(tf.reshape(tf.slice(outputs.hidden, [i, 0, 0], [1, q, d]), [q, d]) as tf.Tensor2D),
-      );
-      try {
-        this.refreshPromptCache();
-        for (let start = 0; start < vocabulary.length; start += chunk) {
-          const embeddings = this.promptCache.sentences(vocabulary.slice(start, start + chunk));
-          const logits = head.scorePrompts(keys, embeddings);
-          embeddings.dispose();
-          yield { start, logits };
-        }
-      } finally {
-        tf.dispose([keys.keys, keys.offsets]);
+    const head = this.classEmbed[this.classEmbed.length - 1]!;
+    const query = tf.tidy(() =>
+      head.queryKeys(tf.reshape(tf.slice(outputs.hidden, [i, 0, 0], [1, q, d]), [q, d]) as tf.Tensor2D),
+    );
+    const keys = query.keys.dataSync() as Float32Array;
+    const offsets = query.offsets.dataSync() as Float32Array;
+    tf.dispose([query.keys, query.offsets]);
+    this.refreshPromptCache();
+    const size = Math.min(chunk, scorer.maxWidth);
+    const dl = head.embedDimLanguage;
+    // One buffer per width, refilled chunk after chunk (a chunk is scored before the next is made).
+    const buffers = new Map<number, Float32Array>();
+    for (let start = 0; start < vocabulary.length; start += size) {
+      const count = Math.min(size, vocabulary.length - start);
+      const width = scorer.width(count);
+      let prompts = buffers.get(width);
+      if (!prompts) {
+        prompts = new Float32Array(width * dl);
+        buffers.set(width, prompts);
       }
+      this.promptCache.sentenceRows(vocabulary.slice(start, start + count), prompts);
+      prompts.fill(0, count * dl);
+      yield { start, count, width, job: { keys, offsets, prompts, count, width } };
     }
-    const s = outputs.sentenceLogits.shape[2];
-    if (s > 0)
-      yield {
-        start: vocabulary.length,
-        logits: tf.tidy(
-          () => tf.reshape(tf.slice(outputs.sentenceLogits, [i, 0, 0], [1, q, s]), [q, s]) as tf.Tensor2D,
-        ),
-      };
   }
 
   /** The post-processing settings of one call: the options' values, else the config's. */
@@ -442,4 +525,47 @@ function resolvePrompts(options: PredictOptions): PromptSet {
     sentences.push(...parsed.sentences);
   }
   return { vocabulary, sentences };
+}
+
+/** The first `count` columns of a row-major [rows, width] array (the array itself when nothing is cut). */
+function firstColumns(values: Float32Array, rows: number, width: number, count: number): Float32Array {
+  if (count === width) return values;
+  const out = new Float32Array(rows * count);
+  for (let r = 0; r < rows; r++) out.set(values.subarray(r * width, r * width + count), r * count);
+  return out;
+}
+
+/** Runs decodePredictions with a synchronous scorer (TF.js). */
+function scoreChunksSync<T>(steps: Generator<PromptChunkJob, T, PromptChunkValues>, scorer: SyncPromptChunkScorer): T {
+  let step = steps.next();
+  while (!step.done) {
+    let scored: PromptChunkValues;
+    try {
+      scored = scorer.score(step.value);
+    } catch (e) {
+      step = steps.throw(e);
+      continue;
+    }
+    step = steps.next(scored);
+  }
+  return step.value;
+}
+
+/** Runs decodePredictions with any scorer (ONNX Runtime's answers asynchronously). */
+async function scoreChunksAsync<T>(
+  steps: Generator<PromptChunkJob, T, PromptChunkValues>,
+  scorer: PromptChunkScorer,
+): Promise<T> {
+  let step = steps.next();
+  while (!step.done) {
+    let scored: PromptChunkValues;
+    try {
+      scored = await scorer.score(step.value);
+    } catch (e) {
+      step = steps.throw(e);
+      continue;
+    }
+    step = steps.next(scored);
+  }
+  return step.value;
 }

@@ -17,6 +17,10 @@ export interface InstanceSelection {
   topK: number;
   /** Candidates must also score at least this (inclusive; default none): a bound a caller already knows. */
   floor?: number;
+  /** IoU of the boxes of queries a and b (default: boxIou of `boxes`); a caller selecting again on the same boxes memoizes it. */
+  iou?: (a: number, b: number) => number;
+  /** Per prompt, its best score over the queries: prompts whose best cannot pass are not scanned. */
+  promptBest?: Float32Array;
 }
 
 /**
@@ -40,26 +44,44 @@ export function selectInstances(
   const threshold = Math.fround(options.threshold);
   const floor = options.floor ?? -Infinity;
   const candidates: number[] = [];
-  for (let i = 0; i < scores.length; i++) {
-    const s = scores[i]!;
-    if (s > threshold && s >= floor && Number.isFinite(s)) candidates.push(i);
+  const best = options.promptBest;
+  if (best) {
+    if (best.length < numPrompts)
+      throw new Error(`selectInstances: ${best.length} best scores for ${numPrompts} prompts`);
+    for (let p = 0; p < numPrompts; p++) {
+      const m = best[p]!;
+      if (m <= threshold || m < floor) continue;
+      for (let i = p; i < scores.length; i += numPrompts) {
+        const s = scores[i]!;
+        if (s > threshold && s >= floor && Number.isFinite(s)) candidates.push(i);
+      }
+    }
+  } else {
+    for (let i = 0; i < scores.length; i++) {
+      const s = scores[i]!;
+      if (s > threshold && s >= floor && Number.isFinite(s)) candidates.push(i);
+    }
   }
   const heap = new MaxHeap(candidates, scores);
   const kept: InstancePick[] = [];
   const keptByPrompt = new Map<number, number[]>();
-  const box = (q: number): Box => [boxes[q * 4]!, boxes[q * 4 + 1]!, boxes[q * 4 + 2]!, boxes[q * 4 + 3]!];
+  const iou = options.iou ?? ((a: number, b: number) => boxIou(queryBox(boxes, a), queryBox(boxes, b)));
   while (kept.length < options.topK && heap.size > 0) {
     const i = heap.pop();
     const q = Math.floor(i / numPrompts);
     const p = i % numPrompts;
     const same = keptByPrompt.get(p) ?? [];
-    const b = box(q);
-    if (same.some((k) => boxIou(box(k), b) > options.nmsThreshold)) continue;
+    if (same.some((k) => iou(k, q) > options.nmsThreshold)) continue;
     same.push(q);
     keptByPrompt.set(p, same);
     kept.push({ query: q, prompt: p, score: scores[i]! });
   }
   return kept;
+}
+
+/** Query q's box of [Q * 4] xyxy boxes. */
+export function queryBox(boxes: Float32Array, q: number): Box {
+  return [boxes[q * 4]!, boxes[q * 4 + 1]!, boxes[q * 4 + 2]!, boxes[q * 4 + 3]!];
 }
 
 /** Binary max-heap of indices ordered by score (ties: lower index first). */
@@ -168,7 +190,11 @@ export function pasteInstanceMask(
   );
 }
 
-/** The mask logits read on a resolution x resolution grid over the box (input pixels), thresholded at probability 0.5. */
+/**
+ * The mask logits read on a resolution x resolution grid over the box (input pixels), thresholded
+ * at probability 0.5: sampleBilinear at each grid point, with the taps of each grid row and
+ * column worked out once (the same arithmetic, so the same values).
+ */
 function boxMaskGrid(
   { logits, height: maskH, width: maskW, stride }: MaskLogitMap,
   boxInput: readonly [number, number, number, number],
@@ -176,16 +202,40 @@ function boxMaskGrid(
 ): Uint8Array {
   const [x1, y1, x2, y2] = boxInput;
   const local = new Uint8Array(resolution * resolution);
-  const bw = (x2 - x1) / resolution;
-  const bh = (y2 - y1) / resolution;
+  const columns = gridTaps(resolution, maskW, (j) => (x1 + (j + 0.5) * ((x2 - x1) / resolution)) / stride - 0.5);
+  const rows = gridTaps(resolution, maskH, (i) => (y1 + (i + 0.5) * ((y2 - y1) / resolution)) / stride - 0.5);
   for (let i = 0; i < resolution; i++) {
-    const v = (y1 + (i + 0.5) * bh) / stride - 0.5;
+    const r0 = rows.lo[i]! * maskW;
+    const r1 = rows.hi[i]! * maskW;
+    const ay = rows.frac[i]!;
     for (let j = 0; j < resolution; j++) {
-      const u = (x1 + (j + 0.5) * bw) / stride - 0.5;
-      local[i * resolution + j] = sampleBilinear(logits, maskH, maskW, u, v) > 0 ? 1 : 0;
+      const c0 = columns.lo[j]!;
+      const c1 = columns.hi[j]!;
+      const ax = columns.frac[j]!;
+      const top = logits[r0 + c0]! * (1 - ax) + logits[r0 + c1]! * ax;
+      const bottom = logits[r1 + c0]! * (1 - ax) + logits[r1 + c1]! * ax;
+      local[i * resolution + j] = top * (1 - ay) + bottom * ay > 0 ? 1 : 0;
     }
   }
   return local;
+}
+
+/** sampleBilinear's taps along one axis of `size` cells at `count` fractional positions. */
+function gridTaps(
+  count: number,
+  size: number,
+  position: (k: number) => number,
+): { lo: Int32Array; hi: Int32Array; frac: Float64Array } {
+  const lo = new Int32Array(count);
+  const hi = new Int32Array(count);
+  const frac = new Float64Array(count);
+  for (let k = 0; k < count; k++) {
+    const p = Math.min(Math.max(position(k), 0), size - 1);
+    lo[k] = Math.floor(p);
+    hi[k] = Math.min(lo[k]! + 1, size - 1);
+    frac[k] = p - lo[k]!;
+  }
+  return { lo, hi, frac };
 }
 
 /** An input-pixel xyxy box in original pixels, clipped to the image. */
@@ -223,43 +273,46 @@ export function pasteInstanceMaskRle(
   const wy0 = Math.max(Math.floor(box[1]) - 1, 0);
   const wx1 = Math.min(Math.ceil(box[2]) + 1, width);
   const wy1 = Math.min(Math.ceil(box[3]) + 1, height);
-  const ww = Math.max(wx1 - wx0, 0);
-  const wh = Math.max(wy1 - wy0, 0);
-  let window: Uint8Array = new Uint8Array(0);
-  if (ww > 0 && wh > 0) {
-    const local = boxMaskGrid(mask, boxInput, resolution);
-    window = pasteMask(
-      local,
-      resolution,
-      resolution,
-      [box[0] - wx0, box[1] - wy0, box[2] - wx0, box[3] - wy0],
-      wh,
-      ww,
-      0.5,
-    );
-  }
+  const ww = wx1 - wx0;
+  const wh = wy1 - wy0;
+  if (ww <= 0 || wh <= 0) return { size: [height, width], counts: [width * height] };
+  const window = pasteMask(
+    boxMaskGrid(mask, boxInput, resolution),
+    resolution,
+    resolution,
+    [box[0] - wx0, box[1] - wy0, box[2] - wx0, box[3] - wy0],
+    wh,
+    ww,
+    0.5,
+  );
   // Runs down each column of the full image; columns and rows outside the window are zeros.
   const counts: number[] = [];
   let value = 0;
   let run = 0;
-  const emit = (v: number, n: number) => {
+  const zeros = (n: number) => {
     if (n === 0) return;
-    if (v !== value) {
+    if (value !== 0) {
       counts.push(run);
       run = 0;
-      value = v;
+      value = 0;
     }
     run += n;
   };
-  for (let x = 0; x < width; x++) {
-    if (x < wx0 || x >= wx1) {
-      emit(0, height);
-      continue;
+  zeros(wx0 * height);
+  for (let x = 0; x < ww; x++) {
+    zeros(wy0);
+    for (let i = x; i < window.length; i += ww) {
+      const v = window[i]!;
+      if (v !== value) {
+        counts.push(run);
+        run = 0;
+        value = v;
+      }
+      run++;
     }
-    emit(0, wy0);
-    for (let y = 0; y < wh; y++) emit(window[y * ww + (x - wx0)]! ? 1 : 0, 1);
-    emit(0, height - wy1);
+    zeros(height - wy1);
   }
+  zeros((width - wx1) * height);
   counts.push(run);
   return { size: [height, width], counts };
 }

@@ -22,10 +22,11 @@ import {
   parseWordTokenizer,
   tokenizerFileName,
 } from './model-folder.js';
-import type { OrtEngineOptions } from '../onnx/ort-engine.js';
+import type { OrtEngine, OrtEngineOptions } from '../onnx/ort-engine.js';
 import { filesHash } from '../onnx/export-files.js';
 import { PromptFileStore, promptStoreRoot, type PromptStoreOptions } from './prompt-store.js';
 import { getOrThrow } from '../util/checked.js';
+import { withParameterValues } from '../nn/module.js';
 
 /**
  * Model folders on disk (Node). The format itself (file names, config.json parsing and checks,
@@ -81,7 +82,11 @@ export interface LoadModelOptions extends PullOptions {
    * export holds the weights it was made from.
    */
   engine?: InferenceEngineName;
-  /** With engine 'ort': told when an export is made, its cache folders, and ONNX Runtime's threads per session. */
+  /**
+   * With engine 'ort': told when an export is made, its cache folders, ONNX Runtime's threads per
+   * session, and whether the text tower's TF.js weights are freed once its ONNX export encodes
+   * prompts (releaseTextWeights; default: for a frozen tower, as the released models have).
+   */
   ort?: OrtEngineOptions;
   /** Input size (long side, pixels) instead of the config's: smaller is faster and coarser. */
   inputSize?: number;
@@ -145,7 +150,8 @@ export async function loadModel(dirOrName: string, options: LoadModelOptions = {
     throw new Error(
       `loadModel: engine must be ${INFERENCE_ENGINES.map((e) => `'${e}'`).join(' or ')}, got '${String(engine)}'`,
     );
-  const model = new ApeModel(config, tokenizer);
+  // Every parameter is assigned from the file (checkWeights): random initial values would be wasted.
+  const model = withParameterValues('zeros', () => new ApeModel(config, tokenizer));
   try {
     await loadWeights(model, join(dir, WEIGHTS_FILE));
   } catch (e) {
@@ -158,18 +164,26 @@ export async function loadModel(dirOrName: string, options: LoadModelOptions = {
     const root = store.dir ?? promptStoreRoot(dir, options.home ?? apeHome());
     model.promptCache.setStore(new PromptFileStore(root, key, config.text.encoder.embedDim, store));
   }
-  if (engine === 'ort') {
-    // Loaded on demand: ONNX Runtime's native binding is not needed by TF.js-only users.
-    const { OrtEngine } = await import('../onnx/ort-engine.js');
+  if (engine === 'ort')
     model.setInferenceRunner(
-      new OrtEngine(
-        model,
-        { dir, files: [configPath, join(dir, WEIGHTS_FILE)] },
-        { fallbackCacheDir: join(apeHome(), 'onnx'), ...options.ort },
-      ),
+      // A frozen text tower (the released models') is freed once its ONNX export encodes prompts.
+      await ortEngineFor(model, dir, { releaseTextWeights: !config.text.trainable, ...options.ort }),
     );
-  }
   return model;
+}
+
+/**
+ * The ONNX Runtime engine of a model loaded from the folder `dir`: its exports are cached in
+ * DIR/onnx, or in $APE_HOME/onnx when DIR cannot be written (see OrtEngineOptions).
+ */
+export async function ortEngineFor(model: ApeModel, dir: string, options: OrtEngineOptions = {}): Promise<OrtEngine> {
+  // Loaded on demand: ONNX Runtime's native binding is not needed by TF.js-only users.
+  const { OrtEngine } = await import('../onnx/ort-engine.js');
+  return new OrtEngine(
+    model,
+    { dir, files: [join(dir, CONFIG_FILE), join(dir, WEIGHTS_FILE)] },
+    { fallbackCacheDir: join(apeHome(), 'onnx'), ...options },
+  );
 }
 
 const isDirectory = (path: string) =>

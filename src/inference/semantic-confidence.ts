@@ -1,5 +1,5 @@
 import { tf } from '../engine/engine.js';
-import { CHUNK_VALUES, type SemanticGeometry } from './semantic.js';
+import { CHUNK_VALUES, cellMaskProbabilities, type SemanticGeometry } from './semantic.js';
 import { getOrThrow } from '../util/checked.js';
 
 /**
@@ -22,21 +22,24 @@ export function semanticConfidence(
   maskLogits: tf.Tensor2D,
 ): { source: (start: number, count: number) => tf.Tensor2D; dispose(): void } {
   const scores = tf.tidy(() => tf.sigmoid(logits) as tf.Tensor2D); // [Q, P]
-  const confidence = scoreConfidence(scores, maskLogits);
-  return { source: confidence.source, dispose: () => tf.dispose([scores, ...confidence.held]) };
+  const masksT = cellMaskProbabilities(maskLogits);
+  const confidence = scoreConfidence(scores, masksT);
+  return { source: confidence.source, dispose: () => tf.dispose([scores, masksT, ...confidence.held]) };
 }
 
-/** semanticConfidence from the scores (sigmoid of the logits) [Q, P], which the caller keeps and disposes. */
+/**
+ * semanticConfidence from the scores (sigmoid of the logits) [Q, P] and the mask probabilities
+ * per cell [cells, Q] (cellMaskProbabilities), both the caller's to keep and dispose.
+ */
 export function scoreConfidence(
   scores: tf.Tensor2D,
-  maskLogits: tf.Tensor2D,
+  masksT: tf.Tensor2D,
 ): { source: (start: number, count: number) => tf.Tensor2D; held: tf.Tensor[] } {
-  const masksT = tf.tidy(() => tf.transpose(tf.sigmoid(maskLogits)) as tf.Tensor2D); // [cells, Q]
   const coverage = tf.tidy(() => tf.maximum(tf.sum(masksT, 1, true), 1e-6) as tf.Tensor2D); // [cells, 1]
   return {
     source: (start, count) =>
       tf.tidy(() => tf.div(tf.matMul(masksT, tf.slice(scores, [0, start], [-1, count])), coverage) as tf.Tensor2D),
-    held: [masksT, coverage],
+    held: [coverage],
   };
 }
 

@@ -2,21 +2,18 @@ import { tf } from '../engine/engine.js';
 import { semanticLabels, type SemanticGeometry } from './semantic.js';
 import { scoreConfidence, unlabelUnsure } from './semantic-confidence.js';
 import { getOrThrow } from '../util/checked.js';
-
-/**
- * Prompt columns are reduced in blocks of this many (aligned to the first column of each series
- * of chunks), so that a chunk size that is a multiple of it gives the same sums as one chunk.
- */
-export const SEMANTIC_BLOCK = 256;
+import {
+  chunkSemanticStats,
+  MAX_FIXED_SHIFT,
+  type PromptChunkValues,
+  SEMANTIC_BLOCK,
+} from '../modeling/prompt-chunk-scores.js';
 
 /**
  * Relative slack on the pruning bound: a prompt is dropped only when its bound is this far under
  * the background, far beyond float rounding of the sums involved.
  */
 const SLACK = 1e-3;
-
-/** Largest 1 / T summed against a fixed shift (exp(-60) is still a normal float32). */
-const MAX_FIXED_SHIFT = 60;
 
 /**
  * Semantic accumulation (semantic.ts) over prompt columns that arrive a chunk at a time, with
@@ -26,7 +23,9 @@ const MAX_FIXED_SHIFT = 60;
  * prompts can reach the constant background channel anywhere. The others can never label a
  * pixel and are dropped while streaming; the kept ones (few) are accumulated exactly as before.
  * The softmax normaliser is a per-query log-sum-exp, summed block by block in float64 in column
- * order, so the result does not depend on the chunk size (a multiple of SEMANTIC_BLOCK).
+ * order, so the result does not depend on the chunk size (a multiple of SEMANTIC_BLOCK). For
+ * 1 / T <= MAX_FIXED_SHIFT (`fixedShift`) a chunk's statistics are chunkSemanticStats, which the
+ * prompt scorer of either engine computes with the scores (`addStats`); `add` computes them itself.
  */
 export class SemanticStream {
   /** Per query, log sum_c exp(score[q, c] / T) over the columns seen so far. */
@@ -34,6 +33,7 @@ export class SemanticStream {
   /** Prompts that may still reach the background, with their score columns [Q]. */
   private kept = new Map<number, Float32Array>();
   private readonly threshold: number;
+  readonly inverseTemperature: number;
 
   constructor(
     private readonly numQueries: number,
@@ -44,62 +44,115 @@ export class SemanticStream {
     this.logNorm = new Float64Array(numQueries).fill(-Infinity);
     // A background <= 0 prunes nothing: every prompt is kept.
     this.threshold = background > 0 ? background * (1 - SLACK) : -Infinity;
+    this.inverseTemperature = 1 / temperature;
+  }
+
+  /** Whether chunks' statistics come from chunkSemanticStats (1 / T <= MAX_FIXED_SHIFT) rather than a stable log-sum-exp. */
+  get fixedShift(): boolean {
+    return this.inverseTemperature <= MAX_FIXED_SHIFT;
+  }
+
+  /** [Q] exp(L_q - 1 / T) with the normaliser so far: the `prior` of the next chunk's statistics. */
+  prior(): Float32Array {
+    const shift = this.inverseTemperature;
+    return Float32Array.from(this.logNorm, (l) => Math.exp(l - shift));
+  }
+
+  /**
+   * A chunk of prompts start .. start + count - 1 scored at this temperature with `prior()`:
+   * values [Q, count] (sigmoid scores), stats of the chunk's `width` columns (chunkSemanticStats).
+   */
+  addStats(
+    values: Float32Array,
+    start: number,
+    count: number,
+    stats: Pick<PromptChunkValues, 'blockSums' | 'bound'>,
+    width: number,
+  ): void {
+    if (!this.fixedShift)
+      throw new Error(`SemanticStream: 1 / T = ${this.inverseTemperature} is beyond the fixed shift; use add`);
+    const q = this.numQueries;
+    const stride = width / SEMANTIC_BLOCK;
+    const blocks = Math.ceil(count / SEMANTIC_BLOCK);
+    for (let i = 0; i < q; i++) {
+      let acc = this.logNorm[i]!;
+      for (let b = 0; b < blocks; b++)
+        acc = logAddExp(acc, Math.log(stats.blockSums[i * stride + b]!) + this.inverseTemperature);
+      this.logNorm[i] = acc;
+    }
+    this.keep(values, start, count, stats.bound);
   }
 
   /** scores [Q, count] = sigmoid of the logits of prompts start .. start + count - 1 (tensor and host copy). */
   add(scores: tf.Tensor2D, values: Float32Array, start: number, count: number): void {
+    if (this.fixedShift) {
+      const width = Math.ceil(count / SEMANTIC_BLOCK) * SEMANTIC_BLOCK;
+      const columns = new Float32Array(width).fill(1, 0, count);
+      const stats = tf.tidy(() => {
+        const out = chunkSemanticStats(
+          tf.pad(scores, [
+            [0, 0],
+            [0, width - count],
+          ]),
+          tf.tensor2d(columns, [1, width]),
+          tf.tensor1d([this.inverseTemperature]),
+          tf.tensor2d(this.prior(), [this.numQueries, 1]),
+        );
+        return [out.blockSums, out.bound];
+      });
+      const [blockSums, bound] = stats.map((t) => t.dataSync() as Float32Array) as [Float32Array, Float32Array];
+      tf.dispose(stats);
+      this.addStats(values, start, count, { blockSums, bound }, width);
+      return;
+    }
     const q = this.numQueries;
     const blocks = Math.ceil(count / SEMANTIC_BLOCK);
-    const fixed = 1 / this.temperature <= MAX_FIXED_SHIFT;
-    // With a fixed shift exp(s / T - 1 / T) is made once, for the block sums and the bound.
-    const shifted = fixed
-      ? tf.tidy(() => tf.exp(tf.sub(tf.div(scores, this.temperature), 1 / this.temperature)) as tf.Tensor2D)
-      : null;
-    try {
-      const lse = this.blockLogSumExp(shifted ?? scores, count, fixed);
-      for (let i = 0; i < q; i++) {
-        let acc = this.logNorm[i]!;
-        for (let b = 0; b < blocks; b++) acc = logAddExp(acc, lse[i * blocks + b]!);
-        this.logNorm[i] = acc;
-      }
-      if (this.threshold === -Infinity) {
-        for (let c = 0; c < count; c++) this.kept.set(start + c, column(values, q, count, c));
-        return;
-      }
-      // Bound of each column with the normaliser so far (which only grows, so the bound only
-      // falls); a looser slack than the final test, so that rounding never drops a prompt the
-      // final test keeps. sum_q exp(s / T - L_q) = sum_q exp(s / T - shift) exp(shift - L_q): a GEMV.
-      const bound = tf.tidy(() => {
-        const shift = fixed ? 1 / this.temperature : Math.min(...this.logNorm);
-        const inverse = tf.tensor2d(
-          Float32Array.from(this.logNorm, (l) => Math.exp(shift - l)),
-          [1, q],
-        );
-        return tf.matMul(inverse, shifted ?? tf.exp(tf.sub(tf.div(scores, this.temperature), shift)));
-      });
-      const sums = bound.dataSync() as Float32Array;
-      bound.dispose();
-      const loose = this.threshold * (1 - SLACK);
-      for (let c = 0; c < count; c++) if (sums[c]! >= loose) this.kept.set(start + c, column(values, q, count, c));
-      if (this.kept.size > (2 * q) / this.threshold + 1024) this.prune();
-    } finally {
-      shifted?.dispose();
+    const lse = this.blockLogSumExp(scores, count);
+    for (let i = 0; i < q; i++) {
+      let acc = this.logNorm[i]!;
+      for (let b = 0; b < blocks; b++) acc = logAddExp(acc, lse[i * blocks + b]!);
+      this.logNorm[i] = acc;
     }
+    if (this.threshold === -Infinity) {
+      this.keep(values, start, count, null);
+      return;
+    }
+    // sum_q exp(s / T - L_q) = sum_q exp(s / T - shift) exp(shift - L_q): a GEMV, shifted by the
+    // smallest normaliser so that nothing overflows.
+    const bound = tf.tidy(() => {
+      const shift = Math.min(...this.logNorm);
+      const inverse = tf.tensor2d(
+        Float32Array.from(this.logNorm, (l) => Math.exp(shift - l)),
+        [1, q],
+      );
+      return tf.matMul(inverse, tf.exp(tf.sub(tf.div(scores, this.temperature), shift)));
+    });
+    const sums = bound.dataSync() as Float32Array;
+    bound.dispose();
+    this.keep(values, start, count, sums);
   }
 
   /**
-   * Per query and block of SEMANTIC_BLOCK columns, log sum exp(s / T): [Q, blocks] row-major.
-   * `fixed`: x holds exp(s / T - 1 / T) (scores are at most 1, so nothing overflows, and with
-   * 1 / T <= MAX_FIXED_SHIFT nothing underflows); else x holds the scores and TF's own stable
-   * log-sum-exp runs on s / T.
+   * Keeps the columns whose bound (with the normaliser so far, which only grows, so the bound only
+   * falls) reaches the threshold with a looser slack than the final test, so that rounding never
+   * drops a prompt the final test keeps; null keeps every column.
    */
-  private blockLogSumExp(x: tf.Tensor2D, count: number, fixed: boolean): Float32Array {
+  private keep(values: Float32Array, start: number, count: number, bound: Float32Array | null): void {
+    const q = this.numQueries;
+    const loose = this.threshold * (1 - SLACK);
+    const all = bound === null || this.threshold === -Infinity;
+    for (let c = 0; c < count; c++)
+      if (all || bound[c]! >= loose) this.kept.set(start + c, column(values, q, count, c));
+    if (this.kept.size > (2 * q) / this.threshold + 1024) this.prune();
+  }
+
+  /** Per query and block of SEMANTIC_BLOCK columns, log sum exp(s / T) with TF's stable log-sum-exp: [Q, blocks] row-major. */
+  private blockLogSumExp(x: tf.Tensor2D, count: number): Float32Array {
     const q = this.numQueries;
     const t = this.temperature;
     const blocks = Math.ceil(count / SEMANTIC_BLOCK);
     const full = Math.floor(count / SEMANTIC_BLOCK);
-    const reduce = (v: tf.Tensor, axis: number) =>
-      fixed ? tf.add(tf.log(tf.sum(v, axis, axis === 1)), 1 / t) : tf.logSumExp(tf.div(v, t), axis, axis === 1);
+    const reduce = (v: tf.Tensor, axis: number) => tf.logSumExp(tf.div(v, t), axis, axis === 1);
     const out = tf.tidy(() => {
       const parts: tf.Tensor[] = [];
       if (full > 0) {
@@ -134,11 +187,11 @@ export class SemanticStream {
   }
 
   /**
-   * The label map (prompt indices, -1 for background) from the mask logits [Q, h*w], as
-   * semanticLabels over every prompt would give it; with `confidence` > 0, labels whose
-   * confidence is under it are removed (unlabelUnsure).
+   * The label map (prompt indices, -1 for background) from the mask probabilities per cell
+   * [h*w, Q] (cellMaskProbabilities, the caller's), as semanticLabels over every prompt would
+   * give it; with `confidence` > 0, labels whose confidence is under it are removed (unlabelUnsure).
    */
-  labels(maskLogits: tf.Tensor2D, geometry: SemanticGeometry, background: number, confidence: number): Int32Array {
+  labels(masksT: tf.Tensor2D, geometry: SemanticGeometry, background: number, confidence: number): Int32Array {
     const prompts = this.keptPrompts();
     const k = prompts.length;
     if (k === 0) return new Int32Array(geometry.width * geometry.height).fill(-1);
@@ -151,7 +204,6 @@ export class SemanticStream {
     const scores = tf.tensor2d(flat, [q, k]);
     const norm = tf.tensor2d(Float32Array.from(this.logNorm), [q, 1]);
     const weights = tf.tidy(() => tf.exp(tf.sub(tf.div(scores, this.temperature), norm)) as tf.Tensor2D);
-    const masksT = tf.tidy(() => tf.transpose(tf.sigmoid(maskLogits)) as tf.Tensor2D); // [h*w, Q]
     const source = (start: number, count: number) =>
       tf.tidy(
         () =>
@@ -163,14 +215,14 @@ export class SemanticStream {
     try {
       const labels = semanticLabels(source, k, geometry, background);
       if (confidence > 0) {
-        const sure = scoreConfidence(scores, maskLogits);
+        const sure = scoreConfidence(scores, masksT);
         unlabelUnsure(labels, sure.source, k, geometry, confidence);
         tf.dispose(sure.held);
       }
       for (let i = 0; i < labels.length; i++) if (labels[i]! >= 0) labels[i] = prompts[labels[i]!]!;
       return labels;
     } finally {
-      tf.dispose([scores, norm, weights, masksT]);
+      tf.dispose([scores, norm, weights]);
     }
   }
 }

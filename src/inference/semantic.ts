@@ -27,7 +27,7 @@ export function semanticAccumulator(
   temperature: number,
 ): { source: (start: number, count: number) => tf.Tensor2D; dispose(): void } {
   const weights = tf.tidy(() => tf.softmax(tf.div(tf.sigmoid(logits), temperature)) as tf.Tensor2D); // [Q, P]
-  const masksT = tf.tidy(() => tf.transpose(tf.sigmoid(maskLogits)) as tf.Tensor2D); // [h*w, Q]
+  const masksT = cellMaskProbabilities(maskLogits);
   const p = weights.shape[1];
   return {
     source: (start, count) =>
@@ -40,6 +40,16 @@ export function semanticAccumulator(
       ),
     dispose: () => tf.dispose([weights, masksT]),
   };
+}
+
+/**
+ * The queries' mask probabilities per mask cell, [h*w, Q] = sigmoid of the mask logits [Q, h*w],
+ * transposed: the left operand of the semantic accumulation and of the confidence. Made once per
+ * image and shared by both and by every variant (at 1024 with 900 queries it is 236 MB, and the
+ * transpose is most of the accumulation's time).
+ */
+export function cellMaskProbabilities(maskLogits: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => tf.transpose(tf.sigmoid(maskLogits)) as tf.Tensor2D);
 }
 
 /**

@@ -1,6 +1,6 @@
 import { tf } from '../engine/engine.js';
 import { Rng } from '../util/random.js';
-import { Module, init } from '../nn/module.js';
+import { Module, init, withParameterValues } from '../nn/module.js';
 import { Linear } from '../nn/linear.js';
 import { Mlp } from '../nn/mlp.js';
 import { ApeBackbone } from './backbone/ape-backbone.js';
@@ -11,15 +11,24 @@ import {
   type EncoderProposals,
   type TransformerOutput,
 } from './deformable/transformer.js';
+import type { EncoderText } from './deformable/encoder.js';
 import { denoisingQueries, splitQueries, splitQueryBoxes, type DenoisingInput } from './denoising-queries.js';
 import { VisionLanguageAlign } from './heads/vision-language-align.js';
 import { MaskHeadModules } from './heads/mask-features.js';
-import { levelGeometry, type LevelGeometry } from './feature-geometry.js';
+import { GEOMETRY_INPUTS, levelGeometry, pixelKeepMask, type LevelGeometry } from './feature-geometry.js';
+import { keepMaskInput } from '../engine/graph-inputs.js';
+import { SENTENCE_KEEP_INPUT, sentenceKeepMask } from './sentence-buckets.js';
 import { INFERENCE_CHUNK_ROWS } from './row-chunks.js';
+import { stageEnd } from '../engine/graph-inputs.js';
 import { maskFeatureStride, pyramidLevels, validateConfig, type ApeConfig } from './config.js';
 import { ClipTextEncoder } from '../text/clip-text-transformer.js';
 import type { TextTokenizer } from '../text/tokenizer.js';
-import { PromptEmbeddingCache, poolPromptTokens } from '../text/prompt-embeddings.js';
+import {
+  PromptEmbeddingCache,
+  poolPromptTokens,
+  type EncodeProgress,
+  type PromptRowEncoder,
+} from '../text/prompt-embeddings.js';
 import { promptEntries, type PromptEntry } from '../text/prompts.js';
 import { required } from '../util/checked.js';
 
@@ -40,6 +49,12 @@ export interface PromptInput {
    * embeddings used as negatives); they are fused like sentences.
    */
   extraSentenceEmbeddings?: tf.Tensor2D | null;
+  /**
+   * The last this many of `sentences` only fill a sentence-count bucket (sentence-buckets.ts): the
+   * fusion masks them out, so that they change nothing else; their own logit columns mean nothing
+   * (callers drop them). Sentence fusion without extra embeddings only. Default 0.
+   */
+  paddedSentences?: number;
 }
 
 /**
@@ -173,7 +188,7 @@ interface PromptSide {
   sentenceEmb: tf.Tensor2D | null;
   /** 'word' fusion: where each prompt's tokens start in the token rows, and how many. */
   wordPool: { offsets: Int32Array; lengths: Int32Array } | null;
-  encoderText: { tokens: tf.Tensor3D; keep: boolean } | null;
+  encoderText: EncoderText | null;
   textEmbeddings: ApeRawOutput['textEmbeddings'];
 }
 
@@ -187,6 +202,14 @@ function phaseTimer(timings: ForwardTimings | undefined): (phase: keyof ForwardT
     mark = now;
   };
 }
+
+/**
+ * Which parts of the network get real parameters: 'all', or 'prompts': the text tower and the last
+ * decoder layer's classifier (what predict needs around a network forward that runs elsewhere, as
+ * ONNX graphs: encoding prompts and scoring the vocabulary against the hidden queries); every other
+ * parameter is an empty placeholder (nn/module.ts), so the detector takes no memory.
+ */
+export type NetworkParts = 'all' | 'prompts';
 
 /** Holder that gives the text tower its released prefix (`model_language.net.*`). */
 class LanguageModel extends Module {
@@ -215,11 +238,14 @@ export class ApeNetwork extends Module {
   readonly levelStrides: number[];
   readonly promptCache: PromptEmbeddingCache;
   private cacheFingerprint = '';
+  /** Why the text tower's TF.js weights are gone (releaseTextTower), or null while they are loaded. */
+  private textReleased: string | null = null;
 
   constructor(
     readonly config: ApeConfig,
     readonly tokenizer: TextTokenizer,
     seed = 0,
+    readonly parts: NetworkParts = 'all',
   ) {
     super();
     validateConfig(config);
@@ -241,35 +267,47 @@ export class ApeNetwork extends Module {
     this.levelNames = levels.names;
     this.levelStrides = levels.strides;
 
+    const detector = <T>(make: () => T): T => (parts === 'prompts' ? withParameterValues('placeholder', make) : make());
     this.backbone = this.child(
       'backbone',
-      new ApeBackbone(config.backbone.vit, config.backbone.pyramid, rng, config.backbone.stem ?? null),
+      detector(() => new ApeBackbone(config.backbone.vit, config.backbone.pyramid, rng, config.backbone.stem ?? null)),
     );
     const pyramidChannels = config.backbone.pyramid.outChannels;
-    this.neck = config.neck
-      ? this.child('neck', new ChannelMapper(pyramidChannels, e, t.numLevels, config.neck.groups, rng))
+    const neck = config.neck;
+    this.neck = neck
+      ? this.child(
+          'neck',
+          detector(() => new ChannelMapper(pyramidChannels, e, t.numLevels, neck.groups, rng)),
+        )
       : null;
     const fusion = config.fusion ? { ...config.fusion, vDim: e, lDim: textDim } : null;
-    this.transformer = this.child('transformer', new DeformableTransformer(t, fusion, rng));
-
-    const classHeads: Module[] = Array.from(
-      { length: t.decoderLayers },
-      () => new VisionLanguageAlign(e, textDim, rng),
+    this.transformer = this.child(
+      'transformer',
+      detector(() => new DeformableTransformer(t, fusion, rng)),
     );
-    this.proposalClass = new Linear(e, 1, rng, { biasInit: init.constant(-Math.log(99)) });
+
+    // The last layer's classifier scores the vocabulary after the network: it is part of the prompt side.
+    const classHeads: Module[] = Array.from({ length: t.decoderLayers }, (_, i) =>
+      i === t.decoderLayers - 1
+        ? new VisionLanguageAlign(e, textDim, rng)
+        : detector(() => new VisionLanguageAlign(e, textDim, rng)),
+    );
+    this.proposalClass = detector(() => new Linear(e, 1, rng, { biasInit: init.constant(-Math.log(99)) }));
     classHeads.push(this.proposalClass);
     this.classEmbed = this.childList('class_embed', classHeads).slice(0, t.decoderLayers) as VisionLanguageAlign[];
     this.bboxEmbed = this.childList(
       'bbox_embed',
-      Array.from({ length: t.decoderLayers + 1 }, () => new Mlp(e, e, 4, 3, rng, { zeroLast: true })),
+      Array.from({ length: t.decoderLayers + 1 }, () => detector(() => new Mlp(e, e, 4, 3, rng, { zeroLast: true }))),
     );
 
-    this.maskHead = new MaskHeadModules(pyramidChannels, e, config.maskHead.groups, rng);
+    this.maskHead = detector(() => new MaskHeadModules(pyramidChannels, e, config.maskHead.groups, rng));
     this.child('lateral_conv', this.maskHead.lateralConv);
     this.child('output_conv', this.maskHead.outputConv);
     this.child('mask_conv', this.maskHead.maskConv);
     this.child('mask_embed', this.maskHead.maskEmbed);
-    this.namePromptFusionFeature = this.param('name_prompt_fusion_feature', [1, 1, textDim], init.zeros(), rng, false);
+    this.namePromptFusionFeature = detector(() =>
+      this.param('name_prompt_fusion_feature', [1, 1, textDim], init.zeros(), rng, false),
+    );
 
     this.language = this.child('model_language', new LanguageModel(new ClipTextEncoder(config.text.encoder, rng)));
     if (!config.text.trainable)
@@ -296,6 +334,8 @@ export class ApeNetwork extends Module {
       this.refreshPromptCache();
       return this.promptCache.sentences(texts);
     }
+    if (this.textReleased !== null)
+      throw new Error(`ApeNetwork.encodePrompts: the text tower's TF.js weights were released (${this.textReleased})`);
     const size = this.config.text.batchSize;
     const parts: tf.Tensor2D[] = [];
     for (let start = 0; start < texts.length; start += size) {
@@ -309,6 +349,37 @@ export class ApeNetwork extends Module {
     const joined = tf.concat(parts, 0);
     tf.dispose(parts);
     return joined;
+  }
+
+  /**
+   * Puts the vectors of `texts` that neither the prompt cache nor its store has into the cache,
+   * encoded by `encode` (the text tower on another engine) instead of TF.js; encodePrompts then
+   * serves them from the cache.
+   */
+  async preparePrompts(texts: readonly string[], encode: PromptRowEncoder, onProgress?: EncodeProgress): Promise<void> {
+    if (texts.length === 0) return;
+    this.refreshPromptCache();
+    await this.promptCache.prepare(texts, encode, onProgress);
+  }
+
+  /** Whether the text tower's TF.js weights were released (releaseTextTower). */
+  get textTowerReleased(): boolean {
+    return this.textReleased !== null;
+  }
+
+  /**
+   * Frees the text tower's TF.js weights (about 2.8 GB for the released models' EVA02-CLIP-E) once
+   * another engine encodes prompts (`preparePrompts`): prompts not cached are then refused on the
+   * TF.js path with `why`. Only for a frozen tower, whose vectors never change; the rest of the
+   * network (and its ONNX export, which takes prompt vectors as inputs) does not use these weights.
+   */
+  releaseTextTower(why: string): void {
+    if (this.config.text.trainable)
+      throw new Error('ApeNetwork.releaseTextTower: the text tower is trainable (text.trainable); it must stay loaded');
+    if (this.textReleased !== null) return;
+    this.language.dispose();
+    this.textReleased = why;
+    this.promptCache.towerReleased(`the text tower's TF.js weights were released (${why})`);
   }
 
   /** Drops cached prompt embeddings when the text tower's weights changed since they were made. */
@@ -332,17 +403,15 @@ export class ApeNetwork extends Module {
     const [b, h, w, c] = batch.images.shape;
     if (c !== 3) throw new Error(`ApeNetwork.forward: images must have 3 channels, got ${c}`);
     if (batch.sizes.length !== b) throw new Error(`ApeNetwork.forward: ${b} images but ${batch.sizes.length} sizes`);
-    const keep = new Float32Array(b * h * w);
     batch.sizes.forEach(([vh, vw], i) => {
       if (!(vh > 0 && vw > 0 && vh <= h && vw <= w))
         throw new Error(`ApeNetwork.forward: size ${vh}x${vw} of image ${i} does not fit the ${h}x${w} input`);
-      for (let y = 0; y < vh; y++) keep.fill(1, (i * h + y) * w, (i * h + y) * w + vw);
     });
     const { pixelMean, pixelStd } = this.config.input;
-    const full = batch.sizes.every(([vh, vw]) => vh === h && vw === w);
     return tf.tidy(() => {
+      const keep = keepMaskInput(GEOMETRY_INPUTS.pixelKeep, pixelKeepMask(batch.sizes, [h, w]), [b, h, w, 1]);
       const normed = tf.div(tf.sub(batch.images, pixelMean), pixelStd) as tf.Tensor4D;
-      return full ? normed : (tf.mul(normed, tf.tensor4d(keep, [b, h, w, 1])) as tf.Tensor4D);
+      return keep ? (tf.mul(normed, keep) as tf.Tensor4D) : normed;
     });
   }
 
@@ -351,6 +420,10 @@ export class ApeNetwork extends Module {
    * (fusion, encoder, proposals, decoder), prompt vectors, pixel embedding, heads.
    */
   forward(batch: ModelBatch, prompts: PromptInput, options: ForwardOptions = {}): ApeRawOutput {
+    if (this.parts !== 'all')
+      throw new Error(
+        `ApeNetwork.forward: this network has its prompt side only (parts '${this.parts}'); load the whole model`,
+      );
     const training = options.training ?? false;
     const mode = options.fusion ?? 'sentence';
     const entries = this.checkInputs(batch, prompts, mode);
@@ -359,6 +432,7 @@ export class ApeNetwork extends Module {
 
     const visual = this.visualFeatures(batch, training, options.rng);
     lap('backbone');
+    stageEnd('backbone');
     const vocabularyLogits = options.vocabularyLogits ?? true;
     if (!vocabularyLogits && mode !== 'sentence')
       throw new Error('ApeNetwork.forward: vocabularyLogits false needs sentence fusion');
@@ -382,6 +456,7 @@ export class ApeNetwork extends Module {
     if (denoising) tf.dispose([denoising.boxes, denoising.content, denoising.attentionBias]);
     const dn = options.denoising ? this.splitDenoising(out, options.denoising.count) : null;
     text.encoderText?.tokens.dispose();
+    text.encoderText?.mask?.dispose();
     if (this.neck) tf.dispose(visual.levelFeats);
 
     const promptVectors = this.promptVectors(text, out.text, mode);
@@ -478,6 +553,14 @@ export class ApeNetwork extends Module {
         `ApeNetwork.forward: extraSentenceEmbeddings must be [N, ${textDim}], got [${extra.shape.join(', ')}]`,
       );
     if (extra && mode === 'word') throw new Error('ApeNetwork.forward: extraSentenceEmbeddings need sentence fusion');
+    const padded = prompts.paddedSentences ?? 0;
+    const sentenceCount = prompts.sentences?.length ?? 0;
+    if (!(Number.isInteger(padded) && padded >= 0 && padded < Math.max(sentenceCount, 1)))
+      throw new Error(
+        `ApeNetwork.forward: paddedSentences must be a whole number below the ${sentenceCount} sentences, got ${padded}`,
+      );
+    if (padded > 0 && (mode !== 'sentence' || extra))
+      throw new Error('ApeNetwork.forward: paddedSentences need sentence fusion without extraSentenceEmbeddings');
     const extraCount = extra ? extra.shape[0] : 0;
     for (let i = 0; i < extraCount; i++) entries.push({ text: '', kind: 'sentence', index: entries.length });
     if (entries.length === 0)
@@ -542,7 +625,15 @@ export class ApeNetwork extends Module {
     if (own && extra) own.dispose();
     if (this.config.fusion) {
       side.encoderText = sentenceEmb
-        ? { tokens: tf.tidy(() => tf.tile(tf.expandDims(sentenceEmb, 0), [b, 1, 1]) as tf.Tensor3D), keep: true }
+        ? {
+            tokens: tf.tidy(() => tf.tile(tf.expandDims(sentenceEmb, 0), [b, 1, 1]) as tf.Tensor3D),
+            keep: true,
+            mask: keepMaskInput(
+              SENTENCE_KEEP_INPUT,
+              sentenceKeepMask(sentenceEmb.shape[0] - (prompts.paddedSentences ?? 0), sentenceEmb.shape[0]),
+              [sentenceEmb.shape[0]],
+            ),
+          }
         : { tokens: tf.tidy(() => tf.tile(this.namePromptFusionFeature, [b, 1, 1]) as tf.Tensor3D), keep: false };
     }
     side.vocabEmb = vocabEmb;
@@ -633,6 +724,8 @@ export class ApeNetwork extends Module {
       this.refreshPromptCache();
       return this.promptCache.tokens(texts);
     }
+    if (this.textReleased !== null)
+      throw new Error(`ApeNetwork.forward: the text tower's TF.js weights were released (${this.textReleased})`);
     const out = this.language.net.forward(this.tokenizer.tokenize(texts), {
       pooling: this.config.text.pooling,
       returnHidden: true,

@@ -1,8 +1,31 @@
 /**
  * Shapes, padding and anchors of the flattened multi-level token sequence, all on the host: they
- * depend only on the feature sizes and each image's valid (unpadded) region.
+ * depend only on the feature sizes and each image's valid (unpadded) region. The tensors the
+ * forward makes from the valid region are data inputs (src/engine/graph-inputs.ts) named in
+ * GEOMETRY_INPUTS, so that one exported graph serves every valid region: its runner computes them
+ * with geometryInputValues, which calls the same functions as the forward.
  */
+import { sinePositionEmbedding } from './position-encoding.js';
+
 const f = Math.fround;
+
+/** The data inputs the forward makes from the padding geometry, by what they are. */
+export const GEOMETRY_INPUTS = {
+  /** [B, H, W, 1] 1 inside each image, 0 in the padding (pixelKeepMask). */
+  pixelKeep: 'pixel_keep',
+  /** [B, S, 1] tokenKeepMask. */
+  tokenKeep: 'token_keep',
+  /** [B*S, 1, L, P*2] the encoder's sampling base (pointSamplingBase of encoderReferencePoints). */
+  encoderReference: 'encoder_reference',
+  /** [B, S, E] each level's sine embedding of its padding mask (levelPositionEmbeddings). */
+  positionEmbedding: 'position_embedding',
+  /** [B, S, 1] 1 where a token's proposal anchor is usable (proposalAnchors' valid). */
+  anchorKeep: 'anchor_keep',
+  /** [B, S, 4] the anchors before the sigmoid (proposalAnchors' unact). */
+  anchorUnact: 'anchor_unact',
+  /** [B, 1, L, 4] each level's valid ratios as (w, h, w, h) (validRatioScales). */
+  validRatios: 'valid_ratios',
+} as const;
 
 export interface LevelGeometry {
   batch: number;
@@ -156,4 +179,96 @@ export function flattenedPositionEmbeddings(
     });
   }
   return out;
+}
+
+/** [B, H, W, 1] 1 inside each image's valid [height, width] at the top-left of the H x W input, 0 in the padding. */
+export function pixelKeepMask(sizes: readonly [number, number][], inputSize: [number, number]): Float32Array {
+  const [h, w] = inputSize;
+  const keep = new Float32Array(sizes.length * h * w);
+  sizes.forEach(([vh, vw], i) => {
+    for (let y = 0; y < vh; y++) keep.fill(1, (i * h + y) * w, (i * h + y) * w + vw);
+  });
+  return keep;
+}
+
+/**
+ * The base of a point sampling frame, [rows, 1, levels, points*2]: each row's reference (x, y) per
+ * level (reference [rows, levels, 2]) repeated per point.
+ */
+export function pointSamplingBase(
+  reference: Float32Array,
+  rows: number,
+  levels: number,
+  numPoints: number,
+): Float32Array {
+  const width = levels * numPoints * 2;
+  const base = new Float32Array(rows * width);
+  for (let r = 0; r < rows; r++) {
+    for (let l = 0; l < levels; l++) {
+      const x = reference[(r * levels + l) * 2]!;
+      const y = reference[(r * levels + l) * 2 + 1]!;
+      for (let p = 0; p < numPoints; p++) {
+        base[r * width + (l * numPoints + p) * 2] = x;
+        base[r * width + (l * numPoints + p) * 2 + 1] = y;
+      }
+    }
+  }
+  return base;
+}
+
+/** [B, S, embedDim]: detrex's sine embedding (embedDim / 2 features per axis) of every level's padding mask. */
+export function levelPositionEmbeddings(g: LevelGeometry, embedDim: number): Float32Array {
+  const n = embedDim / 2;
+  return flattenedPositionEmbeddings(g, n, (h, w, vh, vw) => sinePositionEmbedding(h, w, vh, vw, { numPosFeats: n }));
+}
+
+/** [B, 1, L, 4]: each level's valid ratios (w, h) as (w, h, w, h), which scale a reference box per level. */
+export function validRatioScales(validRatios: Float32Array, batch: number, levels: number): Float32Array {
+  const out = new Float32Array(batch * levels * 4);
+  for (let i = 0; i < batch * levels; i++) {
+    out.set([validRatios[i * 2]!, validRatios[i * 2 + 1]!], i * 4);
+    out.set([validRatios[i * 2]!, validRatios[i * 2 + 1]!], i * 4 + 2);
+  }
+  return out;
+}
+
+/** A host array with its shape. */
+export interface HostArray {
+  values: Float32Array;
+  shape: number[];
+}
+
+/**
+ * Every geometry data input (GEOMETRY_INPUTS) of a forward on `sizes` (each image's valid
+ * [height, width]) inside an input of `inputSize`, whose feature levels have `shapes`: what the
+ * forward makes, computed by the same functions, for a runner that feeds an exported graph.
+ */
+export function geometryInputValues(
+  shapes: [number, number][],
+  sizes: [number, number][],
+  inputSize: [number, number],
+  settings: { numPoints: number; embedDim: number },
+): Record<string, HostArray> {
+  const g = levelGeometry(shapes, sizes, inputSize);
+  const { batch: b, total: s } = g;
+  const levels = shapes.length;
+  const anchors = proposalAnchors(g);
+  return {
+    [GEOMETRY_INPUTS.pixelKeep]: { values: pixelKeepMask(sizes, inputSize), shape: [b, ...inputSize, 1] },
+    [GEOMETRY_INPUTS.tokenKeep]: { values: tokenKeepMask(g), shape: [b, s, 1] },
+    [GEOMETRY_INPUTS.encoderReference]: {
+      values: pointSamplingBase(encoderReferencePoints(g), b * s, levels, settings.numPoints),
+      shape: [b * s, 1, levels, settings.numPoints * 2],
+    },
+    [GEOMETRY_INPUTS.positionEmbedding]: {
+      values: levelPositionEmbeddings(g, settings.embedDim),
+      shape: [b, s, settings.embedDim],
+    },
+    [GEOMETRY_INPUTS.anchorKeep]: { values: Float32Array.from(anchors.valid), shape: [b, s, 1] },
+    [GEOMETRY_INPUTS.anchorUnact]: { values: anchors.unact, shape: [b, s, 4] },
+    [GEOMETRY_INPUTS.validRatios]: {
+      values: validRatioScales(g.validRatios, b, levels),
+      shape: [b, 1, levels, 4],
+    },
+  };
 }

@@ -40,6 +40,34 @@ export const init = {
 };
 
 /**
+ * How parameters start: from their initializer (the default), as zeros (no random numbers: for a
+ * model whose every weight is assigned from a file right after), or as empty placeholders (shape
+ * [0], no memory: for parts of a model that get no weights at all, such as the detector of the
+ * page's prompt side, whose forward runs as ONNX graphs; a forward through a placeholder fails on
+ * its shape instead of computing with invented weights).
+ */
+export type ParameterValues = 'initialized' | 'zeros' | 'placeholder';
+
+/** Open withParameterValues scopes, innermost last. */
+const valueScopes: ParameterValues[] = [];
+const placeholders = new WeakSet<tf.Variable>();
+
+/** Runs `make` (module constructors) with parameters made as `values` says (the innermost scope wins). */
+export function withParameterValues<T>(values: ParameterValues, make: () => T): T {
+  valueScopes.push(values);
+  try {
+    return make();
+  } finally {
+    valueScopes.pop();
+  }
+}
+
+/** Whether a parameter was made as a placeholder (withParameterValues): it has no weights. */
+export function isPlaceholder(variable: tf.Variable): boolean {
+  return placeholders.has(variable);
+}
+
+/**
  * A tree of named parameters, like torch.nn.Module: parameter names are dotted paths
  * (`blocks.0.attn.q_proj.weight`) so that checkpoints map by name. Weights of linear layers are
  * stored [in, out] (TF.js matMul order), the transpose of PyTorch's layout.
@@ -50,9 +78,16 @@ export abstract class Module {
 
   protected param(name: string, shape: number[], initializer: Initializer, rng: Rng, trainable = true): tf.Variable {
     if (this.ownParams.has(name) || this.ownChildren.has(name)) throw new Error(`Module: duplicate name '${name}'`);
-    const value = tf.tidy(() => initializer(shape, rng));
-    const variable = tf.variable(value, trainable);
+    const values = valueScopes[valueScopes.length - 1] ?? 'initialized';
+    const value =
+      values === 'initialized'
+        ? tf.tidy(() => initializer(shape, rng))
+        : values === 'zeros'
+          ? tf.zeros(shape)
+          : tf.zeros([0]);
+    const variable = tf.variable(value, values === 'placeholder' ? false : trainable);
     value.dispose();
+    if (values === 'placeholder') placeholders.add(variable);
     this.ownParams.set(name, variable);
     return variable;
   }

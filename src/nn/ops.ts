@@ -13,13 +13,15 @@ export function detach<T extends tf.Tensor>(x: T): T {
  * x - max(x) (over `axis`, kept as a size-1 axis; over all elements when undefined), the shift that
  * keeps a softmax stable. The max is taken as a constant: every softmax of the result is
  * invariant to it, so its gradient through the max is zero, and tracing it would cost an
- * Equal/Cast/Mul/Sum chain over the whole map in every backward pass.
+ * Equal/Cast/Mul/Sum chain over the whole map in every backward pass. With `bias` (broadcast
+ * against x) the max is that of x + bias: a large negative bias leaves an entry out of it.
  */
-export function subtractMax(x: tf.Tensor, axis?: number): tf.Tensor {
+export function subtractMax(x: tf.Tensor, axis?: number, bias: tf.Tensor | null = null): tf.Tensor {
   const shift = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const input = args[0] as tf.Tensor;
+    const over = bias ? tf.add(input, bias) : input;
     return {
-      value: tf.sub(input, axis === undefined ? tf.max(input) : tf.max(input, axis, true)),
+      value: tf.sub(input, axis === undefined ? tf.max(over) : tf.max(over, axis, true)),
       gradFunc: (dy: tf.Tensor) => dy,
     };
   });

@@ -4,13 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  exportKey,
-  MANIFEST_FILE,
-  type ExportShape,
-  type NetworkExport,
-  type OnnxExportManifest,
-} from './export-network.js';
+import { exportKey, MANIFEST_FILE, MANIFEST_VERSION, type ExportShape, type NetworkExport } from './export-network.js';
 import { writeNetworkExport } from './export-files.js';
 import { OPSET } from './kernel-ops.js';
 import { OrtNetwork } from './ort-network.js';
@@ -33,65 +27,88 @@ export function exportCacheDirs(
 /** What a cache folder holds for one model and shape: nothing, an export that fits, or a stale one (and why). */
 export type CachedExport = { state: 'missing' } | { state: 'fits' } | { state: 'stale'; why: string };
 
-/** Reads the manifest in `dir`: an export fits when made from these weights, by this exporter's opset, for this shape. */
-export async function inspectCachedExport(dir: string, hash: string, shape: ExportShape): Promise<CachedExport> {
+/** What a cached export's manifest must say to fit: its file, the model hash, and the key of its shape. */
+export interface ExpectedExport<S> {
+  manifestFile: string;
+  hash: string;
+  key: string;
+  /** The manifest format version it must have, where the export's format has one. */
+  version?: number;
+  /** The key of the shape a manifest records (as the export's key function makes it). */
+  keyOf: (shape: S) => string;
+}
+
+/** Reads the manifest in `dir`: an export fits when made from these weights, by this exporter's opset (and format version), for this shape. */
+export async function inspectManifest<S>(dir: string, expected: ExpectedExport<S>): Promise<CachedExport> {
+  const { manifestFile, hash, key } = expected;
   const stale = (why: string): CachedExport => ({ state: 'stale', why });
   let text: string;
   try {
-    text = await readFile(join(dir, MANIFEST_FILE), 'utf8');
+    text = await readFile(join(dir, manifestFile), 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return { state: 'missing' };
     return stale(`cannot be read (${(e as Error).message})`);
   }
-  let m: Partial<OnnxExportManifest> | null;
+  let m: { model?: { hash?: unknown }; opset?: unknown; version?: unknown; shape?: unknown } | null;
   try {
-    m = JSON.parse(text) as Partial<OnnxExportManifest> | null;
+    m = JSON.parse(text) as typeof m;
   } catch (e) {
-    return stale(`has a damaged ${MANIFEST_FILE} (${(e as Error).message})`);
+    return stale(`has a damaged ${manifestFile} (${(e as Error).message})`);
   }
-  if (!m || typeof m !== 'object') return stale(`has a damaged ${MANIFEST_FILE}`);
+  if (!m || typeof m !== 'object') return stale(`has a damaged ${manifestFile}`);
   if (m.model?.hash !== hash)
     return stale(
       `was made from other weights (model hash ${String(m.model?.hash).slice(0, 12)}, these are ${hash.slice(0, 12)})`,
     );
   if (m.opset !== OPSET) return stale(`has opset ${String(m.opset)}; this exporter writes opset ${OPSET}`);
-  if (!m.shape || exportKey(m.shape) !== exportKey(shape))
-    return stale(`was made for ${m.shape ? exportKey(m.shape) : 'no recorded shape'}, not ${exportKey(shape)}`);
+  if (expected.version !== undefined && m.version !== expected.version)
+    return stale(`has format version ${String(m.version)}; this exporter writes version ${expected.version}`);
+  const made = m.shape ? expected.keyOf(m.shape as S) : null;
+  if (made !== key) return stale(`was made for ${made ?? 'no recorded shape'}, not ${key}`);
   return { state: 'fits' };
 }
 
-export interface CachedExportRequest {
+/** inspectManifest for a network export of `shape`. */
+export function inspectCachedExport(dir: string, hash: string, shape: ExportShape): Promise<CachedExport> {
+  return inspectManifest(dir, {
+    manifestFile: MANIFEST_FILE,
+    hash,
+    key: exportKey(shape),
+    keyOf: exportKey,
+    version: MANIFEST_VERSION,
+  });
+}
+
+/** Finding, making, writing and loading one export: what loadOrMakeExport needs. */
+export interface ExportCacheRequest<E, L> {
   /** The export's folder in each cache, in order of preference (exportCacheDirs + the shape's key). */
   dirs: string[];
-  /** The model's hash (filesHash of its config and weights). */
-  hash: string;
-  shape: ExportShape;
+  inspect: (dir: string) => Promise<CachedExport>;
   /** Makes the export when no cached one fits (seconds for the tiny model). */
-  make: () => NetworkExport;
-  /** ONNX Runtime threads per session. */
-  threads: number | undefined;
+  make: () => E;
+  write: (dir: string, exported: E) => Promise<void>;
+  load: (dir: string) => Promise<L>;
   /** Told why a cached export is not used, where a new one went, and how long it took. */
   report: (message: string) => void;
 }
 
 /**
- * The first cached export that fits and that ONNX Runtime accepts; else one made now and written
- * to the first folder that can be written (a read-only model folder passes it to the next).
- * A stale or damaged export (other weights, another opset or shape, a truncated or missing
- * segment) is made again, never run.
+ * The first cached export that fits and that loads; else one made now and written to the first
+ * folder that can be written (a read-only model folder passes it to the next). A stale or damaged
+ * export (other weights, another opset or shape, a truncated or missing file) is made again, never run.
  */
-export async function loadCachedExport(request: CachedExportRequest): Promise<OrtNetwork> {
-  const { dirs, hash, shape, threads, report } = request;
+export async function loadOrMakeExport<E, L>(request: ExportCacheRequest<E, L>): Promise<L> {
+  const { dirs, report } = request;
   for (const dir of dirs) {
-    const cached = await inspectCachedExport(dir, hash, shape);
+    const cached = await request.inspect(dir);
     if (cached.state === 'missing') continue;
     if (cached.state === 'stale') {
       report(`the ONNX export in ${dir} ${cached.why}; making it again`);
       continue;
     }
     try {
-      return await OrtNetwork.load(dir, { threads });
+      return await request.load(dir);
     } catch (e) {
       report(`the ONNX export in ${dir} is unusable (${(e as Error).message}); making it again`);
     }
@@ -100,7 +117,7 @@ export async function loadCachedExport(request: CachedExportRequest): Promise<Or
   const exported = request.make();
   for (const [i, dir] of dirs.entries()) {
     try {
-      await writeNetworkExport(dir, exported);
+      await request.write(dir, exported);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       const next = dirs[i + 1];
@@ -111,7 +128,35 @@ export async function loadCachedExport(request: CachedExportRequest): Promise<Or
       continue;
     }
     report(`exported in ${((performance.now() - started) / 1000).toFixed(1)} s to ${dir}`);
-    return OrtNetwork.load(dir, { threads });
+    return request.load(dir);
   }
-  throw new Error('loadCachedExport: no cache folder given');
+  throw new Error('loadOrMakeExport: no cache folder given');
+}
+
+/** One export of a model (the network's for a shape by default, or the text tower's) looked up, or made, in the cache folders. */
+export interface CachedExportRequest<S = ExportShape, E = NetworkExport> {
+  /** The export's folder in each cache, in order of preference (exportCacheDirs + the shape's key). */
+  dirs: string[];
+  /** The model's hash (filesHash of its config and weights). */
+  hash: string;
+  shape: S;
+  /** Makes the export when no cached one fits (seconds for the tiny model). */
+  make: () => E;
+  /** ONNX Runtime threads per session. */
+  threads: number | undefined;
+  /** Told why a cached export is not used, where a new one went, and how long it took. */
+  report: (message: string) => void;
+}
+
+/** loadOrMakeExport for the network's export of one shape, loaded into onnxruntime-node sessions. */
+export function loadCachedExport(request: CachedExportRequest): Promise<OrtNetwork> {
+  const { hash, shape, threads } = request;
+  return loadOrMakeExport({
+    dirs: request.dirs,
+    inspect: (dir) => inspectCachedExport(dir, hash, shape),
+    make: request.make,
+    write: writeNetworkExport,
+    load: (dir) => OrtNetwork.load(dir, { threads }),
+    report: request.report,
+  });
 }

@@ -1,11 +1,12 @@
-/** Node side of the ONNX export: the model's hash, and writing an export folder. */
+/** Node side of the ONNX exports: the model's hash, writing an export folder and reading its manifest. */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { type FileHandle, mkdir, open } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomically, writeFully } from '../io/atomic-write.js';
-import { MANIFEST_FILE, type NetworkExport } from './export-network.js';
+import { MANIFEST_FILE, type NetworkExport, type OnnxExportManifest } from './export-network.js';
 import { dataFingerprint, FINGERPRINT_EDGE } from './external-data.js';
+import { checkManifest } from './segmented-network.js';
 
 /** sha256 over the files a model is made of (its config and weights: what an export was made from). */
 export async function filesHash(paths: readonly string[]): Promise<string> {
@@ -21,24 +22,40 @@ export async function filesHash(paths: readonly string[]): Promise<string> {
   return hash.digest('hex');
 }
 
+/** An export's manifest file, parsed (not yet checked); a missing or unparsable file is named (`who` says whose). */
+export async function readManifestJson(path: string, who: string): Promise<unknown> {
+  const text = await readFile(path, 'utf8').catch((e: Error) => {
+    throw new Error(`${who}: cannot read ${path}: ${e.message}`);
+  });
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw new Error(`${path}: ${(e as Error).message}`);
+  }
+}
+
 /** Writes the segments (external data, then graphs), then the manifest (so a folder with a manifest is complete). */
 export async function writeNetworkExport(dir: string, exported: NetworkExport): Promise<void> {
   await mkdir(dir, { recursive: true });
   for (const [i, segment] of exported.manifest.segments.entries()) {
     const chunks = exported.data[i];
-    if (segment.data && chunks) {
-      await writeFileAtomically(join(dir, segment.data.file), async (handle) => {
-        let at = 0;
-        for (const c of chunks) {
-          await writeFully(handle, c, at);
-          at += c.length;
-        }
-      });
-    }
-    await writeFileAtomically(join(dir, segment.file), (handle) => writeFully(handle, exported.files[i]!, 0));
+    if (segment.data && chunks) await writeChunks(join(dir, segment.data.file), chunks);
+    await writeChunks(join(dir, segment.file), [exported.files[i]!]);
   }
-  const manifest = new TextEncoder().encode(`${JSON.stringify(exported.manifest, null, 2)}\n`);
-  await writeFileAtomically(join(dir, MANIFEST_FILE), (handle) => writeFully(handle, manifest, 0));
+  await writeChunks(join(dir, MANIFEST_FILE), [
+    new TextEncoder().encode(`${JSON.stringify(exported.manifest, null, 2)}\n`),
+  ]);
+}
+
+/** Writes a file from chunks in order, atomically (a reader sees the old file or the whole new one). */
+export async function writeChunks(path: string, chunks: readonly Uint8Array[]): Promise<void> {
+  await writeFileAtomically(path, async (handle) => {
+    let at = 0;
+    for (const c of chunks) {
+      await writeFully(handle, c, at);
+      at += c.length;
+    }
+  });
 }
 
 /**
@@ -77,4 +94,90 @@ export async function checkExternalData(
   } finally {
     await handle.close();
   }
+}
+
+/** Refuses an export whose graph files are missing or not the size the export wrote (`who` says whose). */
+export async function checkGraphFiles(
+  dir: string,
+  graphs: readonly { file: string; bytes: number }[],
+  who: string,
+): Promise<void> {
+  for (const graph of graphs) {
+    const file = join(dir, graph.file);
+    const size = await stat(file).then(
+      (s) => s.size,
+      (e: Error) => {
+        throw new Error(`${who}: cannot read ${file}: ${e.message}`);
+      },
+    );
+    if (size !== graph.bytes)
+      throw new Error(`${who}: ${file} has ${size} bytes, the export wrote ${graph.bytes}; export again`);
+  }
+}
+
+/** Writes each graph file, then the manifest (so a folder with a manifest is complete). */
+export async function writeGraphsAndManifest(
+  dir: string,
+  graphs: readonly { file: string }[],
+  files: readonly Uint8Array[],
+  manifestFile: string,
+  manifest: unknown,
+): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  for (const [i, graph] of graphs.entries()) await writeChunks(join(dir, graph.file), [files[i]!]);
+  await writeChunks(join(dir, manifestFile), [new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`)]);
+}
+
+/** A file name inside one folder: one path segment of plain characters, no dot files. */
+const PLAIN_FILE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$/;
+
+/** The files of an export folder as its manifest names them: the manifest, each segment and its external data. */
+export interface ExportFolder {
+  dir: string;
+  manifest: OnnxExportManifest;
+  /** Every file of the export by name (manifest first), with its size in bytes. */
+  files: Map<string, number>;
+}
+
+/**
+ * An export folder whose files are all there as its manifest describes them (each segment a
+ * file, of its recorded size where the manifest has one; external data of its size and
+ * fingerprint), checked without opening it in ONNX Runtime: what the server hands to the page.
+ */
+export async function checkExportFolder(dir: string): Promise<ExportFolder> {
+  const plainName = (name: unknown, field: string) => {
+    if (typeof name !== 'string' || !PLAIN_FILE_NAME.test(name))
+      throw new Error(
+        `${join(dir, MANIFEST_FILE)}: ${field} ${JSON.stringify(name)} is not a file name in the export's folder`,
+      );
+    return name;
+  };
+  const manifestPath = join(dir, MANIFEST_FILE);
+  const text = await readFile(manifestPath).catch((e: Error) => {
+    throw new Error(`cannot read ${manifestPath}: ${e.message}`);
+  });
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder().decode(text));
+  } catch (e) {
+    throw new Error(`${manifestPath}: ${(e as Error).message}`);
+  }
+  const manifest = checkManifest(parsed, manifestPath);
+  const files = new Map<string, number>([[MANIFEST_FILE, text.length]]);
+  for (const [i, segment] of manifest.segments.entries()) {
+    const path = join(dir, plainName(segment.file, `segments[${i}].file`));
+    const info = await stat(path).catch((e: Error) => {
+      throw new Error(`cannot read ${path}: ${e.message}`);
+    });
+    if (!info.isFile()) throw new Error(`${path} is not a file`);
+    if (segment.bytes !== undefined && info.size !== segment.bytes)
+      throw new Error(`${path} has ${info.size} bytes, the export wrote ${segment.bytes}`);
+    files.set(segment.file, info.size);
+    if (segment.data) {
+      plainName(segment.data.file, `segments[${i}].data.file`);
+      await checkExternalData(dir, segment.data);
+      files.set(segment.data.file, segment.data.bytes);
+    }
+  }
+  return { dir, manifest, files };
 }

@@ -1,6 +1,8 @@
 import type { tf } from '../engine/engine.js';
 import type { ModelBatch } from '../modeling/ape-network.js';
 import type { PromptSet } from '../text/prompts.js';
+import type { EncodeProgress } from '../text/prompt-embeddings.js';
+import type { PromptChunkScorer } from '../modeling/prompt-chunk-scores.js';
 
 /** The last decoder layer of a forward: what predict's post-processing reads. */
 export interface NetworkOutputs {
@@ -19,5 +21,9 @@ export interface NetworkOutputs {
 export interface InferenceRunner {
   readonly name: string;
   run(batch: ModelBatch, prompts: PromptSet): Promise<NetworkOutputs>;
+  /** Puts the vectors of prompts into the model's prompt cache, encoding the new ones on this engine. */
+  encodePrompts(texts: readonly string[], onProgress?: EncodeProgress): Promise<void>;
+  /** Scores vocabulary chunks against `queries` decoder queries on this engine (without it, TF.js scores them). */
+  promptScorer?(queries: number): Promise<PromptChunkScorer>;
   release(): Promise<void>;
 }

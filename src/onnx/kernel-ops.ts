@@ -231,16 +231,16 @@ function msDeformAttn(c: KernelContext): void {
   const size = weightsShape.reduce((a, v) => a * v, 1);
   const points = size / (batch * numQuery * heads * levels);
   const [value, loc, weights] = c.inputs as [string, string, string];
-  const locations = b.reshape(loc, [batch, numQuery, heads, levels, points, 2]);
+  // Grid and weights level-major, each in one transpose: [B, Lq, heads, L, P(, 2)] -> [L, B*heads,
+  // Lq, P(, 2)], so that each level's part is a contiguous slice of axis 0 (a strided split and a
+  // transpose per level moved the data twice).
+  const byLevel = (x: string, inner: number[]) =>
+    b.transpose(b.reshape(x, [batch, numQuery, heads, levels, ...inner]), [3, 0, 2, 1, ...inner.map((_, i) => 4 + i)]);
+  const locations = byLevel(loc, [points, 2]);
   const grid = b.op('Sub', [b.op('Mul', [locations, b.scalar('float', 2)]), b.scalar('float', 1)]);
-  // [B, Lq, heads, L, P] -> [B*heads, 1, Lq, L, P]: each level's weights are a slice of it.
-  const wts = b.reshape(b.transpose(b.reshape(weights, [batch, numQuery, heads, levels, points]), [0, 2, 1, 3, 4]), [
-    batch * heads,
-    1,
-    numQuery,
-    levels,
-    points,
-  ]);
+  const wts = byLevel(weights, [points]);
+  const levelOf = (x: string, l: number, shape: number[]) =>
+    b.reshape(b.op('Slice', [x, b.int64s([l]), b.int64s([l + 1]), b.int64s([0])]), shape);
   let summed = '';
   let start = 0;
   for (let l = 0; l < levels; l++) {
@@ -249,23 +249,11 @@ function msDeformAttn(c: KernelContext): void {
     start += h * w;
     // [B, HW, heads, d] -> [B, heads, d, HW] -> [B*heads, d, H, W]
     const map = b.reshape(b.transpose(rows, [0, 2, 3, 1]), [batch * heads, dHead, h, w]);
-    // [B, Lq, heads, 1, P, 2] -> [B, heads, Lq, P, 2] -> [B*heads, Lq, P, 2]
-    const levelGrid = b.op('Slice', [grid, b.int64s([l]), b.int64s([l + 1]), b.int64s([3])]);
-    const g = b.reshape(b.transpose(b.reshape(levelGrid, [batch, numQuery, heads, points, 2]), [0, 2, 1, 3, 4]), [
-      batch * heads,
-      numQuery,
-      points,
-      2,
-    ]);
+    const g = levelOf(grid, l, [batch * heads, numQuery, points, 2]);
     const sampled = b.op('GridSample', [map, g], { mode: 'bilinear', padding_mode: 'zeros', align_corners: 0 });
     // [B*heads, d, Lq, P] weighted by [B*heads, 1, Lq, P] and summed over the points; levels add
     // up (no concatenation of all levels' samples: an inner-axis concat of the largest tensor).
-    const levelWeights = b.reshape(b.op('Slice', [wts, b.int64s([l]), b.int64s([l + 1]), b.int64s([3])]), [
-      batch * heads,
-      1,
-      numQuery,
-      points,
-    ]);
+    const levelWeights = levelOf(wts, l, [batch * heads, 1, numQuery, points]);
     const part = b.op('ReduceSum', [b.op('Mul', [sampled, levelWeights]), b.int64s([3])], { keepdims: 0 });
     summed = l === 0 ? part : b.op('Add', [summed, part]);
   }

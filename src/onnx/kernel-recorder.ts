@@ -1,12 +1,12 @@
 /**
  * Records the TF.js engine's kernel calls while a function runs (one forward of the network): the
  * kernels with their attributes, and where each of their inputs came from (a kernel output, a
- * weight, a caller's input, a constant the code built on the host, or a host input the model named
- * with hostInput). The recording is what the ONNX exporter translates; the code that runs is the
- * same code that trains.
+ * weight, a caller's input, a constant the code built on the host, a host input the model named
+ * with hostInput, or a data input it named with dataInput, recorded as a caller's input). The
+ * recording is what the ONNX exporter translates; the code that runs is the same code that trains.
  */
 import { tf } from '../engine/engine.js';
-import { setHostInputListener } from '../engine/graph-inputs.js';
+import { setGraphInputListener, setStageEndListener } from '../engine/graph-inputs.js';
 import { getOrThrow, required } from '../util/checked.js';
 import { MS_DEFORM_ATTN } from '../engine/ms-deform-attn.js';
 
@@ -17,7 +17,7 @@ export interface RecordedValue {
   shape: number[];
   dtype: tf.DataType;
   source: ValueSource;
-  /** Constants: their values. */
+  /** Constants and data inputs: their values (a data input's in the recorded forward). */
   data?: tf.TypedArray;
   /** Constants: made after the code had read a kernel output back to the host. */
   afterRead?: boolean;
@@ -45,11 +45,20 @@ export interface HostInputEvent {
   kernelCount: number;
 }
 
+/** The end of a stage the model marked (stageEnd), after `kernelCount` kernels had run. */
+export interface StageEndEvent {
+  stage: string;
+  kernelCount: number;
+}
+
 export interface Recording {
   kernels: RecordedKernel[];
   values: Map<string, RecordedValue>;
   reads: HostRead[];
   hostInputs: HostInputEvent[];
+  /** The data inputs the model named (dataInput), in the order it made them; their values have source 'input'. */
+  dataInputs: string[];
+  stageEnds: StageEndEvent[];
 }
 
 interface EngineInternals {
@@ -79,14 +88,15 @@ export interface RecordOptions {
  * Runs `fn` and records every kernel it calls (kernels called from inside a kernel are part of
  * it). `inputs` names the caller's tensors that are graph inputs, `weights` the parameters.
  * Tensors the code makes from a host copy of a recorded value (a detach) are recorded as the
- * same value.
+ * same value. `recordedValue` gives the recorded value that a tensor of the call is (e.g. one it
+ * returned), or undefined for a tensor the recording never saw.
  */
 export function recordKernels<T>(
   fn: () => T,
   inputs: ReadonlyMap<tf.Tensor, string>,
   weights: ReadonlyMap<string, tf.Tensor>,
   options: RecordOptions = {},
-): { result: T; recording: Recording } {
+): { result: T; recording: Recording; recordedValue: (t: tf.Tensor) => RecordedValue | undefined } {
   const shapesOnly = options.compute === 'shapes';
   const engine = tf.engine() as unknown as EngineInternals;
   const values = new Map<string, RecordedValue>();
@@ -96,6 +106,8 @@ export function recordKernels<T>(
   const kernels: RecordedKernel[] = [];
   const reads: HostRead[] = [];
   const hostInputs: HostInputEvent[] = [];
+  const dataInputs: string[] = [];
+  const stageEnds: StageEndEvent[] = [];
   let constants = 0;
   let depth = 0;
   let reading = false;
@@ -209,19 +221,32 @@ export function recordKernels<T>(
     }
     return t;
   };
-  const previousListener = setHostInputListener((name, t) => {
-    if (byId.has(t.id)) throw new Error(`recordKernels: host input '${name}' is already a recorded value`);
-    define(t, { name, shape: t.shape, dtype: t.dtype, source: 'host-input' });
-    hostInputs.push({ value: name, kernelCount: kernels.length });
+  const previousListener = setGraphInputListener((name, t, kind) => {
+    if (byId.has(t.id)) throw new Error(`recordKernels: ${kind} input '${name}' is already a recorded value`);
+    if (kind === 'host') {
+      define(t, { name, shape: t.shape, dtype: t.dtype, source: 'host-input' });
+      hostInputs.push({ value: name, kernelCount: kernels.length });
+      return;
+    }
+    // The unwrapped read: the values are the caller's, not a read of the forward.
+    const data = readSync.call(engine, t.dataId).slice();
+    define(t, { name, shape: t.shape, dtype: t.dtype, source: 'input', data });
+    dataInputs.push(name);
   });
+  const previousStageListener = setStageEndListener((stage) => stageEnds.push({ stage, kernelCount: kernels.length }));
   try {
     const result = fn();
-    return { result, recording: { kernels, values, reads, hostInputs } };
+    const recordedValue = (t: tf.Tensor): RecordedValue | undefined => {
+      const name = byId.get(t.id);
+      return name === undefined ? undefined : values.get(name);
+    };
+    return { result, recording: { kernels, values, reads, hostInputs, dataInputs, stageEnds }, recordedValue };
   } finally {
     delete own.runKernel;
     delete own.readSync;
     delete own.makeTensor;
-    setHostInputListener(previousListener);
+    setGraphInputListener(previousListener);
+    setStageEndListener(previousStageListener);
   }
 }
 

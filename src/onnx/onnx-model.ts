@@ -139,19 +139,39 @@ const EXTERNAL_ALIGN = 4096;
 /**
  * Moves the model's large initializers to an external data file named `location` (ONNX's format
  * for models over protobuf's 2 GB limit): the model's tensors then only point into the file.
- * Returns the chunks of the file in order (with alignment padding) and its size.
+ * Several models may share one file: an initializer of the same name is stored once, and every
+ * model that has it points to that copy (`select` picks the initializers that go; default: those
+ * of at least EXTERNAL_MIN_BYTES). Returns the chunks of the file in order (with alignment
+ * padding) and its size.
  */
-export function externalizeInitializers(model: OnnxModel, location: string): { chunks: Uint8Array[]; bytes: number } {
+export function externalizeInitializers(
+  models: OnnxModel | readonly OnnxModel[],
+  location: string,
+  select: (t: OnnxTensor) => boolean = (t) => t.data.byteLength >= EXTERNAL_MIN_BYTES,
+): { chunks: Uint8Array[]; bytes: number } {
   const chunks: Uint8Array[] = [];
+  const placed = new Map<string, NonNullable<OnnxTensor['external']>>();
   let bytes = 0;
-  for (const t of model.graph.initializers) {
-    if (t.data.byteLength < EXTERNAL_MIN_BYTES) continue;
-    const pad = (EXTERNAL_ALIGN - (bytes % EXTERNAL_ALIGN)) % EXTERNAL_ALIGN;
-    if (pad > 0) chunks.push(new Uint8Array(pad));
-    bytes += pad;
-    chunks.push(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
-    t.external = { location, offset: bytes, length: t.data.byteLength };
-    bytes += t.data.byteLength;
+  for (const model of Array.isArray(models) ? models : [models]) {
+    for (const t of (model as OnnxModel).graph.initializers) {
+      if (!select(t)) continue;
+      const at = placed.get(t.name);
+      if (at) {
+        if (at.length !== t.data.byteLength)
+          throw new Error(
+            `onnx: shared initializer '${t.name}' has ${t.data.byteLength} bytes here, ${at.length} before`,
+          );
+        t.external = at;
+        continue;
+      }
+      const pad = (EXTERNAL_ALIGN - (bytes % EXTERNAL_ALIGN)) % EXTERNAL_ALIGN;
+      if (pad > 0) chunks.push(new Uint8Array(pad));
+      bytes += pad;
+      chunks.push(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+      t.external = { location, offset: bytes, length: t.data.byteLength };
+      placed.set(t.name, t.external);
+      bytes += t.data.byteLength;
+    }
   }
   return { chunks, bytes };
 }

@@ -1,15 +1,23 @@
 /**
  * The network forward of predict on ONNX Runtime in Node: exports are made on first use for each
- * input geometry and sentence count, cached on disk next to the model (checked against the model's
- * hash) and in memory. The forward itself is OrtRunner's (shared with the page).
+ * input size and sentence bucket, and one of the text tower for the prompts, cached on disk next
+ * to the model (checked against the model's hash) and in memory. The forward itself is
+ * OrtRunner's (shared with the page).
  */
 import { join } from 'node:path';
 import type { ApeNetwork } from '../modeling/ape-network.js';
-import { exportNetwork, type ExportShape } from './export-network.js';
-import { filesHash } from './export-files.js';
-import { exportCacheDirs, loadCachedExport } from './export-cache.js';
+import { exportKey, exportNetwork, type ExportShape, type NetworkExport } from './export-network.js';
+import { checkExportFolder, filesHash, writeNetworkExport, type ExportFolder } from './export-files.js';
+import { exportCacheDirs, inspectCachedExport, loadCachedExport, loadOrMakeExport } from './export-cache.js';
 import type { OrtNetwork } from './ort-network.js';
 import { OrtRunner } from './ort-runner.js';
+import type { OrtTextTower } from './ort-text-tower.js';
+import { exportTextTower, textExportKey, textExportShape } from './text-export.js';
+import { loadCachedTextExport } from './text-export-files.js';
+import type { OrtPromptScorer } from './ort-prompt-scorer.js';
+import { exportPromptScorer, promptScoreExportKey, type PromptScoreShape } from './prompt-score-export.js';
+import { loadCachedPromptScorer } from './prompt-score-files.js';
+import { required } from '../util/checked.js';
 
 /** Where the model came from: its folder and the files whose hash keys the cached exports. */
 export interface ModelSource {
@@ -32,6 +40,12 @@ export interface OrtEngineOptions {
    * its shape comes back (default DEFAULT_MAX_LOADED in ort-runner.ts).
    */
   maxLoaded?: number;
+  /**
+   * Free the text tower's TF.js weights once its ONNX export has encoded prompts (a frozen tower
+   * only; loadModel sets it for those): about 2.8 GB for the released models' EVA02-CLIP-E. The
+   * model then cannot encode new prompts on TF.js (predictSync, setInferenceRunner(null)).
+   */
+  releaseTextWeights?: boolean;
   /** ONNX Runtime threads per session (default: all cores). */
   threads?: number;
   /** Told when an export is being made (it takes seconds for the tiny model, minutes for large ones). */
@@ -47,31 +61,102 @@ export class OrtEngine extends OrtRunner {
     private readonly source: ModelSource,
     private readonly options: OrtEngineOptions = {},
   ) {
-    super(network, options.maxLoaded);
+    super(network, { maxLoaded: options.maxLoaded, releaseTextWeights: options.releaseTextWeights });
   }
 
-  /** From the disk cache (the model folder's, then the fallback) when it matches, or made now and cached. */
-  protected async loadNetwork(key: string, shape: ExportShape): Promise<OrtNetwork> {
+  /** sha256 of the model's config and weights (computed once): the hash its exports are checked against. */
+  modelHash(): Promise<string> {
     this.hash ??= filesHash(this.source.files);
-    const hash = await this.hash;
-    return loadCachedExport({
-      dirs: exportCacheDirs(
-        this.source.dir,
-        this.network.config.name,
-        hash,
-        this.options.cacheDir,
-        this.options.fallbackCacheDir,
-      ).map((d) => join(d, key)),
+    return this.hash;
+  }
+
+  private cacheDirs(hash: string, key: string): string[] {
+    return exportCacheDirs(
+      this.source.dir,
+      this.network.config.name,
+      hash,
+      this.options.cacheDir,
+      this.options.fallbackCacheDir,
+    ).map((d) => join(d, key));
+  }
+
+  /** The text tower's export from the disk cache when it matches, or made now (all its buckets at once) and cached. */
+  protected async loadTextTower(): Promise<OrtTextTower> {
+    const hash = await this.modelHash();
+    const { name, text } = this.network.config;
+    const shape = textExportShape(text.encoder.contextLength);
+    const key = textExportKey(shape);
+    const dirs = this.cacheDirs(hash, key);
+    return loadCachedTextExport({
+      dirs,
       hash,
       shape,
       make: () => {
-        this.options.onExport?.(
-          `exporting ${this.network.config.name} to ONNX for ${key} (once per image shape and sentence count) ...`,
-        );
-        return exportNetwork(this.network, shape, hash);
+        if (this.network.textTowerReleased)
+          throw new Error(
+            `the text tower's ONNX export (${dirs.join(', ')}) is missing or damaged and its TF.js weights were released; load the model again`,
+          );
+        this.options.onExport?.(`exporting ${name}'s text tower to ONNX (${key}, once per model) ...`);
+        return exportTextTower(this.network.language.net, text.pooling, shape, { name, hash }, { externalData: true });
       },
       threads: this.options.threads,
       report: (message) => this.options.onExport?.(message),
     });
+  }
+
+  /** The vocabulary chunks' scoring graphs from the disk cache when they match, or made now (all widths at once) and cached. */
+  protected async loadPromptScorer(shape: PromptScoreShape): Promise<OrtPromptScorer> {
+    const hash = await this.modelHash();
+    const { name } = this.network.config;
+    const key = promptScoreExportKey(shape);
+    const head = required(this.network.classEmbed[this.network.classEmbed.length - 1], 'the classifier');
+    return loadCachedPromptScorer({
+      dirs: this.cacheDirs(hash, key),
+      hash,
+      shape,
+      make: () => {
+        this.options.onExport?.(`exporting ${name}'s vocabulary scoring to ONNX (${key}, once per model) ...`);
+        return exportPromptScorer(head, shape, { name, hash });
+      },
+      threads: this.options.threads,
+      report: (message) => this.options.onExport?.(message),
+    });
+  }
+
+  /** From the disk cache (the model folder's, then the fallback) when it matches, or made now and cached. */
+  protected async loadNetwork(key: string, shape: ExportShape): Promise<OrtNetwork> {
+    const hash = await this.modelHash();
+    return loadCachedExport({
+      dirs: this.cacheDirs(hash, key),
+      hash,
+      shape,
+      make: () => this.makeNetworkExport(key, shape, hash),
+      threads: this.options.threads,
+      report: (message) => this.options.onExport?.(message),
+    });
+  }
+
+  /**
+   * The export's folder for one shape, from the disk cache or made now, with its files checked
+   * but not opened in ONNX Runtime: what `ape serve` hands to the page.
+   */
+  async exportFolder(shape: ExportShape): Promise<ExportFolder> {
+    const hash = await this.modelHash();
+    const key = exportKey(shape);
+    return loadOrMakeExport({
+      dirs: this.cacheDirs(hash, key),
+      inspect: (dir) => inspectCachedExport(dir, hash, shape),
+      make: () => this.makeNetworkExport(key, shape, hash),
+      write: writeNetworkExport,
+      load: checkExportFolder,
+      report: (message) => this.options.onExport?.(message),
+    });
+  }
+
+  private makeNetworkExport(key: string, shape: ExportShape, hash: string): NetworkExport {
+    this.options.onExport?.(
+      `exporting ${this.network.config.name} to ONNX for ${key} (once per input size and sentence bucket) ...`,
+    );
+    return exportNetwork(this.network, shape, hash);
   }
 }

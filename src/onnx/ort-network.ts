@@ -2,11 +2,11 @@
  * An exported network on ONNX Runtime in Node: the export folder read from disk into
  * onnxruntime-node sessions; running it is SegmentedNetwork's (shared with the page).
  */
-import { access, readFile } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { MANIFEST_FILE } from './export-network.js';
-import { checkExternalData } from './export-files.js';
+import { checkExternalData, readManifestJson } from './export-files.js';
 import { checkManifest, createSegmentSessions, SegmentedNetwork } from './segmented-network.js';
 import { required } from '../util/checked.js';
 
@@ -19,28 +19,28 @@ export interface OrtNetworkOptions {
   profile?: string;
 }
 
+/** The onnxruntime-node session options of every export (the network's segments, the text tower's graphs). */
+export function ortSessionOptions(options: OrtNetworkOptions = {}): ort.InferenceSession.SessionOptions {
+  return {
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
+    // Idle intra-op threads sleep instead of spinning: on a 2-core machine the spinning threads
+    // otherwise take the core that the host selection and post-processing (JS) run on.
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
+    // No CPU memory arena: the arena keeps its high-water mark of activations for the session's
+    // life (ape-ti segment 0 peaked 0.8-0.9 GB higher at 512 and 1024 with it, at the same CPU
+    // time; docs/onnx.md, Measured).
+    enableCpuMemArena: false,
+    ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
+    ...(options.profile ? { enableProfiling: true, profileFilePrefix: options.profile } : {}),
+  };
+}
+
 export class OrtNetwork extends SegmentedNetwork {
   static async load(dir: string, options: OrtNetworkOptions = {}): Promise<OrtNetwork> {
     const path = join(dir, MANIFEST_FILE);
-    const text = await readFile(path, 'utf8').catch((e: Error) => {
-      throw new Error(`OrtNetwork: cannot read ${path}: ${e.message}`);
-    });
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch (e) {
-      throw new Error(`${path}: ${(e as Error).message}`);
-    }
-    const manifest = checkManifest(parsed, path);
-    const sessionOptions: ort.InferenceSession.SessionOptions = {
-      graphOptimizationLevel: 'all',
-      executionMode: 'sequential',
-      // Idle intra-op threads sleep instead of spinning: on a 2-core machine the spinning threads
-      // otherwise take the core that the host selection and post-processing (JS) run on.
-      extra: { session: { intra_op: { allow_spinning: '0' } } },
-      ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
-      ...(options.profile ? { enableProfiling: true, profileFilePrefix: options.profile } : {}),
-    };
+    const manifest = checkManifest(await readManifestJson(path, 'OrtNetwork'), path);
+    const sessionOptions = ortSessionOptions(options);
     const sessions = await createSegmentSessions(manifest, async (i) => {
       const segment = required(manifest.segments[i], 'OrtNetwork: the segment');
       const file = join(dir, segment.file);

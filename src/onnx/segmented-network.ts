@@ -4,11 +4,12 @@
  * Platform-neutral: the sessions and tensors come from onnxruntime-node (ort-network.ts) or
  * onnxruntime-web (the page), which share this API shape.
  */
-import { levelGeometry, proposalAnchors } from '../modeling/feature-geometry.js';
+import { geometryInputValues, levelGeometry, proposalAnchors, type HostArray } from '../modeling/feature-geometry.js';
 import { selectQueries } from '../modeling/proposals.js';
-import { MANIFEST_FORMAT, type OnnxExportManifest } from './export-network.js';
+import { padSentenceRows, sentenceKeepMask } from '../modeling/sentence-buckets.js';
+import { MANIFEST_FORMAT, MANIFEST_VERSION, type OnnxExportManifest } from './export-network.js';
 import type { TensorSpec } from './segments.js';
-import { getOrThrow } from '../util/checked.js';
+import { getOrThrow, required } from '../util/checked.js';
 
 /** The part of an ONNX Runtime tensor this runner reads. */
 export interface OrtTensorLike {
@@ -31,22 +32,32 @@ export type OrtTensorFactory = (
 ) => OrtTensorLike;
 
 export interface OrtNetworkInputs {
-  /** [1, size, size, 3] RGB 0..255. */
+  /** [1, size, size, 3] RGB 0..255, the image at the top-left, zeros after it. */
   image: Float32Array;
-  /** [vocabulary, D] and [sentences, D] prompt embeddings (as many as the export was made for). */
+  /** The image's [height, width] inside the input (the rest is padding); default the whole input. */
+  valid?: [number, number];
+  /** [vocabulary, D] prompt embeddings (as many as the export was made for). */
   vocabulary?: Float32Array;
+  /** [n, D] sentence embeddings, n from 1 to the export's sentence rows (the rest is padded and masked). */
   sentences?: Float32Array;
 }
 
 export interface OrtNetworkOutputs {
-  /** Null when the export scores no prompt (see OnnxExportManifest.outputs). */
+  /**
+   * [1, Q, vocabulary + n]: the vocabulary's and the given sentences' columns (those of padded
+   * rows left out); null when the export scores no prompt (see OnnxExportManifest.outputs).
+   */
   logits: { data: Float32Array; dims: number[] } | null;
   hidden: { data: Float32Array; dims: number[] };
   boxes: { data: Float32Array; dims: number[] };
   masks: { data: Float32Array; dims: number[] };
   /** Token indices picked as decoder queries. */
   selected: Int32Array;
-  /** Milliseconds in each segment (0: backbone and encoder with proposals; 1: decoder and heads) and in the host selection between them. */
+  /**
+   * Milliseconds in each segment (without cuts, 0: backbone and encoder with proposals, 1: decoder
+   * and heads; an export cut after the backbone has backbone, encoder, decoder) and in the host
+   * selection.
+   */
   timings: { segments: number[]; host: number };
 }
 
@@ -54,17 +65,27 @@ export function checkManifest(value: unknown, source: string): OnnxExportManifes
   const m = value as Partial<OnnxExportManifest> | null;
   if (!m || typeof m !== 'object' || m.format !== MANIFEST_FORMAT)
     throw new Error(`${source}: not an APE ONNX export (format must be '${MANIFEST_FORMAT}')`);
-  if (m.version !== 1) throw new Error(`${source}: unsupported export version ${String(m.version)}`);
+  if ((m.version as number) === 1)
+    throw new Error(`${source}: made by an older exporter (one export per valid region); export it again`);
+  if (m.version !== MANIFEST_VERSION) throw new Error(`${source}: unsupported export version ${String(m.version)}`);
   if (
     !Array.isArray(m.segments) ||
     m.segments.length === 0 ||
     !Array.isArray(m.hostSteps) ||
-    m.hostSteps.length !== m.segments.length - 1
+    m.hostSteps.length !== m.segments.filter((s, i) => i > 0 && !s?.after).length
   ) {
     throw new Error(`${source}: segments and host steps do not fit together`);
   }
-  if (!m.shape || !m.outputs || !m.inputs || !Array.isArray(m.spatialShapes) || !m.proposals)
-    throw new Error(`${source}: missing shape, inputs, outputs, spatialShapes or proposals`);
+  if (
+    !m.shape ||
+    !m.outputs ||
+    !m.inputs ||
+    !Array.isArray(m.inputs.geometry) ||
+    !m.geometry ||
+    !Array.isArray(m.spatialShapes) ||
+    !m.proposals
+  )
+    throw new Error(`${source}: missing shape, inputs, geometry, outputs, spatialShapes or proposals`);
   if (typeof m.outputs.hidden !== 'string')
     throw new Error(`${source}: no hidden-query output (made by an older exporter); export it again`);
   return m as OnnxExportManifest;
@@ -88,8 +109,52 @@ export async function createSegmentSessions<S extends OrtSessionLike>(
   return sessions;
 }
 
+/**
+ * Runs segments in order on their sessions: each takes its inputs from `known` (the caller's
+ * feeds, earlier segments' outputs, host inputs) and adds its outputs there; before each segment
+ * i > 0 that is not a cut after a stage (`after`), `hostStep(k)` adds the k-th host step's input. Returns the milliseconds of each segment and of
+ * the host steps together.
+ */
+export async function runSegments(
+  segments: readonly { inputs: readonly TensorSpec[]; outputs: readonly TensorSpec[]; after?: string }[],
+  sessions: readonly OrtSessionLike[],
+  known: Map<string, OrtTensorLike>,
+  where: string,
+  hostStep: (index: number) => void,
+): Promise<{ segments: number[]; host: number }> {
+  if (sessions.length !== segments.length)
+    throw new Error(`${where}: ${sessions.length} sessions for ${segments.length} segments`);
+  const timings = { segments: [] as number[], host: 0 };
+  let steps = 0;
+  for (let i = 0; i < sessions.length; i++) {
+    const segment = segments[i]!;
+    // A segment that begins at a stage's end (a cut) has no host step before it.
+    if (i > 0 && !segment.after) {
+      const t0 = performance.now();
+      hostStep(steps++);
+      timings.host += performance.now() - t0;
+    }
+    const feeds: Record<string, OrtTensorLike> = {};
+    for (const input of segment.inputs) {
+      const t = known.get(input.name);
+      if (!t) throw new Error(`${where}: segment ${i} needs '${input.name}', which nothing produced`);
+      feeds[input.name] = t;
+    }
+    const t0 = performance.now();
+    const out = await sessions[i]!.run(feeds);
+    timings.segments.push(performance.now() - t0);
+    for (const o of segment.outputs) known.set(o.name, out[o.name]!);
+  }
+  return timings;
+}
+
 export class SegmentedNetwork {
   private readonly levelIds: Int32Array;
+  /**
+   * The last valid region's geometry inputs: images of one aspect ratio in a row skip computing
+   * them (~5 ms for the tiny model at 256, ~0.3 s and 120 MB for ape-ti at 1024).
+   */
+  private lastGeometry: { key: string; values: Record<string, HostArray> } | null = null;
 
   constructor(
     readonly manifest: OnnxExportManifest,
@@ -99,10 +164,24 @@ export class SegmentedNetwork {
     if (sessions.length !== manifest.segments.length)
       throw new Error(`SegmentedNetwork: ${sessions.length} sessions for ${manifest.segments.length} segments`);
     const size = manifest.shape.size;
-    const anchors = proposalAnchors(
-      levelGeometry(manifest.spatialShapes, [manifest.shape.valid ?? [size, size]], [size, size]),
-    );
+    const anchors = proposalAnchors(levelGeometry(manifest.spatialShapes, [[size, size]], [size, size]));
     this.levelIds = Int32Array.from(anchors.levelIds);
+  }
+
+  /** The geometry inputs of an image filling `valid` of the input (geometryInputValues, the forward's own code). */
+  private geometryInputs(valid: [number, number]): Record<string, HostArray> {
+    const size = this.manifest.shape.size;
+    const [h, w] = valid;
+    if (!(Number.isInteger(h) && Number.isInteger(w) && h > 0 && w > 0 && h <= size && w <= size))
+      throw new Error(`OrtNetwork: valid region ${h}x${w} does not fit the ${size}x${size} input`);
+    const key = `${h}x${w}`;
+    if (this.lastGeometry?.key !== key) {
+      this.lastGeometry = {
+        key,
+        values: geometryInputValues(this.manifest.spatialShapes, [valid], [size, size], this.manifest.geometry),
+      };
+    }
+    return this.lastGeometry.values;
   }
 
   /**
@@ -117,7 +196,7 @@ export class SegmentedNetwork {
         if (data && data.length > 0) throw new Error(`OrtNetwork: this export takes no ${what}`);
         return;
       }
-      const spec = m.segments.flatMap((s) => s.inputs).find((s) => s.name === name);
+      const spec = this.inputSpec(name);
       if (!spec) return; // The graph does not use it.
       const expected = spec.shape.reduce((a, b) => a * b, 1);
       if (!data || data.length !== expected) {
@@ -127,42 +206,49 @@ export class SegmentedNetwork {
       }
       known.set(name, this.tensor('float32', data, spec.shape));
     };
+    const geometry = this.geometryInputs(inputs.valid ?? [m.shape.size, m.shape.size]);
     feed(m.inputs.image, inputs.image, 'image');
     feed(m.inputs.vocabulary, inputs.vocabulary, 'vocabulary embeddings');
-    feed(m.inputs.sentences, inputs.sentences, 'sentence embeddings');
+    for (const name of m.inputs.geometry) {
+      const g = required(geometry[name], `OrtNetwork: the geometry input '${name}'`);
+      feed(name, g.values, `geometry input '${name}'`);
+    }
+    const rows = m.shape.sentences;
+    let given = 0;
+    if (m.inputs.sentences !== null && inputs.sentences) {
+      const dim = required(this.inputSpec(m.inputs.sentences), 'OrtNetwork: the sentence input').shape[1]!;
+      given = inputs.sentences.length / dim;
+      if (!(Number.isInteger(given) && given >= 1 && given <= rows))
+        throw new Error(
+          `OrtNetwork: this export takes 1 to ${rows} sentence embeddings of ${dim} values, got ${inputs.sentences.length} values`,
+        );
+      feed(m.inputs.sentences, padSentenceRows(inputs.sentences, dim, rows), 'sentence embeddings');
+      if (m.inputs.sentenceKeep !== null) feed(m.inputs.sentenceKeep, sentenceKeepMask(given, rows), 'sentence mask');
+    } else {
+      feed(m.inputs.sentences, inputs.sentences, 'sentence embeddings');
+    }
 
     let selected: Int32Array = new Int32Array(0);
-    const timings = { segments: [] as number[], host: 0 };
-    for (let i = 0; i < this.sessions.length; i++) {
-      if (i > 0) {
-        const t0 = performance.now();
-        selected = this.hostStep(m.hostSteps[i - 1]!, known, queryIndex);
-        timings.host += performance.now() - t0;
-      }
-      const segment = m.segments[i]!;
-      const feeds: Record<string, OrtTensorLike> = {};
-      for (const input of segment.inputs) {
-        const t = known.get(input.name);
-        if (!t) throw new Error(`OrtNetwork: segment ${i} needs '${input.name}', which nothing produced`);
-        feeds[input.name] = t;
-      }
-      const t0 = performance.now();
-      const out = await this.sessions[i]!.run(feeds);
-      timings.segments.push(performance.now() - t0);
-      for (const o of segment.outputs) known.set(o.name, out[o.name]!);
-    }
+    const timings = await runSegments(m.segments, this.sessions, known, 'OrtNetwork', (i) => {
+      selected = this.hostStep(m.hostSteps[i]!, known, queryIndex);
+    });
     const read = (name: string) => {
       const t = getOrThrow(known, name, 'OrtNetwork: outputs');
       return { data: t.data as Float32Array, dims: [...t.dims] };
     };
     return {
-      logits: m.outputs.logits === null ? null : read(m.outputs.logits),
+      logits: m.outputs.logits === null ? null : withoutPaddedColumns(read(m.outputs.logits), rows - given),
       hidden: read(m.outputs.hidden),
       boxes: read(m.outputs.boxes),
       masks: read(m.outputs.masks),
       selected,
       timings,
     };
+  }
+
+  /** The spec of a graph input, if a segment takes it. */
+  private inputSpec(name: string): TensorSpec | undefined {
+    return this.manifest.segments.flatMap((s) => s.inputs).find((s) => s.name === name);
   }
 
   /** The proposal selection: objectness logits and unactivated boxes -> rows of the picked tokens. */
@@ -193,4 +279,17 @@ export class SegmentedNetwork {
   async release(): Promise<void> {
     await Promise.all(this.sessions.map((s) => s.release()));
   }
+}
+
+/** [1, Q, P] logits without their last `padded` columns (those of padded sentence rows). */
+function withoutPaddedColumns(
+  logits: { data: Float32Array; dims: number[] },
+  padded: number,
+): { data: Float32Array; dims: number[] } {
+  if (padded === 0) return logits;
+  const [b, q, p] = logits.dims as [number, number, number];
+  const kept = p - padded;
+  const data = new Float32Array(b * q * kept);
+  for (let r = 0; r < b * q; r++) data.set(logits.data.subarray(r * p, r * p + kept), r * kept);
+  return { data, dims: [b, q, kept] };
 }

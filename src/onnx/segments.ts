@@ -21,6 +21,8 @@ export interface SegmentPlan {
   inputs: TensorSpec[];
   outputs: TensorSpec[];
   model: OnnxModel;
+  /** A segment that begins at a stage's end (a cut, no host step before it): that stage. */
+  after?: string;
 }
 
 /** A host input and the values (outputs of earlier segments) the host read before making it, in read order. */
@@ -49,16 +51,32 @@ function initializer(v: RecordedValue, data: Float32Array | Int32Array | Uint8Ar
 }
 
 /**
- * Cuts the recording at its host inputs. `outputs` are the values the caller wants from the last
- * segment (or any segment); `weightData` gives each weight's values.
+ * Cuts the recording at its host inputs, and at the ends of the stages named in `cutAfter`
+ * (stageEnd; such a segment has no host step before it). `outputs` are the values the caller
+ * wants from the last segment (or any segment); `weightData` gives each weight's values.
  */
 export function segmentRecording(
   recording: Recording,
   outputs: string[],
   weightData: (name: string) => Float32Array,
   producer: string,
+  cutAfter: readonly string[] = [],
 ): SegmentedGraph {
   const { kernels, values } = recording;
+  const cuts = cutAfter.map((stage) => {
+    const end = recording.stageEnds.find((e) => e.stage === stage);
+    if (!end)
+      throw new Error(
+        `ONNX export: no stage '${stage}' to cut after (the forward marked: ${recording.stageEnds.map((e) => e.stage).join(', ') || 'none'})`,
+      );
+    return end;
+  });
+  // Segment boundaries in forward order: host inputs and cuts. A value made after a cut belongs to
+  // a segment at or after it; after a host input, only values that depend on it move on.
+  const boundaries = [
+    ...recording.hostInputs.map((h) => ({ kernelCount: h.kernelCount, host: h.value as string | null, stage: '' })),
+    ...cuts.map((c) => ({ kernelCount: c.kernelCount, host: null, stage: c.stage })),
+  ].sort((a, b) => a.kernelCount - b.kernelCount);
   const producerOf = new Map<string, number>();
   kernels.forEach((k, i) => k.outputs.forEach((o) => producerOf.set(o, i)));
   const value = (name: string): RecordedValue => {
@@ -69,18 +87,22 @@ export function segmentRecording(
 
   // Static values (weights, constants, and what is computed from them alone) belong to no
   // segment: each segment that needs one recomputes it (ONNX Runtime folds them at load).
-  // Other values: segment 0 before any host input, else 1 + the latest host input they depend on.
-  const hostIndex = new Map(recording.hostInputs.map((h, i) => [h.value, i + 1]));
+  // Other values: the latest segment among their inputs' (a host input starts its boundary's
+  // segment), and no earlier than the segment of the last cut made before them.
+  const hostIndex = new Map(boundaries.flatMap((b, i) => (b.host === null ? [] : [[b.host, i + 1] as const])));
   const segmentOf = new Map<string, number | null>();
   for (const v of values.values()) {
     if (v.source === 'weight' || v.source === 'constant') segmentOf.set(v.name, null);
     else if (v.source !== 'kernel') segmentOf.set(v.name, hostIndex.get(v.name) ?? 0);
   }
-  for (const k of kernels) {
+  // The segment that the last cut at or before kernel k starts.
+  const cutFloor = (k: number) =>
+    boundaries.reduce((floor, b, i) => (b.host === null && b.kernelCount <= k ? i + 1 : floor), 0);
+  for (const [index, k] of kernels.entries()) {
     const from = k.inputs
       .map((i) => getOrThrow(segmentOf, i.value, 'segments of values'))
       .filter((x): x is number => x !== null);
-    for (const o of k.outputs) segmentOf.set(o, from.length === 0 ? null : Math.max(...from));
+    for (const o of k.outputs) segmentOf.set(o, from.length === 0 ? null : Math.max(cutFloor(index), ...from));
   }
   const stepReads: string[][] = recording.hostInputs.map((h, i) => {
     const previous = i === 0 ? -1 : recording.hostInputs[i - 1]!.kernelCount;
@@ -92,7 +114,7 @@ export function segmentRecording(
       ),
     ];
   });
-  const count = recording.hostInputs.length + 1;
+  const count = boundaries.length + 1;
 
   // Per segment: the kernels it runs and the values it must output (requested outputs, host
   // reads, values that later segments use).
@@ -154,7 +176,8 @@ export function segmentRecording(
         outputs: outs.map(valueInfo),
       },
     };
-    return { inputs: inputList, outputs: outs, model };
+    const stage = s > 0 ? boundaries[s - 1]!.stage : '';
+    return { inputs: inputList, outputs: outs, model, ...(stage ? { after: stage } : {}) };
   });
   const hostSteps = recording.hostInputs.map((h, i) => ({ input: spec(value(h.value)), reads: stepReads[i]! }));
   return { segments, hostSteps };

@@ -6,13 +6,15 @@ import { createRequire } from 'node:module';
 import { decodeImage } from '../io/image-node.js';
 import { inspectImage } from '../io/image-header.js';
 import { ImageError } from '../io/image-types.js';
-import { CONFIG_FILE, parseModelConfig } from '../inference/model-folder.js';
+import { CONFIG_FILE, WEIGHTS_FILE, parseModelConfig } from '../inference/model-folder.js';
+import { filesHash } from '../onnx/export-files.js';
 import type { InferenceEngineName } from '../inference/model-files.js';
 import { HttpError, errorBody } from './http-error.js';
 import { pixelBudgetFor, resolveLimits, type ServerLimits } from './limits.js';
 import { ModelHost, type PredictOutcome } from './model-host.js';
 import { parsePredictRequest, type PredictRequest } from './predict-request.js';
 import { readBody } from './read-body.js';
+import { ServedExports } from './onnx-exports.js';
 import { listServableFiles, sendFile } from './static-files.js';
 import { WorkQueue } from './work-queue.js';
 
@@ -135,8 +137,8 @@ export interface ApeServer {
 }
 
 /**
- * The HTTP service: `POST /v1/predict`, `GET /v1/health`, `GET /v1/model`, the model's files for
- * the in-browser mode, the wasm binaries of TF.js (/v1/wasm/) and onnxruntime-web (/v1/ort/), and
+ * The HTTP service: `POST /v1/predict`, `GET /v1/health`, `GET /v1/model`, the model's files and
+ * its ONNX exports (/v1/onnx, see onnx-exports.ts) for the in-browser mode, the wasm binaries of TF.js (/v1/wasm/) and onnxruntime-web (/v1/ort/), and
  * the web page at `/`, cross-origin isolated. node:http only.
  */
 export async function createApeServer(options: ApeServerOptions): Promise<ApeServer> {
@@ -152,11 +154,17 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
   };
   const modelFiles = await listServableFiles(options.modelDir, MODEL_FILE_EXTENSIONS).catch(cannotLoad);
   const configPath = join(options.modelDir, CONFIG_FILE);
-  const inputSize =
-    options.inputSize ??
-    (await readFile(configPath, 'utf8')
-      .then((text) => parseModelConfig(text, configPath).input.size)
-      .catch(cannotLoad));
+  const modelConfig = await readFile(configPath, 'utf8')
+    .then((text) => parseModelConfig(text, configPath))
+    .catch(cannotLoad);
+  const modelSize = modelConfig.input.size;
+  const inputSize = options.inputSize ?? modelSize;
+  // sha256 of config.json and the weights, as Node's export cache keys exports (made once, on first use).
+  let hash: Promise<string> | null = null;
+  const modelHash = () => {
+    hash ??= filesHash([configPath, join(options.modelDir, WEIGHTS_FILE)]);
+    return hash;
+  };
   const limits = resolveLimits({
     ...options.limits,
     maxImagePixels: options.limits?.maxImagePixels ?? pixelBudgetFor(inputSize),
@@ -167,6 +175,10 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
   const ortWasmFiles = new Set(
     (await listServableFiles(ortWasmDir, ['.mjs', '.wasm'])).map((f) => f.name).filter((n) => ORT_WASM_FILE.test(n)),
   );
+  const exports = new ServedExports(host, modelConfig.name, modelHash, {
+    sizes: [...new Set([inputSize, modelSize])],
+    maxSentences: limits.maxPrompts,
+  });
   const examplesDir = options.examplesDir ?? defaultExamplesDir();
   const examples = await listServableFiles(examplesDir, ['.png', '.jpg', '.jpeg']).catch(() => []);
   const exampleNames = new Set(examples.map((f) => f.name));
@@ -241,7 +253,6 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
     });
   }
 
-  const head = (request: IncomingMessage) => request.method === 'HEAD';
   /** The API, in one table: a path ending in '/' serves the files under it (the rest of the path is the file name). */
   const routes: Route[] = [
     { path: '/v1/predict', method: 'POST', handle: predict },
@@ -271,6 +282,7 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
           config: info.config,
           backend: info.backend,
           inferenceEngine: info.inferenceEngine,
+          hash: await modelHash(),
           files: modelFiles,
           limits,
         });
@@ -279,26 +291,39 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
     {
       path: '/v1/model/files/',
       method: 'GET',
+      handle: async (request, response, file) =>
+        sendFile(request, response, options.modelDir, file, modelFileNames, {
+          etagPrefix: (await modelHash()).slice(0, 16),
+        }),
+    },
+    {
+      path: '/v1/onnx',
+      method: 'GET',
+      handle: async (_request, response) => sendJson(response, 200, await exports.index()),
+    },
+    {
+      path: '/v1/onnx/',
+      method: 'GET',
       handle: (request, response, file) =>
-        sendFile(response, options.modelDir, file, modelFileNames, { head: head(request) }),
+        file === 'export' ? exports.manifest(request, response) : exports.file(request, response, file),
     },
     { path: '/v1/examples', method: 'GET', handle: (_request, response) => sendJson(response, 200, { examples }) },
     {
       path: '/v1/examples/',
       method: 'GET',
-      handle: (request, response, file) => sendFile(response, examplesDir, file, exampleNames, { head: head(request) }),
+      handle: (request, response, file) => sendFile(request, response, examplesDir, file, exampleNames),
     },
     {
       path: '/v1/wasm/',
       method: 'GET',
       handle: (request, response, file) =>
-        sendFile(response, wasmDir, file, wasmFiles, { cache: 'max-age=86400', head: head(request) }),
+        sendFile(request, response, wasmDir, file, wasmFiles, { cache: 'max-age=86400' }),
     },
     {
       path: '/v1/ort/',
       method: 'GET',
       handle: (request, response, file) =>
-        sendFile(response, ortWasmDir, file, ortWasmFiles, { cache: 'max-age=86400', head: head(request) }),
+        sendFile(request, response, ortWasmDir, file, ortWasmFiles, { cache: 'max-age=86400' }),
     },
   ];
 
@@ -330,7 +355,7 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
         `the web page is not built (no ${join(webDir, 'index.html')}); run npm run build`,
       );
     }
-    return sendFile(response, webDir, name, webFiles, { head: head(request) });
+    return sendFile(request, response, webDir, name, webFiles);
   }
 
   function fail(request: IncomingMessage, response: ServerResponse, error: unknown): void {

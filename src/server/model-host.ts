@@ -2,7 +2,15 @@ import { Worker } from 'node:worker_threads';
 import { HttpError } from './http-error.js';
 import type { InferenceEngineName } from '../inference/model-files.js';
 import type { PredictionJson } from '../inference/prediction-json.js';
-import type { EngineMemory, ModelInfo, WorkerPredictJob, WorkerReply } from './worker-protocol.js';
+import type { ExportShape } from '../onnx/export-network.js';
+import type {
+  EngineMemory,
+  ExportFolderInfo,
+  ModelInfo,
+  WorkerExportJob,
+  WorkerPredictJob,
+  WorkerReply,
+} from './worker-protocol.js';
 import { required } from '../util/checked.js';
 
 export interface ModelWorkerData {
@@ -37,8 +45,11 @@ export interface PredictOutcome {
   inferenceMs: number;
 }
 
+/** A job's answer from the worker: its result reply, or its error message. */
+type JobReply = Extract<WorkerReply, { type: 'result' } | { type: 'export-ready' } | { type: 'error' }>;
+
 interface Pending {
-  resolve: (outcome: PredictOutcome) => void;
+  settle: (reply: JobReply) => void;
   reject: (error: unknown) => void;
 }
 
@@ -88,11 +99,7 @@ export class ModelHost {
           const pending = this.pending.get(reply.id);
           if (!pending) return;
           this.pending.delete(reply.id);
-          if (reply.type === 'result') pending.resolve({ json: reply.json, inferenceMs: reply.inferenceMs });
-          else
-            pending.reject(
-              new HttpError(500, 'prediction-failed', `the model could not process the request: ${reply.message}`),
-            );
+          pending.settle(reply);
         }
       });
       worker.on('error', (error) => {
@@ -139,9 +146,17 @@ export class ModelHost {
       };
       signal.addEventListener('abort', onAbort, { once: true });
       this.pending.set(id, {
-        resolve: (outcome) => {
+        settle: (reply) => {
           signal.removeEventListener('abort', onAbort);
-          resolve(outcome);
+          if (reply.type === 'result') resolve({ json: reply.json, inferenceMs: reply.inferenceMs });
+          else
+            reject(
+              new HttpError(
+                500,
+                'prediction-failed',
+                `the model could not process the request: ${reply.type === 'error' ? reply.message : reply.type}`,
+              ),
+            );
         },
         reject: (error) => {
           signal.removeEventListener('abort', onAbort);
@@ -150,6 +165,34 @@ export class ModelHost {
       });
       const message: WorkerPredictJob = { type: 'predict', id, ...job };
       worker.postMessage(message, [message.image.data.buffer as ArrayBuffer]);
+    });
+  }
+
+  /**
+   * The model's ONNX export for one shape, found in its cache or made now by the model thread (in
+   * turn with predictions: seconds for the tiny model, about half a minute for the released ones at 1024).
+   */
+  async exportFolder(shape: ExportShape): Promise<ExportFolderInfo> {
+    await this.start();
+    const worker = required(this.worker, 'the model worker');
+    const id = this.nextId++;
+    return new Promise<ExportFolderInfo>((resolve, reject) => {
+      this.pending.set(id, {
+        settle: (reply) => {
+          if (reply.type === 'export-ready') resolve(reply.folder);
+          else
+            reject(
+              new HttpError(
+                500,
+                'export-failed',
+                `the model could not be exported to ONNX: ${reply.type === 'error' ? reply.message : reply.type}`,
+              ),
+            );
+        },
+        reject,
+      });
+      const message: WorkerExportJob = { type: 'export', id, shape };
+      worker.postMessage(message);
     });
   }
 

@@ -4,14 +4,15 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { initEngine, tf } from '../engine/engine.js';
-import { loadModel } from '../inference/model-files.js';
+import { DEFAULT_ENGINE, loadModel, ortEngineFor } from '../inference/model-files.js';
+import type { OrtEngine } from '../onnx/ort-engine.js';
 import { DEFAULT_SEMANTIC_THRESHOLD } from '../inference/semantic-confidence.js';
 import type { ApeModel } from '../inference/ape-model.js';
 import { DEFAULT_SCORE_THRESHOLD } from '../inference/results.js';
 import { predictLeakFree } from '../inference/predict-leak-free.js';
 import { predictionToJson } from '../inference/prediction-json.js';
 import type { ModelWorkerData } from './model-host.js';
-import type { EngineMemory, WorkerReply, WorkerRequest } from './worker-protocol.js';
+import type { EngineMemory, WorkerExportJob, WorkerPredictJob, WorkerReply, WorkerRequest } from './worker-protocol.js';
 
 const port = parentPort;
 if (!port) throw new Error('model-worker: must run as a worker thread');
@@ -23,16 +24,35 @@ function memory(): EngineMemory {
 
 const reply = (message: WorkerReply) => port.postMessage(message);
 
-async function start(): Promise<ApeModel | null> {
+/** A job that failed: its error's message. */
+const replyError = (id: number, error: unknown) =>
+  reply({ type: 'error', id, message: error instanceof Error ? error.message : String(error), memory: memory() });
+
+/**
+ * The loaded model and its ONNX Runtime engine, which runs predict's network (unless the server
+ * runs TF.js) and finds or makes the exports the page fetches; with TF.js it is made on the first
+ * such request, so a TF.js server loads ONNX Runtime only when the page asks for an export.
+ */
+interface Loaded {
+  model: ApeModel;
+  ort: () => Promise<OrtEngine>;
+}
+
+async function start(): Promise<Loaded | null> {
   const { modelDir, inputSize, engine } = workerData as ModelWorkerData;
   try {
     const t0 = performance.now();
     await initEngine({ backend: 'wasm' });
     const model = await loadModel(modelDir, {
-      ...(engine !== undefined ? { engine } : {}),
-      ort: { onExport: (line) => reply({ type: 'note', line }) },
+      engine: 'tfjs',
       ...(inputSize !== undefined ? { inputSize } : {}),
     });
+    let ort: Promise<OrtEngine> | null = null;
+    const ortEngine = () => {
+      ort ??= ortEngineFor(model, modelDir, { onExport: (line) => reply({ type: 'note', line }) });
+      return ort;
+    };
+    if ((engine ?? DEFAULT_ENGINE) === 'ort') model.setInferenceRunner(await ortEngine());
     reply({
       type: 'ready',
       info: {
@@ -44,14 +64,23 @@ async function start(): Promise<ApeModel | null> {
       },
       memory: memory(),
     });
-    return model;
+    return { model, ort: ortEngine };
   } catch (error) {
     reply({ type: 'load-failed', message: error instanceof Error ? error.message : String(error) });
     return null;
   }
 }
 
-async function answer(model: ApeModel, job: WorkerRequest): Promise<void> {
+async function exportFolder(ort: () => Promise<OrtEngine>, job: WorkerExportJob): Promise<void> {
+  try {
+    const { dir, manifest, files } = await (await ort()).exportFolder(job.shape);
+    reply({ type: 'export-ready', id: job.id, folder: { dir, manifest, files: [...files] }, memory: memory() });
+  } catch (error) {
+    replyError(job.id, error);
+  }
+}
+
+async function answer(model: ApeModel, job: WorkerPredictJob): Promise<void> {
   const t0 = performance.now();
   try {
     const prediction = await predictLeakFree(
@@ -67,20 +96,15 @@ async function answer(model: ApeModel, job: WorkerRequest): Promise<void> {
     const json = predictionToJson(prediction);
     reply({ type: 'result', id: job.id, json, inferenceMs: performance.now() - t0, memory: memory() });
   } catch (error) {
-    reply({
-      type: 'error',
-      id: job.id,
-      message: error instanceof Error ? error.message : String(error),
-      memory: memory(),
-    });
+    replyError(job.id, error);
   }
 }
 
-const model = await start();
-if (model) {
+const loaded = await start();
+if (loaded) {
   // One job at a time, in arrival order, also when a job awaits its engine.
   let chain = Promise.resolve();
   port.on('message', (job: WorkerRequest) => {
-    chain = chain.then(() => answer(model, job));
+    chain = chain.then(() => (job.type === 'export' ? exportFolder(loaded.ort, job) : answer(loaded.model, job)));
   });
 }

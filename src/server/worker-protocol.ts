@@ -1,4 +1,5 @@
 import type { PredictionJson } from '../inference/prediction-json.js';
+import type { ExportShape, OnnxExportManifest } from '../onnx/export-network.js';
 
 /** Messages between the HTTP thread and the model worker. */
 
@@ -10,6 +11,20 @@ export interface WorkerPredictJob {
   sentences: string[];
   threshold?: number;
   semanticThreshold?: number;
+}
+
+/** Find the ONNX export of one shape in the model's cache, or make it (for the page: `GET /v1/onnx/export`). */
+export interface WorkerExportJob {
+  type: 'export';
+  id: number;
+  shape: ExportShape;
+}
+
+/** An export folder as the worker checked it (ExportFolder, with its files as pairs). */
+export interface ExportFolderInfo {
+  dir: string;
+  manifest: OnnxExportManifest;
+  files: [string, number][];
 }
 
 export interface EngineMemory {
@@ -28,7 +43,7 @@ export interface ModelInfo {
   loadMs: number;
 }
 
-export type WorkerRequest = WorkerPredictJob;
+export type WorkerRequest = WorkerPredictJob | WorkerExportJob;
 
 export type WorkerReply =
   | { type: 'ready'; info: ModelInfo; memory: EngineMemory }
@@ -36,4 +51,5 @@ export type WorkerReply =
   /** A line worth showing (an ONNX export being made on first use). */
   | { type: 'note'; line: string }
   | { type: 'result'; id: number; json: PredictionJson; inferenceMs: number; memory: EngineMemory }
-  | { type: 'error'; id: number; message: string; memory: EngineMemory };
+  | { type: 'error'; id: number; message: string; memory: EngineMemory }
+  | { type: 'export-ready'; id: number; folder: ExportFolderInfo; memory: EngineMemory };

@@ -237,38 +237,47 @@ export class ClipTextEncoder extends Module {
 
   /** Encodes rows of token ids (as a tokenizer returns them: sot ... eot, zero-padded). */
   forward(ids: readonly (readonly number[])[], options: ClipTextForwardOptions = {}): ClipTextOutput {
-    const { contextLength, vocabSize, width } = this.config;
-    const n = ids.length;
-    if (n === 0) throw new Error('ClipTextEncoder.forward: no prompts');
-    const endTokenIdx = ids.map((row, r) => {
-      if (row.length !== contextLength)
-        throw new Error(`ClipTextEncoder.forward: row ${r} has ${row.length} ids, expected ${contextLength}`);
-      let best = 0;
-      for (let j = 1; j < row.length; j++) if (row[j]! > row[best]!) best = j;
-      return best;
+    const batch = textTokenBatch(ids, this.config, {
+      pooling: options.pooling ?? 'eot',
+      length: options.fullLength ? this.config.contextLength : undefined,
     });
-    const length = options.fullLength ? contextLength : Math.max(...endTokenIdx) + 1;
-    const flat = new Int32Array(n * length);
-    ids.forEach((row, r) => {
-      for (let j = 0; j < length; j++) {
-        const id = row[j]!;
-        if (!Number.isInteger(id) || id < 0 || id >= vocabSize)
-          throw new Error(`ClipTextEncoder.forward: id ${id} (row ${r}, position ${j}) outside 0..${vocabSize - 1}`);
-        flat[r * length + j] = id;
-      }
+    const { rows: n, length } = batch;
+    const idsTensor = tf.tensor1d(batch.ids, 'int32');
+    const weights = tf.tensor3d(batch.poolWeights, [n, length, 1]);
+    const [embeddings, lastHiddenState] = this.encodeTokens(idsTensor, weights, {
+      returnHidden: options.returnHidden,
+      intermediates: options.intermediates,
     });
-    const pooling = options.pooling ?? 'eot';
-    const poolWeights = new Float32Array(n * length);
-    const maskValues = new Int32Array(n * length);
-    endTokenIdx.forEach((e, r) => {
-      for (let j = 0; j <= e; j++) maskValues[r * length + j] = 1;
-      if (pooling === 'eot') poolWeights[r * length + e] = 1;
-      else for (let j = 0; j <= e; j++) poolWeights[r * length + j] = 1 / (e + 1);
-    });
+    tf.dispose([idsTensor, weights]);
+    return {
+      embeddings,
+      lastHiddenState,
+      attentionMask: tf.tensor2d(batch.attentionMask, [n, length], 'int32'),
+      endTokenIdx: batch.endTokenIdx,
+    };
+  }
+
+  /**
+   * The tower's tensor work over a prepared batch (textTokenBatch): `ids` [n * L] int32 token ids,
+   * `poolWeights` [n, L, 1] each row's pooling weights over its positions -> [n, embedDim] pooled
+   * vectors (and [n, L, embedDim] projected states with returnHidden). The ONNX export records this
+   * (src/onnx/text-export.ts) with both as graph inputs.
+   */
+  encodeTokens(
+    ids: tf.Tensor1D,
+    poolWeights: tf.Tensor3D,
+    options: Pick<ClipTextForwardOptions, 'returnHidden' | 'intermediates'> = {},
+  ): [tf.Tensor2D, tf.Tensor3D | null] {
+    const { contextLength, width } = this.config;
+    const [n, length] = poolWeights.shape;
+    if (ids.size !== n * length)
+      throw new Error(`ClipTextEncoder.encodeTokens: ${ids.size} ids for ${n} rows of ${length} positions`);
+    if (length > contextLength)
+      throw new Error(`ClipTextEncoder.encodeTokens: ${length} positions, the context holds ${contextLength}`);
     const taps = options.intermediates;
     const t = this.text;
     const [embeddings, lastHiddenState] = tf.tidy(() => {
-      const tokens = tf.gather(t.tokenEmbedding, tf.tensor1d(flat, 'int32'));
+      const tokens = tf.gather(t.tokenEmbedding, ids);
       const positions =
         length === contextLength ? t.positionalEmbedding : tf.slice(t.positionalEmbedding, [0, 0], [length, width]);
       let x = tf.add(tf.reshape(tokens, [n, length, width]), positions) as tf.Tensor3D;
@@ -278,8 +287,7 @@ export class ClipTextEncoder extends Module {
         if (taps) taps.set(`resblock_out.${i}`, tf.keep(tf.clone(x)));
       });
       const normed = t.lnFinal.forward(x);
-      const weights = tf.tensor3d(poolWeights, [n, length, 1]);
-      const pooled = tf.matMul(tf.sum(tf.mul(normed, weights), 1) as tf.Tensor2D, t.textProjection) as tf.Tensor2D;
+      const pooled = tf.matMul(tf.sum(tf.mul(normed, poolWeights), 1) as tf.Tensor2D, t.textProjection) as tf.Tensor2D;
       const hidden = options.returnHidden
         ? (tf.reshape(tf.matMul(tf.reshape(normed, [n * length, width]), t.textProjection), [
             n,
@@ -289,11 +297,64 @@ export class ClipTextEncoder extends Module {
         : null;
       return hidden ? [pooled, hidden] : [pooled];
     }) as [tf.Tensor2D, tf.Tensor3D?];
-    return {
-      embeddings,
-      lastHiddenState: lastHiddenState ?? null,
-      attentionMask: tf.tensor2d(maskValues, [n, length], 'int32'),
-      endTokenIdx,
-    };
+    return [embeddings, lastHiddenState ?? null];
   }
+}
+
+/** Rows of token ids made ready for the tower's tensors (ClipTextEncoder.encodeTokens): validated, cut to `length` positions. */
+export interface TextTokenBatch {
+  rows: number;
+  /** Positions per row. */
+  length: number;
+  /** [rows * length] the ids of each row's first `length` positions. */
+  ids: Int32Array;
+  /** Per row, the end-of-text position (argmax of its ids, the first of equal ones). */
+  endTokenIdx: number[];
+  /** [rows * length] each row's pooling weights: 1 at its end token ('eot'), 1/(end + 1) up to it ('mean'). */
+  poolWeights: Float32Array;
+  /** [rows * length] 1 for positions <= the end token. */
+  attentionMask: Int32Array;
+}
+
+/**
+ * The host side of a text forward: checks every row (contextLength ids within the vocabulary) and
+ * cuts it to `length` positions, by default just past the longest row's end token (later positions
+ * never reach earlier ones through the causal mask, so the pooled vectors do not depend on it).
+ */
+export function textTokenBatch(
+  ids: readonly (readonly number[])[],
+  config: Pick<ClipTextConfig, 'contextLength' | 'vocabSize'>,
+  options: { pooling: TextPooling; length?: number },
+): TextTokenBatch {
+  const { contextLength, vocabSize } = config;
+  const n = ids.length;
+  if (n === 0) throw new Error('ClipTextEncoder.forward: no prompts');
+  const endTokenIdx = ids.map((row, r) => {
+    if (row.length !== contextLength)
+      throw new Error(`ClipTextEncoder.forward: row ${r} has ${row.length} ids, expected ${contextLength}`);
+    let best = 0;
+    for (let j = 1; j < row.length; j++) if (row[j]! > row[best]!) best = j;
+    return best;
+  });
+  const needed = Math.max(...endTokenIdx) + 1;
+  const length = options.length ?? needed;
+  if (!Number.isInteger(length) || length < needed || length > contextLength)
+    throw new Error(`ClipTextEncoder.forward: length ${length} outside ${needed}..${contextLength} for these rows`);
+  const flat = new Int32Array(n * length);
+  ids.forEach((row, r) => {
+    for (let j = 0; j < length; j++) {
+      const id = row[j]!;
+      if (!Number.isInteger(id) || id < 0 || id >= vocabSize)
+        throw new Error(`ClipTextEncoder.forward: id ${id} (row ${r}, position ${j}) outside 0..${vocabSize - 1}`);
+      flat[r * length + j] = id;
+    }
+  });
+  const poolWeights = new Float32Array(n * length);
+  const attentionMask = new Int32Array(n * length);
+  endTokenIdx.forEach((e, r) => {
+    for (let j = 0; j <= e; j++) attentionMask[r * length + j] = 1;
+    if (options.pooling === 'eot') poolWeights[r * length + e] = 1;
+    else for (let j = 0; j <= e; j++) poolWeights[r * length + j] = 1 / (e + 1);
+  });
+  return { rows: n, length, ids: flat, endTokenIdx, poolWeights, attentionMask };
 }

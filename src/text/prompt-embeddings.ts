@@ -22,6 +22,18 @@ export interface PromptCacheStats {
   stored: number;
 }
 
+/**
+ * Encodes rows of token ids (as the tokenizer gives them) to one vector each, somewhere other than
+ * the TF.js tower: the same tower exported to ONNX Runtime (src/onnx/ort-text-tower.ts).
+ */
+export type PromptRowEncoder = (
+  rows: readonly (readonly number[])[],
+  onProgress?: (done: number) => void,
+) => Promise<Float32Array[]>;
+
+/** Progress of an encoding: prompts encoded so far of those that were new (`total`), after each batch. */
+export type EncodeProgress = (done: number, total: number) => void;
+
 /** Where sentence vectors outlive the process (the on-disk prompt cache, src/inference/prompt-store.ts). */
 export interface PromptVectorStore {
   readonly dim: number;
@@ -44,6 +56,8 @@ export class PromptEmbeddingCache {
   private encoded = 0;
   private stored = 0;
   private store: PromptVectorStore | null = null;
+  /** Why the TF.js tower can no longer encode (its weights were released), or null. */
+  private towerGone: string | null = null;
 
   constructor(
     private readonly encoder: ClipTextEncoder,
@@ -78,6 +92,43 @@ export class PromptEmbeddingCache {
     this.store = store;
   }
 
+  /**
+   * From now on the TF.js tower is not run (its weights are gone): a text that is neither in
+   * memory nor in the store is refused with `why`, and `prepare` is the way to encode.
+   */
+  towerReleased(why: string): void {
+    this.towerGone = why;
+  }
+
+  /**
+   * Makes sure every text's sentence vector is in memory (and in the store): those found in
+   * neither are encoded by `encode` (all in one call, so that it can batch them as it likes) instead
+   * of the TF.js tower. `sentences` then serves them without encoding, unless more texts than the
+   * memory holds (maxEntries) pushed some out again.
+   */
+  async prepare(texts: readonly string[], encode: PromptRowEncoder, onProgress?: EncodeProgress): Promise<void> {
+    const missing = this.lookUp(this.sentenceCache, texts, this.store);
+    if (missing.length === 0) return;
+    onProgress?.(0, missing.length);
+    const values = await encode(
+      this.tokenizer.tokenize(missing),
+      onProgress && ((done) => onProgress(done, missing.length)),
+    );
+    if (values.length !== missing.length)
+      throw new Error(`PromptEmbeddingCache: the encoder gave ${values.length} vectors for ${missing.length} texts`);
+    const fresh = new Map<string, Float32Array>();
+    values.forEach((value, i) => {
+      if (value.length !== this.dim)
+        throw new Error(
+          `PromptEmbeddingCache: the encoder gave a ${value.length}-d vector, the tower makes ${this.dim}`,
+        );
+      this.remember(this.sentenceCache, missing[i]!, value);
+      fresh.set(missing[i]!, value);
+    });
+    this.encoded += missing.length;
+    if (this.store) this.store.put(fresh);
+  }
+
   clear(): void {
     this.sentenceCache.clear();
     this.tokenCache.clear();
@@ -85,22 +136,46 @@ export class PromptEmbeddingCache {
 
   /** [N, D] one embedding per text, from the cache where possible. */
   sentences(texts: readonly string[]): tf.Tensor2D {
+    const flat = new Float32Array(texts.length * this.dim);
+    this.sentenceRows(texts, flat);
+    return tf.tensor2d(flat, [texts.length, this.dim]);
+  }
+
+  /**
+   * Makes sure every text's sentence vector is in memory (and in the store), encoding those found
+   * in neither on the TF.js tower, `batchSize` at a time (`onProgress` after each batch).
+   */
+  cacheSentences(texts: readonly string[], onProgress?: EncodeProgress): void {
+    this.encodeMissing(this.sentenceCache, texts, (chunk) => this.encodeSentences(chunk), this.store, onProgress);
+  }
+
+  private encodeSentences(chunk: string[]): Float32Array[] {
     const d = this.dim;
-    this.encodeMissing(
-      this.sentenceCache,
-      texts,
-      (chunk) => {
-        const out = this.encoder.forward(this.tokenizer.tokenize(chunk), { pooling: this.pooling });
-        const values = out.embeddings.dataSync() as Float32Array;
-        out.embeddings.dispose();
-        out.attentionMask.dispose();
-        return chunk.map((_, i) => values.slice(i * d, (i + 1) * d));
-      },
-      this.store,
-    );
-    const flat = new Float32Array(texts.length * d);
-    texts.forEach((t, i) => flat.set(getOrThrow(this.sentenceCache, t, 'the sentence embedding cache'), i * d));
-    return tf.tensor2d(flat, [texts.length, d]);
+    const out = this.encoder.forward(this.tokenizer.tokenize(chunk), { pooling: this.pooling });
+    const values = out.embeddings.dataSync() as Float32Array;
+    out.embeddings.dispose();
+    out.attentionMask.dispose();
+    return chunk.map((_, i) => values.slice(i * d, (i + 1) * d));
+  }
+
+  /** Writes one embedding per text (from the cache where possible) as the first rows of `into` ([rows, D] row-major). */
+  sentenceRows(texts: readonly string[], into: Float32Array): void {
+    const d = this.dim;
+    if (into.length < texts.length * d)
+      throw new Error(`PromptEmbeddingCache: ${into.length} values cannot hold ${texts.length} ${d}-d rows`);
+    // All in memory (a vocabulary scored image after image): one lookup per text.
+    let found = 0;
+    for (; found < texts.length; found++) {
+      const value = this.sentenceCache.get(texts[found]!);
+      if (value === undefined) break;
+      into.set(value, found * d);
+    }
+    if (found === texts.length) {
+      this.hits += found;
+      return;
+    }
+    this.cacheSentences(texts);
+    texts.forEach((t, i) => into.set(getOrThrow(this.sentenceCache, t, 'the sentence embedding cache'), i * d));
   }
 
   /** Token features (start through end token) of every text, concatenated; cached per text. */
@@ -132,19 +207,17 @@ export class PromptEmbeddingCache {
     texts: readonly string[],
     encode: (chunk: string[]) => Float32Array[],
     store: PromptVectorStore | null = null,
+    onProgress?: EncodeProgress,
   ): void {
-    let missing = unique(texts.filter((t) => !cache.has(t)));
-    this.hits += texts.length - missing.length;
-    this.misses += missing.length;
+    const missing = this.lookUp(cache, texts, store);
     if (missing.length === 0) return;
-    if (store) {
-      const found = store.get(missing);
-      this.stored += found.size;
-      for (const [t, v] of found) this.remember(cache, t, v);
-      missing = missing.filter((t) => !found.has(t));
-    }
+    if (this.towerGone !== null)
+      throw new Error(
+        `PromptEmbeddingCache: cannot encode ${missing.length} prompt${missing.length === 1 ? '' : 's'} (first: '${missing[0]}'): ${this.towerGone}`,
+      );
     // One shard per call: the store's files are written whole.
     const fresh = new Map<string, Float32Array>();
+    onProgress?.(0, missing.length);
     for (let start = 0; start < missing.length; start += this.batchSize) {
       const chunk = missing.slice(start, start + this.batchSize);
       const values = encode(chunk);
@@ -153,8 +226,27 @@ export class PromptEmbeddingCache {
         this.remember(cache, chunk[i]!, value);
         if (store) fresh.set(chunk[i]!, value);
       });
+      onProgress?.(start + chunk.length, missing.length);
     }
     if (fresh.size > 0) store?.put(fresh);
+  }
+
+  /** Counts hits and misses, reads what the store has into `cache`; the texts still missing (each once). */
+  private lookUp(
+    cache: Map<string, Float32Array>,
+    texts: readonly string[],
+    store: PromptVectorStore | null,
+  ): string[] {
+    let missing = unique(texts.filter((t) => !cache.has(t)));
+    this.hits += texts.length - missing.length;
+    this.misses += missing.length;
+    if (missing.length > 0 && store) {
+      const found = store.get(missing);
+      this.stored += found.size;
+      for (const [t, v] of found) this.remember(cache, t, v);
+      missing = missing.filter((t) => !found.has(t));
+    }
+    return missing;
   }
 
   private remember(cache: Map<string, Float32Array>, key: string, value: Float32Array): void {

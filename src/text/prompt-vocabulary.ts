@@ -32,6 +32,29 @@ function knownWords(tokenizer: WordTokenizer): Set<string> {
  * known), naming the words and listing the ones the model does know.
  */
 export function vocabularyWarnings(tokenizer: TextTokenizer, prompts: readonly string[]): string[] {
+  // A list seen lately (a vocabulary predicted image after image): the answer of then.
+  let recent = recentWarnings.get(tokenizer);
+  if (!recent) {
+    recent = [];
+    recentWarnings.set(tokenizer, recent);
+  }
+  const at = recent.findIndex(
+    (r) => r.prompts.length === prompts.length && r.prompts.every((p, i) => p === prompts[i]),
+  );
+  const hit = at >= 0 ? recent.splice(at, 1)[0] : undefined;
+  const entry = hit ?? { prompts: [...prompts], warnings: listUnknownWords(tokenizer, prompts) };
+  recent.unshift(entry);
+  if (recent.length > RECENT_LISTS) recent.pop();
+  return [...entry.warnings];
+}
+
+/** Prompt lists remembered per tokenizer (a server alternating between a few vocabularies checks each once). */
+const RECENT_LISTS = 4;
+
+// A memo, not state: the lists lately checked with each tokenizer and their warnings, latest first.
+const recentWarnings = new WeakMap<TextTokenizer, { prompts: readonly string[]; warnings: string[] }[]>();
+
+function listUnknownWords(tokenizer: TextTokenizer, prompts: readonly string[]): string[] {
   const words = new Set<string>();
   for (const p of prompts) for (const w of unknownWords(tokenizer, p)) words.add(w);
   if (words.size === 0) return [];

@@ -35,6 +35,8 @@ const pageErrors: string[] = [];
 /** The page's web workers (onnxruntime-web's wasm threads are workers running its .mjs runtime). */
 const workers: string[] = [];
 const isOrtThread = (u: string) => u.endsWith('/v1/ort/ort-wasm-simd-threaded.mjs');
+/** What the page fetched: URL, status and the byte range asked for. */
+const responses: { url: string; status: number; range: string | undefined }[] = [];
 
 before(async () => {
   // A word list, so that the page has something to warn about.
@@ -48,6 +50,7 @@ before(async () => {
     if (m.type() === 'error') pageErrors.push(m.text());
   });
   page.on('worker', (w) => workers.push(w.url()));
+  page.on('response', (r) => responses.push({ url: r.url(), status: r.status(), range: r.request().headers().range }));
 });
 
 after(async () => {
@@ -180,7 +183,7 @@ test('server mode: an example image, typed prompts, overlays drawn and a result 
   assert.ok((await stat(shot)).size > 20_000);
 });
 
-test('in-browser mode on onnxruntime-web: the graphs Node exports, run in the page, find what the server and Node find', async () => {
+test("in-browser mode on onnxruntime-web: the server's export of the graphs, run in the page on the model's prompt side, finds what the server and Node find", async () => {
   await page.click('label:has(input[value="browser"])');
   await page.waitForFunction(
     () => /in this browser/.test(document.getElementById('model-status')?.textContent ?? ''),
@@ -201,13 +204,26 @@ test('in-browser mode on onnxruntime-web: the graphs Node exports, run in the pa
     status,
     `model test-tiny · in this browser (onnxruntime-web 1.30.0, ${webgpu ? 'webgpu' : 'wasm'}, ${threads} thread${threads === 1 ? '' : 's'})`,
   );
+  // The page holds the model's prompt side only: its weights were read by ranges, never whole.
+  const weights = responses.filter((r) => r.url.endsWith('/v1/model/files/model.safetensors'));
+  assert.ok(weights.length > 0 && weights.every((r) => r.status === 206 && r.range), JSON.stringify(weights));
   await page.click('#run');
   assert.equal(await waitForState(['done', 'error'], 120_000), 'done', (await page.textContent('#message'))!);
-  // The first run of this geometry exports the graph in the page (a recorded TF.js forward) and makes its sessions.
+  // The first run of this geometry fetches the server's export of it (made by the server on this
+  // request, cached next to the model) and makes its sessions.
   assert.match(
     (await page.textContent('#timing'))!,
-    /^in this browser \(onnxruntime-web 1\.30\.0, (wasm|webgpu), \d threads?\): export \d+ ms, network \d+ ms, inference \d+ ms$/,
+    /^in this browser \(onnxruntime-web 1\.30\.0, (wasm|webgpu), \d threads?\): download \d+ ms, sessions \d+ ms, network \d+ ms, inference \d+ ms$/,
   );
+  const fetched = responses
+    .filter((r) => r.url.includes('/v1/onnx/'))
+    .map((r) => `${r.status} ${new URL(r.url).pathname}`);
+  assert.deepEqual(fetched, [
+    '200 /v1/onnx/export',
+    '200 /v1/onnx/128-v0-s1/segment-0.onnx',
+    '200 /v1/onnx/128-v0-s1/segment-1.onnx',
+  ]);
+  assert.equal(await page.isVisible('#warnings'), false, 'no note: the server export was used');
   const ortJson = await downloadedJson(page);
   if (threads > 1) assert.ok(workers.some(isOrtThread), `onnxruntime-web's thread workers: ${workers.join(', ')}`);
   assertSameResults(ortJson, serverJson, 'onnxruntime-web vs the server (TF.js)');

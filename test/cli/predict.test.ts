@@ -96,6 +96,50 @@ test('ape predict writes NAME.json (COCO results), NAME.png and NAME.semantic.pn
   assert.ok(semantic.width > 256, 'a legend panel beside the map');
 });
 
+test('ape predict: a first encoding of many new prompts shows progress (plain lines on a pipe); the next run finds them stored', async () => {
+  const syllables = ['ka', 'lo', 'mi', 'ne', 'su', 'ta', 'ri', 'vo'];
+  const names = Array.from({ length: 1200 }, (_, i) =>
+    [i % 8, (i >> 3) % 8, (i >> 6) % 8, (i >> 9) % 8].map((k) => syllables[k]).join(''),
+  );
+  const run = () =>
+    ape([
+      'predict',
+      'examples/scene-2.png',
+      '--vocab',
+      names.join(','),
+      '--model',
+      model.dir,
+      '--out',
+      out,
+      '--overwrite',
+    ]);
+  const first = run();
+  assert.equal(first.code, 0, first.stderr);
+  const lines = first.stderr.split('\n').filter((l) => l.startsWith('ape predict: encoding prompts:'));
+  assert.ok(lines.length >= 1, first.stderr);
+  assert.match(
+    lines.at(-1)!,
+    /^ape predict: encoding prompts: 1200\/1200 [\d.]+ (prompt\/s|s\/prompt) elapsed \d\d:\d\d eta 00:00$/,
+  );
+  const second = run();
+  assert.equal(second.code, 0, second.stderr);
+  assert.doesNotMatch(second.stderr, /encoding prompts/);
+  // A few names are not enough to show progress.
+  const few = ape([
+    'predict',
+    'examples/scene-2.png',
+    '--vocab',
+    'tesk,varo',
+    '--model',
+    model.dir,
+    '--out',
+    out,
+    '--overwrite',
+  ]);
+  assert.equal(few.code, 0, few.stderr);
+  assert.doesNotMatch(few.stderr, /encoding prompts/);
+});
+
 test('ape predict: usage errors and a missing model are reported plainly', () => {
   const noPrompt = ape(['predict', 'examples/scene-1.png', '--model', model.dir]);
   assert.equal(noPrompt.code, 2);

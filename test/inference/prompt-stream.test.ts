@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { initEngine, tf } from '../../src/engine/engine.js';
 import { selectInstances } from '../../src/inference/instances.js';
 import { InstanceStream } from '../../src/inference/instance-stream.js';
-import { semanticAccumulator, semanticLabels } from '../../src/inference/semantic.js';
+import { cellMaskProbabilities, semanticAccumulator, semanticLabels } from '../../src/inference/semantic.js';
 import { SemanticStream } from '../../src/inference/semantic-stream.js';
 
 before(async () => {
@@ -40,11 +40,19 @@ test('instance stream: chunks of prompts give exactly the whole selection (NMS, 
     assert.ok(whole.length > 0);
     for (const chunk of [1, 7, 16, p]) {
       const stream = new InstanceStream(q, p, boxes, options);
+      // The same with each prompt's best score given: prompts that cannot pass are skipped, nothing else changes.
+      const skipping = new InstanceStream(q, p, boxes, options);
       for (let start = 0; start < p; start += chunk) {
         const count = Math.min(chunk, p - start);
-        stream.add(columns(scores, q, p, start, count), start, count);
+        const values = columns(scores, q, p, start, count);
+        stream.add(values, start, count);
+        const best = Float32Array.from({ length: count }, (_, c) =>
+          Math.max(...Array.from({ length: q }, (_, i) => values[i * count + c]!)),
+        );
+        skipping.add(values, start, count, best);
       }
       assert.deepEqual(stream.picks(), whole, `chunk ${chunk}, ${JSON.stringify(options)}`);
+      assert.deepEqual(skipping.picks(), whole, `chunk ${chunk} with best scores, ${JSON.stringify(options)}`);
     }
   }
   assert.throws(
@@ -73,7 +81,10 @@ function streamLabels(
     t.dispose();
   }
   const kept = stream.keptPrompts().length;
-  return { labels: stream.labels(masks, geometry, background, 0), kept };
+  const masksT = cellMaskProbabilities(masks);
+  const labels = stream.labels(masksT, geometry, background, 0);
+  masksT.dispose();
+  return { labels, kept };
 }
 
 test('semantic stream: the labels of the whole accumulation, for any chunk size that is a multiple of 256, keeping at most Q / background prompts', () => {

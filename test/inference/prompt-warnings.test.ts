@@ -19,6 +19,11 @@ test('vocabulary warnings: words a word-level model does not know are named, wit
   assert.deepEqual(vocabularyWarnings(words, ['cat', 'sky', 'a cat on the left']), [
     "'cat', 'a', 'on' are not in this model's vocabulary, so prompts with them get meaningless scores; this model knows 5 words: circle, left, red, sky, the",
   ]);
+  // Lists checked lately are remembered (a vocabulary predicted image after image): alternating lists give their own answers.
+  for (let i = 0; i < 2; i++) {
+    assert.deepEqual(vocabularyWarnings(words, ['sky', 'the red circle']), []);
+    assert.equal(vocabularyWarnings(words, ['cat', 'sky', 'a cat on the left']).length, 1);
+  }
   assert.deepEqual(vocabularyWarnings(words, ['dog']), [
     "'dog' is not in this model's vocabulary, so prompts with it get meaningless scores; this model knows 5 words: circle, left, red, sky, the",
   ]);

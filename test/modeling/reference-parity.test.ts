@@ -4,15 +4,16 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { initEngine, tf } from '../../src/engine/engine.js';
 import { loadReleasedWeights } from '../../src/convert/released-mapping.js';
-import { VisionLanguageFusion } from '../../src/modeling/fusion/bi-attention.js';
-import { VisionLanguageAlign } from '../../src/modeling/heads/vision-language-align.js';
+import { boxSamplingFrame, pointSamplingFrame } from '../../src/modeling/deformable/ms-deform-attn-module.js';
 import {
-  MultiScaleDeformableAttention,
-  boxSamplingFrame,
-  pointSamplingFrame,
-} from '../../src/modeling/deformable/ms-deform-attn-module.js';
-import { Rng } from '../../src/util/random.js';
-import { fixtureCases, fixtureCheckpoint, maxAbsDiff, tolerance } from '../parity/towers-fixture.js';
+  fixtureAlign,
+  fixtureCases,
+  fixtureCheckpoint,
+  fixtureFusion,
+  fixtureMsda,
+  maxAbsDiff,
+  tolerance,
+} from '../parity/towers-fixture.js';
 
 before(async () => {
   await initEngine({ backend: 'wasm' });
@@ -20,25 +21,8 @@ before(async () => {
 
 const cases = () => fixtureCases();
 
-function fusionModule() {
-  return new VisionLanguageFusion(
-    {
-      vDim: 32,
-      lDim: 48,
-      embedDim: 64,
-      numHeads: 4,
-      dropout: 0.1,
-      initValues: 1 / 6,
-      stableSoftmax2d: true,
-      clampMinForUnderflow: true,
-      clampMaxForOverflow: true,
-    },
-    new Rng(5),
-  );
-}
-
 test('fusion: sentence tokens and visual tokens both match APE (BiAttentionBlock, stable 2-D softmax, gammas)', async () => {
-  const m = fusionModule();
+  const m = fixtureFusion();
   loadReleasedWeights(m, await fixtureCheckpoint('model_vision.transformer.encoder.vl_layers.0.'), {
     prefix: 'model_vision.transformer.encoder.vl_layers.0.',
   });
@@ -53,6 +37,20 @@ test('fusion: sentence tokens and visual tokens both match APE (BiAttentionBlock
     maxAbsDiff(out.l!, c.tensor('fusion.l_out')) <= tol,
     `l_out diff ${maxAbsDiff(out.l!, c.tensor('fusion.l_out'))}`,
   );
+  // The default inference call here takes the factored path (4 heads x 5 tokens < 64): the
+  // batched order must match APE as well.
+  const batched = m.forward(c.tensor('fusion.v_in') as tf.Tensor3D, c.tensor('fusion.l_in') as tf.Tensor3D, {
+    factored: false,
+  });
+  assert.ok(maxAbsDiff(batched.v, c.tensor('fusion.v_out')) <= tol);
+  assert.ok(maxAbsDiff(batched.l!, c.tensor('fusion.l_out')) <= tol);
+  // ... and so must its row-chunked form (84 visual tokens in chunks of 20).
+  const chunked = m.forward(c.tensor('fusion.v_in') as tf.Tensor3D, c.tensor('fusion.l_in') as tf.Tensor3D, {
+    factored: false,
+    chunkRows: 20,
+  });
+  assert.ok(maxAbsDiff(chunked.v, c.tensor('fusion.v_out')) <= tol);
+  assert.ok(maxAbsDiff(chunked.l!, c.tensor('fusion.l_out')) <= tol);
   // The one-head-at-a-time inference path (large maps) gives the same numbers.
   const perHead = m.forward(c.tensor('fusion.v_in') as tf.Tensor3D, c.tensor('fusion.l_in') as tf.Tensor3D, {
     perHead: true,
@@ -73,7 +71,7 @@ test('fusion: sentence tokens and visual tokens both match APE (BiAttentionBlock
 });
 
 test('fusion: the zero token (vocabulary prompts) matches APE on both sides, and the vision-only shortcut gives the same pixels', async () => {
-  const m = fusionModule();
+  const m = fixtureFusion();
   const ckpt = await fixtureCheckpoint('model_vision.');
   loadReleasedWeights(m, ckpt, { prefix: 'model_vision.transformer.encoder.vl_layers.0.', strict: true });
   const c = cases();
@@ -92,10 +90,7 @@ test('fusion: the zero token (vocabulary prompts) matches APE on both sides, and
 });
 
 test('align: logits match APE, including an all-zero prompt row', async () => {
-  const m = new VisionLanguageAlign(32, 48, new Rng(6));
-  loadReleasedWeights(m, await fixtureCheckpoint('model_vision.class_embed.0.'), {
-    prefix: 'model_vision.class_embed.0.',
-  });
+  const m = await fixtureAlign();
   const c = cases();
   const queries = c.tensor('align.queries') as tf.Tensor3D;
   const text = c.tensor('align.text') as tf.Tensor3D;
@@ -109,15 +104,8 @@ test('align: logits match APE, including an all-zero prompt row', async () => {
   assert.ok(maxAbsDiff(shared, tf.slice(c.tensor('align.logits'), [0, 0, 0], [1, -1, -1])) <= tolerance('align'));
 });
 
-async function msdaModule() {
-  const m = new MultiScaleDeformableAttention(32, 4, 3, 4, new Rng(7));
-  const prefix = 'model_vision.transformer.encoder.layers.0.attentions.0.';
-  loadReleasedWeights(m, await fixtureCheckpoint(prefix), { prefix });
-  return m;
-}
-
 test('msda module, encoder call: 2-d reference points, padding mask, value = query', async () => {
-  const m = await msdaModule();
+  const m = await fixtureMsda();
   const c = cases();
   const shapes: [number, number][] = [
     [8, 8],
@@ -143,7 +131,7 @@ test('msda module, encoder call: 2-d reference points, padding mask, value = que
 });
 
 test('msda module, decoder call: 4-d reference boxes, separate value', async () => {
-  const m = await msdaModule();
+  const m = await fixtureMsda();
   const c = cases();
   const shapes: [number, number][] = [
     [8, 8],

@@ -10,6 +10,7 @@ import { readImage } from '../../src/io/image-node.js';
 import { exportCacheDirs, inspectCachedExport } from '../../src/onnx/export-cache.js';
 import { filesHash } from '../../src/onnx/export-files.js';
 import { MANIFEST_FILE } from '../../src/onnx/export-network.js';
+import { TEXT_MANIFEST_FILE } from '../../src/onnx/text-export.js';
 import { OPSET } from '../../src/onnx/kernel-ops.js';
 import { OrtEngine } from '../../src/onnx/ort-engine.js';
 import { repoRoot } from '../cli/ape-cli.js';
@@ -18,7 +19,7 @@ await initEngine();
 
 const shipped = join(repoRoot, 'models/default');
 const shape = { size: 128, vocabulary: 8, sentences: 1 };
-const key = '128-128x128-v0-s1';
+const key = '128-v0-s1';
 const prompts = { vocabulary: ['circle', 'star', 'sky'], sentences: ['the red star'], threshold: 0.2 };
 
 function assertSameInstances(a: Prediction, b: Prediction): void {
@@ -32,18 +33,21 @@ function assertSameInstances(a: Prediction, b: Prediction): void {
   );
 }
 
-test('inspectCachedExport: a manifest fits only when made from these weights, by this opset, for this shape; each mismatch is named', async () => {
+test('inspectCachedExport: a manifest fits only when made from these weights, by this opset and format version, for this shape; each mismatch is named', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'ape-onnx-manifest-'));
   try {
-    const good = { format: 'ape-onnx', version: 1, opset: OPSET, model: { name: 'tiny', hash: 'abc' }, shape };
+    const good = { format: 'ape-onnx', version: 2, opset: OPSET, model: { name: 'tiny', hash: 'abc' }, shape };
     const inspect = async (manifest: unknown) => {
       await writeFile(join(dir, MANIFEST_FILE), typeof manifest === 'string' ? manifest : JSON.stringify(manifest));
       return inspectCachedExport(dir, 'abc', shape);
     };
     assert.deepEqual(await inspectCachedExport(join(dir, 'nothing'), 'abc', shape), { state: 'missing' });
     assert.deepEqual(await inspect(good), { state: 'fits' });
-    // The same shape written with its valid region is the same export.
-    assert.deepEqual(await inspect({ ...good, shape: { ...shape, valid: [128, 128] } }), { state: 'fits' });
+    // An export of the older format (one per valid region, the geometry baked in) is made again.
+    assert.deepEqual(await inspect({ ...good, version: 1, shape: { ...shape, valid: [128, 96] } }), {
+      state: 'stale',
+      why: 'has format version 1; this exporter writes version 2',
+    });
     assert.deepEqual(await inspect({ ...good, model: { name: 'tiny', hash: 'def' } }), {
       state: 'stale',
       why: 'was made from other weights (model hash def, these are abc)',
@@ -54,7 +58,7 @@ test('inspectCachedExport: a manifest fits only when made from these weights, by
     });
     assert.deepEqual(await inspect({ ...good, shape: { ...shape, sentences: 2 } }), {
       state: 'stale',
-      why: 'was made for 128-128x128-v8-s2, not 128-128x128-v8-s1',
+      why: 'was made for 128-v8-s2, not 128-v8-s1',
     });
     const damaged = await inspect('{"format": ');
     assert.equal(damaged.state, 'stale');
@@ -152,6 +156,15 @@ test('a model folder that cannot be written keeps its exports in $APE_HOME/onnx/
     assert.equal(model.inferenceEngine, 'ort');
     const first = await model.predict(scene, prompts);
     model.dispose();
+    // The text tower's export (made first, for the prompts) takes the same way.
+    const textKey = 'text-b1.8.64-l3.6.12.16';
+    const textMessages = messages.filter((m) => m.includes(textKey));
+    assert.equal(textMessages.length, 3, textMessages.join('; '));
+    assert.ok(
+      (await readdir(join(fallback, '..', textKey))).includes(TEXT_MANIFEST_FILE),
+      `no text export in ${join(fallback, '..')}`,
+    );
+    messages.splice(0, messages.length, ...messages.filter((m) => !m.includes(textKey)));
     assert.match(messages[0]!, new RegExp(`^exporting tiny to ONNX for ${key}`));
     assert.match(
       messages[1]!,

@@ -2,11 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
 import { initEngine, tf } from '../../src/engine/engine.js';
-import { hostInput } from '../../src/engine/graph-inputs.js';
+import { hostInput, stageEnd } from '../../src/engine/graph-inputs.js';
 import { msDeformAttn } from '../../src/engine/ms-deform-attn.js';
 import { recordKernels, recordingDifferences } from '../../src/onnx/kernel-recorder.js';
 import { segmentRecording } from '../../src/onnx/segments.js';
 import { encodeOnnxModel } from '../../src/onnx/onnx-model.js';
+import { exportModule } from '../../src/onnx/export-module.js';
+import { OrtModule } from '../../src/onnx/ort-module.js';
 import { detach } from '../../src/nn/ops.js';
 import { layerNorm } from '../../src/nn/layer-norm.js';
 import { fuseLayerNorms } from '../../src/onnx/fuse-layer-norm.js';
@@ -14,38 +16,27 @@ import { Rng } from '../../src/util/random.js';
 
 await initEngine();
 
-/** Records fn over named inputs, exports the graph and runs each of its segments in ONNX Runtime. */
+/** Records fn over named inputs, exports the graph (exportModule) and runs it on ONNX Runtime (OrtModule). */
 async function runExported(
   fn: () => tf.Tensor,
   inputs: Record<string, tf.Tensor>,
   weights: Record<string, tf.Tensor> = {},
 ) {
-  const { result, recording } = recordKernels(
-    fn,
-    new Map(Object.entries(inputs).map(([n, t]) => [t, n])),
-    new Map(Object.entries(weights)),
-  );
-  const out = `v${result.id}`;
-  const graph = segmentRecording(recording, [out], (n) => weights[n]!.dataSync() as Float32Array, 'test');
-  const known = new Map<string, ort.Tensor>(
-    Object.entries(inputs).map(([n, t]) => [
-      n,
-      new ort.Tensor(t.dtype === 'int32' ? 'int32' : 'float32', t.dataSync() as Float32Array, t.shape),
-    ]),
-  );
-  for (const [i, s] of graph.segments.entries()) {
-    if (i > 0) throw new Error('more than one segment');
-    const session = await ort.InferenceSession.create(encodeOnnxModel(s.model));
-    const res = await session.run(Object.fromEntries(s.inputs.map((x) => [x.name, known.get(x.name)!])));
-    for (const o of s.outputs) known.set(o.name, res[o.name]!);
-    await session.release();
+  const exported = exportModule(() => ({ out: fn() }), inputs, new Map(Object.entries(weights)));
+  const module = await OrtModule.create(exported);
+  try {
+    const got = await module.run(
+      Object.fromEntries(Object.entries(inputs).map(([n, t]) => [n, t.dataSync() as Float32Array | Int32Array])),
+    );
+    return {
+      expected: exported.tfjs.out.dataSync() as Float32Array,
+      actual: got.out.data as Float32Array,
+      recording: exported.recording,
+      graph: exported.graph,
+    };
+  } finally {
+    await module.release();
   }
-  return {
-    expected: result.dataSync() as Float32Array,
-    actual: known.get(out)!.data as Float32Array,
-    recording,
-    graph,
-  };
 }
 
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {
@@ -153,6 +144,80 @@ test('a host input cuts the graph: the values read before it leave segment 0, th
     [read],
   );
   assert.deepEqual(graph.segments[1]!.inputs.map((i) => i.name).sort(), [read, 'pick'].sort());
+});
+
+test("OrtModule runs a graph cut at a host input with the caller's step between the segments; a bad feed and a missing step are named", async () => {
+  const x = tf.tensor1d([3, 1, 2]);
+  const exported = exportModule(
+    () =>
+      tf.tidy(() => {
+        const scores = tf.mul(x, 2);
+        const best = scores.dataSync().indexOf(Math.max(...scores.dataSync()));
+        return { out: tf.add(tf.gather(scores, hostInput('pick', tf.tensor1d([best], 'int32'))), 3) };
+      }),
+    { x },
+    new Map(),
+  );
+  assert.equal(exported.graph.segments.length, 2);
+  assert.deepEqual(Array.from(exported.tfjs.out.dataSync()), [9]); // 2 * 3 + 3
+  const module = await OrtModule.create(exported);
+  const argmax = ([scores]: (Float32Array | Int32Array | Uint8Array)[]) =>
+    Int32Array.of(scores!.indexOf(Math.max(...scores!)));
+  try {
+    // Other data than the recording's: the step picks index 1 of [2, 10, 4].
+    const got = await module.run({ x: Float32Array.of(1, 5, 2) }, { pick: argmax });
+    assert.deepEqual(Array.from(got.out.data), [13]);
+    await assert.rejects(module.run({ x: Float32Array.of(1, 5, 2) }), /host input 'pick', which has no step/);
+    await assert.rejects(
+      module.run({ x: Float32Array.of(1, 5) }, { pick: argmax }),
+      /'x' must be a Float32Array of 3 values \(float32 \[3\]\), got a Float32Array of 2/,
+    );
+  } finally {
+    await module.release();
+  }
+  tf.dispose([x, exported.tfjs.out]);
+});
+
+test('a stage end cuts the graph when asked: values made after it run in segment 1 (no host step), the values it needs pass from segment 0', async () => {
+  const x = tf.tensor1d([3, -1, 2]);
+  const { result, recording } = recordKernels(
+    () =>
+      tf.tidy(() => {
+        const y = tf.relu(tf.mul(x, 2)); // [6, 0, 4]
+        stageEnd('first');
+        return tf.add(tf.mul(y, x), x); // [21, -1, 10]
+      }),
+    new Map([[x, 'x']]),
+    new Map(),
+  );
+  assert.deepEqual(recording.stageEnds, [{ stage: 'first', kernelCount: 2 }]);
+  const out = `v${result.id}`;
+  const uncut = segmentRecording(recording, [out], () => new Float32Array(0), 'test');
+  assert.equal(uncut.segments.length, 1);
+  assert.throws(
+    () => segmentRecording(recording, [out], () => new Float32Array(0), 'test', ['second']),
+    /no stage 'second' to cut after \(the forward marked: first\)/,
+  );
+  const graph = segmentRecording(recording, [out], () => new Float32Array(0), 'test', ['first']);
+  assert.equal(graph.segments.length, 2);
+  assert.deepEqual(graph.hostSteps, []);
+  const [first, second] = graph.segments as [(typeof graph.segments)[0], (typeof graph.segments)[0]];
+  assert.equal(first.after, undefined);
+  assert.equal(second.after, 'first');
+  const relu = recording.kernels[1]!.outputs[0]!;
+  assert.deepEqual(
+    first.outputs.map((o) => o.name),
+    [relu],
+  );
+  assert.deepEqual(second.inputs.map((i) => i.name).sort(), [relu, 'x'].sort());
+  const known = new Map<string, ort.Tensor>([['x', new ort.Tensor('float32', Float32Array.of(3, -1, 2), [3])]]);
+  for (const segment of graph.segments) {
+    const session = await ort.InferenceSession.create(encodeOnnxModel(segment.model));
+    const res = await session.run(Object.fromEntries(segment.inputs.map((i) => [i.name, known.get(i.name)!])));
+    for (const o of segment.outputs) known.set(o.name, res[o.name]!);
+    await session.release();
+  }
+  assert.deepEqual(Array.from(known.get(out)!.data as Float32Array), [21, -1, 10]);
 });
 
 test('two recordings on different data: host arithmetic on read-back values without a hostInput is reported', () => {

@@ -5,170 +5,30 @@
 // The weights reach the network through the released-checkpoint converter (releasedTargets).
 import { test, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { initEngine, tf } from '../../src/engine/engine.js';
-import { ApeNetwork } from '../../src/modeling/ape-network.js';
-import type { ApeConfig } from '../../src/modeling/config.js';
-import {
-  encoderReferencePoints,
-  levelGeometry,
-  tokenKeepMask,
-  type LevelGeometry,
-} from '../../src/modeling/feature-geometry.js';
+import type { ApeNetwork } from '../../src/modeling/ape-network.js';
+import { encoderReferencePoints, tokenKeepMask } from '../../src/modeling/feature-geometry.js';
 import { sinePositionEmbedding, proposalPositionEmbedding } from '../../src/modeling/position-encoding.js';
 import { selectProposals } from '../../src/modeling/proposals.js';
 import { scaleReferences } from '../../src/modeling/deformable/decoder.js';
-import { boxSamplingFrame, pointSamplingFrame } from '../../src/modeling/deformable/ms-deform-attn-module.js';
 import { inverseSigmoid } from '../../src/nn/ops.js';
 import type { ConversionReport } from '../../src/convert/convert-checkpoint.js';
-import { convertFixtureCheckpoint, deviation, fixtureCases, fixtureDir } from './towers-fixture.js';
-
-const dir = `${fixtureDir}layers/`;
-
-interface LayersManifest {
-  modules: Record<
-    string,
-    {
-      constructor: Record<string, unknown>;
-      cases: Record<string, { shape: number[] }>;
-      suggested_max_abs_tolerance: number;
-    }
-  >;
-  image_size: [number, number];
-}
-const manifest = JSON.parse(readFileSync(`${dir}manifest.json`, 'utf8')) as LayersManifest;
-const options = (module: string) => manifest.modules[module]!.constructor as Record<string, number>;
-
-function tolerance(module: string): number {
-  const m = manifest.modules[module];
-  if (!m) throw new Error(`layers manifest has no module ${module}`);
-  return m.suggested_max_abs_tolerance;
-}
-
-const cases = fixtureCases(dir);
-const ints = (name: string) => cases.values(name).map((v) => Math.round(v));
-const nhwc = (t: tf.Tensor) => tf.transpose(t, [0, 2, 3, 1]) as tf.Tensor4D;
-const nchw = (t: tf.Tensor) => tf.transpose(t, [0, 3, 1, 2]);
-
-/**
- * ApeNetwork with the fixture's options for everything the checkpoint holds (neck, one encoder
- * and one decoder layer without fusion, proposal and output heads, mask head); the backbone and
- * text tower, which the checkpoint does not hold, are minimal and never run.
- */
-function fixtureNetwork(proposalAmbiguous = options('two_stage_proposals').proposal_ambiguous!): ApeNetwork {
-  const enc = options('encoder_layer');
-  const dec = options('decoder_layer');
-  const prop = options('two_stage_proposals');
-  const textDim = manifest.modules.output_heads!.cases['heads.text']!.shape[2]!;
-  const backboneChannels = options('mask_head').mask_in_channels!;
-  const config: ApeConfig = {
-    name: 'ape-reference-layers',
-    input: { size: manifest.image_size[0], pixelMean: [123.675, 116.28, 103.53], pixelStd: [58.395, 57.12, 57.375] },
-    backbone: {
-      vit: {
-        imgSize: manifest.image_size[0],
-        patchSize: 16,
-        inChans: 3,
-        embedDim: 16,
-        depth: 1,
-        numHeads: 1,
-        mlpHidden: 16,
-        qkvBias: true,
-        windowSize: 0,
-        windowBlockIndexes: [],
-        attnSubLn: false,
-        mlpSubLn: false,
-        rope: false,
-        ptHwSeqLen: 16,
-        intpFreq: false,
-        useAbsPos: false,
-        pretrainImgSize: 64,
-        pretrainUseClsToken: false,
-        layerNormEps: 1e-6,
-        dropPathRate: 0,
-      },
-      // Strides 8, 16, 32 as the fixture's p2, p3, p4 (named p3, p4, p5 here by their strides).
-      pyramid: {
-        inChannels: 16,
-        inStride: 16,
-        outChannels: backboneChannels,
-        scaleFactors: [2, 1, 0.5],
-        topBlock: false,
-        layerNormEps: 1e-6,
-      },
-      stem: null,
-    },
-    neck: { groups: 32 }, // nn.GroupNorm(num_groups=32, 256)
-    transformer: {
-      embedDim: enc.embed_dim!,
-      numHeads: enc.num_heads!,
-      numLevels: enc.num_feature_levels!,
-      numPoints: enc.msda_num_points!,
-      ffnDim: enc.feedforward_dim!,
-      encoderLayers: enc.num_layers!,
-      decoderLayers: dec.num_layers!,
-      proposals: {
-        mode: 'level-nms',
-        numQueries: prop.two_stage_num_proposals!,
-        preNmsTopk: prop.pre_nms_topk!,
-        nmsThreshold: prop.nms_thresh_enc!,
-      },
-      proposalAmbiguous,
-    },
-    fusion: null, // vl_layer=None: the fusion block has its own case in the parent fixture
-    text: {
-      encoder: {
-        vocabSize: 16,
-        contextLength: 4,
-        width: 8,
-        heads: 1,
-        layers: 1,
-        mlpRatio: 1,
-        embedDim: textDim,
-        layerNormEps: 1e-5,
-      },
-      tokenizer: { kind: 'word' },
-      pooling: 'eot',
-      trainable: false,
-      batchSize: 1,
-    },
-    maskHead: { feature: 'p3', encodeLevel: options('mask_head').mask_encode_level!, groups: 32 }, // GN
-    inference: { scoreThreshold: 0, nmsThreshold: 0.7, topK: 10, semanticTemperature: 0.06, semanticBackground: 0.1 },
-  };
-  const tokenizer = {
-    vocabSize: 16,
-    contextLength: 4,
-    sot: 14,
-    eot: 15,
-    tokenize: (): number[][] => {
-      throw new Error('no prompts in this test');
-    },
-  };
-  return new ApeNetwork(config, tokenizer, 3);
-}
-
-/** Batch geometry from the fixture's image padding mask (1 = padding) and its level sizes. */
-function fixtureGeometry(): LevelGeometry {
-  const mask = cases.tensor('img_mask');
-  const [b, h, w] = mask.shape as [number, number, number];
-  const m = mask.dataSync();
-  const sizes = Array.from({ length: b }, (_, i): [number, number] => {
-    let rows = 0;
-    let cols = 0;
-    for (let y = 0; y < h; y++) if (m[(i * h + y) * w] === 0) rows++;
-    for (let x = 0; x < w; x++) if (m[i * h * w + x] === 0) cols++;
-    return [rows, cols];
-  });
-  const flat = ints('enc.spatial_shapes');
-  const shapes = Array.from({ length: flat.length / 2 }, (_, l): [number, number] => [flat[2 * l]!, flat[2 * l + 1]!]);
-  return levelGeometry(shapes, sizes, [h, w]);
-}
-
-/** [B, S, 1] 1 = keep from a [B, S] 0/1 padding mask case. */
-const keepFrom = (name: string) => {
-  const pad = cases.tensor(name);
-  return tf.tidy(() => tf.expandDims(tf.sub(1, pad), 2)) as tf.Tensor3D;
-};
+import { convertFixtureCheckpoint, deviation } from './towers-fixture.js';
+import {
+  decoderLayerInputs,
+  decoderLayerSteps,
+  encoderLayerInputs,
+  encoderLayerSteps,
+  fixtureGeometry,
+  fixtureNetwork,
+  layerCases as cases,
+  layerInts as ints,
+  layerOptions as options,
+  layersDir as dir,
+  layerTolerance as tolerance,
+  nchw,
+  nhwc,
+} from './layers-fixture.js';
 
 /**
  * Compares outputs with the reference and reports every deviation as a test diagnostic; fails
@@ -290,25 +150,11 @@ test('transformer input: flattened tokens, level embeddings, shapes, valid ratio
 
 test('encoder layer: deformable self-attention, norm, FFN, norm match APE, whole and in token chunks', (t) => {
   const c = checker(t, tolerance('encoder_layer'));
-  const g = fixtureGeometry();
-  const query = cases.tensor('enc.query') as tf.Tensor3D;
-  const pos = cases.tensor('enc.query_pos') as tf.Tensor3D;
-  const keep = keepFrom('enc.padding_mask');
-  const frame = pointSamplingFrame(
-    Float32Array.from(cases.values('enc.reference_points')),
-    g.batch,
-    g.total,
-    g.shapes,
-    net.config.transformer.numPoints,
-  );
-  const layer = net.transformer.encoder.layers[0]!;
-  const attended = layer.attention.forward({ query, queryPos: pos, valueKeep: keep, frame, spatialShapes: g.shapes });
-  c.close('enc.attentions.0.out', attended);
-  const normed = layer.norms[0]!.forward(attended);
-  c.close('enc.norms.0.out', normed);
-  c.close('enc.ffns.0.out', layer.ffn.forward(normed));
+  const inputs = encoderLayerInputs(net.config.transformer.numPoints);
+  const { g, query, pos, keep, frame } = inputs;
+  for (const [name, out] of Object.entries(encoderLayerSteps(net, inputs))) c.close(name, out);
   c.close('enc.output', net.transformer.encoder.forward(query, pos, frame, g.shapes, keep, null).memory);
-  c.close('enc.output', layer.forward(query, pos, frame, g.shapes, keep, 32));
+  c.close('enc.output', net.transformer.encoder.layers[0]!.forward(query, pos, frame, g.shapes, keep, 32));
   c.done();
 });
 
@@ -410,42 +256,15 @@ test('two-stage proposals with an extra (ambiguous) head, as APE-D has: per toke
 
 test('decoder layer: self-attention, deformable cross-attention, FFN, three norms and box refinement match APE', (t) => {
   const c = checker(t, tolerance('decoder_layer'));
-  const g = fixtureGeometry();
-  const query = cases.tensor('dec.query') as tf.Tensor3D;
-  const pos = cases.tensor('dec.query_pos') as tf.Tensor3D;
-  const value = cases.tensor('dec.value') as tf.Tensor3D;
-  const keep = keepFrom('dec.key_padding_mask');
+  const inputs = decoderLayerInputs();
+  const { g, query, pos, value, keep } = inputs;
   const n = query.shape[1];
   const levels = g.shapes.length;
   const reference = Float32Array.from(cases.values('prop.reference_points'));
   const validRatios = Float32Array.from(cases.values('enc.valid_ratios'));
   const scaled = scaleReferences(reference, validRatios, g.batch, n, levels);
   c.close('dec.reference_points_input', tf.tensor4d(scaled, [g.batch, n, levels, 4]));
-
-  const layer = net.transformer.decoder.layers[0]!;
-  const frame = boxSamplingFrame(
-    cases.tensor('dec.reference_points_input') as tf.Tensor4D,
-    net.config.transformer.numPoints,
-  );
-  const selfAttended = layer.selfAttention.forward(query, pos);
-  c.close('dec.attentions.0.out', selfAttended);
-  const n0 = layer.norms[0]!.forward(selfAttended) as tf.Tensor3D;
-  c.close('dec.norms.0.out', n0);
-  const crossAttended = layer.crossAttention.forward({
-    query: n0,
-    queryPos: pos,
-    value,
-    valueKeep: keep,
-    frame,
-    spatialShapes: g.shapes,
-  });
-  c.close('dec.attentions.1.out', crossAttended);
-  const n1 = layer.norms[1]!.forward(crossAttended);
-  c.close('dec.norms.1.out', n1);
-  const ffn = layer.ffn.forward(n1);
-  c.close('dec.ffns.0.out', ffn);
-  c.close('dec.norms.2.out', layer.norms[2]!.forward(ffn));
-  c.close('dec.output', layer.forward(query, pos, value, keep, frame, g.shapes));
+  for (const [name, out] of Object.entries(decoderLayerSteps(net, inputs))) c.close(name, out);
 
   const decoded = net.transformer.decoder.forward(
     query,

@@ -15,6 +15,11 @@ import { assignParameter } from '../../src/inference/model-folder.js';
 import { swigluHidden, type Eva02VitConfig } from '../../src/modeling/backbone/eva02-vit.js';
 import type { SimpleFeaturePyramidConfig } from '../../src/modeling/backbone/simple-feature-pyramid.js';
 import type { ClipTextConfig } from '../../src/text/clip-text-transformer.js';
+import { loadReleasedWeights } from '../../src/convert/released-mapping.js';
+import { VisionLanguageFusion } from '../../src/modeling/fusion/bi-attention.js';
+import { VisionLanguageAlign } from '../../src/modeling/heads/vision-language-align.js';
+import { MultiScaleDeformableAttention } from '../../src/modeling/deformable/ms-deform-attn-module.js';
+import { Rng } from '../../src/util/random.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 export const fixtureDir = `${root}../shared/fixtures/ape-reference/`;
@@ -170,4 +175,38 @@ export function fixtureTextConfig(): ClipTextConfig {
     embedDim: 48,
     layerNormEps: 1e-5,
   };
+}
+
+/** The fixture's fusion block (APE-D's options at small size), weights not loaded. */
+export function fixtureFusion(): VisionLanguageFusion {
+  return new VisionLanguageFusion(
+    {
+      vDim: 32,
+      lDim: 48,
+      embedDim: 64,
+      numHeads: 4,
+      dropout: 0.1,
+      initValues: 1 / 6,
+      stableSoftmax2d: true,
+      clampMinForUnderflow: true,
+      clampMaxForOverflow: true,
+    },
+    new Rng(5),
+  );
+}
+
+/** The fixture's region-prompt classifier with its weights. */
+export async function fixtureAlign(): Promise<VisionLanguageAlign> {
+  const m = new VisionLanguageAlign(32, 48, new Rng(6));
+  const prefix = 'model_vision.class_embed.0.';
+  loadReleasedWeights(m, await fixtureCheckpoint(prefix), { prefix });
+  return m;
+}
+
+/** The fixture's deformable-attention module with its weights. */
+export async function fixtureMsda(): Promise<MultiScaleDeformableAttention> {
+  const m = new MultiScaleDeformableAttention(32, 4, 3, 4, new Rng(7));
+  const prefix = 'model_vision.transformer.encoder.layers.0.attentions.0.';
+  loadReleasedWeights(m, await fixtureCheckpoint(prefix), { prefix });
+  return m;
 }

@@ -303,6 +303,7 @@ function browserModel(): Promise<InBrowserModel> {
         wasmPaths: new URL('v1/wasm/', location.href).href,
         ortWasmPaths: new URL('v1/ort/', location.href).href,
         filesUrl: new URL('v1/model/files/', location.href).href,
+        onnxUrl: new URL('v1/onnx/', location.href).href,
         onProgress: (file, loaded, total) =>
           message(
             `downloading ${file}: ${(loaded / 1e6).toFixed(1)}${total ? ` of ${(total / 1e6).toFixed(1)}` : ''} MB`,
@@ -310,13 +311,24 @@ function browserModel(): Promise<InBrowserModel> {
       }),
     );
     state.browserModel.then(
-      (m) => message(`model loaded in ${Math.round(m.loadMs)} ms`),
+      (m) => message(loadedMessage(m)),
       () => {
         state.browserModel = null;
       },
     );
   }
   return state.browserModel;
+}
+
+/** What the page loaded, in words: all of the model, or its prompt side beside the server's graphs. */
+function loadedMessage(model: InBrowserModel): string {
+  const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
+  const { parts, bytes, fileBytes } = model.weights;
+  const what =
+    parts === 'prompts'
+      ? `its prompt side: ${mb(bytes)} of ${mb(fileBytes)} MB of weights; the network runs the server's ONNX graphs`
+      : `${mb(fileBytes)} MB of weights`;
+  return `model loaded in ${Math.round(model.loadMs)} ms (${what})${model.loadNote ? `; ${model.loadNote}` : ''}`;
 }
 
 /** Loads the model into the page (and onnxruntime-web when that engine is picked) and says what runs it. */
@@ -354,6 +366,7 @@ async function run(): Promise<void> {
   updateRunButton();
   try {
     let json: PredictionJson;
+    let notes: string[] = [];
     if (state.mode === 'server') {
       setState('running');
       message('running on the server...');
@@ -372,13 +385,15 @@ async function run(): Promise<void> {
         { vocabulary, sentences, threshold: 0, semanticThreshold: semanticThreshold() },
         engine,
       );
+      notes = model.lastNotes;
       // Described after the run: onnxruntime-web settles its threads when its first session starts.
       state.ranOn = `in this browser (${await model.describe(engine)})`;
       void showBrowserEngine();
     }
     state.json = json;
     state.hover = null;
-    showWarnings(json.warnings ?? []);
+    // How the page ran (a server's export it did not use, and why) above what the model warns about.
+    showWarnings([...notes, ...(json.warnings ?? [])]);
     state.prediction = predictionFromJson(json);
     render();
     const shown = state.prediction.instances.filter((i) => i.score >= scoreThreshold()).length;

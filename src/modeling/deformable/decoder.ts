@@ -9,6 +9,8 @@ import { DetrexMultiheadAttention } from '../../nn/multihead-attention.js';
 import { detach, inverseSigmoid, tidyKeep } from '../../nn/ops.js';
 import { MultiScaleDeformableAttention, boxSamplingFrame, type SpatialShapes } from './ms-deform-attn-module.js';
 import type { DeformableLayerConfig } from './encoder.js';
+import { dataInput } from '../../engine/graph-inputs.js';
+import { GEOMETRY_INPUTS, validRatioScales } from '../feature-geometry.js';
 
 /** Post-norm decoder layer: self-attention, norm, deformable cross-attention, norm, FFN, norm. */
 export class DeformableDecoderLayer extends Module {
@@ -134,12 +136,7 @@ export class DeformableDecoder extends Module {
     const boxes: tf.Tensor3D[] = [];
     const references: Float32Array[] = [];
     // (w, h, w, h) of each level's valid ratios, [B, 1, L, 4].
-    const ratios = tf.tensor4d(scaleReferences(new Float32Array(b * 4).fill(1), validRatios, b, 1, levels), [
-      b,
-      1,
-      levels,
-      4,
-    ]);
+    const ratios = dataInput(GEOMETRY_INPUTS.validRatios, validRatioScales(validRatios, b, levels), [b, 1, levels, 4]);
     let x = query;
     let reference = initialReference;
     this.layers.forEach((layer, i) => {

@@ -78,6 +78,8 @@ export interface EncoderText {
   tokens: tf.Tensor3D;
   /** Whether the fused text is used afterwards (sentences, word tokens) or discarded (the zero token). */
   keep: boolean;
+  /** [T] 1 for a real token, 0 for padding (FusionRunOptions.textKeep); null when all are real. */
+  mask?: tf.Tensor | null;
 }
 
 /**
@@ -124,7 +126,7 @@ export class DeformableEncoder extends Module {
       this.layers.forEach((layer, i) => {
         const fusion = this.vlLayers[i];
         if (fusion && text && l) {
-          const fused = fusion.forward(x, l, { ...options, chunkRows, needLanguage: text.keep });
+          const fused = fusion.forward(x, l, { ...options, chunkRows, needLanguage: text.keep, textKeep: text.mask });
           x = replace(x, fused.v, query);
           if (text.keep) l = replace(l, required(fused.l, 'the fused language tokens'), text.tokens);
         }

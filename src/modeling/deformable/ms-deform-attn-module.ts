@@ -5,6 +5,8 @@ import { Module, init, type Initializer } from '../../nn/module.js';
 import { Linear } from '../../nn/linear.js';
 import { mapRowChunks, sliceRows } from '../row-chunks.js';
 import { tidyKeep } from '../../nn/ops.js';
+import { dataInput } from '../../engine/graph-inputs.js';
+import { pointSamplingBase } from '../feature-geometry.js';
 
 export type SpatialShapes = readonly (readonly [number, number])[];
 
@@ -22,7 +24,8 @@ export interface SamplingFrame {
 
 /**
  * Encoder-style frame from 2-d reference points [B, Lq, levels, 2] (host array): offsets are in
- * pixels of each level, so scale = (1/W_l, 1/H_l).
+ * pixels of each level, so scale = (1/W_l, 1/H_l). With `baseInput` the base is that data input
+ * (src/engine/graph-inputs.ts): it depends on the padding geometry, the scale on shapes only.
  */
 export function pointSamplingFrame(
   reference: Float32Array,
@@ -30,6 +33,7 @@ export function pointSamplingFrame(
   numQueries: number,
   shapes: SpatialShapes,
   numPoints: number,
+  baseInput?: string,
 ): SamplingFrame {
   const levels = shapes.length;
   if (reference.length !== batch * numQueries * levels * 2) {
@@ -38,17 +42,8 @@ export function pointSamplingFrame(
     );
   }
   const width = levels * numPoints * 2;
-  const base = new Float32Array(batch * numQueries * width);
-  for (let r = 0; r < batch * numQueries; r++) {
-    for (let l = 0; l < levels; l++) {
-      const x = reference[(r * levels + l) * 2]!;
-      const y = reference[(r * levels + l) * 2 + 1]!;
-      for (let p = 0; p < numPoints; p++) {
-        base[r * width + (l * numPoints + p) * 2] = x;
-        base[r * width + (l * numPoints + p) * 2 + 1] = y;
-      }
-    }
-  }
+  const base = pointSamplingBase(reference, batch * numQueries, levels, numPoints);
+  const baseShape: [number, number, number, number] = [batch * numQueries, 1, levels, numPoints * 2];
   const scale = new Float32Array(width);
   shapes.forEach(([h, w], l) => {
     for (let p = 0; p < numPoints; p++) {
@@ -57,7 +52,7 @@ export function pointSamplingFrame(
     }
   });
   return {
-    base: tf.tensor4d(base, [batch * numQueries, 1, levels, numPoints * 2]),
+    base: (baseInput ? dataInput(baseInput, base, baseShape) : tf.tensor4d(base, baseShape)) as tf.Tensor4D,
     scale: tf.tensor4d(scale, [1, 1, levels, numPoints * 2]),
   };
 }

@@ -9,15 +9,16 @@ import { detach, inverseSigmoid } from '../../nn/ops.js';
 import { mapRowChunks, sliceRows } from '../row-chunks.js';
 import {
   encoderReferencePoints,
-  flattenedPositionEmbeddings,
+  GEOMETRY_INPUTS,
+  levelPositionEmbeddings,
   proposalAnchors,
   tokenKeepMask,
   type LevelGeometry,
   type ProposalAnchors,
 } from '../feature-geometry.js';
-import { proposalPositionEmbedding, sinePositionEmbedding } from '../position-encoding.js';
+import { proposalPositionEmbedding } from '../position-encoding.js';
 import { selectQueries, type ProposalSelectionConfig } from '../proposals.js';
-import { hostInput } from '../../engine/graph-inputs.js';
+import { dataInput, hostInput, keepMaskInput } from '../../engine/graph-inputs.js';
 import { DeformableEncoder, type DeformableLayerConfig, type EncoderText } from './encoder.js';
 import { DeformableDecoder, type DecoderOutput } from './decoder.js';
 import { pointSamplingFrame } from './ms-deform-attn-module.js';
@@ -153,10 +154,15 @@ export class DeformableTransformer extends Module {
     if (levels !== this.config.numLevels)
       throw new Error(`DeformableTransformer: ${levels} feature levels, built for ${this.config.numLevels}`);
 
-    const keepHost = tokenKeepMask(geometry);
-    const allKept = keepHost.every((v) => v === 1);
-    const keep = allKept ? null : tf.tensor3d(keepHost, [b, s, 1]);
-    const frame = pointSamplingFrame(encoderReferencePoints(geometry), b, s, shapes, this.config.numPoints);
+    const keep = keepMaskInput(GEOMETRY_INPUTS.tokenKeep, tokenKeepMask(geometry), [b, s, 1]) as tf.Tensor3D | null;
+    const frame = pointSamplingFrame(
+      encoderReferencePoints(geometry),
+      b,
+      s,
+      shapes,
+      this.config.numPoints,
+      GEOMETRY_INPUTS.encoderReference,
+    );
 
     const chunkRows = options.training ? Infinity : (options.chunkRows ?? Infinity);
     const { source, pos } = this.encoderInput(feats, geometry);
@@ -230,11 +236,9 @@ export class DeformableTransformer extends Module {
       shapes.forEach(([h, w], l) => {
         for (let i = 0; i < h * w; i++) levelOneHot[(geometry.levelStart[l]! + i) * levels + l] = 1;
       });
-      const sine = flattenedPositionEmbeddings(geometry, e / 2, (h, w, vh, vw) =>
-        sinePositionEmbedding(h, w, vh, vw, { numPosFeats: e / 2 }),
-      );
+      const sine = dataInput(GEOMETRY_INPUTS.positionEmbedding, levelPositionEmbeddings(geometry, e), [b, s, e]);
       const levelPos = tf.matMul(tf.tensor2d(levelOneHot, [s, levels]), this.levelEmbeds); // [S, E]
-      return tf.add(tf.tensor3d(sine, [b, s, e]), levelPos) as tf.Tensor3D;
+      return tf.add(sine, levelPos) as tf.Tensor3D;
     });
     return { source, pos };
   }
@@ -253,9 +257,12 @@ export class DeformableTransformer extends Module {
   ): EncoderProposalHeads {
     const { batch: b, total: s } = geometry;
     const anchors = proposalAnchors(geometry);
-    const allValid = anchors.valid.every((v) => v === 1);
-    const validTensor = allValid ? null : tf.tensor3d(Float32Array.from(anchors.valid), [b, s, 1]);
-    const unactTensor = tf.tensor3d(anchors.unact, [b, s, 4]);
+    const validTensor = keepMaskInput(GEOMETRY_INPUTS.anchorKeep, Float32Array.from(anchors.valid), [
+      b,
+      s,
+      1,
+    ]) as tf.Tensor3D | null;
+    const unactTensor = dataInput(GEOMETRY_INPUTS.anchorUnact, anchors.unact, [b, s, 4]) as tf.Tensor3D;
     // Per token: the projected memory the queries start from, its objectness and proposal box.
     const proposalHeads = (mem: tf.Tensor3D, valid: tf.Tensor3D | null, unact: tf.Tensor3D): tf.Tensor[] => {
       const outputMemory = this.encOutputNorm.forward(

@@ -1,0 +1,149 @@
+/**
+ * Scoring a chunk of vocabulary prompts against one image's decoder queries: the classifier's
+ * alignment logits, their sigmoid, and the per-chunk statistics the semantic accumulation streams
+ * over (inference/semantic-stream.ts). Tensor work only, written once: predict runs it eagerly on
+ * TF.js, and the ONNX export records this same function into a small graph per chunk width
+ * (onnx/prompt-score-export.ts) that ONNX Runtime runs on every core.
+ */
+import { tf } from '../engine/engine.js';
+import type { VisionLanguageAlign } from './heads/vision-language-align.js';
+
+/**
+ * Prompt columns are reduced in blocks of this many (aligned to the first column of each series of
+ * chunks), so that a chunk width that is a multiple of it gives the same sums as one chunk.
+ */
+export const SEMANTIC_BLOCK = 256;
+
+/** Largest 1 / T of the fixed shift (exp(-60) is still a normal float32): beyond it the semantic statistics need TF.js's stable log-sum-exp. */
+export const MAX_FIXED_SHIFT = 60;
+
+/** Inputs of one chunk of width C (a multiple of SEMANTIC_BLOCK). */
+export interface PromptChunkInputs {
+  /** [Q, Dl] and [Q, 1]: the query side of the classifier (VisionLanguageAlign.queryKeys). */
+  keys: tf.Tensor2D;
+  offsets: tf.Tensor2D;
+  /** [C, Dl] prompt vectors; rows past the chunk's prompts are padding (any finite values). */
+  prompts: tf.Tensor2D;
+  /** [1, C]: 1 for a prompt, 0 for padding. */
+  columns: tf.Tensor2D;
+  /** [1]: 1 / T, the semantic temperature's inverse (at most MAX_FIXED_SHIFT). */
+  inverseTemperature: tf.Tensor1D;
+  /** [Q, 1]: exp(L_q - 1 / T), L_q the log normaliser of the columns before this chunk (0 before the first). */
+  prior: tf.Tensor2D;
+}
+
+/** Outputs of one chunk (padding columns included; the caller reads the chunk's own). */
+export interface PromptChunkScores {
+  /** [Q, C] sigmoid of the alignment logits. */
+  scores: tf.Tensor2D;
+  /** [1, C]: each prompt's best score over the queries (the instance selection skips prompts that cannot pass). */
+  best: tf.Tensor2D;
+  /** [Q, C / SEMANTIC_BLOCK]: per block, sum of exp(s / T - 1 / T) over its prompts (padding adds 0). */
+  blockSums: tf.Tensor2D;
+  /** [1, C]: per prompt, sum_q exp(s / T - L'_q), L' the normaliser with this chunk: its semantic map's upper bound. */
+  bound: tf.Tensor2D;
+}
+
+/**
+ * The semantic statistics of a chunk of scores [Q, C]. With a fixed shift of 1 / T, exp(s / T - 1 / T)
+ * never overflows (s <= 1) and, for 1 / T <= MAX_FIXED_SHIFT, never underflows, so block sums of it
+ * carry the normaliser, and the bound is one GEMV against 1 / (prior + this chunk's row sums).
+ */
+export function chunkSemanticStats(
+  scores: tf.Tensor2D,
+  columns: tf.Tensor2D,
+  inverseTemperature: tf.Tensor1D,
+  prior: tf.Tensor2D,
+): Pick<PromptChunkScores, 'blockSums' | 'bound'> {
+  return tf.tidy(() => {
+    const [q, c] = scores.shape;
+    if (c % SEMANTIC_BLOCK !== 0)
+      throw new Error(`chunkSemanticStats: ${c} columns, not a multiple of ${SEMANTIC_BLOCK}`);
+    const shifted = tf.mul(tf.exp(tf.mul(tf.sub(scores, 1), inverseTemperature)), columns);
+    const blockSums = tf.sum(tf.reshape(shifted, [q, c / SEMANTIC_BLOCK, SEMANTIC_BLOCK]), 2) as tf.Tensor2D;
+    const inverse = tf.div(1, tf.add(prior, tf.sum(blockSums, 1, true)));
+    const bound = tf.matMul(tf.reshape(inverse, [1, q]), shifted) as tf.Tensor2D;
+    return { blockSums, bound };
+  });
+}
+
+/** One chunk: the alignment logits' sigmoid and the semantic statistics (the same code on both engines). */
+export function scorePromptChunk(head: VisionLanguageAlign, inputs: PromptChunkInputs): PromptChunkScores {
+  return tf.tidy(() => {
+    const scores = tf.sigmoid(head.scorePrompts({ keys: inputs.keys, offsets: inputs.offsets }, inputs.prompts));
+    return {
+      scores: scores as tf.Tensor2D,
+      best: tf.max(scores, 0, true) as tf.Tensor2D,
+      ...chunkSemanticStats(scores as tf.Tensor2D, inputs.columns, inputs.inverseTemperature, inputs.prior),
+    };
+  });
+}
+
+/** A chunk to score, as host values: what a scorer (either engine) takes. */
+export interface PromptChunkJob {
+  /** [Q * Dl] and [Q]: VisionLanguageAlign.queryKeys of one image's queries. */
+  keys: Float32Array;
+  offsets: Float32Array;
+  /** [width * Dl]: the chunk's `count` prompt vectors, then padding rows. */
+  prompts: Float32Array;
+  count: number;
+  width: number;
+  inverseTemperature: number;
+  /** [Q] (PromptChunkInputs.prior). */
+  prior: Float32Array;
+}
+
+/** A scored chunk, as host values (row-major, `width` columns). */
+export interface PromptChunkValues {
+  scores: Float32Array;
+  best: Float32Array;
+  blockSums: Float32Array;
+  bound: Float32Array;
+}
+
+/** Scores chunks of prompts on one engine. */
+export interface PromptChunkScorer {
+  /** The width a chunk of `count` prompts runs at (count rounded up to the scorer's next width). */
+  width(count: number): number;
+  /** Most prompts per chunk (Infinity: any). */
+  readonly maxWidth: number;
+  score(job: PromptChunkJob): PromptChunkValues | Promise<PromptChunkValues>;
+}
+
+/** A scorer that answers at once (TF.js). */
+export interface SyncPromptChunkScorer extends PromptChunkScorer {
+  score(job: PromptChunkJob): PromptChunkValues;
+}
+
+/** The TF.js scorer: scorePromptChunk run eagerly, a chunk padded to the next multiple of SEMANTIC_BLOCK. */
+export function tfjsPromptScorer(head: VisionLanguageAlign): SyncPromptChunkScorer {
+  const dl = head.embedDimLanguage;
+  return {
+    width: (count) => Math.ceil(count / SEMANTIC_BLOCK) * SEMANTIC_BLOCK,
+    maxWidth: Infinity,
+    score(job) {
+      const q = job.offsets.length;
+      const columns = new Float32Array(job.width);
+      columns.fill(1, 0, job.count);
+      const inputs: PromptChunkInputs = {
+        keys: tf.tensor2d(job.keys, [q, dl]),
+        offsets: tf.tensor2d(job.offsets, [q, 1]),
+        prompts: tf.tensor2d(job.prompts, [job.width, dl]),
+        columns: tf.tensor2d(columns, [1, job.width]),
+        inverseTemperature: tf.tensor1d([job.inverseTemperature]),
+        prior: tf.tensor2d(job.prior, [q, 1]),
+      };
+      const out = scorePromptChunk(head, inputs);
+      try {
+        return {
+          scores: out.scores.dataSync() as Float32Array,
+          best: out.best.dataSync() as Float32Array,
+          blockSums: out.blockSums.dataSync() as Float32Array,
+          bound: out.bound.dataSync() as Float32Array,
+        };
+      } finally {
+        tf.dispose([...Object.values(inputs), ...Object.values(out)]);
+      }
+    },
+  };
+}
