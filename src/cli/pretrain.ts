@@ -2,7 +2,7 @@ import { runCommandArgs, withStopOnSigint } from './args.js';
 import { initEngine } from '../engine/engine.js';
 import { loadPretrainConfig } from '../training/pretrain/config.js';
 import { Pretrainer } from '../training/pretrain/pretrainer.js';
-import { shapeProbe } from '../training/pretrain/shape-probe.js';
+import { openProbeFolder, shapeProbe } from '../training/pretrain/shape-probe.js';
 import { runTraining } from '../training/run.js';
 import { writeMissingSynthFolders } from '../data/synth/prepare.js';
 import type { Command } from './command.js';
@@ -12,7 +12,10 @@ const usage = `usage: ape pretrain --config FILE [--steps N] [--backend wasm|cpu
   segmentation, naming objects from pooled features; docs/training.md): progress bar, checkpoints
   in OUTPUT/checkpoints, resumable like ape train. OUTPUT/weights/ holds the newest backbone and
   text weights, for a detector config's initFrom. Every eval.every steps a ridge probe measures
-  the shape accuracy of pooled backbone features on eval.data.
+  the shape accuracy of pooled backbone features on eval.data (and, with pretrain.stemCrops, how
+  many of its thing objects the stem-crop head names right from crops).
+  With pretrain.stemCrops the run begins with that many steps on object crops (stem and text
+  tower only) and ends at step stemCrops.steps + steps.
   --steps N   stop after N more steps in this session (the config's steps still bound the run)`;
 
 export const command: Command = {
@@ -34,6 +37,9 @@ export const command: Command = {
             images: settings.images,
             level: config.pretrain.objectLevel,
           })),
+          ...(run.cropStage
+            ? { crops: await run.cropStage.accuracy(openProbeFolder(settings.data), settings.images ?? 16) }
+            : {}),
         }),
       });
       run.dispose();

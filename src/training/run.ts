@@ -7,6 +7,8 @@ import { Trainer, type StepReport } from './trainer.js';
 /** What the loop drives: a Trainer, or another stepped run with the same checkpoints (ape pretrain). */
 export interface SteppedRun {
   readonly step: number;
+  /** The step the run ends at when it is not the config's `steps` (pretraining's stem-crop stage comes first). */
+  readonly finalStep?: number;
   trainStep(): Promise<StepReport>;
   saveCheckpoint(): Promise<string>;
   /** Writes what the run produces for others to load (a model folder; pretraining's weights). */
@@ -47,9 +49,10 @@ export async function runTraining<T extends SteppedRun = Trainer>(
   if (options.restart) Trainer.setAside(config, log);
   const trainer = options.open ? await options.open(log) : ((await Trainer.create(config, log)) as unknown as T);
   const start = trainer.step;
-  const end = Math.min(config.steps, start + (options.maxSteps ?? Infinity));
+  const final = trainer.finalStep ?? config.steps;
+  const end = Math.min(final, start + (options.maxSteps ?? Infinity));
   if (start >= end) {
-    log(`nothing to do: the run is at step ${start} of ${config.steps}`);
+    log(`nothing to do: the run is at step ${start} of ${final}`);
     return trainer;
   }
   const progress =
@@ -61,13 +64,15 @@ export async function runTraining<T extends SteppedRun = Trainer>(
   let windowStart = performance.now();
   let windowSteps = 0;
   let lastSaved = start;
+  let lastLosses: Record<string, number> = {};
   while (trainer.step < end && !options.signal?.stop) {
     const report = await trainer.trainStep();
     options.onStep?.(report);
     if (report.skipped) log(`step ${report.step}: gradient norm ${report.gradNorm}; update skipped`);
     for (const [k, v] of Object.entries(report.losses)) averages.set(k, 0.9 * (averages.get(k) ?? v) + 0.1 * v);
     windowSteps++;
-    progress?.tick(1, formatLosses(report.step, averages));
+    lastLosses = report.losses;
+    progress?.tick(1, formatLosses(report.step, averages, lastLosses));
     if (report.step % config.log.every === 0 || report.step === end) {
       const seconds = (performance.now() - windowStart) / 1000;
       appendFileSync(
@@ -105,7 +110,7 @@ export async function runTraining<T extends SteppedRun = Trainer>(
     await trainer.saveCheckpoint();
     await trainer.exportModel();
   }
-  progress?.finish(formatLosses(trainer.step, averages));
+  progress?.finish(formatLosses(trainer.step, averages, lastLosses));
   const modelFolder = options.open ? '' : `, model folder ${Trainer.modelDir(config)}`;
   log(
     `${options.signal?.stop ? 'stopped' : 'reached'} step ${trainer.step}; checkpoint in ${Trainer.checkpointDir(config)}${modelFolder}`,
@@ -113,8 +118,10 @@ export async function runTraining<T extends SteppedRun = Trainer>(
   return trainer;
 }
 
-function formatLosses(step: number, averages: Map<string, number>): string {
-  const shown = ['total', 'class', 'l1', 'giou', 'mask', 'dice', 'enc_class'].flatMap((k) => {
+/** The running averages of the main loss terms, and those of a stage's own terms while the step reports them. */
+function formatLosses(step: number, averages: Map<string, number>, current: Record<string, number>): string {
+  const stage = ['crop_accuracy'].filter((k) => k in current);
+  const shown = ['total', 'class', 'l1', 'giou', 'mask', 'dice', 'enc_class', ...stage].flatMap((k) => {
     const average = averages.get(k);
     return average === undefined ? [] : [`${k} ${average.toFixed(3)}`];
   });

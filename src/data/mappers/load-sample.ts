@@ -126,7 +126,8 @@ export async function loadSample(
   }
 }
 
-function decodeSegmentation(a: AnnotationRecord, record: ImageRecord): Uint8Array {
+/** An annotation's segmentation as a bitmap of its image's size (errors name the image and annotation). */
+export function decodeSegmentation(a: AnnotationRecord, record: ImageRecord): Uint8Array {
   try {
     return decodeRle(toRle(a.segmentation as StructSegmentation, record.height, record.width));
   } catch (err) {

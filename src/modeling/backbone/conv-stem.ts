@@ -73,8 +73,8 @@ export class ConvStem extends Module {
     return 2 ** this.convs.length;
   }
 
-  /** images [B, H, W, 3] (normalised) -> additions to pyramid levels, by level name. */
-  forward(images: tf.Tensor4D): Record<string, tf.Tensor4D> {
+  /** images [B, H, W, 3] (normalised) -> every stage's output, stage k at stride 2^(k+1). */
+  stages(images: tf.Tensor4D): tf.Tensor4D[] {
     return tf.tidy(() => {
       const stages: tf.Tensor4D[] = [];
       let x = images;
@@ -82,6 +82,14 @@ export class ConvStem extends Module {
         x = gelu(this.norms[k]!.forward(this.convs[k]!.forward(x))) as tf.Tensor4D;
         stages.push(x);
       }
+      return stages;
+    });
+  }
+
+  /** images [B, H, W, 3] (normalised) -> additions to pyramid levels, by level name. */
+  forward(images: tf.Tensor4D): Record<string, tf.Tensor4D> {
+    return tf.tidy(() => {
+      const stages = this.stages(images);
       const out: Record<string, tf.Tensor4D> = {};
       for (const { level, stage, proj } of this.outputs) out[level] = proj.forward(stages[stage]!) as tf.Tensor4D;
       return out;

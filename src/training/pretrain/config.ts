@@ -18,7 +18,43 @@ export interface PretrainSettings {
   temperature: number;
   /** Parameter-name prefixes written to the weights file a detector run starts from (`initFrom`). */
   export: string[];
+  /** A first stage on object crops that trains the conv stem and the text tower (null = none). */
+  stemCrops: StemCropSettings | null;
 }
+
+/**
+ * The stem-crop stage (`pretrain.stemCrops`): `steps` steps before the full-image ones, each
+ * naming `batchSize` thing objects from fixed-size crops centred on their boxes, at the scale the
+ * full-image steps show them (with the config's flips and scale jitter), through the conv stem's
+ * stages and their projections into the pyramid, against the text tower's category names.
+ */
+export interface StemCropSettings {
+  steps: number;
+  /** Crops per step. */
+  batchSize: number;
+  /** Side of the square crops in pixels (a multiple of the stem's largest stride). */
+  cropSize: number;
+  /**
+   * Largest offset (pixels, each axis, drawn per crop) of the crop's centre from the box's: a
+   * full image shows objects at every phase of the stem's stride grid, a centred crop at one.
+   */
+  shift: number;
+  /** Peak learning rate of the stage (null = optimizer.lr); warmup then the config's decay over `steps`. */
+  lr: number | null;
+  warmupSteps: number;
+  /** Pyramid levels fed by a stem stage whose pooled features name the crops (each named on its own). */
+  levels: string[];
+}
+
+export const DEFAULT_STEM_CROP_SETTINGS: StemCropSettings = {
+  steps: 500,
+  batchSize: 128,
+  cropSize: 48,
+  shift: 8,
+  lr: null,
+  warmupSteps: 20,
+  levels: ['p3', 'p4'],
+};
 
 /** A pretraining config: a training config (same model, data, optimizer, schedule, checkpoints) plus `pretrain`. */
 export type PretrainConfig = TrainConfig & { pretrain: PretrainSettings };
@@ -31,6 +67,7 @@ export const DEFAULT_PRETRAIN_SETTINGS: PretrainSettings = {
   phraseWeight: 0,
   temperature: 0.07,
   export: ['backbone.', 'model_language.'],
+  stemCrops: null,
 };
 
 export function loadPretrainConfig(file: string): PretrainConfig {
@@ -66,5 +103,28 @@ export function parsePretrainConfig(json: unknown, file: string): PretrainConfig
     fail('pretrain.temperature', `must be positive, got ${showValue(settings.temperature)}`);
   if (!train.datasets.some((d) => d.type === 'detection' || d.type === 'semantic'))
     fail('datasets', 'must include a detection or semantic set (the pretraining targets)');
+  if (settings.stemCrops !== null) {
+    settings.stemCrops = parseStemCrops(settings.stemCrops, fail);
+    if (!train.datasets.some((d) => d.type === 'detection'))
+      fail('pretrain.stemCrops', 'needs a detection set in datasets (its thing objects are cropped)');
+  }
   return { ...train, pretrain: settings };
+}
+
+function parseStemCrops(value: unknown, fail: (field: string, why: string) => never): StemCropSettings {
+  const s = checkedMerge(DEFAULT_STEM_CROP_SETTINGS, value, { missing: 'default', unknown: 'error' }, (path, why) =>
+    fail(path === '' ? 'pretrain.stemCrops' : `pretrain.stemCrops.${path}`, why),
+  );
+  for (const key of ['steps', 'batchSize', 'cropSize'] as const)
+    if (!(Number.isInteger(s[key]) && s[key] > 0))
+      fail(`pretrain.stemCrops.${key}`, `must be a positive integer, got ${showValue(s[key])}`);
+  for (const key of ['warmupSteps', 'shift'] as const)
+    if (!(Number.isInteger(s[key]) && s[key] >= 0))
+      fail(`pretrain.stemCrops.${key}`, `must be a non-negative integer, got ${showValue(s[key])}`);
+  if (2 * s.shift >= s.cropSize)
+    fail('pretrain.stemCrops.shift', `must be less than half the crop size ${s.cropSize}, got ${s.shift}`);
+  if (s.lr !== null && !(s.lr > 0)) fail('pretrain.stemCrops.lr', `must be positive or null, got ${showValue(s.lr)}`);
+  if (s.levels.length === 0 || !s.levels.every((l) => typeof l === 'string'))
+    fail('pretrain.stemCrops.levels', `must list pyramid levels, got ${showValue(s.levels)}`);
+  return s;
 }

@@ -24,7 +24,9 @@ import { Trainer, loadDrawBatch, mixSeed } from '../trainer.js';
 import type { PretrainConfig } from './config.js';
 import { cellClassTargets, objectPooling, phraseCandidates } from './dense-targets.js';
 import { phraseNaming } from './phrase-loss.js';
-import { getOrThrow } from '../../util/checked.js';
+import { getOrThrow, required } from '../../util/checked.js';
+import { cosineNaming, l2normalize } from './cosine-naming.js';
+import { StemCropStage } from './stem-crop-stage.js';
 
 /** The pretraining heads: a projection per pyramid level from the pyramid width to the text tower's. */
 class PretrainHeads extends Module {
@@ -42,6 +44,8 @@ interface PretrainState {
   modelConfig: ApeConfig;
   datasets: string[];
   plannedSteps: number;
+  /** Steps of the stem-crop stage the run was started with (absent in older checkpoints: none). */
+  cropSteps?: number;
 }
 
 /** Heads' parameter names in checkpoints (never in the exported weights). */
@@ -54,6 +58,11 @@ const HEADS = 'pretrain.';
  * against the text tower's embeddings of the category names (a small CLIP whose classifier is the
  * text tower). Checkpoints, schedule and resume work as in Trainer; `exportModel` writes the
  * backbone and text weights as a checkpoint that a detector run's `initFrom` loads by name.
+ *
+ * With `pretrain.stemCrops` the run's first `stemCrops.steps` steps are the stem-crop stage
+ * (StemCropStage) and the full-image steps follow: the step counter runs over both, to
+ * `stemCrops.steps + steps`, and full-image step t (from 0) is run step `stemCrops.steps + t`,
+ * with the learning rate and random draws the run without the stage gives its step t.
  */
 export class Pretrainer {
   step = 0;
@@ -66,6 +75,8 @@ export class Pretrainer {
   /** The datasets pretraining draws from (detection and semantic sets). */
   private readonly sources: TrainingDataset[];
   private readonly loadOptions: LoadOptions;
+  /** The stem-crop stage, when the config has one. */
+  readonly cropStage: StemCropStage | null;
 
   private constructor(
     readonly config: PretrainConfig,
@@ -76,7 +87,7 @@ export class Pretrainer {
     readonly plannedSteps: number,
   ) {
     const p = config.pretrain;
-    const levels = [...new Set([...p.levels, p.objectLevel])];
+    const levels = [...new Set([...p.levels, p.objectLevel, ...(p.stemCrops?.levels ?? [])])];
     this.heads = new PretrainHeads(
       levels,
       modelConfig.backbone.pyramid.outChannels,
@@ -118,6 +129,26 @@ export class Pretrainer {
     for (const level of levels)
       if (!known.includes(level))
         throw new Error(`pretrain: level '${level}' is not a pyramid level of the model (${known.join(', ')})`);
+    const crops = config.datasets.findIndex((d) => d.type === 'detection');
+    this.cropStage = p.stemCrops
+      ? new StemCropStage(
+          p.stemCrops,
+          config,
+          required(datasets[crops], 'a detection set for pretrain.stemCrops'),
+          network,
+          this.heads.proj,
+        )
+      : null;
+  }
+
+  /** Steps of the stem-crop stage (0 without one). */
+  get cropSteps(): number {
+    return this.config.pretrain.stemCrops?.steps ?? 0;
+  }
+
+  /** The step the run ends at: the crop stage's steps and the full-image ones. */
+  get finalStep(): number {
+    return this.cropSteps + this.config.steps;
   }
 
   /** Opens the datasets, the newest checkpoint in output/checkpoints if any, else a new run. */
@@ -130,6 +161,13 @@ export class Pretrainer {
     if (state && JSON.stringify(state.datasets) !== JSON.stringify(config.datasets.map((d) => d.name))) {
       throw new Error(
         `the checkpoints in ${config.output} were made with datasets ${state.datasets.join(', ')}; the config lists ${config.datasets.map((d) => d.name).join(', ')}`,
+      );
+    }
+    const cropSteps = config.pretrain.stemCrops?.steps ?? 0;
+    if (state && (state.cropSteps ?? 0) !== cropSteps) {
+      // The step counter's meaning depends on the stage's length, so a run keeps the one it started with.
+      throw new Error(
+        `the run in ${config.output} was started with ${state.cropSteps ?? 0} stem-crop steps (pretrain.stemCrops.steps); the config says ${cropSteps}`,
       );
     }
     const modelConfig =
@@ -153,6 +191,12 @@ export class Pretrainer {
         `new pretraining run: ${run.params.size} trained tensors (${config.pretrain.export.join(', ')} and the heads)`,
       );
     }
+    if (run.cropStage && run.step < run.cropSteps) {
+      const { settings, walk, dataset } = run.cropStage;
+      log(
+        `stem-crop stage: steps ${run.step + 1}-${run.cropSteps} of ${run.finalStep}, ${settings.batchSize} crops of ${settings.cropSize} px per step from the ${walk.total} thing objects of ${dataset.name}`,
+      );
+    }
     return run;
   }
 
@@ -167,7 +211,9 @@ export class Pretrainer {
   }
 
   async trainStep(): Promise<StepReport> {
+    if (this.cropStage && this.step < this.cropSteps) return this.cropStep(this.cropStage);
     const t0 = performance.now();
+    const local = this.step - this.cropSteps;
     const draw = this.sampler.next();
     const dataset = this.sources[draw.dataset]!;
     const switches = defaultLossSwitches(dataset.kind, true, false);
@@ -179,10 +225,31 @@ export class Pretrainer {
       switches,
     );
     const t1 = performance.now();
-    const rng = new Rng(mixSeed(this.config.seed, this.step));
+    const rng = new Rng(mixSeed(this.config.seed, local));
     const { losses, grads } = this.gradients(batch, rng);
+    return this.update(grads, losses, learningRateAt(this.schedule, local), dataset.name, t1 - t0, t1);
+  }
+
+  /** One step of the stem-crop stage. */
+  private async cropStep(stage: StemCropStage): Promise<StepReport> {
+    const t0 = performance.now();
+    const batch = await stage.batch(this.step);
+    const t1 = performance.now();
+    const losses: Record<string, number> = {};
+    const grads = this.differentiate(() => stage.loss(batch, losses), losses);
+    return this.update(grads, losses, learningRateAt(stage.schedule, this.step), stage.dataset.name, t1 - t0, t1);
+  }
+
+  /** Applies a step's gradients (skipped when not finite; the step still counts) and reports it. */
+  private update(
+    grads: Map<string, Float32Array>,
+    losses: Record<string, number>,
+    lr: number,
+    dataset: string,
+    dataMs: number,
+    computeStart: number,
+  ): StepReport {
     const gradNorm = globalNorm(grads);
-    const lr = learningRateAt(this.schedule, this.step);
     const skipped = !Number.isFinite(gradNorm);
     if (!skipped) this.optimizer.apply(grads, lr, this.lrScale, clipFactor(gradNorm, this.config.optimizer.clipNorm));
     this.step++;
@@ -192,20 +259,33 @@ export class Pretrainer {
       lr,
       gradNorm,
       skipped,
-      datasets: [dataset.name],
-      dataMs: t1 - t0,
-      computeMs: performance.now() - t1,
+      datasets: [dataset],
+      dataMs,
+      computeMs: performance.now() - computeStart,
     };
+  }
+
+  /** Gradients of `loss` by parameter name, its value as `losses.total`. */
+  private differentiate(loss: () => tf.Scalar, losses: Record<string, number>): Map<string, Float32Array> {
+    const names = new Map([...this.params].map(([name, v]) => [v.name, name]));
+    const { value, grads } = tf.variableGrads(loss, [...this.params.values()]);
+    losses.total = value.dataSync()[0]!;
+    value.dispose();
+    const named = new Map<string, Float32Array>();
+    for (const [id, g] of Object.entries(grads)) {
+      named.set(getOrThrow(names, id, 'parameter names by variable'), g.dataSync() as Float32Array);
+      g.dispose();
+    }
+    return named;
   }
 
   /** The pretraining losses of one batch and their gradients by parameter name. */
   gradients(batch: TrainingBatch, rng: Rng): { losses: Record<string, number>; grads: Map<string, Float32Array> } {
     const p = this.config.pretrain;
     const s = batch.size;
-    const names = new Map([...this.params].map(([name, v]) => [v.name, name]));
     const losses: Record<string, number> = {};
     const images = tf.tensor4d(batch.images, [batch.batchSize, s, s, 3]);
-    const { value, grads } = tf.variableGrads(() => {
+    const grads = this.differentiate(() => {
       const x = this.network.normalize({ images, sizes: batch.sizes });
       const features = this.network.backbone.forward(x, { training: true, rng });
       const text = tf.tidy(() => l2normalize(this.network.encodePrompts(batch.prompts, true)));
@@ -252,26 +332,16 @@ export class Pretrainer {
       const pool = objectPooling(batch.targets, s, h, w);
       if (pool.count > 0) {
         const pooled = tf.matMul(tf.tensor2d(pool.weights, [pool.count, batch.batchSize * h * w]), z) as tf.Tensor2D;
-        const logits = tf.div(tf.matMul(l2normalize(pooled), text, false, true), p.temperature);
-        const onehot = tf.oneHot(tf.tensor1d(pool.labels, 'int32'), batch.prompts.length);
-        const objects = tf.mean(tf.neg(tf.sum(tf.mul(onehot, tf.logSoftmax(logits)), 1))) as tf.Scalar;
-        losses.object = objects.dataSync()[0]!;
-        const predicted = tf.argMax(logits, 1).dataSync();
-        losses.object_accuracy = pool.labels.reduce((a, l, i) => a + (predicted[i] === l ? 1 : 0), 0) / pool.count;
-        terms.push(tf.mul(objects, p.objectWeight) as tf.Scalar);
+        const objects = cosineNaming(pooled, text, pool.labels, p.temperature);
+        losses.object = objects.loss.dataSync()[0]!;
+        losses.object_accuracy = objects.accuracy;
+        terms.push(tf.mul(objects.loss, p.objectWeight) as tf.Scalar);
       }
       for (const f of Object.values(features)) f.dispose();
       return tf.addN(terms) as tf.Scalar;
-    }, [...this.params.values()]);
+    }, losses);
     images.dispose();
-    losses.total = value.dataSync()[0]!;
-    value.dispose();
-    const named = new Map<string, Float32Array>();
-    for (const [id, g] of Object.entries(grads)) {
-      named.set(getOrThrow(names, id, 'parameter names by variable'), g.dataSync() as Float32Array);
-      g.dispose();
-    }
-    return { losses, grads: named };
+    return { losses, grads };
   }
 
   /**
@@ -317,6 +387,7 @@ export class Pretrainer {
       modelConfig: this.modelConfig,
       datasets: this.config.datasets.map((d) => d.name),
       plannedSteps: this.plannedSteps,
+      cropSteps: this.cropSteps,
     };
     return saveCheckpoint(
       Trainer.checkpointDir(this.config),
@@ -375,8 +446,4 @@ export class Pretrainer {
     this.heads.dispose();
     this.network.dispose();
   }
-}
-
-function l2normalize(x: tf.Tensor2D): tf.Tensor2D {
-  return tf.tidy(() => tf.div(x, tf.add(tf.norm(x, 'euclidean', 1, true), 1e-6)) as tf.Tensor2D);
 }

@@ -3,6 +3,7 @@ import { tf } from '../../engine/engine.js';
 import { collateBatch } from '../../data/batch.js';
 import { augmentSample } from '../../data/mappers/augment.js';
 import { DEFAULT_LOAD_OPTIONS, loadSample } from '../../data/mappers/load-sample.js';
+import type { TrainingDataset } from '../../data/dataset.js';
 import { openDataset } from '../../data/open-dataset.js';
 import { defaultLossSwitches } from '../../data/sampler/loss-switches.js';
 import { bestOf, ridgeFit } from '../../evaluation/ridge-probe.js';
@@ -30,13 +31,7 @@ export async function shapeProbe(
   options: { images?: number; level?: string } = {},
 ): Promise<ShapeProbeResult> {
   const level = options.level ?? 'p3';
-  const dataset = openDataset({
-    name: 'probe',
-    type: 'detection',
-    annotations: join(dataDir, 'instances.json'),
-    imageRoot: join(dataDir, 'images'),
-    weight: 1,
-  });
+  const dataset = openProbeFolder(dataDir);
   const count = Math.min(options.images ?? 16, dataset.size);
   if (count < 2) throw new Error(`shape probe: ${dataDir} needs at least 2 images, has ${dataset.size}`);
   const size = network.config.input.size;
@@ -88,4 +83,15 @@ export async function shapeProbe(
   );
   const right = test.filter((r) => bestOf(probe.predict(r.feature), things) === r.label).length;
   return { accuracy: right / test.length, trainObjects: train.length, testObjects: test.length, level };
+}
+
+/** The detection set of a synthetic-world folder (instances.json, images/). */
+export function openProbeFolder(dataDir: string): TrainingDataset {
+  return openDataset({
+    name: 'probe',
+    type: 'detection',
+    annotations: join(dataDir, 'instances.json'),
+    imageRoot: join(dataDir, 'images'),
+    weight: 1,
+  });
 }
