@@ -131,12 +131,31 @@ export async function writeGraphsAndManifest(
 /** A file name inside one folder: one path segment of plain characters, no dot files. */
 const PLAIN_FILE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$/;
 
-/** The files of an export folder as its manifest names them: the manifest, each segment and its external data. */
-export interface ExportFolder {
+/** `name` from a manifest's `field`, refused unless it is a plain file name in the export's folder. */
+export function plainFileName(name: unknown, field: string, manifestPath: string): string {
+  if (typeof name !== 'string' || !PLAIN_FILE_NAME.test(name))
+    throw new Error(`${manifestPath}: ${field} ${JSON.stringify(name)} is not a file name in the export's folder`);
+  return name;
+}
+
+/** The files of an export folder as its manifest names them: the manifest, each graph and its external data. */
+export interface ExportFolder<M = OnnxExportManifest> {
   dir: string;
-  manifest: OnnxExportManifest;
+  manifest: M;
   /** Every file of the export by name (manifest first), with its size in bytes. */
   files: Map<string, number>;
+}
+
+/** An export's manifest file, read and parsed (not yet checked), with its size; errors name the file. */
+export async function readManifestFile(path: string): Promise<{ value: unknown; bytes: number }> {
+  const text = await readFile(path).catch((e: Error) => {
+    throw new Error(`cannot read ${path}: ${e.message}`);
+  });
+  try {
+    return { value: JSON.parse(new TextDecoder().decode(text)) as unknown, bytes: text.length };
+  } catch (e) {
+    throw new Error(`${path}: ${(e as Error).message}`);
+  }
 }
 
 /**
@@ -145,27 +164,12 @@ export interface ExportFolder {
  * fingerprint), checked without opening it in ONNX Runtime: what the server hands to the page.
  */
 export async function checkExportFolder(dir: string): Promise<ExportFolder> {
-  const plainName = (name: unknown, field: string) => {
-    if (typeof name !== 'string' || !PLAIN_FILE_NAME.test(name))
-      throw new Error(
-        `${join(dir, MANIFEST_FILE)}: ${field} ${JSON.stringify(name)} is not a file name in the export's folder`,
-      );
-    return name;
-  };
   const manifestPath = join(dir, MANIFEST_FILE);
-  const text = await readFile(manifestPath).catch((e: Error) => {
-    throw new Error(`cannot read ${manifestPath}: ${e.message}`);
-  });
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(new TextDecoder().decode(text));
-  } catch (e) {
-    throw new Error(`${manifestPath}: ${(e as Error).message}`);
-  }
-  const manifest = checkManifest(parsed, manifestPath);
-  const files = new Map<string, number>([[MANIFEST_FILE, text.length]]);
+  const { value, bytes } = await readManifestFile(manifestPath);
+  const manifest = checkManifest(value, manifestPath);
+  const files = new Map<string, number>([[MANIFEST_FILE, bytes]]);
   for (const [i, segment] of manifest.segments.entries()) {
-    const path = join(dir, plainName(segment.file, `segments[${i}].file`));
+    const path = join(dir, plainFileName(segment.file, `segments[${i}].file`, manifestPath));
     const info = await stat(path).catch((e: Error) => {
       throw new Error(`cannot read ${path}: ${e.message}`);
     });
@@ -174,7 +178,7 @@ export async function checkExportFolder(dir: string): Promise<ExportFolder> {
       throw new Error(`${path} has ${info.size} bytes, the export wrote ${segment.bytes}`);
     files.set(segment.file, info.size);
     if (segment.data) {
-      plainName(segment.data.file, `segments[${i}].data.file`);
+      plainFileName(segment.data.file, `segments[${i}].data.file`, manifestPath);
       await checkExternalData(dir, segment.data);
       files.set(segment.data.file, segment.data.bytes);
     }

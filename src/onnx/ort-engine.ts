@@ -12,8 +12,20 @@ import { exportCacheDirs, inspectCachedExport, loadCachedExport, loadOrMakeExpor
 import type { OrtNetwork } from './ort-network.js';
 import { OrtRunner } from './ort-runner.js';
 import type { OrtTextTower } from './ort-text-tower.js';
-import { exportTextTower, textExportKey, textExportShape } from './text-export.js';
-import { loadCachedTextExport } from './text-export-files.js';
+import {
+  exportTextTower,
+  textExportKey,
+  textExportShape,
+  type TextExport,
+  type TextExportManifest,
+  type TextExportShape,
+} from './text-export.js';
+import {
+  checkTextExportFolder,
+  inspectCachedTextExport,
+  loadCachedTextExport,
+  writeTextExport,
+} from './text-export-files.js';
 import type { OrtPromptScorer } from './ort-prompt-scorer.js';
 import { exportPromptScorer, promptScoreExportKey, type PromptScoreShape } from './prompt-score-export.js';
 import { loadCachedPromptScorer } from './prompt-score-files.js';
@@ -83,25 +95,48 @@ export class OrtEngine extends OrtRunner {
   /** The text tower's export from the disk cache when it matches, or made now (all its buckets at once) and cached. */
   protected async loadTextTower(): Promise<OrtTextTower> {
     const hash = await this.modelHash();
-    const { name, text } = this.network.config;
-    const shape = textExportShape(text.encoder.contextLength);
-    const key = textExportKey(shape);
-    const dirs = this.cacheDirs(hash, key);
+    const shape = this.textShape();
+    const dirs = this.cacheDirs(hash, textExportKey(shape));
     return loadCachedTextExport({
       dirs,
       hash,
       shape,
-      make: () => {
-        if (this.network.textTowerReleased)
-          throw new Error(
-            `the text tower's ONNX export (${dirs.join(', ')}) is missing or damaged and its TF.js weights were released; load the model again`,
-          );
-        this.options.onExport?.(`exporting ${name}'s text tower to ONNX (${key}, once per model) ...`);
-        return exportTextTower(this.network.language.net, text.pooling, shape, { name, hash }, { externalData: true });
-      },
+      make: () => this.makeTextExport(dirs, shape, hash),
       threads: this.options.threads,
       report: (message) => this.options.onExport?.(message),
     });
+  }
+
+  /**
+   * The text tower's export folder, from the disk cache or made now, with its files checked but not
+   * opened in ONNX Runtime: what `ape serve` hands to the page.
+   */
+  async textExportFolder(): Promise<ExportFolder<TextExportManifest>> {
+    const hash = await this.modelHash();
+    const shape = this.textShape();
+    const dirs = this.cacheDirs(hash, textExportKey(shape));
+    return loadOrMakeExport({
+      dirs,
+      inspect: (dir) => inspectCachedTextExport(dir, hash, shape),
+      make: () => this.makeTextExport(dirs, shape, hash),
+      write: writeTextExport,
+      load: (dir) => checkTextExportFolder(dir),
+      report: (message) => this.options.onExport?.(message),
+    });
+  }
+
+  private textShape(): TextExportShape {
+    return textExportShape(this.network.config.text.encoder.contextLength);
+  }
+
+  private makeTextExport(dirs: string[], shape: TextExportShape, hash: string): TextExport {
+    const { name, text } = this.network.config;
+    if (this.network.textTowerReleased)
+      throw new Error(
+        `the text tower's ONNX export (${dirs.join(', ')}) is missing or damaged and its TF.js weights were released; load the model again`,
+      );
+    this.options.onExport?.(`exporting ${name}'s text tower to ONNX (${textExportKey(shape)}, once per model) ...`);
+    return exportTextTower(this.network.language.net, text.pooling, shape, { name, hash }, { externalData: true });
   }
 
   /** The vocabulary chunks' scoring graphs from the disk cache when they match, or made now (all widths at once) and cached. */

@@ -49,6 +49,15 @@ export function planTextRuns(ends: readonly number[], shape: TextExportShape): T
   return runs;
 }
 
+/** A tower whose weights are larger than this keeps one bucket's session open at a time (each session holds a copy). */
+const ONE_SESSION_ABOVE = 256 * 1024 * 1024;
+
+/** Sessions an OrtTextTower keeps open for this export: all its buckets, or one for a large tower. */
+export function textSessionsKept(manifest: TextExportManifest): number {
+  const weights = manifest.data?.bytes ?? 0;
+  return weights > ONE_SESSION_ABOVE ? 1 : manifest.graphs.length;
+}
+
 export function checkTextManifest(value: unknown, source: string): TextExportManifest {
   const m = value as Partial<TextExportManifest> | null;
   if (!m || typeof m !== 'object' || m.format !== TEXT_MANIFEST_FORMAT)

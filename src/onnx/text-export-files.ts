@@ -9,17 +9,22 @@ import * as ort from 'onnxruntime-node';
 import {
   checkExternalData,
   checkGraphFiles,
-  readManifestJson,
+  type ExportFolder,
+  plainFileName,
+  readManifestFile,
   writeChunks,
   writeGraphsAndManifest,
 } from './export-files.js';
-import { type CachedExportRequest, inspectManifest, loadOrMakeExport } from './export-cache.js';
+import { type CachedExport, type CachedExportRequest, inspectManifest, loadOrMakeExport } from './export-cache.js';
 import { ortSessionOptions } from './ort-network.js';
-import { checkTextManifest, OrtTextTower } from './ort-text-tower.js';
-import { TEXT_MANIFEST_FILE, textExportKey, type TextExport, type TextExportShape } from './text-export.js';
-
-/** A tower whose weights file is larger than this keeps one bucket's session open at a time (each holds a copy). */
-const ONE_SESSION_ABOVE = 256 * 1024 * 1024;
+import { checkTextManifest, OrtTextTower, textSessionsKept } from './ort-text-tower.js';
+import {
+  TEXT_MANIFEST_FILE,
+  textExportKey,
+  type TextExport,
+  type TextExportManifest,
+  type TextExportShape,
+} from './text-export.js';
 
 /** Writes the weights file, then the graphs, then the manifest (so a folder with a manifest is complete). */
 export async function writeTextExport(dir: string, exported: TextExport): Promise<void> {
@@ -30,17 +35,44 @@ export async function writeTextExport(dir: string, exported: TextExport): Promis
 }
 
 /**
- * The text export in `dir` as an OrtTextTower: its manifest parsed, its weights file and every
- * graph file checked (present, the size the export wrote) before any session is made.
+ * A text export folder whose files are all there as its manifest describes them: its weights file
+ * of the size and fingerprint the export wrote, every graph file of its recorded size, every name
+ * a plain file name of the folder; checked without opening it in ONNX Runtime (errors start with `who`).
+ */
+export async function checkTextExportFolder(
+  dir: string,
+  who = 'OrtTextTower',
+): Promise<ExportFolder<TextExportManifest>> {
+  const path = join(dir, TEXT_MANIFEST_FILE);
+  const named = <T>(work: () => Promise<T>) =>
+    work().catch((e: Error) => {
+      throw new Error(`${who}: ${e.message}`);
+    });
+  const { value, bytes } = await named(() => readManifestFile(path));
+  const manifest = checkTextManifest(value, path);
+  const files = new Map<string, number>([[TEXT_MANIFEST_FILE, bytes]]);
+  const { data } = manifest;
+  if (data) {
+    await named(async () => {
+      plainFileName(data.file, 'data.file', path);
+      await checkExternalData(dir, data);
+    });
+    files.set(data.file, data.bytes);
+  }
+  await named(async () => {
+    for (const [i, graph] of manifest.graphs.entries()) plainFileName(graph.file, `graphs[${i}].file`, path);
+  });
+  await checkGraphFiles(dir, manifest.graphs, who);
+  for (const graph of manifest.graphs) files.set(graph.file, graph.bytes);
+  return { dir, manifest, files };
+}
+
+/**
+ * The text export in `dir` as an OrtTextTower: its folder checked (checkTextExportFolder) before
+ * any session is made.
  */
 export async function loadTextExport(dir: string, options: { threads?: number } = {}): Promise<OrtTextTower> {
-  const path = join(dir, TEXT_MANIFEST_FILE);
-  const manifest = checkTextManifest(await readManifestJson(path, 'OrtTextTower'), path);
-  if (manifest.data)
-    await checkExternalData(dir, manifest.data).catch((e: Error) => {
-      throw new Error(`OrtTextTower: ${e.message}`);
-    });
-  await checkGraphFiles(dir, manifest.graphs, 'OrtTextTower');
+  const { manifest } = await checkTextExportFolder(dir);
   const sessionOptions = ortSessionOptions(options);
   return new OrtTextTower(
     manifest,
@@ -52,8 +84,19 @@ export async function loadTextExport(dir: string, options: { threads?: number } 
       });
     },
     (type, data, dims) => new ort.Tensor(type, data, dims),
-    (manifest.data?.bytes ?? 0) > ONE_SESSION_ABOVE ? 1 : manifest.graphs.length,
+    textSessionsKept(manifest),
   );
+}
+
+/** Whether the text export in `dir` fits a model of `hash` and the buckets of `shape` (inspectManifest). */
+export function inspectCachedTextExport(dir: string, hash: string, shape: TextExportShape): Promise<CachedExport> {
+  return inspectManifest(dir, {
+    manifestFile: TEXT_MANIFEST_FILE,
+    hash,
+    key: textExportKey(shape),
+    keyOf: (s: TextExportShape) =>
+      Array.isArray(s.batch) && Array.isArray(s.lengths) ? textExportKey(s) : 'a malformed shape',
+  });
 }
 
 /** The cached text export that fits, or one made now (loadOrMakeExport). */
@@ -61,14 +104,7 @@ export function loadCachedTextExport(request: CachedExportRequest<TextExportShap
   const { hash, shape, threads } = request;
   return loadOrMakeExport({
     dirs: request.dirs,
-    inspect: (dir) =>
-      inspectManifest(dir, {
-        manifestFile: TEXT_MANIFEST_FILE,
-        hash,
-        key: textExportKey(shape),
-        keyOf: (s: TextExportShape) =>
-          Array.isArray(s.batch) && Array.isArray(s.lengths) ? textExportKey(s) : 'a malformed shape',
-      }),
+    inspect: (dir) => inspectCachedTextExport(dir, hash, shape),
     make: request.make,
     write: writeTextExport,
     load: (dir) => loadTextExport(dir, { threads }),

@@ -305,7 +305,11 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
       path: '/v1/onnx/',
       method: 'GET',
       handle: (request, response, file) =>
-        file === 'export' ? exports.manifest(request, response) : exports.file(request, response, file),
+        file === 'export'
+          ? exports.manifest(request, response)
+          : file === 'text'
+            ? exports.textManifest(request, response)
+            : exports.file(request, response, file),
     },
     { path: '/v1/examples', method: 'GET', handle: (_request, response) => sendJson(response, 200, { examples }) },
     {

@@ -2,10 +2,10 @@ import { Worker } from 'node:worker_threads';
 import { HttpError } from './http-error.js';
 import type { InferenceEngineName } from '../inference/model-files.js';
 import type { PredictionJson } from '../inference/prediction-json.js';
-import type { ExportShape } from '../onnx/export-network.js';
 import type {
   EngineMemory,
   ExportFolderInfo,
+  ExportRequest,
   ModelInfo,
   WorkerExportJob,
   WorkerPredictJob,
@@ -169,10 +169,11 @@ export class ModelHost {
   }
 
   /**
-   * The model's ONNX export for one shape, found in its cache or made now by the model thread (in
-   * turn with predictions: seconds for the tiny model, about half a minute for the released ones at 1024).
+   * One of the model's ONNX exports (the network's for a shape, or the text tower's), found in its
+   * cache or made now by the model thread (in turn with predictions: seconds for the tiny model,
+   * about half a minute for the released ones at 1024).
    */
-  async exportFolder(shape: ExportShape): Promise<ExportFolderInfo> {
+  async exportFolder(request: ExportRequest): Promise<ExportFolderInfo> {
     await this.start();
     const worker = required(this.worker, 'the model worker');
     const id = this.nextId++;
@@ -191,7 +192,7 @@ export class ModelHost {
         },
         reject,
       });
-      const message: WorkerExportJob = { type: 'export', id, shape };
+      const message: WorkerExportJob = { type: 'export', id, export: request };
       worker.postMessage(message);
     });
   }

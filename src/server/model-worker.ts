@@ -12,7 +12,17 @@ import { DEFAULT_SCORE_THRESHOLD } from '../inference/results.js';
 import { predictLeakFree } from '../inference/predict-leak-free.js';
 import { predictionToJson } from '../inference/prediction-json.js';
 import type { ModelWorkerData } from './model-host.js';
-import type { EngineMemory, WorkerExportJob, WorkerPredictJob, WorkerReply, WorkerRequest } from './worker-protocol.js';
+import { exportKey, MANIFEST_FILE } from '../onnx/export-network.js';
+import { TEXT_MANIFEST_FILE, textExportKey } from '../onnx/text-export.js';
+import type {
+  EngineMemory,
+  ExportFolderInfo,
+  ExportRequest,
+  WorkerExportJob,
+  WorkerPredictJob,
+  WorkerReply,
+  WorkerRequest,
+} from './worker-protocol.js';
 
 const port = parentPort;
 if (!port) throw new Error('model-worker: must run as a worker thread');
@@ -71,10 +81,22 @@ async function start(): Promise<Loaded | null> {
   }
 }
 
+/** The export the job asks for, found in the cache or made now, as the HTTP thread serves it. */
+async function exportFolderInfo(engine: OrtEngine, request: ExportRequest): Promise<ExportFolderInfo> {
+  if (request.kind === 'text') {
+    const { dir, manifest, files } = await engine.textExportFolder();
+    const key = textExportKey(manifest.shape);
+    return { key, dir, manifestFile: TEXT_MANIFEST_FILE, modelHash: manifest.model.hash, files: [...files] };
+  }
+  const { dir, manifest, files } = await engine.exportFolder(request.shape);
+  const key = exportKey(request.shape);
+  return { key, dir, manifestFile: MANIFEST_FILE, modelHash: manifest.model.hash, files: [...files] };
+}
+
 async function exportFolder(ort: () => Promise<OrtEngine>, job: WorkerExportJob): Promise<void> {
   try {
-    const { dir, manifest, files } = await (await ort()).exportFolder(job.shape);
-    reply({ type: 'export-ready', id: job.id, folder: { dir, manifest, files: [...files] }, memory: memory() });
+    const folder = await exportFolderInfo(await ort(), job.export);
+    reply({ type: 'export-ready', id: job.id, folder, memory: memory() });
   } catch (error) {
     replyError(job.id, error);
   }

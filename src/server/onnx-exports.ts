@@ -5,16 +5,21 @@
  * - `GET /v1/onnx`: the model's name and hash (what the page checks each manifest against);
  * - `GET /v1/onnx/export?size=S&valid=HxW&sentences=N`: the manifest of that shape's export, found
  *   in the cache or made now by the model thread (once per shape, as predict does);
- * - `GET /v1/onnx/KEY/FILE`: a file that export's manifest names (segments, external data), with
- *   byte ranges, and ETags keyed by the model hash. Nothing else in any folder can be asked for.
+ * - `GET /v1/onnx/text`: the manifest of the text tower's export (its graphs, one per bucket of
+ *   rows and positions, and their shared weights file), found in the cache or made now, so that the
+ *   page encodes prompts without the tower's TF.js weights;
+ * - `GET /v1/onnx/KEY/FILE`: a file that export's manifest names (segments, graphs, external
+ *   data), with byte ranges, and ETags keyed by the model hash. Nothing else in any folder can be
+ *   asked for.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { exportKey, MANIFEST_FILE, type ExportShape } from '../onnx/export-network.js';
+import { TEXT_MANIFEST_FILE } from '../onnx/text-export.js';
 import { OPSET } from '../onnx/kernel-ops.js';
 import { HttpError } from './http-error.js';
 import type { ModelHost } from './model-host.js';
 import { sendFile } from './static-files.js';
-import type { ExportFolderInfo } from './worker-protocol.js';
+import type { ExportFolderInfo, ExportRequest } from './worker-protocol.js';
 
 /** The shapes the server exports for the page. */
 export interface ExportShapeLimits {
@@ -56,7 +61,7 @@ export function exportShapeFromQuery(query: URLSearchParams, limits: ExportShape
 export class ServedExports {
   /** The folder each export key was last found in, with its files: what /v1/onnx/KEY/FILE may serve. */
   private readonly folders = new Map<string, ExportFolderInfo>();
-  /** Exports being found or made now, by key (concurrent requests for one shape share the work). */
+  /** Exports being found or made now, by key ('text' for the text tower's; concurrent requests share the work). */
   private readonly asking = new Map<string, Promise<ExportFolderInfo>>();
 
   constructor(
@@ -68,41 +73,70 @@ export class ServedExports {
 
   /** `GET /v1/onnx`: what the page checks a manifest against (without waiting for the model thread to load). */
   async index(): Promise<unknown> {
-    return { model: { name: this.modelName, hash: await this.modelHash() }, opset: OPSET, manifest: MANIFEST_FILE };
+    return {
+      model: { name: this.modelName, hash: await this.modelHash() },
+      opset: OPSET,
+      manifest: MANIFEST_FILE,
+      textManifest: TEXT_MANIFEST_FILE,
+    };
   }
 
   /** `GET /v1/onnx/export?...`: the manifest of the export of the shape the query asks for. */
   async manifest(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const query = new URL(request.url ?? '/', 'http://localhost').searchParams;
-    const shape = exportShapeFromQuery(query, this.limits);
-    const key = exportKey(shape);
-    let asked = this.asking.get(key);
-    if (!asked) {
-      asked = this.host.exportFolder(shape);
-      this.asking.set(key, asked);
-      void asked
-        .then((folder) => this.folders.set(key, folder))
-        .catch(() => undefined)
-        .finally(() => this.asking.delete(key));
-    }
-    const folder = await asked;
-    await this.send(request, response, folder, MANIFEST_FILE);
+    const shape = exportShapeFromQuery(requestQuery(request), this.limits);
+    await this.sendManifest(request, response, exportKey(shape), { kind: 'network', shape });
+  }
+
+  /** `GET /v1/onnx/text`: the manifest of the text tower's export (one per model: it takes no query). */
+  async textManifest(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const [field] = requestQuery(request).keys();
+    if (field !== undefined)
+      throw new HttpError(
+        400,
+        'bad-export-shape',
+        `text export: '${field.slice(0, 40)}' is not a field (it takes none)`,
+      );
+    await this.sendManifest(request, response, 'text', { kind: 'text' });
   }
 
   /** `GET /v1/onnx/KEY/FILE`: one of the files the manifest of KEY names, once the manifest was asked for. */
   async file(request: IncomingMessage, response: ServerResponse, path: string): Promise<void> {
     const parts = path.split('/');
     const notFound = () =>
-      new HttpError(404, 'not-found', `no ONNX export file '${path.slice(0, 200)}' here (ask /v1/onnx/export first)`);
+      new HttpError(404, 'not-found', `no ONNX export file '${path.slice(0, 200)}' here (ask for its manifest first)`);
     if (parts.length !== 2) throw notFound();
     const folder = this.folders.get(parts[0]!);
     if (!folder) throw notFound();
     await this.send(request, response, folder, parts[1]!);
   }
 
+  /** Finds or makes the export (`asking` is keyed by `job`, concurrent requests share the work) and sends its manifest. */
+  private async sendManifest(
+    request: IncomingMessage,
+    response: ServerResponse,
+    job: string,
+    wanted: ExportRequest,
+  ): Promise<void> {
+    let asked = this.asking.get(job);
+    if (!asked) {
+      asked = this.host.exportFolder(wanted);
+      this.asking.set(job, asked);
+      void asked
+        .then((folder) => this.folders.set(folder.key, folder))
+        .catch(() => undefined)
+        .finally(() => this.asking.delete(job));
+    }
+    const folder = await asked;
+    await this.send(request, response, folder, folder.manifestFile);
+  }
+
   private send(request: IncomingMessage, response: ServerResponse, folder: ExportFolderInfo, name: string) {
     return sendFile(request, response, folder.dir, name, new Set(folder.files.map(([file]) => file)), {
-      etagPrefix: folder.manifest.model.hash.slice(0, 16),
+      etagPrefix: folder.modelHash.slice(0, 16),
     });
   }
+}
+
+function requestQuery(request: IncomingMessage): URLSearchParams {
+  return new URL(request.url ?? '/', 'http://localhost').searchParams;
 }

@@ -1,5 +1,5 @@
 import type { PredictionJson } from '../inference/prediction-json.js';
-import type { ExportShape, OnnxExportManifest } from '../onnx/export-network.js';
+import type { ExportShape } from '../onnx/export-network.js';
 
 /** Messages between the HTTP thread and the model worker. */
 
@@ -13,17 +13,25 @@ export interface WorkerPredictJob {
   semanticThreshold?: number;
 }
 
-/** Find the ONNX export of one shape in the model's cache, or make it (for the page: `GET /v1/onnx/export`). */
+/** Which export the page asks for: the network's of one shape (`GET /v1/onnx/export`), or the text tower's (`GET /v1/onnx/text`). */
+export type ExportRequest = { kind: 'network'; shape: ExportShape } | { kind: 'text' };
+
+/** Find an ONNX export in the model's cache, or make it (for the page). */
 export interface WorkerExportJob {
   type: 'export';
   id: number;
-  shape: ExportShape;
+  export: ExportRequest;
 }
 
 /** An export folder as the worker checked it (ExportFolder, with its files as pairs). */
 export interface ExportFolderInfo {
+  /** The export's key (its folder's name in the cache): the KEY of /v1/onnx/KEY/FILE. */
+  key: string;
   dir: string;
-  manifest: OnnxExportManifest;
+  /** Its manifest's file name (the first of `files`). */
+  manifestFile: string;
+  /** The model hash its manifest names. */
+  modelHash: string;
   files: [string, number][];
 }
 

@@ -6,6 +6,7 @@ import { initEngine } from '../../src/engine/engine.js';
 import { loadModel } from '../../src/inference/model-files.js';
 import { checkExportFolder, filesHash, writeNetworkExport } from '../../src/onnx/export-files.js';
 import { exportKey, exportNetwork, MANIFEST_FILE, type ExportShape } from '../../src/onnx/export-network.js';
+import { TEXT_MANIFEST_FILE, textExportKey, textExportShape } from '../../src/onnx/text-export.js';
 import { createApeServer, type ApeServer } from '../../src/server/app.js';
 import { exportShapeFromQuery } from '../../src/server/onnx-exports.js';
 import { requestedRange } from '../../src/server/static-files.js';
@@ -76,6 +77,7 @@ test('GET /v1/onnx names the model and its hash; /v1/model carries the hash too'
   const index = await (await get('/v1/onnx')).json();
   assert.deepEqual(index.model, { name: 'test-tiny', hash });
   assert.equal(index.manifest, MANIFEST_FILE);
+  assert.equal(index.textManifest, TEXT_MANIFEST_FILE);
   assert.equal((await (await get('/v1/model')).json()).hash, hash);
 });
 
@@ -204,6 +206,75 @@ test('an export whose weights are in external data (as APE-D at 1 GiB): served w
   assert.equal(remade.segments[0].data, undefined);
   assert.equal((await get(`/v1/onnx/${key}/${data.file}`)).status, 404, 'a data file the new manifest does not name');
   await rm(join(dir, data.file), { force: true });
+});
+
+test("the text tower's export: made on first request into the model folder, then served from the cache; its graphs and weights file whole and by range; a foreign weights file is made again", async () => {
+  const key = textExportKey(textExportShape(16));
+  const dir = join(model.dir, 'onnx', key);
+  const made = notes.length;
+  const first = await get('/v1/onnx/text');
+  assert.equal(first.status, 200);
+  const manifest = await first.json();
+  assert.deepEqual(manifest, JSON.parse(await readFile(join(dir, TEXT_MANIFEST_FILE), 'utf8')));
+  assert.equal(manifest.model.hash, hash);
+  assert.equal(textExportKey(manifest.shape), key);
+  assert.ok(
+    notes.slice(made).some((n) => n.startsWith(`exporting test-tiny's text tower to ONNX (${key}, once per model)`)),
+    notes.join('\n'),
+  );
+  const etag = first.headers.get('etag')!;
+  assert.match(etag, new RegExp(`^"${hash.slice(0, 16)}\\.`));
+  const cached = notes.length;
+  assert.equal((await get('/v1/onnx/text', { 'if-none-match': etag })).status, 304);
+  assert.equal(notes.length, cached, 'served from the cache, not made again');
+
+  // 3 batch buckets x 4 lengths (3, 6, 12, then the context of 16), one weights file.
+  assert.equal(manifest.graphs.length, 12);
+  assert.equal(manifest.data.file, 'text.onnx.data');
+  for (const { file, bytes } of [...manifest.graphs, manifest.data]) {
+    const onDisk = await readFile(join(dir, file));
+    assert.equal(onDisk.length, bytes, file);
+    const whole = await get(`/v1/onnx/${key}/${file}`);
+    assert.equal(whole.status, 200, file);
+    assert.match(whole.headers.get('etag')!, new RegExp(`^"${hash.slice(0, 16)}\\.`));
+    assert.ok(Buffer.from(await whole.arrayBuffer()).equals(onDisk), file);
+  }
+  const part = await get(`/v1/onnx/${key}/text.onnx.data`, { range: 'bytes=16-31' });
+  assert.equal(part.status, 206);
+  assert.equal(part.headers.get('content-range'), `bytes 16-31/${manifest.data.bytes}`);
+  assert.ok(
+    Buffer.from(await part.arrayBuffer()).equals((await readFile(join(dir, 'text.onnx.data'))).subarray(16, 32)),
+  );
+
+  await writeFile(join(dir, 'notes.txt'), 'not part of the export');
+  for (const path of [
+    `/v1/onnx/${key}/notes.txt`,
+    `/v1/onnx/${key}/text-2x3.onnx`,
+    `/v1/onnx/${key}/..%2F..%2Fconfig.json`,
+  ])
+    assert.equal((await get(path)).status, 404, path);
+  const query = await get('/v1/onnx/text?batch=1');
+  assert.equal(query.status, 400);
+  assert.equal((await query.json()).error.message, "text export: 'batch' is not a field (it takes none)");
+
+  // The weights file altered in place (same size): refused by its fingerprint, the export is made again.
+  const data = await readFile(join(dir, 'text.onnx.data'));
+  data[0] = data[0]! ^ 0xff;
+  await writeFile(join(dir, 'text.onnx.data'), data);
+  const before = notes.length;
+  const remade = await (await get('/v1/onnx/text')).json();
+  assert.match(
+    notes.slice(before).join('\n'),
+    new RegExp(
+      `^the ONNX export in ${dir} is unusable \\(OrtTextTower: the export's weights file .*text\\.onnx\\.data is not the one the export wrote`,
+    ),
+  );
+  assert.equal(remade.data.fingerprint, manifest.data.fingerprint, 'made again from the same weights');
+  assert.ok(
+    (await readFile(join(dir, 'text.onnx.data'))).equals(
+      await (await get(`/v1/onnx/${key}/text.onnx.data`)).arrayBuffer().then((b) => Buffer.from(b)),
+    ),
+  );
 });
 
 test('model files: ETag keyed by the model hash, 304, byte ranges (the page reads the text tower out of the weights)', async () => {
