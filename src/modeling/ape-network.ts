@@ -204,12 +204,14 @@ function phaseTimer(timings: ForwardTimings | undefined): (phase: keyof ForwardT
 }
 
 /**
- * Which parts of the network get real parameters: 'all', or 'prompts': the text tower and the last
+ * Which parts of the network get real parameters: 'all'; 'prompts': the text tower and the last
  * decoder layer's classifier (what predict needs around a network forward that runs elsewhere, as
- * ONNX graphs: encoding prompts and scoring the vocabulary against the hidden queries); every other
- * parameter is an empty placeholder (nn/module.ts), so the detector takes no memory.
+ * ONNX graphs: encoding prompts and scoring the vocabulary against the hidden queries); or
+ * 'classifier': that classifier alone, where the text tower runs elsewhere too (its ONNX export),
+ * so the network encodes no prompt on TF.js (as after releaseTextTower). Every other parameter is
+ * an empty placeholder (nn/module.ts), so the parts left out take no memory.
  */
-export type NetworkParts = 'all' | 'prompts';
+export type NetworkParts = 'all' | 'prompts' | 'classifier';
 
 /** Holder that gives the text tower its released prefix (`model_language.net.*`). */
 class LanguageModel extends Module {
@@ -267,7 +269,8 @@ export class ApeNetwork extends Module {
     this.levelNames = levels.names;
     this.levelStrides = levels.strides;
 
-    const detector = <T>(make: () => T): T => (parts === 'prompts' ? withParameterValues('placeholder', make) : make());
+    const detector = <T>(make: () => T): T => (parts !== 'all' ? withParameterValues('placeholder', make) : make());
+    const tower = <T>(make: () => T): T => (parts === 'classifier' ? withParameterValues('placeholder', make) : make());
     this.backbone = this.child(
       'backbone',
       detector(() => new ApeBackbone(config.backbone.vit, config.backbone.pyramid, rng, config.backbone.stem ?? null)),
@@ -309,7 +312,10 @@ export class ApeNetwork extends Module {
       this.param('name_prompt_fusion_feature', [1, 1, textDim], init.zeros(), rng, false),
     );
 
-    this.language = this.child('model_language', new LanguageModel(new ClipTextEncoder(config.text.encoder, rng)));
+    this.language = this.child(
+      'model_language',
+      tower(() => new LanguageModel(new ClipTextEncoder(config.text.encoder, rng))),
+    );
     if (!config.text.trainable)
       for (const v of this.language.namedParameters().values()) (v as { trainable: boolean }).trainable = false;
     this.promptCache = new PromptEmbeddingCache(
@@ -318,6 +324,11 @@ export class ApeNetwork extends Module {
       config.text.pooling,
       config.text.batchSize,
     );
+    if (parts === 'classifier') {
+      this.textReleased =
+        "this network has no text tower (parts 'classifier'): its prompts come from the tower's ONNX export";
+      this.promptCache.towerReleased(this.textReleased);
+    }
   }
 
   get maskStride(): number {
@@ -384,7 +395,8 @@ export class ApeNetwork extends Module {
 
   /** Drops cached prompt embeddings when the text tower's weights changed since they were made. */
   protected refreshPromptCache(): void {
-    if (!this.config.text.trainable) return;
+    // Without the tower's weights (released, or parts 'classifier') there is nothing that could change.
+    if (!this.config.text.trainable || this.textReleased !== null) return;
     // Sum and sum of squares of every text parameter: any optimizer step changes them.
     const fingerprint = tf.tidy(() => {
       const sums = [...this.language.namedParameters().values()].flatMap((v) => [tf.sum(v), tf.sum(tf.square(v))]);

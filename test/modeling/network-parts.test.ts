@@ -60,3 +60,47 @@ test("parts 'prompts': the text tower and the last classifier get weights, the d
     whole.dispose();
   }
 });
+
+test("parts 'classifier': the last classifier alone gets weights; prompts are refused on TF.js and served once another engine encoded them", async () => {
+  const config = microConfig();
+  // A trainable tower's cache is dropped when its weights change: with no weights, it never is.
+  assert.ok(config.text.trainable);
+  const tokenizer = WordTokenizer.hashing(config.text.encoder.vocabSize, config.text.encoder.contextLength);
+  const whole = new ApeNetwork(config, tokenizer, 3);
+  const before = tf.memory().numBytes;
+  const side = new ApeNetwork(config, tokenizer, 3, 'classifier');
+  try {
+    const last = `class_embed.${config.transformer.decoderLayers - 1}.`;
+    const real = [...side.namedParameters()].filter(([, v]) => !isPlaceholder(v));
+    assert.deepEqual(
+      real.map(([n]) => n),
+      [...whole.namedParameters().keys()].filter((n) => n.startsWith(last)),
+    );
+    assert.deepEqual([...side.namedParameters().keys()], [...whole.namedParameters().keys()]);
+    assert.equal(
+      tf.memory().numBytes - before,
+      real.reduce((a, [, v]) => a + v.size * 4, 0),
+    );
+    assert.ok(side.textTowerReleased);
+    assert.throws(() => side.encodePrompts(['cat']), /no text tower \(parts 'classifier'\)/);
+
+    // Vectors another engine encodes (here the whole network's TF.js tower) are then served as they are.
+    const texts = ['a red car', 'cat'];
+    const want = whole.encodePrompts(texts);
+    const rows = want.arraySync().map((r) => Float32Array.from(r));
+    let asked: number[][] = [];
+    await side.preparePrompts(texts, async (tokens) => {
+      asked = tokens.map((t) => [...t]);
+      return rows;
+    });
+    assert.deepEqual(asked, tokenizer.tokenize(texts));
+    const got = side.encodePrompts(texts);
+    assert.deepEqual(got.arraySync(), want.arraySync());
+    const again = side.encodePrompts(texts);
+    assert.deepEqual(again.arraySync(), want.arraySync());
+    tf.dispose([want, got, again]);
+  } finally {
+    side.dispose();
+    whole.dispose();
+  }
+});
