@@ -1,28 +1,27 @@
 /**
  * The model running inside the page. The network forward runs on onnxruntime-web ('ort': the
  * server's ONNX export of the model, or graphs the page makes with Node's exporter; WebGPU or
- * wasm) or on TF.js's wasm backend ('tfjs': the reference); the text prompts are encoded by the
- * model's text tower on TF.js either way, and the post-processing is the project's TypeScript, as
- * in Node. With the server's exports the page holds only the prompt side of the model (text tower
- * and last classifier); the whole model is fetched when the page needs it (TF.js, or graphs it
- * makes). The .wasm/.mjs files of both runtimes come from the server. Predictions come in the same
- * JSON form the HTTP API answers with.
+ * wasm) or on TF.js's wasm backend ('tfjs': the reference); the text prompts are encoded on the
+ * same engine ('ort': the server's text export, or graphs made in the page from the TF.js tower),
+ * and the post-processing is the project's TypeScript, as in Node. With the server's exports the
+ * page holds only the last classifier of the model (its prompt side, text tower included, where
+ * the text export is refused); the whole model is fetched when the page needs it (TF.js, or graphs
+ * it makes). Weights are read tensor by tensor out of byte ranges, never as one array. The
+ * .wasm/.mjs files of both runtimes come from the server. Predictions come in the same JSON form
+ * the HTTP API answers with.
  */
 import { initEngine, tf } from '../engine/engine.js';
+import { readValues } from '../engine/read-values.js';
 import type { ApeModel, PredictOptions } from '../inference/ape-model.js';
 import type { RgbImage } from '../io/image-types.js';
 import type { Prediction } from '../inference/results.js';
 import { DEFAULT_SEMANTIC_THRESHOLD } from '../inference/semantic-confidence.js';
 import { predictionToJson, type PredictionJson } from '../inference/prediction-json.js';
+import type { NetworkParts } from '../modeling/ape-network.js';
 import type { DownloadProgress } from './fetch-bytes.js';
-import {
-  fetchModelFiles,
-  fetchModelText,
-  modelFilesHash,
-  modelFromBytes,
-  type FetchedModelText,
-} from './load-model-browser.js';
-import { loadPromptSide } from './load-prompt-side.js';
+import { fetchModelText, parseModelConfig, type FetchedModelText } from './load-model-browser.js';
+import { loadModelParts } from './load-model-parts.js';
+import { ExportRefused, fetchServerTextExport, type TextExportGraphs } from './server-export.js';
 import type { GraphsLoaded, WebOrtBackend, WebOrtEngine } from './web-ort-engine.js';
 
 /** Where the page runs the network: onnxruntime-web, or TF.js (wasm). */
@@ -37,8 +36,8 @@ export interface InBrowserOptions {
   filesUrl: string;
   /**
    * URL folder of the server's ONNX exports (its /v1/onnx/). Where it answers, the page loads only
-   * the model's prompt side and runs the server's graphs; absent or silent (a static page), the
-   * page loads the whole model and makes the graphs itself.
+   * the model's last classifier and runs the server's graphs, the text tower's too; absent or
+   * silent (a static page), the page loads the whole model and makes the graphs itself.
    */
   onnxUrl?: string;
   onProgress?: DownloadProgress;
@@ -51,15 +50,25 @@ export interface InBrowserRequest {
   semanticThreshold?: number;
 }
 
-/** A model and the hash of the files it was made from (sha256 of config.json and the weights). */
+/**
+ * A model and the hash of the files it was made from (sha256 of config.json and the weights), as
+ * the server names it and the weights' version carries it; UNCHECKED_HASH where there is no server
+ * to name it (a static page), or its version does not carry it.
+ */
 interface HashedModel {
   model: ApeModel;
   hash: string;
 }
 
-/** What the page holds of the model: all of it, or its prompt side (text tower, last classifier). */
+/** The hash of a model whose files the page could not match to one (it labels the graphs made in the page). */
+const UNCHECKED_HASH = 'unknown (not named by the server)';
+
+/**
+ * What the page holds of the model: all of it, its prompt side (text tower, last classifier) or
+ * its last classifier alone (the text tower runs the server's export).
+ */
 export interface LoadedWeights {
-  parts: 'all' | 'prompts';
+  parts: NetworkParts;
   /** Bytes of model.safetensors downloaded, and its size. */
   bytes: number;
   fileBytes: number;
@@ -78,71 +87,86 @@ async function servedModel(onnxUrl: string): Promise<{ name: string; hash: strin
   }
 }
 
-/** Downloads the whole model (the weights in full) and hashes it as Node does. */
-async function fetchWholeModel(
-  filesUrl: string,
-  text: FetchedModelText,
-  onProgress: DownloadProgress | undefined,
-): Promise<HashedModel & { fileBytes: number }> {
-  const files = await fetchModelFiles(filesUrl, onProgress, text);
-  const hash = (await modelFilesHash(files)) ?? 'unknown (no Web Crypto in this page)';
-  return { model: await modelFromBytes(files), hash, fileBytes: files.weights.length };
-}
-
 export class InBrowserModel {
   private ort: Promise<WebOrtEngine> | null = null;
   /** The whole model: the same as `model` when the page loaded all of it, else fetched on first need. */
   private whole: Promise<HashedModel> | null = null;
   /** Notes of the run in progress. */
   private notes: string[] = [];
-  /** Notes of the last predict: a server's export not used, and why (the page made the graphs itself). */
+  /** Notes for the next run: why the load made do without a server's export. */
+  private pendingNotes: string[];
+  /**
+   * Notes of the last predict: a server's export not used, and why (the page made the graphs
+   * itself); the first also says why the load made do without one.
+   */
   lastNotes: string[] = [];
 
   private constructor(
-    /** What predict runs on with onnxruntime-web: the prompt side, or the whole model. */
+    /** What predict runs on with onnxruntime-web: the classifier, the prompt side, or the whole model. */
     private readonly model: HashedModel,
     private readonly text: FetchedModelText,
     private readonly options: InBrowserOptions,
     /** The server's exports, or null: the page makes the graphs. */
     private readonly onnxUrl: string | null,
+    /** The server's text export, or null: the page makes the text graphs from a TF.js tower. */
+    private readonly textExport: TextExportGraphs | null,
     readonly weights: LoadedWeights,
     readonly loadMs: number,
-    /** Why the page loaded the whole model although the server has exports (null: it did not, or there are none). */
+    /** Why the page made do without (some of) the server's exports although it has them, or null. */
     readonly loadNote: string | null,
-  ) {}
+  ) {
+    this.pendingNotes = loadNote ? [loadNote] : [];
+  }
 
   /**
-   * Loads the model into the page: its prompt side only where the server offers its ONNX exports
-   * (the network then runs the server's graphs), else all of it.
+   * Loads the model into the page: where the server offers its ONNX exports, its last classifier
+   * only (the network and the text tower run the server's graphs), or its prompt side where the
+   * text export is refused; else all of it.
    */
   static async load(options: InBrowserOptions): Promise<InBrowserModel> {
     const t0 = performance.now();
     await initEngine({ backend: 'wasm', wasmPaths: options.wasmPaths });
     const text = await fetchModelText(options.filesUrl, options.onProgress);
     const served = options.onnxUrl ? await servedModel(options.onnxUrl) : null;
-    let note: string | null = null;
+    const notes: string[] = [];
     if (served && options.onnxUrl) {
+      const { onnxUrl } = options;
+      let textExport: TextExportGraphs | null = null;
       try {
-        const side = await loadPromptSide(options.filesUrl, text, served.hash, options.onProgress);
-        const weights: LoadedWeights = { parts: 'prompts', bytes: side.weightBytes, fileBytes: side.fileBytes };
-        const hashed = { model: side.model, hash: served.hash };
-        return new InBrowserModel(hashed, text, options, options.onnxUrl, weights, performance.now() - t0, null);
+        const config = parseModelConfig(text.config);
+        textExport = await fetchServerTextExport(onnxUrl, config.text, served.hash, options.onProgress);
       } catch (e) {
-        note = `the model's prompt side could not be loaded alone (${(e as Error).message}); the whole model was loaded`;
+        const why = e instanceof ExportRefused ? e.message : `could not be fetched (${(e as Error).message})`;
+        notes.push(`the server's ONNX text export ${why}; the text tower's weights were loaded instead`);
+      }
+      try {
+        const parts = textExport ? 'classifier' : 'prompts';
+        const side = await loadModelParts(options.filesUrl, text, {
+          parts,
+          modelHash: served.hash,
+          onProgress: options.onProgress,
+        });
+        const weights: LoadedWeights = { parts, bytes: side.weightBytes, fileBytes: side.fileBytes };
+        const hashed = { model: side.model, hash: served.hash };
+        const note = notes.length > 0 ? notes.join('; ') : null;
+        return new InBrowserModel(hashed, text, options, onnxUrl, textExport, weights, performance.now() - t0, note);
+      } catch (e) {
+        notes.length = 0;
+        notes.push(
+          `the model's ${textExport ? 'classifier' : 'prompt side'} could not be loaded alone (${(e as Error).message}); the whole model was loaded and the server's ONNX exports are not used`,
+        );
       }
     }
-    const whole = await fetchWholeModel(options.filesUrl, text, options.onProgress);
-    const weights: LoadedWeights = { parts: 'all', bytes: whole.fileBytes, fileBytes: whole.fileBytes };
-    const loaded = new InBrowserModel(
-      whole,
-      text,
-      options,
-      served ? (options.onnxUrl ?? null) : null,
-      weights,
-      performance.now() - t0,
-      note,
-    );
-    loaded.whole = Promise.resolve(whole);
+    const whole = await loadModelParts(options.filesUrl, text, {
+      parts: 'all',
+      modelHash: null,
+      onProgress: options.onProgress,
+    });
+    const weights: LoadedWeights = { parts: 'all', bytes: whole.weightBytes, fileBytes: whole.fileBytes };
+    const hashed = { model: whole.model, hash: UNCHECKED_HASH };
+    const note = notes.length > 0 ? notes.join('; ') : null;
+    const loaded = new InBrowserModel(hashed, text, options, null, null, weights, performance.now() - t0, note);
+    loaded.whole = Promise.resolve(hashed);
     return loaded;
   }
 
@@ -160,10 +184,17 @@ export class InBrowserModel {
     return tf.memory().numTensors;
   }
 
-  /** The whole model (the 'tfjs' engine, graphs made in the page), downloaded on first need when the page holds its prompt side. */
+  /**
+   * The whole model (the 'tfjs' engine, graphs made in the page), downloaded on first need when
+   * the page holds part of it: its weights by ranges of the version the server names.
+   */
   private wholeModel(): Promise<HashedModel> {
     if (!this.whole) {
-      this.whole = fetchWholeModel(this.options.filesUrl, this.text, this.options.onProgress);
+      const { filesUrl, onProgress } = this.options;
+      const hash = this.model.hash;
+      this.whole = loadModelParts(filesUrl, this.text, { parts: 'all', modelHash: hash, onProgress }).then(
+        ({ model }) => ({ model, hash }),
+      );
       this.whole.catch(() => {
         this.whole = null;
       });
@@ -180,6 +211,7 @@ export class InBrowserModel {
           modelHash: this.model.hash,
           backend,
           onnxUrl: this.onnxUrl,
+          textExport: this.textExport,
           wholeNetwork: async () => {
             const { model, hash } = await this.wholeModel();
             return { network: model, hash };
@@ -203,6 +235,23 @@ export class InBrowserModel {
     return engine === 'ort' ? (await this.ortEngine()).description : `TF.js ${this.backend}`;
   }
 
+  /**
+   * The vectors predict scores `texts` with on `engine` (each encoded by that engine's text tower
+   * where the prompt cache lacks it), one per text.
+   */
+  async promptVectors(texts: readonly string[], engine: BrowserEngine = 'ort'): Promise<Float32Array[]> {
+    let model: ApeModel;
+    if (engine === 'ort') {
+      await (await this.ortEngine()).encodePrompts(texts);
+      model = this.model.model;
+    } else {
+      model = (await this.wholeModel()).model;
+    }
+    const flat = readValues(() => model.encodePrompts(texts));
+    const dim = flat.length / Math.max(1, texts.length);
+    return texts.map((_, i) => flat.slice(i * dim, (i + 1) * dim));
+  }
+
   async predict(image: RgbImage, request: InBrowserRequest, engine: BrowserEngine = 'ort'): Promise<PredictionJson> {
     const t0 = performance.now();
     const options: PredictOptions = {
@@ -214,7 +263,8 @@ export class InBrowserModel {
     let prediction: Prediction;
     let ran: ApeModel;
     const timing: Record<string, number> = {};
-    this.notes = [];
+    this.notes = this.pendingNotes;
+    this.pendingNotes = [];
     if (engine === 'ort') {
       const ort = await this.ortEngine();
       ort.lastGraphs = null;

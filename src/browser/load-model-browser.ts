@@ -1,7 +1,8 @@
 /**
- * Builds an ApeModel from the bytes of a model folder (config.json, model.safetensors and the
- * tokenizer file) without any Node module, so the page can run the model in the browser. The
- * files are the ones `saveModel` writes; the server hands them out under /v1/model/files/.
+ * A model folder's files in the page, without any Node module: its config.json and tokenizer file
+ * downloaded (the weights are read tensor by tensor out of byte ranges: load-model-parts.ts), and
+ * an ApeModel built from the bytes of a whole folder. The files are the ones `saveModel` writes;
+ * the server hands them out under /v1/model/files/.
  */
 import { ApeModel } from '../inference/ape-model.js';
 import {
@@ -87,13 +88,8 @@ export async function modelFromBytes(files: ModelBytes): Promise<ApeModel> {
   return model;
 }
 
-/** A model folder's files as downloaded, with config.json's bytes as they came (what the model hash covers). */
-export interface FetchedModelFiles extends ModelBytes {
-  configBytes: Uint8Array;
-}
-
-/** A model folder's config and tokenizer as downloaded (everything but the weights). */
-export type FetchedModelText = Omit<FetchedModelFiles, 'weights'>;
+/** A model folder's config and tokenizer as downloaded (everything but the weights, which are read by ranges). */
+export type FetchedModelText = Omit<ModelBytes, 'weights'>;
 
 /** The URL of a file of the model folder served at `filesUrl` (e.g. '/v1/model/files/'). */
 export function modelFileUrl(filesUrl: string, name: string): string {
@@ -106,39 +102,5 @@ export async function fetchModelText(filesUrl: string, onProgress?: DownloadProg
   const configText = new TextDecoder().decode(configBytes);
   const tokenizerName = tokenizerFileName(parseModelConfig(configText));
   const { bytes: tokenizer } = await fetchBytes(modelFileUrl(filesUrl, tokenizerName), tokenizerName, { onProgress });
-  return { config: configText, configBytes, tokenizer };
-}
-
-/** Downloads a model folder's files from `filesUrl` (e.g. '/v1/model/files/'); `text` when already fetched. */
-export async function fetchModelFiles(
-  filesUrl: string,
-  onProgress?: DownloadProgress,
-  text?: FetchedModelText,
-): Promise<FetchedModelFiles> {
-  const [fetched, { bytes: weights }] = await Promise.all([
-    text ?? fetchModelText(filesUrl, onProgress),
-    fetchBytes(modelFileUrl(filesUrl, WEIGHTS_FILE), WEIGHTS_FILE, { onProgress }),
-  ]);
-  return { ...fetched, weights };
-}
-
-/**
- * Downloads a model folder from `filesUrl` (e.g. '/v1/model/files/') and builds the model.
- * The engine must be initialised first.
- */
-export async function fetchModel(filesUrl: string, onProgress?: DownloadProgress): Promise<ApeModel> {
-  return modelFromBytes(await fetchModelFiles(filesUrl, onProgress));
-}
-
-/**
- * The hash Node keys its ONNX export cache with (sha256 over config.json, then the weights; see
- * filesHash), or null where the page has no Web Crypto (a plain-http page on another host).
- */
-export async function modelFilesHash(files: FetchedModelFiles): Promise<string | null> {
-  if (!globalThis.crypto?.subtle) return null;
-  const digest = await crypto.subtle.digest(
-    'SHA-256',
-    concatArrays(Uint8Array, [files.configBytes, files.weights]) as Uint8Array<ArrayBuffer>,
-  );
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+  return { config: configText, tokenizer };
 }

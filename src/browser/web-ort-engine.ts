@@ -5,23 +5,23 @@
  * size and sentence bucket are fetched from the server (`ape serve` hands out the export Node
  * caches next to the model, checked against the page's model hash), or, where the server has none
  * or it is refused, made in the page by the exporter Node uses (a recorded TF.js forward of the
- * whole model); either way they are kept in memory. The text tower's graphs are made in the page
- * from its TF.js tower (the prompt side the page holds). The runtime's .mjs and .wasm files come
- * from the server.
+ * whole model); either way they are kept in memory. The text tower runs the server's text export
+ * where the page fetched it (then the page holds no TF.js tower), else graphs made in the page from
+ * the TF.js tower it holds. The runtime's .mjs and .wasm files come from the server.
  */
 import type * as OrtWeb from 'onnxruntime-web';
 import type { ApeNetwork } from '../modeling/ape-network.js';
 import { exportNetwork, type ExportShape } from '../onnx/export-network.js';
 import { OrtRunner } from '../onnx/ort-runner.js';
 import { createSegmentSessions, SegmentedNetwork } from '../onnx/segmented-network.js';
-import { OrtTextTower } from '../onnx/ort-text-tower.js';
-import { exportTextTower, textExportShape } from '../onnx/text-export.js';
+import { OrtTextTower, textSessionsKept } from '../onnx/ort-text-tower.js';
+import { exportTextTower, textExportShape, type TextGraphEntry } from '../onnx/text-export.js';
 import { OrtPromptScorer } from '../onnx/ort-prompt-scorer.js';
 import { exportPromptScorer, type PromptScoreShape } from '../onnx/prompt-score-export.js';
 import { required } from '../util/checked.js';
 import { concatArrays } from '../util/concat-arrays.js';
 import type { DownloadProgress } from './fetch-bytes.js';
-import { ExportRefused, fetchServerExport, type ExportGraphs } from './server-export.js';
+import { ExportRefused, fetchServerExport, type ExportGraphs, type TextExportGraphs } from './server-export.js';
 
 export type WebOrtBackend = 'webgpu' | 'wasm';
 
@@ -35,8 +35,13 @@ export interface WebOrtOptions {
   /** The server's ONNX exports (its /v1/onnx/), or null: the page makes every graph itself. */
   onnxUrl: string | null;
   /**
+   * The server's text export, fetched and checked (fetchServerTextExport), or null: the text
+   * tower's graphs are made in the page from the network's TF.js tower.
+   */
+  textExport: TextExportGraphs | null;
+  /**
    * The whole model and its hash, for making graphs in the page (the network given to create may
-   * hold its prompt side only); called only when the server's export is missing or refused.
+   * hold its prompt side or classifier only); called only when a server's export is missing or refused.
    */
   wholeNetwork: () => Promise<{ network: ApeNetwork; hash: string }>;
   onProgress?: DownloadProgress;
@@ -113,11 +118,60 @@ export class WebOrtEngine extends OrtRunner {
     return `onnxruntime-web ${this.ort.env.versions.web}, ${this.backend}, ${threads} thread${threads === 1 ? '' : 's'}`;
   }
 
-  /** The text tower's graphs, made in the page (weights inside each: no files here), a session per bucket on first use. */
+  /**
+   * The server's text export (a session per bucket on first use, its shared weights file passed as
+   * external data), the first session made now so that a graph onnxruntime-web refuses is caught
+   * here; where there is none or it is refused, graphs made in the page from a TF.js tower: the
+   * network's, or, when the page holds no tower (it counted on the export), the whole model's.
+   */
   protected async loadTextTower(): Promise<OrtTextTower> {
-    const { name, text } = this.network.config;
+    const served = this.options.textExport;
+    if (!served) return this.pageTextTower(this.network);
+    try {
+      return await this.serverTextTower(served);
+    } catch (e) {
+      this.options.onNote?.(
+        `the server's ONNX text export was refused by onnxruntime-web (${(e as Error).message}); the text graphs were made in this page from the whole model instead`,
+      );
+      return this.pageTextTower((await this.options.wholeNetwork()).network);
+    }
+  }
+
+  private async serverTextTower(served: TextExportGraphs): Promise<OrtTextTower> {
+    const { manifest, files, data } = served;
+    const external = data && manifest.data ? { externalData: [{ path: manifest.data.file, data }] } : {};
+    const open = (graph: TextGraphEntry) =>
+      this.onBackend('the text tower', (backend) =>
+        this.ort.InferenceSession.create(files[manifest.graphs.indexOf(graph)]!, {
+          executionProviders: [backend],
+          graphOptimizationLevel: 'all',
+          ...external,
+        }),
+      );
+    // The smallest bucket's session, made now: handed to the tower when it first asks for that
+    // bucket, or released before it opens another (a large tower keeps one session at a time).
+    const firstGraph = required(manifest.graphs[0], "the text export's graphs");
+    let first: Promise<OrtWeb.InferenceSession> | null = open(firstGraph);
+    await first;
+    return new OrtTextTower(
+      manifest,
+      (graph) => {
+        const kept = first;
+        first = null;
+        if (!kept) return open(graph);
+        if (graph === firstGraph) return kept;
+        return kept.then((session) => session.release()).then(() => open(graph));
+      },
+      (type, data, dims) => new this.ort.Tensor(type, data, dims),
+      textSessionsKept(manifest),
+    );
+  }
+
+  /** The text tower's graphs made in the page from `network`'s TF.js tower (weights inside each: no files here), a session per bucket on first use. */
+  private async pageTextTower(network: ApeNetwork): Promise<OrtTextTower> {
+    const { name, text } = network.config;
     const exported = exportTextTower(
-      this.network.language.net,
+      network.language.net,
       text.pooling,
       textExportShape(text.encoder.contextLength),
       { name, hash: this.options.modelHash },
@@ -126,19 +180,8 @@ export class WebOrtEngine extends OrtRunner {
     const { graphs } = exported.manifest;
     return new OrtTextTower(
       exported.manifest,
-      async (graph) => {
-        const bytes = exported.files[graphs.indexOf(graph)]!;
-        const create = (backend: WebOrtBackend) =>
-          this.ort.InferenceSession.create(bytes, { executionProviders: [backend], graphOptimizationLevel: 'all' });
-        try {
-          return await create(this.backendInUse);
-        } catch (error) {
-          if (this.backendInUse === 'wasm') throw error;
-          console.warn(`onnxruntime-web: WebGPU failed on the text tower (${(error as Error).message}); using wasm`);
-          this.backendInUse = 'wasm';
-          return create('wasm');
-        }
-      },
+      (graph) =>
+        this.onBackend('the text tower', (backend) => this.session(exported.files[graphs.indexOf(graph)]!, backend)),
       (type, data, dims) => new this.ort.Tensor(type, data, dims),
     );
   }

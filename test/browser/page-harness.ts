@@ -102,3 +102,29 @@ export function assertSameResults(a: PredictionJson, b: PredictionJson, what: st
     assert.ok(Math.abs(g.score - h.score) <= 1e-3, `${what}: '${g.sentence}' score ${g.score} vs ${h.score}`);
   }
 }
+
+/**
+ * Bundles `entry` (a test module importing the page's code) into the served page's folder as
+ * `test-NAME.js`, for a test to import in the page (`import('/test-NAME.js')`) and call.
+ */
+export async function buildTestBundle(webDir: string, entry: string): Promise<string> {
+  const { build } = await import('esbuild');
+  const result = await build({
+    entryPoints: [entry],
+    outdir: webDir,
+    entryNames: 'test-[name]',
+    chunkNames: 'test-chunk-[hash]',
+    bundle: true,
+    splitting: true,
+    format: 'esm',
+    platform: 'browser',
+    target: ['es2022'],
+    // As scripts/build-web.mjs: onnxruntime-web loads its runtime from env.wasm.wasmPaths.
+    conditions: ['onnxruntime-web-use-extern-wasm'],
+    logLevel: 'warning',
+    metafile: true,
+  });
+  const out = Object.entries(result.metafile.outputs).find(([, o]) => o.entryPoint);
+  assert.ok(out, `no bundle for ${entry}`);
+  return `/${out[0].split('/').pop()}`;
+}

@@ -183,7 +183,7 @@ test('server mode: an example image, typed prompts, overlays drawn and a result 
   assert.ok((await stat(shot)).size > 20_000);
 });
 
-test("in-browser mode on onnxruntime-web: the server's export of the graphs, run in the page on the model's prompt side, finds what the server and Node find", async () => {
+test("in-browser mode on onnxruntime-web: the server's exports of the graphs and the text tower, run in the page beside the model's classifier, find what the server and Node find", async () => {
   await page.click('label:has(input[value="browser"])');
   await page.waitForFunction(
     () => /in this browser/.test(document.getElementById('model-status')?.textContent ?? ''),
@@ -204,7 +204,7 @@ test("in-browser mode on onnxruntime-web: the server's export of the graphs, run
     status,
     `model test-tiny · in this browser (onnxruntime-web 1.30.0, ${webgpu ? 'webgpu' : 'wasm'}, ${threads} thread${threads === 1 ? '' : 's'})`,
   );
-  // The page holds the model's prompt side only: its weights were read by ranges, never whole.
+  // The page holds the model's classifier only: its weights were read by ranges, never whole.
   const weights = responses.filter((r) => r.url.endsWith('/v1/model/files/model.safetensors'));
   assert.ok(weights.length > 0 && weights.every((r) => r.status === 206 && r.range), JSON.stringify(weights));
   await page.click('#run');
@@ -218,11 +218,15 @@ test("in-browser mode on onnxruntime-web: the server's export of the graphs, run
   const fetched = responses
     .filter((r) => r.url.includes('/v1/onnx/'))
     .map((r) => `${r.status} ${new URL(r.url).pathname}`);
-  assert.deepEqual(fetched, [
-    '200 /v1/onnx/export',
-    '200 /v1/onnx/128-v0-s1/segment-0.onnx',
-    '200 /v1/onnx/128-v0-s1/segment-1.onnx',
-  ]);
+  // The text tower's export came at load (its manifest, 12 bucket graphs and their weights file).
+  const text = fetched.filter((f) => f.includes('/v1/onnx/text'));
+  assert.equal(text[0], '200 /v1/onnx/text');
+  assert.equal(text.length, 14);
+  assert.ok(text.every((f) => f.startsWith('200 ')));
+  assert.deepEqual(
+    fetched.filter((f) => !text.includes(f)),
+    ['200 /v1/onnx/export', '200 /v1/onnx/128-v0-s1/segment-0.onnx', '200 /v1/onnx/128-v0-s1/segment-1.onnx'],
+  );
   assert.equal(await page.isVisible('#warnings'), false, 'no note: the server export was used');
   const ortJson = await downloadedJson(page);
   if (threads > 1) assert.ok(workers.some(isOrtThread), `onnxruntime-web's thread workers: ${workers.join(', ')}`);

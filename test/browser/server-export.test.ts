@@ -3,14 +3,20 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Browser, Page, Route } from 'playwright-core';
-import { initEngine } from '../../src/engine/engine.js';
+import { initEngine, tf } from '../../src/engine/engine.js';
 import { loadModel } from '../../src/inference/model-files.js';
 import type { PredictionJson } from '../../src/inference/prediction-json.js';
+import type { SafetensorsHeader } from '../../src/io/safetensors.js';
+import { readSafetensorsHeaderFile } from '../../src/io/safetensors-node.js';
 import { filesHash, writeNetworkExport } from '../../src/onnx/export-files.js';
 import { exportKey, exportNetwork, type ExportShape } from '../../src/onnx/export-network.js';
+import { chunkEdges, dataFingerprint } from '../../src/onnx/external-data.js';
+import { textExportKey, textExportShape, type TextExportManifest } from '../../src/onnx/text-export.js';
+import { relativeError } from '../onnx/relative-error.js';
 import { makeTestModelDir } from '../server/test-model.js';
 import {
   assertSameResults,
+  buildTestBundle,
   downloadedJson,
   launchChromium,
   root,
@@ -21,10 +27,14 @@ import {
 
 /**
  * The page's in-browser mode with the server's ONNX exports (Debian's Chromium, headless): it
- * loads the model's prompt side only and runs the export the server caches next to the model;
- * it refuses an export whose manifest names other weights and makes the graphs itself; it loads a
- * segment whose weights are in an external data file; without the server's exports (a static
- * page) it loads the whole model and makes its graphs, as before.
+ * loads the model's last classifier only, encodes prompts with the text export the server caches
+ * next to the model (never fetching the text tower's weights) and runs the network's export; it
+ * refuses a tampered text export and loads the tower's weights instead, or, where onnxruntime-web
+ * refuses a text graph, makes the text graphs from the whole model; it refuses an export whose
+ * manifest names other weights and makes the graphs itself; it loads a segment whose weights are
+ * in an external data file; without the server's exports (a static page) it loads the whole model
+ * and makes its graphs. Weights always come tensor by tensor out of byte ranges, or, from a server
+ * that ignores ranges, out of one read through the file, never as one array.
  */
 
 let model: { dir: string; remove: () => Promise<void> };
@@ -33,6 +43,13 @@ let browser: Browser;
 let serverJson: PredictionJson;
 let hash: string;
 let weightsBytes: number;
+/** The weights file's header: where each tensor lies. */
+let header: SafetensorsHeader;
+/** The text export the server hands out (made by its first request, here in before). */
+let textManifest: TextExportManifest;
+let textKey: string;
+/** The test bundle (fixtures/prompt-vectors.ts) in the served page. */
+let vectorsBundle: string;
 const PROMPTS = {
   vocabulary: ['circle', 'star', 'sky', 'sand'],
   sentences: ['the red cross to the right of the red star'],
@@ -47,6 +64,10 @@ before(async () => {
   const weights = join(model.dir, 'model.safetensors');
   hash = await filesHash([join(model.dir, 'config.json'), weights]);
   weightsBytes = (await readFile(weights)).length;
+  header = await readSafetensorsHeaderFile(weights);
+  textKey = textExportKey(textExportShape(16));
+  textManifest = (await (await fetch(new URL('v1/onnx/text', served.url))).json()) as TextExportManifest;
+  vectorsBundle = await buildTestBundle(served.webDir, join(root, 'test/browser/fixtures/prompt-vectors.ts'));
   const scene = await readFile(join(root, 'examples', 'scene-2.png'));
   const form = new FormData();
   form.append('image', new Blob([new Uint8Array(scene)]), 'scene-2.png');
@@ -78,11 +99,13 @@ interface PageRun {
   errors: string[];
 }
 
-/** Runs scene-2.png with PROMPTS in the page's in-browser mode (onnxruntime-web), in a fresh page; `intercept` sees the page's requests first. */
-async function runInPage(intercept?: {
+interface Intercept {
   url: string | RegExp;
   handle: (route: Route) => Promise<void>;
-}): Promise<PageRun> {
+}
+
+/** Runs scene-2.png with PROMPTS in the page's in-browser mode (onnxruntime-web), in a fresh page; `intercepts` see the page's requests first. */
+async function runInPage(...intercepts: Intercept[]): Promise<PageRun> {
   const page: Page = await browser.newPage();
   const errors: string[] = [];
   const responses: PageRun['responses'] = [];
@@ -105,7 +128,7 @@ async function runInPage(intercept?: {
       });
     });
   });
-  if (intercept) await page.route(intercept.url, intercept.handle);
+  for (const { url, handle } of intercepts) await page.route(url, handle);
   try {
     await page.goto(served.url);
     await waitForState(page, ['idle']);
@@ -138,37 +161,185 @@ async function runInPage(intercept?: {
   }
 }
 
-const weightResponses = (run: PageRun) => run.responses.filter((r) => r.path === '/v1/model/files/model.safetensors');
+const weightResponses = (run: { responses: PageRun['responses'] }) =>
+  run.responses.filter((r) => r.path === '/v1/model/files/model.safetensors');
 
-test("the page loads the model's prompt side (text tower, last classifier) by ranges and runs the server's export: the server's instances", async () => {
+/** The byte range a request asked for ([start, end], both included), or null for the whole file. */
+function askedRange(r: PageRun['responses'][number]): [number, number] | null {
+  if (!r.range) return null;
+  const [, start, end] = /^bytes=(\d+)-(\d+)$/.exec(r.range)!;
+  return [Number(start), Number(end)];
+}
+
+/** The weights' tensors whose bytes any of `responses` asked for, and the bytes asked for in all. */
+function tensorsFetched(responses: PageRun['responses']): { names: Set<string>; bytes: number } {
+  const names = new Set<string>();
+  let bytes = 0;
+  for (const r of responses) {
+    const range = askedRange(r);
+    assert.ok(range && r.status === 206, `a range of the weights, answered 206: ${JSON.stringify(r)}`);
+    bytes += range[1] - range[0] + 1;
+    for (const t of header.tensors)
+      if (range[0] < header.dataStart + t.end && header.dataStart + t.begin <= range[1]) names.add(t.name);
+  }
+  return { names, bytes };
+}
+
+const tensorBytes = (which: (name: string) => boolean) =>
+  header.tensors.filter((t) => which(t.name)).reduce((a, t) => a + t.end - t.begin, 0);
+const isClassifier = (name: string) => name.startsWith('class_embed.0.');
+const isTower = (name: string) => name.startsWith('model_language.');
+
+/** The text export's files in the order the page fetches them (graphs, then the weights file). */
+const textFilePaths = () => [
+  '/v1/onnx/text',
+  ...textManifest.graphs.map((g) => `/v1/onnx/${textKey}/${g.file}`),
+  `/v1/onnx/${textKey}/text.onnx.data`,
+];
+
+test("the page loads the model's last classifier only (by ranges), encodes prompts with the server's text export and runs its network export: the server's instances", async () => {
   const run = await runInPage();
-  assertSameResults(run.json, serverJson, "the page on the server's export vs the server (TF.js)");
+  assertSameResults(run.json, serverJson, "the page on the server's exports vs the server (TF.js)");
   assert.match(run.timing, /^in this browser \(onnxruntime-web 1\.30\.0, wasm, \d threads?\): download \d+ ms, /);
   assert.equal(run.warnings, null);
   const key = exportKey(shape);
   assert.deepEqual(
     run.responses.filter((r) => r.path.startsWith('/v1/onnx')).map((r) => `${r.status} ${r.path}`),
-    ['200 /v1/onnx', '200 /v1/onnx/export', `200 /v1/onnx/${key}/segment-0.onnx`, `200 /v1/onnx/${key}/segment-1.onnx`],
+    [
+      '200 /v1/onnx',
+      ...textFilePaths().map((p) => `200 ${p}`),
+      '200 /v1/onnx/export',
+      `200 /v1/onnx/${key}/segment-0.onnx`,
+      `200 /v1/onnx/${key}/segment-1.onnx`,
+    ],
   );
-  // Only ranges of the weights, fewer bytes than the file: the header, then runs of the prompt side's tensors.
-  const ranges = weightResponses(run);
-  assert.ok(ranges.length >= 3 && ranges.every((r) => r.status === 206), JSON.stringify(ranges));
-  const bytes = ranges.reduce((a, r) => {
-    const [, start, end] = /^bytes=(\d+)-(\d+)$/.exec(r.range ?? '')!;
-    return a + Number(end) - Number(start) + 1;
-  }, 0);
-  assert.ok(bytes < weightsBytes, `${bytes} of ${weightsBytes} bytes of weights`);
+  // Only ranges of the weights: the header, then the classifier's tensors; none of the text tower's.
+  const fetched = tensorsFetched(weightResponses(run));
+  assert.deepEqual([...fetched.names], header.tensors.map((t) => t.name).filter(isClassifier));
+  assert.equal(fetched.bytes, 8 + header.dataStart + tensorBytes(isClassifier));
   const loaded = run.messages.find((m) => m.startsWith('model loaded in'));
   assert.match(
     loaded ?? run.messages.join('\n'),
-    /^model loaded in \d+ ms \(its prompt side: [\d.]+ of [\d.]+ MB of weights; the network runs the server's ONNX graphs\)$/,
+    /^model loaded in \d+ ms \(its classifier: [\d.]+ of [\d.]+ MB of weights; the network and the text tower run the server's ONNX graphs\)$/,
   );
   // Downloads show their progress.
-  for (const file of ['model.safetensors', 'segment-0.onnx', 'segment-1.onnx'])
+  for (const file of ['model.safetensors', 'text.onnx.data', 'segment-0.onnx', 'segment-1.onnx'])
     assert.ok(
-      run.messages.some((m) => new RegExp(`^downloading ${file.replace('.', '\\.')}: [\\d.]+ of [\\d.]+ MB$`).test(m)),
+      run.messages.some((m) =>
+        new RegExp(`^downloading ${file.replaceAll('.', '\\.')}: [\\d.]+ of [\\d.]+ MB$`).test(m),
+      ),
       `${file}: ${run.messages.join(' | ')}`,
     );
+  assert.deepEqual(run.errors, []);
+});
+
+test("the page's prompt vectors from the server's text export equal Node's (ONNX Runtime and TF.js, within 1e-4 relative); the tower's weights are not fetched", async () => {
+  const texts = [
+    'circle',
+    'star',
+    'sky',
+    'sand',
+    'the red cross',
+    'the red star to the right of the circle',
+    'sky sand',
+    'red',
+    'cross',
+    'the star',
+  ];
+  const page = await browser.newPage();
+  const responses: PageRun['responses'] = [];
+  page.on('response', (r) =>
+    responses.push({ path: new URL(r.url()).pathname, status: r.status(), range: r.request().headers().range }),
+  );
+  let inPage: { vectors: number[][]; weights: { parts: string }; notes: string | null };
+  try {
+    await page.goto(served.url);
+    inPage = await page.evaluate(
+      async ([bundle, texts]) => {
+        const { promptVectors } = await import(bundle as string);
+        return promptVectors(texts);
+      },
+      [vectorsBundle, texts] as const,
+    );
+  } finally {
+    await page.close();
+  }
+  assert.equal(inPage.weights.parts, 'classifier');
+  assert.equal(inPage.notes, null);
+  const fetched = tensorsFetched(weightResponses({ responses }));
+  assert.ok(![...fetched.names].some(isTower), [...fetched.names].join(', '));
+  assert.equal(fetched.bytes, 8 + header.dataStart + tensorBytes(isClassifier));
+  for (const path of textFilePaths())
+    assert.ok(
+      responses.some((r) => r.path === path && r.status === 200),
+      path,
+    );
+
+  const got = Float32Array.from(inPage.vectors.flat());
+  // Node's ort engine on the text export the server cached (same files), and the TF.js tower.
+  const ort = await loadModel(model.dir, { engine: 'ort', promptCache: false });
+  const tfjs = await loadModel(model.dir, { engine: 'tfjs', promptCache: false });
+  try {
+    const onOrt = await ort.encodePromptsOnEngine(texts);
+    const onTfjs = tfjs.encodePrompts(texts);
+    assert.equal(got.length, onOrt.size);
+    const vsOrt = relativeError(got, onOrt.dataSync());
+    const vsTfjs = relativeError(got, onTfjs.dataSync());
+    assert.ok(vsOrt < 1e-4, `page vs Node's ONNX Runtime: ${vsOrt}`);
+    assert.ok(vsTfjs < 1e-4, `page vs Node's TF.js: ${vsTfjs}`);
+    tf.dispose([onOrt, onTfjs]);
+  } finally {
+    ort.dispose();
+    tfjs.dispose();
+  }
+});
+
+test("a text export whose weights file was altered on the way is refused, saying why: the page loads the tower's weights and matches", async () => {
+  let tampered: Uint8Array | null = null;
+  const run = await runInPage({
+    url: `**/v1/onnx/${textKey}/text.onnx.data`,
+    handle: async (route) => {
+      const response = await route.fetch();
+      const body = new Uint8Array(await response.body());
+      body[0] = body[0]! ^ 0xff;
+      tampered = body;
+      await route.fulfill({ response, body: Buffer.from(body) });
+    },
+  });
+  assert.ok(tampered);
+  const bytes = tampered as Uint8Array;
+  const { head, tail } = chunkEdges([bytes], bytes.length);
+  const note = `the server's ONNX text export has a text.onnx.data that is not the one the export wrote (fingerprint ${dataFingerprint(head, tail, bytes.length)}, expected ${textManifest.data!.fingerprint}); the text tower's weights were loaded instead`;
+  assert.equal(run.warnings, note);
+  assert.match(
+    run.messages.find((m) => m.startsWith('model loaded in')) ?? '',
+    new RegExp(
+      `its prompt side: [\\d.]+ of [\\d.]+ MB of weights; the network runs the server's ONNX graphs\\); ${note.replace(/[()]/g, '\\$&')}$`,
+    ),
+  );
+  // The prompt side: the tower and the classifier, by ranges.
+  const fetched = tensorsFetched(weightResponses(run));
+  assert.equal(fetched.bytes, 8 + header.dataStart + tensorBytes((n) => isTower(n) || isClassifier(n)));
+  assertSameResults(run.json, serverJson, "the page's own text graphs after the refusal vs the server");
+  assert.deepEqual(run.errors, []);
+});
+
+test('a text graph that onnxruntime-web cannot open (right size, other bytes) is refused, saying why: the text graphs are made from the whole model, fetched by ranges', async () => {
+  const first = textManifest.graphs[0]!;
+  const run = await runInPage({
+    url: `**/v1/onnx/${textKey}/${first.file}`,
+    handle: (route) => route.fulfill({ status: 200, body: Buffer.alloc(first.bytes, 7) }),
+  });
+  assert.match(
+    run.warnings ?? '',
+    /^the server's ONNX text export was refused by onnxruntime-web \(.+\); the text graphs were made in this page from the whole model instead$/,
+  );
+  // The classifier at load, then the whole file for the text graphs: every tensor, by ranges only.
+  const fetched = tensorsFetched(weightResponses(run));
+  assert.equal(fetched.names.size, header.tensors.length);
+  assert.equal(fetched.bytes, 2 * (8 + header.dataStart) + tensorBytes(isClassifier) + weightsBytes - header.dataStart);
+  assert.match(run.timing, /: download \d+ ms, /, "the network still runs the server's export");
+  assertSameResults(run.json, serverJson, 'the page with text graphs made from the whole model vs the server');
   assert.deepEqual(run.errors, []);
 });
 
@@ -188,8 +359,10 @@ test('a manifest that names other weights is refused with a note saying why, and
   );
   assert.match(run.timing, /: export \d+ ms, sessions \d+ ms, network \d+ ms, inference \d+ ms$/);
   assert.ok(!run.responses.some((r) => r.path.includes('/segment-')), 'no segment of the refused export is downloaded');
-  // Making graphs takes the whole model: the weights in full, after the prompt side's ranges.
-  assert.ok(weightResponses(run).some((r) => r.status === 200 && !r.range));
+  // Making graphs takes the whole model: every tensor, by ranges (after the classifier's), never the file in one piece.
+  const fetched = tensorsFetched(weightResponses(run));
+  assert.equal(fetched.names.size, header.tensors.length);
+  assert.equal(fetched.bytes, 2 * (8 + header.dataStart) + tensorBytes(isClassifier) + weightsBytes - header.dataStart);
   assertSameResults(run.json, serverJson, "the page's own graphs after the refusal vs the server");
   assert.deepEqual(run.errors, []);
 });
@@ -221,22 +394,38 @@ test("a segment whose weights are in an external data file (.onnx.data) loads in
   assert.deepEqual(run.errors, []);
 });
 
-test('a static page (no /v1/onnx): the whole model is loaded and the page makes its graphs, with no note', async () => {
-  const run = await runInPage({
-    url: /\/v1\/onnx$/,
-    handle: (route) => route.fulfill({ status: 404, json: { error: { status: 404, code: 'not-found' } } }),
-  });
+/** The page's answer to a static server: no /v1/onnx (its 404 is all Chromium logs). */
+const noOnnx = {
+  url: /\/v1\/onnx$/,
+  handle: (route: Route) => route.fulfill({ status: 404, json: { error: { status: 404, code: 'not-found' } } }),
+};
+
+test('a static page (no /v1/onnx): the whole model is loaded tensor by tensor from byte ranges (no request for the whole file) and the page makes its graphs, with no note', async () => {
+  const run = await runInPage(noOnnx);
   assert.deepEqual(
     run.responses.filter((r) => r.path.startsWith('/v1/onnx/')),
     [],
     'no export is asked for',
   );
   const weights = weightResponses(run);
-  assert.deepEqual(
-    weights.map((r) => r.status),
-    [200],
-    'the weights in one piece',
+  assert.ok(
+    weights.every((r) => r.range),
+    'every request for the weights asks for a range',
   );
+  // The first 8 bytes, the header, then the tensors in runs of at most 64 MiB, back to back to the end.
+  assert.deepEqual(weights.slice(0, 2).map(askedRange), [
+    [0, 7],
+    [0, header.dataStart - 1],
+  ]);
+  let at = header.dataStart;
+  for (const r of weights.slice(2)) {
+    const [start, end] = askedRange(r)!;
+    assert.equal(start, at);
+    assert.ok(end - start < 64 * 1024 * 1024);
+    at = end + 1;
+  }
+  assert.equal(at, weightsBytes);
+  assert.equal(tensorsFetched(weights).names.size, header.tensors.length);
   assert.ok(
     run.messages.some((m) =>
       new RegExp(`model loaded in \\d+ ms \\(${(weightsBytes / 1e6).toFixed(1)} MB of weights\\)$`).test(m),
@@ -246,5 +435,28 @@ test('a static page (no /v1/onnx): the whole model is loaded and the page makes 
   assert.equal(run.warnings, null);
   assertSameResults(run.json, serverJson, "the page's own graphs vs the server");
   // Chromium logs the 404 of /v1/onnx itself; the page reports nothing.
+  assert.deepEqual(run.errors, ['Failed to load resource: the server responded with a status of 404 (Not Found)']);
+});
+
+test('a static server that ignores ranges: the page reads the weights through once, assigning each tensor as it passes, and matches', async () => {
+  const run = await runInPage(noOnnx, {
+    url: '**/v1/model/files/model.safetensors',
+    handle: async (route) => {
+      const { range: _, ...headers } = route.request().headers();
+      await route.fulfill({ response: await route.fetch({ headers }) });
+    },
+  });
+  const weights = weightResponses(run);
+  assert.deepEqual(
+    weights.map((r) => [r.status, r.range]),
+    [[200, 'bytes=0-7']],
+    'one request, answered with the whole file',
+  );
+  assert.ok(
+    run.messages.some((m) =>
+      new RegExp(`model loaded in \\d+ ms \\(${(weightsBytes / 1e6).toFixed(1)} MB of weights\\)$`).test(m),
+    ),
+  );
+  assertSameResults(run.json, serverJson, "the page's own graphs (weights read through) vs the server");
   assert.deepEqual(run.errors, ['Failed to load resource: the server responded with a status of 404 (Not Found)']);
 });

@@ -320,14 +320,16 @@ function browserModel(): Promise<InBrowserModel> {
   return state.browserModel;
 }
 
-/** What the page loaded, in words: all of the model, or its prompt side beside the server's graphs. */
+/** What the page loaded, in words: all of the model, or its classifier or prompt side beside the server's graphs. */
 function loadedMessage(model: InBrowserModel): string {
   const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
   const { parts, bytes, fileBytes } = model.weights;
   const what =
-    parts === 'prompts'
-      ? `its prompt side: ${mb(bytes)} of ${mb(fileBytes)} MB of weights; the network runs the server's ONNX graphs`
-      : `${mb(fileBytes)} MB of weights`;
+    parts === 'classifier'
+      ? `its classifier: ${mb(bytes)} of ${mb(fileBytes)} MB of weights; the network and the text tower run the server's ONNX graphs`
+      : parts === 'prompts'
+        ? `its prompt side: ${mb(bytes)} of ${mb(fileBytes)} MB of weights; the network runs the server's ONNX graphs`
+        : `${mb(fileBytes)} MB of weights`;
   return `model loaded in ${Math.round(model.loadMs)} ms (${what})${model.loadNote ? `; ${model.loadNote}` : ''}`;
 }
 
