@@ -128,7 +128,7 @@ export class InBrowserModel {
     await initEngine({ backend: 'wasm', wasmPaths: options.wasmPaths });
     const text = await fetchModelText(options.filesUrl, options.onProgress);
     const served = options.onnxUrl ? await servedModel(options.onnxUrl) : null;
-    const notes: string[] = [];
+    let note: string | null = null;
     if (served && options.onnxUrl) {
       const { onnxUrl } = options;
       let textExport: TextExportGraphs | null = null;
@@ -137,7 +137,7 @@ export class InBrowserModel {
         textExport = await fetchServerTextExport(onnxUrl, config.text, served.hash, options.onProgress);
       } catch (e) {
         const why = e instanceof ExportRefused ? e.message : `could not be fetched (${(e as Error).message})`;
-        notes.push(`the server's ONNX text export ${why}; the text tower's weights were loaded instead`);
+        note = `the server's ONNX text export ${why}; the text tower's weights were loaded instead`;
       }
       try {
         const parts = textExport ? 'classifier' : 'prompts';
@@ -148,13 +148,9 @@ export class InBrowserModel {
         });
         const weights: LoadedWeights = { parts, bytes: side.weightBytes, fileBytes: side.fileBytes };
         const hashed = { model: side.model, hash: served.hash };
-        const note = notes.length > 0 ? notes.join('; ') : null;
         return new InBrowserModel(hashed, text, options, onnxUrl, textExport, weights, performance.now() - t0, note);
       } catch (e) {
-        notes.length = 0;
-        notes.push(
-          `the model's ${textExport ? 'classifier' : 'prompt side'} could not be loaded alone (${(e as Error).message}); the whole model was loaded and the server's ONNX exports are not used`,
-        );
+        note = `the model's ${textExport ? 'classifier' : 'prompt side'} could not be loaded alone (${(e as Error).message}); the whole model was loaded and the server's ONNX exports are not used`;
       }
     }
     const whole = await loadModelParts(options.filesUrl, text, {
@@ -164,7 +160,6 @@ export class InBrowserModel {
     });
     const weights: LoadedWeights = { parts: 'all', bytes: whole.weightBytes, fileBytes: whole.fileBytes };
     const hashed = { model: whole.model, hash: UNCHECKED_HASH };
-    const note = notes.length > 0 ? notes.join('; ') : null;
     const loaded = new InBrowserModel(hashed, text, options, null, null, weights, performance.now() - t0, note);
     loaded.whole = Promise.resolve(hashed);
     return loaded;

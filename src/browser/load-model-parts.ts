@@ -57,11 +57,6 @@ export function tensorRuns(wanted: readonly SafetensorsTensorInfo[], maxBytes = 
   return runs;
 }
 
-/** The server's version of the weights does not carry the model hash it names (a proxy changed it, or another file). */
-export class WeightsVersionRefused extends Error {
-  override name = 'WeightsVersionRefused';
-}
-
 export interface LoadPartsOptions {
   parts: NetworkParts;
   /** The model hash the server names (its /v1/onnx): the weights' version must carry it. Null: not checked. */
@@ -74,8 +69,12 @@ export interface LoadedParts {
   /** Bytes of model.safetensors downloaded, and its size. */
   weightBytes: number;
   fileBytes: number;
-  /** Whether the ranges came as asked (false: the server sent the whole file, read through once). */
-  ranged: boolean;
+}
+
+/** The header length the first 8 bytes of a safetensors file give (a u64; Infinity when it exceeds 32 bits). */
+function headerLengthOf(first: Uint8Array): number {
+  const view = new DataView(first.buffer, first.byteOffset, 8);
+  return view.getUint32(4, true) === 0 ? view.getUint32(0, true) : Number.POSITIVE_INFINITY;
 }
 
 /** A strong ETag, sent back as If-Match on every later range (a weak one cannot be). */
@@ -100,7 +99,7 @@ export async function loadModelParts(
   const etag = first.response.headers.get('etag') ?? '';
   if (modelHash !== null && !etag.startsWith(`"${modelHash.slice(0, 16)}.`)) {
     await first.response.body?.cancel();
-    throw new WeightsVersionRefused(
+    throw new Error(
       `${WEIGHTS_FILE}: the server sends version ${etag || '(no ETag)'}, not one of the model it names (hash ${modelHash.slice(0, 12)})`,
     );
   }
@@ -115,13 +114,13 @@ export async function loadModelParts(
   const fileBytes = rangeFileSize(first.response, WEIGHTS_FILE);
   const start = await readBody(first.response, WEIGHTS_FILE, {});
   const sameVersion = sameVersionHeaders(etag);
-  const view = new DataView(start.buffer, start.byteOffset, 8);
-  const headerLength = view.getUint32(4, true) === 0 ? view.getUint32(0, true) : Number.POSITIVE_INFINITY;
+  const headerLength = headerLengthOf(start);
   // parseSafetensorsHeader names the problem with a header length out of bounds.
   const head =
     headerLength <= MAX_HEADER_BYTES && 8 + headerLength <= fileBytes
       ? (await fetchRange(url, WEIGHTS_FILE, 0, 8 + headerLength - 1, { headers: sameVersion })).bytes
       : start;
+  const read = start.length + (head === start ? 0 : head.length);
   const header = parseSafetensorsHeader(head, fileBytes, WEIGHTS_FILE);
   const model = make();
   try {
@@ -145,7 +144,7 @@ export async function loadModelParts(
         wanted.assign(t, decodeTensor(t, bytes.subarray(t.begin - run.start, t.end - run.start)));
       done += run.end - run.start;
     }
-    return { model, weightBytes: total + head.length, fileBytes, ranged: true };
+    return { model, weightBytes: read + total, fileBytes };
   } catch (e) {
     model.dispose();
     throw e;
@@ -179,8 +178,7 @@ async function readThrough(body: BodyStream, response: Response, make: () => Ape
   let model: ApeModel | null = null;
   try {
     const size = await body.read(8);
-    const view = new DataView(size.buffer, 0, 8);
-    const headerLength = view.getUint32(4, true) === 0 ? view.getUint32(0, true) : Number.POSITIVE_INFINITY;
+    const headerLength = headerLengthOf(size);
     let head = size;
     if (headerLength <= MAX_HEADER_BYTES) {
       head = new Uint8Array(8 + headerLength);
@@ -198,7 +196,7 @@ async function readThrough(body: BodyStream, response: Response, make: () => Ape
       at = t.end;
     }
     await body.cancel();
-    return { model, weightBytes: body.received, fileBytes: announced ?? body.received, ranged: false };
+    return { model, weightBytes: body.received, fileBytes: announced ?? body.received };
   } catch (e) {
     model?.dispose();
     await body.cancel().catch(() => undefined);
