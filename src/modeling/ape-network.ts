@@ -204,14 +204,19 @@ function phaseTimer(timings: ForwardTimings | undefined): (phase: keyof ForwardT
 }
 
 /**
- * Which parts of the network get real parameters: 'all', or 'prompts': the text tower and the last
+ * Which parts of the network get real parameters: 'all'; 'prompts': the text tower and the last
  * decoder layer's classifier (what predict needs around a network forward that runs elsewhere, as
- * ONNX graphs: encoding prompts and scoring the vocabulary against the hidden queries); every other
- * parameter is an empty placeholder (nn/module.ts), so the detector takes no memory.
+ * ONNX graphs: encoding prompts and scoring the vocabulary against the hidden queries), every other
+ * parameter an empty placeholder (nn/module.ts), so the detector takes no memory; or 'detector':
+ * everything but the text tower, which is placeholders (what a recording of the forward for the
+ * ONNX export needs: it takes prompt vectors as inputs; the released tower is 90% of ape-ti's weights).
  */
-export type NetworkParts = 'all' | 'prompts';
+export type NetworkParts = 'all' | 'prompts' | 'detector';
 
-/** Holder that gives the text tower its released prefix (`model_language.net.*`). */
+/** The names of the text tower's parameters in the network (and its checkpoint) begin with this. */
+export const TEXT_TOWER_PREFIX = 'model_language.net.';
+
+/** Holder that gives the text tower its released prefix (TEXT_TOWER_PREFIX). */
 class LanguageModel extends Module {
   readonly net: ClipTextEncoder;
   constructor(encoder: ClipTextEncoder) {
@@ -309,7 +314,11 @@ export class ApeNetwork extends Module {
       this.param('name_prompt_fusion_feature', [1, 1, textDim], init.zeros(), rng, false),
     );
 
-    this.language = this.child('model_language', new LanguageModel(new ClipTextEncoder(config.text.encoder, rng)));
+    const tower = () => new LanguageModel(new ClipTextEncoder(config.text.encoder, rng));
+    this.language = this.child(
+      'model_language',
+      parts === 'detector' ? withParameterValues('placeholder', tower) : tower(),
+    );
     if (!config.text.trainable)
       for (const v of this.language.namedParameters().values()) (v as { trainable: boolean }).trainable = false;
     this.promptCache = new PromptEmbeddingCache(
@@ -318,6 +327,8 @@ export class ApeNetwork extends Module {
       config.text.pooling,
       config.text.batchSize,
     );
+    if (parts === 'detector')
+      this.markTextReleased("the network was made from its detector alone (parts 'detector'); load the whole model");
   }
 
   get maskStride(): number {
@@ -378,6 +389,10 @@ export class ApeNetwork extends Module {
       throw new Error('ApeNetwork.releaseTextTower: the text tower is trainable (text.trainable); it must stay loaded');
     if (this.textReleased !== null) return;
     this.language.dispose();
+    this.markTextReleased(why);
+  }
+
+  private markTextReleased(why: string): void {
     this.textReleased = why;
     this.promptCache.towerReleased(`the text tower's TF.js weights were released (${why})`);
   }
@@ -420,7 +435,7 @@ export class ApeNetwork extends Module {
    * (fusion, encoder, proposals, decoder), prompt vectors, pixel embedding, heads.
    */
   forward(batch: ModelBatch, prompts: PromptInput, options: ForwardOptions = {}): ApeRawOutput {
-    if (this.parts !== 'all')
+    if (this.parts === 'prompts')
       throw new Error(
         `ApeNetwork.forward: this network has its prompt side only (parts '${this.parts}'); load the whole model`,
       );

@@ -13,7 +13,7 @@ import {
   writeChunks,
   writeGraphsAndManifest,
 } from './export-files.js';
-import { type CachedExportRequest, inspectManifest, loadOrMakeExport } from './export-cache.js';
+import { type CachedExport, type CachedExportRequest, inspectManifest, loadOrMakeExport } from './export-cache.js';
 import { ortSessionOptions } from './ort-network.js';
 import { checkTextManifest, OrtTextTower } from './ort-text-tower.js';
 import { TEXT_MANIFEST_FILE, textExportKey, type TextExport, type TextExportShape } from './text-export.js';
@@ -21,12 +21,24 @@ import { TEXT_MANIFEST_FILE, textExportKey, type TextExport, type TextExportShap
 /** A tower whose weights file is larger than this keeps one bucket's session open at a time (each holds a copy). */
 const ONE_SESSION_ABOVE = 256 * 1024 * 1024;
 
-/** Writes the weights file, then the graphs, then the manifest (so a folder with a manifest is complete). */
-export async function writeTextExport(dir: string, exported: TextExport): Promise<void> {
+/**
+ * Writes the weights file, then the graphs, then the manifest (so a folder with a manifest is
+ * complete); `onBytes` is told the bytes of each piece of the weights file and each graph written.
+ */
+export async function writeTextExport(
+  dir: string,
+  exported: TextExport,
+  onBytes?: (bytes: number) => void,
+): Promise<void> {
   await mkdir(dir, { recursive: true });
   const { manifest, data } = exported;
-  if (manifest.data && data) await writeChunks(join(dir, manifest.data.file), data);
-  await writeGraphsAndManifest(dir, manifest.graphs, exported.files, TEXT_MANIFEST_FILE, manifest);
+  if (manifest.data && data) await writeChunks(join(dir, manifest.data.file), data, onBytes);
+  await writeGraphsAndManifest(dir, manifest.graphs, exported.files, TEXT_MANIFEST_FILE, manifest, onBytes);
+}
+
+/** The bytes writeTextExport writes (the manifest aside). */
+export function textExportBytes(exported: TextExport): number {
+  return exported.files.reduce((a, f) => a + f.length, 0) + (exported.manifest.data?.bytes ?? 0);
 }
 
 /**
@@ -56,19 +68,23 @@ export async function loadTextExport(dir: string, options: { threads?: number } 
   );
 }
 
+/** inspectManifest for a text export of `shape`. */
+export function inspectCachedTextExport(dir: string, hash: string, shape: TextExportShape): Promise<CachedExport> {
+  return inspectManifest(dir, {
+    manifestFile: TEXT_MANIFEST_FILE,
+    hash,
+    key: textExportKey(shape),
+    keyOf: (s: TextExportShape) =>
+      Array.isArray(s.batch) && Array.isArray(s.lengths) ? textExportKey(s) : 'a malformed shape',
+  });
+}
+
 /** The cached text export that fits, or one made now (loadOrMakeExport). */
 export function loadCachedTextExport(request: CachedExportRequest<TextExportShape, TextExport>): Promise<OrtTextTower> {
   const { hash, shape, threads } = request;
   return loadOrMakeExport({
     dirs: request.dirs,
-    inspect: (dir) =>
-      inspectManifest(dir, {
-        manifestFile: TEXT_MANIFEST_FILE,
-        hash,
-        key: textExportKey(shape),
-        keyOf: (s: TextExportShape) =>
-          Array.isArray(s.batch) && Array.isArray(s.lengths) ? textExportKey(s) : 'a malformed shape',
-      }),
+    inspect: (dir) => inspectCachedTextExport(dir, hash, shape),
     make: request.make,
     write: writeTextExport,
     load: (dir) => loadTextExport(dir, { threads }),
