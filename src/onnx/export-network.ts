@@ -7,7 +7,7 @@
  * segment.
  */
 import { tf } from '../engine/engine.js';
-import type { ApeNetwork } from '../modeling/ape-network.js';
+import { type ApeNetwork, TEXT_TOWER_PREFIX } from '../modeling/ape-network.js';
 import type { ProposalSelectionConfig } from '../modeling/proposals.js';
 import {
   type DataChunk,
@@ -124,9 +124,15 @@ export interface ExportOptions extends RecordOptions {
   onProgress?: ExportProgress;
 }
 
-/** The parameters a recording of `network` sees: placeholders (parts not made) have no shape to record. */
+/**
+ * The parameters a recording of `network`'s forward sees: not the text tower's (the graph takes
+ * prompt vectors; in a network made from its detector alone they are placeholders), nor any other
+ * placeholder (parts not made have no shape to record).
+ */
 export function recordedParameters(network: ApeNetwork): Map<string, tf.Variable> {
-  return new Map([...network.namedParameters()].filter(([, v]) => !isPlaceholder(v)));
+  return new Map(
+    [...network.namedParameters()].filter(([name, v]) => !isPlaceholder(v) && !name.startsWith(TEXT_TOWER_PREFIX)),
+  );
 }
 
 /** One recorded forward of the network, with the names of its last layer's outputs. */
