@@ -4,8 +4,8 @@
  * the text tower's from the tower alone. The recording runs on zero weights of the right shapes
  * (a 'shapes' recording never reads their values), and the weights the export writes are read
  * from the checkpoint a tensor at a time as each file is written. For ape-ti the released text
- * tower is 2.78 of its 3.09 GB: a recording beside the whole model did not fit the 4 GB wasm heap
- * at 512 and above.
+ * tower is 2.78 of its 3.09 GB: beside the whole model a recording at 1024 reached the 4 GB wasm
+ * heap's limit (and `ape export`'s failed); from the detector alone it takes 1.5 GB (docs/onnx.md).
  */
 import { join } from 'node:path';
 import { readSafetensorsHeaderFile } from '../io/safetensors-node.js';

@@ -184,9 +184,9 @@ export async function loadModelTokenizer(
 
 /**
  * Models whose weights exceed this make their exports in a thread of their own, from the part each
- * export records (export-thread.ts): beside the whole loaded model, a recording of ape-ti (3.09 GB
- * of weights) at 512 and above does not fit the 4 GB wasm heap. Smaller models record from the
- * loaded model, which spares the thread's start (about a second).
+ * export records (export-thread.ts): beside the whole loaded model (ape-ti: 3.09 GB of weights) a
+ * recording at 1024 reaches the 4 GB wasm heap's limit, and the text tower's nearly does. Smaller
+ * models record from the loaded model, which spares the thread's start (about a second).
  */
 export const EXPORT_THREAD_ABOVE = 512 * 1024 * 1024;
 
