@@ -15,6 +15,7 @@ import { exportNetwork, type ExportShape } from '../onnx/export-network.js';
 import { OrtRunner } from '../onnx/ort-runner.js';
 import { createSegmentSessions, SegmentedNetwork } from '../onnx/segmented-network.js';
 import { OrtTextTower, textSessionsKept } from '../onnx/ort-text-tower.js';
+import { chunkBytes } from '../onnx/onnx-model.js';
 import { exportTextTower, textExportShape, type TextGraphEntry } from '../onnx/text-export.js';
 import { OrtPromptScorer } from '../onnx/ort-prompt-scorer.js';
 import { exportPromptScorer, type PromptScoreShape } from '../onnx/prompt-score-export.js';
@@ -235,7 +236,7 @@ export class WebOrtEngine extends OrtRunner {
     const graphs: ExportGraphs = {
       manifest: exported.manifest,
       files: exported.files,
-      data: exported.data.map((chunks) => (chunks ? concatArrays(Uint8Array, chunks) : null)),
+      data: exported.data.map((chunks) => (chunks ? concatArrays(Uint8Array, chunks.map(chunkBytes)) : null)),
     };
     const t2 = performance.now();
     const sessions = await this.sessions(graphs);

@@ -7,6 +7,7 @@ import { DEFAULT_SCORE_THRESHOLD, type Prediction } from '../inference/results.j
 import { DEFAULT_SEMANTIC_THRESHOLD } from '../inference/semantic-confidence.js';
 import { vocabularyWarnings } from '../text/prompt-vocabulary.js';
 import { encodePromptsWithProgress } from './encode-prompts.js';
+import { exportProgressDisplay } from './export-progress.js';
 import { drawInstances } from '../viz/overlay-prediction.js';
 import { drawSemantic, semanticAreas } from '../viz/semantic-map.js';
 import { predictionToJson, type CocoInstanceJson } from '../inference/prediction-json.js';
@@ -123,9 +124,17 @@ async function run(argv: string[]): Promise<number> {
   const modelDir = await resolveModelOption(values.model);
 
   await initEngine({ backend: 'wasm' });
+  // A first-use export shows its recording and writing as they go (a minute or more for the released models).
+  const exportShown = exportProgressDisplay('ape predict');
   const model = await loadModel(modelDir, {
     engine,
-    ort: { onExport: (message) => console.error(`ape predict: ${message}`) },
+    ort: {
+      onExport: (message) => {
+        exportShown.finish();
+        console.error(`ape predict: ${message}`);
+      },
+      onExportProgress: exportShown.onProgress,
+    },
     ...(inputSize !== undefined ? { inputSize } : {}),
   });
   for (const warning of vocabularyWarnings(model.tokenizer, [...vocabulary, ...sentences]))

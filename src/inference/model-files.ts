@@ -87,7 +87,7 @@ export interface LoadModelOptions extends PullOptions {
    * session, and whether the text tower's TF.js weights are freed once its ONNX export encodes
    * prompts (releaseTextWeights; default: for a frozen tower, as the released models have).
    */
-  ort?: OrtEngineOptions;
+  ort?: OrtEngineForOptions;
   /** Input size (long side, pixels) instead of the config's: smaller is faster and coarser. */
   inputSize?: number;
   /**
@@ -124,27 +124,7 @@ export async function loadModel(dirOrName: string, options: LoadModelOptions = {
   const config = parseModelConfig(raw, configPath);
   if (options.inputSize !== undefined) withInputSize(config, options.inputSize);
 
-  let tokenizer: TextTokenizer;
-  let tokenizerPath: string;
-  const t = config.text.tokenizer;
-  if (t.kind === 'word') {
-    const path = join(dir, WORD_TOKENIZER_FILE);
-    tokenizerPath = path;
-    const text = await readFile(path, 'utf8').catch((e: Error) => {
-      throw new Error(`loadModel: cannot read ${path}: ${e.message}`);
-    });
-    tokenizer = parseWordTokenizer(text, path);
-  } else {
-    const inDir = join(dir, tokenizerFileName(config));
-    const path = (await stat(inDir).then(
-      () => true,
-      () => false,
-    ))
-      ? inDir
-      : (options.vocabPath ?? BUNDLED_CLIP_VOCAB);
-    tokenizerPath = path;
-    tokenizer = await loadClipTokenizer(path, { contextLength: config.text.encoder.contextLength });
-  }
+  const { tokenizer, path: tokenizerPath } = await loadModelTokenizer(dir, config, options.vocabPath);
   const engine = options.engine ?? DEFAULT_ENGINE;
   if (!INFERENCE_ENGINES.includes(engine))
     throw new Error(
@@ -167,22 +147,80 @@ export async function loadModel(dirOrName: string, options: LoadModelOptions = {
   if (engine === 'ort')
     model.setInferenceRunner(
       // A frozen text tower (the released models') is freed once its ONNX export encodes prompts.
-      await ortEngineFor(model, dir, { releaseTextWeights: !config.text.trainable, ...options.ort }),
+      await ortEngineFor(model, dir, {
+        releaseTextWeights: !config.text.trainable,
+        ...(options.vocabPath !== undefined ? { vocabPath: options.vocabPath } : {}),
+        ...options.ort,
+      }),
     );
   return model;
+}
+
+/**
+ * The tokenizer of the model folder `dir` for `config`: its word tokenizer file, or its CLIP BPE
+ * merges file (the bundled one, or `vocabPath`, when the folder has none), and the path it came from.
+ */
+export async function loadModelTokenizer(
+  dir: string,
+  config: ApeConfig,
+  vocabPath?: string,
+): Promise<{ tokenizer: TextTokenizer; path: string }> {
+  if (config.text.tokenizer.kind === 'word') {
+    const path = join(dir, WORD_TOKENIZER_FILE);
+    const text = await readFile(path, 'utf8').catch((e: Error) => {
+      throw new Error(`loadModel: cannot read ${path}: ${e.message}`);
+    });
+    return { tokenizer: parseWordTokenizer(text, path), path };
+  }
+  const inDir = join(dir, tokenizerFileName(config));
+  const path = (await stat(inDir).then(
+    () => true,
+    () => false,
+  ))
+    ? inDir
+    : (vocabPath ?? BUNDLED_CLIP_VOCAB);
+  return { tokenizer: await loadClipTokenizer(path, { contextLength: config.text.encoder.contextLength }), path };
+}
+
+/**
+ * Models whose weights exceed this make their exports in a thread of their own, from the part each
+ * export records (export-thread.ts): beside the whole loaded model (ape-ti: 3.09 GB of weights) a
+ * recording at 1024 reaches the 4 GB wasm heap's limit, and the text tower's nearly does. Smaller
+ * models record from the loaded model, which spares the thread's start (about a second).
+ */
+export const EXPORT_THREAD_ABOVE = 512 * 1024 * 1024;
+
+export interface OrtEngineForOptions extends OrtEngineOptions {
+  /** Make exports in a thread of their own from the model's files (default: above EXPORT_THREAD_ABOVE of weights). */
+  exportThread?: boolean;
+  /** The CLIP merges file the model was loaded with, when its folder has none (loadModel's vocabPath). */
+  vocabPath?: string;
 }
 
 /**
  * The ONNX Runtime engine of a model loaded from the folder `dir`: its exports are cached in
  * DIR/onnx, or in $APE_HOME/onnx when DIR cannot be written (see OrtEngineOptions).
  */
-export async function ortEngineFor(model: ApeModel, dir: string, options: OrtEngineOptions = {}): Promise<OrtEngine> {
+export async function ortEngineFor(
+  model: ApeModel,
+  dir: string,
+  options: OrtEngineForOptions = {},
+): Promise<OrtEngine> {
   // Loaded on demand: ONNX Runtime's native binding is not needed by TF.js-only users.
   const { OrtEngine } = await import('../onnx/ort-engine.js');
+  const { exportThread, vocabPath, ...engineOptions } = options;
+  const inThread = exportThread ?? model.parameterCount() * 4 > EXPORT_THREAD_ABOVE;
+  const exporter = inThread
+    ? new (await import('./export-thread.js')).ExportThreads({
+        dir,
+        config: model.config,
+        ...(vocabPath !== undefined ? { vocabPath } : {}),
+      })
+    : undefined;
   return new OrtEngine(
     model,
     { dir, files: [join(dir, CONFIG_FILE), join(dir, WEIGHTS_FILE)] },
-    { fallbackCacheDir: join(apeHome(), 'onnx'), ...options },
+    { fallbackCacheDir: join(apeHome(), 'onnx'), ...(exporter ? { exporter } : {}), ...engineOptions },
   );
 }
 

@@ -3,6 +3,7 @@
  * tensors asked for, so a multi-gigabyte checkpoint is never held as one buffer. Writing is
  * atomic (temporary file, then rename).
  */
+import { closeSync, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { writeFileAtomically, writeFully } from './atomic-write.js';
 import {
@@ -15,6 +16,8 @@ import {
   type SafetensorsFile,
   type SafetensorsHeader,
   type SafetensorsInput,
+  type SafetensorsTensorInfo,
+  type TensorData,
 } from './safetensors.js';
 
 export interface ReadSafetensorsFileOptions {
@@ -75,6 +78,35 @@ export async function readSafetensorsFile(
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * One tensor of a safetensors file whose header was read (readSafetensorsHeaderFile), read now by
+ * its range alone, synchronously (a writer that reads each tensor as it writes it holds one at a time).
+ */
+export function readSafetensorsTensorSync(
+  path: string,
+  header: SafetensorsHeader,
+  tensor: SafetensorsTensorInfo,
+): TensorData {
+  const length = tensor.end - tensor.begin;
+  const out = new Uint8Array(length);
+  const fd = openSync(path, 'r');
+  try {
+    let done = 0;
+    while (done < length) {
+      const read = readSync(fd, out, done, length - done, header.dataStart + tensor.begin + done);
+      if (read === 0)
+        throw new SafetensorsError(
+          path,
+          `tensor '${tensor.name}': unexpected end of file at byte ${header.dataStart + tensor.begin + done}`,
+        );
+      done += read;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return decodeTensor(tensor, out);
 }
 
 export async function writeSafetensorsFile(

@@ -206,14 +206,19 @@ function phaseTimer(timings: ForwardTimings | undefined): (phase: keyof ForwardT
 /**
  * Which parts of the network get real parameters: 'all'; 'prompts': the text tower and the last
  * decoder layer's classifier (what predict needs around a network forward that runs elsewhere, as
- * ONNX graphs: encoding prompts and scoring the vocabulary against the hidden queries); or
+ * ONNX graphs: encoding prompts and scoring the vocabulary against the hidden queries);
  * 'classifier': that classifier alone, where the text tower runs elsewhere too (its ONNX export),
- * so the network encodes no prompt on TF.js (as after releaseTextTower). Every other parameter is
- * an empty placeholder (nn/module.ts), so the parts left out take no memory.
+ * so the network encodes no prompt on TF.js (as after releaseTextTower); or 'detector':
+ * everything but the text tower (what a recording of the forward for the ONNX export needs: it
+ * takes prompt vectors as inputs; the released tower is 90% of ape-ti's weights). Every other
+ * parameter is an empty placeholder (nn/module.ts), so the parts left out take no memory.
  */
-export type NetworkParts = 'all' | 'prompts' | 'classifier';
+export type NetworkParts = 'all' | 'prompts' | 'classifier' | 'detector';
 
-/** Holder that gives the text tower its released prefix (`model_language.net.*`). */
+/** The names of the text tower's parameters in the network (and its checkpoint) begin with this. */
+export const TEXT_TOWER_PREFIX = 'model_language.net.';
+
+/** Holder that gives the text tower its released prefix (TEXT_TOWER_PREFIX). */
 class LanguageModel extends Module {
   readonly net: ClipTextEncoder;
   constructor(encoder: ClipTextEncoder) {
@@ -269,8 +274,10 @@ export class ApeNetwork extends Module {
     this.levelNames = levels.names;
     this.levelStrides = levels.strides;
 
-    const detector = <T>(make: () => T): T => (parts !== 'all' ? withParameterValues('placeholder', make) : make());
-    const tower = <T>(make: () => T): T => (parts === 'classifier' ? withParameterValues('placeholder', make) : make());
+    const placeholders = <T>(when: boolean, make: () => T): T =>
+      when ? withParameterValues('placeholder', make) : make();
+    const detector = <T>(make: () => T): T => placeholders(parts === 'prompts' || parts === 'classifier', make);
+    const tower = <T>(make: () => T): T => placeholders(parts === 'classifier' || parts === 'detector', make);
     this.backbone = this.child(
       'backbone',
       detector(() => new ApeBackbone(config.backbone.vit, config.backbone.pyramid, rng, config.backbone.stem ?? null)),
@@ -329,6 +336,8 @@ export class ApeNetwork extends Module {
         "this network has no text tower (parts 'classifier'): its prompts come from the tower's ONNX export";
       this.promptCache.towerReleased(this.textReleased);
     }
+    if (parts === 'detector')
+      this.markTextReleased("the network was made from its detector alone (parts 'detector'); load the whole model");
   }
 
   get maskStride(): number {
@@ -389,6 +398,10 @@ export class ApeNetwork extends Module {
       throw new Error('ApeNetwork.releaseTextTower: the text tower is trainable (text.trainable); it must stay loaded');
     if (this.textReleased !== null) return;
     this.language.dispose();
+    this.markTextReleased(why);
+  }
+
+  private markTextReleased(why: string): void {
     this.textReleased = why;
     this.promptCache.towerReleased(`the text tower's TF.js weights were released (${why})`);
   }
@@ -432,7 +445,7 @@ export class ApeNetwork extends Module {
    * (fusion, encoder, proposals, decoder), prompt vectors, pixel embedding, heads.
    */
   forward(batch: ModelBatch, prompts: PromptInput, options: ForwardOptions = {}): ApeRawOutput {
-    if (this.parts !== 'all')
+    if (this.parts === 'prompts')
       throw new Error(
         `ApeNetwork.forward: this network has its prompt side only (parts '${this.parts}'); load the whole model`,
       );

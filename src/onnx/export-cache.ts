@@ -4,10 +4,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { exportKey, MANIFEST_FILE, MANIFEST_VERSION, type ExportShape, type NetworkExport } from './export-network.js';
-import { writeNetworkExport } from './export-files.js';
+import { exportKey, MANIFEST_FILE, MANIFEST_VERSION, type ExportShape } from './export-network.js';
 import { OPSET } from './kernel-ops.js';
-import { OrtNetwork } from './ort-network.js';
 
 /**
  * The folders exports of a model are looked for and written in, in order: `cacheDir` (default
@@ -86,8 +84,10 @@ export interface ExportCacheRequest<E, L> {
   dirs: string[];
   inspect: (dir: string) => Promise<CachedExport>;
   /** Makes the export when no cached one fits (seconds for the tiny model). */
-  make: () => E;
+  make: () => E | Promise<E>;
   write: (dir: string, exported: E) => Promise<void>;
+  /** Frees what the made export holds once it is written (or could not be). */
+  release?: (exported: E) => void;
   load: (dir: string) => Promise<L>;
   /** Told why a cached export is not used, where a new one went, and how long it took. */
   report: (message: string) => void;
@@ -114,49 +114,43 @@ export async function loadOrMakeExport<E, L>(request: ExportCacheRequest<E, L>):
     }
   }
   const started = performance.now();
-  const exported = request.make();
-  for (const [i, dir] of dirs.entries()) {
-    try {
-      await request.write(dir, exported);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      const next = dirs[i + 1];
-      // The model folder may be read-only (an installed package): the user's cache takes the export.
-      if (!code || next === undefined)
-        throw new Error(`cannot write the ONNX export to ${dir}: ${(e as Error).message}`);
-      report(`cannot write ${dir} (${code}); caching the export in ${next} instead`);
-      continue;
+  const exported = await request.make();
+  let written: string | null = null;
+  try {
+    for (const [i, dir] of dirs.entries()) {
+      try {
+        await request.write(dir, exported);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        const next = dirs[i + 1];
+        // The model folder may be read-only (an installed package): the user's cache takes the export.
+        if (!code || next === undefined)
+          throw new Error(`cannot write the ONNX export to ${dir}: ${(e as Error).message}`);
+        report(`cannot write ${dir} (${code}); caching the export in ${next} instead`);
+        continue;
+      }
+      written = dir;
+      break;
     }
-    report(`exported in ${((performance.now() - started) / 1000).toFixed(1)} s to ${dir}`);
-    return request.load(dir);
+  } finally {
+    request.release?.(exported);
   }
-  throw new Error('loadOrMakeExport: no cache folder given');
+  if (written === null) throw new Error('loadOrMakeExport: no cache folder given');
+  report(`exported in ${((performance.now() - started) / 1000).toFixed(1)} s to ${written}`);
+  return request.load(written);
 }
 
-/** One export of a model (the network's for a shape by default, or the text tower's) looked up, or made, in the cache folders. */
-export interface CachedExportRequest<S = ExportShape, E = NetworkExport> {
+/** One export of a model (the text tower's, the vocabulary scoring's) looked up, or made, in the cache folders. */
+export interface CachedExportRequest<S, E> {
   /** The export's folder in each cache, in order of preference (exportCacheDirs + the shape's key). */
   dirs: string[];
   /** The model's hash (filesHash of its config and weights). */
   hash: string;
   shape: S;
   /** Makes the export when no cached one fits (seconds for the tiny model). */
-  make: () => E;
+  make: () => E | Promise<E>;
   /** ONNX Runtime threads per session. */
   threads: number | undefined;
   /** Told why a cached export is not used, where a new one went, and how long it took. */
   report: (message: string) => void;
-}
-
-/** loadOrMakeExport for the network's export of one shape, loaded into onnxruntime-node sessions. */
-export function loadCachedExport(request: CachedExportRequest): Promise<OrtNetwork> {
-  const { hash, shape, threads } = request;
-  return loadOrMakeExport({
-    dirs: request.dirs,
-    inspect: (dir) => inspectCachedExport(dir, hash, shape),
-    make: request.make,
-    write: writeNetworkExport,
-    load: (dir) => OrtNetwork.load(dir, { threads }),
-    report: request.report,
-  });
 }

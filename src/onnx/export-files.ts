@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { writeFileAtomically, writeFully } from '../io/atomic-write.js';
 import { MANIFEST_FILE, type NetworkExport, type OnnxExportManifest } from './export-network.js';
 import { dataFingerprint, FINGERPRINT_EDGE } from './external-data.js';
+import { chunkBytes, type DataChunk } from './onnx-model.js';
 import { checkManifest } from './segmented-network.js';
 
 /** sha256 over the files a model is made of (its config and weights: what an export was made from). */
@@ -34,26 +35,41 @@ export async function readManifestJson(path: string, who: string): Promise<unkno
   }
 }
 
-/** Writes the segments (external data, then graphs), then the manifest (so a folder with a manifest is complete). */
-export async function writeNetworkExport(dir: string, exported: NetworkExport): Promise<void> {
+/**
+ * Writes the segments (external data, then graphs), then the manifest (so a folder with a manifest
+ * is complete); `onBytes` is told the bytes of each piece written (exportBytes in all, the manifest aside).
+ */
+export async function writeNetworkExport(
+  dir: string,
+  exported: NetworkExport,
+  onBytes?: (bytes: number) => void,
+): Promise<void> {
   await mkdir(dir, { recursive: true });
   for (const [i, segment] of exported.manifest.segments.entries()) {
     const chunks = exported.data[i];
-    if (segment.data && chunks) await writeChunks(join(dir, segment.data.file), chunks);
-    await writeChunks(join(dir, segment.file), [exported.files[i]!]);
+    if (segment.data && chunks) await writeChunks(join(dir, segment.data.file), chunks, onBytes);
+    await writeChunks(join(dir, segment.file), [exported.files[i]!], onBytes);
   }
   await writeChunks(join(dir, MANIFEST_FILE), [
     new TextEncoder().encode(`${JSON.stringify(exported.manifest, null, 2)}\n`),
   ]);
 }
 
-/** Writes a file from chunks in order, atomically (a reader sees the old file or the whole new one). */
-export async function writeChunks(path: string, chunks: readonly Uint8Array[]): Promise<void> {
+/**
+ * Writes a file from chunks in order, atomically (a reader sees the old file or the whole new one);
+ * a deferred chunk is read as it is written, so that only one is in memory at a time.
+ */
+export async function writeChunks(
+  path: string,
+  chunks: readonly DataChunk[],
+  onBytes?: (bytes: number) => void,
+): Promise<void> {
   await writeFileAtomically(path, async (handle) => {
     let at = 0;
     for (const c of chunks) {
-      await writeFully(handle, c, at);
-      at += c.length;
+      await writeFully(handle, chunkBytes(c), at);
+      at += c.byteLength;
+      onBytes?.(c.byteLength);
     }
   });
 }
@@ -122,9 +138,10 @@ export async function writeGraphsAndManifest(
   files: readonly Uint8Array[],
   manifestFile: string,
   manifest: unknown,
+  onBytes?: (bytes: number) => void,
 ): Promise<void> {
   await mkdir(dir, { recursive: true });
-  for (const [i, graph] of graphs.entries()) await writeChunks(join(dir, graph.file), [files[i]!]);
+  for (const [i, graph] of graphs.entries()) await writeChunks(join(dir, graph.file), [files[i]!], onBytes);
   await writeChunks(join(dir, manifestFile), [new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`)]);
 }
 

@@ -7,9 +7,17 @@
  * segment.
  */
 import { tf } from '../engine/engine.js';
-import type { ApeNetwork } from '../modeling/ape-network.js';
+import { type ApeNetwork, TEXT_TOWER_PREFIX } from '../modeling/ape-network.js';
 import type { ProposalSelectionConfig } from '../modeling/proposals.js';
-import { encodeOnnxModel, externalizeInitializers, initializerBytes } from './onnx-model.js';
+import {
+  type DataChunk,
+  type DeferredValues,
+  encodeOnnxModel,
+  externalizeInitializers,
+  initializerBytes,
+} from './onnx-model.js';
+import { isPlaceholder } from '../nn/module.js';
+import type { ExportProgress } from './export-progress.js';
 import { chunkEdges, dataFingerprint } from './external-data.js';
 import { recordKernels, type RecordOptions, type Recording } from './kernel-recorder.js';
 import { segmentRecording, type TensorSpec } from './segments.js';
@@ -89,7 +97,7 @@ export interface NetworkExport {
   /** The .onnx bytes of each segment, in manifest order. */
   files: Uint8Array[];
   /** Each segment's external data file as chunks (in order), or null when its weights are inside the graph. */
-  data: (Uint8Array[] | null)[];
+  data: (DataChunk[] | null)[];
 }
 
 /**
@@ -106,6 +114,25 @@ export interface ExportOptions extends RecordOptions {
    * runs, and is timed, on its own; the values crossing a cut pass through the runner. Default none.
    */
   cutAfter?: readonly string[];
+  /**
+   * Each weight's values (default: the network's parameter, read from the engine): a checkpoint
+   * file's tensor read when the export is encoded or written (checkpoint-weights.ts) keeps them
+   * out of memory until then, and lets the recording run on weights of the right shapes only.
+   */
+  weightData?: (name: string) => Float32Array | DeferredValues;
+  /** Told the modules the recording reaches. */
+  onProgress?: ExportProgress;
+}
+
+/**
+ * The parameters a recording of `network`'s forward sees: not the text tower's (the graph takes
+ * prompt vectors; in a network made from its detector alone they are placeholders), nor any other
+ * placeholder (parts not made have no shape to record).
+ */
+export function recordedParameters(network: ApeNetwork): Map<string, tf.Variable> {
+  return new Map(
+    [...network.namedParameters()].filter(([name, v]) => !isPlaceholder(v) && !name.startsWith(TEXT_TOWER_PREFIX)),
+  );
 }
 
 /** One recorded forward of the network, with the names of its last layer's outputs. */
@@ -174,7 +201,7 @@ export function recordNetwork(
           },
         ),
       inputs,
-      network.namedParameters(),
+      recordedParameters(network),
       options,
     );
   } finally {
@@ -245,13 +272,18 @@ export function exportNetwork(
   options: ExportOptions = {},
 ): NetworkExport {
   const { size, vocabulary, sentences } = shape;
-  const { recording, outputs, spatialShapes } = recordNetwork(network, shape, 1, { compute: 'shapes', ...options });
+  const { onProgress } = options;
+  const { recording, outputs, spatialShapes } = recordNetwork(network, shape, 1, {
+    compute: 'shapes',
+    ...options,
+    ...(onProgress ? { onModule: (done, total) => onProgress({ phase: 'record', done, total, unit: 'module' }) } : {}),
+  });
   const geometrySettings = checkDataInputs(recording, network, shape, spatialShapes);
   const params = network.namedParameters();
   const graph = segmentRecording(
     fuseLayerNorms(recording).recording,
     [outputs.logits, outputs.boxes, outputs.masks, outputs.hidden].filter((o): o is string => o !== null),
-    (name) => getOrThrow(params, name, 'exportNetwork: parameters').dataSync() as Float32Array,
+    options.weightData ?? ((name) => getOrThrow(params, name, 'exportNetwork: parameters').dataSync() as Float32Array),
     'ape',
     options.cutAfter,
   );

@@ -4,6 +4,7 @@
  * truncated or foreign data file is refused with a message that names it instead of failing inside
  * ONNX Runtime.
  */
+import { chunkBytes, type DataChunk } from './onnx-model.js';
 
 /** Bytes at each end of the file that the fingerprint covers (with the size: cheap on GBs). */
 export const FINGERPRINT_EDGE = 1 << 16;
@@ -20,17 +21,20 @@ export function dataFingerprint(head: Uint8Array, tail: Uint8Array, bytes: numbe
   return `${bytes}:${fnv1a(head)}:${fnv1a(tail)}`;
 }
 
-/** The first and last FINGERPRINT_EDGE bytes of a file given as chunks in order. */
-export function chunkEdges(chunks: readonly Uint8Array[], bytes: number): { head: Uint8Array; tail: Uint8Array } {
+/**
+ * The first and last FINGERPRINT_EDGE bytes of a file given as chunks in order (a deferred chunk is
+ * read only where it overlaps them).
+ */
+export function chunkEdges(chunks: readonly DataChunk[], bytes: number): { head: Uint8Array; tail: Uint8Array } {
   const edge = Math.min(FINGERPRINT_EDGE, bytes);
   const copy = (from: number): Uint8Array => {
     const out = new Uint8Array(edge);
     let at = 0;
     for (const c of chunks) {
       const start = Math.max(from, at);
-      const end = Math.min(from + edge, at + c.length);
-      if (start < end) out.set(c.subarray(start - at, end - at), start - from);
-      at += c.length;
+      const end = Math.min(from + edge, at + c.byteLength);
+      if (start < end) out.set(chunkBytes(c).subarray(start - at, end - at), start - from);
+      at += c.byteLength;
     }
     return out;
   };

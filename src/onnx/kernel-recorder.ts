@@ -82,7 +82,15 @@ export interface RecordOptions {
    * TF.js's. Default: none below 32,768 tokens, 16,384 above.
    */
   chunkRows?: number;
+  /**
+   * Told each time the recording reaches a module (the parameters under one dotted prefix) whose
+   * weights no kernel had used yet, with the number reached and the number of modules among `weights`.
+   */
+  onModule?: (reached: number, total: number) => void;
 }
+
+/** The module of a parameter: its dotted name without the last part. */
+const moduleOf = (name: string): string => name.slice(0, Math.max(0, name.lastIndexOf('.')));
 
 /**
  * Runs `fn` and records every kernel it calls (kernels called from inside a kernel are part of
@@ -109,6 +117,9 @@ export function recordKernels<T>(
   const dataInputs: string[] = [];
   const stageEnds: StageEndEvent[] = [];
   let constants = 0;
+  // Values are numbered in the order the recording made them (not by tensor id, which counts every
+  // tensor the process made before), so that two recordings of the same code give the same names.
+  let made = 0;
   let depth = 0;
   let reading = false;
 
@@ -121,6 +132,15 @@ export function recordKernels<T>(
   };
   for (const [t, name] of inputs) define(t, { name, shape: t.shape, dtype: t.dtype, source: 'input' });
   for (const [name, t] of weights) define(t, { name, shape: t.shape, dtype: t.dtype, source: 'weight' });
+  const modules = new Set([...weights.keys()].map(moduleOf));
+  const reached = new Set<string>();
+  const reach = (name: string): void => {
+    if (!options.onModule || values.get(name)?.source !== 'weight') return;
+    const module = moduleOf(name);
+    if (reached.has(module)) return;
+    reached.add(module);
+    options.onModule(reached.size, modules.size);
+  };
 
   const alias = (t: tf.Tensor, source: string): string => {
     const value = getOrThrow(values, source, 'recordKernels: recorded values');
@@ -128,7 +148,7 @@ export function recordKernels<T>(
       byId.set(t.id, source);
       return source;
     }
-    const name = `v${t.id}`;
+    const name = `v${made++}`;
     values.set(name, { name, shape: t.shape, dtype: t.dtype, source: 'kernel' });
     kernels.push({
       kernel: 'Reshape',
@@ -177,6 +197,7 @@ export function recordKernels<T>(
     const named = Object.entries(kernelInputs)
       .filter(([, t]) => t != null)
       .map(([key, t]) => ({ key, value: nameOf(t) }));
+    for (const input of named) reach(input.value);
     depth++;
     let out: tf.Tensor | tf.Tensor[];
     try {
@@ -188,7 +209,9 @@ export function recordKernels<T>(
       depth--;
     }
     const list = Array.isArray(out) ? out : [out];
-    const outputs = list.map((t) => define(t, { name: `v${t.id}`, shape: t.shape, dtype: t.dtype, source: 'kernel' }));
+    const outputs = list.map((t) =>
+      define(t, { name: `v${made++}`, shape: t.shape, dtype: t.dtype, source: 'kernel' }),
+    );
     kernels.push({ kernel: name, inputs: named, outputs, attrs: { ...(attrs ?? {}) } });
     return out;
   };

@@ -9,12 +9,41 @@ import { ProtoWriter } from './protobuf.js';
 export const OnnxType = { float: 1, int32: 6, int64: 7, bool: 9 } as const;
 export type OnnxElementType = keyof typeof OnnxType;
 
+/**
+ * Float values that stay where they are (a tensor of a checkpoint file) until the tensor is written:
+ * the exporter then holds a weight's size, not its values (`read` gives them, each time anew).
+ */
+export interface DeferredValues {
+  readonly length: number;
+  readonly byteLength: number;
+  read(): Float32Array;
+}
+
+export function isDeferred(data: OnnxTensor['data']): data is DeferredValues {
+  return !ArrayBuffer.isView(data);
+}
+
+/** Bytes of an external data file: in memory, or read when written (a deferred tensor's values). */
+export type DataChunk = Uint8Array | { readonly byteLength: number; read(): Uint8Array };
+
+/** The bytes of a chunk (a deferred one read now, and checked to be as long as it said). */
+export function chunkBytes(chunk: DataChunk): Uint8Array {
+  if (chunk instanceof Uint8Array) return chunk;
+  const bytes = chunk.read();
+  if (bytes.byteLength !== chunk.byteLength)
+    throw new Error(`onnx: a deferred tensor gave ${bytes.byteLength} bytes, not the ${chunk.byteLength} it holds`);
+  return bytes;
+}
+
+const bytesOf = (data: Exclude<OnnxTensor['data'], DeferredValues>): Uint8Array =>
+  new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+
 export interface OnnxTensor {
   name: string;
   type: OnnxElementType;
   dims: number[];
-  /** float: Float32Array; int32: Int32Array; int64: BigInt64Array; bool: Uint8Array (0/1). */
-  data: Float32Array | Int32Array | BigInt64Array | Uint8Array;
+  /** float: Float32Array (or DeferredValues); int32: Int32Array; int64: BigInt64Array; bool: Uint8Array (0/1). */
+  data: Float32Array | Int32Array | BigInt64Array | Uint8Array | DeferredValues;
   /** Stored in an external data file (next to the .onnx file) instead of in the model: where. */
   external?: { location: string; offset: number; length: number };
 }
@@ -80,7 +109,7 @@ function writeTensor(w: ProtoWriter, t: OnnxTensor): void {
     return;
   }
   // raw_data is little-endian, as typed arrays are on every platform Node and browsers run on.
-  w.bytes(9, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+  w.bytes(9, bytesOf(isDeferred(t.data) ? t.data.read() : t.data));
 }
 
 function writeAttribute(w: ProtoWriter, name: string, value: OnnxAttribute): void {
@@ -142,14 +171,14 @@ const EXTERNAL_ALIGN = 4096;
  * Several models may share one file: an initializer of the same name is stored once, and every
  * model that has it points to that copy (`select` picks the initializers that go; default: those
  * of at least EXTERNAL_MIN_BYTES). Returns the chunks of the file in order (with alignment
- * padding) and its size.
+ * padding; a deferred tensor's values stay deferred, read when the file is written) and its size.
  */
 export function externalizeInitializers(
   models: OnnxModel | readonly OnnxModel[],
   location: string,
   select: (t: OnnxTensor) => boolean = (t) => t.data.byteLength >= EXTERNAL_MIN_BYTES,
-): { chunks: Uint8Array[]; bytes: number } {
-  const chunks: Uint8Array[] = [];
+): { chunks: DataChunk[]; bytes: number } {
+  const chunks: DataChunk[] = [];
   const placed = new Map<string, NonNullable<OnnxTensor['external']>>();
   let bytes = 0;
   for (const model of Array.isArray(models) ? models : [models]) {
@@ -167,7 +196,8 @@ export function externalizeInitializers(
       const pad = (EXTERNAL_ALIGN - (bytes % EXTERNAL_ALIGN)) % EXTERNAL_ALIGN;
       if (pad > 0) chunks.push(new Uint8Array(pad));
       bytes += pad;
-      chunks.push(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+      const data = t.data;
+      chunks.push(isDeferred(data) ? { byteLength: data.byteLength, read: () => bytesOf(data.read()) } : bytesOf(data));
       t.external = { location, offset: bytes, length: t.data.byteLength };
       placed.set(t.name, t.external);
       bytes += t.data.byteLength;

@@ -6,26 +6,21 @@
  */
 import { join } from 'node:path';
 import type { ApeNetwork } from '../modeling/ape-network.js';
-import { exportKey, exportNetwork, type ExportShape, type NetworkExport } from './export-network.js';
-import { checkExportFolder, filesHash, writeNetworkExport, type ExportFolder } from './export-files.js';
-import { exportCacheDirs, inspectCachedExport, loadCachedExport, loadOrMakeExport } from './export-cache.js';
-import type { OrtNetwork } from './ort-network.js';
+import { exportKey, exportNetwork, type ExportShape } from './export-network.js';
+import { checkExportFolder, filesHash, type ExportFolder } from './export-files.js';
+import { exportCacheDirs, inspectCachedExport, loadOrMakeExport } from './export-cache.js';
+import { OrtNetwork } from './ort-network.js';
 import { OrtRunner } from './ort-runner.js';
 import type { OrtTextTower } from './ort-text-tower.js';
+import { exportTextTower, textExportKey, textExportShape, type TextExportManifest } from './text-export.js';
+import { checkTextExportFolder, inspectCachedTextExport, loadTextExport } from './text-export-files.js';
+import type { ExportProgress } from './export-progress.js';
 import {
-  exportTextTower,
-  textExportKey,
-  textExportShape,
-  type TextExport,
-  type TextExportManifest,
-  type TextExportShape,
-} from './text-export.js';
-import {
-  checkTextExportFolder,
-  inspectCachedTextExport,
-  loadCachedTextExport,
-  writeTextExport,
-} from './text-export-files.js';
+  type ModelFileExporter,
+  type PendingExport,
+  pendingNetworkExport,
+  pendingTextExport,
+} from './pending-export.js';
 import type { OrtPromptScorer } from './ort-prompt-scorer.js';
 import { exportPromptScorer, promptScoreExportKey, type PromptScoreShape } from './prompt-score-export.js';
 import { loadCachedPromptScorer } from './prompt-score-files.js';
@@ -62,6 +57,14 @@ export interface OrtEngineOptions {
   threads?: number;
   /** Told when an export is being made (it takes seconds for the tiny model, minutes for large ones). */
   onExport?: (message: string) => void;
+  /** Told how far the export being made is (recording, then writing): for a progress display. */
+  onExportProgress?: ExportProgress;
+  /**
+   * Makes the network's and the text tower's exports from the model's files instead of the loaded
+   * network (ortEngineFor gives models whose weights would not leave the recording room one that
+   * records in a thread of its own, from the part it records alone). Unset: from the loaded network.
+   */
+  exporter?: ModelFileExporter;
 }
 
 export class OrtEngine extends OrtRunner {
@@ -93,50 +96,49 @@ export class OrtEngine extends OrtRunner {
   }
 
   /** The text tower's export from the disk cache when it matches, or made now (all its buckets at once) and cached. */
-  protected async loadTextTower(): Promise<OrtTextTower> {
-    const hash = await this.modelHash();
-    const shape = this.textShape();
-    const dirs = this.cacheDirs(hash, textExportKey(shape));
-    return loadCachedTextExport({
-      dirs,
-      hash,
-      shape,
-      make: () => this.makeTextExport(dirs, shape, hash),
-      threads: this.options.threads,
-      report: (message) => this.options.onExport?.(message),
-    });
+  protected loadTextTower(): Promise<OrtTextTower> {
+    return this.textExport((dir) => loadTextExport(dir, { threads: this.options.threads }));
   }
 
   /**
    * The text tower's export folder, from the disk cache or made now, with its files checked but not
    * opened in ONNX Runtime: what `ape serve` hands to the page.
    */
-  async textExportFolder(): Promise<ExportFolder<TextExportManifest>> {
+  textExportFolder(): Promise<ExportFolder<TextExportManifest>> {
+    return this.textExport((dir) => checkTextExportFolder(dir));
+  }
+
+  private async textExport<L>(load: (dir: string) => Promise<L>): Promise<L> {
     const hash = await this.modelHash();
-    const shape = this.textShape();
-    const dirs = this.cacheDirs(hash, textExportKey(shape));
+    const { name, text } = this.network.config;
+    const shape = textExportShape(text.encoder.contextLength);
+    const key = textExportKey(shape);
+    const dirs = this.cacheDirs(hash, key);
+    const { exporter, onExportProgress } = this.options;
     return loadOrMakeExport({
       dirs,
       inspect: (dir) => inspectCachedTextExport(dir, hash, shape),
-      make: () => this.makeTextExport(dirs, shape, hash),
-      write: writeTextExport,
-      load: (dir) => checkTextExportFolder(dir),
+      make: (): Promise<PendingExport> | PendingExport => {
+        if (!exporter && this.network.textTowerReleased)
+          throw new Error(
+            `the text tower's ONNX export (${dirs.join(', ')}) is missing or damaged and its TF.js weights were released; load the model again`,
+          );
+        this.options.onExport?.(`exporting ${name}'s text tower to ONNX (${key}, once per model) ...`);
+        if (exporter) return exporter.textTower(shape, hash, onExportProgress);
+        const exported = exportTextTower(
+          this.network.language.net,
+          text.pooling,
+          shape,
+          { name, hash },
+          { externalData: true, onProgress: onExportProgress },
+        );
+        return pendingTextExport(exported, onExportProgress);
+      },
+      write: (dir, pending) => pending.write(dir),
+      release: (pending) => pending.release(),
+      load,
       report: (message) => this.options.onExport?.(message),
     });
-  }
-
-  private textShape(): TextExportShape {
-    return textExportShape(this.network.config.text.encoder.contextLength);
-  }
-
-  private makeTextExport(dirs: string[], shape: TextExportShape, hash: string): TextExport {
-    const { name, text } = this.network.config;
-    if (this.network.textTowerReleased)
-      throw new Error(
-        `the text tower's ONNX export (${dirs.join(', ')}) is missing or damaged and its TF.js weights were released; load the model again`,
-      );
-    this.options.onExport?.(`exporting ${name}'s text tower to ONNX (${textExportKey(shape)}, once per model) ...`);
-    return exportTextTower(this.network.language.net, text.pooling, shape, { name, hash }, { externalData: true });
   }
 
   /** The vocabulary chunks' scoring graphs from the disk cache when they match, or made now (all widths at once) and cached. */
@@ -159,39 +161,38 @@ export class OrtEngine extends OrtRunner {
   }
 
   /** From the disk cache (the model folder's, then the fallback) when it matches, or made now and cached. */
-  protected async loadNetwork(key: string, shape: ExportShape): Promise<OrtNetwork> {
-    const hash = await this.modelHash();
-    return loadCachedExport({
-      dirs: this.cacheDirs(hash, key),
-      hash,
-      shape,
-      make: () => this.makeNetworkExport(key, shape, hash),
-      threads: this.options.threads,
-      report: (message) => this.options.onExport?.(message),
-    });
+  protected loadNetwork(key: string, shape: ExportShape): Promise<OrtNetwork> {
+    return this.networkExport(key, shape, (dir) => OrtNetwork.load(dir, { threads: this.options.threads }));
   }
 
   /**
    * The export's folder for one shape, from the disk cache or made now, with its files checked
    * but not opened in ONNX Runtime: what `ape serve` hands to the page.
    */
-  async exportFolder(shape: ExportShape): Promise<ExportFolder> {
+  exportFolder(shape: ExportShape): Promise<ExportFolder> {
+    return this.networkExport(exportKey(shape), shape, checkExportFolder);
+  }
+
+  private async networkExport<L>(key: string, shape: ExportShape, load: (dir: string) => Promise<L>): Promise<L> {
     const hash = await this.modelHash();
-    const key = exportKey(shape);
+    const { exporter, onExportProgress } = this.options;
     return loadOrMakeExport({
       dirs: this.cacheDirs(hash, key),
       inspect: (dir) => inspectCachedExport(dir, hash, shape),
-      make: () => this.makeNetworkExport(key, shape, hash),
-      write: writeNetworkExport,
-      load: checkExportFolder,
+      make: (): Promise<PendingExport> | PendingExport => {
+        this.options.onExport?.(
+          `exporting ${this.network.config.name} to ONNX for ${key} (once per input size and sentence bucket) ...`,
+        );
+        if (exporter) return exporter.network(shape, hash, onExportProgress);
+        return pendingNetworkExport(
+          exportNetwork(this.network, shape, hash, { onProgress: onExportProgress }),
+          onExportProgress,
+        );
+      },
+      write: (dir, pending) => pending.write(dir),
+      release: (pending) => pending.release(),
+      load,
       report: (message) => this.options.onExport?.(message),
     });
-  }
-
-  private makeNetworkExport(key: string, shape: ExportShape, hash: string): NetworkExport {
-    this.options.onExport?.(
-      `exporting ${this.network.config.name} to ONNX for ${key} (once per input size and sentence bucket) ...`,
-    );
-    return exportNetwork(this.network, shape, hash);
   }
 }

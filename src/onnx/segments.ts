@@ -7,7 +7,7 @@
 import type { Recording, RecordedValue } from './kernel-recorder.js';
 import { GraphBuilder } from './graph-builder.js';
 import { mapKernel, onnxType, OPSET } from './kernel-ops.js';
-import type { OnnxModel, OnnxTensor, OnnxValueInfo } from './onnx-model.js';
+import type { DeferredValues, OnnxModel, OnnxTensor, OnnxValueInfo } from './onnx-model.js';
 import { getOrThrow } from '../util/checked.js';
 
 export interface TensorSpec {
@@ -46,19 +46,20 @@ function valueInfo(s: TensorSpec): OnnxValueInfo {
   return { name: s.name, type: onnxType(s.dtype, s.name), dims: s.shape };
 }
 
-function initializer(v: RecordedValue, data: Float32Array | Int32Array | Uint8Array): OnnxTensor {
+function initializer(v: RecordedValue, data: OnnxTensor['data']): OnnxTensor {
   return { name: v.name, type: onnxType(v.dtype, v.name), dims: v.shape, data };
 }
 
 /**
  * Cuts the recording at its host inputs, and at the ends of the stages named in `cutAfter`
  * (stageEnd; such a segment has no host step before it). `outputs` are the values the caller
- * wants from the last segment (or any segment); `weightData` gives each weight's values.
+ * wants from the last segment (or any segment); `weightData` gives each weight's values (or
+ * where they are read when the segment is written).
  */
 export function segmentRecording(
   recording: Recording,
   outputs: string[],
-  weightData: (name: string) => Float32Array,
+  weightData: (name: string) => Float32Array | DeferredValues,
   producer: string,
   cutAfter: readonly string[] = [],
 ): SegmentedGraph {

@@ -26,12 +26,24 @@ import {
   type TextExportShape,
 } from './text-export.js';
 
-/** Writes the weights file, then the graphs, then the manifest (so a folder with a manifest is complete). */
-export async function writeTextExport(dir: string, exported: TextExport): Promise<void> {
+/**
+ * Writes the weights file, then the graphs, then the manifest (so a folder with a manifest is
+ * complete); `onBytes` is told the bytes of each piece of the weights file and each graph written.
+ */
+export async function writeTextExport(
+  dir: string,
+  exported: TextExport,
+  onBytes?: (bytes: number) => void,
+): Promise<void> {
   await mkdir(dir, { recursive: true });
   const { manifest, data } = exported;
-  if (manifest.data && data) await writeChunks(join(dir, manifest.data.file), data);
-  await writeGraphsAndManifest(dir, manifest.graphs, exported.files, TEXT_MANIFEST_FILE, manifest);
+  if (manifest.data && data) await writeChunks(join(dir, manifest.data.file), data, onBytes);
+  await writeGraphsAndManifest(dir, manifest.graphs, exported.files, TEXT_MANIFEST_FILE, manifest, onBytes);
+}
+
+/** The bytes writeTextExport writes (the manifest aside). */
+export function textExportBytes(exported: TextExport): number {
+  return exported.files.reduce((a, f) => a + f.length, 0) + (exported.manifest.data?.bytes ?? 0);
 }
 
 /**

@@ -8,13 +8,20 @@
  */
 import { tf } from '../engine/engine.js';
 import type { ClipTextEncoder, TextPooling } from '../text/clip-text-transformer.js';
-import { encodeOnnxModel, externalizeInitializers, type OnnxModel } from './onnx-model.js';
+import {
+  type DataChunk,
+  type DeferredValues,
+  encodeOnnxModel,
+  externalizeInitializers,
+  type OnnxModel,
+} from './onnx-model.js';
+import type { ExportProgress } from './export-progress.js';
 import { chunkEdges, dataFingerprint } from './external-data.js';
 import { recordKernels } from './kernel-recorder.js';
 import { segmentRecording, type TensorSpec } from './segments.js';
 import { fuseLayerNorms } from './fuse-layer-norm.js';
 import { OPSET } from './kernel-ops.js';
-import { getOrThrow } from '../util/checked.js';
+import { getOrThrow, required } from '../util/checked.js';
 
 export const TEXT_MANIFEST_FILE = 'onnx-text-export.json';
 export const TEXT_MANIFEST_FORMAT = 'ape-onnx-text';
@@ -75,7 +82,7 @@ export interface TextExport {
   /** The .onnx bytes of each graph, in manifest order. */
   files: Uint8Array[];
   /** The shared weights file as chunks (in order), or null. */
-  data: Uint8Array[] | null;
+  data: DataChunk[] | null;
 }
 
 const IDS_INPUT = 'ids';
@@ -89,7 +96,7 @@ export function textGraph(
   encoder: ClipTextEncoder,
   rows: number,
   length: number,
-  weightData: (name: string) => Float32Array,
+  weightData: (name: string) => Float32Array | DeferredValues,
   compute: 'full' | 'shapes' = 'shapes',
 ): { model: OnnxModel; output: string; inputs: TensorSpec[] } {
   if (!(Number.isInteger(rows) && rows > 0 && Number.isInteger(length) && length > 0))
@@ -110,8 +117,8 @@ export function textGraph(
   } finally {
     tf.dispose([ids, weights]);
   }
-  const { result, recording } = recorded;
-  const output = getOrThrow(recording.values, `v${result.id}`, 'exportTextTower: the recorded output').name;
+  const { result, recording, recordedValue } = recorded;
+  const output = required(recordedValue(result), 'exportTextTower: the recorded output').name;
   result.dispose();
   const graph = segmentRecording(fuseLayerNorms(recording).recording, [output], weightData, 'ape');
   const segment = graph.segments[0];
@@ -126,6 +133,13 @@ export interface TextExportOptions {
   externalData: boolean;
   /** Recording mode (the default 'shapes' runs no heavy kernel). */
   compute?: 'full' | 'shapes';
+  /**
+   * Each weight's values by the tower's own parameter names (default: the tower's parameters, read
+   * from the engine): a checkpoint's tensors read when written keep them out of memory until then.
+   */
+  weightData?: (name: string) => Float32Array | DeferredValues;
+  /** Told each bucket's graph as it is recorded. */
+  onProgress?: ExportProgress;
 }
 
 /** The whole export: every bucket's graph, one weights file. */
@@ -143,20 +157,25 @@ export function exportTextTower(
   if (shape.lengths[shape.lengths.length - 1] !== contextLength)
     throw new Error(`exportTextTower: the longest bucket must be the context (${contextLength} positions)`);
   const params = encoder.namedParameters();
-  // Read once: every graph holds the same weights.
-  const values = new Map<string, Float32Array>();
-  const weightData = (name: string): Float32Array => {
+  const source =
+    options.weightData ??
+    ((name: string) => getOrThrow(params, name, 'exportTextTower: parameters').dataSync() as Float32Array);
+  // Once per weight: every graph holds the same weights.
+  const values = new Map<string, Float32Array | DeferredValues>();
+  const weightData = (name: string): Float32Array | DeferredValues => {
     let v = values.get(name);
     if (!v) {
-      v = getOrThrow(params, name, 'exportTextTower: parameters').dataSync() as Float32Array;
+      v = source(name);
       values.set(name, v);
     }
     return v;
   };
   const graphs: { entry: Omit<TextGraphEntry, 'bytes'>; model: OnnxModel }[] = [];
+  const total = shape.batch.length * shape.lengths.length;
   for (const batch of shape.batch) {
     for (const length of shape.lengths) {
       const g = textGraph(encoder, batch, length, weightData, options.compute);
+      options.onProgress?.({ phase: 'record', done: graphs.length + 1, total, unit: 'graph' });
       const names = g.inputs.map((i) => i.name).sort();
       if (names.join() !== [IDS_INPUT, POOL_INPUT].join())
         throw new Error(`exportTextTower: the graph's inputs are [${names.join(', ')}]`);

@@ -283,7 +283,12 @@ export class ClipTextEncoder extends Module {
       let x = tf.add(tf.reshape(tokens, [n, length, width]), positions) as tf.Tensor3D;
       const mask = causalMask(length);
       t.transformer.resblocks.forEach((block, i) => {
-        x = block.forward(x, mask);
+        // A block's intermediates are freed once its output is made, and the previous output then
+        // too (a gradient tape keeps what it saves): the export's 64 x 77 bucket of the released
+        // tower made ~0.5 GB of them per block, 32 blocks, which all lived to the end before.
+        const next = tf.tidy(() => block.forward(x, mask));
+        x.dispose();
+        x = next;
         if (taps) taps.set(`resblock_out.${i}`, tf.keep(tf.clone(x)));
       });
       const normed = t.lnFinal.forward(x);

@@ -46,6 +46,13 @@ test('ape predict writes NAME.json (COCO results), NAME.png and NAME.semantic.pn
     out,
   ]);
   assert.equal(r.code, 0, r.stderr);
+  // The first use exports the text tower and the network, each with its progress: the graphs or
+  // modules recorded, then the bytes written, before the line that says where the export went.
+  assert.match(r.stderr, /^ape predict: recording: (\d+)\/\1 [\d.]+ (graph\/s|s\/graph) /m);
+  assert.match(r.stderr, /^ape predict: recording: \d+\/\d+ [\d.]+ (module\/s|s\/module) /m);
+  const written = [...r.stderr.matchAll(/^ape predict: writing: (\d+)\/(\d+) .*\nape predict: exported in /gm)];
+  assert.equal(written.length, 2, r.stderr);
+  for (const w of written) assert.equal(w[1], w[2]);
   assert.deepEqual((await readdir(out)).sort(), [
     'results.json',
     'scene-1.json',
@@ -123,7 +130,7 @@ test('ape predict: a first encoding of many new prompts shows progress (plain li
   );
   const second = run();
   assert.equal(second.code, 0, second.stderr);
-  assert.doesNotMatch(second.stderr, /encoding prompts/);
+  assert.doesNotMatch(second.stderr, /encoding prompts|recording:|writing:/);
   // A few names are not enough to show progress.
   const few = ape([
     'predict',

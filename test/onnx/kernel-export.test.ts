@@ -180,7 +180,7 @@ test("OrtModule runs a graph cut at a host input with the caller's step between 
 
 test('a stage end cuts the graph when asked: values made after it run in segment 1 (no host step), the values it needs pass from segment 0', async () => {
   const x = tf.tensor1d([3, -1, 2]);
-  const { result, recording } = recordKernels(
+  const { result, recording, recordedValue } = recordKernels(
     () =>
       tf.tidy(() => {
         const y = tf.relu(tf.mul(x, 2)); // [6, 0, 4]
@@ -191,7 +191,7 @@ test('a stage end cuts the graph when asked: values made after it run in segment
     new Map(),
   );
   assert.deepEqual(recording.stageEnds, [{ stage: 'first', kernelCount: 2 }]);
-  const out = `v${result.id}`;
+  const out = recordedValue(result)!.name;
   const uncut = segmentRecording(recording, [out], () => new Float32Array(0), 'test');
   assert.equal(uncut.segments.length, 1);
   assert.throws(

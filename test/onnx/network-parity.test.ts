@@ -160,12 +160,22 @@ test('the recorded forward depends on neither the data nor the padding: recordin
   }
 });
 
-test('ape export writes a loadable export; bad options are named', async () => {
+test('ape export writes a loadable export, showing its progress (plain lines off a terminal); bad options are named', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'ape-onnx-cli-'));
   try {
     const r = ape(['export', '--size', '128', '--vocab', '2', '--out', dir]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /2 segments/);
+    assert.match(r.stdout, /2 segments, 23\.\d MB/);
+    // The modules the recording reached (an inference forward leaves some unused: the earlier
+    // decoder layers' classifiers), then the MB written, to the last.
+    const reached = /ape export: recording: (\d+)\/(\d+) [\d.]+ module\/s/.exec(
+      r.stderr
+        .split('\n')
+        .filter((l) => l.includes('recording:'))
+        .pop() ?? '',
+    );
+    assert.ok(reached && Number(reached[1]) > 100 && Number(reached[1]) <= Number(reached[2]), r.stderr);
+    assert.match(r.stderr, /ape export: writing: 23\/23 [\d.]+ MB\/s/);
     const net = await OrtNetwork.load(dir);
     assert.deepEqual(net.manifest.shape, { size: 128, vocabulary: 2, sentences: 0 });
     assert.equal(net.manifest.model.hash.length, 64);
