@@ -12,6 +12,7 @@ import { OrtPromptScorer } from './ort-prompt-scorer.js';
 import {
   checkPromptScoreManifest,
   PROMPT_SCORE_MANIFEST_FILE,
+  PROMPT_SCORE_MANIFEST_VERSION,
   promptScoreExportKey,
   type PromptScoreExport,
   type PromptScoreShape,
@@ -56,6 +57,7 @@ export function loadCachedPromptScorer(
       inspectManifest(dir, {
         manifestFile: PROMPT_SCORE_MANIFEST_FILE,
         hash,
+        version: PROMPT_SCORE_MANIFEST_VERSION,
         key: promptScoreExportKey(shape),
         keyOf: (s: PromptScoreShape) => (Array.isArray(s.widths) ? promptScoreExportKey(s) : 'a malformed shape'),
       }),
