@@ -4,7 +4,8 @@ import type { CompressedRle } from '../structures/rle.js';
 import { compressRle } from '../structures/rle-string.js';
 import { ApeNetwork, type ForwardTimings, type FusionMode } from '../modeling/ape-network.js';
 import { vocabularyWarnings } from '../text/prompt-vocabulary.js';
-import { parsePromptString, promptEntries, type PromptSet } from '../text/prompts.js';
+import { parsePromptString, type PromptEntry, promptEntries, type PromptSet } from '../text/prompts.js';
+import { RecentLists } from '../util/recent-lists.js';
 import type { EncodeProgress } from '../text/prompt-embeddings.js';
 import { prepareImages } from './preprocess.js';
 import { boxToOriginal, boxesToPixels, pasteInstanceMaskRle } from './instances.js';
@@ -71,6 +72,16 @@ export interface PredictOptions {
   timings?: ForwardTimings;
 }
 
+/** A prompt list's parts that every prediction of it shares (ApeModel.promptList). */
+interface PromptList {
+  entries: readonly PromptEntry[];
+  texts: readonly string[];
+  warnings: string[];
+}
+
+/** Prompt lists whose entries predict keeps (a server alternating between a few vocabularies makes each once). */
+const RECENT_PROMPT_LISTS = 4;
+
 /** Vocabulary prompts scored at a time by predict. */
 export const DEFAULT_PROMPT_CHUNK = 4096;
 
@@ -95,6 +106,9 @@ export interface PredictTimings {
  */
 export class ApeModel extends ApeNetwork {
   lastTimings: PredictTimings = { preprocess: 0, network: 0, postprocess: 0, alignment: 0 };
+
+  /** Prompt lists lately predicted (promptList). */
+  private readonly promptLists = new RecentLists<PromptList>(RECENT_PROMPT_LISTS);
 
   /** Where predict runs the network: null for the TF.js engine (this model), else e.g. ONNX Runtime. */
   private runner: InferenceRunner | null = null;
@@ -242,14 +256,31 @@ export class ApeModel extends ApeNetwork {
     }
   }
 
+  /**
+   * The entries (validated), texts and vocabulary warnings of a prompt list, made once per list:
+   * a vocabulary predicted image after image costs one comparison of the list, not 100,000 new
+   * entries per prediction. Frozen: every prediction of the list shares them.
+   */
+  private promptList(prompts: PromptSet): PromptList {
+    const texts = [...prompts.vocabulary, ...prompts.sentences];
+    const tag = String(prompts.vocabulary.length);
+    let list = this.promptLists.get(tag, texts);
+    if (!list) {
+      const entries = promptEntries(prompts);
+      list = {
+        entries: Object.freeze(entries.map((e) => Object.freeze(e))),
+        texts: Object.freeze(texts),
+        warnings: vocabularyWarnings(this.tokenizer, texts),
+      };
+      this.promptLists.set(tag, texts, list);
+    }
+    return list;
+  }
+
   /** Prompts, tasks, settings and the network input of one predict call. */
   private preparePredict(images: RgbImage[], options: PredictOptions, variants: PostprocessSettings[]) {
     const prompts = resolvePrompts(options);
-    const entries = promptEntries(prompts);
-    const warnings = vocabularyWarnings(
-      this.tokenizer,
-      entries.map((e) => e.text),
-    );
+    const { entries, texts, warnings } = this.promptList(prompts);
     if (entries.length === 0) throw new Error('predict: no prompts (give vocabulary, sentences or a prompt string)');
     const tasks = new Set<PredictTask>(
       options.tasks ?? ['instances', 'semantic', ...(prompts.sentences.length > 0 ? (['grounding'] as const) : [])],
@@ -268,6 +299,7 @@ export class ApeModel extends ApeNetwork {
       promptChunk: Math.ceil(chunk / SEMANTIC_BLOCK) * SEMANTIC_BLOCK,
       prompts,
       entries,
+      texts,
       warnings,
       tasks,
       settings,
@@ -294,7 +326,7 @@ export class ApeModel extends ApeNetwork {
     scorer: PromptChunkScorer,
     rows: VocabularyUnitRows | null,
   ): ScorerSteps<Prediction[][]> {
-    const { entries, warnings, tasks, settings, placements, withMasks } = call;
+    const { entries, texts, warnings, tasks, settings, placements, withMasks } = call;
     const { masks } = outputs;
     const [, q] = outputs.boxes.shape;
     const p = entries.length;
@@ -412,21 +444,18 @@ export class ApeModel extends ApeNetwork {
       }
       const maskFor = (query: number): CompressedRle | null =>
         withMasks ? getOrThrow(maskRles, query, 'predict: instance masks') : null;
+      // In prompt order (only sentences have a best query).
       const grounding = (): GroundingResult[] =>
-        entries.flatMap((e) => {
-          const b = best.get(e.index);
-          if (!b) return [];
-          return [
-            {
-              sentence: e.text,
-              promptIndex: e.index,
-              score: b.score,
-              box: toResultBox(b.query),
-              mask: maskFor(b.query),
-              query: b.query,
-            },
-          ];
-        });
+        [...best.entries()]
+          .sort(([a], [b]) => a - b)
+          .map(([index, b]) => ({
+            sentence: entries[index]!.text,
+            promptIndex: index,
+            score: b.score,
+            box: toResultBox(b.query),
+            mask: maskFor(b.query),
+            query: b.query,
+          }));
       // Made once for the image, shared by every variant's accumulation and confidence.
       const masksT = tasks.has('semantic') ? tf.tidy(() => cellMaskProbabilities(imageMaskLogits(masks, i))) : null;
       try {
@@ -460,7 +489,7 @@ export class ApeModel extends ApeNetwork {
               width: placement.width,
               height: placement.height,
               labels,
-              prompts: entries.map((e) => e.text),
+              prompts: texts,
             };
           }
           results[v]!.push({
