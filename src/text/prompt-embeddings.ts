@@ -35,6 +35,9 @@ export type PromptRowEncoder = (
 /** Progress of an encoding: prompts encoded so far of those that were new (`total`), after each batch. */
 export type EncodeProgress = (done: number, total: number) => void;
 
+/** New prompts from this many on are encoded with a progress display (`ape predict`, annotate, eval, serve); fewer take a moment. */
+export const PROMPT_PROGRESS_FROM = 1000;
+
 /** Where sentence vectors outlive the process (the on-disk prompt cache, src/inference/prompt-store.ts). */
 export interface PromptVectorStore {
   readonly dim: number;
