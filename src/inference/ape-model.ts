@@ -81,6 +81,8 @@ interface PromptList {
 
 /** Prompt lists whose entries predict keeps (a server alternating between a few vocabularies makes each once). */
 const RECENT_PROMPT_LISTS = 4;
+/** Prompts in all whose entries predict keeps: a longer list's are made per call, as its vectors are streamed. */
+const RECENT_PROMPTS = 200_000;
 
 /** Vocabulary prompts scored at a time by predict. */
 export const DEFAULT_PROMPT_CHUNK = 4096;
@@ -108,7 +110,7 @@ export class ApeModel extends ApeNetwork {
   lastTimings: PredictTimings = { preprocess: 0, network: 0, postprocess: 0, alignment: 0 };
 
   /** Prompt lists lately predicted (promptList). */
-  private readonly promptLists = new RecentLists<PromptList>(RECENT_PROMPT_LISTS);
+  private readonly promptLists = new RecentLists<PromptList>(RECENT_PROMPT_LISTS, RECENT_PROMPTS);
 
   /** Where predict runs the network: null for the TF.js engine (this model), else e.g. ONNX Runtime. */
   private runner: InferenceRunner | null = null;
@@ -267,12 +269,13 @@ export class ApeModel extends ApeNetwork {
     let list = this.promptLists.get(tag, texts);
     if (!list) {
       const entries = promptEntries(prompts);
+      const frozen = Object.freeze(texts);
       list = {
         entries: Object.freeze(entries.map((e) => Object.freeze(e))),
-        texts: Object.freeze(texts),
-        warnings: vocabularyWarnings(this.tokenizer, texts),
+        texts: frozen,
+        warnings: vocabularyWarnings(this.tokenizer, frozen),
       };
-      this.promptLists.set(tag, texts, list);
+      this.promptLists.set(tag, frozen, list, frozen.length);
     }
     return list;
   }

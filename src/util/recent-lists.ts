@@ -22,11 +22,14 @@ export class RecentLists<V> {
     return entry.value;
   }
 
-  /** Keeps `value` for a copy of `list` (false, keeping nothing, when its weight alone is over maxWeight). */
+  /**
+   * Keeps `value` for `list` (a copy of it, unless it is frozen); false, keeping nothing, when its
+   * weight alone is over maxWeight.
+   */
   set(tag: string, list: readonly string[], value: V, weight = 0): boolean {
     if (weight > this.maxWeight) return false;
     this.entries = this.entries.filter((e) => !(e.tag === tag && sameList(e.list, list)));
-    this.entries.unshift({ tag, list: [...list], value, weight });
+    this.entries.unshift({ tag, list: Object.isFrozen(list) ? list : [...list], value, weight });
     let total = this.entries.reduce((a, e) => a + e.weight, 0);
     while (this.entries.length > this.maxLists || total > this.maxWeight) total -= this.entries.pop()?.weight ?? 0;
     return true;

@@ -36,4 +36,8 @@ test('recent lists: a value per whole list and tag (same strings, same order); t
   assert.equal(lists.get('b', ['r']), 'r');
   lists.clear();
   assert.equal(lists.get('b', ['r']), undefined);
+  // A frozen list is kept as it is (it cannot change).
+  const frozen = Object.freeze(['f']);
+  lists.set('f', frozen, 'frozen', 0);
+  assert.equal(lists.get('f', ['f']), 'frozen');
 });
