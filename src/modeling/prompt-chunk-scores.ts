@@ -1,9 +1,11 @@
 /**
  * Scoring a chunk of vocabulary prompts against one image's decoder queries: the classifier's
  * alignment logits, their sigmoid, and the per-chunk statistics the semantic accumulation streams
- * over (inference/semantic-stream.ts). Tensor work only, written once: predict runs it eagerly on
- * TF.js, and the ONNX export records this same function into a small graph per chunk width
- * (onnx/prompt-score-export.ts) that ONNX Runtime runs on every core.
+ * over (inference/semantic-stream.ts), on prompt rows that VisionLanguageAlign.normalizePrompts
+ * made (once per vocabulary: inference/vocabulary-rows.ts). Tensor work only, written once:
+ * predict runs it eagerly on TF.js, and the ONNX export records this same function (and the
+ * normalisation) into small graphs per chunk width (onnx/prompt-score-export.ts) that ONNX Runtime
+ * runs on every core.
  */
 import { tf } from '../engine/engine.js';
 import type { VisionLanguageAlign } from './heads/vision-language-align.js';
