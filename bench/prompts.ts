@@ -145,7 +145,13 @@ interface InterleavedRow {
   names: number[];
   predictMs: number[];
   alignmentMs: number[];
+  /** The network's part of the fastest predict (encoding prompts included), and its CPU time (all threads). */
+  networkMs: number[];
+  cpuMs: number[];
+  /** Median predict of the runs. */
+  medianMs: number[];
   ratio: number;
+  medianRatio: number;
 }
 
 /**
@@ -213,26 +219,42 @@ async function scaleRows(
       const model = await open(counts[1]!);
       const lists = counts.map((n) => [...SCENE_NAMES, ...made.slice(0, n - SCENE_NAMES.length)]);
       model.encodePrompts(lists[1]!).dispose();
-      const best = counts.map(() => ({ ms: Infinity, alignment: 0 }));
+      const best = counts.map(() => ({ ms: Infinity, alignment: 0, network: 0, cpu: 0 }));
+      const all = counts.map((): number[] => []);
       for (let r = -1; r < runs; r++)
         for (const [k, vocabulary] of lists.entries()) {
+          const c0 = process.cpuUsage();
           const t0 = performance.now();
           await model.predict(image, { vocabulary, threshold: 0.3 });
           const ms = performance.now() - t0;
+          const cpu = process.cpuUsage(c0);
           // Round -1 warms up.
-          if (r >= 0 && ms < best[k]!.ms) best[k] = { ms, alignment: model.lastTimings.alignment };
+          if (r < 0) continue;
+          all[k]!.push(ms);
+          if (ms < best[k]!.ms)
+            best[k] = {
+              ms,
+              alignment: model.lastTimings.alignment,
+              network: model.lastTimings.network,
+              cpu: (cpu.user + cpu.system) / 1000,
+            };
         }
       model.dispose();
+      const median = all.map((list) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)]!);
       const row = {
         engine,
         names: counts,
         predictMs: best.map((b) => round(b.ms)),
         alignmentMs: best.map((b) => round(b.alignment)),
+        networkMs: best.map((b) => round(b.network)),
+        cpuMs: best.map((b) => round(b.cpu)),
+        medianMs: median.map(round),
         ratio: Math.round((best[1]!.ms / best[0]!.ms) * 100) / 100,
+        medianRatio: Math.round((median[1]! / median[0]!) * 100) / 100,
       };
       interleaved.push(row);
       console.log(
-        `${engine.padEnd(5)} in turn: ${counts.map((n, k) => `${n} names ${row.predictMs[k]} ms (alignment ${row.alignmentMs[k]})`).join(', ')}: ${row.ratio}x`,
+        `${engine.padEnd(5)} in turn: ${counts.map((n, k) => `${n} names ${row.predictMs[k]} ms (alignment ${row.alignmentMs[k]}, network ${row.networkMs[k]}, CPU ${row.cpuMs[k]}; median ${row.medianMs[k]})`).join(', ')}: ${row.ratio}x (medians ${row.medianRatio}x)`,
       );
     }
   } finally {

@@ -2,11 +2,20 @@ import type { AnnotationBackend, PendingImage } from './backend.js';
 import { ModelPool, type ModelPoolOptions } from './model-pool.js';
 import type { AnnotateSettings, ImageOutcome } from './types.js';
 
+export interface LocalBackendOptions extends ModelPoolOptions {
+  /** Told how the encoding of the run's new prompts goes (done, total), batch by batch, before the first image. */
+  onEncoding?: (done: number, total: number) => void;
+}
+
 /** `--workers N`: N model processes on this machine, each reading its images from disk. */
 export class LocalBackend implements AnnotationBackend {
   private readonly pool: ModelPool;
 
-  constructor(modelDir: string, workers: number, options: ModelPoolOptions = {}) {
+  constructor(
+    modelDir: string,
+    workers: number,
+    private readonly options: LocalBackendOptions = {},
+  ) {
     this.pool = new ModelPool(modelDir, workers, options);
   }
 
@@ -16,6 +25,8 @@ export class LocalBackend implements AnnotationBackend {
     report: (index: number, outcome: ImageOutcome) => void,
   ): Promise<void> {
     await this.pool.start();
+    // The prompts first, on one process: the others then read them from the prompt store.
+    await this.pool.preparePrompts([...settings.vocabulary, ...settings.sentences], this.options.onEncoding);
     // Two images per process in flight: the next one is ready as soon as a process frees up.
     const window = this.pool.size * 2;
     let next = 0;

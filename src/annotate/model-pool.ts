@@ -28,10 +28,14 @@ export interface ModelPoolOptions {
   log?: (line: string) => void;
 }
 
+/** What a model process is asked: an image, or prompts to encode (the run's, before its images). */
+type Job =
+  | { kind: 'image'; task: ImageTask; resolve: (outcome: ImageOutcome) => void }
+  | { kind: 'prompts'; texts: string[]; onProgress?: (done: number, total: number) => void; resolve: () => void };
+
 interface Pending {
-  task: ImageTask;
+  job: Job;
   crashes: number;
-  resolve: (outcome: ImageOutcome) => void;
   reject: (error: Error) => void;
 }
 
@@ -95,9 +99,18 @@ export class ModelPool {
         } else if (message.type === 'note') {
           this.options.log?.(`model process ${child.pid}: ${message.line}`);
         } else if (slot.busy && slot.busy.id === message.id) {
+          const { job } = slot.busy.pending;
+          if (message.type === 'encoding') {
+            if (job.kind === 'prompts') job.onProgress?.(message.done, message.total);
+            return;
+          }
           const { pending } = slot.busy;
           slot.busy = null;
-          pending.resolve(message.outcome);
+          if (message.type === 'done' && job.kind === 'image') job.resolve(message.outcome);
+          else if (message.type === 'prompts-ready' && job.kind === 'prompts') {
+            if (message.error === undefined) job.resolve();
+            else pending.reject(new Error(`the model process could not encode the prompts: ${message.error}`));
+          }
           this.dispatch();
         }
       });
@@ -118,14 +131,13 @@ export class ModelPool {
     slot.busy = null;
     if (held) {
       held.crashes++;
-      if (held.crashes >= CRASHES_PER_IMAGE) {
-        held.resolve({
+      if (held.crashes < CRASHES_PER_IMAGE) this.waiting.unshift(held);
+      else if (held.job.kind === 'image')
+        held.job.resolve({
           ok: false,
-          reason: `${held.task.name}: the model process died on this image ${held.crashes} times (last: ${how})`,
+          reason: `${held.job.task.name}: the model process died on this image ${held.crashes} times (last: ${how})`,
         });
-      } else {
-        this.waiting.unshift(held);
-      }
+      else held.reject(new Error(`the model process died encoding the prompts ${held.crashes} times (last: ${how})`));
     }
     if (this.failure) return;
     this.slots[index] = this.spawn();
@@ -140,10 +152,23 @@ export class ModelPool {
 
   /** Annotates one image on the next free process. */
   annotate(task: ImageTask): Promise<ImageOutcome> {
+    return this.submit<ImageOutcome>((resolve) => ({ kind: 'image', task, resolve }));
+  }
+
+  /**
+   * Puts the vectors of `texts` into one process's prompt cache and the prompt store, encoding
+   * those neither holds there (`onProgress(done, total)` after each batch), so that the other
+   * processes read them from the store instead of each encoding them at its first image.
+   */
+  preparePrompts(texts: readonly string[], onProgress?: (done: number, total: number) => void): Promise<void> {
+    return this.submit<void>((resolve) => ({ kind: 'prompts', texts: [...texts], onProgress, resolve }));
+  }
+
+  private submit<T>(job: (resolve: (value: T) => void) => Job): Promise<T> {
     if (this.closed) return Promise.reject(new Error('the model pool is closed'));
     if (this.failure) return Promise.reject(this.failure);
-    return new Promise<ImageOutcome>((resolve, reject) => {
-      this.waiting.push({ task, crashes: 0, resolve, reject });
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.push({ job: job(resolve), crashes: 0, reject });
       this.dispatch();
     });
   }
@@ -166,7 +191,9 @@ export class ModelPool {
       if (pending === undefined) return;
       const id = this.nextId++;
       slot.busy = { id, pending };
-      const message: ToModelProcess = { type: 'image', id, task: pending.task };
+      const { job } = pending;
+      const message: ToModelProcess =
+        job.kind === 'image' ? { type: 'image', id, task: job.task } : { type: 'prompts', id, texts: job.texts };
       slot.child.send(message);
     }
   }

@@ -55,10 +55,20 @@ try {
   process.exit(1);
 }
 
-// One image at a time, in arrival order (the pool sends a process one image and waits).
+async function preparePrompts(id: number, texts: string[]): Promise<void> {
+  try {
+    await model.cachePromptsOnEngine(texts, (done, total) => send({ type: 'encoding', id, done, total }));
+    send({ type: 'prompts-ready', id });
+  } catch (error) {
+    send({ type: 'prompts-ready', id, error: (error as Error).message });
+  }
+}
+
+// One job at a time, in arrival order (the pool sends a process one job and waits).
 let chain = Promise.resolve();
 process.on('message', (message: ToModelProcess) => {
   chain = chain.then(async () => {
+    if (message.type === 'prompts') return preparePrompts(message.id, message.texts);
     const t0 = performance.now();
     const result = await outcome(model, message.task);
     send({ type: 'done', id: message.id, outcome: result, ms: performance.now() - t0 });

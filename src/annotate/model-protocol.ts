@@ -22,11 +22,18 @@ export interface ImageTask {
   settings: AnnotateSettings;
 }
 
-export type ToModelProcess = { type: 'image'; id: number; task: ImageTask };
+export type ToModelProcess =
+  | { type: 'image'; id: number; task: ImageTask }
+  /** Put these prompts' vectors in the prompt cache and its store, encoding the new ones. */
+  | { type: 'prompts'; id: number; texts: string[] };
 
 export type FromModelProcess =
   | { type: 'ready'; loadMs: number }
   | { type: 'load-failed'; message: string }
   /** A line worth showing (an ONNX export being made on first use). */
   | { type: 'note'; line: string }
-  | { type: 'done'; id: number; outcome: ImageOutcome; ms: number };
+  | { type: 'done'; id: number; outcome: ImageOutcome; ms: number }
+  /** Progress of a 'prompts' job: new prompts encoded so far of `total`. */
+  | { type: 'encoding'; id: number; done: number; total: number }
+  /** A 'prompts' job is done (`error`: why it failed). */
+  | { type: 'prompts-ready'; id: number; error?: string };

@@ -4,6 +4,9 @@ import { modelFingerprint } from './model-fingerprint.js';
 import { ModelPool } from './model-pool.js';
 import { DEFAULT_QUEUE_NAME, type ImageJobData, type ImageJobResult } from './queue-jobs.js';
 import { RedisLink } from './redis-link.js';
+import { RecentLists } from '../util/recent-lists.js';
+import { progressFrom } from '../util/progress.js';
+import { PROMPT_PROGRESS_FROM } from '../text/prompt-embeddings.js';
 
 export interface QueueWorkerOptions {
   /** redis://HOST:PORT/DB */
@@ -46,10 +49,27 @@ export async function runQueueWorker(o: QueueWorkerOptions): Promise<{ jobs: num
     `model ${model} loaded in ${o.concurrency} process${o.concurrency === 1 ? '' : 'es'} (${Math.max(...pool.loadMs)} ms)`,
   );
   const link = new RedisLink(o.url, { giveUpMs: o.giveUpMs, log: o.log });
+  // A run's prompts are encoded once, before its first image here, with progress lines: the
+  // other model processes then read them from the prompt store.
+  const prepared = new RecentLists<Promise<void>>(4);
+  const prepare = (texts: string[]): Promise<void> => {
+    let done = prepared.get('', texts);
+    if (!done) {
+      done = pool.preparePrompts(
+        texts,
+        progressFrom(PROMPT_PROGRESS_FROM, { label: 'encoding prompts', unit: 'prompt', lines: o.log }),
+      );
+      // A failure is the job's; the next job tries again.
+      done.catch(() => prepared.clear());
+      prepared.set('', texts, done);
+    }
+    return done;
+  };
   let jobs = 0;
   const handle = async (job: Job<ImageJobData, ImageJobResult>): Promise<ImageJobResult> => {
     const d = job.data;
     if (d.model !== model) throw new Error(`the run's model is ${d.model}, this worker's is ${model} (${o.modelDir})`);
+    await prepare([...d.settings.vocabulary, ...d.settings.sentences]);
     const outcome = await pool.annotate({ name: d.name, bytes: Buffer.from(d.image, 'base64'), settings: d.settings });
     jobs++;
     return outcome;

@@ -11,6 +11,8 @@ import { defaultModelDir } from './model-option.js';
 import { PROMPT_ARGS, promptOptions, thresholdOption } from './prompt-options.js';
 import { DEFAULT_SCORE_THRESHOLD } from '../inference/results.js';
 import { UsageError, type Command } from './command.js';
+import { progressFrom } from '../util/progress.js';
+import { PROMPT_PROGRESS_FROM } from '../text/prompt-embeddings.js';
 
 const usage = `usage: ape annotate IMAGES_DIR|LIST.txt --vocab "cat,dog" [--sentence TEXT]... --out DIR
                     [--model DIR] [--engine ort|tfjs] [--threshold ${DEFAULT_SCORE_THRESHOLD}] [--workers N] [--overlays]
@@ -98,7 +100,11 @@ async function run(argv: string[]): Promise<number> {
       log: (line) => console.error(`ape annotate: ${line}`),
     });
   } else {
-    backend = new LocalBackend(modelDir, workers, { engine, log: (line) => console.error(`ape annotate: ${line}`) });
+    backend = new LocalBackend(modelDir, workers, {
+      engine,
+      log: (line) => console.error(`ape annotate: ${line}`),
+      onEncoding: progressFrom(PROMPT_PROGRESS_FROM, { label: 'ape annotate: encoding prompts', unit: 'prompt' }),
+    });
   }
   console.error(
     `ape annotate: ${images.length} images, ${vocabulary.length + sentences.length} prompts, ${values.queue ? `queue ${values.queue}` : `${workers} model process${workers === 1 ? '' : 'es'} (${engine})`}`,

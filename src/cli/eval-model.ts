@@ -8,6 +8,7 @@ import { backendOption, parseCommandArgs, positiveIntegerOption } from './args.j
 import type { Command } from './command.js';
 import { UsageError } from './command.js';
 import { engineOption } from './engine-option.js';
+import { encodePromptsWithProgress } from './encode-prompts.js';
 
 const usage = `usage: ape eval model --model DIR|NAME --data DIR [--images N] [--size N] [--engine ort|tfjs] [--json OUT.json]
   --size N      input size in pixels instead of the model's (a multiple of 64; see ape predict --size)
@@ -64,6 +65,7 @@ export const command: Command = {
     let progress: Progress | undefined;
     const result = await evaluateModel(model, values.data, {
       maxImages,
+      prepareVocabulary: (names) => encodePromptsWithProgress(model, names, 'ape eval model: encoding prompts'),
       onImage: (done, total) => {
         progress ??= new Progress({ total, label: 'eval', unit: 'img' });
         progress.tick();

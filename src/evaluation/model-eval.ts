@@ -17,6 +17,11 @@ export interface ModelEvalOptions {
   metrics?: ReadonlyArray<'instances' | 'semantic' | 'referring'>;
   /** Inference settings instead of the model config's (to tune them on a validation split). */
   settings?: PostprocessSettings;
+  /**
+   * Called once with the category names before the first image (when instances or semantic are
+   * evaluated): `ape eval model` encodes a new vocabulary there with a progress display.
+   */
+  prepareVocabulary?: (names: readonly string[]) => Promise<void>;
 }
 
 /** What evaluation needs of a model (ApeModel; tests give a stand-in). */
@@ -139,6 +144,7 @@ export async function evaluateModelVariants(
     ...(wanted.has('semantic') ? (['semantic'] as const) : []),
   ];
   const results: unknown[][] = variants.map(() => []);
+  if (tasks.length > 0 && images.length > 0) await options.prepareVocabulary?.(names);
   let done = 0;
   for (const im of images) {
     const image = await readImage(join(dataDir, 'images', im.file_name ?? ''));

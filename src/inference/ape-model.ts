@@ -4,7 +4,8 @@ import type { CompressedRle } from '../structures/rle.js';
 import { compressRle } from '../structures/rle-string.js';
 import { ApeNetwork, type ForwardTimings, type FusionMode } from '../modeling/ape-network.js';
 import { vocabularyWarnings } from '../text/prompt-vocabulary.js';
-import { parsePromptString, promptEntries, type PromptSet } from '../text/prompts.js';
+import { parsePromptString, type PromptEntry, promptEntries, type PromptSet } from '../text/prompts.js';
+import { RecentLists } from '../util/recent-lists.js';
 import type { EncodeProgress } from '../text/prompt-embeddings.js';
 import { prepareImages } from './preprocess.js';
 import { boxToOriginal, boxesToPixels, pasteInstanceMaskRle } from './instances.js';
@@ -16,13 +17,18 @@ import type { InferenceRunner, NetworkOutputs } from '../onnx/inference-runner.j
 import { getOrThrow, required } from '../util/checked.js';
 import { forEachQueryMask, imageMaskLogits } from './instance-masks.js';
 import {
-  type PromptChunkJob,
   type PromptChunkScorer,
   type PromptChunkValues,
+  runScorerAsync,
+  runScorerSync,
+  type ScorerSteps,
   SEMANTIC_BLOCK,
+  scoreOn,
   type SyncPromptChunkScorer,
   tfjsPromptScorer,
 } from '../modeling/prompt-chunk-scores.js';
+import { VocabularyUnitRows } from './vocabulary-rows.js';
+import type { VisionLanguageAlign } from '../modeling/heads/vision-language-align.js';
 
 export interface PredictOptions {
   /** Category names (each its own prompt, kept out of the fusion). */
@@ -66,6 +72,18 @@ export interface PredictOptions {
   timings?: ForwardTimings;
 }
 
+/** A prompt list's parts that every prediction of it shares (ApeModel.promptList). */
+interface PromptList {
+  entries: readonly PromptEntry[];
+  texts: readonly string[];
+  warnings: string[];
+}
+
+/** Prompt lists whose entries predict keeps (a server alternating between a few vocabularies makes each once). */
+const RECENT_PROMPT_LISTS = 4;
+/** Prompts in all whose entries predict keeps: a longer list's are made per call, as its vectors are streamed. */
+const RECENT_PROMPTS = 200_000;
+
 /** Vocabulary prompts scored at a time by predict. */
 export const DEFAULT_PROMPT_CHUNK = 4096;
 
@@ -90,6 +108,9 @@ export interface PredictTimings {
  */
 export class ApeModel extends ApeNetwork {
   lastTimings: PredictTimings = { preprocess: 0, network: 0, postprocess: 0, alignment: 0 };
+
+  /** Prompt lists lately predicted (promptList). */
+  private readonly promptLists = new RecentLists<PromptList>(RECENT_PROMPT_LISTS, RECENT_PROMPTS);
 
   /** Where predict runs the network: null for the TF.js engine (this model), else e.g. ONNX Runtime. */
   private runner: InferenceRunner | null = null;
@@ -155,18 +176,23 @@ export class ApeModel extends ApeNetwork {
     const call = this.preparePredict(images, options, variants);
     const t0 = performance.now();
     let outputs: NetworkOutputs;
+    let scorer: PromptChunkScorer;
+    let rows: VocabularyUnitRows;
     try {
-      outputs = await this.runner.run(call.batch, call.prompts);
+      const { vocabulary, sentences } = call.prompts;
+      scorer =
+        vocabulary.length > 0 && this.runner.promptScorer
+          ? await this.runner.promptScorer(this.config.transformer.proposals.numQueries)
+          : this.promptScorer();
+      rows = this.vocabularyRows(vocabulary, scorer);
+      // The vocabulary goes to the runner to be encoded only: the network never takes it, and a
+      // list whose unit rows this engine kept needs no vectors.
+      outputs = await this.runner.run(call.batch, { vocabulary: rows.ready ? [] : vocabulary, sentences });
     } finally {
       call.batch.images.dispose();
     }
     try {
-      const queries = outputs.hidden.shape[1];
-      const scorer =
-        call.prompts.vocabulary.length > 0 && this.runner.promptScorer
-          ? await this.runner.promptScorer(queries)
-          : this.promptScorer();
-      return await scoreChunksAsync(this.decodePredictions(call, outputs, t0, scorer), scorer);
+      return await runScorerAsync(this.decodePredictions(call, outputs, t0, scorer, rows), scorer);
     } finally {
       tf.dispose([outputs.sentenceLogits, outputs.hidden, outputs.boxes, outputs.masks]);
     }
@@ -175,6 +201,13 @@ export class ApeModel extends ApeNetwork {
   /** Scores vocabulary chunks on TF.js (scorePromptChunk run eagerly). */
   private promptScorer(): SyncPromptChunkScorer {
     return tfjsPromptScorer(this.classEmbed[this.classEmbed.length - 1]!);
+  }
+
+  /** The vocabulary's unit rows for `scorer` (kept ones, after the prompt cache is checked against the text tower's weights). */
+  private vocabularyRows(vocabulary: readonly string[], scorer: PromptChunkScorer): VocabularyUnitRows {
+    if (vocabulary.length > 0) this.refreshPromptCache();
+    const head = this.classEmbed[this.classEmbed.length - 1]!;
+    return new VocabularyUnitRows(this.promptCache, vocabulary, scorer, head.embedDimLanguage);
   }
 
   /** The synchronous core of predict on the TF.js engine (the wasm and cpu backends compute synchronously). */
@@ -203,7 +236,7 @@ export class ApeModel extends ApeNetwork {
     const last = out.layers[out.layers.length - 1]!;
     try {
       const scorer = this.promptScorer();
-      return scoreChunksSync(
+      return runScorerSync(
         this.decodePredictions(
           call,
           {
@@ -215,7 +248,8 @@ export class ApeModel extends ApeNetwork {
           },
           t0,
           scorer,
-          word,
+          // Word fusion: the sentence logits already hold every prompt.
+          word ? null : this.vocabularyRows(call.prompts.vocabulary, scorer),
         ),
         scorer,
       );
@@ -224,14 +258,32 @@ export class ApeModel extends ApeNetwork {
     }
   }
 
+  /**
+   * The entries (validated), texts and vocabulary warnings of a prompt list, made once per list:
+   * a vocabulary predicted image after image costs one comparison of the list, not 100,000 new
+   * entries per prediction. Frozen: every prediction of the list shares them.
+   */
+  private promptList(prompts: PromptSet): PromptList {
+    const texts = [...prompts.vocabulary, ...prompts.sentences];
+    const tag = String(prompts.vocabulary.length);
+    let list = this.promptLists.get(tag, texts);
+    if (!list) {
+      const entries = promptEntries(prompts);
+      const frozen = Object.freeze(texts);
+      list = {
+        entries: Object.freeze(entries.map((e) => Object.freeze(e))),
+        texts: frozen,
+        warnings: vocabularyWarnings(this.tokenizer, frozen),
+      };
+      this.promptLists.set(tag, frozen, list, frozen.length);
+    }
+    return list;
+  }
+
   /** Prompts, tasks, settings and the network input of one predict call. */
   private preparePredict(images: RgbImage[], options: PredictOptions, variants: PostprocessSettings[]) {
     const prompts = resolvePrompts(options);
-    const entries = promptEntries(prompts);
-    const warnings = vocabularyWarnings(
-      this.tokenizer,
-      entries.map((e) => e.text),
-    );
+    const { entries, texts, warnings } = this.promptList(prompts);
     if (entries.length === 0) throw new Error('predict: no prompts (give vocabulary, sentences or a prompt string)');
     const tasks = new Set<PredictTask>(
       options.tasks ?? ['instances', 'semantic', ...(prompts.sentences.length > 0 ? (['grounding'] as const) : [])],
@@ -250,6 +302,7 @@ export class ApeModel extends ApeNetwork {
       promptChunk: Math.ceil(chunk / SEMANTIC_BLOCK) * SEMANTIC_BLOCK,
       prompts,
       entries,
+      texts,
       warnings,
       tasks,
       settings,
@@ -263,19 +316,20 @@ export class ApeModel extends ApeNetwork {
   /**
    * Post-processing shared by every engine: the last layer's outputs -> results per variant and
    * image. `networkStart` is when the network began. The vocabulary is scored against the hidden
-   * queries a chunk at a time by `scorer` (`allScored`: the sentence logits already hold every
-   * prompt, as in word fusion): each chunk to score is yielded, its scores come back (the driver
-   * runs the engine's scorer, synchronously on TF.js), and every chunk goes through the instance
-   * selection and the semantic accumulation of each variant before the next is made.
+   * queries a chunk at a time by `scorer`, its unit rows from `rows` (null: the sentence logits
+   * already hold every prompt, as in word fusion): each chunk to normalise or score is yielded,
+   * the answer comes back (the driver runs the engine's scorer, synchronously on TF.js), and every
+   * chunk goes through the instance selection and the semantic accumulation of each variant
+   * before the next is made.
    */
   private *decodePredictions(
     call: ReturnType<ApeModel['preparePredict']>,
     outputs: NetworkOutputs,
     networkStart: number,
     scorer: PromptChunkScorer,
-    allScored = false,
-  ): Generator<PromptChunkJob, Prediction[][], PromptChunkValues> {
-    const { entries, warnings, tasks, settings, placements, withMasks } = call;
+    rows: VocabularyUnitRows | null,
+  ): ScorerSteps<Prediction[][]> {
+    const { entries, texts, warnings, tasks, settings, placements, withMasks } = call;
     const { masks } = outputs;
     const [, q] = outputs.boxes.shape;
     const p = entries.length;
@@ -285,7 +339,10 @@ export class ApeModel extends ApeNetwork {
     let alignment = 0;
     const [, , maskH, maskW] = masks.shape;
     const stride = outputs.maskStride;
-    const vocabulary = allScored ? [] : call.prompts.vocabulary;
+    // Word fusion (no rows): the sentence logits hold every prompt, the vocabulary's first.
+    const vocabulary = rows ? call.prompts.vocabulary : [];
+    const head = this.classEmbed[this.classEmbed.length - 1]!;
+    const chunkSize = Math.min(call.promptChunk, scorer.maxWidth);
 
     const results: Prediction[][] = settings.map(() => []);
     for (const [i, placement] of placements.entries()) {
@@ -316,25 +373,37 @@ export class ApeModel extends ApeNetwork {
       // any temperature when none (the statistics are then unused).
       const temperatures = [...new Set(semanticStreams.filter((t) => t.fixedShift).map((t) => t.inverseTemperature))];
       const unfixed = semanticStreams.filter((t) => !t.fixedShift);
-      for (const chunk of this.vocabularyChunks(outputs, i, vocabulary, call.promptChunk, scorer)) {
-        const { start, count, width } = chunk;
-        let values: Float32Array | null = null;
-        let promptBest: Float32Array | undefined;
-        for (const inverseTemperature of temperatures.length > 0 ? temperatures : [1]) {
-          const alike = semanticStreams.filter((t) => t.fixedShift && t.inverseTemperature === inverseTemperature);
-          // Streams of one temperature have seen the same columns: one normaliser, one prior.
-          const prior = alike[0]?.prior() ?? new Float32Array(q);
-          const scored: PromptChunkValues = yield { ...chunk.job, inverseTemperature, prior };
-          values ??= firstColumns(scored.scores, q, width, count);
-          promptBest ??= scored.best;
-          for (const stream of alike) stream.addStats(values, start, count, scored, width);
-        }
-        if (!values) throw new Error('predict: a chunk was not scored');
-        for (const stream of streams) stream.instances?.add(values, start, count, promptBest);
-        if (unfixed.length > 0) {
-          const scores = tf.tensor2d(values, [q, count]);
-          for (const stream of unfixed) stream.add(scores, values, start, count);
-          scores.dispose();
+      if (rows && vocabulary.length > 0) {
+        const query = queryKeys(head, outputs.hidden, i);
+        for (let start = 0; start < vocabulary.length; start += chunkSize) {
+          const count = Math.min(chunkSize, vocabulary.length - start);
+          const width = scorer.width(count);
+          const unitPrompts = yield* rows.chunk(start, count, width);
+          let values: Float32Array | null = null;
+          let promptBest: Float32Array | undefined;
+          for (const inverseTemperature of temperatures.length > 0 ? temperatures : [1]) {
+            const alike = semanticStreams.filter((t) => t.fixedShift && t.inverseTemperature === inverseTemperature);
+            // Streams of one temperature have seen the same columns: one normaliser, one prior.
+            const prior = alike[0]?.prior() ?? new Float32Array(q);
+            const scored: PromptChunkValues = yield* scoreOn({
+              ...query,
+              unitPrompts,
+              count,
+              width,
+              inverseTemperature,
+              prior,
+            });
+            values ??= firstColumns(scored.scores, q, width, count);
+            promptBest ??= scored.best;
+            for (const stream of alike) stream.addStats(values, start, count, scored, width);
+          }
+          if (!values) throw new Error('predict: a chunk was not scored');
+          for (const stream of streams) stream.instances?.add(values, start, count, promptBest);
+          if (unfixed.length > 0) {
+            const scores = tf.tensor2d(values, [q, count]);
+            for (const stream of unfixed) stream.add(scores, values, start, count);
+            scores.dispose();
+          }
         }
       }
       const sentenceCount = outputs.sentenceLogits.shape[2];
@@ -378,21 +447,18 @@ export class ApeModel extends ApeNetwork {
       }
       const maskFor = (query: number): CompressedRle | null =>
         withMasks ? getOrThrow(maskRles, query, 'predict: instance masks') : null;
+      // In prompt order (only sentences have a best query).
       const grounding = (): GroundingResult[] =>
-        entries.flatMap((e) => {
-          const b = best.get(e.index);
-          if (!b) return [];
-          return [
-            {
-              sentence: e.text,
-              promptIndex: e.index,
-              score: b.score,
-              box: toResultBox(b.query),
-              mask: maskFor(b.query),
-              query: b.query,
-            },
-          ];
-        });
+        [...best.entries()]
+          .sort(([a], [b]) => a - b)
+          .map(([index, b]) => ({
+            sentence: entries[index]!.text,
+            promptIndex: index,
+            score: b.score,
+            box: toResultBox(b.query),
+            mask: maskFor(b.query),
+            query: b.query,
+          }));
       // Made once for the image, shared by every variant's accumulation and confidence.
       const masksT = tasks.has('semantic') ? tf.tidy(() => cellMaskProbabilities(imageMaskLogits(masks, i))) : null;
       try {
@@ -426,7 +492,7 @@ export class ApeModel extends ApeNetwork {
               width: placement.width,
               height: placement.height,
               labels,
-              prompts: entries.map((e) => e.text),
+              prompts: texts,
             };
           }
           results[v]!.push({
@@ -450,52 +516,6 @@ export class ApeModel extends ApeNetwork {
       alignment,
     };
     return results;
-  }
-
-  /**
-   * Image i's vocabulary a chunk at a time, in column order, as jobs for `scorer` (without the
-   * temperature and prior, which are the caller's): the query keys (VisionLanguageAlign.queryKeys
-   * of its hidden queries, made once) and each chunk's prompt vectors, padded to the width the
-   * scorer runs it at.
-   */
-  private *vocabularyChunks(
-    outputs: NetworkOutputs,
-    i: number,
-    vocabulary: readonly string[],
-    chunk: number,
-    scorer: PromptChunkScorer,
-  ): Generator<{
-    start: number;
-    count: number;
-    width: number;
-    job: Omit<PromptChunkJob, 'inverseTemperature' | 'prior'>;
-  }> {
-    if (vocabulary.length === 0) return;
-    const [, q, d] = outputs.hidden.shape;
-    const head = this.classEmbed[this.classEmbed.length - 1]!;
-    const query = tf.tidy(() =>
-      head.queryKeys(tf.reshape(tf.slice(outputs.hidden, [i, 0, 0], [1, q, d]), [q, d]) as tf.Tensor2D),
-    );
-    const keys = query.keys.dataSync() as Float32Array;
-    const offsets = query.offsets.dataSync() as Float32Array;
-    tf.dispose([query.keys, query.offsets]);
-    this.refreshPromptCache();
-    const size = Math.min(chunk, scorer.maxWidth);
-    const dl = head.embedDimLanguage;
-    // One buffer per width, refilled chunk after chunk (a chunk is scored before the next is made).
-    const buffers = new Map<number, Float32Array>();
-    for (let start = 0; start < vocabulary.length; start += size) {
-      const count = Math.min(size, vocabulary.length - start);
-      const width = scorer.width(count);
-      let prompts = buffers.get(width);
-      if (!prompts) {
-        prompts = new Float32Array(width * dl);
-        buffers.set(width, prompts);
-      }
-      this.promptCache.sentenceRows(vocabulary.slice(start, start + count), prompts);
-      prompts.fill(0, count * dl);
-      yield { start, count, width, job: { keys, offsets, prompts, count, width } };
-    }
   }
 
   /** The post-processing settings of one call: the options' values, else the config's. */
@@ -535,37 +555,19 @@ function firstColumns(values: Float32Array, rows: number, width: number, count: 
   return out;
 }
 
-/** Runs decodePredictions with a synchronous scorer (TF.js). */
-function scoreChunksSync<T>(steps: Generator<PromptChunkJob, T, PromptChunkValues>, scorer: SyncPromptChunkScorer): T {
-  let step = steps.next();
-  while (!step.done) {
-    let scored: PromptChunkValues;
-    try {
-      scored = scorer.score(step.value);
-    } catch (e) {
-      step = steps.throw(e);
-      continue;
-    }
-    step = steps.next(scored);
+/** VisionLanguageAlign.queryKeys of image i's hidden queries, as host values (made once per image). */
+function queryKeys(
+  head: VisionLanguageAlign,
+  hidden: tf.Tensor3D,
+  i: number,
+): { keys: Float32Array; offsets: Float32Array } {
+  const [, q, d] = hidden.shape;
+  const query = tf.tidy(() =>
+    head.queryKeys(tf.reshape(tf.slice(hidden, [i, 0, 0], [1, q, d]), [q, d]) as tf.Tensor2D),
+  );
+  try {
+    return { keys: query.keys.dataSync() as Float32Array, offsets: query.offsets.dataSync() as Float32Array };
+  } finally {
+    tf.dispose([query.keys, query.offsets]);
   }
-  return step.value;
-}
-
-/** Runs decodePredictions with any scorer (ONNX Runtime's answers asynchronously). */
-async function scoreChunksAsync<T>(
-  steps: Generator<PromptChunkJob, T, PromptChunkValues>,
-  scorer: PromptChunkScorer,
-): Promise<T> {
-  let step = steps.next();
-  while (!step.done) {
-    let scored: PromptChunkValues;
-    try {
-      scored = await scorer.score(step.value);
-    } catch (e) {
-      step = steps.throw(e);
-      continue;
-    }
-    step = steps.next(scored);
-  }
-  return step.value;
 }

@@ -33,7 +33,8 @@ export interface SemanticResult {
   height: number;
   /** Row-major labels: a prompt index into `prompts`, or -1 where the background channel wins. */
   labels: Int32Array;
-  prompts: string[];
+  /** Shared by the predictions of one vocabulary and frozen (a list of 100,000 names is made once). */
+  prompts: readonly string[];
 }
 
 /** The best object for one sentence. */
@@ -49,7 +50,8 @@ export interface GroundingResult {
 export interface Prediction {
   width: number;
   height: number;
-  prompts: PromptEntry[];
+  /** Shared by the predictions of one prompt list and frozen, as the semantic result's `prompts`. */
+  prompts: readonly PromptEntry[];
   instances: InstanceResult[];
   semantic: SemanticResult | null;
   grounding: GroundingResult[];

@@ -1,9 +1,11 @@
 /**
  * Scoring a chunk of vocabulary prompts against one image's decoder queries: the classifier's
  * alignment logits, their sigmoid, and the per-chunk statistics the semantic accumulation streams
- * over (inference/semantic-stream.ts). Tensor work only, written once: predict runs it eagerly on
- * TF.js, and the ONNX export records this same function into a small graph per chunk width
- * (onnx/prompt-score-export.ts) that ONNX Runtime runs on every core.
+ * over (inference/semantic-stream.ts), on prompt rows that VisionLanguageAlign.normalizePrompts
+ * made (once per vocabulary: inference/vocabulary-rows.ts). Tensor work only, written once:
+ * predict runs it eagerly on TF.js, and the ONNX export records this same function (and the
+ * normalisation) into small graphs per chunk width (onnx/prompt-score-export.ts) that ONNX Runtime
+ * runs on every core.
  */
 import { tf } from '../engine/engine.js';
 import type { VisionLanguageAlign } from './heads/vision-language-align.js';
@@ -22,8 +24,11 @@ export interface PromptChunkInputs {
   /** [Q, Dl] and [Q, 1]: the query side of the classifier (VisionLanguageAlign.queryKeys). */
   keys: tf.Tensor2D;
   offsets: tf.Tensor2D;
-  /** [C, Dl] prompt vectors; rows past the chunk's prompts are padding (any finite values). */
-  prompts: tf.Tensor2D;
+  /**
+   * [C, Dl] prompt vectors normalised by VisionLanguageAlign.normalizePrompts (once per vocabulary,
+   * not per image); rows past the chunk's prompts are padding (any finite values).
+   */
+  unitPrompts: tf.Tensor2D;
   /** [1, C]: 1 for a prompt, 0 for padding. */
   columns: tf.Tensor2D;
   /** [1]: 1 / T, the semantic temperature's inverse (at most MAX_FIXED_SHIFT). */
@@ -70,7 +75,9 @@ export function chunkSemanticStats(
 /** One chunk: the alignment logits' sigmoid and the semantic statistics (the same code on both engines). */
 export function scorePromptChunk(head: VisionLanguageAlign, inputs: PromptChunkInputs): PromptChunkScores {
   return tf.tidy(() => {
-    const scores = tf.sigmoid(head.scorePrompts({ keys: inputs.keys, offsets: inputs.offsets }, inputs.prompts));
+    const scores = tf.sigmoid(
+      head.scoreUnitPrompts({ keys: inputs.keys, offsets: inputs.offsets }, inputs.unitPrompts),
+    );
     return {
       scores: scores as tf.Tensor2D,
       best: tf.max(scores, 0, true) as tf.Tensor2D,
@@ -84,13 +91,19 @@ export interface PromptChunkJob {
   /** [Q * Dl] and [Q]: VisionLanguageAlign.queryKeys of one image's queries. */
   keys: Float32Array;
   offsets: Float32Array;
-  /** [width * Dl]: the chunk's `count` prompt vectors, then padding rows. */
-  prompts: Float32Array;
+  /** [width * Dl]: the chunk's `count` unit rows (PromptRowsJob's answer), then padding rows. */
+  unitPrompts: Float32Array;
   count: number;
   width: number;
   inverseTemperature: number;
   /** [Q] (PromptChunkInputs.prior). */
   prior: Float32Array;
+}
+
+/** Prompt vectors to normalise (VisionLanguageAlign.normalizePrompts): `width` rows, [width * Dl]. */
+export interface PromptRowsJob {
+  prompts: Float32Array;
+  width: number;
 }
 
 /** A scored chunk, as host values (row-major, `width` columns). */
@@ -103,15 +116,23 @@ export interface PromptChunkValues {
 
 /** Scores chunks of prompts on one engine. */
 export interface PromptChunkScorer {
+  /**
+   * Whose arithmetic `normalize` is: rows it normalised are kept under this key and reused by
+   * scorers of the same key only (another engine may differ in the last bits).
+   */
+  readonly rowsKey: string;
   /** The width a chunk of `count` prompts runs at (count rounded up to the scorer's next width). */
   width(count: number): number;
   /** Most prompts per chunk (Infinity: any). */
   readonly maxWidth: number;
+  /** Unit rows [width * Dl] of a chunk's prompt vectors (at one of the scorer's widths). */
+  normalize(job: PromptRowsJob): Float32Array | Promise<Float32Array>;
   score(job: PromptChunkJob): PromptChunkValues | Promise<PromptChunkValues>;
 }
 
 /** A scorer that answers at once (TF.js). */
 export interface SyncPromptChunkScorer extends PromptChunkScorer {
+  normalize(job: PromptRowsJob): Float32Array;
   score(job: PromptChunkJob): PromptChunkValues;
 }
 
@@ -119,8 +140,18 @@ export interface SyncPromptChunkScorer extends PromptChunkScorer {
 export function tfjsPromptScorer(head: VisionLanguageAlign): SyncPromptChunkScorer {
   const dl = head.embedDimLanguage;
   return {
+    rowsKey: `tfjs-${tf.getBackend()}`,
     width: (count) => Math.ceil(count / SEMANTIC_BLOCK) * SEMANTIC_BLOCK,
     maxWidth: Infinity,
+    normalize(job) {
+      const prompts = tf.tensor2d(job.prompts, [job.width, dl]);
+      const unit = head.normalizePrompts(prompts);
+      try {
+        return unit.dataSync() as Float32Array;
+      } finally {
+        tf.dispose([prompts, unit]);
+      }
+    },
     score(job) {
       const q = job.offsets.length;
       const columns = new Float32Array(job.width);
@@ -128,7 +159,7 @@ export function tfjsPromptScorer(head: VisionLanguageAlign): SyncPromptChunkScor
       const inputs: PromptChunkInputs = {
         keys: tf.tensor2d(job.keys, [q, dl]),
         offsets: tf.tensor2d(job.offsets, [q, 1]),
-        prompts: tf.tensor2d(job.prompts, [job.width, dl]),
+        unitPrompts: tf.tensor2d(job.unitPrompts, [job.width, dl]),
         columns: tf.tensor2d(columns, [1, job.width]),
         inverseTemperature: tf.tensor1d([job.inverseTemperature]),
         prior: tf.tensor2d(job.prior, [q, 1]),
@@ -146,4 +177,60 @@ export function tfjsPromptScorer(head: VisionLanguageAlign): SyncPromptChunkScor
       }
     },
   };
+}
+
+/**
+ * What a scoring generator asks its driver to run on the scorer (the same generator serves the
+ * synchronous TF.js scorer and ONNX Runtime's asynchronous one).
+ */
+export type ScorerRequest = { normalize: PromptRowsJob } | { score: PromptChunkJob };
+export type ScorerAnswer = Float32Array | PromptChunkValues;
+export type ScorerSteps<T> = Generator<ScorerRequest, T, ScorerAnswer>;
+
+/** Steps that normalise one chunk's prompt vectors: `yield* normalizeOn(job)` gives the unit rows. */
+export function* normalizeOn(job: PromptRowsJob): ScorerSteps<Float32Array> {
+  const answer = yield { normalize: job };
+  if (!(answer instanceof Float32Array)) throw new Error('scorer: normalize answered with scores');
+  return answer;
+}
+
+/** Steps that score one chunk: `yield* scoreOn(job)` gives its values. */
+export function* scoreOn(job: PromptChunkJob): ScorerSteps<PromptChunkValues> {
+  const answer = yield { score: job };
+  if (answer instanceof Float32Array) throw new Error('scorer: score answered with unit rows');
+  return answer;
+}
+
+/** Runs scoring steps on a synchronous scorer (TF.js). */
+export function runScorerSync<T>(steps: ScorerSteps<T>, scorer: SyncPromptChunkScorer): T {
+  let step = steps.next();
+  while (!step.done) {
+    const request = step.value;
+    let answer: ScorerAnswer;
+    try {
+      answer = 'normalize' in request ? scorer.normalize(request.normalize) : scorer.score(request.score);
+    } catch (e) {
+      step = steps.throw(e);
+      continue;
+    }
+    step = steps.next(answer);
+  }
+  return step.value;
+}
+
+/** Runs scoring steps on any scorer (ONNX Runtime's answers asynchronously). */
+export async function runScorerAsync<T>(steps: ScorerSteps<T>, scorer: PromptChunkScorer): Promise<T> {
+  let step = steps.next();
+  while (!step.done) {
+    const request = step.value;
+    let answer: ScorerAnswer;
+    try {
+      answer = await ('normalize' in request ? scorer.normalize(request.normalize) : scorer.score(request.score));
+    } catch (e) {
+      step = steps.throw(e);
+      continue;
+    }
+    step = steps.next(answer);
+  }
+  return step.value;
 }

@@ -20,6 +20,11 @@ export interface NetworkOutputs {
 /** A network forward for predict that runs somewhere other than the TF.js engine. */
 export interface InferenceRunner {
   readonly name: string;
+  /**
+   * The network on `batch` with the sentences of `prompts`; the vocabulary does not enter the
+   * network: its vectors are only put into the prompt cache (encoded if new) for the scoring after
+   * it (predict passes none when the list's unit rows are kept).
+   */
   run(batch: ModelBatch, prompts: PromptSet): Promise<NetworkOutputs>;
   /** Puts the vectors of prompts into the model's prompt cache, encoding the new ones on this engine. */
   encodePrompts(texts: readonly string[], onProgress?: EncodeProgress): Promise<void>;

@@ -1,10 +1,11 @@
 /**
  * Vocabulary chunk scoring as ONNX: scorePromptChunk (the alignment logits of one image's queries
- * against a chunk of prompt vectors, their sigmoid, and the semantic statistics of the chunk)
- * recorded from its own TF.js code like the network export, one graph per chunk width. A chunk
- * is padded to the smallest width that holds it (padding columns are masked out of every
- * statistic, and their scores are dropped). The graphs hold no weights (the query keys are
- * inputs), so the export is a few kilobytes.
+ * against a chunk of unit prompt rows, their sigmoid, and the semantic statistics of the chunk)
+ * and the prompts' normalisation before it (VisionLanguageAlign.normalizePrompts: once per
+ * vocabulary, not per image), recorded from their own TF.js code like the network export, two
+ * graphs per chunk width. A chunk is padded to the smallest width that holds it (padding columns
+ * are masked out of every statistic, and their scores are dropped). The graphs hold no weights
+ * (the query keys are inputs), so the export is a few kilobytes.
  */
 import { tf } from '../engine/engine.js';
 import type { VisionLanguageAlign } from '../modeling/heads/vision-language-align.js';
@@ -15,6 +16,8 @@ import { OPSET } from './kernel-ops.js';
 
 export const PROMPT_SCORE_MANIFEST_FILE = 'onnx-prompt-scores.json';
 export const PROMPT_SCORE_MANIFEST_FORMAT = 'ape-onnx-prompt-scores';
+/** 2: the scoring graphs take unit rows, and a normalising graph per width makes them. */
+export const PROMPT_SCORE_MANIFEST_VERSION = 2;
 
 /** Chunk widths (prompts per run): a short vocabulary pads to 256, a long one runs 4,096 at a time. */
 export const PROMPT_SCORE_WIDTHS = [256, 1024, 4096];
@@ -31,18 +34,25 @@ export function promptScoreExportKey(shape: PromptScoreShape): string {
   return `scores-q${shape.queries}-d${shape.dim}-w${shape.widths.join('.')}`;
 }
 
+/** The outputs of each kind of graph, by role. */
+const GRAPH_OUTPUTS = { scores: ['scores', 'best', 'blockSums', 'bound'], normalize: ['unitPrompts'] } as const;
+
+export type PromptScoreGraphKind = keyof typeof GRAPH_OUTPUTS;
+
 export interface PromptScoreGraphEntry {
+  /** 'normalize': prompts [width, Dl] -> unitPrompts; 'scores': scorePromptChunk's inputs -> its outputs. */
+  kind: PromptScoreGraphKind;
   width: number;
   file: string;
   /** The .onnx file's size (a truncated file is caught before ONNX Runtime reads it). */
   bytes: number;
-  /** Its outputs' value names. */
-  outputs: { scores: string; best: string; blockSums: string; bound: string };
+  /** Its outputs' value names, by role. */
+  outputs: Record<string, string>;
 }
 
 export interface PromptScoreManifest {
   format: typeof PROMPT_SCORE_MANIFEST_FORMAT;
-  version: 1;
+  version: typeof PROMPT_SCORE_MANIFEST_VERSION;
   opset: number;
   model: { name: string; hash: string };
   shape: PromptScoreShape;
@@ -60,14 +70,47 @@ function chunkInputs(queries: number, dim: number, width: number): PromptChunkIn
   return {
     keys: tf.zeros([queries, dim]),
     offsets: tf.zeros([queries, 1]),
-    prompts: tf.zeros([width, dim]),
+    unitPrompts: tf.zeros([width, dim]),
     columns: tf.zeros([1, width]),
     inverseTemperature: tf.zeros([1]),
     prior: tf.zeros([queries, 1]),
   };
 }
 
-/** Every width's graph (graph inputs named as PromptChunkInputs' fields) of scorePromptChunk for `head`'s prompts and `shape.queries` queries. */
+/** One recorded graph: `fn` of `inputs` (every one a graph input), in one segment, with its metadata. */
+function recordGraph(
+  kind: PromptScoreGraphKind,
+  width: number,
+  fn: () => Record<string, tf.Tensor>,
+  inputs: Record<string, tf.Tensor>,
+  model: { name: string; hash: string },
+): { entry: PromptScoreGraphEntry; bytes: Uint8Array } {
+  const exported = exportModule(fn, inputs, new Map(), { compute: 'shapes' });
+  tf.dispose(Object.values(exported.tfjs));
+  const segment = exported.graph.segments[0];
+  if (exported.graph.segments.length !== 1 || !segment)
+    throw new Error(
+      `exportPromptScorer: the ${kind} graph read values back to the host (${exported.graph.segments.length} segments)`,
+    );
+  const names = segment.inputs.map((i) => i.name).sort();
+  const expected = Object.keys(inputs).sort();
+  if (names.join() !== expected.join())
+    throw new Error(
+      `exportPromptScorer: the ${kind} graph's inputs are [${names.join(', ')}], not [${expected.join(', ')}]`,
+    );
+  segment.model.graph.name = `ape_prompt_${kind}_${width}`;
+  segment.model.metadata = { model: model.name, model_hash: model.hash, width: String(width) };
+  const bytes = encodeOnnxModel(segment.model);
+  return {
+    entry: { kind, width, file: `${kind}-${width}.onnx`, bytes: bytes.length, outputs: exported.outputs },
+    bytes,
+  };
+}
+
+/**
+ * Every width's two graphs (inputs named as PromptChunkInputs' fields): `head`'s prompt
+ * normalisation, and scorePromptChunk for `shape.queries` queries.
+ */
 export function exportPromptScorer(
   head: VisionLanguageAlign,
   shape: PromptScoreShape,
@@ -82,35 +125,31 @@ export function exportPromptScorer(
     );
   const graphs: PromptScoreGraphEntry[] = [];
   const files: Uint8Array[] = [];
+  const add = (made: { entry: PromptScoreGraphEntry; bytes: Uint8Array }) => {
+    graphs.push(made.entry);
+    files.push(made.bytes);
+  };
   for (const width of widths) {
+    const prompts = tf.zeros([width, dim]) as tf.Tensor2D;
+    try {
+      add(recordGraph('normalize', width, () => ({ unitPrompts: head.normalizePrompts(prompts) }), { prompts }, model));
+    } finally {
+      prompts.dispose();
+    }
     const inputs = chunkInputs(queries, dim, width);
     try {
-      const exported = exportModule(
-        () => {
-          const out = scorePromptChunk(head, inputs);
-          return { scores: out.scores, best: out.best, blockSums: out.blockSums, bound: out.bound };
-        },
-        { ...inputs },
-        new Map(),
-        { compute: 'shapes' },
+      add(
+        recordGraph(
+          'scores',
+          width,
+          () => {
+            const out = scorePromptChunk(head, inputs);
+            return { scores: out.scores, best: out.best, blockSums: out.blockSums, bound: out.bound };
+          },
+          { ...inputs },
+          model,
+        ),
       );
-      tf.dispose(Object.values(exported.tfjs));
-      const segment = exported.graph.segments[0];
-      if (exported.graph.segments.length !== 1 || !segment)
-        throw new Error(
-          `exportPromptScorer: the scoring read values back to the host (${exported.graph.segments.length} segments)`,
-        );
-      const names = segment.inputs.map((i) => i.name).sort();
-      const expected = Object.keys(inputs).sort();
-      if (names.join() !== expected.join())
-        throw new Error(
-          `exportPromptScorer: the graph's inputs are [${names.join(', ')}], not [${expected.join(', ')}]`,
-        );
-      segment.model.graph.name = `ape_prompt_scores_${width}`;
-      segment.model.metadata = { model: model.name, model_hash: model.hash, width: String(width) };
-      const bytes = encodeOnnxModel(segment.model);
-      files.push(bytes);
-      graphs.push({ width, file: `scores-${width}.onnx`, bytes: bytes.length, outputs: exported.outputs });
     } finally {
       tf.dispose(Object.values(inputs));
     }
@@ -118,7 +157,7 @@ export function exportPromptScorer(
   return {
     manifest: {
       format: PROMPT_SCORE_MANIFEST_FORMAT,
-      version: 1,
+      version: PROMPT_SCORE_MANIFEST_VERSION,
       opset: OPSET,
       model,
       shape: { queries, dim, widths: [...widths] },
@@ -132,17 +171,22 @@ export function checkPromptScoreManifest(value: unknown, source: string): Prompt
   const m = value as Partial<PromptScoreManifest> | null;
   if (!m || typeof m !== 'object' || m.format !== PROMPT_SCORE_MANIFEST_FORMAT)
     throw new Error(`${source}: not an APE prompt-score export (format must be '${PROMPT_SCORE_MANIFEST_FORMAT}')`);
-  if (m.version !== 1) throw new Error(`${source}: unsupported prompt-score export version ${String(m.version)}`);
+  if (m.version !== PROMPT_SCORE_MANIFEST_VERSION)
+    throw new Error(`${source}: unsupported prompt-score export version ${String(m.version)}`);
   const shape = m.shape;
   if (!shape || !Array.isArray(shape.widths) || !Array.isArray(m.graphs))
     throw new Error(`${source}: missing shape or graphs`);
-  const outputs = ['scores', 'best', 'blockSums', 'bound'] as const;
   for (const w of shape.widths)
-    if (
-      !m.graphs.some(
-        (g) => g.width === w && typeof g.file === 'string' && outputs.every((k) => typeof g.outputs?.[k] === 'string'),
+    for (const [kind, outputs] of Object.entries(GRAPH_OUTPUTS))
+      if (
+        !m.graphs.some(
+          (g) =>
+            g.kind === kind &&
+            g.width === w &&
+            typeof g.file === 'string' &&
+            outputs.every((k) => typeof g.outputs?.[k] === 'string'),
+        )
       )
-    )
-      throw new Error(`${source}: no graph for chunks of ${w} prompts with outputs ${outputs.join(', ')}`);
+        throw new Error(`${source}: no ${kind} graph for chunks of ${w} prompts with outputs ${outputs.join(', ')}`);
   return m as PromptScoreManifest;
 }

@@ -14,6 +14,9 @@ import { predictionToJson } from '../inference/prediction-json.js';
 import type { ModelWorkerData } from './model-host.js';
 import { exportKey, MANIFEST_FILE } from '../onnx/export-network.js';
 import { TEXT_MANIFEST_FILE, textExportKey } from '../onnx/text-export.js';
+import { RecentLists } from '../util/recent-lists.js';
+import { progressFrom } from '../util/progress.js';
+import { PROMPT_PROGRESS_FROM } from '../text/prompt-embeddings.js';
 import type {
   EngineMemory,
   ExportFolderInfo,
@@ -102,9 +105,30 @@ async function exportFolder(ort: () => Promise<OrtEngine>, job: WorkerExportJob)
   }
 }
 
+/** Prompt lists lately prepared (a known list costs one comparison, not a cache lookup per prompt). */
+const prepared = new RecentLists<true>(4);
+
+/**
+ * Puts a request's prompts in the prompt cache before predict, encoding the new ones with a
+ * progress line in the server's log (a first vocabulary of thousands takes a while).
+ */
+async function preparePrompts(model: ApeModel, texts: string[]): Promise<void> {
+  if (prepared.get('', texts)) return;
+  await model.cachePromptsOnEngine(
+    texts,
+    progressFrom(PROMPT_PROGRESS_FROM, {
+      label: 'encoding prompts',
+      unit: 'prompt',
+      lines: (line) => reply({ type: 'note', line }),
+    }),
+  );
+  prepared.set('', texts, true);
+}
+
 async function answer(model: ApeModel, job: WorkerPredictJob): Promise<void> {
   const t0 = performance.now();
   try {
+    await preparePrompts(model, [...job.vocabulary, ...job.sentences]);
     const prediction = await predictLeakFree(
       model,
       { width: job.image.width, height: job.image.height, data: job.image.data },

@@ -2,6 +2,7 @@ import { tf } from '../engine/engine.js';
 import type { ClipTextEncoder, TextPooling } from './clip-text-transformer.js';
 import type { TextTokenizer } from './tokenizer.js';
 import { getOrThrow, required } from '../util/checked.js';
+import { RecentLists } from '../util/recent-lists.js';
 
 /** Token-level features of a list of prompts, every prompt's tokens (start to end) back to back. */
 export interface PromptTokens {
@@ -34,6 +35,9 @@ export type PromptRowEncoder = (
 /** Progress of an encoding: prompts encoded so far of those that were new (`total`), after each batch. */
 export type EncodeProgress = (done: number, total: number) => void;
 
+/** New prompts from this many on are encoded with a progress display (`ape predict`, annotate, eval, serve); fewer take a moment. */
+export const PROMPT_PROGRESS_FROM = 1000;
+
 /** Where sentence vectors outlive the process (the on-disk prompt cache, src/inference/prompt-store.ts). */
 export interface PromptVectorStore {
   readonly dim: number;
@@ -51,6 +55,8 @@ export interface PromptVectorStore {
 export class PromptEmbeddingCache {
   private readonly sentenceCache = new Map<string, Float32Array>();
   private readonly tokenCache = new Map<string, Float32Array>();
+  /** Rows made from whole lists' vectors (listRows), by the maker's key; cleared with the vectors. */
+  private readonly lists: RecentLists<Float32Array>;
   private hits = 0;
   private misses = 0;
   private encoded = 0;
@@ -66,7 +72,11 @@ export class PromptEmbeddingCache {
     private readonly batchSize = 256,
     /** Entries kept per kind before the oldest are dropped. */
     private readonly maxEntries = 100_000,
-  ) {}
+  ) {
+    // A list of up to maxEntries rows (the vectors memory) is kept, with room beside the largest
+    // for a few small ones (a server alternating a large vocabulary and small ones keeps both).
+    this.lists = new RecentLists(KEPT_LISTS, maxEntries + SMALL_LIST_ROWS);
+  }
 
   get dim(): number {
     return this.encoder.embedDim;
@@ -132,6 +142,36 @@ export class PromptEmbeddingCache {
   clear(): void {
     this.sentenceCache.clear();
     this.tokenCache.clear();
+    this.lists.clear();
+  }
+
+  /**
+   * Rows kept for exactly this list of texts under `key` (keepListRows), found with one comparison
+   * of the list: a vocabulary scored image after image needs no lookup per text. Counted as hits.
+   */
+  listRows(texts: readonly string[], key: string): Float32Array | undefined {
+    const rows = this.lists.get(key, texts);
+    if (rows) this.hits += texts.length;
+    return rows;
+  }
+
+  /** Whether keepListRows keeps a list of `count` texts (no more than the vectors memory holds); a longer one is streamed. */
+  keepsLists(count: number): boolean {
+    return count <= this.maxEntries;
+  }
+
+  /**
+   * Keeps rows made from the vectors of `texts` (one row per text, e.g. the vocabulary's prompt
+   * rows normalised on one engine, `key` naming it) until they are cleared with the vectors, or the
+   * least recently used lists are dropped: at most KEPT_LISTS lists, maxEntries + SMALL_LIST_ROWS
+   * rows in all. A list longer than keepsLists allows is not kept.
+   */
+  keepListRows(texts: readonly string[], key: string, rows: Float32Array): void {
+    if (rows.length !== texts.length * this.dim)
+      throw new Error(
+        `PromptEmbeddingCache: ${rows.length} values are not one ${this.dim}-d row per text of ${texts.length}`,
+      );
+    if (this.keepsLists(texts.length)) this.lists.set(key, texts, rows, texts.length);
   }
 
   /** [N, D] one embedding per text, from the cache where possible. */
@@ -146,7 +186,18 @@ export class PromptEmbeddingCache {
    * in neither on the TF.js tower, `batchSize` at a time (`onProgress` after each batch).
    */
   cacheSentences(texts: readonly string[], onProgress?: EncodeProgress): void {
-    this.encodeMissing(this.sentenceCache, texts, (chunk) => this.encodeSentences(chunk), this.store, onProgress);
+    this.addMissingSentences(texts, onProgress);
+  }
+
+  /** cacheSentences, giving the vectors it read from the store or encoded. */
+  private addMissingSentences(texts: readonly string[], onProgress?: EncodeProgress): Map<string, Float32Array> {
+    return this.encodeMissing(
+      this.sentenceCache,
+      texts,
+      (chunk) => this.encodeSentences(chunk),
+      this.store,
+      onProgress,
+    );
   }
 
   private encodeSentences(chunk: string[]): Float32Array[] {
@@ -174,14 +225,18 @@ export class PromptEmbeddingCache {
       this.hits += found;
       return;
     }
-    this.cacheSentences(texts);
-    texts.forEach((t, i) => into.set(getOrThrow(this.sentenceCache, t, 'the sentence embedding cache'), i * d));
+    // Those in memory are taken before the new ones come in: with a full memory, adding them
+    // drops the oldest entries, which may be texts of this very call.
+    const held = texts.map((t) => this.sentenceCache.get(t));
+    const added = this.addMissingSentences(texts);
+    texts.forEach((t, i) => into.set(held[i] ?? getOrThrow(added, t, 'the sentence embedding cache'), i * d));
   }
 
   /** Token features (start through end token) of every text, concatenated; cached per text. */
   tokens(texts: readonly string[]): PromptTokens {
     const d = this.dim;
-    this.encodeMissing(this.tokenCache, texts, (chunk) => {
+    const held = texts.map((t) => this.tokenCache.get(t));
+    const added = this.encodeMissing(this.tokenCache, texts, (chunk) => {
       const out = this.encoder.forward(this.tokenizer.tokenize(chunk), { pooling: this.pooling, returnHidden: true });
       const hidden = required(out.lastHiddenState, "the text tower's hidden states");
       const length = hidden.shape[1];
@@ -189,7 +244,8 @@ export class PromptEmbeddingCache {
       tf.dispose([out.embeddings, hidden, out.attentionMask]);
       return chunk.map((_, i) => values.slice(i * length * d, (i * length + out.endTokenIdx[i]! + 1) * d));
     });
-    const lengths = Int32Array.from(texts, (t) => getOrThrow(this.tokenCache, t, 'the token feature cache').length / d);
+    const rows = texts.map((t, i) => held[i] ?? getOrThrow(added, t, 'the token feature cache'));
+    const lengths = Int32Array.from(rows, (r) => r.length / d);
     const offsets = new Int32Array(texts.length);
     let total = 0;
     lengths.forEach((n, i) => {
@@ -197,20 +253,24 @@ export class PromptEmbeddingCache {
       total += n;
     });
     const flat = new Float32Array(total * d);
-    texts.forEach((t, i) => flat.set(getOrThrow(this.tokenCache, t, 'the token feature cache'), offsets[i]! * d));
+    rows.forEach((r, i) => flat.set(r, offsets[i]! * d));
     return { tokens: tf.tensor2d(flat, [total, d]), offsets, lengths };
   }
 
-  /** Counts hits and misses, then encodes the texts `cache` lacks, batchSize at a time, and stores one value per text. */
+  /**
+   * Counts hits and misses, then encodes the texts `cache` lacks, batchSize at a time, and stores
+   * one value per text; gives the values it read from the store or encoded, by text.
+   */
   private encodeMissing(
     cache: Map<string, Float32Array>,
     texts: readonly string[],
     encode: (chunk: string[]) => Float32Array[],
     store: PromptVectorStore | null = null,
     onProgress?: EncodeProgress,
-  ): void {
-    const missing = this.lookUp(cache, texts, store);
-    if (missing.length === 0) return;
+  ): Map<string, Float32Array> {
+    const added = new Map<string, Float32Array>();
+    const missing = this.lookUp(cache, texts, store, added);
+    if (missing.length === 0) return added;
     if (this.towerGone !== null)
       throw new Error(
         `PromptEmbeddingCache: cannot encode ${missing.length} prompt${missing.length === 1 ? '' : 's'} (first: '${missing[0]}'): ${this.towerGone}`,
@@ -224,18 +284,21 @@ export class PromptEmbeddingCache {
       this.encoded += chunk.length;
       values.forEach((value, i) => {
         this.remember(cache, chunk[i]!, value);
+        added.set(chunk[i]!, value);
         if (store) fresh.set(chunk[i]!, value);
       });
       onProgress?.(start + chunk.length, missing.length);
     }
     if (fresh.size > 0) store?.put(fresh);
+    return added;
   }
 
-  /** Counts hits and misses, reads what the store has into `cache`; the texts still missing (each once). */
+  /** Counts hits and misses, reads what the store has into `cache` (and `read`); the texts still missing (each once). */
   private lookUp(
     cache: Map<string, Float32Array>,
     texts: readonly string[],
     store: PromptVectorStore | null,
+    read?: Map<string, Float32Array>,
   ): string[] {
     let missing = unique(texts.filter((t) => !cache.has(t)));
     this.hits += texts.length - missing.length;
@@ -243,7 +306,10 @@ export class PromptEmbeddingCache {
     if (missing.length > 0 && store) {
       const found = store.get(missing);
       this.stored += found.size;
-      for (const [t, v] of found) this.remember(cache, t, v);
+      for (const [t, v] of found) {
+        this.remember(cache, t, v);
+        read?.set(t, v);
+      }
       missing = missing.filter((t) => !found.has(t));
     }
     return missing;
@@ -254,6 +320,11 @@ export class PromptEmbeddingCache {
     cache.set(key, value);
   }
 }
+
+/** Whole lists whose rows the cache keeps (a server alternating between a few vocabularies). */
+const KEPT_LISTS = 8;
+/** Rows kept beyond the largest list's: small lists (a chunk or a few) beside it. */
+const SMALL_LIST_ROWS = 16_384;
 
 function unique(texts: string[]): string[] {
   return [...new Set(texts)];

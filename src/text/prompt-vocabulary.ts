@@ -1,5 +1,6 @@
 import type { TextTokenizer } from './tokenizer.js';
 import { WordTokenizer, splitWords } from './word-tokenizer.js';
+import { RecentLists } from '../util/recent-lists.js';
 
 /**
  * What a model's text side cannot read. A word-level tokenizer with a word list (the shipped
@@ -35,24 +36,22 @@ export function vocabularyWarnings(tokenizer: TextTokenizer, prompts: readonly s
   // A list seen lately (a vocabulary predicted image after image): the answer of then.
   let recent = recentWarnings.get(tokenizer);
   if (!recent) {
-    recent = [];
+    recent = new RecentLists(RECENT_LISTS);
     recentWarnings.set(tokenizer, recent);
   }
-  const at = recent.findIndex(
-    (r) => r.prompts.length === prompts.length && r.prompts.every((p, i) => p === prompts[i]),
-  );
-  const hit = at >= 0 ? recent.splice(at, 1)[0] : undefined;
-  const entry = hit ?? { prompts: [...prompts], warnings: listUnknownWords(tokenizer, prompts) };
-  recent.unshift(entry);
-  if (recent.length > RECENT_LISTS) recent.pop();
-  return [...entry.warnings];
+  let warnings = recent.get('', prompts);
+  if (!warnings) {
+    warnings = listUnknownWords(tokenizer, prompts);
+    recent.set('', prompts, warnings);
+  }
+  return [...warnings];
 }
 
 /** Prompt lists remembered per tokenizer (a server alternating between a few vocabularies checks each once). */
 const RECENT_LISTS = 4;
 
-// A memo, not state: the lists lately checked with each tokenizer and their warnings, latest first.
-const recentWarnings = new WeakMap<TextTokenizer, { prompts: readonly string[]; warnings: string[] }[]>();
+// A memo, not state: the lists lately checked with each tokenizer and their warnings.
+const recentWarnings = new WeakMap<TextTokenizer, RecentLists<string[]>>();
 
 function listUnknownWords(tokenizer: TextTokenizer, prompts: readonly string[]): string[] {
   const words = new Set<string>();

@@ -7,6 +7,8 @@ export interface ProgressOptions {
   label: string;
   unit?: string;
   stream?: NodeJS.WriteStream;
+  /** Plain lines go here instead of to a stream (a log: a server's, a worker's), never a bar. */
+  lines?: (line: string) => void;
   plainEverySeconds?: number;
 }
 
@@ -21,7 +23,7 @@ export class Progress {
 
   constructor(private readonly options: ProgressOptions) {
     this.stream = options.stream ?? process.stderr;
-    this.tty = Boolean(this.stream.isTTY);
+    this.tty = !options.lines && Boolean(this.stream.isTTY);
   }
 
   /** Advances by `n` units; `info` is shown after the rate (loss terms, say). */
@@ -60,9 +62,36 @@ export class Progress {
     if (due && this.done !== this.plainDone) {
       this.lastPlain = now;
       this.plainDone = this.done;
-      this.stream.write(`${label}: ${stats}\n`);
+      if (this.options.lines) this.options.lines(`${label}: ${stats}`);
+      else this.stream.write(`${label}: ${stats}\n`);
     }
   }
+}
+
+/**
+ * Progress of work that reports (done, total) as it goes, such as an encoding of new prompts: a
+ * Progress from the first report whose total reaches `from` (less takes a moment: nothing is
+ * shown), finished when done reaches total.
+ */
+export function progressFrom(
+  from: number,
+  options: Omit<ProgressOptions, 'total'>,
+): (done: number, total: number) => void {
+  let bar: Progress | null = null;
+  let shown = 0;
+  return (done, total) => {
+    if (total < from) return;
+    if (!bar || done < shown) {
+      bar = new Progress({ ...options, total });
+      shown = 0;
+    }
+    bar.tick(done - shown);
+    shown = done;
+    if (done >= total) {
+      bar.finish();
+      bar = null;
+    }
+  };
 }
 
 export function formatSeconds(s: number): string {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { ape } from '../cli/ape-cli.js';
 import { tinyConfig } from '../training/tiny-run.js';
+import { makeTestModelDir } from '../server/test-model.js';
 import { VOCAB, journalEntries, killGroup, makeImageFolder, startApe, waitUntil } from './fixtures.js';
 
 const read = (path: string) => readFileSync(path, 'utf8');
@@ -148,5 +149,48 @@ describe('ape annotate on one machine', () => {
     const other = ape(['annotate', images, '--vocab', 'circle', '--out', join(root, 'ref')]);
     assert.equal(other.code, 1);
     assert.match(other.stderr, /journal\.jsonl belongs to a run that differs in its prompts or threshold/);
+  });
+
+  it('encodes many new prompts before the images, with progress (plain lines on a pipe) shown once for two model processes; a second run finds them stored', async () => {
+    const model = await makeTestModelDir(5);
+    try {
+      const syllables = ['ka', 'lo', 'mi', 'ne', 'su', 'ta', 'ri', 'vo'];
+      const names = Array.from({ length: 1200 }, (_, i) =>
+        [i % 8, (i >> 3) % 8, (i >> 6) % 8, (i >> 9) % 8].map((k) => syllables[k]).join(''),
+      );
+      const run = (out: string) =>
+        ape([
+          'annotate',
+          images,
+          '--vocab',
+          names.join(','),
+          '--model',
+          model.dir,
+          '--out',
+          join(root, out),
+          '--workers',
+          '2',
+          '--engine',
+          'tfjs',
+        ]);
+      const first = run('many');
+      assert.equal(first.code, 0, first.stderr);
+      const lines = first.stderr.split('\n');
+      const encoding = lines.filter((l) => l.startsWith('ape annotate: encoding prompts:'));
+      assert.ok(encoding.length >= 1, first.stderr);
+      assert.match(
+        encoding.at(-1)!,
+        /^ape annotate: encoding prompts: 1200\/1200 [\d.]+ (prompt\/s|s\/prompt) elapsed \d\d:\d\d eta 00:00$/,
+      );
+      // One count from 0 to 1,200, not one per process.
+      assert.equal(encoding.filter((l) => / 0\/1200 /.test(l)).length, 1, first.stderr);
+      assert.ok(existsSync(join(root, 'many', 'annotations.json')));
+      // Stored: another run encodes nothing.
+      const second = run('many-again');
+      assert.equal(second.code, 0, second.stderr);
+      assert.doesNotMatch(second.stderr, /encoding prompts/);
+    } finally {
+      await model.remove();
+    }
   });
 });

@@ -1,6 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { categoryTable } from '../../src/cli/eval-model.js';
@@ -51,6 +51,39 @@ test('ape eval model writes the JSON contract with per_category, equal to an in-
   // The table names every category.
   for (const c of expected.perCategory)
     assert.match(r.stdout, new RegExp(`^${c.name}\\s+${c.isThing ? 'thing' : 'stuff'}\\s`, 'm'));
+});
+
+test('ape eval model: a first encoding of many new category names shows progress (plain lines on a pipe) before the images', async () => {
+  const data = join(work, 'many');
+  await writeSynthDataset(data, { images: 1, seed: 4, size: 96 });
+  const path = join(data, 'instances.json');
+  const instances = JSON.parse(await readFile(path, 'utf8')) as { categories: { id: number; name: string }[] };
+  const first = Math.max(...instances.categories.map((c) => c.id)) + 1;
+  const syllables = ['ka', 'lo', 'mi', 'ne', 'su', 'ta', 'ri', 'vo'];
+  for (let i = 0; i < 1200; i++)
+    instances.categories.push({
+      id: first + i,
+      name: [i % 8, (i >> 3) % 8, (i >> 6) % 8, (i >> 9) % 8].map((k) => syllables[k]).join(''),
+      isthing: 1,
+    } as { id: number; name: string });
+  await writeFile(path, JSON.stringify(instances));
+  const total = instances.categories.length;
+  const r = ape(['eval', 'model', '--model', model.dir, '--data', data, '--engine', 'tfjs']);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stderr.split('\n');
+  const encoding = lines.filter((l) => l.startsWith('ape eval model: encoding prompts:'));
+  assert.ok(encoding.length >= 1, r.stderr);
+  // The new names (the dataset's own may be stored already by the runs above).
+  const last =
+    /^ape eval model: encoding prompts: (\d+)\/(\d+) [\d.]+ (prompt\/s|s\/prompt) elapsed \d\d:\d\d eta 00:00$/.exec(
+      encoding.at(-1)!,
+    );
+  assert.ok(last, encoding.at(-1));
+  assert.equal(last[1], last[2]);
+  assert.ok(Number(last[1]) >= 1200 && Number(last[1]) <= total, last[0]);
+  // Before the first image is evaluated.
+  const firstImage = lines.findIndex((l) => l.startsWith('eval'));
+  assert.ok(firstImage < 0 || lines.indexOf(encoding.at(-1)!) < firstImage, r.stderr);
 });
 
 test('ape eval model --size N evaluates at that input size; a size that is not a multiple of 64 is refused', async () => {

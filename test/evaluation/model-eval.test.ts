@@ -148,13 +148,18 @@ test('evaluateModel: the ground truth as predictions scores box AP, mask AP, mIo
   );
 });
 
-test('evaluateModel: background everywhere scores mIoU 0; metrics and inference settings restrict and reach the predict calls', async () => {
-  const { model, calls } = oracle('background');
+test('evaluateModel: background everywhere scores mIoU 0; metrics and inference settings restrict and reach the predict calls; the vocabulary is prepared once, before the first image', async () => {
+  const { model, calls, passes } = oracle('background');
+  const prepared: { names: readonly string[]; passesBefore: number }[] = [];
   const r = await evaluateModel(model, root, {
     maxImages: 2,
     metrics: ['semantic'],
     settings: { nmsThreshold: 0.3, semanticTemperature: 0.5, semanticBackground: 0 },
+    prepareVocabulary: async (names) => {
+      prepared.push({ names, passesBefore: passes() });
+    },
   });
+  assert.deepEqual(prepared, [{ names: instances.categories.map((c) => c.name), passesBefore: 0 }]);
   assert.equal(r.images, 2);
   assert.equal(r.miou, 0);
   assert.deepEqual(r.bbox, new Array(12).fill(-1));

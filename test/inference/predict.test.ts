@@ -171,6 +171,40 @@ test('predict: semantic temperature and background override the config; a huge b
   );
 });
 
+test('predict: a prompt list is made once: its entries and texts are shared (frozen) by the predictions of the same list; another list, or the same names split otherwise, gets its own', async () => {
+  const img = image(40, 40, 5);
+  const a = await model.predict(img, { ...prompts, threshold: 0 });
+  const b = await model.predict(img, {
+    vocabulary: [...prompts.vocabulary],
+    sentences: [...prompts.sentences],
+    threshold: 0,
+  });
+  assert.equal(b.prompts, a.prompts);
+  assert.equal(b.semantic!.prompts, a.semantic!.prompts);
+  assert.deepEqual(a.semantic!.prompts, ['cat', 'dog', 'sky', 'the red car', 'a person on the left']);
+  assert.ok(Object.isFrozen(a.prompts) && Object.isFrozen(a.prompts[0]) && Object.isFrozen(a.semantic!.prompts));
+  assert.throws(() => {
+    (a.prompts[0] as { text: string }).text = 'changed';
+  }, TypeError);
+  // The same texts with another split between names and sentences: other entries.
+  const c = await model.predict(img, {
+    vocabulary: [...prompts.vocabulary, prompts.sentences[0]!],
+    sentences: [prompts.sentences[1]!],
+    threshold: 0,
+  });
+  assert.notEqual(c.prompts, a.prompts);
+  assert.deepEqual(
+    c.prompts.map((e) => e.kind),
+    ['vocabulary', 'vocabulary', 'vocabulary', 'vocabulary', 'sentence'],
+  );
+  assert.deepEqual(
+    c.grounding.map((g) => g.promptIndex),
+    [4],
+  );
+  // A new list is still checked.
+  await assert.rejects(model.predict(img, { vocabulary: ['cat', ' '] }), /prompts\.vocabulary\[1\] is empty/);
+});
+
 test('predictVariants: one network pass decoded per variant equals a predict call per variant', async () => {
   const img = image(56, 40, 11);
   const options = { vocabulary: ['cat', 'dog', 'sky'], topK: 12 };

@@ -91,7 +91,13 @@ test('the ort engine scores vocabulary chunks in its ONNX graphs (last chunk pad
     model.setInferenceRunner(engine);
     const ort = (await model.predictVariantsOnEngine([scene], options, variants)).map((v) => v[0]!);
     const scorer = await engine.promptScorer(100);
-    assert.deepEqual(scorer.totals.runs, 3 * 2, 'three chunks, scored at two fixed temperatures');
+    assert.deepEqual(scorer.totals.runs, 3 + 3 * 2, 'three chunks, normalised once, scored at two fixed temperatures');
+    // The list again: its unit rows are kept (no normalising, no lookups), the results the same to the bit.
+    assert.deepEqual(
+      (await model.predictVariantsOnEngine([scene], options, variants)).map((v) => v[0]!),
+      ort,
+    );
+    assert.deepEqual(scorer.totals.runs, 9 + 3 * 2, 'the same three chunks scored, none normalised');
     assert.ok(
       messages.some((m) => /^exporting tiny's vocabulary scoring to ONNX \(scores-q100-d128-w256\.1024\.4096/.test(m)),
     );

@@ -7,6 +7,7 @@ import { initEngine, tf } from '../../src/engine/engine.js';
 import { VisionLanguageAlign } from '../../src/modeling/heads/vision-language-align.js';
 import {
   type PromptChunkJob,
+  type PromptChunkScorer,
   type PromptChunkValues,
   SEMANTIC_BLOCK,
   tfjsPromptScorer,
@@ -61,8 +62,17 @@ function promptRows(count: number, width: number, pad: (i: number) => number): F
   return rows;
 }
 
-/** scorePromptChunk's outputs on the chunk's own columns, in float64 from the definitions. */
-function reference(job: PromptChunkJob): PromptChunkValues {
+/** A chunk as the test makes it: prompt vectors before their normalisation. */
+type RawChunkJob = Omit<PromptChunkJob, 'unitPrompts'> & { prompts: Float32Array };
+
+/** A scorer's answer for a raw chunk: its rows normalised on the scorer, then scored. */
+async function scoreRaw(scorer: PromptChunkScorer, job: RawChunkJob): Promise<PromptChunkValues> {
+  const { prompts, ...rest } = job;
+  return scorer.score({ ...rest, unitPrompts: await scorer.normalize({ prompts, width: job.width }) });
+}
+
+/** scorePromptChunk's outputs (after the normalisation) on the chunk's own columns, in float64 from the definitions. */
+function reference(job: RawChunkJob): PromptChunkValues {
   const { keys, offsets, prompts, count, inverseTemperature, prior } = job;
   const scores = new Float32Array(Q * count);
   const shifted = new Float64Array(Q * count);
@@ -125,13 +135,15 @@ test('the chunk scoring graph on ONNX Runtime gives the TF.js scores and semanti
   try {
     const exported = exportPromptScorer(head, shape, { name: 'test', hash: 'h' });
     assert.deepEqual(
-      exported.manifest.graphs.map((g) => [g.width, g.file]),
+      exported.manifest.graphs.map((g) => [g.kind, g.width, g.file]),
       [
-        [256, 'scores-256.onnx'],
-        [1024, 'scores-1024.onnx'],
+        ['normalize', 256, 'normalize-256.onnx'],
+        ['scores', 256, 'scores-256.onnx'],
+        ['normalize', 1024, 'normalize-1024.onnx'],
+        ['scores', 1024, 'scores-1024.onnx'],
       ],
     );
-    // No weights: every value the graph reads is one of its six inputs or a small constant.
+    // No weights: every value a graph reads is one of its inputs or a small constant.
     assert.ok(exported.files.every((f) => f.length < 8000));
     await writePromptScoreExport(cache, exported);
     scorer = await loadPromptScoreExport(cache, { threads: 1 });
@@ -148,7 +160,7 @@ test('the chunk scoring graph on ONNX Runtime gives the TF.js scores and semanti
       [14, 60, 3], // a short vocabulary at the largest fixed shift
     ] as const) {
       const prior = Float32Array.from({ length: Q }, (_, q) => priorScale * (q + 1));
-      const job = (width: number, pad: (i: number) => number): PromptChunkJob => ({
+      const job = (width: number, pad: (i: number) => number): RawChunkJob => ({
         keys,
         offsets,
         prompts: promptRows(count, width, pad),
@@ -158,10 +170,20 @@ test('the chunk scoring graph on ONNX Runtime gives the TF.js scores and semanti
         prior,
       });
       const ortWidth = scorer.width(count);
-      const zeroPadded = await scorer.score(job(ortWidth, () => 0));
+      const zeroPadded = await scoreRaw(
+        scorer,
+        job(ortWidth, () => 0),
+      );
       const ortOwn = own(zeroPadded, ortWidth, count);
       const tfjsWidth = tfjs.width(count);
-      const tfjsOwn = own(tfjs.score(job(tfjsWidth, () => 0)), tfjsWidth, count);
+      const tfjsOwn = own(
+        await scoreRaw(
+          tfjs,
+          job(tfjsWidth, () => 0),
+        ),
+        tfjsWidth,
+        count,
+      );
       const want = reference(job(count, () => 0));
       assertClose(ortOwn, tfjsOwn, 1e-5, `${count} prompts: ONNX Runtime vs TF.js`);
       assertClose(ortOwn, want, 1e-5, `${count} prompts: ONNX Runtime vs float64`);
@@ -169,9 +191,15 @@ test('the chunk scoring graph on ONNX Runtime gives the TF.js scores and semanti
       assert.ok(want.scores.some((s) => s > 0.5) && want.scores.some((s) => s < 0.5), 'scores on both sides of 0.5');
       // Padding rows of any values (huge, negative) leave every output of the chunk's columns as it was, to the bit.
       if (count < ortWidth) {
-        const garbage = await scorer.score(job(ortWidth, (i) => (i % 3) * 1e4 - 7));
+        const garbage = await scoreRaw(
+          scorer,
+          job(ortWidth, (i) => (i % 3) * 1e4 - 7),
+        );
         assert.deepEqual(own(garbage, ortWidth, count), ortOwn, `${count} prompts: padding values`);
-        const tfjsGarbage = tfjs.score(job(tfjsWidth, (i) => (i % 5) * -3e3));
+        const tfjsGarbage = await scoreRaw(
+          tfjs,
+          job(tfjsWidth, (i) => (i % 5) * -3e3),
+        );
         assert.deepEqual(own(tfjsGarbage, tfjsWidth, count), tfjsOwn, `${count} prompts: TF.js padding values`);
       }
     }
@@ -179,25 +207,29 @@ test('the chunk scoring graph on ONNX Runtime gives the TF.js scores and semanti
       scorer.score({
         keys,
         offsets,
-        prompts: new Float32Array(100),
+        unitPrompts: new Float32Array(100),
         count: 10,
         width: 256,
         inverseTemperature: 1,
         prior: new Float32Array(Q),
       }),
+      /'unitPrompts' has 100 values, the graph takes 2048/,
+    );
+    await assert.rejects(
+      scorer.normalize({ prompts: new Float32Array(100), width: 256 }),
       /'prompts' has 100 values, the graph takes 2048/,
     );
     await assert.rejects(
       scorer.score({
         keys,
         offsets,
-        prompts: new Float32Array(512 * DL),
+        unitPrompts: new Float32Array(512 * DL),
         count: 10,
         width: 512,
         inverseTemperature: 1,
         prior: new Float32Array(Q),
       }),
-      /no graph for chunks of 512 prompts/,
+      /no scores graph for chunks of 512 prompts/,
     );
   } finally {
     await scorer?.release();
@@ -234,7 +266,13 @@ test('a cached prompt-score export is reused; one from other weights, another op
     assert.equal(promptScoreExportKey(shape), 'scores-q7-d8-w256.512');
     await use(await load('h1'));
     assert.equal(made, 1);
-    assert.deepEqual((await readdir(dir)).sort(), [PROMPT_SCORE_MANIFEST_FILE, 'scores-256.onnx', 'scores-512.onnx']);
+    assert.deepEqual((await readdir(dir)).sort(), [
+      'normalize-256.onnx',
+      'normalize-512.onnx',
+      PROMPT_SCORE_MANIFEST_FILE,
+      'scores-256.onnx',
+      'scores-512.onnx',
+    ]);
     await use(await load('h1'));
     assert.equal(made, 1);
     await use(await load('h2'));
@@ -254,14 +292,19 @@ test('a cached prompt-score export is reused; one from other weights, another op
       /is unusable \(OrtPromptScorer: .*scores-512\.onnx has 100 bytes, the export wrote \d+; export again\); making it again$/,
     );
     const current = JSON.parse(await readFile(manifestPath, 'utf8'));
-    delete current.graphs[1].outputs.best;
+    delete current.graphs[3].outputs.best;
     await writeFile(manifestPath, JSON.stringify(current));
     await use(await load('h2'));
     assert.match(
       why(),
-      /is unusable \(.*no graph for chunks of 512 prompts with outputs scores, best, blockSums, bound\)/,
+      /is unusable \(.*no scores graph for chunks of 512 prompts with outputs scores, best, blockSums, bound\)/,
     );
-    assert.equal(made, 6);
+    // An export of the first format (its scoring graphs normalised the prompts themselves).
+    const second = JSON.parse(await readFile(manifestPath, 'utf8'));
+    await writeFile(manifestPath, JSON.stringify({ ...second, version: 1 }));
+    await use(await load('h2'));
+    assert.match(why(), /has format version 1; this exporter writes version 2; making it again$/);
+    assert.equal(made, 7);
   } finally {
     head.dispose();
     await rm(cache, { recursive: true, force: true });

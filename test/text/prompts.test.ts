@@ -54,6 +54,49 @@ test('embedding cache: each text encoded once, same vector alone or in a crowd',
   assert.equal(cache.stats().entries, 0);
 });
 
+test('embedding cache: with a full memory, a call whose new texts push out its own older ones still gets every vector', () => {
+  const { tokenizer, enc } = encoder();
+  const direct = (texts: string[]) => enc.forward(tokenizer.tokenize(texts)).embeddings.dataSync() as Float32Array;
+  const cache = new PromptEmbeddingCache(enc, tokenizer, 'eot', 4, 4);
+  cache.sentences(['a', 'b', 'c', 'd']).dispose();
+  // 'a' is in memory; the four new texts drop 'a'..'d' as they come in.
+  const texts = ['a', 'e', 'f', 'g', 'h'];
+  const rows = new Float32Array(texts.length * cache.dim);
+  cache.sentenceRows(texts, rows);
+  const want = direct(texts);
+  assert.ok(
+    rows.every((v, i) => Math.abs(v - want[i]!) < 1e-6),
+    'the vectors of the texts, in order',
+  );
+  assert.deepEqual(cache.stats(), { hits: 1, misses: 8, entries: 4, encoded: 8, stored: 0 });
+  // Token rows likewise.
+  const tokens = new PromptEmbeddingCache(enc, tokenizer, 'eot', 4, 2);
+  tokens.tokens(['a', 'b']).tokens.dispose();
+  const got = tokens.tokens(['a', 'c', 'd']);
+  assert.deepEqual(Array.from(got.lengths), [3, 3, 3]);
+  got.tokens.dispose();
+});
+
+test('list rows: kept per whole list and key, found with the list (counted as hits), dropped with the vectors; a list longer than the memory is not kept', () => {
+  const { tokenizer, enc } = encoder();
+  const cache = new PromptEmbeddingCache(enc, tokenizer, 'eot', 4, 3);
+  const d = cache.dim;
+  const rows = Float32Array.from({ length: 3 * d }, (_, i) => i);
+  assert.throws(() => cache.keepListRows(['a', 'b'], 'k', rows), /36 values are not one 12-d row per text of 2/);
+  cache.keepListRows(['a', 'b', 'c'], 'k', rows);
+  assert.equal(cache.listRows(['a', 'b', 'c'], 'k'), rows);
+  assert.equal(cache.stats().hits, 3);
+  assert.equal(cache.listRows(['a', 'b', 'c'], 'other engine'), undefined);
+  assert.equal(cache.listRows(['a', 'b'], 'k'), undefined);
+  // Longer than the memory holds (3 vectors): streamed by the caller, never kept.
+  assert.equal(cache.keepsLists(4), false);
+  cache.keepListRows(['a', 'b', 'c', 'd'], 'k', new Float32Array(4 * d));
+  assert.equal(cache.listRows(['a', 'b', 'c', 'd'], 'k'), undefined);
+  // The rows were made from the vectors: they go with them (the text tower's weights changed).
+  cache.clear();
+  assert.equal(cache.listRows(['a', 'b', 'c'], 'k'), undefined);
+});
+
 test('token cache and pooling: eot takes the end token row, mean averages start..end', () => {
   const { tokenizer, enc } = encoder();
   const cache = new PromptEmbeddingCache(enc, tokenizer, 'eot', 4);

@@ -82,11 +82,25 @@ export class VisionLanguageAlign extends Module {
 
   /** Logits [N, C] of the queries behind `keys` against prompts [C, Dl] (as `forward`, up to rounding). */
   scorePrompts(keys: QueryKeys, prompts: tf.Tensor2D): tf.Tensor2D {
+    return tf.tidy(() => this.scoreUnitPrompts(keys, this.normalizePrompts(prompts)));
+  }
+
+  /**
+   * The prompt side of scorePrompts: prompts [C, Dl] -> L2-normalised rows (a zero row stays zero).
+   * It depends on the prompts alone, so a vocabulary scored image after image is normalised once.
+   */
+  normalizePrompts(prompts: tf.Tensor2D): tf.Tensor2D {
     return tf.tidy(() => {
       const dl = this.embedDimLanguage;
       const norms = tf.sqrt(tf.maximum(tf.matMul(tf.square(prompts), tf.ones([dl, 1])), 1e-24));
-      const e = tf.div(prompts, norms);
-      const logits = tf.add(tf.matMul(keys.keys, e, false, true), keys.offsets);
+      return tf.div(prompts, norms) as tf.Tensor2D;
+    });
+  }
+
+  /** Logits [N, C] of the queries behind `keys` against prompt rows that normalizePrompts made. */
+  scoreUnitPrompts(keys: QueryKeys, unitPrompts: tf.Tensor2D): tf.Tensor2D {
+    return tf.tidy(() => {
+      const logits = tf.add(tf.matMul(keys.keys, unitPrompts, false, true), keys.offsets);
       return tf.clipByValue(logits, -CLAMP, CLAMP) as tf.Tensor2D;
     });
   }
