@@ -96,7 +96,8 @@ test('a cached export with another opset, a truncated segment or a missing segme
       }
       return messages;
     };
-    const made = await run();
+    // The vocabulary scoring's graphs are made first (prompts are normalised before the forward).
+    const made = (await run()).filter((m) => !m.includes('scores-'));
     assert.match(
       made.join('\n'),
       new RegExp(`^exporting tiny to ONNX for ${key} .*\\.\\.\\.\nexported in [\\d.]+ s to `),
@@ -164,7 +165,7 @@ test('a model folder that cannot be written keeps its exports in $APE_HOME/onnx/
       (await readdir(join(fallback, '..', textKey))).includes(TEXT_MANIFEST_FILE),
       `no text export in ${join(fallback, '..')}`,
     );
-    messages.splice(0, messages.length, ...messages.filter((m) => !m.includes(textKey)));
+    messages.splice(0, messages.length, ...messages.filter((m) => !m.includes(textKey) && !m.includes('scores-')));
     assert.match(messages[0]!, new RegExp(`^exporting tiny to ONNX for ${key}`));
     assert.match(
       messages[1]!,
