@@ -36,9 +36,8 @@ export function augmentSample(sample: Sample, rng: Rng, options: AugmentOptions)
   const [lo, hi] = options.scaleRange;
   const s = lo + (hi - lo) * rng.next();
   const { width, height } = out.image;
-  let scale = Math.min((options.size * s) / width, (options.size * s) / height);
   const mayCrop = options.crop && !(out.promptKind === 'sentence' && out.prompts.some(hasOrdinalWord));
-  if (!mayCrop) scale = Math.min(scale, options.size / width, options.size / height);
+  const scale = jitteredScale(width, height, options.size, s, mayCrop);
   const newW = Math.max(1, Math.round(width * scale));
   const newH = Math.max(1, Math.round(height * scale));
   out = resizeSample(out, newW, newH);
@@ -48,6 +47,15 @@ export function augmentSample(sample: Sample, rng: Rng, options: AugmentOptions)
     out = cropSample(out, rng.int(0, newW - cw), rng.int(0, newH - ch), cw, ch);
   }
   return dropSmall(out, options.minSize);
+}
+
+/**
+ * The scale augmentSample shows a width x height image at: its fit to `size` times `jitter`, and
+ * never past the fit when the image may not be cropped (the pretraining's object crops use the same).
+ */
+export function jitteredScale(width: number, height: number, size: number, jitter: number, mayCrop: boolean): number {
+  const scale = Math.min((size * jitter) / width, (size * jitter) / height);
+  return mayCrop ? scale : Math.min(scale, size / width, size / height);
 }
 
 export function flipSample(sample: Sample): Sample {

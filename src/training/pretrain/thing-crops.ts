@@ -1,4 +1,5 @@
 import type { TrainingDataset } from '../../data/dataset.js';
+import { jitteredScale } from '../../data/mappers/augment.js';
 import { decodeSegmentation } from '../../data/mappers/load-sample.js';
 import { readImage } from '../../io/image-node.js';
 import type { RgbImage } from '../../io/image-types.js';
@@ -109,19 +110,18 @@ export function augmentPicks(
     const flip = rng.next() < augment.flipProbability;
     const jitter = lo + (hi - lo) * rng.next();
     const shift: [number, number] = [rng.int(-augment.shift, augment.shift), rng.int(-augment.shift, augment.shift)];
-    const scale = fitScale(dataset, o.image, augment.imageSize) * (augment.crop ? jitter : Math.min(jitter, 1));
+    const { width, height } = dataset.image(o.image);
+    const scale = jitteredScale(width, height, augment.imageSize, jitter, augment.crop);
     return { ...o, flip, scale, shift };
   });
 }
 
 /** Objects as the full-image steps show them without augmentation (fit to the canvas, no flip). */
 export function plainPicks(dataset: TrainingDataset, objects: readonly ThingObject[], imageSize: number): CropPick[] {
-  return objects.map((o) => ({ ...o, flip: false, scale: fitScale(dataset, o.image, imageSize), shift: [0, 0] }));
-}
-
-function fitScale(dataset: TrainingDataset, image: number, imageSize: number): number {
-  const { width, height } = dataset.image(image);
-  return Math.min(imageSize / width, imageSize / height);
+  return objects.map((o) => {
+    const { width, height } = dataset.image(o.image);
+    return { ...o, flip: false, scale: jitteredScale(width, height, imageSize, 1, false), shift: [0, 0] };
+  });
 }
 
 /** The crops of `picks`, each image read once (its things' masks decoded from the records). */
