@@ -325,3 +325,45 @@ test('stem-crop config: the settings are checked, and against the model', async 
     /the model has no conv stem/,
   );
 });
+
+test('stem dropout: a full-image step drawn without the stem leaves the stem untrained and trains the ViT; the draws follow the seed', async () => {
+  const dir = await makeSynthDir(4);
+  const config = (output: string, stemDropout: number) =>
+    cropConfig(dir, { output, pretrain: { levels: ['p3', 'p4'], stemDropout } });
+  const moves = async (stemDropout: number) => {
+    const run = await Pretrainer.create(config(`dropout-${stemDropout}`, stemDropout));
+    const before = new Map([...run.network.namedParameters()].map(([k, v]) => [k, Array.from(v.dataSync())]));
+    const report = await run.trainStep();
+    const moved = (name: string) =>
+      Array.from(run.network.namedParameters().get(name)!.dataSync()).some((v, i) => v !== before.get(name)![i]);
+    const out = {
+      stem: report.losses.stem,
+      proj: moved('backbone.stem.proj_p3.weight'),
+      vit: moved('backbone.net.blocks.0.attn.q_proj.weight'),
+    };
+    run.dispose();
+    return out;
+  };
+  // The projections start at zero, so their own gradient (the stem stage's output times the loss's) is what moves them.
+  assert.deepEqual(await moves(0), { stem: 1, proj: true, vit: true });
+  assert.deepEqual(await moves(1), { stem: 0, proj: false, vit: true });
+
+  const a = await Pretrainer.create(config('draws-a', 0.3));
+  const draws = Array.from({ length: 400 }, (_, t) => a.dropsStem(t));
+  a.dispose();
+  const share = draws.filter(Boolean).length / draws.length;
+  assert.ok(share > 0.24 && share < 0.36, `share ${share}`);
+  const b = await Pretrainer.create(config('draws-b', 0.3));
+  assert.deepEqual(
+    Array.from({ length: 400 }, (_, t) => b.dropsStem(t)),
+    draws,
+  );
+  b.dispose();
+
+  const base = { output: 'x', datasets: [{ name: 'a', type: 'detection', annotations: 'i.json' }] };
+  assert.equal(parsePretrainConfig(base, '/p.json').pretrain.stemDropout, 0);
+  assert.throws(
+    () => parsePretrainConfig({ ...base, pretrain: { stemDropout: 1.5 } }, '/p.json'),
+    /'pretrain.stemDropout' must be a number from 0 to 1, got 1.5/,
+  );
+});

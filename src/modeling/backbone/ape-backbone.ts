@@ -45,12 +45,19 @@ export class ApeBackbone extends Module {
     return this.pyramid.featureNames;
   }
 
-  /** images [B, H, W, 3] (normalised) -> pyramid levels by name, each [B, h, w, C]. */
-  forward(images: tf.Tensor4D, options: { training?: boolean; rng?: Rng } = {}): Record<string, tf.Tensor4D> {
+  /**
+   * images [B, H, W, 3] (normalised) -> pyramid levels by name, each [B, h, w, C]. `stem: false`
+   * leaves the conv stem's additions out (pretraining's stem dropout: the pyramid alone then has to
+   * meet the losses).
+   */
+  forward(
+    images: tf.Tensor4D,
+    options: { training?: boolean; rng?: Rng; stem?: boolean } = {},
+  ): Record<string, tf.Tensor4D> {
     const last = this.net.forward(images, options);
     const out = this.pyramid.forward(last);
     last.dispose();
-    if (!this.stem) return out;
+    if (!this.stem || options.stem === false) return out;
     const [, h, w] = images.shape;
     if (h % this.stem.maxStride !== 0 || w % this.stem.maxStride !== 0) {
       throw new Error(

@@ -20,6 +20,12 @@ export interface PretrainSettings {
   export: string[];
   /** A first stage on object crops that trains the conv stem and the text tower (null = none). */
   stemCrops: StemCropSettings | null;
+  /**
+   * Share of full-image steps run without the conv stem's additions (drawn per step from the
+   * seed): the stem meets the losses through its shortcut, so without this the ViT pyramid gets
+   * little reason to learn shape (docs/training.md, session 13's path-wise probe).
+   */
+  stemDropout: number;
 }
 
 /**
@@ -68,6 +74,7 @@ export const DEFAULT_PRETRAIN_SETTINGS: PretrainSettings = {
   temperature: 0.07,
   export: ['backbone.', 'model_language.'],
   stemCrops: null,
+  stemDropout: 0,
 };
 
 export function loadPretrainConfig(file: string): PretrainConfig {
@@ -99,6 +106,8 @@ export function parsePretrainConfig(json: unknown, file: string): PretrainConfig
   for (const key of ['segmentationWeight', 'objectWeight', 'phraseWeight'] as const)
     if (!(settings[key] >= 0))
       fail(`pretrain.${key}`, `must be a non-negative number, got ${showValue(settings[key])}`);
+  if (!(settings.stemDropout >= 0 && settings.stemDropout <= 1))
+    fail('pretrain.stemDropout', `must be a number from 0 to 1, got ${showValue(settings.stemDropout)}`);
   if (!(settings.temperature > 0))
     fail('pretrain.temperature', `must be positive, got ${showValue(settings.temperature)}`);
   if (!train.datasets.some((d) => d.type === 'detection' || d.type === 'semantic'))

@@ -48,6 +48,9 @@ interface PretrainState {
   cropSteps?: number;
 }
 
+/** Offset of the seed the stem dropout draws from (apart from the step's other draws). */
+const STEM_DROPOUT_SEED = 7919;
+
 /** Heads' parameter names in checkpoints (never in the exported weights). */
 const HEADS = 'pretrain.';
 
@@ -226,8 +229,17 @@ export class Pretrainer {
     );
     const t1 = performance.now();
     const rng = new Rng(mixSeed(this.config.seed, local));
-    const { losses, grads } = this.gradients(batch, rng);
+    const { losses, grads } = this.gradients(batch, rng, { stem: !this.dropsStem(local) });
     return this.update(grads, losses, learningRateAt(this.schedule, local), dataset.name, t1 - t0, t1);
+  }
+
+  /**
+   * Whether full-image step `local` leaves the stem out (`pretrain.stemDropout`): a draw of its
+   * own, so the other random draws of the step are those of a run without dropout.
+   */
+  dropsStem(local: number): boolean {
+    const p = this.config.pretrain.stemDropout;
+    return p > 0 && new Rng(mixSeed(this.config.seed + STEM_DROPOUT_SEED, local)).next() < p;
   }
 
   /** One step of the stem-crop stage. */
@@ -279,15 +291,20 @@ export class Pretrainer {
     return named;
   }
 
-  /** The pretraining losses of one batch and their gradients by parameter name. */
-  gradients(batch: TrainingBatch, rng: Rng): { losses: Record<string, number>; grads: Map<string, Float32Array> } {
+  /** The pretraining losses of one batch and their gradients by parameter name (`stem: false`: without the stem). */
+  gradients(
+    batch: TrainingBatch,
+    rng: Rng,
+    options: { stem?: boolean } = {},
+  ): { losses: Record<string, number>; grads: Map<string, Float32Array> } {
     const p = this.config.pretrain;
     const s = batch.size;
     const losses: Record<string, number> = {};
+    if (this.network.backbone.stem) losses.stem = options.stem === false ? 0 : 1;
     const images = tf.tensor4d(batch.images, [batch.batchSize, s, s, 3]);
     const grads = this.differentiate(() => {
       const x = this.network.normalize({ images, sizes: batch.sizes });
-      const features = this.network.backbone.forward(x, { training: true, rng });
+      const features = this.network.backbone.forward(x, { training: true, rng, stem: options.stem });
       const text = tf.tidy(() => l2normalize(this.network.encodePrompts(batch.prompts, true)));
       const projected = (level: string) => {
         const f = features[level]!;
