@@ -48,6 +48,8 @@ try {
   model = await loadModel(spec.modelDir, {
     engine: spec.engine,
     ort: { threads: spec.threads, onExport: (line) => send({ type: 'note', line }) },
+    // Processes that share the cores (threads per process) leave TF.js's scoring on one thread each.
+    ...(spec.threads !== undefined ? { scoringThread: spec.threads > 1 } : {}),
   });
   send({ type: 'ready', loadMs: Math.round(performance.now() - t0) });
 } catch (error) {

@@ -25,8 +25,8 @@ import {
   SEMANTIC_BLOCK,
   scoreOn,
   type SyncPromptChunkScorer,
-  tfjsPromptScorer,
 } from '../modeling/prompt-chunk-scores.js';
+import { type QueryRangeThread, tfjsPromptScorer } from '../modeling/tfjs-prompt-scorer.js';
 import { VocabularyUnitRows } from './vocabulary-rows.js';
 import type { VisionLanguageAlign } from '../modeling/heads/vision-language-align.js';
 
@@ -126,10 +126,20 @@ export class ApeModel extends ApeNetwork {
     return this.runner?.name ?? 'tfjs';
   }
 
-  /** Frees the weights, and the inference runner's resources (its release is not awaited). */
+  /** A second thread for the TF.js scoring of vocabulary chunks (Node: loadModel sets one), or null. */
+  private scoringThread: QueryRangeThread | null = null;
+
+  /** Scores half of each large vocabulary chunk's queries on `thread` on TF.js (null: this thread alone); the model ends it. */
+  setScoringThread(thread: QueryRangeThread | null): void {
+    if (this.scoringThread !== thread) this.scoringThread?.dispose();
+    this.scoringThread = thread;
+  }
+
+  /** Frees the weights, the inference runner's resources (its release is not awaited) and the scoring thread. */
   override dispose(): void {
     const runner = this.setInferenceRunner(null);
     runner?.release().catch(() => undefined);
+    this.setScoringThread(null);
     super.dispose();
   }
 
@@ -198,9 +208,9 @@ export class ApeModel extends ApeNetwork {
     }
   }
 
-  /** Scores vocabulary chunks on TF.js (scorePromptChunk run eagerly). */
+  /** Scores vocabulary chunks on TF.js (with the scoring thread, when there is one). */
   private promptScorer(): SyncPromptChunkScorer {
-    return tfjsPromptScorer(this.classEmbed[this.classEmbed.length - 1]!);
+    return tfjsPromptScorer(this.classEmbed[this.classEmbed.length - 1]!, this.scoringThread);
   }
 
   /** The vocabulary's unit rows for `scorer` (kept ones, after the prompt cache is checked against the text tower's weights). */

@@ -4,7 +4,8 @@
  * the export where the cache asks, then ends, its wasm heap with it. The model's own heap, which
  * holds the whole loaded model (ape-ti: 3.09 GB of the 4 GB), never holds a recording.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { moduleWorker } from '../util/module-worker.js';
 import type { ExportShape } from '../onnx/export-network.js';
 import type { ExportProgress, ExportProgressEvent } from '../onnx/export-progress.js';
 import type { ModelFileExporter, PendingExport } from '../onnx/pending-export.js';
@@ -36,21 +37,8 @@ export type FromExportThread =
 
 export type ToExportThread = { type: 'write'; dir: string };
 
-/**
- * The thread's entry: the compiled .js next to this file or, when running from the TypeScript
- * sources (tests, tsx), the .ts file through tsx's register hook (worker threads do not inherit
- * the main thread's loader).
- */
-function spawn(job: ExportThreadJob): Worker {
-  if (!import.meta.url.endsWith('.ts'))
-    return new Worker(new URL('./export-worker.js', import.meta.url), { workerData: job });
-  const api = import.meta.resolve('tsx/esm/api');
-  const entry = new URL('./export-worker.ts', import.meta.url).href;
-  return new Worker(
-    `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`,
-    { eval: true, workerData: job },
-  );
-}
+/** The thread's entry (export-worker.ts). */
+const spawn = (job: ExportThreadJob): Worker => moduleWorker(import.meta.url, 'export-worker', { workerData: job });
 
 /** An error from the thread, with the errno code of a failed write (the cache then tries its next folder). */
 function threadError(message: string, code?: string): Error {

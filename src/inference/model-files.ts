@@ -1,5 +1,6 @@
 import { copyFile, mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { readSafetensorsFile, readSafetensorsHeaderFile, writeSafetensorsFile } from '../io/safetensors-node.js';
 import type { SafetensorsInput } from '../io/safetensors.js';
 import { BUNDLED_CLIP_VOCAB } from '../text/bundled-vocab.js';
@@ -25,6 +26,7 @@ import {
 import type { OrtEngine, OrtEngineOptions } from '../onnx/ort-engine.js';
 import { filesHash } from '../onnx/export-files.js';
 import { PromptFileStore, promptStoreRoot, type PromptStoreOptions } from './prompt-store.js';
+import { ScoringThread } from './scoring-thread.js';
 import { getOrThrow } from '../util/checked.js';
 import { withParameterValues } from '../nn/module.js';
 
@@ -97,6 +99,11 @@ export interface LoadModelOptions extends PullOptions {
    * false: memory only. `dir` puts the cache elsewhere.
    */
   promptCache?: false | (PromptStoreOptions & { dir?: string });
+  /**
+   * Score large vocabularies on TF.js on two threads (scoring-thread.ts): default when the
+   * machine has more than one core. The thread starts at the first chunk of 1,024 or more prompts.
+   */
+  scoringThread?: boolean;
 }
 
 /**
@@ -138,6 +145,7 @@ export async function loadModel(dirOrName: string, options: LoadModelOptions = {
     model.dispose();
     throw e;
   }
+  if (options.scoringThread ?? availableParallelism() > 1) model.setScoringThread(new ScoringThread());
   if (options.promptCache !== false) {
     const store = options.promptCache ?? {};
     const key = await filesHash([configPath, join(dir, WEIGHTS_FILE), tokenizerPath]);

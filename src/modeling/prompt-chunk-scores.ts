@@ -2,10 +2,10 @@
  * Scoring a chunk of vocabulary prompts against one image's decoder queries: the classifier's
  * alignment logits, their sigmoid, and the per-chunk statistics the semantic accumulation streams
  * over (inference/semantic-stream.ts), on prompt rows that VisionLanguageAlign.normalizePrompts
- * made (once per vocabulary: inference/vocabulary-rows.ts). Tensor work only, written once:
- * predict runs it eagerly on TF.js, and the ONNX export records this same function (and the
- * normalisation) into small graphs per chunk width (onnx/prompt-score-export.ts) that ONNX Runtime
- * runs on every core.
+ * made (once per vocabulary: inference/vocabulary-rows.ts). Tensor work only: the ONNX export
+ * records this function (and the normalisation) into small graphs per chunk width
+ * (onnx/prompt-score-export.ts) that ONNX Runtime runs on every core; TF.js computes the same
+ * values in the order that is fast on its kernels (query-range-scores.ts, tfjs-prompt-scorer.ts).
  */
 import { tf } from '../engine/engine.js';
 import type { VisionLanguageAlign } from './heads/vision-language-align.js';
@@ -106,7 +106,10 @@ export interface PromptRowsJob {
   width: number;
 }
 
-/** A scored chunk, as host values (row-major, `width` columns). */
+/**
+ * A scored chunk, as host values (row-major, `width` columns). Only the chunk's own columns are
+ * defined: a padding column's score, best and bound are whatever the scorer left there (0 on TF.js).
+ */
 export interface PromptChunkValues {
   scores: Float32Array;
   best: Float32Array;
@@ -134,49 +137,6 @@ export interface PromptChunkScorer {
 export interface SyncPromptChunkScorer extends PromptChunkScorer {
   normalize(job: PromptRowsJob): Float32Array;
   score(job: PromptChunkJob): PromptChunkValues;
-}
-
-/** The TF.js scorer: scorePromptChunk run eagerly, a chunk padded to the next multiple of SEMANTIC_BLOCK. */
-export function tfjsPromptScorer(head: VisionLanguageAlign): SyncPromptChunkScorer {
-  const dl = head.embedDimLanguage;
-  return {
-    rowsKey: `tfjs-${tf.getBackend()}`,
-    width: (count) => Math.ceil(count / SEMANTIC_BLOCK) * SEMANTIC_BLOCK,
-    maxWidth: Infinity,
-    normalize(job) {
-      const prompts = tf.tensor2d(job.prompts, [job.width, dl]);
-      const unit = head.normalizePrompts(prompts);
-      try {
-        return unit.dataSync() as Float32Array;
-      } finally {
-        tf.dispose([prompts, unit]);
-      }
-    },
-    score(job) {
-      const q = job.offsets.length;
-      const columns = new Float32Array(job.width);
-      columns.fill(1, 0, job.count);
-      const inputs: PromptChunkInputs = {
-        keys: tf.tensor2d(job.keys, [q, dl]),
-        offsets: tf.tensor2d(job.offsets, [q, 1]),
-        unitPrompts: tf.tensor2d(job.unitPrompts, [job.width, dl]),
-        columns: tf.tensor2d(columns, [1, job.width]),
-        inverseTemperature: tf.tensor1d([job.inverseTemperature]),
-        prior: tf.tensor2d(job.prior, [q, 1]),
-      };
-      const out = scorePromptChunk(head, inputs);
-      try {
-        return {
-          scores: out.scores.dataSync() as Float32Array,
-          best: out.best.dataSync() as Float32Array,
-          blockSums: out.blockSums.dataSync() as Float32Array,
-          bound: out.bound.dataSync() as Float32Array,
-        };
-      } finally {
-        tf.dispose([...Object.values(inputs), ...Object.values(out)]);
-      }
-    },
-  };
 }
 
 /**

@@ -1,4 +1,5 @@
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { moduleWorker } from '../util/module-worker.js';
 import { HttpError } from './http-error.js';
 import type { InferenceEngineName } from '../inference/model-files.js';
 import type { PredictionJson } from '../inference/prediction-json.js';
@@ -26,19 +27,9 @@ export interface ModelHostOptions extends Omit<ModelWorkerData, 'modelDir'> {
   log?: (line: string) => void;
 }
 
-/**
- * The worker's entry: the compiled .js next to this file, or, when the server runs from its
- * TypeScript sources (tests, `tsx`), the .ts file loaded through tsx's register hook, which a
- * worker thread does not inherit from the main thread.
- */
-function spawnModelWorker(workerData: ModelWorkerData): Worker {
-  const fromSource = import.meta.url.endsWith('.ts');
-  if (!fromSource) return new Worker(new URL('./model-worker.js', import.meta.url), { workerData });
-  const api = import.meta.resolve('tsx/esm/api');
-  const entry = new URL('./model-worker.ts', import.meta.url).href;
-  const code = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
-  return new Worker(code, { eval: true, workerData });
-}
+/** The worker's entry (model-worker.ts). */
+const spawnModelWorker = (workerData: ModelWorkerData): Worker =>
+  moduleWorker(import.meta.url, 'model-worker', { workerData });
 
 export interface PredictOutcome {
   json: PredictionJson;

@@ -10,8 +10,8 @@ import {
   type PromptChunkScorer,
   type PromptChunkValues,
   SEMANTIC_BLOCK,
-  tfjsPromptScorer,
 } from '../../src/modeling/prompt-chunk-scores.js';
+import { tfjsPromptScorer } from '../../src/modeling/tfjs-prompt-scorer.js';
 import {
   exportPromptScorer,
   PROMPT_SCORE_MANIFEST_FILE,

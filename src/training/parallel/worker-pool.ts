@@ -1,4 +1,5 @@
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { moduleWorker } from '../../util/module-worker.js';
 import type { TrainingBatch } from '../../data/batch.js';
 import type { ApeConfig } from '../../modeling/config.js';
 import type { WordTokenizerJson } from '../../text/word-tokenizer.js';
@@ -6,20 +7,8 @@ import type { MicroBatchResult, NegativeEmbeddings } from '../batch-gradients.js
 import type { CriterionConfig } from '../criterion.js';
 import type { FromWorker, ToWorker } from './protocol.js';
 
-/**
- * The worker's entry: the compiled .js next to this file or, when running from the TypeScript
- * sources (tests, tsx), the .ts file through tsx's register hook (worker threads do not inherit
- * the main thread's loader).
- */
-function spawn(): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./gradient-worker.js', import.meta.url));
-  const api = import.meta.resolve('tsx/esm/api');
-  const entry = new URL('./gradient-worker.ts', import.meta.url).href;
-  return new Worker(
-    `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`,
-    { eval: true },
-  );
-}
+/** The worker's entry (gradient-worker.ts). */
+const spawn = (): Worker => moduleWorker(import.meta.url, 'gradient-worker');
 
 /**
  * One gradient worker thread beside the main thread (which computes the other half of each
