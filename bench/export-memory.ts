@@ -47,7 +47,7 @@ interface RowResult {
 }
 
 /** Writes the ape-ti model folder with the real text tower (random weights, F32), a tensor at a time. */
-async function makeModelFolder(dir: string): Promise<void> {
+export async function makeModelFolder(dir: string): Promise<void> {
   const { initEngine } = await import('../src/engine/engine.js');
   const { APE_PRESETS } = await import('../src/modeling/config.js');
   const { ApeNetwork } = await import('../src/modeling/ape-network.js');

@@ -3,7 +3,9 @@
  * server's ONNX export of the model, or graphs the page makes with Node's exporter; WebGPU or
  * wasm) or on TF.js's wasm backend ('tfjs': the reference); the text prompts are encoded on the
  * same engine ('ort': the server's text export, or graphs made in the page from the TF.js tower),
- * and the post-processing is the project's TypeScript, as in Node. With the server's exports the
+ * or, for a text tower the server says is too large for the page (the released models' 2.78 GB),
+ * by the server (server-prompts.ts: the page then holds no tower and fetches none of it), and the
+ * post-processing is the project's TypeScript, as in Node. With the server's exports the
  * page holds only the last classifier of the model (its prompt side, text tower included, where
  * the text export is refused); the whole model is fetched when the page needs it (TF.js, or graphs
  * it makes). Weights are read tensor by tensor out of byte ranges, never as one array. The
@@ -22,6 +24,7 @@ import type { DownloadProgress } from './fetch-bytes.js';
 import { fetchModelText, parseModelConfig, type FetchedModelText } from './load-model-browser.js';
 import { loadModelParts } from './load-model-parts.js';
 import { ExportRefused, fetchServerTextExport, type TextExportGraphs } from './server-export.js';
+import { fetchPromptEncoding, ServerPromptEncoder } from './server-prompts.js';
 import type { GraphsLoaded, WebOrtBackend, WebOrtEngine } from './web-ort-engine.js';
 
 /** Where the page runs the network: onnxruntime-web, or TF.js (wasm). */
@@ -40,6 +43,12 @@ export interface InBrowserOptions {
    * silent (a static page), the page loads the whole model and makes the graphs itself.
    */
   onnxUrl?: string;
+  /**
+   * The server's /v1/model, which says where prompts are encoded (its promptEncoding): where it
+   * says 'server' (and the page uses the server's exports), the page asks the server for its
+   * prompts' vectors and holds no text tower. Absent: prompts are encoded in the page.
+   */
+  modelUrl?: string;
   onProgress?: DownloadProgress;
 }
 
@@ -69,6 +78,8 @@ const UNCHECKED_HASH = 'unknown (not named by the server)';
  */
 export interface LoadedWeights {
   parts: NetworkParts;
+  /** Where prompts are encoded: in the page, or by the server (its text tower's weights, in bytes, are not fetched). */
+  prompts: { on: 'page' } | { on: 'server'; textTowerBytes: number };
   /** Bytes of model.safetensors downloaded, and its size. */
   bytes: number;
   fileBytes: number;
@@ -110,6 +121,8 @@ export class InBrowserModel {
     private readonly onnxUrl: string | null,
     /** The server's text export, or null: the page makes the text graphs from a TF.js tower. */
     private readonly textExport: TextExportGraphs | null,
+    /** The server that encodes prompts for the page (a text tower too large for it), or null. */
+    private readonly serverPrompts: ServerPromptEncoder | null,
     readonly weights: LoadedWeights,
     readonly loadMs: number,
     /** Why the page made do without (some of) the server's exports although it has them, or null. */
@@ -131,24 +144,47 @@ export class InBrowserModel {
     let note: string | null = null;
     if (served && options.onnxUrl) {
       const { onnxUrl } = options;
+      const config = parseModelConfig(text.config);
+      const encoding = options.modelUrl ? await fetchPromptEncoding(options.modelUrl) : null;
+      const serverPrompts =
+        encoding?.encodeIn === 'server'
+          ? new ServerPromptEncoder(encoding, served.hash, config.text.encoder.embedDim)
+          : null;
       let textExport: TextExportGraphs | null = null;
-      try {
-        const config = parseModelConfig(text.config);
-        textExport = await fetchServerTextExport(onnxUrl, config.text, served.hash, options.onProgress);
-      } catch (e) {
-        const why = e instanceof ExportRefused ? e.message : `could not be fetched (${(e as Error).message})`;
-        note = `the server's ONNX text export ${why}; the text tower's weights were loaded instead`;
+      if (!serverPrompts) {
+        try {
+          textExport = await fetchServerTextExport(onnxUrl, config.text, served.hash, options.onProgress);
+        } catch (e) {
+          const why = e instanceof ExportRefused ? e.message : `could not be fetched (${(e as Error).message})`;
+          note = `the server's ONNX text export ${why}; the text tower's weights were loaded instead`;
+        }
       }
       try {
-        const parts = textExport ? 'classifier' : 'prompts';
+        const parts = textExport || serverPrompts ? 'classifier' : 'prompts';
         const side = await loadModelParts(options.filesUrl, text, {
           parts,
           modelHash: served.hash,
           onProgress: options.onProgress,
         });
-        const weights: LoadedWeights = { parts, bytes: side.weightBytes, fileBytes: side.fileBytes };
+        const weights: LoadedWeights = {
+          parts,
+          prompts:
+            encoding && serverPrompts ? { on: 'server', textTowerBytes: encoding.textTowerBytes } : { on: 'page' },
+          bytes: side.weightBytes,
+          fileBytes: side.fileBytes,
+        };
         const hashed = { model: side.model, hash: served.hash };
-        return new InBrowserModel(hashed, text, options, onnxUrl, textExport, weights, performance.now() - t0, note);
+        return new InBrowserModel(
+          hashed,
+          text,
+          options,
+          onnxUrl,
+          textExport,
+          serverPrompts,
+          weights,
+          performance.now() - t0,
+          note,
+        );
       } catch (e) {
         note = `the model's ${textExport ? 'classifier' : 'prompt side'} could not be loaded alone (${(e as Error).message}); the whole model was loaded and the server's ONNX exports are not used`;
       }
@@ -158,9 +194,14 @@ export class InBrowserModel {
       modelHash: null,
       onProgress: options.onProgress,
     });
-    const weights: LoadedWeights = { parts: 'all', bytes: whole.weightBytes, fileBytes: whole.fileBytes };
+    const weights: LoadedWeights = {
+      parts: 'all',
+      prompts: { on: 'page' },
+      bytes: whole.weightBytes,
+      fileBytes: whole.fileBytes,
+    };
     const hashed = { model: whole.model, hash: UNCHECKED_HASH };
-    const loaded = new InBrowserModel(hashed, text, options, null, null, weights, performance.now() - t0, note);
+    const loaded = new InBrowserModel(hashed, text, options, null, null, null, weights, performance.now() - t0, note);
     loaded.whole = Promise.resolve(hashed);
     return loaded;
   }
@@ -181,15 +222,18 @@ export class InBrowserModel {
 
   /**
    * The whole model (the 'tfjs' engine, graphs made in the page), downloaded on first need when
-   * the page holds part of it: its weights by ranges of the version the server names.
+   * the page holds part of it: its weights by ranges of the version the server names. Where the
+   * server encodes the prompts, all but the text tower (parts 'detector').
    */
   private wholeModel(): Promise<HashedModel> {
     if (!this.whole) {
       const { filesUrl, onProgress } = this.options;
       const hash = this.model.hash;
-      this.whole = loadModelParts(filesUrl, this.text, { parts: 'all', modelHash: hash, onProgress }).then(
-        ({ model }) => ({ model, hash }),
-      );
+      const parts = this.serverPrompts ? 'detector' : 'all';
+      this.whole = loadModelParts(filesUrl, this.text, { parts, modelHash: hash, onProgress }).then(({ model }) => ({
+        model,
+        hash,
+      }));
       this.whole.catch(() => {
         this.whole = null;
       });
@@ -207,6 +251,7 @@ export class InBrowserModel {
           backend,
           onnxUrl: this.onnxUrl,
           textExport: this.textExport,
+          serverPrompts: this.serverPrompts?.encode ?? null,
           wholeNetwork: async () => {
             const { model, hash } = await this.wholeModel();
             return { network: model, hash };
@@ -230,9 +275,19 @@ export class InBrowserModel {
     return engine === 'ort' ? (await this.ortEngine()).description : `TF.js ${this.backend}`;
   }
 
+  /** Where prompts are encoded, in words (the page's status line says it). */
+  get promptsEncodedBy(): string {
+    return this.serverPrompts ? 'prompts encoded by the server' : 'prompts encoded in this browser';
+  }
+
+  /** Texts the page has sent the server to encode (0 where it encodes them itself). */
+  get promptsSentToServer(): number {
+    return this.serverPrompts?.sent ?? 0;
+  }
+
   /**
-   * The vectors predict scores `texts` with on `engine` (each encoded by that engine's text tower
-   * where the prompt cache lacks it), one per text.
+   * The vectors predict scores `texts` with on `engine` (each encoded by that engine's text tower,
+   * or by the server, where the prompt cache lacks it), one per text.
    */
   async promptVectors(texts: readonly string[], engine: BrowserEngine = 'ort'): Promise<Float32Array[]> {
     let model: ApeModel;
@@ -240,11 +295,18 @@ export class InBrowserModel {
       await (await this.ortEngine()).encodePrompts(texts);
       model = this.model.model;
     } else {
-      model = (await this.wholeModel()).model;
+      model = await this.tfjsModel(texts);
     }
     const flat = readValues(() => model.encodePrompts(texts));
     const dim = flat.length / Math.max(1, texts.length);
     return texts.map((_, i) => flat.slice(i * dim, (i + 1) * dim));
+  }
+
+  /** The model the 'tfjs' engine runs, with the vectors of `texts` in its prompt cache where the server encodes them. */
+  private async tfjsModel(texts: readonly string[]): Promise<ApeModel> {
+    const { model } = await this.wholeModel();
+    if (this.serverPrompts) await model.preparePromptTexts(texts, this.serverPrompts.encode);
+    return model;
   }
 
   async predict(image: RgbImage, request: InBrowserRequest, engine: BrowserEngine = 'ort'): Promise<PredictionJson> {
@@ -274,7 +336,7 @@ export class InBrowserModel {
         timing.sessionsMs = graphs.sessionsMs;
       }
     } else {
-      ran = (await this.wholeModel()).model;
+      ran = await this.tfjsModel([...request.vocabulary, ...request.sentences]);
       // Synchronous, so a tidy scope frees whatever tensors the forward pass leaves behind.
       let predictions: Prediction[] = [];
       tf.tidy(() => {

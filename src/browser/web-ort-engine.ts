@@ -7,7 +7,8 @@
  * or it is refused, made in the page by the exporter Node uses (a recorded TF.js forward of the
  * whole model); either way they are kept in memory. The text tower runs the server's text export
  * where the page fetched it (then the page holds no TF.js tower), else graphs made in the page from
- * the TF.js tower it holds. The runtime's .mjs and .wasm files come from the server.
+ * the TF.js tower it holds, or not at all where the server encodes the prompts (a tower too large
+ * for the page). The runtime's .mjs and .wasm files come from the server.
  */
 import type * as OrtWeb from 'onnxruntime-web';
 import type { ApeNetwork } from '../modeling/ape-network.js';
@@ -21,6 +22,7 @@ import { OrtPromptScorer } from '../onnx/ort-prompt-scorer.js';
 import { exportPromptScorer, type PromptScoreShape } from '../onnx/prompt-score-export.js';
 import { required } from '../util/checked.js';
 import { concatArrays } from '../util/concat-arrays.js';
+import type { EncodeProgress, PromptTextEncoder } from '../text/prompt-embeddings.js';
 import type { DownloadProgress } from './fetch-bytes.js';
 import { ExportRefused, fetchServerExport, type ExportGraphs, type TextExportGraphs } from './server-export.js';
 
@@ -40,6 +42,11 @@ export interface WebOrtOptions {
    * tower's graphs are made in the page from the network's TF.js tower.
    */
   textExport: TextExportGraphs | null;
+  /**
+   * Encodes prompts on the page's server (a text tower too large for the page), or null: the text
+   * tower runs here (textExport, or graphs made in the page). Given, the text tower is never loaded.
+   */
+  serverPrompts?: PromptTextEncoder | null;
   /**
    * The whole model and its hash, for making graphs in the page (the network given to create may
    * hold its prompt side or classifier only); called only when a server's export is missing or refused.
@@ -117,6 +124,13 @@ export class WebOrtEngine extends OrtRunner {
   get description(): string {
     const threads = this.threads;
     return `onnxruntime-web ${this.ort.env.versions.web}, ${this.backend}, ${threads} thread${threads === 1 ? '' : 's'}`;
+  }
+
+  /** Puts the vectors of `texts` into the model's prompt cache: those it lacks from the server where it encodes them, else from the text tower here. */
+  override async encodePrompts(texts: readonly string[], onProgress?: EncodeProgress): Promise<void> {
+    const encode = this.options.serverPrompts;
+    if (!encode) return super.encodePrompts(texts, onProgress);
+    await this.network.preparePromptTexts(texts, encode, onProgress);
   }
 
   /**

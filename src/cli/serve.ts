@@ -1,6 +1,7 @@
 import { parseCommandArgs } from './args.js';
 import { createApeServer } from '../server/app.js';
 import { DEFAULT_LIMITS, type ServerLimits } from '../server/limits.js';
+import { DEFAULT_PAGE_TEXT_TOWER_LIMIT } from '../server/prompt-encoding.js';
 import { resolveModelOption, sizeOption } from './model-option.js';
 import { UsageError, type Command } from './command.js';
 import { engineOption } from './engine-option.js';
@@ -9,8 +10,9 @@ const usage = `usage: ape serve [--port 8080] [--host 127.0.0.1] [--model DIR|NA
   HTTP API and web page for one model:
     POST /v1/predict     multipart/form-data (image file; vocabulary, sentences, prompt, threshold fields)
                          or JSON {image: base64, vocabulary: [...], sentences: [...], prompt, threshold}
+    POST /v1/prompts     JSON {texts: [...]}: their prompt vectors (for a page without the text tower)
     GET  /v1/health      status, queue, engine memory
-    GET  /v1/model       the model's config and files
+    GET  /v1/model       the model's config and files, and where the page encodes prompts
     GET  /               the web page (server mode, or the model running in the browser)
   --model DIR|NAME       model folder (default: the shipped models/default), or a released model
                          by name: ape-ti, ape-l-d (pulled on first use, see 'ape pull')
@@ -31,7 +33,9 @@ limits (answers: 413 too large, 422 bad prompts, 503 queue full, 504 too slow):
   --timeout-ms N         per request, from arrival to answer (default ${DEFAULT_LIMITS.requestTimeoutMs})
   --grace-ms N           on SIGTERM/SIGINT, time requests in progress get to finish; new ones
                          and the unfinished get 503 shutting-down (default ${DEFAULT_LIMITS.shutdownGraceMs})
-  --web-dir DIR          the built page (default dist/web of the package)`;
+  --web-dir DIR          the built page (default dist/web of the package)
+  --page-text-tower-mb N the largest text tower the page runs itself; a larger one's prompts are
+                         encoded by the server (default ${DEFAULT_PAGE_TEXT_TOWER_LIMIT / 1024 / 1024}; 0: always the server)`;
 
 function positiveNumber(value: string | undefined, name: string, min = 1): number | undefined {
   if (value === undefined) return undefined;
@@ -55,6 +59,7 @@ async function run(argv: string[]): Promise<number> {
       'timeout-ms': { type: 'string' },
       'grace-ms': { type: 'string' },
       'web-dir': { type: 'string' },
+      'page-text-tower-mb': { type: 'string' },
       size: { type: 'string' },
       engine: { type: 'string' },
     },
@@ -80,6 +85,7 @@ async function run(argv: string[]): Promise<number> {
     requestTimeoutMs: integer('timeout-ms'),
     shutdownGraceMs: integer('grace-ms', 0),
   };
+  const pageTowerMb = positiveNumber(values['page-text-tower-mb'], 'page-text-tower-mb', 0);
   const inputSize = sizeOption(values.size);
   const engine = engineOption(values.engine);
   const modelDir = await resolveModelOption(values.model);
@@ -90,6 +96,7 @@ async function run(argv: string[]): Promise<number> {
     limits,
     ...(inputSize !== undefined ? { inputSize } : {}),
     ...(values['web-dir'] ? { webDir: values['web-dir'] } : {}),
+    ...(pageTowerMb !== undefined ? { pageTextTowerLimit: Math.round(pageTowerMb * 1024 * 1024) } : {}),
   });
   const info = await app.host.start().catch(async (error: Error) => {
     await app.close();

@@ -28,6 +28,7 @@ import {
   poolPromptTokens,
   type EncodeProgress,
   type PromptRowEncoder,
+  type PromptTextEncoder,
 } from '../text/prompt-embeddings.js';
 import { promptEntries, type PromptEntry } from '../text/prompts.js';
 import { required } from '../util/checked.js';
@@ -380,6 +381,20 @@ export class ApeNetwork extends Module {
     if (texts.length === 0) return;
     this.refreshPromptCache();
     await this.promptCache.prepare(texts, encode, onProgress);
+  }
+
+  /**
+   * preparePrompts, the new texts encoded by `encode` from their text (another process's tower:
+   * the page's server) rather than from their token ids.
+   */
+  async preparePromptTexts(
+    texts: readonly string[],
+    encode: PromptTextEncoder,
+    onProgress?: EncodeProgress,
+  ): Promise<void> {
+    if (texts.length === 0) return;
+    this.refreshPromptCache();
+    await this.promptCache.prepareTexts(texts, encode, onProgress);
   }
 
   /** Whether the text tower's TF.js weights were released (releaseTextTower). */

@@ -13,6 +13,14 @@ import { HttpError, errorBody } from './http-error.js';
 import { pixelBudgetFor, resolveLimits, type ServerLimits } from './limits.js';
 import { ModelHost, type PredictOutcome } from './model-host.js';
 import { parsePredictRequest, type PredictRequest } from './predict-request.js';
+import { parsePromptsRequest } from './prompts-request.js';
+import {
+  DEFAULT_PAGE_TEXT_TOWER_LIMIT,
+  PROMPTS_ROUTE,
+  promptEncodingStatement,
+  textTowerBytes,
+  type PromptEncodingStatement,
+} from './prompt-encoding.js';
 import { readBody } from './read-body.js';
 import { ServedExports } from './onnx-exports.js';
 import { listServableFiles, sendFile } from './static-files.js';
@@ -36,6 +44,12 @@ export interface ApeServerOptions {
   ortWasmDir?: string;
   /** Example images offered on the page (PNG/JPEG files); default: examples/ of this package. */
   examplesDir?: string;
+  /**
+   * The largest text tower the page runs itself (bytes of its weights); a larger one's prompts are
+   * encoded here (`POST /v1/prompts`). Default DEFAULT_PAGE_TEXT_TOWER_LIMIT (512 MiB); 0 sends
+   * every page's prompts here.
+   */
+  pageTextTowerLimit?: number;
 }
 
 /** The model folder's files the page may fetch to run the model in the browser. */
@@ -116,6 +130,9 @@ function ownBytes(data: Uint8Array): Uint8Array {
     : data.slice();
 }
 
+/** A job for the model thread, run in its turn (`signal`: its deadline passed). */
+type ModelTask = (signal: AbortSignal) => Promise<unknown>;
+
 /** One API route: GET also answers HEAD; `file` is the decoded rest of the path for a path ending in '/'. */
 interface Route {
   path: string;
@@ -137,7 +154,7 @@ export interface ApeServer {
 }
 
 /**
- * The HTTP service: `POST /v1/predict`, `GET /v1/health`, `GET /v1/model`, the model's files and
+ * The HTTP service: `POST /v1/predict`, `POST /v1/prompts`, `GET /v1/health`, `GET /v1/model`, the model's files and
  * its ONNX exports (/v1/onnx, see onnx-exports.ts) for the in-browser mode, the wasm binaries of TF.js (/v1/wasm/) and onnxruntime-web (/v1/ort/), and
  * the web page at `/`, cross-origin isolated. node:http only.
  */
@@ -165,6 +182,14 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
     hash ??= filesHash([configPath, join(options.modelDir, WEIGHTS_FILE)]);
     return hash;
   };
+  // Where the page encodes prompts, by the size of the text tower (read from the weights' header once).
+  let encoding: Promise<PromptEncodingStatement> | null = null;
+  const promptEncoding = () => {
+    encoding ??= textTowerBytes(join(options.modelDir, WEIGHTS_FILE)).then((bytes) =>
+      promptEncodingStatement(bytes, options.pageTextTowerLimit ?? DEFAULT_PAGE_TEXT_TOWER_LIMIT),
+    );
+    return encoding;
+  };
   const limits = resolveLimits({
     ...options.limits,
     maxImagePixels: options.limits?.maxImagePixels ?? pixelBudgetFor(inputSize),
@@ -187,7 +212,7 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
    * pixels), off the HTTP thread (sharp), and its pixels are moved, not copied, to the model
    * thread, whose first step shrinks them to the input size: one full-resolution copy at a time.
    */
-  async function runJob(job: PredictRequest, signal: AbortSignal): Promise<PredictOutcome & { decodeMs: number }> {
+  async function runPredict(job: PredictRequest, signal: AbortSignal): Promise<PredictOutcome & { decodeMs: number }> {
     const t0 = performance.now();
     let image: Awaited<ReturnType<typeof decodeImage>>;
     try {
@@ -210,10 +235,14 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
     return { ...outcome, decodeMs };
   }
 
-  const queue = new WorkQueue<PredictRequest, PredictOutcome & { decodeMs: number }>(runJob, {
+  // Predictions and prompt encodings wait in one line: the model thread does one at a time.
+  const queue = new WorkQueue<ModelTask, unknown>((task, signal) => task(signal), {
     capacity: limits.queueSize,
     timeoutMs: limits.requestTimeoutMs,
   });
+  /** `task` in its turn in the queue, its deadline counted from `arrived`. */
+  const inTurn = <T>(task: (signal: AbortSignal) => Promise<T>, arrived: number) =>
+    queue.submit(task, arrived) as Promise<T>;
   const started = Date.now();
   let served = 0;
   /** Requests taken in and not yet answered; shutdown waits for them. */
@@ -235,7 +264,7 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
       throw error;
     }
     const received = performance.now();
-    const outcome = await queue.submit(parsed, arrived);
+    const outcome = await inTurn((signal) => runPredict(parsed, signal), arrived);
     const done = performance.now();
     served++;
     const ms = (v: number) => Math.round(v * 10) / 10;
@@ -253,9 +282,29 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
     });
   }
 
+  /**
+   * `POST /v1/prompts`: the vectors of the texts, for a page that does not hold the text tower
+   * (float32, little-endian, row after row, base64), with the model hash they belong to.
+   */
+  async function encodePrompts(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const arrived = performance.now();
+    const body = await readBody(request, limits.maxRequestBytes);
+    const texts = parsePromptsRequest(body, request.headers['content-type'], limits);
+    const { vectors, dim, encoded } = await inTurn((signal) => host.encodePrompts(texts, signal), arrived);
+    sendJson(response, 200, {
+      model: { name: modelConfig.name, hash: await modelHash() },
+      count: texts.length,
+      dim,
+      encoded,
+      dtype: 'float32',
+      vectors: Buffer.from(vectors.buffer, vectors.byteOffset, vectors.byteLength).toString('base64'),
+    });
+  }
+
   /** The API, in one table: a path ending in '/' serves the files under it (the rest of the path is the file name). */
   const routes: Route[] = [
     { path: '/v1/predict', method: 'POST', handle: predict },
+    { path: PROMPTS_ROUTE, method: 'POST', handle: encodePrompts },
     {
       path: '/v1/health',
       method: 'GET',
@@ -283,6 +332,7 @@ export async function createApeServer(options: ApeServerOptions): Promise<ApeSer
           backend: info.backend,
           inferenceEngine: info.inferenceEngine,
           hash: await modelHash(),
+          promptEncoding: await promptEncoding(),
           files: modelFiles,
           limits,
         });

@@ -8,9 +8,12 @@ import type {
   ExportFolderInfo,
   ExportRequest,
   ModelInfo,
+  PromptVectors,
   WorkerExportJob,
   WorkerPredictJob,
+  WorkerPromptsJob,
   WorkerReply,
+  WorkerRequest,
 } from './worker-protocol.js';
 import { required } from '../util/checked.js';
 
@@ -37,7 +40,14 @@ export interface PredictOutcome {
 }
 
 /** A job's answer from the worker: its result reply, or its error message. */
-type JobReply = Extract<WorkerReply, { type: 'result' } | { type: 'export-ready' } | { type: 'error' }>;
+type JobReply = Extract<
+  WorkerReply,
+  { type: 'result' } | { type: 'export-ready' } | { type: 'vectors' } | { type: 'error' }
+>;
+
+/** A reply of another kind than the job asked for (a bug between the two threads). */
+const unexpected = (reply: JobReply, code: string) =>
+  new HttpError(500, code, `the model thread answered '${reply.type}' to this request`);
 
 interface Pending {
   settle: (reply: JobReply) => void;
@@ -124,39 +134,28 @@ export class ModelHost {
   }
 
   async predict(job: Omit<WorkerPredictJob, 'type' | 'id'>, signal: AbortSignal): Promise<PredictOutcome> {
-    await this.start();
-    if (signal.aborted) throw new HttpError(504, 'timeout', 'the request timed out before it ran');
-    const worker = required(this.worker, 'the model worker');
-    const id = this.nextId++;
-    return new Promise<PredictOutcome>((resolve, reject) => {
-      const onAbort = () => {
-        if (!this.pending.has(id)) return;
-        this.pending.delete(id);
-        reject(new HttpError(504, 'timeout', 'the request timed out while the model was running'));
-        this.restart();
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.pending.set(id, {
-        settle: (reply) => {
-          signal.removeEventListener('abort', onAbort);
-          if (reply.type === 'result') resolve({ json: reply.json, inferenceMs: reply.inferenceMs });
-          else
-            reject(
-              new HttpError(
-                500,
-                'prediction-failed',
-                `the model could not process the request: ${reply.type === 'error' ? reply.message : reply.type}`,
-              ),
-            );
-        },
-        reject: (error) => {
-          signal.removeEventListener('abort', onAbort);
-          reject(error);
-        },
-      });
-      const message: WorkerPredictJob = { type: 'predict', id, ...job };
-      worker.postMessage(message, [message.image.data.buffer as ArrayBuffer]);
-    });
+    const reply = await this.call(
+      (id): WorkerPredictJob => ({ type: 'predict', id, ...job }),
+      { code: 'prediction-failed', what: 'the model could not process the request' },
+      signal,
+      [job.image.data.buffer as ArrayBuffer],
+    );
+    if (reply.type !== 'result') throw unexpected(reply, 'prediction-failed');
+    return { json: reply.json, inferenceMs: reply.inferenceMs };
+  }
+
+  /**
+   * The vectors of prompt texts (`POST /v1/prompts`), from the model's prompt cache and its store,
+   * those neither holds encoded now on the server's engine.
+   */
+  async encodePrompts(texts: string[], signal: AbortSignal): Promise<PromptVectors> {
+    const reply = await this.call(
+      (id): WorkerPromptsJob => ({ type: 'prompts', id, texts }),
+      { code: 'prompts-failed', what: 'the prompts could not be encoded' },
+      signal,
+    );
+    if (reply.type !== 'vectors') throw unexpected(reply, 'prompts-failed');
+    return { vectors: reply.vectors, dim: reply.dim, encoded: reply.encoded };
   }
 
   /**
@@ -165,26 +164,50 @@ export class ModelHost {
    * about half a minute for the released ones at 1024).
    */
   async exportFolder(request: ExportRequest): Promise<ExportFolderInfo> {
+    const reply = await this.call(
+      (id): WorkerExportJob => ({ type: 'export', id, export: request }),
+      { code: 'export-failed', what: 'the model could not be exported to ONNX' },
+      null,
+    );
+    if (reply.type !== 'export-ready') throw unexpected(reply, 'export-failed');
+    return reply.folder;
+  }
+
+  /**
+   * Posts `message(id)` to the model thread and resolves with its answer; the thread's error is a
+   * 500 `failed.code` saying `failed.what`. Past `signal` (a request's deadline) the run is stopped
+   * for real: 504, and the worker is restarted.
+   */
+  private async call(
+    message: (id: number) => WorkerRequest,
+    failed: { code: string; what: string },
+    signal: AbortSignal | null,
+    transfer: ArrayBuffer[] = [],
+  ): Promise<JobReply> {
     await this.start();
+    if (signal?.aborted) throw new HttpError(504, 'timeout', 'the request timed out before it ran');
     const worker = required(this.worker, 'the model worker');
     const id = this.nextId++;
-    return new Promise<ExportFolderInfo>((resolve, reject) => {
+    return new Promise<JobReply>((resolve, reject) => {
+      const onAbort = () => {
+        if (!this.pending.has(id)) return;
+        this.pending.delete(id);
+        reject(new HttpError(504, 'timeout', 'the request timed out while the model was running'));
+        this.restart();
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.pending.set(id, {
         settle: (reply) => {
-          if (reply.type === 'export-ready') resolve(reply.folder);
-          else
-            reject(
-              new HttpError(
-                500,
-                'export-failed',
-                `the model could not be exported to ONNX: ${reply.type === 'error' ? reply.message : reply.type}`,
-              ),
-            );
+          signal?.removeEventListener('abort', onAbort);
+          if (reply.type === 'error') reject(new HttpError(500, failed.code, `${failed.what}: ${reply.message}`));
+          else resolve(reply);
         },
-        reject,
+        reject: (error) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(error);
+        },
       });
-      const message: WorkerExportJob = { type: 'export', id, export: request };
-      worker.postMessage(message);
+      worker.postMessage(message(id), transfer);
     });
   }
 

@@ -4,6 +4,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { initEngine, tf } from '../engine/engine.js';
+import { readValues } from '../engine/read-values.js';
 import { DEFAULT_ENGINE, loadModel, ortEngineFor } from '../inference/model-files.js';
 import type { OrtEngine } from '../onnx/ort-engine.js';
 import { DEFAULT_SEMANTIC_THRESHOLD } from '../inference/semantic-confidence.js';
@@ -23,6 +24,7 @@ import type {
   ExportRequest,
   WorkerExportJob,
   WorkerPredictJob,
+  WorkerPromptsJob,
   WorkerReply,
   WorkerRequest,
 } from './worker-protocol.js';
@@ -125,6 +127,20 @@ async function preparePrompts(model: ApeModel, texts: string[]): Promise<void> {
   prepared.set('', texts, true);
 }
 
+/** The vectors of a prompts job's texts, from the prompt cache and its store, the new ones encoded on the server's engine. */
+async function encodeTexts(model: ApeModel, job: WorkerPromptsJob): Promise<void> {
+  try {
+    const before = model.promptCache.stats().encoded;
+    await preparePrompts(model, job.texts);
+    const vectors = readValues(() => model.encodePrompts(job.texts));
+    const encoded = model.promptCache.stats().encoded - before;
+    const dim = model.config.text.encoder.embedDim;
+    reply({ type: 'vectors', id: job.id, vectors, dim, encoded, memory: memory() });
+  } catch (error) {
+    replyError(job.id, error);
+  }
+}
+
 async function answer(model: ApeModel, job: WorkerPredictJob): Promise<void> {
   const t0 = performance.now();
   try {
@@ -151,6 +167,12 @@ if (loaded) {
   // One job at a time, in arrival order, also when a job awaits its engine.
   let chain = Promise.resolve();
   port.on('message', (job: WorkerRequest) => {
-    chain = chain.then(() => (job.type === 'export' ? exportFolder(loaded.ort, job) : answer(loaded.model, job)));
+    chain = chain.then(() =>
+      job.type === 'export'
+        ? exportFolder(loaded.ort, job)
+        : job.type === 'prompts'
+          ? encodeTexts(loaded.model, job)
+          : answer(loaded.model, job),
+    );
   });
 }

@@ -44,18 +44,21 @@ export function checkPrompts(vocabulary: string[], sentences: string[], limits: 
     throw unprocessable('no-prompts', 'give at least one prompt: vocabulary (category names), sentences, or prompt');
   if (total > limits.maxPrompts)
     throw unprocessable('too-many-prompts', `${total} prompts, more than the limit of ${limits.maxPrompts}`);
-  const check = (list: string[], field: string) =>
-    list.forEach((text, i) => {
-      const length = codePointCount(text);
-      if (length > limits.maxPromptLength) {
-        throw unprocessable(
-          'prompt-too-long',
-          `${field}[${i}] is ${length} characters, more than the limit of ${limits.maxPromptLength}`,
-        );
-      }
-    });
-  check(vocabulary, 'vocabulary');
-  check(sentences, 'sentences');
+  checkPromptLengths(vocabulary, 'vocabulary', limits);
+  checkPromptLengths(sentences, 'sentences', limits);
+}
+
+/** Refuses (422) the first text of `list` longer than the limit, naming it as `field[i]`. */
+export function checkPromptLengths(list: readonly string[], field: string, limits: ServerLimits): void {
+  list.forEach((text, i) => {
+    const length = codePointCount(text);
+    if (length > limits.maxPromptLength) {
+      throw unprocessable(
+        'prompt-too-long',
+        `${field}[${i}] is ${length} characters, more than the limit of ${limits.maxPromptLength}`,
+      );
+    }
+  });
 }
 
 function withPromptString(vocabulary: string[], sentences: string[], prompt: string | undefined): void {
@@ -154,7 +157,8 @@ export function isBase64(text: string): boolean {
   return !NOT_WHITESPACE.test(text.slice(rest));
 }
 
-function fromJson(body: Buffer, limits: ServerLimits): PredictRequest {
+/** A JSON request body that must be an object (400 `bad-json` otherwise). */
+export function parseJsonObject(body: Buffer): Record<string, unknown> {
   let value: unknown;
   try {
     value = JSON.parse(body.toString('utf8'));
@@ -163,7 +167,11 @@ function fromJson(body: Buffer, limits: ServerLimits): PredictRequest {
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     throw new HttpError(400, 'bad-json', 'the body must be a JSON object');
-  const o = value as Record<string, unknown>;
+  return value as Record<string, unknown>;
+}
+
+function fromJson(body: Buffer, limits: ServerLimits): PredictRequest {
+  const o = parseJsonObject(body);
   for (const key of Object.keys(o)) {
     if (!FORM_FIELDS.has(key))
       throw new HttpError(

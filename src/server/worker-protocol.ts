@@ -13,6 +13,22 @@ export interface WorkerPredictJob {
   semanticThreshold?: number;
 }
 
+/** The vectors of prompt texts, for a page that does not hold the text tower (`POST /v1/prompts`). */
+export interface WorkerPromptsJob {
+  type: 'prompts';
+  id: number;
+  texts: string[];
+}
+
+/** A prompts job's answer: one vector per text, row after row. */
+export interface PromptVectors {
+  /** [texts, dim] row-major. */
+  vectors: Float32Array;
+  dim: number;
+  /** How many of the texts the text tower encoded now (the others came from the prompt cache or its store). */
+  encoded: number;
+}
+
 /** Which export the page asks for: the network's of one shape (`GET /v1/onnx/export`), or the text tower's (`GET /v1/onnx/text`). */
 export type ExportRequest = { kind: 'network'; shape: ExportShape } | { kind: 'text' };
 
@@ -51,7 +67,7 @@ export interface ModelInfo {
   loadMs: number;
 }
 
-export type WorkerRequest = WorkerPredictJob | WorkerExportJob;
+export type WorkerRequest = WorkerPredictJob | WorkerExportJob | WorkerPromptsJob;
 
 export type WorkerReply =
   | { type: 'ready'; info: ModelInfo; memory: EngineMemory }
@@ -60,4 +76,5 @@ export type WorkerReply =
   | { type: 'note'; line: string }
   | { type: 'result'; id: number; json: PredictionJson; inferenceMs: number; memory: EngineMemory }
   | { type: 'error'; id: number; message: string; memory: EngineMemory }
-  | { type: 'export-ready'; id: number; folder: ExportFolderInfo; memory: EngineMemory };
+  | { type: 'export-ready'; id: number; folder: ExportFolderInfo; memory: EngineMemory }
+  | ({ type: 'vectors'; id: number; memory: EngineMemory } & PromptVectors);

@@ -32,6 +32,15 @@ export type PromptRowEncoder = (
   onProgress?: (done: number) => void,
 ) => Promise<Float32Array[]>;
 
+/**
+ * Encodes prompt texts to one vector each where no text tower is at hand: another process that
+ * holds it (the page asks its server, src/browser/server-prompts.ts).
+ */
+export type PromptTextEncoder = (
+  texts: readonly string[],
+  onProgress?: (done: number) => void,
+) => Promise<Float32Array[]>;
+
 /** Progress of an encoding: prompts encoded so far of those that were new (`total`), after each batch. */
 export type EncodeProgress = (done: number, total: number) => void;
 
@@ -116,14 +125,20 @@ export class PromptEmbeddingCache {
    * of the TF.js tower. `sentences` then serves them without encoding, unless more texts than the
    * memory holds (maxEntries) pushed some out again.
    */
-  async prepare(texts: readonly string[], encode: PromptRowEncoder, onProgress?: EncodeProgress): Promise<void> {
+  prepare(texts: readonly string[], encode: PromptRowEncoder, onProgress?: EncodeProgress): Promise<void> {
+    return this.prepareTexts(
+      texts,
+      (missing, progress) => encode(this.tokenizer.tokenize(missing), progress),
+      onProgress,
+    );
+  }
+
+  /** prepare, with `encode` given the missing texts themselves rather than their token ids. */
+  async prepareTexts(texts: readonly string[], encode: PromptTextEncoder, onProgress?: EncodeProgress): Promise<void> {
     const missing = this.lookUp(this.sentenceCache, texts, this.store);
     if (missing.length === 0) return;
     onProgress?.(0, missing.length);
-    const values = await encode(
-      this.tokenizer.tokenize(missing),
-      onProgress && ((done) => onProgress(done, missing.length)),
-    );
+    const values = await encode(missing, onProgress && ((done) => onProgress(done, missing.length)));
     if (values.length !== missing.length)
       throw new Error(`PromptEmbeddingCache: the encoder gave ${values.length} vectors for ${missing.length} texts`);
     const fresh = new Map<string, Float32Array>();

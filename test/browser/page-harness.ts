@@ -8,9 +8,10 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type Page, type Route } from 'playwright-core';
 import type { PredictionJson } from '../../src/inference/prediction-json.js';
-import { createApeServer, type ApeServer } from '../../src/server/app.js';
+import type { SafetensorsHeader } from '../../src/io/safetensors.js';
+import { createApeServer, type ApeServer, type ApeServerOptions } from '../../src/server/app.js';
 
 export const root = fileURLToPath(new URL('../..', import.meta.url));
 const CHROMIUM = process.env.APE_CHROMIUM ?? '/usr/bin/chromium';
@@ -43,13 +44,16 @@ export interface ServedPage {
   close(): Promise<void>;
 }
 
-/** Builds the page into a temporary folder and serves it with `modelDir` on a free port. */
-export async function servePage(modelDir: string): Promise<ServedPage> {
+/** Builds the page into a temporary folder and serves it with `modelDir` on a free port (`options`: the server's, beside these). */
+export async function servePage(
+  modelDir: string,
+  options: Omit<ApeServerOptions, 'modelDir' | 'webDir' | 'engine'> = {},
+): Promise<ServedPage> {
   const webDir = await mkdtemp(join(tmpdir(), 'ape-web-'));
   const build = spawnSync(process.execPath, ['scripts/build-web.mjs', webDir], { cwd: root, encoding: 'utf8' });
   assert.equal(build.status, 0, build.stderr);
   // The server's model on TF.js, as the page's TF.js mode runs it: the two are compared exactly.
-  const app = await createApeServer({ modelDir, webDir, engine: 'tfjs' });
+  const app = await createApeServer({ ...options, modelDir, webDir, engine: 'tfjs' });
   await app.host.start();
   const { url } = await app.listen(0);
   return {
@@ -61,6 +65,23 @@ export async function servePage(modelDir: string): Promise<ServedPage> {
       await rm(webDir, { recursive: true, force: true });
     },
   };
+}
+
+/** The server's prediction (POST /v1/predict) on scene-2.png with `prompts`, threshold 0 and semantic threshold 0. */
+export async function serverPrediction(
+  url: string,
+  prompts: { vocabulary: string[]; sentences: string[] },
+): Promise<PredictionJson> {
+  const scene = await readFile(join(root, 'examples', 'scene-2.png'));
+  const form = new FormData();
+  form.append('image', new Blob([new Uint8Array(scene)]), 'scene-2.png');
+  form.append('vocabulary', prompts.vocabulary.join(','));
+  form.append('sentences', prompts.sentences.join('\n'));
+  form.append('threshold', '0');
+  form.append('semanticThreshold', '0');
+  const answer = await fetch(new URL('v1/predict', url), { method: 'POST', body: form });
+  assert.equal(answer.status, 200, await answer.clone().text());
+  return (await answer.json()) as PredictionJson;
 }
 
 /** Waits until the page's state is one of `names` and returns it. */
@@ -127,4 +148,120 @@ export async function buildTestBundle(webDir: string, entry: string): Promise<st
   const out = Object.entries(result.metafile.outputs).find(([, o]) => o.entryPoint);
   assert.ok(out, `no bundle for ${entry}`);
   return `/${out[0].split('/').pop()}`;
+}
+
+export interface PageRun {
+  json: PredictionJson;
+  timing: string;
+  /** The page's status line after the run (what ran it, where prompts were encoded). */
+  status: string;
+  warnings: string | null;
+  /** Every text the message line showed (progress of downloads among them). */
+  messages: string[];
+  /** Every answer the page got: its path, method, status and the byte range asked for. */
+  responses: { path: string; method: string; status: number; range: string | undefined }[];
+  errors: string[];
+}
+
+export interface Intercept {
+  url: string | RegExp;
+  handle: (route: Route) => Promise<void>;
+}
+
+/**
+ * Runs scene-2.png with `prompts` (threshold 0) in the page's in-browser mode (onnxruntime-web),
+ * in a fresh page of `browser` at `url`; `intercepts` see the page's requests first.
+ */
+export async function runInBrowserMode(
+  browser: Browser,
+  url: string,
+  prompts: { vocabulary: string[]; sentences: string[] },
+  ...intercepts: Intercept[]
+): Promise<PageRun> {
+  const page: Page = await browser.newPage();
+  const errors: string[] = [];
+  const responses: PageRun['responses'] = [];
+  page.on('pageerror', (error) => errors.push(error.message));
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  page.on('response', (r) =>
+    responses.push({
+      path: new URL(r.url()).pathname,
+      method: r.request().method(),
+      status: r.status(),
+      range: r.request().headers().range,
+    }),
+  );
+  await page.addInitScript(() => {
+    const log: string[] = [];
+    (window as unknown as { messages: string[] }).messages = log;
+    document.addEventListener('DOMContentLoaded', () => {
+      const line = document.getElementById('message')!;
+      new MutationObserver(() => log.push(line.textContent ?? '')).observe(line, {
+        childList: true,
+        characterData: true,
+        subtree: true,
+      });
+    });
+  });
+  for (const { url: pattern, handle } of intercepts) await page.route(pattern, handle);
+  try {
+    await page.goto(url);
+    await waitForState(page, ['idle']);
+    await page.click('#examples button[data-example="scene-2.png"]');
+    await page.waitForFunction(() => document.body.dataset.image === 'scene-2.png');
+    await page.fill('#vocabulary', prompts.vocabulary.join(', '));
+    await page.fill('#sentences', prompts.sentences.join('\n'));
+    await page.fill('#score', '0');
+    await page.dispatchEvent('#score', 'input');
+    await page.fill('#semantic-threshold', '0');
+    await page.dispatchEvent('#semantic-threshold', 'input');
+    await page.click('label:has(input[value="browser"])');
+    await page.waitForFunction(
+      () => /in this browser/.test(document.getElementById('model-status')?.textContent ?? ''),
+      null,
+      { timeout: 120_000 },
+    );
+    await page.click('#run');
+    assert.equal(await waitForState(page, ['done', 'error'], 180_000), 'done', (await page.textContent('#message'))!);
+    return {
+      json: await downloadedJson(page),
+      timing: (await page.textContent('#timing'))!,
+      status: (await page.textContent('#model-status'))!,
+      warnings: (await page.isVisible('#warnings')) ? await page.textContent('#warnings') : null,
+      messages: await page.evaluate(() => (window as unknown as { messages: string[] }).messages),
+      responses,
+      errors,
+    };
+  } finally {
+    await page.close();
+  }
+}
+
+export const weightResponses = (run: { responses: PageRun['responses'] }) =>
+  run.responses.filter((r) => r.path === '/v1/model/files/model.safetensors');
+
+/** The byte range a request asked for ([start, end], both included), or null for the whole file. */
+export function askedRange(r: PageRun['responses'][number]): [number, number] | null {
+  if (!r.range) return null;
+  const [, start, end] = /^bytes=(\d+)-(\d+)$/.exec(r.range)!;
+  return [Number(start), Number(end)];
+}
+
+/** The weights' tensors whose bytes any of `responses` asked for, and the bytes asked for in all. */
+export function tensorsFetched(
+  header: SafetensorsHeader,
+  responses: PageRun['responses'],
+): { names: Set<string>; bytes: number } {
+  const names = new Set<string>();
+  let bytes = 0;
+  for (const r of responses) {
+    const range = askedRange(r);
+    assert.ok(range && r.status === 206, `a range of the weights, answered 206: ${JSON.stringify(r)}`);
+    bytes += range[1] - range[0] + 1;
+    for (const t of header.tensors)
+      if (range[0] < header.dataStart + t.end && header.dataStart + t.begin <= range[1]) names.add(t.name);
+  }
+  return { names, bytes };
 }

@@ -202,7 +202,7 @@ test("in-browser mode on onnxruntime-web: the server's exports of the graphs and
   const status = (await page.textContent('#model-status'))!;
   assert.equal(
     status,
-    `model test-tiny · in this browser (onnxruntime-web 1.30.0, ${webgpu ? 'webgpu' : 'wasm'}, ${threads} thread${threads === 1 ? '' : 's'})`,
+    `model test-tiny · in this browser (onnxruntime-web 1.30.0, ${webgpu ? 'webgpu' : 'wasm'}, ${threads} thread${threads === 1 ? '' : 's'}) · prompts encoded in this browser`,
   );
   // The page holds the model's classifier only: its weights were read by ranges, never whole.
   const weights = responses.filter((r) => r.url.endsWith('/v1/model/files/model.safetensors'));
@@ -253,7 +253,11 @@ test("in-browser mode on onnxruntime-web: the server's exports of the graphs and
 
 test('in-browser mode on TF.js: the same model runs inside the page and finds the same objects', async () => {
   await page.selectOption('#browser-engine', 'tfjs');
-  await page.waitForFunction(() => /\(TF\.js wasm\)$/.test(document.getElementById('model-status')?.textContent ?? ''));
+  await page.waitForFunction(() =>
+    /\(TF\.js wasm\) · prompts encoded in this browser$/.test(
+      document.getElementById('model-status')?.textContent ?? '',
+    ),
+  );
   await waitForState(['idle']);
   await page.click('#run');
   assert.equal(await waitForState(['done', 'error']), 'done', (await page.textContent('#message'))!);
@@ -363,7 +367,10 @@ test('not cross-origin isolated (the isolation headers stripped on the way): onn
       null,
       { timeout: 60_000 },
     );
-    assert.match((await plain.textContent('#model-status'))!, /\(onnxruntime-web 1\.30\.0, wasm, 1 thread\)$/);
+    assert.match(
+      (await plain.textContent('#model-status'))!,
+      /\(onnxruntime-web 1\.30\.0, wasm, 1 thread\) · prompts encoded in this browser$/,
+    );
     await plain.click('#run');
     assert.equal(
       await waitForStateOf(plain, ['done', 'error'], 120_000),

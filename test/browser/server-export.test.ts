@@ -2,7 +2,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Browser, Page, Route } from 'playwright-core';
+import type { Browser, Route } from 'playwright-core';
 import { initEngine, tf } from '../../src/engine/engine.js';
 import { loadModel } from '../../src/inference/model-files.js';
 import type { PredictionJson } from '../../src/inference/prediction-json.js';
@@ -17,12 +17,17 @@ import { makeTestModelDir } from '../server/test-model.js';
 import {
   assertSameResults,
   buildTestBundle,
-  downloadedJson,
+  type Intercept,
   launchChromium,
+  askedRange,
+  tensorsFetched,
+  weightResponses,
+  type PageRun,
   root,
+  runInBrowserMode,
+  serverPrediction,
   servePage,
   type ServedPage,
-  waitForState,
 } from './page-harness.js';
 
 /**
@@ -68,16 +73,7 @@ before(async () => {
   textKey = textExportKey(textExportShape(16));
   textManifest = (await (await fetch(new URL('v1/onnx/text', served.url))).json()) as TextExportManifest;
   vectorsBundle = await buildTestBundle(served.webDir, join(root, 'test/browser/fixtures/prompt-vectors.ts'));
-  const scene = await readFile(join(root, 'examples', 'scene-2.png'));
-  const form = new FormData();
-  form.append('image', new Blob([new Uint8Array(scene)]), 'scene-2.png');
-  form.append('vocabulary', PROMPTS.vocabulary.join(','));
-  form.append('sentences', PROMPTS.sentences.join('\n'));
-  form.append('threshold', '0');
-  form.append('semanticThreshold', '0');
-  const answer = await fetch(new URL('v1/predict', served.url), { method: 'POST', body: form });
-  assert.equal(answer.status, 200);
-  serverJson = (await answer.json()) as PredictionJson;
+  serverJson = await serverPrediction(served.url, PROMPTS);
   await initEngine({ backend: 'wasm' });
   // One export serves every aspect ratio: the shape is the input size and the sentence bucket.
   shape = { size: 128, vocabulary: 0, sentences: 1 };
@@ -89,101 +85,8 @@ after(async () => {
   await model?.remove();
 });
 
-interface PageRun {
-  json: PredictionJson;
-  timing: string;
-  warnings: string | null;
-  /** Every text the message line showed (progress of downloads among them). */
-  messages: string[];
-  responses: { path: string; status: number; range: string | undefined }[];
-  errors: string[];
-}
-
-interface Intercept {
-  url: string | RegExp;
-  handle: (route: Route) => Promise<void>;
-}
-
 /** Runs scene-2.png with PROMPTS in the page's in-browser mode (onnxruntime-web), in a fresh page; `intercepts` see the page's requests first. */
-async function runInPage(...intercepts: Intercept[]): Promise<PageRun> {
-  const page: Page = await browser.newPage();
-  const errors: string[] = [];
-  const responses: PageRun['responses'] = [];
-  page.on('pageerror', (error) => errors.push(error.message));
-  page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(m.text());
-  });
-  page.on('response', (r) =>
-    responses.push({ path: new URL(r.url()).pathname, status: r.status(), range: r.request().headers().range }),
-  );
-  await page.addInitScript(() => {
-    const log: string[] = [];
-    (window as unknown as { messages: string[] }).messages = log;
-    document.addEventListener('DOMContentLoaded', () => {
-      const line = document.getElementById('message')!;
-      new MutationObserver(() => log.push(line.textContent ?? '')).observe(line, {
-        childList: true,
-        characterData: true,
-        subtree: true,
-      });
-    });
-  });
-  for (const { url, handle } of intercepts) await page.route(url, handle);
-  try {
-    await page.goto(served.url);
-    await waitForState(page, ['idle']);
-    await page.click('#examples button[data-example="scene-2.png"]');
-    await page.waitForFunction(() => document.body.dataset.image === 'scene-2.png');
-    await page.fill('#vocabulary', PROMPTS.vocabulary.join(', '));
-    await page.fill('#sentences', PROMPTS.sentences.join('\n'));
-    await page.fill('#score', '0');
-    await page.dispatchEvent('#score', 'input');
-    await page.fill('#semantic-threshold', '0');
-    await page.dispatchEvent('#semantic-threshold', 'input');
-    await page.click('label:has(input[value="browser"])');
-    await page.waitForFunction(
-      () => /in this browser/.test(document.getElementById('model-status')?.textContent ?? ''),
-      null,
-      { timeout: 120_000 },
-    );
-    await page.click('#run');
-    assert.equal(await waitForState(page, ['done', 'error'], 180_000), 'done', (await page.textContent('#message'))!);
-    return {
-      json: await downloadedJson(page),
-      timing: (await page.textContent('#timing'))!,
-      warnings: (await page.isVisible('#warnings')) ? await page.textContent('#warnings') : null,
-      messages: await page.evaluate(() => (window as unknown as { messages: string[] }).messages),
-      responses,
-      errors,
-    };
-  } finally {
-    await page.close();
-  }
-}
-
-const weightResponses = (run: { responses: PageRun['responses'] }) =>
-  run.responses.filter((r) => r.path === '/v1/model/files/model.safetensors');
-
-/** The byte range a request asked for ([start, end], both included), or null for the whole file. */
-function askedRange(r: PageRun['responses'][number]): [number, number] | null {
-  if (!r.range) return null;
-  const [, start, end] = /^bytes=(\d+)-(\d+)$/.exec(r.range)!;
-  return [Number(start), Number(end)];
-}
-
-/** The weights' tensors whose bytes any of `responses` asked for, and the bytes asked for in all. */
-function tensorsFetched(responses: PageRun['responses']): { names: Set<string>; bytes: number } {
-  const names = new Set<string>();
-  let bytes = 0;
-  for (const r of responses) {
-    const range = askedRange(r);
-    assert.ok(range && r.status === 206, `a range of the weights, answered 206: ${JSON.stringify(r)}`);
-    bytes += range[1] - range[0] + 1;
-    for (const t of header.tensors)
-      if (range[0] < header.dataStart + t.end && header.dataStart + t.begin <= range[1]) names.add(t.name);
-  }
-  return { names, bytes };
-}
+const runInPage = (...intercepts: Intercept[]) => runInBrowserMode(browser, served.url, PROMPTS, ...intercepts);
 
 const tensorBytes = (which: (name: string) => boolean) =>
   header.tensors.filter((t) => which(t.name)).reduce((a, t) => a + t.end - t.begin, 0);
@@ -214,7 +117,7 @@ test("the page loads the model's last classifier only (by ranges), encodes promp
     ],
   );
   // Only ranges of the weights: the header, then the classifier's tensors; none of the text tower's.
-  const fetched = tensorsFetched(weightResponses(run));
+  const fetched = tensorsFetched(header, weightResponses(run));
   assert.deepEqual([...fetched.names], header.tensors.map((t) => t.name).filter(isClassifier));
   assert.equal(fetched.bytes, 8 + header.dataStart + tensorBytes(isClassifier));
   const loaded = run.messages.find((m) => m.startsWith('model loaded in'));
@@ -249,7 +152,12 @@ test("the page's prompt vectors from the server's text export equal Node's (ONNX
   const page = await browser.newPage();
   const responses: PageRun['responses'] = [];
   page.on('response', (r) =>
-    responses.push({ path: new URL(r.url()).pathname, status: r.status(), range: r.request().headers().range }),
+    responses.push({
+      path: new URL(r.url()).pathname,
+      method: r.request().method(),
+      status: r.status(),
+      range: r.request().headers().range,
+    }),
   );
   let inPage: { vectors: number[][]; weights: { parts: string }; notes: string | null };
   try {
@@ -266,7 +174,7 @@ test("the page's prompt vectors from the server's text export equal Node's (ONNX
   }
   assert.equal(inPage.weights.parts, 'classifier');
   assert.equal(inPage.notes, null);
-  const fetched = tensorsFetched(weightResponses({ responses }));
+  const fetched = tensorsFetched(header, weightResponses({ responses }));
   assert.ok(![...fetched.names].some(isTower), [...fetched.names].join(', '));
   assert.equal(fetched.bytes, 8 + header.dataStart + tensorBytes(isClassifier));
   for (const path of textFilePaths())
@@ -318,7 +226,7 @@ test("a text export whose weights file was altered on the way is refused, saying
     ),
   );
   // The prompt side: the tower and the classifier, by ranges.
-  const fetched = tensorsFetched(weightResponses(run));
+  const fetched = tensorsFetched(header, weightResponses(run));
   assert.equal(fetched.bytes, 8 + header.dataStart + tensorBytes((n) => isTower(n) || isClassifier(n)));
   assertSameResults(run.json, serverJson, "the page's own text graphs after the refusal vs the server");
   assert.deepEqual(run.errors, []);
@@ -335,7 +243,7 @@ test('a text graph that onnxruntime-web cannot open (right size, other bytes) is
     /^the server's ONNX text export was refused by onnxruntime-web \(.+\); the text graphs were made in this page from the whole model instead$/,
   );
   // The classifier at load, then the whole file for the text graphs: every tensor, by ranges only.
-  const fetched = tensorsFetched(weightResponses(run));
+  const fetched = tensorsFetched(header, weightResponses(run));
   assert.equal(fetched.names.size, header.tensors.length);
   assert.equal(fetched.bytes, 2 * (8 + header.dataStart) + tensorBytes(isClassifier) + weightsBytes - header.dataStart);
   assert.match(run.timing, /: download \d+ ms, /, "the network still runs the server's export");
@@ -360,7 +268,7 @@ test('a manifest that names other weights is refused with a note saying why, and
   assert.match(run.timing, /: export \d+ ms, sessions \d+ ms, network \d+ ms, inference \d+ ms$/);
   assert.ok(!run.responses.some((r) => r.path.includes('/segment-')), 'no segment of the refused export is downloaded');
   // Making graphs takes the whole model: every tensor, by ranges (after the classifier's), never the file in one piece.
-  const fetched = tensorsFetched(weightResponses(run));
+  const fetched = tensorsFetched(header, weightResponses(run));
   assert.equal(fetched.names.size, header.tensors.length);
   assert.equal(fetched.bytes, 2 * (8 + header.dataStart) + tensorBytes(isClassifier) + weightsBytes - header.dataStart);
   assertSameResults(run.json, serverJson, "the page's own graphs after the refusal vs the server");
@@ -425,7 +333,7 @@ test('a static page (no /v1/onnx): the whole model is loaded tensor by tensor fr
     at = end + 1;
   }
   assert.equal(at, weightsBytes);
-  assert.equal(tensorsFetched(weights).names.size, header.tensors.length);
+  assert.equal(tensorsFetched(header, weights).names.size, header.tensors.length);
   assert.ok(
     run.messages.some((m) =>
       new RegExp(`model loaded in \\d+ ms \\(${(weightsBytes / 1e6).toFixed(1)} MB of weights\\)$`).test(m),

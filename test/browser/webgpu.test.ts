@@ -63,7 +63,10 @@ test('in-browser mode with a WebGPU adapter runs onnxruntime-web on WebGPU and f
     null,
     { timeout: 60_000 },
   );
-  assert.match((await page.textContent('#model-status'))!, /\(onnxruntime-web 1\.30\.0, webgpu, \d threads?\)$/);
+  assert.match(
+    (await page.textContent('#model-status'))!,
+    /\(onnxruntime-web 1\.30\.0, webgpu, \d threads?\) · prompts encoded in this browser$/,
+  );
   await page.click('#run');
   assert.equal(await waitForState(page, ['done', 'error'], 300_000), 'done', (await page.textContent('#message'))!);
   // Still WebGPU after the sessions were made (a failure there would have fallen back to wasm).

@@ -71,6 +71,8 @@ before(async () => {
     '5',
     '--max-prompt-length',
     '60',
+    '--page-text-tower-mb',
+    '0',
   ]);
 });
 
@@ -98,6 +100,26 @@ describe('ape serve API', () => {
       ['config.json', 'model.safetensors', 'tokenizer.json'],
     );
     assert.equal(info.body.limits.maxPrompts, 5);
+    // --page-text-tower-mb 0: every page's prompts are encoded here.
+    assert.equal(info.body.promptEncoding.pageLimitBytes, 0);
+    assert.equal(info.body.promptEncoding.encodeIn, 'server');
+  });
+
+  test('POST /v1/prompts on the ort engine: the vectors of the texts, encoded by the text export once', async () => {
+    const ask = () =>
+      fetch(new URL('/v1/prompts', server.url), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ texts: ['a red circle', 'sand'] }),
+      }).then(async (r) => ({ status: r.status, body: await r.json() }));
+    const first = await ask();
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    assert.equal(first.body.count, 2);
+    assert.equal(first.body.encoded, 2);
+    assert.equal(Buffer.from(first.body.vectors, 'base64').length, 2 * first.body.dim * 4);
+    const again = await ask();
+    assert.equal(again.body.encoded, 0);
+    assert.equal(again.body.vectors, first.body.vectors);
   });
 
   test('model files and wasm binaries for the in-browser mode; nothing outside them', async () => {

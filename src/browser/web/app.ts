@@ -2,7 +2,8 @@
  * The web page: pick an image, type category names and sentences, see masks, boxes, labels and
  * the semantic map drawn by the same viz code the CLI uses. The model runs on the server
  * (POST /v1/predict) or, switched, inside the page (loaded on first use): the network on
- * onnxruntime-web (WebGPU or wasm) or on TF.js wasm, the prompts on TF.js.
+ * onnxruntime-web (WebGPU or wasm) or on TF.js wasm, the prompts on the same engine, or by the
+ * server where its text tower is too large for the page.
  */
 import type { RgbImage } from '../../io/image-types.js';
 import { decodeImage, toImageData } from '../../io/image-browser.js';
@@ -304,6 +305,7 @@ function browserModel(): Promise<InBrowserModel> {
         ortWasmPaths: new URL('v1/ort/', location.href).href,
         filesUrl: new URL('v1/model/files/', location.href).href,
         onnxUrl: new URL('v1/onnx/', location.href).href,
+        modelUrl: new URL('v1/model', location.href).href,
         onProgress: (file, loaded, total) =>
           message(
             `downloading ${file}: ${(loaded / 1e6).toFixed(1)}${total ? ` of ${(total / 1e6).toFixed(1)}` : ''} MB`,
@@ -323,13 +325,15 @@ function browserModel(): Promise<InBrowserModel> {
 /** What the page loaded, in words: all of the model, or its classifier or prompt side beside the server's graphs. */
 function loadedMessage(model: InBrowserModel): string {
   const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
-  const { parts, bytes, fileBytes } = model.weights;
+  const { parts, bytes, fileBytes, prompts } = model.weights;
   const what =
-    parts === 'classifier'
-      ? `its classifier: ${mb(bytes)} of ${mb(fileBytes)} MB of weights; the network and the text tower run the server's ONNX graphs`
-      : parts === 'prompts'
-        ? `its prompt side: ${mb(bytes)} of ${mb(fileBytes)} MB of weights; the network runs the server's ONNX graphs`
-        : `${mb(fileBytes)} MB of weights`;
+    prompts.on === 'server'
+      ? `its classifier: ${mb(bytes)} of ${mb(fileBytes)} MB of weights; the network runs the server's ONNX graphs; the server encodes the prompts (its text tower, ${mb(prompts.textTowerBytes)} MB, is too large for this page)`
+      : parts === 'classifier'
+        ? `its classifier: ${mb(bytes)} of ${mb(fileBytes)} MB of weights; the network and the text tower run the server's ONNX graphs`
+        : parts === 'prompts'
+          ? `its prompt side: ${mb(bytes)} of ${mb(fileBytes)} MB of weights; the network runs the server's ONNX graphs`
+          : `${mb(fileBytes)} MB of weights`;
   return `model loaded in ${Math.round(model.loadMs)} ms (${what})${model.loadNote ? `; ${model.loadNote}` : ''}`;
 }
 
@@ -339,7 +343,8 @@ async function showBrowserEngine(): Promise<void> {
   const engine = state.engine;
   const description = await model.describe(engine);
   if (state.mode === 'browser' && state.engine === engine) {
-    $('model-status').textContent = `model ${model.name} · in this browser (${description})`;
+    $('model-status').textContent =
+      `model ${model.name} · in this browser (${description}) · ${model.promptsEncodedBy}`;
   }
 }
 
