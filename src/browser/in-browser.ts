@@ -159,8 +159,8 @@ export class InBrowserModel {
           note = `the server's ONNX text export ${why}; the text tower's weights were loaded instead`;
         }
       }
+      const parts = textExport || serverPrompts ? 'classifier' : 'prompts';
       try {
-        const parts = textExport || serverPrompts ? 'classifier' : 'prompts';
         const side = await loadModelParts(options.filesUrl, text, {
           parts,
           modelHash: served.hash,
@@ -168,8 +168,9 @@ export class InBrowserModel {
         });
         const weights: LoadedWeights = {
           parts,
-          prompts:
-            encoding && serverPrompts ? { on: 'server', textTowerBytes: encoding.textTowerBytes } : { on: 'page' },
+          prompts: serverPrompts
+            ? { on: 'server', textTowerBytes: serverPrompts.encoding.textTowerBytes }
+            : { on: 'page' },
           bytes: side.weightBytes,
           fileBytes: side.fileBytes,
         };
@@ -186,7 +187,7 @@ export class InBrowserModel {
           note,
         );
       } catch (e) {
-        note = `the model's ${textExport ? 'classifier' : 'prompt side'} could not be loaded alone (${(e as Error).message}); the whole model was loaded and the server's ONNX exports are not used`;
+        note = `the model's ${parts === 'classifier' ? 'classifier' : 'prompt side'} could not be loaded alone (${(e as Error).message}); the whole model was loaded and the server's ONNX exports are not used`;
       }
     }
     const whole = await loadModelParts(options.filesUrl, text, {

@@ -70,7 +70,7 @@ export class ServerPromptEncoder {
   sent = 0;
 
   constructor(
-    private readonly encoding: ServerPromptEncoding,
+    readonly encoding: ServerPromptEncoding,
     /** The model hash the page's weights and the server's exports carry: the vectors must name it. */
     private readonly modelHash: string,
     /** The width of a prompt vector (the text tower's embedDim). */
