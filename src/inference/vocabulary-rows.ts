@@ -5,10 +5,14 @@
  * normalises them, and the whole list's unit rows are then kept in the prompt cache
  * (PromptEmbeddingCache.keepListRows) in one array, which later predicts of the same list slice
  * (one comparison of the list, no lookups, no copies). A list longer than the cache holds is
- * gathered and normalised chunk by chunk every time, so memory stays bounded by the chunk.
+ * gathered and normalised chunk by chunk every time, so memory stays bounded by the chunk. For a
+ * scorer that hands rows to another thread (`sharedRows`), the kept rows and the padded chunks are
+ * in shared memory where the platform has it (Node; a cross-origin isolated page), so that no
+ * chunk is copied on the way.
  */
 import { normalizeOn, type PromptChunkScorer, type ScorerSteps } from '../modeling/prompt-chunk-scores.js';
 import type { PromptEmbeddingCache } from '../text/prompt-embeddings.js';
+import { sharedFloats } from '../util/shared-floats.js';
 
 export class VocabularyUnitRows {
   /** The whole list's unit rows, once kept (or found kept). */
@@ -51,7 +55,7 @@ export class VocabularyUnitRows {
     prompts.fill(0, count * d);
     const unit = yield* normalizeOn({ prompts, width });
     if (start === 0 && this.cache.keepsLists(this.vocabulary.length))
-      this.building = new Float32Array(this.vocabulary.length * d);
+      this.building = this.floats(this.vocabulary.length * d);
     if (this.building) {
       this.building.set(unit.subarray(0, count * d), start * d);
       if (start + count === this.vocabulary.length) {
@@ -66,9 +70,13 @@ export class VocabularyUnitRows {
   private buffer(width: number): Float32Array {
     let buffer = this.buffers.get(width);
     if (!buffer) {
-      buffer = new Float32Array(width * this.dim);
+      buffer = this.floats(width * this.dim);
       this.buffers.set(width, buffer);
     }
     return buffer;
+  }
+
+  private floats(length: number): Float32Array {
+    return this.scorer.sharedRows ? sharedFloats(length) : new Float32Array(length);
   }
 }

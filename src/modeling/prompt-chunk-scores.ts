@@ -108,7 +108,7 @@ export interface PromptRowsJob {
 
 /**
  * A scored chunk, as host values (row-major, `width` columns). Only the chunk's own columns are
- * defined: a padding column's score, best and bound are whatever the scorer left there (0 on TF.js).
+ * defined: a padding column's score, best and bound are whatever the scorer left there.
  */
 export interface PromptChunkValues {
   scores: Float32Array;
@@ -128,8 +128,15 @@ export interface PromptChunkScorer {
   width(count: number): number;
   /** Most prompts per chunk (Infinity: any). */
   readonly maxWidth: number;
+  /**
+   * Whether the scorer hands unit rows to another thread: rows in shared memory (a
+   * SharedArrayBuffer) are then read where they are, others are copied (VocabularyUnitRows keeps
+   * them shared where the platform has SharedArrayBuffer).
+   */
+  readonly sharedRows?: boolean;
   /** Unit rows [width * Dl] of a chunk's prompt vectors (at one of the scorer's widths). */
   normalize(job: PromptRowsJob): Float32Array | Promise<Float32Array>;
+  /** The chunk's values; they may be the scorer's own buffers, valid until its next `score`. */
   score(job: PromptChunkJob): PromptChunkValues | Promise<PromptChunkValues>;
 }
 

@@ -5,21 +5,21 @@
  * thread per backend, so the second core is otherwise idle while a vocabulary is scored.
  */
 import { tf } from '../engine/engine.js';
+import { required } from '../util/checked.js';
+import { sharedFloats } from '../util/shared-floats.js';
 import type { VisionLanguageAlign } from './heads/vision-language-align.js';
 import { SEMANTIC_BLOCK, type PromptChunkValues, type SyncPromptChunkScorer } from './prompt-chunk-scores.js';
 import { type QueryRangeJob, type QueryRangeStats, queryRange, scoreQueryRange } from './query-range-scores.js';
-
-/** A range's stats and its scores, rows [n, width] query-major (only the chunk's columns are read). */
-export interface QueryRangeAnswer extends QueryRangeStats {
-  scores: Float32Array;
-}
 
 /** Another thread that scores some of a chunk's queries while the caller scores the others. */
 export interface QueryRangeThread {
   /** Whether it takes part of a chunk of `count` prompts now (it is started, and the hand-off pays at that size). */
   takes(count: number): boolean;
-  /** Starts scoring `job` (its scores as rows [n, width]); the function returned waits for the answer. */
-  begin(job: QueryRangeJob, width: number): () => QueryRangeAnswer;
+  /**
+   * Starts scoring `job` into rows firstRow .. firstRow + n - 1 of `scores` ([rows, width], the
+   * chunk's columns); the function returned waits until they are written and gives the stats.
+   */
+  begin(job: QueryRangeJob, scores: Float32Array, width: number, firstRow: number): () => QueryRangeStats;
   /** Ends the thread. */
   dispose(): void;
 }
@@ -30,8 +30,29 @@ export function tfjsPromptScorer(
   thread: QueryRangeThread | null = null,
 ): SyncPromptChunkScorer {
   const dl = head.embedDimLanguage;
+  // The values of the last widths scored, refilled chunk after chunk (a chunk's values are read
+  // before the next is scored): 1.6 MB of scores per chunk of 4,096 prompts not made anew. With a
+  // thread, the scores are in shared memory, where the thread writes its rows itself.
+  const buffers = new Map<string, PromptChunkValues>();
+  const valuesFor = (q: number, width: number): PromptChunkValues => {
+    const key = `${q}x${width}`;
+    let values = buffers.get(key);
+    if (!values) {
+      values = {
+        scores: thread ? sharedFloats(q * width) : new Float32Array(q * width),
+        best: new Float32Array(width),
+        blockSums: new Float32Array(q * (width / SEMANTIC_BLOCK)),
+        bound: new Float32Array(width),
+      };
+      // Two sizes at most: a vocabulary's whole chunks and its last one.
+      if (buffers.size >= 2) buffers.delete(required(buffers.keys().next().value, 'the oldest width'));
+      buffers.set(key, values);
+    }
+    return values;
+  };
   return {
     rowsKey: `tfjs-${tf.getBackend()}`,
+    sharedRows: thread !== null,
     width: (count) => Math.ceil(count / SEMANTIC_BLOCK) * SEMANTIC_BLOCK,
     maxWidth: Infinity,
     normalize(job) {
@@ -48,11 +69,11 @@ export function tfjsPromptScorer(
       const { count, width } = job;
       const helper = q > 1 && thread?.takes(count) ? thread : null;
       const split = helper ? Math.ceil(q / 2) : q;
-      const wait = helper ? helper.begin(queryRange(job, split, q), width) : null;
-      const scores = new Float32Array(q * width);
+      const values = valuesFor(q, width);
+      const wait = helper ? helper.begin(queryRange(job, split, q), values.scores, width, split) : null;
       let own: QueryRangeStats;
       try {
-        own = scoreQueryRange(queryRange(job, 0, split), scores, width, 0);
+        own = scoreQueryRange(queryRange(job, 0, split), values.scores, width, 0);
       } catch (e) {
         // The thread's answer is awaited even so (this error is the one to report): the thread
         // must be idle before the next chunk.
@@ -63,20 +84,8 @@ export function tfjsPromptScorer(
         }
         throw e;
       }
-      const values: PromptChunkValues = {
-        scores,
-        best: new Float32Array(width),
-        blockSums: new Float32Array(q * (width / SEMANTIC_BLOCK)),
-        bound: new Float32Array(width),
-      };
       addRange(values, own, 0, split, count, width);
-      if (wait) {
-        const other = wait();
-        // Row by row: the thread's padding columns hold whatever its buffer held before.
-        for (let r = 0; r < q - split; r++)
-          scores.set(other.scores.subarray(r * width, r * width + count), (split + r) * width);
-        addRange(values, other, split, q, count, width);
-      }
+      if (wait) addRange(values, wait(), split, q, count, width);
       return values;
     },
   };
