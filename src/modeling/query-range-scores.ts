@@ -37,18 +37,7 @@ export interface QueryRangeStats {
 }
 
 /** The rows of `job` for queries q0 .. q1 - 1 (views, no copy), the unit rows cut to the chunk's prompts. */
-export function queryRange(
-  job: {
-    keys: Float32Array;
-    offsets: Float32Array;
-    prior: Float32Array;
-    unitPrompts: Float32Array;
-    count: number;
-    inverseTemperature: number;
-  },
-  q0: number,
-  q1: number,
-): QueryRangeJob {
+export function queryRange(job: QueryRangeJob, q0: number, q1: number): QueryRangeJob {
   const dl = job.keys.length / job.offsets.length;
   return {
     keys: job.keys.subarray(q0 * dl, q1 * dl),

@@ -185,14 +185,7 @@ export async function runInBrowserMode(
   page.on('console', (m) => {
     if (m.type() === 'error') errors.push(m.text());
   });
-  page.on('response', (r) =>
-    responses.push({
-      path: new URL(r.url()).pathname,
-      method: r.request().method(),
-      status: r.status(),
-      range: r.request().headers().range,
-    }),
-  );
+  recordResponses(page, responses);
   await page.addInitScript(() => {
     const log: string[] = [];
     (window as unknown as { messages: string[] }).messages = log;
@@ -264,4 +257,16 @@ export function tensorsFetched(
       if (range[0] < header.dataStart + t.end && header.dataStart + t.begin <= range[1]) names.add(t.name);
   }
   return { names, bytes };
+}
+
+/** Appends every response the page gets to `responses` (path, method, status, Range header). */
+export function recordResponses(page: Page, responses: PageRun['responses']): void {
+  page.on('response', (r) =>
+    responses.push({
+      path: new URL(r.url()).pathname,
+      method: r.request().method(),
+      status: r.status(),
+      range: r.request().headers().range,
+    }),
+  );
 }

@@ -23,6 +23,7 @@ import {
   tensorsFetched,
   weightResponses,
   type PageRun,
+  recordResponses,
   root,
   runInBrowserMode,
   serverPrediction,
@@ -151,14 +152,7 @@ test("the page's prompt vectors from the server's text export equal Node's (ONNX
   ];
   const page = await browser.newPage();
   const responses: PageRun['responses'] = [];
-  page.on('response', (r) =>
-    responses.push({
-      path: new URL(r.url()).pathname,
-      method: r.request().method(),
-      status: r.status(),
-      range: r.request().headers().range,
-    }),
-  );
+  recordResponses(page, responses);
   let inPage: { vectors: number[][]; weights: { parts: string }; notes: string | null };
   try {
     await page.goto(served.url);
