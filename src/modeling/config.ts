@@ -286,6 +286,8 @@ export function validateConfig(config: ApeConfig): void {
         `must be a non-empty list of positive integers, got ${JSON.stringify(stem.channels)}`,
       );
     }
+    if (stem.extraConvs !== undefined && !(Number.isInteger(stem.extraConvs) && stem.extraConvs >= 0))
+      fail('backbone.stem.extraConvs', `must be a non-negative integer, got ${JSON.stringify(stem.extraConvs)}`);
     const stride = 2 ** stem.channels.length;
     if (!strides.includes(stride))
       fail(

@@ -13,7 +13,7 @@ before(async () => {
   await import('../../src/engine/gradients-node.js');
 });
 
-/** Loop reference: 3x3 stride-2 pad-1 conv (HWIO weight) on one HWC image. */
+/** Loop reference: 3x3 pad-1 conv (HWIO weight, stride 2 or 1) on one HWC image. */
 function convLoop(
   x: Float32Array,
   h: number,
@@ -21,16 +21,17 @@ function convLoop(
   c: number,
   weight: Float32Array,
   o: number,
+  stride = 2,
 ): { y: Float32Array; h: number; w: number } {
-  const oh = Math.floor((h - 1) / 2) + 1;
-  const ow = Math.floor((w - 1) / 2) + 1;
+  const oh = Math.floor((h - 1) / stride) + 1;
+  const ow = Math.floor((w - 1) / stride) + 1;
   const y = new Float32Array(oh * ow * o);
   for (let i = 0; i < oh; i++) {
     for (let j = 0; j < ow; j++) {
       for (let a = 0; a < 3; a++) {
         for (let b = 0; b < 3; b++) {
-          const yi = 2 * i - 1 + a;
-          const xj = 2 * j - 1 + b;
+          const yi = stride * i - 1 + a;
+          const xj = stride * j - 1 + b;
           if (yi < 0 || yi >= h || xj < 0 || xj >= w) continue;
           for (let k = 0; k < c; k++) {
             for (let m = 0; m < o; m++)
@@ -160,6 +161,116 @@ test('a backbone with a fresh stem gives the same pyramid as without one, and it
   assert.ok(norm('stem.proj_p3.weight') > 0 && norm('stem.proj_p4.weight') > 0);
   assert.equal(norm('stem.convs.0.weight'), 0);
   tf.dispose([images, ...Object.values(a), ...Object.values(b), ...Object.values(grads)]);
+});
+
+test('extraConvs 1: every stage is the stride-2 stage followed by x + gelu(norm(conv(x))), as a loop computes it', () => {
+  const levels = { names: ['p2', 'p3'], strides: [4, 8] };
+  const stem = new ConvStem({ channels: [3, 4, 5], extraConvs: 1 }, levels, 2, 1e-6, new Rng(4));
+  const params = stem.namedParameters();
+  assert.deepEqual(
+    [...params.keys()].filter((n) => n.startsWith('refine.')),
+    [0, 1, 2].flatMap((k) => [`refine.${k}.0.conv.weight`, `refine.${k}.0.norm.weight`, `refine.${k}.0.norm.bias`]),
+  );
+  const rng = new Rng(11);
+  for (const [name, v] of params)
+    v.assign(tf.randomNormal(v.shape, name.includes('norm') ? 0.5 : 0, 0.4, 'float32', rng.seed()));
+  const image = Float32Array.from({ length: 12 * 12 * 3 }, (_, i) => Math.cos(i * 0.29) * 1.5);
+  const input = tf.tensor4d(image, [1, 12, 12, 3]);
+  const got = stem.stages(input);
+  const value = (name: string) => params.get(name)!.dataSync() as Float32Array;
+  let x: Float32Array = image;
+  let [h, w, c] = [12, 12, 3];
+  for (const [k, o] of [3, 4, 5].entries()) {
+    const down = convLoop(x, h, w, c, value(`convs.${k}.weight`), o);
+    [h, w, c] = [down.h, down.w, o];
+    const staged = normGeluLoop(down.y, o, value(`norms.${k}.weight`), value(`norms.${k}.bias`));
+    const refined = convLoop(staged, h, w, o, value(`refine.${k}.0.conv.weight`), o, 1);
+    const branch = normGeluLoop(refined.y, o, value(`refine.${k}.0.norm.weight`), value(`refine.${k}.0.norm.bias`));
+    x = staged.map((v, i) => v + branch[i]!);
+    assert.deepEqual(got[k]!.shape, [1, h, w, o]);
+    const actual = got[k]!.dataSync();
+    const worst = Math.max(...Array.from(actual, (v, i) => Math.abs(v - x[i]!)));
+    assert.ok(worst < 1e-4, `stage ${k}: max abs diff ${worst}`);
+  }
+  tf.dispose([input, ...got]);
+});
+
+test('receptive fields: one changed pixel changes exactly the stride-8 and stride-16 cells whose window covers it', () => {
+  const levels = { names: ['p3', 'p4'], strides: [8, 16] };
+  const [py, px] = [37, 50];
+  const image = tf.randomNormal([1, 96, 96, 3], 0, 1, 'float32', 3) as tf.Tensor4D;
+  const bumped = tf.tidy(() => {
+    const mask = tf.buffer([1, 96, 96, 3]);
+    for (let ch = 0; ch < 3; ch++) mask.set(3, 0, py, px, ch);
+    return tf.add(image, mask.toTensor()) as tf.Tensor4D;
+  });
+  // By hand: a 3x3 pad-1 conv at input stride j widens the field by 2j and keeps it centred, so
+  // stage cell i (stride s) sees rows s*i - half .. s*i + half. Plain stem: strides 2, 4, 8, 16
+  // give fields 3, 7, 15, 31 (half 7 at stride 8, 15 at stride 16). With one stride-1 conv after
+  // each stage: 3+4=7, 7+4=11, 11+8=19, 19+8=27, 27+16=43 at stride 8, 43+16=59, 59+32=91 at stride 16.
+  for (const [extraConvs, halves] of [
+    [0, { 2: 7, 3: 15 }],
+    [1, { 2: 21, 3: 45 }],
+  ] as const) {
+    const stem = new ConvStem({ channels: [4, 4, 4, 4], extraConvs }, levels, 2, 1e-6, new Rng(6));
+    const before = stem.stages(image);
+    const after = stem.stages(bumped);
+    for (const stage of [2, 3] as const) {
+      const s = 2 ** (stage + 1);
+      const half = halves[stage];
+      const side = 96 / s;
+      const a = before[stage]!.dataSync();
+      const b = after[stage]!.dataSync();
+      const changed: string[] = [];
+      const expected: string[] = [];
+      for (let i = 0; i < side; i++) {
+        for (let j = 0; j < side; j++) {
+          const cell = (i * side + j) * 4;
+          if ([0, 1, 2, 3].some((ch) => a[cell + ch] !== b[cell + ch])) changed.push(`${i},${j}`);
+          if (Math.abs(s * i - py) <= half && Math.abs(s * j - px) <= half) expected.push(`${i},${j}`);
+        }
+      }
+      assert.deepEqual(changed, expected, `extraConvs ${extraConvs}, stride ${s} (field ${2 * half + 1} px)`);
+    }
+    tf.dispose([...before, ...after]);
+    stem.dispose();
+  }
+  tf.dispose([image, bumped]);
+});
+
+test('extraConvs 0 keeps the stem parameter names (old checkpoints load), and its value is checked', () => {
+  const levels = { names: ['p3'], strides: [8] };
+  const names = (stem: ConvStem) => [...stem.namedParameters().keys()];
+  const plain = names(new ConvStem({ channels: [4, 4, 4] }, levels, 2, 1e-6, new Rng(1)));
+  assert.deepEqual(names(new ConvStem({ channels: [4, 4, 4], extraConvs: 0 }, levels, 2, 1e-6, new Rng(1))), plain);
+  assert.deepEqual(plain, [
+    'convs.0.weight',
+    'convs.1.weight',
+    'convs.2.weight',
+    'norms.0.weight',
+    'norms.0.bias',
+    'norms.1.weight',
+    'norms.1.bias',
+    'norms.2.weight',
+    'norms.2.bias',
+    'proj_p3.weight',
+    'proj_p3.bias',
+  ]);
+  const config = microConfig();
+  const withStem = (extraConvs: number) => ({
+    ...config,
+    backbone: { ...config.backbone, stem: { channels: [4, 4, 4], extraConvs } },
+  });
+  for (const bad of [-1, 1.5]) {
+    const message = new RegExp(`backbone\\.stem\\.extraConvs must be a non-negative integer, got ${bad}`);
+    assert.throws(() => validateConfig(withStem(bad)), message);
+    assert.throws(() => checkModelConfig(withStem(bad), 'config.json'), message);
+    assert.throws(
+      () => new ConvStem({ channels: [4, 4, 4], extraConvs: bad }, levels, 2, 1e-6, new Rng(1)),
+      /extraConvs must be a non-negative integer/,
+    );
+  }
+  assert.deepEqual(checkModelConfig(withStem(2), 'config.json').backbone.stem, { channels: [4, 4, 4], extraConvs: 2 });
 });
 
 test('stem settings that cannot work are named', () => {

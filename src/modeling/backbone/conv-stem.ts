@@ -1,6 +1,6 @@
 import { tf } from '../../engine/engine.js';
 import type { Rng } from '../../util/random.js';
-import { Module, init } from '../../nn/module.js';
+import { Module, ModuleList, init } from '../../nn/module.js';
 import { Conv2d } from '../../nn/conv2d.js';
 import { LayerNorm } from '../../nn/layer-norm.js';
 import { Linear } from '../../nn/linear.js';
@@ -8,13 +8,36 @@ import { gelu } from '../../nn/gelu.js';
 
 /**
  * A convolutional stem beside the ViT (after ViT-Adapter's spatial prior module): 3x3 stride-2
- * convs on the image, each followed by a channel LayerNorm and GELU, so stage k has stride
- * 2^(k+1). Each stage whose stride matches a pyramid level is projected to the pyramid width and
- * added to that level.
+ * convs on the image, each followed by a channel LayerNorm and GELU (and `extraConvs` residual
+ * stride-1 blocks), so stage k has stride 2^(k+1). Each stage whose stride matches a pyramid
+ * level is projected to the pyramid width and added to that level.
  */
 export interface ConvStemConfig {
   /** Output channels of the successive stride-2 convs. */
   channels: number[];
+  /**
+   * Residual stride-1 3x3 blocks `x + gelu(norm(conv(x)))` after each stage's stride-2 conv
+   * (absent = 0, the stem of the first stemmed models). Each widens the stage's receptive field
+   * by two of its strides: at 1, the stride-8 and stride-16 stages see 43 and 91 px instead of 15
+   * and 31, so they cover the synthetic world's small shapes (18-33 px) and their surroundings.
+   */
+  extraConvs?: number;
+}
+
+/** One residual refinement block of a stem stage: `x + gelu(norm(conv(x)))`, 3x3 stride 1. */
+class StemRefineBlock extends Module {
+  private readonly conv: Conv2d;
+  private readonly norm: LayerNorm;
+
+  constructor(channels: number, eps: number, rng: Rng) {
+    super();
+    this.conv = this.child('conv', new Conv2d(channels, channels, 3, rng, { stride: 1, padding: 1, bias: false }));
+    this.norm = this.child('norm', new LayerNorm(channels, rng, eps));
+  }
+
+  forward(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => tf.add(x, gelu(this.norm.forward(this.conv.forward(x)))) as tf.Tensor4D);
+  }
 }
 
 /**
@@ -26,6 +49,8 @@ export interface ConvStemConfig {
 export class ConvStem extends Module {
   private readonly convs: Conv2d[];
   private readonly norms: LayerNorm[];
+  /** Per stage, its residual refinement blocks (empty without `extraConvs`). */
+  private readonly refine: ModuleList<StemRefineBlock>[];
   /** Pyramid level name and the stem stage that feeds it. */
   readonly outputs: { level: string; stage: number; proj: Linear }[] = [];
 
@@ -38,8 +63,11 @@ export class ConvStem extends Module {
   ) {
     super();
     const { channels } = config;
+    const extraConvs = config.extraConvs ?? 0;
     if (channels.length === 0 || !channels.every((c) => Number.isInteger(c) && c > 0))
       throw new Error(`ConvStem: channels must be positive integers, got ${JSON.stringify(channels)}`);
+    if (!(Number.isInteger(extraConvs) && extraConvs >= 0))
+      throw new Error(`ConvStem: extraConvs must be a non-negative integer, got ${JSON.stringify(config.extraConvs)}`);
     this.convs = this.childList(
       'convs',
       channels.map(
@@ -50,6 +78,17 @@ export class ConvStem extends Module {
       'norms',
       channels.map((c) => new LayerNorm(c, rng, eps)),
     );
+    // Named refine.<stage>.<block>; none are registered at extraConvs 0, so stems without them
+    // keep exactly their parameter names and checkpoints.
+    this.refine =
+      extraConvs === 0
+        ? []
+        : this.childList(
+            'refine',
+            channels.map(
+              (c) => new ModuleList(Array.from({ length: extraConvs }, () => new StemRefineBlock(c, eps, rng))),
+            ),
+          );
     levels.names.forEach((level, i) => {
       const stage = channels.findIndex((_, k) => 2 ** (k + 1) === levels.strides[i]);
       if (stage < 0) return;
@@ -80,6 +119,7 @@ export class ConvStem extends Module {
       let x = images;
       for (let k = 0; k < this.convs.length; k++) {
         x = gelu(this.norms[k]!.forward(this.convs[k]!.forward(x))) as tf.Tensor4D;
+        for (const block of this.refine[k]?.items ?? []) x = block.forward(x);
         stages.push(x);
       }
       return stages;
