@@ -126,17 +126,19 @@ function stringList(value: unknown, field: string): string[] {
   if (value === undefined || value === null) return [];
   if (typeof value === 'string') return field === 'vocabulary' ? splitVocabulary(value) : splitSentences(value);
   if (!Array.isArray(value)) throw new HttpError(400, 'bad-field', `${field} must be a list of strings`);
-  return value.map((item, i) => {
-    if (typeof item !== 'string')
-      throw new HttpError(
-        400,
-        'bad-field',
-        `${field}[${i}] must be a string, got ${item === null ? 'null' : typeof item}`,
-      );
-    const text = item.trim();
-    if (text.length === 0) throw unprocessable('empty-prompt', `${field}[${i}] is empty`);
-    return text;
-  });
+  return value.map((item, i) => promptItem(item, field, i).trim());
+}
+
+/** Item i of a list of prompts, as sent: 400 when it is not a string, 422 when it is blank. */
+export function promptItem(item: unknown, field: string, i: number): string {
+  if (typeof item !== 'string')
+    throw new HttpError(
+      400,
+      'bad-field',
+      `${field}[${i}] must be a string, got ${item === null ? 'null' : typeof item}`,
+    );
+  if (item.trim().length === 0) throw unprocessable('empty-prompt', `${field}[${i}] is empty`);
+  return item;
 }
 
 /** Characters outside base64 (digits, padding, whitespace); single-character classes scan linearly. */

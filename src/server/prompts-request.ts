@@ -6,7 +6,7 @@
  */
 import { HttpError } from './http-error.js';
 import type { ServerLimits } from './limits.js';
-import { checkPromptLengths, parseJsonObject } from './predict-request.js';
+import { checkPromptLengths, parseJsonObject, promptItem } from './predict-request.js';
 
 const FIELDS = ['texts'];
 
@@ -28,15 +28,7 @@ export function parsePromptsRequest(body: Buffer, contentType: string | undefine
   if (texts.length === 0) throw new HttpError(422, 'no-prompts', "field 'texts' is empty: give at least one prompt");
   if (texts.length > limits.maxPrompts)
     throw new HttpError(422, 'too-many-prompts', `${texts.length} texts, more than the limit of ${limits.maxPrompts}`);
-  texts.forEach((text: unknown, i) => {
-    if (typeof text !== 'string')
-      throw new HttpError(
-        400,
-        'bad-field',
-        `texts[${i}] must be a string, got ${text === null ? 'null' : typeof text}`,
-      );
-    if (text.trim().length === 0) throw new HttpError(422, 'empty-prompt', `texts[${i}] is empty`);
-  });
-  checkPromptLengths(texts as string[], 'texts', limits);
-  return texts as string[];
+  const checked = texts.map((text: unknown, i) => promptItem(text, 'texts', i));
+  checkPromptLengths(checked, 'texts', limits);
+  return checked;
 }
