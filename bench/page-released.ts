@@ -23,7 +23,7 @@ import { option } from './options.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
-/** Resident memory (MB) of `pid` and all its descendants, from /proc. */
+/** Resident memory (MB) of the descendants of `pid` (not `pid` itself: the bench measures Chromium beside its own RSS), from /proc. */
 function treeRssMb(pid: number): number {
   const parents = new Map<number, number>();
   const rss = new Map<number, number>();
