@@ -4,6 +4,7 @@ export { decodeImage, readImage, readGrayPng, encodePng, encodeJpeg, encodeWebp,
 export type { ReadImageOptions } from './io/image-node.js';
 export { readSafetensorsFile, readSafetensorsHeaderFile, writeSafetensorsFile } from './io/safetensors-node.js';
 export { loadModel, saveModel, loadWeights } from './inference/model-files.js';
+export { writeHalfModel, type HalfModel } from './inference/half-model.js';
 export type { LoadModelOptions, SaveModelOptions } from './inference/model-files.js';
 export { loadClipTokenizer, readClipMergesFile } from './text/clip-vocab-file.js';
 // Released models by name: the hub download, the cache and the conversion into a model folder.
