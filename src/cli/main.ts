@@ -12,7 +12,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     load: async () => (await import('./annotate.js')).command,
   },
   checkpoint: {
-    summary: 'convert a training checkpoint to the compact format (8-bit optimizer moments)',
+    summary: 'convert checkpoints: compact training checkpoints (8-bit moments), half-precision model folders',
     load: async () => (await import('./checkpoint.js')).command,
   },
   convert: {
