@@ -80,11 +80,17 @@ export async function run(argv: string[]): Promise<BenchResult> {
         },
       },
     );
-    const [h, w] = out.pixelLogits!.grid;
+    // Cells on the backbone's grid; a finer map (a stride-4 mask feature's pixels and logits) is
+    // read at the cell centre's own cell.
+    const [lh, lw] = out.pixelLogits!.grid;
     const logits = out.pixelLogits!.logits.arraySync()[0]!;
     out.dispose();
     input.dispose();
+    const h = maps.backbone!.length;
+    const w = maps.backbone![0]!.length;
     const stride = image.height / h;
+    const at = (map: number[][][], py: number, px: number) =>
+      map[Math.floor((py * map.length) / image.height)]![Math.floor((px * map[0]!.length) / image.width)]!;
     for (let y = 0; y < h; y++) {
       for (let x = 0; x < w; x++) {
         const py = Math.floor((y + 0.5) * stride);
@@ -104,9 +110,11 @@ export async function run(argv: string[]): Promise<BenchResult> {
           features: {
             colour,
             backbone: Float32Array.from(maps.backbone![y]![x]!),
-            memory: Float32Array.from(maps.memory![y]![x]!),
-            pixels: Float32Array.from(maps.pixels![y]![x]!),
-            classifier: Float32Array.from(logits[y * w + x]!),
+            memory: Float32Array.from(at(maps.memory!, py, px)),
+            pixels: Float32Array.from(at(maps.pixels!, py, px)),
+            classifier: Float32Array.from(
+              logits[Math.floor((py * lh) / image.height) * lw + Math.floor((px * lw) / image.width)]!,
+            ),
           },
         });
       }

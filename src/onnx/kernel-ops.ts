@@ -221,6 +221,29 @@ const squaredDifference: Mapper = (c) => {
  * map [B*heads, dHead, H_l, W_l] sampled at its points (grid = 2 * location - 1 is align_corners=0
  * with zero padding, the kernel's pixel = location * size - 0.5), weighted and summed.
  */
+/**
+ * TF's bilinear resize (NHWC) as ONNX Resize (NCHW): TF's half-pixel centres are ONNX's
+ * 'half_pixel' transform, align-corners its 'align_corners', neither its 'asymmetric'. Both
+ * clamp samples past the edge to the edge pixel, as TF does. roi and scales are empty
+ * constants: the output size is given.
+ */
+function resizeBilinear(c: KernelContext): void {
+  const { b } = c;
+  const [batch, , , channels] = c.value(c.kernel.inputs[0]!.value).shape as [number, number, number, number];
+  const [h, w] = attr<[number, number]>(c, 'size');
+  const mode = attr<boolean>(c, 'alignCorners')
+    ? 'align_corners'
+    : attr<boolean>(c, 'halfPixelCenters')
+      ? 'half_pixel'
+      : 'asymmetric';
+  const empty = b.constant('float', [0], new Float32Array(0));
+  const y = b.op('Resize', [b.transpose(c.inputs[0]!, [0, 3, 1, 2]), empty, empty, b.int64s([batch, channels, h, w])], {
+    mode: 'linear',
+    coordinate_transformation_mode: mode,
+  });
+  b.transpose(y, [0, 2, 3, 1], c.outputs[0]);
+}
+
 function msDeformAttn(c: KernelContext): void {
   const { b } = c;
   const [batch, , heads, dHead] = c.value(c.kernel.inputs[0]!.value).shape as [number, number, number, number];
@@ -327,6 +350,7 @@ const MAPPERS: Record<string, Mapper> = {
   Conv2D: conv2d,
   FusedConv2D: conv2d,
   MaxPool: maxPool,
+  ResizeBilinear: resizeBilinear,
   [MS_DEFORM_ATTN]: msDeformAttn,
   [LAYER_NORM_KERNEL]: layerNorm,
 };

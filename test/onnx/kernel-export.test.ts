@@ -245,7 +245,7 @@ test('two recordings on different data: host arithmetic on read-back values with
   );
 });
 
-test('kernel mappings beyond the tiny forward: pooling, padding, stacking, casts, selects, reductions, strided and padded convs, transposed matmuls', async () => {
+test('kernel mappings beyond the tiny forward: pooling, bilinear resizes, padding, stacking, casts, selects, reductions, strided and padded convs, transposed matmuls', async () => {
   const rng = new Rng(3);
   const rand = (shape: number[]) =>
     tf.tensor(
@@ -258,6 +258,12 @@ test('kernel mappings beyond the tiny forward: pooling, padding, stacking, casts
   const cases: [string, () => tf.Tensor][] = [
     ['maxPool same 2x2/2', () => tf.maxPool(x as tf.Tensor4D, 2, 2, 'same')],
     ['maxPool valid 3x3/1', () => tf.maxPool(x as tf.Tensor4D, 3, 1, 'valid')],
+    // The mask feature's upsampling of the encoder's stride-8 level to stride 4 (half-pixel), and
+    // the other two coordinate rules, up and down, odd and even sizes.
+    ['resizeBilinear half-pixel x2', () => tf.image.resizeBilinear(x as tf.Tensor4D, [12, 10], false, true)],
+    ['resizeBilinear half-pixel to 7x3', () => tf.image.resizeBilinear(x as tf.Tensor4D, [7, 3], false, true)],
+    ['resizeBilinear align corners', () => tf.image.resizeBilinear(x as tf.Tensor4D, [11, 9], true, false)],
+    ['resizeBilinear asymmetric', () => tf.image.resizeBilinear(x as tf.Tensor4D, [9, 4], false, false)],
     ['conv stride 2 same', () => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 2, 'same')],
     ['conv valid, dilated', () => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'valid', 'NHWC', 2)],
     [

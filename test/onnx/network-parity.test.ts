@@ -5,6 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initEngine, tf } from '../../src/engine/engine.js';
 import { loadModel } from '../../src/inference/model-files.js';
+import { createModel } from '../../src/inference/create-model.js';
+import type { ApeModel } from '../../src/inference/ape-model.js';
+import { trainingModelConfig } from '../../src/training/model-factory.js';
 import { prepareImages } from '../../src/inference/preprocess.js';
 import { readImage } from '../../src/io/image-node.js';
 import type { RgbImage } from '../../src/io/image-types.js';
@@ -27,6 +30,52 @@ function crop(image: RgbImage, rows: number, cols: number): RgbImage {
   return { width: cols, height: rows, data } as RgbImage;
 }
 
+/**
+ * Runs `net` (an export of `model` at `size`) and the TF.js forward on each image and asserts
+ * the same query picks and the last layer's logits, hidden queries, boxes and masks within 1e-4
+ * relative; returns each image's valid region.
+ */
+async function assertParity(
+  net: OrtNetwork,
+  model: ApeModel,
+  images: RgbImage[],
+  size: number,
+  prompts: { vocabulary: string[]; sentences: string[] },
+): Promise<[number, number][]> {
+  const vocab = model.encodePrompts(prompts.vocabulary);
+  const sent = model.encodePrompts(prompts.sentences);
+  const valid: [number, number][] = [];
+  for (const image of images) {
+    const { batch } = prepareImages([image], size);
+    valid.push(batch.sizes[0]!);
+    const got = await net.run({
+      image: batch.images.dataSync() as Float32Array,
+      valid: batch.sizes[0]!,
+      vocabulary: vocab.dataSync() as Float32Array,
+      sentences: sent.dataSync() as Float32Array,
+    });
+    const ref = model.forward(batch, prompts, { layers: 'last', masks: 'last', hidden: true });
+    const last = ref.layers[0]!;
+    assert.deepEqual(Array.from(got.selected), Array.from(ref.encoder.selected[0]!));
+    assert.deepEqual(got.logits!.dims, last.logits.shape);
+    assert.deepEqual(got.hidden.dims, last.hidden!.shape);
+    assert.deepEqual(got.masks.dims, last.masks!.shape);
+    for (const [name, a, b] of [
+      ['logits', got.logits!.data, last.logits],
+      ['hidden queries', got.hidden.data, last.hidden!],
+      ['boxes', got.boxes.data, last.boxes],
+      ['masks', got.masks.data, last.masks!],
+    ] as const) {
+      const err = relativeError(a, b.dataSync() as Float32Array);
+      assert.ok(err < 1e-4, `${batch.sizes[0]!.join('x')} ${name}: relative error ${err}`);
+    }
+    ref.dispose();
+    batch.images.dispose();
+  }
+  tf.dispose([vocab, sent]);
+  return valid;
+}
+
 test('one export of the tiny model on ONNX Runtime gives the TF.js forward (last-layer logits, boxes, masks, query picks) within 1e-4 relative for images of three aspect ratios', async () => {
   const model = await loadModel(join(repoRoot, 'models/default'));
   const dir = await mkdtemp(join(tmpdir(), 'ape-onnx-'));
@@ -44,35 +93,10 @@ test('one export of the tiny model on ONNX Runtime gives the TF.js forward (last
     const vocab = model.encodePrompts(vocabulary);
     const sent = model.encodePrompts(sentences);
     const scene = await readImage(join(repoRoot, 'examples/scene-2.png'));
-    const images = [scene, crop(scene, 200, 256), crop(scene, 256, 150)];
-    const valid: [number, number][] = [];
-    for (const image of images) {
-      const { batch } = prepareImages([image], size);
-      valid.push(batch.sizes[0]!);
-      const got = await net.run({
-        image: batch.images.dataSync() as Float32Array,
-        valid: batch.sizes[0]!,
-        vocabulary: vocab.dataSync() as Float32Array,
-        sentences: sent.dataSync() as Float32Array,
-      });
-      const ref = model.forward(batch, { vocabulary, sentences }, { layers: 'last', masks: 'last', hidden: true });
-      const last = ref.layers[0]!;
-      assert.deepEqual(Array.from(got.selected), Array.from(ref.encoder.selected[0]!));
-      assert.deepEqual(got.logits!.dims, last.logits.shape);
-      assert.deepEqual(got.hidden.dims, last.hidden!.shape);
-      assert.deepEqual(got.masks.dims, last.masks!.shape);
-      for (const [name, a, b] of [
-        ['logits', got.logits!.data, last.logits],
-        ['hidden queries', got.hidden.data, last.hidden!],
-        ['boxes', got.boxes.data, last.boxes],
-        ['masks', got.masks.data, last.masks!],
-      ] as const) {
-        const err = relativeError(a, b.dataSync() as Float32Array);
-        assert.ok(err < 1e-4, `${batch.sizes[0]!.join('x')} ${name}: relative error ${err}`);
-      }
-      ref.dispose();
-      batch.images.dispose();
-    }
+    const valid = await assertParity(net, model, [scene, crop(scene, 200, 256), crop(scene, 256, 150)], size, {
+      vocabulary,
+      sentences,
+    });
     assert.deepEqual(valid, [
       [128, 128],
       [100, 128],
@@ -129,6 +153,36 @@ test('one export of the tiny model on ONNX Runtime gives the TF.js forward (last
     await assert.rejects(OrtNetwork.load(dir), /made by an older exporter \(one export per valid region\)/);
     await writeFile(join(dir, MANIFEST_FILE), '{"format": ');
     await assert.rejects(OrtNetwork.load(dir), /onnx-export\.json/);
+  } finally {
+    model.dispose();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('the recipe switches of issue 22 export too: a conv stem with refinement blocks and the stride-4 mask feature (its bilinear upsampling) give the TF.js forward on ONNX Runtime', async () => {
+  const size = 128;
+  const config = trainingModelConfig(
+    'tiny',
+    {
+      backbone: { stem: { channels: [16, 32, 64, 64], extraConvs: 1 }, pyramid: { maskOnlyScales: [4] } },
+      maskHead: { feature: 'p2' },
+    },
+    size,
+    256,
+  );
+  const model = await createModel(config, { seed: 3 });
+  const dir = await mkdtemp(join(tmpdir(), 'ape-onnx-stem-'));
+  try {
+    const prompts = { vocabulary: ['circle', 'star', 'grass'], sentences: ['the red star'] };
+    await writeNetworkExport(dir, exportNetwork(model, { size, vocabulary: 3, sentences: 1 }, 'test'));
+    const net = await OrtNetwork.load(dir);
+    const scene = await readImage(join(repoRoot, 'examples/scene-2.png'));
+    const valid = await assertParity(net, model, [scene, crop(scene, 256, 150)], size, prompts);
+    assert.deepEqual(valid, [
+      [128, 128],
+      [128, 75],
+    ]);
+    await net.release();
   } finally {
     model.dispose();
     await rm(dir, { recursive: true, force: true });
