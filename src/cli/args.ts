@@ -29,6 +29,16 @@ export function positiveIntegerOption(value: string | undefined, name: string): 
   return Number(value);
 }
 
+/**
+ * `--steps N` of a run command: at most N more steps in this session. 0 takes none; the run then
+ * writes the weights it exports from its newest checkpoint again (runTraining).
+ */
+export function stepsOption(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value)) throw new UsageError(`--steps must be a whole number, got '${value}'`);
+  return Number(value);
+}
+
 /** `--backend wasm|cpu`, wasm when not given. */
 export function backendOption(value: string | undefined): 'wasm' | 'cpu' {
   const backend = value ?? 'wasm';
@@ -70,7 +80,7 @@ export function runCommandArgs(argv: string[]): {
   if (!values.config) throw new UsageError('--config is required');
   return {
     config: values.config,
-    maxSteps: positiveIntegerOption(values.steps, 'steps'),
+    maxSteps: stepsOption(values.steps),
     backend: backendOption(values.backend),
   };
 }

@@ -16,7 +16,8 @@ const usage = `usage: ape pretrain --config FILE [--steps N] [--backend wasm|cpu
   many of its thing objects the stem-crop head names right from crops).
   With pretrain.stemCrops the run begins with that many steps on object crops (stem and text
   tower only) and ends at step stemCrops.steps + steps.
-  --steps N   stop after N more steps in this session (the config's steps still bound the run)`;
+  --steps N   stop after N more steps in this session (the config's steps still bound the run)
+              0: take no step, write OUTPUT/weights again from the newest checkpoint`;
 
 export const command: Command = {
   name: 'pretrain',

@@ -1,4 +1,4 @@
-import { backendOption, parseCommandArgs, positiveIntegerOption, withStopOnSigint } from './args.js';
+import { backendOption, parseCommandArgs, stepsOption, withStopOnSigint } from './args.js';
 import { initEngine } from '../engine/engine.js';
 import { loadTrainConfig } from '../training/config.js';
 import { runTraining } from '../training/run.js';
@@ -14,6 +14,7 @@ const usage = `usage: ape train --config FILE [--steps N] [--backend wasm|cpu] [
   A damaged newest checkpoint (failed read or checksum) is skipped for the previous one, saying
   so; when none can be read, or OUTPUT/model exists without checkpoints, it refuses (exit 1).
   --steps N   stop after N more steps in this session (the config's steps still bound the run)
+              0: take no step, write OUTPUT/model again from the newest checkpoint
   --restart   start a new run: OUTPUT/checkpoints and OUTPUT/model are renamed aside, not deleted`;
 
 export const command: Command = {
@@ -33,7 +34,7 @@ export const command: Command = {
     });
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
     if (!values.config) throw new UsageError('--config is required');
-    const maxSteps = positiveIntegerOption(values.steps, 'steps');
+    const maxSteps = stepsOption(values.steps);
     const backend = backendOption(values.backend);
     const config = loadTrainConfig(values.config);
     await writeMissingSynthFolders(config.prepare.synth, (line) => console.error(line));

@@ -52,7 +52,10 @@ export async function runTraining<T extends SteppedRun = Trainer>(
   const final = trainer.finalStep ?? config.steps;
   const end = Math.min(final, start + (options.maxSteps ?? Infinity));
   if (start >= end) {
-    log(`nothing to do: the run is at step ${start} of ${final}`);
+    // Runs keep only their checkpoints in the repository: asking a finished run again rewrites
+    // the weights it exports (a model folder, or the pretraining's weights for initFrom).
+    const written = await trainer.exportModel();
+    log(`nothing to do: the run is at step ${start} of ${final}; its weights are written again to ${written}`);
     return trainer;
   }
   const progress =

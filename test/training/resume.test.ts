@@ -5,6 +5,7 @@ import { initEngine } from '../../src/engine/engine.js';
 import { runTraining } from '../../src/training/run.js';
 import { Trainer } from '../../src/training/trainer.js';
 import { listCheckpoints } from '../../src/training/checkpoint.js';
+import { loadModel } from '../../src/inference/model-files.js';
 import { TINY_TEST_MODEL, makeSynthDir, tinyConfig } from './tiny-run.js';
 
 before(async () => {
@@ -14,7 +15,7 @@ before(async () => {
 const paramsOf = (t: Trainer) =>
   new Map([...t.network.namedParameters()].map(([k, v]) => [k, Array.from(v.dataSync())]));
 
-test('resuming from a checkpoint continues exactly like an uninterrupted run', async () => {
+test('resuming from a checkpoint continues exactly like an uninterrupted run; a run asked for no step writes its model folder again', async () => {
   const dir = await makeSynthDir(6);
   const config = tinyConfig(dir);
   const quiet = { progress: false, log: () => {} };
@@ -34,7 +35,17 @@ test('resuming from a checkpoint continues exactly like an uninterrupted run', a
     onStep: (r) => resumedLosses.push(r.losses.total!),
   });
   assert.equal(first.step, 2);
+  const atTwo = paramsOf(first);
   first.dispose();
+  // --steps 0 on an unfinished run: no step; the model folder is written again from the checkpoint.
+  rmSync(Trainer.modelDir(config), { recursive: true, force: true });
+  const zero = await runTraining(config, { ...quiet, maxSteps: 0 });
+  assert.equal(zero.step, 2);
+  zero.dispose();
+  const folderAtTwo = await loadModel(Trainer.modelDir(config));
+  for (const [name, values] of atTwo)
+    assert.deepEqual(Array.from(folderAtTwo.namedParameters().get(name)!.dataSync()), values, `step 2: ${name}`);
+  folderAtTwo.dispose();
   assert.deepEqual(
     listCheckpoints(Trainer.checkpointDir(config)).map((c) => c.step),
     [2],
@@ -48,6 +59,19 @@ test('resuming from a checkpoint continues exactly like an uninterrupted run', a
     assert.deepEqual(got.get(name), values, `parameter ${name} differs after resume`);
   assert.deepEqual(second.bank.getState().texts, expectedBank.texts);
   second.dispose();
+
+  // Asked again once finished (the model folder gone, as in a fresh clone that has the checkpoint
+  // only): no step, and the model folder is written again from the checkpoint.
+  rmSync(Trainer.modelDir(config), { recursive: true, force: true });
+  const lines: string[] = [];
+  const third = await runTraining(config, { progress: false, log: (l) => lines.push(l) });
+  assert.equal(third.step, 4);
+  third.dispose();
+  assert.match(lines.join('\n'), /nothing to do: the run is at step 4 of 4; its weights are written again to .*model/);
+  const folder = await loadModel(Trainer.modelDir(config));
+  for (const [name, values] of expected)
+    assert.deepEqual(Array.from(folder.namedParameters().get(name)!.dataSync()), values, `model folder: ${name}`);
+  folder.dispose();
 });
 
 test("a run with initFrom starts from another run's checkpoint: its weights and tokenizer, a fresh stem, step 0", async () => {
