@@ -132,6 +132,9 @@ test('every checkpoint unreadable: training refuses, names the files, and leaves
   const cli = ape(['train', '--config', join(dir, 'config.json')]);
   assert.equal(cli.code, 1, cli.stderr);
   assert.match(cli.stderr, /none of the 2 checkpoints .* can be read/);
+  const badSteps = ape(['train', '--config', join(dir, 'config.json'), '--steps', '1.5']);
+  assert.equal(badSteps.code, 2);
+  assert.match(badSteps.stderr, /--steps must be a whole number, got '1.5'/);
   // --restart starts over, the old run renamed aside.
   const lines: string[] = [];
   const fresh = await runTraining(config, { progress: false, log: (l) => lines.push(l), restart: true });
