@@ -197,6 +197,9 @@ export function tinyConfig(textVocabSize = 4096): ApeConfig {
  * is a union that validateConfig checks. Settings that are null in the presets (`backbone.stem`)
  * are optional: configs written before they existed load without them (absent or null = off).
  */
+/** The settings of `backbone.stem` (ConvStemConfig). */
+const STEM_SETTINGS: readonly string[] = ['channels', 'extraConvs'] satisfies (keyof ConvStemConfig)[];
+
 export const APE_CONFIG_SHAPE = { nullable: ['neck', 'fusion'], freeForm: ['text.tokenizer'] } as const;
 
 export const APE_PRESETS: Record<ApePresetName, () => ApeConfig> = {
@@ -276,6 +279,14 @@ export function validateConfig(config: ApeConfig): void {
   }
   const stem = config.backbone.stem;
   if (stem) {
+    // The stem comes from a null preset setting, so no preset shape names its keys: a misspelt
+    // one would silently build the plain stem.
+    const unknown = Object.keys(stem).filter((k) => !STEM_SETTINGS.includes(k));
+    if (unknown.length > 0)
+      fail(
+        'backbone.stem',
+        `has unknown settings ${unknown.map((k) => `'${k}'`).join(', ')} (known: ${STEM_SETTINGS.join(', ')})`,
+      );
     if (
       !Array.isArray(stem.channels) ||
       stem.channels.length === 0 ||

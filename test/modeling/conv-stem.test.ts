@@ -289,6 +289,14 @@ test('stem settings that cannot work are named', () => {
     /backbone\.stem\.channels has 2 stride-2 stages \(stride 4\), which is not a pyramid stride \(8, 16, 32\)/,
   );
   assert.throws(
+    () =>
+      validateConfig({
+        ...config,
+        backbone: { ...config.backbone, stem: { channels: [4, 4, 4], extraConvz: 1 } as never },
+      }),
+    /backbone\.stem has unknown settings 'extraConvz' \(known: channels, extraConvs\)/,
+  );
+  assert.throws(
     () => validateConfig({ ...config, backbone: { ...config.backbone, stem: { channels: [4, 0, 4] } } }),
     /backbone\.stem\.channels must be a non-empty list of positive integers/,
   );

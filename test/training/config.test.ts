@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadTrainConfig, parseTrainConfig } from '../../src/training/config.js';
 import { loadPretrainConfig } from '../../src/training/pretrain/config.js';
+import { trainingModelConfig } from '../../src/training/model-factory.js';
+import { validateConfig } from '../../src/modeling/config.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const minimal = () => ({ output: 'run', datasets: [{ name: 'a', type: 'detection', annotations: 'x.json' }] });
@@ -70,15 +72,23 @@ test('config errors name the file and the field', () => {
   for (const [json, message] of bad) assert.throws(() => parseTrainConfig(json, '/c.json'), message);
 });
 
-test('every shipped config under configs/ parses', () => {
+test('every shipped config under configs/ and configs/ablations/ parses, model overrides included', () => {
   const dir = join(repo, 'configs');
-  const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
+  const files = [
+    ...readdirSync(dir).filter((f) => f.endsWith('.json')),
+    ...readdirSync(join(dir, 'ablations'))
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => join('ablations', f)),
+  ];
   assert.ok(files.includes('default-synth.json'));
+  assert.ok(files.includes(join('ablations', 'a5-pretrained.json')));
   for (const f of files) {
     // Pretraining configs (a `pretrain` section) are read by ape pretrain.
     const isPretrain = 'pretrain' in JSON.parse(readFileSync(join(dir, f), 'utf8'));
     const c = isPretrain ? loadPretrainConfig(join(dir, f)) : loadTrainConfig(join(dir, f));
     assert.ok(c.datasets.length > 0, f);
+    const model = trainingModelConfig(c.model.preset, c.model.overrides, c.imageSize, c.model.textVocabSize);
+    assert.doesNotThrow(() => validateConfig(model), f);
   }
   assert.ok(files.includes('pretrain-synth.json'));
 });
