@@ -191,15 +191,15 @@ export function tinyConfig(textVocabSize = 4096): ApeConfig {
   };
 }
 
+/** The settings of `backbone.stem` (ConvStemConfig). */
+const STEM_SETTINGS: readonly string[] = ['channels', 'extraConvs'] satisfies (keyof ConvStemConfig)[];
+
 /**
  * How a config read from outside (a model folder's config.json, a run's overrides) is checked
  * against a preset's shape (util/checked-merge): `neck` and `fusion` may be null; the tokenizer
  * is a union that validateConfig checks. Settings that are null in the presets (`backbone.stem`)
  * are optional: configs written before they existed load without them (absent or null = off).
  */
-/** The settings of `backbone.stem` (ConvStemConfig). */
-const STEM_SETTINGS: readonly string[] = ['channels', 'extraConvs'] satisfies (keyof ConvStemConfig)[];
-
 export const APE_CONFIG_SHAPE = { nullable: ['neck', 'fusion'], freeForm: ['text.tokenizer'] } as const;
 
 export const APE_PRESETS: Record<ApePresetName, () => ApeConfig> = {

@@ -217,11 +217,6 @@ const squaredDifference: Mapper = (c) => {
 };
 
 /**
- * The project's multi-scale deformable attention kernel as GridSample per level: each level's value
- * map [B*heads, dHead, H_l, W_l] sampled at its points (grid = 2 * location - 1 is align_corners=0
- * with zero padding, the kernel's pixel = location * size - 0.5), weighted and summed.
- */
-/**
  * TF's bilinear resize (NHWC) as ONNX Resize (NCHW): TF's half-pixel centres are ONNX's
  * 'half_pixel' transform, align-corners its 'align_corners', neither its 'asymmetric'. Both
  * clamp samples past the edge to the edge pixel, as TF does. roi and scales are empty
@@ -244,6 +239,11 @@ function resizeBilinear(c: KernelContext): void {
   b.transpose(y, [0, 2, 3, 1], c.outputs[0]);
 }
 
+/**
+ * The project's multi-scale deformable attention kernel as GridSample per level: each level's value
+ * map [B*heads, dHead, H_l, W_l] sampled at its points (grid = 2 * location - 1 is align_corners=0
+ * with zero padding, the kernel's pixel = location * size - 0.5), weighted and summed.
+ */
 function msDeformAttn(c: KernelContext): void {
   const { b } = c;
   const [batch, , heads, dHead] = c.value(c.kernel.inputs[0]!.value).shape as [number, number, number, number];
