@@ -89,8 +89,10 @@ export async function run(argv: string[]): Promise<BenchResult> {
     const h = maps.backbone!.length;
     const w = maps.backbone![0]!.length;
     const stride = image.height / h;
+    /** Row (or column) of a grid of `cells` over `extent` pixels that holds pixel p. */
+    const cellOf = (p: number, cells: number, extent: number) => Math.floor((p * cells) / extent);
     const at = (map: number[][][], py: number, px: number) =>
-      map[Math.floor((py * map.length) / image.height)]![Math.floor((px * map[0]!.length) / image.width)]!;
+      map[cellOf(py, map.length, image.height)]![cellOf(px, map[0]!.length, image.width)]!;
     for (let y = 0; y < h; y++) {
       for (let x = 0; x < w; x++) {
         const py = Math.floor((y + 0.5) * stride);
@@ -112,9 +114,7 @@ export async function run(argv: string[]): Promise<BenchResult> {
             backbone: Float32Array.from(maps.backbone![y]![x]!),
             memory: Float32Array.from(at(maps.memory!, py, px)),
             pixels: Float32Array.from(at(maps.pixels!, py, px)),
-            classifier: Float32Array.from(
-              logits[Math.floor((py * lh) / image.height) * lw + Math.floor((px * lw) / image.width)]!,
-            ),
+            classifier: Float32Array.from(logits[cellOf(py, lh, image.height) * lw + cellOf(px, lw, image.width)]!),
           },
         });
       }

@@ -27,7 +27,7 @@ export const command: Command = {
   usage,
   async run(argv: string[]): Promise<number> {
     const [what, ...rest] = argv;
-    if (what !== 'compact' && what !== 'half')
+    if (what === undefined || !(ACTIONS as readonly string[]).includes(what))
       throw new UsageError(
         what === undefined
           ? `which action? ${ACTIONS.join(' or ')}`

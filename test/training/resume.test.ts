@@ -15,6 +15,18 @@ before(async () => {
 const paramsOf = (t: Trainer) =>
   new Map([...t.network.namedParameters()].map(([k, v]) => [k, Array.from(v.dataSync())]));
 
+/** Asserts that the run's model folder holds exactly `params`. */
+async function assertModelFolderHolds(
+  config: ReturnType<typeof tinyConfig>,
+  params: Map<string, number[]>,
+  label: string,
+) {
+  const folder = await loadModel(Trainer.modelDir(config));
+  for (const [name, values] of params)
+    assert.deepEqual(Array.from(folder.namedParameters().get(name)!.dataSync()), values, `${label}: ${name}`);
+  folder.dispose();
+}
+
 test('resuming from a checkpoint continues exactly like an uninterrupted run; a run asked for no step writes its model folder again', async () => {
   const dir = await makeSynthDir(6);
   const config = tinyConfig(dir);
@@ -42,10 +54,7 @@ test('resuming from a checkpoint continues exactly like an uninterrupted run; a 
   const zero = await runTraining(config, { ...quiet, maxSteps: 0 });
   assert.equal(zero.step, 2);
   zero.dispose();
-  const folderAtTwo = await loadModel(Trainer.modelDir(config));
-  for (const [name, values] of atTwo)
-    assert.deepEqual(Array.from(folderAtTwo.namedParameters().get(name)!.dataSync()), values, `step 2: ${name}`);
-  folderAtTwo.dispose();
+  await assertModelFolderHolds(config, atTwo, 'step 2');
   assert.deepEqual(
     listCheckpoints(Trainer.checkpointDir(config)).map((c) => c.step),
     [2],
@@ -68,10 +77,7 @@ test('resuming from a checkpoint continues exactly like an uninterrupted run; a 
   assert.equal(third.step, 4);
   third.dispose();
   assert.match(lines.join('\n'), /nothing to do: the run is at step 4 of 4; its weights are written again to .*model/);
-  const folder = await loadModel(Trainer.modelDir(config));
-  for (const [name, values] of expected)
-    assert.deepEqual(Array.from(folder.namedParameters().get(name)!.dataSync()), values, `model folder: ${name}`);
-  folder.dispose();
+  await assertModelFolderHolds(config, expected, 'model folder');
 });
 
 test("a run with initFrom starts from another run's checkpoint: its weights and tokenizer, a fresh stem, step 0", async () => {
